@@ -1,0 +1,205 @@
+//! Wire types of Warren's native API (`/v1`). The OpenAPI document served at
+//! `/v1/openapi.json` is generated from these definitions.
+//!
+//! Conventions: JSON bodies, snake_case fields, unknown request fields are
+//! rejected, timestamps are RFC 3339 strings, sizes are in MiB or bytes as the
+//! field name says. Errors are always [`ApiError`].
+//!
+//! Streaming responses (`exec`, template builds) are newline-delimited JSON
+//! (`application/x-ndjson`): one event object per line, the last line is the
+//! terminal event (`exit`, `done` or `error`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Every error the API returns.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ApiError {
+    /// Stable snake_case code, e.g. `not_found`, `invalid_argument`.
+    pub code: String,
+    /// What went wrong and what to do, for people.
+    pub message: String,
+}
+
+/// `POST /v1/sandboxes`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandboxRequest {
+    /// Template name; default `base`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// CPU cores; default 1.
+    #[serde(default)]
+    pub cpus: Option<u32>,
+    /// Memory limit in MiB; default 512.
+    #[serde(default)]
+    pub memory_mb: Option<u32>,
+    /// Seconds until the sandbox is killed; default 300, at most 86400.
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    /// Environment for every process started in the sandbox.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Free-form labels, filterable in listings.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A sandbox as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Sandbox {
+    pub id: String,
+    pub template: String,
+    /// `creating`, `running`, `pausing`, `paused`, `resuming`, `killed` or `failed`.
+    pub state: String,
+    pub cpus: u32,
+    pub memory_mb: u32,
+    pub metadata: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339: when the sandbox will be killed unless extended.
+    pub expires_at: String,
+}
+
+/// `GET /v1/sandboxes`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SandboxList {
+    pub sandboxes: Vec<Sandbox>,
+}
+
+/// `POST /v1/sandboxes/{id}/timeout`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetTimeoutRequest {
+    /// Seconds from now until the sandbox is killed; at most 86400.
+    pub timeout_s: u64,
+}
+
+/// `POST /v1/sandboxes/{id}/exec`: runs `cmd[0]` with arguments `cmd[1..]`
+/// directly (no shell unless the caller asks for one, e.g. `["bash", "-lc", "..."]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory; default the user's home.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// User to run as; default `user` (falls back to `root` if the template has no `user`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Bytes written to the process's stdin, which is then closed. Without
+    /// it, stdin is closed at once.
+    #[serde(default)]
+    pub stdin: Option<String>,
+}
+
+/// One line of the `exec` response stream.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExecEvent {
+    /// The process started.
+    Start { pid: u32 },
+    /// Output on stdout, base64-encoded.
+    Stdout { data: String },
+    /// Output on stderr, base64-encoded.
+    Stderr { data: String },
+    /// The process ended. `exit_code` is -1 if it was killed by a signal
+    /// (`signal` then names it) or could not be started (`error` says why).
+    Exit {
+        exit_code: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// Response of `PUT /v1/sandboxes/{id}/files?path=`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct FileWritten {
+    pub path: String,
+    pub size: u64,
+}
+
+/// Control messages a client sends as WebSocket text frames on
+/// `GET /v1/sandboxes/{id}/pty`. Binary frames carry keyboard input.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PtyClientMessage {
+    Resize { cols: u16, rows: u16 },
+}
+
+/// Messages the server sends as WebSocket text frames on the PTY socket.
+/// Binary frames carry terminal output.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PtyServerMessage {
+    Exit { exit_code: i32 },
+}
+
+/// A template as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Template {
+    pub name: String,
+    /// `ready`, `building` or `failed`.
+    pub status: String,
+    pub size_bytes: u64,
+    /// RFC 3339, if built.
+    #[serde(default)]
+    pub built_at: Option<String>,
+}
+
+/// `GET /v1/templates`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TemplateList {
+    pub templates: Vec<Template>,
+}
+
+/// One line of the `POST /v1/templates/{name}/build` response stream.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BuildEvent {
+    /// A line of build output.
+    Log { line: String },
+    /// The build finished.
+    Done { template: Template },
+    /// The build failed.
+    Error { message: String },
+}
+
+/// `GET /v1/health` (no key needed).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    /// The sandbox runtime in use, e.g. `gvisor`.
+    pub runtime: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_rejects_unknown_fields() {
+        let err = serde_json::from_str::<CreateSandboxRequest>(r#"{"templat":"base"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `templat`"), "{err}");
+    }
+
+    #[test]
+    fn exec_events_are_tagged() {
+        let line = serde_json::to_string(&ExecEvent::Exit {
+            exit_code: 3,
+            signal: None,
+            error: None,
+        })
+        .unwrap();
+        assert_eq!(line, r#"{"type":"exit","exit_code":3}"#);
+    }
+}

@@ -1,0 +1,87 @@
+//! The error vocabulary. Every layer reports failures as a [`WarrenError`]
+//! whose [`ErrorKind`] decides the wire status; the message is for people.
+
+use std::fmt;
+
+/// What kind of failure this is; decides the HTTP status and wire code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request is malformed or a value is out of range (400).
+    InvalidArgument,
+    /// No valid credentials (401).
+    Unauthenticated,
+    /// Valid credentials without the needed right (403).
+    PermissionDenied,
+    /// The object does not exist, or the caller may not know it does (404).
+    NotFound,
+    /// The object already exists (409).
+    AlreadyExists,
+    /// The object is in a state that forbids the operation (409).
+    FailedPrecondition,
+    /// The request body is larger than allowed (413).
+    PayloadTooLarge,
+    /// A quota or limit would be exceeded (429).
+    ResourceExhausted,
+    /// A dependency (runtime, agent, store) is not available right now (503).
+    Unavailable,
+    /// The operation did not finish in time (504).
+    DeadlineExceeded,
+    /// A bug or an unexpected host failure (500); details go to the log only.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The stable snake_case code used on the wire.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid_argument",
+            Self::Unauthenticated => "unauthenticated",
+            Self::PermissionDenied => "permission_denied",
+            Self::NotFound => "not_found",
+            Self::AlreadyExists => "already_exists",
+            Self::FailedPrecondition => "failed_precondition",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::ResourceExhausted => "resource_exhausted",
+            Self::Unavailable => "unavailable",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// A failure with a kind and a message a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct WarrenError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl fmt::Display for WarrenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl WarrenError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+    pub fn precondition(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::FailedPrecondition, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+}

@@ -1,0 +1,18 @@
+//! Warren's domain model. Pure data and rules: no I/O, no async.
+//!
+//! - [`id`]: fixed-length identifiers (runsc prefix-matches container ids, so
+//!   every id of one kind has the same length).
+//! - [`state`]: the one sandbox state machine; every transition goes through it.
+//! - [`spec`]: what a sandbox is asked to be (template, limits, env, lifetimes).
+//! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
+//!   once, in the server.
+
+pub mod error;
+pub mod id;
+pub mod spec;
+pub mod state;
+
+pub use error::{ErrorKind, WarrenError};
+pub use id::{KeyId, SandboxId};
+pub use spec::{Limits, SandboxSpec};
+pub use state::{SandboxState, Transition};

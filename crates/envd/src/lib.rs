@@ -1,0 +1,1 @@
+//! envd protocol. To be written.

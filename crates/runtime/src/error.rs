@@ -1,0 +1,47 @@
+use std::io;
+
+use warren_core::{ErrorKind, WarrenError};
+
+/// Why a runtime operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The backend cannot run on this host (e.g. `runsc` missing).
+    #[error("runtime unavailable: {0}")]
+    Unavailable(String),
+    /// No such sandbox in this runtime.
+    #[error("sandbox {0} is not known to the runtime")]
+    NotFound(String),
+    /// A command the backend runs failed.
+    #[error("{op} failed: {detail}")]
+    Command { op: String, detail: String },
+    /// The network could not be set up or torn down.
+    #[error("network setup failed")]
+    Network(#[from] warren_net::NetError),
+    /// A host I/O operation failed.
+    #[error("{op} failed")]
+    Io {
+        op: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl From<RuntimeError> for WarrenError {
+    fn from(e: RuntimeError) -> Self {
+        let kind = match &e {
+            RuntimeError::Unavailable(_) => ErrorKind::Unavailable,
+            RuntimeError::NotFound(_) => ErrorKind::NotFound,
+            _ => ErrorKind::Internal,
+        };
+        // Keep the whole chain in the message: runtime failures are rare and
+        // the operator needs the detail.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        WarrenError::new(kind, msg)
+    }
+}

@@ -1,0 +1,1 @@
+//! gVisor backend (runsc). To be written.

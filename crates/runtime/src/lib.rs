@@ -1,0 +1,98 @@
+//! The sandbox runtime: one trait, [`Runtime`], and its backends.
+//!
+//! A runtime turns a [`RuntimeSpec`] into a running, isolated instance whose
+//! agent the daemon reaches at [`Instance::agent_addr`]. Runtimes know nothing
+//! of the store, of users or of the API; the service layer drives them.
+//!
+//! Invariants every backend keeps:
+//! - `destroy` is idempotent and leaks nothing (processes, mounts, network
+//!   namespaces, veths, cgroups, files) even after a partial `create`.
+//! - `list_live` finds every instance this runtime (with the same state
+//!   directory) started, so a restarted daemon can re-attach to them.
+//! - Instances of two runtimes with different state directories never see
+//!   each other.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use warren_core::{Limits, SandboxId};
+
+pub mod gvisor;
+
+mod error;
+pub use error::RuntimeError;
+
+/// What a runtime needs to start one sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeSpec {
+    /// Also the runtime's container id (fixed length).
+    pub id: SandboxId,
+    /// The template's root filesystem, shared read-only by every sandbox of
+    /// that template; writes go to a per-sandbox overlay.
+    pub rootfs: PathBuf,
+    pub limits: Limits,
+    /// Network slot: a small integer, unique among live sandboxes, from which
+    /// the sandbox's addresses are derived. Allocated by the store.
+    pub net_slot: u32,
+    /// Host path of the static `warren-agent` binary, mounted read-only.
+    pub agent_binary: PathBuf,
+}
+
+/// A live sandbox as the runtime knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: SandboxId,
+    /// Where the agent (envd protocol) listens, reachable from the host.
+    pub agent_addr: SocketAddr,
+}
+
+/// Resource usage of a live sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub cpu_usage_ns: u64,
+    pub memory_bytes: u64,
+    pub pids: u64,
+}
+
+/// A sandbox runtime backend.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Short name, e.g. `gvisor`.
+    fn name(&self) -> &'static str;
+
+    /// Prepares everything for `spec` (bundle, overlay, network) without
+    /// starting it.
+    async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError>;
+
+    /// Starts a created sandbox; returns once its processes run (the caller
+    /// waits for the agent).
+    async fn start(&self, id: &SandboxId) -> Result<Instance, RuntimeError>;
+
+    /// Writes the sandbox's full state (memory, processes, root filesystem
+    /// writes) into the empty directory `dest`. Without `leave_running` the
+    /// sandbox is gone afterwards (its resources are released by `destroy`).
+    async fn checkpoint(
+        &self,
+        id: &SandboxId,
+        dest: &Path,
+        leave_running: bool,
+    ) -> Result<(), RuntimeError>;
+
+    /// Starts a new instance for `spec` from a checkpoint directory.
+    async fn restore(&self, snapshot: &Path, spec: &RuntimeSpec)
+    -> Result<Instance, RuntimeError>;
+
+    /// Stops the sandbox's processes (SIGKILL to the whole sandbox).
+    async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Removes every trace of the sandbox. Idempotent.
+    async fn destroy(&self, id: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Current resource usage.
+    async fn stats(&self, id: &SandboxId) -> Result<Stats, RuntimeError>;
+
+    /// Every live instance this runtime started, for re-attaching after a
+    /// daemon restart.
+    async fn list_live(&self) -> Result<Vec<Instance>, RuntimeError>;
+}

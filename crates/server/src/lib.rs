@@ -1,0 +1,1 @@
+//! The daemon's services and HTTP routers. To be written.

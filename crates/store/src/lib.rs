@@ -1,0 +1,103 @@
+//! Durable state behind one trait, [`Store`]. SQLite (WAL) in the data
+//! directory is the default; every write is committed before the call
+//! returns, so an acknowledged state change survives a crash.
+//!
+//! Invariants:
+//! - Sandbox state changes are compare-and-set ([`Store::transition`]): two
+//!   racing callers cannot both move a sandbox out of the same state.
+//! - A network slot is held by at most one non-terminal sandbox.
+//! - API keys are stored only as a keyed hash; the secret never is.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use warren_core::{KeyId, Limits, SandboxId, SandboxState};
+
+mod error;
+pub use error::StoreError;
+
+/// One sandbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRecord {
+    pub id: SandboxId,
+    pub template: String,
+    pub state: SandboxState,
+    pub limits: Limits,
+    pub env: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Network slot, unique among non-terminal sandboxes.
+    pub net_slot: u32,
+    /// The key that created it.
+    pub created_by: KeyId,
+    pub created_at: OffsetDateTime,
+    /// When the sandbox is killed unless extended.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A new sandbox; the store assigns its network slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSandbox {
+    pub id: SandboxId,
+    pub template: String,
+    pub limits: Limits,
+    pub env: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_by: KeyId,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Which sandboxes to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxFilter {
+    /// Only these states; empty means every non-terminal state.
+    pub states: Vec<SandboxState>,
+    /// Every pair must match exactly.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One API key row (the secret itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub name: String,
+    /// HMAC-SHA256(pepper, secret).
+    pub hash: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a sandbox in state `creating`, assigning the lowest free
+    /// network slot in the same transaction.
+    async fn create_sandbox(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError>;
+
+    async fn get_sandbox(&self, id: &SandboxId) -> Result<Option<SandboxRecord>, StoreError>;
+
+    async fn list_sandboxes(&self, filter: &SandboxFilter)
+    -> Result<Vec<SandboxRecord>, StoreError>;
+
+    /// Moves `id` from `from` to `to` if it is still in `from`; returns the
+    /// updated record, or `StoreError::Conflict` with the actual state.
+    async fn transition(
+        &self,
+        id: &SandboxId,
+        from: SandboxState,
+        to: SandboxState,
+    ) -> Result<SandboxRecord, StoreError>;
+
+    async fn set_expiry(
+        &self,
+        id: &SandboxId,
+        expires_at: OffsetDateTime,
+    ) -> Result<SandboxRecord, StoreError>;
+
+    /// Non-terminal sandboxes whose expiry is at or before `now`.
+    async fn expired_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError>;
+
+    async fn insert_key(&self, key: KeyRecord) -> Result<(), StoreError>;
+    async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    async fn revoke_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<(), StoreError>;
+}

@@ -1,0 +1,1 @@
+//! Templates. To be written.
