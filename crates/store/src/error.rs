@@ -6,18 +6,44 @@ pub enum StoreError {
     /// The row does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// A row with this id exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
     /// A compare-and-set lost: the sandbox is in `actual`, not the expected state.
     #[error("sandbox is {actual}, not {expected}")]
     Conflict {
         expected: SandboxState,
         actual: SandboxState,
     },
+    /// The state machine in warren-core has no transition from `from` to `to`.
+    #[error("a sandbox cannot go from {from} to {to}")]
+    IllegalTransition {
+        from: SandboxState,
+        to: SandboxState,
+    },
+    /// Only killed or failed sandboxes may be deleted.
+    #[error("sandbox is {0}: kill it before deleting it")]
+    NotTerminal(SandboxState),
     /// Every network slot is in use.
     #[error("no free network slot: too many live sandboxes")]
     SlotsExhausted,
     /// A stored value could not be decoded (corruption or a newer schema).
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    /// A value could not be encoded for storage.
+    #[error("cannot encode {what} for storage")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The database file could not be opened or created.
+    #[error("cannot open database {}: check that the directory exists and is writable", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
     /// The database failed.
     #[error("database error")]
     Database(#[from] sqlx::Error),
@@ -28,20 +54,22 @@ pub enum StoreError {
 
 impl From<StoreError> for WarrenError {
     fn from(e: StoreError) -> Self {
-        match &e {
-            StoreError::NotFound(_) => WarrenError::new(ErrorKind::NotFound, e.to_string()),
-            StoreError::Conflict { .. } => {
-                WarrenError::new(ErrorKind::FailedPrecondition, e.to_string())
-            }
-            StoreError::SlotsExhausted => {
-                WarrenError::new(ErrorKind::ResourceExhausted, e.to_string())
-            }
+        let kind = match &e {
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            StoreError::Conflict { .. }
+            | StoreError::IllegalTransition { .. }
+            | StoreError::NotTerminal(_) => ErrorKind::FailedPrecondition,
+            StoreError::SlotsExhausted => ErrorKind::ResourceExhausted,
+            // Every connection is busy: the caller may retry later.
+            StoreError::Database(sqlx::Error::PoolTimedOut) => ErrorKind::Unavailable,
             _ => {
                 let detail = std::error::Error::source(&e)
                     .map(|s| format!(": {s}"))
                     .unwrap_or_default();
-                WarrenError::internal(format!("{e}{detail}"))
+                return WarrenError::internal(format!("{e}{detail}"));
             }
-        }
+        };
+        WarrenError::new(kind, e.to_string())
     }
 }

@@ -1,12 +1,19 @@
 //! Durable state behind one trait, [`Store`]. SQLite (WAL) in the data
-//! directory is the default; every write is committed before the call
-//! returns, so an acknowledged state change survives a crash.
+//! directory is the default ([`SqliteStore`]); every write is committed
+//! before the call returns, so an acknowledged state change survives a crash.
 //!
 //! Invariants:
 //! - Sandbox state changes are compare-and-set ([`Store::transition`]): two
-//!   racing callers cannot both move a sandbox out of the same state.
-//! - A network slot is held by at most one non-terminal sandbox.
+//!   racing callers cannot both move a sandbox out of the same state, and
+//!   only transitions the warren-core state machine allows are accepted.
+//! - A network slot is held by at most one non-terminal sandbox; killed and
+//!   failed sandboxes keep their last slot in the record but no longer hold it.
 //! - API keys are stored only as a keyed hash; the secret never is.
+//! - Times are kept with millisecond precision: a record read back carries
+//!   the stored (truncated) times, and so does the record a write returns.
+//!
+//! Each backend has its own migrations (`migrations/sqlite/`; a PostgreSQL
+//! backend gets `migrations/postgres/`), applied when the store is opened.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +22,10 @@ use time::OffsetDateTime;
 use warren_core::{KeyId, Limits, SandboxId, SandboxState};
 
 mod error;
+mod sqlite;
+
 pub use error::StoreError;
+pub use sqlite::{SqliteConfig, SqliteStore};
 
 /// One sandbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +41,9 @@ pub struct SandboxRecord {
     /// The key that created it.
     pub created_by: KeyId,
     pub created_at: OffsetDateTime,
+    /// When the sandbox entered its current state (for a killed or failed
+    /// sandbox: when it ended).
+    pub state_changed_at: OffsetDateTime,
     /// When the sandbox is killed unless extended.
     pub expires_at: OffsetDateTime,
 }
@@ -70,16 +83,22 @@ pub struct KeyRecord {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a sandbox in state `creating`, assigning the lowest free
-    /// network slot in the same transaction.
+    /// network slot in the same transaction. `AlreadyExists` if the id is
+    /// taken (even by a killed sandbox), `SlotsExhausted` if no slot is free.
     async fn create_sandbox(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError>;
 
     async fn get_sandbox(&self, id: &SandboxId) -> Result<Option<SandboxRecord>, StoreError>;
 
-    async fn list_sandboxes(&self, filter: &SandboxFilter)
-    -> Result<Vec<SandboxRecord>, StoreError>;
+    /// Sandboxes matching `filter`, oldest first.
+    async fn list_sandboxes(
+        &self,
+        filter: &SandboxFilter,
+    ) -> Result<Vec<SandboxRecord>, StoreError>;
 
     /// Moves `id` from `from` to `to` if it is still in `from`; returns the
-    /// updated record, or `StoreError::Conflict` with the actual state.
+    /// updated record, `StoreError::Conflict` with the actual state,
+    /// `NotFound`, or `IllegalTransition` if warren-core's state machine has
+    /// no step from `from` to `to`. Moving to killed or failed frees the slot.
     async fn transition(
         &self,
         id: &SandboxId,
@@ -93,11 +112,24 @@ pub trait Store: Send + Sync + 'static {
         expires_at: OffsetDateTime,
     ) -> Result<SandboxRecord, StoreError>;
 
-    /// Non-terminal sandboxes whose expiry is at or before `now`.
+    /// Non-terminal sandboxes whose expiry is at or before `now`, soonest
+    /// expiry first.
     async fn expired_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError>;
 
+    /// Deletes a killed or failed sandbox's row; `NotTerminal` for any other
+    /// state, `NotFound` if there is no such row.
+    async fn delete_sandbox(&self, id: &SandboxId) -> Result<(), StoreError>;
+
+    /// Deletes every killed or failed sandbox that ended at or before
+    /// `ended_before`; returns how many rows went.
+    async fn purge_sandboxes(&self, ended_before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// `AlreadyExists` if the id is taken.
     async fn insert_key(&self, key: KeyRecord) -> Result<(), StoreError>;
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    /// Every key, revoked ones included, oldest first.
     async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Marks the key revoked at `at`; revoking again keeps the first time.
+    /// `NotFound` for an unknown id.
     async fn revoke_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<(), StoreError>;
 }

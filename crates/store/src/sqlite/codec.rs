@@ -1,0 +1,157 @@
+//! Conversions between domain values and SQLite columns.
+//!
+//! Times are integer unix milliseconds (UTC); env and metadata are JSON
+//! objects of strings; ids and states are their canonical strings. Every
+//! decode failure becomes [`StoreError::Corrupt`] naming the table, the row
+//! and the column, never a panic.
+
+use std::collections::BTreeMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Decode, Row, Sqlite, Type};
+use time::OffsetDateTime;
+use warren_core::{KeyId, Limits, SandboxId, SandboxState};
+
+use crate::{KeyRecord, SandboxRecord, StoreError};
+
+pub(super) const SANDBOXES: &str = "sandboxes";
+pub(super) const API_KEYS: &str = "api_keys";
+
+/// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
+/// far inside the range of `i64` milliseconds, so the cast cannot truncate.
+pub(super) fn to_millis(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp_nanos().div_euclid(1_000_000) as i64
+}
+
+/// A JSON object of strings, for the `env` and `metadata` columns.
+pub(super) fn encode_map(
+    what: &'static str,
+    map: &BTreeMap<String, String>,
+) -> Result<String, StoreError> {
+    serde_json::to_string(map).map_err(|source| StoreError::Encode { what, source })
+}
+
+/// Reads one row of one table, reporting failures against that row.
+struct RowReader<'r> {
+    row: &'r SqliteRow,
+    table: &'static str,
+    /// Names the row in error messages once its id is known.
+    id: String,
+}
+
+impl<'r> RowReader<'r> {
+    fn new(row: &'r SqliteRow, table: &'static str) -> Self {
+        Self {
+            row,
+            table,
+            id: "?".to_owned(),
+        }
+    }
+
+    fn corrupt(&self, column: &str, detail: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            table: self.table,
+            detail: format!("row {}, column {column}: {detail}", self.id),
+        }
+    }
+
+    fn get<T>(&self, column: &str) -> Result<T, StoreError>
+    where
+        T: Decode<'r, Sqlite> + Type<Sqlite>,
+    {
+        self.row
+            .try_get::<T, _>(column)
+            .map_err(|e| self.corrupt(column, e))
+    }
+
+    fn parse<T>(&self, column: &str) -> Result<T, StoreError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text: String = self.get(column)?;
+        text.parse().map_err(|e| self.corrupt(column, e))
+    }
+
+    fn u32(&self, column: &str) -> Result<u32, StoreError> {
+        let n: i64 = self.get(column)?;
+        u32::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is out of range")))
+    }
+
+    fn time(&self, column: &str) -> Result<OffsetDateTime, StoreError> {
+        let ms: i64 = self.get(column)?;
+        self.millis(column, ms)
+    }
+
+    fn optional_time(&self, column: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+        let ms: Option<i64> = self.get(column)?;
+        ms.map(|ms| self.millis(column, ms)).transpose()
+    }
+
+    fn millis(&self, column: &str, ms: i64) -> Result<OffsetDateTime, StoreError> {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .map_err(|e| self.corrupt(column, format!("{ms} ms: {e}")))
+    }
+
+    fn map(&self, column: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let text: String = self.get(column)?;
+        serde_json::from_str(&text).map_err(|e| self.corrupt(column, e))
+    }
+}
+
+pub(super) fn sandbox_from_row(row: &SqliteRow) -> Result<SandboxRecord, StoreError> {
+    let mut r = RowReader::new(row, SANDBOXES);
+    let id: SandboxId = r.parse("id")?;
+    r.id = id.to_string();
+    Ok(SandboxRecord {
+        template: r.get("template")?,
+        state: r.parse("state")?,
+        limits: Limits {
+            cpus: r.u32("cpus")?,
+            memory_mb: r.u32("memory_mb")?,
+            pids: r.u32("pids")?,
+        },
+        env: r.map("env")?,
+        metadata: r.map("metadata")?,
+        net_slot: r.u32("net_slot")?,
+        created_by: r.parse("created_by")?,
+        created_at: r.time("created_at")?,
+        state_changed_at: r.time("state_changed_at")?,
+        expires_at: r.time("expires_at")?,
+        id,
+    })
+}
+
+pub(super) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
+    let mut r = RowReader::new(row, API_KEYS);
+    let id: KeyId = r.parse("id")?;
+    r.id = id.to_string();
+    Ok(KeyRecord {
+        name: r.get("name")?,
+        hash: r.get("hash")?,
+        created_at: r.time("created_at")?,
+        revoked_at: r.optional_time("revoked_at")?,
+        id,
+    })
+}
+
+/// Decodes a state read on its own (e.g. after a lost compare-and-set).
+pub(super) fn parse_state(id: &SandboxId, text: &str) -> Result<SandboxState, StoreError> {
+    text.parse().map_err(|e| StoreError::Corrupt {
+        table: SANDBOXES,
+        detail: format!("row {id}, column state: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_round_down_before_the_epoch() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(-1).expect("valid time");
+        assert_eq!(to_millis(t), -1);
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_999_999).expect("valid time");
+        assert_eq!(to_millis(t), 1);
+    }
+}

@@ -1,0 +1,187 @@
+//! [`Store`] on one SQLite file: the embedded, single-node default.
+//!
+//! Connections:
+//! - one writer connection (a pool of exactly one): writers queue for it in
+//!   the pool instead of spinning on SQLite's busy handler, and every
+//!   read-then-write runs in a `BEGIN IMMEDIATE` transaction on it;
+//! - a few reader connections with `query_only` on, which in WAL mode read
+//!   the last committed state without blocking the writer.
+//!
+//! Durability: WAL journal with `synchronous=FULL`. In WAL mode `NORMAL`
+//! already keeps every committed transaction across a crash of the daemon
+//! process (the WAL is written before the commit returns; only the fsync is
+//! deferred), but an OS crash or power loss could roll back the last
+//! acknowledged transactions. `FULL` fsyncs the WAL at every commit, so an
+//! acknowledged state change also survives power loss. State changes happen
+//! at lifecycle pace (create, pause, kill), not per request, so one fsync
+//! per commit is cheap, and the state they record (a checkpoint written, a
+//! sandbox killed) must not be forgotten after a reboot.
+//!
+//! Migrations in `migrations/sqlite/` are embedded and applied at open; a
+//! database written by a newer Warren (an unknown migration) is refused.
+
+mod codec;
+mod keys;
+mod sandboxes;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use time::OffsetDateTime;
+use warren_core::{KeyId, SandboxId, SandboxState};
+
+use crate::{KeyRecord, NewSandbox, SandboxFilter, SandboxRecord, Store, StoreError};
+
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Tunables of a [`SqliteStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    /// Network slots are `0..max_net_slots`; creating a sandbox when all are
+    /// held fails with [`StoreError::SlotsExhausted`]. Set it to what the
+    /// network layer can address.
+    pub max_net_slots: u32,
+    /// Reader connections (at least one is used).
+    pub readers: u32,
+    /// How long a connection waits for a lock held by another process
+    /// before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            max_net_slots: 1024,
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The SQLite store. Cheap to clone: clones share the connections.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    max_net_slots: u32,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path` with the default
+    /// [`SqliteConfig`] and applies pending migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteConfig::default()).await
+    }
+
+    /// Opens (creating if missing) the database at `path` and applies
+    /// pending migrations.
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        config: SqliteConfig,
+    ) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let open_error = |source| StoreError::Open {
+            path: PathBuf::from(path),
+            source,
+        };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(config.busy_timeout);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(config.readers.max(1))
+            .connect_with(options.pragma("query_only", "ON"))
+            .await
+            .map_err(open_error)?;
+        Ok(Self {
+            writer,
+            reader,
+            max_net_slots: config.max_net_slots,
+        })
+    }
+
+    /// Closes every connection, waiting for queries in flight. Not needed
+    /// for durability (every commit is already on disk); it folds the WAL
+    /// back into the main file for a tidy shutdown.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_sandbox(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError> {
+        sandboxes::create(&self.writer, self.max_net_slots, new).await
+    }
+
+    async fn get_sandbox(&self, id: &SandboxId) -> Result<Option<SandboxRecord>, StoreError> {
+        sandboxes::get(&self.reader, id).await
+    }
+
+    async fn list_sandboxes(
+        &self,
+        filter: &SandboxFilter,
+    ) -> Result<Vec<SandboxRecord>, StoreError> {
+        sandboxes::list(&self.reader, filter).await
+    }
+
+    async fn transition(
+        &self,
+        id: &SandboxId,
+        from: SandboxState,
+        to: SandboxState,
+    ) -> Result<SandboxRecord, StoreError> {
+        sandboxes::transition(&self.writer, id, from, to).await
+    }
+
+    async fn set_expiry(
+        &self,
+        id: &SandboxId,
+        expires_at: OffsetDateTime,
+    ) -> Result<SandboxRecord, StoreError> {
+        sandboxes::set_expiry(&self.writer, id, expires_at).await
+    }
+
+    async fn expired_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError> {
+        sandboxes::expired(&self.reader, now).await
+    }
+
+    async fn delete_sandbox(&self, id: &SandboxId) -> Result<(), StoreError> {
+        sandboxes::delete(&self.writer, id).await
+    }
+
+    async fn purge_sandboxes(&self, ended_before: OffsetDateTime) -> Result<u64, StoreError> {
+        sandboxes::purge(&self.writer, ended_before).await
+    }
+
+    async fn insert_key(&self, key: KeyRecord) -> Result<(), StoreError> {
+        keys::insert(&self.writer, key).await
+    }
+
+    async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        keys::get(&self.reader, id).await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        keys::list(&self.reader).await
+    }
+
+    async fn revoke_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<(), StoreError> {
+        keys::revoke(&self.writer, id, at).await
+    }
+}

@@ -1,0 +1,298 @@
+//! Sandbox rows.
+//!
+//! Writes run on the single writer connection inside `BEGIN IMMEDIATE`
+//! transactions, so a read-then-write (slot allocation, compare-and-set
+//! reporting) holds SQLite's write lock from its first statement and cannot
+//! interleave with another writer, in this process or another one.
+//!
+//! "Live" below means not killed and not failed; the SQL spells it
+//! `state NOT IN ('killed', 'failed')`, the same expression as the partial
+//! unique index on `net_slot`, which is the last line of defence for slot
+//! uniqueness.
+
+use sqlx::SqlitePool;
+use time::OffsetDateTime;
+use warren_core::{SandboxId, SandboxState, Transition};
+
+use super::codec::{encode_map, parse_state, sandbox_from_row, to_millis};
+use crate::{NewSandbox, SandboxFilter, SandboxRecord, StoreError};
+
+/// The lowest slot no live sandbox holds: 0 if free, else the smallest
+/// held slot whose successor is free.
+const LOWEST_FREE_SLOT: &str = "
+    WITH live(slot) AS (
+        SELECT net_slot FROM sandboxes WHERE state NOT IN ('killed', 'failed')
+    )
+    SELECT CASE
+        WHEN NOT EXISTS (SELECT 1 FROM live WHERE slot = 0) THEN 0
+        ELSE (SELECT MIN(a.slot) + 1 FROM live a
+              WHERE NOT EXISTS (SELECT 1 FROM live b WHERE b.slot = a.slot + 1))
+    END";
+
+pub(super) async fn create(
+    writer: &SqlitePool,
+    max_net_slots: u32,
+    new: NewSandbox,
+) -> Result<SandboxRecord, StoreError> {
+    let env = encode_map("env", &new.env)?;
+    let metadata = encode_map("metadata", &new.metadata)?;
+    let now = to_millis(OffsetDateTime::now_utc());
+
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let taken = sqlx::query("SELECT 1 FROM sandboxes WHERE id = ?1")
+        .bind(new.id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if taken.is_some() {
+        return Err(StoreError::AlreadyExists(format!("sandbox {}", new.id)));
+    }
+    let slot: i64 = sqlx::query_scalar(LOWEST_FREE_SLOT)
+        .fetch_one(&mut *tx)
+        .await?;
+    if slot >= i64::from(max_net_slots) {
+        return Err(StoreError::SlotsExhausted);
+    }
+    let row = sqlx::query(
+        "INSERT INTO sandboxes (id, template, state, cpus, memory_mb, pids, env, metadata,
+                                net_slot, created_by, created_at, state_changed_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
+         RETURNING *",
+    )
+    .bind(new.id.as_str())
+    .bind(&new.template)
+    .bind(SandboxState::Creating.as_str())
+    .bind(i64::from(new.limits.cpus))
+    .bind(i64::from(new.limits.memory_mb))
+    .bind(i64::from(new.limits.pids))
+    .bind(env)
+    .bind(metadata)
+    .bind(slot)
+    .bind(new.created_by.as_str())
+    .bind(now)
+    .bind(to_millis(new.expires_at))
+    .fetch_one(&mut *tx)
+    .await?;
+    let record = sandbox_from_row(&row)?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+pub(super) async fn get(
+    reader: &SqlitePool,
+    id: &SandboxId,
+) -> Result<Option<SandboxRecord>, StoreError> {
+    sqlx::query("SELECT * FROM sandboxes WHERE id = ?1")
+        .bind(id.as_str())
+        .fetch_optional(reader)
+        .await?
+        .map(|row| sandbox_from_row(&row))
+        .transpose()
+}
+
+pub(super) async fn list(
+    reader: &SqlitePool,
+    filter: &SandboxFilter,
+) -> Result<Vec<SandboxRecord>, StoreError> {
+    let states: Vec<&str> = if filter.states.is_empty() {
+        SandboxState::ALL
+            .iter()
+            .filter(|s| !s.is_terminal())
+            .map(|s| s.as_str())
+            .collect()
+    } else {
+        filter.states.iter().map(|s| s.as_str()).collect()
+    };
+    let states = serde_json::to_string(&states).map_err(|source| StoreError::Encode {
+        what: "state filter",
+        source,
+    })?;
+    let rows = sqlx::query(
+        "SELECT * FROM sandboxes
+         WHERE state IN (SELECT value FROM json_each(?1))
+         ORDER BY created_at, rowid",
+    )
+    .bind(states)
+    .fetch_all(reader)
+    .await?;
+    // Metadata is matched after decoding: exact string equality on every
+    // pair, whatever characters the keys contain.
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let record = sandbox_from_row(row)?;
+        let matches = filter
+            .metadata
+            .iter()
+            .all(|(k, v)| record.metadata.get(k) == Some(v));
+        if matches {
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn transition(
+    writer: &SqlitePool,
+    id: &SandboxId,
+    from: SandboxState,
+    to: SandboxState,
+) -> Result<SandboxRecord, StoreError> {
+    if !allowed(from, to) {
+        return Err(StoreError::IllegalTransition { from, to });
+    }
+    let now = to_millis(OffsetDateTime::now_utc());
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let updated = sqlx::query(
+        "UPDATE sandboxes SET state = ?1, state_changed_at = ?2
+         WHERE id = ?3 AND state = ?4
+         RETURNING *",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(id.as_str())
+    .bind(from.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = updated {
+        let record = sandbox_from_row(&row)?;
+        tx.commit().await?;
+        return Ok(record);
+    }
+    let actual: Option<String> = sqlx::query_scalar("SELECT state FROM sandboxes WHERE id = ?1")
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    match actual {
+        None => Err(StoreError::NotFound(format!("sandbox {id}"))),
+        Some(actual) => Err(StoreError::Conflict {
+            expected: from,
+            actual: parse_state(id, &actual)?,
+        }),
+    }
+}
+
+/// Whether warren-core's state machine has a single step from `from` to
+/// `to`. Guarding here keeps killed and failed rows from ever coming back,
+/// which would break the slot invariant.
+fn allowed(from: SandboxState, to: SandboxState) -> bool {
+    all_transitions()
+        .into_iter()
+        .any(|t| from.apply(t).is_ok_and(|next| next == to))
+}
+
+fn all_transitions() -> [Transition; 7] {
+    use Transition as T;
+    // An exhaustive match, so a new variant in warren-core fails to compile
+    // here until it is added to the list below.
+    let _: fn(Transition) = |t| match t {
+        T::Started
+        | T::BeginPause
+        | T::Paused
+        | T::BeginResume
+        | T::Resumed
+        | T::Kill
+        | T::Fail => {}
+    };
+    [
+        T::Started,
+        T::BeginPause,
+        T::Paused,
+        T::BeginResume,
+        T::Resumed,
+        T::Kill,
+        T::Fail,
+    ]
+}
+
+pub(super) async fn set_expiry(
+    writer: &SqlitePool,
+    id: &SandboxId,
+    expires_at: OffsetDateTime,
+) -> Result<SandboxRecord, StoreError> {
+    let row = sqlx::query("UPDATE sandboxes SET expires_at = ?1 WHERE id = ?2 RETURNING *")
+        .bind(to_millis(expires_at))
+        .bind(id.as_str())
+        .fetch_optional(writer)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("sandbox {id}")))?;
+    sandbox_from_row(&row)
+}
+
+pub(super) async fn expired(
+    reader: &SqlitePool,
+    now: OffsetDateTime,
+) -> Result<Vec<SandboxId>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM sandboxes
+         WHERE state NOT IN ('killed', 'failed') AND expires_at <= ?1
+         ORDER BY expires_at, rowid",
+    )
+    .bind(to_millis(now))
+    .fetch_all(reader)
+    .await?;
+    ids.into_iter()
+        .map(|id| {
+            id.parse().map_err(|e| StoreError::Corrupt {
+                table: super::codec::SANDBOXES,
+                detail: format!("column id: {e}"),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn delete(writer: &SqlitePool, id: &SandboxId) -> Result<(), StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM sandboxes WHERE id = ?1")
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    let state = state.ok_or_else(|| StoreError::NotFound(format!("sandbox {id}")))?;
+    let state = parse_state(id, &state)?;
+    if !state.is_terminal() {
+        return Err(StoreError::NotTerminal(state));
+    }
+    sqlx::query("DELETE FROM sandboxes WHERE id = ?1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn purge(
+    writer: &SqlitePool,
+    ended_before: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM sandboxes
+         WHERE state IN ('killed', 'failed') AND state_changed_at <= ?1",
+    )
+    .bind(to_millis(ended_before))
+    .execute(writer)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SandboxState as S;
+
+    #[test]
+    fn dead_sandboxes_never_come_back() {
+        for to in [S::Creating, S::Running, S::Paused, S::Resuming, S::Pausing] {
+            assert!(!allowed(S::Killed, to), "killed -> {to}");
+            assert!(!allowed(S::Failed, to), "failed -> {to}");
+        }
+        assert!(allowed(S::Failed, S::Killed));
+    }
+
+    #[test]
+    fn lifecycle_steps_are_allowed() {
+        assert!(allowed(S::Creating, S::Running));
+        assert!(allowed(S::Running, S::Pausing));
+        assert!(allowed(S::Pausing, S::Paused));
+        assert!(allowed(S::Paused, S::Killed));
+        assert!(!allowed(S::Creating, S::Paused));
+        assert!(!allowed(S::Running, S::Running));
+    }
+}
