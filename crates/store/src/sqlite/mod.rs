@@ -88,6 +88,9 @@ impl SqliteStore {
             path: PathBuf::from(path),
             source,
         };
+        create_private(path)
+            .await
+            .map_err(|e| open_error(sqlx::Error::Io(e)))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -120,6 +123,23 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+/// Creates an empty database file readable by its owner only, unless it
+/// exists already: rows hold sandbox environments, which may carry secrets.
+/// SQLite gives the `-wal` and `-shm` files the same mode.
+async fn create_private(path: &Path) -> std::io::Result<()> {
+    match tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
