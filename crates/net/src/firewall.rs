@@ -1,0 +1,185 @@
+//! The nftables table of one runtime instance.
+//!
+//! Every runtime (one per state directory) owns exactly one `inet` table,
+//! named after a hash of its state directory, so several daemons and test
+//! runs on one host never touch each other's rules; we only ever create,
+//! replace or delete our own table, never list others. Rules (hooks run at
+//! priority `filter - 10`, before a distribution's own filter tables):
+//!
+//! - forward: drop sandbox → sandbox (any two `wv*` veths, also of other
+//!   runtimes), sandbox → link-local/cloud metadata (169.254.0.0/16) and any
+//!   IPv6 from a sandbox;
+//! - input: from a sandbox veth accept only replies to connections the host
+//!   opened (the daemon dials the agent), drop everything else — the host's
+//!   own services are unreachable;
+//! - postrouting: masquerade the pool towards the outside.
+//!
+//! Installation is one atomic `nft -f` transaction that replaces the table,
+//! so it is idempotent and safe while sandboxes run.
+
+use std::path::Path;
+
+use crate::cmd::{run_script, run_script_blocking};
+use crate::error::NetError;
+use crate::names::VETH_PREFIX;
+use crate::pool::AddressPool;
+
+/// One runtime instance's nftables table.
+#[derive(Debug, Clone)]
+pub struct Firewall {
+    table: String,
+    pool: AddressPool,
+}
+
+impl Firewall {
+    /// The table for the runtime whose state lives in `state_dir`.
+    pub fn new(state_dir: &Path, pool: AddressPool) -> Self {
+        Self {
+            table: format!(
+                "warren_{:016x}",
+                fnv1a(state_dir.as_os_str().as_encoded_bytes())
+            ),
+            pool,
+        }
+    }
+
+    /// The table's name (family `inet`).
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates or replaces the table.
+    pub async fn install(&self) -> Result<(), NetError> {
+        run_script(
+            "installing firewall rules",
+            "nft",
+            &["-f", "-"],
+            &self.ruleset(),
+        )
+        .await
+    }
+
+    /// [`Self::install`] for start-up code outside an async context.
+    pub fn install_blocking(&self) -> Result<(), NetError> {
+        run_script_blocking(
+            "installing firewall rules",
+            "nft",
+            &["-f", "-"],
+            &self.ruleset(),
+        )
+    }
+
+    /// Deletes the table; succeeds when it does not exist.
+    pub async fn remove(&self) -> Result<(), NetError> {
+        run_script(
+            "removing firewall rules",
+            "nft",
+            &["-f", "-"],
+            &self.removal(),
+        )
+        .await
+    }
+
+    /// [`Self::remove`] for `Drop` and shutdown code.
+    pub fn remove_blocking(&self) -> Result<(), NetError> {
+        run_script_blocking(
+            "removing firewall rules",
+            "nft",
+            &["-f", "-"],
+            &self.removal(),
+        )
+    }
+
+    fn removal(&self) -> String {
+        // Declaring an empty table first makes the delete succeed when the
+        // table is absent.
+        format!(
+            "table inet {t} {{}}\ndelete table inet {t}\n",
+            t = self.table
+        )
+    }
+
+    /// The nft script that (re)creates the table.
+    pub fn ruleset(&self) -> String {
+        let t = &self.table;
+        let pool = self.pool;
+        let sb = format!("\"{VETH_PREFIX}*\"");
+        format!(
+            "table inet {t} {{}}
+delete table inet {t}
+table inet {t} {{
+  chain forward {{
+    type filter hook forward priority filter - 10; policy accept;
+    iifname {sb} oifname {sb} drop
+    iifname {sb} ip daddr 169.254.0.0/16 drop
+    iifname {sb} meta nfproto ipv6 drop
+  }}
+  chain input {{
+    type filter hook input priority filter - 10; policy accept;
+    iifname {sb} ct state established,related accept
+    iifname {sb} drop
+  }}
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {pool} ip daddr != {pool} oifname != {sb} masquerade
+  }}
+}}
+"
+        )
+    }
+}
+
+/// Turns on IPv4 forwarding (host-wide; never turned off again, other
+/// software may rely on it).
+pub fn enable_ipv4_forwarding() -> Result<(), NetError> {
+    const PATH: &str = "/proc/sys/net/ipv4/ip_forward";
+    match std::fs::read_to_string(PATH) {
+        Ok(v) if v.trim() == "1" => Ok(()),
+        _ => std::fs::write(PATH, "1\n")
+            .map_err(|e| NetError::io("enabling IPv4 forwarding (is this running as root?)", e)),
+    }
+}
+
+/// 64-bit FNV-1a: stable across Rust versions, unlike `DefaultHasher`, so a
+/// newer daemon finds the table an older one made.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_differ_per_state_dir_and_are_stable() {
+        let pool = "10.77.0.0/16".parse().unwrap();
+        let a = Firewall::new(Path::new("/var/lib/warren/runtime"), pool);
+        let b = Firewall::new(Path::new("/tmp/test/runtime"), pool);
+        assert_ne!(a.table(), b.table());
+        assert_eq!(
+            a.table(),
+            Firewall::new(Path::new("/var/lib/warren/runtime"), pool).table()
+        );
+        assert!(a.table().len() < 64);
+    }
+
+    #[test]
+    fn ruleset_names_the_pool() {
+        let pool = "10.88.0.0/20".parse().unwrap();
+        let fw = Firewall::new(Path::new("/x"), pool);
+        let rules = fw.ruleset();
+        assert!(rules.contains("ip saddr 10.88.0.0/20 ip daddr != 10.88.0.0/20"));
+        assert!(rules.contains("169.254.0.0/16 drop"));
+    }
+
+    #[test]
+    fn root_ruleset_is_accepted_by_nft() {
+        // `nft -c` only checks the script against the kernel; nothing changes.
+        let fw = Firewall::new(Path::new("/x"), "10.88.0.0/20".parse().unwrap());
+        for script in [fw.ruleset(), fw.removal()] {
+            run_script_blocking("checking rules", "nft", &["-c", "-f", "-"], &script).unwrap();
+        }
+    }
+}

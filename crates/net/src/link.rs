@@ -1,0 +1,99 @@
+//! One sandbox's namespace and veth pair, driven by one `ip -batch` per
+//! operation.
+//!
+//! Recipe (see `docs/runtime.md`): the namespace and the veth are created
+//! once, at `create`; the sandbox end is born inside the namespace as `eth0`.
+//! runsc copies `eth0`'s address and routes into gVisor's netstack when it
+//! starts and removes them from the namespace's kernel, so
+//! [`configure_inside`] must run before every `runsc run` and `runsc restore`
+//! and never while the sandbox runs (the namespace's kernel would then answer
+//! for the sandbox's address and break host → sandbox traffic).
+
+use crate::cmd::run_script;
+use crate::error::NetError;
+use crate::names::{INNER_IFACE, SandboxNames};
+use crate::pool::{SLOT_PREFIX, SlotAddrs};
+
+/// Creates the namespace and the veth pair and addresses the host end.
+/// Leftovers of an earlier attempt with the same names are removed first.
+pub async fn create(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetError> {
+    if names.netns_exists() || names.host_veth_exists() {
+        remove(names).await?;
+    }
+    let SandboxNames { netns, host_veth } = names;
+    let script = format!(
+        "netns add {netns}\n\
+         link add {host_veth} type veth peer name {INNER_IFACE} netns {netns}\n\
+         addr add {host}/{SLOT_PREFIX} dev {host_veth}\n\
+         link set {host_veth} up\n",
+        host = addrs.host,
+    );
+    if let Err(e) = run_script(
+        "creating the sandbox network",
+        "ip",
+        &["-batch", "-"],
+        &script,
+    )
+    .await
+    {
+        // Leave nothing half-made behind; the original error matters more.
+        let _ = remove(names).await;
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// (Re)applies the sandbox end's address, links and default route inside the
+/// namespace. Call right before `runsc run`/`runsc restore`.
+pub async fn configure_inside(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetError> {
+    let script = format!(
+        "addr flush dev {INNER_IFACE}\n\
+         addr add {sandbox}/{SLOT_PREFIX} dev {INNER_IFACE}\n\
+         link set {INNER_IFACE} up\n\
+         link set lo up\n\
+         route replace default via {host} dev {INNER_IFACE}\n",
+        sandbox = addrs.sandbox,
+        host = addrs.host,
+    );
+    run_script(
+        "configuring the sandbox interface",
+        "ip",
+        &["-n", &names.netns, "-batch", "-"],
+        &script,
+    )
+    .await
+}
+
+/// Deletes the veth pair and the namespace. Idempotent: does nothing (and
+/// starts no process) when neither exists.
+pub async fn remove(names: &SandboxNames) -> Result<(), NetError> {
+    let mut script = String::new();
+    if names.host_veth_exists() {
+        script.push_str(&format!("link del {}\n", names.host_veth));
+    }
+    if names.netns_exists() {
+        script.push_str(&format!("netns del {}\n", names.netns));
+    }
+    if script.is_empty() {
+        return Ok(());
+    }
+    let result = run_script(
+        "removing the sandbox network",
+        "ip",
+        &["-force", "-batch", "-"],
+        &script,
+    )
+    .await;
+    // Judge by what is left, not by the exit status: a veth whose peer
+    // namespace was just released disappears on its own.
+    if names.host_veth_exists() || names.netns_exists() {
+        return Err(result.err().unwrap_or_else(|| NetError::Command {
+            op: "removing the sandbox network".into(),
+            detail: format!(
+                "{} or {} still exists after deletion",
+                names.host_veth, names.netns
+            ),
+        }));
+    }
+    Ok(())
+}
