@@ -1,1 +1,0 @@
-//! gVisor backend (runsc). To be written.
