@@ -1,1 +1,33 @@
-//! Templates. To be written.
+//! Templates: root filesystems that sandboxes start from.
+//!
+//! A [`TemplateStore`] keeps templates in one directory, which several
+//! daemons may share. Each template is `<dir>/<name>/rootfs/` plus
+//! `<dir>/<name>/template.json`; it is ready iff that file says so. Builds
+//! take a per-template `flock`, build into a temporary sibling directory and
+//! publish by rename, so two daemons never build the same template at once,
+//! the second one reuses the first one's result, and a crash never leaves a
+//! half-built template that looks ready (see [`store`] for the protocol).
+//!
+//! Root filesystems come from a [`Recipe`]: `base` (Debian via `mmdebstrap`,
+//! from the mirror the host's apt already uses) or `tiny` (the host's static
+//! busybox, for tests and tiny sandboxes).
+
+mod accounts;
+mod base;
+mod command;
+mod error;
+mod fsutil;
+mod lock;
+mod meta;
+mod progress;
+mod recipe;
+mod sources;
+pub mod store;
+mod tiny;
+
+pub use accounts::{Account, USER};
+pub use error::TemplateError;
+pub use meta::{Status, Template};
+pub use recipe::Recipe;
+pub use sources::debian_mirror;
+pub use store::TemplateStore;

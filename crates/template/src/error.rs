@@ -1,0 +1,97 @@
+//! The crate's one error type, and its mapping onto Warren's error vocabulary.
+
+use std::io;
+use std::path::PathBuf;
+
+use warren_core::{ErrorKind, WarrenError};
+
+/// Why a template operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The name breaks the template naming rules.
+    #[error("{0}")]
+    InvalidName(WarrenError),
+    /// No template of that name exists (or only leftovers of a crashed build).
+    #[error("template '{name}' not found; build it with `warren template build {name}`")]
+    NotFound { name: String },
+    /// The template exists but cannot be used yet (building) or at all (failed).
+    #[error("template '{name}' is {status}, not ready{hint}")]
+    NotReady {
+        name: String,
+        status: String,
+        hint: String,
+    },
+    /// Warren knows no recipe that builds a template of that name.
+    #[error("no recipe builds template '{name}'; known recipes: {known}")]
+    NoRecipe { name: String, known: String },
+    /// No Debian mirror could be read from the host's apt sources.
+    #[error(
+        "no Debian mirror found: neither /etc/apt/sources.list.d/debian.sources has a `URIs:` line nor /etc/apt/sources.list a `deb` line; configure apt first"
+    )]
+    NoMirror,
+    /// The host's busybox cannot go into a root filesystem.
+    #[error("{} cannot be used for the tiny template: {reason}; install busybox-static", path.display())]
+    Busybox { path: PathBuf, reason: String },
+    /// A program could not be started.
+    #[error("could not run {program}; is it installed? (scripts/deps.sh installs it)")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A program ran and failed.
+    #[error("{program} failed ({status}); last output:\n{tail}")]
+    Command {
+        program: String,
+        status: String,
+        tail: String,
+    },
+    /// `template.json` could not be read or written.
+    #[error("template metadata {} is unreadable; remove the template and build it again", path.display())]
+    Metadata {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A file-system operation failed.
+    #[error("could not {op} {}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl TemplateError {
+    /// Shorthand for [`TemplateError::Io`]: `op` reads "could not <op> <path>".
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io { op, path, source }
+    }
+}
+
+impl From<TemplateError> for WarrenError {
+    fn from(e: TemplateError) -> Self {
+        let kind = match &e {
+            TemplateError::InvalidName(_) | TemplateError::NoRecipe { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            TemplateError::NotFound { .. } => ErrorKind::NotFound,
+            TemplateError::NotReady { .. } => ErrorKind::FailedPrecondition,
+            TemplateError::NoMirror
+            | TemplateError::Busybox { .. }
+            | TemplateError::Spawn { .. } => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        };
+        // Builds are rare and run by operators: keep the whole chain.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            src = s.source();
+        }
+        WarrenError::new(kind, msg)
+    }
+}
