@@ -1,0 +1,67 @@
+//! `warren create`: start a sandbox and print its id.
+
+use anyhow::Context;
+use time::OffsetDateTime;
+use warren_api_types::CreateSandboxRequest;
+
+use super::Ctx;
+use crate::output::{human_mib, relative_time};
+use crate::{exit, parse};
+
+/// Start a new sandbox and print its id.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  warren create
+  warren create --template base --cpus 2 --memory 1G --timeout 30m
+  warren create --env OPENAI_BASE_URL=http://proxy --metadata owner=alice
+  ID=$(warren create -q)")]
+pub struct Args {
+    /// Template to start from [default on the daemon: base].
+    #[arg(short, long, value_name = "NAME")]
+    template: Option<String>,
+    /// CPU cores [default on the daemon: 1].
+    #[arg(long, value_name = "N")]
+    cpus: Option<u32>,
+    /// Memory limit: MiB (512) or with a unit (512M, 2G) [default on the daemon: 512].
+    #[arg(long, value_name = "SIZE", value_parser = parse::memory_mib)]
+    memory: Option<u32>,
+    /// Time until the sandbox is killed: seconds (300) or 5m, 1h30m [default on the daemon: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration_secs)]
+    timeout: Option<u64>,
+    /// Environment variable for every process in the sandbox; repeatable.
+    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    env: Vec<(String, String)>,
+    /// Label to filter listings by; repeatable.
+    #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    metadata: Vec<(String, String)>,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    let client = ctx.client()?;
+    let req = CreateSandboxRequest {
+        template: args.template,
+        cpus: args.cpus,
+        memory_mb: args.memory,
+        timeout_s: args.timeout,
+        env: parse::into_map(&args.env),
+        metadata: parse::into_map(&args.metadata),
+    };
+    let sandbox = client.create(&req).await?;
+    if ctx.out.json {
+        ctx.out.json(&sandbox)?;
+    } else {
+        ctx.out
+            .line(&sandbox.id)
+            .context("cannot write to stdout")?;
+        ctx.out.note(&format!(
+            "created sandbox {} from template {} ({} CPU, {}), expires {}",
+            sandbox.id,
+            sandbox.template,
+            sandbox.cpus,
+            human_mib(sandbox.memory_mb),
+            relative_time(&sandbox.expires_at, OffsetDateTime::now_utc()),
+        ));
+    }
+    Ok(exit::OK)
+}

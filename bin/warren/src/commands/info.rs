@@ -1,0 +1,52 @@
+//! `warren info`: show one sandbox.
+
+use time::OffsetDateTime;
+use warren_core::SandboxId;
+
+use super::Ctx;
+use crate::output::{human_mib, relative_time};
+use crate::{exit, parse};
+
+/// Show one sandbox.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  warren info $ID
+  warren info $ID --json | jq -r .expires_at")]
+pub struct Args {
+    /// The sandbox id.
+    #[arg(value_name = "ID", value_parser = parse::sandbox_id)]
+    id: SandboxId,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    let s = ctx.client()?.get(&args.id).await?;
+    if ctx.out.json {
+        ctx.out.json(&s)?;
+        return Ok(exit::OK);
+    }
+    let now = OffsetDateTime::now_utc();
+    let metadata = s
+        .metadata
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    ctx.out.fields(&[
+        ("id", s.id.clone()),
+        ("template", s.template.clone()),
+        ("state", s.state.clone()),
+        ("cpus", s.cpus.to_string()),
+        ("memory", human_mib(s.memory_mb)),
+        (
+            "created",
+            format!("{} ({})", s.created_at, relative_time(&s.created_at, now)),
+        ),
+        (
+            "expires",
+            format!("{} ({})", s.expires_at, relative_time(&s.expires_at, now)),
+        ),
+        ("metadata", metadata),
+    ])?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,35 @@
+//! One module per subcommand. Each holds its clap `Args` (with help text and
+//! examples) and an async `run` returning the process exit code.
+
+pub mod cp;
+pub mod create;
+pub mod exec;
+pub mod info;
+pub mod kill;
+pub mod ls;
+pub mod serve;
+pub mod shell;
+pub mod template;
+pub mod timeout;
+
+use crate::client::Client;
+use crate::config::{self, Overrides};
+use crate::output::Output;
+
+/// What every client command gets: output settings and the way to the daemon.
+pub struct Ctx {
+    pub out: Output,
+    overrides: Overrides,
+}
+
+impl Ctx {
+    pub fn new(out: Output, overrides: Overrides) -> Self {
+        Self { out, overrides }
+    }
+
+    /// A client for the configured daemon (see [`config`] for the precedence).
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let endpoint = config::resolve(&self.overrides, &|k| std::env::var(k).ok())?;
+        Ok(Client::new(endpoint)?)
+    }
+}

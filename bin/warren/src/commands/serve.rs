@@ -1,0 +1,129 @@
+//! `warren serve`: run the daemon until SIGTERM or SIGINT.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::DEFAULT_DATA_DIR;
+use crate::exit;
+
+/// Run the Warren daemon (normally as root).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Logs go to stderr; set their level with WARREN_LOG (e.g. info, debug,
+warren_server=trace). Stops cleanly on SIGTERM or SIGINT.
+
+Examples:
+  warren serve
+  WARREN_LOG=debug warren serve --listen 0.0.0.0:8700 --log-format json
+  warren serve --data-dir /srv/warren --sandbox-cidr 10.78.0.0/16")]
+pub struct Args {
+    /// Address of the HTTP API.
+    #[arg(
+        long,
+        env = "WARREN_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8700"
+    )]
+    listen: SocketAddr,
+    /// State directory (database, sandboxes, snapshots, client.json).
+    #[arg(long, env = "WARREN_DATA_DIR", value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// Template directory [default: DATA_DIR/templates].
+    #[arg(long, env = "WARREN_TEMPLATES_DIR", value_name = "DIR")]
+    templates_dir: Option<PathBuf>,
+    /// The static warren-agent binary [default: warren-agent next to this program].
+    #[arg(long, env = "WARREN_AGENT_BINARY", value_name = "PATH")]
+    agent_binary: Option<PathBuf>,
+    /// IPv4 range carved into one /30 per sandbox; daemons on one host need disjoint ranges.
+    #[arg(long, env = "WARREN_SANDBOX_CIDR", value_name = "CIDR", default_value = "10.77.0.0/16", value_parser = parse_cidr)]
+    sandbox_cidr: String,
+    /// Log line format.
+    #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Accepts `A.B.C.D/N` with N ≤ 30 (each sandbox needs a /30).
+fn parse_cidr(raw: &str) -> Result<String, String> {
+    let err =
+        || format!("expected an IPv4 range like 10.77.0.0/16 (prefix at most /30), got '{raw}'");
+    let (addr, prefix) = raw.split_once('/').ok_or_else(err)?;
+    addr.parse::<Ipv4Addr>().map_err(|_| err())?;
+    let prefix: u8 = prefix.parse().map_err(|_| err())?;
+    if prefix > 30 {
+        return Err(err());
+    }
+    Ok(raw.to_owned())
+}
+
+pub async fn run(args: Args) -> anyhow::Result<i32> {
+    init_logging(args.log_format)?;
+    // Register the handlers before starting so an early signal is not lost.
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let shutdown = async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+    };
+    let config = warren_server::Config {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        templates_dir: args.templates_dir,
+        agent_binary: args.agent_binary,
+        sandbox_cidr: args.sandbox_cidr,
+    };
+    warren_server::serve(config, shutdown)
+        .await
+        .context("warren serve failed")?;
+    Ok(exit::OK)
+}
+
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    let filter = match std::env::var("WARREN_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).with_context(|| {
+            format!("WARREN_LOG='{spec}' is not a valid log filter (try info or debug)")
+        })?,
+        _ => EnvFilter::new("info"),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert!(parse_cidr("10.77.0.0/16").is_ok());
+        assert!(parse_cidr("192.168.4.0/30").is_ok());
+        for bad in [
+            "10.77.0.0",
+            "10.77.0.0/31",
+            "10.77.0/16",
+            "fd00::/64",
+            "/16",
+            "10.0.0.0/x",
+        ] {
+            assert!(parse_cidr(bad).is_err(), "{bad} accepted");
+        }
+    }
+}

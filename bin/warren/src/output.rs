@@ -1,0 +1,149 @@
+//! What the CLI prints: tables and `key: value` blocks for people, one JSON
+//! document per result with `--json`. Results go to stdout; notes and
+//! progress go to stderr and are silenced by `--quiet`.
+
+use std::io::{self, Write};
+
+use comfy_table::{ContentArrangement, Table, presets};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// How to print, from the global flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+impl Output {
+    /// Prints `value` as one line of JSON on stdout.
+    pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, value)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
+    /// Prints a line on stdout.
+    pub fn line(&self, text: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        writeln!(out, "{text}")?;
+        out.flush()
+    }
+
+    /// Prints a note on stderr unless `--quiet`.
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            // Nothing useful can be done if stderr is gone.
+            let _ = writeln!(io::stderr().lock(), "{text}");
+        }
+    }
+
+    /// Prints `error: TEXT` on stderr, even with `--quiet`.
+    pub fn error(&self, text: &str) {
+        // Nothing useful can be done if stderr is gone.
+        let _ = writeln!(io::stderr().lock(), "error: {text}");
+    }
+
+    /// Prints a table with a header row on stdout.
+    pub fn table(&self, header: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
+        let mut table = Table::new();
+        table
+            .load_preset(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(header.to_vec());
+        for row in rows {
+            table.add_row(row);
+        }
+        // comfy-table pads the first column with a space: trim each line.
+        let mut out = io::stdout().lock();
+        for line in table.lines() {
+            writeln!(out, "{}", line.trim())?;
+        }
+        out.flush()
+    }
+
+    /// Prints aligned `key: value` lines on stdout.
+    pub fn fields(&self, fields: &[(&str, String)]) -> io::Result<()> {
+        let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = io::stdout().lock();
+        for (k, v) in fields {
+            writeln!(out, "{:<width$}  {v}", format!("{k}:"), width = width + 1)?;
+        }
+        out.flush()
+    }
+}
+
+/// `2m ago`, `in 4m`, `just now`; the input unchanged if it is not RFC 3339.
+pub fn relative_time(rfc3339: &str, now: OffsetDateTime) -> String {
+    let Ok(t) = OffsetDateTime::parse(rfc3339, &Rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let secs = (t - now).whole_seconds();
+    let span = short_duration(secs.unsigned_abs());
+    match secs {
+        -4..=4 => "just now".to_owned(),
+        s if s < 0 => format!("{span} ago"),
+        _ => format!("in {span}"),
+    }
+}
+
+/// `45s`, `12m`, `3h`, `2d`: the largest unit, rounded down.
+pub fn short_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// Bytes in binary units: `512 B`, `1.5 KiB`, `317.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// Memory given in MiB: `512 MiB`, `2 GiB`.
+pub fn human_mib(mib: u32) -> String {
+    if mib >= 1024 && mib.is_multiple_of(1024) {
+        format!("{} GiB", mib / 1024)
+    } else {
+        format!("{mib} MiB")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        // 2026-01-01T12:00:00Z
+        let now = OffsetDateTime::from_unix_timestamp(1_767_268_800).unwrap();
+        assert_eq!(relative_time("2026-01-01T11:58:00Z", now), "2m ago");
+        assert_eq!(relative_time("2026-01-01T12:05:00Z", now), "in 5m");
+        assert_eq!(relative_time("2026-01-01T12:00:01Z", now), "just now");
+        assert_eq!(relative_time("2025-12-30T12:00:00+00:00", now), "2d ago");
+        assert_eq!(relative_time("yesterday", now), "yesterday");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024), "5.0 MiB");
+        assert_eq!(human_mib(512), "512 MiB");
+        assert_eq!(human_mib(2048), "2 GiB");
+    }
+}
