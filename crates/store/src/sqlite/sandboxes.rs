@@ -93,27 +93,31 @@ pub(super) async fn list(
     reader: &SqlitePool,
     filter: &SandboxFilter,
 ) -> Result<Vec<SandboxRecord>, StoreError> {
-    let states: Vec<&str> = if filter.states.is_empty() {
-        SandboxState::ALL
-            .iter()
-            .filter(|s| !s.is_terminal())
-            .map(|s| s.as_str())
-            .collect()
+    let rows = if filter.states.is_empty() {
+        // Not "the non-terminal states we know": a row in a state this
+        // version cannot decode still holds its slot and must show up.
+        sqlx::query(
+            "SELECT * FROM sandboxes
+             WHERE state NOT IN ('killed', 'failed')
+             ORDER BY created_at, rowid",
+        )
+        .fetch_all(reader)
+        .await?
     } else {
-        filter.states.iter().map(|s| s.as_str()).collect()
+        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+        let states = serde_json::to_string(&states).map_err(|source| StoreError::Encode {
+            what: "state filter",
+            source,
+        })?;
+        sqlx::query(
+            "SELECT * FROM sandboxes
+             WHERE state IN (SELECT value FROM json_each(?1))
+             ORDER BY created_at, rowid",
+        )
+        .bind(states)
+        .fetch_all(reader)
+        .await?
     };
-    let states = serde_json::to_string(&states).map_err(|source| StoreError::Encode {
-        what: "state filter",
-        source,
-    })?;
-    let rows = sqlx::query(
-        "SELECT * FROM sandboxes
-         WHERE state IN (SELECT value FROM json_each(?1))
-         ORDER BY created_at, rowid",
-    )
-    .bind(states)
-    .fetch_all(reader)
-    .await?;
     // Metadata is matched after decoding: exact string equality on every
     // pair, whatever characters the keys contain.
     let mut out = Vec::with_capacity(rows.len());
