@@ -80,8 +80,7 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> Result<(), RuntimeError>;
 
     /// Starts a new instance for `spec` from a checkpoint directory.
-    async fn restore(&self, snapshot: &Path, spec: &RuntimeSpec)
-    -> Result<Instance, RuntimeError>;
+    async fn restore(&self, snapshot: &Path, spec: &RuntimeSpec) -> Result<Instance, RuntimeError>;
 
     /// Stops the sandbox's processes (SIGKILL to the whole sandbox).
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError>;

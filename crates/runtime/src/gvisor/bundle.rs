@@ -1,0 +1,215 @@
+//! The OCI bundle of one sandbox (`config.json`).
+//!
+//! - root: the template's shared rootfs, `readonly: false` — runsc only
+//!   layers its overlay over a writable root; writes go to a filestore in
+//!   the per-sandbox directory given with `--overlay2=root:dir=…` and never
+//!   reach the template;
+//! - process: the agent, bind-mounted read-only at [`AGENT_PATH`], as root in
+//!   `/` with a minimal environment (the agent builds its children's);
+//! - network namespace: the sandbox's named namespace by path, so runsc
+//!   takes `eth0` from it (without a path runsc makes an empty one);
+//! - `linux.cgroupsPath` = `/warren-<id>` with CPU quota, memory and pids
+//!   limits; runsc ignores the limits without a cgroups path.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder,
+    MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
+    SpecBuilder, UserBuilder, get_default_mounts,
+};
+use warren_core::{Limits, SandboxId};
+
+use crate::RuntimeError;
+
+/// Where the agent binary appears inside every sandbox.
+pub const AGENT_PATH: &str = "/.warren/agent";
+
+const CPU_PERIOD_US: u64 = 100_000;
+const MIB: i64 = 1024 * 1024;
+const NOFILE: u64 = 1 << 20;
+
+/// Inputs of one bundle.
+pub(super) struct BundleParams<'a> {
+    pub id: &'a SandboxId,
+    pub rootfs: &'a Path,
+    pub agent_binary: &'a Path,
+    pub netns_path: PathBuf,
+    pub cgroups_path: String,
+    pub limits: Limits,
+}
+
+/// Builds the OCI runtime spec for `p`.
+pub(super) fn spec(p: &BundleParams<'_>) -> Result<Spec, RuntimeError> {
+    build(p).map_err(|e| RuntimeError::Command {
+        op: "building the OCI spec".into(),
+        detail: e.to_string(),
+    })
+}
+
+/// Writes `config.json` into `bundle_dir`.
+pub(super) fn write(bundle_dir: &Path, p: &BundleParams<'_>) -> Result<(), RuntimeError> {
+    let spec = spec(p)?;
+    spec.save(bundle_dir.join("config.json"))
+        .map_err(|e| RuntimeError::Command {
+            op: format!("writing {}/config.json", bundle_dir.display()),
+            detail: e.to_string(),
+        })
+}
+
+fn build(p: &BundleParams<'_>) -> Result<Spec, oci_spec::OciSpecError> {
+    // Docker's default set minus NET_RAW: enough for the agent to switch
+    // users, chown files and let `sudo` work inside.
+    let caps: oci_spec::runtime::Capabilities = [
+        Capability::Chown,
+        Capability::DacOverride,
+        Capability::Fsetid,
+        Capability::Fowner,
+        Capability::Mknod,
+        Capability::Setgid,
+        Capability::Setuid,
+        Capability::Setfcap,
+        Capability::Setpcap,
+        Capability::NetBindService,
+        Capability::SysChroot,
+        Capability::Kill,
+        Capability::AuditWrite,
+    ]
+    .into_iter()
+    .collect();
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .build()?;
+
+    let process = ProcessBuilder::default()
+        .terminal(false)
+        .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
+        .args(vec![AGENT_PATH.to_owned()])
+        .env(vec![
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+            "HOME=/root".to_owned(),
+        ])
+        .cwd("/")
+        .no_new_privileges(false)
+        .capabilities(capabilities)
+        .rlimits(vec![
+            PosixRlimitBuilder::default()
+                .typ(PosixRlimitType::RlimitNofile)
+                .soft(NOFILE)
+                .hard(NOFILE)
+                .build()?,
+        ])
+        .build()?;
+
+    let mut mounts = get_default_mounts();
+    mounts.push(
+        MountBuilder::default()
+            .destination(AGENT_PATH)
+            .typ("bind")
+            .source(p.agent_binary)
+            .options(vec!["rbind".to_owned(), "ro".to_owned()])
+            .build()?,
+    );
+
+    let ns = |typ| LinuxNamespaceBuilder::default().typ(typ).build();
+    let namespaces = vec![
+        ns(LinuxNamespaceType::Pid)?,
+        ns(LinuxNamespaceType::Ipc)?,
+        ns(LinuxNamespaceType::Uts)?,
+        ns(LinuxNamespaceType::Mount)?,
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .path(p.netns_path.clone())
+            .build()?,
+    ];
+
+    let limits = p.limits;
+    let resources = LinuxResourcesBuilder::default()
+        .cpu(
+            LinuxCpuBuilder::default()
+                .period(CPU_PERIOD_US)
+                .quota(i64::from(limits.cpus) * CPU_PERIOD_US as i64)
+                .build()?,
+        )
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(i64::from(limits.memory_mb) * MIB)
+                .build()?,
+        )
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(i64::from(limits.pids))
+                .build()?,
+        )
+        .build()?;
+
+    let linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .cgroups_path(PathBuf::from(&p.cgroups_path))
+        .resources(resources)
+        .build()?;
+
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(p.rootfs)
+                .readonly(false)
+                .build()?,
+        )
+        .hostname(p.id.as_str())
+        .process(process)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_carries_limits_root_agent_and_netns() {
+        let id = SandboxId::generate();
+        let p = BundleParams {
+            id: &id,
+            rootfs: Path::new("/templates/base/rootfs"),
+            agent_binary: Path::new("/usr/lib/warren/warren-agent"),
+            netns_path: PathBuf::from("/run/netns/warren-x"),
+            cgroups_path: format!("/warren-{id}"),
+            limits: Limits {
+                cpus: 2,
+                memory_mb: 256,
+                pids: 600,
+            },
+        };
+        let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
+        assert_eq!(json["root"]["path"], "/templates/base/rootfs");
+        assert_eq!(json["root"]["readonly"], false);
+        assert_eq!(json["process"]["args"][0], AGENT_PATH);
+        let res = &json["linux"]["resources"];
+        assert_eq!(res["memory"]["limit"], 256 * 1024 * 1024);
+        assert_eq!(res["cpu"]["quota"], 200_000);
+        assert_eq!(res["pids"]["limit"], 600);
+        assert_eq!(json["linux"]["cgroupsPath"], format!("/warren-{id}"));
+        let nets: Vec<_> = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == "network")
+            .collect();
+        assert_eq!(nets.len(), 1);
+        assert_eq!(nets[0]["path"], "/run/netns/warren-x");
+        let agent = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == AGENT_PATH)
+            .unwrap();
+        assert_eq!(agent["source"], "/usr/lib/warren/warren-agent");
+        assert!(agent["options"].as_array().unwrap().contains(&"ro".into()));
+    }
+}

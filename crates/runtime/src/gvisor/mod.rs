@@ -1,0 +1,387 @@
+//! gVisor backend: every sandbox is one runsc container in its own network
+//! namespace, with a per-sandbox overlay over a shared template rootfs.
+//!
+//! Life of a sandbox (see `docs/runtime.md` for the why of each step):
+//! - `create`: state directory and record, OCI bundle, namespace + veth
+//!   (one `ip` process); the runtime's nftables table is installed if it
+//!   is not;
+//! - `start`/`restore`: address `eth0` inside the namespace (one `ip`
+//!   process), then `runsc run|restore --detach` inside that namespace;
+//! - `checkpoint`: `runsc checkpoint`; without leave-running the record says
+//!   stopped (runsc's own list keeps saying running);
+//! - `destroy`: `runsc kill` + `delete --force`, cgroups, veth, namespace,
+//!   directory — each step skips what is already gone, so it is idempotent
+//!   and cleans up after a partial create. The last destroy removes the
+//!   nftables table.
+
+mod bundle;
+mod cgroup;
+mod config;
+mod record;
+mod runsc;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use warren_core::SandboxId;
+use warren_net::{AddressPool, Firewall, NetnsEntry, SandboxNames, link};
+
+pub use bundle::AGENT_PATH;
+pub use config::GvisorConfig;
+
+use crate::{Instance, Runtime, RuntimeError, RuntimeSpec, Stats};
+use bundle::BundleParams;
+use record::{Record, SandboxDir, Status};
+use runsc::{Launch, LaunchPaths, Runsc};
+
+/// Port of the agent (E2B envd protocol) inside every sandbox.
+pub const AGENT_PORT: u16 = 49983;
+
+/// How much of the console log an error message quotes.
+const LOG_TAIL: usize = 2000;
+
+/// The gVisor runtime. See the module docs.
+#[derive(Debug)]
+pub struct GvisorRuntime {
+    runsc: Runsc,
+    sandboxes_dir: PathBuf,
+    pool: AddressPool,
+    firewall: Firewall,
+    compress_checkpoints: bool,
+    /// Whether our nftables table is installed. Held while a sandbox
+    /// directory is created (create) or the last one is found gone
+    /// (destroy), so the table never disappears under a new sandbox.
+    firewall_installed: Mutex<bool>,
+}
+
+impl GvisorRuntime {
+    /// Whether runsc is installed and runnable and we are root.
+    pub fn is_available() -> bool {
+        config::unavailable_reason(Path::new("runsc")).is_none()
+    }
+
+    /// Prepares the state directory, enables IPv4 forwarding and installs
+    /// the firewall table. Sandboxes left by an earlier runtime over the
+    /// same state directory stay as they are (see [`Runtime::list_live`]).
+    pub fn new(config: GvisorConfig) -> Result<Self, RuntimeError> {
+        if let Some(reason) = config::unavailable_reason(&config.runsc_path) {
+            return Err(RuntimeError::Unavailable(reason));
+        }
+        let binary = config::resolve_binary(&config.runsc_path).ok_or_else(|| {
+            RuntimeError::Unavailable(format!(
+                "runsc not found at {}",
+                config.runsc_path.display()
+            ))
+        })?;
+        let pool: AddressPool = config.pool.parse()?;
+        let state_dir = prepare_dir(&config.state_dir)?;
+        let runsc_root = prepare_dir(&state_dir.join("runsc"))?;
+        let sandboxes_dir = prepare_dir(&state_dir.join("sandboxes"))?;
+        warren_net::enable_ipv4_forwarding()?;
+        let firewall = Firewall::new(&state_dir, pool);
+        firewall.install_blocking()?;
+        tracing::debug!(state_dir = %state_dir.display(), table = firewall.table(), %pool, "gVisor runtime ready");
+        Ok(Self {
+            runsc: Runsc::new(binary, runsc_root),
+            sandboxes_dir,
+            pool,
+            firewall,
+            compress_checkpoints: config.compress_checkpoints,
+            firewall_installed: Mutex::new(true),
+        })
+    }
+
+    /// Name of this runtime's nftables table (family `inet`).
+    pub fn firewall_table(&self) -> &str {
+        self.firewall.table()
+    }
+
+    /// The runsc state directory (`runsc --root`), e.g. for `runsc exec` in
+    /// diagnostics and tests.
+    pub fn runsc_root(&self) -> PathBuf {
+        self.sandboxes_dir.with_file_name("runsc")
+    }
+
+    fn dir(&self, id: &SandboxId) -> SandboxDir {
+        SandboxDir::new(&self.sandboxes_dir, id)
+    }
+
+    fn record(&self, id: &SandboxId) -> Result<(SandboxDir, Record), RuntimeError> {
+        let dir = self.dir(id);
+        match dir.load()? {
+            Some(rec) => Ok((dir, rec)),
+            None => Err(RuntimeError::NotFound(id.to_string())),
+        }
+    }
+
+    fn instance(rec: &Record) -> Instance {
+        Instance {
+            id: rec.id.clone(),
+            agent_addr: SocketAddr::new(IpAddr::V4(rec.sandbox_ip), AGENT_PORT),
+        }
+    }
+
+    /// Bundle, record and network for `spec`; undone on failure.
+    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(SandboxDir, Record), RuntimeError> {
+        let addrs = self.pool.slot(spec.net_slot)?;
+        let names = SandboxNames::new(&spec.id);
+        let dir = self.dir(&spec.id);
+        let rec = Record {
+            id: spec.id.clone(),
+            net_slot: spec.net_slot,
+            sandbox_ip: addrs.sandbox,
+            status: Status::Created,
+        };
+        {
+            let mut installed = self.firewall_installed.lock().await;
+            if dir.root.exists() {
+                return Err(RuntimeError::Command {
+                    op: format!("creating sandbox {}", spec.id),
+                    detail: "it already exists in this runtime; destroy it first".into(),
+                });
+            }
+            if !*installed {
+                self.firewall.install().await?;
+                *installed = true;
+            }
+            dir.create()?;
+        }
+        let result = async {
+            dir.save(&rec)?;
+            bundle::write(
+                &dir.bundle(),
+                &BundleParams {
+                    id: &spec.id,
+                    rootfs: &spec.rootfs,
+                    agent_binary: &spec.agent_binary,
+                    netns_path: names.netns_path(),
+                    cgroups_path: cgroup::cgroups_path(&spec.id),
+                    limits: spec.limits,
+                },
+            )?;
+            link::create(&names, &addrs).await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.cleanup_after_failure(&spec.id).await;
+            return Err(e);
+        }
+        Ok((dir, rec))
+    }
+
+    /// Addresses `eth0` and starts runsc (`run` or `restore`).
+    async fn launch(
+        &self,
+        dir: &SandboxDir,
+        rec: &mut Record,
+        how: Launch<'_>,
+    ) -> Result<Instance, RuntimeError> {
+        let names = SandboxNames::new(&rec.id);
+        let addrs = self.pool.slot(rec.net_slot)?;
+        link::configure_inside(&names, &addrs).await?;
+        let entry = NetnsEntry::open(&names)?;
+        let paths = LaunchPaths {
+            bundle: &dir.bundle(),
+            overlay: &dir.overlay(),
+            console_log: &dir.console_log(),
+        };
+        if let Err(e) = self.runsc.launch(&rec.id, how, &paths, entry).await {
+            return Err(match e {
+                RuntimeError::Command { op, detail } => RuntimeError::Command {
+                    op,
+                    detail: format!("{detail}; runsc said: {}", dir.console_tail(LOG_TAIL)),
+                },
+                other => other,
+            });
+        }
+        rec.status = Status::Running;
+        dir.save(rec)?;
+        Ok(Self::instance(rec))
+    }
+
+    async fn cleanup_after_failure(&self, id: &SandboxId) {
+        if let Err(e) = self.destroy(id).await {
+            tracing::warn!(sandbox = %id, error = %e, "cleaning up a failed sandbox left something behind");
+        }
+    }
+
+    /// Whether runsc reports the container as running.
+    async fn runsc_running(&self, id: &SandboxId) -> Result<bool, RuntimeError> {
+        Ok(self
+            .runsc
+            .list()
+            .await?
+            .get(id.as_str())
+            .map(String::as_str)
+            == Some("running"))
+    }
+}
+
+impl Drop for GvisorRuntime {
+    fn drop(&mut self) {
+        // Sandboxes outlive the daemon; only an empty runtime takes its
+        // firewall table with it.
+        let empty = record::list_ids(&self.sandboxes_dir)
+            .map(|ids| ids.is_empty())
+            .unwrap_or(false);
+        if empty && let Err(e) = self.firewall.remove_blocking() {
+            tracing::warn!(error = %e, "could not remove the firewall table");
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for GvisorRuntime {
+    fn name(&self) -> &'static str {
+        "gvisor"
+    }
+
+    async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError> {
+        self.prepare(spec).await.map(drop)
+    }
+
+    async fn start(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
+        let (dir, mut rec) = self.record(id)?;
+        if rec.status == Status::Running && self.runsc_running(id).await? {
+            return Ok(Self::instance(&rec));
+        }
+        self.launch(&dir, &mut rec, Launch::Run).await
+    }
+
+    async fn checkpoint(
+        &self,
+        id: &SandboxId,
+        dest: &Path,
+        leave_running: bool,
+    ) -> Result<(), RuntimeError> {
+        let (dir, mut rec) = self.record(id)?;
+        if rec.status != Status::Running {
+            return Err(RuntimeError::Command {
+                op: format!("checkpointing sandbox {id}"),
+                detail: "it is not running; start or restore it first".into(),
+            });
+        }
+        self.runsc
+            .checkpoint(id, dest, leave_running, self.compress_checkpoints)
+            .await?;
+        if !leave_running {
+            rec.status = Status::Stopped;
+            dir.save(&rec)?;
+        }
+        Ok(())
+    }
+
+    async fn restore(&self, snapshot: &Path, spec: &RuntimeSpec) -> Result<Instance, RuntimeError> {
+        if let Some(old) = self.dir(&spec.id).load()?
+            && old.status == Status::Running
+            && self.runsc_running(&spec.id).await?
+        {
+            return Err(RuntimeError::Command {
+                op: format!("restoring sandbox {}", spec.id),
+                detail: "it is still running; stop or destroy it first".into(),
+            });
+        }
+        // A fresh bundle, overlay and network: the image carries the root
+        // filesystem writes, and the slot may differ from the checkpoint's.
+        self.destroy(&spec.id).await?;
+        let (dir, mut rec) = self.prepare(spec).await?;
+        match self
+            .launch(&dir, &mut rec, Launch::Restore { image: snapshot })
+            .await
+        {
+            Ok(instance) => Ok(instance),
+            Err(e) => {
+                self.cleanup_after_failure(&spec.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let (dir, mut rec) = self.record(id)?;
+        if self.runsc.list().await?.contains_key(id.as_str()) {
+            // An already stopped container refuses the signal: that is fine.
+            if let Err(e) = self.runsc.kill(id).await {
+                tracing::debug!(sandbox = %id, error = %e, "runsc kill");
+            }
+        }
+        rec.status = Status::Stopped;
+        dir.save(&rec)
+    }
+
+    async fn destroy(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let mut first_err: Option<RuntimeError> = None;
+        let mut keep = |r: Result<(), RuntimeError>| {
+            if let Err(e) = r {
+                tracing::warn!(sandbox = %id, error = %e, "destroy step failed");
+                first_err.get_or_insert(e);
+            }
+        };
+        match self.runsc.list().await {
+            Ok(list) if list.contains_key(id.as_str()) => {
+                if let Err(e) = self.runsc.kill(id).await {
+                    tracing::debug!(sandbox = %id, error = %e, "runsc kill");
+                }
+                keep(self.runsc.delete(id).await);
+            }
+            Ok(_) => {}
+            Err(e) => keep(Err(e)),
+        }
+        keep(cgroup::remove(id).await);
+        keep(
+            link::remove(&SandboxNames::new(id))
+                .await
+                .map_err(Into::into),
+        );
+        keep(self.dir(id).remove());
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let mut installed = self.firewall_installed.lock().await;
+        if *installed && record::list_ids(&self.sandboxes_dir)?.is_empty() {
+            self.firewall.remove().await?;
+            *installed = false;
+        }
+        Ok(())
+    }
+
+    async fn stats(&self, id: &SandboxId) -> Result<Stats, RuntimeError> {
+        let (_, rec) = self.record(id)?;
+        if rec.status != Status::Running {
+            return Err(RuntimeError::NotFound(id.to_string()));
+        }
+        cgroup::stats(id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))
+    }
+
+    async fn list_live(&self) -> Result<Vec<Instance>, RuntimeError> {
+        let runsc = self.runsc.list().await?;
+        let mut live = Vec::new();
+        for id in record::list_ids(&self.sandboxes_dir)? {
+            let Some(rec) = self.dir(&id).load()? else {
+                continue;
+            };
+            if rec.status == Status::Running
+                && runsc.get(id.as_str()).map(String::as_str) == Some("running")
+            {
+                live.push(Self::instance(&rec));
+            }
+        }
+        Ok(live)
+    }
+}
+
+fn prepare_dir(path: &Path) -> Result<PathBuf, RuntimeError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .and_then(|()| path.canonicalize())
+        .map_err(|e| RuntimeError::Io {
+            op: format!("creating state directory {}", path.display()),
+            source: e,
+        })
+}

@@ -1,0 +1,204 @@
+//! The `runsc` command line, always with `--root <state_dir>/runsc` so that
+//! a runtime only ever sees its own containers.
+//!
+//! `run` and `restore` start inside the sandbox's network namespace and a
+//! private mount namespace (see `warren_net::NetnsEntry`) with
+//! `--network=sandbox --net-disconnect-ok` (a checkpoint otherwise fails
+//! while any TCP connection exists) and `--overlay2=root:dir=<overlay>`.
+//! Their stdout/stderr go to the sandbox's console log: a detached sandbox
+//! keeps those descriptors open, so they must not be pipes we wait on.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use serde::Deserialize;
+use tokio::process::Command;
+use warren_core::SandboxId;
+use warren_net::NetnsEntry;
+
+use crate::RuntimeError;
+
+/// How to start a container: fresh or from a checkpoint image.
+pub(super) enum Launch<'a> {
+    Run,
+    Restore { image: &'a Path },
+}
+
+/// Paths one `run`/`restore` needs.
+pub(super) struct LaunchPaths<'a> {
+    pub bundle: &'a Path,
+    pub overlay: &'a Path,
+    pub console_log: &'a Path,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Runsc {
+    binary: PathBuf,
+    root: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct ListEntry {
+    id: String,
+    status: String,
+}
+
+impl Runsc {
+    pub fn new(binary: PathBuf, root: PathBuf) -> Self {
+        Self { binary, root }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .stdin(Stdio::null())
+            .kill_on_drop(false);
+        cmd
+    }
+
+    /// Starts the container detached inside `entry`'s namespaces.
+    pub async fn launch(
+        &self,
+        id: &SandboxId,
+        how: Launch<'_>,
+        paths: &LaunchPaths<'_>,
+        entry: NetnsEntry,
+    ) -> Result<(), RuntimeError> {
+        let op = match how {
+            Launch::Run => "runsc run",
+            Launch::Restore { .. } => "runsc restore",
+        };
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(paths.console_log)
+            .map_err(|e| RuntimeError::Io {
+                op: format!("opening {}", paths.console_log.display()),
+                source: e,
+            })?;
+        let log_err = log.try_clone().map_err(|e| RuntimeError::Io {
+            op: format!("opening {}", paths.console_log.display()),
+            source: e,
+        })?;
+        let mut cmd = self.command();
+        cmd.arg(format!("--overlay2=root:dir={}", paths.overlay.display()))
+            .arg("--network=sandbox")
+            .arg("--net-disconnect-ok");
+        match how {
+            Launch::Run => {
+                cmd.arg("run");
+            }
+            Launch::Restore { image } => {
+                cmd.arg("restore")
+                    .arg(format!("--image-path={}", image.display()));
+            }
+        }
+        cmd.arg("--detach")
+            .arg("--bundle")
+            .arg(paths.bundle)
+            .arg(id.as_str())
+            .stdout(log)
+            .stderr(log_err);
+        // SAFETY: `enter` only makes raw system calls on data prepared before
+        // the fork, which is what `pre_exec` requires.
+        unsafe {
+            cmd.pre_exec(move || entry.enter());
+        }
+        let status = cmd.status().await.map_err(|e| RuntimeError::Io {
+            op: format!("starting {} ({})", op, self.binary.display()),
+            source: e,
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Command {
+                op: format!("{op} {id}"),
+                detail: format!("exited with {status}"),
+            })
+        }
+    }
+
+    /// `runsc checkpoint --image-path=dest [--leave-running]`.
+    pub async fn checkpoint(
+        &self,
+        id: &SandboxId,
+        dest: &Path,
+        leave_running: bool,
+        compress: bool,
+    ) -> Result<(), RuntimeError> {
+        let mut cmd = self.command();
+        cmd.arg("checkpoint")
+            .arg(format!("--image-path={}", dest.display()))
+            .arg(format!(
+                "--compression={}",
+                if compress { "flate-best-speed" } else { "none" }
+            ));
+        if leave_running {
+            cmd.arg("--leave-running");
+        }
+        cmd.arg(id.as_str());
+        self.output("runsc checkpoint", id, cmd).await.map(drop)
+    }
+
+    /// `runsc kill <id> KILL`.
+    pub async fn kill(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(["kill", id.as_str(), "KILL"]);
+        self.output("runsc kill", id, cmd).await.map(drop)
+    }
+
+    /// `runsc delete --force <id>`.
+    pub async fn delete(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(["delete", "--force", id.as_str()]);
+        self.output("runsc delete", id, cmd).await.map(drop)
+    }
+
+    /// Container id → runsc status (`created`, `running`, `stopped`, …).
+    pub async fn list(&self) -> Result<HashMap<String, String>, RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(["list", "--format=json"]);
+        let out = self.output_any("runsc list", cmd).await?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let text = text.trim();
+        if text.is_empty() || text == "null" {
+            return Ok(HashMap::new());
+        }
+        let entries: Vec<ListEntry> =
+            serde_json::from_str(text).map_err(|e| RuntimeError::Command {
+                op: "runsc list".into(),
+                detail: format!("unexpected output ({e})"),
+            })?;
+        Ok(entries.into_iter().map(|e| (e.id, e.status)).collect())
+    }
+
+    async fn output(&self, op: &str, id: &SandboxId, cmd: Command) -> Result<Output, RuntimeError> {
+        self.output_any(&format!("{op} {id}"), cmd).await
+    }
+
+    async fn output_any(&self, op: &str, mut cmd: Command) -> Result<Output, RuntimeError> {
+        let out = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| RuntimeError::Io {
+                op: format!("starting {op} ({})", self.binary.display()),
+                source: e,
+            })?;
+        if out.status.success() {
+            return Ok(out);
+        }
+        Err(RuntimeError::Command {
+            op: op.to_owned(),
+            detail: format!(
+                "exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        })
+    }
+}
