@@ -32,6 +32,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let metadata = if metadata.is_empty() {
+        "-".to_owned()
+    } else {
+        metadata
+    };
     ctx.out.fields(&[
         ("id", s.id.clone()),
         ("template", s.template.clone()),
