@@ -1,0 +1,205 @@
+//! Fixtures for the root/runsc integration tests: a busybox rootfs, a shell
+//! "agent" that serves HTTP on the agent port, and a runtime with its own
+//! state directory and address pool per test.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use warren_core::{Limits, SandboxId};
+use warren_runtime::RuntimeSpec;
+use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
+
+pub const INDEX: &str = "hello from the template\n";
+
+const APPLETS: &[&str] = &[
+    "sh", "ls", "cat", "echo", "wget", "httpd", "sleep", "mkdir", "rm", "dd", "head", "grep", "ps",
+    "free", "test", "[", "true", "false", "sync", "tail", "wc",
+];
+
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub rootfs: PathBuf,
+    pub agent: PathBuf,
+    pub state_dir: PathBuf,
+    pub pool: String,
+    pub rt: GvisorRuntime,
+}
+
+/// A rootfs, agent and runtime whose pool is `10.201.<octet>.0/24`.
+pub fn fixture(octet: u8) -> Fixture {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let rootfs = tmp.path().join("rootfs");
+    build_rootfs(&rootfs);
+    let agent = tmp.path().join("agent");
+    std::fs::write(
+        &agent,
+        "#!/bin/sh\nexec /bin/busybox httpd -f -p 49983 -h /www\n",
+    )
+    .expect("write agent");
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let state_dir = tmp.path().join("state");
+    let pool = format!("10.201.{octet}.0/24");
+    let rt = GvisorRuntime::new(GvisorConfig::new(&state_dir, &pool)).expect("runtime");
+    Fixture {
+        tmp,
+        rootfs,
+        agent,
+        state_dir,
+        pool,
+        rt,
+    }
+}
+
+fn build_rootfs(root: &Path) {
+    for dir in ["bin", "proc", "dev", "sys", "tmp", "etc", "www", "root"] {
+        std::fs::create_dir_all(root.join(dir)).expect("mkdir rootfs");
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
+    for applet in APPLETS {
+        symlink("busybox", root.join("bin").join(applet)).expect("symlink applet");
+    }
+    std::fs::write(root.join("www/index.html"), INDEX).expect("index");
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").expect("passwd");
+}
+
+impl Fixture {
+    pub fn spec(&self, slot: u32) -> RuntimeSpec {
+        self.spec_with(
+            slot,
+            Limits {
+                cpus: 1,
+                memory_mb: 256,
+                pids: 1024,
+            },
+        )
+    }
+
+    pub fn spec_with(&self, slot: u32, limits: Limits) -> RuntimeSpec {
+        RuntimeSpec {
+            id: SandboxId::generate(),
+            rootfs: self.rootfs.clone(),
+            limits,
+            net_slot: slot,
+            agent_binary: self.agent.clone(),
+        }
+    }
+
+    /// `runsc exec` inside the sandbox.
+    pub fn exec(&self, id: &SandboxId, args: &[&str]) -> Output {
+        Command::new("runsc")
+            .arg("--root")
+            .arg(self.rt.runsc_root())
+            .arg("exec")
+            .arg(id.as_str())
+            .args(args)
+            .output()
+            .expect("runsc exec")
+    }
+
+    /// Runs `busybox wget` inside `id`; Ok(body) or Err(stderr).
+    pub fn wget_inside(&self, id: &SandboxId, url: &str) -> Result<String, String> {
+        let out = self.exec(
+            id,
+            &["/bin/busybox", "wget", "-q", "-T", "2", "-O", "-", url],
+        );
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs a shell command inside `id` and returns its stdout; panics on failure.
+    pub fn sh(&self, id: &SandboxId, script: &str) -> String {
+        let out = self.exec(id, &["/bin/sh", "-c", script]);
+        assert!(
+            out.status.success(),
+            "`{script}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// One HTTP/1.0 GET; body on success.
+pub fn http_get_once(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_nodelay(true)?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: sandbox\r\n\r\n")?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)?;
+    match resp.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.") && head.contains(" 200 ") => {
+            Ok(body.to_owned())
+        }
+        _ => Err(std::io::Error::other(format!("bad response: {resp:.200}"))),
+    }
+}
+
+/// GET, retried for up to `wait` while the server comes up.
+pub fn http_get(addr: SocketAddr, path: &str, wait: Duration) -> std::io::Result<String> {
+    let deadline = Instant::now() + wait;
+    loop {
+        match http_get_once(addr, path) {
+            Ok(body) => return Ok(body),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Whether anything on the host still refers to sandbox `id`.
+pub fn leftovers(fx: &Fixture, id: &SandboxId) -> Vec<String> {
+    let mut found = Vec::new();
+    let netns = format!("warren-{id}");
+    if Path::new("/run/netns").join(&netns).exists() {
+        found.push(format!("netns {netns}"));
+    }
+    let veth: String = format!("wv{}", &id.as_str()[..13]);
+    if Path::new("/sys/class/net").join(&veth).exists() {
+        found.push(format!("veth {veth}"));
+    }
+    let leaf = format!("warren-{id}");
+    for entry in std::fs::read_dir("/sys/fs/cgroup")
+        .expect("cgroup root")
+        .flatten()
+    {
+        if entry.path().join(&leaf).exists() {
+            found.push(format!("cgroup {}", entry.path().join(&leaf).display()));
+        }
+    }
+    if Path::new("/sys/fs/cgroup").join(&leaf).exists() {
+        found.push(format!("cgroup /sys/fs/cgroup/{leaf}"));
+    }
+    let list = Command::new("runsc")
+        .arg("--root")
+        .arg(fx.rt.runsc_root())
+        .args(["list", "--quiet"])
+        .output()
+        .expect("runsc list");
+    if String::from_utf8_lossy(&list.stdout).contains(id.as_str()) {
+        found.push("runsc container".into());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    if mounts.contains(id.as_str()) {
+        found.push("mount".into());
+    }
+    let ps = Command::new("ps")
+        .args(["-eo", "args"])
+        .output()
+        .expect("ps");
+    if String::from_utf8_lossy(&ps.stdout).contains(id.as_str()) {
+        found.push("process".into());
+    }
+    if fx.state_dir.join("sandboxes").join(id.as_str()).exists() {
+        found.push("sandbox directory".into());
+    }
+    found
+}
