@@ -5,6 +5,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub mod api;
+pub mod auth;
+mod daemon;
+pub mod error;
+pub mod service;
+mod templates;
+
 /// Everything `warren serve` can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -32,8 +39,32 @@ pub enum ServeError {
 
 /// Runs the daemon until `shutdown` completes, then drains and returns.
 pub async fn serve(
-    _config: Config,
-    _shutdown: impl Future<Output = ()> + Send + 'static,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    Err(ServeError::Startup("not yet implemented".into()))
+    daemon::run(config, shutdown).await
+}
+
+/// Maps a failure talking to a sandbox agent onto the error vocabulary.
+pub(crate) fn agent_error(e: warren_envd::ClientError) -> warren_core::WarrenError {
+    use warren_core::ErrorKind as K;
+    use warren_envd::Code as C;
+    let kind = match e.code() {
+        C::InvalidArgument | C::OutOfRange => K::InvalidArgument,
+        C::NotFound => K::NotFound,
+        C::AlreadyExists => K::AlreadyExists,
+        C::PermissionDenied => K::PermissionDenied,
+        C::FailedPrecondition | C::Aborted => K::FailedPrecondition,
+        C::ResourceExhausted => K::ResourceExhausted,
+        C::Unavailable | C::Canceled => K::Unavailable,
+        C::DeadlineExceeded => K::DeadlineExceeded,
+        C::Unauthenticated | C::Unimplemented | C::Unknown | C::Internal | C::DataLoss => {
+            K::Internal
+        }
+    };
+    let message = match &e {
+        warren_envd::ClientError::Rpc(rpc) => rpc.message.clone(),
+        other => format!("sandbox agent: {other}"),
+    };
+    warren_core::WarrenError::new(kind, message)
 }

@@ -1,0 +1,268 @@
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+
+/// `target/` of this workspace.
+pub fn workspace_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+fn env_path(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or(default)
+}
+
+/// A running `warren serve` owned by one test; killed and cleaned up on drop.
+pub struct Daemon {
+    pub url: String,
+    pub key: String,
+    pub addr: SocketAddr,
+    pub cidr: String,
+    pub http: reqwest::Client,
+    data: TempDir,
+    child: Option<Child>,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A /20 out of 10.96.0.0/11 unique to this test process and daemon, so tests
+/// running in parallel (nextest runs each in its own process) never share
+/// addresses.
+fn unique_cidr() -> String {
+    let n = (std::process::id() * 8 + NEXT.fetch_add(1, Ordering::Relaxed)) % 512;
+    let second = 96 + (n / 16);
+    let third = (n % 16) * 16;
+    format!("10.{second}.{third}.0/20")
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}
+
+impl Daemon {
+    pub fn warren_bin() -> PathBuf {
+        env_path("WARREN_BIN", workspace_target().join("debug/warren"))
+    }
+
+    pub fn agent_bin() -> PathBuf {
+        env_path(
+            "WARREN_TEST_AGENT",
+            workspace_target().join("x86_64-unknown-linux-gnu/release/warren-agent"),
+        )
+    }
+
+    pub fn templates_dir() -> PathBuf {
+        env_path(
+            "WARREN_TEST_TEMPLATES",
+            workspace_target().join("test-templates"),
+        )
+    }
+
+    /// Starts a daemon with a fresh data directory.
+    pub async fn start() -> anyhow::Result<Self> {
+        let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
+        let mut d = Self {
+            url: String::new(),
+            key: String::new(),
+            addr: free_port()?,
+            cidr: unique_cidr(),
+            http: reqwest::Client::new(),
+            data,
+            child: None,
+        };
+        d.spawn()?;
+        d.wait_healthy().await?;
+        let client: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(d.data.path().join("client.json")).context("client.json")?,
+        )?;
+        d.key = client["api_key"].as_str().context("api_key")?.to_owned();
+        d.url = client["url"].as_str().context("url")?.to_owned();
+        Ok(d)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data.path().join("daemon.log"))?;
+        let child = Command::new(Self::warren_bin())
+            .arg("serve")
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .arg("--templates-dir")
+            .arg(Self::templates_dir())
+            .arg("--agent-binary")
+            .arg(Self::agent_bin())
+            .arg("--sandbox-cidr")
+            .arg(&self.cidr)
+            .env("WARREN_LOG", "info,warren=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", Self::warren_bin().display()))?;
+        self.child = Some(child);
+        self.url = format!("http://{}", self.addr);
+        Ok(())
+    }
+
+    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("daemon exited with {status}:\n{}", self.log());
+            }
+            let health = self
+                .http
+                .get(format!("{}/v1/health", self.url))
+                .send()
+                .await;
+            if matches!(health, Ok(ref r) if r.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("daemon did not become healthy:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The daemon's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Sends `signal` to the daemon and waits for it to exit.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the daemon again on the same data directory and port.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.spawn()?;
+        self.wait_healthy().await
+    }
+
+    /// Makes sure `name` is built in the shared templates directory.
+    pub async fn ensure_template(&self, name: &str) -> anyhow::Result<()> {
+        let ready = std::fs::read_to_string(Self::templates_dir().join(name).join("template.json"))
+            .map(|s| s.contains("\"ready\""))
+            .unwrap_or(false);
+        if ready {
+            return Ok(());
+        }
+        let resp = self
+            .post(&format!("/v1/templates/{name}/build"))
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.text().await?;
+        if !status.is_success() || !body.lines().any(|l| l.contains("\"type\":\"done\"")) {
+            bail!("building template {name} failed ({status}):\n{body}");
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new(Self::warren_bin());
+        c.env("WARREN_URL", &self.url)
+            .env("WARREN_API_KEY", &self.key)
+            .env_remove("WARREN_CONFIG");
+        c
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // Kill every sandbox this daemon still has, then stop it, so no test
+        // leaves sandboxes behind.
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            let url = self.url.clone();
+            let key = self.key.clone();
+            let _ = std::thread::spawn(move || kill_all(&url, &key)).join();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Kills every sandbox of a daemon (blocking; used from `Drop`).
+fn kill_all(url: &str, key: &str) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let Ok(resp) = http
+            .get(format!("{url}/v1/sandboxes"))
+            .bearer_auth(key)
+            .send()
+            .await
+        else {
+            return;
+        };
+        let Ok(list) = resp.json::<warren_api_types::SandboxList>().await else {
+            return;
+        };
+        for sb in list.sandboxes {
+            let _ = http
+                .delete(format!("{url}/v1/sandboxes/{}", sb.id))
+                .bearer_auth(key)
+                .send()
+                .await;
+        }
+    });
+}

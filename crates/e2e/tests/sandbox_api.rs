@@ -1,0 +1,295 @@
+//! The native API end to end: real daemon, real runsc sandboxes from the
+//! `base` template.
+
+use serde_json::json;
+use warren_api_types::{ApiError, Sandbox, SandboxList};
+use warren_e2e::{Daemon, ExecOutput, decode_exec};
+
+async fn daemon() -> Daemon {
+    let d = Daemon::start().await.expect("daemon starts");
+    d.ensure_template("base").await.expect("base template");
+    d
+}
+
+async fn create(d: &Daemon, body: serde_json::Value) -> Sandbox {
+    let resp = d.post("/v1/sandboxes").json(&body).send().await.unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 201, "create failed: {text}\n{}", d.log());
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn exec(d: &Daemon, id: &str, body: serde_json::Value) -> ExecOutput {
+    let resp = d
+        .post(&format!("/v1/sandboxes/{id}/exec"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "exec failed: {text}");
+    decode_exec(&text).unwrap()
+}
+
+async fn sh(d: &Daemon, id: &str, script: &str) -> ExecOutput {
+    exec(d, id, json!({"cmd": ["bash", "-c", script]})).await
+}
+
+async fn error_of(resp: reqwest::Response) -> (u16, ApiError) {
+    let status = resp.status().as_u16();
+    (
+        status,
+        resp.json().await.expect("error body is {code, message}"),
+    )
+}
+
+#[tokio::test]
+async fn sandbox_create_exec_kill() {
+    let d = daemon().await;
+    let sb = create(&d, json!({"metadata": {"purpose": "e2e"}})).await;
+    assert_eq!(sb.state, "running");
+    assert_eq!(sb.template, "base");
+
+    let out = sh(&d, &sb.id, "echo out; echo err >&2; exit 3").await;
+    assert_eq!(out.stdout_str(), "out\n");
+    assert_eq!(out.stderr_str(), "err\n");
+    assert_eq!(out.exit_code, Some(3));
+    assert!(out.pid.is_some());
+
+    let out = exec(&d, &sb.id, json!({"cmd": ["cat"], "stdin": "from stdin"})).await;
+    assert_eq!(out.stdout_str(), "from stdin");
+    assert_eq!(out.exit_code, Some(0));
+
+    let out = exec(
+        &d,
+        &sb.id,
+        json!({"cmd": ["bash", "-c", "echo $GREETING; pwd; id -un"],
+               "env": {"GREETING": "hello"}, "cwd": "/tmp", "user": "root"}),
+    )
+    .await;
+    assert_eq!(out.stdout_str(), "hello\n/tmp\nroot\n");
+
+    // Default user is `user` with home /home/user; base has git, python3, curl.
+    let out = sh(
+        &d,
+        &sb.id,
+        "id -un; pwd; git --version >/dev/null && python3 -c 'print(6*7)'",
+    )
+    .await;
+    assert_eq!(out.stdout_str(), "user\n/home/user\n42\n");
+
+    let out = exec(&d, &sb.id, json!({"cmd": ["/no/such/binary"]})).await;
+    assert_ne!(out.exit_code, Some(0));
+
+    let listed: SandboxList = d
+        .get("/v1/sandboxes?metadata=purpose%3De2e")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.sandboxes.len(), 1);
+    let none: SandboxList = d
+        .get("/v1/sandboxes?metadata=purpose%3Dother")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(none.sandboxes.is_empty());
+
+    let resp = d
+        .delete(&format!("/v1/sandboxes/{}", sb.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (status, err) = error_of(
+        d.get(&format!("/v1/sandboxes/{}", sb.id))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, err.code.as_str()), (404, "not_found"));
+    let resp = d
+        .post(&format!("/v1/sandboxes/{}/exec", sb.id))
+        .json(&json!({"cmd": ["true"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn sandbox_files_in_and_out() {
+    let d = daemon().await;
+    let sb = create(&d, json!({})).await;
+    let path = |p: &str| format!("/v1/sandboxes/{}/files?path={p}", sb.id);
+
+    // Text into a nested directory that does not exist yet.
+    let resp = d
+        .put(&path("/home/user/a/b/c.txt"))
+        .body("hello files")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    let out = sh(&d, &sb.id, "cat /home/user/a/b/c.txt").await;
+    assert_eq!(out.stdout_str(), "hello files");
+
+    // 50 MB of binary noise round trips byte for byte.
+    let big: Vec<u8> = (0..50 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let resp = d
+        .put(&path("/tmp/big.bin"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let back = d
+        .get(&path("/tmp/big.bin"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(back.len(), big.len());
+    assert!(back == big, "50 MB file changed in transit");
+
+    // A file written inside is readable outside.
+    sh(&d, &sb.id, "printf 'made inside' > /tmp/inside.txt").await;
+    let got = d
+        .get(&path("/tmp/inside.txt"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(got, "made inside");
+
+    let (status, err) = error_of(d.get(&path("/tmp/missing")).send().await.unwrap()).await;
+    assert_eq!((status, err.code.as_str()), (404, "not_found"));
+    let (status, _) = error_of(
+        d.get(&format!("/v1/sandboxes/{}/files", sb.id))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn sandbox_bad_input_gets_precise_errors() {
+    let d = Daemon::start().await.unwrap();
+    let cases = [
+        (json!({"cpus": 0}), 400, "cpus"),
+        (json!({"memory_mb": 5}), 400, "memory_mb"),
+        (json!({"templat": "base"}), 400, "templat"),
+        (
+            json!({"template": "no-such-template"}),
+            404,
+            "no-such-template",
+        ),
+        (json!({"timeout_s": 0}), 400, "timeout_s"),
+    ];
+    for (body, status, word) in cases {
+        let (got, err) = error_of(d.post("/v1/sandboxes").json(&body).send().await.unwrap()).await;
+        assert_eq!(got, status, "{body}: {err:?}");
+        assert!(err.message.contains(word), "{body}: {}", err.message);
+    }
+    // Malformed JSON and oversized bodies.
+    let (got, _) = error_of(
+        d.post("/v1/sandboxes")
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(got, 400);
+    let huge = format!(
+        r#"{{"metadata": {{"k": "{}"}}}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (got, err) = error_of(
+        d.post("/v1/sandboxes")
+            .header("content-type", "application/json")
+            .body(huge)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((got, err.code.as_str()), (413, "payload_too_large"));
+    // Hostile ids and missing keys.
+    let (got, _) = error_of(d.get("/v1/sandboxes/..%2F..%2Fetc").send().await.unwrap()).await;
+    assert_eq!(got, 404);
+    let resp = d
+        .http
+        .get(format!("{}/v1/sandboxes", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = d
+        .http
+        .get(format!("{}/v1/sandboxes", d.url))
+        .bearer_auth(
+            "wrn_aaaaaaaaaaaa_0000000000000000000000000000000000000000000000000000000000000000",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // The OpenAPI document is served and names the endpoints.
+    let doc: serde_json::Value = d
+        .http
+        .get(format!("{}/v1/openapi.json", d.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/v1/sandboxes/{id}/exec"].is_object());
+}
+
+#[tokio::test]
+async fn sandbox_timeout_expires() {
+    let d = daemon().await;
+    let sb = create(&d, json!({"timeout_s": 2})).await;
+    let resp = d
+        .post(&format!("/v1/sandboxes/{}/timeout", sb.id))
+        .json(&json!({"timeout_s": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = d
+            .get(&format!("/v1/sandboxes/{}", sb.id))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sandbox outlived its timeout"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,147 @@
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Extension, RawQuery, State};
+use axum::http::StatusCode;
+use time::format_description::well_known::Rfc3339;
+use warren_api_types::{CreateSandboxRequest, Sandbox, SandboxList, SetTimeoutRequest};
+use warren_core::{SandboxState, WarrenError};
+use warren_store::{SandboxFilter, SandboxRecord};
+
+use super::AppState;
+use super::extract::{ApiJson, SandboxPath};
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::service::CreateParams;
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+pub fn to_api(rec: SandboxRecord) -> Sandbox {
+    Sandbox {
+        id: rec.id.to_string(),
+        template: rec.template,
+        state: rec.state.to_string(),
+        cpus: rec.limits.cpus,
+        memory_mb: rec.limits.memory_mb,
+        metadata: rec.metadata,
+        created_at: rfc3339(rec.created_at),
+        expires_at: rfc3339(rec.expires_at),
+    }
+}
+
+/// Creates a sandbox and returns once its agent answers.
+#[utoipa::path(post, path = "/v1/sandboxes", tag = "sandboxes",
+    request_body = CreateSandboxRequest,
+    responses((status = 201, body = Sandbox), (status = 400, body = warren_api_types::ApiError),
+        (status = 404, description = "unknown template", body = warren_api_types::ApiError)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<CreateSandboxRequest>,
+) -> ApiResult<(StatusCode, Json<Sandbox>)> {
+    let params = CreateParams::from_request(req, caller.key_id)?;
+    let rec = state.sandboxes.create(params).await?;
+    Ok((StatusCode::CREATED, Json(to_api(rec))))
+}
+
+/// Parses `state=S` and `metadata=K=V` pairs (both repeatable).
+pub fn parse_filter(query: Option<&str>) -> Result<SandboxFilter, WarrenError> {
+    let mut filter = SandboxFilter::default();
+    let mut metadata = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "state" => {
+                for s in v.split(',').filter(|s| !s.is_empty()) {
+                    filter.states.push(s.parse::<SandboxState>()?);
+                }
+            }
+            "metadata" => {
+                let (mk, mv) = v.split_once('=').ok_or_else(|| {
+                    WarrenError::invalid(format!("metadata filter '{v}' must look like key=value"))
+                })?;
+                metadata.insert(mk.to_owned(), mv.to_owned());
+            }
+            other => {
+                return Err(WarrenError::invalid(format!(
+                    "unknown query parameter '{other}' (expected state or metadata)"
+                )));
+            }
+        }
+    }
+    filter.metadata = metadata;
+    Ok(filter)
+}
+
+/// Lists sandboxes, by default every one that is not killed.
+#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
+    params(("state" = Option<String>, Query, description = "repeatable or comma-separated"),
+        ("metadata" = Option<String>, Query, description = "key=value, repeatable")),
+    responses((status = 200, body = SandboxList)))]
+pub async fn list(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<SandboxList>> {
+    let filter = parse_filter(query.as_deref())?;
+    let sandboxes = state.sandboxes.list(&filter).await?;
+    Ok(Json(SandboxList {
+        sandboxes: sandboxes.into_iter().map(to_api).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Sandbox), (status = 404, body = warren_api_types::ApiError)))]
+pub async fn info(
+    State(state): State<AppState>,
+    SandboxPath(id): SandboxPath,
+) -> ApiResult<Json<Sandbox>> {
+    Ok(Json(to_api(state.sandboxes.get(&id).await?)))
+}
+
+/// Kills a sandbox; its resources are released in the background.
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = warren_api_types::ApiError)))]
+pub async fn kill(
+    State(state): State<AppState>,
+    SandboxPath(id): SandboxPath,
+) -> ApiResult<StatusCode> {
+    state.sandboxes.kill(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets the sandbox to be killed `timeout_s` seconds from now.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/timeout", tag = "sandboxes",
+    params(("id" = String, Path)), request_body = SetTimeoutRequest,
+    responses((status = 200, body = Sandbox), (status = 404, body = warren_api_types::ApiError)))]
+pub async fn set_timeout(
+    State(state): State<AppState>,
+    SandboxPath(id): SandboxPath,
+    ApiJson(req): ApiJson<SetTimeoutRequest>,
+) -> ApiResult<Json<Sandbox>> {
+    Ok(Json(to_api(
+        state.sandboxes.set_timeout(&id, req.timeout_s).await?,
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse() {
+        let f = parse_filter(Some(
+            "state=running,paused&metadata=team%3Dx&metadata=a=b%3Dc",
+        ))
+        .unwrap();
+        assert_eq!(f.states, vec![SandboxState::Running, SandboxState::Paused]);
+        assert_eq!(f.metadata.get("team").map(String::as_str), Some("x"));
+        assert_eq!(f.metadata.get("a").map(String::as_str), Some("b=c"));
+        assert!(parse_filter(Some("state=zombie")).is_err());
+        assert!(parse_filter(Some("metadata=novalue")).is_err());
+        assert!(parse_filter(Some("limit=3")).is_err());
+        assert_eq!(parse_filter(None).unwrap(), SandboxFilter::default());
+    }
+}

@@ -1,0 +1,173 @@
+use std::io::Write;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use warren_core::{KeyId, WarrenError};
+
+const PREFIX: &str = "wrn_";
+const SECRET_BYTES: usize = 32;
+
+/// Why a key or the pepper could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("malformed API key: expected wrn_<id>_<secret>")]
+    Malformed,
+    #[error("cannot read or create the key pepper at {path}")]
+    Pepper {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<KeyError> for WarrenError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Malformed => WarrenError::new(
+                warren_core::ErrorKind::Unauthenticated,
+                "malformed API key: expected wrn_<id>_<secret>",
+            ),
+            other => {
+                WarrenError::internal(format!("{other}: {:?}", std::error::Error::source(&other)))
+            }
+        }
+    }
+}
+
+/// The server-side secret mixed into every key hash.
+#[derive(Clone)]
+pub struct Pepper([u8; 32]);
+
+impl Pepper {
+    /// Loads the pepper from `path`, creating it (0600, write-then-rename) on
+    /// first use.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        let err = |source| KeyError::Pepper {
+            path: path.display().to_string(),
+            source,
+        };
+        match std::fs::read(path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut p = [0u8; 32];
+                p.copy_from_slice(&bytes);
+                return Ok(Self(p));
+            }
+            Ok(_) => {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "pepper file must hold exactly 32 bytes",
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(e)),
+        }
+        let mut p = [0u8; 32];
+        rand::rng().fill_bytes(&mut p);
+        write_private(path, &p).map_err(err)?;
+        Ok(Self(p))
+    }
+
+    /// A hex token bound to this secret and `context`.
+    pub fn derive(&self, context: &str) -> String {
+        hex::encode(self.hash(context))
+    }
+
+    fn hash(&self, secret: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// Writes `bytes` to `path` with mode 0600 via a temporary file and rename.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A freshly minted key: the full text is shown once, only the hash is kept.
+pub struct ApiKey {
+    pub id: KeyId,
+    pub text: String,
+    pub hash: Vec<u8>,
+}
+
+impl ApiKey {
+    pub fn generate(pepper: &Pepper) -> Self {
+        let id = KeyId::generate();
+        let mut secret = [0u8; SECRET_BYTES];
+        rand::rng().fill_bytes(&mut secret);
+        let secret = hex::encode(secret);
+        let hash = pepper.hash(&secret);
+        Self {
+            text: format!("{PREFIX}{id}_{secret}"),
+            id,
+            hash,
+        }
+    }
+
+    /// Splits a presented key into its id and secret.
+    pub fn parse(text: &str) -> Result<(KeyId, &str), KeyError> {
+        let rest = text.strip_prefix(PREFIX).ok_or(KeyError::Malformed)?;
+        let (id, secret) = rest.split_once('_').ok_or(KeyError::Malformed)?;
+        let id: KeyId = id.parse().map_err(|_| KeyError::Malformed)?;
+        if secret.len() != SECRET_BYTES * 2 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(KeyError::Malformed);
+        }
+        Ok((id, secret))
+    }
+
+    /// Whether `secret` matches `stored_hash`, in constant time.
+    pub fn verify(pepper: &Pepper, secret: &str, stored_hash: &[u8]) -> bool {
+        pepper.hash(secret).ct_eq(stored_hash).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_verify_and_tampered_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let pepper = Pepper::load_or_create(&dir.path().join("pepper")).unwrap();
+        let key = ApiKey::generate(&pepper);
+        let (id, secret) = ApiKey::parse(&key.text).unwrap();
+        assert_eq!(id, key.id);
+        assert!(ApiKey::verify(&pepper, secret, &key.hash));
+        let mut wrong = secret.to_owned();
+        wrong.replace_range(0..1, if secret.starts_with('0') { "1" } else { "0" });
+        assert!(!ApiKey::verify(&pepper, &wrong, &key.hash));
+    }
+
+    #[test]
+    fn pepper_is_stable_across_loads_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pepper");
+        let a = Pepper::load_or_create(&path).unwrap();
+        let b = Pepper::load_or_create(&path).unwrap();
+        assert_eq!(a.0, b.0);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn malformed_keys_are_rejected() {
+        for bad in ["", "wrn_", "wrn_abc_def", "Bearer x", "wrn_abcdefghijkl_zz"] {
+            assert!(ApiKey::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Bad input is reported precisely; internal errors are logged with their
+//! detail and answered with an opaque message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use warren_api_types::ApiError;
+use warren_core::{ErrorKind, WarrenError};
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct AppError(pub WarrenError);
+
+impl<E: Into<WarrenError>> From<E> for AppError {
+    fn from(e: E) -> Self {
+        AppError(e.into())
+    }
+}
+
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::AlreadyExists | ErrorKind::FailedPrecondition => StatusCode::CONFLICT,
+        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let WarrenError { kind, message } = self.0;
+        let message = if kind == ErrorKind::Internal {
+            tracing::error!(error = %message, "internal error");
+            "internal error: see the daemon's log for details".to_owned()
+        } else {
+            message
+        };
+        let body = ApiError {
+            code: kind.code().to_owned(),
+            message,
+        };
+        (status_of(kind), Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, AppError>;

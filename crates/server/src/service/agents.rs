@@ -1,0 +1,94 @@
+//! Connections to the agents inside live sandboxes.
+//!
+//! Each sandbox's agent requires an access token. The token is derived from a
+//! daemon secret and the sandbox id (HMAC), so a restarted daemon can talk to
+//! agents it re-attaches without storing tokens anywhere.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use warren_core::{SandboxId, WarrenError};
+use warren_envd::EnvdClient;
+
+use crate::auth::Pepper;
+
+/// How long a freshly started sandbox may take to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+pub struct Agents {
+    secret: Pepper,
+    clients: Arc<RwLock<HashMap<SandboxId, EnvdClient>>>,
+}
+
+impl Agents {
+    pub fn new(secret: Pepper) -> Self {
+        Self {
+            secret,
+            clients: Arc::default(),
+        }
+    }
+
+    /// The access token of `id`'s agent.
+    pub fn token(&self, id: &SandboxId) -> String {
+        self.secret.derive(&format!("agent-token:{id}"))
+    }
+
+    /// Registers the agent of `id` at `addr` and returns its client.
+    pub fn attach(&self, id: &SandboxId, addr: SocketAddr) -> Result<EnvdClient, WarrenError> {
+        let client = EnvdClient::new(&format!("http://{addr}"))
+            .map_err(crate::agent_error)?
+            .with_access_token(self.token(id));
+        self.clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), client.clone());
+        Ok(client)
+    }
+
+    /// The agent's client, acting as `user` if given.
+    pub fn get(&self, id: &SandboxId, user: Option<&str>) -> Result<EnvdClient, WarrenError> {
+        self.clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .map(|c| match user {
+                Some(u) => c.with_user(u),
+                None => c,
+            })
+            .ok_or_else(|| {
+                WarrenError::unavailable(format!(
+                    "the agent of sandbox {id} is not connected; try again in a moment"
+                ))
+            })
+    }
+
+    pub fn remove(&self, id: &SandboxId) {
+        self.clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Waits until the agent answers its health check.
+    pub async fn wait_ready(client: &EnvdClient) -> Result<(), WarrenError> {
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let mut delay = Duration::from_millis(2);
+        loop {
+            if client.health().await.is_ok() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(WarrenError::unavailable(format!(
+                    "the sandbox agent did not answer within {}s",
+                    READY_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(50));
+        }
+    }
+}

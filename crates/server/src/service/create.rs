@@ -1,0 +1,248 @@
+//! Creating a sandbox: validate, record it (state `creating`, network slot
+//! assigned), start it in the runtime, wait for its agent, hand the agent its
+//! environment and token, then mark it `running`.
+//!
+//! A failure at any step marks the sandbox `failed` and queues its teardown.
+//! A kill that lands while the sandbox is being created wins: the creator sees
+//! the compare-and-set fail and tears down what it started.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+use warren_api_types::CreateSandboxRequest;
+use warren_core::spec::{validate_env, validate_template_name};
+use warren_core::{KeyId, Limits, SandboxId, SandboxState, Transition, WarrenError};
+use warren_envd::http_api::InitRequest;
+use warren_runtime::RuntimeSpec;
+use warren_store::{NewSandbox, SandboxRecord, StoreError};
+
+use super::{Agents, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
+
+const MAX_METADATA_PAIRS: usize = 64;
+const MAX_METADATA_KEY: usize = 128;
+const MAX_METADATA_VALUE: usize = 1024;
+const MAX_ENV_VARS: usize = 1024;
+
+/// A validated create request.
+#[derive(Debug, Clone)]
+pub struct CreateParams {
+    pub template: String,
+    pub limits: Limits,
+    pub timeout_s: u64,
+    pub env: BTreeMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_by: KeyId,
+}
+
+impl CreateParams {
+    pub fn from_request(req: CreateSandboxRequest, created_by: KeyId) -> Result<Self, WarrenError> {
+        let template = req.template.unwrap_or_else(|| "base".to_owned());
+        validate_template_name(&template)?;
+        let defaults = Limits::default();
+        let limits = Limits {
+            cpus: req.cpus.unwrap_or(defaults.cpus),
+            memory_mb: req.memory_mb.unwrap_or(defaults.memory_mb),
+            pids: defaults.pids,
+        };
+        limits.validate()?;
+        let timeout_s = validate_timeout(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S))?;
+        if req.env.len() > MAX_ENV_VARS {
+            return Err(WarrenError::invalid(format!(
+                "at most {MAX_ENV_VARS} environment variables are allowed"
+            )));
+        }
+        validate_env(&req.env)?;
+        validate_metadata(&req.metadata)?;
+        Ok(Self {
+            template,
+            limits,
+            timeout_s,
+            env: req.env,
+            metadata: req.metadata,
+            created_by,
+        })
+    }
+}
+
+/// A lifetime in seconds: 1..=MAX_TIMEOUT_S.
+pub fn validate_timeout(timeout_s: u64) -> Result<u64, WarrenError> {
+    if timeout_s == 0 || timeout_s > MAX_TIMEOUT_S {
+        return Err(WarrenError::invalid(format!(
+            "timeout_s must be between 1 and {MAX_TIMEOUT_S}, got {timeout_s}"
+        )));
+    }
+    Ok(timeout_s)
+}
+
+fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), WarrenError> {
+    if metadata.len() > MAX_METADATA_PAIRS {
+        return Err(WarrenError::invalid(format!(
+            "at most {MAX_METADATA_PAIRS} metadata entries are allowed"
+        )));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || k.len() > MAX_METADATA_KEY || k.contains(['=', '\0']) {
+            return Err(WarrenError::invalid(format!(
+                "metadata key '{}' must be 1-{MAX_METADATA_KEY} bytes without '=' or NUL",
+                k.chars().take(40).collect::<String>()
+            )));
+        }
+        if v.len() > MAX_METADATA_VALUE || v.contains('\0') {
+            return Err(WarrenError::invalid(format!(
+                "metadata value of '{k}' must be at most {MAX_METADATA_VALUE} bytes without NUL"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Sandboxes {
+    pub async fn create(&self, p: CreateParams) -> Result<SandboxRecord, WarrenError> {
+        let template = self.templates.get(&p.template)?;
+        let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(p.timeout_s as i64);
+        let rec = self
+            .store
+            .create_sandbox(NewSandbox {
+                id: SandboxId::generate(),
+                template: p.template,
+                limits: p.limits,
+                env: p.env,
+                metadata: p.metadata,
+                created_by: p.created_by,
+                expires_at,
+            })
+            .await?;
+        let id = rec.id.clone();
+        let spec = RuntimeSpec {
+            id: id.clone(),
+            rootfs: template.rootfs,
+            limits: rec.limits,
+            net_slot: rec.net_slot,
+            agent_binary: self.agent_binary.clone(),
+        };
+        if let Err(e) = self.boot(&spec, &rec.env).await {
+            tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
+            self.abandon(&id).await;
+            return Err(e);
+        }
+        match self
+            .store
+            .transition(&id, SandboxState::Creating, SandboxState::Running)
+            .await
+        {
+            Ok(rec) => {
+                tracing::info!(sandbox = %id, template = %rec.template, "sandbox running");
+                Ok(rec)
+            }
+            Err(StoreError::Conflict { actual, .. }) => {
+                self.agents.remove(&id);
+                self.teardown.enqueue(id.clone());
+                Err(WarrenError::precondition(format!(
+                    "sandbox {id} became {actual} while it was being created"
+                )))
+            }
+            Err(e) => {
+                self.abandon(&id).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Starts the runtime instance and brings its agent up.
+    async fn boot(
+        &self,
+        spec: &RuntimeSpec,
+        env: &BTreeMap<String, String>,
+    ) -> Result<(), WarrenError> {
+        self.runtime.create(spec).await?;
+        let instance = self.runtime.start(&spec.id).await?;
+        let client = self.agents.attach(&spec.id, instance.agent_addr)?;
+        Agents::wait_ready(&client).await?;
+        let init = InitRequest {
+            env_vars: Some(env.clone()),
+            access_token: Some(self.agents.token(&spec.id)),
+            timestamp: Some(crate::api::rfc3339(OffsetDateTime::now_utc())),
+            ..InitRequest::default()
+        };
+        client.init(&init).await.map_err(crate::agent_error)?;
+        Ok(())
+    }
+
+    /// Marks a sandbox that could not be started as failed and cleans up.
+    async fn abandon(&self, id: &SandboxId) {
+        if let Err(e) = self.transition(id, Transition::Fail).await {
+            tracing::warn!(sandbox = %id, error = %e.message, "could not mark sandbox failed");
+        }
+        self.agents.remove(id);
+        self.teardown.enqueue(id.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> KeyId {
+        KeyId::generate()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let p = CreateParams::from_request(CreateSandboxRequest::default(), key()).unwrap();
+        assert_eq!(p.template, "base");
+        assert_eq!(p.timeout_s, DEFAULT_TIMEOUT_S);
+        assert_eq!(p.limits, Limits::default());
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let cases = [
+            (
+                CreateSandboxRequest {
+                    cpus: Some(0),
+                    ..Default::default()
+                },
+                "cpus",
+            ),
+            (
+                CreateSandboxRequest {
+                    memory_mb: Some(1),
+                    ..Default::default()
+                },
+                "memory_mb",
+            ),
+            (
+                CreateSandboxRequest {
+                    timeout_s: Some(0),
+                    ..Default::default()
+                },
+                "timeout_s",
+            ),
+            (
+                CreateSandboxRequest {
+                    template: Some("../etc".into()),
+                    ..Default::default()
+                },
+                "template",
+            ),
+            (
+                CreateSandboxRequest {
+                    metadata: [("a=b".to_owned(), "c".to_owned())].into(),
+                    ..Default::default()
+                },
+                "metadata",
+            ),
+            (
+                CreateSandboxRequest {
+                    env: [("1X".to_owned(), "c".to_owned())].into(),
+                    ..Default::default()
+                },
+                "environment",
+            ),
+        ];
+        for (req, word) in cases {
+            let err = CreateParams::from_request(req, key()).unwrap_err();
+            assert!(err.message.contains(word), "{} lacks {word}", err.message);
+        }
+    }
+}

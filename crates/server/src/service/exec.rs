@@ -1,0 +1,205 @@
+//! Running commands: the native `exec` maps onto the agent's
+//! `process.Process/Start` stream, with argv spawned directly (no shell).
+//!
+//! Stream contract (what the API promises): exactly one `start` first, any
+//! number of `stdout`/`stderr`, exactly one `exit` last — also when the agent
+//! connection breaks (then `exit_code` -1 with an `error`).
+
+use std::pin::Pin;
+
+use base64::Engine;
+use futures::{Stream, StreamExt};
+use warren_api_types::{ExecEvent, ExecRequest};
+use warren_core::spec::validate_env;
+use warren_core::{SandboxId, WarrenError};
+use warren_envd::process::{
+    DataEvent, EndEvent, ProcessConfig, ProcessEvent, ProcessInput, ProcessSelector, StartRequest,
+};
+
+use super::Sandboxes;
+
+pub type ExecStream = Pin<Box<dyn Stream<Item = ExecEvent> + Send>>;
+
+const MAX_ARGS: usize = 4096;
+const MAX_STDIN: usize = 512 * 1024;
+
+fn validate(req: &ExecRequest) -> Result<(), WarrenError> {
+    match req.cmd.first() {
+        None => {
+            return Err(WarrenError::invalid(
+                "cmd must name a program: e.g. [\"ls\", \"-l\"]",
+            ));
+        }
+        Some(p) if p.is_empty() => return Err(WarrenError::invalid("cmd[0] must not be empty")),
+        _ => {}
+    }
+    if req.cmd.len() > MAX_ARGS {
+        return Err(WarrenError::invalid(format!(
+            "cmd has more than {MAX_ARGS} arguments"
+        )));
+    }
+    if req.cmd.iter().any(|a| a.contains('\0')) {
+        return Err(WarrenError::invalid(
+            "cmd arguments must not contain NUL bytes",
+        ));
+    }
+    if req.stdin.as_ref().is_some_and(|s| s.len() > MAX_STDIN) {
+        return Err(WarrenError::invalid(format!(
+            "stdin is limited to {MAX_STDIN} bytes; upload larger input as a file"
+        )));
+    }
+    validate_env(&req.env)
+}
+
+/// The exit event for an envd `end` event. envd reports a signal death as
+/// exit code -1 with a status like `signal: killed`.
+fn exit_event(end: EndEvent) -> ExecEvent {
+    let signal = end
+        .status
+        .strip_prefix("signal: ")
+        .map(|s| s.trim().to_owned());
+    ExecEvent::Exit {
+        exit_code: end.exit_code,
+        signal,
+        error: end.error.filter(|e| !e.is_empty()),
+    }
+}
+
+fn lost(detail: impl std::fmt::Display) -> ExecEvent {
+    ExecEvent::Exit {
+        exit_code: -1,
+        signal: None,
+        error: Some(format!(
+            "lost the connection to the sandbox agent: {detail}"
+        )),
+    }
+}
+
+impl Sandboxes {
+    pub async fn exec(&self, id: &SandboxId, req: ExecRequest) -> Result<ExecStream, WarrenError> {
+        validate(&req)?;
+        self.get_running(id).await?;
+        let client = self.agents.get(id, req.user.as_deref())?;
+        let mut argv = req.cmd.into_iter();
+        let cmd = argv.next().unwrap_or_default();
+        let start = StartRequest {
+            process: Some(ProcessConfig {
+                cmd,
+                args: argv.collect(),
+                envs: req.env,
+                cwd: req.cwd,
+            }),
+            pty: None,
+            tag: None,
+            stdin: Some(req.stdin.is_some()),
+        };
+        let mut events = client
+            .start(&start, None)
+            .await
+            .map_err(crate::agent_error)?;
+
+        // The first event names the process; stdin is written once it exists.
+        let first = match events.next().await {
+            Some(Ok(ProcessEvent::Start(s))) => s,
+            Some(Ok(other)) => {
+                return Err(WarrenError::internal(format!(
+                    "agent sent {other:?} before the start event"
+                )));
+            }
+            Some(Err(e)) => return Err(crate::agent_error(e)),
+            None => {
+                return Err(WarrenError::unavailable(
+                    "the sandbox agent closed the stream",
+                ));
+            }
+        };
+        if let Some(stdin) = req.stdin {
+            let pid = ProcessSelector::Pid(first.pid);
+            if !stdin.is_empty() {
+                client
+                    .send_input(pid.clone(), ProcessInput::Stdin(stdin.into_bytes()))
+                    .await
+                    .map_err(crate::agent_error)?;
+            }
+            client.close_stdin(pid).await.map_err(crate::agent_error)?;
+        }
+
+        let head = futures::stream::once(async move { ExecEvent::Start { pid: first.pid } });
+        // `None` state: the terminal event has been sent.
+        let body = futures::stream::unfold(Some(events), |events| async move {
+            let mut events = events?;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            loop {
+                let ev = match events.next().await {
+                    Some(Ok(ProcessEvent::Data(DataEvent::Stdout(b) | DataEvent::Pty(b)))) => {
+                        ExecEvent::Stdout {
+                            data: b64.encode(b),
+                        }
+                    }
+                    Some(Ok(ProcessEvent::Data(DataEvent::Stderr(b)))) => ExecEvent::Stderr {
+                        data: b64.encode(b),
+                    },
+                    Some(Ok(ProcessEvent::End(end))) => return Some((exit_event(end), None)),
+                    Some(Ok(ProcessEvent::Start(_) | ProcessEvent::Keepalive(_))) => continue,
+                    Some(Err(e)) => return Some((lost(e), None)),
+                    None => return Some((lost("the stream ended without an exit event"), None)),
+                };
+                return Some((ev, Some(events)));
+            }
+        });
+        Ok(head.chain(body).boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_hostile_commands_are_rejected() {
+        let bad = [
+            ExecRequest::default(),
+            ExecRequest {
+                cmd: vec![String::new()],
+                ..Default::default()
+            },
+            ExecRequest {
+                cmd: vec!["a\0b".into()],
+                ..Default::default()
+            },
+            ExecRequest {
+                cmd: vec!["cat".into()],
+                stdin: Some("x".repeat(MAX_STDIN + 1)),
+                ..Default::default()
+            },
+        ];
+        for req in bad {
+            assert!(validate(&req).is_err(), "{req:?}");
+        }
+        assert!(
+            validate(&ExecRequest {
+                cmd: vec!["true".into()],
+                ..Default::default()
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn signal_deaths_are_named() {
+        let ev = exit_event(EndEvent {
+            exit_code: -1,
+            exited: false,
+            status: "signal: killed".into(),
+            error: None,
+        });
+        assert_eq!(
+            ev,
+            ExecEvent::Exit {
+                exit_code: -1,
+                signal: Some("killed".into()),
+                error: None
+            }
+        );
+    }
+}

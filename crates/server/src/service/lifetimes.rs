@@ -1,0 +1,63 @@
+//! Lifetimes: every sandbox has an expiry; the reaper kills sandboxes past it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use warren_core::{SandboxId, WarrenError};
+use warren_store::SandboxRecord;
+
+use super::Sandboxes;
+use super::create::validate_timeout;
+
+/// How often the reaper looks for expired sandboxes.
+const REAP_INTERVAL: Duration = Duration::from_millis(500);
+
+impl Sandboxes {
+    /// Sets the sandbox to expire `timeout_s` seconds from now.
+    pub async fn set_timeout(
+        &self,
+        id: &SandboxId,
+        timeout_s: u64,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let timeout_s = validate_timeout(timeout_s)?;
+        let rec = self.get(id).await?;
+        if rec.state.is_terminal() {
+            return Err(WarrenError::precondition(format!(
+                "sandbox {id} is {}: its timeout cannot change",
+                rec.state
+            )));
+        }
+        let at = OffsetDateTime::now_utc() + time::Duration::seconds(timeout_s as i64);
+        Ok(self.store.set_expiry(id, at).await?)
+    }
+
+    /// Kills expired sandboxes until `shutdown` fires.
+    pub async fn run_reaper(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(REAP_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let expired = match self
+                .store
+                .expired_sandboxes(OffsetDateTime::now_utc())
+                .await
+            {
+                Ok(ids) => ids,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reaper could not list expired sandboxes");
+                    continue;
+                }
+            };
+            for id in expired {
+                tracing::info!(sandbox = %id, "sandbox reached its timeout");
+                if let Err(e) = self.kill(&id).await {
+                    tracing::warn!(sandbox = %id, error = %e.message, "could not kill expired sandbox");
+                }
+            }
+        }
+    }
+}

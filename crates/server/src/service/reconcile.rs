@@ -1,0 +1,85 @@
+//! Start-up reconciliation: make the store and the runtime agree after the
+//! daemon stopped (cleanly or not).
+//!
+//! | store says            | runtime has it live | action                          |
+//! |-----------------------|---------------------|---------------------------------|
+//! | running               | yes                 | re-attach the agent             |
+//! | running               | no                  | mark failed (it died with us)   |
+//! | creating / resuming   | either              | mark failed, tear down          |
+//! | killed / failed / —   | yes                 | tear down (a leak otherwise)    |
+
+use std::collections::HashSet;
+
+use warren_core::{SandboxState, Transition, WarrenError};
+use warren_store::SandboxFilter;
+
+use super::{Agents, Sandboxes};
+
+/// What reconciliation did, for the log and for tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub reattached: usize,
+    pub failed: usize,
+    pub torn_down: usize,
+}
+
+impl Sandboxes {
+    pub async fn reconcile(&self) -> Result<Report, WarrenError> {
+        let mut report = Report::default();
+        let live = self.runtime.list_live().await?;
+        let records = self.store.list_sandboxes(&SandboxFilter::default()).await?;
+        let live_ids: HashSet<_> = live.iter().map(|i| i.id.clone()).collect();
+        let mut known = HashSet::new();
+
+        for rec in records {
+            known.insert(rec.id.clone());
+            let is_live = live_ids.contains(&rec.id);
+            match rec.state {
+                SandboxState::Running if is_live => {
+                    let addr = live
+                        .iter()
+                        .find(|i| i.id == rec.id)
+                        .map(|i| i.agent_addr)
+                        .expect("is_live implies present");
+                    let ready = match self.agents.attach(&rec.id, addr) {
+                        Ok(client) => Agents::wait_ready(&client).await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ready {
+                        report.reattached += 1;
+                        continue;
+                    }
+                    tracing::warn!(sandbox = %rec.id, "live sandbox's agent does not answer");
+                    self.fail_and_teardown(&rec.id).await;
+                    report.failed += 1;
+                }
+                SandboxState::Paused => {}
+                _ => {
+                    self.fail_and_teardown(&rec.id).await;
+                    report.failed += 1;
+                }
+            }
+        }
+        for instance in live {
+            if !known.contains(&instance.id) {
+                self.teardown.enqueue(instance.id);
+                report.torn_down += 1;
+            }
+        }
+        tracing::info!(
+            reattached = report.reattached,
+            failed = report.failed,
+            torn_down = report.torn_down,
+            "reconciled sandboxes with the runtime"
+        );
+        Ok(report)
+    }
+
+    async fn fail_and_teardown(&self, id: &warren_core::SandboxId) {
+        if let Err(e) = self.transition(id, Transition::Fail).await {
+            tracing::warn!(sandbox = %id, error = %e.message, "could not mark sandbox failed");
+        }
+        self.agents.remove(id);
+        self.teardown.enqueue(id.clone());
+    }
+}
