@@ -224,6 +224,19 @@ fn cp_errors_are_clear_and_leave_nothing_behind() {
         stderr(&o)
     );
 
+    // The daemon refusing an upload early still yields its message.
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, pseudo_random(8 * 1024 * 1024)).unwrap();
+    let o = run(warren(&url)
+        .arg("cp")
+        .arg(&big)
+        .arg(format!("{MISSING}:/tmp/big.bin")));
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!("error: sandbox {MISSING} does not exist\n")
+    );
+
     let o = run(warren(&url).args(["cp", "a", "b"]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("ID:/path"), "{}", stderr(&o));
