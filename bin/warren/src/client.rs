@@ -219,8 +219,13 @@ impl Client {
     }
 
     /// Opens a file for download; the caller streams the body.
-    pub async fn download(&self, id: &SandboxId, path: &str) -> Result<Response, ClientError> {
-        let url = self.file_url(id, path);
+    pub async fn download(
+        &self,
+        id: &SandboxId,
+        path: &str,
+        user: Option<&str>,
+    ) -> Result<Response, ClientError> {
+        let url = self.file_url(id, path, user);
         self.send(self.request(Method::GET, url), "downloading the file")
             .await
     }
@@ -230,9 +235,10 @@ impl Client {
         &self,
         id: &SandboxId,
         path: &str,
+        user: Option<&str>,
         body: reqwest::Body,
     ) -> Result<FileWritten, ClientError> {
-        let url = self.file_url(id, path);
+        let url = self.file_url(id, path, user);
         let req = self
             .request(Method::PUT, url)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
@@ -246,9 +252,15 @@ impl Client {
         })
     }
 
-    fn file_url(&self, id: &SandboxId, path: &str) -> Url {
+    fn file_url(&self, id: &SandboxId, path: &str, user: Option<&str>) -> Url {
         let mut url = self.url(&["sandboxes", id.as_str(), "files"]);
-        url.query_pairs_mut().append_pair("path", path);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("path", path);
+            if let Some(user) = user {
+                q.append_pair("user", user);
+            }
+        }
         url
     }
 
@@ -267,19 +279,27 @@ impl Client {
         Ok(EventStream::new(resp.bytes_stream()))
     }
 
-    /// The WebSocket upgrade request for an interactive terminal.
+    /// The WebSocket upgrade request for an interactive terminal; `cmd` and
+    /// `user` default on the daemon (a login shell as `user`).
     pub fn pty_request(
         &self,
         id: &SandboxId,
-        cols: u16,
-        rows: u16,
-        cmd: &str,
+        (cols, rows): (u16, u16),
+        cmd: Option<&str>,
+        user: Option<&str>,
     ) -> Result<Request<()>, ClientError> {
         let mut url = self.url(&["sandboxes", id.as_str(), "pty"]);
-        url.query_pairs_mut()
-            .append_pair("cols", &cols.to_string())
-            .append_pair("rows", &rows.to_string())
-            .append_pair("cmd", cmd);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("cols", &cols.to_string())
+                .append_pair("rows", &rows.to_string());
+            if let Some(cmd) = cmd {
+                q.append_pair("cmd", cmd);
+            }
+            if let Some(user) = user {
+                q.append_pair("user", user);
+            }
+        }
         if url.set_scheme("ws").is_err() {
             return Err(ClientError::BadBase(self.base_url().to_owned()));
         }
@@ -394,7 +414,7 @@ mod tests {
         let c = client("http://h:1");
         let id: SandboxId = "abcdefghij0123456789".parse().unwrap();
         assert_eq!(
-            c.file_url(&id, "/tmp/a b&c=d").as_str(),
+            c.file_url(&id, "/tmp/a b&c=d", None).as_str(),
             "http://h:1/v1/sandboxes/abcdefghij0123456789/files?path=%2Ftmp%2Fa+b%26c%3Dd"
         );
     }
@@ -403,11 +423,15 @@ mod tests {
     fn pty_request_is_websocket_with_auth() {
         let c = client("http://h:1");
         let id: SandboxId = "abcdefghij0123456789".parse().unwrap();
-        let req = c.pty_request(&id, 80, 24, "/bin/bash").unwrap();
+        let req = c
+            .pty_request(&id, (80, 24), Some("/bin/bash"), Some("root"))
+            .unwrap();
         assert_eq!(
             req.uri().to_string(),
-            "ws://h:1/v1/sandboxes/abcdefghij0123456789/pty?cols=80&rows=24&cmd=%2Fbin%2Fbash"
+            "ws://h:1/v1/sandboxes/abcdefghij0123456789/pty?cols=80&rows=24&cmd=%2Fbin%2Fbash&user=root"
         );
+        let req = c.pty_request(&id, (80, 24), None, None).unwrap();
+        assert!(req.uri().to_string().ends_with("/pty?cols=80&rows=24"));
         assert_eq!(req.headers()[AUTHORIZATION], "Bearer k");
     }
 

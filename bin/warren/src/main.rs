@@ -21,7 +21,7 @@ use crate::client::ClientError;
 use crate::commands::Ctx;
 use crate::config::{ConfigError, Overrides};
 use crate::location::LocationError;
-use crate::output::Output;
+use crate::output::{Output, OutputError};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -122,8 +122,8 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
 /// on stdout) and returns the exit code.
 fn report(err: &anyhow::Error, out: Output) -> i32 {
     let broken_pipe = err.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        e.downcast_ref::<OutputError>()
+            .is_some_and(OutputError::is_closed_pipe)
     });
     if broken_pipe {
         // The reader went away (`warren ls | head`): like a SIGPIPE death.

@@ -9,6 +9,39 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// Writing to the CLI's own stdout or stderr failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("cannot write to stdout")]
+    Stdout(#[source] io::Error),
+    #[error("cannot write to stderr")]
+    Stderr(#[source] io::Error),
+}
+
+impl OutputError {
+    /// The reader went away (`warren ls | head -1`): not worth a message.
+    pub fn is_closed_pipe(&self) -> bool {
+        let (Self::Stdout(e) | Self::Stderr(e)) = self;
+        e.kind() == io::ErrorKind::BrokenPipe
+    }
+}
+
+/// Writes raw bytes to stdout and flushes them.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), OutputError> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(OutputError::Stdout)
+}
+
+/// Writes raw bytes to stderr and flushes them.
+pub fn write_stderr(bytes: &[u8]) -> Result<(), OutputError> {
+    let mut err = io::stderr().lock();
+    err.write_all(bytes)
+        .and_then(|()| err.flush())
+        .map_err(OutputError::Stderr)
+}
+
 /// How to print, from the global flags.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Output {
@@ -18,18 +51,16 @@ pub struct Output {
 
 impl Output {
     /// Prints `value` as one line of JSON on stdout.
-    pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer(&mut out, value)?;
-        out.write_all(b"\n")?;
-        out.flush()
+    pub fn json<T: Serialize>(&self, value: &T) -> Result<(), OutputError> {
+        let mut line =
+            serde_json::to_vec(value).map_err(|e| OutputError::Stdout(io::Error::other(e)))?;
+        line.push(b'\n');
+        write_stdout(&line)
     }
 
     /// Prints a line on stdout.
-    pub fn line(&self, text: &str) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        writeln!(out, "{text}")?;
-        out.flush()
+    pub fn line(&self, text: &str) -> Result<(), OutputError> {
+        write_stdout(format!("{text}\n").as_bytes())
     }
 
     /// Prints a note on stderr unless `--quiet`.
@@ -47,7 +78,7 @@ impl Output {
     }
 
     /// Prints a table with a header row on stdout.
-    pub fn table(&self, header: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
+    pub fn table(&self, header: &[&str], rows: Vec<Vec<String>>) -> Result<(), OutputError> {
         let mut table = Table::new();
         table
             .load_preset(presets::NOTHING)
@@ -57,21 +88,18 @@ impl Output {
             table.add_row(row);
         }
         // comfy-table pads the first column with a space: trim each line.
-        let mut out = io::stdout().lock();
-        for line in table.lines() {
-            writeln!(out, "{}", line.trim())?;
-        }
-        out.flush()
+        let text: String = table.lines().map(|l| format!("{}\n", l.trim())).collect();
+        write_stdout(text.as_bytes())
     }
 
     /// Prints aligned `key: value` lines on stdout.
-    pub fn fields(&self, fields: &[(&str, String)]) -> io::Result<()> {
-        let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        let mut out = io::stdout().lock();
-        for (k, v) in fields {
-            writeln!(out, "{:<width$}  {v}", format!("{k}:"), width = width + 1)?;
-        }
-        out.flush()
+    pub fn fields(&self, fields: &[(&str, String)]) -> Result<(), OutputError> {
+        let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+        let text: String = fields
+            .iter()
+            .map(|(k, v)| format!("{:<width$}  {v}\n", format!("{k}:")))
+            .collect();
+        write_stdout(text.as_bytes())
     }
 }
 

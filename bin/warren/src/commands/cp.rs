@@ -50,24 +50,38 @@ pub struct Args {
     /// Destination: a local path or ID:/path.
     #[arg(value_name = "DST")]
     dst: OsString,
+    /// User whose permissions apply inside the sandbox [default: user].
+    #[arg(short, long, value_name = "USER")]
+    user: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     let transfer = location::transfer(&args.src, &args.dst)?;
     let client = ctx.client()?;
+    let remote_side = RemoteSide {
+        client: &client,
+        user: args.user.as_deref(),
+    };
     match transfer {
         Transfer::Upload { local, id, remote } => {
-            upload(&client, ctx.out, &local, &id, &remote).await?;
+            upload(remote_side, ctx.out, &local, &id, &remote).await?;
         }
         Transfer::Download { id, remote, local } => {
-            download(&client, ctx.out, &id, &remote, &local).await?;
+            download(remote_side, ctx.out, &id, &remote, &local).await?;
         }
     }
     Ok(exit::OK)
 }
 
+/// The daemon and the user the transfer acts as inside the sandbox.
+#[derive(Clone, Copy)]
+struct RemoteSide<'a> {
+    client: &'a Client,
+    user: Option<&'a str>,
+}
+
 async fn upload(
-    client: &Client,
+    remote_side: RemoteSide<'_>,
     out: Output,
     local: &Path,
     id: &SandboxId,
@@ -82,6 +96,9 @@ async fn upload(
             local.display()
         );
     }
+    // Ask first: a daemon that refuses the upload mid-body resets the
+    // connection, and its answer can be lost with it.
+    remote_side.client.get(id).await?;
     let file = tokio::fs::File::open(local)
         .await
         .with_context(|| format!("cannot open {}", local.display()))?;
@@ -94,8 +111,14 @@ async fn upload(
             counter.inc(c.len() as u64);
         }
     });
-    let result = client
-        .upload(id, &target, reqwest::Body::wrap_stream(stream))
+    let result = remote_side
+        .client
+        .upload(
+            id,
+            &target,
+            remote_side.user,
+            reqwest::Body::wrap_stream(stream),
+        )
         .await;
     bar.finish_and_clear();
     let written = result?;
@@ -112,14 +135,14 @@ async fn upload(
 }
 
 async fn download(
-    client: &Client,
+    remote_side: RemoteSide<'_>,
     out: Output,
     id: &SandboxId,
     remote: &str,
     local: &Path,
 ) -> anyhow::Result<()> {
     if is_stream_target(local) {
-        return download_to_stream(client, out, id, remote, local).await;
+        return download_to_stream(remote_side, out, id, remote, local).await;
     }
     let target = download_target(local, remote)?;
     let dir = match target.parent() {
@@ -139,7 +162,10 @@ async fn download(
             .context("cannot reopen the temporary file")?,
     );
 
-    let resp = client.download(id, remote).await?;
+    let resp = remote_side
+        .client
+        .download(id, remote, remote_side.user)
+        .await?;
     let expected = resp.content_length();
     let bar = progress_bar(out, expected);
     let mut body = resp.bytes_stream();
@@ -190,7 +216,7 @@ fn is_stream_target(local: &Path) -> bool {
 
 /// Streams a download straight into stdout or a special file.
 async fn download_to_stream(
-    client: &Client,
+    remote_side: RemoteSide<'_>,
     out: Output,
     id: &SandboxId,
     remote: &str,
@@ -207,7 +233,10 @@ async fn download_to_stream(
                 .with_context(|| format!("cannot open {}", local.display()))?;
             (Box::new(f), local.display().to_string())
         };
-    let resp = client.download(id, remote).await?;
+    let resp = remote_side
+        .client
+        .download(id, remote, remote_side.user)
+        .await?;
     let mut body = resp.bytes_stream();
     let mut received: u64 = 0;
     while let Some(chunk) = body.next().await {

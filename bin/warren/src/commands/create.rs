@@ -1,6 +1,5 @@
 //! `warren create`: start a sandbox and print its id.
 
-use anyhow::Context;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 
@@ -51,9 +50,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     if ctx.out.json {
         ctx.out.json(&sandbox)?;
     } else {
-        ctx.out
-            .line(&sandbox.id)
-            .context("cannot write to stdout")?;
+        ctx.out.line(&sandbox.id)?;
         ctx.out.note(&format!(
             "created sandbox {} from template {} ({} CPU, {}), expires {}",
             sandbox.id,

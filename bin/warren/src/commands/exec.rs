@@ -4,7 +4,7 @@
 //! and stderr as they arrive (flushed per chunk), and the CLI exits with the
 //! command's exit code (see [`crate::exit`]).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -13,6 +13,7 @@ use warren_api_types::{ExecEvent, ExecRequest};
 use warren_core::SandboxId;
 
 use super::Ctx;
+use crate::output::{write_stderr, write_stdout};
 use crate::{exit, parse};
 
 /// Run a command in a sandbox and stream its output.
@@ -74,12 +75,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         }
         match event {
             ExecEvent::Start { .. } => {}
-            ExecEvent::Stdout { data } if !ctx.out.json => {
-                write_chunk(&mut io::stdout().lock(), &data).context("cannot write to stdout")?;
-            }
-            ExecEvent::Stderr { data } if !ctx.out.json => {
-                write_chunk(&mut io::stderr().lock(), &data).context("cannot write to stderr")?;
-            }
+            ExecEvent::Stdout { data } if !ctx.out.json => write_stdout(&decode(&data)?)?,
+            ExecEvent::Stderr { data } if !ctx.out.json => write_stderr(&decode(&data)?)?,
             ExecEvent::Stdout { .. } | ExecEvent::Stderr { .. } => {}
             ExecEvent::Exit {
                 exit_code,
@@ -100,14 +97,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     )
 }
 
-/// Decodes one base64 output chunk and writes it through.
-fn write_chunk(w: &mut impl Write, data: &str) -> anyhow::Result<()> {
-    let bytes = BASE64
+/// Decodes one base64 output chunk.
+fn decode(data: &str) -> anyhow::Result<Vec<u8>> {
+    BASE64
         .decode(data)
-        .context("the daemon sent output that is not valid base64")?;
-    w.write_all(&bytes)?;
-    w.flush()?;
-    Ok(())
+        .context("the daemon sent output that is not valid base64")
 }
 
 fn read_stdin() -> anyhow::Result<String> {
@@ -129,9 +123,8 @@ mod tests {
 
     #[test]
     fn chunks_are_decoded_raw() {
-        let mut out = Vec::new();
-        write_chunk(&mut out, &BASE64.encode([0u8, 255, b'\n', 0xc3])).unwrap();
-        assert_eq!(out, [0u8, 255, b'\n', 0xc3]);
-        assert!(write_chunk(&mut out, "not base64!").is_err());
+        let raw = [0u8, 255, b'\n', 0xc3];
+        assert_eq!(decode(&BASE64.encode(raw)).unwrap(), raw);
+        assert!(decode("not base64!").is_err());
     }
 }

@@ -11,7 +11,7 @@
 //! Without a terminal, input is piped through and end of input sends one
 //! Ctrl-D (end of file for the remote terminal).
 
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read};
 
 use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
@@ -22,6 +22,7 @@ use warren_api_types::{PtyClientMessage, PtyServerMessage};
 use warren_core::SandboxId;
 
 use super::Ctx;
+use crate::output::write_stdout;
 use crate::{exit, parse};
 
 /// Size used when there is no local terminal to ask.
@@ -37,14 +38,18 @@ Exits with the remote shell's exit code.
 Examples:
   warren shell $ID
   warren shell $ID --cmd /usr/bin/python3
+  warren shell $ID --user root
   printf 'uname -a\\nexit\\n' | warren shell $ID")]
 pub struct Args {
     /// The sandbox id.
     #[arg(value_name = "ID", value_parser = parse::sandbox_id)]
     id: SandboxId,
-    /// Program to run on the terminal.
-    #[arg(long, value_name = "PATH", default_value = "/bin/bash")]
-    cmd: String,
+    /// Program to run on the terminal [default on the daemon: a login bash].
+    #[arg(long, value_name = "PATH")]
+    cmd: Option<String>,
+    /// User to run it as [default: user].
+    #[arg(short, long, value_name = "USER")]
+    user: Option<String>,
 }
 
 /// Raw mode for as long as it lives.
@@ -67,12 +72,12 @@ impl Drop for RawMode {
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     let client = ctx.client()?;
     let interactive = io::stdin().is_terminal() && io::stdout().is_terminal();
-    let (cols, rows) = if interactive {
+    let size = if interactive {
         crossterm::terminal::size().unwrap_or(DEFAULT_SIZE)
     } else {
         DEFAULT_SIZE
     };
-    let req = client.pty_request(&args.id, cols, rows, &args.cmd)?;
+    let req = client.pty_request(&args.id, size, args.cmd.as_deref(), args.user.as_deref())?;
     let (ws, _) = tokio_tungstenite::connect_async(req)
         .await
         .map_err(|e| client.pty_error(e))?;
@@ -96,7 +101,6 @@ async fn session(ws: Socket, interactive: bool) -> anyhow::Result<i32> {
     let mut winch = signal(SignalKind::window_change()).context("cannot watch terminal resizes")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-    let mut stdout = io::stdout();
     let mut input_open = true;
     let mut exit_code: Option<i32> = None;
 
@@ -104,10 +108,7 @@ async fn session(ws: Socket, interactive: bool) -> anyhow::Result<i32> {
         tokio::select! {
             frame = source.next() => match frame {
                 None | Some(Ok(Message::Close(_))) => break,
-                Some(Ok(Message::Binary(bytes))) => {
-                    stdout.write_all(&bytes).context("cannot write to stdout")?;
-                    stdout.flush().context("cannot write to stdout")?;
-                }
+                Some(Ok(Message::Binary(bytes))) => write_stdout(&bytes)?,
                 Some(Ok(Message::Text(text))) => {
                     if let Ok(PtyServerMessage::Exit { exit_code: code }) =
                         serde_json::from_str::<PtyServerMessage>(&text)
