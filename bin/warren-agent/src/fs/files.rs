@@ -1,0 +1,257 @@
+//! `GET /files` and `POST /files`: raw file transfer.
+//!
+//! Uploads stream into a temporary file next to the target, owned by the
+//! caller, and are renamed over the target once complete, so a reader never
+//! sees a half-written file. Missing parent directories are created, owned by
+//! the caller. Errors are `{"code": <HTTP status>, "message"}`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Multipart, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, extract::FromRequest};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use warren_envd::http_api::{HttpError, WriteInfo};
+
+use super::{FsError, create_dirs_owned, paths};
+use crate::state::Shared;
+use crate::users::User;
+
+/// Query of `/files`.
+#[derive(Debug, Deserialize, Default)]
+pub struct FilesQuery {
+    pub path: Option<String>,
+    pub username: Option<String>,
+    pub signature: Option<String>,
+    pub signature_expiration: Option<i64>,
+}
+
+/// An error answer of the file endpoints.
+#[derive(Debug)]
+pub struct FilesError(StatusCode, String);
+
+impl FilesError {
+    pub fn from_status(status: StatusCode, msg: impl Into<String>) -> Self {
+        Self(status, msg.into())
+    }
+
+    fn bad_request(msg: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+impl From<FsError> for FilesError {
+    fn from(e: FsError) -> Self {
+        use std::io::ErrorKind as K;
+        let status = match e.source.kind() {
+            K::NotFound => StatusCode::NOT_FOUND,
+            K::PermissionDenied => StatusCode::FORBIDDEN,
+            K::IsADirectory | K::NotADirectory | K::InvalidInput => StatusCode::BAD_REQUEST,
+            K::StorageFull | K::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self(status, e.to_string())
+    }
+}
+
+impl IntoResponse for FilesError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(HttpError {
+                code: self.0.as_u16(),
+                message: self.1,
+            }),
+        )
+            .into_response()
+    }
+}
+
+fn target(
+    state: &Shared,
+    q: &FilesQuery,
+    path: Option<&str>,
+) -> Result<(User, PathBuf), FilesError> {
+    let user = state
+        .resolve_user(q.username.as_deref())
+        .map_err(|e| FilesError(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let raw =
+        path.ok_or_else(|| FilesError::bad_request("the path query parameter is required"))?;
+    let resolved = paths::resolve(raw, &user, &state.workdir(&user))
+        .map_err(|e| FilesError::bad_request(e.message))?;
+    Ok((user, resolved))
+}
+
+/// `GET /files?path=`: the file's bytes.
+pub async fn download(
+    State(state): State<Shared>,
+    Query(q): Query<FilesQuery>,
+) -> Result<Response, FilesError> {
+    let (_user, path) = target(&state, &q, q.path.as_deref())?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| FsError::new("open", &path, e))?;
+    let meta = file
+        .metadata()
+        .await
+        .map_err(|e| FsError::new("stat", &path, e))?;
+    if meta.is_dir() {
+        return Err(FilesError::bad_request(format!(
+            "{} is a directory",
+            path.display()
+        )));
+    }
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, meta.len().to_string()),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `POST /files?path=`: octet-stream or multipart upload.
+pub async fn upload(
+    State(state): State<Shared>,
+    Query(q): Query<FilesQuery>,
+    req: Request,
+) -> Result<Response, FilesError> {
+    let media = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut written = Vec::new();
+    if media == "application/octet-stream" {
+        let (user, path) = target(&state, &q, q.path.as_deref())?;
+        let body = req.into_body().into_data_stream();
+        written.push(write_atomically(&user, &path, body).await?);
+    } else if media.starts_with("multipart/") {
+        let mut form = Multipart::from_request(req, &state)
+            .await
+            .map_err(|e| FilesError::bad_request(format!("malformed multipart body: {e}")))?;
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(FilesError::bad_request(format!(
+                        "malformed multipart body: {e}"
+                    )));
+                }
+            };
+            if field.name() != Some("file") {
+                continue;
+            }
+            let name = q
+                .path
+                .clone()
+                .or_else(|| field.file_name().map(str::to_string));
+            let (user, path) = target(&state, &q, name.as_deref())?;
+            if written
+                .iter()
+                .any(|w: &WriteInfo| w.path == path.display().to_string())
+            {
+                return Err(FilesError::bad_request(format!(
+                    "{} appears twice in one upload",
+                    path.display()
+                )));
+            }
+            written.push(write_atomically(&user, &path, field).await?);
+        }
+    } else {
+        return Err(FilesError::bad_request(format!(
+            "unsupported content type {media:?}; send application/octet-stream or multipart/form-data"
+        )));
+    }
+    Ok(Json(written).into_response())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.upload-{}-{n}", std::process::id()))
+}
+
+async fn write_atomically<S, E>(user: &User, path: &Path, body: S) -> Result<WriteInfo, FilesError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if path.is_dir() {
+        return Err(FilesError::bad_request(format!(
+            "{} is a directory",
+            path.display()
+        )));
+    }
+    let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let (uid, gid) = (user.uid, user.gid);
+    let owned_parent = parent.clone();
+    tokio::task::spawn_blocking(move || create_dirs_owned(&owned_parent, uid, gid))
+        .await
+        .map_err(|e| FilesError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    let tmp = temp_path(path);
+    let result = async {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .await
+            .map_err(|e| FsError::new("create", &tmp, e))?;
+        std::os::unix::fs::fchown(&file_std_fd(&file), Some(uid), Some(gid))
+            .map_err(|e| FsError::new("chown", &tmp, e))?;
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk
+                .map_err(|e| FilesError::bad_request(format!("reading the upload failed: {e}")))?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| FsError::new("write", path, e))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| FsError::new("write", path, e))?;
+        drop(file);
+        tokio::fs::rename(&tmp, path)
+            .await
+            .map_err(|e| FsError::new("rename onto", path, e))?;
+        Ok::<_, FilesError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    Ok(WriteInfo {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        kind: "file".into(),
+        path: path.display().to_string(),
+    })
+}
+
+fn file_std_fd(file: &tokio::fs::File) -> std::os::fd::BorrowedFd<'_> {
+    use std::os::fd::AsFd;
+    file.as_fd()
+}

@@ -1,0 +1,80 @@
+//! Files: path resolution, entry info, the `filesystem.Filesystem` service,
+//! watchers and the `/files` HTTP endpoints.
+//!
+//! The agent runs as root; like envd it does not confine paths (the sandbox
+//! is its own machine), but everything it creates for a caller (files,
+//! parent directories) is owned by the caller's user.
+
+pub mod entry;
+pub mod files;
+pub mod paths;
+pub mod service;
+pub mod watch;
+
+use std::path::Path;
+
+use warren_envd::{Code, ConnectError};
+
+/// A failed file operation: what was done, on which path, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}")]
+pub struct FsError {
+    pub op: &'static str,
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl FsError {
+    pub fn new(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        Self {
+            op,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        use std::io::ErrorKind as K;
+        match self.source.kind() {
+            K::NotFound => Code::NotFound,
+            K::PermissionDenied => Code::PermissionDenied,
+            K::AlreadyExists => Code::AlreadyExists,
+            K::NotADirectory
+            | K::IsADirectory
+            | K::InvalidInput
+            | K::DirectoryNotEmpty
+            | K::InvalidFilename => Code::InvalidArgument,
+            K::StorageFull | K::QuotaExceeded | K::FileTooLarge => Code::ResourceExhausted,
+            _ => Code::Internal,
+        }
+    }
+}
+
+impl From<FsError> for ConnectError {
+    fn from(e: FsError) -> Self {
+        ConnectError::new(e.code(), e.to_string())
+    }
+}
+
+/// Creates `dir` and its missing parents, owned by `uid:gid`.
+pub fn create_dirs_owned(dir: &Path, uid: u32, gid: u32) -> Result<(), FsError> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(p) = cur {
+        if p.exists() {
+            break;
+        }
+        missing.push(p);
+        cur = p.parent();
+    }
+    for p in missing.into_iter().rev() {
+        match std::fs::create_dir(p) {
+            Ok(()) => std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                .map_err(|e| FsError::new("chown", p, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(FsError::new("create directory", p, e)),
+        }
+    }
+    Ok(())
+}

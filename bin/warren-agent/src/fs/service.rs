@@ -1,0 +1,221 @@
+//! The `filesystem.Filesystem` service. Blocking file work runs on the
+//! blocking pool.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use warren_envd::filesystem::{self as f, EntryInfo, WatchKeepAlive};
+use warren_envd::{Code, ConnectError};
+
+use super::entry::entry_info;
+use super::{FsError, create_dirs_owned, paths, watch};
+use crate::rpc::{self, RpcResult};
+use crate::state::Shared;
+use crate::users::User;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> RpcResult<T> + Send + 'static,
+) -> RpcResult<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(ConnectError::internal(format!(
+            "file operation aborted: {e}"
+        )))
+    })
+}
+
+struct Ctx {
+    user: User,
+    workdir: PathBuf,
+    state: Shared,
+}
+
+impl Ctx {
+    fn resolve(&self, path: &str) -> RpcResult<PathBuf> {
+        paths::resolve(path, &self.user, &self.workdir)
+    }
+    fn entry(&self, path: &Path) -> RpcResult<EntryInfo> {
+        Ok(entry_info(path, &self.state.users.names())?)
+    }
+}
+
+/// Dispatches one `filesystem.Filesystem` method.
+pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Body) -> Response {
+    let streaming = method == "WatchDir";
+    if let Err(e) = rpc::check_content_type(&headers, streaming) {
+        return rpc::error_response(&e);
+    }
+    let ctx = match state.rpc_user(&headers) {
+        Ok(user) => Ctx {
+            workdir: state.workdir(&user),
+            user,
+            state: state.clone(),
+        },
+        Err(e) if streaming => return rpc::stream_error(e),
+        Err(e) => return rpc::error_response(&e),
+    };
+    match method {
+        "WatchDir" => match rpc::stream_request::<f::WatchDirRequest>(body).await {
+            Ok(req) => match ctx
+                .resolve(&req.path)
+                .and_then(|p| watch::watch_stream(p, &req))
+            {
+                Ok(events) => {
+                    let keepalive = rpc::keepalive_interval(&headers)
+                        .map(|d| (d, f::WatchDirResponse::Keepalive(WatchKeepAlive {})));
+                    rpc::stream_response(events, keepalive)
+                }
+                Err(e) => rpc::stream_error(e),
+            },
+            Err(e) => rpc::stream_error(e),
+        },
+        "Stat" => rpc::unary_response(
+            async {
+                let req: f::StatRequest = rpc::unary_request(body).await?;
+                let path = ctx.resolve(&req.path)?;
+                blocking(move || {
+                    Ok(f::StatResponse {
+                        entry: Some(ctx.entry(&path)?),
+                    })
+                })
+                .await
+            }
+            .await,
+        ),
+        "MakeDir" => rpc::unary_response(
+            async {
+                let req: f::MakeDirRequest = rpc::unary_request(body).await?;
+                let path = ctx.resolve(&req.path)?;
+                blocking(move || {
+                    if std::fs::symlink_metadata(&path).is_ok() {
+                        return Err(ConnectError::new(
+                            Code::AlreadyExists,
+                            format!("{} already exists", path.display()),
+                        ));
+                    }
+                    create_dirs_owned(&path, ctx.user.uid, ctx.user.gid)?;
+                    Ok(f::MakeDirResponse {
+                        entry: Some(ctx.entry(&path)?),
+                    })
+                })
+                .await
+            }
+            .await,
+        ),
+        "Move" => rpc::unary_response(
+            async {
+                let req: f::MoveRequest = rpc::unary_request(body).await?;
+                let source = ctx.resolve(&req.source)?;
+                let destination = ctx.resolve(&req.destination)?;
+                blocking(move || {
+                    std::fs::symlink_metadata(&source)
+                        .map_err(|e| FsError::new("move", &source, e))?;
+                    if let Some(parent) = destination.parent() {
+                        create_dirs_owned(parent, ctx.user.uid, ctx.user.gid)?;
+                    }
+                    std::fs::rename(&source, &destination)
+                        .map_err(|e| FsError::new("move to", &destination, e))?;
+                    Ok(f::MoveResponse {
+                        entry: Some(ctx.entry(&destination)?),
+                    })
+                })
+                .await
+            }
+            .await,
+        ),
+        "ListDir" => rpc::unary_response(
+            async {
+                let req: f::ListDirRequest = rpc::unary_request(body).await?;
+                let path = ctx.resolve(&req.path)?;
+                blocking(move || list_dir(&ctx, &path, req.depth.max(1))).await
+            }
+            .await,
+        ),
+        "Remove" => rpc::unary_response(
+            async {
+                let req: f::RemoveRequest = rpc::unary_request(body).await?;
+                let path = ctx.resolve(&req.path)?;
+                blocking(move || {
+                    let meta = std::fs::symlink_metadata(&path)
+                        .map_err(|e| FsError::new("remove", &path, e))?;
+                    let result = if meta.is_dir() {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                    result.map_err(|e| FsError::new("remove", &path, e))?;
+                    Ok(f::RemoveResponse {})
+                })
+                .await
+            }
+            .await,
+        ),
+        "CreateWatcher" => rpc::unary_response(
+            async {
+                let req: f::CreateWatcherRequest = rpc::unary_request(body).await?;
+                let path = ctx.resolve(&req.path)?;
+                let watcher_id = state.watchers.create(path, &req)?;
+                Ok(f::CreateWatcherResponse { watcher_id })
+            }
+            .await,
+        ),
+        "GetWatcherEvents" => rpc::unary_response(
+            async {
+                let req: f::GetWatcherEventsRequest = rpc::unary_request(body).await?;
+                Ok(f::GetWatcherEventsResponse {
+                    events: state.watchers.drain(&req.watcher_id)?,
+                })
+            }
+            .await,
+        ),
+        "RemoveWatcher" => rpc::unary_response(
+            async {
+                let req: f::RemoveWatcherRequest = rpc::unary_request(body).await?;
+                state.watchers.remove(&req.watcher_id)?;
+                Ok(f::RemoveWatcherResponse {})
+            }
+            .await,
+        ),
+        other => rpc::error_response(&ConnectError::new(
+            Code::Unimplemented,
+            format!("filesystem.Filesystem/{other} is not a known method"),
+        )),
+    }
+}
+
+/// Lists `root` down to `depth` levels, sorted by path. Symlinked
+/// directories are listed but not descended into.
+fn list_dir(ctx: &Ctx, root: &Path, depth: u32) -> RpcResult<f::ListDirResponse> {
+    let meta = std::fs::metadata(root).map_err(|e| FsError::new("list", root, e))?;
+    if !meta.is_dir() {
+        return Err(ConnectError::invalid_argument(format!(
+            "{} is not a directory",
+            root.display()
+        )));
+    }
+    let names = ctx.state.users.names();
+    let mut entries = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), 1u32)];
+    while let Some((dir, level)) = stack.pop() {
+        let read = match std::fs::read_dir(&dir) {
+            Ok(r) => r,
+            Err(e) if dir == root => return Err(FsError::new("list", &dir, e).into()),
+            Err(_) => continue,
+        };
+        for item in read.flatten() {
+            let path = item.path();
+            let Ok(entry) = entry_info(&path, &names) else {
+                continue;
+            };
+            let descend =
+                level < depth && !entry.is_symlink && entry.kind == f::FileType::Directory;
+            entries.push(entry);
+            if descend {
+                stack.push((path, level + 1));
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(f::ListDirResponse { entries })
+}

@@ -1,0 +1,72 @@
+//! `GET /health` and `POST /init`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use warren_envd::http_api::InitRequest;
+use warren_envd::json::Timestamp;
+
+use crate::fs::files::FilesError;
+use crate::state::Shared;
+
+pub async fn health() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// Applies an `/init`. Authentication already happened in the middleware:
+/// once a token is set, only a caller holding it gets here.
+pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
+    let req: InitRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        InitRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return bad(format!("malformed /init body: {e}")),
+        }
+    };
+    if let Some(user) = &req.default_user {
+        if !state.users.exists(user) {
+            return bad(format!(
+                "defaultUser {user:?} does not exist in /etc/passwd"
+            ));
+        }
+    }
+    if let Some(ts) = &req.timestamp {
+        match Timestamp::parse(ts) {
+            Some(t) if state.is_pid1 => set_clock(t),
+            Some(_) => {}
+            None => return bad(format!("timestamp {ts:?} is not RFC 3339")),
+        }
+    }
+    let mut d = state.defaults.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(env) = req.env_vars {
+        d.env.extend(env);
+    }
+    if let Some(user) = req.default_user {
+        d.user = Some(user);
+    }
+    if let Some(dir) = req.default_workdir {
+        d.workdir = (!dir.is_empty()).then(|| dir.into());
+    }
+    if let Some(token) = req.access_token {
+        d.token = (!token.is_empty()).then_some(token);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn bad(message: String) -> Response {
+    FilesError::from_status(StatusCode::BAD_REQUEST, message).into_response()
+}
+
+/// Sets the wall clock (inside a sandbox, as PID 1, after a restore).
+fn set_clock(t: Timestamp) {
+    let ts = libc::timespec {
+        tv_sec: t.seconds,
+        tv_nsec: i64::from(t.nanos),
+    };
+    // SAFETY: clock_settime reads one timespec from a valid pointer.
+    if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "setting the clock failed");
+    }
+}

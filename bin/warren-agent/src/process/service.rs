@@ -1,0 +1,310 @@
+//! The `process.Process` service.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures::StreamExt;
+use tokio::net::unix::pipe;
+use tokio_stream_shim::ReceiverStream;
+use warren_envd::process::{
+    self as p, KeepAlive, ProcessEvent, ProcessInput, Signal, StartEvent, StreamInputRequest,
+};
+use warren_envd::{Code, ConnectError};
+
+use super::spawn::{self, SpawnError, SpawnSpec, Stdio3};
+use super::{Input, Output, Proc, PtyMaster, pump, write_stdin};
+use crate::rpc::{self, RpcResult};
+use crate::state::Shared;
+
+mod tokio_stream_shim {
+    //! A `Stream` over an mpsc receiver.
+    pub struct ReceiverStream<T>(pub tokio::sync::mpsc::Receiver<T>);
+
+    impl<T> futures::Stream for ReceiverStream<T> {
+        type Item = T;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}
+
+/// Dispatches one `process.Process` method.
+pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Body) -> Response {
+    let streaming = matches!(method, "Start" | "Connect" | "StreamInput");
+    if let Err(e) = rpc::check_content_type(&headers, streaming) {
+        return rpc::error_response(&e);
+    }
+    match method {
+        "Start" => match rpc::stream_request(body).await {
+            Ok(req) => event_stream(&headers, start(&state, &headers, req), |event| {
+                p::StartResponse { event: Some(event) }
+            }),
+            Err(e) => rpc::stream_error(e),
+        },
+        "Connect" => match rpc::stream_request::<p::ConnectRequest>(body).await {
+            Ok(req) => event_stream(&headers, connect(&state, req), |event| p::ConnectResponse {
+                event: Some(event),
+            }),
+            Err(e) => rpc::stream_error(e),
+        },
+        "StreamInput" => rpc::client_stream_response(stream_input(&state, body).await),
+        "List" => rpc::unary_response(match rpc::unary_request::<p::ListRequest>(body).await {
+            Ok(_) => Ok(p::ListResponse {
+                processes: state.procs.list(),
+            }),
+            Err(e) => Err(e),
+        }),
+        "SendInput" => rpc::unary_response(
+            async {
+                let req: p::SendInputRequest = rpc::unary_request(body).await?;
+                let proc = state.procs.find(req.process.as_ref())?;
+                let input = req
+                    .input
+                    .ok_or_else(|| ConnectError::invalid_argument("input is required"))?;
+                send_input(&proc, input).await?;
+                Ok(p::SendInputResponse {})
+            }
+            .await,
+        ),
+        "CloseStdin" => rpc::unary_response(
+            async {
+                let req: p::CloseStdinRequest = rpc::unary_request(body).await?;
+                let proc = state.procs.find(req.process.as_ref())?;
+                match &proc.input {
+                    Input::Stdin(stdin) => {
+                        stdin.lock().await.take();
+                        Ok(p::CloseStdinResponse {})
+                    }
+                    Input::Pty(_) => Err(ConnectError::new(
+                        Code::FailedPrecondition,
+                        "a PTY has no separate stdin; send Ctrl+D (0x04) instead",
+                    )),
+                    Input::None => Err(ConnectError::new(
+                        Code::FailedPrecondition,
+                        "the process was started without stdin",
+                    )),
+                }
+            }
+            .await,
+        ),
+        "SendSignal" => rpc::unary_response(
+            async {
+                let req: p::SendSignalRequest = rpc::unary_request(body).await?;
+                let proc = state.procs.find(req.process.as_ref())?;
+                let sig = match req.signal {
+                    Signal::Sigterm => nix::sys::signal::Signal::SIGTERM,
+                    Signal::Sigkill => nix::sys::signal::Signal::SIGKILL,
+                    other => {
+                        return Err(ConnectError::invalid_argument(format!(
+                            "unsupported signal {other:?}; use SIGNAL_SIGTERM or SIGNAL_SIGKILL"
+                        )));
+                    }
+                };
+                proc.signal(sig)?;
+                Ok(p::SendSignalResponse {})
+            }
+            .await,
+        ),
+        "Update" => rpc::unary_response(
+            async {
+                let req: p::UpdateRequest = rpc::unary_request(body).await?;
+                let proc = state.procs.find(req.process.as_ref())?;
+                let size = req
+                    .pty
+                    .and_then(|p| p.size)
+                    .ok_or_else(|| ConnectError::invalid_argument("pty.size is required"))?;
+                match &proc.input {
+                    Input::Pty(master) => spawn::resize(master.raw(), size).map_err(|e| {
+                        ConnectError::internal(format!("resizing the terminal failed: {e}"))
+                    })?,
+                    _ => {
+                        return Err(ConnectError::new(
+                            Code::FailedPrecondition,
+                            "the process has no PTY",
+                        ));
+                    }
+                }
+                Ok(p::UpdateResponse {})
+            }
+            .await,
+        ),
+        other => rpc::error_response(&ConnectError::new(
+            Code::Unimplemented,
+            format!("process.Process/{other} is not a known method"),
+        )),
+    }
+}
+
+/// Wraps an event stream (or the error that prevented it) as a Connect stream.
+fn event_stream<R, F>(
+    headers: &HeaderMap,
+    events: RpcResult<tokio::sync::mpsc::Receiver<ProcessEvent>>,
+    wrap: F,
+) -> Response
+where
+    R: serde::Serialize + Clone + Send + 'static,
+    F: Fn(ProcessEvent) -> R + Send + Sync + 'static,
+{
+    match events {
+        Ok(rx) => {
+            let keepalive = rpc::keepalive_interval(headers)
+                .map(|d| (d, wrap(ProcessEvent::Keepalive(KeepAlive {}))));
+            rpc::stream_response(ReceiverStream(rx).map(move |e| Ok(wrap(e))), keepalive)
+        }
+        Err(e) => rpc::stream_error(e),
+    }
+}
+
+fn spawn_error(e: SpawnError) -> ConnectError {
+    let code = match &e {
+        SpawnError::NotFound(_) => Code::NotFound,
+        SpawnError::BadCwd(_) => Code::InvalidArgument,
+        SpawnError::CannotSwitchUser(_) => Code::PermissionDenied,
+        SpawnError::Spawn { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Code::PermissionDenied
+        }
+        SpawnError::Pty(_) | SpawnError::Spawn { .. } => Code::Internal,
+    };
+    ConnectError::new(code, e.to_string())
+}
+
+fn start(
+    state: &Shared,
+    headers: &HeaderMap,
+    req: p::StartRequest,
+) -> RpcResult<tokio::sync::mpsc::Receiver<ProcessEvent>> {
+    let user = state.rpc_user(headers)?;
+    let config = req
+        .process
+        .ok_or_else(|| ConnectError::invalid_argument("process config is required"))?;
+    if let Some(tag) = &req.tag {
+        if state.procs.tag_in_use(tag) {
+            return Err(ConnectError::new(
+                Code::AlreadyExists,
+                format!("a process with tag {tag:?} is already running"),
+            ));
+        }
+    }
+    let defaults = state.defaults();
+    let workdir = state.workdir(&user);
+    let cwd = match config.cwd.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => crate::fs::paths::resolve(c, &user, &workdir)?,
+        None => workdir,
+    };
+    let pty = req
+        .pty
+        .map(|p| p.size.unwrap_or(p::PtySize { cols: 80, rows: 24 }));
+    let spec = SpawnSpec {
+        cmd: &config.cmd,
+        args: &config.args,
+        envs: &config.envs,
+        init_env: &defaults.env,
+        cwd,
+        user: &user,
+        pty,
+        stdin: req.stdin.unwrap_or(false),
+    };
+    let reaper = state.reaper.clone();
+    let (child, exit, stdio) = spawn::spawn(&spec, |cmd| reaper.spawn(cmd)).map_err(spawn_error)?;
+    let pid = child.id();
+    // The reaper owns the exit status; the handle is not waited on.
+    drop(child);
+    let (input, output) = match stdio {
+        Stdio3::Pty { master } => {
+            let master = Arc::new(
+                PtyMaster::new(master)
+                    .map_err(|e| ConnectError::internal(format!("pty setup: {e}")))?,
+            );
+            (Input::Pty(master.clone()), Output::Pty(master))
+        }
+        Stdio3::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            let input = match stdin.map(pipe::Sender::from_owned_fd).transpose() {
+                Ok(Some(tx)) => Input::Stdin(tokio::sync::Mutex::new(Some(tx))),
+                Ok(None) => Input::None,
+                Err(e) => return Err(ConnectError::internal(format!("stdin setup: {e}"))),
+            };
+            (input, Output::Pipes { stdout, stderr })
+        }
+    };
+    let proc = Arc::new(Proc::new(pid, config, req.tag, input));
+    let rx = subscribe_with_start(&proc);
+    state.procs.insert(proc.clone());
+    tokio::spawn(pump(state.clone(), proc, output, exit));
+    Ok(rx)
+}
+
+/// Subscribes and queues the `start` event first.
+fn subscribe_with_start(proc: &Proc) -> tokio::sync::mpsc::Receiver<ProcessEvent> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    // The channel is new and empty, so this first send cannot fail for lack of room.
+    let _ = tx.try_send(ProcessEvent::Start(StartEvent { pid: proc.pid }));
+    let mut sub = proc.subscribe();
+    tokio::spawn(async move {
+        while let Some(event) = sub.recv().await {
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn connect(
+    state: &Shared,
+    req: p::ConnectRequest,
+) -> RpcResult<tokio::sync::mpsc::Receiver<ProcessEvent>> {
+    let proc = state.procs.find(req.process.as_ref())?;
+    Ok(subscribe_with_start(&proc))
+}
+
+async fn send_input(proc: &Proc, input: ProcessInput) -> RpcResult<()> {
+    let data = match &input {
+        ProcessInput::Stdin(d) | ProcessInput::Pty(d) => d,
+    };
+    match &proc.input {
+        Input::Stdin(stdin) => write_stdin(stdin, data).await,
+        Input::Pty(master) => master.write_all(data).await.map_err(|e| {
+            ConnectError::new(
+                Code::FailedPrecondition,
+                format!("writing to the terminal failed: {e}"),
+            )
+        }),
+        Input::None => Err(ConnectError::new(
+            Code::FailedPrecondition,
+            "the process was started without stdin; start it with stdin: true",
+        )),
+    }
+}
+
+async fn stream_input(state: &Shared, body: Body) -> RpcResult<p::StreamInputResponse> {
+    let mut messages = Box::pin(rpc::client_stream::<StreamInputRequest>(body));
+    let mut target: Option<Arc<Proc>> = None;
+    while let Some(message) = messages.next().await {
+        match message? {
+            StreamInputRequest::Start(start) => {
+                target = Some(state.procs.find(start.process.as_ref())?)
+            }
+            StreamInputRequest::Data(data) => {
+                let proc = target.as_ref().ok_or_else(|| {
+                    ConnectError::invalid_argument("the first message must be start{process}")
+                })?;
+                if let Some(input) = data.input {
+                    send_input(proc, input).await?;
+                }
+            }
+            StreamInputRequest::Keepalive(_) => {}
+        }
+    }
+    Ok(p::StreamInputResponse {})
+}
