@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Installs everything Warren needs on a Debian host. Idempotent: a second
+# run checks and changes nothing. Run as root.
+#
+# - a <codename>-backports apt source derived from the host's own Debian
+#   source (no mirror is written into this repository);
+# - runsc (gVisor) from backports;
+# - nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc;
+# - cargo-nextest, if missing.
+
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+need_root
+
+export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc)
+BACKPORTS_FILE=/etc/apt/sources.list.d/warren-backports.sources
+
+codename() {
+    local c=""
+    [ -r /etc/os-release ] && c="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
+    [ -n "$c" ] || die "cannot tell the Debian release from /etc/os-release"
+    echo "$c"
+}
+
+# Prints "URI SIGNED_BY" of the host's main Debian source (SIGNED_BY may be empty).
+debian_source() {
+    local deb822=/etc/apt/sources.list.d/debian.sources
+    if [ -r "$deb822" ]; then
+        # First stanza that serves the release itself (not -security).
+        awk -v suite="$1" '
+            BEGIN { RS = ""; FS = "\n" }
+            {
+                uri = ""; sb = ""; ok = 0
+                for (i = 1; i <= NF; i++) {
+                    if ($i ~ /^URIs:/)      { split(substr($i, 6), w, " "); uri = w[1] }
+                    if ($i ~ /^Signed-By:/) { sb = substr($i, 11); gsub(/^ +| +$/, "", sb) }
+                    if ($i ~ /^Suites:/)    { n = split(substr($i, 8), s, " "); for (j = 1; j <= n; j++) if (s[j] == suite) ok = 1 }
+                }
+                if (uri != "" && first == "") first = uri " " sb
+                if (ok && uri != "") { print uri " " sb; found = 1; exit }
+            }
+            END { if (!found && first != "") print first }' "$deb822"
+        return
+    fi
+    if [ -r /etc/apt/sources.list ]; then
+        # deb [opt=val signed-by=/k.gpg] URI suite components
+        awk '$1 == "deb" {
+                sb = ""; i = 2
+                if ($2 ~ /^\[/) {
+                    for (; i <= NF; i++) {
+                        if ($i ~ /signed-by=/) { sb = $i; sub(/.*signed-by=/, "", sb); sub(/\]$/, "", sb) }
+                        if ($i ~ /\]$/) { i++; break }
+                    }
+                }
+                print $i " " sb; exit
+            }' /etc/apt/sources.list
+    fi
+}
+
+# Writes the backports source unless some source already provides it.
+ensure_backports() {
+    local suite="$1-backports" want uri signed_by
+    if grep -rqs --exclude="$(basename "$BACKPORTS_FILE")" -- "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; then
+        return 1
+    fi
+    read -r uri signed_by <<<"$(debian_source "$1")" || true
+    [ -n "${uri:-}" ] || die "no Debian source found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list; configure apt first"
+    want="Types: deb
+URIs: $uri
+Suites: $suite
+Components: main${signed_by:+
+Signed-By: $signed_by}"
+    if [ -f "$BACKPORTS_FILE" ] && [ "$(cat "$BACKPORTS_FILE")" = "$want" ]; then
+        return 1
+    fi
+    log "adding $suite from $uri ($BACKPORTS_FILE)"
+    printf '%s\n' "$want" >"$BACKPORTS_FILE"
+    return 0
+}
+
+installed() {
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
+
+main() {
+    local release need_update=0 missing=()
+    release="$(codename)"
+    if ensure_backports "$release"; then
+        need_update=1
+    fi
+    for p in "${PACKAGES[@]}"; do
+        installed "$p" || missing+=("$p")
+    done
+    local want_runsc=0
+    installed runsc || want_runsc=1
+
+    if [ "${#missing[@]}" -gt 0 ] || [ "$want_runsc" -eq 1 ]; then
+        # Package lists older than a day, or a new source: refresh first.
+        if [ "$need_update" -eq 1 ] || [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 -print -quit 2>/dev/null)" ]; then
+            log "apt-get update"
+            apt-get update -q
+        fi
+        if [ "${#missing[@]}" -gt 0 ]; then
+            log "installing ${missing[*]}"
+            apt-get install -y -q --no-install-recommends "${missing[@]}"
+        fi
+        if [ "$want_runsc" -eq 1 ]; then
+            log "installing runsc from $release-backports"
+            apt-get install -y -q --no-install-recommends -t "$release-backports" runsc
+        fi
+    fi
+
+    find_cargo
+    if ! command -v cargo-nextest >/dev/null 2>&1; then
+        log "installing cargo-nextest"
+        cargo install --locked cargo-nextest
+    fi
+    command -v runsc >/dev/null || die "runsc is not on PATH after installation"
+    log "dependencies ready (runsc $(runsc --version 2>/dev/null | head -n1 | awk '{print $3}'))"
+}
+
+main "$@"
