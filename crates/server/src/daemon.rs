@@ -32,7 +32,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let data = &config.data_dir;
+    let data = &absolute(&config.data_dir)?;
     let secrets = data.join("secrets");
     for dir in [data, &secrets] {
         std::fs::create_dir_all(dir)
@@ -60,10 +60,10 @@ pub async fn run(
         ))
         .map_err(|e| startup("the gVisor runtime is not usable", e))?,
     );
-    let templates_dir = config
-        .templates_dir
-        .clone()
-        .unwrap_or_else(|| data.join("templates"));
+    let templates_dir = match &config.templates_dir {
+        Some(dir) => absolute(dir)?,
+        None => data.join("templates"),
+    };
     let templates = Arc::new(
         TemplateStore::new(&templates_dir).map_err(|e| startup("templates directory", e))?,
     );
@@ -164,7 +164,14 @@ fn resolve_agent_binary(configured: Option<PathBuf>) -> Result<PathBuf, ServeErr
             .with_file_name("warren-agent"),
     };
     check_file(&path)?;
-    Ok(path)
+    // The path becomes a bind-mount source in every bundle: make it absolute.
+    std::fs::canonicalize(&path)
+        .map_err(|e| startup(&format!("agent binary {}", path.display()), e))
+}
+
+/// `path` made absolute against the working directory (it need not exist).
+fn absolute(path: &Path) -> Result<PathBuf, ServeError> {
+    std::path::absolute(path).map_err(|e| startup(&format!("path {}", path.display()), e))
 }
 
 fn check_file(path: &Path) -> Result<(), ServeError> {
