@@ -3,15 +3,19 @@
 //! Every runtime (one per state directory) owns exactly one `inet` table,
 //! named after a hash of its state directory, so several daemons and test
 //! runs on one host never touch each other's rules; we only ever create,
-//! replace or delete our own table, never list others. Rules (hooks run at
-//! priority `filter - 10`, before a distribution's own filter tables):
+//! replace or delete our own table, never list others. Rules match the
+//! runtime's own pool as source, so one runtime's table neither depends on
+//! nor interferes with another's; sandboxes cannot forge another source
+//! address because every host veth has strict reverse-path filtering (see
+//! `link`). Hooks run at priority `filter - 10`, before a distribution's own
+//! filter tables:
 //!
-//! - forward: drop sandbox → sandbox (any two `wv*` veths, also of other
-//!   runtimes), sandbox → link-local/cloud metadata (169.254.0.0/16) and any
-//!   IPv6 from a sandbox;
-//! - input: from a sandbox veth accept only replies to connections the host
-//!   opened (the daemon dials the agent), drop everything else — the host's
-//!   own services are unreachable;
+//! - forward: drop pool → any sandbox veth (`wv*`, also of other runtimes),
+//!   pool → link-local/cloud metadata (169.254.0.0/16), and any IPv6 from a
+//!   sandbox veth;
+//! - input: from the pool accept only replies to connections the host
+//!   opened (the daemon dials the agent) and drop everything else, so the
+//!   host's own services are unreachable;
 //! - postrouting: masquerade the pool towards the outside.
 //!
 //! Installation is one atomic `nft -f` transaction that replaces the table,
@@ -110,14 +114,15 @@ delete table inet {t}
 table inet {t} {{
   chain forward {{
     type filter hook forward priority filter - 10; policy accept;
-    iifname {sb} oifname {sb} drop
-    iifname {sb} ip daddr 169.254.0.0/16 drop
+    iifname {sb} ip saddr {pool} oifname {sb} drop
+    iifname {sb} ip saddr {pool} ip daddr 169.254.0.0/16 drop
     iifname {sb} meta nfproto ipv6 drop
   }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
-    iifname {sb} ct state established,related accept
-    iifname {sb} drop
+    iifname {sb} ip saddr {pool} ct state established,related accept
+    iifname {sb} ip saddr {pool} drop
+    iifname {sb} meta nfproto ipv6 drop
   }}
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;

@@ -7,7 +7,9 @@
 //! starts and removes them from the namespace's kernel, so
 //! [`configure_inside`] must run before every `runsc run` and `runsc restore`
 //! and never while the sandbox runs (the namespace's kernel would then answer
-//! for the sandbox's address and break host → sandbox traffic).
+//! for the sandbox's address and break host → sandbox traffic). The host end
+//! gets strict reverse-path filtering, so a sandbox cannot send with a
+//! source address other than its own.
 
 use crate::cmd::run_script;
 use crate::error::NetError;

@@ -12,8 +12,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use warren_core::{Limits, SandboxId};
-use warren_runtime::RuntimeSpec;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
+use warren_runtime::{Runtime, RuntimeSpec};
 
 pub const INDEX: &str = "hello from the template\n";
 
@@ -23,12 +23,47 @@ const APPLETS: &[&str] = &[
 ];
 
 pub struct Fixture {
-    pub tmp: tempfile::TempDir,
+    // Field order is drop order: the runtime goes before its directory.
+    pub rt: GvisorRuntime,
     pub rootfs: PathBuf,
     pub agent: PathBuf,
     pub state_dir: PathBuf,
     pub pool: String,
-    pub rt: GvisorRuntime,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Drop for Fixture {
+    /// Destroys whatever a failed test left running, so one failure does not
+    /// leak sandboxes into the host.
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.state_dir.join("sandboxes")) else {
+            return;
+        };
+        let ids: Vec<SandboxId> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let rt = &self.rt;
+        // A test's own tokio runtime may be running on this thread.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let Ok(tokio_rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                for id in &ids {
+                    if let Err(e) = tokio_rt.block_on(rt.destroy(id)) {
+                        eprintln!("cleanup of {id} failed: {e}");
+                    }
+                }
+            });
+        });
+    }
 }
 
 /// A rootfs, agent and runtime whose pool is `10.201.<octet>.0/24`.
@@ -47,12 +82,12 @@ pub fn fixture(octet: u8) -> Fixture {
     let pool = format!("10.201.{octet}.0/24");
     let rt = GvisorRuntime::new(GvisorConfig::new(&state_dir, &pool)).expect("runtime");
     Fixture {
-        tmp,
+        rt,
         rootfs,
         agent,
         state_dir,
         pool,
-        rt,
+        tmp,
     }
 }
 
@@ -102,16 +137,50 @@ impl Fixture {
             .expect("runsc exec")
     }
 
-    /// Runs `busybox wget` inside `id`; Ok(body) or Err(stderr).
+    /// Runs `busybox wget` inside `id`, giving up after 3 s (busybox's own
+    /// timers crash under gVisor, so the bound is kept from the host);
+    /// Ok(body) or Err(what happened).
     pub fn wget_inside(&self, id: &SandboxId, url: &str) -> Result<String, String> {
-        let out = self.exec(
-            id,
-            &["/bin/busybox", "wget", "-q", "-T", "2", "-O", "-", url],
-        );
+        self.wget_inside_within(id, url, Duration::from_secs(3))
+    }
+
+    /// [`Self::wget_inside`] with an explicit bound, for positive controls
+    /// that must not fail merely because the host is busy.
+    pub fn wget_inside_within(
+        &self,
+        id: &SandboxId,
+        url: &str,
+        bound: Duration,
+    ) -> Result<String, String> {
+        let mut child = Command::new("runsc")
+            .arg("--root")
+            .arg(self.rt.runsc_root())
+            .arg("exec")
+            .arg(id.as_str())
+            .args(["/bin/wget", "-O", "-", url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runsc exec");
+        let deadline = Instant::now() + bound;
+        while child.try_wait().expect("wait").is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer from {url} within {bound:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("runsc exec output");
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            Err(format!(
+                "{}: {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
