@@ -25,12 +25,12 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
             Err(e) => return bad(format!("malformed /init body: {e}")),
         }
     };
-    if let Some(user) = &req.default_user {
-        if !state.users.exists(user) {
-            return bad(format!(
-                "defaultUser {user:?} does not exist in /etc/passwd"
-            ));
-        }
+    if let Some(user) = &req.default_user
+        && !state.users.exists(user)
+    {
+        return bad(format!(
+            "defaultUser {user:?} does not exist in /etc/passwd"
+        ));
     }
     if let Some(ts) = &req.timestamp {
         match Timestamp::parse(ts) {

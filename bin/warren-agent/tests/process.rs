@@ -8,13 +8,20 @@ use std::time::Duration;
 use futures::StreamExt;
 use warren_envd::Code;
 use warren_envd::client::RpcStream;
-use warren_envd::process::{DataEvent, EndEvent, ProcessConfig, ProcessEvent, ProcessInput, ProcessSelector, Pty, PtySize, Signal, StartRequest};
+use warren_envd::process::{
+    DataEvent, EndEvent, ProcessConfig, ProcessEvent, ProcessInput, ProcessSelector, Pty, PtySize,
+    Signal, StartRequest,
+};
 
 use common::Agent;
 
 fn bash(cmd: &str) -> StartRequest {
     StartRequest {
-        process: Some(ProcessConfig { cmd: "/bin/bash".into(), args: vec!["-c".into(), cmd.into()], ..Default::default() }),
+        process: Some(ProcessConfig {
+            cmd: "/bin/bash".into(),
+            args: vec!["-c".into(), cmd.into()],
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -31,12 +38,19 @@ struct Collected {
 
 async fn collect(mut stream: RpcStream<ProcessEvent>) -> Collected {
     let mut c = Collected::default();
-    let first = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     match first {
         ProcessEvent::Start(s) => c.pid = s.pid,
         other => panic!("first event must be start, got {other:?}"),
     }
-    while let Some(ev) = tokio::time::timeout(Duration::from_secs(20), stream.next()).await.expect("stream stalled") {
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("stream stalled")
+    {
         match ev.unwrap() {
             ProcessEvent::Data(DataEvent::Stdout(d)) => c.stdout.extend(d),
             ProcessEvent::Data(DataEvent::Stderr(d)) => c.stderr.extend(d),
@@ -53,19 +67,38 @@ async fn collect(mut stream: RpcStream<ProcessEvent>) -> Collected {
 async fn root_stdout_stderr_and_exit_code_arrive_apart() {
     let agent = Agent::start().await;
     let client = agent.client();
-    let c = collect(client.start(&bash("echo out; echo err >&2; exit 7"), None).await.unwrap()).await;
+    let c = collect(
+        client
+            .start(&bash("echo out; echo err >&2; exit 7"), None)
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(c.pid > 0);
     assert_eq!(c.stdout, b"out\n");
     assert_eq!(c.stderr, b"err\n");
     let end = c.end.expect("end event");
-    assert_eq!((end.exit_code, end.exited, end.status.as_str()), (7, true, "exit status 7"));
-    assert!(client.list().await.unwrap().is_empty(), "ended processes leave the list");
+    assert_eq!(
+        (end.exit_code, end.exited, end.status.as_str()),
+        (7, true, "exit status 7")
+    );
+    assert!(
+        client.list().await.unwrap().is_empty(),
+        "ended processes leave the list"
+    );
 }
 
 #[tokio::test]
 async fn root_large_output_is_complete_and_ordered() {
     let agent = Agent::start().await;
-    let c = collect(agent.client().start(&bash("seq 1 200000"), None).await.unwrap()).await;
+    let c = collect(
+        agent
+            .client()
+            .start(&bash("seq 1 200000"), None)
+            .await
+            .unwrap(),
+    )
+    .await;
     let expected: String = (1..=200000).map(|i| format!("{i}\n")).collect();
     assert_eq!(String::from_utf8(c.stdout).unwrap(), expected);
 }
@@ -88,11 +121,28 @@ async fn root_stdin_is_written_and_closed() {
     req.stdin = Some(true);
     req.tag = Some("upper".into());
     let mut stream = client.start(&req, None).await.unwrap();
-    let ProcessEvent::Start(start) = stream.next().await.unwrap().unwrap() else { panic!("no start") };
-    client.send_input(ProcessSelector::Pid(start.pid), ProcessInput::Stdin(b"hello ".to_vec())).await.unwrap();
-    let more = futures::stream::iter(vec![ProcessInput::Stdin(b"wor".to_vec()), ProcessInput::Stdin(b"ld".to_vec())]);
-    client.stream_input(ProcessSelector::Tag("upper".into()), more).await.unwrap();
-    client.close_stdin(ProcessSelector::Tag("upper".into())).await.unwrap();
+    let ProcessEvent::Start(start) = stream.next().await.unwrap().unwrap() else {
+        panic!("no start")
+    };
+    client
+        .send_input(
+            ProcessSelector::Pid(start.pid),
+            ProcessInput::Stdin(b"hello ".to_vec()),
+        )
+        .await
+        .unwrap();
+    let more = futures::stream::iter(vec![
+        ProcessInput::Stdin(b"wor".to_vec()),
+        ProcessInput::Stdin(b"ld".to_vec()),
+    ]);
+    client
+        .stream_input(ProcessSelector::Tag("upper".into()), more)
+        .await
+        .unwrap();
+    client
+        .close_stdin(ProcessSelector::Tag("upper".into()))
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let mut end = None;
     while let Some(ev) = stream.next().await {
@@ -115,14 +165,24 @@ async fn root_env_cwd_and_user_are_applied() {
     config.envs = BTreeMap::from([("FOO".to_string(), "bar".to_string())]);
     config.cwd = Some("/tmp".into());
     let c = collect(client.start(&req, None).await.unwrap()).await;
-    assert_eq!(String::from_utf8(c.stdout).unwrap(), "bar nobody 65534 /tmp\n");
+    assert_eq!(
+        String::from_utf8(c.stdout).unwrap(),
+        "bar nobody 65534 /tmp\n"
+    );
 
     let root = agent.client().with_user("root");
     let c = collect(root.start(&bash("id -u; echo $HOME"), None).await.unwrap()).await;
     assert_eq!(String::from_utf8(c.stdout).unwrap(), "0\n/root\n");
 
     let ghost = agent.client().with_user("no-such-user-x");
-    let err = ghost.start(&bash("true"), None).await.unwrap().next().await.unwrap().unwrap_err();
+    let err = ghost
+        .start(&bash("true"), None)
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
@@ -131,7 +191,10 @@ async fn root_init_env_vars_reach_later_processes() {
     let agent = Agent::start().await;
     let client = agent.client();
     let init = warren_envd::http_api::InitRequest {
-        env_vars: Some(BTreeMap::from([("FROM_INIT".to_string(), "yes".to_string())])),
+        env_vars: Some(BTreeMap::from([(
+            "FROM_INIT".to_string(),
+            "yes".to_string(),
+        )])),
         ..Default::default()
     };
     client.init(&init).await.unwrap();
@@ -146,17 +209,31 @@ async fn root_signals_end_the_process_group() {
     let mut req = bash("sleep 60 & sleep 60; echo never");
     req.tag = Some("sleeper".into());
     let mut stream = client.start(&req, None).await.unwrap();
-    let ProcessEvent::Start(start) = stream.next().await.unwrap().unwrap() else { panic!("no start") };
+    let ProcessEvent::Start(start) = stream.next().await.unwrap().unwrap() else {
+        panic!("no start")
+    };
     let listed = client.list().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].pid, listed[0].tag.as_deref()), (start.pid, Some("sleeper")));
+    assert_eq!(
+        (listed[0].pid, listed[0].tag.as_deref()),
+        (start.pid, Some("sleeper"))
+    );
 
     // A second client attaches to the same process.
-    let watcher = client.connect(ProcessSelector::Tag("sleeper".into()), None).await.unwrap();
-    client.send_signal(ProcessSelector::Pid(start.pid), Signal::Sigkill).await.unwrap();
+    let watcher = client
+        .connect(ProcessSelector::Tag("sleeper".into()), None)
+        .await
+        .unwrap();
+    client
+        .send_signal(ProcessSelector::Pid(start.pid), Signal::Sigkill)
+        .await
+        .unwrap();
     let rest = collect(watcher).await;
     let end = rest.end.unwrap();
-    assert_eq!((end.exit_code, end.exited, end.status.as_str()), (-1, false, "signal: killed"));
+    assert_eq!(
+        (end.exit_code, end.exited, end.status.as_str()),
+        (-1, false, "signal: killed")
+    );
     let mut end2 = None;
     while let Some(ev) = stream.next().await {
         if let ProcessEvent::End(e) = ev.unwrap() {
@@ -166,10 +243,21 @@ async fn root_signals_end_the_process_group() {
     assert_eq!(end2.unwrap().status, "signal: killed");
     // No zombie or orphan of the agent stays behind: the background sleep got the signal too.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", agent.pid(), agent.pid())).unwrap_or_default();
-    assert!(children.trim().is_empty(), "agent still has children: {children}");
+    let children = std::fs::read_to_string(format!(
+        "/proc/{}/task/{}/children",
+        agent.pid(),
+        agent.pid()
+    ))
+    .unwrap_or_default();
+    assert!(
+        children.trim().is_empty(),
+        "agent still has children: {children}"
+    );
 
-    let err = client.send_signal(ProcessSelector::Pid(start.pid), Signal::Sigterm).await.unwrap_err();
+    let err = client
+        .send_signal(ProcessSelector::Pid(start.pid), Signal::Sigterm)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -178,19 +266,51 @@ async fn root_pty_session_echoes_and_resizes() {
     let agent = Agent::start().await;
     let client = agent.client();
     let req = StartRequest {
-        process: Some(ProcessConfig { cmd: "/bin/bash".into(), args: vec!["--norc".into(), "-i".into()], ..Default::default() }),
-        pty: Some(Pty { size: Some(PtySize { cols: 80, rows: 24 }) }),
+        process: Some(ProcessConfig {
+            cmd: "/bin/bash".into(),
+            args: vec!["--norc".into(), "-i".into()],
+            ..Default::default()
+        }),
+        pty: Some(Pty {
+            size: Some(PtySize { cols: 80, rows: 24 }),
+        }),
         ..Default::default()
     };
     let mut stream = client.start(&req, None).await.unwrap();
-    let ProcessEvent::Start(start) = stream.next().await.unwrap().unwrap() else { panic!("no start") };
+    let ProcessEvent::Start(start) = stream.next().await.unwrap().unwrap() else {
+        panic!("no start")
+    };
     let pid = ProcessSelector::Pid(start.pid);
-    client.send_input(pid.clone(), ProcessInput::Pty(b"echo hi$((1+1))\n".to_vec())).await.unwrap();
-    client.resize(pid.clone(), PtySize { cols: 123, rows: 45 }).await.unwrap();
-    client.send_input(pid.clone(), ProcessInput::Pty(b"stty size; exit 0\n".to_vec())).await.unwrap();
+    client
+        .send_input(
+            pid.clone(),
+            ProcessInput::Pty(b"echo hi$((1+1))\n".to_vec()),
+        )
+        .await
+        .unwrap();
+    client
+        .resize(
+            pid.clone(),
+            PtySize {
+                cols: 123,
+                rows: 45,
+            },
+        )
+        .await
+        .unwrap();
+    client
+        .send_input(
+            pid.clone(),
+            ProcessInput::Pty(b"stty size; exit 0\n".to_vec()),
+        )
+        .await
+        .unwrap();
     let mut out = Vec::new();
     let mut end = None;
-    while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap() {
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+    {
         match ev.unwrap() {
             ProcessEvent::Data(DataEvent::Pty(d)) => out.extend(d),
             ProcessEvent::End(e) => end = Some(e),
@@ -208,7 +328,14 @@ async fn root_pty_session_echoes_and_resizes() {
 #[tokio::test]
 async fn root_keepalives_flow_while_idle() {
     let agent = Agent::start().await;
-    let c = collect(agent.client().start(&bash("sleep 2.5"), Some(Duration::from_secs(1))).await.unwrap()).await;
+    let c = collect(
+        agent
+            .client()
+            .start(&bash("sleep 2.5"), Some(Duration::from_secs(1)))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(c.keepalives >= 2, "got {} keepalives", c.keepalives);
     assert_eq!(c.end.unwrap().exit_code, 0);
 }
@@ -221,7 +348,17 @@ async fn root_duplicate_tag_is_already_exists() {
     req.tag = Some("one".into());
     let mut first = client.start(&req, None).await.unwrap();
     first.next().await.unwrap().unwrap();
-    let err = client.start(&req, None).await.unwrap().next().await.unwrap().unwrap_err();
+    let err = client
+        .start(&req, None)
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
-    client.send_signal(ProcessSelector::Tag("one".into()), Signal::Sigterm).await.unwrap();
+    client
+        .send_signal(ProcessSelector::Tag("one".into()), Signal::Sigterm)
+        .await
+        .unwrap();
 }

@@ -217,7 +217,7 @@ where
             .open(&tmp)
             .await
             .map_err(|e| FsError::new("create", &tmp, e))?;
-        std::os::unix::fs::fchown(&file_std_fd(&file), Some(uid), Some(gid))
+        std::os::unix::fs::fchown(file_std_fd(&file), Some(uid), Some(gid))
             .map_err(|e| FsError::new("chown", &tmp, e))?;
         let mut body = body;
         while let Some(chunk) = body.next().await {

@@ -184,13 +184,13 @@ fn start(
     let config = req
         .process
         .ok_or_else(|| ConnectError::invalid_argument("process config is required"))?;
-    if let Some(tag) = &req.tag {
-        if state.procs.tag_in_use(tag) {
-            return Err(ConnectError::new(
-                Code::AlreadyExists,
-                format!("a process with tag {tag:?} is already running"),
-            ));
-        }
+    if let Some(tag) = &req.tag
+        && state.procs.tag_in_use(tag)
+    {
+        return Err(ConnectError::new(
+            Code::AlreadyExists,
+            format!("a process with tag {tag:?} is already running"),
+        ));
     }
     let defaults = state.defaults();
     let workdir = state.workdir(&user);

@@ -13,14 +13,21 @@ pub struct Agent {
 
 impl Agent {
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_warren-agent"))
             .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
             .env("WARREN_AGENT_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
             .expect("start warren-agent");
-        let agent = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let agent = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         let client = agent.client();
         for _ in 0..200 {
             if client.health().await.is_ok() {
