@@ -188,7 +188,9 @@ async fn sandbox_checkpoint_and_restore_keep_files_under_same_and_new_id() {
     fx.rt.checkpoint(&spec.id, &pause, false).await.unwrap();
     assert!(common::http_get_once(inst.agent_addr, "/").is_err());
     assert!(fx.rt.list_live().await.unwrap().is_empty());
+    let t0 = std::time::Instant::now();
     let resumed = fx.rt.restore(&pause, &spec).await.unwrap();
+    eprintln!("resume under the same id: {:?}", t0.elapsed());
     assert_eq!(resumed.agent_addr, inst.agent_addr);
     assert_eq!(
         http_get(resumed.agent_addr, "/state.txt", BOOT).unwrap(),
