@@ -108,7 +108,9 @@ pub enum ExecEvent {
     /// Output on stderr, base64-encoded.
     Stderr { data: String },
     /// The process ended. `exit_code` is -1 if it was killed by a signal
-    /// (`signal` then names it) or could not be started (`error` says why).
+    /// (`signal` then names it) or the agent connection broke; 127 if the
+    /// program was not found and 126 if it could not be executed (then no
+    /// `start` came first). `error` says why, when there is a why.
     Exit {
         exit_code: i32,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -80,7 +80,8 @@ async fn sandbox_create_exec_kill() {
     assert_eq!(out.stdout_str(), "user\n/home/user\n42\n");
 
     let out = exec(&d, &sb.id, json!({"cmd": ["/no/such/binary"]})).await;
-    assert_ne!(out.exit_code, Some(0));
+    assert_eq!(out.exit_code, Some(127), "{out:?}");
+    assert_eq!(out.pid, None);
 
     let listed: SandboxList = d
         .get("/v1/sandboxes?metadata=purpose%3De2e")
@@ -232,8 +233,14 @@ async fn sandbox_bad_input_gets_precise_errors() {
     .await;
     assert_eq!((got, err.code.as_str()), (413, "payload_too_large"));
     // Hostile ids and missing keys.
-    let (got, _) = error_of(d.get("/v1/sandboxes/..%2F..%2Fetc").send().await.unwrap()).await;
-    assert_eq!(got, 404);
+    for hostile in [
+        "/v1/sandboxes/..%2F..%2Fetc",
+        "/v1/sandboxes/x%00y",
+        "/v1/nope",
+    ] {
+        let (got, err) = error_of(d.get(hostile).send().await.unwrap()).await;
+        assert_eq!((got, err.code.as_str()), (404, "not_found"), "{hostile}");
+    }
     let resp = d
         .http
         .get(format!("{}/v1/sandboxes", d.url))

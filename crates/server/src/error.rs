@@ -47,7 +47,16 @@ impl IntoResponse for AppError {
             code: kind.code().to_owned(),
             message,
         };
-        (status_of(kind), Json(body)).into_response()
+        let mut resp = (status_of(kind), Json(body)).into_response();
+        if kind == ErrorKind::PayloadTooLarge {
+            // The unread rest of the body is still on the connection: tell
+            // the client not to reuse it.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 

@@ -42,6 +42,14 @@ pub struct AppState {
     pub templates: Arc<TemplateBuilds>,
 }
 
+/// Every path the API does not know answers 404 in the API's error format.
+async fn unknown_route(uri: axum::http::Uri) -> crate::error::AppError {
+    crate::error::AppError(warren_core::WarrenError::not_found(format!(
+        "no such endpoint: {}; see /v1/openapi.json",
+        uri.path()
+    )))
+}
+
 pub fn router(state: AppState, auth: Authenticator) -> Router {
     let protected = Router::new()
         .route(
@@ -68,6 +76,7 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/health", get(health::health))
         .route("/v1/openapi.json", get(openapi::document))
         .merge(protected)
+        .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

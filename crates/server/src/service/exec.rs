@@ -3,7 +3,9 @@
 //!
 //! Stream contract (what the API promises): exactly one `start` first, any
 //! number of `stdout`/`stderr`, exactly one `exit` last — also when the agent
-//! connection breaks (then `exit_code` -1 with an `error`).
+//! connection breaks (then `exit_code` -1 with an `error`). A program that
+//! cannot be started yields only the `exit` (127 not found, 126 not
+//! executable, with an `error`).
 
 use std::pin::Pin;
 
@@ -65,6 +67,25 @@ fn exit_event(end: EndEvent) -> ExecEvent {
     }
 }
 
+/// A program that could not be started ends the stream at once with the
+/// shell's conventions: 127 when it was not found, 126 when it could not be
+/// executed. Other agent failures are errors of the request.
+fn spawn_failure(e: warren_envd::ClientError) -> Result<ExecStream, WarrenError> {
+    use warren_envd::Code;
+    let exit_code = match e.code() {
+        Code::NotFound => 127,
+        Code::PermissionDenied | Code::InvalidArgument => 126,
+        _ => return Err(crate::agent_error(e)),
+    };
+    let error = crate::agent_error(e).message;
+    let exit = ExecEvent::Exit {
+        exit_code,
+        signal: None,
+        error: Some(error),
+    };
+    Ok(futures::stream::once(async move { exit }).boxed())
+}
+
 fn lost(detail: impl std::fmt::Display) -> ExecEvent {
     ExecEvent::Exit {
         exit_code: -1,
@@ -93,10 +114,10 @@ impl Sandboxes {
             tag: None,
             stdin: Some(req.stdin.is_some()),
         };
-        let mut events = client
-            .start(&start, None)
-            .await
-            .map_err(crate::agent_error)?;
+        let mut events = match client.start(&start, None).await {
+            Ok(events) => events,
+            Err(e) => return spawn_failure(e),
+        };
 
         // The first event names the process; stdin is written once it exists.
         let first = match events.next().await {
@@ -106,7 +127,7 @@ impl Sandboxes {
                     "agent sent {other:?} before the start event"
                 )));
             }
-            Some(Err(e)) => return Err(crate::agent_error(e)),
+            Some(Err(e)) => return spawn_failure(e),
             None => {
                 return Err(WarrenError::unavailable(
                     "the sandbox agent closed the stream",
