@@ -1,4 +1,4 @@
-use warren_core::{ErrorKind, SandboxState, WarrenError};
+use warren_core::{ErrorKind, SandboxId, SandboxState, WarrenError};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -21,11 +21,19 @@ pub enum StoreError {
         from: SandboxState,
         to: SandboxState,
     },
-    /// Only killed or failed sandboxes may be deleted.
-    #[error("sandbox is {0}: kill it before deleting it")]
+    /// The operation needs a killed or failed sandbox.
+    #[error("sandbox is {0}, not killed or failed: kill it first")]
     NotTerminal(SandboxState),
-    /// Every network slot is in use.
-    #[error("no free network slot: too many live sandboxes")]
+    /// A dead sandbox's row cannot go before its network teardown is
+    /// confirmed ([`crate::Store::release_slot`]).
+    #[error(
+        "sandbox {0} still holds its network slot: its network teardown is not confirmed yet, retry once it is"
+    )]
+    SlotNotReleased(SandboxId),
+    /// Every network slot is held.
+    #[error(
+        "no free network slot: too many live sandboxes, or dead ones whose network teardown is not confirmed yet"
+    )]
     SlotsExhausted,
     /// A stored value could not be decoded (corruption or a newer schema).
     #[error("corrupt row in {table}: {detail}")]
@@ -59,7 +67,8 @@ impl From<StoreError> for WarrenError {
             StoreError::AlreadyExists(_) => ErrorKind::AlreadyExists,
             StoreError::Conflict { .. }
             | StoreError::IllegalTransition { .. }
-            | StoreError::NotTerminal(_) => ErrorKind::FailedPrecondition,
+            | StoreError::NotTerminal(_)
+            | StoreError::SlotNotReleased(_) => ErrorKind::FailedPrecondition,
             StoreError::SlotsExhausted => ErrorKind::ResourceExhausted,
             // Every connection is busy: the caller may retry later.
             StoreError::Database(sqlx::Error::PoolTimedOut) => ErrorKind::Unavailable,

@@ -6,8 +6,15 @@
 //! - Sandbox state changes are compare-and-set ([`Store::transition`]): two
 //!   racing callers cannot both move a sandbox out of the same state, and
 //!   only transitions the warren-core state machine allows are accepted.
-//! - A network slot is held by at most one non-terminal sandbox; killed and
-//!   failed sandboxes keep their last slot in the record but no longer hold it.
+//! - A network slot is held by at most one sandbox. A sandbox holds its slot
+//!   from creation until [`Store::release_slot`], which only a killed or
+//!   failed sandbox accepts: the daemon calls it once the sandbox's network
+//!   (whose host-side addresses derive from the slot) is torn down, so a
+//!   new sandbox never gets an address an old veth still has. Transitions
+//!   never free a slot.
+//! - A dead sandbox's row is deleted only after its slot is released, so a
+//!   sandbox whose teardown was never confirmed is always found again by
+//!   [`Store::unreleased_sandboxes`].
 //! - API keys are stored only as a keyed hash; the secret never is.
 //! - Times are kept with millisecond precision: a record read back carries
 //!   the stored (truncated) times, and so does the record a write returns.
@@ -36,7 +43,8 @@ pub struct SandboxRecord {
     pub limits: Limits,
     pub env: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
-    /// Network slot, unique among non-terminal sandboxes.
+    /// Network slot, unique among sandboxes that still hold theirs (every
+    /// live one, and dead ones until [`Store::release_slot`]).
     pub net_slot: u32,
     /// The key that created it.
     pub created_by: KeyId,
@@ -98,7 +106,8 @@ pub trait Store: Send + Sync + 'static {
     /// Moves `id` from `from` to `to` if it is still in `from`; returns the
     /// updated record, `StoreError::Conflict` with the actual state,
     /// `NotFound`, or `IllegalTransition` if warren-core's state machine has
-    /// no step from `from` to `to`. Moving to killed or failed frees the slot.
+    /// no step from `from` to `to`. Moving to killed or failed does not free
+    /// the network slot: see [`Store::release_slot`].
     async fn transition(
         &self,
         id: &SandboxId,
@@ -116,12 +125,25 @@ pub trait Store: Send + Sync + 'static {
     /// expiry first.
     async fn expired_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError>;
 
-    /// Deletes a killed or failed sandbox's row; `NotTerminal` for any other
-    /// state, `NotFound` if there is no such row.
+    /// Frees the network slot of a killed or failed sandbox, once its
+    /// network is torn down; the slot may then go to a new sandbox.
+    /// Idempotent. `NotTerminal` for any other state, `NotFound` if there
+    /// is no such row.
+    async fn release_slot(&self, id: &SandboxId) -> Result<(), StoreError>;
+
+    /// Killed or failed sandboxes whose slot is not released (their network
+    /// teardown was never confirmed), earliest ended first. The daemon
+    /// retries their teardown at start-up.
+    async fn unreleased_sandboxes(&self) -> Result<Vec<SandboxId>, StoreError>;
+
+    /// Deletes a killed or failed sandbox's row once its slot is released;
+    /// `NotTerminal` for any other state, `SlotNotReleased` while its
+    /// teardown is unconfirmed, `NotFound` if there is no such row.
     async fn delete_sandbox(&self, id: &SandboxId) -> Result<(), StoreError>;
 
     /// Deletes every killed or failed sandbox that ended at or before
-    /// `ended_before`; returns how many rows went.
+    /// `ended_before` and whose slot is released (a row whose teardown is
+    /// unconfirmed stays); returns how many rows went.
     async fn purge_sandboxes(&self, ended_before: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// `AlreadyExists` if the id is taken.

@@ -33,12 +33,36 @@ async fn everything_is_still_there_after_reopening() {
 
     let store = db.reopen().await;
     assert_eq!(store.get_sandbox(&a.id).await.unwrap(), Some(a.clone()));
-    assert_eq!(store.get_sandbox(&b.id).await.unwrap(), Some(b));
+    assert_eq!(store.get_sandbox(&b.id).await.unwrap(), Some(b.clone()));
     assert_eq!(store.list_keys().await.unwrap(), vec![k]);
-    // The slot of the live sandbox is still held; the failed one's is free.
+    // Both slots are still held: the failed sandbox's teardown was never
+    // confirmed, and it is still listed for a retry.
+    assert_eq!(
+        store.unreleased_sandboxes().await.unwrap(),
+        vec![b.id.clone()]
+    );
     assert_eq!(
         store.create_sandbox(new_sandbox()).await.unwrap().net_slot,
-        1
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_released_slot_stays_released_after_reopening() {
+    let db = TestDb::new().await;
+    let s = running(&db.store, new_sandbox()).await;
+    db.store
+        .transition(&s.id, S::Running, S::Killed)
+        .await
+        .unwrap();
+    db.store.release_slot(&s.id).await.unwrap();
+    db.store.close().await;
+
+    let store = db.reopen().await;
+    assert!(store.unreleased_sandboxes().await.unwrap().is_empty());
+    assert_eq!(
+        store.create_sandbox(new_sandbox()).await.unwrap().net_slot,
+        0
     );
 }
 
@@ -51,6 +75,7 @@ async fn crash_child(path: &str) -> ! {
     let store = SqliteStore::open(path).await.expect("child opens store");
     // Lines start with "ack " to stand apart from the test harness's output.
     let mut out = String::from("\n");
+    let mut released = Vec::new();
     for i in 0..12 {
         let s = store.create_sandbox(new_sandbox()).await.expect("create");
         let state = match i % 3 {
@@ -63,11 +88,16 @@ async fn crash_child(path: &str) -> ! {
                     .state
             }
             _ => {
-                store
+                let state = store
                     .transition(&s.id, S::Creating, S::Killed)
                     .await
                     .expect("kill")
-                    .state
+                    .state;
+                if i % 6 == 5 {
+                    store.release_slot(&s.id).await.expect("release");
+                    released.push(s.id.to_string());
+                }
+                state
             }
         };
         out.push_str(&format!("ack {} {} {}\n", s.id, state, s.net_slot));
@@ -78,7 +108,8 @@ async fn crash_child(path: &str) -> ! {
         .revoke_key(&k.id, OffsetDateTime::now_utc())
         .await
         .expect("revoke key");
-    out.push_str(&format!("ack key {}\nack done\n", k.id));
+    out.push_str(&format!("ack key {}\n", k.id));
+    out.push_str(&format!("ack released {}\nack done\n", released.join(" ")));
     // Bypass the test harness's output capture.
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -132,7 +163,7 @@ async fn acknowledged_writes_survive_a_killed_process() {
     assert!(!status.success(), "child was meant to die by SIGKILL");
     assert_eq!(
         lines.len(),
-        13,
+        14,
         "child did not acknowledge every write: {lines:?}"
     );
     assert!(
@@ -141,9 +172,19 @@ async fn acknowledged_writes_survive_a_killed_process() {
     );
 
     let store = SqliteStore::open(&path).await.unwrap();
-    let (sandboxes, key_line) = lines.split_at(12);
+    let (sandboxes, rest) = lines.split_at(12);
+    let released: Vec<&str> = rest[1]
+        .strip_prefix("released ")
+        .unwrap()
+        .split(' ')
+        .collect();
+    assert_eq!(released.len(), 2, "{released:?}");
+    let mut unreleased = Vec::new();
     for line in sandboxes {
         let fields: Vec<&str> = line.split(' ').collect();
+        if fields[1] == "killed" && !released.contains(&fields[0]) {
+            unreleased.push(fields[0].parse::<SandboxId>().unwrap());
+        }
         let id: SandboxId = fields[0].parse().unwrap();
         let record = store
             .get_sandbox(&id)
@@ -153,9 +194,12 @@ async fn acknowledged_writes_survive_a_killed_process() {
         assert_eq!(record.state.as_str(), fields[1]);
         assert_eq!(record.net_slot.to_string(), fields[2]);
     }
-    let key_id = key_line[0].strip_prefix("key ").unwrap().parse().unwrap();
+    let key_id = rest[0].strip_prefix("key ").unwrap().parse().unwrap();
     let k = store.get_key(&key_id).await.unwrap().expect("key lost");
     assert!(k.revoked_at.is_some(), "acknowledged revocation lost");
+    // Acknowledged releases survive, unconfirmed teardowns are still listed.
+    assert_eq!(unreleased.len(), 2);
+    assert_eq!(store.unreleased_sandboxes().await.unwrap(), unreleased);
 }
 
 #[tokio::test]
@@ -198,6 +242,8 @@ async fn a_bad_state_is_reported_as_corrupt() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     let err = db.store.delete_sandbox(&s.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let err = db.store.release_slot(&s.id).await.unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 }
 
@@ -319,4 +365,23 @@ async fn the_database_is_private_to_its_owner() {
             .mode();
         assert_eq!(mode & 0o077, 0, "{name} is readable by others: {mode:o}");
     }
+}
+
+#[tokio::test]
+async fn the_schema_refuses_a_released_slot_on_a_live_sandbox() {
+    let db = TestDb::new().await;
+    let s = running(&db.store, new_sandbox()).await;
+    let refused = sqlx::query("UPDATE sandboxes SET slot_released = 1 WHERE id = ?1")
+        .bind(s.id.as_str())
+        .execute(&db.raw().await)
+        .await;
+    assert!(refused.is_err(), "a live sandbox lost its slot");
+    assert_eq!(
+        db.store
+            .create_sandbox(new_sandbox())
+            .await
+            .unwrap()
+            .net_slot,
+        1
+    );
 }

@@ -268,11 +268,51 @@ async fn only_dead_sandboxes_can_be_deleted() {
         .transition(&live.id, S::Running, S::Killed)
         .await
         .unwrap();
+    // Its network teardown is not confirmed: the row must stay.
+    let err = db.store.delete_sandbox(&live.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::SlotNotReleased(_)), "{err:?}");
+    assert_eq!(
+        db.store.unreleased_sandboxes().await.unwrap(),
+        vec![live.id.clone()]
+    );
+
+    db.store.release_slot(&live.id).await.unwrap();
     db.store.delete_sandbox(&live.id).await.unwrap();
     assert_eq!(db.store.get_sandbox(&live.id).await.unwrap(), None);
 
     let err = db.store.delete_sandbox(&live.id).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn purge_keeps_dead_sandboxes_whose_slot_is_not_released() {
+    let db = TestDb::new().await;
+    let pending = running(&db.store, new_sandbox()).await;
+    let done = running(&db.store, new_sandbox()).await;
+    for s in [&pending, &done] {
+        db.store
+            .transition(&s.id, S::Running, S::Killed)
+            .await
+            .unwrap();
+    }
+    db.store.release_slot(&done.id).await.unwrap();
+
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(db.store.purge_sandboxes(now).await.unwrap(), 1);
+    assert_eq!(db.store.get_sandbox(&done.id).await.unwrap(), None);
+    assert_eq!(
+        db.store
+            .get_sandbox(&pending.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        S::Killed
+    );
+    assert_eq!(
+        db.store.unreleased_sandboxes().await.unwrap(),
+        vec![pending.id.clone()]
+    );
 }
 
 #[tokio::test]
@@ -290,6 +330,9 @@ async fn purge_removes_sandboxes_that_ended_before_the_cutoff() {
         .transition(&failed.id, S::Creating, S::Failed)
         .await
         .unwrap();
+
+    db.store.release_slot(&killed.id).await.unwrap();
+    db.store.release_slot(&failed.id).await.unwrap();
 
     let before_any_end = killed.state_changed_at - Duration::milliseconds(1);
     assert_eq!(db.store.purge_sandboxes(before_any_end).await.unwrap(), 0);

@@ -64,7 +64,8 @@ async fn transitions_outside_the_state_machine_are_refused() {
         .transition(&s.id, S::Running, S::Killed)
         .await
         .unwrap();
-    // Bringing a killed sandbox back would let two live sandboxes share a slot.
+    // Bringing a killed sandbox back after its slot is released would let two
+    // live sandboxes share a slot.
     let err = db
         .store
         .transition(&s.id, S::Killed, S::Running)

@@ -18,14 +18,21 @@ CREATE TABLE sandboxes (
     created_by       TEXT    NOT NULL,
     created_at       INTEGER NOT NULL,
     state_changed_at INTEGER NOT NULL,
-    expires_at       INTEGER NOT NULL
+    expires_at       INTEGER NOT NULL,
+    -- 1 once the daemon confirmed that the sandbox's network is torn down;
+    -- only a killed or failed sandbox can get there, and never back.
+    slot_released    INTEGER NOT NULL DEFAULT 0
+        CHECK (slot_released = 0
+               OR (slot_released = 1 AND state IN ('killed', 'failed')))
 ) STRICT;
 
--- A network slot is held by at most one sandbox that is not killed or failed.
--- The expression must stay identical to the one the store's queries use.
-CREATE UNIQUE INDEX sandboxes_live_net_slot
+-- A network slot is held by at most one sandbox whose slot is not released:
+-- every live sandbox, and every killed or failed one whose network teardown
+-- is not yet confirmed (the host-side addresses derive from the slot). The
+-- expression must stay identical to the one the store's queries use.
+CREATE UNIQUE INDEX sandboxes_held_net_slot
     ON sandboxes (net_slot)
-    WHERE state NOT IN ('killed', 'failed');
+    WHERE slot_released = 0;
 
 CREATE INDEX sandboxes_live_expiry
     ON sandboxes (expires_at)
@@ -33,9 +40,10 @@ CREATE INDEX sandboxes_live_expiry
 
 CREATE INDEX sandboxes_created_at ON sandboxes (created_at);
 
-CREATE INDEX sandboxes_ended
+-- Rows purge may delete: dead, with their slot released.
+CREATE INDEX sandboxes_released
     ON sandboxes (state_changed_at)
-    WHERE state IN ('killed', 'failed');
+    WHERE slot_released = 1;
 
 CREATE TABLE api_keys (
     id         TEXT    NOT NULL PRIMARY KEY,

@@ -49,8 +49,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteConfig {
     /// Network slots are `0..max_net_slots`; creating a sandbox when all are
-    /// held fails with [`StoreError::SlotsExhausted`]. Set it to what the
-    /// network layer can address.
+    /// held (by live sandboxes or by dead ones not yet released) fails with
+    /// [`StoreError::SlotsExhausted`]. Set it to what the network layer can
+    /// address.
     pub max_net_slots: u32,
     /// Reader connections (at least one is used).
     pub readers: u32,
@@ -187,6 +188,14 @@ impl Store for SqliteStore {
 
     async fn expired_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError> {
         sandboxes::expired(&self.reader, now).await
+    }
+
+    async fn release_slot(&self, id: &SandboxId) -> Result<(), StoreError> {
+        sandboxes::release(&self.writer, id).await
+    }
+
+    async fn unreleased_sandboxes(&self) -> Result<Vec<SandboxId>, StoreError> {
+        sandboxes::unreleased(&self.reader).await
     }
 
     async fn delete_sandbox(&self, id: &SandboxId) -> Result<(), StoreError> {

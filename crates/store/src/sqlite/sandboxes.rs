@@ -5,10 +5,16 @@
 //! reporting) holds SQLite's write lock from its first statement and cannot
 //! interleave with another writer, in this process or another one.
 //!
-//! "Live" below means not killed and not failed; the SQL spells it
-//! `state NOT IN ('killed', 'failed')`, the same expression as the partial
-//! unique index on `net_slot`, which is the last line of defence for slot
-//! uniqueness.
+//! "Live" below means not killed and not failed (`state NOT IN ('killed',
+//! 'failed')`). Slots follow a separate flag, `slot_released`: a sandbox
+//! holds its slot from creation until [`release`] sets the flag, which only
+//! a killed or failed sandbox can get (a table CHECK enforces it) and which
+//! never goes back. Transitions leave the flag alone, so a dead sandbox
+//! keeps its slot until the daemon confirms its network is torn down. The
+//! allocation query tests `slot_released = 0`, the same expression as the
+//! partial unique index on `net_slot`, which is the last line of defence
+//! for slot uniqueness. Rows are deleted only once released, so a sandbox
+//! whose teardown is unconfirmed stays visible to [`unreleased`].
 
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
@@ -17,16 +23,16 @@ use warren_core::{SandboxId, SandboxState, Transition};
 use super::codec::{encode_map, parse_state, sandbox_from_row, to_millis};
 use crate::{NewSandbox, SandboxFilter, SandboxRecord, StoreError};
 
-/// The lowest slot no live sandbox holds: 0 if free, else the smallest
-/// held slot whose successor is free.
+/// The lowest slot no sandbox holds: 0 if free, else the smallest held
+/// slot whose successor is free.
 const LOWEST_FREE_SLOT: &str = "
-    WITH live(slot) AS (
-        SELECT net_slot FROM sandboxes WHERE state NOT IN ('killed', 'failed')
+    WITH held(slot) AS (
+        SELECT net_slot FROM sandboxes WHERE slot_released = 0
     )
     SELECT CASE
-        WHEN NOT EXISTS (SELECT 1 FROM live WHERE slot = 0) THEN 0
-        ELSE (SELECT MIN(a.slot) + 1 FROM live a
-              WHERE NOT EXISTS (SELECT 1 FROM live b WHERE b.slot = a.slot + 1))
+        WHEN NOT EXISTS (SELECT 1 FROM held WHERE slot = 0) THEN 0
+        ELSE (SELECT MIN(a.slot) + 1 FROM held a
+              WHERE NOT EXISTS (SELECT 1 FROM held b WHERE b.slot = a.slot + 1))
     END";
 
 pub(super) async fn create(
@@ -176,7 +182,8 @@ pub(super) async fn transition(
 
 /// Whether warren-core's state machine has a single step from `from` to
 /// `to`. Guarding here keeps killed and failed rows from ever coming back,
-/// which would break the slot invariant.
+/// which would break the slot invariant (a released slot belongs to a dead
+/// sandbox only).
 fn allowed(from: SandboxState, to: SandboxState) -> bool {
     all_transitions()
         .into_iter()
@@ -233,6 +240,21 @@ pub(super) async fn expired(
     .bind(to_millis(now))
     .fetch_all(reader)
     .await?;
+    parse_ids(ids)
+}
+
+pub(super) async fn unreleased(reader: &SqlitePool) -> Result<Vec<SandboxId>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM sandboxes
+         WHERE slot_released = 0 AND state IN ('killed', 'failed')
+         ORDER BY state_changed_at, rowid",
+    )
+    .fetch_all(reader)
+    .await?;
+    parse_ids(ids)
+}
+
+fn parse_ids(ids: Vec<String>) -> Result<Vec<SandboxId>, StoreError> {
     ids.into_iter()
         .map(|id| {
             id.parse().map_err(|e| StoreError::Corrupt {
@@ -243,16 +265,43 @@ pub(super) async fn expired(
         .collect()
 }
 
-pub(super) async fn delete(writer: &SqlitePool, id: &SandboxId) -> Result<(), StoreError> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let state: Option<String> = sqlx::query_scalar("SELECT state FROM sandboxes WHERE id = ?1")
-        .bind(id.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-    let state = state.ok_or_else(|| StoreError::NotFound(format!("sandbox {id}")))?;
+/// Whether the slot of the killed or failed sandbox `id` is released, read
+/// inside `tx`: `NotFound` if there is no such row, `NotTerminal` if the
+/// sandbox is not dead.
+async fn dead_slot_released(
+    tx: &mut sqlx::SqliteConnection,
+    id: &SandboxId,
+) -> Result<bool, StoreError> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT state, slot_released FROM sandboxes WHERE id = ?1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (state, released) = row.ok_or_else(|| StoreError::NotFound(format!("sandbox {id}")))?;
     let state = parse_state(id, &state)?;
     if !state.is_terminal() {
         return Err(StoreError::NotTerminal(state));
+    }
+    Ok(released != 0)
+}
+
+pub(super) async fn release(writer: &SqlitePool, id: &SandboxId) -> Result<(), StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    if dead_slot_released(&mut tx, id).await? {
+        return Ok(());
+    }
+    sqlx::query("UPDATE sandboxes SET slot_released = 1 WHERE id = ?1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn delete(writer: &SqlitePool, id: &SandboxId) -> Result<(), StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    if !dead_slot_released(&mut tx, id).await? {
+        return Err(StoreError::SlotNotReleased(id.clone()));
     }
     sqlx::query("DELETE FROM sandboxes WHERE id = ?1")
         .bind(id.as_str())
@@ -268,7 +317,7 @@ pub(super) async fn purge(
 ) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "DELETE FROM sandboxes
-         WHERE state IN ('killed', 'failed') AND state_changed_at <= ?1",
+         WHERE slot_released = 1 AND state_changed_at <= ?1",
     )
     .bind(to_millis(ended_before))
     .execute(writer)
