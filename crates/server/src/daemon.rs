@@ -68,7 +68,7 @@ pub async fn run(
         TemplateStore::new(&templates_dir).map_err(|e| startup("templates directory", e))?,
     );
 
-    let (teardown, teardown_worker) = Teardown::start(runtime.clone());
+    let (teardown, teardown_worker) = Teardown::start(runtime.clone(), store.clone());
     let sandboxes = Arc::new(Sandboxes::new(
         store.clone(),
         runtime,

@@ -7,6 +7,7 @@
 //! | running               | no                  | mark failed (it died with us)   |
 //! | creating / resuming   | either              | mark failed, tear down          |
 //! | killed / failed / —   | yes                 | tear down (a leak otherwise)    |
+//! | killed / failed, slot not released | either | tear down again (it never finished) |
 
 use std::collections::HashSet;
 
@@ -60,11 +61,16 @@ impl Sandboxes {
                 }
             }
         }
-        for instance in live {
-            if !known.contains(&instance.id) {
-                self.teardown.enqueue(instance.id);
-                report.torn_down += 1;
-            }
+        let unreleased = self.store.unreleased_sandboxes().await?;
+        for id in live
+            .into_iter()
+            .map(|i| i.id)
+            .filter(|id| !known.contains(id))
+            .chain(unreleased)
+            .collect::<HashSet<_>>()
+        {
+            self.teardown.enqueue(id);
+            report.torn_down += 1;
         }
         tracing::info!(
             reattached = report.reattached,

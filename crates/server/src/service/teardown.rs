@@ -2,6 +2,11 @@
 //! they never run on a request path: killed sandboxes are queued here and a
 //! worker destroys them a few at a time. `Runtime::destroy` is idempotent, so
 //! a sandbox queued twice (or again after a restart) is harmless.
+//!
+//! Only a confirmed teardown releases the sandbox's network slot in the
+//! store: until then no new sandbox can get the addresses its veth may still
+//! hold, and a restarted daemon finds it in `unreleased_sandboxes` and tries
+//! again.
 
 use std::sync::Arc;
 
@@ -9,6 +14,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use warren_core::SandboxId;
 use warren_runtime::Runtime;
+use warren_store::{Store, StoreError};
 
 /// How many sandboxes are destroyed at once.
 const PARALLEL: usize = 4;
@@ -22,7 +28,10 @@ pub struct Teardown {
 impl Teardown {
     /// Starts the worker; it runs until every handle is dropped and the queue
     /// is drained, and the returned join handle completes then.
-    pub fn start(runtime: Arc<dyn Runtime>) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        runtime: Arc<dyn Runtime>,
+        store: Arc<dyn Store>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<SandboxId>();
         let worker = tokio::spawn(async move {
             let permits = Arc::new(Semaphore::new(PARALLEL));
@@ -32,12 +41,9 @@ impl Teardown {
                     break;
                 };
                 let runtime = runtime.clone();
+                let store = store.clone();
                 running.spawn(async move {
-                    if let Err(e) = runtime.destroy(&id).await {
-                        tracing::warn!(sandbox = %id, error = %e, "teardown failed; it is retried at the next start");
-                    } else {
-                        tracing::debug!(sandbox = %id, "sandbox torn down");
-                    }
+                    destroy(runtime.as_ref(), store.as_ref(), &id).await;
                     drop(permit);
                 });
                 while running.try_join_next().is_some() {}
@@ -51,5 +57,19 @@ impl Teardown {
         // The worker lives as long as any handle, so this cannot fail while
         // `self` exists.
         let _ = self.tx.send(id);
+    }
+}
+
+async fn destroy(runtime: &dyn Runtime, store: &dyn Store, id: &SandboxId) {
+    if let Err(e) = runtime.destroy(id).await {
+        tracing::warn!(sandbox = %id, error = %e, "teardown failed; it is retried at the next start");
+        return;
+    }
+    match store.release_slot(id).await {
+        // Not in the store: an instance reconciliation found and removed.
+        Ok(()) | Err(StoreError::NotFound(_)) => {
+            tracing::debug!(sandbox = %id, "sandbox torn down");
+        }
+        Err(e) => tracing::warn!(sandbox = %id, error = %e, "could not release the network slot"),
     }
 }
