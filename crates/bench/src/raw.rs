@@ -1,0 +1,87 @@
+//! The raw engine: bare `runsc` on the same template rootfs, with no
+//! network, no overlay directory and no agent — the floor Warren is compared
+//! against.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+
+pub struct RawRunsc {
+    dir: TempDir,
+    bundle: PathBuf,
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+impl RawRunsc {
+    /// A bundle that runs `sleep infinity` read-only on `rootfs`.
+    pub fn new(rootfs: &Path) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("warren-bench-raw-")
+            .tempdir()?;
+        let bundle = dir.path().join("bundle");
+        std::fs::create_dir_all(&bundle)?;
+        run(Command::new("runsc")
+            .arg("spec")
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(["--", "/bin/sleep", "infinity"]))?;
+        let path = bundle.join("config.json");
+        let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        spec["root"]["path"] = rootfs.display().to_string().into();
+        spec["root"]["readonly"] = true.into();
+        spec["process"]["terminal"] = false.into();
+        std::fs::write(&path, serde_json::to_vec(&spec)?)?;
+        std::fs::create_dir_all(dir.path().join("root"))?;
+        Ok(Self { dir, bundle })
+    }
+
+    fn runsc(&self) -> Command {
+        let mut c = Command::new("runsc");
+        c.arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--network=none");
+        c
+    }
+
+    /// `runsc run --detach`: returns when the container runs. The
+    /// container inherits stdio, so it gets none (a pipe would never close).
+    pub fn start(&self, id: &str) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let status = self
+            .runsc()
+            .args(["run", "--detach", "--bundle"])
+            .arg(&self.bundle)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        let elapsed = t.elapsed();
+        if !status.success() {
+            bail!("runsc run --detach {id} failed: {status}");
+        }
+        Ok(elapsed)
+    }
+
+    /// `runsc exec ID true`.
+    pub fn exec_true(&self, id: &str) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        run(self.runsc().args(["exec", id, "/bin/true"]))?;
+        Ok(t.elapsed())
+    }
+
+    pub fn remove(&self, id: &str) {
+        let _ = self.runsc().args(["kill", id, "KILL"]).output();
+        let _ = self.runsc().args(["delete", "--force", id]).output();
+    }
+}
