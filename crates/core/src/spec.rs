@@ -120,9 +120,18 @@ mod tests {
     fn limits_bounds() {
         assert!(Limits::default().validate().is_ok());
         let bad = [
-            Limits { cpus: 0, ..Limits::default() },
-            Limits { memory_mb: 1, ..Limits::default() },
-            Limits { pids: 10, ..Limits::default() },
+            Limits {
+                cpus: 0,
+                ..Limits::default()
+            },
+            Limits {
+                memory_mb: 1,
+                ..Limits::default()
+            },
+            Limits {
+                pids: 10,
+                ..Limits::default()
+            },
         ];
         for l in bad {
             assert!(l.validate().is_err(), "{l:?}");
