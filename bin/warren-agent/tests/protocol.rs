@@ -227,14 +227,20 @@ async fn root_signed_file_urls_work_without_the_token() {
     let p = path.display().to_string();
     let input = warren_envd::http_api::file_signature_input(&p, "read", "root", "tok", None);
     let sig = warren_envd::http_api::file_signature(&sha2::Sha256::digest(input.as_bytes()));
-    let base = format!("{}/files?path={p}&username=root", agent.url);
-    let ok = reqwest::get(format!("{base}&signature={sig}"))
-        .await
-        .unwrap();
+    // The signature is base64: it must travel URL-encoded, as the SDKs send it.
+    let get = |signature: String| {
+        let signature = signature
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        reqwest::get(format!(
+            "{}/files?path={p}&username=root&signature={signature}",
+            agent.url
+        ))
+    };
+    let ok = get(sig).await.unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.unwrap(), "signed");
-    let bad = reqwest::get(format!("{base}&signature=v1_AAAA"))
-        .await
-        .unwrap();
+    let bad = get("v1_AAAA".into()).await.unwrap();
     assert_eq!(bad.status(), 401);
 }
