@@ -24,8 +24,15 @@ use crate::service::{Agents, Sandboxes, Teardown};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError};
 
-fn startup(what: &str, e: impl std::fmt::Display) -> ServeError {
-    ServeError::Startup(format!("{what}: {e}"))
+/// A start-up failure naming what failed, with the error's whole chain.
+fn startup(what: &str, e: impl std::error::Error) -> ServeError {
+    let mut msg = format!("{what}: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    ServeError::Startup(msg)
 }
 
 pub async fn run(
