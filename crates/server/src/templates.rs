@@ -39,7 +39,7 @@ impl TemplateBuilds {
         let (lines_tx, mut lines_rx) = mpsc::channel::<String>(256);
         let store = self.store.clone();
         let forward = events_tx.clone();
-        tokio::spawn(async move {
+        let forwarder = tokio::spawn(async move {
             while let Some(line) = lines_rx.recv().await {
                 // A vanished client must not stall the build.
                 let _ = forward.try_send(BuildEvent::Log { line });
@@ -47,7 +47,10 @@ impl TemplateBuilds {
         });
         tokio::spawn(async move {
             tracing::info!(template = %name, "template build started");
-            let last = match store.build(&name, lines_tx).await {
+            let result = store.build(&name, lines_tx).await;
+            // Every progress line goes out before the final event.
+            let _ = forwarder.await;
+            let last = match result {
                 Ok(t) => {
                     tracing::info!(template = %name, size = t.size_bytes, "template built");
                     BuildEvent::Done {

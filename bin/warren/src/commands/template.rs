@@ -22,7 +22,8 @@ enum TemplateCommand {
     /// List templates.
     #[command(after_help = "Examples:\n  warren template ls\n  warren template ls --json")]
     Ls,
-    /// Build (or rebuild) a template, streaming the build log.
+    /// Build a template, streaming the build log (a template that is already
+    /// ready is kept as it is).
     #[command(after_help = "\
 Build output streams to stderr; a summary line goes to stdout at the end.
 Exits 1 if the build fails.
