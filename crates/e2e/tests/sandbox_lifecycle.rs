@@ -251,3 +251,42 @@ async fn sandbox_create_kill_cycles_leave_nothing_behind() {
         "runsc still lists containers:\n{listed}"
     );
 }
+
+#[tokio::test]
+async fn sandbox_fork_bomb_stays_inside() {
+    let d = daemon().await;
+    let bombed = create(&d, json!({})).await;
+    let other = create(&d, json!({})).await;
+    // The pids limit stops the bomb; the exec may end either way.
+    let _ = d
+        .post(&format!("/v1/sandboxes/{}/exec", bombed.id))
+        .json(&json!({"cmd": ["bash", "-c", "bomb() { bomb | bomb & }; bomb; sleep 5"]}))
+        .timeout(Duration::from_secs(45))
+        .send()
+        .await;
+    let health = d
+        .http
+        .get(format!("{}/v1/health", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+    assert_eq!(sh(&d, &other.id, "echo fine").await.stdout_str(), "fine\n");
+    // The bombed sandbox can still be killed and torn down.
+    let resp = d
+        .delete(&format!("/v1/sandboxes/{}", bombed.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let ids = BTreeSet::from([bombed.id.clone()]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !traces(&ids).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "bombed sandbox leaked:\n{}",
+            traces(&ids).join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
