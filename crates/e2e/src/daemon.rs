@@ -266,3 +266,52 @@ fn kill_all(url: &str, key: &str) {
         }
     });
 }
+
+/// Sandbox helpers every end-to-end test uses; they panic with the daemon's
+/// log on failure, which is what a failing test should show.
+impl Daemon {
+    /// A daemon with the `base` template ready.
+    pub async fn with_base() -> Self {
+        let d = Self::start().await.expect("daemon starts");
+        d.ensure_template("base").await.expect("base template");
+        d
+    }
+
+    /// Creates a sandbox; `body` is the create request.
+    pub async fn create_sandbox(&self, body: serde_json::Value) -> warren_api_types::Sandbox {
+        let resp = self.post("/v1/sandboxes").json(&body).send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 201, "create failed: {text}\n{}", self.log());
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Runs an exec request to its end.
+    pub async fn exec(&self, id: &str, body: serde_json::Value) -> crate::ExecOutput {
+        let resp = self
+            .post(&format!("/v1/sandboxes/{id}/exec"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 200, "exec failed: {text}");
+        crate::decode_exec(&text).unwrap()
+    }
+
+    /// Runs a bash script as `user`.
+    pub async fn sh(&self, id: &str, script: &str) -> crate::ExecOutput {
+        self.exec(id, serde_json::json!({"cmd": ["bash", "-c", script]}))
+            .await
+    }
+
+    /// Runs a bash script as root.
+    pub async fn sh_root(&self, id: &str, script: &str) -> crate::ExecOutput {
+        self.exec(
+            id,
+            serde_json::json!({"cmd": ["bash", "-c", script], "user": "root"}),
+        )
+        .await
+    }
+}

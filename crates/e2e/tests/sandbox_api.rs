@@ -2,39 +2,8 @@
 //! `base` template.
 
 use serde_json::json;
-use warren_api_types::{ApiError, Sandbox, SandboxList};
-use warren_e2e::{Daemon, ExecOutput, decode_exec};
-
-async fn daemon() -> Daemon {
-    let d = Daemon::start().await.expect("daemon starts");
-    d.ensure_template("base").await.expect("base template");
-    d
-}
-
-async fn create(d: &Daemon, body: serde_json::Value) -> Sandbox {
-    let resp = d.post("/v1/sandboxes").json(&body).send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 201, "create failed: {text}\n{}", d.log());
-    serde_json::from_str(&text).unwrap()
-}
-
-async fn exec(d: &Daemon, id: &str, body: serde_json::Value) -> ExecOutput {
-    let resp = d
-        .post(&format!("/v1/sandboxes/{id}/exec"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "exec failed: {text}");
-    decode_exec(&text).unwrap()
-}
-
-async fn sh(d: &Daemon, id: &str, script: &str) -> ExecOutput {
-    exec(d, id, json!({"cmd": ["bash", "-c", script]})).await
-}
+use warren_api_types::{ApiError, SandboxList};
+use warren_e2e::Daemon;
 
 async fn error_of(resp: reqwest::Response) -> (u16, ApiError) {
     let status = resp.status().as_u16();
@@ -46,40 +15,44 @@ async fn error_of(resp: reqwest::Response) -> (u16, ApiError) {
 
 #[tokio::test]
 async fn sandbox_create_exec_kill() {
-    let d = daemon().await;
-    let sb = create(&d, json!({"metadata": {"purpose": "e2e"}})).await;
+    let d = Daemon::with_base().await;
+    let sb = d
+        .create_sandbox(json!({"metadata": {"purpose": "e2e"}}))
+        .await;
     assert_eq!(sb.state, "running");
     assert_eq!(sb.template, "base");
 
-    let out = sh(&d, &sb.id, "echo out; echo err >&2; exit 3").await;
+    let out = d.sh(&sb.id, "echo out; echo err >&2; exit 3").await;
     assert_eq!(out.stdout_str(), "out\n");
     assert_eq!(out.stderr_str(), "err\n");
     assert_eq!(out.exit_code, Some(3));
     assert!(out.pid.is_some());
 
-    let out = exec(&d, &sb.id, json!({"cmd": ["cat"], "stdin": "from stdin"})).await;
+    let out = d
+        .exec(&sb.id, json!({"cmd": ["cat"], "stdin": "from stdin"}))
+        .await;
     assert_eq!(out.stdout_str(), "from stdin");
     assert_eq!(out.exit_code, Some(0));
 
-    let out = exec(
-        &d,
-        &sb.id,
-        json!({"cmd": ["bash", "-c", "echo $GREETING; pwd; id -un"],
+    let out = d
+        .exec(
+            &sb.id,
+            json!({"cmd": ["bash", "-c", "echo $GREETING; pwd; id -un"],
                "env": {"GREETING": "hello"}, "cwd": "/tmp", "user": "root"}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(out.stdout_str(), "hello\n/tmp\nroot\n");
 
     // Default user is `user` with home /home/user; base has git, python3, curl.
-    let out = sh(
-        &d,
-        &sb.id,
-        "id -un; pwd; git --version >/dev/null && python3 -c 'print(6*7)'",
-    )
-    .await;
+    let out = d
+        .sh(
+            &sb.id,
+            "id -un; pwd; git --version >/dev/null && python3 -c 'print(6*7)'",
+        )
+        .await;
     assert_eq!(out.stdout_str(), "user\n/home/user\n42\n");
 
-    let out = exec(&d, &sb.id, json!({"cmd": ["/no/such/binary"]})).await;
+    let out = d.exec(&sb.id, json!({"cmd": ["/no/such/binary"]})).await;
     assert_eq!(out.exit_code, Some(127), "{out:?}");
     assert_eq!(out.pid, None);
 
@@ -127,8 +100,8 @@ async fn sandbox_create_exec_kill() {
 
 #[tokio::test]
 async fn sandbox_files_in_and_out() {
-    let d = daemon().await;
-    let sb = create(&d, json!({})).await;
+    let d = Daemon::with_base().await;
+    let sb = d.create_sandbox(json!({})).await;
     let path = |p: &str| format!("/v1/sandboxes/{}/files?path={p}", sb.id);
 
     // Text into a nested directory that does not exist yet.
@@ -139,7 +112,7 @@ async fn sandbox_files_in_and_out() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let out = sh(&d, &sb.id, "cat /home/user/a/b/c.txt").await;
+    let out = d.sh(&sb.id, "cat /home/user/a/b/c.txt").await;
     assert_eq!(out.stdout_str(), "hello files");
 
     // 50 MB of binary noise round trips byte for byte.
@@ -165,7 +138,7 @@ async fn sandbox_files_in_and_out() {
     assert!(back == big, "50 MB file changed in transit");
 
     // A file written inside is readable outside.
-    sh(&d, &sb.id, "printf 'made inside' > /tmp/inside.txt").await;
+    d.sh(&sb.id, "printf 'made inside' > /tmp/inside.txt").await;
     let got = d
         .get(&path("/tmp/inside.txt"))
         .send()
@@ -273,8 +246,8 @@ async fn sandbox_bad_input_gets_precise_errors() {
 
 #[tokio::test]
 async fn sandbox_timeout_expires() {
-    let d = daemon().await;
-    let sb = create(&d, json!({"timeout_s": 2})).await;
+    let d = Daemon::with_base().await;
+    let sb = d.create_sandbox(json!({"timeout_s": 2})).await;
     let resp = d
         .post(&format!("/v1/sandboxes/{}/timeout", sb.id))
         .json(&json!({"timeout_s": 3}))

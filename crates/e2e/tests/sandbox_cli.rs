@@ -4,12 +4,6 @@ use std::process::{Output, Stdio};
 
 use warren_e2e::Daemon;
 
-async fn daemon() -> Daemon {
-    let d = Daemon::start().await.expect("daemon starts");
-    d.ensure_template("base").await.expect("base template");
-    d
-}
-
 fn run(d: &Daemon, args: &[&str]) -> Output {
     d.cli()
         .args(args)
@@ -24,7 +18,7 @@ fn stdout(o: &Output) -> String {
 
 #[tokio::test]
 async fn sandbox_cli_flow() {
-    let d = daemon().await;
+    let d = Daemon::with_base().await;
     let created = run(&d, &["create", "--metadata", "via=cli"]);
     assert!(
         created.status.success(),

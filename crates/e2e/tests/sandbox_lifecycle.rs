@@ -7,41 +7,12 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::json;
 use warren_api_types::Sandbox;
-use warren_e2e::{Daemon, ExecOutput, decode_exec};
-
-async fn daemon() -> Daemon {
-    let d = Daemon::start().await.expect("daemon starts");
-    d.ensure_template("base").await.expect("base template");
-    d
-}
-
-async fn create(d: &Daemon, body: serde_json::Value) -> Sandbox {
-    let resp = d.post("/v1/sandboxes").json(&body).send().await.unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 201, "create failed: {text}\n{}", d.log());
-    serde_json::from_str(&text).unwrap()
-}
-
-async fn sh(d: &Daemon, id: &str, script: &str) -> ExecOutput {
-    let resp = d
-        .post(&format!("/v1/sandboxes/{id}/exec"))
-        .json(&json!({"cmd": ["bash", "-c", script], "user": "root"}))
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert_eq!(status, 200, "exec failed: {text}");
-    decode_exec(&text).unwrap()
-}
+use warren_e2e::Daemon;
 
 /// The sandbox's own IPv4 address, asked from inside (a UDP connect sends
 /// nothing).
 async fn inside_ip(d: &Daemon, id: &str) -> String {
-    let out = sh(
-        d,
-        id,
+    let out = d.sh_root(id,
         "python3 -c \"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.connect(('192.0.2.1',9));print(s.getsockname()[0])\"",
     )
     .await;
@@ -50,9 +21,10 @@ async fn inside_ip(d: &Daemon, id: &str) -> String {
 
 #[tokio::test]
 async fn sandbox_survives_daemon_restart() {
-    let mut d = daemon().await;
-    let sb = create(&d, json!({})).await;
-    sh(&d, &sb.id, "echo kept > /tmp/state; (sleep 1000 &) ; true").await;
+    let mut d = Daemon::with_base().await;
+    let sb = d.create_sandbox(json!({})).await;
+    d.sh_root(&sb.id, "echo kept > /tmp/state; (sleep 1000 &) ; true")
+        .await;
 
     for signal in [Signal::SIGTERM, Signal::SIGKILL] {
         d.stop_with(signal).unwrap();
@@ -66,25 +38,26 @@ async fn sandbox_survives_daemon_restart() {
             .await
             .unwrap();
         assert_eq!(info.state, "running", "after {signal}:\n{}", d.log());
-        let out = sh(
-            &d,
-            &sb.id,
-            "cat /tmp/state; pgrep -x sleep >/dev/null && echo alive",
-        )
-        .await;
+        let out = d
+            .sh_root(
+                &sb.id,
+                "cat /tmp/state; pgrep -x sleep >/dev/null && echo alive",
+            )
+            .await;
         assert_eq!(out.stdout_str(), "kept\nalive\n", "after {signal}");
     }
 }
 
 #[tokio::test]
 async fn sandbox_isolation() {
-    let d = daemon().await;
-    let a = create(&d, json!({})).await;
-    let b = create(&d, json!({})).await;
+    let d = Daemon::with_base().await;
+    let a = d.create_sandbox(json!({})).await;
+    let b = d.create_sandbox(json!({})).await;
 
     // Files and processes.
-    sh(&d, &a.id, "echo secret > /tmp/a-only; (sleep 4242 &); true").await;
-    let out = sh(&d, &b.id, "cat /tmp/a-only 2>&1; ps -eo args").await;
+    d.sh_root(&a.id, "echo secret > /tmp/a-only; (sleep 4242 &); true")
+        .await;
+    let out = d.sh_root(&b.id, "cat /tmp/a-only 2>&1; ps -eo args").await;
     assert!(
         out.stdout_str().contains("No such file"),
         "{}",
@@ -103,8 +76,7 @@ async fn sandbox_isolation() {
     }
 
     // Network: B cannot reach A's server, the host, or cloud metadata.
-    sh(
-        &d,
+    d.sh_root(
         &a.id,
         "(python3 -m http.server 8000 --bind 0.0.0.0 >/dev/null 2>&1 &); sleep 1",
     )
@@ -112,12 +84,12 @@ async fn sandbox_isolation() {
     let a_ip = inside_ip(&d, &a.id).await;
     let b_ip = inside_ip(&d, &b.id).await;
     assert_ne!(a_ip, b_ip);
-    let ok = sh(
-        &d,
-        &a.id,
-        "curl -s -m 3 -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/",
-    )
-    .await;
+    let ok = d
+        .sh_root(
+            &a.id,
+            "curl -s -m 3 -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/",
+        )
+        .await;
     assert_eq!(ok.stdout_str(), "200", "A's own server should answer");
 
     let host = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -132,12 +104,12 @@ async fn sandbox_isolation() {
         "http://169.254.169.254/".to_owned(),
         format!("http://{gateway}:{host_port}/"),
     ] {
-        let out = sh(
-            &d,
-            &b.id,
-            &format!("curl -s -m 3 -o /dev/null -w '%{{http_code}}' {target}; echo \" rc=$?\""),
-        )
-        .await;
+        let out = d
+            .sh_root(
+                &b.id,
+                &format!("curl -s -m 3 -o /dev/null -w '%{{http_code}}' {target}; echo \" rc=$?\""),
+            )
+            .await;
         assert!(
             !out.stdout_str().starts_with("200") && !out.stdout_str().contains("rc=0"),
             "B reached {target}: {}",
@@ -148,10 +120,12 @@ async fn sandbox_isolation() {
 
 #[tokio::test]
 async fn sandbox_memory_limit_kills_inside_only() {
-    let d = daemon().await;
-    let small = create(&d, json!({"memory_mb": 128})).await;
-    let other = create(&d, json!({})).await;
-    let out = sh(&d, &small.id, "awk '/MemTotal/ {print $2}' /proc/meminfo").await;
+    let d = Daemon::with_base().await;
+    let small = d.create_sandbox(json!({"memory_mb": 128})).await;
+    let other = d.create_sandbox(json!({})).await;
+    let out = d
+        .sh_root(&small.id, "awk '/MemTotal/ {print $2}' /proc/meminfo")
+        .await;
     let kb: u64 = out.stdout_str().trim().parse().unwrap();
     assert!(kb <= 160 * 1024, "MemTotal {kb} kB for a 128 MiB sandbox");
 
@@ -175,7 +149,10 @@ async fn sandbox_memory_limit_kills_inside_only() {
         .await
         .unwrap();
     assert!(health.status().is_success());
-    assert_eq!(sh(&d, &other.id, "echo fine").await.stdout_str(), "fine\n");
+    assert_eq!(
+        d.sh_root(&other.id, "echo fine").await.stdout_str(),
+        "fine\n"
+    );
 }
 
 /// Host-side traces of a sandbox id: network namespaces, interfaces, cgroup
@@ -213,10 +190,10 @@ fn traces(ids: &BTreeSet<String>) -> Vec<String> {
 
 #[tokio::test]
 async fn sandbox_create_kill_cycles_leave_nothing_behind() {
-    let d = daemon().await;
+    let d = Daemon::with_base().await;
     let mut ids = BTreeSet::new();
     for _ in 0..100 {
-        let sb = create(&d, json!({})).await;
+        let sb = d.create_sandbox(json!({})).await;
         let resp = d
             .delete(&format!("/v1/sandboxes/{}", sb.id))
             .send()
@@ -254,9 +231,9 @@ async fn sandbox_create_kill_cycles_leave_nothing_behind() {
 
 #[tokio::test]
 async fn sandbox_fork_bomb_stays_inside() {
-    let d = daemon().await;
-    let bombed = create(&d, json!({})).await;
-    let other = create(&d, json!({})).await;
+    let d = Daemon::with_base().await;
+    let bombed = d.create_sandbox(json!({})).await;
+    let other = d.create_sandbox(json!({})).await;
     // The pids limit stops the bomb; the exec may end either way.
     let _ = d
         .post(&format!("/v1/sandboxes/{}/exec", bombed.id))
@@ -271,7 +248,10 @@ async fn sandbox_fork_bomb_stays_inside() {
         .await
         .unwrap();
     assert!(health.status().is_success());
-    assert_eq!(sh(&d, &other.id, "echo fine").await.stdout_str(), "fine\n");
+    assert_eq!(
+        d.sh_root(&other.id, "echo fine").await.stdout_str(),
+        "fine\n"
+    );
     // The bombed sandbox can still be killed and torn down.
     let resp = d
         .delete(&format!("/v1/sandboxes/{}", bombed.id))

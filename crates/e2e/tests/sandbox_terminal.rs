@@ -6,20 +6,8 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use warren_api_types::{PtyServerMessage, Sandbox};
+use warren_api_types::PtyServerMessage;
 use warren_e2e::{Daemon, decode_exec};
-
-async fn sandbox(d: &Daemon) -> Sandbox {
-    d.ensure_template("base").await.expect("base template");
-    let resp = d
-        .post("/v1/sandboxes")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    resp.json().await.unwrap()
-}
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -43,8 +31,8 @@ async fn read_until(ws: &mut Socket, needle: &str) -> String {
 
 #[tokio::test]
 async fn sandbox_pty_session() {
-    let d = Daemon::start().await.unwrap();
-    let sb = sandbox(&d).await;
+    let d = Daemon::with_base().await;
+    let sb = d.create_sandbox(json!({})).await;
     let url = format!(
         "{}/v1/sandboxes/{}/pty?cols=100&rows=30",
         d.url.replace("http://", "ws://"),
@@ -99,8 +87,8 @@ async fn sandbox_pty_session() {
 
 #[tokio::test]
 async fn sandbox_signal_deaths_are_reported() {
-    let d = Daemon::start().await.unwrap();
-    let sb = sandbox(&d).await;
+    let d = Daemon::with_base().await;
+    let sb = d.create_sandbox(json!({})).await;
     for (script, signal) in [("kill -KILL $$", "killed"), ("kill -TERM $$", "terminated")] {
         let body = d
             .post(&format!("/v1/sandboxes/{}/exec", sb.id))
