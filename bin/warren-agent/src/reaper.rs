@@ -6,16 +6,16 @@
 //! registered at spawn time. Invariants:
 //! - nothing else waits for children (no `Child::wait`, no `tokio::process`);
 //! - spawns hold the gate for reading and the reaper holds it for writing, so
-//!   the reaper never steals the status std's `spawn` collects itself when
-//!   `exec` fails, and a waiter is always registered before the reaper can
-//!   look its pid up.
+//!   the reaper never steals the status the spawner collects itself when
+//!   `exec` fails (see `process::vfork`), and a waiter is always registered
+//!   before the reaper can look its pid up.
 
 use std::collections::HashMap;
-use std::process::{Child, Command};
 use std::sync::{Mutex, RwLock};
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 use tokio::sync::oneshot;
 
 /// How a process ended.
@@ -32,17 +32,20 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    /// Spawns `cmd` and registers for its exit status.
-    pub fn spawn(&self, cmd: &mut Command) -> std::io::Result<(Child, oneshot::Receiver<Exit>)> {
+    /// Runs `start` (which spawns a child and returns its pid) under the
+    /// gate and registers for the child's exit status.
+    pub fn spawn<E>(
+        &self,
+        start: impl FnOnce() -> Result<Pid, E>,
+    ) -> Result<(Pid, oneshot::Receiver<Exit>), E> {
         let _gate = self.gate.read().unwrap_or_else(|e| e.into_inner());
-        let child = cmd.spawn()?;
+        let pid = start()?;
         let (tx, rx) = oneshot::channel();
-        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
         self.waiters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(pid, tx);
-        Ok((child, rx))
+            .insert(pid.as_raw(), tx);
+        Ok((pid, rx))
     }
 
     /// Reaps every exited child.

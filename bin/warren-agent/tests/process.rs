@@ -187,6 +187,32 @@ async fn root_env_cwd_and_user_are_applied() {
 }
 
 #[tokio::test]
+async fn root_other_user_gets_its_ids_groups_own_session_and_clean_signals() {
+    let agent = Agent::start().await;
+    let client = agent.client().with_user("nobody");
+    let mut req = bash(
+        "id -u; id -g; id -G; cut -d' ' -f5,6 /proc/$$/stat; \
+         grep -E '^(SigBlk|SigIgn|CapEff):' /proc/$$/status",
+    );
+    req.process.as_mut().unwrap().cwd = Some("/tmp".into());
+    let c = collect(client.start(&req, None).await.unwrap()).await;
+    assert_eq!(c.end.unwrap().exit_code, 0, "stderr: {:?}", c.stderr);
+    // The agent's own supplementary group (root) is gone; the shell leads its
+    // own session and group; nothing is blocked or ignored (the agent ignores
+    // SIGPIPE); no capability survives the switch.
+    let pid = c.pid;
+    assert_eq!(
+        String::from_utf8(c.stdout).unwrap(),
+        format!(
+            "65534\n65534\n65534\n{pid} {pid}\n\
+             SigBlk:\t0000000000000000\n\
+             SigIgn:\t0000000000000000\n\
+             CapEff:\t0000000000000000\n"
+        )
+    );
+}
+
+#[tokio::test]
 async fn root_init_env_vars_reach_later_processes() {
     let agent = Agent::start().await;
     let client = agent.client();

@@ -11,6 +11,7 @@
 
 pub mod service;
 pub mod spawn;
+pub mod vfork;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;

@@ -163,7 +163,7 @@ where
 fn spawn_error(e: SpawnError) -> ConnectError {
     let code = match &e {
         SpawnError::NotFound(_) => Code::NotFound,
-        SpawnError::BadCwd(_) => Code::InvalidArgument,
+        SpawnError::BadCwd(_) | SpawnError::NulByte(_) => Code::InvalidArgument,
         SpawnError::CannotSwitchUser(_) => Code::PermissionDenied,
         SpawnError::Spawn { source, .. }
             if source.kind() == std::io::ErrorKind::PermissionDenied =>
@@ -212,10 +212,8 @@ fn start(
         stdin: req.stdin.unwrap_or(false),
     };
     let reaper = state.reaper.clone();
-    let (child, exit, stdio) = spawn::spawn(&spec, |cmd| reaper.spawn(cmd)).map_err(spawn_error)?;
-    let pid = child.id();
-    // The reaper owns the exit status; the handle is not waited on.
-    drop(child);
+    let (pid, exit, stdio) =
+        spawn::spawn(&spec, |launch| reaper.spawn(launch)).map_err(spawn_error)?;
     let (input, output) = match stdio {
         Stdio3::Pty { master } => {
             let master = Arc::new(

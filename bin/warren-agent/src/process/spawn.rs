@@ -4,18 +4,18 @@
 //! pid) so signals reach the whole tree. The identity switch (supplementary
 //! groups, gid, uid) happens in the child before `exec`; the environment is
 //! built from scratch: PATH, HOME, USER, LOGNAME, SHELL, then `/init` vars,
-//! then the request's vars.
+//! then the request's vars. The child itself is started by `super::vfork`.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::pty::{Winsize, openpty};
+use nix::unistd::{Pid, pipe2};
 use warren_envd::process::PtySize;
 
+use super::vfork::{Command, Identity, VforkError};
 use crate::users::User;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -30,9 +30,12 @@ pub enum SpawnError {
     CannotSwitchUser(String),
     #[error("opening a pseudo-terminal failed: {0}")]
     Pty(#[source] nix::Error),
-    #[error("spawning {cmd:?} failed: {source}")]
+    #[error("the {0} contains a NUL byte")]
+    NulByte(&'static str),
+    #[error("spawning {cmd:?} failed: {step}: {source}")]
     Spawn {
         cmd: String,
+        step: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -139,11 +142,66 @@ pub fn resize(master: &OwnedFd, size: PtySize) -> std::io::Result<()> {
     }
 }
 
-/// Builds the command and spawns it through `spawn` (the reaper's gate).
+/// The stdio of a process about to start: the child's ends, then the parent's.
+fn stdio(spec: &SpawnSpec<'_>) -> Result<([OwnedFd; 3], Stdio3), SpawnError> {
+    let failed = |step: &'static str| {
+        move |e: nix::Error| SpawnError::Spawn {
+            cmd: spec.cmd.into(),
+            step,
+            source: e.into(),
+        }
+    };
+    if let Some(size) = spec.pty {
+        let pair = openpty(Some(&winsize(size)), None).map_err(SpawnError::Pty)?;
+        set_cloexec(&pair.master).map_err(SpawnError::Pty)?;
+        set_cloexec(&pair.slave).map_err(SpawnError::Pty)?;
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone().map_err(|source| SpawnError::Spawn {
+                cmd: spec.cmd.into(),
+                step: "duplicating the terminal",
+                source,
+            })
+        };
+        let child = [dup(&pair.slave)?, dup(&pair.slave)?, pair.slave];
+        return Ok((
+            child,
+            Stdio3::Pty {
+                master: pair.master,
+            },
+        ));
+    }
+    let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(failed("creating pipes"));
+    let (stdin_child, stdin) = if spec.stdin {
+        let (read, write) = pipe()?;
+        (read, Some(write))
+    } else {
+        let null = nix::fcntl::open(
+            "/dev/null",
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(failed("opening /dev/null"))?;
+        (null, None)
+    };
+    let (stdout, stdout_child) = pipe()?;
+    let (stderr, stderr_child) = pipe()?;
+    Ok((
+        [stdin_child, stdout_child, stderr_child],
+        Stdio3::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        },
+    ))
+}
+
+/// Prepares the process and starts it through `start`, which runs the given
+/// spawn under the reaper's gate. Returns the pid (== session and process
+/// group id), what `start` added, and the parent's ends of stdio.
 pub fn spawn<R>(
     spec: &SpawnSpec<'_>,
-    spawn: impl FnOnce(&mut Command) -> std::io::Result<(Child, R)>,
-) -> Result<(Child, R, Stdio3), SpawnError> {
+    start: impl FnOnce(&dyn Fn() -> Result<Pid, VforkError>) -> Result<(Pid, R), VforkError>,
+) -> Result<(u32, R, Stdio3), SpawnError> {
     if !spec.cwd.is_dir() {
         return Err(SpawnError::BadCwd(spec.cwd.clone()));
     }
@@ -153,89 +211,43 @@ pub fn spawn<R>(
 
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    let switch = spec.user.uid != euid || euid == 0;
     if spec.user.uid != euid && euid != 0 {
         return Err(SpawnError::CannotSwitchUser(spec.user.name.clone()));
     }
+    // As root, always set the groups: the agent's own must not leak.
+    let identity = (spec.user.uid != euid || euid == 0).then(|| Identity {
+        uid: spec.user.uid,
+        gid: spec.user.gid,
+        groups: spec.user.groups.clone(),
+    });
 
-    let mut cmd = Command::new(&program);
-    cmd.arg0(spec.cmd)
-        .args(spec.args)
-        .env_clear()
-        .envs(&env)
-        .current_dir(&spec.cwd);
+    let (child_stdio, parent_stdio) = stdio(spec)?;
+    let argv: Vec<&str> = std::iter::once(spec.cmd)
+        .chain(spec.args.iter().map(String::as_str))
+        .collect();
+    let launch_error = |source| SpawnError::from_vfork(spec.cmd, source);
+    let cmd = Command::new(&program, &argv, &env, &spec.cwd, child_stdio)
+        .map_err(launch_error)?
+        .controlling_tty(spec.pty.is_some())
+        .identity(identity);
+    let (pid, extra) = start(&|| cmd.spawn()).map_err(launch_error)?;
+    // Dropping `cmd` closes the parent's copies of the child's stdio.
+    drop(cmd);
+    let pid = u32::try_from(pid.as_raw()).unwrap_or_default();
+    Ok((pid, extra, parent_stdio))
+}
 
-    let mut pty_master = None;
-    if let Some(size) = spec.pty {
-        let pair = openpty(Some(&winsize(size)), None).map_err(SpawnError::Pty)?;
-        set_cloexec(&pair.master).map_err(SpawnError::Pty)?;
-        set_cloexec(&pair.slave).map_err(SpawnError::Pty)?;
-        let clone = |fd: &OwnedFd| {
-            fd.try_clone().map_err(|e| SpawnError::Spawn {
-                cmd: spec.cmd.into(),
-                source: e,
-            })
-        };
-        cmd.stdin(Stdio::from(clone(&pair.slave)?))
-            .stdout(Stdio::from(clone(&pair.slave)?))
-            .stderr(Stdio::from(pair.slave));
-        pty_master = Some(pair.master);
-    } else {
-        cmd.stdin(if spec.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    }
-
-    let is_pty = pty_master.is_some();
-    let (uid, gid) = (spec.user.uid, spec.user.gid);
-    let groups: Vec<libc::gid_t> = spec.user.groups.clone();
-    // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls on memory allocated before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if is_pty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if switch
-                && (libc::setgroups(groups.len(), groups.as_ptr()) < 0
-                    || libc::setgid(gid) < 0
-                    || libc::setuid(uid) < 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-
-    let (mut child, extra) = spawn(&mut cmd).map_err(|source| SpawnError::Spawn {
-        cmd: spec.cmd.into(),
-        source,
-    })?;
-    let stdio = match pty_master {
-        Some(master) => Stdio3::Pty { master },
-        None => {
-            let stdin = child.stdin.take().map(OwnedFd::from);
-            let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-                return Err(SpawnError::Spawn {
-                    cmd: spec.cmd.into(),
-                    source: std::io::Error::other("stdio pipes missing"),
-                });
-            };
-            Stdio3::Pipes {
-                stdin,
-                stdout: stdout.into(),
-                stderr: stderr.into(),
-            }
+impl SpawnError {
+    fn from_vfork(cmd: &str, e: VforkError) -> Self {
+        match e {
+            VforkError::NulByte(what) => Self::NulByte(what),
+            VforkError::Step { step, source } => Self::Spawn {
+                cmd: cmd.into(),
+                step,
+                source,
+            },
         }
-    };
-    Ok((child, extra, stdio))
+    }
 }
 
 #[cfg(test)]
