@@ -1,7 +1,7 @@
 //! Signed tree heads: the log's Ed25519-signed commitment to its size and
 //! root at a moment.
 //!
-//! The signed message is 74 bytes:
+//! The signed message is 68 bytes:
 //! `"warren-audit/sth/v1" ‖ 0x00 ‖ size (u64 big-endian) ‖ timestamp_ms
 //! (u64 big-endian) ‖ root_hash (32 bytes)`, signed with Ed25519 (RFC 8032,
 //! pure). In JSON the root is hex and the signature standard base64.
