@@ -117,9 +117,14 @@ pub async fn run(
     let id = create(&d, template).await?;
     let raw_id = "rawbenchexec0000000";
     raw.start(raw_id)?;
-    let (mut w_exec, mut r_exec) = (Vec::new(), Vec::new());
+    // Each side in its own block: a `runsc exec` leaves host processes
+    // exiting on the two cores, which would slow the next Warren exec.
+    let mut w_exec = Vec::new();
     for _ in 0..execs {
         w_exec.push(exec_true(&d, &id).await?);
+    }
+    let mut r_exec = Vec::new();
+    for _ in 0..execs {
         r_exec.push(raw.exec_true(raw_id)?);
     }
     raw.remove(raw_id);
