@@ -84,4 +84,40 @@ impl WarrenError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
+
+    /// An error of `kind` whose message is `e` followed by every cause, for
+    /// failures an operator needs in full (runtime, builds, start-up).
+    pub fn with_chain(kind: ErrorKind, e: &dyn std::error::Error) -> Self {
+        Self::new(kind, chain(e))
+    }
+}
+
+/// `e` and its causes, joined with ": ".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the config failed")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn chain_names_every_cause_once() {
+        let e = Outer(std::io::Error::other("disk on fire"));
+        assert_eq!(chain(&e), "reading the config failed: disk on fire");
+        let w = WarrenError::with_chain(ErrorKind::Unavailable, &e);
+        assert_eq!(w.kind, ErrorKind::Unavailable);
+        assert_eq!(w.message, "reading the config failed: disk on fire");
+    }
 }

@@ -35,13 +35,6 @@ impl From<RuntimeError> for WarrenError {
         };
         // Keep the whole chain in the message: runtime failures are rare and
         // the operator needs the detail.
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        WarrenError::new(kind, msg)
+        WarrenError::with_chain(kind, &e)
     }
 }

@@ -26,13 +26,7 @@ use crate::{Config, ServeError};
 
 /// A start-up failure naming what failed, with the error's whole chain.
 fn startup(what: &str, e: impl std::error::Error) -> ServeError {
-    let mut msg = format!("{what}: {e}");
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    ServeError::Startup(msg)
+    ServeError::Startup(format!("{what}: {}", warren_core::error::chain(&e)))
 }
 
 pub async fn run(

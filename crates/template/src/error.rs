@@ -85,13 +85,6 @@ impl From<TemplateError> for WarrenError {
             _ => ErrorKind::Internal,
         };
         // Builds are rare and run by operators: keep the whole chain.
-        let mut msg = e.to_string();
-        let mut src = std::error::Error::source(&e);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        WarrenError::new(kind, msg)
+        WarrenError::with_chain(kind, &e)
     }
 }
