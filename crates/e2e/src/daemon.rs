@@ -227,11 +227,34 @@ impl Drop for Daemon {
             let url = self.url.clone();
             let key = self.key.clone();
             let _ = std::thread::spawn(move || kill_all(&url, &key)).join();
+            // Teardown runs in the background: wait for it, or the data
+            // directory (and runsc's state in it) vanishes under live
+            // sandboxes.
+            wait_for_no_containers(&self.data.path().join("runtime/runsc"));
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
             let _ = child.wait();
+        }
+    }
+}
+
+/// Waits (at most two minutes) until runsc lists no container under `root`.
+fn wait_for_no_containers(root: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let listed = Command::new("runsc")
+            .arg("--root")
+            .arg(root)
+            .args(["list", "-quiet"])
+            .output();
+        match listed {
+            Ok(out) if out.status.success() && !out.stdout.iter().all(u8::is_ascii_whitespace) => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // Empty, or no runsc state at all (the daemon never got that far).
+            _ => return,
         }
     }
 }
