@@ -323,6 +323,13 @@ impl Daemon {
         crate::decode_exec(&text).unwrap()
     }
 
+    /// GETs `path` and decodes the JSON answer.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let resp = self.get(path).send().await.unwrap();
+        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
     /// Runs a bash script as `user`.
     pub async fn sh(&self, id: &str, script: &str) -> crate::ExecOutput {
         self.exec(id, serde_json::json!({"cmd": ["bash", "-c", script]}))

@@ -56,23 +56,9 @@ async fn sandbox_create_exec_kill() {
     assert_eq!(out.exit_code, Some(127), "{out:?}");
     assert_eq!(out.pid, None);
 
-    let listed: SandboxList = d
-        .get("/v1/sandboxes?metadata=purpose%3De2e")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: SandboxList = d.get_json("/v1/sandboxes?metadata=purpose%3De2e").await;
     assert_eq!(listed.sandboxes.len(), 1);
-    let none: SandboxList = d
-        .get("/v1/sandboxes?metadata=purpose%3Dother")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let none: SandboxList = d.get_json("/v1/sandboxes?metadata=purpose%3Dother").await;
     assert!(none.sandboxes.is_empty());
 
     let resp = d

@@ -29,14 +29,7 @@ async fn sandbox_survives_daemon_restart() {
     for signal in [Signal::SIGTERM, Signal::SIGKILL] {
         d.stop_with(signal).unwrap();
         d.restart().await.unwrap();
-        let info: Sandbox = d
-            .get(&format!("/v1/sandboxes/{}", sb.id))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let info: Sandbox = d.get_json(&format!("/v1/sandboxes/{}", sb.id)).await;
         assert_eq!(info.state, "running", "after {signal}:\n{}", d.log());
         let out = d
             .sh_root(
@@ -142,6 +135,11 @@ async fn sandbox_memory_limit_kills_inside_only() {
     );
 
     // The daemon and the other sandbox are unaffected.
+    assert_unaffected(&d, &other.id).await;
+}
+
+/// The daemon answers and `other` still runs commands.
+async fn assert_unaffected(d: &Daemon, other: &str) {
     let health = d
         .http
         .get(format!("{}/v1/health", d.url))
@@ -149,10 +147,24 @@ async fn sandbox_memory_limit_kills_inside_only() {
         .await
         .unwrap();
     assert!(health.status().is_success());
-    assert_eq!(
-        d.sh_root(&other.id, "echo fine").await.stdout_str(),
-        "fine\n"
-    );
+    assert_eq!(d.sh_root(other, "echo fine").await.stdout_str(), "fine\n");
+}
+
+/// Waits until no host-side trace of `ids` is left, failing after `limit`.
+async fn wait_until_clean(ids: &BTreeSet<String>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = traces(ids);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "teardown leaked:\n{}",
+            left.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Host-side traces of a sandbox id: network namespaces, interfaces, cgroup
@@ -202,19 +214,7 @@ async fn sandbox_create_kill_cycles_leave_nothing_behind() {
         assert_eq!(resp.status(), 204);
         ids.insert(sb.id);
     }
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let left = traces(&ids);
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "teardown leaked:\n{}",
-            left.join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_clean(&ids, Duration::from_secs(180)).await;
     let runsc_root = d.data_dir().join("runtime/runsc");
     let listed = std::process::Command::new("runsc")
         .arg("--root")
@@ -241,17 +241,7 @@ async fn sandbox_fork_bomb_stays_inside() {
         .timeout(Duration::from_secs(45))
         .send()
         .await;
-    let health = d
-        .http
-        .get(format!("{}/v1/health", d.url))
-        .send()
-        .await
-        .unwrap();
-    assert!(health.status().is_success());
-    assert_eq!(
-        d.sh_root(&other.id, "echo fine").await.stdout_str(),
-        "fine\n"
-    );
+    assert_unaffected(&d, &other.id).await;
     // The bombed sandbox can still be killed and torn down.
     let resp = d
         .delete(&format!("/v1/sandboxes/{}", bombed.id))
@@ -260,13 +250,5 @@ async fn sandbox_fork_bomb_stays_inside() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     let ids = BTreeSet::from([bombed.id.clone()]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !traces(&ids).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "bombed sandbox leaked:\n{}",
-            traces(&ids).join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_clean(&ids, Duration::from_secs(60)).await;
 }
