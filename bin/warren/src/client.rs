@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Request, header::AUTHORIZATION};
@@ -151,6 +152,37 @@ impl Client {
             what: what.to_owned(),
             reason: e.to_string(),
         })
+    }
+
+    /// `GET /v1/<segments>` decoded as `T`.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        what: &str,
+    ) -> Result<T, ClientError> {
+        self.json(self.request(Method::GET, self.url(segments)), what)
+            .await
+    }
+
+    /// `POST /v1/<segments>` with a JSON body, answer decoded as `T`.
+    pub async fn post_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &B,
+        what: &str,
+    ) -> Result<T, ClientError> {
+        let req = self.request(Method::POST, self.url(segments)).json(body);
+        self.json(req, what).await
+    }
+
+    /// `DELETE /v1/<segments>`, answer decoded as `T`.
+    pub async fn delete_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        what: &str,
+    ) -> Result<T, ClientError> {
+        self.json(self.request(Method::DELETE, self.url(segments)), what)
+            .await
     }
 
     pub async fn create(&self, body: &CreateSandboxRequest) -> Result<Sandbox, ClientError> {

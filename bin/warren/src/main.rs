@@ -69,6 +69,10 @@ enum Command {
     Kill(commands::kill::Args),
     Timeout(commands::timeout::Args),
     Template(commands::template::Args),
+    Team(commands::team::Args),
+    User(commands::user::Args),
+    Key(commands::key::Args),
+    Whoami(commands::key::WhoAmIArgs),
 }
 
 fn main() {
@@ -115,6 +119,10 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Kill(args) => commands::kill::run(&ctx, args).await,
         Command::Timeout(args) => commands::timeout::run(&ctx, args).await,
         Command::Template(args) => commands::template::run(&ctx, args).await,
+        Command::Team(args) => commands::team::run(&ctx, args).await,
+        Command::User(args) => commands::user::run(&ctx, args).await,
+        Command::Key(args) => commands::key::run(&ctx, args).await,
+        Command::Whoami(args) => commands::key::whoami(&ctx, args).await,
     }
 }
 

@@ -57,6 +57,10 @@ pub struct Sandbox {
     pub cpus: u32,
     pub memory_mb: u32,
     pub metadata: BTreeMap<String, String>,
+    /// The team it belongs to.
+    pub team: String,
+    /// The user who dispatched it; its sandbox token acts for them.
+    pub owner: String,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339: when the sandbox will be killed unless extended.
@@ -205,3 +209,6 @@ mod tests {
         assert_eq!(line, r#"{"type":"exit","exit_code":3}"#);
     }
 }
+
+mod tenancy;
+pub use tenancy::*;

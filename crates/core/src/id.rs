@@ -87,6 +87,8 @@ macro_rules! fixed_id {
 
 fixed_id!(SandboxId, 20, "sandbox");
 fixed_id!(KeyId, 12, "API key");
+fixed_id!(TeamId, 12, "team");
+fixed_id!(UserId, 12, "user");
 
 #[cfg(test)]
 mod tests {

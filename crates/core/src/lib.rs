@@ -4,15 +4,18 @@
 //!   every id of one kind has the same length).
 //! - [`state`]: the one sandbox state machine; every transition goes through it.
 //! - [`spec`]: what a sandbox is asked to be (template, limits, env, lifetimes).
+//! - [`authz`]: roles, scopes and the permissions they grant.
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
 
+pub mod authz;
 pub mod error;
 pub mod id;
 pub mod spec;
 pub mod state;
 
+pub use authz::{Permissions, Role, Scope};
 pub use error::{ErrorKind, WarrenError};
-pub use id::{KeyId, SandboxId};
+pub use id::{KeyId, SandboxId, TeamId, UserId};
 pub use spec::{Limits, SandboxSpec};
 pub use state::{SandboxState, Transition};

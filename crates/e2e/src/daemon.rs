@@ -23,6 +23,8 @@ pub struct Daemon {
     pub url: String,
     pub key: String,
     pub addr: SocketAddr,
+    /// Where sandboxes reach the daemon with their tokens.
+    pub sandbox_api_port: u16,
     pub cidr: String,
     pub http: reqwest::Client,
     data: TempDir,
@@ -72,6 +74,7 @@ impl Daemon {
             url: String::new(),
             key: String::new(),
             addr: free_port()?,
+            sandbox_api_port: free_port()?.port(),
             cidr: unique_cidr(),
             http: reqwest::Client::new(),
             data,
@@ -108,6 +111,8 @@ impl Daemon {
             .arg(Self::agent_bin())
             .arg("--sandbox-cidr")
             .arg(&self.cidr)
+            .arg("--sandbox-api-port")
+            .arg(self.sandbox_api_port.to_string())
             .env("WARREN_LOG", "info,warren=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -14,8 +14,10 @@
 //!   pool → link-local/cloud metadata (169.254.0.0/16), and any IPv6 from a
 //!   sandbox veth;
 //! - input: from the pool accept only replies to connections the host
-//!   opened (the daemon dials the agent) and drop everything else, so the
-//!   host's own services are unreachable;
+//!   opened (the daemon dials the agent) and new connections to the
+//!   daemon's sandbox API port, if one is set, and drop everything else, so
+//!   the host's other services are unreachable; the sandbox API port takes
+//!   no connection that does not come from a sandbox veth;
 //! - postrouting: masquerade the pool towards the outside.
 //!
 //! Installation is one atomic `nft -f` transaction that replaces the table,
@@ -33,6 +35,7 @@ use crate::pool::AddressPool;
 pub struct Firewall {
     table: String,
     pool: AddressPool,
+    sandbox_api_port: Option<u16>,
 }
 
 impl Firewall {
@@ -44,7 +47,15 @@ impl Firewall {
                 fnv1a(state_dir.as_os_str().as_encoded_bytes())
             ),
             pool,
+            sandbox_api_port: None,
         }
+    }
+
+    /// Lets sandboxes open TCP connections to `port` on the host (the
+    /// daemon's sandbox API), and nothing else from outside the pool.
+    pub fn with_sandbox_api_port(mut self, port: u16) -> Self {
+        self.sandbox_api_port = Some(port);
+        self
     }
 
     /// The table's name (family `inet`).
@@ -108,6 +119,14 @@ impl Firewall {
         let t = &self.table;
         let pool = self.pool;
         let sb = format!("\"{VETH_PREFIX}*\"");
+        let api = match self.sandbox_api_port {
+            Some(port) => format!(
+                "iifname {sb} ip saddr {pool} tcp dport {port} accept
+    iifname != {sb} tcp dport {port} drop
+    "
+            ),
+            None => String::new(),
+        };
         format!(
             "table inet {t} {{}}
 delete table inet {t}
@@ -121,7 +140,7 @@ table inet {t} {{
   chain input {{
     type filter hook input priority filter - 10; policy accept;
     iifname {sb} ip saddr {pool} ct state established,related accept
-    iifname {sb} ip saddr {pool} drop
+    {api}iifname {sb} ip saddr {pool} drop
     iifname {sb} meta nfproto ipv6 drop
   }}
   chain postrouting {{
@@ -177,6 +196,23 @@ mod tests {
         let rules = fw.ruleset();
         assert!(rules.contains("ip saddr 10.88.0.0/20 ip daddr != 10.88.0.0/20"));
         assert!(rules.contains("169.254.0.0/16 drop"));
+        assert!(!rules.contains("dport"));
+    }
+
+    #[test]
+    fn the_sandbox_api_port_is_opened_before_the_pool_is_dropped() {
+        let pool = "10.88.0.0/20".parse().unwrap();
+        let rules = Firewall::new(Path::new("/x"), pool)
+            .with_sandbox_api_port(8701)
+            .ruleset();
+        let accept = rules
+            .find("ip saddr 10.88.0.0/20 tcp dport 8701 accept")
+            .expect("accept rule");
+        let outside = rules
+            .find("iifname != \"wv*\" tcp dport 8701 drop")
+            .expect("outside drop");
+        let drop = rules.find("ip saddr 10.88.0.0/20 drop").expect("pool drop");
+        assert!(accept < drop && outside < drop, "{rules}");
     }
 
     #[test]

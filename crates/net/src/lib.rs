@@ -19,4 +19,4 @@ pub use enter::NetnsEntry;
 pub use error::NetError;
 pub use firewall::{Firewall, enable_ipv4_forwarding};
 pub use names::{INNER_IFACE, NETNS_DIR, SandboxNames, VETH_PREFIX};
-pub use pool::{AddressPool, SLOT_PREFIX, SlotAddrs};
+pub use pool::{AddressPool, SLOT_PREFIX, SlotAddrs, host_end};

@@ -12,6 +12,11 @@ use crate::error::NetError;
 /// Prefix length of one sandbox's block.
 pub const SLOT_PREFIX: u8 = 30;
 
+/// The host end of the /30 whose sandbox end is `sandbox`.
+pub fn host_end(sandbox: Ipv4Addr) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(sandbox) - 1)
+}
+
 /// An IPv4 pool such as `10.77.0.0/16`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressPool {
@@ -43,10 +48,10 @@ impl AddressPool {
                 capacity: self.capacity(),
             });
         }
-        let block = self.base + slot * 4;
+        let sandbox = Ipv4Addr::from(self.base + slot * 4 + 2);
         Ok(SlotAddrs {
-            host: Ipv4Addr::from(block + 1),
-            sandbox: Ipv4Addr::from(block + 2),
+            host: host_end(sandbox),
+            sandbox,
         })
     }
 

@@ -45,6 +45,9 @@ pub struct Instance {
     pub id: SandboxId,
     /// Where the agent (envd protocol) listens, reachable from the host.
     pub agent_addr: SocketAddr,
+    /// The host's end of the sandbox's link: the address at which the
+    /// sandbox reaches the daemon's sandbox API.
+    pub host_addr: std::net::IpAddr,
 }
 
 /// Resource usage of a live sandbox.

@@ -1,26 +1,29 @@
 //! Start-up and shutdown of `warren serve`.
 //!
-//! Order: data directory → secrets → store → bootstrap key → runtime →
-//! templates → reconcile with the runtime → background workers → listener.
+//! Order: data directory → secrets → store → bootstrap team and key →
+//! runtime → templates → reconcile with the runtime → background workers →
+//! listeners (the API, and the sandbox listener that takes sandbox tokens).
 //! On shutdown the listener drains, workers stop, and live sandboxes keep
 //! running: the next start re-attaches them.
 
 use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use time::OffsetDateTime;
+use tokio::net::{TcpListener, TcpStream};
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
-use warren_store::{KeyRecord, SqliteStore, Store};
+use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
 use crate::api::{AppState, router};
-use crate::auth::{ApiKey, Authenticator, Pepper, write_private};
-use crate::service::{Agents, Sandboxes, Teardown};
+use crate::auth::token::TOKEN_TTL_RANGE_S;
+use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
+use crate::service::{Agents, SandboxIdentity, Sandboxes, Teardown, Tenancy};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError};
 
@@ -45,21 +48,38 @@ pub async fn run(
         .map_err(|e| startup("key pepper", e))?;
     let agent_secret = Pepper::load_or_create(&secrets.join("agent-secret"))
         .map_err(|e| startup("agent secret", e))?;
+    let token_secret = Pepper::load_or_create(&secrets.join("sandbox-token-secret"))
+        .map_err(|e| startup("sandbox token secret", e))?;
+    if !TOKEN_TTL_RANGE_S.contains(&config.sandbox_token_ttl_s) {
+        return Err(ServeError::Startup(format!(
+            "sandbox token lifetime must be {}-{} seconds, got {}",
+            TOKEN_TTL_RANGE_S.start(),
+            TOKEN_TTL_RANGE_S.end(),
+            config.sandbox_token_ttl_s
+        )));
+    }
+    let tokens = TokenIssuer::new(token_secret, config.sandbox_token_ttl_s);
+    let sandbox_api_port = match config.sandbox_api_port {
+        Some(port) => port,
+        None => config.listen.port().checked_add(1).ok_or_else(|| {
+            ServeError::Startup("the API port is 65535: set the sandbox API port".into())
+        })?,
+    };
 
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&data.join("warren.db"))
             .await
             .map_err(|e| startup("cannot open the store", e))?,
     );
-    bootstrap_admin_key(&config, store.as_ref(), &pepper).await?;
+    let tenancy = Arc::new(Tenancy::new(store.clone(), pepper.clone()));
+    bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
+    let mut runtime_config = GvisorConfig::new(data.join("runtime"), &config.sandbox_cidr);
+    runtime_config.sandbox_api_port = Some(sandbox_api_port);
     let runtime: Arc<dyn Runtime> = Arc::new(
-        GvisorRuntime::new(GvisorConfig::new(
-            data.join("runtime"),
-            &config.sandbox_cidr,
-        ))
-        .map_err(|e| startup("the gVisor runtime is not usable", e))?,
+        GvisorRuntime::new(runtime_config)
+            .map_err(|e| startup("the gVisor runtime is not usable", e))?,
     );
     let templates_dir = match &config.templates_dir {
         Some(dir) => absolute(dir)?,
@@ -70,13 +90,15 @@ pub async fn run(
     );
 
     let (teardown, teardown_worker) = Teardown::start(runtime.clone(), store.clone());
+    let agents = Agents::new(agent_secret);
     let sandboxes = Arc::new(Sandboxes::new(
         store.clone(),
         runtime,
         templates.clone(),
-        Agents::new(agent_secret),
+        agents.clone(),
         agent_binary,
         teardown,
+        SandboxIdentity::new(tokens.clone(), sandbox_api_port),
     ));
     sandboxes
         .reconcile()
@@ -84,28 +106,58 @@ pub async fn run(
         .map_err(|e| startup("reconciling sandboxes with the runtime", e))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reaper = tokio::spawn(sandboxes.clone().run_reaper(stop_rx));
+    let reaper = tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone()));
+    let rotation = tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone()));
 
     let state = AppState {
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(templates)),
+        tenancy,
     };
-    let app = router(state, Authenticator { store, pepper });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| startup(&format!("cannot listen on {}", config.listen), e))?
-        .tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-    tracing::info!(address = %config.listen, data_dir = %data.display(), "warren is serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| startup("server", e))?;
+    let auth = Authenticator {
+        store,
+        pepper,
+        tokens,
+        agents,
+        accepts: Credentials::ApiKeys,
+    };
+    let sandbox_auth = Authenticator {
+        accepts: Credentials::SandboxTokens,
+        ..auth.clone()
+    };
+    let api = router(state.clone(), auth);
+    let sandbox_api = router(state, sandbox_auth);
+    let sandbox_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, sandbox_api_port));
+    let listener = bind(config.listen).await?;
+    let sandbox_listener = bind(sandbox_addr).await?;
+    tracing::info!(address = %config.listen, sandbox_api = %sandbox_addr, data_dir = %data.display(), "warren is serving");
+
+    // The sandbox listener stops when the API does.
+    let (api_done_tx, mut api_done_rx) = tokio::sync::watch::channel(false);
+    let sandbox_server = tokio::spawn(
+        axum::serve(
+            sandbox_listener,
+            sandbox_api.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = api_done_rx.changed().await;
+        })
+        .into_future(),
+    );
+    let served = axum::serve(
+        listener,
+        api.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    let _ = api_done_tx.send(true);
+    let _ = sandbox_server.await;
+    served.map_err(|e| startup("server", e))?;
 
     tracing::info!("shutting down; live sandboxes keep running");
     let _ = stop_tx.send(true);
     let _ = reaper.await;
+    let _ = rotation.await;
     drop(sandboxes);
     if tokio::time::timeout(Duration::from_secs(20), teardown_worker)
         .await
@@ -116,42 +168,40 @@ pub async fn run(
     Ok(())
 }
 
-/// On first start (no keys at all) mints the admin key, prints it once and
-/// writes `<data_dir>/client.json` for the CLI.
-async fn bootstrap_admin_key(
-    config: &Config,
-    store: &dyn Store,
-    pepper: &Pepper,
-) -> Result<(), ServeError> {
-    let keys = store
-        .list_keys()
-        .await
-        .map_err(|e| startup("cannot read keys", e))?;
-    if !keys.is_empty() {
-        return Ok(());
+type Listener = axum::serve::TapIo<TcpListener, fn(&mut TcpStream)>;
+
+/// A TCP listener with TCP_NODELAY on every connection.
+async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
+    fn no_delay(tcp: &mut TcpStream) {
+        let _ = tcp.set_nodelay(true);
     }
-    let key = ApiKey::generate(pepper);
-    store
-        .insert_key(KeyRecord {
-            id: key.id.clone(),
-            name: "admin".into(),
-            hash: key.hash.clone(),
-            created_at: OffsetDateTime::now_utc(),
-            revoked_at: None,
-        })
+    Ok(TcpListener::bind(addr)
         .await
-        .map_err(|e| startup("cannot store the admin key", e))?;
+        .map_err(|e| startup(&format!("cannot listen on {addr}"), e))?
+        .tap_io(no_delay as fn(&mut TcpStream)))
+}
+
+/// On first start (no team at all) creates the operator team with its admin
+/// key, prints the key once and writes `<data_dir>/client.json` for the CLI.
+async fn bootstrap_admin_key(config: &Config, tenancy: &Tenancy) -> Result<(), ServeError> {
+    let Some(key) = tenancy
+        .bootstrap()
+        .await
+        .map_err(|e| ServeError::Startup(format!("cannot create the admin key: {e}")))?
+    else {
+        return Ok(());
+    };
     let host = if config.listen.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
         config.listen.ip().to_string()
     };
     let url = format!("http://{host}:{}", config.listen.port());
-    let client = serde_json::json!({ "url": url, "api_key": key.text });
+    let client = serde_json::json!({ "url": url, "api_key": key });
     let path = config.data_dir.join("client.json");
     write_private(&path, client.to_string().as_bytes())
         .map_err(|e| startup(&format!("cannot write {}", path.display()), e))?;
-    println!("Admin API key (shown once): {}", key.text);
+    println!("Admin API key (shown once): {key}");
     println!("Client config written to {}", path.display());
     Ok(())
 }

@@ -28,6 +28,12 @@ pub struct Config {
     /// IPv4 range carved into one /30 per sandbox; default 10.77.0.0/16.
     /// Daemons on one host need disjoint ranges.
     pub sandbox_cidr: String,
+    /// Port of the sandbox listener, where processes inside sandboxes call
+    /// the API with their sandbox token; default: the API port + 1. It
+    /// takes connections from sandboxes only.
+    pub sandbox_api_port: Option<u16>,
+    /// Lifetime of sandbox tokens in seconds, 900-3600; default 1800.
+    pub sandbox_token_ttl_s: u64,
 }
 
 /// Why the daemon could not start or stopped with an error.

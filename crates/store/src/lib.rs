@@ -16,6 +16,9 @@
 //!   sandbox whose teardown was never confirmed is always found again by
 //!   [`Store::unreleased_sandboxes`].
 //! - API keys are stored only as a keyed hash; the secret never is.
+//! - Every key belongs to a user of a team, and every sandbox to a team;
+//!   a team is created together with its first user and key, so no team
+//!   exists without a way in, and at most one team is the operator team.
 //! - Times are kept with millisecond precision: a record read back carries
 //!   the stored (truncated) times, and so does the record a write returns.
 //!
@@ -26,7 +29,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use warren_core::{KeyId, Limits, SandboxId, SandboxState};
+use warren_core::{KeyId, Limits, Role, SandboxId, SandboxState, Scope, TeamId, UserId};
 
 mod error;
 mod sqlite;
@@ -46,6 +49,10 @@ pub struct SandboxRecord {
     /// Network slot, unique among sandboxes that still hold theirs (every
     /// live one, and dead ones until [`Store::release_slot`]).
     pub net_slot: u32,
+    /// The team it belongs to; only that team's keys see it.
+    pub team: TeamId,
+    /// The user who dispatched it: its sandbox token acts for them.
+    pub owner: UserId,
     /// The key that created it.
     pub created_by: KeyId,
     pub created_at: OffsetDateTime,
@@ -64,6 +71,8 @@ pub struct NewSandbox {
     pub limits: Limits,
     pub env: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
+    pub team: TeamId,
+    pub owner: UserId,
     pub created_by: KeyId,
     pub expires_at: OffsetDateTime,
 }
@@ -71,6 +80,9 @@ pub struct NewSandbox {
 /// Which sandboxes to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SandboxFilter {
+    /// Only this team's sandboxes; `None` lists every team's (the daemon's
+    /// own bookkeeping, never an API caller).
+    pub team: Option<TeamId>,
     /// Only these states; empty means every non-terminal state.
     pub states: Vec<SandboxState>,
     /// Every pair must match exactly.
@@ -81,11 +93,40 @@ pub struct SandboxFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRecord {
     pub id: KeyId,
+    pub team: TeamId,
+    /// The user the key acts for.
+    pub user: UserId,
     pub name: String,
     /// HMAC-SHA256(pepper, secret).
     pub hash: Vec<u8>,
+    pub role: Role,
+    /// Restricts the role's grant; `None` is the whole grant.
+    pub scopes: Option<Vec<Scope>>,
     pub created_at: OffsetDateTime,
+    /// The key stops working at this time.
+    pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// One team row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRecord {
+    pub id: TeamId,
+    /// Unique among teams.
+    pub name: String,
+    /// The operator team's admins create teams; there is at most one.
+    pub operator: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// One user row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub team: TeamId,
+    /// Unique within the team.
+    pub name: String,
+    pub created_at: OffsetDateTime,
 }
 
 #[async_trait]
@@ -146,12 +187,34 @@ pub trait Store: Send + Sync + 'static {
     /// unconfirmed stays); returns how many rows went.
     async fn purge_sandboxes(&self, ended_before: OffsetDateTime) -> Result<u64, StoreError>;
 
-    /// `AlreadyExists` if the id is taken.
+    /// `AlreadyExists` if the id is taken, `NotFound` if its team or user
+    /// does not exist.
     async fn insert_key(&self, key: KeyRecord) -> Result<(), StoreError>;
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
-    /// Every key, revoked ones included, oldest first.
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Every key of `team` (of every team for `None`), revoked ones
+    /// included, oldest first.
+    async fn list_keys(&self, team: Option<&TeamId>) -> Result<Vec<KeyRecord>, StoreError>;
     /// Marks the key revoked at `at`; revoking again keeps the first time.
     /// `NotFound` for an unknown id.
     async fn revoke_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Creates a team with its first user and that user's key in one
+    /// transaction: a team never exists without a way in. `AlreadyExists`
+    /// if the team name (or any id) is taken, or if `team` is an operator
+    /// team and one exists.
+    async fn create_team(
+        &self,
+        team: TeamRecord,
+        admin: UserRecord,
+        key: KeyRecord,
+    ) -> Result<(), StoreError>;
+    async fn get_team(&self, id: &TeamId) -> Result<Option<TeamRecord>, StoreError>;
+    /// Every team, oldest first.
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>, StoreError>;
+    /// `AlreadyExists` if the name is taken in the team, `NotFound` if the
+    /// team does not exist.
+    async fn insert_user(&self, user: UserRecord) -> Result<(), StoreError>;
+    async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
+    /// The team's users, oldest first.
+    async fn list_users(&self, team: &TeamId) -> Result<Vec<UserRecord>, StoreError>;
 }

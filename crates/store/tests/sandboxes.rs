@@ -147,6 +147,7 @@ async fn list_matches_every_metadata_pair_exactly() {
 
     let find = |pairs: &[(&str, &str)]| {
         let filter = SandboxFilter {
+            team: None,
             states: vec![],
             metadata: pairs
                 .iter()

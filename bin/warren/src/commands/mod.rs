@@ -5,12 +5,15 @@ pub mod cp;
 pub mod create;
 pub mod exec;
 pub mod info;
+pub mod key;
 pub mod kill;
 pub mod ls;
 pub mod serve;
 pub mod shell;
+pub mod team;
 pub mod template;
 pub mod timeout;
+pub mod user;
 
 use crate::client::Client;
 use crate::config::{self, Overrides};

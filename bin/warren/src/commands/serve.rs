@@ -42,6 +42,13 @@ pub struct Args {
     /// IPv4 range carved into one /30 per sandbox; daemons on one host need disjoint ranges.
     #[arg(long, env = "WARREN_SANDBOX_CIDR", value_name = "CIDR", default_value = "10.77.0.0/16", value_parser = parse_cidr)]
     sandbox_cidr: String,
+    /// Port of the sandbox listener, where code inside sandboxes calls the API
+    /// with its sandbox token [default: the API port + 1].
+    #[arg(long, env = "WARREN_SANDBOX_API_PORT", value_name = "PORT")]
+    sandbox_api_port: Option<u16>,
+    /// Lifetime of sandbox tokens (15m to 1h); they rotate at half-life.
+    #[arg(long, env = "WARREN_SANDBOX_TOKEN_TTL", value_name = "DURATION", default_value = "30m", value_parser = parse_token_ttl)]
+    sandbox_token_ttl: u64,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -51,6 +58,17 @@ pub struct Args {
 enum LogFormat {
     Text,
     Json,
+}
+
+/// A duration like `30m` or `1h`, in seconds, within the allowed range.
+fn parse_token_ttl(raw: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(raw)
+        .map_err(|e| format!("expected a duration like 30m, got '{raw}': {e}"))?;
+    let range = warren_server::auth::token::TOKEN_TTL_RANGE_S;
+    if !range.contains(&d.as_secs()) {
+        return Err(format!("sandbox tokens live 15m to 1h, got '{raw}'"));
+    }
+    Ok(d.as_secs())
 }
 
 /// Accepts `A.B.C.D/N` with N ≤ 30 (each sandbox needs a /30).
@@ -84,6 +102,8 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         templates_dir: args.templates_dir,
         agent_binary: args.agent_binary,
         sandbox_cidr: args.sandbox_cidr,
+        sandbox_api_port: args.sandbox_api_port,
+        sandbox_token_ttl_s: args.sandbox_token_ttl,
     };
     warren_server::serve(config, shutdown)
         .await

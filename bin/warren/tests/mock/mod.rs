@@ -72,6 +72,8 @@ fn sandbox(id: &str) -> Sandbox {
         cpus: 1,
         memory_mb: 512,
         metadata: Default::default(),
+        team: "tmockteam000".into(),
+        owner: "umockuser000".into(),
         created_at: "2026-01-01T12:00:00Z".into(),
         expires_at: "2099-01-01T12:05:00Z".into(),
     }

@@ -16,6 +16,9 @@ pub struct GvisorConfig {
     pub pool: String,
     /// Compress checkpoint images (smaller, but slower to write and restore).
     pub compress_checkpoints: bool,
+    /// The daemon's sandbox API port on the host, which sandboxes may
+    /// connect to; no other host port is reachable from a sandbox.
+    pub sandbox_api_port: Option<u16>,
 }
 
 impl GvisorConfig {
@@ -26,6 +29,7 @@ impl GvisorConfig {
             runsc_path: PathBuf::from("runsc"),
             pool: pool.to_owned(),
             compress_checkpoints: false,
+            sandbox_api_port: None,
         }
     }
 }

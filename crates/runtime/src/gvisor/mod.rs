@@ -87,7 +87,10 @@ impl GvisorRuntime {
         let runsc_root = prepare_dir(&state_dir.join("runsc"))?;
         let sandboxes_dir = prepare_dir(&state_dir.join("sandboxes"))?;
         warren_net::enable_ipv4_forwarding()?;
-        let firewall = Firewall::new(&state_dir, pool);
+        let mut firewall = Firewall::new(&state_dir, pool);
+        if let Some(port) = config.sandbox_api_port {
+            firewall = firewall.with_sandbox_api_port(port);
+        }
         firewall.install_blocking()?;
         tracing::debug!(state_dir = %state_dir.display(), table = firewall.table(), %pool, "gVisor runtime ready");
         Ok(Self {
@@ -128,6 +131,7 @@ impl GvisorRuntime {
         Instance {
             id: rec.id.clone(),
             agent_addr: SocketAddr::new(IpAddr::V4(rec.sandbox_ip), AGENT_PORT),
+            host_addr: IpAddr::V4(warren_net::host_end(rec.sandbox_ip)),
         }
     }
 

@@ -8,6 +8,8 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use warren_core::{ErrorKind, SandboxId, WarrenError};
 
+use super::AppState;
+use crate::auth::Caller;
 use crate::error::AppError;
 
 /// A JSON body; malformed input, unknown fields and oversized bodies are
@@ -44,23 +46,40 @@ fn json_rejection(r: JsonRejection) -> WarrenError {
     WarrenError::invalid(message)
 }
 
-/// The `{id}` path segment as a sandbox id. A malformed id cannot name any
-/// sandbox, so it is reported as not found.
+/// The `{id}` path segment as a sandbox the caller may address: one of its
+/// team's, and for a sandbox token only the token's own sandbox. Anything
+/// else — a malformed id, an unknown one, another team's — is the same
+/// "not found", so ids do not leak across teams.
 pub struct SandboxPath(pub SandboxId);
 
-impl<S: Send + Sync> FromRequestParts<S> for SandboxPath {
+impl FromRequestParts<AppState> for SandboxPath {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let axum::extract::Path(raw) =
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| AppError(WarrenError::invalid(e.body_text())))?;
-        raw.parse::<SandboxId>().map(SandboxPath).map_err(|_| {
+        let not_found = || {
             AppError(WarrenError::not_found(format!(
                 "sandbox '{}' not found",
                 raw.chars().take(64).collect::<String>()
             )))
-        })
+        };
+        let id = raw.parse::<SandboxId>().map_err(|_| not_found())?;
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .ok_or_else(|| AppError(WarrenError::internal("no caller on a protected route")))?;
+        if caller.sandbox.as_ref().is_some_and(|own| *own != id) {
+            return Err(not_found());
+        }
+        match state.sandboxes.store.get_sandbox(&id).await? {
+            Some(rec) if rec.team == caller.team => Ok(SandboxPath(id)),
+            _ => Err(not_found()),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP routers. `router(state)` builds the whole API so tests drive it with
-//! `oneshot`, no socket. Handlers decode and validate, call a service, and
+//! `oneshot`, no socket. Every route but health and the OpenAPI document
+//! passes authentication and the permission table (`auth::policy`). Handlers decode and validate, call a service, and
 //! encode; errors go through [`crate::error::AppError`].
 //!
 //! Limits live in one layer stack: JSON bodies up to [`JSON_BODY_LIMIT`],
@@ -9,10 +10,12 @@ mod exec;
 mod extract;
 mod files;
 mod health;
+mod keys;
 mod openapi;
 mod pty;
 mod sandboxes;
 mod stream;
+mod teams;
 mod templates;
 
 use std::sync::Arc;
@@ -20,11 +23,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Authenticator, require_key};
-use crate::service::Sandboxes;
+use crate::auth::{Authenticator, authenticate, authorize};
+use crate::service::{Sandboxes, Tenancy};
 use crate::templates::TemplateBuilds;
 
 pub use openapi::ApiDoc;
@@ -40,6 +43,7 @@ pub const UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
 pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub templates: Arc<TemplateBuilds>,
+    pub tenancy: Arc<Tenancy>,
 }
 
 /// Every path the API does not know answers 404 in the API's error format.
@@ -71,7 +75,15 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/sandboxes/{id}/pty", get(pty::pty))
         .route("/v1/templates", get(templates::list))
         .route("/v1/templates/{name}/build", post(templates::build))
-        .layer(middleware::from_fn_with_state(auth, require_key));
+        .route("/v1/teams", get(teams::list_teams).post(teams::create_team))
+        .route("/v1/users", get(teams::list_users).post(teams::create_user))
+        .route("/v1/whoami", get(teams::whoami))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", delete(keys::revoke))
+        // Layers run outside in: authenticate, then authorize against the
+        // route's rule (`route_layer`, so the matched route is known).
+        .route_layer(middleware::from_fn(authorize))
+        .route_layer(middleware::from_fn_with_state(auth, authenticate));
     Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/openapi.json", get(openapi::document))

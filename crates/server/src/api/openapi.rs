@@ -1,7 +1,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{exec, files, health, pty, sandboxes, templates};
+use super::{exec, files, health, keys, pty, sandboxes, teams, templates};
 
 /// The OpenAPI document of the native API, generated from the handlers and
 /// the types in `warren-api-types`.
@@ -15,6 +15,8 @@ use super::{exec, files, health, pty, sandboxes, templates};
         files::download, files::upload,
         pty::pty,
         templates::list, templates::build,
+        teams::create_team, teams::list_teams, teams::create_user, teams::list_users, teams::whoami,
+        keys::create, keys::list, keys::revoke,
     ),
     modifiers(&BearerAuth),
 )]

@@ -26,6 +26,8 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         cpus: rec.limits.cpus,
         memory_mb: rec.limits.memory_mb,
         metadata: rec.metadata,
+        team: rec.team.to_string(),
+        owner: rec.owner.to_string(),
         created_at: rfc3339(rec.created_at),
         expires_at: rfc3339(rec.expires_at),
     }
@@ -41,7 +43,7 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<Sandbox>)> {
-    let params = CreateParams::from_request(req, caller.key_id)?;
+    let params = CreateParams::from_request(req, (&caller).into())?;
     let rec = state.sandboxes.create(params).await?;
     Ok((StatusCode::CREATED, Json(to_api(rec))))
 }
@@ -81,10 +83,11 @@ pub fn parse_filter(query: Option<&str>) -> Result<SandboxFilter, WarrenError> {
     responses((status = 200, body = SandboxList)))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<SandboxList>> {
     let filter = parse_filter(query.as_deref())?;
-    let sandboxes = state.sandboxes.list(&filter).await?;
+    let sandboxes = state.sandboxes.list(&caller.team, filter).await?;
     Ok(Json(SandboxList {
         sandboxes: sandboxes.into_iter().map(to_api).collect(),
     }))

@@ -76,8 +76,13 @@ impl Pepper {
     }
 
     fn hash(&self, secret: &str) -> Vec<u8> {
+        self.mac(secret.as_bytes())
+    }
+
+    /// HMAC-SHA256 of `data` under this secret.
+    pub fn mac(&self, data: &[u8]) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("any key length");
-        mac.update(secret.as_bytes());
+        mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
 }

@@ -1,20 +1,59 @@
+//! Authentication (who is calling) and authorization (may they call this
+//! route) as two middleware layers over the protected routes.
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use time::OffsetDateTime;
-use warren_core::{ErrorKind, KeyId, WarrenError};
-use warren_store::Store;
+use warren_core::authz::key_permissions;
+use warren_core::{ErrorKind, KeyId, Permissions, Role, SandboxId, TeamId, UserId, WarrenError};
+use warren_store::{KeyRecord, Store};
 
 use super::keys::{ApiKey, Pepper};
+use super::policy::rule_for;
+use super::token::{TokenIssuer, is_sandbox_token};
 use crate::error::AppError;
+use crate::service::Agents;
 
-/// Who is calling; inserted into request extensions by [`require_key`].
+/// Who is calling; inserted into request extensions by [`authenticate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    pub team: TeamId,
+    /// The user acting (for a sandbox token: the sandbox's dispatcher).
+    pub user: UserId,
+    /// The key presented, or the key that dispatched the calling sandbox.
     pub key_id: KeyId,
+    pub role: Role,
+    /// What the caller may do: the key's role and scopes, and for a sandbox
+    /// token also the token's own limit.
+    pub permissions: Permissions,
+    /// The sandbox acting, when the caller presented a sandbox token.
+    pub sandbox: Option<SandboxId>,
+}
+
+impl Caller {
+    /// The actor chain, outermost first: `user:<id>`, then `sandbox:<id>`
+    /// when a sandbox acts for its user.
+    pub fn actor_chain(&self) -> Vec<String> {
+        let mut chain = vec![format!("user:{}", self.user)];
+        if let Some(s) = &self.sandbox {
+            chain.push(format!("sandbox:{s}"));
+        }
+        chain
+    }
+}
+
+/// Which credentials a listener takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    /// API keys (the main API listener).
+    ApiKeys,
+    /// Sandbox tokens from the sandbox's own address (the sandbox listener).
+    SandboxTokens,
 }
 
 /// What the authenticator needs.
@@ -22,14 +61,18 @@ pub struct Caller {
 pub struct Authenticator {
     pub store: Arc<dyn Store>,
     pub pepper: Pepper,
+    pub tokens: TokenIssuer,
+    /// Where each live sandbox's traffic comes from.
+    pub agents: Agents,
+    pub accepts: Credentials,
 }
 
-fn unauthenticated(message: &str) -> AppError {
+fn unauthenticated(message: impl Into<String>) -> AppError {
     AppError(WarrenError::new(ErrorKind::Unauthenticated, message))
 }
 
-/// The key from `Authorization: Bearer KEY` or `X-API-Key: KEY`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
+/// The credential from `Authorization: Bearer …` or `X-API-Key: …`.
+fn presented_credential(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         return v.strip_prefix("Bearer ").map(str::trim);
     }
@@ -39,34 +82,158 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// A key that may act now: not revoked, not expired.
+fn usable(key: &KeyRecord, now: OffsetDateTime) -> Result<(), &'static str> {
+    if key.revoked_at.is_some_and(|t| t <= now) {
+        return Err("revoked");
+    }
+    if key.expires_at.is_some_and(|t| t <= now) {
+        return Err("expired");
+    }
+    Ok(())
+}
+
 impl Authenticator {
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, AppError> {
-        let text = presented_key(headers).ok_or_else(|| {
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, AppError> {
+        let text = presented_credential(headers).ok_or_else(|| {
             unauthenticated("missing API key: send `Authorization: Bearer KEY` or `X-API-Key: KEY`")
         })?;
+        match (self.accepts, is_sandbox_token(text)) {
+            (Credentials::ApiKeys, false) => self.api_key(text).await,
+            (Credentials::SandboxTokens, true) => self.sandbox_token(text, peer).await,
+            (Credentials::ApiKeys, true) => Err(unauthenticated(
+                "sandbox tokens are accepted only from inside their sandbox, at WARREN_API_URL",
+            )),
+            (Credentials::SandboxTokens, false) => Err(unauthenticated(
+                "this listener takes sandbox tokens only; API keys go to the main API address",
+            )),
+        }
+    }
+
+    async fn api_key(&self, text: &str) -> Result<Caller, AppError> {
         let (id, secret) = ApiKey::parse(text)?;
         let invalid = || unauthenticated("invalid or revoked API key");
-        let record = self.store.get_key(&id).await?.ok_or_else(invalid)?;
-        if record
-            .revoked_at
-            .is_some_and(|t| t <= OffsetDateTime::now_utc())
-        {
+        let key = self.store.get_key(&id).await?.ok_or_else(invalid)?;
+        if !ApiKey::verify(&self.pepper, secret, &key.hash) {
             return Err(invalid());
         }
-        if !ApiKey::verify(&self.pepper, secret, &record.hash) {
-            return Err(invalid());
+        if let Err(why) = usable(&key, OffsetDateTime::now_utc()) {
+            return Err(unauthenticated(format!(
+                "API key {id} is {why}: ask a team admin for a new one"
+            )));
         }
-        Ok(Caller { key_id: id })
+        self.caller_for(key, None).await
+    }
+
+    async fn sandbox_token(&self, text: &str, peer: Option<IpAddr>) -> Result<Caller, AppError> {
+        let now = OffsetDateTime::now_utc();
+        let claims = self
+            .tokens
+            .verify(text, now)
+            .map_err(|e| unauthenticated(e.to_string()))?;
+        let gone = || unauthenticated("sandbox token: its sandbox is no longer running");
+        let sandbox = self
+            .store
+            .get_sandbox(&claims.sbx)
+            .await?
+            .ok_or_else(gone)?;
+        if sandbox.state.is_terminal() || sandbox.team != claims.team {
+            return Err(gone());
+        }
+        let from_own_address = peer.is_some_and(|p| self.agents.address(&claims.sbx) == Some(p));
+        if !from_own_address {
+            return Err(unauthenticated(
+                "sandbox token presented from outside its sandbox",
+            ));
+        }
+        let revoked = || unauthenticated("sandbox token: its dispatcher's key was revoked");
+        let key = self.store.get_key(&claims.key).await?.ok_or_else(revoked)?;
+        if usable(&key, now).is_err() || key.user != claims.sub {
+            return Err(revoked());
+        }
+        self.caller_for(key, Some(claims.sbx)).await
+    }
+
+    async fn caller_for(
+        &self,
+        key: KeyRecord,
+        sandbox: Option<SandboxId>,
+    ) -> Result<Caller, AppError> {
+        let team = self.store.get_team(&key.team).await?.ok_or_else(|| {
+            AppError(WarrenError::internal(format!(
+                "key {} names team {}, which does not exist",
+                key.id, key.team
+            )))
+        })?;
+        let mut permissions = key_permissions(key.role, key.scopes.as_deref(), team.operator);
+        if sandbox.is_some() {
+            permissions = permissions.intersect(Permissions::SANDBOX_TOKEN);
+        }
+        Ok(Caller {
+            team: key.team,
+            user: key.user,
+            key_id: key.id,
+            role: key.role,
+            permissions,
+            sandbox,
+        })
     }
 }
 
-/// Middleware: rejects requests without a valid key, else records the caller.
-pub async fn require_key(
+/// Middleware: rejects requests without valid credentials, else records the
+/// caller.
+pub async fn authenticate(
     State(auth): State<Authenticator>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let caller = auth.authenticate(req.headers()).await?;
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let caller = auth.authenticate(req.headers(), peer).await?;
     req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
+/// Middleware (inside [`authenticate`]): refuses a caller the route's rule
+/// does not admit. Sandbox-id checks (own team, own sandbox) happen in the
+/// `SandboxPath` extractor, which answers 404 so ids do not leak.
+pub async fn authorize(req: Request, next: Next) -> Result<Response, AppError> {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(|| AppError(WarrenError::internal("authorize ran before authenticate")))?;
+    let denied = |message: String| AppError(WarrenError::new(ErrorKind::PermissionDenied, message));
+    let rule = rule_for(req.method(), &route).ok_or_else(|| {
+        denied(format!(
+            "{} {route} is not open to API callers",
+            req.method()
+        ))
+    })?;
+    if caller.sandbox.is_some() && !rule.sandbox_token {
+        return Err(denied(format!(
+            "a sandbox token cannot call {} {route}",
+            req.method()
+        )));
+    }
+    if let Some(scope) = rule.scope
+        && !caller.permissions.contains(scope)
+    {
+        return Err(denied(format!(
+            "this key lacks the scope {scope} needed for {} {route} (its role is {})",
+            req.method(),
+            caller.role
+        )));
+    }
     Ok(next.run(req).await)
 }

@@ -5,7 +5,7 @@
 //! agents it re-attaches without storing tokens anywhere.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,17 +17,24 @@ use crate::auth::Pepper;
 /// How long a freshly started sandbox may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// One connected agent.
+#[derive(Clone)]
+struct Agent {
+    client: EnvdClient,
+    addr: SocketAddr,
+}
+
 #[derive(Clone)]
 pub struct Agents {
     secret: Pepper,
-    clients: Arc<RwLock<HashMap<SandboxId, EnvdClient>>>,
+    agents: Arc<RwLock<HashMap<SandboxId, Agent>>>,
 }
 
 impl Agents {
     pub fn new(secret: Pepper) -> Self {
         Self {
             secret,
-            clients: Arc::default(),
+            agents: Arc::default(),
         }
     }
 
@@ -41,20 +48,24 @@ impl Agents {
         let client = EnvdClient::new(&format!("http://{addr}"))
             .map_err(crate::agent_error)?
             .with_access_token(self.token(id));
-        self.clients
+        let agent = Agent {
+            client: client.clone(),
+            addr,
+        };
+        self.agents
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), client.clone());
+            .insert(id.clone(), agent);
         Ok(client)
     }
 
     /// The agent's client, acting as `user` if given.
     pub fn get(&self, id: &SandboxId, user: Option<&str>) -> Result<EnvdClient, WarrenError> {
-        self.clients
+        self.agents
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .cloned()
+            .map(|a| a.client.clone())
             .map(|c| match user {
                 Some(u) => c.with_user(u),
                 None => c,
@@ -66,8 +77,18 @@ impl Agents {
             })
     }
 
+    /// The address the sandbox's traffic comes from, while its agent is
+    /// connected.
+    pub fn address(&self, id: &SandboxId) -> Option<IpAddr> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|a| a.addr.ip())
+    }
+
     pub fn remove(&self, id: &SandboxId) {
-        self.clients
+        self.agents
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);

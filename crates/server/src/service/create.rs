@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 use warren_core::spec::{validate_env, validate_template_name};
-use warren_core::{KeyId, Limits, SandboxId, SandboxState, Transition, WarrenError};
+use warren_core::{
+    KeyId, Limits, SandboxId, SandboxState, TeamId, Transition, UserId, WarrenError,
+};
 use warren_envd::http_api::InitRequest;
 use warren_runtime::RuntimeSpec;
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
@@ -23,6 +25,24 @@ const MAX_METADATA_KEY: usize = 128;
 const MAX_METADATA_VALUE: usize = 1024;
 const MAX_ENV_VARS: usize = 1024;
 
+/// Who a new sandbox belongs to and acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dispatcher {
+    pub team: TeamId,
+    pub user: UserId,
+    pub key: KeyId,
+}
+
+impl From<&crate::auth::Caller> for Dispatcher {
+    fn from(c: &crate::auth::Caller) -> Self {
+        Self {
+            team: c.team.clone(),
+            user: c.user.clone(),
+            key: c.key_id.clone(),
+        }
+    }
+}
+
 /// A validated create request.
 #[derive(Debug, Clone)]
 pub struct CreateParams {
@@ -31,11 +51,14 @@ pub struct CreateParams {
     pub timeout_s: u64,
     pub env: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
-    pub created_by: KeyId,
+    pub dispatcher: Dispatcher,
 }
 
 impl CreateParams {
-    pub fn from_request(req: CreateSandboxRequest, created_by: KeyId) -> Result<Self, WarrenError> {
+    pub fn from_request(
+        req: CreateSandboxRequest,
+        dispatcher: Dispatcher,
+    ) -> Result<Self, WarrenError> {
         let template = req.template.unwrap_or_else(|| "base".to_owned());
         validate_template_name(&template)?;
         let defaults = Limits::default();
@@ -59,7 +82,7 @@ impl CreateParams {
             timeout_s,
             env: req.env,
             metadata: req.metadata,
-            created_by,
+            dispatcher,
         })
     }
 }
@@ -108,7 +131,9 @@ impl Sandboxes {
                 limits: p.limits,
                 env: p.env,
                 metadata: p.metadata,
-                created_by: p.created_by,
+                team: p.dispatcher.team,
+                owner: p.dispatcher.user,
+                created_by: p.dispatcher.key,
                 expires_at,
             })
             .await?;
@@ -120,7 +145,7 @@ impl Sandboxes {
             net_slot: rec.net_slot,
             agent_binary: self.agent_binary.clone(),
         };
-        if let Err(e) = self.boot(&spec, &rec.env).await {
+        if let Err(e) = self.boot(&spec, &rec).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
             self.abandon(&id).await;
             return Err(e);
@@ -149,23 +174,22 @@ impl Sandboxes {
     }
 
     /// Starts the runtime instance and brings its agent up.
-    async fn boot(
-        &self,
-        spec: &RuntimeSpec,
-        env: &BTreeMap<String, String>,
-    ) -> Result<(), WarrenError> {
+    async fn boot(&self, spec: &RuntimeSpec, rec: &SandboxRecord) -> Result<(), WarrenError> {
         self.runtime.create(spec).await?;
         let instance = self.runtime.start(&spec.id).await?;
         let client = self.agents.attach(&spec.id, instance.agent_addr)?;
         Agents::wait_ready(&client).await?;
+        // Warren's own variables win over the caller's.
+        let mut env = rec.env.clone();
+        env.extend(self.identity.env(&rec.id, instance.host_addr));
         let init = InitRequest {
-            env_vars: Some(env.clone()),
+            env_vars: Some(env),
             access_token: Some(self.agents.token(&spec.id)),
             timestamp: Some(crate::api::rfc3339(OffsetDateTime::now_utc())),
             ..InitRequest::default()
         };
         client.init(&init).await.map_err(crate::agent_error)?;
-        Ok(())
+        self.identity.hand_out(&client, rec).await
     }
 
     /// Marks a sandbox that could not be started as failed and cleans up.
@@ -182,8 +206,12 @@ impl Sandboxes {
 mod tests {
     use super::*;
 
-    fn key() -> KeyId {
-        KeyId::generate()
+    fn key() -> Dispatcher {
+        Dispatcher {
+            team: TeamId::generate(),
+            user: UserId::generate(),
+            key: KeyId::generate(),
+        }
     }
 
     #[test]

@@ -13,10 +13,12 @@ mod agents;
 mod create;
 mod exec;
 mod files;
+mod identity;
 mod lifetimes;
 mod pty;
 pub mod reconcile;
 pub mod teardown;
+mod tenancy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +31,10 @@ use warren_template::TemplateStore;
 pub use agents::Agents;
 pub use create::CreateParams;
 pub use exec::ExecStream;
+pub use identity::{SandboxIdentity, TOKEN_FILE};
 pub use pty::{PtyEvents, PtySession};
 pub use teardown::Teardown;
+pub use tenancy::{KeyRequest, MintedKey, Tenancy};
 
 /// Longest lifetime a sandbox can be given, in seconds.
 pub const MAX_TIMEOUT_S: u64 = 24 * 3600;
@@ -45,6 +49,7 @@ pub struct Sandboxes {
     pub(crate) agents: Agents,
     pub(crate) agent_binary: PathBuf,
     pub(crate) teardown: Teardown,
+    pub(crate) identity: SandboxIdentity,
 }
 
 impl Sandboxes {
@@ -55,6 +60,7 @@ impl Sandboxes {
         agents: Agents,
         agent_binary: PathBuf,
         teardown: Teardown,
+        identity: SandboxIdentity,
     ) -> Self {
         Self {
             store,
@@ -63,6 +69,7 @@ impl Sandboxes {
             agents,
             agent_binary,
             teardown,
+            identity,
         }
     }
 
@@ -121,6 +128,7 @@ impl Sandboxes {
         }
         self.transition(id, Transition::Kill).await?;
         self.agents.remove(id);
+        self.identity.forget(id);
         self.teardown.enqueue(id.clone());
         tracing::info!(sandbox = %id, "sandbox killed");
         Ok(())
@@ -128,10 +136,16 @@ impl Sandboxes {
 }
 
 impl Sandboxes {
+    /// `team`'s sandboxes matching `filter`.
     pub async fn list(
         &self,
-        filter: &warren_store::SandboxFilter,
+        team: &warren_core::TeamId,
+        filter: warren_store::SandboxFilter,
     ) -> Result<Vec<SandboxRecord>, WarrenError> {
-        Ok(self.store.list_sandboxes(filter).await?)
+        let filter = warren_store::SandboxFilter {
+            team: Some(team.clone()),
+            ..filter
+        };
+        Ok(self.store.list_sandboxes(&filter).await?)
     }
 }

@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 use time::OffsetDateTime;
-use warren_core::{KeyId, Limits, SandboxId, SandboxState};
+use warren_core::{KeyId, Limits, SandboxId, SandboxState, Scope, TeamId, UserId};
 
-use crate::{KeyRecord, SandboxRecord, StoreError};
+use crate::{KeyRecord, SandboxRecord, StoreError, TeamRecord, UserRecord};
 
 pub(super) const SANDBOXES: &str = "sandboxes";
 pub(super) const API_KEYS: &str = "api_keys";
+pub(super) const TEAMS: &str = "teams";
+pub(super) const USERS: &str = "users";
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
@@ -93,6 +95,12 @@ impl<'r> RowReader<'r> {
             .map_err(|e| self.corrupt(column, format!("{ms} ms: {e}")))
     }
 
+    fn scopes(&self, column: &str) -> Result<Option<Vec<Scope>>, StoreError> {
+        let text: Option<String> = self.get(column)?;
+        text.map(|t| serde_json::from_str(&t).map_err(|e| self.corrupt(column, e)))
+            .transpose()
+    }
+
     fn map(&self, column: &str) -> Result<BTreeMap<String, String>, StoreError> {
         let text: String = self.get(column)?;
         serde_json::from_str(&text).map_err(|e| self.corrupt(column, e))
@@ -114,6 +122,8 @@ pub(super) fn sandbox_from_row(row: &SqliteRow) -> Result<SandboxRecord, StoreEr
         env: r.map("env")?,
         metadata: r.map("metadata")?,
         net_slot: r.u32("net_slot")?,
+        team: r.parse("team")?,
+        owner: r.parse("owner")?,
         created_by: r.parse("created_by")?,
         created_at: r.time("created_at")?,
         state_changed_at: r.time("state_changed_at")?,
@@ -127,12 +137,54 @@ pub(super) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
     let id: KeyId = r.parse("id")?;
     r.id = id.to_string();
     Ok(KeyRecord {
+        team: r.parse("team")?,
+        user: r.parse("user_id")?,
         name: r.get("name")?,
         hash: r.get("hash")?,
+        role: r.parse("role")?,
+        scopes: r.scopes("scopes")?,
         created_at: r.time("created_at")?,
+        expires_at: r.optional_time("expires_at")?,
         revoked_at: r.optional_time("revoked_at")?,
         id,
     })
+}
+
+pub(super) fn team_from_row(row: &SqliteRow) -> Result<TeamRecord, StoreError> {
+    let mut r = RowReader::new(row, TEAMS);
+    let id: TeamId = r.parse("id")?;
+    r.id = id.to_string();
+    let operator: i64 = r.get("operator")?;
+    Ok(TeamRecord {
+        name: r.get("name")?,
+        operator: operator == 1,
+        created_at: r.time("created_at")?,
+        id,
+    })
+}
+
+pub(super) fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
+    let mut r = RowReader::new(row, USERS);
+    let id: UserId = r.parse("id")?;
+    r.id = id.to_string();
+    Ok(UserRecord {
+        team: r.parse("team")?,
+        name: r.get("name")?,
+        created_at: r.time("created_at")?,
+        id,
+    })
+}
+
+/// A key's scopes as stored: a JSON array of names, or NULL.
+pub(super) fn encode_scopes(scopes: Option<&[Scope]>) -> Result<Option<String>, StoreError> {
+    scopes
+        .map(|s| {
+            serde_json::to_string(s).map_err(|source| StoreError::Encode {
+                what: "scopes",
+                source,
+            })
+        })
+        .transpose()
 }
 
 /// Decodes a state read on its own (e.g. after a lost compare-and-set).

@@ -2,33 +2,35 @@
 
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
-use warren_core::KeyId;
+use warren_core::{KeyId, TeamId};
 
-use super::codec::{key_from_row, to_millis};
+use super::codec::{encode_scopes, key_from_row, to_millis};
+use super::teams::insert_error;
 use crate::{KeyRecord, StoreError};
 
-pub(super) async fn insert(writer: &SqlitePool, key: KeyRecord) -> Result<(), StoreError> {
-    let result = sqlx::query(
-        "INSERT INTO api_keys (id, name, hash, created_at, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+pub(super) async fn insert<'c, E>(db: E, key: &KeyRecord) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO api_keys (id, team, user_id, name, hash, role, scopes,
+                               created_at, expires_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .bind(key.id.as_str())
+    .bind(key.team.as_str())
+    .bind(key.user.as_str())
     .bind(&key.name)
     .bind(&key.hash)
+    .bind(key.role.as_str())
+    .bind(encode_scopes(key.scopes.as_deref())?)
     .bind(to_millis(key.created_at))
+    .bind(key.expires_at.map(to_millis))
     .bind(key.revoked_at.map(to_millis))
-    .execute(writer)
-    .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_database_error()
-                .is_some_and(|d| d.is_unique_violation()) =>
-        {
-            Err(StoreError::AlreadyExists(format!("API key {}", key.id)))
-        }
-        Err(e) => Err(e.into()),
-    }
+    .execute(db)
+    .await
+    .map_err(|e| insert_error(e, &format!("API key {}", key.id), "its team or user"))?;
+    Ok(())
 }
 
 pub(super) async fn get(reader: &SqlitePool, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -40,8 +42,12 @@ pub(super) async fn get(reader: &SqlitePool, id: &KeyId) -> Result<Option<KeyRec
         .transpose()
 }
 
-pub(super) async fn list(reader: &SqlitePool) -> Result<Vec<KeyRecord>, StoreError> {
-    sqlx::query("SELECT * FROM api_keys ORDER BY created_at, rowid")
+pub(super) async fn list(
+    reader: &SqlitePool,
+    team: Option<&TeamId>,
+) -> Result<Vec<KeyRecord>, StoreError> {
+    sqlx::query("SELECT * FROM api_keys WHERE (?1 IS NULL OR team = ?1) ORDER BY created_at, rowid")
+        .bind(team.map(|t| t.as_str()))
         .fetch_all(reader)
         .await?
         .iter()

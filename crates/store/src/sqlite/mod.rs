@@ -30,6 +30,7 @@
 mod codec;
 mod keys;
 mod sandboxes;
+mod teams;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,9 +40,11 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
-use warren_core::{KeyId, SandboxId, SandboxState};
+use warren_core::{KeyId, SandboxId, SandboxState, TeamId, UserId};
 
-use crate::{KeyRecord, NewSandbox, SandboxFilter, SandboxRecord, Store, StoreError};
+use crate::{
+    KeyRecord, NewSandbox, SandboxFilter, SandboxRecord, Store, StoreError, TeamRecord, UserRecord,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -207,18 +210,47 @@ impl Store for SqliteStore {
     }
 
     async fn insert_key(&self, key: KeyRecord) -> Result<(), StoreError> {
-        keys::insert(&self.writer, key).await
+        keys::insert(&self.writer, &key).await
     }
 
     async fn get_key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
         keys::get(&self.reader, id).await
     }
 
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        keys::list(&self.reader).await
+    async fn list_keys(&self, team: Option<&TeamId>) -> Result<Vec<KeyRecord>, StoreError> {
+        keys::list(&self.reader, team).await
     }
 
     async fn revoke_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<(), StoreError> {
         keys::revoke(&self.writer, id, at).await
+    }
+
+    async fn create_team(
+        &self,
+        team: TeamRecord,
+        admin: UserRecord,
+        key: KeyRecord,
+    ) -> Result<(), StoreError> {
+        teams::create(&self.writer, &team, &admin, &key).await
+    }
+
+    async fn get_team(&self, id: &TeamId) -> Result<Option<TeamRecord>, StoreError> {
+        teams::get(&self.reader, id).await
+    }
+
+    async fn list_teams(&self) -> Result<Vec<TeamRecord>, StoreError> {
+        teams::list(&self.reader).await
+    }
+
+    async fn insert_user(&self, user: UserRecord) -> Result<(), StoreError> {
+        teams::add_user(&self.writer, &user).await
+    }
+
+    async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
+        teams::get_user(&self.reader, id).await
+    }
+
+    async fn list_users(&self, team: &TeamId) -> Result<Vec<UserRecord>, StoreError> {
+        teams::list_users(&self.reader, team).await
     }
 }

@@ -60,8 +60,9 @@ pub(super) async fn create(
     }
     let row = sqlx::query(
         "INSERT INTO sandboxes (id, template, state, cpus, memory_mb, pids, env, metadata,
-                                net_slot, created_by, created_at, state_changed_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)
+                                net_slot, created_by, created_at, state_changed_at, expires_at,
+                                team, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
          RETURNING *",
     )
     .bind(new.id.as_str())
@@ -76,6 +77,8 @@ pub(super) async fn create(
     .bind(new.created_by.as_str())
     .bind(now)
     .bind(to_millis(new.expires_at))
+    .bind(new.team.as_str())
+    .bind(new.owner.as_str())
     .fetch_one(&mut *tx)
     .await?;
     let record = sandbox_from_row(&row)?;
@@ -99,14 +102,16 @@ pub(super) async fn list(
     reader: &SqlitePool,
     filter: &SandboxFilter,
 ) -> Result<Vec<SandboxRecord>, StoreError> {
+    let team = filter.team.as_ref().map(|t| t.as_str());
     let rows = if filter.states.is_empty() {
         // Not "the non-terminal states we know": a row in a state this
         // version cannot decode still holds its slot and must show up.
         sqlx::query(
             "SELECT * FROM sandboxes
-             WHERE state NOT IN ('killed', 'failed')
+             WHERE state NOT IN ('killed', 'failed') AND (?1 IS NULL OR team = ?1)
              ORDER BY created_at, rowid",
         )
+        .bind(team)
         .fetch_all(reader)
         .await?
     } else {
@@ -117,10 +122,11 @@ pub(super) async fn list(
         })?;
         sqlx::query(
             "SELECT * FROM sandboxes
-             WHERE state IN (SELECT value FROM json_each(?1))
+             WHERE state IN (SELECT value FROM json_each(?1)) AND (?2 IS NULL OR team = ?2)
              ORDER BY created_at, rowid",
         )
         .bind(states)
+        .bind(team)
         .fetch_all(reader)
         .await?
     };

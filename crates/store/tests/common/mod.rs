@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
-use warren_core::{KeyId, Limits, SandboxId, SandboxState};
-use warren_store::{KeyRecord, NewSandbox, SandboxRecord, SqliteConfig, SqliteStore, Store};
+use warren_core::{KeyId, Limits, Role, SandboxId, SandboxState, TeamId, UserId};
+use warren_store::{
+    KeyRecord, NewSandbox, SandboxRecord, SqliteConfig, SqliteStore, Store, TeamRecord, UserRecord,
+};
 
 /// A store whose database lives in its own temporary directory, removed
 /// when this is dropped.
@@ -27,6 +29,7 @@ impl TestDb {
         let store = SqliteStore::open_with(dir.path().join("warren.db"), config)
             .await
             .expect("open store");
+        seed(&store).await;
         Self { dir, store }
     }
 
@@ -50,6 +53,38 @@ impl TestDb {
     }
 }
 
+/// The team and user that [`key`] and [`new_sandbox`] belong to.
+pub fn team_id() -> TeamId {
+    "tfixture0000".parse().unwrap()
+}
+
+pub fn user_id() -> UserId {
+    "ufixture0000".parse().unwrap()
+}
+
+/// Creates the fixture team with its user and an admin key.
+pub async fn seed(store: &SqliteStore) {
+    let now = millis(OffsetDateTime::now_utc());
+    store
+        .create_team(
+            TeamRecord {
+                id: team_id(),
+                name: "fixture".into(),
+                operator: true,
+                created_at: now,
+            },
+            UserRecord {
+                id: user_id(),
+                team: team_id(),
+                name: "alice".into(),
+                created_at: now,
+            },
+            key("seed"),
+        )
+        .await
+        .expect("seed team");
+}
+
 pub fn new_sandbox() -> NewSandbox {
     NewSandbox {
         id: SandboxId::generate(),
@@ -57,6 +92,8 @@ pub fn new_sandbox() -> NewSandbox {
         limits: Limits::default(),
         env: BTreeMap::new(),
         metadata: BTreeMap::new(),
+        team: team_id(),
+        owner: user_id(),
         created_by: KeyId::generate(),
         expires_at: OffsetDateTime::now_utc() + Duration::minutes(5),
     }
@@ -74,9 +111,14 @@ pub fn with_metadata(pairs: &[(&str, &str)]) -> NewSandbox {
 pub fn key(name: &str) -> KeyRecord {
     KeyRecord {
         id: KeyId::generate(),
+        team: team_id(),
+        user: user_id(),
         name: name.to_owned(),
         hash: vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff],
+        role: Role::Member,
+        scopes: None,
         created_at: millis(OffsetDateTime::now_utc()),
+        expires_at: None,
         revoked_at: None,
     }
 }

@@ -1,0 +1,114 @@
+//! The one table of who may call what: every route names the scope it
+//! needs and whether a sandbox token may call it (on its own sandbox only).
+//!
+//! The authorizer looks requests up by method and matched route; a route
+//! missing from the table is refused, so a new endpoint is closed until it
+//! is listed here (a test checks that every documented route is).
+
+use axum::http::Method;
+use warren_core::Scope;
+
+/// What calling one route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// `None`: any authenticated caller.
+    pub scope: Option<Scope>,
+    /// Whether a sandbox token may call it (with `{id}` its own sandbox).
+    pub sandbox_token: bool,
+}
+
+const fn needs(scope: Scope) -> Rule {
+    Rule {
+        scope: Some(scope),
+        sandbox_token: false,
+    }
+}
+
+const fn needs_or_token(scope: Scope) -> Rule {
+    Rule {
+        scope: Some(scope),
+        sandbox_token: true,
+    }
+}
+
+/// The rule for `method` on the route template `route` (as axum's
+/// `MatchedPath` spells it), or `None` when the route is not listed.
+pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
+    use Scope as S;
+    let m = method.as_str();
+    let rule = match (m, route) {
+        ("GET", "/v1/whoami") => Rule {
+            scope: None,
+            sandbox_token: true,
+        },
+        ("GET", "/v1/sandboxes") => needs(S::SandboxesRead),
+        ("POST", "/v1/sandboxes") => needs(S::SandboxesCreate),
+        ("GET", "/v1/sandboxes/{id}") => needs_or_token(S::SandboxesRead),
+        ("DELETE", "/v1/sandboxes/{id}") => needs(S::SandboxesManage),
+        ("POST", "/v1/sandboxes/{id}/timeout") => needs(S::SandboxesManage),
+        ("POST", "/v1/sandboxes/{id}/exec") => needs(S::SandboxesExec),
+        ("GET" | "PUT", "/v1/sandboxes/{id}/files") => needs(S::SandboxesExec),
+        ("GET", "/v1/sandboxes/{id}/pty") => needs(S::SandboxesExec),
+        ("GET", "/v1/templates") => needs(S::SandboxesRead),
+        ("POST", "/v1/templates/{name}/build") => needs(S::TemplatesBuild),
+        ("GET" | "POST", "/v1/teams") => needs(S::TeamsManage),
+        ("GET" | "POST", "/v1/users") => needs(S::KeysManage),
+        ("GET" | "POST", "/v1/keys") => needs(S::KeysManage),
+        ("DELETE", "/v1/keys/{id}") => needs(S::KeysManage),
+        _ => return None,
+    };
+    Some(rule)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::OpenApi;
+
+    /// Every route the API documents has a rule: none is open by accident.
+    #[test]
+    fn every_documented_route_has_a_rule() {
+        let doc = crate::api::ApiDoc::openapi();
+        let public = ["/v1/health", "/v1/openapi.json"];
+        let mut checked = 0;
+        for (path, item) in &doc.paths.paths {
+            if public.contains(&path.as_str()) {
+                continue;
+            }
+            let methods = [
+                (Method::GET, item.get.is_some()),
+                (Method::POST, item.post.is_some()),
+                (Method::PUT, item.put.is_some()),
+                (Method::DELETE, item.delete.is_some()),
+                (Method::PATCH, item.patch.is_some()),
+            ];
+            for (method, present) in methods {
+                if present {
+                    assert!(
+                        rule_for(&method, path).is_some(),
+                        "{method} {path} has no permission rule"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 15, "only {checked} routes documented");
+    }
+
+    #[test]
+    fn sandbox_tokens_reach_only_their_own_reads() {
+        let token_routes: Vec<_> = [
+            (Method::GET, "/v1/sandboxes/{id}"),
+            (Method::POST, "/v1/sandboxes"),
+            (Method::POST, "/v1/sandboxes/{id}/exec"),
+            (Method::GET, "/v1/sandboxes"),
+            (Method::POST, "/v1/keys"),
+        ]
+        .into_iter()
+        .filter(|(m, r)| rule_for(m, r).unwrap().sandbox_token)
+        .map(|(_, r)| r)
+        .collect();
+        assert_eq!(token_routes, ["/v1/sandboxes/{id}"]);
+        assert!(rule_for(&Method::GET, "/v1/nope").is_none());
+    }
+}

@@ -1,0 +1,139 @@
+//! Sandbox identity: the token each sandbox holds to call Warren's API for
+//! its dispatcher, and how it gets there.
+//!
+//! At create (and after every restore) the daemon mints a token naming the
+//! sandbox and its dispatcher and writes it, as root, to [`TOKEN_FILE`]
+//! inside the sandbox; processes find the API at `WARREN_API_URL` (the
+//! host's end of the sandbox's link, on the sandbox listener) and the file
+//! at `WARREN_SANDBOX_TOKEN_FILE`. A rotation worker replaces the token once
+//! half its lifetime has passed, so a reader of the file always finds one
+//! that is valid for at least half the lifetime. The token never enters the
+//! environment, so no process holds a stale copy in its environment block.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use warren_core::{SandboxId, SandboxState, WarrenError};
+use warren_envd::EnvdClient;
+use warren_store::{SandboxFilter, SandboxRecord};
+
+use super::Sandboxes;
+use crate::auth::TokenIssuer;
+
+/// Where the sandbox's token lives inside it.
+pub const TOKEN_FILE: &str = "/run/warren/token";
+/// How often the rotation worker looks for tokens past half their life.
+const ROTATE_INTERVAL: Duration = Duration::from_secs(30);
+
+pub struct SandboxIdentity {
+    issuer: TokenIssuer,
+    /// The sandbox listener's port on the host.
+    api_port: u16,
+    /// When each live sandbox's current token was minted.
+    minted: Mutex<HashMap<SandboxId, OffsetDateTime>>,
+}
+
+impl SandboxIdentity {
+    pub fn new(issuer: TokenIssuer, api_port: u16) -> Self {
+        Self {
+            issuer,
+            api_port,
+            minted: Mutex::default(),
+        }
+    }
+
+    /// The variables that tell processes where the API and token are.
+    pub fn env(&self, id: &SandboxId, host_addr: IpAddr) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                "WARREN_API_URL".to_owned(),
+                format!("http://{host_addr}:{}", self.api_port),
+            ),
+            ("WARREN_SANDBOX_ID".to_owned(), id.to_string()),
+            (
+                "WARREN_SANDBOX_TOKEN_FILE".to_owned(),
+                TOKEN_FILE.to_owned(),
+            ),
+        ])
+    }
+
+    /// Mints a token for `rec` and writes it into the sandbox.
+    pub async fn hand_out(
+        &self,
+        client: &EnvdClient,
+        rec: &SandboxRecord,
+    ) -> Result<(), WarrenError> {
+        let token = self
+            .issuer
+            .mint(&rec.id, &rec.owner, &rec.created_by, &rec.team);
+        client
+            .clone()
+            .with_user("root")
+            .write_file(TOKEN_FILE, token.into_bytes())
+            .await
+            .map_err(crate::agent_error)?;
+        self.minted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rec.id.clone(), OffsetDateTime::now_utc());
+        Ok(())
+    }
+
+    pub fn forget(&self, id: &SandboxId) {
+        self.minted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Whether `id`'s token is past half its life (or unknown, as after a
+    /// daemon restart).
+    fn due(&self, id: &SandboxId, now: OffsetDateTime) -> bool {
+        let minted = self.minted.lock().unwrap_or_else(|e| e.into_inner());
+        minted
+            .get(id)
+            .is_none_or(|at| now - *at >= self.issuer.ttl() / 2)
+    }
+}
+
+impl Sandboxes {
+    /// Replaces running sandboxes' tokens before they expire, until
+    /// `shutdown` fires.
+    pub async fn run_token_rotation(
+        self: Arc<Self>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(ROTATE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let filter = SandboxFilter {
+                states: vec![SandboxState::Running],
+                ..SandboxFilter::default()
+            };
+            let running = match self.store.list_sandboxes(&filter).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "token rotation could not list sandboxes");
+                    continue;
+                }
+            };
+            let now = OffsetDateTime::now_utc();
+            for rec in running.iter().filter(|r| self.identity.due(&r.id, now)) {
+                let result = match self.agents.get(&rec.id, None) {
+                    Ok(client) => self.identity.hand_out(&client, rec).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(sandbox = %rec.id, error = %e.message, "could not rotate the sandbox token");
+                }
+            }
+        }
+    }
+}
