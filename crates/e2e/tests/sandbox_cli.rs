@@ -12,6 +12,15 @@ fn run(d: &Daemon, args: &[&str]) -> Output {
         .expect("warren runs")
 }
 
+fn run_as(d: &Daemon, key: &str, args: &[&str]) -> Output {
+    d.cli()
+        .env("WARREN_API_KEY", key)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("warren runs")
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -111,4 +120,64 @@ fn sha256_hex(data: &[u8]) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// `warren team`, `user`, `key` and `whoami` against a real daemon: the
+/// operator makes a team, its admin adds a user and mints them a viewer key,
+/// which then cannot create sandboxes, and dies when revoked.
+#[tokio::test]
+async fn sandbox_cli_manages_teams_users_and_keys() {
+    let d = Daemon::start().await.expect("daemon starts");
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).expect("--json output is JSON")
+    };
+    let team = json(&run(
+        &d,
+        &["team", "create", "acme", "--admin", "alice", "--json"],
+    ));
+    let alice = team["key"]["secret"].as_str().unwrap().to_owned();
+    let as_alice = |args: &[&str]| run_as(&d, &alice, args);
+    let who = json(&as_alice(&["whoami", "--json"]));
+    assert_eq!(who["team_name"], "acme");
+    assert_eq!(who["role"], "admin");
+
+    let bob = json(&as_alice(&["user", "create", "bob", "--json"]));
+    let bob_id = bob["id"].as_str().unwrap();
+    let key = as_alice(&[
+        "key", "create", "bob-ro", "--user", bob_id, "--role", "viewer",
+    ]);
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let bob_key = stdout(&key).trim().to_owned();
+    assert!(bob_key.starts_with("wrn_"), "{bob_key}");
+    let listed = stdout(&as_alice(&["key", "ls"]));
+    assert!(
+        listed.contains("bob-ro") && listed.contains("viewer"),
+        "{listed}"
+    );
+
+    let as_bob = |args: &[&str]| run_as(&d, &bob_key, args);
+    let denied = as_bob(&["create"]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("sandboxes:create"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    assert!(as_bob(&["ls"]).status.success());
+
+    let key_id = bob_key.split('_').nth(1).unwrap();
+    assert!(as_alice(&["key", "revoke", key_id]).status.success());
+    let after = as_bob(&["ls"]);
+    assert_eq!(after.status.code(), Some(1));
+    // The operator's team list names both teams.
+    let teams = stdout(&run(&d, &["team", "ls"]));
+    assert!(
+        teams.contains("acme") && teams.contains("default"),
+        "{teams}"
+    );
 }

@@ -155,7 +155,7 @@ impl Tenancy {
         validate_team_name(name)?;
         validate_name("user name", admin, false)?;
         let (team, user) = Self::new_team(name, admin, false);
-        let key = self.mint(&team.id, &user.id, &admin_key(&format!("{admin} (admin)")))?;
+        let key = self.mint(&team.id, &user.id, &admin_key("admin"))?;
         self.store
             .create_team(team.clone(), user.clone(), key.record.clone())
             .await?;

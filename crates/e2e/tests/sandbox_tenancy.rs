@@ -1,0 +1,249 @@
+//! Tenancy end to end: teams see only their own sandboxes, roles and scopes
+//! limit what keys do, expired and revoked keys stop at once, and sandbox
+//! tokens act for their dispatcher on their own sandbox only.
+
+use serde_json::{Value, json};
+use warren_api_types::{NewKey, SandboxList, TeamCreated, WhoAmI};
+use warren_e2e::Daemon;
+
+/// `method path` with `key`, returning the status and the JSON body.
+async fn call(
+    d: &Daemon,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{}{path}", d.url);
+    let mut req = d
+        .http
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(key);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn mint(d: &Daemon, admin: &str, body: Value) -> String {
+    let (status, key) = call(d, admin, "POST", "/v1/keys", Some(body)).await;
+    assert_eq!(status, 201, "{key}");
+    serde_json::from_value::<NewKey>(key).unwrap().secret
+}
+
+#[tokio::test]
+async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
+    let d = Daemon::with_base().await;
+    let a = d.key.clone();
+    let sb = d.create_sandbox(json!({})).await;
+
+    // The operator creates team B; B's admin mints a member key.
+    let (status, created) = call(
+        &d,
+        &a,
+        "POST",
+        "/v1/teams",
+        Some(json!({"name": "team-b", "admin": "bea"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let created: TeamCreated = serde_json::from_value(created).unwrap();
+    let b_admin = created.key.secret;
+    let b = mint(&d, &b_admin, json!({"name": "b-member"})).await;
+
+    // B sees nothing of A: every path answers 404, as if the sandbox did
+    // not exist, and B's listing is empty.
+    let id = &sb.id;
+    for (method, path) in [
+        ("GET", format!("/v1/sandboxes/{id}")),
+        ("DELETE", format!("/v1/sandboxes/{id}")),
+        ("POST", format!("/v1/sandboxes/{id}/timeout")),
+        (
+            "GET",
+            format!("/v1/sandboxes/{id}/files?path=/etc/hostname"),
+        ),
+    ] {
+        let body = (method == "POST").then(|| json!({"timeout_s": 60}));
+        let (status, err) = call(&d, &b, method, &path, body).await;
+        assert_eq!(status, 404, "{method} {path}: {err}");
+        assert_eq!(err["code"], "not_found");
+    }
+    let (status, err) = call(
+        &d,
+        &b,
+        "POST",
+        &format!("/v1/sandboxes/{id}/exec"),
+        Some(json!({"cmd": ["true"]})),
+    )
+    .await;
+    assert_eq!(status, 404, "{err}");
+    let (_, list) = call(&d, &b, "GET", "/v1/sandboxes", None).await;
+    let list: SandboxList = serde_json::from_value(list).unwrap();
+    assert!(list.sandboxes.is_empty(), "B lists A's sandboxes: {list:?}");
+    // B's admin cannot see or revoke A's keys, nor create teams.
+    let a_key_id = a.split('_').nth(1).unwrap();
+    let (status, _) = call(
+        &d,
+        &b_admin,
+        "DELETE",
+        &format!("/v1/keys/{a_key_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &d,
+        &b_admin,
+        "POST",
+        "/v1/teams",
+        Some(json!({"name": "c", "admin": "x"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // The sandbox is untouched.
+    let out = d.sh(id, "echo still here").await;
+    assert_eq!(out.stdout_str(), "still here\n");
+
+    // A viewer of team A reads but cannot create or exec.
+    let viewer = mint(&d, &a, json!({"name": "viewer", "role": "viewer"})).await;
+    let (status, _) = call(&d, &viewer, "GET", &format!("/v1/sandboxes/{id}"), None).await;
+    assert_eq!(status, 200);
+    let (status, err) = call(
+        &d,
+        &viewer,
+        "POST",
+        &format!("/v1/sandboxes/{id}/exec"),
+        Some(json!({"cmd": ["true"]})),
+    )
+    .await;
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(err["code"], "permission_denied");
+    let (status, _) = call(&d, &viewer, "POST", "/v1/sandboxes", Some(json!({}))).await;
+    assert_eq!(status, 403);
+    // ... and cannot mint itself a stronger key.
+    let (status, _) = call(&d, &viewer, "POST", "/v1/keys", Some(json!({"name": "x"}))).await;
+    assert_eq!(status, 403);
+    // A member cannot mint an admin key.
+    let member = mint(
+        &d,
+        &a,
+        json!({"name": "member", "scopes": ["sandboxes:read"]}),
+    )
+    .await;
+    let (status, who) = call(&d, &member, "GET", "/v1/whoami", None).await;
+    assert_eq!(status, 200);
+    let who: WhoAmI = serde_json::from_value(who).unwrap();
+    assert_eq!(who.scopes, ["sandboxes:read"]);
+    let (status, _) = call(&d, &member, "DELETE", &format!("/v1/sandboxes/{id}"), None).await;
+    assert_eq!(status, 403, "scopes narrow the member role");
+
+    // An expired key and a revoked key get 401.
+    let short = mint(&d, &a, json!({"name": "short", "expires_in_s": 1})).await;
+    let (status, _) = call(&d, &short, "GET", "/v1/sandboxes", None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, err) = call(&d, &short, "GET", "/v1/sandboxes", None).await;
+    assert_eq!(status, 401, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("expired"),
+        "{err}"
+    );
+    let viewer_id = viewer.split('_').nth(1).unwrap();
+    let (status, _) = call(&d, &a, "DELETE", &format!("/v1/keys/{viewer_id}"), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&d, &viewer, "GET", "/v1/sandboxes", None).await;
+    assert_eq!(status, 401);
+}
+
+/// What `curl` inside the sandbox gets from its API with its own token.
+async fn from_inside(d: &Daemon, id: &str, method: &str, path: &str) -> (u16, String) {
+    let script = format!(
+        "curl -s -m 5 -o /tmp/body -w '%{{http_code}}' -X {method} \
+           -H \"Authorization: Bearer $(cat \"$WARREN_SANDBOX_TOKEN_FILE\")\" \
+           -H 'Content-Type: application/json' --data-binary @/dev/null \
+           \"$WARREN_API_URL{path}\"; echo; cat /tmp/body"
+    );
+    let script = if method == "GET" {
+        script.replace("--data-binary @/dev/null", "")
+    } else {
+        script
+    };
+    let out = d.sh(id, &script).await;
+    let text = out.stdout_str();
+    let (status, body) = text.split_once('\n').unwrap_or((&text, ""));
+    (status.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+#[tokio::test]
+async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
+    let d = Daemon::with_base().await;
+    let member = mint(&d, &d.key, json!({"name": "dispatcher"})).await;
+    let create = |key: String| {
+        let d = &d;
+        async move {
+            let (status, sb) = call(d, &key, "POST", "/v1/sandboxes", Some(json!({}))).await;
+            assert_eq!(status, 201, "{sb}\n{}", d.log());
+            sb["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let sb = create(member.clone()).await;
+    let other = create(member.clone()).await;
+
+    // The token file is there; the token is not in the environment.
+    let out = d
+        .sh(
+            &sb,
+            "test -s \"$WARREN_SANDBOX_TOKEN_FILE\" && env | grep -c wst_ || true",
+        )
+        .await;
+    assert_eq!(out.stdout_str().trim(), "0", "{}", out.stderr_str());
+
+    let (status, body) = from_inside(&d, &sb, "GET", &format!("/v1/sandboxes/{sb}")).await;
+    assert_eq!(status, 200, "{body}\n{}", d.log());
+    assert!(body.contains(&sb));
+    let (status, body) = from_inside(&d, &sb, "GET", "/v1/whoami").await;
+    assert_eq!(status, 200, "{body}");
+    let who: WhoAmI = serde_json::from_str(&body).unwrap();
+    assert_eq!(who.sandbox.as_deref(), Some(sb.as_str()));
+    assert_eq!(who.role, "member");
+    assert!(
+        !who.scopes.contains(&"sandboxes:exec".to_owned()),
+        "{who:?}"
+    );
+
+    // Nothing beyond its own reads.
+    let (status, _) = from_inside(&d, &sb, "GET", &format!("/v1/sandboxes/{other}")).await;
+    assert_eq!(status, 404, "another sandbox of the same team");
+    let (status, _) = from_inside(&d, &sb, "POST", "/v1/sandboxes").await;
+    assert_eq!(status, 403);
+    let (status, _) = from_inside(&d, &sb, "GET", "/v1/sandboxes").await;
+    assert_eq!(status, 403);
+    let (status, _) = from_inside(&d, &sb, "DELETE", &format!("/v1/sandboxes/{sb}")).await;
+    assert_eq!(status, 403);
+
+    // The token is useless outside its sandbox: the main API refuses it,
+    // and so does the sandbox listener for any other address.
+    let token = d.sh_root(&sb, "cat /run/warren/token").await.stdout_str();
+    assert!(token.starts_with("wst_"), "{token}");
+    let (status, _) = call(&d, &token, "GET", &format!("/v1/sandboxes/{sb}"), None).await;
+    assert_eq!(status, 401);
+    let script = format!(
+        "curl -s -m 5 -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' \
+           \"$WARREN_API_URL/v1/sandboxes/{sb}\""
+    );
+    let out = d.sh(&other, &script).await;
+    assert_eq!(out.stdout_str(), "401", "the other sandbox used sb's token");
+
+    // Revoking the dispatcher's key ends the token at once.
+    let member_id = member.split('_').nth(1).unwrap();
+    let (status, _) = call(&d, &d.key, "DELETE", &format!("/v1/keys/{member_id}"), None).await;
+    assert_eq!(status, 200);
+    let (status, body) = from_inside(&d, &sb, "GET", &format!("/v1/sandboxes/{sb}")).await;
+    assert_eq!(status, 401, "{body}");
+}
