@@ -141,7 +141,10 @@ impl Authenticator {
             .get_sandbox(&claims.sbx)
             .await?
             .ok_or_else(gone)?;
-        if sandbox.state.is_terminal() || sandbox.team != claims.team {
+        let dispatched = sandbox.team == claims.team
+            && sandbox.owner == claims.sub
+            && sandbox.created_by == claims.key;
+        if sandbox.state.is_terminal() || !dispatched {
             return Err(gone());
         }
         let from_own_address = peer.is_some_and(|p| self.agents.address(&claims.sbx) == Some(p));

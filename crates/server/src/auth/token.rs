@@ -76,7 +76,8 @@ impl TokenIssuer {
         self.ttl
     }
 
-    /// A token for `claims` minus the times, valid from now for the TTL.
+    /// A token for sandbox `sbx` acting for user `sub` (dispatched with
+    /// `key`, in `team`), valid from now for the configured lifetime.
     pub fn mint(&self, sbx: &SandboxId, sub: &UserId, key: &KeyId, team: &TeamId) -> String {
         let now = OffsetDateTime::now_utc();
         let claims = Claims {
