@@ -1,9 +1,11 @@
 //! Start-up and shutdown of `warren serve`.
 //!
-//! Order: data directory → secrets → store → bootstrap key → runtime →
-//! templates → reconcile with the runtime → background workers → listener.
-//! On shutdown the listener drains, workers stop, and live sandboxes keep
-//! running: the next start re-attaches them.
+//! Order: data directory → secrets → store → audit log (writer, signer;
+//! key `secrets/audit.key`) → bootstrap key → runtime → templates →
+//! reconcile with the runtime → background workers → listener.
+//! On shutdown the listener drains, workers stop, the audit signer signs
+//! the log a last time, and live sandboxes keep running: the next start
+//! re-attaches them.
 
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
@@ -19,6 +21,7 @@ use warren_store::{KeyRecord, SqliteStore, Store};
 use warren_template::TemplateStore;
 
 use crate::api::{AppState, router};
+use crate::audit::Audit;
 use crate::auth::{ApiKey, Authenticator, Pepper, write_private};
 use crate::service::{Agents, Sandboxes, Teardown};
 use crate::templates::TemplateBuilds;
@@ -46,11 +49,15 @@ pub async fn run(
     let agent_secret = Pepper::load_or_create(&secrets.join("agent-secret"))
         .map_err(|e| startup("agent secret", e))?;
 
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&data.join("warren.db"))
-            .await
-            .map_err(|e| startup("cannot open the store", e))?,
-    );
+    let sqlite = SqliteStore::open(&data.join("warren.db"))
+        .await
+        .map_err(|e| startup("cannot open the store", e))?;
+    let audit_key = warren_audit::keyfile::load_or_create(&secrets.join("audit.key"))
+        .map_err(|e| startup("audit signing key", e))?;
+    let (audit, audit_tasks) = Audit::start(sqlite.audit(), audit_key)
+        .await
+        .map_err(|e| startup("audit log", e))?;
+    let store: Arc<dyn Store> = Arc::new(sqlite);
     bootstrap_admin_key(&config, store.as_ref(), &pepper).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
@@ -77,6 +84,7 @@ pub async fn run(
         Agents::new(agent_secret),
         agent_binary,
         teardown,
+        audit.clone(),
     ));
     sandboxes
         .reconcile()
@@ -89,6 +97,7 @@ pub async fn run(
     let state = AppState {
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(templates)),
+        audit,
     };
     let app = router(state, Authenticator { store, pepper });
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -106,6 +115,7 @@ pub async fn run(
     tracing::info!("shutting down; live sandboxes keep running");
     let _ = stop_tx.send(true);
     let _ = reaper.await;
+    audit_tasks.stop().await;
     drop(sandboxes);
     if tokio::time::timeout(Duration::from_secs(20), teardown_worker)
         .await

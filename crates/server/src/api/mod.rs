@@ -5,6 +5,7 @@
 //! Limits live in one layer stack: JSON bodies up to [`JSON_BODY_LIMIT`],
 //! file uploads up to [`UPLOAD_LIMIT`].
 
+mod audit;
 mod exec;
 mod extract;
 mod files;
@@ -14,6 +15,7 @@ mod pty;
 mod sandboxes;
 mod stream;
 mod templates;
+mod timeline;
 
 use std::sync::Arc;
 
@@ -23,6 +25,8 @@ use axum::middleware;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
+use crate::audit::Audit;
+use crate::audit::requests::record_requests;
 use crate::auth::{Authenticator, require_key};
 use crate::service::Sandboxes;
 use crate::templates::TemplateBuilds;
@@ -40,6 +44,7 @@ pub const UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
 pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub templates: Arc<TemplateBuilds>,
+    pub audit: Audit,
 }
 
 /// Every path the API does not know answers 404 in the API's error format.
@@ -71,6 +76,15 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/sandboxes/{id}/pty", get(pty::pty))
         .route("/v1/templates", get(templates::list))
         .route("/v1/templates/{name}/build", post(templates::build))
+        .route("/v1/sandboxes/{id}/timeline", get(timeline::timeline))
+        .route("/v1/audit/entries", get(audit::entries))
+        .route("/v1/audit/entries/{index}/proof", get(audit::proof))
+        .route("/v1/audit/consistency", get(audit::consistency))
+        .route("/v1/audit/heads", get(audit::heads))
+        .route_layer(middleware::from_fn_with_state(
+            state.audit.clone(),
+            record_requests,
+        ))
         .layer(middleware::from_fn_with_state(auth, require_key));
     Router::new()
         .route("/v1/health", get(health::health))

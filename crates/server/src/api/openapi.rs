@@ -1,7 +1,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{exec, files, health, pty, sandboxes, templates};
+use super::{audit, exec, files, health, pty, sandboxes, templates, timeline};
 
 /// The OpenAPI document of the native API, generated from the handlers and
 /// the types in `warren-api-types`.
@@ -15,6 +15,8 @@ use super::{exec, files, health, pty, sandboxes, templates};
         files::download, files::upload,
         pty::pty,
         templates::list, templates::build,
+        audit::entries, audit::proof, audit::consistency, audit::heads,
+        timeline::timeline,
     ),
     modifiers(&BearerAuth),
 )]

@@ -9,6 +9,7 @@ use warren_store::SandboxRecord;
 
 use super::Sandboxes;
 use super::create::validate_timeout;
+use crate::audit::AuditActor;
 
 /// How often the reaper looks for expired sandboxes.
 const REAP_INTERVAL: Duration = Duration::from_millis(500);
@@ -54,7 +55,8 @@ impl Sandboxes {
             };
             for id in expired {
                 tracing::info!(sandbox = %id, "sandbox reached its timeout");
-                if let Err(e) = self.kill(&id).await {
+                let reaper = AuditActor::system("reaper");
+                if let Err(e) = self.end(&id, &reaper, "sandbox.expire").await {
                     tracing::warn!(sandbox = %id, error = %e.message, "could not kill expired sandbox");
                 }
             }

@@ -16,15 +16,20 @@ mod files;
 mod lifetimes;
 mod pty;
 pub mod reconcile;
+mod record;
 pub mod teardown;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde_json::Map;
+use warren_audit::Outcome;
 use warren_core::{SandboxId, SandboxState, Transition, WarrenError};
 use warren_runtime::Runtime;
 use warren_store::{SandboxRecord, Store, StoreError};
 use warren_template::TemplateStore;
+
+use crate::audit::{Audit, AuditActor};
 
 pub use agents::Agents;
 pub use create::CreateParams;
@@ -45,6 +50,7 @@ pub struct Sandboxes {
     pub(crate) agents: Agents,
     pub(crate) agent_binary: PathBuf,
     pub(crate) teardown: Teardown,
+    pub(crate) audit: Audit,
 }
 
 impl Sandboxes {
@@ -55,6 +61,7 @@ impl Sandboxes {
         agents: Agents,
         agent_binary: PathBuf,
         teardown: Teardown,
+        audit: Audit,
     ) -> Self {
         Self {
             store,
@@ -63,6 +70,7 @@ impl Sandboxes {
             agents,
             agent_binary,
             teardown,
+            audit,
         }
     }
 
@@ -112,17 +120,32 @@ impl Sandboxes {
         }
     }
 
-    /// Kills the sandbox: the state change is durable at once, the teardown
-    /// happens in the background.
-    pub async fn kill(&self, id: &SandboxId) -> Result<(), WarrenError> {
+    /// Kills the sandbox on `actor`'s request: the state change is durable
+    /// at once, the teardown happens in the background.
+    pub async fn kill(&self, id: &SandboxId, actor: &AuditActor) -> Result<(), WarrenError> {
+        self.end(id, actor, "sandbox.kill").await
+    }
+
+    /// Kills the sandbox and records it as `action` (a kill or an expiry).
+    pub(crate) async fn end(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+        action: &'static str,
+    ) -> Result<(), WarrenError> {
         let rec = self.get(id).await?;
         if rec.state == SandboxState::Killed {
             return Ok(());
         }
+        let from = rec.state;
         self.transition(id, Transition::Kill).await?;
         self.agents.remove(id);
         self.teardown.enqueue(id.clone());
-        tracing::info!(sandbox = %id, "sandbox killed");
+        tracing::info!(sandbox = %id, action, "sandbox killed");
+        let mut details = Map::new();
+        details.insert("from_state".into(), from.as_str().into());
+        self.record_lifecycle(actor, id, action, Outcome::Ok, details)
+            .await;
         Ok(())
     }
 }
