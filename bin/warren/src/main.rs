@@ -32,6 +32,8 @@ Examples:
   warren shell $ID                       interactive terminal
   warren ls --json
   warren kill $ID
+  warren timeline $ID                    what happened in it
+  warren audit verify                    check the audit log locally
 
 The daemon is found through --url/--api-key, then WARREN_URL/WARREN_API_KEY,
 then the client config written by `warren serve` (WARREN_CONFIG, default
@@ -69,6 +71,8 @@ enum Command {
     Kill(commands::kill::Args),
     Timeout(commands::timeout::Args),
     Template(commands::template::Args),
+    Audit(commands::audit::Args),
+    Timeline(commands::timeline::Args),
 }
 
 fn main() {
@@ -115,6 +119,8 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Kill(args) => commands::kill::run(&ctx, args).await,
         Command::Timeout(args) => commands::timeout::run(&ctx, args).await,
         Command::Template(args) => commands::template::run(&ctx, args).await,
+        Command::Audit(args) => commands::audit::run(&ctx, args).await,
+        Command::Timeline(args) => commands::timeline::run(&ctx, args).await,
     }
 }
 
