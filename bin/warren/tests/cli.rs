@@ -456,10 +456,10 @@ fn serve_rejects_bad_arguments_before_starting() {
     assert!(stderr(&o).contains("10.77.0.0/16"), "{}", stderr(&o));
 }
 
-/// A signed log of `n` entries with heads at the sizes in `at`.
-fn audit_log(n: u64, at: &[u64]) -> AuditLog {
+/// A log of `n` entries with heads at the sizes in `at`, signed by `seed`'s key.
+fn audit_log_by(seed: u8, n: u64, at: &[u64]) -> AuditLog {
     use warren_audit::{AuditEntry, ExportedEntry, Frontier, Outcome, SigningKey, TreeHead};
-    let key = SigningKey::from_bytes(&[5; 32]);
+    let key = SigningKey::from_bytes(&[seed; 32]);
     let mut frontier = Frontier::new();
     let mut log = AuditLog {
         public_key: key
@@ -499,6 +499,10 @@ fn audit_log(n: u64, at: &[u64]) -> AuditLog {
         }
     }
     log
+}
+
+fn audit_log(n: u64, at: &[u64]) -> AuditLog {
+    audit_log_by(5, n, at)
 }
 
 #[test]
@@ -545,6 +549,16 @@ fn audit_verify_passes_names_an_edited_entry_and_catches_a_rollback() {
     assert_eq!(rolled.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&rolled.stdout).unwrap();
     assert_eq!(report["first_bad_index"], 4, "{report}");
+
+    // A daemon signing with another key is not the checkpoint's log.
+    m.set_audit(audit_log_by(6, 8, &[4, 8]));
+    let other = run(warren(&url).args(["audit", "verify", "--checkpoint", cp.to_str().unwrap()]));
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        stderr(&other).contains("the checkpoint was signed with"),
+        "{}",
+        stderr(&other)
+    );
 }
 
 #[test]
