@@ -5,10 +5,9 @@
 //! - appends/s through `Audit::record` with many concurrent callers (group
 //!   commit: one transaction per batch of waiting callers);
 //! - the latency of one `Audit::record` by a lone caller, and under that
-//!   concurrent load: what an exec waits for. An exec waits for two appends
-//!   in sequence (its `api.request` entry before the response starts, its
-//!   `process.exec` entry before the `exit` line), so the latency added to
-//!   an exec is twice this figure;
+//!   concurrent load: what an exec waits for (its `process.exec` entry is
+//!   committed before the `exit` line is sent; its `api.request` entry is
+//!   appended alongside the stream and is not waited for);
 //! - inclusion and consistency proof time and size at `entries` persisted
 //!   entries (filled directly through the store in batches of 1000);
 //! - reading the whole log back (the export) and `verify_log` over it.
@@ -168,15 +167,18 @@ pub async fn run(entries: u64, callers: u64) -> anyhow::Result<Vec<Row>> {
     drop(audit);
 
     let audit_store = store.audit();
-    let t = Instant::now();
-    fill(&audit_store, entries).await?;
-    let fill_rate = entries as f64 / t.elapsed().as_secs_f64();
-    rows.push(Row::new(
-        format!("bulk fill to {entries} entries (1000 per transaction)"),
-        "/s",
-        fill_rate,
-        None,
-    ));
+    let before = audit_store.size().await?;
+    if entries > before {
+        let t = Instant::now();
+        fill(&audit_store, entries).await?;
+        let rate = (entries - before) as f64 / t.elapsed().as_secs_f64();
+        rows.push(Row::new(
+            format!("bulk fill to {entries} entries, 1000 per transaction"),
+            "/s",
+            rate,
+            None,
+        ));
+    }
 
     let log = MerkleLog::open(audit_store.clone()).await?;
     let size = log.size();

@@ -5,12 +5,16 @@
 //! is the sandbox id when the route has one, else the request path; its
 //! outcome follows the status (2xx/3xx `ok`, 401/403 `denied`, anything
 //! else `error`). It is recorded after the handler answered (the call has
-//! happened) and before the response leaves. When the audit writer is
-//! gone, state-changing calls are refused with an internal error before
-//! they run, so none happens unrecorded.
+//! happened) and committed before the response leaves — except for
+//! streaming answers (`application/x-ndjson`: exec, template builds), whose
+//! act is still running when the head goes out and records its own end
+//! (`process.exec`): their request entry is appended alongside, so an exec
+//! waits for one append, not two. When the audit writer is gone,
+//! state-changing calls are refused with an internal error before they run,
+//! so none happens unrecorded.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use warren_audit::Outcome;
@@ -77,7 +81,15 @@ pub async fn record_requests(State(audit): State<Audit>, req: Request, next: Nex
     .with("method", method.as_str())
     .with("route", route)
     .with("status", status.as_u16());
-    audit.record_done(&actor, event).await;
+    let streaming = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
+    if streaming {
+        tokio::spawn(async move { audit.record_done(&actor, event).await });
+    } else {
+        audit.record_done(&actor, event).await;
+    }
     response
 }
 
