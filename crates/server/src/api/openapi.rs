@@ -43,3 +43,34 @@ impl utoipa::Modify for BearerAuth {
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_endpoints_and_their_schemas_are_documented() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for path in [
+            "/v1/audit/entries",
+            "/v1/audit/entries/{index}/proof",
+            "/v1/audit/consistency",
+            "/v1/audit/heads",
+            "/v1/sandboxes/{id}/timeline",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} missing");
+        }
+        for schema in [
+            "AuditEntryList",
+            "InclusionProof",
+            "ConsistencyProof",
+            "AuditHeads",
+            "Timeline",
+        ] {
+            assert!(
+                doc["components"]["schemas"][schema].is_object(),
+                "{schema} missing"
+            );
+        }
+    }
+}
