@@ -58,7 +58,7 @@ pub async fn run(
         .await
         .map_err(|e| startup("audit log", e))?;
     let store: Arc<dyn Store> = Arc::new(sqlite);
-    bootstrap_admin_key(&config, store.as_ref(), &pepper).await?;
+    bootstrap_admin_key(&config, store.as_ref(), &pepper, &audit).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
     let runtime: Arc<dyn Runtime> = Arc::new(
@@ -126,12 +126,14 @@ pub async fn run(
     Ok(())
 }
 
-/// On first start (no keys at all) mints the admin key, prints it once and
-/// writes `<data_dir>/client.json` for the CLI.
+/// On first start (no keys at all) mints the admin key, records it in the
+/// audit log (`key.create` by `system:bootstrap`), prints it once and writes
+/// `<data_dir>/client.json` for the CLI.
 async fn bootstrap_admin_key(
     config: &Config,
     store: &dyn Store,
     pepper: &Pepper,
+    audit: &Audit,
 ) -> Result<(), ServeError> {
     let keys = store
         .list_keys()
@@ -151,6 +153,17 @@ async fn bootstrap_admin_key(
         })
         .await
         .map_err(|e| startup("cannot store the admin key", e))?;
+    let minted = crate::audit::Event {
+        action: "key.create",
+        target: key.id.to_string(),
+        sandbox: None,
+        outcome: warren_audit::Outcome::Ok,
+        details: Default::default(),
+    }
+    .with("name", "admin");
+    audit
+        .record_done(&crate::audit::AuditActor::system("bootstrap"), minted)
+        .await;
     let host = if config.listen.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {

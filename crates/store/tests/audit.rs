@@ -52,21 +52,28 @@ async fn append_range(
     let mut next = from;
     while next < to {
         let end = (next + batch).min(to);
-        let items: Vec<AuditAppend> = (next..end)
-            .map(|i| {
-                let mut e = entry(i);
-                e.index = i;
-                let nodes = frontier.push_nodes(e.leaf_hash().unwrap());
-                AuditAppend {
-                    sandbox: Some(e.target.clone()),
-                    entry: e,
-                    nodes,
-                }
-            })
-            .collect();
-        audit.append(next, &items).await.unwrap();
+        audit
+            .append(next, &appends(frontier, next..end))
+            .await
+            .unwrap();
         next = end;
     }
+}
+
+/// Entries `range` with their nodes, continuing `frontier`.
+fn appends(frontier: &mut Frontier, range: std::ops::Range<u64>) -> Vec<AuditAppend> {
+    range
+        .map(|i| {
+            let mut e = entry(i);
+            e.index = i;
+            let nodes = frontier.push_nodes(e.leaf_hash().unwrap());
+            AuditAppend {
+                sandbox: Some(e.target.clone()),
+                entry: e,
+                nodes,
+            }
+        })
+        .collect()
 }
 
 /// The frontier a restarted writer reads back from the store.
@@ -299,7 +306,13 @@ async fn an_append_is_all_or_nothing() {
         "the first entry of the batch is not kept"
     );
 
-    let err = audit.append(9, &batch[..1]).await.unwrap_err();
+    // A writer that believes the log has 9 entries.
+    let mut stale = Frontier::new();
+    appends(&mut stale, 0..9);
+    let err = audit
+        .append(9, &appends(&mut stale, 9..10))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -311,6 +324,27 @@ async fn an_append_is_all_or_nothing() {
         "{err}"
     );
     assert_eq!(verify(&audit, &[]).await, Ok(10));
+}
+
+#[tokio::test]
+async fn a_transaction_failing_halfway_leaves_nothing() {
+    let (db, audit) = signed_log(10, 10).await;
+    // A stray row makes the second entry's node insert fail inside the
+    // transaction, after the entry rows were written.
+    sql(
+        &db,
+        "INSERT INTO audit_nodes (level, idx, hash) VALUES (0, 11, zeroblob(32))",
+    )
+    .await;
+    let batch = appends(&mut frontier_of(&audit).await, 10..12);
+    let err = audit.append(10, &batch).await.unwrap_err();
+    assert!(matches!(err, AuditStoreError::Database(_)), "{err}");
+    assert_eq!(audit.size().await.unwrap(), 10);
+    assert_eq!(
+        export(&audit).await.len(),
+        10,
+        "no entry row of the batch is kept"
+    );
 }
 
 #[tokio::test]

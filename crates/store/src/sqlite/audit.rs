@@ -59,23 +59,67 @@ async fn stored_size(tx: &mut Transaction<'_, Sqlite>) -> Result<u64, AuditStore
     Ok(size as u64)
 }
 
-/// Inserts the nodes of leaf `leaf` after checking they are exactly the ones
-/// appending it creates.
+/// Rows per multi-row INSERT (SQLite binds at most 32766 parameters).
+const ROWS_PER_INSERT: usize = 1000;
+
+/// Inserts `nodes` (already checked) with multi-row INSERTs.
 async fn insert_nodes(
     tx: &mut Transaction<'_, Sqlite>,
-    leaf: u64,
     nodes: &[Node],
 ) -> Result<(), AuditStoreError> {
-    check_append(leaf, nodes).map_err(AuditStoreError::BadAppend)?;
-    for node in nodes {
-        sqlx::query("INSERT INTO audit_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")
-            .bind(i64::from(node.level))
-            .bind(to_i64("node index", node.index)?)
-            .bind(node.hash.as_bytes().as_slice())
-            .execute(&mut **tx)
-            .await?;
+    for chunk in nodes.chunks(ROWS_PER_INSERT) {
+        let rows = chunk
+            .iter()
+            .map(|n| {
+                Ok((
+                    i64::from(n.level),
+                    to_i64("node index", n.index)?,
+                    n.hash.0.to_vec(),
+                ))
+            })
+            .collect::<Result<Vec<_>, AuditStoreError>>()?;
+        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO audit_nodes (level, idx, hash) ");
+        q.push_values(rows, |mut row, (level, index, hash)| {
+            row.push_bind(level).push_bind(index).push_bind(hash);
+        });
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// One `audit_entries` row, encoded.
+type EntryRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    &'static str,
+    String,
+);
+
+fn entry_row(index: u64, item: &AuditAppend) -> Result<EntryRow, AuditStoreError> {
+    let entry = &item.entry;
+    if entry.index != index {
+        return Err(AuditStoreError::BadIndex {
+            expected: index,
+            found: entry.index,
+        });
+    }
+    check_append(index, &item.nodes).map_err(AuditStoreError::BadAppend)?;
+    Ok((
+        to_i64("entry index", index)?,
+        to_i64("entry time", entry.time_ms)?,
+        entry.team.clone(),
+        item.sandbox.clone(),
+        encode("actor chain", &entry.actor)?,
+        entry.action.clone(),
+        entry.target.clone(),
+        entry.outcome.as_str(),
+        encode("details", &entry.details)?,
+    ))
 }
 
 /// Records the new size inside the append's transaction.
@@ -116,33 +160,31 @@ impl SqliteAudit {
         old_size: u64,
         batch: &[AuditAppend],
     ) -> Result<(), AuditStoreError> {
+        let rows = (old_size..)
+            .zip(batch)
+            .map(|(index, item)| entry_row(index, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        let nodes: Vec<Node> = batch.iter().flat_map(|i| i.nodes.iter().copied()).collect();
         let mut tx = begin_at(&self.writer, old_size).await?;
-        for (index, item) in (old_size..).zip(batch) {
-            let entry = &item.entry;
-            if entry.index != index {
-                return Err(AuditStoreError::BadIndex {
-                    expected: index,
-                    found: entry.index,
-                });
-            }
-            sqlx::query(
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO audit_entries
-                     (idx, time_ms, team, sandbox, actor, action, target, outcome, details)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )
-            .bind(to_i64("entry index", index)?)
-            .bind(to_i64("entry time", entry.time_ms)?)
-            .bind(&entry.team)
-            .bind(item.sandbox.as_deref())
-            .bind(encode("actor chain", &entry.actor)?)
-            .bind(&entry.action)
-            .bind(&entry.target)
-            .bind(entry.outcome.as_str())
-            .bind(encode("details", &entry.details)?)
-            .execute(&mut *tx)
-            .await?;
-            insert_nodes(&mut tx, index, &item.nodes).await?;
+                     (idx, time_ms, team, sandbox, actor, action, target, outcome, details) ",
+            );
+            q.push_values(chunk.iter().cloned(), |mut row, e| {
+                row.push_bind(e.0)
+                    .push_bind(e.1)
+                    .push_bind(e.2)
+                    .push_bind(e.3)
+                    .push_bind(e.4)
+                    .push_bind(e.5)
+                    .push_bind(e.6)
+                    .push_bind(e.7)
+                    .push_bind(e.8);
+            });
+            q.build().execute(&mut *tx).await?;
         }
+        insert_nodes(&mut tx, &nodes).await?;
         grow(&mut tx, old_size, old_size + batch.len() as u64).await?;
         tx.commit().await?;
         Ok(())
@@ -309,8 +351,9 @@ impl NodeStore for SqliteAudit {
     /// Stores hashes only; see the module docs.
     async fn append(&self, old_size: u64, nodes: &[Node]) -> Result<(), warren_audit::StoreError> {
         let run = async {
+            check_append(old_size, nodes).map_err(AuditStoreError::BadAppend)?;
             let mut tx = begin_at(&self.writer, old_size).await?;
-            insert_nodes(&mut tx, old_size, nodes).await?;
+            insert_nodes(&mut tx, nodes).await?;
             grow(&mut tx, old_size, old_size + 1).await?;
             tx.commit().await?;
             Ok::<_, AuditStoreError>(())
