@@ -10,7 +10,10 @@
 //!   appended alongside the stream and is not waited for);
 //! - inclusion and consistency proof time and size at `entries` persisted
 //!   entries (filled directly through the store in batches of 1000);
-//! - reading the whole log back (the export) and `verify_log` over it.
+//! - reading the whole log back (the export) and `verify_log` over it;
+//! - with `--through-cli`: `warren audit verify` end to end (HTTP export,
+//!   heads, local verification) against a real daemon whose database was
+//!   filled to `entries` while it was stopped.
 
 use std::time::{Duration, Instant};
 
@@ -269,4 +272,34 @@ pub async fn run(entries: u64, callers: u64) -> anyhow::Result<Vec<Row>> {
     ));
     store.close().await;
     Ok(rows)
+}
+
+/// Times `warren audit verify` against a real daemon holding `entries`
+/// entries (filled while it is stopped, signed with its own key).
+pub async fn verify_through_cli(entries: u64) -> anyhow::Result<Vec<Row>> {
+    let mut d = warren_e2e::Daemon::start().await?;
+    d.stop_with(nix::sys::signal::Signal::SIGTERM)?;
+    let store = SqliteStore::open(d.data_dir().join("warren.db")).await?;
+    let key = warren_audit::keyfile::load(&d.data_dir().join("secrets/audit.key"))?;
+    let audit = store.audit();
+    fill(&audit, entries).await?;
+    let log = MerkleLog::open(audit.clone()).await?;
+    let head = log.tree_head(1).await?;
+    audit.insert_head(&head.sign(&key)).await?;
+    store.close().await;
+    d.restart().await?;
+    let t = Instant::now();
+    let out = d.run_cli(&["audit", "verify", "--json"]);
+    let took = t.elapsed();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    anyhow::ensure!(report["ok"] == true, "verify failed: {report}");
+    Ok(vec![Row::new(
+        format!(
+            "`warren audit verify` over {} entries (HTTP export + local check)",
+            log.size()
+        ),
+        "ms",
+        ms(took),
+        None,
+    )])
 }

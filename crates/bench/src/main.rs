@@ -46,6 +46,11 @@ enum Suite {
         /// Concurrent callers for the throughput figure.
         #[arg(long, default_value_t = 64)]
         callers: u64,
+        /// Also time `warren audit verify` against a real daemon (root;
+        /// WARREN_BIN, WARREN_TEST_AGENT and WARREN_TEST_TEMPLATES as for
+        /// the foundation suite).
+        #[arg(long)]
+        through_cli: bool,
     },
 }
 
@@ -59,7 +64,17 @@ async fn main() -> anyhow::Result<()> {
             idle,
             template,
         } => foundation::run(&template, creates, execs, idle).await?,
-        Suite::Audit { entries, callers } => audit::run(entries, callers).await?,
+        Suite::Audit {
+            entries,
+            callers,
+            through_cli,
+        } => {
+            let mut rows = audit::run(entries, callers).await?;
+            if through_cli {
+                rows.extend(audit::verify_through_cli(entries).await?);
+            }
+            rows
+        }
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
