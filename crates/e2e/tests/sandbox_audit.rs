@@ -49,6 +49,42 @@ async fn wait_signed(d: &Daemon) -> u64 {
     panic!("no signed head covers the log\n{}", d.log());
 }
 
+/// Checks the inclusion proof of entry `index` and a consistency proof from
+/// size 1 against the latest signed head, with the daemon's public key.
+async fn check_proofs(d: &Daemon, index: u64) {
+    let heads: warren_api_types::AuditHeads = d.get_json("/v1/audit/heads").await;
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&heads.public_key[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let key = warren_audit::VerifyingKey::from_bytes(&key).unwrap();
+    let hash = |h: &str| h.parse::<warren_audit::Hash>().unwrap();
+    let proof: warren_api_types::InclusionProof = d
+        .get_json(&format!("/v1/audit/entries/{index}/proof"))
+        .await;
+    let head: warren_audit::SignedTreeHead =
+        serde_json::from_value(serde_json::to_value(&proof.head).unwrap()).unwrap();
+    let head = head
+        .verify(&key)
+        .expect("the head is signed by the daemon's key");
+    let path: Vec<_> = proof.proof.iter().map(|h| hash(h)).collect();
+    warren_audit::verify_inclusion(
+        &hash(&proof.leaf_hash),
+        index,
+        head.size,
+        &path,
+        &head.root_hash,
+    )
+    .expect("inclusion proof");
+    let cons: warren_api_types::ConsistencyProof = d
+        .get_json(&format!("/v1/audit/consistency?from=1&to={}", head.size))
+        .await;
+    assert_eq!(hash(&cons.to_root), head.root_hash);
+    let path: Vec<_> = cons.proof.iter().map(|h| hash(h)).collect();
+    warren_audit::verify_consistency(1, head.size, &hash(&cons.from_root), &head.root_hash, &path)
+        .expect("consistency proof");
+}
+
 #[tokio::test]
 async fn sandbox_audit_log_verifies_replays_and_names_an_edited_entry() {
     let mut d = Daemon::with_base().await;
@@ -102,6 +138,23 @@ async fn sandbox_audit_log_verifies_replays_and_names_an_edited_entry() {
         "{}",
         text(&human.stdout)
     );
+
+    // Filters, and proofs checked here against the signed head.
+    let execs: warren_api_types::AuditEntryList = d
+        .get_json(&format!(
+            "/v1/audit/entries?sandbox={id}&action=process.exec"
+        ))
+        .await;
+    let argvs: Vec<&Value> = execs
+        .entries
+        .iter()
+        .map(|l| &l.entry.details["argv"])
+        .collect();
+    assert_eq!(
+        argvs,
+        [&json!(["bash", "-c", "exit 3"]), &json!(["echo", "hello"])]
+    );
+    check_proofs(&d, execs.entries[0].entry.index).await;
 
     // Edit the first command's details in the database, restart: verify names it.
     let index = events[1]["index"].as_u64().unwrap();
