@@ -110,8 +110,8 @@ pub struct TimelineEvent {
     pub time: String,
     /// Who acted, outermost first.
     pub actor: Vec<String>,
-    /// `created`, `command`, `file_written`, `terminal`, `killed`, `expired`,
-    /// `failed` or `request` (a refused or failed API call).
+    /// `created`, `command`, `file_written`, `terminal`, `timeout`, `killed`,
+    /// `expired`, `failed` or `request` (a refused or failed API call).
     pub kind: String,
     /// `ok`, `denied` or `error`.
     pub outcome: String,

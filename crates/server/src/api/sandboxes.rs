@@ -122,11 +122,16 @@ pub async fn kill(
     responses((status = 200, body = Sandbox), (status = 404, body = warren_api_types::ApiError)))]
 pub async fn set_timeout(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
     ApiJson(req): ApiJson<SetTimeoutRequest>,
 ) -> ApiResult<Json<Sandbox>> {
+    let actor = AuditActor::from_caller(&caller);
     Ok(Json(to_api(
-        state.sandboxes.set_timeout(&id, req.timeout_s).await?,
+        state
+            .sandboxes
+            .set_timeout(&id, req.timeout_s, &actor)
+            .await?,
     )))
 }
 

@@ -80,6 +80,13 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 text(d, "user").unwrap_or("user")
             ),
         ),
+        "sandbox.timeout" => (
+            "timeout",
+            format!(
+                "timeout set by {by}: expires at {}",
+                text(d, "expires_at").unwrap_or("?")
+            ),
+        ),
         "sandbox.kill" => ("killed", format!("killed by {by}")),
         "sandbox.expire" => ("expired", "reached its timeout and was killed".to_owned()),
         "sandbox.fail" => ("failed", format!("failed{}", failure(d))),
@@ -167,13 +174,26 @@ mod tests {
                 Outcome::Error,
                 json!({"method": "POST", "route": "/v1/sandboxes/{id}/exec", "status": 409}),
             ),
-            line(5, "sandbox.expire", Outcome::Ok, json!({})),
+            line(
+                5,
+                "sandbox.timeout",
+                Outcome::Ok,
+                json!({"expires_at": "2027-01-15T09:00:00Z"}),
+            ),
+            line(6, "sandbox.expire", Outcome::Ok, json!({})),
         ];
         let events = events(&entries);
         let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
             kinds,
-            ["created", "command", "file_written", "request", "expired"]
+            [
+                "created",
+                "command",
+                "file_written",
+                "request",
+                "timeout",
+                "expired"
+            ]
         );
         assert_eq!(events[0].summary, "created by key:abc from template base");
         assert_eq!(events[1].summary, "ran `ls -l` as user: exit 2 in 12 ms");
@@ -186,6 +206,10 @@ mod tests {
             events[3].summary.ends_with("answered 409"),
             "{}",
             events[3].summary
+        );
+        assert_eq!(
+            events[4].summary,
+            "timeout set by key:abc: expires at 2027-01-15T09:00:00Z"
         );
         assert_eq!(events[0].time, "2027-01-15T08:00:00Z");
     }
