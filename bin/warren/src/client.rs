@@ -8,6 +8,8 @@
 //! events; file transfers hand out the raw response / take a raw body so the
 //! caller can stream them.
 
+mod audit;
+
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};

@@ -32,6 +32,8 @@ Examples:
   warren shell $ID                       interactive terminal
   warren ls --json
   warren kill $ID
+  warren timeline $ID                    what happened in it
+  warren audit verify                    check the audit log locally
 
 The daemon is found through --url/--api-key, then WARREN_URL/WARREN_API_KEY,
 then the client config written by `warren serve` (WARREN_CONFIG, default
@@ -73,6 +75,8 @@ enum Command {
     User(commands::user::Args),
     Key(commands::key::Args),
     Whoami(commands::key::WhoAmIArgs),
+    Audit(commands::audit::Args),
+    Timeline(commands::timeline::Args),
 }
 
 fn main() {
@@ -123,6 +127,8 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::User(args) => commands::user::run(&ctx, args).await,
         Command::Key(args) => commands::key::run(&ctx, args).await,
         Command::Whoami(args) => commands::key::whoami(&ctx, args).await,
+        Command::Audit(args) => commands::audit::run(&ctx, args).await,
+        Command::Timeline(args) => commands::timeline::run(&ctx, args).await,
     }
 }
 

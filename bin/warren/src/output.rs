@@ -103,6 +103,14 @@ impl Output {
     }
 }
 
+/// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
+pub fn unix_ms_rfc3339(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// `2m ago`, `in 4m`, `just now`; the input unchanged if it is not RFC 3339.
 pub fn relative_time(rfc3339: &str, now: OffsetDateTime) -> String {
     let Ok(t) = OffsetDateTime::parse(rfc3339, &Rfc3339) else {

@@ -6,7 +6,7 @@ mod mock;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 
-use mock::{ID, KEY, MISSING};
+use mock::{AuditLog, ID, KEY, MISSING};
 use warren_api_types::{Sandbox, SandboxList};
 
 /// A `warren` command talking to `url` with the right key and no ambient config.
@@ -454,4 +454,137 @@ fn serve_rejects_bad_arguments_before_starting() {
     let o = run(warren("").args(["serve", "--sandbox-cidr", "10.0.0.0/31"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("10.77.0.0/16"), "{}", stderr(&o));
+}
+
+/// A log of `n` entries with heads at the sizes in `at`, signed by `seed`'s key.
+fn audit_log_by(seed: u8, n: u64, at: &[u64]) -> AuditLog {
+    use warren_audit::{AuditEntry, ExportedEntry, Frontier, Outcome, SigningKey, TreeHead};
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let mut frontier = Frontier::new();
+    let mut log = AuditLog {
+        public_key: key
+            .verifying_key()
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        ..Default::default()
+    };
+    for i in 0..n {
+        let entry = AuditEntry {
+            index: i,
+            time_ms: 1_800_000_000_000 + i,
+            team: "default".into(),
+            actor: vec!["key:abc".into()],
+            action: "process.exec".into(),
+            target: ID.into(),
+            outcome: Outcome::Ok,
+            details: Default::default(),
+        };
+        let leaf = entry.leaf_hash().unwrap();
+        frontier.push(leaf);
+        let line = ExportedEntry {
+            entry,
+            leaf_hash: Some(leaf),
+        };
+        log.lines.push(serde_json::to_string(&line).unwrap());
+        if at.contains(&(i + 1)) {
+            let head = TreeHead {
+                size: i + 1,
+                root_hash: frontier.root(),
+                timestamp_ms: 1,
+            };
+            log.heads
+                .push(serde_json::to_value(head.sign(&key)).unwrap());
+        }
+    }
+    log
+}
+
+fn audit_log(n: u64, at: &[u64]) -> AuditLog {
+    audit_log_by(5, n, at)
+}
+
+#[test]
+fn audit_verify_passes_names_an_edited_entry_and_catches_a_rollback() {
+    let (url, m) = mock::start();
+    m.set_audit(audit_log(8, &[4, 8]));
+    let ok = run(warren(&url).args(["audit", "verify"]));
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(
+        stdout(&ok).starts_with("ok: 8 entries verified against 2 signed heads"),
+        "{}",
+        stdout(&ok)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("cp.json");
+    let saved = run(warren(&url).args(["audit", "checkpoint", cp.to_str().unwrap()]));
+    assert!(saved.status.success(), "{}", stderr(&saved));
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cp).unwrap()).unwrap();
+    assert_eq!(checkpoint["head"]["size"], 8);
+
+    let mut edited = audit_log(8, &[4, 8]);
+    edited.lines[5] = edited.lines[5].replace("process.exec", "process.kill");
+    m.set_audit(edited);
+    let bad = run(warren(&url).args(["audit", "verify"]));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("failed at index 5:"),
+        "{}",
+        stderr(&bad)
+    );
+
+    // Rolled back to 4 entries with its heads: fine alone, not against the checkpoint.
+    m.set_audit(audit_log(4, &[4]));
+    assert!(run(warren(&url).args(["audit", "verify"])).status.success());
+    let rolled = run(warren(&url).args([
+        "audit",
+        "verify",
+        "--json",
+        "--checkpoint",
+        cp.to_str().unwrap(),
+    ]));
+    assert_eq!(rolled.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&rolled.stdout).unwrap();
+    assert_eq!(report["first_bad_index"], 4, "{report}");
+
+    // A daemon signing with another key is not the checkpoint's log.
+    m.set_audit(audit_log_by(6, 8, &[4, 8]));
+    let other = run(warren(&url).args(["audit", "verify", "--checkpoint", cp.to_str().unwrap()]));
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        stderr(&other).contains("the checkpoint was signed with"),
+        "{}",
+        stderr(&other)
+    );
+}
+
+#[test]
+fn audit_ls_export_and_timeline() {
+    let (url, m) = mock::start();
+    let log = audit_log(3, &[3]);
+    m.set_audit(log.clone());
+    let ls = run(warren(&url).args(["audit", "ls"]));
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let text = stdout(&ls);
+    assert!(text.starts_with("INDEX"), "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+    let export = run(warren(&url).args(["audit", "export"]));
+    assert_eq!(
+        stdout(&export),
+        log.lines
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+    let tl = run(warren(&url).args(["timeline", ID]));
+    assert!(
+        stdout(&tl).contains("ran `ls -l` as user: exit 2 in 12 ms"),
+        "{}",
+        stdout(&tl)
+    );
+    let missing = run(warren(&url).args(["timeline", MISSING]));
+    assert_eq!(missing.status.code(), Some(1));
 }

@@ -9,10 +9,17 @@
 //! (`application/x-ndjson`): one event object per line, the last line is the
 //! terminal event (`exit`, `done` or `error`).
 
+mod audit;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+pub use audit::{
+    AuditEntry, AuditEntryList, AuditHeads, AuditLine, ConsistencyProof, InclusionProof,
+    SignedHead, Timeline, TimelineEvent,
+};
 
 /// Every error the API returns.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]

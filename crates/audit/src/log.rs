@@ -12,7 +12,7 @@ use crate::entry::AuditEntry;
 use crate::hash::{Hash, empty_root, node_hash};
 use crate::sth::TreeHead;
 use crate::store::{Node, NodeStore, StoreError};
-use crate::tree::split;
+use crate::tree::{Frontier, split};
 
 /// Failures of log operations.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +200,20 @@ impl<S: NodeStore> MerkleLog<S> {
             root_hash: self.root(self.size).await?,
             timestamp_ms,
         })
+    }
+
+    /// The peaks of the log as it is now, read from the store: what a
+    /// writer needs to append without reading any node again.
+    pub async fn frontier(&self) -> Result<Frontier, LogError> {
+        let mut peaks = Vec::with_capacity(self.size.count_ones() as usize);
+        let mut pos = 0u64;
+        for level in (0..64u32).rev() {
+            if self.size & (1u64 << level) != 0 {
+                peaks.push((level, self.node(level, pos >> level).await?));
+                pos += 1u64 << level;
+            }
+        }
+        Ok(Frontier::from_peaks(self.size, peaks))
     }
 
     fn check_size(&self, requested: u64) -> Result<(), LogError> {

@@ -7,6 +7,7 @@
 //! the root of every prefix of a log can be computed in one pass.
 
 use crate::hash::{Hash, empty_root, node_hash};
+use crate::store::Node;
 
 /// The largest power of two strictly smaller than `n`; `n` must be at least 2.
 pub(crate) fn split(n: u64) -> u64 {
@@ -40,10 +41,40 @@ impl Frontier {
         self.len == 0
     }
 
+    /// A frontier of `len` leaves from its peaks, largest (leftmost) first:
+    /// one `(level, hash)` per set bit of `len`, levels strictly decreasing.
+    pub(crate) fn from_peaks(len: u64, peaks: Vec<(u32, Hash)>) -> Self {
+        debug_assert!(peaks.windows(2).all(|w| w[0].0 > w[1].0));
+        debug_assert_eq!(peaks.iter().fold(0u64, |bits, p| bits | 1 << p.0), len);
+        Self { peaks, len }
+    }
+
     /// Appends one leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_with(leaf, |_, _| {});
+    }
+
+    /// Appends one leaf hash and returns what a [`crate::NodeStore`] stores
+    /// for it: the leaf, then every perfect subtree it completes, by level.
+    pub fn push_nodes(&mut self, leaf: Hash) -> Vec<Node> {
+        let index = self.len;
+        let mut nodes = Vec::with_capacity(1 + (index + 1).trailing_zeros() as usize);
+        self.push_with(leaf, |level, hash| {
+            nodes.push(Node {
+                level,
+                index: index >> level,
+                hash,
+            })
+        });
+        nodes
+    }
+
+    /// Appends `leaf`, calling `stored(level, hash)` for the leaf and each
+    /// perfect subtree it completes, lowest level first.
+    fn push_with(&mut self, leaf: Hash, mut stored: impl FnMut(u32, Hash)) {
         let mut hash = leaf;
         let mut level = 0u32;
+        stored(level, hash);
         while let Some(&(top_level, top)) = self.peaks.last() {
             if top_level != level {
                 break;
@@ -51,6 +82,7 @@ impl Frontier {
             self.peaks.pop();
             hash = node_hash(&top, &hash);
             level += 1;
+            stored(level, hash);
         }
         self.peaks.push((level, hash));
         self.len += 1;
@@ -89,5 +121,18 @@ mod tests {
         }
         assert_eq!(split(u64::MAX), 1 << 63);
         assert_eq!(split((1 << 63) + 1), 1 << 63);
+    }
+
+    #[test]
+    fn pushed_nodes_are_what_a_store_append_takes() {
+        let mut frontier = Frontier::new();
+        for i in 0..64u64 {
+            let nodes = frontier.push_nodes(crate::leaf_hash(&i.to_be_bytes()));
+            assert_eq!(
+                crate::store::check_append(i, &nodes).ok(),
+                Some(()),
+                "leaf {i}"
+            );
+        }
     }
 }

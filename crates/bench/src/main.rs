@@ -4,6 +4,7 @@
 //! Run as root after `scripts/build.sh`; see docs/benchmarks.md for the
 //! command line. Nothing here asserts a time: the figures are for people.
 
+mod audit;
 mod foundation;
 mod raw;
 mod stats;
@@ -37,6 +38,20 @@ enum Suite {
         #[arg(long, default_value = "base")]
         template: String,
     },
+    /// Persisted audit log: appends/s, append latency, proofs and verify.
+    Audit {
+        /// Entries to fill the log to for the proof and verify figures.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Concurrent callers for the throughput figure.
+        #[arg(long, default_value_t = 64)]
+        callers: u64,
+        /// Also time `warren audit verify` against a real daemon (root;
+        /// WARREN_BIN, WARREN_TEST_AGENT and WARREN_TEST_TEMPLATES as for
+        /// the foundation suite).
+        #[arg(long)]
+        through_cli: bool,
+    },
 }
 
 #[tokio::main]
@@ -49,6 +64,17 @@ async fn main() -> anyhow::Result<()> {
             idle,
             template,
         } => foundation::run(&template, creates, execs, idle).await?,
+        Suite::Audit {
+            entries,
+            callers,
+            through_cli,
+        } => {
+            let mut rows = audit::run(entries, callers).await?;
+            if through_cli {
+                rows.extend(audit::verify_through_cli(entries).await?);
+            }
+            rows
+        }
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

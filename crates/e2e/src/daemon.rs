@@ -211,6 +211,15 @@ impl Daemon {
             .bearer_auth(&self.key)
     }
 
+    /// Runs the CLI against this daemon to its end, stdin closed.
+    pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("warren runs")
+    }
+
     /// Runs the CLI against this daemon.
     pub fn cli(&self) -> Command {
         let mut c = Command::new(Self::warren_bin());

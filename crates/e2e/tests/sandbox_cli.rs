@@ -5,11 +5,7 @@ use std::process::{Output, Stdio};
 use warren_e2e::Daemon;
 
 fn run(d: &Daemon, args: &[&str]) -> Output {
-    d.cli()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("warren runs")
+    d.run_cli(args)
 }
 
 fn run_as(d: &Daemon, key: &str, args: &[&str]) -> Output {

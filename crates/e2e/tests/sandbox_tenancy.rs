@@ -110,6 +110,39 @@ async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
     let out = d.sh(id, "echo still here").await;
     assert_eq!(out.stdout_str(), "still here\n");
 
+    // B's audit trail holds B's entries only (its team, its key), and an
+    // entry of A's is not found for B; the operator reads both teams'.
+    let (status, list) = call(&d, &b_admin, "GET", "/v1/audit/entries?limit=1000", None).await;
+    assert_eq!(status, 200, "{list}");
+    let entries = list["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    let b_team = created.team.id.as_str();
+    assert!(
+        entries.iter().all(|e| e["entry"]["team"] == b_team),
+        "{list}"
+    );
+    assert!(
+        entries.iter().any(|e| e["entry"]["action"] == "key.create"),
+        "B's key minting is in B's trail: {list}"
+    );
+    let (_, all) = call(&d, &a, "GET", "/v1/audit/entries?limit=1000", None).await;
+    let all = all["entries"].as_array().unwrap().clone();
+    let a_entry = all
+        .iter()
+        .find(|e| e["entry"]["team"] != b_team)
+        .expect("an entry of A's");
+    assert!(all.iter().any(|e| e["entry"]["team"] == b_team));
+    let index = a_entry["entry"]["index"].as_u64().unwrap();
+    let (status, _) = call(
+        &d,
+        &b_admin,
+        "GET",
+        &format!("/v1/audit/entries/{index}/proof"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // A viewer of team A reads but cannot create or exec.
     let viewer = mint(&d, &a, json!({"name": "viewer", "role": "viewer"})).await;
     let (status, _) = call(&d, &viewer, "GET", &format!("/v1/sandboxes/{id}"), None).await;

@@ -1,10 +1,12 @@
 //! Start-up and shutdown of `warren serve`.
 //!
-//! Order: data directory → secrets → store → bootstrap team and key →
-//! runtime → templates → reconcile with the runtime → background workers →
-//! listeners (the API, and the sandbox listener that takes sandbox tokens).
-//! On shutdown the listener drains, workers stop, and live sandboxes keep
-//! running: the next start re-attaches them.
+//! Order: data directory → secrets → store → audit log (writer, signer;
+//! key `secrets/audit.key`) → bootstrap team and key → runtime → templates
+//! → reconcile with the runtime → background workers → listeners (the API,
+//! and the sandbox listener that takes sandbox tokens).
+//! On shutdown the listeners drain, workers stop, the audit signer signs
+//! the log a last time, and live sandboxes keep running: the next start
+//! re-attaches them.
 
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,6 +23,7 @@ use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
 use crate::api::{AppState, router};
+use crate::audit::Audit;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
 use crate::service::{Agents, SandboxIdentity, Sandboxes, Teardown, Tenancy};
@@ -66,12 +69,16 @@ pub async fn run(
         })?,
     };
 
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&data.join("warren.db"))
-            .await
-            .map_err(|e| startup("cannot open the store", e))?,
-    );
-    let tenancy = Arc::new(Tenancy::new(store.clone(), pepper.clone()));
+    let sqlite = SqliteStore::open(&data.join("warren.db"))
+        .await
+        .map_err(|e| startup("cannot open the store", e))?;
+    let audit_key = warren_audit::keyfile::load_or_create(&secrets.join("audit.key"))
+        .map_err(|e| startup("audit signing key", e))?;
+    let (audit, audit_tasks) = Audit::start(sqlite.audit(), audit_key)
+        .await
+        .map_err(|e| startup("audit log", e))?;
+    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let tenancy = Arc::new(Tenancy::new(store.clone(), pepper.clone(), audit.clone()));
     bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
@@ -91,15 +98,16 @@ pub async fn run(
 
     let (teardown, teardown_worker) = Teardown::start(runtime.clone(), store.clone());
     let agents = Agents::new(agent_secret);
-    let sandboxes = Arc::new(Sandboxes::new(
-        store.clone(),
+    let sandboxes = Arc::new(Sandboxes {
+        store: store.clone(),
         runtime,
-        templates.clone(),
-        agents.clone(),
+        templates: templates.clone(),
+        agents: agents.clone(),
         agent_binary,
         teardown,
-        SandboxIdentity::new(tokens.clone(), sandbox_api_port),
-    ));
+        identity: SandboxIdentity::new(tokens.clone(), sandbox_api_port),
+        audit: audit.clone(),
+    });
     sandboxes
         .reconcile()
         .await
@@ -113,6 +121,7 @@ pub async fn run(
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(templates)),
         tenancy,
+        audit,
     };
     let auth = Authenticator {
         store,
@@ -158,6 +167,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = reaper.await;
     let _ = rotation.await;
+    audit_tasks.stop().await;
     drop(sandboxes);
     if tokio::time::timeout(Duration::from_secs(20), teardown_worker)
         .await
@@ -182,7 +192,8 @@ async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
 }
 
 /// On first start (no team at all) creates the operator team with its admin
-/// key, prints the key once and writes `<data_dir>/client.json` for the CLI.
+/// key (recorded in the audit log by `system:bootstrap`), prints the key
+/// once and writes `<data_dir>/client.json` for the CLI.
 async fn bootstrap_admin_key(config: &Config, tenancy: &Tenancy) -> Result<(), ServeError> {
     let Some(key) = tenancy
         .bootstrap()

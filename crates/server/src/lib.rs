@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 mod daemon;
 pub mod error;

@@ -31,11 +31,13 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use warren_core::{KeyId, Limits, Role, SandboxId, SandboxState, Scope, TeamId, UserId};
 
+mod audit;
 mod error;
 mod sqlite;
 
+pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
 pub use error::StoreError;
-pub use sqlite::{SqliteConfig, SqliteStore};
+pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 
 /// One sandbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each holds its clap `Args` (with help text and
 //! examples) and an async `run` returning the process exit code.
 
+pub mod audit;
 pub mod cp;
 pub mod create;
 pub mod exec;
@@ -12,6 +13,7 @@ pub mod serve;
 pub mod shell;
 pub mod team;
 pub mod template;
+pub mod timeline;
 pub mod timeout;
 pub mod user;
 

@@ -40,10 +40,19 @@ pub struct Seen {
     pub auth_on_pty: Option<String>,
 }
 
+/// The audit log the mock serves: export lines, signed heads, public key.
+#[derive(Default, Clone)]
+pub struct AuditLog {
+    pub lines: Vec<String>,
+    pub heads: Vec<serde_json::Value>,
+    pub public_key: String,
+}
+
 #[derive(Default)]
 struct Inner {
     sandboxes: HashMap<String, Sandbox>,
     files: HashMap<String, Vec<u8>>,
+    audit: AuditLog,
     seen: Seen,
 }
 
@@ -57,6 +66,11 @@ impl Mock {
 
     pub fn put_file(&self, path: &str, data: Vec<u8>) {
         self.0.lock().unwrap().files.insert(path.into(), data);
+    }
+
+    /// Replaces the audit log the mock serves.
+    pub fn set_audit(&self, log: AuditLog) {
+        self.0.lock().unwrap().audit = log;
     }
 
     pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
@@ -134,6 +148,9 @@ fn router(mock: Mock) -> Router {
         .route("/v1/sandboxes/{id}/pty", get(pty))
         .route("/v1/templates", get(templates))
         .route("/v1/templates/{name}/build", post(build))
+        .route("/v1/audit/entries", get(audit_entries))
+        .route("/v1/audit/heads", get(audit_heads))
+        .route("/v1/sandboxes/{id}/timeline", get(timeline))
         .layer(middleware::from_fn(auth))
         .with_state(mock)
 }
@@ -461,4 +478,53 @@ async fn build(Path(name): Path<String>) -> Response {
         chunked_body(parts),
     )
         .into_response()
+}
+
+async fn audit_entries(State(m): State<Mock>, RawQuery(q): RawQuery) -> Response {
+    let log = m.0.lock().unwrap().audit.clone();
+    if q.unwrap_or_default().contains("format=jsonl") {
+        let body: String = log.lines.iter().map(|l| format!("{l}\n")).collect();
+        return ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response();
+    }
+    let entries: Vec<warren_api_types::AuditLine> = log
+        .lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    Json(warren_api_types::AuditEntryList {
+        entries,
+        next_after: None,
+    })
+    .into_response()
+}
+
+async fn audit_heads(State(m): State<Mock>, RawQuery(q): RawQuery) -> Response {
+    let log = m.0.lock().unwrap().audit.clone();
+    let heads = if q.unwrap_or_default().contains("all=true") {
+        log.heads
+    } else {
+        log.heads.last().cloned().into_iter().collect()
+    };
+    Json(serde_json::json!({"public_key": log.public_key, "heads": heads})).into_response()
+}
+
+async fn timeline(Path(id): Path<String>) -> Response {
+    if id != ID {
+        return not_found(&id);
+    }
+    Json(warren_api_types::Timeline {
+        sandbox: id,
+        events: vec![warren_api_types::TimelineEvent {
+            index: 4,
+            time: "2026-01-01T12:00:01Z".into(),
+            actor: vec!["key:abc".into()],
+            kind: "command".into(),
+            outcome: "ok".into(),
+            summary: "ran `ls -l` as user: exit 2 in 12 ms".into(),
+            exit_code: Some(2),
+            duration_ms: Some(12),
+            details: Default::default(),
+        }],
+    })
+    .into_response()
 }

@@ -1,10 +1,12 @@
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use warren_api_types::{ExecEvent, ExecRequest};
 
 use super::AppState;
 use super::extract::{ApiJson, SandboxPath};
 use super::stream::ndjson;
+use crate::audit::AuditActor;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 
 /// Runs a command; streams `ExecEvent`s as NDJSON: `start`, then
@@ -15,9 +17,11 @@ use crate::error::ApiResult;
         (status = 404, body = warren_api_types::ApiError), (status = 409, body = warren_api_types::ApiError)))]
 pub async fn exec(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
     ApiJson(req): ApiJson<ExecRequest>,
 ) -> ApiResult<Response> {
-    let events = state.sandboxes.exec(&id, req).await?;
+    let actor = AuditActor::from_caller(&caller);
+    let events = state.sandboxes.exec(&id, req, actor).await?;
     Ok(ndjson(events))
 }

@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -8,6 +8,8 @@ use warren_api_types::FileWritten;
 
 use super::extract::SandboxPath;
 use super::{AppState, UPLOAD_LIMIT};
+use crate::audit::AuditActor;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -49,6 +51,7 @@ pub async fn download(
     responses((status = 200, body = FileWritten), (status = 413, body = warren_api_types::ApiError)))]
 pub async fn upload(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
     Query(q): Query<FileQuery>,
     body: Body,
@@ -61,6 +64,7 @@ pub async fn upload(
             q.user.as_deref(),
             body.into_data_stream(),
             UPLOAD_LIMIT as u64,
+            &AuditActor::from_caller(&caller),
         )
         .await?;
     Ok(Json(FileWritten { path: q.path, size }))

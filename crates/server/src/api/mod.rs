@@ -6,6 +6,7 @@
 //! Limits live in one layer stack: JSON bodies up to [`JSON_BODY_LIMIT`],
 //! file uploads up to [`UPLOAD_LIMIT`].
 
+mod audit;
 mod exec;
 mod extract;
 mod files;
@@ -17,6 +18,7 @@ mod sandboxes;
 mod stream;
 mod teams;
 mod templates;
+mod timeline;
 
 use std::sync::Arc;
 
@@ -26,6 +28,8 @@ use axum::middleware;
 use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
+use crate::audit::Audit;
+use crate::audit::requests::record_requests;
 use crate::auth::{Authenticator, authenticate, authorize};
 use crate::service::{Sandboxes, Tenancy};
 use crate::templates::TemplateBuilds;
@@ -44,6 +48,7 @@ pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub templates: Arc<TemplateBuilds>,
     pub tenancy: Arc<Tenancy>,
+    pub audit: Audit,
 }
 
 /// Every path the API does not know answers 404 in the API's error format.
@@ -80,9 +85,19 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/whoami", get(teams::whoami))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", delete(keys::revoke))
-        // Layers run outside in: authenticate, then authorize against the
-        // route's rule (`route_layer`, so the matched route is known).
+        .route("/v1/sandboxes/{id}/timeline", get(timeline::timeline))
+        .route("/v1/audit/entries", get(audit::entries))
+        .route("/v1/audit/entries/{index}/proof", get(audit::proof))
+        .route("/v1/audit/consistency", get(audit::consistency))
+        .route("/v1/audit/heads", get(audit::heads))
+        // Layers run outside in: authenticate; record state-changing calls
+        // (denied ones too); authorize against the route's rule. All are
+        // `route_layer`s, so the matched route is known.
         .route_layer(middleware::from_fn(authorize))
+        .route_layer(middleware::from_fn_with_state(
+            state.audit.clone(),
+            record_requests,
+        ))
         .route_layer(middleware::from_fn_with_state(auth, authenticate));
     Router::new()
         .route("/v1/health", get(health::health))

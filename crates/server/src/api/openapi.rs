@@ -1,7 +1,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{exec, files, health, keys, pty, sandboxes, teams, templates};
+use super::{audit, exec, files, health, keys, pty, sandboxes, teams, templates, timeline};
 
 /// The OpenAPI document of the native API, generated from the handlers and
 /// the types in `warren-api-types`.
@@ -17,6 +17,8 @@ use super::{exec, files, health, keys, pty, sandboxes, teams, templates};
         templates::list, templates::build,
         teams::create_team, teams::list_teams, teams::create_user, teams::list_users, teams::whoami,
         keys::create, keys::list, keys::revoke,
+        audit::entries, audit::proof, audit::consistency, audit::heads,
+        timeline::timeline,
     ),
     modifiers(&BearerAuth),
 )]
@@ -42,4 +44,35 @@ impl utoipa::Modify for BearerAuth {
 /// Serves the OpenAPI document; needs no key.
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_endpoints_and_their_schemas_are_documented() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for path in [
+            "/v1/audit/entries",
+            "/v1/audit/entries/{index}/proof",
+            "/v1/audit/consistency",
+            "/v1/audit/heads",
+            "/v1/sandboxes/{id}/timeline",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path} missing");
+        }
+        for schema in [
+            "AuditEntryList",
+            "InclusionProof",
+            "ConsistencyProof",
+            "AuditHeads",
+            "Timeline",
+        ] {
+            assert!(
+                doc["components"]["schemas"][schema].is_object(),
+                "{schema} missing"
+            );
+        }
+    }
 }

@@ -1,5 +1,5 @@
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -8,6 +8,8 @@ use warren_envd::process::{DataEvent, ProcessEvent};
 
 use super::AppState;
 use super::extract::SandboxPath;
+use crate::audit::AuditActor;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::service::{PtyEvents, PtySession};
 
@@ -39,13 +41,21 @@ fn default_rows() -> u16 {
     responses((status = 101, description = "WebSocket upgrade"), (status = 404, body = warren_api_types::ApiError)))]
 pub async fn pty(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
     Query(q): Query<PtyQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let (session, events) = state
         .sandboxes
-        .open_pty(&id, q.cmd, q.user.as_deref(), q.cols, q.rows)
+        .open_pty(
+            &id,
+            q.cmd,
+            q.user.as_deref(),
+            q.cols,
+            q.rows,
+            &AuditActor::from_caller(&caller),
+        )
         .await?;
     Ok(ws.on_upgrade(move |socket| bridge(socket, session, events)))
 }

@@ -10,6 +10,7 @@ use warren_store::{SandboxFilter, SandboxRecord};
 
 use super::AppState;
 use super::extract::{ApiJson, SandboxPath};
+use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::service::CreateParams;
@@ -43,8 +44,9 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<Sandbox>)> {
+    let actor = AuditActor::from_caller(&caller);
     let params = CreateParams::from_request(req, (&caller).into())?;
-    let rec = state.sandboxes.create(params).await?;
+    let rec = state.sandboxes.create(params, &actor).await?;
     Ok((StatusCode::CREATED, Json(to_api(rec))))
 }
 
@@ -109,9 +111,11 @@ pub async fn info(
     responses((status = 204), (status = 404, body = warren_api_types::ApiError)))]
 pub async fn kill(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
 ) -> ApiResult<StatusCode> {
-    state.sandboxes.kill(&id).await?;
+    let actor = AuditActor::from_caller(&caller);
+    state.sandboxes.kill(&id, &actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -121,11 +125,16 @@ pub async fn kill(
     responses((status = 200, body = Sandbox), (status = 404, body = warren_api_types::ApiError)))]
 pub async fn set_timeout(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
     ApiJson(req): ApiJson<SetTimeoutRequest>,
 ) -> ApiResult<Json<Sandbox>> {
+    let actor = AuditActor::from_caller(&caller);
     Ok(Json(to_api(
-        state.sandboxes.set_timeout(&id, req.timeout_s).await?,
+        state
+            .sandboxes
+            .set_timeout(&id, req.timeout_s, &actor)
+            .await?,
     )))
 }
 

@@ -38,9 +38,13 @@ pub fn user_to_api(u: UserRecord) -> User {
     responses((status = 201, body = TeamCreated), (status = 409, body = warren_api_types::ApiError)))]
 pub async fn create_team(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<CreateTeamRequest>,
 ) -> ApiResult<(StatusCode, Json<TeamCreated>)> {
-    let (team, admin, key) = state.tenancy.create_team(&req.name, &req.admin).await?;
+    let (team, admin, key) = state
+        .tenancy
+        .create_team(&caller, &req.name, &req.admin)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(TeamCreated {

@@ -55,6 +55,9 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/users") => needs(S::KeysManage),
         ("GET" | "POST", "/v1/keys") => needs(S::KeysManage),
         ("DELETE", "/v1/keys/{id}") => needs(S::KeysManage),
+        ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
+        ("GET", "/v1/audit/entries" | "/v1/audit/entries/{index}/proof") => needs(S::AuditRead),
+        ("GET", "/v1/audit/consistency" | "/v1/audit/heads") => needs(S::AuditRead),
         _ => return None,
     };
     Some(rule)

@@ -8,8 +8,10 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Map;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
+use warren_audit::Outcome;
 use warren_core::spec::{validate_env, validate_template_name};
 use warren_core::{
     KeyId, Limits, SandboxId, SandboxState, TeamId, Transition, UserId, WarrenError,
@@ -19,6 +21,7 @@ use warren_runtime::RuntimeSpec;
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
 
 use super::{Agents, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
+use crate::audit::AuditActor;
 
 const MAX_METADATA_PAIRS: usize = 64;
 const MAX_METADATA_KEY: usize = 128;
@@ -120,7 +123,11 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), WarrenEr
 }
 
 impl Sandboxes {
-    pub async fn create(&self, p: CreateParams) -> Result<SandboxRecord, WarrenError> {
+    pub async fn create(
+        &self,
+        p: CreateParams,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
         let template = self.templates.get(&p.template)?;
         let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(p.timeout_s as i64);
         let rec = self
@@ -147,7 +154,7 @@ impl Sandboxes {
         };
         if let Err(e) = self.boot(&spec, &rec).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
-            self.abandon(&id).await;
+            self.fail(&id, actor, &e.message).await;
             return Err(e);
         }
         match self
@@ -157,6 +164,16 @@ impl Sandboxes {
         {
             Ok(rec) => {
                 tracing::info!(sandbox = %id, template = %rec.template, "sandbox running");
+                let mut details = Map::new();
+                details.insert("template".into(), rec.template.clone().into());
+                details.insert("cpus".into(), rec.limits.cpus.into());
+                details.insert("memory_mb".into(), rec.limits.memory_mb.into());
+                details.insert(
+                    "expires_at".into(),
+                    crate::api::rfc3339(rec.expires_at).into(),
+                );
+                self.record_lifecycle(actor, &id, "sandbox.create", Outcome::Ok, details)
+                    .await;
                 Ok(rec)
             }
             Err(StoreError::Conflict { actual, .. }) => {
@@ -167,8 +184,9 @@ impl Sandboxes {
                 )))
             }
             Err(e) => {
-                self.abandon(&id).await;
-                Err(e.into())
+                let e = WarrenError::from(e);
+                self.fail(&id, actor, &e.message).await;
+                Err(e)
             }
         }
     }
@@ -192,13 +210,17 @@ impl Sandboxes {
         self.identity.hand_out(&client, rec).await
     }
 
-    /// Marks a sandbox that could not be started as failed and cleans up.
-    async fn abandon(&self, id: &SandboxId) {
+    /// Marks a sandbox failed for `reason`, records it and cleans up.
+    pub(crate) async fn fail(&self, id: &SandboxId, actor: &AuditActor, reason: &str) {
         if let Err(e) = self.transition(id, Transition::Fail).await {
             tracing::warn!(sandbox = %id, error = %e.message, "could not mark sandbox failed");
         }
         self.agents.remove(id);
         self.teardown.enqueue(id.clone());
+        let mut details = Map::new();
+        details.insert("error".into(), reason.into());
+        self.record_lifecycle(actor, id, "sandbox.fail", Outcome::Error, details)
+            .await;
     }
 }
 

@@ -6,12 +6,20 @@
 //! connection breaks (then `exit_code` -1 with an `error`). A program that
 //! cannot be started yields only the `exit` (127 not found, 126 not
 //! executable, with an `error`).
+//!
+//! Audit: every started exec is recorded as one `process.exec` entry when
+//! its `exit` event is produced (argv, user, cwd, exit code, signal, error,
+//! duration). The `exit` line is sent after the entry is committed, so a
+//! client that saw the exit finds the command in the log.
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine;
 use futures::{Stream, StreamExt};
 use warren_api_types::{ExecEvent, ExecRequest};
+use warren_audit::Outcome;
 use warren_core::spec::validate_env;
 use warren_core::{SandboxId, WarrenError};
 use warren_envd::process::{
@@ -19,6 +27,7 @@ use warren_envd::process::{
 };
 
 use super::Sandboxes;
+use crate::audit::{Audit, AuditActor, Event};
 
 pub type ExecStream = Pin<Box<dyn Stream<Item = ExecEvent> + Send>>;
 
@@ -96,8 +105,76 @@ fn lost(detail: impl std::fmt::Display) -> ExecEvent {
     }
 }
 
+/// Records a finished exec: what ran, as whom, how it ended, how long it took.
+struct ExecRecord {
+    audit: Audit,
+    actor: AuditActor,
+    /// The entry without its end: argv, user, cwd.
+    started: Event,
+    at: Instant,
+}
+
+impl ExecRecord {
+    async fn finish(&self, exit: &ExecEvent) {
+        let ExecEvent::Exit {
+            exit_code,
+            signal,
+            error,
+        } = exit
+        else {
+            return;
+        };
+        let mut event = self.started.clone();
+        if error.is_some() {
+            event.outcome = Outcome::Error;
+        }
+        let event = event
+            .with("exit_code", *exit_code)
+            .with("signal", signal.clone())
+            .with("error", error.clone())
+            .with("duration_ms", self.at.elapsed().as_millis() as u64);
+        self.audit.record_done(&self.actor, event).await;
+    }
+}
+
 impl Sandboxes {
-    pub async fn exec(&self, id: &SandboxId, req: ExecRequest) -> Result<ExecStream, WarrenError> {
+    /// Runs `req` in sandbox `id` on behalf of `actor`; see the module docs.
+    pub async fn exec(
+        &self,
+        id: &SandboxId,
+        req: ExecRequest,
+        actor: AuditActor,
+    ) -> Result<ExecStream, WarrenError> {
+        let started = Event::sandbox("process.exec", id, Outcome::Ok)
+            .with("argv", req.cmd.clone())
+            .with(
+                "user",
+                req.user.clone().unwrap_or_else(|| "user".to_owned()),
+            )
+            .with("cwd", req.cwd.clone());
+        let record = Arc::new(ExecRecord {
+            audit: self.audit.clone(),
+            actor,
+            started,
+            at: Instant::now(),
+        });
+        let events = self.start_exec(id, req).await?;
+        Ok(events
+            .then(move |ev| {
+                let record = record.clone();
+                async move {
+                    record.finish(&ev).await;
+                    ev
+                }
+            })
+            .boxed())
+    }
+
+    async fn start_exec(
+        &self,
+        id: &SandboxId,
+        req: ExecRequest,
+    ) -> Result<ExecStream, WarrenError> {
         validate(&req)?;
         self.get_running(id).await?;
         let client = self.agents.get(id, req.user.as_deref())?;

@@ -1,15 +1,22 @@
 //! Files in and out of a sandbox, streamed through its agent (`/files`).
 //! Uploads are counted as they pass: past the limit the stream is cut, the
 //! agent discards its temporary file, and the caller gets `payload_too_large`.
+//! Every upload that reached the agent is recorded as a `file.write` audit
+//! entry with its path, user, size and the SHA-256 of the bytes, computed
+//! as they stream through.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use warren_audit::Outcome;
 use warren_core::{ErrorKind, SandboxId, WarrenError};
 
 use super::Sandboxes;
+use crate::audit::{AuditActor, Event};
 
 /// Why an upload stream was cut.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +56,8 @@ impl Sandboxes {
         Ok(stream.map_err(std::io::Error::other))
     }
 
-    /// Streams `body` into `path`; returns the number of bytes written.
+    /// Streams `body` into `path` on behalf of `actor`; returns the number
+    /// of bytes written.
     pub async fn write_file<S, E>(
         &self,
         id: &SandboxId,
@@ -57,6 +65,7 @@ impl Sandboxes {
         user: Option<&str>,
         body: S,
         limit: u64,
+        actor: &AuditActor,
     ) -> Result<u64, WarrenError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
@@ -67,8 +76,13 @@ impl Sandboxes {
         let client = self.agents.get(id, user)?;
         let seen = Arc::new(AtomicU64::new(0));
         let counter = seen.clone();
+        let digest = Arc::new(Mutex::new(Sha256::new()));
+        let hasher = digest.clone();
         let counted = body.map(move |chunk| {
             let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+            if let Ok(mut h) = hasher.lock() {
+                h.update(&chunk);
+            }
             let total =
                 counter.fetch_add(chunk.len() as u64, Ordering::Relaxed) + chunk.len() as u64;
             if total > limit {
@@ -78,13 +92,28 @@ impl Sandboxes {
         });
         let result = client.write_file_stream(path, counted).await;
         let written = seen.load(Ordering::Relaxed);
-        match result {
+        let result = match result {
             Ok(_) => Ok(written),
             Err(_) if written > limit => Err(WarrenError::new(
                 ErrorKind::PayloadTooLarge,
                 format!("upload is larger than the {limit}-byte limit; nothing was written"),
             )),
             Err(e) => Err(crate::agent_error(e)),
+        };
+        let sha256 = digest
+            .lock()
+            .map(|h| hex::encode(h.clone().finalize()))
+            .unwrap_or_default();
+        let mut event = Event::sandbox("file.write", id, Outcome::Ok)
+            .with("path", path)
+            .with("user", user.unwrap_or("user"))
+            .with("size", written)
+            .with("sha256", sha256);
+        if let Err(e) = &result {
+            event.outcome = Outcome::Error;
+            event = event.with("error", e.message.clone());
         }
+        self.audit.record_done(actor, event).await;
+        result
     }
 }

@@ -9,16 +9,19 @@ use warren_store::SandboxRecord;
 
 use super::Sandboxes;
 use super::create::validate_timeout;
+use crate::audit::AuditActor;
 
 /// How often the reaper looks for expired sandboxes.
 const REAP_INTERVAL: Duration = Duration::from_millis(500);
 
 impl Sandboxes {
-    /// Sets the sandbox to expire `timeout_s` seconds from now.
+    /// Sets the sandbox to expire `timeout_s` seconds from now, on `actor`'s
+    /// request (recorded as `sandbox.timeout`).
     pub async fn set_timeout(
         &self,
         id: &SandboxId,
         timeout_s: u64,
+        actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
         let timeout_s = validate_timeout(timeout_s)?;
         let rec = self.get(id).await?;
@@ -29,7 +32,22 @@ impl Sandboxes {
             )));
         }
         let at = OffsetDateTime::now_utc() + time::Duration::seconds(timeout_s as i64);
-        Ok(self.store.set_expiry(id, at).await?)
+        let rec = self.store.set_expiry(id, at).await?;
+        let mut details = serde_json::Map::new();
+        details.insert("timeout_s".into(), timeout_s.into());
+        details.insert(
+            "expires_at".into(),
+            crate::api::rfc3339(rec.expires_at).into(),
+        );
+        self.record_lifecycle(
+            actor,
+            id,
+            "sandbox.timeout",
+            warren_audit::Outcome::Ok,
+            details,
+        )
+        .await;
+        Ok(rec)
     }
 
     /// Kills expired sandboxes until `shutdown` fires.
@@ -54,7 +72,8 @@ impl Sandboxes {
             };
             for id in expired {
                 tracing::info!(sandbox = %id, "sandbox reached its timeout");
-                if let Err(e) = self.kill(&id).await {
+                let reaper = AuditActor::system("reaper");
+                if let Err(e) = self.end(&id, &reaper, "sandbox.expire").await {
                     tracing::warn!(sandbox = %id, error = %e.message, "could not kill expired sandbox");
                 }
             }

@@ -17,16 +17,21 @@ mod identity;
 mod lifetimes;
 mod pty;
 pub mod reconcile;
+mod record;
 pub mod teardown;
 mod tenancy;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde_json::Map;
+use warren_audit::Outcome;
 use warren_core::{SandboxId, SandboxState, Transition, WarrenError};
 use warren_runtime::Runtime;
 use warren_store::{SandboxRecord, Store, StoreError};
 use warren_template::TemplateStore;
+
+use crate::audit::{Audit, AuditActor};
 
 pub use agents::Agents;
 pub use create::CreateParams;
@@ -41,7 +46,7 @@ pub const MAX_TIMEOUT_S: u64 = 24 * 3600;
 /// Lifetime when the caller names none, in seconds.
 pub const DEFAULT_TIMEOUT_S: u64 = 300;
 
-/// The sandbox service.
+/// The sandbox service; the daemon builds it field by field at start-up.
 pub struct Sandboxes {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) runtime: Arc<dyn Runtime>,
@@ -50,29 +55,10 @@ pub struct Sandboxes {
     pub(crate) agent_binary: PathBuf,
     pub(crate) teardown: Teardown,
     pub(crate) identity: SandboxIdentity,
+    pub(crate) audit: Audit,
 }
 
 impl Sandboxes {
-    pub fn new(
-        store: Arc<dyn Store>,
-        runtime: Arc<dyn Runtime>,
-        templates: Arc<TemplateStore>,
-        agents: Agents,
-        agent_binary: PathBuf,
-        teardown: Teardown,
-        identity: SandboxIdentity,
-    ) -> Self {
-        Self {
-            store,
-            runtime,
-            templates,
-            agents,
-            agent_binary,
-            teardown,
-            identity,
-        }
-    }
-
     pub fn runtime_name(&self) -> &'static str {
         self.runtime.name()
     }
@@ -119,18 +105,33 @@ impl Sandboxes {
         }
     }
 
-    /// Kills the sandbox: the state change is durable at once, the teardown
-    /// happens in the background.
-    pub async fn kill(&self, id: &SandboxId) -> Result<(), WarrenError> {
+    /// Kills the sandbox on `actor`'s request: the state change is durable
+    /// at once, the teardown happens in the background.
+    pub async fn kill(&self, id: &SandboxId, actor: &AuditActor) -> Result<(), WarrenError> {
+        self.end(id, actor, "sandbox.kill").await
+    }
+
+    /// Kills the sandbox and records it as `action` (a kill or an expiry).
+    pub(crate) async fn end(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+        action: &'static str,
+    ) -> Result<(), WarrenError> {
         let rec = self.get(id).await?;
         if rec.state == SandboxState::Killed {
             return Ok(());
         }
+        let from = rec.state;
         self.transition(id, Transition::Kill).await?;
         self.agents.remove(id);
         self.identity.forget(id);
         self.teardown.enqueue(id.clone());
-        tracing::info!(sandbox = %id, "sandbox killed");
+        tracing::info!(sandbox = %id, action, "sandbox killed");
+        let mut details = Map::new();
+        details.insert("from_state".into(), from.as_str().into());
+        self.record_lifecycle(actor, id, action, Outcome::Ok, details)
+            .await;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ use warren_envd::process::{
 };
 
 use super::Sandboxes;
+use crate::audit::{AuditActor, Event};
 
 /// A started PTY process.
 pub struct PtySession {
@@ -62,12 +63,18 @@ impl Sandboxes {
         user: Option<&str>,
         cols: u16,
         rows: u16,
+        actor: &AuditActor,
     ) -> Result<(PtySession, PtyEvents), WarrenError> {
         if cols == 0 || rows == 0 {
             return Err(WarrenError::invalid("cols and rows must be at least 1"));
         }
         self.get_running(id).await?;
         let client = self.agents.get(id, user)?;
+        let opened = Event::sandbox("pty.open", id, warren_audit::Outcome::Ok)
+            .with("cmd", cmd.clone())
+            .with("user", user.unwrap_or("user"))
+            .with("cols", cols)
+            .with("rows", rows);
         let (cmd, args) = match cmd {
             Some(c) if !c.is_empty() => (c, Vec::new()),
             _ => ("/bin/bash".to_owned(), vec!["-l".to_owned()]),
@@ -101,6 +108,7 @@ impl Sandboxes {
                 ));
             }
         };
+        self.audit.record_done(actor, opened.with("pid", pid)).await;
         Ok((PtySession { pid, client }, events.boxed()))
     }
 }

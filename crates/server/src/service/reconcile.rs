@@ -11,7 +11,7 @@
 
 use std::collections::HashSet;
 
-use warren_core::{SandboxState, Transition, WarrenError};
+use warren_core::{SandboxState, WarrenError};
 use warren_store::SandboxFilter;
 
 use super::{Agents, Sandboxes};
@@ -82,10 +82,12 @@ impl Sandboxes {
     }
 
     async fn fail_and_teardown(&self, id: &warren_core::SandboxId) {
-        if let Err(e) = self.transition(id, Transition::Fail).await {
-            tracing::warn!(sandbox = %id, error = %e.message, "could not mark sandbox failed");
-        }
-        self.agents.remove(id);
-        self.teardown.enqueue(id.clone());
+        let reconciler = crate::audit::AuditActor::system("reconcile");
+        self.fail(
+            id,
+            &reconciler,
+            "the runtime lost the sandbox while the daemon was down",
+        )
+        .await;
     }
 }

@@ -9,6 +9,9 @@
 //! - Another team's users and keys are "not found", never "forbidden".
 //! - On first start (no team at all) the daemon creates the operator team
 //!   `default` with user `admin` and prints that user's admin key once.
+//! - Every creation and revocation is recorded in the audit log
+//!   (`team.create`, `user.create`, `key.create`, `key.revoke`), in the team
+//!   it concerns.
 
 use std::sync::Arc;
 
@@ -17,6 +20,7 @@ use warren_core::authz::key_permissions;
 use warren_core::{KeyId, Role, Scope, TeamId, UserId, WarrenError};
 use warren_store::{KeyRecord, Store, TeamRecord, UserRecord};
 
+use crate::audit::{Audit, AuditActor, Event};
 use crate::auth::{ApiKey, Caller, Pepper};
 
 /// Longest key lifetime a caller may ask for: ten years.
@@ -40,6 +44,7 @@ pub struct KeyRequest {
 pub struct Tenancy {
     store: Arc<dyn Store>,
     pepper: Pepper,
+    audit: Audit,
 }
 
 /// A team name: 1-63 of `a-z 0-9 -`, starting with a letter or digit.
@@ -77,8 +82,28 @@ fn validate_name(what: &str, name: &str, spaces: bool) -> Result<(), WarrenError
 }
 
 impl Tenancy {
-    pub fn new(store: Arc<dyn Store>, pepper: Pepper) -> Self {
-        Self { store, pepper }
+    pub fn new(store: Arc<dyn Store>, pepper: Pepper, audit: Audit) -> Self {
+        Self {
+            store,
+            pepper,
+            audit,
+        }
+    }
+
+    async fn record_key(&self, actor: &AuditActor, action: &'static str, key: &KeyRecord) {
+        let event = Event::new(action, key.id.to_string())
+            .with("name", key.name.as_str())
+            .with("user", key.user.to_string())
+            .with("role", key.role.as_str())
+            .with(
+                "scopes",
+                key.scopes
+                    .as_ref()
+                    .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+            );
+        self.audit
+            .record_done(&actor.in_team(&key.team), event)
+            .await;
     }
 
     fn mint(
@@ -143,12 +168,28 @@ impl Tenancy {
         }
         let (team, user) = Self::new_team("default", "admin", true);
         let key = self.mint(&team.id, &user.id, &admin_key("admin"))?;
-        self.store.create_team(team, user, key.record).await?;
+        self.store
+            .create_team(team.clone(), user, key.record.clone())
+            .await?;
+        self.record_team(&AuditActor::system("bootstrap"), &team, &key.record)
+            .await;
         Ok(Some(key.secret))
+    }
+
+    async fn record_team(&self, actor: &AuditActor, team: &TeamRecord, key: &KeyRecord) {
+        let event = Event::new("team.create", team.id.to_string())
+            .with("name", team.name.as_str())
+            .with("operator", team.operator)
+            .with("admin", key.user.to_string());
+        self.audit
+            .record_done(&actor.in_team(&team.id), event)
+            .await;
+        self.record_key(actor, "key.create", key).await;
     }
 
     pub async fn create_team(
         &self,
+        caller: &Caller,
         name: &str,
         admin: &str,
     ) -> Result<(TeamRecord, UserRecord, MintedKey), WarrenError> {
@@ -159,6 +200,8 @@ impl Tenancy {
         self.store
             .create_team(team.clone(), user.clone(), key.record.clone())
             .await?;
+        self.record_team(&AuditActor::from_caller(caller), &team, &key.record)
+            .await;
         Ok((team, user, key))
     }
 
@@ -186,6 +229,10 @@ impl Tenancy {
             created_at: OffsetDateTime::now_utc(),
         };
         self.store.insert_user(user.clone()).await?;
+        let event = Event::new("user.create", user.id.to_string()).with("name", name);
+        self.audit
+            .record_done(&AuditActor::from_caller(caller), event)
+            .await;
         Ok(user)
     }
 
@@ -224,6 +271,8 @@ impl Tenancy {
         }
         let key = self.mint(&caller.team, &user, &req)?;
         self.store.insert_key(key.record.clone()).await?;
+        self.record_key(&AuditActor::from_caller(caller), "key.create", &key.record)
+            .await;
         Ok(key)
     }
 
@@ -239,7 +288,10 @@ impl Tenancy {
             return Err(not_found());
         }
         self.store.revoke_key(id, OffsetDateTime::now_utc()).await?;
-        self.store.get_key(id).await?.ok_or_else(not_found)
+        let key = self.store.get_key(id).await?.ok_or_else(not_found)?;
+        self.record_key(&AuditActor::from_caller(caller), "key.revoke", &key)
+            .await;
+        Ok(key)
     }
 }
 

@@ -27,6 +27,7 @@
 //! The database file is created with mode 0600: sandbox environments may
 //! carry secrets.
 
+mod audit;
 mod codec;
 mod keys;
 mod sandboxes;
@@ -41,6 +42,8 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 use warren_core::{KeyId, SandboxId, SandboxState, TeamId, UserId};
+
+pub use audit::SqliteAudit;
 
 use crate::{
     KeyRecord, NewSandbox, SandboxFilter, SandboxRecord, Store, StoreError, TeamRecord, UserRecord,

@@ -1,0 +1,34 @@
+//! Lifecycle entries of the audit log: the one function every sandbox state
+//! change is recorded through (create, kill, expire, fail; pause, resume and
+//! fork will use it too). Commands, file writes and terminals are recorded
+//! where they end (`exec.rs`, `files.rs`, `pty.rs`).
+
+use serde_json::{Map, Value};
+use warren_audit::Outcome;
+use warren_core::SandboxId;
+
+use super::Sandboxes;
+use crate::audit::{AuditActor, Event};
+
+impl Sandboxes {
+    /// Records lifecycle `action` (`sandbox.create`, `sandbox.kill`,
+    /// `sandbox.expire`, `sandbox.fail` …) of sandbox `id` by `actor`, in
+    /// the sandbox's team (also when the daemon itself acted). The
+    /// transition has happened: a failure to record is logged, not returned.
+    pub(crate) async fn record_lifecycle(
+        &self,
+        actor: &AuditActor,
+        id: &SandboxId,
+        action: &'static str,
+        outcome: Outcome,
+        details: Map<String, Value>,
+    ) {
+        let mut event = Event::sandbox(action, id, outcome);
+        event.details = details;
+        let actor = match self.store.get_sandbox(id).await {
+            Ok(Some(rec)) => actor.in_team(&rec.team),
+            _ => actor.clone(),
+        };
+        self.audit.record_done(&actor, event).await;
+    }
+}
