@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub mod api;
 pub mod auth;
 mod daemon;
+pub mod e2b;
 pub mod error;
 pub mod service;
 mod templates;

@@ -7,7 +7,7 @@
 //! file uploads up to [`UPLOAD_LIMIT`].
 
 mod exec;
-mod extract;
+pub(crate) mod extract;
 mod files;
 mod health;
 mod keys;
@@ -26,7 +26,7 @@ use axum::middleware;
 use axum::routing::{delete, get, post};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Authenticator, authenticate, authorize};
+use crate::auth::{Authenticator, Credentials, authenticate, authorize};
 use crate::service::{Sandboxes, Tenancy};
 use crate::templates::TemplateBuilds;
 
@@ -55,7 +55,10 @@ async fn unknown_route(uri: axum::http::Uri) -> crate::error::AppError {
 }
 
 pub fn router(state: AppState, auth: Authenticator) -> Router {
-    let protected = Router::new()
+    // E2B's surface is for API keys; the sandbox listener does not serve it.
+    let e2b = (auth.accepts == Credentials::ApiKeys)
+        .then(|| crate::e2b::SandboxProxy::new(state.sandboxes.clone(), auth.clone()));
+    let mut protected = Router::new()
         .route(
             "/v1/sandboxes",
             get(sandboxes::list).post(sandboxes::create),
@@ -79,17 +82,28 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/users", get(teams::list_users).post(teams::create_user))
         .route("/v1/whoami", get(teams::whoami))
         .route("/v1/keys", get(keys::list).post(keys::create))
-        .route("/v1/keys/{id}", delete(keys::revoke))
+        .route("/v1/keys/{id}", delete(keys::revoke));
+    if e2b.is_some() {
+        protected = protected.merge(crate::e2b::routes());
+    }
+    let protected = protected
         // Layers run outside in: authenticate, then authorize against the
         // route's rule (`route_layer`, so the matched route is known).
         .route_layer(middleware::from_fn(authorize))
         .route_layer(middleware::from_fn_with_state(auth, authenticate));
-    Router::new()
+    let app = Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/openapi.json", get(openapi::document))
         .merge(protected)
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    match e2b {
+        Some(proxy) => app.layer(middleware::from_fn_with_state(
+            proxy,
+            crate::e2b::route_by_header,
+        )),
+        None => app,
+    }
 }

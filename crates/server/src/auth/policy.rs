@@ -55,6 +55,18 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/users") => needs(S::KeysManage),
         ("GET" | "POST", "/v1/keys") => needs(S::KeysManage),
         ("DELETE", "/v1/keys/{id}") => needs(S::KeysManage),
+        // E2B's control plane (crates/server/src/e2b), for API keys only.
+        ("GET", "/sandboxes" | "/v2/sandboxes" | "/sandboxes/{id}") => needs(S::SandboxesRead),
+        ("GET", "/sandboxes/{id}/metrics" | "/templates") => needs(S::SandboxesRead),
+        ("POST", "/sandboxes" | "/v2/sandboxes") => needs(S::SandboxesCreate),
+        // Connect hands out the envd access token, the key to exec and files.
+        ("POST", "/sandboxes/{id}/connect" | "/v2/sandboxes/{id}/connect") => {
+            needs(S::SandboxesExec)
+        }
+        ("DELETE", "/sandboxes/{id}") => needs(S::SandboxesManage),
+        ("POST", "/sandboxes/{id}/timeout" | "/sandboxes/{id}/refreshes") => {
+            needs(S::SandboxesManage)
+        }
         _ => return None,
     };
     Some(rule)

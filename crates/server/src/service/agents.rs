@@ -87,6 +87,16 @@ impl Agents {
             .map(|a| a.addr.ip())
     }
 
+    /// Every connected agent: its sandbox and address.
+    pub fn live(&self) -> Vec<(SandboxId, SocketAddr)> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, a)| (id.clone(), a.addr))
+            .collect()
+    }
+
     pub fn remove(&self, id: &SandboxId) {
         self.agents
             .write()
