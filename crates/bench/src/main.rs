@@ -4,6 +4,7 @@
 //! Run as root after `scripts/build.sh`; see docs/benchmarks.md for the
 //! command line. Nothing here asserts a time: the figures are for people.
 
+mod e2b;
 mod foundation;
 mod raw;
 mod stats;
@@ -37,23 +38,48 @@ enum Suite {
         #[arg(long, default_value = "base")]
         template: String,
     },
+    /// The E2B Python SDK against Warren's native API: create → run → kill
+    /// and `commands.run`, timed from one Python process.
+    E2b {
+        /// Create → run → kill rounds (each side).
+        #[arg(long, default_value_t = 20)]
+        creates: usize,
+        /// `echo hi` runs in one sandbox (each side).
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+        #[arg(long, default_value = "base")]
+        template: String,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rows = match cli.suite {
+    let (baseline, rows) = match cli.suite {
         Suite::Foundation {
             creates,
             execs,
             idle,
             template,
-        } => foundation::run(&template, creates, execs, idle).await?,
+        } => (
+            "raw engine",
+            foundation::run(&template, creates, execs, idle).await?,
+        ),
+        Suite::E2b {
+            creates,
+            runs,
+            template,
+        } => ("native API", e2b::run(&template, creates, runs).await?),
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("| figure | Warren | raw engine | ratio |");
+        let warren = if baseline == "native API" {
+            "E2B SDK"
+        } else {
+            "Warren"
+        };
+        println!("| figure | {warren} | {baseline} | ratio |");
         println!("|---|---|---|---|");
         for r in &rows {
             println!("{}", r.markdown());

@@ -33,6 +33,7 @@ fn run_sdk(d: &Daemon, mut cmd: Command) {
     let out = cmd
         .env("E2B_API_URL", &d.url)
         .env("E2B_SANDBOX_URL", &d.url)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("E2B_DEBUG")
         .env_remove("E2B_DOMAIN")
         .env_remove("E2B_ACCESS_TOKEN")
