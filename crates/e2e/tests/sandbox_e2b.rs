@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::{Value, json};
+use warren_api_types::TeamCreated;
 use warren_e2e::{Daemon, workspace_target};
 
 fn suite_dir() -> PathBuf {
@@ -88,4 +90,124 @@ async fn sandbox_e2b_node_sdk() {
         .current_dir(suite_dir().join("node"))
         .env("NODE_PATH", &modules);
     tokio::task::block_in_place(|| run_sdk(&d, cmd));
+}
+
+/// Creates a sandbox through E2B's API: its id and envd access token.
+async fn e2b_create(d: &Daemon) -> (String, String) {
+    let resp = d
+        .http
+        .post(format!("{}/v2/sandboxes", d.url))
+        .header("X-API-KEY", &d.key)
+        .json(&json!({"templateID": "base", "timeout": 120}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    (
+        body["sandboxID"].as_str().unwrap().to_owned(),
+        body["envdAccessToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `GET /files?path=/tmp/who` for sandbox `id` through the proxy, with the
+/// given envd token and/or API key: the status and body.
+async fn read_who(d: &Daemon, id: &str, token: Option<&str>, key: Option<&str>) -> (u16, String) {
+    let mut req = d
+        .http
+        .get(format!("{}/files?path=/tmp/who", d.url))
+        .header("E2b-Sandbox-Id", id)
+        .header("E2b-Sandbox-Port", "49983");
+    if let Some(t) = token {
+        req = req.header("X-Access-Token", t);
+    }
+    if let Some(k) = key {
+        req = req.header("X-API-KEY", k);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The proxy sends a request only to the sandbox its credential opens: a
+/// sandbox's token opens that sandbox alone, an API key only its team's,
+/// and everything else is refused before reaching any agent.
+#[tokio::test]
+async fn sandbox_e2b_proxy_keeps_sandboxes_and_teams_apart() {
+    let d = Daemon::with_base().await;
+    let (a, token_a) = e2b_create(&d).await;
+    let (b, token_b) = e2b_create(&d).await;
+    d.sh(&a, "printf A > /tmp/who").await;
+    d.sh(&b, "printf B > /tmp/who").await;
+
+    assert_eq!(
+        read_who(&d, &a, Some(&token_a), None).await,
+        (200, "A".into())
+    );
+    assert_eq!(
+        read_who(&d, &b, Some(&token_b), None).await,
+        (200, "B".into())
+    );
+    // B's token does not open A, even with a valid API key beside it.
+    assert_eq!(read_who(&d, &a, Some(&token_b), None).await.0, 401);
+    assert_eq!(read_who(&d, &a, Some(&token_b), Some(&d.key)).await.0, 401);
+    assert_eq!(read_who(&d, &a, None, None).await.0, 401);
+    // The team's API key opens it (the proxy adds the token).
+    assert_eq!(
+        read_who(&d, &a, None, Some(&d.key)).await,
+        (200, "A".into())
+    );
+
+    // Another team's key reaches nothing of A, on either plane.
+    let resp = d
+        .post("/v1/teams")
+        .json(&json!({"name": "team-b", "admin": "bea"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let other = resp.json::<TeamCreated>().await.unwrap().key.secret;
+    let (status, body) = read_who(&d, &a, None, Some(&other)).await;
+    assert_eq!(status, 502, "{body}");
+    let resp = d
+        .http
+        .get(format!("{}/sandboxes/{a}", d.url))
+        .header("X-API-KEY", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], 404, "E2B's error body: {err}");
+
+    // Errors of the shared layers are spelled E2B's way on E2B paths.
+    let resp = d
+        .http
+        .get(format!("{}/v2/sandboxes", d.url))
+        .header("X-API-KEY", "wrn_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], 401);
+
+    // Unknown and killed sandboxes are 502, as E2B's edge answers.
+    assert_eq!(
+        read_who(&d, "nosuchsandbox0000000", Some(&token_a), None)
+            .await
+            .0,
+        502
+    );
+    let resp = d
+        .http
+        .delete(format!("{}/sandboxes/{a}", d.url))
+        .header("X-API-KEY", &d.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(read_who(&d, &a, Some(&token_a), None).await.0, 502);
+    assert_eq!(
+        read_who(&d, &b, Some(&token_b), None).await,
+        (200, "B".into())
+    );
 }

@@ -123,7 +123,15 @@ pub async fn route_by_header(
     if let Some(target) = proxy.signed_files_target(&req) {
         return proxy.forward(target, req).await;
     }
-    next.run(req).await
+    // Everything outside the native API's `/v1` is E2B's: its errors are
+    // spelled E2B's way, including those of authentication and routing.
+    let native = req.uri().path().starts_with("/v1/");
+    let resp = next.run(req).await;
+    if native {
+        resp
+    } else {
+        super::error::respell(resp).await
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
