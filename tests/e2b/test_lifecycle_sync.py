@@ -68,3 +68,26 @@ def test_metrics_report_memory(sbx):
     assert metrics, "at least one sample"
     assert metrics[-1].mem_used > 0
     assert metrics[-1].cpu_count >= 1
+
+
+def test_templates_and_refreshes_over_plain_http(sbx):
+    """Endpoints the Python SDK has no call for, as E2B's API defines them."""
+    import os
+
+    import httpx
+
+    api = httpx.Client(
+        base_url=os.environ["E2B_API_URL"], headers={"X-API-KEY": os.environ["E2B_API_KEY"]}
+    )
+    templates = api.get("/templates")
+    assert templates.status_code == 200
+    assert "base" in [t["templateID"] for t in templates.json()]
+
+    before = sbx.get_info().end_at
+    r = api.post(f"/sandboxes/{sbx.sandbox_id}/refreshes", json={"duration": 3000})
+    assert r.status_code == 204
+    assert sbx.get_info().end_at > before
+    # A refresh never shortens.
+    assert api.post(f"/sandboxes/{sbx.sandbox_id}/refreshes", json={"duration": 1}).status_code == 204
+    assert sbx.get_info().end_at > before
+
