@@ -132,10 +132,11 @@ async fn read_who(d: &Daemon, id: &str, token: Option<&str>, key: Option<&str>) 
 
 /// The proxy sends a request only to the sandbox its credential opens: a
 /// sandbox's token opens that sandbox alone, an API key only its team's,
-/// and everything else is refused before reaching any agent.
+/// and everything else is refused before reaching any agent; tokens
+/// survive a daemon restart.
 #[tokio::test]
 async fn sandbox_e2b_proxy_keeps_sandboxes_and_teams_apart() {
-    let d = Daemon::with_base().await;
+    let mut d = Daemon::with_base().await;
     let (a, token_a) = e2b_create(&d).await;
     let (b, token_b) = e2b_create(&d).await;
     d.sh(&a, "printf A > /tmp/who").await;
@@ -208,6 +209,14 @@ async fn sandbox_e2b_proxy_keeps_sandboxes_and_teams_apart() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(read_who(&d, &a, Some(&token_a), None).await.0, 502);
+    assert_eq!(
+        read_who(&d, &b, Some(&token_b), None).await,
+        (200, "B".into())
+    );
+
+    // Tokens need no storage: after a restart the SDK's token still works.
+    d.stop_with(nix::sys::signal::Signal::SIGTERM).unwrap();
+    d.restart().await.unwrap();
     assert_eq!(
         read_who(&d, &b, Some(&token_b), None).await,
         (200, "B".into())
