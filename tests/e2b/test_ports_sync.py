@@ -56,6 +56,21 @@ def test_http_server_in_the_sandbox(sbx):
     r = wait_for(lambda: httpx.get(url, headers=headers(sbx, 8080)).raise_for_status())
     assert r.text == "served from inside"
 
+    # The traffic token from create opens the sandbox's own servers...
+    assert sbx.traffic_access_token
+    traffic = {
+        "E2b-Sandbox-Id": sbx.sandbox_id,
+        "E2b-Sandbox-Port": "8080",
+        "E2B-Traffic-Access-Token": sbx.traffic_access_token,
+    }
+    assert httpx.get(url, headers=traffic).text == "served from inside"
+    # ... but not its agent, and a wrong one opens nothing.
+    envd = {**traffic, "E2b-Sandbox-Port": "49983"}
+    files = os.environ["E2B_SANDBOX_URL"] + "/files?path=/tmp/www/hello.txt"
+    assert httpx.get(files, headers=envd).status_code == 401
+    wrong = {**traffic, "E2B-Traffic-Access-Token": "nope"}
+    assert httpx.get(url, headers=wrong).status_code == 401
+
 
 def test_upgraded_connection_is_spliced(sbx):
     sbx.files.write("/tmp/echo_server.py", ECHO_SERVER)

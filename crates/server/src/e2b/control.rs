@@ -91,6 +91,7 @@ fn created(state: &AppState, rec: &SandboxRecord) -> CreatedSandbox {
         client_id: CLIENT_ID.to_owned(),
         envd_version: ENVD_VERSION.to_owned(),
         envd_access_token: state.sandboxes.agents.token(&rec.id),
+        traffic_access_token: state.sandboxes.agents.traffic_token(&rec.id),
         alias: rec.template.clone(),
         domain: None,
     }

@@ -17,6 +17,9 @@
 //!   therefore the right to address that one sandbox: it is compared in
 //!   constant time against *the named sandbox's* token, so a token never
 //!   opens another sandbox, and the agent checks it again.
+//! - Or, for any port but envd's, `E2B-Traffic-Access-Token` equal to the
+//!   sandbox's traffic token (also per sandbox, handed out with the access
+//!   token): it opens the sandbox's own servers, never its agent.
 //! - Or an API key (`X-API-KEY`/Bearer) of the sandbox's team with the
 //!   `sandboxes:exec` scope; the proxy then adds the access token itself.
 //! - Or, for `/files` on the envd port, a `signature` query parameter: E2B's
@@ -55,6 +58,7 @@ pub const ENVD_PORT: u16 = 49983;
 const SANDBOX_ID: &str = "e2b-sandbox-id";
 const SANDBOX_PORT: &str = "e2b-sandbox-port";
 const ACCESS_TOKEN: &str = "x-access-token";
+const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
 
 /// What the proxy needs.
 #[derive(Clone)]
@@ -171,9 +175,22 @@ impl SandboxProxy {
             .address(&id)
             .ok_or_else(|| not_found(raw))?;
         let addr = SocketAddr::new(ip, port);
-        let token = self.sandboxes.agents.token(&id);
-        if let Some(shown) = header_str(headers, ACCESS_TOKEN) {
-            if bool::from(shown.as_bytes().ct_eq(token.as_bytes())) {
+        let agents = &self.sandboxes.agents;
+        let presented = match (
+            header_str(headers, ACCESS_TOKEN),
+            header_str(headers, TRAFFIC_TOKEN),
+        ) {
+            (Some(shown), _) => Some((shown, agents.token(&id), "X-Access-Token", "access")),
+            (None, Some(shown)) if port != ENVD_PORT => Some((
+                shown,
+                agents.traffic_token(&id),
+                "E2B-Traffic-Access-Token",
+                "traffic",
+            )),
+            _ => None,
+        };
+        if let Some((shown, expected, header, what)) = presented {
+            if bool::from(shown.as_bytes().ct_eq(expected.as_bytes())) {
                 return Ok(Target {
                     id,
                     addr,
@@ -182,10 +199,10 @@ impl SandboxProxy {
             }
             return Err(E2bError(WarrenError::new(
                 ErrorKind::Unauthenticated,
-                "X-Access-Token is not this sandbox's access token",
+                format!("{header} is not this sandbox's {what} token"),
             )));
         }
-        // No access token: an API key of the sandbox's team may address it.
+        // No token: an API key of the sandbox's team may address it.
         let caller = self.auth.authenticate(headers, None).await?;
         let rec = self.sandboxes.store.get_sandbox(&id).await?;
         if rec.is_none_or(|r| r.team != caller.team) {
@@ -201,9 +218,9 @@ impl SandboxProxy {
             )));
         }
         Ok(Target {
+            add_token: Some(agents.token(&id)),
             id,
             addr,
-            add_token: Some(token),
         })
     }
 
@@ -331,6 +348,7 @@ fn clean_headers(headers: &mut HeaderMap, upgrade: bool, addr: SocketAddr) {
     }
     headers.remove(SANDBOX_ID);
     headers.remove(SANDBOX_PORT);
+    headers.remove(TRAFFIC_TOKEN);
     if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
         headers.insert(header::HOST, host);
     }

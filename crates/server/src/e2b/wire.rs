@@ -60,6 +60,8 @@ pub struct CreatedSandbox {
     pub client_id: String,
     pub envd_version: String,
     pub envd_access_token: String,
+    /// Opens the sandbox's own ports (not envd) as `E2B-Traffic-Access-Token`.
+    pub traffic_access_token: String,
     pub alias: String,
     pub domain: Option<String>,
 }

@@ -43,6 +43,12 @@ impl Agents {
         self.secret.derive(&format!("agent-token:{id}"))
     }
 
+    /// The traffic token of `id`: opens the sandbox's own servers (ports
+    /// other than envd's) through the E2B proxy, and nothing else.
+    pub fn traffic_token(&self, id: &SandboxId) -> String {
+        self.secret.derive(&format!("traffic-token:{id}"))
+    }
+
     /// Registers the agent of `id` at `addr` and returns its client.
     pub fn attach(&self, id: &SandboxId, addr: SocketAddr) -> Result<EnvdClient, WarrenError> {
         let client = EnvdClient::new(&format!("http://{addr}"))
