@@ -214,6 +214,34 @@ async fn sandbox_e2b_proxy_keeps_sandboxes_and_teams_apart() {
         (200, "B".into())
     );
 
+    // A key that may create but not exec gets no tokens to enter with.
+    let resp = d
+        .post("/v1/keys")
+        .json(&json!({"name": "creator", "scopes": ["sandboxes:create"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let creator = resp.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = d
+        .http
+        .post(format!("{}/sandboxes", d.url))
+        .header("X-API-KEY", &creator)
+        .json(&json!({"templateID": "base", "timeout": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("envdAccessToken").is_none(), "{body}");
+    assert!(body.get("trafficAccessToken").is_none(), "{body}");
+    let created = body["sandboxID"].as_str().unwrap();
+    let (status, _) = read_who(&d, created, None, Some(&creator)).await;
+    assert_eq!(status, 403);
+
     // Tokens need no storage: after a restart the SDK's token still works.
     d.stop_with(nix::sys::signal::Signal::SIGTERM).unwrap();
     d.restart().await.unwrap();

@@ -84,14 +84,25 @@ fn network_is_default(v: &serde_json::Value) -> bool {
     })
 }
 
-fn created(state: &AppState, rec: &SandboxRecord) -> CreatedSandbox {
+/// Whether `caller` may be handed a sandbox's tokens: they open its agent
+/// (exec, files) and its ports, so only a caller with `sandboxes:exec` gets
+/// them — a create-only key creates sandboxes it cannot enter.
+fn may_enter(caller: &Caller) -> bool {
+    caller
+        .permissions
+        .contains(warren_core::Scope::SandboxesExec)
+}
+
+fn created(state: &AppState, rec: &SandboxRecord, caller: &Caller) -> CreatedSandbox {
+    let agents = &state.sandboxes.agents;
+    let enter = may_enter(caller);
     CreatedSandbox {
         template_id: rec.template.clone(),
         sandbox_id: rec.id.to_string(),
         client_id: CLIENT_ID.to_owned(),
         envd_version: ENVD_VERSION.to_owned(),
-        envd_access_token: state.sandboxes.agents.token(&rec.id),
-        traffic_access_token: state.sandboxes.agents.traffic_token(&rec.id),
+        envd_access_token: enter.then(|| agents.token(&rec.id)),
+        traffic_access_token: enter.then(|| agents.traffic_token(&rec.id)),
         alias: rec.template.clone(),
         domain: None,
     }
@@ -135,7 +146,7 @@ pub async fn create(
     let ApiJson(req) = body?;
     let params = create_params(req, &caller)?;
     let rec = state.sandboxes.create(params).await?;
-    Ok((StatusCode::CREATED, Json(created(&state, &rec))))
+    Ok((StatusCode::CREATED, Json(created(&state, &rec, &caller))))
 }
 
 /// `POST /sandboxes/{id}/connect`: a running sandbox answers 200 with its
@@ -144,6 +155,7 @@ pub async fn create(
 /// onto the native resume once it exists.
 pub async fn connect(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     id: Id,
     body: Option<Json<ConnectSandbox>>,
 ) -> E2bResult<Json<CreatedSandbox>> {
@@ -159,7 +171,7 @@ pub async fn connect(
     if let Some(timeout) = req.timeout {
         rec = extend(&state, &rec, timeout).await?;
     }
-    Ok(Json(created(&state, &rec)))
+    Ok(Json(created(&state, &rec, &caller)))
 }
 
 /// Moves the end of `rec` to `seconds` from now unless it is already later.
@@ -270,8 +282,7 @@ pub async fn list(
     Ok((headers, Json(body)))
 }
 
-/// `GET /sandboxes/{id}`. The envd access token is included only for a
-/// caller who may exec in the sandbox (it grants exactly that).
+/// `GET /sandboxes/{id}`; the access token only for [`may_enter`] callers.
 pub async fn info(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -279,10 +290,7 @@ pub async fn info(
 ) -> E2bResult<Json<ListedSandbox>> {
     let SandboxPath(id) = id?;
     let rec = state.sandboxes.get(&id).await?;
-    let token = caller
-        .permissions
-        .contains(warren_core::Scope::SandboxesExec)
-        .then(|| state.sandboxes.agents.token(&id));
+    let token = may_enter(&caller).then(|| state.sandboxes.agents.token(&id));
     Ok(Json(listed(rec, token)))
 }
 

@@ -59,9 +59,12 @@ pub struct CreatedSandbox {
     #[serde(rename = "clientID")]
     pub client_id: String,
     pub envd_version: String,
-    pub envd_access_token: String,
+    /// Absent for a caller who may not exec in the sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub envd_access_token: Option<String>,
     /// Opens the sandbox's own ports (not envd) as `E2B-Traffic-Access-Token`.
-    pub traffic_access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_access_token: Option<String>,
     pub alias: String,
     pub domain: Option<String>,
 }
