@@ -94,18 +94,23 @@ async fn sandbox_e2b_node_sdk() {
     tokio::task::block_in_place(|| run_sdk(&d, cmd));
 }
 
-/// Creates a sandbox through E2B's API: its id and envd access token.
-async fn e2b_create(d: &Daemon) -> (String, String) {
+/// Creates a sandbox through E2B's API with `key`: the 201 answer.
+async fn e2b_create_with(d: &Daemon, key: &str) -> Value {
     let resp = d
         .http
         .post(format!("{}/v2/sandboxes", d.url))
-        .header("X-API-KEY", &d.key)
+        .header("X-API-KEY", key)
         .json(&json!({"templateID": "base", "timeout": 120}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    resp.json().await.unwrap()
+}
+
+/// Creates a sandbox with the admin key: its id and envd access token.
+async fn e2b_create(d: &Daemon) -> (String, String) {
+    let body = e2b_create_with(d, &d.key).await;
     (
         body["sandboxID"].as_str().unwrap().to_owned(),
         body["envdAccessToken"].as_str().unwrap().to_owned(),
@@ -226,16 +231,7 @@ async fn sandbox_e2b_proxy_keeps_sandboxes_and_teams_apart() {
         .as_str()
         .unwrap()
         .to_owned();
-    let resp = d
-        .http
-        .post(format!("{}/sandboxes", d.url))
-        .header("X-API-KEY", &creator)
-        .json(&json!({"templateID": "base", "timeout": 60}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let body: Value = resp.json().await.unwrap();
+    let body = e2b_create_with(&d, &creator).await;
     assert!(body.get("envdAccessToken").is_none(), "{body}");
     assert!(body.get("trafficAccessToken").is_none(), "{body}");
     let created = body["sandboxID"].as_str().unwrap();
