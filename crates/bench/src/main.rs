@@ -5,6 +5,7 @@
 //! command line. Nothing here asserts a time: the figures are for people.
 
 mod audit;
+mod e2b;
 mod foundation;
 mod raw;
 mod stats;
@@ -52,18 +53,36 @@ enum Suite {
         #[arg(long)]
         through_cli: bool,
     },
+    /// The E2B Python SDK against Warren's native API: create → run → kill
+    /// and `commands.run`, timed from one Python process.
+    E2b {
+        /// Create → run → kill rounds (each side).
+        #[arg(long, default_value_t = 20)]
+        creates: usize,
+        /// `echo hi` runs in one sandbox (each side).
+        #[arg(long, default_value_t = 100)]
+        runs: usize,
+        #[arg(long, default_value = "base")]
+        template: String,
+    },
 }
+
+/// The columns of suites that measure Warren against the bare engine.
+const RAW_ENGINE: (&str, &str) = ("Warren", "raw engine");
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rows = match cli.suite {
+    let ((measured, baseline), rows) = match cli.suite {
         Suite::Foundation {
             creates,
             execs,
             idle,
             template,
-        } => foundation::run(&template, creates, execs, idle).await?,
+        } => (
+            RAW_ENGINE,
+            foundation::run(&template, creates, execs, idle).await?,
+        ),
         Suite::Audit {
             entries,
             callers,
@@ -73,13 +92,21 @@ async fn main() -> anyhow::Result<()> {
             if through_cli {
                 rows.extend(audit::verify_through_cli(entries).await?);
             }
-            rows
+            (RAW_ENGINE, rows)
         }
+        Suite::E2b {
+            creates,
+            runs,
+            template,
+        } => (
+            ("E2B SDK", "native API"),
+            e2b::run(&template, creates, runs).await?,
+        ),
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        println!("| figure | Warren | raw engine | ratio |");
+        println!("| figure | {measured} | {baseline} | ratio |");
         println!("|---|---|---|---|");
         for r in &rows {
             println!("{}", r.markdown());

@@ -34,15 +34,21 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// The message a client may see: an internal error's detail is logged and
+/// replaced by an opaque text.
+pub fn public_message(kind: ErrorKind, message: String) -> String {
+    if kind == ErrorKind::Internal {
+        tracing::error!(error = %message, "internal error");
+        "internal error: see the daemon's log for details".to_owned()
+    } else {
+        message
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let WarrenError { kind, message } = self.0;
-        let message = if kind == ErrorKind::Internal {
-            tracing::error!(error = %message, "internal error");
-            "internal error: see the daemon's log for details".to_owned()
-        } else {
-            message
-        };
+        let message = public_message(kind, message);
         let body = ApiError {
             code: kind.code().to_owned(),
             message,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 mod daemon;
+pub mod e2b;
 pub mod error;
 pub mod service;
 mod templates;

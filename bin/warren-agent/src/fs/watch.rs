@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
-use notify::event::{EventKind, ModifyKind};
+use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use warren_envd::filesystem::{
     EventType, FilesystemEvent, WatchDirRequest, WatchDirResponse, WatchStart,
@@ -26,10 +26,17 @@ const STREAM_QUEUE: usize = 1024;
 const BUFFER_CAP: usize = 10_000;
 const MAX_WATCHERS: usize = 256;
 
+/// The envd event for an inotify event, mapped as envd (Go's fsnotify)
+/// maps them: a name moved into the directory is a `Create` (so a file
+/// written by rename over a temporary, as uploads are, reads as created),
+/// the name it left is a `Rename`; notify's extra paired `Both` event would
+/// repeat the two and is dropped.
 fn event_type(kind: &EventKind) -> Option<EventType> {
     match kind {
         EventKind::Create(_) => Some(EventType::Create),
         EventKind::Remove(_) => Some(EventType::Remove),
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Some(EventType::Create),
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => None,
         EventKind::Modify(ModifyKind::Name(_)) => Some(EventType::Rename),
         EventKind::Modify(ModifyKind::Metadata(_)) => Some(EventType::Chmod),
         EventKind::Modify(_) => Some(EventType::Write),
@@ -181,5 +188,18 @@ impl Watchers {
             .remove(id)
             .map(drop)
             .ok_or_else(|| ConnectError::not_found(format!("watcher {id:?} not found")))
+    }
+}
+
+#[cfg(test)]
+mod event_type_tests {
+    use super::*;
+
+    #[test]
+    fn names_map_as_envd_maps_them() {
+        let name = |m| EventKind::Modify(ModifyKind::Name(m));
+        assert_eq!(event_type(&name(RenameMode::To)), Some(EventType::Create));
+        assert_eq!(event_type(&name(RenameMode::From)), Some(EventType::Rename));
+        assert_eq!(event_type(&name(RenameMode::Both)), None);
     }
 }

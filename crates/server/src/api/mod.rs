@@ -8,7 +8,7 @@
 
 mod audit;
 mod exec;
-mod extract;
+pub(crate) mod extract;
 mod files;
 mod health;
 mod keys;
@@ -30,7 +30,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::audit::Audit;
 use crate::audit::requests::record_requests;
-use crate::auth::{Authenticator, authenticate, authorize};
+use crate::auth::{Authenticator, Credentials, authenticate, authorize};
 use crate::service::{Sandboxes, Tenancy};
 use crate::templates::TemplateBuilds;
 
@@ -60,7 +60,10 @@ async fn unknown_route(uri: axum::http::Uri) -> crate::error::AppError {
 }
 
 pub fn router(state: AppState, auth: Authenticator) -> Router {
-    let protected = Router::new()
+    // E2B's surface is for API keys; the sandbox listener does not serve it.
+    let e2b = (auth.accepts == Credentials::ApiKeys)
+        .then(|| crate::e2b::SandboxProxy::new(state.sandboxes.clone(), auth.clone()));
+    let mut protected = Router::new()
         .route(
             "/v1/sandboxes",
             get(sandboxes::list).post(sandboxes::create),
@@ -89,7 +92,11 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/audit/entries", get(audit::entries))
         .route("/v1/audit/entries/{index}/proof", get(audit::proof))
         .route("/v1/audit/consistency", get(audit::consistency))
-        .route("/v1/audit/heads", get(audit::heads))
+        .route("/v1/audit/heads", get(audit::heads));
+    if e2b.is_some() {
+        protected = protected.merge(crate::e2b::routes());
+    }
+    let protected = protected
         // Layers run outside in: authenticate; record state-changing calls
         // (denied ones too); authorize against the route's rule. All are
         // `route_layer`s, so the matched route is known.
@@ -99,12 +106,19 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
             record_requests,
         ))
         .route_layer(middleware::from_fn_with_state(auth, authenticate));
-    Router::new()
+    let app = Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/openapi.json", get(openapi::document))
         .merge(protected)
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    match e2b {
+        Some(proxy) => app.layer(middleware::from_fn_with_state(
+            proxy,
+            crate::e2b::route_by_header,
+        )),
+        None => app,
+    }
 }

@@ -8,6 +8,9 @@ use subtle::ConstantTimeEq;
 use warren_core::{KeyId, WarrenError};
 
 const PREFIX: &str = "wrn_";
+/// E2B's SDKs of the 2.4x era refuse keys that are not `e2b_<hex>`: a Warren
+/// key is also accepted spelled `e2b_` + the hex of its `wrn_…` text.
+const E2B_PREFIX: &str = "e2b_";
 const SECRET_BYTES: usize = 32;
 
 /// Why a key or the pepper could not be used.
@@ -123,6 +126,20 @@ impl ApiKey {
         }
     }
 
+    /// `key` spelled as older E2B SDKs insist: `e2b_` + hex of the text.
+    pub fn e2b_form(key: &str) -> String {
+        format!("{E2B_PREFIX}{}", hex::encode(key))
+    }
+
+    /// The `wrn_…` text of a key presented in its [`Self::e2b_form`], or
+    /// `None` when `text` is not one.
+    pub fn from_e2b_form(text: &str) -> Option<String> {
+        let raw = hex::decode(text.strip_prefix(E2B_PREFIX)?).ok()?;
+        String::from_utf8(raw)
+            .ok()
+            .filter(|k| k.starts_with(PREFIX))
+    }
+
     /// Splits a presented key into its id and secret.
     pub fn parse(text: &str) -> Result<(KeyId, &str), KeyError> {
         let rest = text.strip_prefix(PREFIX).ok_or(KeyError::Malformed)?;
@@ -143,6 +160,21 @@ impl ApiKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn e2b_spelling_round_trips() {
+        let key = "wrn_abcdefghijkl_00ff";
+        let e2b = ApiKey::e2b_form(key);
+        assert!(e2b.starts_with("e2b_") && e2b[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(ApiKey::from_e2b_form(&e2b).as_deref(), Some(key));
+        assert_eq!(ApiKey::from_e2b_form(key), None);
+        assert_eq!(ApiKey::from_e2b_form("e2b_zz"), None);
+        // Hex of something that is not a Warren key is no key.
+        assert_eq!(
+            ApiKey::from_e2b_form(&format!("e2b_{}", hex::encode("x"))),
+            None
+        );
+    }
 
     #[test]
     fn generated_keys_verify_and_tampered_ones_do_not() {

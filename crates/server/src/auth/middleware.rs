@@ -115,7 +115,8 @@ impl Authenticator {
     }
 
     async fn api_key(&self, text: &str) -> Result<Caller, AppError> {
-        let (id, secret) = ApiKey::parse(text)?;
+        let decoded = ApiKey::from_e2b_form(text);
+        let (id, secret) = ApiKey::parse(decoded.as_deref().unwrap_or(text))?;
         let invalid = || unauthenticated("invalid or revoked API key");
         let key = self.store.get_key(&id).await?.ok_or_else(invalid)?;
         if !ApiKey::verify(&self.pepper, secret, &key.hash) {

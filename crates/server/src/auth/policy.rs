@@ -58,6 +58,18 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
         ("GET", "/v1/audit/entries" | "/v1/audit/entries/{index}/proof") => needs(S::AuditRead),
         ("GET", "/v1/audit/consistency" | "/v1/audit/heads") => needs(S::AuditRead),
+        // E2B's control plane (crates/server/src/e2b), for API keys only.
+        ("GET", "/sandboxes" | "/v2/sandboxes" | "/sandboxes/{id}") => needs(S::SandboxesRead),
+        ("GET", "/sandboxes/{id}/metrics" | "/templates") => needs(S::SandboxesRead),
+        ("POST", "/sandboxes" | "/v2/sandboxes") => needs(S::SandboxesCreate),
+        // Connect hands out the envd access token, the key to exec and files.
+        ("POST", "/sandboxes/{id}/connect" | "/v2/sandboxes/{id}/connect") => {
+            needs(S::SandboxesExec)
+        }
+        ("DELETE", "/sandboxes/{id}") => needs(S::SandboxesManage),
+        ("POST", "/sandboxes/{id}/timeout" | "/sandboxes/{id}/refreshes") => {
+            needs(S::SandboxesManage)
+        }
         _ => return None,
     };
     Some(rule)

@@ -43,6 +43,12 @@ impl Agents {
         self.secret.derive(&format!("agent-token:{id}"))
     }
 
+    /// The traffic token of `id`: opens the sandbox's own servers (ports
+    /// other than envd's) through the E2B proxy, and nothing else.
+    pub fn traffic_token(&self, id: &SandboxId) -> String {
+        self.secret.derive(&format!("traffic-token:{id}"))
+    }
+
     /// Registers the agent of `id` at `addr` and returns its client.
     pub fn attach(&self, id: &SandboxId, addr: SocketAddr) -> Result<EnvdClient, WarrenError> {
         let client = EnvdClient::new(&format!("http://{addr}"))
@@ -85,6 +91,16 @@ impl Agents {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .map(|a| a.addr.ip())
+    }
+
+    /// Every connected agent: its sandbox and address.
+    pub fn live(&self) -> Vec<(SandboxId, SocketAddr)> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, a)| (id.clone(), a.addr))
+            .collect()
     }
 
     pub fn remove(&self, id: &SandboxId) {

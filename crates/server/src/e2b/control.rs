@@ -1,0 +1,465 @@
+//! E2B's control plane mapped onto Warren's services: create, connect,
+//! list, get, kill, timeout, refreshes, metrics and templates.
+//!
+//! Every handler here sits behind the same authentication (E2B sends
+//! `X-API-KEY`) and the same permission table as the native API, and takes
+//! sandbox ids through [`SandboxPath`], so another team's sandbox is "not
+//! found". Fields Warren cannot honour yet (auto-pause, egress rules) are
+//! refused with 400 rather than silently ignored.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Extension, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use time::OffsetDateTime;
+use warren_api_types::CreateSandboxRequest;
+use warren_core::{SandboxState, WarrenError};
+use warren_store::{SandboxFilter, SandboxRecord};
+
+use super::error::{E2bError, E2bResult};
+use super::wire::{
+    ConnectSandbox, CreatedSandbox, ListedSandbox, NewSandbox, RefreshRequest, SandboxMetric,
+    Template, TimeoutRequest,
+};
+use super::{CLIENT_ID, ENVD_VERSION};
+use crate::api::AppState;
+use crate::api::extract::{ApiJson, SandboxPath};
+use crate::api::rfc3339;
+use crate::audit::AuditActor;
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::service::CreateParams;
+
+/// Default and largest page of `GET /v2/sandboxes`.
+const DEFAULT_PAGE: usize = 100;
+const MAX_PAGE: usize = 100;
+/// How long `POST /sandboxes/{id}/refreshes` keeps a sandbox alive when the
+/// body names no duration.
+const DEFAULT_REFRESH_S: u64 = 60;
+/// Disk size reported for every sandbox (the quota is the runtime's).
+const DISK_SIZE_MB: u32 = 0;
+
+type Body<T> = Result<ApiJson<T>, AppError>;
+type Id = Result<SandboxPath, AppError>;
+
+fn unsupported(what: &str) -> E2bError {
+    E2bError(WarrenError::invalid(format!(
+        "{what} is not supported by Warren yet; see docs/e2b.md"
+    )))
+}
+
+/// Checks the E2B-only fields and maps the rest onto [`CreateParams`].
+fn create_params(req: NewSandbox, caller: &Caller) -> E2bResult<CreateParams> {
+    if req.auto_pause == Some(true) {
+        return Err(unsupported("autoPause"));
+    }
+    if req.allow_internet_access == Some(false) {
+        return Err(unsupported("allow_internet_access=false (egress is open)"));
+    }
+    if let Some(network) = &req.network
+        && !network_is_default(network)
+    {
+        return Err(unsupported("a network policy"));
+    }
+    let native = CreateSandboxRequest {
+        template: Some(req.template_id),
+        timeout_s: req.timeout,
+        env: req.env_vars.unwrap_or_default(),
+        metadata: req.metadata.unwrap_or_default(),
+        ..CreateSandboxRequest::default()
+    };
+    Ok(CreateParams::from_request(native, caller.into())?)
+}
+
+/// `network` asks for nothing beyond open egress: null, `{}`, or only
+/// empty/absent rule lists and a true `allowPublicTraffic`.
+fn network_is_default(v: &serde_json::Value) -> bool {
+    let Some(obj) = v.as_object() else {
+        return v.is_null();
+    };
+    obj.iter().all(|(k, v)| match k.as_str() {
+        "allowPublicTraffic" => v.as_bool() != Some(false),
+        _ => v.is_null() || v.as_array().is_some_and(Vec::is_empty) || v == &serde_json::json!({}),
+    })
+}
+
+/// Whether `caller` may be handed a sandbox's tokens: they open its agent
+/// (exec, files) and its ports, so only a caller with `sandboxes:exec` gets
+/// them — a create-only key creates sandboxes it cannot enter.
+fn may_enter(caller: &Caller) -> bool {
+    caller
+        .permissions
+        .contains(warren_core::Scope::SandboxesExec)
+}
+
+fn created(state: &AppState, rec: &SandboxRecord, caller: &Caller) -> CreatedSandbox {
+    let agents = &state.sandboxes.agents;
+    let enter = may_enter(caller);
+    CreatedSandbox {
+        template_id: rec.template.clone(),
+        sandbox_id: rec.id.to_string(),
+        client_id: CLIENT_ID.to_owned(),
+        envd_version: ENVD_VERSION.to_owned(),
+        envd_access_token: enter.then(|| agents.token(&rec.id)),
+        traffic_access_token: enter.then(|| agents.traffic_token(&rec.id)),
+        alias: rec.template.clone(),
+        domain: None,
+    }
+}
+
+fn listed(rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
+    ListedSandbox {
+        template_id: rec.template.clone(),
+        alias: rec.template,
+        sandbox_id: rec.id.to_string(),
+        client_id: CLIENT_ID.to_owned(),
+        started_at: rfc3339(rec.created_at),
+        end_at: rfc3339(rec.expires_at),
+        cpu_count: rec.limits.cpus,
+        memory_mb: rec.limits.memory_mb,
+        disk_size_mb: DISK_SIZE_MB,
+        state: e2b_state(rec.state),
+        envd_version: ENVD_VERSION.to_owned(),
+        metadata: rec.metadata,
+        envd_access_token: token,
+        domain: None,
+    }
+}
+
+/// E2B knows two states; Warren's transitional ones read as the state they
+/// lead to or come from.
+fn e2b_state(s: SandboxState) -> &'static str {
+    match s {
+        SandboxState::Paused | SandboxState::Pausing => "paused",
+        _ => "running",
+    }
+}
+
+/// `POST /sandboxes`, `POST /v2/sandboxes`: exactly 201 once the agent
+/// answers.
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Body<NewSandbox>,
+) -> E2bResult<(StatusCode, Json<CreatedSandbox>)> {
+    let ApiJson(req) = body?;
+    let params = create_params(req, &caller)?;
+    let rec = state
+        .sandboxes
+        .create(params, &AuditActor::from_caller(&caller))
+        .await?;
+    Ok((StatusCode::CREATED, Json(created(&state, &rec, &caller))))
+}
+
+/// `POST /sandboxes/{id}/connect`: a running sandbox answers 200 with its
+/// connection details; its lifetime is extended to `timeout` from now if
+/// that is later than its current end. Resuming a paused sandbox is wired
+/// onto the native resume once it exists.
+pub async fn connect(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: Id,
+    body: Option<Json<ConnectSandbox>>,
+) -> E2bResult<Json<CreatedSandbox>> {
+    let SandboxPath(id) = id?;
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let mut rec = state.sandboxes.get(&id).await?;
+    if rec.state != SandboxState::Running {
+        return Err(E2bError(WarrenError::precondition(format!(
+            "sandbox {id} is {}; resuming through the E2B API is not supported yet",
+            rec.state
+        ))));
+    }
+    if let Some(timeout) = req.timeout {
+        rec = extend(&state, &caller, &rec, timeout).await?;
+    }
+    Ok(Json(created(&state, &rec, &caller)))
+}
+
+/// Moves the end of `rec` to `seconds` from now unless it is already later.
+async fn extend(
+    state: &AppState,
+    caller: &Caller,
+    rec: &SandboxRecord,
+    seconds: u64,
+) -> E2bResult<SandboxRecord> {
+    let wanted = OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64);
+    if wanted <= rec.expires_at {
+        return Ok(rec.clone());
+    }
+    let actor = AuditActor::from_caller(caller);
+    Ok(state
+        .sandboxes
+        .set_timeout(&rec.id, seconds, &actor)
+        .await?)
+}
+
+/// What a listing asks for.
+#[derive(Debug, Default, PartialEq)]
+struct ListQuery {
+    filter: SandboxFilter,
+    limit: usize,
+    next_token: Option<String>,
+}
+
+/// Parses E2B's list query: `metadata` is itself a URL-encoded `k=v&k2=v2`
+/// string (keys and values percent-encoded once more by the SDK), `state`
+/// is comma-separated `running`/`paused`.
+fn parse_list_query(query: Option<&str>) -> Result<ListQuery, WarrenError> {
+    let mut q = ListQuery {
+        limit: DEFAULT_PAGE,
+        ..ListQuery::default()
+    };
+    let mut metadata = BTreeMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "metadata" => {
+                for (mk, mv) in url::form_urlencoded::parse(v.as_bytes()) {
+                    metadata.insert(percent_decode(&mk), percent_decode(&mv));
+                }
+            }
+            "state" => {
+                for s in v.split(',').filter(|s| !s.is_empty()) {
+                    match s {
+                        "running" => q.filter.states.push(SandboxState::Running),
+                        "paused" => q.filter.states.push(SandboxState::Paused),
+                        other => {
+                            return Err(WarrenError::invalid(format!(
+                                "unknown state '{other}' (expected running or paused)"
+                            )));
+                        }
+                    }
+                }
+            }
+            "limit" => {
+                q.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        WarrenError::invalid(format!("limit must be 1-{MAX_PAGE}, got '{v}'"))
+                    })?;
+            }
+            "nextToken" => q.next_token = Some(v.into_owned()),
+            // Accepted and not acted on: ordering is always by start time.
+            "order" | "startedAfter" | "template" => {}
+            other => {
+                return Err(WarrenError::invalid(format!(
+                    "unknown query parameter '{other}'"
+                )));
+            }
+        }
+    }
+    q.filter.metadata = metadata;
+    Ok(q)
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// `GET /sandboxes` (everything at once, as the v1 SDKs expect) and
+/// `GET /v2/sandboxes` (pages of `limit`, the next page's token in
+/// `x-next-token`). Pages are ordered by start time then id; the token is
+/// the id of the last sandbox of the page.
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> E2bResult<impl IntoResponse> {
+    let q = parse_list_query(query.as_deref())?;
+    let mut all = state.sandboxes.list(&caller.team, q.filter).await?;
+    all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let start = match &q.next_token {
+        None => 0,
+        Some(token) => all
+            .iter()
+            .position(|r| r.id.as_str() == token)
+            .map(|i| i + 1)
+            .ok_or_else(|| WarrenError::invalid("nextToken is unknown or expired"))?,
+    };
+    let page: Vec<_> = all.iter().skip(start).take(q.limit).cloned().collect();
+    let mut headers = HeaderMap::new();
+    if start + page.len() < all.len()
+        && let Some(last) = page.last()
+        && let Ok(v) = HeaderValue::from_str(last.id.as_str())
+    {
+        headers.insert("x-next-token", v);
+    }
+    let body: Vec<_> = page.into_iter().map(|r| listed(r, None)).collect();
+    Ok((headers, Json(body)))
+}
+
+/// `GET /sandboxes/{id}`; the access token only for [`may_enter`] callers.
+pub async fn info(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: Id,
+) -> E2bResult<Json<ListedSandbox>> {
+    let SandboxPath(id) = id?;
+    let rec = state.sandboxes.get(&id).await?;
+    let token = may_enter(&caller).then(|| state.sandboxes.agents.token(&id));
+    Ok(Json(listed(rec, token)))
+}
+
+/// `DELETE /sandboxes/{id}`: 204.
+pub async fn kill(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: Id,
+) -> E2bResult<StatusCode> {
+    let SandboxPath(id) = id?;
+    state
+        .sandboxes
+        .kill(&id, &AuditActor::from_caller(&caller))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sandboxes/{id}/timeout`: the sandbox ends `timeout` seconds from
+/// now (sooner or later than before); 204.
+pub async fn set_timeout(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: Id,
+    body: Body<TimeoutRequest>,
+) -> E2bResult<StatusCode> {
+    let SandboxPath(id) = id?;
+    let ApiJson(req) = body?;
+    let actor = AuditActor::from_caller(&caller);
+    state
+        .sandboxes
+        .set_timeout(&id, req.timeout, &actor)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /sandboxes/{id}/refreshes`: keeps the sandbox alive at least
+/// `duration` seconds more (never shortens it); 204.
+pub async fn refresh(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: Id,
+    body: Option<Json<RefreshRequest>>,
+) -> E2bResult<StatusCode> {
+    let SandboxPath(id) = id?;
+    let duration = body
+        .and_then(|Json(b)| b.duration)
+        .unwrap_or(DEFAULT_REFRESH_S);
+    let rec = state.sandboxes.get(&id).await?;
+    extend(&state, &caller, &rec, duration).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /sandboxes/{id}/metrics`: one sample, taken now, from the runtime's
+/// cgroup counters. CPU use is the average since the sandbox started.
+pub async fn metrics(State(state): State<AppState>, id: Id) -> E2bResult<Json<Vec<SandboxMetric>>> {
+    let SandboxPath(id) = id?;
+    let rec = state.sandboxes.get_running(&id).await?;
+    let stats = state
+        .sandboxes
+        .runtime
+        .stats(&id)
+        .await
+        .map_err(WarrenError::from)?;
+    let now = OffsetDateTime::now_utc();
+    let alive_ns = (now - rec.created_at).whole_nanoseconds().max(1) as f64;
+    let cpus = rec.limits.cpus.max(1);
+    Ok(Json(vec![SandboxMetric {
+        timestamp: rfc3339(now),
+        timestamp_unix: now.unix_timestamp(),
+        cpu_count: cpus,
+        cpu_used_pct: 100.0 * stats.cpu_usage_ns as f64 / alive_ns / f64::from(cpus),
+        mem_used: stats.memory_bytes,
+        mem_total: u64::from(rec.limits.memory_mb) * 1024 * 1024,
+        mem_cache: 0,
+        disk_used: 0,
+        disk_total: 0,
+    }]))
+}
+
+/// `GET /templates`: Warren's templates; the name is the id.
+pub async fn templates(State(state): State<AppState>) -> E2bResult<Json<Vec<Template>>> {
+    let defaults = warren_core::Limits::default();
+    let list = state.templates.list()?;
+    Ok(Json(
+        list.into_iter()
+            .map(|t| {
+                let at = t
+                    .built_at
+                    .clone()
+                    .unwrap_or_else(|| rfc3339(OffsetDateTime::UNIX_EPOCH));
+                Template {
+                    template_id: t.name.clone(),
+                    build_id: t.name.clone(),
+                    cpu_count: defaults.cpus,
+                    memory_mb: defaults.memory_mb,
+                    disk_size_mb: DISK_SIZE_MB,
+                    public: false,
+                    aliases: vec![t.name.clone()],
+                    names: vec![t.name],
+                    created_at: at.clone(),
+                    updated_at: at,
+                    created_by: None,
+                    last_spawned_at: None,
+                    spawn_count: 0,
+                    build_count: 1,
+                    envd_version: ENVD_VERSION.to_owned(),
+                    build_status: match t.status.as_str() {
+                        "ready" => "ready",
+                        "building" => "building",
+                        _ => "error",
+                    },
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_reads_what_the_sdk_sends() {
+        // The SDK: urlencode({quote(k): quote(v)}), then the query encoding.
+        let q = parse_list_query(Some(
+            "metadata=team%3Dx%26my%2520key%3Da%252Fb&state=running,paused&limit=2&nextToken=abc",
+        ))
+        .unwrap();
+        assert_eq!(q.filter.metadata.get("team").map(String::as_str), Some("x"));
+        assert_eq!(
+            q.filter.metadata.get("my key").map(String::as_str),
+            Some("a/b")
+        );
+        assert_eq!(
+            q.filter.states,
+            vec![SandboxState::Running, SandboxState::Paused]
+        );
+        assert_eq!(q.limit, 2);
+        assert_eq!(q.next_token.as_deref(), Some("abc"));
+        assert!(parse_list_query(Some("state=zombie")).is_err());
+        assert!(parse_list_query(Some("limit=0")).is_err());
+        assert!(parse_list_query(Some("colour=red")).is_err());
+        assert_eq!(parse_list_query(None).unwrap().limit, DEFAULT_PAGE);
+    }
+
+    #[test]
+    fn default_network_settings_pass_and_rules_do_not() {
+        assert!(network_is_default(&serde_json::json!({})));
+        assert!(network_is_default(
+            &serde_json::json!({"allowOut": [], "denyOut": null})
+        ));
+        assert!(!network_is_default(
+            &serde_json::json!({"denyOut": ["0.0.0.0/0"]})
+        ));
+        assert!(!network_is_default(
+            &serde_json::json!({"allowPublicTraffic": false})
+        ));
+    }
+}

@@ -1,0 +1,81 @@
+//! E2B compatibility: the official E2B SDKs drive Warren unchanged once
+//! `E2B_API_URL` and `E2B_SANDBOX_URL` point at the daemon's port.
+//!
+//! One port serves both E2B planes, told apart by one header:
+//! - with `E2b-Sandbox-Id`: the request is for a sandbox and is proxied to
+//!   it ([`proxy`], installed over the whole API as the outermost layer
+//!   [`route_by_header`], so those requests skip routing, body limits and
+//!   API authentication);
+//! - without: E2B's control plane ([`routes`]), merged into the protected
+//!   API, so it passes the same authentication (E2B sends `X-API-KEY`) and
+//!   the same permission table (`auth::policy`) as the native API.
+//!
+//! Pause, resume, fork, snapshots and network updates are not served yet:
+//! they are wired onto the native services once those exist.
+
+mod control;
+mod error;
+mod proxy;
+mod wire;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use proxy::{ENVD_PORT, SandboxProxy, route_by_header};
+
+use crate::api::AppState;
+
+/// The envd version reported to the SDKs: the newest the SDK `e2b` 2.63.0
+/// gates a feature on (`0.6.4`, watching network mounts); the agent serves
+/// every feature up to it.
+pub const ENVD_VERSION: &str = "0.6.4";
+/// `clientID` in E2B answers (E2B's names the node; Warren has one kind).
+pub const CLIENT_ID: &str = "warren";
+
+/// E2B's control-plane routes; every one has a rule in `auth::policy`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/sandboxes", get(control::list).post(control::create))
+        .route("/v2/sandboxes", get(control::list).post(control::create))
+        .route("/sandboxes/{id}", get(control::info).delete(control::kill))
+        .route("/sandboxes/{id}/connect", post(control::connect))
+        .route("/v2/sandboxes/{id}/connect", post(control::connect))
+        .route("/sandboxes/{id}/timeout", post(control::set_timeout))
+        .route("/sandboxes/{id}/refreshes", post(control::refresh))
+        .route("/sandboxes/{id}/metrics", get(control::metrics))
+        .route("/templates", get(control::templates))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use crate::auth::policy::rule_for;
+
+    /// Every E2B route is in the permission table, for API keys only.
+    #[test]
+    fn every_e2b_route_has_a_rule() {
+        let routes = [
+            (Method::GET, "/sandboxes"),
+            (Method::POST, "/sandboxes"),
+            (Method::GET, "/v2/sandboxes"),
+            (Method::POST, "/v2/sandboxes"),
+            (Method::GET, "/sandboxes/{id}"),
+            (Method::DELETE, "/sandboxes/{id}"),
+            (Method::POST, "/sandboxes/{id}/connect"),
+            (Method::POST, "/v2/sandboxes/{id}/connect"),
+            (Method::POST, "/sandboxes/{id}/timeout"),
+            (Method::POST, "/sandboxes/{id}/refreshes"),
+            (Method::GET, "/sandboxes/{id}/metrics"),
+            (Method::GET, "/templates"),
+        ];
+        for (method, route) in routes {
+            let rule = rule_for(&method, route).unwrap_or_else(|| panic!("{method} {route}"));
+            assert!(
+                !rule.sandbox_token,
+                "{method} {route} open to sandbox tokens"
+            );
+            assert!(rule.scope.is_some(), "{method} {route} needs a scope");
+        }
+    }
+}

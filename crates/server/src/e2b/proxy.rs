@@ -1,0 +1,385 @@
+//! The sandbox proxy: a request carrying `E2b-Sandbox-Id` goes to that
+//! sandbox, on the port in `E2b-Sandbox-Port` (49983, the default, is the
+//! agent's envd; any other port reaches the sandbox's own servers).
+//!
+//! Streaming: request and response bodies are passed through frame by
+//! frame (never collected), so a 1 GB upload or an endless process stream
+//! costs a few buffers. Upstream connections are pooled, with TCP_NODELAY
+//! (a kept-alive connection without it costs ~44 ms per request through
+//! gVisor's netstack). `Upgrade` requests (WebSocket) are spliced both ways
+//! once both sides answered 101.
+//!
+//! Who may reach a sandbox, decided before any byte is forwarded:
+//! - `X-Access-Token` equal to the sandbox's envd access token. The token is
+//!   per sandbox (derived from a daemon secret and the id) and handed out
+//!   only by create/connect/info, which the permission table and
+//!   `SandboxPath` already restrict to the sandbox's team. Holding it is
+//!   therefore the right to address that one sandbox: it is compared in
+//!   constant time against *the named sandbox's* token, so a token never
+//!   opens another sandbox, and the agent checks it again.
+//! - Or, for any port but envd's, `E2B-Traffic-Access-Token` equal to the
+//!   sandbox's traffic token (also per sandbox, handed out with the access
+//!   token): it opens the sandbox's own servers, never its agent.
+//! - Or an API key (`X-API-KEY`/Bearer) of the sandbox's team with the
+//!   `sandboxes:exec` scope; the proxy then adds the access token itself.
+//! - Or, for `/files` on the envd port, a `signature` query parameter: E2B's
+//!   signed URLs are `sha256(path:op:user:token[:exp])`, checked by the
+//!   agent (which alone can verify it). Signed URLs carry no header, so
+//!   the sandbox is found by the signature: the daemon recomputes it for
+//!   each live sandbox's token and takes the one that matches.
+//!
+//! Anything else is 401; an unknown, malformed, dead or other team's
+//! sandbox is 502 "sandbox not found", as E2B's edge answers (the SDK's
+//! `is_running` reads 502 as "not running"). Credentials meant for Warren
+//! (`X-API-KEY`, Bearer) are never forwarded into the sandbox.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
+
+use super::error::E2bError;
+use crate::auth::Authenticator;
+use crate::service::Sandboxes;
+
+/// The envd port inside every sandbox.
+pub const ENVD_PORT: u16 = 49983;
+const SANDBOX_ID: &str = "e2b-sandbox-id";
+const SANDBOX_PORT: &str = "e2b-sandbox-port";
+const ACCESS_TOKEN: &str = "x-access-token";
+const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
+
+/// What the proxy needs.
+#[derive(Clone)]
+pub struct SandboxProxy {
+    sandboxes: Arc<Sandboxes>,
+    auth: Authenticator,
+    client: Client<HttpConnector, Body>,
+}
+
+impl SandboxProxy {
+    pub fn new(sandboxes: Arc<Sandboxes>, auth: Authenticator) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self {
+            sandboxes,
+            auth,
+            client,
+        }
+    }
+}
+
+/// Where a request goes and how it is let in.
+struct Target {
+    id: SandboxId,
+    addr: SocketAddr,
+    /// The access token to add (the caller showed an API key).
+    add_token: Option<String>,
+}
+
+fn not_found(raw: &str) -> E2bError {
+    E2bError(WarrenError::new(
+        ErrorKind::Unavailable,
+        format!(
+            "sandbox '{}' not found or not running",
+            raw.chars().take(64).collect::<String>()
+        ),
+    ))
+}
+
+/// 502 for a sandbox that cannot be reached (E2B's edge answer).
+fn bad_gateway(e: E2bError) -> Response {
+    let mut resp = e.into_response();
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    }
+    resp
+}
+
+/// Middleware over the whole API: requests for a sandbox are proxied, the
+/// rest go on to the routes.
+pub async fn route_by_header(
+    State(proxy): State<SandboxProxy>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.headers().contains_key(SANDBOX_ID) {
+        return match proxy.target(req.headers()).await {
+            Ok(target) => proxy.forward(target, req).await,
+            Err(e) => bad_gateway(e),
+        };
+    }
+    if let Some(target) = proxy.signed_files_target(&req) {
+        return proxy.forward(target, req).await;
+    }
+    // Everything outside the native API's `/v1` is E2B's: its errors are
+    // spelled E2B's way, including those of authentication and routing.
+    let native = req.uri().path().starts_with("/v1/");
+    let resp = next.run(req).await;
+    if native {
+        resp
+    } else {
+        super::error::respell(resp).await
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl SandboxProxy {
+    async fn target(&self, headers: &HeaderMap) -> Result<Target, E2bError> {
+        let raw = header_str(headers, SANDBOX_ID).unwrap_or_default();
+        let port = match header_str(headers, SANDBOX_PORT) {
+            None => ENVD_PORT,
+            Some(p) => p
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| {
+                    E2bError(WarrenError::invalid(format!(
+                        "E2b-Sandbox-Port must be a port number, got '{}'",
+                        p.chars().take(16).collect::<String>()
+                    )))
+                })?,
+        };
+        let id = raw
+            .trim()
+            .parse::<SandboxId>()
+            .map_err(|_| not_found(raw))?;
+        let ip = self
+            .sandboxes
+            .agents
+            .address(&id)
+            .ok_or_else(|| not_found(raw))?;
+        let addr = SocketAddr::new(ip, port);
+        let agents = &self.sandboxes.agents;
+        let presented = match (
+            header_str(headers, ACCESS_TOKEN),
+            header_str(headers, TRAFFIC_TOKEN),
+        ) {
+            (Some(shown), _) => Some((shown, agents.token(&id), "X-Access-Token", "access")),
+            (None, Some(shown)) if port != ENVD_PORT => Some((
+                shown,
+                agents.traffic_token(&id),
+                "E2B-Traffic-Access-Token",
+                "traffic",
+            )),
+            _ => None,
+        };
+        if let Some((shown, expected, header, what)) = presented {
+            if bool::from(shown.as_bytes().ct_eq(expected.as_bytes())) {
+                return Ok(Target {
+                    id,
+                    addr,
+                    add_token: None,
+                });
+            }
+            return Err(E2bError(WarrenError::new(
+                ErrorKind::Unauthenticated,
+                format!("{header} is not this sandbox's {what} token"),
+            )));
+        }
+        // No token: an API key of the sandbox's team may address it.
+        let caller = self.auth.authenticate(headers, None).await?;
+        let rec = self.sandboxes.store.get_sandbox(&id).await?;
+        if rec.is_none_or(|r| r.team != caller.team) {
+            return Err(not_found(raw));
+        }
+        if !caller.permissions.contains(Scope::SandboxesExec) {
+            return Err(E2bError(WarrenError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "this key lacks the scope {} needed to reach a sandbox",
+                    Scope::SandboxesExec
+                ),
+            )));
+        }
+        Ok(Target {
+            add_token: Some(agents.token(&id)),
+            id,
+            addr,
+        })
+    }
+
+    /// A signed `/files` URL (no sandbox header): the live sandbox whose
+    /// token produces the signature, if any.
+    fn signed_files_target(&self, req: &Request) -> Option<Target> {
+        if req.uri().path() != "/files" {
+            return None;
+        }
+        let uri = req.uri();
+        let signature = query_param(uri, "signature")?;
+        let operation = match *req.method() {
+            axum::http::Method::GET => "read",
+            axum::http::Method::POST => "write",
+            _ => return None,
+        };
+        let path = query_param(uri, "path").unwrap_or_default();
+        let user = query_param(uri, "username").unwrap_or_default();
+        let expiration = query_param(uri, "signature_expiration").and_then(|e| e.parse().ok());
+        let agents = &self.sandboxes.agents;
+        agents.live().into_iter().find_map(|(id, agent)| {
+            let token = agents.token(&id);
+            let input = warren_envd::http_api::file_signature_input(
+                &path, operation, &user, &token, expiration,
+            );
+            let expected = warren_envd::http_api::file_signature(&Sha256::digest(input.as_bytes()));
+            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then(|| Target {
+                id,
+                addr: SocketAddr::new(agent.ip(), ENVD_PORT),
+                add_token: None,
+            })
+        })
+    }
+
+    async fn forward(&self, target: Target, mut req: Request) -> Response {
+        let upgrade = req.headers().contains_key(header::UPGRADE);
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let uri = match format!("http://{}{path}", target.addr).parse::<Uri>() {
+            Ok(uri) => uri,
+            Err(_) => {
+                return E2bError(WarrenError::invalid("malformed request path")).into_response();
+            }
+        };
+        let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        clean_headers(req.headers_mut(), upgrade, target.addr);
+        if let Some(token) = &target.add_token
+            && let Ok(v) = HeaderValue::from_str(token)
+        {
+            req.headers_mut().insert(ACCESS_TOKEN, v);
+        }
+        let mut resp = match self.client.request(req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::debug!(sandbox = %target.id, error = %e, "sandbox proxy: upstream failed");
+                return bad_gateway(E2bError(WarrenError::unavailable(format!(
+                    "sandbox {} did not answer on port {}",
+                    target.id,
+                    target.addr.port()
+                ))));
+            }
+        };
+        if let Some(inbound) = inbound_upgrade
+            && resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        {
+            let outbound = hyper::upgrade::on(&mut resp);
+            tokio::spawn(splice(inbound, outbound));
+        }
+        if !upgrade {
+            strip_hop_by_hop(resp.headers_mut());
+        }
+        resp.map(Body::new)
+    }
+}
+
+/// Copies bytes both ways between an upgraded client and sandbox connection.
+async fn splice(inbound: hyper::upgrade::OnUpgrade, outbound: hyper::upgrade::OnUpgrade) {
+    let (Ok(a), Ok(b)) = (inbound.await, outbound.await) else {
+        return;
+    };
+    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+}
+
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Prepares the request's headers for the sandbox: hop-by-hop headers go
+/// (kept for an upgrade), Warren credentials go, the host is the sandbox's.
+fn clean_headers(headers: &mut HeaderMap, upgrade: bool, addr: SocketAddr) {
+    if !upgrade {
+        strip_hop_by_hop(headers);
+    }
+    headers.remove("x-api-key");
+    let bearer = header_str(headers, "authorization").is_some_and(|v| v.starts_with("Bearer "));
+    if bearer {
+        headers.remove(header::AUTHORIZATION);
+    }
+    headers.remove(SANDBOX_ID);
+    headers.remove(SANDBOX_PORT);
+    headers.remove(TRAFFIC_TOKEN);
+    if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
+        headers.insert(header::HOST, host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warren_credentials_and_hop_headers_stay_out() {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("wrn_x"));
+        h.insert("authorization", HeaderValue::from_static("Bearer wrn_x"));
+        h.insert("connection", HeaderValue::from_static("keep-alive, x-drop"));
+        h.insert("x-drop", HeaderValue::from_static("1"));
+        h.insert(SANDBOX_ID, HeaderValue::from_static("sbx"));
+        h.insert(ACCESS_TOKEN, HeaderValue::from_static("t"));
+        let addr: SocketAddr = "10.0.0.2:49983".parse().unwrap();
+        clean_headers(&mut h, false, addr);
+        assert!(h.get("x-api-key").is_none());
+        assert!(h.get("authorization").is_none());
+        assert!(h.get("x-drop").is_none());
+        assert!(h.get(SANDBOX_ID).is_none());
+        assert_eq!(h.get(ACCESS_TOKEN).unwrap(), "t");
+        assert_eq!(h.get("host").unwrap(), "10.0.0.2:49983");
+
+        // envd's user header is Basic and must reach the agent.
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("Basic dXNlcjo="));
+        clean_headers(&mut h, false, addr);
+        assert_eq!(h.get("authorization").unwrap(), "Basic dXNlcjo=");
+    }
+}

@@ -1,0 +1,57 @@
+"""`commands` through the sync SDK, in one shared sandbox."""
+
+import pytest
+from e2b import CommandExitException
+
+
+def test_stdout_stderr_and_exit_codes(sbx):
+    r = sbx.commands.run("echo out; echo err >&2")
+    assert (r.stdout, r.stderr, r.exit_code) == ("out\n", "err\n", 0)
+    with pytest.raises(CommandExitException) as e:
+        sbx.commands.run("echo bad >&2; exit 3")
+    assert e.value.exit_code == 3
+    assert e.value.stderr == "bad\n"
+
+
+def test_env_cwd_and_user(sbx):
+    r = sbx.commands.run("echo $A-$B; pwd", envs={"A": "1", "B": "two"}, cwd="/tmp")
+    assert r.stdout == "1-two\n/tmp\n"
+    assert sbx.commands.run("whoami").stdout == "user\n"
+    assert sbx.commands.run("whoami", user="root").stdout == "root\n"
+    assert sbx.commands.run("pwd").stdout == "/home/user\n"
+
+
+def test_streaming_callbacks(sbx):
+    seen = []
+    sbx.commands.run("for i in 1 2 3; do echo $i; done", on_stdout=seen.append)
+    assert "".join(seen) == "1\n2\n3\n"
+
+
+def test_background_wait_stdin_list_connect_kill(sbx):
+    # Background with wait.
+    h = sbx.commands.run("sleep 0.3; echo done", background=True)
+    assert h.wait().stdout == "done\n"
+
+    # stdin to a running process; a second handle joins it by pid.
+    cat = sbx.commands.run("cat", background=True, stdin=True)
+    sbx.commands.send_stdin(cat.pid, "line one\n")
+    assert cat.pid in [p.pid for p in sbx.commands.list()]
+    joined = sbx.commands.connect(cat.pid)
+    sbx.commands.send_stdin(cat.pid, "line two\n")
+    sbx.commands.close_stdin(cat.pid)
+    assert cat.wait().stdout == "line one\nline two\n"
+    assert "line two" in joined.wait().stdout
+
+    # Kill by pid.
+    sleeper = sbx.commands.run("sleep 600", background=True)
+    assert sbx.commands.kill(sleeper.pid)
+    with pytest.raises(CommandExitException):
+        sleeper.wait()
+    assert not sbx.commands.kill(sleeper.pid)
+
+    # Kill through the handle.
+    sleeper = sbx.commands.run("sleep 600", background=True)
+    sleeper.kill()
+    with pytest.raises(CommandExitException):
+        sleeper.wait()
+    assert sleeper.pid not in [p.pid for p in sbx.commands.list()]

@@ -1,0 +1,56 @@
+"""`files` through the sync SDK, in one shared sandbox."""
+
+import os
+
+from e2b import FileType
+
+
+def test_text_and_bytes_round_trip(sbx):
+    sbx.files.write("/home/user/hello.txt", "héllo\n")
+    assert sbx.files.read("/home/user/hello.txt") == "héllo\n"
+    data = bytes(range(256)) * 4
+    sbx.files.write("/home/user/blob.bin", data)
+    assert bytes(sbx.files.read("/home/user/blob.bin", format="bytes")) == data
+    # Gzip both ways.
+    sbx.files.write("/home/user/z.txt", "zipped", gzip=True)
+    assert sbx.files.read("/home/user/z.txt", gzip=True) == "zipped"
+    assert sbx.commands.run("cat /home/user/z.txt").stdout == "zipped"
+
+
+def test_ten_megabytes(sbx):
+    data = os.urandom(10 * 1024 * 1024)
+    sbx.files.write("/tmp/ten.bin", data)
+    assert bytes(sbx.files.read("/tmp/ten.bin", format="bytes")) == data
+    assert sbx.files.get_info("/tmp/ten.bin").size == len(data)
+
+
+def test_dirs_list_exists_info_rename_remove(sbx):
+    assert sbx.files.make_dir("/home/user/d/e")
+    sbx.files.write("/home/user/d/e/f.txt", "f")
+    sbx.files.write("/home/user/d/g.txt", "g")
+    top = {e.name for e in sbx.files.list("/home/user/d")}
+    assert top == {"e", "g.txt"}
+    deep = {e.path for e in sbx.files.list("/home/user/d", depth=2)}
+    assert "/home/user/d/e/f.txt" in deep
+    info = sbx.files.get_info("/home/user/d/e")
+    assert info.type == FileType.DIR and info.name == "e"
+    assert sbx.files.exists("/home/user/d/g.txt")
+    moved = sbx.files.rename("/home/user/d/g.txt", "/home/user/d/h.txt")
+    assert moved.path == "/home/user/d/h.txt"
+    assert not sbx.files.exists("/home/user/d/g.txt")
+    sbx.files.remove("/home/user/d")
+    assert not sbx.files.exists("/home/user/d")
+
+
+def test_written_files_belong_to_the_user(sbx):
+    sbx.files.write("/home/user/owned.txt", "x")
+    assert sbx.commands.run("stat -c %U /home/user/owned.txt").stdout == "user\n"
+
+
+def test_signed_download_url(sbx):
+    import urllib.request
+
+    sbx.files.write("/home/user/signed.txt", "signed content")
+    url = sbx.download_url("/home/user/signed.txt", use_signature_expiration=60)
+    with urllib.request.urlopen(url) as r:
+        assert r.read() == b"signed content"

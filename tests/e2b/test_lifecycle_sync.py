@@ -1,0 +1,93 @@
+"""Control plane through the sync SDK: create, info, list, timeout, kill."""
+
+import datetime
+
+import pytest
+from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
+
+from conftest import TEMPLATE
+
+
+def test_create_info_list_timeout_kill(run_id):
+    s = Sandbox.create(
+        TEMPLATE,
+        timeout=120,
+        metadata={"run": run_id, "case": "lifecycle"},
+        envs={"GREETING": "hello from create"},
+    )
+    try:
+        assert s.is_running()
+        info = s.get_info()
+        assert info.sandbox_id == s.sandbox_id
+        assert info.metadata["case"] == "lifecycle"
+        assert info.state == SandboxState.RUNNING
+        assert s.commands.run("echo $GREETING").stdout == "hello from create\n"
+
+        # The listing filters by metadata and state.
+        found = Sandbox.list(
+            query=SandboxQuery(metadata={"run": run_id, "case": "lifecycle"})
+        ).next_items()
+        assert [x.sandbox_id for x in found] == [s.sandbox_id]
+        assert (
+            Sandbox.list(
+                query=SandboxQuery(
+                    metadata={"run": run_id, "case": "lifecycle"},
+                    state=[SandboxState.PAUSED],
+                )
+            ).next_items()
+            == []
+        )
+
+        # A new timeout moves the end, both ways.
+        s.set_timeout(3600)
+        end = s.get_info().end_at
+        now = datetime.datetime.now(datetime.timezone.utc)
+        assert datetime.timedelta(minutes=55) < end - now <= datetime.timedelta(hours=1)
+        s.set_timeout(60)
+        assert s.get_info().end_at - now <= datetime.timedelta(seconds=61)
+
+        # Connecting again by id reaches the same machine.
+        again = Sandbox.connect(s.sandbox_id)
+        assert again.commands.run("echo $GREETING").stdout == "hello from create\n"
+    finally:
+        s.kill()
+    assert not s.is_running()
+    with pytest.raises(NotFoundException):
+        Sandbox.get_info(s.sandbox_id)
+    # Killing twice is not an error for the SDK: it reports False.
+    assert Sandbox.kill(s.sandbox_id) is False
+
+
+def test_unknown_sandbox_is_not_found():
+    with pytest.raises(NotFoundException):
+        Sandbox.connect("sbx_does_not_exist_0000")
+
+
+def test_metrics_report_memory(sbx):
+    metrics = sbx.get_metrics()
+    assert metrics, "at least one sample"
+    assert metrics[-1].mem_used > 0
+    assert metrics[-1].cpu_count >= 1
+
+
+def test_templates_and_refreshes_over_plain_http(sbx):
+    """Endpoints the Python SDK has no call for, as E2B's API defines them."""
+    import os
+
+    import httpx
+
+    api = httpx.Client(
+        base_url=os.environ["E2B_API_URL"], headers={"X-API-KEY": os.environ["E2B_API_KEY"]}
+    )
+    templates = api.get("/templates")
+    assert templates.status_code == 200
+    assert "base" in [t["templateID"] for t in templates.json()]
+
+    before = sbx.get_info().end_at
+    r = api.post(f"/sandboxes/{sbx.sandbox_id}/refreshes", json={"duration": 3000})
+    assert r.status_code == 204
+    assert sbx.get_info().end_at > before
+    # A refresh never shortens.
+    assert api.post(f"/sandboxes/{sbx.sandbox_id}/refreshes", json={"duration": 1}).status_code == 204
+    assert sbx.get_info().end_at > before
+

@@ -1,0 +1,102 @@
+"""Other ports of a sandbox through the same proxy: plain HTTP to a server
+the sandbox runs, and an upgraded connection spliced both ways."""
+
+import os
+import socket
+import time
+import urllib.parse
+
+import httpx
+
+ECHO_SERVER = r"""
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8081))
+s.listen()
+while True:
+    c, _ = s.accept()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += c.recv(4096)
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        c.sendall(d.upper())
+    c.close()
+"""
+
+
+def headers(sbx, port):
+    # An API key of the sandbox's team opens its ports too.
+    return {
+        "E2b-Sandbox-Id": sbx.sandbox_id,
+        "E2b-Sandbox-Port": str(port),
+        "X-API-KEY": os.environ["E2B_API_KEY"],
+    }
+
+
+def wait_for(fn, seconds=10):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return fn()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_http_server_in_the_sandbox(sbx):
+    sbx.files.write("/tmp/www/hello.txt", "served from inside")
+    sbx.commands.run("python3 -m http.server 8080 --directory /tmp/www", background=True)
+    url = os.environ["E2B_SANDBOX_URL"] + "/hello.txt"
+    r = wait_for(lambda: httpx.get(url, headers=headers(sbx, 8080)).raise_for_status())
+    assert r.text == "served from inside"
+
+    # The traffic token from create opens the sandbox's own servers...
+    assert sbx.traffic_access_token
+    traffic = {
+        "E2b-Sandbox-Id": sbx.sandbox_id,
+        "E2b-Sandbox-Port": "8080",
+        "E2B-Traffic-Access-Token": sbx.traffic_access_token,
+    }
+    assert httpx.get(url, headers=traffic).text == "served from inside"
+    # ... but not its agent, and a wrong one opens nothing.
+    envd = {**traffic, "E2b-Sandbox-Port": "49983"}
+    files = os.environ["E2B_SANDBOX_URL"] + "/files?path=/tmp/www/hello.txt"
+    assert httpx.get(files, headers=envd).status_code == 401
+    wrong = {**traffic, "E2B-Traffic-Access-Token": "nope"}
+    assert httpx.get(url, headers=wrong).status_code == 401
+
+
+def test_upgraded_connection_is_spliced(sbx):
+    sbx.files.write("/tmp/echo_server.py", ECHO_SERVER)
+    sbx.commands.run("python3 /tmp/echo_server.py", background=True)
+    base = urllib.parse.urlparse(os.environ["E2B_SANDBOX_URL"])
+    request = "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n"
+    request += "".join(f"{k}: {v}\r\n" for k, v in headers(sbx, 8081).items()) + "\r\n"
+
+    def connect():
+        c = socket.create_connection((base.hostname, base.port), timeout=10)
+        c.sendall(request.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c.recv(4096)
+            assert chunk, "connection closed before the answer"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return c
+
+    c = wait_for(connect)
+    try:
+        for word in (b"hello", b"again"):
+            c.sendall(word)
+            got = b""
+            while len(got) < len(word):
+                got += c.recv(4096)
+            assert got == word.upper()
+    finally:
+        c.close()
