@@ -112,8 +112,8 @@ async fn sandbox_audit_log_verifies_replays_and_names_an_edited_entry() {
     );
     assert!(text(&ok.stdout).starts_with("ok: "), "{}", text(&ok.stdout));
 
-    // The timeline tells the session: created, two commands with their
-    // exit codes, the file with its hash.
+    // The timeline tells the session: its token issued, created, two
+    // commands with their exit codes, the file with its hash.
     let tl = d.run_cli(&["timeline", id, "--json"]);
     assert!(tl.status.success(), "{}", text(&tl.stderr));
     let timeline: Value = serde_json::from_slice(&tl.stdout).unwrap();
@@ -121,17 +121,17 @@ async fn sandbox_audit_log_verifies_replays_and_names_an_edited_entry() {
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(
         kinds,
-        ["created", "command", "command", "file_written"],
+        ["token", "created", "command", "command", "file_written"],
         "{timeline}"
     );
-    assert_eq!(events[1]["exit_code"], 3);
-    assert_eq!(events[2]["exit_code"], 0);
-    assert_eq!(events[2]["details"]["argv"], json!(["echo", "hello"]));
-    assert_eq!(events[2]["details"]["cwd"], "/tmp");
+    assert_eq!(events[2]["exit_code"], 3);
+    assert_eq!(events[3]["exit_code"], 0);
+    assert_eq!(events[3]["details"]["argv"], json!(["echo", "hello"]));
+    assert_eq!(events[3]["details"]["cwd"], "/tmp");
     // sha256("audit me\n")
-    let digest = events[3]["details"]["sha256"].as_str().unwrap().to_owned();
+    let digest = events[4]["details"]["sha256"].as_str().unwrap().to_owned();
     assert_eq!(digest.len(), 64);
-    assert_eq!(events[3]["details"]["size"], 9);
+    assert_eq!(events[4]["details"]["size"], 9);
     let human = d.run_cli(&["timeline", id]);
     assert!(
         text(&human.stdout).contains("ran `bash -c exit 3` as user: exit 3"),

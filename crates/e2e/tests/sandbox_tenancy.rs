@@ -266,6 +266,40 @@ async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
     assert!(token.starts_with("wst_"), "{token}");
     let (status, _) = call(&d, &token, "GET", &format!("/v1/sandboxes/{sb}"), None).await;
     assert_eq!(status, 401);
+    // The issue is in the sandbox's timeline, the token itself nowhere in
+    // the audit log.
+    let (status, timeline) = call(
+        &d,
+        &d.key,
+        "GET",
+        &format!("/v1/sandboxes/{sb}/timeline"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{timeline}");
+    assert!(
+        timeline["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "token" && e["details"]["reason"] == "start"),
+        "{timeline}"
+    );
+    // (Before the next exec, whose command line carries the token and is
+    // recorded verbatim, as every command is.)
+    let export = d
+        .get("/v1/audit/entries?format=jsonl")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !export.contains(token.trim()),
+        "the token leaked into the audit log"
+    );
+
     let script = format!(
         "curl -s -m 5 -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {token}' \
            \"$WARREN_API_URL/v1/sandboxes/{sb}\""

@@ -88,6 +88,15 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
             ),
         ),
         "sandbox.kill" => ("killed", format!("killed by {by}")),
+        "token.issue" => (
+            "token",
+            format!(
+                "sandbox token issued ({}) for {}, valid until {}",
+                text(d, "reason").unwrap_or("?"),
+                text(d, "subject").unwrap_or("?"),
+                text(d, "expires_at").unwrap_or("?")
+            ),
+        ),
         "sandbox.expire" => ("expired", "reached its timeout and was killed".to_owned()),
         "sandbox.fail" => ("failed", format!("failed{}", failure(d))),
         "api.request" if e.outcome != warren_audit::Outcome::Ok => (

@@ -207,7 +207,7 @@ impl Sandboxes {
             ..InitRequest::default()
         };
         client.init(&init).await.map_err(crate::agent_error)?;
-        self.identity.hand_out(&client, rec).await
+        self.issue_token(&client, rec, "start").await
     }
 
     /// Marks a sandbox failed for `reason`, records it and cleans up.

@@ -20,7 +20,10 @@ use warren_core::{SandboxId, SandboxState, WarrenError};
 use warren_envd::EnvdClient;
 use warren_store::{SandboxFilter, SandboxRecord};
 
+use warren_audit::Outcome;
+
 use super::Sandboxes;
+use crate::audit::{AuditActor, Event};
 use crate::auth::TokenIssuer;
 
 /// Where the sandbox's token lives inside it.
@@ -60,15 +63,17 @@ impl SandboxIdentity {
         ])
     }
 
-    /// Mints a token for `rec` and writes it into the sandbox.
-    pub async fn hand_out(
+    /// Mints a token for `rec` and writes it into the sandbox; returns its
+    /// expiry.
+    async fn hand_out(
         &self,
         client: &EnvdClient,
         rec: &SandboxRecord,
-    ) -> Result<(), WarrenError> {
+    ) -> Result<OffsetDateTime, WarrenError> {
         let token = self
             .issuer
             .mint(&rec.id, &rec.owner, &rec.created_by, &rec.team);
+        let expires_at = OffsetDateTime::now_utc() + self.issuer.ttl();
         client
             .clone()
             .with_user("root")
@@ -79,7 +84,7 @@ impl SandboxIdentity {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(rec.id.clone(), OffsetDateTime::now_utc());
-        Ok(())
+        Ok(expires_at)
     }
 
     pub fn forget(&self, id: &SandboxId) {
@@ -100,6 +105,25 @@ impl SandboxIdentity {
 }
 
 impl Sandboxes {
+    /// Hands `rec` a fresh sandbox token and records `token.issue` (why:
+    /// `start`, `rotate`, `restore`) in its team's audit trail. The token
+    /// itself never enters the log.
+    pub(crate) async fn issue_token(
+        &self,
+        client: &EnvdClient,
+        rec: &SandboxRecord,
+        why: &'static str,
+    ) -> Result<(), WarrenError> {
+        let expires_at = self.identity.hand_out(client, rec).await?;
+        let event = Event::sandbox("token.issue", &rec.id, Outcome::Ok)
+            .with("reason", why)
+            .with("subject", format!("user:{}", rec.owner))
+            .with("expires_at", crate::api::rfc3339(expires_at));
+        let actor = AuditActor::system("identity").in_team(&rec.team);
+        self.audit.record_done(&actor, event).await;
+        Ok(())
+    }
+
     /// Replaces running sandboxes' tokens before they expire, until
     /// `shutdown` fires.
     pub async fn run_token_rotation(
@@ -127,7 +151,7 @@ impl Sandboxes {
             let now = OffsetDateTime::now_utc();
             for rec in running.iter().filter(|r| self.identity.due(&r.id, now)) {
                 let result = match self.agents.get(&rec.id, None) {
-                    Ok(client) => self.identity.hand_out(&client, rec).await,
+                    Ok(client) => self.issue_token(&client, rec, "rotate").await,
                     Err(e) => Err(e),
                 };
                 if let Err(e) = result {
