@@ -87,6 +87,7 @@ macro_rules! fixed_id {
 
 fixed_id!(SandboxId, 20, "sandbox");
 fixed_id!(KeyId, 12, "API key");
+fixed_id!(SnapshotId, 16, "snapshot");
 
 #[cfg(test)]
 mod tests {

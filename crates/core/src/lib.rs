@@ -4,15 +4,19 @@
 //!   every id of one kind has the same length).
 //! - [`state`]: the one sandbox state machine; every transition goes through it.
 //! - [`spec`]: what a sandbox is asked to be (template, limits, env, lifetimes).
+//! - [`persist`]: lifetimes and pause behaviour (idle timeout, paused
+//!   retention, auto-resume).
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
 
 pub mod error;
 pub mod id;
+pub mod persist;
 pub mod spec;
 pub mod state;
 
 pub use error::{ErrorKind, WarrenError};
-pub use id::{KeyId, SandboxId};
+pub use id::{KeyId, SandboxId, SnapshotId};
+pub use persist::{OnIdle, Persistence};
 pub use spec::{Limits, SandboxSpec};
 pub use state::{SandboxState, Transition};

@@ -110,6 +110,11 @@ impl Sandboxes {
                 metadata: p.metadata,
                 created_by: p.created_by,
                 expires_at,
+                persistence: warren_core::Persistence {
+                    timeout_s: p.timeout_s,
+                    ..warren_core::Persistence::default()
+                },
+                source_snapshot: None,
             })
             .await?;
         let id = rec.id.clone();

@@ -33,9 +33,9 @@ pub use pty::{PtyEvents, PtySession};
 pub use teardown::Teardown;
 
 /// Longest lifetime a sandbox can be given, in seconds.
-pub const MAX_TIMEOUT_S: u64 = 24 * 3600;
+pub const MAX_TIMEOUT_S: u64 = warren_core::Persistence::MAX_TIMEOUT_S;
 /// Lifetime when the caller names none, in seconds.
-pub const DEFAULT_TIMEOUT_S: u64 = 300;
+pub const DEFAULT_TIMEOUT_S: u64 = warren_core::Persistence::DEFAULT_TIMEOUT_S;
 
 /// The sandbox service.
 pub struct Sandboxes {

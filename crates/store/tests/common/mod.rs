@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
-use warren_core::{KeyId, Limits, SandboxId, SandboxState};
+use warren_core::{KeyId, Limits, Persistence, SandboxId, SandboxState};
 use warren_store::{KeyRecord, NewSandbox, SandboxRecord, SqliteConfig, SqliteStore, Store};
 
 /// A store whose database lives in its own temporary directory, removed
@@ -59,6 +59,8 @@ pub fn new_sandbox() -> NewSandbox {
         metadata: BTreeMap::new(),
         created_by: KeyId::generate(),
         expires_at: OffsetDateTime::now_utc() + Duration::minutes(5),
+        persistence: Persistence::default(),
+        source_snapshot: None,
     }
 }
 
