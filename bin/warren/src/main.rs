@@ -68,6 +68,12 @@ enum Command {
     Cp(commands::cp::Args),
     Kill(commands::kill::Args),
     Timeout(commands::timeout::Args),
+    Pause(commands::pause::Args),
+    Resume(commands::resume::Args),
+    Snapshot(commands::snapshot::Args),
+    Snapshots(commands::snapshots::Args),
+    Rollback(commands::rollback::Args),
+    Fork(commands::fork::Args),
     Template(commands::template::Args),
 }
 
@@ -114,6 +120,12 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Cp(args) => commands::cp::run(&ctx, args).await,
         Command::Kill(args) => commands::kill::run(&ctx, args).await,
         Command::Timeout(args) => commands::timeout::run(&ctx, args).await,
+        Command::Pause(args) => commands::pause::run(&ctx, args).await,
+        Command::Resume(args) => commands::resume::run(&ctx, args).await,
+        Command::Snapshot(args) => commands::snapshot::run(&ctx, args).await,
+        Command::Snapshots(args) => commands::snapshots::run(&ctx, args).await,
+        Command::Rollback(args) => commands::rollback::run(&ctx, args).await,
+        Command::Fork(args) => commands::fork::run(&ctx, args).await,
         Command::Template(args) => commands::template::run(&ctx, args).await,
     }
 }

@@ -1,7 +1,8 @@
 //! Start-up and shutdown of `warren serve`.
 //!
 //! Order: data directory → secrets → store → bootstrap key → runtime →
-//! templates → reconcile with the runtime → background workers → listener.
+//! templates → snapshot store → reconcile with the runtime → sweep the
+//! snapshot store → background workers → listener.
 //! On shutdown the listener drains, workers stop, and live sandboxes keep
 //! running: the next start re-attaches them.
 
@@ -15,6 +16,7 @@ use axum::serve::ListenerExt;
 use time::OffsetDateTime;
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
+use warren_snapshot::{LocalDirStore, SnapshotStore};
 use warren_store::{KeyRecord, SqliteStore, Store};
 use warren_template::TemplateStore;
 
@@ -69,6 +71,11 @@ pub async fn run(
         TemplateStore::new(&templates_dir).map_err(|e| startup("templates directory", e))?,
     );
 
+    let snapshots: Arc<dyn SnapshotStore> = Arc::new(
+        LocalDirStore::open(data.join("snapshots"), true)
+            .map_err(|e| startup("snapshot store", e))?,
+    );
+
     let (teardown, teardown_worker) = Teardown::start(runtime.clone(), store.clone());
     let sandboxes = Arc::new(Sandboxes::new(
         store.clone(),
@@ -77,11 +84,16 @@ pub async fn run(
         Agents::new(agent_secret),
         agent_binary,
         teardown,
+        snapshots,
     ));
     sandboxes
         .reconcile()
         .await
         .map_err(|e| startup("reconciling sandboxes with the runtime", e))?;
+    sandboxes
+        .sweep_snapshot_store()
+        .await
+        .map_err(|e| startup("cleaning up the snapshot store", e))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(sandboxes.clone().run_reaper(stop_rx));

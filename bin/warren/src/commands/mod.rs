@@ -4,11 +4,17 @@
 pub mod cp;
 pub mod create;
 pub mod exec;
+pub mod fork;
 pub mod info;
 pub mod kill;
 pub mod ls;
+pub mod pause;
+pub mod resume;
+pub mod rollback;
 pub mod serve;
 pub mod shell;
+pub mod snapshot;
+pub mod snapshots;
 pub mod template;
 pub mod timeout;
 

@@ -56,11 +56,30 @@ impl<S: Send + Sync> FromRequestParts<S> for SandboxPath {
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| AppError(WarrenError::invalid(e.body_text())))?;
-        raw.parse::<SandboxId>().map(SandboxPath).map_err(|_| {
-            AppError(WarrenError::not_found(format!(
-                "sandbox '{}' not found",
-                raw.chars().take(64).collect::<String>()
-            )))
-        })
+        parse_sandbox(&raw).map(SandboxPath)
+    }
+}
+
+fn parse_sandbox(raw: &str) -> Result<SandboxId, AppError> {
+    raw.parse::<SandboxId>().map_err(|_| {
+        AppError(WarrenError::not_found(format!(
+            "sandbox '{}' not found",
+            raw.chars().take(64).collect::<String>()
+        )))
+    })
+}
+
+/// `{id}/snapshots/{snapshot}`: a sandbox id and a snapshot's name or id.
+pub struct SandboxSnapshotPath(pub SandboxId, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SandboxSnapshotPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((raw, snapshot)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| AppError(WarrenError::invalid(e.body_text())))?;
+        Ok(SandboxSnapshotPath(parse_sandbox(&raw)?, snapshot))
     }
 }

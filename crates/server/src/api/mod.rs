@@ -12,6 +12,7 @@ mod health;
 mod openapi;
 mod pty;
 mod sandboxes;
+mod snapshots;
 mod stream;
 mod templates;
 
@@ -69,6 +70,18 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
                 .layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         )
         .route("/v1/sandboxes/{id}/pty", get(pty::pty))
+        .route("/v1/sandboxes/{id}/pause", post(snapshots::pause))
+        .route("/v1/sandboxes/{id}/resume", post(snapshots::resume))
+        .route(
+            "/v1/sandboxes/{id}/snapshots",
+            get(snapshots::list).post(snapshots::create),
+        )
+        .route(
+            "/v1/sandboxes/{id}/snapshots/{snapshot}",
+            axum::routing::delete(snapshots::delete),
+        )
+        .route("/v1/sandboxes/{id}/rollback", post(snapshots::rollback))
+        .route("/v1/sandboxes/{id}/fork", post(snapshots::fork))
         .route("/v1/templates", get(templates::list))
         .route("/v1/templates/{name}/build", post(templates::build))
         .layer(middleware::from_fn_with_state(auth, require_key));

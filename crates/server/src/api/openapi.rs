@@ -1,7 +1,7 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{exec, files, health, pty, sandboxes, templates};
+use super::{exec, files, health, pty, sandboxes, snapshots, templates};
 
 /// The OpenAPI document of the native API, generated from the handlers and
 /// the types in `warren-api-types`.
@@ -14,6 +14,8 @@ use super::{exec, files, health, pty, sandboxes, templates};
         exec::exec,
         files::download, files::upload,
         pty::pty,
+        snapshots::pause, snapshots::resume, snapshots::create, snapshots::list,
+        snapshots::delete, snapshots::rollback, snapshots::fork,
         templates::list, templates::build,
     ),
     modifiers(&BearerAuth),

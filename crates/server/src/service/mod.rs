@@ -13,9 +13,15 @@ mod agents;
 mod create;
 mod exec;
 mod files;
+mod fork;
+mod gc;
+mod idle;
 mod lifetimes;
+mod locks;
+mod pause;
 mod pty;
 pub mod reconcile;
+mod snapshots;
 pub mod teardown;
 
 use std::path::PathBuf;
@@ -23,13 +29,16 @@ use std::sync::Arc;
 
 use warren_core::{SandboxId, SandboxState, Transition, WarrenError};
 use warren_runtime::Runtime;
+use warren_snapshot::SnapshotStore;
 use warren_store::{SandboxRecord, Store, StoreError};
 use warren_template::TemplateStore;
 
 pub use agents::Agents;
 pub use create::CreateParams;
 pub use exec::ExecStream;
+pub use fork::MAX_FORK;
 pub use pty::{PtyEvents, PtySession};
+pub use snapshots::SnapshotView;
 pub use teardown::Teardown;
 
 /// Longest lifetime a sandbox can be given, in seconds.
@@ -45,6 +54,8 @@ pub struct Sandboxes {
     pub(crate) agents: Agents,
     pub(crate) agent_binary: PathBuf,
     pub(crate) teardown: Teardown,
+    pub(crate) snapshots: Arc<dyn SnapshotStore>,
+    pub(crate) locks: locks::Locks,
 }
 
 impl Sandboxes {
@@ -55,6 +66,7 @@ impl Sandboxes {
         agents: Agents,
         agent_binary: PathBuf,
         teardown: Teardown,
+        snapshots: Arc<dyn SnapshotStore>,
     ) -> Self {
         Self {
             store,
@@ -63,6 +75,8 @@ impl Sandboxes {
             agents,
             agent_binary,
             teardown,
+            snapshots,
+            locks: locks::Locks::default(),
         }
     }
 
@@ -78,16 +92,26 @@ impl Sandboxes {
         }
     }
 
-    /// The sandbox if it is running, else a precise error.
+    /// The sandbox once it is running: a paused (or pausing, or resuming)
+    /// sandbox with `auto_resume` is resumed first; anything else is a
+    /// precise error. Counts as API activity on the sandbox.
     pub(crate) async fn get_running(&self, id: &SandboxId) -> Result<SandboxRecord, WarrenError> {
         let rec = self.get(id).await?;
-        if rec.state != SandboxState::Running {
-            return Err(WarrenError::precondition(format!(
-                "sandbox {id} is {}, not running",
-                rec.state
-            )));
+        self.note_activity(&rec).await;
+        match rec.state {
+            SandboxState::Running => Ok(rec),
+            SandboxState::Paused | SandboxState::Pausing | SandboxState::Resuming
+                if rec.persistence.auto_resume =>
+            {
+                self.resume(id).await
+            }
+            SandboxState::Paused => Err(WarrenError::precondition(format!(
+                "sandbox {id} is paused and does not resume by itself (auto_resume is off): resume it first"
+            ))),
+            state => Err(WarrenError::precondition(format!(
+                "sandbox {id} is {state}, not running"
+            ))),
         }
-        Ok(rec)
     }
 
     /// Applies `t` to the sandbox's current state with compare-and-set,
@@ -121,6 +145,7 @@ impl Sandboxes {
         }
         self.transition(id, Transition::Kill).await?;
         self.agents.remove(id);
+        self.locks.forget(id);
         self.teardown.enqueue(id.clone());
         tracing::info!(sandbox = %id, "sandbox killed");
         Ok(())
