@@ -6,6 +6,7 @@
 
 mod foundation;
 mod raw;
+mod snapshots;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,18 @@ enum Suite {
         #[arg(long, default_value = "base")]
         template: String,
     },
+    /// Pause, resume-to-exec and snapshot size by touched memory; fork time.
+    Snapshots {
+        /// Touched memory sizes in MiB, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10,200,1024")]
+        sizes: Vec<u64>,
+        /// Pause/resume cycles per size.
+        #[arg(long, default_value_t = 5)]
+        cycles: usize,
+        /// Fork widths, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "5,10")]
+        forks: Vec<usize>,
+    },
 }
 
 #[tokio::main]
@@ -49,6 +62,11 @@ async fn main() -> anyhow::Result<()> {
             idle,
             template,
         } => foundation::run(&template, creates, execs, idle).await?,
+        Suite::Snapshots {
+            sizes,
+            cycles,
+            forks,
+        } => snapshots::run(&sizes, cycles, &forks).await?,
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
