@@ -62,10 +62,16 @@ impl RawRunsc {
     /// `runsc run --detach`: returns when the container runs. The
     /// container inherits stdio, so it gets none (a pipe would never close).
     pub fn start(&self, id: &str) -> anyhow::Result<Duration> {
+        let mut cmd = self.runsc();
+        cmd.arg("run");
+        self.detached(cmd, id)
+    }
+
+    /// Runs `cmd --detach --bundle B id` and times it.
+    fn detached(&self, mut cmd: Command, id: &str) -> anyhow::Result<Duration> {
         let t = Instant::now();
-        let status = self
-            .runsc()
-            .args(["run", "--detach", "--bundle"])
+        let status = cmd
+            .args(["--detach", "--bundle"])
             .arg(&self.bundle)
             .arg(id)
             .stdin(Stdio::null())
@@ -74,7 +80,7 @@ impl RawRunsc {
             .status()?;
         let elapsed = t.elapsed();
         if !status.success() {
-            bail!("runsc run --detach {id} failed: {status}");
+            bail!("{cmd:?} failed: {status}");
         }
         Ok(elapsed)
     }
@@ -108,23 +114,10 @@ impl RawRunsc {
 
     /// `runsc restore --detach` of `image` as `id`.
     pub fn restore(&self, id: &str, image: &Path) -> anyhow::Result<Duration> {
-        let t = Instant::now();
-        let status = self
-            .runsc()
-            .arg("restore")
-            .arg(format!("--image-path={}", image.display()))
-            .args(["--detach", "--bundle"])
-            .arg(&self.bundle)
-            .arg(id)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        let elapsed = t.elapsed();
-        if !status.success() {
-            bail!("runsc restore {id} failed: {status}");
-        }
-        Ok(elapsed)
+        let mut cmd = self.runsc();
+        cmd.arg("restore")
+            .arg(format!("--image-path={}", image.display()));
+        self.detached(cmd, id)
     }
 
     /// `runsc delete --force` of a stopped (checkpointed) container.
