@@ -338,3 +338,51 @@ async fn sandbox_rollback_discards_later_writes_and_processes() {
     .await;
     assert_eq!(status, 404, "rollback to a deleted snapshot");
 }
+
+/// Polls the sandbox's state until `want` (or gone, for `None`), for at
+/// most 30 s.
+async fn wait_state(d: &Daemon, id: &str, want: Option<&str>) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = d.get(&format!("/v1/sandboxes/{id}")).send().await.unwrap();
+        let now = if resp.status() == 404 {
+            None
+        } else {
+            Some(resp.json::<Sandbox>().await.unwrap().state)
+        };
+        if now.as_deref() == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sandbox {id} is {now:?}, not {want:?}\n{}",
+            d.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn sandbox_idle_pause_retention_and_garbage_collection() {
+    let d = Daemon::with_base().await;
+    let sb = d
+        .create_sandbox(json!({"persistent": true, "idle_timeout_s": 2, "paused_ttl_s": 4}))
+        .await;
+    d.sh(&sb.id, "echo idle > /tmp/idle").await;
+    // Idle: paused, not killed; a call resumes it with its state.
+    wait_state(&d, &sb.id, Some("paused")).await;
+    assert_eq!(d.sh(&sb.id, "cat /tmp/idle").await.stdout_str(), "idle\n");
+    assert_eq!(state(&d, &sb.id).await, "running");
+    // Idle again, then past its paused retention: gone, with its images.
+    wait_state(&d, &sb.id, Some("paused")).await;
+    wait_state(&d, &sb.id, None).await;
+    let images = d.data_dir().join("snapshots/images");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&images).unwrap().count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "images left after deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
