@@ -14,8 +14,9 @@ fn run(d: &Daemon, args: &[&str]) -> Output {
         .expect("warren runs");
     assert!(
         out.status.success(),
-        "warren {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "warren {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
     );
     out
 }
