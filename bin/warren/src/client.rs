@@ -24,6 +24,8 @@ use warren_api_types::{
 };
 use warren_core::SandboxId;
 
+mod snapshots;
+
 use crate::config::Endpoint;
 use crate::ndjson::{EventStream, StreamError};
 

@@ -52,6 +52,29 @@ pub struct CreateSandboxRequest {
     /// Free-form labels, filterable in listings.
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// Start from this snapshot (id) instead of booting the template: the
+    /// new sandbox has the snapshot's exact state, template, limits and
+    /// environment (`template`, `cpus` and `memory_mb` must then be unset;
+    /// `env` is added to the snapshot's).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Ask for persistence: `on_idle` defaults to `pause`.
+    #[serde(default)]
+    pub persistent: bool,
+    /// Seconds without API activity before `on_idle` applies; default none.
+    #[serde(default)]
+    pub idle_timeout_s: Option<u64>,
+    /// `kill` or `pause`; default `pause` if `persistent`, else `kill`.
+    #[serde(default)]
+    pub on_idle: Option<String>,
+    /// Seconds a paused sandbox is kept before it and its snapshots are
+    /// deleted; default 604800 (7 days), at most 30 days.
+    #[serde(default)]
+    pub paused_ttl_s: Option<u64>,
+    /// Whether exec and files calls on a paused sandbox resume it first;
+    /// default true.
+    #[serde(default)]
+    pub auto_resume: Option<bool>,
 }
 
 /// A sandbox as the API shows it.
@@ -70,8 +93,90 @@ pub struct Sandbox {
     pub owner: String,
     /// RFC 3339.
     pub created_at: String,
-    /// RFC 3339: when the sandbox will be killed unless extended.
+    /// RFC 3339: when the sandbox will be killed unless extended (a paused
+    /// sandbox does not age by it; its clock starts again at resume).
     pub expires_at: String,
+    /// Whether exec and files calls on it resume it when paused.
+    #[serde(default)]
+    pub auto_resume: bool,
+    /// `kill` or `pause`: what happens after `idle_timeout_s` without API
+    /// activity.
+    #[serde(default)]
+    pub on_idle: String,
+    #[serde(default)]
+    pub idle_timeout_s: Option<u64>,
+    /// Seconds a paused sandbox is kept.
+    #[serde(default)]
+    pub paused_ttl_s: u64,
+    /// The snapshot this sandbox was started from (fork or create from
+    /// snapshot), for lineage.
+    #[serde(default)]
+    pub source_snapshot: Option<String>,
+}
+
+/// `POST /v1/sandboxes/{id}/snapshots`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshotRequest {
+    /// 1-63 characters of `[a-z0-9-_.]`, starting alphanumeric; unique
+    /// among the sandbox's snapshots.
+    pub name: String,
+}
+
+/// A snapshot as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Snapshot {
+    pub id: String,
+    /// `named`, `fork` or `pause`.
+    pub kind: String,
+    /// Set for named snapshots.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The sandbox it was taken from.
+    pub sandbox_id: String,
+    /// The snapshot that sandbox was itself started from (lineage).
+    #[serde(default)]
+    pub parent_snapshot: Option<String>,
+    /// Sandboxes started from this snapshot (lineage).
+    #[serde(default)]
+    pub children: Vec<String>,
+    pub size_bytes: u64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// False once its image is deleted (the entry stays for lineage).
+    pub available: bool,
+}
+
+/// `GET /v1/sandboxes/{id}/snapshots`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct SnapshotList {
+    pub snapshots: Vec<Snapshot>,
+    /// Bytes of snapshot images of this sandbox still stored.
+    pub total_bytes: u64,
+}
+
+/// `POST /v1/sandboxes/{id}/rollback`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Name or id of one of the sandbox's named snapshots.
+    pub snapshot: String,
+}
+
+/// `POST /v1/sandboxes/{id}/fork`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ForkRequest {
+    /// How many branches; 1-16.
+    pub count: u32,
+}
+
+/// Response of `POST /v1/sandboxes/{id}/fork`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ForkResponse {
+    /// The snapshot every branch started from.
+    pub snapshot: String,
+    pub sandboxes: Vec<Sandbox>,
 }
 
 /// `GET /v1/sandboxes`

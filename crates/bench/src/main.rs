@@ -8,6 +8,7 @@ mod audit;
 mod e2b;
 mod foundation;
 mod raw;
+mod snapshots;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +66,18 @@ enum Suite {
         #[arg(long, default_value = "base")]
         template: String,
     },
+    /// Pause, resume-to-exec and snapshot size by touched memory; fork time.
+    Snapshots {
+        /// Touched memory sizes in MiB, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "10,200,1024")]
+        sizes: Vec<u64>,
+        /// Pause/resume cycles per size.
+        #[arg(long, default_value_t = 5)]
+        cycles: usize,
+        /// Fork widths, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "5,10")]
+        forks: Vec<usize>,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -102,6 +115,11 @@ async fn main() -> anyhow::Result<()> {
             ("E2B SDK", "native API"),
             e2b::run(&template, creates, runs).await?,
         ),
+        Suite::Snapshots {
+            sizes,
+            cycles,
+            forks,
+        } => (RAW_ENGINE, snapshots::run(&sizes, cycles, &forks).await?),
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

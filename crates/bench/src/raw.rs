@@ -25,6 +25,11 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 impl RawRunsc {
     /// A bundle that runs `sleep infinity` read-only on `rootfs`.
     pub fn new(rootfs: &Path) -> anyhow::Result<Self> {
+        Self::with_command(rootfs, &["/bin/sleep", "infinity"])
+    }
+
+    /// A bundle that runs `argv` read-only on `rootfs`.
+    pub fn with_command(rootfs: &Path, argv: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("warren-bench-raw-")
             .tempdir()?;
@@ -34,7 +39,8 @@ impl RawRunsc {
             .arg("spec")
             .arg("--bundle")
             .arg(&bundle)
-            .args(["--", "/bin/sleep", "infinity"]))?;
+            .arg("--")
+            .args(argv))?;
         let path = bundle.join("config.json");
         let mut spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
         spec["root"]["path"] = rootfs.display().to_string().into();
@@ -56,10 +62,16 @@ impl RawRunsc {
     /// `runsc run --detach`: returns when the container runs. The
     /// container inherits stdio, so it gets none (a pipe would never close).
     pub fn start(&self, id: &str) -> anyhow::Result<Duration> {
+        let mut cmd = self.runsc();
+        cmd.arg("run");
+        self.detached(cmd, id)
+    }
+
+    /// Runs `cmd --detach --bundle B id` and times it.
+    fn detached(&self, mut cmd: Command, id: &str) -> anyhow::Result<Duration> {
         let t = Instant::now();
-        let status = self
-            .runsc()
-            .args(["run", "--detach", "--bundle"])
+        let status = cmd
+            .args(["--detach", "--bundle"])
             .arg(&self.bundle)
             .arg(id)
             .stdin(Stdio::null())
@@ -68,7 +80,7 @@ impl RawRunsc {
             .status()?;
         let elapsed = t.elapsed();
         if !status.success() {
-            bail!("runsc run --detach {id} failed: {status}");
+            bail!("{cmd:?} failed: {status}");
         }
         Ok(elapsed)
     }
@@ -78,6 +90,39 @@ impl RawRunsc {
         let t = Instant::now();
         run(self.runsc().args(["exec", id, "/bin/true"]))?;
         Ok(t.elapsed())
+    }
+
+    /// `runsc checkpoint --compression=none` into `image` (the container
+    /// is gone afterwards unless `leave_running`).
+    pub fn checkpoint(
+        &self,
+        id: &str,
+        image: &Path,
+        leave_running: bool,
+    ) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let mut cmd = self.runsc();
+        cmd.arg("checkpoint")
+            .arg(format!("--image-path={}", image.display()))
+            .arg("--compression=none");
+        if leave_running {
+            cmd.arg("--leave-running");
+        }
+        run(cmd.arg(id))?;
+        Ok(t.elapsed())
+    }
+
+    /// `runsc restore --detach` of `image` as `id`.
+    pub fn restore(&self, id: &str, image: &Path) -> anyhow::Result<Duration> {
+        let mut cmd = self.runsc();
+        cmd.arg("restore")
+            .arg(format!("--image-path={}", image.display()));
+        self.detached(cmd, id)
+    }
+
+    /// `runsc delete --force` of a stopped (checkpointed) container.
+    pub fn delete(&self, id: &str) {
+        let _ = self.runsc().args(["delete", "--force", id]).output();
     }
 
     pub fn remove(&self, id: &str) {

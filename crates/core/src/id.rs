@@ -89,6 +89,7 @@ fixed_id!(SandboxId, 20, "sandbox");
 fixed_id!(KeyId, 12, "API key");
 fixed_id!(TeamId, 12, "team");
 fixed_id!(UserId, 12, "user");
+fixed_id!(SnapshotId, 16, "snapshot");
 
 #[cfg(test)]
 mod tests {

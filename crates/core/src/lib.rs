@@ -5,17 +5,21 @@
 //! - [`state`]: the one sandbox state machine; every transition goes through it.
 //! - [`spec`]: what a sandbox is asked to be (template, limits, env, lifetimes).
 //! - [`authz`]: roles, scopes and the permissions they grant.
+//! - [`persist`]: lifetimes and pause behaviour (idle timeout, paused
+//!   retention, auto-resume).
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
 
 pub mod authz;
 pub mod error;
 pub mod id;
+pub mod persist;
 pub mod spec;
 pub mod state;
 
 pub use authz::{Permissions, Role, Scope};
 pub use error::{ErrorKind, WarrenError};
-pub use id::{KeyId, SandboxId, TeamId, UserId};
+pub use id::{KeyId, SandboxId, SnapshotId, TeamId, UserId};
+pub use persist::{OnIdle, Persistence};
 pub use spec::{Limits, SandboxSpec};
 pub use state::{SandboxState, Transition};

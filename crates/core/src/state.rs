@@ -1,6 +1,12 @@
 //! The sandbox lifecycle: `creating → running ⇄ paused → killed`, with the
 //! in-between states `pausing` and `resuming` and the sink `failed`.
 //!
+//! A rollback (restoring a named snapshot into the same sandbox) goes
+//! through `resuming` too, from `running` or `paused`: while it runs the
+//! sandbox has no usable instance, exactly as during a resume. Forks and
+//! sandboxes created from a snapshot are new sandboxes: they start in
+//! `creating` like any other.
+//!
 //! Every state change in Warren goes through [`SandboxState::apply`]; a
 //! transition it does not list is rejected with `FailedPrecondition`, so no
 //! caller needs its own checks.
@@ -38,6 +44,8 @@ pub enum Transition {
     BeginResume,
     /// The restore finished and the agent answered.
     Resumed,
+    /// A rollback (restore of a named snapshot in place) begins.
+    BeginRollback,
     /// It was killed on request, by its timeout or by reconciliation.
     Kill,
     /// Something broke that cannot be retried.
@@ -57,6 +65,7 @@ impl SandboxState {
             (S::Pausing, T::Started) => S::Running,
             (S::Paused, T::BeginResume) => S::Resuming,
             (S::Resuming, T::Resumed) => S::Running,
+            (S::Running, T::BeginRollback) | (S::Paused, T::BeginRollback) => S::Resuming,
             // A failed restore leaves the snapshot in place.
             (S::Resuming, T::Paused) => S::Paused,
             (S::Killed, T::Kill) | (S::Failed, T::Kill) => S::Killed,
@@ -113,6 +122,7 @@ impl Transition {
             Self::Paused => "finish pausing",
             Self::BeginResume => "resume",
             Self::Resumed => "finish resuming",
+            Self::BeginRollback => "roll back",
             Self::Kill => "kill",
             Self::Fail => "fail",
         }
@@ -153,8 +163,26 @@ mod tests {
     }
 
     #[test]
+    fn rollback_goes_through_resuming() {
+        for from in [S::Running, S::Paused] {
+            let s = from.apply(T::BeginRollback).unwrap();
+            assert_eq!(s, S::Resuming);
+            assert_eq!(s.apply(T::Resumed).unwrap(), S::Running);
+        }
+        for from in [S::Creating, S::Pausing, S::Resuming] {
+            assert!(from.apply(T::BeginRollback).is_err(), "{from}");
+        }
+    }
+
+    #[test]
     fn killed_is_final() {
-        for t in [T::Started, T::BeginPause, T::BeginResume, T::Fail] {
+        for t in [
+            T::Started,
+            T::BeginPause,
+            T::BeginResume,
+            T::BeginRollback,
+            T::Fail,
+        ] {
             assert!(S::Killed.apply(t).is_err(), "{t:?} after kill accepted");
         }
         assert_eq!(S::Killed.apply(T::Kill).unwrap(), S::Killed);

@@ -85,7 +85,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// Starts a new instance for `spec` from a checkpoint directory.
     async fn restore(&self, snapshot: &Path, spec: &RuntimeSpec) -> Result<Instance, RuntimeError>;
 
-    /// Stops the sandbox's processes (SIGKILL to the whole sandbox).
+    /// Stops the sandbox's processes (SIGKILL to the whole sandbox), which
+    /// releases its CPU and memory at once; what remains (directories,
+    /// network) goes with `destroy`, or is replaced by a later `restore` of
+    /// the same id.
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError>;
 
     /// Removes every trace of the sandbox. Idempotent.

@@ -2,8 +2,9 @@
 //!
 //! Order: data directory → secrets → store → audit log (writer, signer;
 //! key `secrets/audit.key`) → bootstrap team and key → runtime → templates
-//! → reconcile with the runtime → background workers → listeners (the API,
-//! and the sandbox listener that takes sandbox tokens).
+//! → snapshot store → reconcile with the runtime → sweep the snapshot store
+//! → background workers → listeners (the API, and the sandbox listener that
+//! takes sandbox tokens).
 //! On shutdown the listeners drain, workers stop, the audit signer signs
 //! the log a last time, and live sandboxes keep running: the next start
 //! re-attaches them.
@@ -19,6 +20,7 @@ use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpStream};
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
+use warren_snapshot::{LocalDirStore, SnapshotStore};
 use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
@@ -96,6 +98,11 @@ pub async fn run(
         TemplateStore::new(&templates_dir).map_err(|e| startup("templates directory", e))?,
     );
 
+    let snapshots: Arc<dyn SnapshotStore> = Arc::new(
+        LocalDirStore::open(data.join("snapshots"), true)
+            .map_err(|e| startup("snapshot store", e))?,
+    );
+
     let (teardown, teardown_worker) = Teardown::start(runtime.clone(), store.clone());
     let agents = Agents::new(agent_secret);
     let sandboxes = Arc::new(Sandboxes {
@@ -107,11 +114,17 @@ pub async fn run(
         teardown,
         identity: SandboxIdentity::new(tokens.clone(), sandbox_api_port),
         audit: audit.clone(),
+        snapshots,
+        locks: Default::default(),
     });
     sandboxes
         .reconcile()
         .await
         .map_err(|e| startup("reconciling sandboxes with the runtime", e))?;
+    sandboxes
+        .sweep_snapshot_store()
+        .await
+        .map_err(|e| startup("cleaning up the snapshot store", e))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone()));

@@ -19,6 +19,10 @@
 //! - Every key belongs to a user of a team, and every sandbox to a team;
 //!   a team is created together with its first user and key, so no team
 //!   exists without a way in, and at most one team is the operator team.
+//! - A snapshot row with no `deleted_at` names a complete image in the
+//!   snapshot store: rows are inserted only after the image is complete,
+//!   a pause's row in the same transaction that makes the sandbox paused
+//!   ([`Store::commit_pause`]). Rows outlive their images for lineage.
 //! - Times are kept with millisecond precision: a record read back carries
 //!   the stored (truncated) times, and so does the record a write returns.
 //!
@@ -29,7 +33,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use warren_core::{KeyId, Limits, Role, SandboxId, SandboxState, Scope, TeamId, UserId};
+use warren_core::{
+    KeyId, Limits, Persistence, Role, SandboxId, SandboxState, Scope, SnapshotId, TeamId, UserId,
+};
 
 mod audit;
 mod error;
@@ -63,6 +69,13 @@ pub struct SandboxRecord {
     pub state_changed_at: OffsetDateTime,
     /// When the sandbox is killed unless extended.
     pub expires_at: OffsetDateTime,
+    pub persistence: Persistence,
+    /// The last API call naming it (its creation until the first call).
+    pub last_activity: OffsetDateTime,
+    /// The snapshot it was started from (fork, create from snapshot).
+    pub source_snapshot: Option<SnapshotId>,
+    /// The image it resumes from while pausing, paused or resuming.
+    pub paused_snapshot: Option<SnapshotId>,
 }
 
 /// A new sandbox; the store assigns its network slot.
@@ -77,6 +90,82 @@ pub struct NewSandbox {
     pub owner: UserId,
     pub created_by: KeyId,
     pub expires_at: OffsetDateTime,
+    pub persistence: Persistence,
+    pub source_snapshot: Option<SnapshotId>,
+}
+
+/// Why a snapshot exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SnapshotKind {
+    /// The image of a paused sandbox.
+    Pause,
+    /// Taken on request under a name, while the sandbox kept running.
+    Named,
+    /// Taken to fork a sandbox.
+    Fork,
+}
+
+impl SnapshotKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Named => "named",
+            Self::Fork => "fork",
+        }
+    }
+}
+
+impl std::str::FromStr for SnapshotKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pause" => Ok(Self::Pause),
+            "named" => Ok(Self::Named),
+            "fork" => Ok(Self::Fork),
+            other => Err(format!("unknown snapshot kind '{other}'")),
+        }
+    }
+}
+
+/// A complete snapshot image about to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSnapshot {
+    pub id: SnapshotId,
+    /// The sandbox it was taken from.
+    pub sandbox_id: SandboxId,
+    /// That sandbox's team; only its keys see the snapshot.
+    pub team: TeamId,
+    pub kind: SnapshotKind,
+    /// Set for [`SnapshotKind::Named`] only.
+    pub name: Option<String>,
+    /// What a sandbox started from it is given.
+    pub template: String,
+    pub limits: Limits,
+    pub env: BTreeMap<String, String>,
+    /// The snapshot the source sandbox was itself started from.
+    pub parent_snapshot: Option<SnapshotId>,
+    pub size_bytes: u64,
+    /// Who took it.
+    pub created_by: KeyId,
+}
+
+/// One snapshot row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
+    pub id: SnapshotId,
+    pub sandbox_id: SandboxId,
+    pub team: TeamId,
+    pub kind: SnapshotKind,
+    pub name: Option<String>,
+    pub template: String,
+    pub limits: Limits,
+    pub env: BTreeMap<String, String>,
+    pub parent_snapshot: Option<SnapshotId>,
+    pub size_bytes: u64,
+    pub created_by: KeyId,
+    pub created_at: OffsetDateTime,
+    /// When its image was deleted; the row then only records lineage.
+    pub deleted_at: Option<OffsetDateTime>,
 }
 
 /// Which sandboxes to list.
@@ -164,8 +253,9 @@ pub trait Store: Send + Sync + 'static {
         expires_at: OffsetDateTime,
     ) -> Result<SandboxRecord, StoreError>;
 
-    /// Non-terminal sandboxes whose expiry is at or before `now`, soonest
-    /// expiry first.
+    /// Non-terminal sandboxes that are not paused and whose expiry is at or
+    /// before `now`, soonest expiry first (a paused sandbox does not age by
+    /// its running lifetime: see [`Store::expired_paused`]).
     async fn expired_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError>;
 
     /// Frees the network slot of a killed or failed sandbox, once its
@@ -219,4 +309,59 @@ pub trait Store: Send + Sync + 'static {
     async fn get_user(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError>;
     /// The team's users, oldest first.
     async fn list_users(&self, team: &TeamId) -> Result<Vec<UserRecord>, StoreError>;
+
+    // ---- Snapshots, pause/resume and idle handling ----
+
+    /// Records the complete pause image `snapshot` and moves `id` from
+    /// pausing to paused, in one transaction: either both happen or
+    /// neither. `Conflict` if the sandbox is no longer pausing.
+    async fn commit_pause(
+        &self,
+        id: &SandboxId,
+        snapshot: NewSnapshot,
+    ) -> Result<SandboxRecord, StoreError>;
+
+    /// Moves `id` from resuming to running, counting its running lifetime
+    /// and its idleness from now. `Conflict` if it is no longer resuming.
+    async fn finish_resume(&self, id: &SandboxId) -> Result<SandboxRecord, StoreError>;
+
+    /// Records a complete named or fork snapshot. `AlreadyExists` if the
+    /// sandbox has a live snapshot of that name.
+    async fn insert_snapshot(&self, snapshot: NewSnapshot) -> Result<SnapshotRecord, StoreError>;
+
+    async fn get_snapshot(&self, id: &SnapshotId) -> Result<Option<SnapshotRecord>, StoreError>;
+
+    /// Every snapshot taken from `sandbox`, deleted ones included, oldest
+    /// first.
+    async fn list_snapshots(&self, sandbox: &SandboxId) -> Result<Vec<SnapshotRecord>, StoreError>;
+
+    /// Sandboxes started from `snapshot`, oldest first (lineage).
+    async fn sandboxes_from_snapshot(
+        &self,
+        snapshot: &SnapshotId,
+    ) -> Result<Vec<SandboxId>, StoreError>;
+
+    /// Marks the snapshot's image deleted (the row stays for lineage).
+    /// Idempotent; `NotFound` for an unknown id.
+    async fn mark_snapshot_deleted(&self, id: &SnapshotId) -> Result<(), StoreError>;
+
+    /// Snapshots whose image nothing refers to any more: pause images of
+    /// sandboxes that are no longer pausing, paused or resuming from them;
+    /// named snapshots of killed or failed sandboxes; fork images no
+    /// sandbox is still being created from.
+    async fn unreferenced_snapshots(&self) -> Result<Vec<SnapshotRecord>, StoreError>;
+
+    /// Ids of every snapshot whose image is not marked deleted.
+    async fn live_snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError>;
+
+    /// Records API activity on `id` at `at`. `NotFound` for an unknown id.
+    async fn touch_sandbox(&self, id: &SandboxId, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Running sandboxes with an idle timeout whose last activity is at
+    /// least that long before `now`, longest idle first.
+    async fn idle_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxRecord>, StoreError>;
+
+    /// Paused sandboxes that have been paused for their `paused_ttl_s` at
+    /// `now`, earliest first.
+    async fn expired_paused(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError>;
 }

@@ -14,6 +14,8 @@ Examples:
   warren create
   warren create --template base --cpus 2 --memory 1G --timeout 30m
   warren create --env OPENAI_BASE_URL=http://proxy --metadata owner=alice
+  warren create --from-snapshot $SNAPSHOT_ID
+  warren create --persistent --idle-timeout 10m
   ID=$(warren create -q)")]
 pub struct Args {
     /// Template to start from [default on the daemon: base].
@@ -34,6 +36,21 @@ pub struct Args {
     /// Label to filter listings by; repeatable.
     #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
     metadata: Vec<(String, String)>,
+    /// Start from this snapshot (id) with its exact state, template and limits.
+    #[arg(long, value_name = "SNAPSHOT_ID", conflicts_with_all = ["template", "cpus", "memory"])]
+    from_snapshot: Option<String>,
+    /// Keep state across idle gaps: idle sandboxes are paused, not killed.
+    #[arg(long)]
+    persistent: bool,
+    /// Pause (with --persistent) or kill after this long without API calls.
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration_secs)]
+    idle_timeout: Option<u64>,
+    /// How long a paused sandbox is kept [default on the daemon: 7 days].
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration_secs)]
+    paused_ttl: Option<u64>,
+    /// Do not resume a paused sandbox when an exec or file call arrives.
+    #[arg(long)]
+    no_auto_resume: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
@@ -45,6 +62,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         timeout_s: args.timeout,
         env: parse::into_map(&args.env),
         metadata: parse::into_map(&args.metadata),
+        snapshot: args.from_snapshot,
+        persistent: args.persistent,
+        idle_timeout_s: args.idle_timeout,
+        on_idle: None,
+        paused_ttl_s: args.paused_ttl,
+        auto_resume: args.no_auto_resume.then_some(false),
     };
     let sandbox = client.create(&req).await?;
     if ctx.out.json {

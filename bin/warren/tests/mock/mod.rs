@@ -90,6 +90,11 @@ fn sandbox(id: &str) -> Sandbox {
         owner: "umockuser000".into(),
         created_at: "2026-01-01T12:00:00Z".into(),
         expires_at: "2099-01-01T12:05:00Z".into(),
+        auto_resume: true,
+        on_idle: "kill".into(),
+        idle_timeout_s: None,
+        paused_ttl_s: 604800,
+        source_snapshot: None,
     }
 }
 

@@ -63,23 +63,55 @@ impl FromRequestParts<AppState> for SandboxPath {
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| AppError(WarrenError::invalid(e.body_text())))?;
-        let not_found = || {
-            AppError(WarrenError::not_found(format!(
-                "sandbox '{}' not found",
-                raw.chars().take(64).collect::<String>()
-            )))
-        };
-        let id = raw.parse::<SandboxId>().map_err(|_| not_found())?;
-        let caller = parts
-            .extensions
-            .get::<Caller>()
-            .ok_or_else(|| AppError(WarrenError::internal("no caller on a protected route")))?;
-        if caller.sandbox.as_ref().is_some_and(|own| *own != id) {
-            return Err(not_found());
-        }
-        match state.sandboxes.store.get_sandbox(&id).await? {
-            Some(rec) if rec.team == caller.team => Ok(SandboxPath(id)),
-            _ => Err(not_found()),
-        }
+        addressable_sandbox(parts, state, &raw)
+            .await
+            .map(SandboxPath)
+    }
+}
+
+/// The sandbox `raw` names, if the caller may address it (see
+/// [`SandboxPath`]); otherwise "not found".
+async fn addressable_sandbox(
+    parts: &Parts,
+    state: &AppState,
+    raw: &str,
+) -> Result<SandboxId, AppError> {
+    let not_found = || {
+        AppError(WarrenError::not_found(format!(
+            "sandbox '{}' not found",
+            raw.chars().take(64).collect::<String>()
+        )))
+    };
+    let id = raw.parse::<SandboxId>().map_err(|_| not_found())?;
+    let caller = parts
+        .extensions
+        .get::<Caller>()
+        .ok_or_else(|| AppError(WarrenError::internal("no caller on a protected route")))?;
+    if caller.sandbox.as_ref().is_some_and(|own| *own != id) {
+        return Err(not_found());
+    }
+    match state.sandboxes.store.get_sandbox(&id).await? {
+        Some(rec) if rec.team == caller.team => Ok(id),
+        _ => Err(not_found()),
+    }
+}
+
+/// `{id}/snapshots/{snapshot}`: an addressable sandbox (as [`SandboxPath`])
+/// and a snapshot's name or id.
+pub struct SandboxSnapshotPath(pub SandboxId, pub String);
+
+impl FromRequestParts<AppState> for SandboxSnapshotPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((raw, snapshot)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| AppError(WarrenError::invalid(e.body_text())))?;
+        let id = addressable_sandbox(parts, state, &raw).await?;
+        Ok(SandboxSnapshotPath(id, snapshot))
     }
 }

@@ -15,6 +15,7 @@ mod keys;
 mod openapi;
 mod pty;
 mod sandboxes;
+mod snapshots;
 mod stream;
 mod teams;
 mod templates;
@@ -81,6 +82,18 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
                 .layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
         )
         .route("/v1/sandboxes/{id}/pty", get(pty::pty))
+        .route("/v1/sandboxes/{id}/pause", post(snapshots::pause))
+        .route("/v1/sandboxes/{id}/resume", post(snapshots::resume))
+        .route(
+            "/v1/sandboxes/{id}/snapshots",
+            get(snapshots::list).post(snapshots::create),
+        )
+        .route(
+            "/v1/sandboxes/{id}/snapshots/{snapshot}",
+            axum::routing::delete(snapshots::delete),
+        )
+        .route("/v1/sandboxes/{id}/rollback", post(snapshots::rollback))
+        .route("/v1/sandboxes/{id}/fork", post(snapshots::fork))
         .route("/v1/templates", get(templates::list))
         .route("/v1/templates/{name}/build", post(templates::build))
         .route("/v1/teams", get(teams::list_teams).post(teams::create_team))

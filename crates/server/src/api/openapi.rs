@@ -1,7 +1,9 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{audit, exec, files, health, keys, pty, sandboxes, teams, templates, timeline};
+use super::{
+    audit, exec, files, health, keys, pty, sandboxes, snapshots, teams, templates, timeline,
+};
 
 /// The OpenAPI document of the native API, generated from the handlers and
 /// the types in `warren-api-types`.
@@ -14,6 +16,8 @@ use super::{audit, exec, files, health, keys, pty, sandboxes, teams, templates, 
         exec::exec,
         files::download, files::upload,
         pty::pty,
+        snapshots::pause, snapshots::resume, snapshots::create, snapshots::list,
+        snapshots::delete, snapshots::rollback, snapshots::fork,
         templates::list, templates::build,
         teams::create_team, teams::list_teams, teams::create_user, teams::list_users, teams::whoami,
         keys::create, keys::list, keys::revoke,

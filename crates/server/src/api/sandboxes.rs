@@ -31,6 +31,11 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         owner: rec.owner.to_string(),
         created_at: rfc3339(rec.created_at),
         expires_at: rfc3339(rec.expires_at),
+        auto_resume: rec.persistence.auto_resume,
+        on_idle: rec.persistence.on_idle.to_string(),
+        idle_timeout_s: rec.persistence.idle_timeout_s,
+        paused_ttl_s: rec.persistence.paused_ttl_s,
+        source_snapshot: rec.source_snapshot.map(|s| s.to_string()),
     }
 }
 

@@ -88,6 +88,37 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
             ),
         ),
         "sandbox.kill" => ("killed", format!("killed by {by}")),
+        "sandbox.pause" => ("paused", format!("paused by {by}")),
+        "sandbox.resume" => ("resumed", format!("resumed by {by}")),
+        "sandbox.rollback" => (
+            "rolled_back",
+            format!(
+                "rolled back by {by} to snapshot {}",
+                text(d, "snapshot").unwrap_or("?")
+            ),
+        ),
+        "sandbox.fork" => (
+            "forked",
+            format!(
+                "forked by {by} into {}",
+                d.get("branches")
+                    .and_then(Value::as_array)
+                    .map(|b| b
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+        ),
+        "snapshot.create" => (
+            "snapshot",
+            format!(
+                "snapshot '{}' taken by {by}",
+                text(d, "name").unwrap_or("?")
+            ),
+        ),
+        "snapshot.delete" => ("snapshot_deleted", format!("snapshot deleted by {by}")),
         "token.issue" => (
             "token",
             format!(

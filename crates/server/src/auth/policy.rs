@@ -56,6 +56,17 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/keys") => needs(S::KeysManage),
         ("DELETE", "/v1/keys/{id}") => needs(S::KeysManage),
         ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
+        ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {
+            needs(S::SandboxesManage)
+        }
+        ("POST", "/v1/sandboxes/{id}/rollback") => needs(S::SandboxesManage),
+        ("DELETE", "/v1/sandboxes/{id}/snapshots/{snapshot}") => needs(S::SandboxesManage),
+        ("GET", "/v1/sandboxes/{id}/snapshots") => needs(S::SandboxesRead),
+        // Taking a snapshot copies the sandbox's memory and files: as much
+        // access as exec gives.
+        ("POST", "/v1/sandboxes/{id}/snapshots") => needs(S::SandboxesExec),
+        // A sandbox may fork itself: the branches act for its dispatcher.
+        ("POST", "/v1/sandboxes/{id}/fork") => needs_or_token(S::SandboxesCreate),
         ("GET", "/v1/audit/entries" | "/v1/audit/entries/{index}/proof") => needs(S::AuditRead),
         ("GET", "/v1/audit/consistency" | "/v1/audit/heads") => needs(S::AuditRead),
         // E2B's control plane (crates/server/src/e2b), for API keys only.

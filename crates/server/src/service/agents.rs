@@ -3,6 +3,12 @@
 //! Each sandbox's agent requires an access token. The token is derived from a
 //! daemon secret and the sandbox id (HMAC), so a restarted daemon can talk to
 //! agents it re-attaches without storing tokens anywhere.
+//!
+//! A checkpoint resets every TCP connection of the sandbox (runsc runs with
+//! `--net-disconnect-ok`), so after one the client is replaced
+//! ([`Agents::reconnect`]) rather than reusing pooled connections that are
+//! gone. An agent restored from a snapshot still holds the token of the
+//! sandbox the snapshot was taken from until it is initialised again.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +22,8 @@ use crate::auth::Pepper;
 
 /// How long a freshly started sandbox may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long one health check may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One connected agent.
 #[derive(Clone)]
@@ -65,6 +73,21 @@ impl Agents {
         Ok(client)
     }
 
+    /// Replaces the client of `id` by a fresh one (new connections), after
+    /// a checkpoint reset the old ones. Nothing happens if `id` has none.
+    pub fn reconnect(&self, id: &SandboxId) -> Result<(), WarrenError> {
+        let addr = self
+            .agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|a| a.addr);
+        match addr {
+            Some(addr) => self.attach(id, addr).map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// The agent's client, acting as `user` if given.
     pub fn get(&self, id: &SandboxId, user: Option<&str>) -> Result<EnvdClient, WarrenError> {
         self.agents
@@ -112,16 +135,28 @@ impl Agents {
 
     /// Waits until the agent answers its health check.
     pub async fn wait_ready(client: &EnvdClient) -> Result<(), WarrenError> {
-        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        Self::wait_ready_within(client, READY_TIMEOUT).await
+    }
+
+    /// Waits at most `limit` until the agent answers its health check. Each
+    /// check has its own short deadline: a connection the sandbox accepts
+    /// but never answers must not hold the wait past `limit`.
+    pub async fn wait_ready_within(
+        client: &EnvdClient,
+        limit: Duration,
+    ) -> Result<(), WarrenError> {
+        let deadline = tokio::time::Instant::now() + limit;
         let mut delay = Duration::from_millis(2);
         loop {
-            if client.health().await.is_ok() {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let check = tokio::time::timeout(left.min(HEALTH_TIMEOUT), client.health()).await;
+            if matches!(check, Ok(Ok(()))) {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(WarrenError::unavailable(format!(
                     "the sandbox agent did not answer within {}s",
-                    READY_TIMEOUT.as_secs()
+                    limit.as_secs()
                 )));
             }
             tokio::time::sleep(delay).await;

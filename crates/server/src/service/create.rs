@@ -8,16 +8,19 @@
 
 use std::collections::BTreeMap;
 
+use std::path::PathBuf;
+
 use serde_json::Map;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 use warren_audit::Outcome;
 use warren_core::spec::{validate_env, validate_template_name};
 use warren_core::{
-    KeyId, Limits, SandboxId, SandboxState, TeamId, Transition, UserId, WarrenError,
+    KeyId, Limits, OnIdle, Persistence, SandboxId, SandboxState, SnapshotId, TeamId, Transition,
+    UserId, WarrenError,
 };
 use warren_envd::http_api::InitRequest;
-use warren_runtime::RuntimeSpec;
+use warren_runtime::{Instance, RuntimeSpec};
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
 
 use super::{Agents, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
@@ -27,6 +30,8 @@ const MAX_METADATA_PAIRS: usize = 64;
 const MAX_METADATA_KEY: usize = 128;
 const MAX_METADATA_VALUE: usize = 1024;
 const MAX_ENV_VARS: usize = 1024;
+/// How long a restored sandbox's agent may take to answer.
+const RESTORED_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Who a new sandbox belongs to and acts for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +60,9 @@ pub struct CreateParams {
     pub env: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
     pub dispatcher: Dispatcher,
+    pub persistence: Persistence,
+    /// Start from this snapshot instead of the template.
+    pub snapshot: Option<SnapshotId>,
 }
 
 impl CreateParams {
@@ -62,6 +70,15 @@ impl CreateParams {
         req: CreateSandboxRequest,
         dispatcher: Dispatcher,
     ) -> Result<Self, WarrenError> {
+        let snapshot = match &req.snapshot {
+            None => None,
+            Some(_) if req.template.is_some() || req.cpus.is_some() || req.memory_mb.is_some() => {
+                return Err(WarrenError::invalid(
+                    "a sandbox started from a snapshot takes the snapshot's template, cpus and memory_mb: leave them unset",
+                ));
+            }
+            Some(s) => Some(s.parse::<SnapshotId>()?),
+        };
         let template = req.template.unwrap_or_else(|| "base".to_owned());
         validate_template_name(&template)?;
         let defaults = Limits::default();
@@ -79,6 +96,21 @@ impl CreateParams {
         }
         validate_env(&req.env)?;
         validate_metadata(&req.metadata)?;
+        let on_idle = match &req.on_idle {
+            Some(s) => s.parse()?,
+            None if req.persistent => OnIdle::Pause,
+            None => OnIdle::Kill,
+        };
+        let persistence = Persistence {
+            timeout_s,
+            idle_timeout_s: req.idle_timeout_s,
+            on_idle,
+            paused_ttl_s: req
+                .paused_ttl_s
+                .unwrap_or(Persistence::DEFAULT_PAUSED_TTL_S),
+            auto_resume: req.auto_resume.unwrap_or(true),
+        };
+        persistence.validate()?;
         Ok(Self {
             template,
             limits,
@@ -86,6 +118,8 @@ impl CreateParams {
             env: req.env,
             metadata: req.metadata,
             dispatcher,
+            persistence,
+            snapshot,
         })
     }
 }
@@ -128,6 +162,9 @@ impl Sandboxes {
         p: CreateParams,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
+        if let Some(snapshot) = p.snapshot.clone() {
+            return self.create_from_snapshot(&snapshot, p, actor).await;
+        }
         let template = self.templates.get(&p.template)?;
         let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(p.timeout_s as i64);
         let rec = self
@@ -142,21 +179,39 @@ impl Sandboxes {
                 owner: p.dispatcher.user,
                 created_by: p.dispatcher.key,
                 expires_at,
+                persistence: p.persistence,
+                source_snapshot: None,
             })
             .await?;
         let id = rec.id.clone();
-        let spec = RuntimeSpec {
-            id: id.clone(),
-            rootfs: template.rootfs,
-            limits: rec.limits,
-            net_slot: rec.net_slot,
-            agent_binary: self.agent_binary.clone(),
-        };
+        let spec = self.runtime_spec(&rec, template.rootfs);
         if let Err(e) = self.boot(&spec, &rec).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
             self.fail(&id, actor, &e.message).await;
             return Err(e);
         }
+        self.finish_create(&id, actor).await
+    }
+
+    /// What the runtime needs to start (or restore) the sandbox `rec`.
+    pub(super) fn runtime_spec(&self, rec: &SandboxRecord, rootfs: PathBuf) -> RuntimeSpec {
+        RuntimeSpec {
+            id: rec.id.clone(),
+            rootfs,
+            limits: rec.limits,
+            net_slot: rec.net_slot,
+            agent_binary: self.agent_binary.clone(),
+        }
+    }
+
+    /// Moves a sandbox whose instance is up from creating to running; a
+    /// kill that landed meanwhile wins and the instance is torn down.
+    pub(super) async fn finish_create(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let id = id.clone();
         match self
             .store
             .transition(&id, SandboxState::Creating, SandboxState::Running)
@@ -195,19 +250,50 @@ impl Sandboxes {
     async fn boot(&self, spec: &RuntimeSpec, rec: &SandboxRecord) -> Result<(), WarrenError> {
         self.runtime.create(spec).await?;
         let instance = self.runtime.start(&spec.id).await?;
-        let client = self.agents.attach(&spec.id, instance.agent_addr)?;
-        Agents::wait_ready(&client).await?;
-        // Warren's own variables win over the caller's.
+        self.init_agent(rec, &instance, None).await
+    }
+
+    /// Connects to the agent of `rec` at `instance`, waits for it and hands
+    /// it the sandbox's environment (with Warren's own variables, which win
+    /// over the caller's), its access token and the current time, then a
+    /// fresh sandbox token. Every path that brings an instance up (create,
+    /// resume, rollback, fork, create from snapshot) goes through here, so
+    /// every instance gets a token of its own and none inherits another's.
+    /// `restored_from` names the sandbox whose snapshot the instance was
+    /// restored from: its agent still holds that sandbox's access token
+    /// (and clock) until this call.
+    pub(super) async fn init_agent(
+        &self,
+        rec: &SandboxRecord,
+        instance: &Instance,
+        restored_from: Option<&SandboxId>,
+    ) -> Result<(), WarrenError> {
+        let client = self.agents.attach(&rec.id, instance.agent_addr)?;
+        match restored_from {
+            // A restored agent answers at once or not at all (see
+            // `Sandboxes::restore_instance`).
+            Some(_) => Agents::wait_ready_within(&client, RESTORED_READY_TIMEOUT).await?,
+            None => Agents::wait_ready(&client).await?,
+        }
+        let current = match restored_from {
+            Some(source) => client.clone().with_access_token(self.agents.token(source)),
+            None => client.clone(),
+        };
         let mut env = rec.env.clone();
         env.extend(self.identity.env(&rec.id, instance.host_addr));
         let init = InitRequest {
             env_vars: Some(env),
-            access_token: Some(self.agents.token(&spec.id)),
+            access_token: Some(self.agents.token(&rec.id)),
             timestamp: Some(crate::api::rfc3339(OffsetDateTime::now_utc())),
             ..InitRequest::default()
         };
-        client.init(&init).await.map_err(crate::agent_error)?;
-        self.issue_token(&client, rec, "start").await
+        current.init(&init).await.map_err(crate::agent_error)?;
+        let why = if restored_from.is_some() {
+            "restore"
+        } else {
+            "start"
+        };
+        self.issue_token(&client, rec, why).await
     }
 
     /// Marks a sandbox failed for `reason`, records it and cleans up.
@@ -242,6 +328,67 @@ mod tests {
         assert_eq!(p.template, "base");
         assert_eq!(p.timeout_s, DEFAULT_TIMEOUT_S);
         assert_eq!(p.limits, Limits::default());
+    }
+
+    #[test]
+    fn persistence_and_snapshot_options() {
+        let p = CreateParams::from_request(
+            CreateSandboxRequest {
+                persistent: true,
+                idle_timeout_s: Some(60),
+                ..Default::default()
+            },
+            key(),
+        )
+        .unwrap();
+        assert_eq!(p.persistence.on_idle, OnIdle::Pause);
+        assert_eq!(p.persistence.idle_timeout_s, Some(60));
+        assert!(p.persistence.auto_resume);
+        let snap = SnapshotId::generate();
+        let p = CreateParams::from_request(
+            CreateSandboxRequest {
+                snapshot: Some(snap.to_string()),
+                ..Default::default()
+            },
+            key(),
+        )
+        .unwrap();
+        assert_eq!(p.snapshot, Some(snap.clone()));
+        let cases = [
+            (
+                CreateSandboxRequest {
+                    snapshot: Some(snap.to_string()),
+                    cpus: Some(2),
+                    ..Default::default()
+                },
+                "snapshot's template",
+            ),
+            (
+                CreateSandboxRequest {
+                    snapshot: Some("nope".into()),
+                    ..Default::default()
+                },
+                "snapshot id",
+            ),
+            (
+                CreateSandboxRequest {
+                    on_idle: Some("hibernate".into()),
+                    ..Default::default()
+                },
+                "on_idle",
+            ),
+            (
+                CreateSandboxRequest {
+                    paused_ttl_s: Some(0),
+                    ..Default::default()
+                },
+                "paused_ttl_s",
+            ),
+        ];
+        for (req, word) in cases {
+            let err = CreateParams::from_request(req, key()).unwrap_err();
+            assert!(err.message.contains(word), "{} lacks {word}", err.message);
+        }
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! Lifetimes: every sandbox has an expiry; the reaper kills sandboxes past it.
+//! Lifetimes: every sandbox has an expiry; the reaper kills sandboxes past
+//! it, or pauses them when their `on_idle` is `pause`, then runs idle
+//! handling, paused retention and snapshot garbage collection (`idle`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,11 +74,15 @@ impl Sandboxes {
             };
             for id in expired {
                 tracing::info!(sandbox = %id, "sandbox reached its timeout");
-                let reaper = AuditActor::system("reaper");
-                if let Err(e) = self.end(&id, &reaper, "sandbox.expire").await {
-                    tracing::warn!(sandbox = %id, error = %e.message, "could not kill expired sandbox");
-                }
+                let on_idle = match self.store.get_sandbox(&id).await {
+                    Ok(Some(rec)) if rec.state == warren_core::SandboxState::Running => {
+                        rec.persistence.on_idle
+                    }
+                    _ => warren_core::OnIdle::Kill,
+                };
+                self.settle_idle(&id, on_idle).await;
             }
+            self.keep_idle().await;
         }
     }
 }

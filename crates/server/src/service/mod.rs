@@ -13,11 +13,17 @@ mod agents;
 mod create;
 mod exec;
 mod files;
+mod fork;
+mod gc;
 mod identity;
+mod idle;
 mod lifetimes;
+mod locks;
+mod pause;
 mod pty;
 pub mod reconcile;
 mod record;
+mod snapshots;
 pub mod teardown;
 mod tenancy;
 
@@ -28,23 +34,26 @@ use serde_json::Map;
 use warren_audit::Outcome;
 use warren_core::{SandboxId, SandboxState, Transition, WarrenError};
 use warren_runtime::Runtime;
+use warren_snapshot::SnapshotStore;
 use warren_store::{SandboxRecord, Store, StoreError};
 use warren_template::TemplateStore;
 
 use crate::audit::{Audit, AuditActor};
 
 pub use agents::Agents;
-pub use create::CreateParams;
+pub use create::{CreateParams, Dispatcher};
 pub use exec::ExecStream;
+pub use fork::MAX_FORK;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
 pub use pty::{PtyEvents, PtySession};
+pub use snapshots::SnapshotView;
 pub use teardown::Teardown;
 pub use tenancy::{KeyRequest, MintedKey, Tenancy};
 
 /// Longest lifetime a sandbox can be given, in seconds.
-pub const MAX_TIMEOUT_S: u64 = 24 * 3600;
+pub const MAX_TIMEOUT_S: u64 = warren_core::Persistence::MAX_TIMEOUT_S;
 /// Lifetime when the caller names none, in seconds.
-pub const DEFAULT_TIMEOUT_S: u64 = 300;
+pub const DEFAULT_TIMEOUT_S: u64 = warren_core::Persistence::DEFAULT_TIMEOUT_S;
 
 /// The sandbox service; the daemon builds it field by field at start-up.
 pub struct Sandboxes {
@@ -56,6 +65,8 @@ pub struct Sandboxes {
     pub(crate) teardown: Teardown,
     pub(crate) identity: SandboxIdentity,
     pub(crate) audit: Audit,
+    pub(crate) snapshots: Arc<dyn SnapshotStore>,
+    pub(crate) locks: locks::Locks,
 }
 
 impl Sandboxes {
@@ -71,16 +82,26 @@ impl Sandboxes {
         }
     }
 
-    /// The sandbox if it is running, else a precise error.
+    /// The sandbox once it is running: a paused (or pausing, or resuming)
+    /// sandbox with `auto_resume` is resumed first; anything else is a
+    /// precise error. Counts as API activity on the sandbox.
     pub(crate) async fn get_running(&self, id: &SandboxId) -> Result<SandboxRecord, WarrenError> {
         let rec = self.get(id).await?;
-        if rec.state != SandboxState::Running {
-            return Err(WarrenError::precondition(format!(
-                "sandbox {id} is {}, not running",
-                rec.state
-            )));
+        self.note_activity(&rec).await;
+        match rec.state {
+            SandboxState::Running => Ok(rec),
+            SandboxState::Paused | SandboxState::Pausing | SandboxState::Resuming
+                if rec.persistence.auto_resume =>
+            {
+                self.resume(id, &AuditActor::system("auto-resume")).await
+            }
+            SandboxState::Paused => Err(WarrenError::precondition(format!(
+                "sandbox {id} is paused and does not resume by itself (auto_resume is off): resume it first"
+            ))),
+            state => Err(WarrenError::precondition(format!(
+                "sandbox {id} is {state}, not running"
+            ))),
         }
-        Ok(rec)
     }
 
     /// Applies `t` to the sandbox's current state with compare-and-set,
@@ -126,6 +147,7 @@ impl Sandboxes {
         self.transition(id, Transition::Kill).await?;
         self.agents.remove(id);
         self.identity.forget(id);
+        self.locks.forget(id);
         self.teardown.enqueue(id.clone());
         tracing::info!(sandbox = %id, action, "sandbox killed");
         let mut details = Map::new();

@@ -5,13 +5,17 @@
 //! |-----------------------|---------------------|---------------------------------|
 //! | running               | yes                 | re-attach the agent             |
 //! | running               | no                  | mark failed (it died with us)   |
-//! | creating / resuming   | either              | mark failed, tear down          |
+//! | pausing               | yes                 | back to running (the pause never committed) |
+//! | pausing               | no                  | mark failed, tear down          |
+//! | paused                | yes                 | stop the instance (the pause committed) |
+//! | resuming              | either              | stop the instance, back to paused (the image is intact) |
+//! | creating              | either              | mark failed, tear down          |
 //! | killed / failed / —   | yes                 | tear down (a leak otherwise)    |
 //! | killed / failed, slot not released | either | tear down again (it never finished) |
 
 use std::collections::HashSet;
 
-use warren_core::{SandboxState, WarrenError};
+use warren_core::{SandboxState, Transition, WarrenError};
 use warren_store::SandboxFilter;
 
 use super::{Agents, Sandboxes};
@@ -36,7 +40,7 @@ impl Sandboxes {
             known.insert(rec.id.clone());
             let is_live = live_ids.contains(&rec.id);
             match rec.state {
-                SandboxState::Running if is_live => {
+                SandboxState::Running | SandboxState::Pausing if is_live => {
                     let addr = live
                         .iter()
                         .find(|i| i.id == rec.id)
@@ -46,7 +50,9 @@ impl Sandboxes {
                         Ok(client) => Agents::wait_ready(&client).await.is_ok(),
                         Err(_) => false,
                     };
-                    if ready {
+                    let back = rec.state == SandboxState::Running
+                        || self.transition(&rec.id, Transition::Started).await.is_ok();
+                    if ready && back {
                         report.reattached += 1;
                         continue;
                     }
@@ -54,7 +60,16 @@ impl Sandboxes {
                     self.fail_and_teardown(&rec.id).await;
                     report.failed += 1;
                 }
-                SandboxState::Paused => {}
+                SandboxState::Paused | SandboxState::Resuming => {
+                    if is_live && let Err(e) = self.runtime.stop(&rec.id).await {
+                        tracing::warn!(sandbox = %rec.id, error = %e, "could not stop a paused sandbox's instance");
+                    }
+                    if rec.state == SandboxState::Resuming
+                        && let Err(e) = self.transition(&rec.id, Transition::Paused).await
+                    {
+                        tracing::warn!(sandbox = %rec.id, error = %e.message, "could not mark an interrupted resume paused");
+                    }
+                }
                 _ => {
                     self.fail_and_teardown(&rec.id).await;
                     report.failed += 1;

@@ -10,6 +10,11 @@ use warren_core::SandboxId;
 use super::Sandboxes;
 use crate::audit::{AuditActor, Event};
 
+/// Details of an entry from `(key, value)` pairs.
+pub(crate) fn details<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
 impl Sandboxes {
     /// Records lifecycle `action` (`sandbox.create`, `sandbox.kill`,
     /// `sandbox.expire`, `sandbox.fail` …) of sandbox `id` by `actor`, in

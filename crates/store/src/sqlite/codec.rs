@@ -10,19 +10,28 @@ use std::collections::BTreeMap;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
 use time::OffsetDateTime;
-use warren_core::{KeyId, Limits, SandboxId, SandboxState, Scope, TeamId, UserId};
+use warren_core::{
+    KeyId, Limits, Persistence, SandboxId, SandboxState, Scope, SnapshotId, TeamId, UserId,
+};
 
-use crate::{KeyRecord, SandboxRecord, StoreError, TeamRecord, UserRecord};
+use crate::{KeyRecord, SandboxRecord, SnapshotRecord, StoreError, TeamRecord, UserRecord};
 
 pub(super) const SANDBOXES: &str = "sandboxes";
 pub(super) const API_KEYS: &str = "api_keys";
 pub(super) const TEAMS: &str = "teams";
 pub(super) const USERS: &str = "users";
+pub(super) const SNAPSHOTS: &str = "snapshots";
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
 pub(super) fn to_millis(t: OffsetDateTime) -> i64 {
     t.unix_timestamp_nanos().div_euclid(1_000_000) as i64
+}
+
+/// A count or size as SQLite's integer; values past `i64::MAX` (which no
+/// validated input reaches) saturate.
+pub(super) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A JSON object of strings, for the `env` and `metadata` columns.
@@ -75,6 +84,37 @@ impl<'r> RowReader<'r> {
         text.parse().map_err(|e| self.corrupt(column, e))
     }
 
+    fn optional_parse<T>(&self, column: &str) -> Result<Option<T>, StoreError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text: Option<String> = self.get(column)?;
+        text.map(|t| t.parse().map_err(|e| self.corrupt(column, e)))
+            .transpose()
+    }
+
+    fn u64(&self, column: &str) -> Result<u64, StoreError> {
+        let n: i64 = self.get(column)?;
+        u64::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is out of range")))
+    }
+
+    fn optional_u64(&self, column: &str) -> Result<Option<u64>, StoreError> {
+        let n: Option<i64> = self.get(column)?;
+        n.map(|n| {
+            u64::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is out of range")))
+        })
+        .transpose()
+    }
+
+    fn limits(&self) -> Result<Limits, StoreError> {
+        Ok(Limits {
+            cpus: self.u32("cpus")?,
+            memory_mb: self.u32("memory_mb")?,
+            pids: self.u32("pids")?,
+        })
+    }
+
     fn u32(&self, column: &str) -> Result<u32, StoreError> {
         let n: i64 = self.get(column)?;
         u32::try_from(n).map_err(|_| self.corrupt(column, format!("{n} is out of range")))
@@ -111,23 +151,52 @@ pub(super) fn sandbox_from_row(row: &SqliteRow) -> Result<SandboxRecord, StoreEr
     let mut r = RowReader::new(row, SANDBOXES);
     let id: SandboxId = r.parse("id")?;
     r.id = id.to_string();
+    let created_at = r.time("created_at")?;
+    let auto_resume: i64 = r.get("auto_resume")?;
     Ok(SandboxRecord {
         template: r.get("template")?,
         state: r.parse("state")?,
-        limits: Limits {
-            cpus: r.u32("cpus")?,
-            memory_mb: r.u32("memory_mb")?,
-            pids: r.u32("pids")?,
-        },
+        limits: r.limits()?,
         env: r.map("env")?,
         metadata: r.map("metadata")?,
         net_slot: r.u32("net_slot")?,
         team: r.parse("team")?,
         owner: r.parse("owner")?,
         created_by: r.parse("created_by")?,
-        created_at: r.time("created_at")?,
+        created_at,
         state_changed_at: r.time("state_changed_at")?,
         expires_at: r.time("expires_at")?,
+        persistence: Persistence {
+            timeout_s: r.u64("timeout_s")?,
+            idle_timeout_s: r.optional_u64("idle_timeout_s")?,
+            on_idle: r.parse("on_idle")?,
+            paused_ttl_s: r.u64("paused_ttl_s")?,
+            auto_resume: auto_resume != 0,
+        },
+        last_activity: r.optional_time("last_activity")?.unwrap_or(created_at),
+        source_snapshot: r.optional_parse("source_snapshot")?,
+        paused_snapshot: r.optional_parse("paused_snapshot")?,
+        id,
+    })
+}
+
+pub(super) fn snapshot_from_row(row: &SqliteRow) -> Result<SnapshotRecord, StoreError> {
+    let mut r = RowReader::new(row, SNAPSHOTS);
+    let id: SnapshotId = r.parse("id")?;
+    r.id = id.to_string();
+    Ok(SnapshotRecord {
+        sandbox_id: r.parse("sandbox_id")?,
+        team: r.parse("team")?,
+        kind: r.parse("kind")?,
+        name: r.get("name")?,
+        template: r.get("template")?,
+        limits: r.limits()?,
+        env: r.map("env")?,
+        parent_snapshot: r.optional_parse("parent_snapshot")?,
+        size_bytes: r.u64("size_bytes")?,
+        created_by: r.parse("created_by")?,
+        created_at: r.time("created_at")?,
+        deleted_at: r.optional_time("deleted_at")?,
         id,
     })
 }

@@ -31,6 +31,7 @@ mod audit;
 mod codec;
 mod keys;
 mod sandboxes;
+mod snapshots;
 mod teams;
 
 use std::path::{Path, PathBuf};
@@ -41,12 +42,13 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
-use warren_core::{KeyId, SandboxId, SandboxState, TeamId, UserId};
+use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
 
 pub use audit::SqliteAudit;
 
 use crate::{
-    KeyRecord, NewSandbox, SandboxFilter, SandboxRecord, Store, StoreError, TeamRecord, UserRecord,
+    KeyRecord, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SnapshotRecord, Store,
+    StoreError, TeamRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -255,5 +257,60 @@ impl Store for SqliteStore {
 
     async fn list_users(&self, team: &TeamId) -> Result<Vec<UserRecord>, StoreError> {
         teams::list_users(&self.reader, team).await
+    }
+
+    async fn commit_pause(
+        &self,
+        id: &SandboxId,
+        snapshot: NewSnapshot,
+    ) -> Result<SandboxRecord, StoreError> {
+        snapshots::commit_pause(&self.writer, id, snapshot).await
+    }
+
+    async fn finish_resume(&self, id: &SandboxId) -> Result<SandboxRecord, StoreError> {
+        snapshots::finish_resume(&self.writer, id).await
+    }
+
+    async fn insert_snapshot(&self, snapshot: NewSnapshot) -> Result<SnapshotRecord, StoreError> {
+        snapshots::insert_one(&self.writer, snapshot).await
+    }
+
+    async fn get_snapshot(&self, id: &SnapshotId) -> Result<Option<SnapshotRecord>, StoreError> {
+        snapshots::get(&self.reader, id).await
+    }
+
+    async fn list_snapshots(&self, sandbox: &SandboxId) -> Result<Vec<SnapshotRecord>, StoreError> {
+        snapshots::list(&self.reader, sandbox).await
+    }
+
+    async fn sandboxes_from_snapshot(
+        &self,
+        snapshot: &SnapshotId,
+    ) -> Result<Vec<SandboxId>, StoreError> {
+        snapshots::children(&self.reader, snapshot).await
+    }
+
+    async fn mark_snapshot_deleted(&self, id: &SnapshotId) -> Result<(), StoreError> {
+        snapshots::mark_deleted(&self.writer, id).await
+    }
+
+    async fn unreferenced_snapshots(&self) -> Result<Vec<SnapshotRecord>, StoreError> {
+        snapshots::unreferenced(&self.reader).await
+    }
+
+    async fn live_snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError> {
+        snapshots::live_ids(&self.reader).await
+    }
+
+    async fn touch_sandbox(&self, id: &SandboxId, at: OffsetDateTime) -> Result<(), StoreError> {
+        snapshots::touch(&self.writer, id, at).await
+    }
+
+    async fn idle_sandboxes(&self, now: OffsetDateTime) -> Result<Vec<SandboxRecord>, StoreError> {
+        snapshots::idle(&self.reader, now).await
+    }
+
+    async fn expired_paused(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError> {
+        snapshots::expired_paused(&self.reader, now).await
     }
 }

@@ -20,7 +20,7 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use warren_core::{SandboxId, SandboxState, Transition};
 
-use super::codec::{encode_map, parse_state, sandbox_from_row, to_millis};
+use super::codec::{encode_map, parse_state, sandbox_from_row, to_i64, to_millis};
 use crate::{NewSandbox, SandboxFilter, SandboxRecord, StoreError};
 
 /// The lowest slot no sandbox holds: 0 if free, else the smallest held
@@ -61,8 +61,11 @@ pub(super) async fn create(
     let row = sqlx::query(
         "INSERT INTO sandboxes (id, template, state, cpus, memory_mb, pids, env, metadata,
                                 net_slot, created_by, created_at, state_changed_at, expires_at,
-                                team, owner)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14)
+                                team, owner,
+                                timeout_s, auto_resume, on_idle, idle_timeout_s, paused_ttl_s,
+                                source_snapshot)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14,
+                 ?15, ?16, ?17, ?18, ?19, ?20)
          RETURNING *",
     )
     .bind(new.id.as_str())
@@ -79,6 +82,12 @@ pub(super) async fn create(
     .bind(to_millis(new.expires_at))
     .bind(new.team.as_str())
     .bind(new.owner.as_str())
+    .bind(to_i64(new.persistence.timeout_s))
+    .bind(i64::from(new.persistence.auto_resume))
+    .bind(new.persistence.on_idle.as_str())
+    .bind(new.persistence.idle_timeout_s.map(to_i64))
+    .bind(to_i64(new.persistence.paused_ttl_s))
+    .bind(new.source_snapshot.as_ref().map(|s| s.as_str().to_owned()))
     .fetch_one(&mut *tx)
     .await?;
     let record = sandbox_from_row(&row)?;
@@ -196,7 +205,7 @@ fn allowed(from: SandboxState, to: SandboxState) -> bool {
         .any(|t| from.apply(t).is_ok_and(|next| next == to))
 }
 
-fn all_transitions() -> [Transition; 7] {
+fn all_transitions() -> [Transition; 8] {
     use Transition as T;
     // An exhaustive match, so a new variant in warren-core fails to compile
     // here until it is added to the list below.
@@ -206,6 +215,7 @@ fn all_transitions() -> [Transition; 7] {
         | T::Paused
         | T::BeginResume
         | T::Resumed
+        | T::BeginRollback
         | T::Kill
         | T::Fail => {}
     };
@@ -215,6 +225,7 @@ fn all_transitions() -> [Transition; 7] {
         T::Paused,
         T::BeginResume,
         T::Resumed,
+        T::BeginRollback,
         T::Kill,
         T::Fail,
     ]
@@ -240,7 +251,7 @@ pub(super) async fn expired(
 ) -> Result<Vec<SandboxId>, StoreError> {
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM sandboxes
-         WHERE state NOT IN ('killed', 'failed') AND expires_at <= ?1
+         WHERE state NOT IN ('killed', 'failed', 'paused') AND expires_at <= ?1
          ORDER BY expires_at, rowid",
     )
     .bind(to_millis(now))
@@ -260,7 +271,7 @@ pub(super) async fn unreleased(reader: &SqlitePool) -> Result<Vec<SandboxId>, St
     parse_ids(ids)
 }
 
-fn parse_ids(ids: Vec<String>) -> Result<Vec<SandboxId>, StoreError> {
+pub(super) fn parse_ids(ids: Vec<String>) -> Result<Vec<SandboxId>, StoreError> {
     ids.into_iter()
         .map(|id| {
             id.parse().map_err(|e| StoreError::Corrupt {

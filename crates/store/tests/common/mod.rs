@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use tempfile::TempDir;
 use time::{Duration, OffsetDateTime};
-use warren_core::{KeyId, Limits, Role, SandboxId, SandboxState, TeamId, UserId};
+use warren_core::{KeyId, Limits, Persistence, Role, SandboxId, SandboxState, TeamId, UserId};
 use warren_store::{
     KeyRecord, NewSandbox, SandboxRecord, SqliteConfig, SqliteStore, Store, TeamRecord, UserRecord,
 };
@@ -96,6 +96,8 @@ pub fn new_sandbox() -> NewSandbox {
         owner: user_id(),
         created_by: KeyId::generate(),
         expires_at: OffsetDateTime::now_utc() + Duration::minutes(5),
+        persistence: Persistence::default(),
+        source_snapshot: None,
     }
 }
 

@@ -1,0 +1,39 @@
+//! `warren pause`: checkpoint a sandbox to disk and free its CPU and memory.
+
+use warren_api_types::Sandbox;
+use warren_core::SandboxId;
+
+use super::Ctx;
+use crate::{exit, parse};
+
+/// Pause a sandbox: its whole state (memory, processes, files) goes to disk
+/// and it uses no CPU or memory until resumed.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Exec and file calls on a paused sandbox resume it first (unless it was created
+with auto-resume off); `warren resume` does it explicitly.
+
+Examples:
+  warren pause $ID
+  warren pause $ID --json | jq -r .state")]
+pub struct Args {
+    /// The sandbox id.
+    #[arg(value_name = "ID", value_parser = parse::sandbox_id)]
+    id: SandboxId,
+}
+
+pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
+    let s = ctx.client()?.pause(&args.id).await?;
+    print_state(ctx, &s)?;
+    Ok(exit::OK)
+}
+
+/// `ID STATE`, or the whole sandbox with `--json` (pause, resume, rollback).
+pub fn print_state(ctx: &Ctx, s: &Sandbox) -> anyhow::Result<()> {
+    if ctx.out.json {
+        ctx.out.json(s)?;
+    } else {
+        ctx.out.line(&format!("{} {}", s.id, s.state))?;
+    }
+    Ok(())
+}

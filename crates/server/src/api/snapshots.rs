@@ -1,0 +1,162 @@
+//! Pause, resume, named snapshots, rollback and fork.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use warren_api_types::{
+    ApiError, CreateSnapshotRequest, ForkRequest, ForkResponse, RollbackRequest, Sandbox, Snapshot,
+    SnapshotList,
+};
+
+use super::AppState;
+use super::extract::{ApiJson, SandboxPath, SandboxSnapshotPath};
+use super::sandboxes::{rfc3339, to_api};
+use crate::audit::AuditActor;
+use crate::auth::Caller;
+use crate::error::ApiResult;
+use crate::service::SnapshotView;
+
+fn snapshot_to_api(v: SnapshotView) -> Snapshot {
+    let s = v.snapshot;
+    Snapshot {
+        id: s.id.to_string(),
+        kind: s.kind.as_str().to_owned(),
+        name: s.name,
+        sandbox_id: s.sandbox_id.to_string(),
+        parent_snapshot: s.parent_snapshot.map(|p| p.to_string()),
+        children: v.children.into_iter().map(|c| c.to_string()).collect(),
+        size_bytes: s.size_bytes,
+        created_at: rfc3339(s.created_at),
+        available: s.deleted_at.is_none(),
+    }
+}
+
+/// Checkpoints the whole sandbox to the snapshot store and releases its
+/// CPU and memory.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "snapshots",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Sandbox), (status = 404, body = ApiError),
+        (status = 409, description = "not running (e.g. already paused)", body = ApiError)))]
+pub async fn pause(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    SandboxPath(id): SandboxPath,
+) -> ApiResult<Json<Sandbox>> {
+    let actor = AuditActor::from_caller(&caller);
+    Ok(Json(to_api(state.sandboxes.pause(&id, &actor).await?)))
+}
+
+/// Restores a paused sandbox exactly as it was; a running one is returned
+/// as is.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", tag = "snapshots",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Sandbox), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn resume(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    SandboxPath(id): SandboxPath,
+) -> ApiResult<Json<Sandbox>> {
+    let actor = AuditActor::from_caller(&caller);
+    Ok(Json(to_api(state.sandboxes.resume(&id, &actor).await?)))
+}
+
+/// Takes a named snapshot; the sandbox keeps running (its network
+/// connections are reset).
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/snapshots", tag = "snapshots",
+    params(("id" = String, Path)), request_body = CreateSnapshotRequest,
+    responses((status = 201, body = Snapshot), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    SandboxPath(id): SandboxPath,
+    ApiJson(req): ApiJson<CreateSnapshotRequest>,
+) -> ApiResult<(StatusCode, Json<Snapshot>)> {
+    let view = state
+        .sandboxes
+        .take_snapshot(
+            &id,
+            &req.name,
+            &caller.key_id,
+            &AuditActor::from_caller(&caller),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(snapshot_to_api(view))))
+}
+
+/// The sandbox's named and fork snapshots with their lineage.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/snapshots", tag = "snapshots",
+    params(("id" = String, Path)),
+    responses((status = 200, body = SnapshotList), (status = 404, body = ApiError)))]
+pub async fn list(
+    State(state): State<AppState>,
+    SandboxPath(id): SandboxPath,
+) -> ApiResult<Json<SnapshotList>> {
+    let (views, total_bytes) = state.sandboxes.list_snapshots(&id).await?;
+    Ok(Json(SnapshotList {
+        snapshots: views.into_iter().map(snapshot_to_api).collect(),
+        total_bytes,
+    }))
+}
+
+/// Deletes a named snapshot (by name or id).
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}/snapshots/{snapshot}", tag = "snapshots",
+    params(("id" = String, Path), ("snapshot" = String, Path, description = "name or id")),
+    responses((status = 204), (status = 404, body = ApiError)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    SandboxSnapshotPath(id, snapshot): SandboxSnapshotPath,
+) -> ApiResult<StatusCode> {
+    let actor = AuditActor::from_caller(&caller);
+    state
+        .sandboxes
+        .delete_snapshot(&id, &snapshot, &actor)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Puts the sandbox back into the state of one of its named snapshots;
+/// later changes (files, processes, memory) are gone.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/rollback", tag = "snapshots",
+    params(("id" = String, Path)), request_body = RollbackRequest,
+    responses((status = 200, body = Sandbox), (status = 404, body = ApiError),
+        (status = 409, body = ApiError)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    SandboxPath(id): SandboxPath,
+    ApiJson(req): ApiJson<RollbackRequest>,
+) -> ApiResult<Json<Sandbox>> {
+    let actor = AuditActor::from_caller(&caller);
+    Ok(Json(to_api(
+        state.sandboxes.rollback(&id, &req.snapshot, &actor).await?,
+    )))
+}
+
+/// Makes `count` new sandboxes with the parent's exact state; the parent
+/// keeps running.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/fork", tag = "snapshots",
+    params(("id" = String, Path)), request_body = ForkRequest,
+    responses((status = 201, body = ForkResponse), (status = 400, body = ApiError),
+        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+pub async fn fork(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    SandboxPath(id): SandboxPath,
+    ApiJson(req): ApiJson<ForkRequest>,
+) -> ApiResult<(StatusCode, Json<ForkResponse>)> {
+    let actor = AuditActor::from_caller(&caller);
+    let (snapshot, branches) = state
+        .sandboxes
+        .fork(&id, req.count, &(&caller).into(), &actor)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ForkResponse {
+            snapshot: snapshot.to_string(),
+            sandboxes: branches.into_iter().map(to_api).collect(),
+        }),
+    ))
+}

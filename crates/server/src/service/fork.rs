@@ -1,0 +1,183 @@
+//! Fork and create-from-snapshot: new sandboxes restored from one image.
+//!
+//! A fork checkpoints the parent (which keeps running) into a fork image,
+//! then restores that image concurrently under `count` new ids, each with
+//! its own network slot (the restore takes the new namespace's address),
+//! cgroup and token; the branches share nothing afterwards. Creating a
+//! sandbox from a named snapshot is the same with one branch.
+//!
+//! Ownership: a branch belongs to its parent's team and acts for whoever
+//! asked for it (a sandbox forking itself with its token acts for its own
+//! dispatcher); a snapshot is visible to its sandbox's team only; the
+//! snapshot row records who took it. Each branch gets its own sandbox
+//! token at restore, never its parent's. Lineage: each
+//! branch records the snapshot it came from (`source_snapshot`), and the
+//! snapshot the sandbox it was taken from came from (`parent_snapshot`),
+//! so the tree of branches can be walked both ways.
+//!
+//! The fork image is deleted once every branch is up; a crash in between
+//! leaves it to garbage collection (it is unreferenced as soon as no
+//! branch is still being created).
+
+use std::collections::BTreeMap;
+
+use futures::future::join_all;
+use time::OffsetDateTime;
+use warren_audit::Outcome;
+use warren_core::{SandboxId, SnapshotId, WarrenError};
+use warren_store::{NewSandbox, SandboxRecord, SnapshotKind, SnapshotRecord};
+
+use super::record::details;
+use super::{CreateParams, Dispatcher, Sandboxes};
+use crate::audit::AuditActor;
+
+/// Most branches one fork may make.
+pub const MAX_FORK: u32 = 16;
+
+/// What a branch gets besides the snapshot's state.
+struct Branch {
+    metadata: BTreeMap<String, String>,
+    /// Added to the snapshot's environment.
+    env: BTreeMap<String, String>,
+    persistence: warren_core::Persistence,
+    /// Who the branch acts for: whoever asked for it.
+    dispatcher: Dispatcher,
+}
+
+impl Sandboxes {
+    /// Forks a running sandbox into `count` new ones; returns the fork
+    /// image's id and the branches.
+    pub async fn fork(
+        &self,
+        id: &SandboxId,
+        count: u32,
+        dispatcher: &Dispatcher,
+        actor: &AuditActor,
+    ) -> Result<(SnapshotId, Vec<SandboxRecord>), WarrenError> {
+        if count == 0 || count > MAX_FORK {
+            return Err(WarrenError::invalid(format!(
+                "count must be between 1 and {MAX_FORK}, got {count}"
+            )));
+        }
+        let parent = self.get_running(id).await?;
+        let snapshot = {
+            let _lock = self.locks.lock(id).await;
+            let snapshot = SnapshotId::generate();
+            let size = self.capture(&parent.id, &snapshot).await?;
+            let by = &dispatcher.key;
+            let row = self.new_snapshot(&parent, snapshot, SnapshotKind::Fork, None, size, by);
+            match self.store.insert_snapshot(row.clone()).await {
+                Ok(rec) => rec,
+                Err(e) => {
+                    self.discard_image(&row.id).await;
+                    return Err(e.into());
+                }
+            }
+        };
+        let branches = join_all((0..count).map(|_| {
+            self.spawn_branch(
+                &snapshot,
+                Branch {
+                    metadata: parent.metadata.clone(),
+                    env: BTreeMap::new(),
+                    persistence: parent.persistence,
+                    dispatcher: dispatcher.clone(),
+                },
+                actor,
+            )
+        }))
+        .await;
+        self.drop_fork_image(&snapshot.id).await;
+        let mut out = Vec::with_capacity(branches.len());
+        for branch in branches {
+            match branch {
+                Ok(rec) => out.push(rec),
+                Err(e) => {
+                    // All or nothing: the branches that came up go again.
+                    for rec in &out {
+                        let _ = self.kill(&rec.id, actor).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(sandbox = %id, snapshot = %snapshot.id, count, "sandbox forked");
+        let branches: Vec<String> = out.iter().map(|b| b.id.to_string()).collect();
+        let details = details([
+            ("snapshot", snapshot.id.to_string().into()),
+            ("branches", branches.into()),
+        ]);
+        self.record_lifecycle(actor, id, "sandbox.fork", Outcome::Ok, details)
+            .await;
+        Ok((snapshot.id, out))
+    }
+
+    /// A new sandbox with the exact state of a named or fork snapshot.
+    pub(super) async fn create_from_snapshot(
+        &self,
+        snapshot: &SnapshotId,
+        p: CreateParams,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let snapshot = self.live_snapshot(snapshot).await?;
+        if snapshot.team != p.dispatcher.team {
+            return Err(WarrenError::not_found(format!(
+                "snapshot {} not found",
+                snapshot.id
+            )));
+        }
+        self.spawn_branch(
+            &snapshot,
+            Branch {
+                metadata: p.metadata,
+                env: p.env,
+                persistence: p.persistence,
+                dispatcher: p.dispatcher,
+            },
+            actor,
+        )
+        .await
+    }
+
+    async fn spawn_branch(
+        &self,
+        snapshot: &SnapshotRecord,
+        b: Branch,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let mut env = snapshot.env.clone();
+        env.extend(b.env);
+        let expires_at =
+            OffsetDateTime::now_utc() + time::Duration::seconds(b.persistence.timeout_s as i64);
+        let rec = self
+            .store
+            .create_sandbox(NewSandbox {
+                id: SandboxId::generate(),
+                template: snapshot.template.clone(),
+                limits: snapshot.limits,
+                env,
+                metadata: b.metadata,
+                team: b.dispatcher.team,
+                owner: b.dispatcher.user,
+                created_by: b.dispatcher.key,
+                expires_at,
+                persistence: b.persistence,
+                source_snapshot: Some(snapshot.id.clone()),
+            })
+            .await?;
+        if let Err(e) = self.restore_instance(&rec, snapshot).await {
+            tracing::warn!(sandbox = %rec.id, snapshot = %snapshot.id, error = %e.message, "branch failed to start");
+            self.fail(&rec.id, actor, &e.message).await;
+            return Err(e);
+        }
+        self.finish_create(&rec.id, actor).await
+    }
+
+    async fn drop_fork_image(&self, snapshot: &SnapshotId) {
+        if let Err(e) = self.store.mark_snapshot_deleted(snapshot).await {
+            tracing::warn!(snapshot = %snapshot, error = %e, "could not mark a fork image deleted");
+            return;
+        }
+        self.discard_image(snapshot).await;
+    }
+}

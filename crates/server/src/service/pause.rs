@@ -1,0 +1,283 @@
+//! Pause and resume: the whole sandbox (memory, processes, open files, root
+//! filesystem writes) goes into the snapshot store and its CPU and memory
+//! are released; a resume restores it exactly under the same id, address
+//! and token.
+//!
+//! Pause protocol (crash-safe at every step):
+//! 1. compare-and-set running → pausing;
+//! 2. checkpoint into a staged image, leaving the sandbox running;
+//! 3. commit the image (flushed, renamed to its final name);
+//! 4. one store transaction: the snapshot row, pausing → paused;
+//! 5. stop the instance (CPU and memory released at once; the rest is
+//!    deleted in the background or replaced by the next restore).
+//!
+//! A daemon killed before step 4 leaves a running sandbox in `pausing`,
+//! which start-up reconciliation moves back to running (the image, staged
+//! or orphaned, is deleted); killed after step 4, it leaves a paused
+//! sandbox with a complete image, whose instance reconciliation stops.
+//! The sandbox is never without both. Checkpointing with the sandbox left
+//! running costs nothing extra in runsc, and it is what makes step 2 safe:
+//! the image is complete before anything is lost.
+//!
+//! A failed checkpoint (step 2 or 3) puts the sandbox back to running. A
+//! failed restore puts it back to paused: the image is still there.
+
+use time::OffsetDateTime;
+use warren_audit::Outcome;
+use warren_core::{ErrorKind, SandboxId, SandboxState, SnapshotId, Transition, WarrenError};
+use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, SnapshotRecord, StoreError};
+
+use super::Sandboxes;
+use super::record::details;
+use crate::audit::AuditActor;
+
+/// API activity is recorded at most this often per sandbox, so a stream of
+/// calls does not turn into a stream of store writes.
+const ACTIVITY_GRANULARITY: time::Duration = time::Duration::seconds(1);
+
+/// How long the agent gets to close the daemon's connections before a
+/// checkpoint (see `capture`).
+const QUIESCE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Restores of one image before a resume gives up (see `restore_instance`).
+const RESTORE_ATTEMPTS: u32 = 3;
+
+impl Sandboxes {
+    /// Pauses a running sandbox; returns it paused.
+    pub async fn pause(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let _lock = self.locks.lock(id).await;
+        let rec = self.get(id).await?;
+        if rec.state == SandboxState::Paused {
+            return Err(WarrenError::precondition(format!(
+                "sandbox {id} is already paused"
+            )));
+        }
+        let rec = self.transition(id, Transition::BeginPause).await?;
+        let snapshot = SnapshotId::generate();
+        let size = match self.capture(id, &snapshot).await {
+            Ok(size) => size,
+            Err(e) => {
+                tracing::warn!(sandbox = %id, error = %e.message, "pause failed; the sandbox keeps running");
+                if let Err(e) = self.transition(id, Transition::Started).await {
+                    tracing::warn!(sandbox = %id, error = %e.message, "could not mark the sandbox running again");
+                }
+                return Err(e);
+            }
+        };
+        let row = self.new_snapshot(
+            &rec,
+            snapshot.clone(),
+            SnapshotKind::Pause,
+            None,
+            size,
+            &rec.created_by,
+        );
+        let paused = match self.store.commit_pause(id, row).await {
+            Ok(paused) => paused,
+            Err(e) => {
+                // Killed meanwhile (or the store failed): the image is
+                // nobody's; the sandbox's fate is whatever its row says.
+                self.discard_image(&snapshot).await;
+                self.agents.reconnect(id)?;
+                return Err(e.into());
+            }
+        };
+        self.agents.remove(id);
+        if let Err(e) = self.runtime.stop(id).await {
+            tracing::warn!(sandbox = %id, error = %e, "could not stop a paused sandbox's instance");
+        }
+        tracing::info!(sandbox = %id, snapshot = %snapshot, size, "sandbox paused");
+        let details = details([
+            ("snapshot", snapshot.to_string().into()),
+            ("size_bytes", size.into()),
+        ]);
+        self.record_lifecycle(actor, id, "sandbox.pause", Outcome::Ok, details)
+            .await;
+        Ok(paused)
+    }
+
+    /// Resumes a paused sandbox (also one that is pausing or resuming: the
+    /// call waits for that to finish); a running one is returned as is.
+    pub async fn resume(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let _lock = self.locks.lock(id).await;
+        let rec = self.get(id).await?;
+        match rec.state {
+            SandboxState::Running => return Ok(rec),
+            SandboxState::Paused => {}
+            state => {
+                return Err(WarrenError::precondition(format!(
+                    "sandbox {id} is {state}: only a paused sandbox can be resumed"
+                )));
+            }
+        }
+        let snapshot = self.paused_image(&rec).await?;
+        self.transition(id, Transition::BeginResume).await?;
+        if let Err(e) = self.restore_instance(&rec, &snapshot).await {
+            tracing::warn!(sandbox = %id, error = %e.message, "resume failed; the sandbox stays paused");
+            self.agents.remove(id);
+            if let Err(e) = self.runtime.stop(id).await {
+                tracing::debug!(sandbox = %id, error = %e, "stopping a failed restore");
+            }
+            if let Err(e) = self.transition(id, Transition::Paused).await {
+                tracing::warn!(sandbox = %id, error = %e.message, "could not mark the sandbox paused again");
+            }
+            return Err(e);
+        }
+        let resumed = self.finish_restore(id).await?;
+        tracing::info!(sandbox = %id, "sandbox resumed");
+        let details = details([("snapshot", snapshot.id.to_string().into())]);
+        self.record_lifecycle(actor, id, "sandbox.resume", Outcome::Ok, details)
+            .await;
+        Ok(resumed)
+    }
+
+    /// Resuming → running once the restored instance answers. A kill that
+    /// landed meanwhile wins: the instance it never saw is torn down.
+    pub(super) async fn finish_restore(
+        &self,
+        id: &SandboxId,
+    ) -> Result<SandboxRecord, WarrenError> {
+        match self.store.finish_resume(id).await {
+            Ok(rec) => Ok(rec),
+            Err(StoreError::Conflict { actual, .. }) => {
+                self.agents.remove(id);
+                self.teardown.enqueue(id.clone());
+                Err(WarrenError::precondition(format!(
+                    "sandbox {id} became {actual} while it was being restored"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The image a paused sandbox resumes from.
+    async fn paused_image(&self, rec: &SandboxRecord) -> Result<SnapshotRecord, WarrenError> {
+        let missing = || {
+            WarrenError::internal(format!(
+                "paused sandbox {} has no snapshot image; kill it",
+                rec.id
+            ))
+        };
+        let id = rec.paused_snapshot.as_ref().ok_or_else(missing)?;
+        self.store
+            .get_snapshot(id)
+            .await?
+            .filter(|s| s.deleted_at.is_none())
+            .ok_or_else(missing)
+    }
+
+    /// Checkpoints the running sandbox `id` into a new complete image
+    /// `snapshot`, leaving it running; returns the image's size. The
+    /// sandbox's connections (the daemon's to its agent too) are reset.
+    pub(super) async fn capture(
+        &self,
+        id: &SandboxId,
+        snapshot: &SnapshotId,
+    ) -> Result<u64, WarrenError> {
+        let dir = self.snapshots.stage(snapshot).await?;
+        // Close the daemon's connections to the agent first and give the
+        // agent a moment to see them go: an image holding an established
+        // connection to the agent (reset at save by `--net-disconnect-ok`)
+        // can restore with the agent's listener wedged for good (runsc
+        // 20240729; see docs/runtime.md).
+        self.agents.reconnect(id)?;
+        tokio::time::sleep(QUIESCE).await;
+        let result = async {
+            self.runtime.checkpoint(id, &dir, true).await?;
+            Ok::<_, WarrenError>(self.snapshots.commit(snapshot).await?)
+        }
+        .await;
+        if result.is_err()
+            && let Err(e) = self.snapshots.abort(snapshot).await
+        {
+            tracing::warn!(snapshot = %snapshot, error = %e, "could not drop a failed checkpoint");
+        }
+        self.agents.reconnect(id)?;
+        result
+    }
+
+    /// The row for an image of `rec` taken by `by`.
+    pub(super) fn new_snapshot(
+        &self,
+        rec: &SandboxRecord,
+        id: SnapshotId,
+        kind: SnapshotKind,
+        name: Option<String>,
+        size_bytes: u64,
+        by: &warren_core::KeyId,
+    ) -> NewSnapshot {
+        NewSnapshot {
+            id,
+            sandbox_id: rec.id.clone(),
+            team: rec.team.clone(),
+            kind,
+            name,
+            template: rec.template.clone(),
+            limits: rec.limits,
+            env: rec.env.clone(),
+            parent_snapshot: rec.source_snapshot.clone(),
+            size_bytes,
+            created_by: by.clone(),
+        }
+    }
+
+    /// Restores `snapshot` as the instance of `rec` (same id or a new one)
+    /// and initialises its agent.
+    ///
+    /// With runsc 20240729 a restored sandbox can accept TCP connections
+    /// while its agent never answers; `capture` avoids the cause it was
+    /// traced to (connections to the agent inside the image). Should it
+    /// still happen, an agent that does not answer within a few seconds
+    /// gets its instance restored again.
+    pub(super) async fn restore_instance(
+        &self,
+        rec: &SandboxRecord,
+        snapshot: &SnapshotRecord,
+    ) -> Result<(), WarrenError> {
+        let template = self.templates.get(&rec.template)?;
+        let image = self.snapshots.open(&snapshot.id).await?;
+        let spec = self.runtime_spec(rec, template.rootfs);
+        let mut attempt = 1;
+        loop {
+            let instance = self.runtime.restore(&image, &spec).await?;
+            let ready = self
+                .init_agent(rec, &instance, Some(&snapshot.sandbox_id))
+                .await;
+            match ready {
+                Err(e) if attempt < RESTORE_ATTEMPTS && e.kind == ErrorKind::Unavailable => {
+                    tracing::warn!(sandbox = %rec.id, snapshot = %snapshot.id, error = %e.message, "restored agent does not answer; restoring again");
+                    self.agents.remove(&rec.id);
+                    self.runtime.stop(&rec.id).await?;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Deletes an image no row will name.
+    pub(super) async fn discard_image(&self, snapshot: &SnapshotId) {
+        if let Err(e) = self.snapshots.delete(snapshot).await {
+            tracing::warn!(snapshot = %snapshot, error = %e, "could not delete an unused snapshot image");
+        }
+    }
+
+    /// Records API activity on `rec` (at most once per granule).
+    pub(super) async fn note_activity(&self, rec: &SandboxRecord) {
+        let now = OffsetDateTime::now_utc();
+        if now - rec.last_activity < ACTIVITY_GRANULARITY {
+            return;
+        }
+        if let Err(e) = self.store.touch_sandbox(&rec.id, now).await {
+            tracing::debug!(sandbox = %rec.id, error = %e, "could not record activity");
+        }
+    }
+}
