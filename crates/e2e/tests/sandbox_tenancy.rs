@@ -314,3 +314,124 @@ async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
     let (status, body) = from_inside(&d, &sb, "GET", &format!("/v1/sandboxes/{sb}")).await;
     assert_eq!(status, 401, "{body}");
 }
+
+/// Waits until team `key` lists a sandbox that `known` does not contain.
+async fn new_sandbox_of(d: &Daemon, key: &str, known: &[String]) -> String {
+    for _ in 0..400 {
+        let (_, list) = call(d, key, "GET", "/v1/sandboxes", None).await;
+        let list: SandboxList = serde_json::from_value(list).unwrap();
+        if let Some(s) = list
+            .sandboxes
+            .iter()
+            .find(|s| s.state == "running" && !known.contains(&s.id))
+        {
+            return s.id.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no new sandbox appeared\n{}", d.log());
+}
+
+#[tokio::test]
+async fn sandbox_forks_get_their_own_tokens_and_snapshots_stay_in_their_team() {
+    let d = Daemon::with_base().await;
+    let member = mint(&d, &d.key, json!({"name": "dispatcher"})).await;
+    let (status, sb) = call(&d, &member, "POST", "/v1/sandboxes", Some(json!({}))).await;
+    assert_eq!(status, 201, "{sb}");
+    let parent = sb["id"].as_str().unwrap().to_owned();
+    let parent_token = d
+        .sh_root(&parent, "cat /run/warren/token")
+        .await
+        .stdout_str();
+
+    // The sandbox forks itself with its own token, from a background
+    // process (no exec stream is open across the checkpoint); its own
+    // connection is reset by the checkpoint, the fork goes on.
+    d.sh(
+        &parent,
+        "(sleep 0.3; curl -s -m 20 -X POST \
+           -H \"Authorization: Bearer $(cat \"$WARREN_SANDBOX_TOKEN_FILE\")\" \
+           -H 'Content-Type: application/json' -d '{\"count\": 1}' \
+           \"$WARREN_API_URL/v1/sandboxes/$WARREN_SANDBOX_ID/fork\") >/dev/null 2>&1 &",
+    )
+    .await;
+    let branch = new_sandbox_of(&d, &member, std::slice::from_ref(&parent)).await;
+    let (_, info) = call(&d, &member, "GET", &format!("/v1/sandboxes/{branch}"), None).await;
+    assert_eq!(
+        info["owner"], sb["owner"],
+        "the branch acts for the dispatcher"
+    );
+
+    // The branch has a token of its own, naming itself; the parent's token,
+    // which the branch's memory came from, is no use there.
+    let branch_token = d
+        .sh_root(&branch, "cat /run/warren/token")
+        .await
+        .stdout_str();
+    assert!(branch_token.starts_with("wst_"), "{branch_token}");
+    assert_ne!(branch_token, parent_token);
+    let (status, body) = from_inside(&d, &branch, "GET", "/v1/whoami").await;
+    assert_eq!(status, 200, "{body}");
+    let who: WhoAmI = serde_json::from_str(&body).unwrap();
+    assert_eq!(who.sandbox.as_deref(), Some(branch.as_str()));
+    let script = format!(
+        "curl -s -m 5 -o /dev/null -w '%{{http_code}}' -H 'Authorization: Bearer {}' \
+           \"$WARREN_API_URL/v1/sandboxes/{parent}\"",
+        parent_token.trim()
+    );
+    let out = d.sh(&branch, &script).await;
+    assert_eq!(
+        out.stdout_str(),
+        "401",
+        "the branch used its parent's token"
+    );
+
+    // Snapshots are the team's: another team cannot list them or start a
+    // sandbox from one.
+    let (status, snap) = call(
+        &d,
+        &member,
+        "POST",
+        &format!("/v1/sandboxes/{parent}/snapshots"),
+        Some(json!({"name": "before"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{snap}");
+    let (status, created) = call(
+        &d,
+        &d.key,
+        "POST",
+        "/v1/teams",
+        Some(json!({"name": "other", "admin": "olga"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let other = created["key"]["secret"].as_str().unwrap();
+    let (status, _) = call(
+        &d,
+        other,
+        "GET",
+        &format!("/v1/sandboxes/{parent}/snapshots"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, err) = call(
+        &d,
+        other,
+        "POST",
+        "/v1/sandboxes",
+        Some(json!({"snapshot": snap["id"]})),
+    )
+    .await;
+    assert_eq!(status, 404, "{err}");
+    let (status, _) = call(
+        &d,
+        other,
+        "POST",
+        &format!("/v1/sandboxes/{parent}/fork"),
+        Some(json!({"count": 1})),
+    )
+    .await;
+    assert_eq!(status, 404);
+}

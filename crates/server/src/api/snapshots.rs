@@ -148,10 +148,15 @@ pub async fn fork(
     ApiJson(req): ApiJson<ForkRequest>,
 ) -> ApiResult<(StatusCode, Json<ForkResponse>)> {
     let actor = AuditActor::from_caller(&caller);
-    let (snapshot, branches) = state
-        .sandboxes
-        .fork(&id, req.count, &(&caller).into(), &actor)
-        .await?;
+    let dispatcher = (&caller).into();
+    // A sandbox forking itself loses this very connection at the
+    // checkpoint: the fork runs on in its own task, whatever happens to the
+    // request.
+    let sandboxes = state.sandboxes.clone();
+    let (snapshot, branches) =
+        tokio::spawn(async move { sandboxes.fork(&id, req.count, &dispatcher, &actor).await })
+            .await
+            .map_err(|e| warren_core::WarrenError::internal(format!("fork task failed: {e}")))??;
     Ok((
         StatusCode::CREATED,
         Json(ForkResponse {
