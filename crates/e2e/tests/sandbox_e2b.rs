@@ -73,6 +73,31 @@ async fn sandbox_e2b_python_sdk() {
         old.env("E2B_API_KEY", e2b_spelling(&d.key));
         run_sdk(&d, old);
     });
+    // Every command the SDKs ran is in the audit log like a native exec,
+    // with its argv and exit code (those that finished while watched).
+    let execs: Value = d
+        .get_json("/v1/audit/entries?action=process.exec&limit=1000")
+        .await;
+    let via_e2b: Vec<&Value> = execs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["entry"])
+        .filter(|e| e["details"]["via"] == "e2b")
+        .collect();
+    assert!(via_e2b.len() >= 5, "{execs}");
+    assert!(
+        via_e2b
+            .iter()
+            .any(|e| e["details"]["exit_code"].is_i64() && e["details"]["argv"][0] == "/bin/bash"),
+        "{execs}"
+    );
+    assert!(
+        via_e2b
+            .iter()
+            .all(|e| e["actor"][0].as_str().unwrap().starts_with("envd-token:")),
+        "{execs}"
+    );
 }
 
 /// The core flow through the npm `e2b` package, under the node 20 that

@@ -42,7 +42,7 @@ use warren_audit::{AuditEntry, MerkleLog, Outcome, SigningKey, VerifyingKey};
 use warren_core::{SandboxId, WarrenError};
 use warren_store::{AuditStoreError, SqliteAudit};
 
-pub use actor::AuditActor;
+pub use actor::{AuditActor, SYSTEM_TEAM};
 
 /// Why an entry could not be recorded.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@
 
 mod control;
 mod error;
+mod exec_audit;
 mod proxy;
 mod wire;
 

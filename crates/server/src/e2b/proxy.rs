@@ -50,6 +50,7 @@ use subtle::ConstantTimeEq;
 use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
 
 use super::error::E2bError;
+use super::exec_audit;
 use crate::auth::Authenticator;
 use crate::service::Sandboxes;
 
@@ -255,7 +256,16 @@ impl SandboxProxy {
         })
     }
 
-    async fn forward(&self, target: Target, mut req: Request) -> Response {
+    async fn forward(&self, target: Target, req: Request) -> Response {
+        let (mut req, exec) =
+            if target.addr.port() == ENVD_PORT && req.uri().path() == exec_audit::START_PATH {
+                match exec_audit::read_start(&self.sandboxes, &target.id, req).await {
+                    Ok(read) => read,
+                    Err(resp) => return resp,
+                }
+            } else {
+                (req, None)
+            };
         let upgrade = req.headers().contains_key(header::UPGRADE);
         let path = req
             .uri()
@@ -297,7 +307,11 @@ impl SandboxProxy {
         if !upgrade {
             strip_hop_by_hop(resp.headers_mut());
         }
-        resp.map(Body::new)
+        let resp = resp.map(Body::new);
+        match exec {
+            Some(record) => exec_audit::watch(resp, record),
+            None => resp,
+        }
     }
 }
 
