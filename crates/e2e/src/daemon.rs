@@ -337,6 +337,11 @@ impl Daemon {
         crate::decode_exec(&text).unwrap()
     }
 
+    /// GETs `path` and returns the body as text, whatever the status.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).send().await.unwrap().text().await.unwrap()
+    }
+
     /// GETs `path` and decodes the JSON answer.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         let resp = self.get(path).send().await.unwrap();

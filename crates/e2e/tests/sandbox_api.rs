@@ -125,14 +125,7 @@ async fn sandbox_files_in_and_out() {
 
     // A file written inside is readable outside.
     d.sh(&sb.id, "printf 'made inside' > /tmp/inside.txt").await;
-    let got = d
-        .get(&path("/tmp/inside.txt"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let got = d.get_text(&path("/tmp/inside.txt")).await;
     assert_eq!(got, "made inside");
 
     let (status, err) = error_of(d.get(&path("/tmp/missing")).send().await.unwrap()).await;

@@ -287,14 +287,7 @@ async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
     );
     // (Before the next exec, whose command line carries the token and is
     // recorded verbatim, as every command is.)
-    let export = d
-        .get("/v1/audit/entries?format=jsonl")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let export = d.get_text("/v1/audit/entries?format=jsonl").await;
     assert!(
         !export.contains(token.trim()),
         "the token leaked into the audit log"
