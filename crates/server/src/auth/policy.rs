@@ -122,9 +122,12 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_tokens_reach_only_their_own_reads() {
+    fn sandbox_tokens_reach_only_reading_and_forking_themselves() {
         let token_routes: Vec<_> = [
             (Method::GET, "/v1/sandboxes/{id}"),
+            (Method::POST, "/v1/sandboxes/{id}/fork"),
+            (Method::POST, "/v1/sandboxes/{id}/snapshots"),
+            (Method::POST, "/v1/sandboxes/{id}/pause"),
             (Method::POST, "/v1/sandboxes"),
             (Method::POST, "/v1/sandboxes/{id}/exec"),
             (Method::GET, "/v1/sandboxes"),
@@ -134,7 +137,10 @@ mod tests {
         .filter(|(m, r)| rule_for(m, r).unwrap().sandbox_token)
         .map(|(_, r)| r)
         .collect();
-        assert_eq!(token_routes, ["/v1/sandboxes/{id}"]);
+        assert_eq!(
+            token_routes,
+            ["/v1/sandboxes/{id}", "/v1/sandboxes/{id}/fork"]
+        );
         assert!(rule_for(&Method::GET, "/v1/nope").is_none());
     }
 }

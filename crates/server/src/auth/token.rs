@@ -57,6 +57,14 @@ pub enum TokenError {
     Expired,
 }
 
+/// A freshly minted token and the times it names.
+#[derive(Debug, Clone)]
+pub struct MintedToken {
+    pub text: String,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 /// Mints and checks sandbox tokens.
 #[derive(Clone)]
 pub struct TokenIssuer {
@@ -78,7 +86,7 @@ impl TokenIssuer {
 
     /// A token for sandbox `sbx` acting for user `sub` (dispatched with
     /// `key`, in `team`), valid from now for the configured lifetime.
-    pub fn mint(&self, sbx: &SandboxId, sub: &UserId, key: &KeyId, team: &TeamId) -> String {
+    pub fn mint(&self, sbx: &SandboxId, sub: &UserId, key: &KeyId, team: &TeamId) -> MintedToken {
         let now = OffsetDateTime::now_utc();
         let claims = Claims {
             sbx: sbx.clone(),
@@ -91,7 +99,11 @@ impl TokenIssuer {
         let body = serde_json::to_vec(&claims).expect("claims always serialize");
         let signed = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(body));
         let mac = URL_SAFE_NO_PAD.encode(self.secret.mac(signed.as_bytes()));
-        format!("{signed}.{mac}")
+        MintedToken {
+            text: format!("{signed}.{mac}"),
+            issued_at: now,
+            expires_at: now + self.ttl,
+        }
     }
 
     /// The claims of an authentic, unexpired token.
@@ -150,7 +162,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = issuer(&dir, 1800);
         let (s, u, k, team) = ids();
-        let token = t.mint(&s, &u, &k, &team);
+        let token = t.mint(&s, &u, &k, &team).text;
         assert!(is_sandbox_token(&token));
         let c = t.verify(&token, OffsetDateTime::now_utc()).unwrap();
         assert_eq!((c.sbx, c.sub, c.key, c.team), (s, u, k, team));
@@ -162,7 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = issuer(&dir, 900);
         let (s, u, k, team) = ids();
-        let token = t.mint(&s, &u, &k, &team);
+        let token = t.mint(&s, &u, &k, &team).text;
         let later = OffsetDateTime::now_utc() + time::Duration::seconds(901);
         assert_eq!(t.verify(&token, later), Err(TokenError::Expired));
 

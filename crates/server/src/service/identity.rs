@@ -73,18 +73,17 @@ impl SandboxIdentity {
         let token = self
             .issuer
             .mint(&rec.id, &rec.owner, &rec.created_by, &rec.team);
-        let expires_at = OffsetDateTime::now_utc() + self.issuer.ttl();
         client
             .clone()
             .with_user("root")
-            .write_file(TOKEN_FILE, token.into_bytes())
+            .write_file(TOKEN_FILE, token.text.into_bytes())
             .await
             .map_err(crate::agent_error)?;
         self.minted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(rec.id.clone(), OffsetDateTime::now_utc());
-        Ok(expires_at)
+            .insert(rec.id.clone(), token.issued_at);
+        Ok(token.expires_at)
     }
 
     pub fn forget(&self, id: &SandboxId) {
