@@ -8,6 +8,7 @@
 //! network costs one `ip` process, (re)addressing it before a start another.
 
 mod cmd;
+pub mod egress;
 mod enter;
 mod error;
 mod firewall;
