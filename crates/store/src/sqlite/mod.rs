@@ -117,6 +117,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .before_acquire(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
@@ -313,4 +314,25 @@ impl Store for SqliteStore {
     async fn expired_paused(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError> {
         snapshots::expired_paused(&self.reader, now).await
     }
+}
+
+/// Whether a pooled connection is fit to hand out: not stuck inside a
+/// transaction. A transaction whose commit fails and whose rollback then
+/// fails too (SQLite rolls back by itself on `SQLITE_FULL`, so the explicit
+/// `ROLLBACK` finds none) leaves the driver counting an open transaction
+/// forever, and every later `BEGIN` on that connection is refused. Such a
+/// connection is discarded; the pool opens a fresh one. A rollback queued
+/// by a dropped transaction is waited for first (one round trip, only when
+/// a transaction is still counted).
+async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    sqlx::query("SELECT 1").execute(&mut *conn).await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("discarding a store connection left inside a failed transaction");
+    }
+    Ok(clean)
 }
