@@ -386,3 +386,57 @@ async fn sandbox_idle_pause_retention_and_garbage_collection() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Opens an exec stream running `script` and returns it once its first
+/// output arrived; the caller keeps it open.
+async fn open_stream(d: &Daemon, id: &str, script: &str) -> reqwest::Response {
+    let mut resp = d
+        .post(&format!("/v1/sandboxes/{id}/exec"))
+        .json(&json!({"cmd": ["bash", "-c", script]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().expect("some output");
+    assert!(!first.is_empty());
+    resp
+}
+
+#[tokio::test]
+async fn sandbox_checkpoints_with_an_exec_stream_open_keep_the_agent_answering() {
+    let d = Daemon::with_base().await;
+    let parent = d.create_sandbox(json!({})).await;
+    // A fork and a pause, each taken while a command streams its output.
+    let stream = open_stream(&d, &parent.id, "echo started; sleep 60").await;
+    let (status, body) = post_json(
+        &d,
+        &format!("/v1/sandboxes/{}/fork", parent.id),
+        json!({"count": 1}),
+    )
+    .await;
+    assert_eq!(status, 201, "fork: {body}\n{}", d.log());
+    drop(stream);
+    let fork: ForkResponse = serde_json::from_str(&body).unwrap();
+    let branch = &fork.sandboxes[0].id;
+    assert_eq!(d.sh(branch, "echo branch").await.stdout_str(), "branch\n");
+    assert_eq!(
+        d.sh(&parent.id, "echo parent").await.stdout_str(),
+        "parent\n"
+    );
+
+    let stream = open_stream(
+        &d,
+        &parent.id,
+        "for i in $(seq 600); do echo tick $i; sleep 0.1; done",
+    )
+    .await;
+    pause(&d, &parent.id).await;
+    drop(stream);
+    assert_eq!(
+        d.sh(&parent.id, "echo resumed").await.stdout_str(),
+        "resumed\n"
+    );
+    // The streaming command itself lived on through the pause.
+    let n = d.sh(&parent.id, "pgrep -c -f 'seq 600'").await.stdout_str();
+    assert_eq!(n.trim(), "1");
+}

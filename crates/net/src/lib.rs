@@ -15,9 +15,11 @@ mod firewall;
 pub mod link;
 mod names;
 mod pool;
+mod sever;
 
 pub use enter::NetnsEntry;
 pub use error::NetError;
 pub use firewall::{Firewall, enable_ipv4_forwarding};
 pub use names::{INNER_IFACE, NETNS_DIR, SandboxNames, VETH_PREFIX};
 pub use pool::{AddressPool, SLOT_PREFIX, SlotAddrs, host_end};
+pub use sever::{QUIESCE, sever_host_connections};

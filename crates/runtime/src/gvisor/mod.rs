@@ -298,6 +298,10 @@ impl Runtime for GvisorRuntime {
                 detail: "it is not running; start or restore it first".into(),
             });
         }
+        // No connection may be in the image (see `warren_net::sever_host_connections`).
+        if let Err(e) = warren_net::sever_host_connections(rec.sandbox_ip).await {
+            tracing::warn!(sandbox = %id, error = %e, "could not reset the host's connections before a checkpoint");
+        }
         self.runsc
             .checkpoint(id, dest, leave_running, self.compress_checkpoints)
             .await?;

@@ -35,10 +35,6 @@ use crate::audit::AuditActor;
 /// calls does not turn into a stream of store writes.
 const ACTIVITY_GRANULARITY: time::Duration = time::Duration::seconds(1);
 
-/// How long the agent gets to close the daemon's connections before a
-/// checkpoint (see `capture`).
-const QUIESCE: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// Restores of one image before a resume gives up (see `restore_instance`).
 const RESTORE_ATTEMPTS: u32 = 3;
 
@@ -183,13 +179,10 @@ impl Sandboxes {
         snapshot: &SnapshotId,
     ) -> Result<u64, WarrenError> {
         let dir = self.snapshots.stage(snapshot).await?;
-        // Close the daemon's connections to the agent first and give the
-        // agent a moment to see them go: an image holding an established
-        // connection to the agent (reset at save by `--net-disconnect-ok`)
-        // can restore with the agent's listener wedged for good (runsc
-        // 20240729; see docs/runtime.md).
+        // The runtime resets every connection to the sandbox before it
+        // saves (an image holding one can restore with the agent deaf; see
+        // docs/runtime.md): drop the pooled ones now so nothing reuses them.
         self.agents.reconnect(id)?;
-        tokio::time::sleep(QUIESCE).await;
         let result = async {
             self.runtime.checkpoint(id, &dir, true).await?;
             Ok::<_, WarrenError>(self.snapshots.commit(snapshot).await?)
@@ -233,10 +226,10 @@ impl Sandboxes {
     /// and initialises its agent.
     ///
     /// With runsc 20240729 a restored sandbox can accept TCP connections
-    /// while its agent never answers; `capture` avoids the cause it was
-    /// traced to (connections to the agent inside the image). Should it
-    /// still happen, an agent that does not answer within a few seconds
-    /// gets its instance restored again.
+    /// while its agent never answers; the runtime avoids the cause it was
+    /// traced to (connections inside the image). Should it still happen,
+    /// an agent that does not answer within a few seconds gets its
+    /// instance restored again.
     pub(super) async fn restore_instance(
         &self,
         rec: &SandboxRecord,
