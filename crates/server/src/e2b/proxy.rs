@@ -174,6 +174,7 @@ impl SandboxProxy {
             .sandboxes
             .agents
             .address(&id)
+            .await
             .ok_or_else(|| not_found(raw))?;
         let addr = SocketAddr::new(ip, port);
         let agents = &self.sandboxes.agents;
@@ -257,6 +258,10 @@ impl SandboxProxy {
     }
 
     async fn forward(&self, target: Target, req: Request) -> Response {
+        // No connection may reach a sandbox while a checkpoint is taken.
+        if self.sandboxes.agents.address(&target.id).await.is_none() {
+            return bad_gateway(not_found(target.id.as_str()));
+        }
         let (mut req, exec) =
             if target.addr.port() == ENVD_PORT && req.uri().path() == exec_audit::START_PATH {
                 match exec_audit::read_start(&self.sandboxes, &target.id, req).await {

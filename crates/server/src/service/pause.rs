@@ -179,10 +179,9 @@ impl Sandboxes {
         snapshot: &SnapshotId,
     ) -> Result<u64, WarrenError> {
         let dir = self.snapshots.stage(snapshot).await?;
-        // The runtime resets every connection to the sandbox before it
-        // saves (an image holding one can restore with the agent deaf; see
-        // docs/runtime.md): drop the pooled ones now so nothing reuses them.
-        self.agents.reconnect(id)?;
+        // No new connection may reach the sandbox until the image is taken
+        // (the runtime resets the existing ones; see docs/runtime.md).
+        let hold = self.agents.hold(id);
         let result = async {
             self.runtime.checkpoint(id, &dir, true).await?;
             Ok::<_, WarrenError>(self.snapshots.commit(snapshot).await?)
@@ -193,7 +192,7 @@ impl Sandboxes {
         {
             tracing::warn!(snapshot = %snapshot, error = %e, "could not drop a failed checkpoint");
         }
-        self.agents.reconnect(id)?;
+        drop(hold);
         result
     }
 
