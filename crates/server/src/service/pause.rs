@@ -183,8 +183,12 @@ impl Sandboxes {
         // (the runtime resets the existing ones; see docs/runtime.md).
         let hold = self.agents.hold(id);
         let result = async {
+            let at = std::time::Instant::now();
             self.runtime.checkpoint(id, &dir, true).await?;
-            Ok::<_, WarrenError>(self.snapshots.commit(snapshot).await?)
+            let saved = at.elapsed();
+            let size = self.snapshots.commit(snapshot).await?;
+            tracing::debug!(sandbox = %id, snapshot = %snapshot, size, checkpoint_ms = saved.as_millis() as u64, commit_ms = (at.elapsed() - saved).as_millis() as u64, "image captured");
+            Ok::<_, WarrenError>(size)
         }
         .await;
         if result.is_err()
