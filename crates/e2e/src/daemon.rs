@@ -29,6 +29,8 @@ pub struct Daemon {
     pub http: reqwest::Client,
     data: TempDir,
     child: Option<Child>,
+    /// Extra `warren serve` flags, kept across restarts.
+    serve_args: Vec<String>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -69,6 +71,11 @@ impl Daemon {
 
     /// Starts a daemon with a fresh data directory.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Self::start`] with extra `warren serve` flags.
+    pub async fn start_with(serve_args: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
         let mut d = Self {
             url: String::new(),
@@ -79,6 +86,7 @@ impl Daemon {
             http: reqwest::Client::new(),
             data,
             child: None,
+            serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn()?;
         d.wait_healthy().await?;
@@ -113,6 +121,7 @@ impl Daemon {
             .arg(&self.cidr)
             .arg("--sandbox-api-port")
             .arg(self.sandbox_api_port.to_string())
+            .args(&self.serve_args)
             .env("WARREN_LOG", "info,warren=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -309,7 +318,12 @@ fn kill_all(url: &str, key: &str) {
 impl Daemon {
     /// A daemon with the `base` template ready.
     pub async fn with_base() -> Self {
-        let d = Self::start().await.expect("daemon starts");
+        Self::with_base_and(&[]).await
+    }
+
+    /// [`Self::with_base`] with extra `warren serve` flags.
+    pub async fn with_base_and(serve_args: &[&str]) -> Self {
+        let d = Self::start_with(serve_args).await.expect("daemon starts");
         d.ensure_template("base").await.expect("base template");
         d
     }

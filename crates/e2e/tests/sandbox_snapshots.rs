@@ -74,38 +74,100 @@ async fn state(d: &Daemon, id: &str) -> String {
         .state
 }
 
-#[tokio::test]
-async fn sandbox_pause_resume_keeps_processes_memory_files_and_servers() {
-    let d = Daemon::with_base().await;
+/// Whether each resume of `id` so far thawed a frozen instance (true) or
+/// restored the image (false), from the audit log.
+async fn resumes_from_standby(d: &Daemon, id: &str) -> Vec<bool> {
+    let t: warren_api_types::Timeline = d.get_json(&format!("/v1/sandboxes/{id}/timeline")).await;
+    t.events
+        .iter()
+        .filter_map(|e| e.details.get("from_standby").and_then(Value::as_bool))
+        .collect()
+}
+
+/// Pause, wait `gap`, resume: processes, memory, files and servers go on.
+async fn pause_resume_keeps_state(d: &Daemon, gap: Duration) -> String {
     let sb = d.create_sandbox(json!({})).await;
-    populate(&d, &sb.id).await;
-    let secret = memory_secret(&d, &sb.id).await;
+    populate(d, &sb.id).await;
+    let secret = memory_secret(d, &sb.id).await;
     assert!(!secret.is_empty());
-    let before = counter(&d, &sb.id).await;
+    let before = counter(d, &sb.id).await;
 
-    let paused = pause(&d, &sb.id).await;
+    let paused = pause(d, &sb.id).await;
     assert_eq!(paused.state, "paused");
-    let (status, body) = post_json(&d, &format!("/v1/sandboxes/{}/pause", sb.id), json!({})).await;
+    let (status, body) = post_json(d, &format!("/v1/sandboxes/{}/pause", sb.id), json!({})).await;
     assert_eq!(status, 409, "pausing twice: {body}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(gap).await;
 
-    let (status, body) = post_json(&d, &format!("/v1/sandboxes/{}/resume", sb.id), json!({})).await;
+    let (status, body) = post_json(d, &format!("/v1/sandboxes/{}/resume", sb.id), json!({})).await;
     assert_eq!(status, 200, "resume: {body}\n{}", d.log());
-    assert_eq!(state(&d, &sb.id).await, "running");
+    assert_eq!(state(d, &sb.id).await, "running");
     assert_eq!(
-        memory_secret(&d, &sb.id).await,
+        memory_secret(d, &sb.id).await,
         secret,
         "in-memory state of the server"
     );
-    assert_eq!(files(&d, &sb.id).await, "root-file\nhome-file\ntmp-file\n");
-    let after = counter(&d, &sb.id).await;
+    assert_eq!(files(d, &sb.id).await, "root-file\nhome-file\ntmp-file\n");
+    let after = counter(d, &sb.id).await;
     assert!(after >= before, "counter went back: {before} -> {after}");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let later = counter(&d, &sb.id).await;
+    let later = counter(d, &sb.id).await;
     assert!(
         later > after,
         "counter stopped after resume: {after} -> {later}"
     );
+    sb.id
+}
+
+#[tokio::test]
+async fn sandbox_pause_resume_keeps_processes_memory_files_and_servers() {
+    let d = Daemon::with_base_and(&["--standby", "0"]).await;
+    let id = pause_resume_keeps_state(&d, Duration::from_millis(500)).await;
+    assert_eq!(resumes_from_standby(&d, &id).await, [false]);
+}
+
+#[tokio::test]
+async fn sandbox_resume_within_standby_thaws_and_after_it_restores() {
+    let d = Daemon::with_base_and(&["--standby", "3s"]).await;
+    let id = pause_resume_keeps_state(&d, Duration::from_millis(100)).await;
+    assert_eq!(resumes_from_standby(&d, &id).await, [true]);
+    // Past the window the instance is gone and the image serves.
+    pause(&d, &id).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(d.sh(&id, "echo back").await.stdout_str(), "back\n");
+    assert_eq!(resumes_from_standby(&d, &id).await, [true, false]);
+    // A paused sandbox in standby is killed like any other.
+    pause(&d, &id).await;
+    let resp = d
+        .delete(&format!("/v1/sandboxes/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let status = d
+        .get(&format!("/v1/sandboxes/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    // … and its frozen instance goes with it.
+    let root = d.data_dir().join("runtime/runsc");
+    let listed = || {
+        let out = std::process::Command::new("runsc")
+            .arg("--root")
+            .arg(&root)
+            .arg("list")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&id)
+    };
+    for _ in 0..100 {
+        if !listed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the killed sandbox's instance is still there\n{}", d.log());
 }
 
 #[tokio::test]
@@ -167,7 +229,8 @@ async fn sandbox_kill_9_during_pause_leaves_running_or_resumable() {
 
 #[tokio::test]
 async fn sandbox_ten_pause_cycles_keep_a_hundred_files_intact() {
-    let d = Daemon::with_base().await;
+    // From the image every time: standby would thaw instead.
+    let d = Daemon::with_base_and(&["--standby", "0"]).await;
     let sb = d.create_sandbox(json!({})).await;
     d.sh(&sb.id, "mkdir -p ~/data && cd ~/data && for i in $(seq 100); do head -c $((i * 997)) /dev/urandom > f$i; done").await;
     let sums = "cd ~/data && sha256sum f* | sort";

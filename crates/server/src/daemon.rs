@@ -28,7 +28,7 @@ use crate::api::{AppState, router};
 use crate::audit::Audit;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
-use crate::service::{Agents, SandboxIdentity, Sandboxes, Teardown, Tenancy};
+use crate::service::{Agents, SandboxIdentity, Sandboxes, Standby, Teardown, Tenancy};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError};
 
@@ -116,6 +116,7 @@ pub async fn run(
         audit: audit.clone(),
         snapshots,
         locks: Default::default(),
+        standby: Standby::new(std::time::Duration::from_secs(config.standby_s)),
     });
     sandboxes
         .reconcile()

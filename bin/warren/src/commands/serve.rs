@@ -49,6 +49,10 @@ pub struct Args {
     /// Lifetime of sandbox tokens (15m to 1h); they rotate at half-life.
     #[arg(long, env = "WARREN_SANDBOX_TOKEN_TTL", value_name = "DURATION", default_value = "30m", value_parser = parse_token_ttl)]
     sandbox_token_ttl: u64,
+    /// How long a paused sandbox stays frozen in memory after its image is
+    /// written, so that a resume within it takes milliseconds; 0 turns this off.
+    #[arg(long, env = "WARREN_STANDBY", value_name = "DURATION", default_value = "60s", value_parser = parse_standby)]
+    standby: u64,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -67,6 +71,19 @@ fn parse_token_ttl(raw: &str) -> Result<u64, String> {
     let range = warren_server::auth::token::TOKEN_TTL_RANGE_S;
     if !range.contains(&d.as_secs()) {
         return Err(format!("sandbox tokens live 15m to 1h, got '{raw}'"));
+    }
+    Ok(d.as_secs())
+}
+
+/// A duration like `60s` or `10m` (at most a day), in seconds; `0` is off.
+fn parse_standby(raw: &str) -> Result<u64, String> {
+    if raw.trim() == "0" {
+        return Ok(0);
+    }
+    let d = humantime::parse_duration(raw)
+        .map_err(|e| format!("expected a duration like 60s or 10m, or 0, got '{raw}': {e}"))?;
+    if d.as_secs() > 86_400 {
+        return Err(format!("standby lasts at most 1 day, got '{raw}'"));
     }
     Ok(d.as_secs())
 }
@@ -104,6 +121,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_cidr: args.sandbox_cidr,
         sandbox_api_port: args.sandbox_api_port,
         sandbox_token_ttl_s: args.sandbox_token_ttl,
+        standby_s: args.standby,
     };
     warren_server::serve(config, shutdown)
         .await

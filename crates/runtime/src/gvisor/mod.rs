@@ -339,9 +339,46 @@ impl Runtime for GvisorRuntime {
         }
     }
 
+    async fn freeze(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let (_, rec) = self.record(id)?;
+        if rec.status != Status::Running {
+            return Err(RuntimeError::Command {
+                op: format!("freezing sandbox {id}"),
+                detail: "it is not running".into(),
+            });
+        }
+        self.runsc.pause(id).await
+    }
+
+    async fn thaw(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
+        let (_, rec) = self.record(id)?;
+        let frozen = self
+            .runsc
+            .list()
+            .await?
+            .get(id.as_str())
+            .map(String::as_str)
+            == Some("paused");
+        if rec.status != Status::Running || !frozen {
+            return Err(RuntimeError::Command {
+                op: format!("thawing sandbox {id}"),
+                detail: "it is not frozen".into(),
+            });
+        }
+        self.runsc.resume(id).await?;
+        Ok(Self::instance(&rec))
+    }
+
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         let (dir, mut rec) = self.record(id)?;
-        if self.runsc.list().await?.contains_key(id.as_str()) {
+        let status = self.runsc.list().await?.remove(id.as_str());
+        if let Some(status) = status {
+            // A frozen sandbox takes no signal: let it go on, then kill it.
+            if status == "paused"
+                && let Err(e) = self.runsc.resume(id).await
+            {
+                tracing::debug!(sandbox = %id, error = %e, "runsc resume before kill");
+            }
             // An already stopped container refuses the signal: that is fine.
             if let Err(e) = self.runsc.kill(id).await {
                 tracing::debug!(sandbox = %id, error = %e, "runsc kill");
@@ -409,8 +446,13 @@ impl Runtime for GvisorRuntime {
             let Some(rec) = self.dir(&id).load()? else {
                 continue;
             };
+            // A frozen instance is live too (it belongs to a paused sandbox
+            // in standby and still holds its memory).
             if rec.status == Status::Running
-                && runsc.get(id.as_str()).map(String::as_str) == Some("running")
+                && matches!(
+                    runsc.get(id.as_str()).map(String::as_str),
+                    Some("running" | "paused")
+                )
             {
                 live.push(Self::instance(&rec));
             }

@@ -24,6 +24,7 @@ mod pty;
 pub mod reconcile;
 mod record;
 mod snapshots;
+mod standby;
 pub mod teardown;
 mod tenancy;
 
@@ -47,6 +48,7 @@ pub use fork::MAX_FORK;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
 pub use pty::{PtyEvents, PtySession};
 pub use snapshots::SnapshotView;
+pub use standby::Standby;
 pub use teardown::Teardown;
 pub use tenancy::{KeyRequest, MintedKey, Tenancy};
 
@@ -67,6 +69,7 @@ pub struct Sandboxes {
     pub(crate) audit: Audit,
     pub(crate) snapshots: Arc<dyn SnapshotStore>,
     pub(crate) locks: locks::Locks,
+    pub(crate) standby: Standby,
 }
 
 impl Sandboxes {
@@ -146,6 +149,7 @@ impl Sandboxes {
         let from = rec.state;
         self.transition(id, Transition::Kill).await?;
         self.agents.remove(id);
+        self.forget_standby(id);
         self.identity.forget(id);
         self.locks.forget(id);
         self.teardown.enqueue(id.clone());

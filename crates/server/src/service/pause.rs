@@ -83,9 +83,7 @@ impl Sandboxes {
             }
         };
         self.agents.remove(id);
-        if let Err(e) = self.runtime.stop(id).await {
-            tracing::warn!(sandbox = %id, error = %e, "could not stop a paused sandbox's instance");
-        }
+        self.release_paused(id).await;
         tracing::info!(sandbox = %id, snapshot = %snapshot, size, "sandbox paused");
         let details = details([
             ("snapshot", snapshot.to_string().into()),
@@ -116,7 +114,12 @@ impl Sandboxes {
         }
         let snapshot = self.paused_image(&rec).await?;
         self.transition(id, Transition::BeginResume).await?;
-        if let Err(e) = self.restore_instance(&rec, &snapshot).await {
+        let thawed = self.thaw_standby(&rec).await;
+        let restored = match thawed {
+            true => Ok(()),
+            false => self.restore_instance(&rec, &snapshot).await,
+        };
+        if let Err(e) = restored {
             tracing::warn!(sandbox = %id, error = %e.message, "resume failed; the sandbox stays paused");
             self.agents.remove(id);
             if let Err(e) = self.runtime.stop(id).await {
@@ -128,8 +131,11 @@ impl Sandboxes {
             return Err(e);
         }
         let resumed = self.finish_restore(id).await?;
-        tracing::info!(sandbox = %id, "sandbox resumed");
-        let details = details([("snapshot", snapshot.id.to_string().into())]);
+        tracing::info!(sandbox = %id, from_standby = thawed, "sandbox resumed");
+        let details = details([
+            ("snapshot", snapshot.id.to_string().into()),
+            ("from_standby", thawed.into()),
+        ]);
         self.record_lifecycle(actor, id, "sandbox.resume", Outcome::Ok, details)
             .await;
         Ok(resumed)
@@ -238,6 +244,8 @@ impl Sandboxes {
         rec: &SandboxRecord,
         snapshot: &SnapshotRecord,
     ) -> Result<(), WarrenError> {
+        // The restore replaces any instance of this id, a frozen one too.
+        self.forget_standby(&rec.id);
         let template = self.templates.get(&rec.template)?;
         let image = self.snapshots.open(&snapshot.id).await?;
         let spec = self.runtime_spec(rec, template.rootfs);
