@@ -11,6 +11,7 @@ pub mod auth;
 mod daemon;
 pub mod e2b;
 pub mod error;
+mod forward;
 pub mod service;
 mod templates;
 
