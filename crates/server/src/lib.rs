@@ -12,6 +12,7 @@ mod daemon;
 pub mod e2b;
 pub mod error;
 mod forward;
+pub mod ports;
 pub mod service;
 mod templates;
 
@@ -37,6 +38,9 @@ pub struct Config {
     pub sandbox_api_port: Option<u16>,
     /// Lifetime of sandbox tokens in seconds, 900-3600; default 1800.
     pub sandbox_token_ttl_s: u64,
+    /// Hosts `{port}-{id}.{domain}` reach a sandbox's port; default
+    /// `localhost` ([`ports::DEFAULT_DOMAIN`]).
+    pub ports_domain: String,
 }
 
 /// Why the daemon could not start or stopped with an error.

@@ -49,6 +49,10 @@ pub struct Args {
     /// Lifetime of sandbox tokens (15m to 1h); they rotate at half-life.
     #[arg(long, env = "WARREN_SANDBOX_TOKEN_TTL", value_name = "DURATION", default_value = "30m", value_parser = parse_token_ttl)]
     sandbox_token_ttl: u64,
+    /// Domain of exposed-port hosts: `{port}-{id}.DOMAIN` on the API port
+    /// reaches that port of a sandbox (`*.localhost` needs no DNS).
+    #[arg(long, env = "WARREN_PORTS_DOMAIN", value_name = "DOMAIN", default_value = warren_server::ports::DEFAULT_DOMAIN, value_parser = parse_ports_domain)]
+    ports_domain: String,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -69,6 +73,10 @@ fn parse_token_ttl(raw: &str) -> Result<u64, String> {
         return Err(format!("sandbox tokens live 15m to 1h, got '{raw}'"));
     }
     Ok(d.as_secs())
+}
+
+fn parse_ports_domain(raw: &str) -> Result<String, String> {
+    warren_server::ports::parse_domain(raw).map_err(|e| e.message)
 }
 
 /// Accepts `A.B.C.D/N` with N ≤ 30 (each sandbox needs a /30).
@@ -104,6 +112,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_cidr: args.sandbox_cidr,
         sandbox_api_port: args.sandbox_api_port,
         sandbox_token_ttl_s: args.sandbox_token_ttl,
+        ports_domain: args.ports_domain,
     };
     warren_server::serve(config, shutdown)
         .await
