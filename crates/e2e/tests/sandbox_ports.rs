@@ -473,6 +473,14 @@ async fn sandbox_ports_public_port_needs_no_token() {
         (200, "hello from the sandbox".to_owned())
     );
     assert_eq!(status_and_text(anon.get(url(8001))).await.0, 401);
+    // Any `warren_token` on a public port is ignored: no cookie comes back.
+    let resp = anon
+        .get(format!("{}?warren_token=guess", url(8000)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("set-cookie").is_none());
     let out = d.run_cli(&["port", &sb.id, "8000", "--json"]);
     let urls: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

@@ -118,8 +118,8 @@ impl PortProxy {
                 format!("port {ENVD_PORT} is the Warren agent's and is not exposed"),
             );
         }
-        let id = match self.admit(&addr, req.headers()).await {
-            Ok(id) => id,
+        let (id, query_token_ok) = match self.admit(&addr, req.headers()).await {
+            Ok(admitted) => admitted,
             Err(e) => {
                 if matches!(
                     e.0.kind,
@@ -167,7 +167,7 @@ impl PortProxy {
                 ));
             }
         };
-        if addr.query_token.is_some()
+        if query_token_ok
             && let Some(cookie) = access::set_cookie(
                 &self.sandboxes.agents.traffic_token(&id),
                 &addr.cookie_path(),
@@ -178,8 +178,14 @@ impl PortProxy {
         resp
     }
 
-    /// The sandbox, if the request may reach `addr`'s port.
-    async fn admit(&self, addr: &PortAddress, headers: &HeaderMap) -> Result<SandboxId, AppError> {
+    /// The sandbox, if the request may reach `addr`'s port, and whether it
+    /// was let in by a `warren_token` query parameter (only then is the
+    /// cookie set: a public port never hands out the token).
+    async fn admit(
+        &self,
+        addr: &PortAddress,
+        headers: &HeaderMap,
+    ) -> Result<(SandboxId, bool), AppError> {
         let unauthenticated = |m: &str| AppError(WarrenError::new(ErrorKind::Unauthenticated, m));
         let not_found = || {
             AppError(WarrenError::not_found(format!(
@@ -200,16 +206,16 @@ impl PortProxy {
         if let Some(rec) = &rec
             && access::public_ports(rec).contains(&addr.port)
         {
-            return Ok(rec.id.clone());
+            return Ok((rec.id.clone(), false));
         }
         match access::presented(headers, addr.query_token.as_deref()) {
-            Presented::Token { token, .. } => {
+            Presented::Token { token, from_query } => {
                 let id =
                     id.ok_or_else(|| unauthenticated("the traffic token is not this sandbox's"))?;
                 if !access::token_matches(&token, &self.sandboxes.agents.traffic_token(&id)) {
                     return Err(unauthenticated("the traffic token is not this sandbox's"));
                 }
-                rec.map(|r| r.id).ok_or_else(not_found)
+                rec.map(|r| (r.id, from_query)).ok_or_else(not_found)
             }
             Presented::ApiKey => {
                 let caller = self.auth.authenticate(headers, None).await?;
@@ -225,7 +231,7 @@ impl PortProxy {
                         ),
                     )));
                 }
-                Ok(rec.id)
+                Ok((rec.id, false))
             }
             Presented::Nothing => Err(unauthenticated(
                 "this port is not public: send the sandbox's traffic token (X-Warren-Traffic-Token, or ?warren_token= in a browser) or an API key with sandboxes:exec",
