@@ -110,6 +110,11 @@ impl Client {
         self.base.as_str().trim_end_matches('/')
     }
 
+    /// The daemon's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// `base` + `/v1/` + `segments`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.base.clone();

@@ -32,6 +32,7 @@ Examples:
   warren shell $ID                       interactive terminal
   warren ls --json
   warren kill $ID
+  warren port $ID 8000                   URLs of a server inside
   warren timeline $ID                    what happened in it
   warren audit verify                    check the audit log locally
 
@@ -71,6 +72,7 @@ enum Command {
     Kill(commands::kill::Args),
     Timeout(commands::timeout::Args),
     Pause(commands::pause::Args),
+    Port(commands::port::Args),
     Resume(commands::resume::Args),
     Snapshot(commands::snapshot::Args),
     Snapshots(commands::snapshots::Args),
@@ -129,6 +131,7 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Kill(args) => commands::kill::run(&ctx, args).await,
         Command::Timeout(args) => commands::timeout::run(&ctx, args).await,
         Command::Pause(args) => commands::pause::run(&ctx, args).await,
+        Command::Port(args) => commands::port::run(&ctx, args).await,
         Command::Resume(args) => commands::resume::run(&ctx, args).await,
         Command::Snapshot(args) => commands::snapshot::run(&ctx, args).await,
         Command::Snapshots(args) => commands::snapshots::run(&ctx, args).await,

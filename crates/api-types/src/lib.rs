@@ -112,6 +112,14 @@ pub struct Sandbox {
     /// snapshot), for lineage.
     #[serde(default)]
     pub source_snapshot: Option<String>,
+    /// Ports whose exposed URL needs no token (`docs/ports.md`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub public_ports: Vec<u16>,
+    /// Opens the sandbox's exposed ports (header `X-Warren-Traffic-Token`
+    /// or `?warren_token=`); in the detail, for callers with
+    /// `sandboxes:exec` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_token: Option<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`
@@ -296,6 +304,9 @@ pub struct Health {
     pub version: String,
     /// The sandbox runtime in use, e.g. `gvisor`.
     pub runtime: String,
+    /// Exposed ports answer at `{port}-{id}.{ports_domain}` on the API port.
+    #[serde(default)]
+    pub ports_domain: String,
 }
 
 #[cfg(test)]

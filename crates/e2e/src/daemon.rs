@@ -330,11 +330,7 @@ impl Daemon {
 
     /// Creates a sandbox; `body` is the create request.
     pub async fn create_sandbox(&self, body: serde_json::Value) -> warren_api_types::Sandbox {
-        let resp = self.post("/v1/sandboxes").json(&body).send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert_eq!(status, 201, "create failed: {text}\n{}", self.log());
-        serde_json::from_str(&text).unwrap()
+        self.created_as(&self.key, "/v1/sandboxes", body).await
     }
 
     /// Runs an exec request to its end.
@@ -354,6 +350,27 @@ impl Daemon {
     /// GETs `path` and returns the body as text, whatever the status.
     pub async fn get_text(&self, path: &str) -> String {
         self.get(path).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// POSTs `body` to `path` with `key`, expects 201 and decodes the answer.
+    pub async fn created_as<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> T {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 201, "POST {path} failed: {text}\n{}", self.log());
+        serde_json::from_str(&text).unwrap()
     }
 
     /// GETs `path` and decodes the JSON answer.

@@ -3,8 +3,8 @@
 //! Order: data directory → secrets → store → audit log (writer, signer;
 //! key `secrets/audit.key`) → bootstrap team and key → runtime → templates
 //! → snapshot store → reconcile with the runtime → sweep the snapshot store
-//! → background workers → listeners (the API, and the sandbox listener that
-//! takes sandbox tokens).
+//! → background workers → listeners (the API, with the port proxy in front,
+//! and the sandbox listener that takes sandbox tokens).
 //! On shutdown the listeners drain, workers stop, the audit signer signs
 //! the log a last time, and live sandboxes keep running: the next start
 //! re-attaches them.
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::middleware;
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpStream};
 use warren_runtime::Runtime;
@@ -28,6 +29,7 @@ use crate::api::{AppState, router};
 use crate::audit::Audit;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
+use crate::ports::{PortProxy, parse_domain, route as route_ports};
 use crate::service::{Agents, SandboxIdentity, Sandboxes, Standby, Teardown, Tenancy};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError};
@@ -64,6 +66,8 @@ pub async fn run(
         )));
     }
     let tokens = TokenIssuer::new(token_secret, config.sandbox_token_ttl_s);
+    let ports_domain = parse_domain(&config.ports_domain)
+        .map_err(|e| ServeError::Startup(format!("--ports-domain: {}", e.message)))?;
     let sandbox_api_port = match config.sandbox_api_port {
         Some(port) => port,
         None => config.listen.port().checked_add(1).ok_or_else(|| {
@@ -136,6 +140,7 @@ pub async fn run(
         templates: Arc::new(TemplateBuilds::new(templates)),
         tenancy,
         audit,
+        ports_domain: ports_domain.as_str().into(),
     };
     let auth = Authenticator {
         store,
@@ -148,7 +153,8 @@ pub async fn run(
         accepts: Credentials::SandboxTokens,
         ..auth.clone()
     };
-    let api = router(state.clone(), auth);
+    let ports = PortProxy::new(sandboxes.clone(), auth.clone(), &ports_domain);
+    let api = router(state.clone(), auth).layer(middleware::from_fn_with_state(ports, route_ports));
     let sandbox_api = router(state, sandbox_auth);
     let sandbox_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, sandbox_api_port));
     let listener = bind(config.listen).await?;

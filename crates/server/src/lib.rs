@@ -11,6 +11,8 @@ pub mod auth;
 mod daemon;
 pub mod e2b;
 pub mod error;
+mod forward;
+pub mod ports;
 pub mod service;
 mod templates;
 
@@ -39,6 +41,9 @@ pub struct Config {
     /// Seconds a paused sandbox's instance stays frozen in memory, so a
     /// resume within them takes milliseconds; 0 turns standby off.
     pub standby_s: u64,
+    /// Hosts `{port}-{id}.{domain}` reach a sandbox's port; default
+    /// `localhost` ([`ports::DEFAULT_DOMAIN`]).
+    pub ports_domain: String,
 }
 
 /// Why the daemon could not start or stopped with an error.

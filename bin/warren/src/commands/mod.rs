@@ -11,6 +11,7 @@ pub mod key;
 pub mod kill;
 pub mod ls;
 pub mod pause;
+pub mod port;
 pub mod resume;
 pub mod rollback;
 pub mod serve;

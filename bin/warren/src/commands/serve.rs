@@ -53,6 +53,10 @@ pub struct Args {
     /// written, so that a resume within it takes milliseconds; 0 turns this off.
     #[arg(long, env = "WARREN_STANDBY", value_name = "DURATION", default_value = "60s", value_parser = parse_standby)]
     standby: u64,
+    /// Domain of exposed-port hosts: `{port}-{id}.DOMAIN` on the API port
+    /// reaches that port of a sandbox (`*.localhost` needs no DNS).
+    #[arg(long, env = "WARREN_PORTS_DOMAIN", value_name = "DOMAIN", default_value = warren_server::ports::DEFAULT_DOMAIN, value_parser = parse_ports_domain)]
+    ports_domain: String,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -86,6 +90,10 @@ fn parse_standby(raw: &str) -> Result<u64, String> {
         return Err(format!("standby lasts at most 1 day, got '{raw}'"));
     }
     Ok(d.as_secs())
+}
+
+fn parse_ports_domain(raw: &str) -> Result<String, String> {
+    warren_server::ports::parse_domain(raw).map_err(|e| e.message)
 }
 
 /// Accepts `A.B.C.D/N` with N ≤ 30 (each sandbox needs a /30).
@@ -122,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_api_port: args.sandbox_api_port,
         sandbox_token_ttl_s: args.sandbox_token_ttl,
         standby_s: args.standby,
+        ports_domain: args.ports_domain,
     };
     warren_server::serve(config, shutdown)
         .await

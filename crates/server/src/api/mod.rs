@@ -50,6 +50,8 @@ pub struct AppState {
     pub templates: Arc<TemplateBuilds>,
     pub tenancy: Arc<Tenancy>,
     pub audit: Audit,
+    /// The domain of exposed-port hosts (`crate::ports`).
+    pub ports_domain: Arc<str>,
 }
 
 /// Every path the API does not know answers 404 in the API's error format.

@@ -5,7 +5,7 @@ use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
 use time::format_description::well_known::Rfc3339;
 use warren_api_types::{CreateSandboxRequest, Sandbox, SandboxList, SetTimeoutRequest};
-use warren_core::{SandboxState, WarrenError};
+use warren_core::{SandboxState, Scope, WarrenError};
 use warren_store::{SandboxFilter, SandboxRecord};
 
 use super::AppState;
@@ -20,6 +20,7 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 pub fn to_api(rec: SandboxRecord) -> Sandbox {
+    let public_ports = crate::ports::access::public_ports(&rec).to_vec();
     Sandbox {
         id: rec.id.to_string(),
         template: rec.template,
@@ -35,7 +36,9 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         on_idle: rec.persistence.on_idle.to_string(),
         idle_timeout_s: rec.persistence.idle_timeout_s,
         paused_ttl_s: rec.persistence.paused_ttl_s,
+        public_ports,
         source_snapshot: rec.source_snapshot.map(|s| s.to_string()),
+        traffic_token: None,
     }
 }
 
@@ -105,9 +108,15 @@ pub async fn list(
     responses((status = 200, body = Sandbox), (status = 404, body = warren_api_types::ApiError)))]
 pub async fn info(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
 ) -> ApiResult<Json<Sandbox>> {
-    Ok(Json(to_api(state.sandboxes.get(&id).await?)))
+    let mut sandbox = to_api(state.sandboxes.get(&id).await?);
+    // The traffic token opens the sandbox's ports: as much as exec gives.
+    if caller.permissions.contains(Scope::SandboxesExec) {
+        sandbox.traffic_token = Some(state.sandboxes.agents.traffic_token(&id));
+    }
+    Ok(Json(sandbox))
 }
 
 /// Kills a sandbox; its resources are released in the background.

@@ -2,12 +2,8 @@
 //! sandbox, on the port in `E2b-Sandbox-Port` (49983, the default, is the
 //! agent's envd; any other port reaches the sandbox's own servers).
 //!
-//! Streaming: request and response bodies are passed through frame by
-//! frame (never collected), so a 1 GB upload or an endless process stream
-//! costs a few buffers. Upstream connections are pooled, with TCP_NODELAY
-//! (a kept-alive connection without it costs ~44 ms per request through
-//! gVisor's netstack). `Upgrade` requests (WebSocket) are spliced both ways
-//! once both sides answered 101.
+//! Bodies stream both ways, upstream connections are pooled with
+//! TCP_NODELAY and upgrades are spliced: see [`crate::forward`].
 //!
 //! Who may reach a sandbox, decided before any byte is forwarded:
 //! - `X-Access-Token` equal to the sandbox's envd access token. The token is
@@ -35,16 +31,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
@@ -52,6 +43,7 @@ use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
 use super::error::E2bError;
 use super::exec_audit;
 use crate::auth::Authenticator;
+use crate::forward::{ForwardError, Upstream, is_upgrade, strip_hop_by_hop};
 use crate::service::Sandboxes;
 
 /// The envd port inside every sandbox.
@@ -66,21 +58,15 @@ const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
 pub struct SandboxProxy {
     sandboxes: Arc<Sandboxes>,
     auth: Authenticator,
-    client: Client<HttpConnector, Body>,
+    upstream: Upstream,
 }
 
 impl SandboxProxy {
     pub fn new(sandboxes: Arc<Sandboxes>, auth: Authenticator) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
         Self {
             sandboxes,
             auth,
-            client,
+            upstream: Upstream::new(),
         }
     }
 }
@@ -271,29 +257,18 @@ impl SandboxProxy {
             } else {
                 (req, None)
             };
-        let upgrade = req.headers().contains_key(header::UPGRADE);
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri = match format!("http://{}{path}", target.addr).parse::<Uri>() {
-            Ok(uri) => uri,
-            Err(_) => {
-                return E2bError(WarrenError::invalid("malformed request path")).into_response();
-            }
-        };
-        let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        *req.uri_mut() = uri;
-        *req.version_mut() = Version::HTTP_11;
+        let upgrade = is_upgrade(req.headers());
         clean_headers(req.headers_mut(), upgrade, target.addr);
         if let Some(token) = &target.add_token
             && let Ok(v) = HeaderValue::from_str(token)
         {
             req.headers_mut().insert(ACCESS_TOKEN, v);
         }
-        let mut resp = match self.client.request(req).await {
+        let resp = match self.upstream.send(target.addr, req).await {
             Ok(resp) => resp,
+            Err(ForwardError::BadPath) => {
+                return E2bError(WarrenError::invalid("malformed request path")).into_response();
+            }
             Err(e) => {
                 tracing::debug!(sandbox = %target.id, error = %e, "sandbox proxy: upstream failed");
                 return bad_gateway(E2bError(WarrenError::unavailable(format!(
@@ -303,54 +278,10 @@ impl SandboxProxy {
                 ))));
             }
         };
-        if let Some(inbound) = inbound_upgrade
-            && resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        {
-            let outbound = hyper::upgrade::on(&mut resp);
-            tokio::spawn(splice(inbound, outbound));
-        }
-        if !upgrade {
-            strip_hop_by_hop(resp.headers_mut());
-        }
-        let resp = resp.map(Body::new);
         match exec {
             Some(record) => exec_audit::watch(resp, record),
             None => resp,
         }
-    }
-}
-
-/// Copies bytes both ways between an upgraded client and sandbox connection.
-async fn splice(inbound: hyper::upgrade::OnUpgrade, outbound: hyper::upgrade::OnUpgrade) {
-    let (Ok(a), Ok(b)) = (inbound.await, outbound.await) else {
-        return;
-    };
-    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
-}
-
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
     }
 }
 
