@@ -147,8 +147,10 @@ fn strip_port(host: &str) -> Option<String> {
     Some(name.to_ascii_lowercase())
 }
 
+/// A host name (not an address literal, which is judged by address).
 fn valid_host(name: &str) -> bool {
-    !name.is_empty()
+    name.parse::<std::net::Ipv4Addr>().is_err()
+        && !name.is_empty()
         && name.len() <= 253
         && name
             .bytes()
@@ -213,6 +215,10 @@ mod tests {
             Sniff::Http(Some("files.example.test".into()))
         );
         assert_eq!(sniff(b"GET / HTTP/1.0\r\n\r\n"), Sniff::Http(None));
+        assert_eq!(
+            sniff(b"GET / HTTP/1.1\r\nHost: 198.18.0.6:80\r\n\r\n"),
+            Sniff::Http(None)
+        );
         assert_eq!(
             sniff(b"GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"),
             Sniff::Http(None)
