@@ -27,6 +27,11 @@ pub struct Daemon {
     pub sandbox_api_port: u16,
     pub cidr: String,
     pub http: reqwest::Client,
+    /// Host ports of the sandboxes' resolver and egress proxy.
+    pub dns_port: u16,
+    pub proxy_port: u16,
+    /// More `warren serve` arguments (e.g. `--dns-upstream`).
+    extra_args: Vec<String>,
     data: TempDir,
     child: Option<Child>,
 }
@@ -69,6 +74,11 @@ impl Daemon {
 
     /// Starts a daemon with a fresh data directory.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Self::start`] with more `warren serve` arguments.
+    pub async fn start_with(extra_args: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
         let mut d = Self {
             url: String::new(),
@@ -77,6 +87,9 @@ impl Daemon {
             sandbox_api_port: free_port()?.port(),
             cidr: unique_cidr(),
             http: reqwest::Client::new(),
+            dns_port: free_port()?.port(),
+            proxy_port: free_port()?.port(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             data,
             child: None,
         };
@@ -113,6 +126,11 @@ impl Daemon {
             .arg(&self.cidr)
             .arg("--sandbox-api-port")
             .arg(self.sandbox_api_port.to_string())
+            .arg("--dns-port")
+            .arg(self.dns_port.to_string())
+            .arg("--egress-proxy-port")
+            .arg(self.proxy_port.to_string())
+            .args(&self.extra_args)
             .env("WARREN_LOG", "info,warren=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -95,6 +95,7 @@ fn sandbox(id: &str) -> Sandbox {
         idle_timeout_s: None,
         paused_ttl_s: 604800,
         source_snapshot: None,
+        network: Default::default(),
     }
 }
 

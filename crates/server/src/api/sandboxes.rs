@@ -36,6 +36,7 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         idle_timeout_s: rec.persistence.idle_timeout_s,
         paused_ttl_s: rec.persistence.paused_ttl_s,
         source_snapshot: rec.source_snapshot.map(|s| s.to_string()),
+        network: rec.network,
     }
 }
 

@@ -19,6 +19,7 @@ mod identity;
 mod idle;
 mod lifetimes;
 mod locks;
+mod network;
 mod pause;
 mod pty;
 pub mod reconcile;
@@ -45,6 +46,7 @@ pub use create::{CreateParams, Dispatcher};
 pub use exec::ExecStream;
 pub use fork::MAX_FORK;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
+pub use network::{DENY_AUDIT_EVERY, Network};
 pub use pty::{PtyEvents, PtySession};
 pub use snapshots::SnapshotView;
 pub use teardown::Teardown;
@@ -67,6 +69,7 @@ pub struct Sandboxes {
     pub(crate) audit: Audit,
     pub(crate) snapshots: Arc<dyn SnapshotStore>,
     pub(crate) locks: locks::Locks,
+    pub(crate) network: Arc<Network>,
 }
 
 impl Sandboxes {
