@@ -255,8 +255,8 @@ async fn sandbox_network_policies_are_enforced() {
 }
 
 #[tokio::test]
-async fn sandbox_network_policy_survives_pause_resume_and_fork() {
-    let (_net, d) = setup().await;
+async fn sandbox_network_policy_survives_pause_resume_fork_and_restart() {
+    let (_net, mut d) = setup().await;
     let sb = d
         .create_sandbox(json!({"network": {"allow": ["good.example.test"]}}))
         .await;
@@ -308,4 +308,14 @@ async fn sandbox_network_policy_survives_pause_resume_and_fork() {
             .await
             .starts_with("failed")
     );
+
+    // A restarted daemon rebuilds every live sandbox's rules.
+    d.stop_with(nix::sys::signal::Signal::SIGTERM).unwrap();
+    d.restart().await.unwrap();
+    for sandbox in [id, branch.id.as_str()] {
+        let body = curl(&d, sandbox, "http://good.example.test/").await;
+        assert!(ok(&body, "good.example.test"), "after restart: {body}");
+        let body = curl(&d, sandbox, "http://other.example.test/").await;
+        assert!(body.starts_with("failed"), "after restart: {body}");
+    }
 }
