@@ -27,6 +27,9 @@ pub struct Daemon {
     pub sandbox_api_port: u16,
     pub cidr: String,
     pub http: reqwest::Client,
+    /// Host ports of the sandboxes' resolver and egress proxy.
+    pub dns_port: u16,
+    pub proxy_port: u16,
     data: TempDir,
     child: Option<Child>,
     /// Extra `warren serve` flags, kept across restarts.
@@ -84,6 +87,8 @@ impl Daemon {
             sandbox_api_port: free_port()?.port(),
             cidr: unique_cidr(),
             http: reqwest::Client::new(),
+            dns_port: free_port()?.port(),
+            proxy_port: free_port()?.port(),
             data,
             child: None,
             serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
@@ -121,6 +126,10 @@ impl Daemon {
             .arg(&self.cidr)
             .arg("--sandbox-api-port")
             .arg(self.sandbox_api_port.to_string())
+            .arg("--dns-port")
+            .arg(self.dns_port.to_string())
+            .arg("--egress-proxy-port")
+            .arg(self.proxy_port.to_string())
             .args(&self.serve_args)
             .env("WARREN_LOG", "info,warren=debug")
             .stdin(Stdio::null())

@@ -458,13 +458,12 @@ async fn connect_to(
 /// A port the sandbox's policy lists in `public_ports` is open without any
 /// credential, and only that port.
 #[tokio::test]
-#[ignore = "needs network policies stored with sandboxes (CreateSandboxRequest.network)"]
 async fn sandbox_ports_public_port_needs_no_token() {
     let d = Daemon::with_base().await;
     let sb = d
         .create_sandbox(json!({"network": {"internet": "allow", "public_ports": [8000]}}))
         .await;
-    assert_eq!(sb.public_ports, [8000]);
+    assert_eq!(sb.network.public_ports, [8000]);
     start_server(&d, &sb.id).await;
     let anon = reqwest::Client::new();
     let url = |port: u16| format!("{}/v1/sandboxes/{}/ports/{port}/", d.url, sb.id);

@@ -44,6 +44,16 @@ pub struct Config {
     /// Hosts `{port}-{id}.{domain}` reach a sandbox's port; default
     /// `localhost` ([`ports::DEFAULT_DOMAIN`]).
     pub ports_domain: String,
+    /// Network policy of sandboxes created without one; default: deny
+    /// everything.
+    pub network_default: warren_core::network::NetworkPolicy,
+    /// Where the sandboxes' resolver sends the queries it allows; default:
+    /// the first nameserver of the host's /etc/resolv.conf, port 53.
+    pub dns_upstream: Option<SocketAddr>,
+    /// Host port of the sandboxes' DNS resolver; default: the API port + 2.
+    pub dns_port: Option<u16>,
+    /// Host port of the transparent egress proxy; default: the API port + 3.
+    pub egress_proxy_port: Option<u16>,
 }
 
 /// Why the daemon could not start or stopped with an error.

@@ -10,6 +10,7 @@ pub mod info;
 pub mod key;
 pub mod kill;
 pub mod ls;
+pub mod network;
 pub mod pause;
 pub mod port;
 pub mod resume;

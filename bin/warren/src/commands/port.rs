@@ -83,7 +83,7 @@ fn urls(base: &Url, domain: &str, sandbox: &Sandbox, port: u16) -> PortUrls {
     } else {
         domain
     };
-    let public = sandbox.public_ports.contains(&port);
+    let public = sandbox.network.public_ports.contains(&port);
     let token = sandbox.traffic_token.as_deref().filter(|_| !public);
     let query = token
         .map(|t| format!("?warren_token={t}"))
@@ -121,7 +121,7 @@ mod tests {
             "id": "abcdefghij0123456789", "template": "base", "state": "running",
             "cpus": 1, "memory_mb": 512, "metadata": {}, "team": "t", "owner": "o",
             "created_at": "", "expires_at": "",
-            "traffic_token": token, "public_ports": public,
+            "traffic_token": token, "network": {"public_ports": public},
         }))
         .unwrap()
     }

@@ -8,6 +8,8 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
+use warren_core::network::{Internet, NetworkPolicy};
+
 use crate::config::DEFAULT_DATA_DIR;
 use crate::exit;
 
@@ -20,7 +22,8 @@ warren_server=trace). Stops cleanly on SIGTERM or SIGINT.
 Examples:
   warren serve
   WARREN_LOG=debug warren serve --listen 0.0.0.0:8700 --log-format json
-  warren serve --data-dir /srv/warren --sandbox-cidr 10.78.0.0/16")]
+  warren serve --data-dir /srv/warren --sandbox-cidr 10.78.0.0/16
+  warren serve --network-default allow --dns-upstream 192.0.2.53")]
 pub struct Args {
     /// Address of the HTTP API.
     #[arg(
@@ -57,9 +60,68 @@ pub struct Args {
     /// reaches that port of a sandbox (`*.localhost` needs no DNS).
     #[arg(long, env = "WARREN_PORTS_DOMAIN", value_name = "DOMAIN", default_value = warren_server::ports::DEFAULT_DOMAIN, value_parser = parse_ports_domain)]
     ports_domain: String,
+    /// Network policy of sandboxes created without one: `deny` (only what
+    /// a policy allows) or `allow` (every public destination).
+    #[arg(long, env = "WARREN_NETWORK_DEFAULT", value_enum, default_value_t = NetworkDefault::Deny)]
+    network_default: NetworkDefault,
+    /// A JSON network policy file used as the default instead (same form as
+    /// a sandbox's `network`).
+    #[arg(
+        long,
+        env = "WARREN_NETWORK_POLICY",
+        value_name = "FILE",
+        conflicts_with = "network_default"
+    )]
+    network_policy: Option<PathBuf>,
+    /// DNS server the sandboxes' resolver forwards allowed queries to
+    /// (ADDR or ADDR:PORT) [default: the first nameserver of /etc/resolv.conf].
+    #[arg(long, env = "WARREN_DNS_UPSTREAM", value_name = "ADDR", value_parser = parse_upstream)]
+    dns_upstream: Option<SocketAddr>,
+    /// Host port of the sandboxes' DNS resolver [default: the API port + 2].
+    #[arg(long, env = "WARREN_DNS_PORT", value_name = "PORT")]
+    dns_port: Option<u16>,
+    /// Host port of the transparent egress proxy [default: the API port + 3].
+    #[arg(long, env = "WARREN_EGRESS_PROXY_PORT", value_name = "PORT")]
+    egress_proxy_port: Option<u16>,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NetworkDefault {
+    Deny,
+    Allow,
+}
+
+/// `ADDR` (port 53) or `ADDR:PORT`.
+fn parse_upstream(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    raw.parse()
+        .map_err(|_| format!("expected an address like 192.0.2.53 or 192.0.2.53:5353, got '{raw}'"))
+}
+
+/// The default policy from the flags.
+fn default_policy(args: &Args) -> anyhow::Result<NetworkPolicy> {
+    let Some(path) = &args.network_policy else {
+        return Ok(NetworkPolicy {
+            internet: match args.network_default {
+                NetworkDefault::Deny => Internet::Deny,
+                NetworkDefault::Allow => Internet::Allow,
+            },
+            ..NetworkPolicy::default()
+        });
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the network policy {}", path.display()))?;
+    let policy: NetworkPolicy = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a network policy", path.display()))?;
+    policy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
+    Ok(policy)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,6 +183,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         };
         tracing::info!(signal = name, "shutting down");
     };
+    let network_default = default_policy(&args)?;
     let config = warren_server::Config {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -131,6 +194,10 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_token_ttl_s: args.sandbox_token_ttl,
         standby_s: args.standby,
         ports_domain: args.ports_domain,
+        network_default,
+        dns_upstream: args.dns_upstream,
+        dns_port: args.dns_port,
+        egress_proxy_port: args.egress_proxy_port,
     };
     warren_server::serve(config, shutdown)
         .await

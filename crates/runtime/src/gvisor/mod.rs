@@ -11,8 +11,8 @@
 //!   stopped (runsc's own list keeps saying running);
 //! - `destroy`: `runsc kill` + `delete --force`, cgroups, veth, namespace,
 //!   directory — each step skips what is already gone, so it is idempotent
-//!   and cleans up after a partial create. The last destroy removes the
-//!   nftables table.
+//!   and cleans up after a partial create; the sandbox's chain and sets in
+//!   the nftables table go with it. The last destroy removes the table.
 
 mod bundle;
 mod cgroup;
@@ -91,6 +91,9 @@ impl GvisorRuntime {
         if let Some(port) = config.sandbox_api_port {
             firewall = firewall.with_sandbox_api_port(port);
         }
+        if let Some(ports) = config.egress_ports {
+            firewall = firewall.with_egress_ports(ports);
+        }
         firewall.install_blocking()?;
         tracing::debug!(state_dir = %state_dir.display(), table = firewall.table(), %pool, "gVisor runtime ready");
         Ok(Self {
@@ -102,6 +105,12 @@ impl GvisorRuntime {
             firewall_installed: Mutex::new(true),
             pending_deletes: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This runtime's firewall, for the daemon to apply sandboxes' network
+    /// policies to (their chains go when the sandbox is destroyed).
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
     }
 
     /// Name of this runtime's nftables table (family `inet`).
@@ -414,6 +423,16 @@ impl Runtime for GvisorRuntime {
             Err(e) => keep(Err(e)),
         }
         keep(cgroup::remove(id).await);
+        match self.dir(id).load() {
+            Ok(Some(rec)) => keep(
+                self.firewall
+                    .remove_sandbox(rec.net_slot, rec.sandbox_ip)
+                    .await
+                    .map_err(Into::into),
+            ),
+            Ok(None) => {}
+            Err(e) => keep(Err(e)),
+        }
         keep(
             link::remove(&SandboxNames::new(id))
                 .await

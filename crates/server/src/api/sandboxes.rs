@@ -20,7 +20,6 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
 }
 
 pub fn to_api(rec: SandboxRecord) -> Sandbox {
-    let public_ports = crate::ports::access::public_ports(&rec).to_vec();
     Sandbox {
         id: rec.id.to_string(),
         template: rec.template,
@@ -36,9 +35,9 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         on_idle: rec.persistence.on_idle.to_string(),
         idle_timeout_s: rec.persistence.idle_timeout_s,
         paused_ttl_s: rec.persistence.paused_ttl_s,
-        public_ports,
         source_snapshot: rec.source_snapshot.map(|s| s.to_string()),
         traffic_token: None,
+        network: rec.network,
     }
 }
 

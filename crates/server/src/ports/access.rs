@@ -19,10 +19,10 @@ use warren_store::SandboxRecord;
 pub const COOKIE: &str = "warren_traffic_token";
 const TOKEN_HEADERS: [&str; 2] = ["x-warren-traffic-token", "e2b-traffic-access-token"];
 
-/// The ports of `rec` open to anyone who knows the URL. The one place that
-/// reads them: today no policy is stored with a sandbox, so none is.
-pub fn public_ports(_rec: &SandboxRecord) -> &[u16] {
-    &[]
+/// The ports of `rec` open to anyone who knows the URL: its network
+/// policy's `public_ports`.
+pub fn public_ports(rec: &SandboxRecord) -> &[u16] {
+    &rec.network.public_ports
 }
 
 /// The credential a request shows for a sandbox port.

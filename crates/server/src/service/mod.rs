@@ -19,6 +19,7 @@ mod identity;
 mod idle;
 mod lifetimes;
 mod locks;
+mod network;
 mod pause;
 mod pty;
 pub mod reconcile;
@@ -46,6 +47,7 @@ pub use create::{CreateParams, Dispatcher};
 pub use exec::ExecStream;
 pub use fork::MAX_FORK;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
+pub use network::{DENY_AUDIT_EVERY, Network};
 pub use pty::{PtyEvents, PtySession};
 pub use snapshots::SnapshotView;
 pub use standby::Standby;
@@ -70,6 +72,7 @@ pub struct Sandboxes {
     pub(crate) snapshots: Arc<dyn SnapshotStore>,
     pub(crate) locks: locks::Locks,
     pub(crate) standby: Standby,
+    pub(crate) network: Arc<Network>,
 }
 
 impl Sandboxes {

@@ -228,6 +228,7 @@ impl Sandboxes {
             parent_snapshot: rec.source_snapshot.clone(),
             size_bytes,
             created_by: by.clone(),
+            network: rec.network.clone(),
         }
     }
 

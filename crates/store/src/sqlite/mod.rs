@@ -30,6 +30,7 @@
 mod audit;
 mod codec;
 mod keys;
+mod network;
 mod sandboxes;
 mod snapshots;
 mod teams;
@@ -46,9 +47,11 @@ use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
 
 pub use audit::SqliteAudit;
 
+use warren_core::network::NetworkPolicy;
+
 use crate::{
-    KeyRecord, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SnapshotRecord, Store,
-    StoreError, TeamRecord, UserRecord,
+    KeyRecord, NetEventRecord, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord,
+    SnapshotRecord, Store, StoreError, TeamRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -313,6 +316,27 @@ impl Store for SqliteStore {
 
     async fn expired_paused(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError> {
         snapshots::expired_paused(&self.reader, now).await
+    }
+
+    async fn set_network(
+        &self,
+        id: &SandboxId,
+        policy: &NetworkPolicy,
+    ) -> Result<SandboxRecord, StoreError> {
+        network::set_policy(&self.writer, id, policy).await
+    }
+
+    async fn append_network_events(&self, events: &[NewNetEvent]) -> Result<(), StoreError> {
+        network::append(&self.writer, events).await
+    }
+
+    async fn network_events(
+        &self,
+        id: &SandboxId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NetEventRecord>, StoreError> {
+        network::list(&self.reader, id, before, limit).await
     }
 }
 
