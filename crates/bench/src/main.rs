@@ -7,6 +7,7 @@
 mod audit;
 mod e2b;
 mod foundation;
+mod ports;
 mod raw;
 mod snapshots;
 mod stats;
@@ -66,6 +67,15 @@ enum Suite {
         #[arg(long, default_value = "base")]
         template: String,
     },
+    /// A GET through the exposed-port proxy against the same GET straight
+    /// to the sandbox's address.
+    Ports {
+        /// Requests per side.
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        #[arg(long, default_value = "base")]
+        template: String,
+    },
     /// Pause, resume-to-exec and snapshot size by touched memory; fork time.
     Snapshots {
         /// Touched memory sizes in MiB, comma-separated.
@@ -114,6 +124,10 @@ async fn main() -> anyhow::Result<()> {
         } => (
             ("E2B SDK", "native API"),
             e2b::run(&template, creates, runs).await?,
+        ),
+        Suite::Ports { requests, template } => (
+            ("port proxy", "direct"),
+            ports::run(&template, requests).await?,
         ),
         Suite::Snapshots {
             sizes,
