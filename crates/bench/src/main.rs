@@ -8,6 +8,7 @@ mod audit;
 mod e2b;
 mod foundation;
 mod network;
+mod ports;
 mod raw;
 mod snapshots;
 mod stats;
@@ -64,6 +65,15 @@ enum Suite {
         /// `echo hi` runs in one sandbox (each side).
         #[arg(long, default_value_t = 100)]
         runs: usize,
+        #[arg(long, default_value = "base")]
+        template: String,
+    },
+    /// A GET through the exposed-port proxy against the same GET straight
+    /// to the sandbox's address.
+    Ports {
+        /// Requests per side.
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
         #[arg(long, default_value = "base")]
         template: String,
     },
@@ -128,6 +138,10 @@ async fn main() -> anyhow::Result<()> {
         } => (
             ("E2B SDK", "native API"),
             e2b::run(&template, creates, runs).await?,
+        ),
+        Suite::Ports { requests, template } => (
+            ("port proxy", "direct"),
+            ports::run(&template, requests).await?,
         ),
         Suite::Snapshots {
             sizes,
