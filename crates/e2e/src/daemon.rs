@@ -26,6 +26,8 @@ pub struct Daemon {
     /// Where sandboxes reach the daemon with their tokens.
     pub sandbox_api_port: u16,
     pub cidr: String,
+    /// Keeps `cidr` this daemon's alone (see `unique_cidr`).
+    _cidr_lock: std::fs::File,
     pub http: reqwest::Client,
     /// Host ports of the sandboxes' resolver and egress proxy.
     pub dns_port: u16,
@@ -41,11 +43,29 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// A /20 out of 10.96.0.0/11 unique to this test process and daemon, so tests
 /// running in parallel (nextest runs each in its own process) never share
 /// addresses.
-fn unique_cidr() -> String {
-    let n = (std::process::id() * 8 + NEXT.fetch_add(1, Ordering::Relaxed)) % 512;
-    let second = 96 + (n / 16);
-    let third = (n % 16) * 16;
-    format!("10.{second}.{third}.0/20")
+/// A sandbox range no other test daemon on this host uses while the
+/// returned lock file is held: 512 /20s of 10.96.0.0/11, each claimed with
+/// an exclusive `flock` (released when the file closes, also if the test
+/// process dies), so parallel tests and test runs never share addresses.
+fn unique_cidr() -> anyhow::Result<(String, std::fs::File)> {
+    use std::os::fd::AsRawFd;
+    let start = std::process::id() * 8 + NEXT.fetch_add(1, Ordering::Relaxed);
+    for i in 0..512 {
+        let n = (start + i) % 512;
+        let path = std::env::temp_dir().join(format!("warren-e2e-cidr-{n}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            let second = 96 + (n / 16);
+            let third = (n % 16) * 16;
+            return Ok((format!("10.{second}.{third}.0/20"), file));
+        }
+    }
+    bail!("every test sandbox range is in use")
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {
@@ -80,12 +100,14 @@ impl Daemon {
     /// [`Self::start`] with extra `warren serve` flags.
     pub async fn start_with(serve_args: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
+        let (cidr, cidr_lock) = unique_cidr()?;
         let mut d = Self {
             url: String::new(),
             key: String::new(),
             addr: free_port()?,
             sandbox_api_port: free_port()?.port(),
-            cidr: unique_cidr(),
+            cidr,
+            _cidr_lock: cidr_lock,
             http: reqwest::Client::new(),
             dns_port: free_port()?.port(),
             proxy_port: free_port()?.port(),
