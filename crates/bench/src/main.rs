@@ -153,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
             requests,
             queries,
         } => (
-            ("through Warren", "plain namespace"),
+            ("through the proxy", "baseline"),
             network::run(download_mb, requests, queries).await?,
         ),
     };

@@ -233,12 +233,15 @@ impl Resolver {
                 IpAddr::V6(_) => None,
             })
             .collect();
-        if let Some(fw) = &self.firewall
-            && let Err(e) = fw.add_resolved(sandbox.slot, &v4, ttl).await
-        {
-            tracing::warn!(sandbox = %sandbox.id, error = %e, "could not add resolved addresses");
-        }
-        if !kept.is_empty() {
+        // The set and the memory are updated together, so an answer the
+        // memory still holds fresh is also still in the set: a repeated
+        // query costs no nft process.
+        if !kept.is_empty() && !self.registry.is_fresh(sandbox.addr, name, &kept, ttl) {
+            if let Some(fw) = &self.firewall
+                && let Err(e) = fw.add_resolved(sandbox.slot, &v4, ttl).await
+            {
+                tracing::warn!(sandbox = %sandbox.id, error = %e, "could not add resolved addresses");
+            }
             self.registry.remember(sandbox.addr, name, &kept, ttl);
         }
         match (kept.first(), refused) {

@@ -40,21 +40,25 @@ pub struct SandboxNet {
 
 #[derive(Debug, Default)]
 struct Memory {
-    /// (name, address) → when it expires.
-    pairs: HashMap<(String, IpAddr), Instant>,
+    /// (name, address) → when it expires, and the generation of the
+    /// firewall set it was added to.
+    pairs: HashMap<(String, IpAddr), (Instant, u64)>,
+    /// Bumped whenever the sandbox's rules are applied again (which
+    /// empties its set of resolved addresses).
+    generation: u64,
 }
 
 impl Memory {
     fn remember(&mut self, name: &str, addrs: &[IpAddr], ttl: Duration, now: Instant) {
         let until = now + ttl.clamp(MIN_RESOLVED_TTL, MAX_RESOLVED_TTL);
         if self.pairs.len() + addrs.len() > MAX_REMEMBERED {
-            self.pairs.retain(|_, exp| *exp > now);
+            self.pairs.retain(|_, (exp, _)| *exp > now);
         }
         while self.pairs.len() + addrs.len() > MAX_REMEMBERED {
             let Some(oldest) = self
                 .pairs
                 .iter()
-                .min_by_key(|(_, exp)| **exp)
+                .min_by_key(|(_, (exp, _))| *exp)
                 .map(|(k, _)| k.clone())
             else {
                 break;
@@ -62,14 +66,26 @@ impl Memory {
             self.pairs.remove(&oldest);
         }
         for a in addrs {
-            self.pairs.insert((name.to_owned(), *a), until);
+            self.pairs
+                .insert((name.to_owned(), *a), (until, self.generation));
         }
+    }
+
+    /// Whether every address is remembered for `name` for at least half
+    /// of `ttl` more.
+    fn fresh(&self, name: &str, addrs: &[IpAddr], ttl: Duration, now: Instant) -> bool {
+        let half = ttl.clamp(MIN_RESOLVED_TTL, MAX_RESOLVED_TTL) / 2;
+        addrs.iter().all(|a| {
+            self.pairs
+                .get(&(name.to_owned(), *a))
+                .is_some_and(|(exp, g)| *g == self.generation && *exp > now + half)
+        })
     }
 
     fn names_for(&self, addr: IpAddr, now: Instant) -> Vec<String> {
         self.pairs
             .iter()
-            .filter(|((_, a), exp)| *a == addr && **exp > now)
+            .filter(|((_, a), (exp, _))| *a == addr && *exp > now)
             .map(|((n, _), _)| n.clone())
             .collect()
     }
@@ -114,7 +130,10 @@ impl Registry {
         let mut map = self.write();
         let memory = match map.get(&net.addr) {
             Some(old) if old.net.id == net.id => {
-                std::mem::take(&mut *old.memory.lock().unwrap_or_else(|e| e.into_inner()))
+                let mut m =
+                    std::mem::take(&mut *old.memory.lock().unwrap_or_else(|e| e.into_inner()));
+                m.generation += 1;
+                m
             }
             _ => Memory::default(),
         };
@@ -164,6 +183,21 @@ impl Registry {
         }
     }
 
+    /// Whether the sandbox at `source` was given all of `addrs` for `name`
+    /// recently enough that the firewall's set still holds them for at
+    /// least half of `ttl` (the resolver then skips updating the set).
+    pub fn is_fresh(&self, source: Ipv4Addr, name: &str, addrs: &[IpAddr], ttl: Duration) -> bool {
+        match self.read().get(&source) {
+            Some(e) => e.memory.lock().unwrap_or_else(|e| e.into_inner()).fresh(
+                &normalize_name(name),
+                addrs,
+                ttl,
+                Instant::now(),
+            ),
+            None => false,
+        }
+    }
+
     /// The names the resolver returned `addr` for to the sandbox at
     /// `source`, while those answers are fresh.
     pub fn names_for(&self, source: Ipv4Addr, addr: IpAddr) -> Vec<String> {
@@ -201,10 +235,15 @@ mod tests {
         let dst: IpAddr = "198.18.0.5".parse().unwrap();
         r.remember(src, "Example.com.", &[dst], Duration::from_secs(5));
         assert_eq!(r.names_for(src, dst), vec!["example.com".to_owned()]);
+        assert!(r.is_fresh(src, "example.com", &[dst], Duration::from_secs(5)));
+        assert!(!r.is_fresh(src, "example.com", &[dst], Duration::from_secs(600)));
+        assert!(!r.is_fresh(src, "other.com", &[dst], Duration::from_secs(5)));
         assert!(r.names_for(Ipv4Addr::new(10, 0, 0, 6), dst).is_empty());
-        // A policy update of the same sandbox keeps what it resolved …
+        // A policy update of the same sandbox keeps what it resolved (but
+        // the firewall's set is new) …
         r.set(net("a", 2));
         assert_eq!(r.names_for(src, dst).len(), 1);
+        assert!(!r.is_fresh(src, "example.com", &[dst], Duration::from_secs(5)));
         // … another sandbox on the same address starts empty.
         r.set(net("c", 2));
         assert!(r.names_for(src, dst).is_empty());
