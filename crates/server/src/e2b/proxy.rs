@@ -4,10 +4,18 @@
 //!
 //! Streaming: request and response bodies are passed through frame by
 //! frame (never collected), so a 1 GB upload or an endless process stream
-//! costs a few buffers. Upstream connections are pooled, with TCP_NODELAY
-//! (a kept-alive connection without it costs ~44 ms per request through
-//! gVisor's netstack). `Upgrade` requests (WebSocket) are spliced both ways
-//! once both sides answered 101.
+//! costs a few buffers. Upstream connections are pooled per sandbox, with
+//! TCP_NODELAY (a kept-alive connection without it costs ~44 ms per request
+//! through gVisor's netstack). `Upgrade` requests (WebSocket) are spliced
+//! both ways once both sides answered 101.
+//!
+//! Checkpoints: every connection to a sandbox — pooled, streaming or
+//! spliced — is let go when its agent link closes (`Agents::link`: the
+//! daemon reconnects before and after every pause, fork and snapshot, and
+//! removes the agent of a paused or killed sandbox), so no image holds an
+//! established connection from the proxy (such images can restore with the
+//! agent wedged, docs/runtime.md). A stream cut that way ends early, as a
+//! pause on E2B ends it.
 //!
 //! Who may reach a sandbox, decided before any byte is forwarded:
 //! - `X-Access-Token` equal to the sandbox's envd access token. The token is
@@ -33,8 +41,9 @@
 //! `is_running` reads 502 as "not running"). Credentials meant for Warren
 //! (`X-API-KEY`, Bearer) are never forwarded into the sandbox.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -42,11 +51,13 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio::sync::watch;
 use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
 
 use super::error::E2bError;
@@ -61,27 +72,58 @@ const SANDBOX_PORT: &str = "e2b-sandbox-port";
 const ACCESS_TOKEN: &str = "x-access-token";
 const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
 
+type Upstream = Client<HttpConnector, Body>;
+/// Each sandbox's pooled client, with the agent link it was made for.
+type Upstreams = Arc<Mutex<HashMap<SandboxId, (watch::Receiver<()>, Upstream)>>>;
+
 /// What the proxy needs.
 #[derive(Clone)]
 pub struct SandboxProxy {
     sandboxes: Arc<Sandboxes>,
     auth: Authenticator,
-    client: Client<HttpConnector, Body>,
+    /// One pooled client per sandbox, with the link it was made for; it is
+    /// dropped (its idle connections with it) when that link closes.
+    upstreams: Upstreams,
 }
 
 impl SandboxProxy {
     pub fn new(sandboxes: Arc<Sandboxes>, auth: Authenticator) -> Self {
+        Self {
+            sandboxes,
+            auth,
+            upstreams: Arc::default(),
+        }
+    }
+
+    /// The pooled client for `target`'s sandbox under its current link.
+    fn upstream(&self, target: &Target) -> Upstream {
+        let mut map = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((link, client)) = map.get(&target.id)
+            && link.same_channel(&target.closed)
+        {
+            return client.clone();
+        }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Self {
-            sandboxes,
-            auth,
-            client,
-        }
+        map.insert(target.id.clone(), (target.closed.clone(), client.clone()));
+        let upstreams = self.upstreams.clone();
+        let id = target.id.clone();
+        let mut closed = target.closed.clone();
+        tokio::spawn(async move {
+            while closed.changed().await.is_ok() {}
+            let mut map = upstreams.lock().unwrap_or_else(|e| e.into_inner());
+            if map
+                .get(&id)
+                .is_some_and(|(link, _)| link.same_channel(&closed))
+            {
+                map.remove(&id);
+            }
+        });
+        client
     }
 }
 
@@ -89,8 +131,15 @@ impl SandboxProxy {
 struct Target {
     id: SandboxId,
     addr: SocketAddr,
+    /// Closes when the connections to this agent must go.
+    closed: watch::Receiver<()>,
     /// The access token to add (the caller showed an API key).
     add_token: Option<String>,
+}
+
+/// Resolves once `closed`'s sender is gone.
+async fn link_closed(mut closed: watch::Receiver<()>) {
+    while closed.changed().await.is_ok() {}
 }
 
 fn not_found(raw: &str) -> E2bError {
@@ -170,12 +219,12 @@ impl SandboxProxy {
             .trim()
             .parse::<SandboxId>()
             .map_err(|_| not_found(raw))?;
-        let ip = self
+        let (agent, closed) = self
             .sandboxes
             .agents
-            .address(&id)
+            .link(&id)
             .ok_or_else(|| not_found(raw))?;
-        let addr = SocketAddr::new(ip, port);
+        let addr = SocketAddr::new(agent.ip(), port);
         let agents = &self.sandboxes.agents;
         let presented = match (
             header_str(headers, ACCESS_TOKEN),
@@ -195,6 +244,7 @@ impl SandboxProxy {
                 return Ok(Target {
                     id,
                     addr,
+                    closed,
                     add_token: None,
                 });
             }
@@ -222,6 +272,7 @@ impl SandboxProxy {
             add_token: Some(agents.token(&id)),
             id,
             addr,
+            closed,
         })
     }
 
@@ -242,17 +293,20 @@ impl SandboxProxy {
         let user = query_param(uri, "username").unwrap_or_default();
         let expiration = query_param(uri, "signature_expiration").and_then(|e| e.parse().ok());
         let agents = &self.sandboxes.agents;
-        agents.live().into_iter().find_map(|(id, agent)| {
+        let id = agents.live().into_iter().find_map(|(id, _)| {
             let token = agents.token(&id);
             let input = warren_envd::http_api::file_signature_input(
                 &path, operation, &user, &token, expiration,
             );
             let expected = warren_envd::http_api::file_signature(&Sha256::digest(input.as_bytes()));
-            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then(|| Target {
-                id,
-                addr: SocketAddr::new(agent.ip(), ENVD_PORT),
-                add_token: None,
-            })
+            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then_some(id)
+        })?;
+        let (agent, closed) = agents.link(&id)?;
+        Some(Target {
+            id,
+            addr: SocketAddr::new(agent.ip(), ENVD_PORT),
+            closed,
+            add_token: None,
         })
     }
 
@@ -287,7 +341,7 @@ impl SandboxProxy {
         {
             req.headers_mut().insert(ACCESS_TOKEN, v);
         }
-        let mut resp = match self.client.request(req).await {
+        let mut resp = match self.upstream(&target).request(req).await {
             Ok(resp) => resp,
             Err(e) => {
                 tracing::debug!(sandbox = %target.id, error = %e, "sandbox proxy: upstream failed");
@@ -302,12 +356,12 @@ impl SandboxProxy {
             && resp.status() == StatusCode::SWITCHING_PROTOCOLS
         {
             let outbound = hyper::upgrade::on(&mut resp);
-            tokio::spawn(splice(inbound, outbound));
+            tokio::spawn(splice(inbound, outbound, target.closed.clone()));
         }
         if !upgrade {
             strip_hop_by_hop(resp.headers_mut());
         }
-        let resp = resp.map(Body::new);
+        let resp = cut_at_close(resp.map(Body::new), target.closed);
         match exec {
             Some(record) => exec_audit::watch(resp, record),
             None => resp,
@@ -315,12 +369,29 @@ impl SandboxProxy {
     }
 }
 
-/// Copies bytes both ways between an upgraded client and sandbox connection.
-async fn splice(inbound: hyper::upgrade::OnUpgrade, outbound: hyper::upgrade::OnUpgrade) {
+/// The response body, ended early (the upstream connection dropped with
+/// it) when the agent link closes.
+fn cut_at_close(resp: Response, closed: watch::Receiver<()>) -> Response {
+    let (parts, body) = resp.into_parts();
+    let stream = body.into_data_stream().take_until(link_closed(closed));
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// Copies bytes both ways between an upgraded client and sandbox
+/// connection, until either side closes or the agent link does.
+async fn splice(
+    inbound: hyper::upgrade::OnUpgrade,
+    outbound: hyper::upgrade::OnUpgrade,
+    closed: watch::Receiver<()>,
+) {
     let (Ok(a), Ok(b)) = (inbound.await, outbound.await) else {
         return;
     };
-    let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(a), &mut TokioIo::new(b)).await;
+    let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
+        _ = link_closed(closed) => {}
+    }
 }
 
 const HOP_BY_HOP: [&str; 7] = [

@@ -7,7 +7,10 @@
 //! A checkpoint resets every TCP connection of the sandbox (runsc runs with
 //! `--net-disconnect-ok`), so after one the client is replaced
 //! ([`Agents::reconnect`]) rather than reusing pooled connections that are
-//! gone. An agent restored from a snapshot still holds the token of the
+//! gone. Other holders of connections to an agent (the E2B proxy) watch
+//! [`Agents::link`]'s signal, which fires on every reconnect and removal,
+//! and let theirs go too: a checkpoint must not hold established
+//! connections to the agent (see docs/runtime.md). An agent restored from a snapshot still holds the token of the
 //! sandbox the snapshot was taken from until it is initialised again.
 
 use std::collections::HashMap;
@@ -15,6 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use warren_core::{SandboxId, WarrenError};
 use warren_envd::EnvdClient;
 
@@ -30,6 +34,9 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 struct Agent {
     client: EnvdClient,
     addr: SocketAddr,
+    /// Dropped with the entry (on reconnect and removal): the receivers
+    /// handed out by [`Agents::link`] then see the channel close.
+    closed: Arc<watch::Sender<()>>,
 }
 
 #[derive(Clone)]
@@ -65,6 +72,7 @@ impl Agents {
         let agent = Agent {
             client: client.clone(),
             addr,
+            closed: Arc::new(watch::channel(()).0),
         };
         self.agents
             .write()
@@ -114,6 +122,17 @@ impl Agents {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .map(|a| a.addr.ip())
+    }
+
+    /// The agent's address and a receiver whose `changed()` fails once
+    /// the connections made to this address must be closed: the client was
+    /// replaced (before and after a checkpoint) or the agent removed.
+    pub fn link(&self, id: &SandboxId) -> Option<(SocketAddr, watch::Receiver<()>)> {
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|a| (a.addr, a.closed.subscribe()))
     }
 
     /// Every connected agent: its sandbox and address.
