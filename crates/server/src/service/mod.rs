@@ -24,6 +24,7 @@ mod pty;
 pub mod reconcile;
 mod record;
 mod snapshots;
+mod start;
 pub mod teardown;
 mod tenancy;
 
