@@ -96,3 +96,23 @@ def test_fork_branches_diverge_and_snapshots_start_sandboxes(run_id):
     finally:
         for s in made:
             s.kill()
+
+
+def test_auto_pause_pauses_at_the_timeout_and_connect_resumes(run_id):
+    s = Sandbox.create(
+        TEMPLATE,
+        timeout=2,
+        metadata={"run": run_id, "case": "autopause"},
+        lifecycle={"on_timeout": "pause"},
+    )
+    try:
+        assert s.get_info().lifecycle == {"on_timeout": "pause", "auto_resume": False}
+        s.files.write("/home/user/auto.txt", "kept")
+        deadline = time.monotonic() + 30
+        while s.get_info().state != SandboxState.PAUSED and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert s.get_info().state == SandboxState.PAUSED, "paused, not killed, at its end"
+        back = Sandbox.connect(s.sandbox_id, timeout=120)
+        assert back.files.read("/home/user/auto.txt") == "kept"
+    finally:
+        s.kill()

@@ -22,8 +22,8 @@ use warren_store::{SandboxFilter, SandboxRecord};
 use super::error::{E2bError, E2bResult};
 use super::paging::{DEFAULT_PAGE, page, parse_limit};
 use super::wire::{
-    ConnectSandbox, CreatedSandbox, ListedSandbox, NewSandbox, RefreshRequest, SandboxMetric,
-    Template, TimeoutRequest,
+    ConnectSandbox, CreatedSandbox, Lifecycle, ListedSandbox, NewSandbox, RefreshRequest,
+    SandboxMetric, Template, TimeoutRequest,
 };
 use super::{CLIENT_ID, ENVD_VERSION};
 use crate::api::AppState;
@@ -149,6 +149,10 @@ fn listed(rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
         metadata: rec.metadata,
         envd_access_token: token,
         domain: None,
+        lifecycle: Lifecycle {
+            auto_resume: rec.persistence.auto_resume,
+            on_timeout: rec.persistence.on_idle.as_str(),
+        },
     }
 }
 

@@ -108,6 +108,11 @@ pub(super) async fn connect_or_resume(
             ));
         }
         let actor = AuditActor::from_caller(caller);
+        // A sandbox paused at the end of its lifetime (`autoPause`) is past
+        // its expiry: moved first, so the reaper does not take the resume
+        // for an expired sandbox and kill it.
+        let lifetime = req.timeout.unwrap_or(rec.persistence.timeout_s);
+        state.sandboxes.set_timeout(id, lifetime, &actor).await?;
         state.sandboxes.resume(id, &actor).await?
     } else if rec.state != SandboxState::Running || only_paused {
         return Err(WarrenError::precondition(format!(

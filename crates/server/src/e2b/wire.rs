@@ -161,6 +161,16 @@ pub struct ListedSandbox {
     pub envd_access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    pub lifecycle: Lifecycle,
+}
+
+/// What the sandbox's end does and whether calls resume it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    pub auto_resume: bool,
+    /// `kill` or `pause`.
+    pub on_timeout: &'static str,
 }
 
 /// One sample of `GET /sandboxes/{id}/metrics`.
