@@ -24,6 +24,7 @@ use warren_api_types::{
 };
 use warren_core::SandboxId;
 
+mod network;
 mod snapshots;
 
 use crate::config::Endpoint;
@@ -108,6 +109,11 @@ impl Client {
     /// The daemon's base URL as the user gave it, for messages.
     pub fn base_url(&self) -> &str {
         self.base.as_str().trim_end_matches('/')
+    }
+
+    /// The daemon's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
     }
 
     /// `base` + `/v1/` + `segments`, each segment percent-encoded.

@@ -32,6 +32,7 @@ Examples:
   warren shell $ID                       interactive terminal
   warren ls --json
   warren kill $ID
+  warren port $ID 8000                   URLs of a server inside
   warren timeline $ID                    what happened in it
   warren audit verify                    check the audit log locally
 
@@ -70,7 +71,9 @@ enum Command {
     Cp(commands::cp::Args),
     Kill(commands::kill::Args),
     Timeout(commands::timeout::Args),
+    Network(commands::network::Args),
     Pause(commands::pause::Args),
+    Port(commands::port::Args),
     Resume(commands::resume::Args),
     Snapshot(commands::snapshot::Args),
     Snapshots(commands::snapshots::Args),
@@ -128,7 +131,9 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Cp(args) => commands::cp::run(&ctx, args).await,
         Command::Kill(args) => commands::kill::run(&ctx, args).await,
         Command::Timeout(args) => commands::timeout::run(&ctx, args).await,
+        Command::Network(args) => commands::network::run(&ctx, args).await,
         Command::Pause(args) => commands::pause::run(&ctx, args).await,
+        Command::Port(args) => commands::port::run(&ctx, args).await,
         Command::Resume(args) => commands::resume::run(&ctx, args).await,
         Command::Snapshot(args) => commands::snapshot::run(&ctx, args).await,
         Command::Snapshots(args) => commands::snapshots::run(&ctx, args).await,

@@ -10,6 +10,7 @@
 //! terminal event (`exit`, `done` or `error`).
 
 mod audit;
+mod network;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,9 @@ use utoipa::ToSchema;
 pub use audit::{
     AuditEntry, AuditEntryList, AuditHeads, AuditLine, ConsistencyProof, InclusionProof,
     SignedHead, Timeline, TimelineEvent,
+};
+pub use network::{
+    NetworkEvent, NetworkEventList, NetworkPolicy, NetworkPolicySchema, UpdateNetworkRequest,
 };
 
 /// Every error the API returns.
@@ -75,6 +79,11 @@ pub struct CreateSandboxRequest {
     /// default true.
     #[serde(default)]
     pub auto_resume: Option<bool>,
+    /// Network policy; default: the daemon's (`--network-default`, deny
+    /// unless configured otherwise).
+    #[serde(default)]
+    #[schema(value_type = Option<NetworkPolicySchema>)]
+    pub network: Option<NetworkPolicy>,
 }
 
 /// A sandbox as the API shows it.
@@ -112,6 +121,15 @@ pub struct Sandbox {
     /// snapshot), for lineage.
     #[serde(default)]
     pub source_snapshot: Option<String>,
+    /// Opens the sandbox's exposed ports (header `X-Warren-Traffic-Token`
+    /// or `?warren_token=`); in the detail, for callers with
+    /// `sandboxes:exec` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_token: Option<String>,
+    /// The effective network policy.
+    #[serde(default)]
+    #[schema(value_type = NetworkPolicySchema)]
+    pub network: NetworkPolicy,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`
@@ -296,6 +314,9 @@ pub struct Health {
     pub version: String,
     /// The sandbox runtime in use, e.g. `gvisor`.
     pub runtime: String,
+    /// Exposed ports answer at `{port}-{id}.{ports_domain}` on the API port.
+    #[serde(default)]
+    pub ports_domain: String,
 }
 
 #[cfg(test)]

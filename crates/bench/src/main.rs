@@ -7,6 +7,7 @@
 mod audit;
 mod e2b;
 mod foundation;
+mod network;
 mod raw;
 mod snapshots;
 mod stats;
@@ -78,6 +79,19 @@ enum Suite {
         #[arg(long, value_delimiter = ',', default_value = "5,10")]
         forks: Vec<usize>,
     },
+    /// Egress through the proxy and resolver against a plain namespace:
+    /// a large download, small HTTPS requests, DNS answers.
+    Network {
+        /// Download size in MB.
+        #[arg(long, default_value_t = 100)]
+        download_mb: u64,
+        /// HTTPS requests, a new connection each.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+        /// DNS queries.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -120,6 +134,14 @@ async fn main() -> anyhow::Result<()> {
             cycles,
             forks,
         } => (RAW_ENGINE, snapshots::run(&sizes, cycles, &forks).await?),
+        Suite::Network {
+            download_mb,
+            requests,
+            queries,
+        } => (
+            ("through Warren", "plain namespace"),
+            network::run(download_mb, requests, queries).await?,
+        ),
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -92,6 +92,18 @@ impl RawRunsc {
         Ok(t.elapsed())
     }
 
+    /// `runsc pause ID`: the container's tasks stop in place.
+    pub fn pause(&self, id: &str) -> anyhow::Result<()> {
+        run(self.runsc().args(["pause", id])).map(drop)
+    }
+
+    /// `runsc resume ID`.
+    pub fn resume(&self, id: &str) -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        run(self.runsc().args(["resume", id]))?;
+        Ok(t.elapsed())
+    }
+
     /// `runsc checkpoint --compression=none` into `image` (the container
     /// is gone afterwards unless `leave_running`).
     pub fn checkpoint(

@@ -8,7 +8,12 @@
 //! `runsc restore --detach` plus `runsc exec true`, on the same rootfs,
 //! without network or agent. Each resume starts once the previous
 //! instance's background `runsc delete` is over, for both sides: it is
-//! the resume of a sandbox that has been paused a while.
+//! the resume of a sandbox that has been paused a while (that daemon runs
+//! with `--standby 0`).
+//!
+//! Standby: a second daemon keeps paused instances frozen; its
+//! resume-to-exec (thaw, agent init, first exec) is measured against
+//! `runsc resume` plus `runsc exec true` of a paused raw container.
 
 use std::time::{Duration, Instant};
 
@@ -89,8 +94,45 @@ fn dir_size(path: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resume-to-exec from standby, of a sandbox holding `mib` MiB.
+async fn standby(rootfs: &std::path::Path, mib: u64, cycles: usize) -> anyhow::Result<Row> {
+    let d = Daemon::start_with(&["--standby", "10m"]).await?;
+    d.ensure_template("base").await?;
+    let id = sandbox_holding(&d, mib).await?;
+    let mut warren = Vec::new();
+    for _ in 0..cycles {
+        post(&d, &format!("/v1/sandboxes/{id}/pause"), json!({})).await?;
+        let t = Instant::now();
+        post(&d, &format!("/v1/sandboxes/{id}/resume"), json!({})).await?;
+        exec_true(&d, &id).await?;
+        warren.push(t.elapsed());
+    }
+    d.delete(&format!("/v1/sandboxes/{id}")).send().await?;
+
+    let hold = hold_memory(mib);
+    let raw = RawRunsc::with_command(rootfs, &["/usr/bin/python3", "-c", &hold])?;
+    let raw_id = format!("rawstandby{mib:010}");
+    raw.start(&raw_id)?;
+    std::thread::sleep(Duration::from_secs(1 + mib / 200));
+    let mut engine = Vec::new();
+    for _ in 0..cycles {
+        raw.pause(&raw_id)?;
+        let t = Instant::now();
+        raw.resume(&raw_id)?;
+        raw.exec_true(&raw_id)?;
+        engine.push(t.elapsed());
+    }
+    raw.remove(&raw_id);
+    Ok(Row::new(
+        format!("resume from standby → first exec, {mib} MiB touched, p50"),
+        "ms",
+        ms(percentile(&mut warren, 50.0)),
+        Some(ms(percentile(&mut engine, 50.0))),
+    ))
+}
+
 pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Result<Vec<Row>> {
-    let d = Daemon::start().await?;
+    let d = Daemon::start_with(&["--standby", "0"]).await?;
     d.ensure_template("base").await?;
     let rootfs = Daemon::templates_dir().join("base").join("rootfs");
     let images = d.data_dir().join("snapshots/images");
@@ -151,6 +193,7 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             w_size as f64 / 1048576.0,
             Some(r_size as f64 / 1048576.0),
         ));
+        rows.push(standby(&rootfs, mib, cycles).await?);
         eprintln!("snapshots: {mib} MiB done");
     }
 

@@ -5,6 +5,8 @@
 //! - [`state`]: the one sandbox state machine; every transition goes through it.
 //! - [`spec`]: what a sandbox is asked to be (template, limits, env, lifetimes).
 //! - [`authz`]: roles, scopes and the permissions they grant.
+//! - [`network`]: network policies (egress rules, secret injection, public
+//!   ports) and the verdicts they give.
 //! - [`persist`]: lifetimes and pause behaviour (idle timeout, paused
 //!   retention, auto-resume).
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
@@ -13,6 +15,7 @@
 pub mod authz;
 pub mod error;
 pub mod id;
+pub mod network;
 pub mod persist;
 pub mod spec;
 pub mod state;
@@ -20,6 +23,7 @@ pub mod state;
 pub use authz::{Permissions, Role, Scope};
 pub use error::{ErrorKind, WarrenError};
 pub use id::{KeyId, SandboxId, SnapshotId, TeamId, UserId};
+pub use network::{NetworkPolicy, Verdict};
 pub use persist::{OnIdle, Persistence};
 pub use spec::{Limits, SandboxSpec};
 pub use state::{SandboxState, Transition};

@@ -27,8 +27,13 @@ pub struct Daemon {
     pub sandbox_api_port: u16,
     pub cidr: String,
     pub http: reqwest::Client,
+    /// Host ports of the sandboxes' resolver and egress proxy.
+    pub dns_port: u16,
+    pub proxy_port: u16,
     data: TempDir,
     child: Option<Child>,
+    /// Extra `warren serve` flags, kept across restarts.
+    serve_args: Vec<String>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -69,6 +74,11 @@ impl Daemon {
 
     /// Starts a daemon with a fresh data directory.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Self::start`] with extra `warren serve` flags.
+    pub async fn start_with(serve_args: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
         let mut d = Self {
             url: String::new(),
@@ -77,8 +87,11 @@ impl Daemon {
             sandbox_api_port: free_port()?.port(),
             cidr: unique_cidr(),
             http: reqwest::Client::new(),
+            dns_port: free_port()?.port(),
+            proxy_port: free_port()?.port(),
             data,
             child: None,
+            serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
         };
         d.spawn()?;
         d.wait_healthy().await?;
@@ -113,6 +126,11 @@ impl Daemon {
             .arg(&self.cidr)
             .arg("--sandbox-api-port")
             .arg(self.sandbox_api_port.to_string())
+            .arg("--dns-port")
+            .arg(self.dns_port.to_string())
+            .arg("--egress-proxy-port")
+            .arg(self.proxy_port.to_string())
+            .args(&self.serve_args)
             .env("WARREN_LOG", "info,warren=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -309,18 +327,19 @@ fn kill_all(url: &str, key: &str) {
 impl Daemon {
     /// A daemon with the `base` template ready.
     pub async fn with_base() -> Self {
-        let d = Self::start().await.expect("daemon starts");
+        Self::with_base_and(&[]).await
+    }
+
+    /// [`Self::with_base`] with extra `warren serve` flags.
+    pub async fn with_base_and(serve_args: &[&str]) -> Self {
+        let d = Self::start_with(serve_args).await.expect("daemon starts");
         d.ensure_template("base").await.expect("base template");
         d
     }
 
     /// Creates a sandbox; `body` is the create request.
     pub async fn create_sandbox(&self, body: serde_json::Value) -> warren_api_types::Sandbox {
-        let resp = self.post("/v1/sandboxes").json(&body).send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        assert_eq!(status, 201, "create failed: {text}\n{}", self.log());
-        serde_json::from_str(&text).unwrap()
+        self.created_as(&self.key, "/v1/sandboxes", body).await
     }
 
     /// Runs an exec request to its end.
@@ -340,6 +359,27 @@ impl Daemon {
     /// GETs `path` and returns the body as text, whatever the status.
     pub async fn get_text(&self, path: &str) -> String {
         self.get(path).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// POSTs `body` to `path` with `key`, expects 201 and decodes the answer.
+    pub async fn created_as<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> T {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert_eq!(status, 201, "POST {path} failed: {text}\n{}", self.log());
+        serde_json::from_str(&text).unwrap()
     }
 
     /// GETs `path` and decodes the JSON answer.

@@ -12,6 +12,7 @@
 
 mod daemon;
 mod http;
+pub mod internet;
 
 pub use daemon::{Daemon, workspace_target};
 pub use http::{ExecOutput, decode_exec};

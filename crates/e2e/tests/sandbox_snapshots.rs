@@ -74,38 +74,100 @@ async fn state(d: &Daemon, id: &str) -> String {
         .state
 }
 
-#[tokio::test]
-async fn sandbox_pause_resume_keeps_processes_memory_files_and_servers() {
-    let d = Daemon::with_base().await;
+/// Whether each resume of `id` so far thawed a frozen instance (true) or
+/// restored the image (false), from the audit log.
+async fn resumes_from_standby(d: &Daemon, id: &str) -> Vec<bool> {
+    let t: warren_api_types::Timeline = d.get_json(&format!("/v1/sandboxes/{id}/timeline")).await;
+    t.events
+        .iter()
+        .filter_map(|e| e.details.get("from_standby").and_then(Value::as_bool))
+        .collect()
+}
+
+/// Pause, wait `gap`, resume: processes, memory, files and servers go on.
+async fn pause_resume_keeps_state(d: &Daemon, gap: Duration) -> String {
     let sb = d.create_sandbox(json!({})).await;
-    populate(&d, &sb.id).await;
-    let secret = memory_secret(&d, &sb.id).await;
+    populate(d, &sb.id).await;
+    let secret = memory_secret(d, &sb.id).await;
     assert!(!secret.is_empty());
-    let before = counter(&d, &sb.id).await;
+    let before = counter(d, &sb.id).await;
 
-    let paused = pause(&d, &sb.id).await;
+    let paused = pause(d, &sb.id).await;
     assert_eq!(paused.state, "paused");
-    let (status, body) = post_json(&d, &format!("/v1/sandboxes/{}/pause", sb.id), json!({})).await;
+    let (status, body) = post_json(d, &format!("/v1/sandboxes/{}/pause", sb.id), json!({})).await;
     assert_eq!(status, 409, "pausing twice: {body}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(gap).await;
 
-    let (status, body) = post_json(&d, &format!("/v1/sandboxes/{}/resume", sb.id), json!({})).await;
+    let (status, body) = post_json(d, &format!("/v1/sandboxes/{}/resume", sb.id), json!({})).await;
     assert_eq!(status, 200, "resume: {body}\n{}", d.log());
-    assert_eq!(state(&d, &sb.id).await, "running");
+    assert_eq!(state(d, &sb.id).await, "running");
     assert_eq!(
-        memory_secret(&d, &sb.id).await,
+        memory_secret(d, &sb.id).await,
         secret,
         "in-memory state of the server"
     );
-    assert_eq!(files(&d, &sb.id).await, "root-file\nhome-file\ntmp-file\n");
-    let after = counter(&d, &sb.id).await;
+    assert_eq!(files(d, &sb.id).await, "root-file\nhome-file\ntmp-file\n");
+    let after = counter(d, &sb.id).await;
     assert!(after >= before, "counter went back: {before} -> {after}");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let later = counter(&d, &sb.id).await;
+    let later = counter(d, &sb.id).await;
     assert!(
         later > after,
         "counter stopped after resume: {after} -> {later}"
     );
+    sb.id
+}
+
+#[tokio::test]
+async fn sandbox_pause_resume_keeps_processes_memory_files_and_servers() {
+    let d = Daemon::with_base_and(&["--standby", "0"]).await;
+    let id = pause_resume_keeps_state(&d, Duration::from_millis(500)).await;
+    assert_eq!(resumes_from_standby(&d, &id).await, [false]);
+}
+
+#[tokio::test]
+async fn sandbox_resume_within_standby_thaws_and_after_it_restores() {
+    let d = Daemon::with_base_and(&["--standby", "3s"]).await;
+    let id = pause_resume_keeps_state(&d, Duration::from_millis(100)).await;
+    assert_eq!(resumes_from_standby(&d, &id).await, [true]);
+    // Past the window the instance is gone and the image serves.
+    pause(&d, &id).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(d.sh(&id, "echo back").await.stdout_str(), "back\n");
+    assert_eq!(resumes_from_standby(&d, &id).await, [true, false]);
+    // A paused sandbox in standby is killed like any other.
+    pause(&d, &id).await;
+    let resp = d
+        .delete(&format!("/v1/sandboxes/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let status = d
+        .get(&format!("/v1/sandboxes/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+    // … and its frozen instance goes with it.
+    let root = d.data_dir().join("runtime/runsc");
+    let listed = || {
+        let out = std::process::Command::new("runsc")
+            .arg("--root")
+            .arg(&root)
+            .arg("list")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains(&id)
+    };
+    for _ in 0..100 {
+        if !listed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the killed sandbox's instance is still there\n{}", d.log());
 }
 
 #[tokio::test]
@@ -167,7 +229,8 @@ async fn sandbox_kill_9_during_pause_leaves_running_or_resumable() {
 
 #[tokio::test]
 async fn sandbox_ten_pause_cycles_keep_a_hundred_files_intact() {
-    let d = Daemon::with_base().await;
+    // From the image every time: standby would thaw instead.
+    let d = Daemon::with_base_and(&["--standby", "0"]).await;
     let sb = d.create_sandbox(json!({})).await;
     d.sh(&sb.id, "mkdir -p ~/data && cd ~/data && for i in $(seq 100); do head -c $((i * 997)) /dev/urandom > f$i; done").await;
     let sums = "cd ~/data && sha256sum f* | sort";
@@ -385,4 +448,86 @@ async fn sandbox_idle_pause_retention_and_garbage_collection() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Opens an exec stream running `script` and returns it once its first
+/// output arrived; the caller keeps it open.
+async fn open_stream(d: &Daemon, id: &str, script: &str) -> reqwest::Response {
+    let mut resp = d
+        .post(&format!("/v1/sandboxes/{id}/exec"))
+        .json(&json!({"cmd": ["bash", "-c", script]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().expect("some output");
+    assert!(!first.is_empty());
+    resp
+}
+
+#[tokio::test]
+async fn sandbox_checkpoints_with_an_exec_stream_open_keep_the_agent_answering() {
+    let d = Daemon::with_base().await;
+    let parent = d.create_sandbox(json!({})).await;
+    // A fork and a pause, each taken while a command streams its output.
+    let stream = open_stream(&d, &parent.id, "echo started; sleep 60").await;
+    let (status, body) = post_json(
+        &d,
+        &format!("/v1/sandboxes/{}/fork", parent.id),
+        json!({"count": 1}),
+    )
+    .await;
+    assert_eq!(status, 201, "fork: {body}\n{}", d.log());
+    drop(stream);
+    let fork: ForkResponse = serde_json::from_str(&body).unwrap();
+    let branch = &fork.sandboxes[0].id;
+    assert_eq!(d.sh(branch, "echo branch").await.stdout_str(), "branch\n");
+    assert_eq!(
+        d.sh(&parent.id, "echo parent").await.stdout_str(),
+        "parent\n"
+    );
+
+    let stream = open_stream(
+        &d,
+        &parent.id,
+        "for i in $(seq 600); do echo tick $i; sleep 0.1; done",
+    )
+    .await;
+    pause(&d, &parent.id).await;
+    drop(stream);
+    assert_eq!(
+        d.sh(&parent.id, "echo resumed").await.stdout_str(),
+        "resumed\n"
+    );
+    // The streaming command itself lived on through the pause.
+    let n = d.sh(&parent.id, "pgrep -c -f 'seq 600'").await.stdout_str();
+    assert_eq!(n.trim(), "1");
+}
+
+#[tokio::test]
+async fn sandbox_exec_stream_follows_its_command_across_a_snapshot() {
+    let d = Daemon::with_base().await;
+    let sb = d.create_sandbox(json!({})).await;
+    let mut resp = d
+        .post(&format!("/v1/sandboxes/{}/exec", sb.id))
+        .json(&json!({"cmd": ["bash", "-c", "echo early; sleep 3; echo late; exit 3"]}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = String::new();
+    while !body.contains("\"stdout\"") {
+        let chunk = resp.chunk().await.unwrap().expect("output before the end");
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let (status, text) = post_json(
+        &d,
+        &format!("/v1/sandboxes/{}/snapshots", sb.id),
+        json!({"name": "mid-command"}),
+    )
+    .await;
+    assert_eq!(status, 201, "snapshot: {text}\n{}", d.log());
+    body.push_str(&resp.text().await.unwrap());
+    let out = warren_e2e::decode_exec(&body).unwrap();
+    assert_eq!(out.stdout_str(), "early\nlate\n", "{body}");
+    assert_eq!(out.exit_code, Some(3), "{body}");
 }

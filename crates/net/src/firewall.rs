@@ -10,18 +10,27 @@
 //! `link`). Hooks run at priority `filter - 10`, before a distribution's own
 //! filter tables:
 //!
+//! - prerouting (nat), only with egress ports set: DNS (UDP and TCP port
+//!   53, to any address) from the pool is redirected to the daemon's
+//!   resolver port, every other TCP connection that is not for this host,
+//!   the pool or link-local to the daemon's egress proxy port;
 //! - forward: drop pool → any sandbox veth (`wv*`, also of other runtimes),
-//!   pool → link-local/cloud metadata (169.254.0.0/16), and any IPv6 from a
-//!   sandbox veth;
+//!   pool → link-local/cloud metadata (169.254.0.0/16) and the other
+//!   always-blocked IPv4 ranges, and any IPv6 from a sandbox veth; accept
+//!   replies; then the sandbox's own chain decides (the `sandboxes`
+//!   verdict map, source address → `jump s<slot>`, see `sandbox_rules`),
+//!   and a pool address without a chain is dropped: default deny, also
+//!   between a (re)install of the table and the daemon applying policies;
 //! - input: from the pool accept only replies to connections the host
 //!   opened (the daemon dials the agent) and new connections to the
-//!   daemon's sandbox API port, if one is set, and drop everything else, so
-//!   the host's other services are unreachable; the sandbox API port takes
-//!   no connection that does not come from a sandbox veth;
+//!   daemon's sandbox API, resolver and proxy ports, if set, and drop
+//!   everything else, so the host's other services are unreachable; those
+//!   ports take no connection that does not come from a sandbox veth;
 //! - postrouting: masquerade the pool towards the outside.
 //!
 //! Installation is one atomic `nft -f` transaction that replaces the table,
-//! so it is idempotent and safe while sandboxes run.
+//! so it is idempotent and safe while sandboxes run (their chains are gone
+//! afterwards and must be applied again: fail closed).
 
 use std::path::Path;
 
@@ -36,7 +45,21 @@ pub struct Firewall {
     table: String,
     pool: AddressPool,
     sandbox_api_port: Option<u16>,
+    egress: Option<EgressPorts>,
 }
+
+/// The host ports of the daemon's per-sandbox resolver and egress proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EgressPorts {
+    pub dns: u16,
+    pub proxy: u16,
+}
+
+/// IPv4 ranges no sandbox reaches whatever its policy (see
+/// `warren_core::network::always_blocked`).
+const BLOCKED4: &str = "0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/3";
+/// IPv4 private ranges (`warren_core::network::is_private`).
+pub(crate) const PRIVATE4: &str = "10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16";
 
 impl Firewall {
     /// The table for the runtime whose state lives in `state_dir`.
@@ -48,7 +71,20 @@ impl Firewall {
             ),
             pool,
             sandbox_api_port: None,
+            egress: None,
         }
+    }
+
+    /// Redirects sandboxes' DNS and TCP to the daemon's resolver and proxy
+    /// ports and lets sandboxes reach those ports.
+    pub fn with_egress_ports(mut self, ports: EgressPorts) -> Self {
+        self.egress = Some(ports);
+        self
+    }
+
+    /// The pool whose sandboxes this table filters.
+    pub fn pool(&self) -> AddressPool {
+        self.pool
     }
 
     /// Lets sandboxes open TCP connections to `port` on the host (the
@@ -119,28 +155,55 @@ impl Firewall {
         let t = &self.table;
         let pool = self.pool;
         let sb = format!("\"{VETH_PREFIX}*\"");
-        let api = match self.sandbox_api_port {
-            Some(port) => format!(
-                "iifname {sb} ip saddr {pool} tcp dport {port} accept
-    iifname != {sb} tcp dport {port} drop
-    "
-            ),
-            None => String::new(),
-        };
+        let from_pool = format!("iifname {sb} ip saddr {pool}");
+        let mut open_ports = String::new();
+        let mut closed_ports = String::new();
+        if let Some(port) = self.sandbox_api_port {
+            open_ports += &format!("{from_pool} tcp dport {port} accept\n    ");
+            closed_ports += &format!("iifname != {sb} tcp dport {port} drop\n    ");
+        }
+        let mut prerouting = String::new();
+        if let Some(EgressPorts { dns, proxy }) = self.egress {
+            open_ports += &format!(
+                "{from_pool} udp dport {dns} accept\n    {from_pool} tcp dport {{ {dns}, {proxy} }} accept\n    "
+            );
+            closed_ports += &format!(
+                "iifname != {sb} udp dport {dns} drop\n    iifname != {sb} tcp dport {{ {dns}, {proxy} }} drop\n    "
+            );
+            prerouting = format!(
+                "  chain prerouting {{
+    type nat hook prerouting priority dstnat - 10; policy accept;
+    {from_pool} udp dport 53 redirect to :{dns}
+    {from_pool} tcp dport 53 redirect to :{dns}
+    {from_pool} ip daddr != {{ {pool}, 169.254.0.0/16 }} fib daddr type != local meta l4proto tcp redirect to :{proxy}
+  }}
+"
+            );
+        }
         format!(
             "table inet {t} {{}}
 delete table inet {t}
 table inet {t} {{
-  chain forward {{
+  set private4 {{
+    type ipv4_addr; flags interval;
+    elements = {{ {PRIVATE4} }}
+  }}
+  map sandboxes {{
+    type ipv4_addr : verdict;
+  }}
+{prerouting}  chain forward {{
     type filter hook forward priority filter - 10; policy accept;
-    iifname {sb} ip saddr {pool} oifname {sb} drop
-    iifname {sb} ip saddr {pool} ip daddr 169.254.0.0/16 drop
+    {from_pool} oifname {sb} drop
+    {from_pool} ip daddr {{ {BLOCKED4} }} drop
     iifname {sb} meta nfproto ipv6 drop
+    {from_pool} ct state established,related accept
+    {from_pool} ip saddr vmap @sandboxes
+    {from_pool} drop
   }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
-    iifname {sb} ip saddr {pool} ct state established,related accept
-    {api}iifname {sb} ip saddr {pool} drop
+    {from_pool} ct state established,related accept
+    {open_ports}{closed_ports}{from_pool} drop
     iifname {sb} meta nfproto ipv6 drop
   }}
   chain postrouting {{
@@ -195,7 +258,8 @@ mod tests {
         let fw = Firewall::new(Path::new("/x"), pool);
         let rules = fw.ruleset();
         assert!(rules.contains("ip saddr 10.88.0.0/20 ip daddr != 10.88.0.0/20"));
-        assert!(rules.contains("169.254.0.0/16 drop"));
+        assert!(rules.contains("169.254.0.0/16, 224.0.0.0/3 } drop"));
+        assert!(rules.contains("ip saddr vmap @sandboxes"));
         assert!(!rules.contains("dport"));
     }
 
@@ -205,6 +269,7 @@ mod tests {
         let rules = Firewall::new(Path::new("/x"), pool)
             .with_sandbox_api_port(8701)
             .ruleset();
+        let rules = &rules[rules.find("chain input").unwrap()..];
         let accept = rules
             .find("ip saddr 10.88.0.0/20 tcp dport 8701 accept")
             .expect("accept rule");
@@ -219,7 +284,14 @@ mod tests {
     fn root_ruleset_is_accepted_by_nft() {
         // `nft -c` only checks the script against the kernel; nothing changes.
         let fw = Firewall::new(Path::new("/x"), "10.88.0.0/20".parse().unwrap());
-        for script in [fw.ruleset(), fw.removal()] {
+        let egress = fw
+            .clone()
+            .with_sandbox_api_port(8701)
+            .with_egress_ports(EgressPorts {
+                dns: 8702,
+                proxy: 8703,
+            });
+        for script in [fw.ruleset(), fw.removal(), egress.ruleset()] {
             run_script_blocking("checking rules", "nft", &["-c", "-f", "-"], &script).unwrap();
         }
     }

@@ -1,6 +1,10 @@
 //! Sandbox networking on the host: an IPv4 pool cut into one /30 per
 //! sandbox, a network namespace and veth pair per sandbox, the helper that
-//! starts runsc inside that namespace, and one nftables table per runtime.
+//! starts runsc inside that namespace, one nftables table per runtime with a
+//! chain and sets per sandbox, and the egress enforcement the daemon runs:
+//! the per-sandbox DNS resolver (`dns`) and the transparent egress proxy
+//! (`proxy`), which find sandboxes by address in the `registry` and report
+//! every decision as a `NetEvent` through an `EventSink`.
 //!
 //! Host-global names (namespaces, interfaces, the nftables table) are derived
 //! from sandbox ids and the runtime's state directory, so several daemons on
@@ -8,15 +12,27 @@
 //! network costs one `ip` process, (re)addressing it before a start another.
 
 mod cmd;
+pub mod dns;
+pub mod egress;
 mod enter;
 mod error;
 mod firewall;
 pub mod link;
 mod names;
 mod pool;
+pub mod proxy;
+pub mod registry;
+mod sandbox_rules;
+mod sever;
+mod sink;
+mod sniff;
 
 pub use enter::NetnsEntry;
 pub use error::NetError;
-pub use firewall::{Firewall, enable_ipv4_forwarding};
+pub use firewall::{EgressPorts, Firewall, enable_ipv4_forwarding};
 pub use names::{INNER_IFACE, NETNS_DIR, SandboxNames, VETH_PREFIX};
 pub use pool::{AddressPool, SLOT_PREFIX, SlotAddrs, host_end};
+pub use sandbox_rules::{MAX_RESOLVED_TTL, MIN_RESOLVED_TTL};
+pub use sever::{QUIESCE, sever_host_connections};
+pub use sink::EventSink;
+pub use sniff::{Sniff, sniff};

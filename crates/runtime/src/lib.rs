@@ -91,6 +91,15 @@ pub trait Runtime: Send + Sync + 'static {
     /// the same id.
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError>;
 
+    /// Suspends every process of the running sandbox in place: no CPU is
+    /// used, memory is kept, [`Self::thaw`] goes on within milliseconds.
+    /// [`Self::stop`] and [`Self::destroy`] also end a frozen sandbox.
+    async fn freeze(&self, id: &SandboxId) -> Result<(), RuntimeError>;
+
+    /// Continues a frozen sandbox; fails if it is not frozen (stopped,
+    /// gone, or never frozen).
+    async fn thaw(&self, id: &SandboxId) -> Result<Instance, RuntimeError>;
+
     /// Removes every trace of the sandbox. Idempotent.
     async fn destroy(&self, id: &SandboxId) -> Result<(), RuntimeError>;
 

@@ -1,10 +1,13 @@
 //! Start-up and shutdown of `warren serve`.
 //!
 //! Order: data directory → secrets → store → audit log (writer, signer;
-//! key `secrets/audit.key`) → bootstrap team and key → runtime → templates
-//! → snapshot store → reconcile with the runtime → sweep the snapshot store
-//! → background workers → listeners (the API, and the sandbox listener that
-//! takes sandbox tokens).
+//! key `secrets/audit.key`) → bootstrap team and key → runtime (its
+//! firewall table redirects sandboxes' DNS and TCP to the resolver and
+//! egress proxy ports) → resolver and egress proxy → templates → snapshot
+//! store → reconcile with the runtime (re-applies every live sandbox's
+//! network policy) → sweep the snapshot store → background workers (and
+//! the network event writer) → listeners (the API, with the port proxy in
+//! front, and the sandbox listener that takes sandbox tokens).
 //! On shutdown the listeners drain, workers stop, the audit signer signs
 //! the log a last time, and live sandboxes keep running: the next start
 //! re-attaches them.
@@ -16,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::middleware;
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpStream};
 use warren_runtime::Runtime;
@@ -28,9 +32,14 @@ use crate::api::{AppState, router};
 use crate::audit::Audit;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
-use crate::service::{Agents, SandboxIdentity, Sandboxes, Teardown, Tenancy};
+use crate::ports::{PortProxy, parse_domain, route as route_ports};
+use crate::service::{Agents, Network, SandboxIdentity, Sandboxes, Standby, Teardown, Tenancy};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError};
+use warren_net::dns::Resolver;
+use warren_net::proxy::EgressProxy;
+use warren_net::registry::Registry;
+use warren_net::{EgressPorts, EventSink};
 
 /// A start-up failure naming what failed, with the error's whole chain.
 fn startup(what: &str, e: impl std::error::Error) -> ServeError {
@@ -64,11 +73,34 @@ pub async fn run(
         )));
     }
     let tokens = TokenIssuer::new(token_secret, config.sandbox_token_ttl_s);
+    let ports_domain = parse_domain(&config.ports_domain)
+        .map_err(|e| ServeError::Startup(format!("--ports-domain: {}", e.message)))?;
+    let port_after = |n: u16, what: &str| {
+        config.listen.port().checked_add(n).ok_or_else(|| {
+            ServeError::Startup(format!("the API port is too high: set the {what} port"))
+        })
+    };
     let sandbox_api_port = match config.sandbox_api_port {
         Some(port) => port,
-        None => config.listen.port().checked_add(1).ok_or_else(|| {
-            ServeError::Startup("the API port is 65535: set the sandbox API port".into())
-        })?,
+        None => port_after(1, "sandbox API")?,
+    };
+    let egress_ports = EgressPorts {
+        dns: match config.dns_port {
+            Some(port) => port,
+            None => port_after(2, "DNS")?,
+        },
+        proxy: match config.egress_proxy_port {
+            Some(port) => port,
+            None => port_after(3, "egress proxy")?,
+        },
+    };
+    config
+        .network_default
+        .validate()
+        .map_err(|e| ServeError::Startup(format!("default network policy: {}", e.message)))?;
+    let dns_upstream = match config.dns_upstream {
+        Some(addr) => addr,
+        None => host_nameserver()?,
     };
 
     let sqlite = SqliteStore::open(&data.join("warren.db"))
@@ -86,10 +118,34 @@ pub async fn run(
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
     let mut runtime_config = GvisorConfig::new(data.join("runtime"), &config.sandbox_cidr);
     runtime_config.sandbox_api_port = Some(sandbox_api_port);
-    let runtime: Arc<dyn Runtime> = Arc::new(
-        GvisorRuntime::new(runtime_config)
-            .map_err(|e| startup("the gVisor runtime is not usable", e))?,
-    );
+    runtime_config.egress_ports = Some(egress_ports);
+    let gvisor = GvisorRuntime::new(runtime_config)
+        .map_err(|e| startup("the gVisor runtime is not usable", e))?;
+    let firewall = gvisor.firewall().clone();
+    let runtime: Arc<dyn Runtime> = Arc::new(gvisor);
+
+    let registry = Registry::default();
+    let (events, events_rx) = EventSink::channel(NETWORK_EVENT_QUEUE);
+    let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let (_, resolver_tasks) = Resolver::new(
+        dns_upstream,
+        registry.clone(),
+        Some(firewall.clone()),
+        events.clone(),
+    )
+    .serve(any(egress_ports.dns))
+    .await
+    .map_err(|e| startup("the sandboxes' DNS resolver", e))?;
+    let (_, proxy_task) = EgressProxy::new(registry.clone(), events, firewall.pool())
+        .serve(any(egress_ports.proxy))
+        .await
+        .map_err(|e| startup("the egress proxy", e))?;
+    tracing::info!(dns = egress_ports.dns, proxy = egress_ports.proxy, upstream = %dns_upstream, "egress enforcement ready");
+    let network = Arc::new(Network::new(
+        Some(firewall),
+        registry.clone(),
+        config.network_default.clone(),
+    ));
     let templates_dir = match &config.templates_dir {
         Some(dir) => absolute(dir)?,
         None => data.join("templates"),
@@ -103,7 +159,8 @@ pub async fn run(
             .map_err(|e| startup("snapshot store", e))?,
     );
 
-    let (teardown, teardown_worker) = Teardown::start(runtime.clone(), store.clone());
+    let (teardown, teardown_worker) =
+        Teardown::start(runtime.clone(), store.clone(), network.clone());
     let agents = Agents::new(agent_secret);
     let sandboxes = Arc::new(Sandboxes {
         store: store.clone(),
@@ -116,6 +173,8 @@ pub async fn run(
         audit: audit.clone(),
         snapshots,
         locks: Default::default(),
+        standby: Standby::new(std::time::Duration::from_secs(config.standby_s)),
+        network,
     });
     sandboxes
         .reconcile()
@@ -129,12 +188,14 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone()));
     let rotation = tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone()));
+    let net_events = tokio::spawn(sandboxes.clone().run_network_events(events_rx, registry));
 
     let state = AppState {
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(templates)),
         tenancy,
         audit,
+        ports_domain: ports_domain.as_str().into(),
     };
     let auth = Authenticator {
         store,
@@ -147,7 +208,8 @@ pub async fn run(
         accepts: Credentials::SandboxTokens,
         ..auth.clone()
     };
-    let api = router(state.clone(), auth);
+    let ports = PortProxy::new(sandboxes.clone(), auth.clone(), &ports_domain);
+    let api = router(state.clone(), auth).layer(middleware::from_fn_with_state(ports, route_ports));
     let sandbox_api = router(state, sandbox_auth);
     let sandbox_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, sandbox_api_port));
     let listener = bind(config.listen).await?;
@@ -180,6 +242,10 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = reaper.await;
     let _ = rotation.await;
+    for task in resolver_tasks.iter().chain([&proxy_task]) {
+        task.abort();
+    }
+    net_events.abort();
     audit_tasks.stop().await;
     drop(sandboxes);
     if tokio::time::timeout(Duration::from_secs(20), teardown_worker)
@@ -189,6 +255,24 @@ pub async fn run(
         tracing::warn!("teardown did not finish; it resumes at the next start");
     }
     Ok(())
+}
+
+/// Network events waiting for the store before new ones are dropped.
+const NETWORK_EVENT_QUEUE: usize = 8192;
+
+/// The first `nameserver` of /etc/resolv.conf, port 53.
+fn host_nameserver() -> Result<SocketAddr, ServeError> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .find_map(|rest| rest.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .ok_or_else(|| {
+            ServeError::Startup(
+                "no nameserver in /etc/resolv.conf: set the sandboxes' DNS upstream (--dns-upstream)"
+                    .into(),
+            )
+        })
 }
 
 type Listener = axum::serve::TapIo<TcpListener, fn(&mut TcpStream)>;

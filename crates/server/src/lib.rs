@@ -11,6 +11,8 @@ pub mod auth;
 mod daemon;
 pub mod e2b;
 pub mod error;
+mod forward;
+pub mod ports;
 pub mod service;
 mod templates;
 
@@ -36,6 +38,22 @@ pub struct Config {
     pub sandbox_api_port: Option<u16>,
     /// Lifetime of sandbox tokens in seconds, 900-3600; default 1800.
     pub sandbox_token_ttl_s: u64,
+    /// Seconds a paused sandbox's instance stays frozen in memory, so a
+    /// resume within them takes milliseconds; 0 turns standby off.
+    pub standby_s: u64,
+    /// Hosts `{port}-{id}.{domain}` reach a sandbox's port; default
+    /// `localhost` ([`ports::DEFAULT_DOMAIN`]).
+    pub ports_domain: String,
+    /// Network policy of sandboxes created without one; default: deny
+    /// everything.
+    pub network_default: warren_core::network::NetworkPolicy,
+    /// Where the sandboxes' resolver sends the queries it allows; default:
+    /// the first nameserver of the host's /etc/resolv.conf, port 53.
+    pub dns_upstream: Option<SocketAddr>,
+    /// Host port of the sandboxes' DNS resolver; default: the API port + 2.
+    pub dns_port: Option<u16>,
+    /// Host port of the transparent egress proxy; default: the API port + 3.
+    pub egress_proxy_port: Option<u16>,
 }
 
 /// Why the daemon could not start or stopped with an error.

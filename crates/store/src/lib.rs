@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use warren_core::network::NetworkPolicy;
 use warren_core::{
     KeyId, Limits, Persistence, Role, SandboxId, SandboxState, Scope, SnapshotId, TeamId, UserId,
 };
@@ -76,6 +77,8 @@ pub struct SandboxRecord {
     pub source_snapshot: Option<SnapshotId>,
     /// The image it resumes from while pausing, paused or resuming.
     pub paused_snapshot: Option<SnapshotId>,
+    /// Its effective network policy.
+    pub network: NetworkPolicy,
 }
 
 /// A new sandbox; the store assigns its network slot.
@@ -92,6 +95,8 @@ pub struct NewSandbox {
     pub expires_at: OffsetDateTime,
     pub persistence: Persistence,
     pub source_snapshot: Option<SnapshotId>,
+    /// Its effective network policy (the daemon resolves defaults).
+    pub network: NetworkPolicy,
 }
 
 /// Why a snapshot exists.
@@ -147,6 +152,8 @@ pub struct NewSnapshot {
     pub size_bytes: u64,
     /// Who took it.
     pub created_by: KeyId,
+    /// The source sandbox's network policy, which branches inherit.
+    pub network: NetworkPolicy,
 }
 
 /// One snapshot row.
@@ -166,6 +173,36 @@ pub struct SnapshotRecord {
     pub created_at: OffsetDateTime,
     /// When its image was deleted; the row then only records lineage.
     pub deleted_at: Option<OffsetDateTime>,
+    pub network: NetworkPolicy,
+}
+
+/// Most network events kept per sandbox; older ones are dropped as new
+/// ones arrive.
+pub const MAX_NETWORK_EVENTS: usize = 1000;
+
+/// A network decision about a sandbox's traffic, to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNetEvent {
+    pub sandbox_id: SandboxId,
+    pub at: OffsetDateTime,
+    /// `dns`, `connect`, `http`, `tls` or `packet`.
+    pub kind: String,
+    pub dest: Option<std::net::IpAddr>,
+    pub port: Option<u16>,
+    pub name: Option<String>,
+    /// `allow` or `deny`.
+    pub verdict: String,
+    /// Why it was denied.
+    pub reason: Option<String>,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+}
+
+/// A stored network event; `seq` orders them (and pages them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetEventRecord {
+    pub seq: i64,
+    pub event: NewNetEvent,
 }
 
 /// Which sandboxes to list.
@@ -364,4 +401,26 @@ pub trait Store: Send + Sync + 'static {
     /// Paused sandboxes that have been paused for their `paused_ttl_s` at
     /// `now`, earliest first.
     async fn expired_paused(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError>;
+
+    // ---- Network ----
+
+    /// Replaces the sandbox's network policy. `NotFound` for an unknown id.
+    async fn set_network(
+        &self,
+        id: &SandboxId,
+        policy: &NetworkPolicy,
+    ) -> Result<SandboxRecord, StoreError>;
+
+    /// Appends network events in one transaction, keeping at most
+    /// [`MAX_NETWORK_EVENTS`] per sandbox.
+    async fn append_network_events(&self, events: &[NewNetEvent]) -> Result<(), StoreError>;
+
+    /// The sandbox's events with `seq` below `before` (all for `None`),
+    /// newest first, at most `limit`.
+    async fn network_events(
+        &self,
+        id: &SandboxId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NetEventRecord>, StoreError>;
 }

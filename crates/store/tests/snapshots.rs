@@ -23,6 +23,7 @@ fn snapshot(of: &SandboxRecord, kind: SnapshotKind, name: Option<&str>) -> NewSn
         parent_snapshot: None,
         size_bytes: 4096,
         created_by: KeyId::generate(),
+        network: of.network.clone(),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `warren create`: start a sandbox and print its id.
 
 use time::OffsetDateTime;
-use warren_api_types::CreateSandboxRequest;
+use warren_api_types::{CreateSandboxRequest, NetworkPolicy};
+use warren_core::network::{Internet, NetRule};
 
 use super::Ctx;
 use crate::output::{human_mib, relative_time};
@@ -16,6 +17,8 @@ Examples:
   warren create --env OPENAI_BASE_URL=http://proxy --metadata owner=alice
   warren create --from-snapshot $SNAPSHOT_ID
   warren create --persistent --idle-timeout 10m
+  warren create --allow github.com --allow '*.pypi.org' --deny 203.0.113.0/24
+  warren create --internet                 every public destination
   ID=$(warren create -q)")]
 pub struct Args {
     /// Template to start from [default on the daemon: base].
@@ -51,6 +54,17 @@ pub struct Args {
     /// Do not resume a paused sandbox when an exec or file call arrives.
     #[arg(long)]
     no_auto_resume: bool,
+    /// Allow every public destination the deny list does not name
+    /// [default on the daemon: deny].
+    #[arg(long)]
+    internet: bool,
+    /// Destination to allow: a CIDR (203.0.113.0/24) or a domain pattern
+    /// (github.com, *.pypi.org); repeatable.
+    #[arg(long, value_name = "RULE", value_parser = super::network::parse_rule)]
+    allow: Vec<NetRule>,
+    /// Destination to deny (wins over allow); repeatable.
+    #[arg(long, value_name = "RULE", value_parser = super::network::parse_rule)]
+    deny: Vec<NetRule>,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
@@ -68,6 +82,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         on_idle: None,
         paused_ttl_s: args.paused_ttl,
         auto_resume: args.no_auto_resume.then_some(false),
+        network: (args.internet || !args.allow.is_empty() || !args.deny.is_empty()).then(|| {
+            NetworkPolicy {
+                internet: if args.internet {
+                    Internet::Allow
+                } else {
+                    Internet::Deny
+                },
+                allow: args.allow,
+                deny: args.deny,
+                ..NetworkPolicy::default()
+            }
+        }),
     };
     let sandbox = client.create(&req).await?;
     if ctx.out.json {

@@ -8,6 +8,8 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
+use warren_core::network::{Internet, NetworkPolicy};
+
 use crate::config::DEFAULT_DATA_DIR;
 use crate::exit;
 
@@ -20,7 +22,8 @@ warren_server=trace). Stops cleanly on SIGTERM or SIGINT.
 Examples:
   warren serve
   WARREN_LOG=debug warren serve --listen 0.0.0.0:8700 --log-format json
-  warren serve --data-dir /srv/warren --sandbox-cidr 10.78.0.0/16")]
+  warren serve --data-dir /srv/warren --sandbox-cidr 10.78.0.0/16
+  warren serve --network-default allow --dns-upstream 192.0.2.53")]
 pub struct Args {
     /// Address of the HTTP API.
     #[arg(
@@ -49,9 +52,76 @@ pub struct Args {
     /// Lifetime of sandbox tokens (15m to 1h); they rotate at half-life.
     #[arg(long, env = "WARREN_SANDBOX_TOKEN_TTL", value_name = "DURATION", default_value = "30m", value_parser = parse_token_ttl)]
     sandbox_token_ttl: u64,
+    /// How long a paused sandbox stays frozen in memory after its image is
+    /// written, so that a resume within it takes milliseconds; 0 turns this off.
+    #[arg(long, env = "WARREN_STANDBY", value_name = "DURATION", default_value = "60s", value_parser = parse_standby)]
+    standby: u64,
+    /// Domain of exposed-port hosts: `{port}-{id}.DOMAIN` on the API port
+    /// reaches that port of a sandbox (`*.localhost` needs no DNS).
+    #[arg(long, env = "WARREN_PORTS_DOMAIN", value_name = "DOMAIN", default_value = warren_server::ports::DEFAULT_DOMAIN, value_parser = parse_ports_domain)]
+    ports_domain: String,
+    /// Network policy of sandboxes created without one: `deny` (only what
+    /// a policy allows) or `allow` (every public destination).
+    #[arg(long, env = "WARREN_NETWORK_DEFAULT", value_enum, default_value_t = NetworkDefault::Deny)]
+    network_default: NetworkDefault,
+    /// A JSON network policy file used as the default instead (same form as
+    /// a sandbox's `network`).
+    #[arg(
+        long,
+        env = "WARREN_NETWORK_POLICY",
+        value_name = "FILE",
+        conflicts_with = "network_default"
+    )]
+    network_policy: Option<PathBuf>,
+    /// DNS server the sandboxes' resolver forwards allowed queries to
+    /// (ADDR or ADDR:PORT) [default: the first nameserver of /etc/resolv.conf].
+    #[arg(long, env = "WARREN_DNS_UPSTREAM", value_name = "ADDR", value_parser = parse_upstream)]
+    dns_upstream: Option<SocketAddr>,
+    /// Host port of the sandboxes' DNS resolver [default: the API port + 2].
+    #[arg(long, env = "WARREN_DNS_PORT", value_name = "PORT")]
+    dns_port: Option<u16>,
+    /// Host port of the transparent egress proxy [default: the API port + 3].
+    #[arg(long, env = "WARREN_EGRESS_PROXY_PORT", value_name = "PORT")]
+    egress_proxy_port: Option<u16>,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum NetworkDefault {
+    Deny,
+    Allow,
+}
+
+/// `ADDR` (port 53) or `ADDR:PORT`.
+fn parse_upstream(raw: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = raw.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 53));
+    }
+    raw.parse()
+        .map_err(|_| format!("expected an address like 192.0.2.53 or 192.0.2.53:5353, got '{raw}'"))
+}
+
+/// The default policy from the flags.
+fn default_policy(args: &Args) -> anyhow::Result<NetworkPolicy> {
+    let Some(path) = &args.network_policy else {
+        return Ok(NetworkPolicy {
+            internet: match args.network_default {
+                NetworkDefault::Deny => Internet::Deny,
+                NetworkDefault::Allow => Internet::Allow,
+            },
+            ..NetworkPolicy::default()
+        });
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the network policy {}", path.display()))?;
+    let policy: NetworkPolicy = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a network policy", path.display()))?;
+    policy
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message))?;
+    Ok(policy)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,6 +139,23 @@ fn parse_token_ttl(raw: &str) -> Result<u64, String> {
         return Err(format!("sandbox tokens live 15m to 1h, got '{raw}'"));
     }
     Ok(d.as_secs())
+}
+
+/// A duration like `60s` or `10m` (at most a day), in seconds; `0` is off.
+fn parse_standby(raw: &str) -> Result<u64, String> {
+    if raw.trim() == "0" {
+        return Ok(0);
+    }
+    let d = humantime::parse_duration(raw)
+        .map_err(|e| format!("expected a duration like 60s or 10m, or 0, got '{raw}': {e}"))?;
+    if d.as_secs() > 86_400 {
+        return Err(format!("standby lasts at most 1 day, got '{raw}'"));
+    }
+    Ok(d.as_secs())
+}
+
+fn parse_ports_domain(raw: &str) -> Result<String, String> {
+    warren_server::ports::parse_domain(raw).map_err(|e| e.message)
 }
 
 /// Accepts `A.B.C.D/N` with N ≤ 30 (each sandbox needs a /30).
@@ -96,6 +183,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         };
         tracing::info!(signal = name, "shutting down");
     };
+    let network_default = default_policy(&args)?;
     let config = warren_server::Config {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -104,6 +192,12 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_cidr: args.sandbox_cidr,
         sandbox_api_port: args.sandbox_api_port,
         sandbox_token_ttl_s: args.sandbox_token_ttl,
+        standby_s: args.standby,
+        ports_domain: args.ports_domain,
+        network_default,
+        dns_upstream: args.dns_upstream,
+        dns_port: args.dns_port,
+        egress_proxy_port: args.egress_proxy_port,
     };
     warren_server::serve(config, shutdown)
         .await

@@ -95,6 +95,8 @@ fn sandbox(id: &str) -> Sandbox {
         idle_timeout_s: None,
         paused_ttl_s: 604800,
         source_snapshot: None,
+        traffic_token: None,
+        network: Default::default(),
     }
 }
 

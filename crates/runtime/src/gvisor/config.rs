@@ -19,6 +19,10 @@ pub struct GvisorConfig {
     /// The daemon's sandbox API port on the host, which sandboxes may
     /// connect to; no other host port is reachable from a sandbox.
     pub sandbox_api_port: Option<u16>,
+    /// The daemon's resolver and egress proxy ports: sandboxes' DNS and
+    /// TCP are redirected there. Without them sandboxes' traffic is only
+    /// filtered by their chains in the firewall table.
+    pub egress_ports: Option<warren_net::EgressPorts>,
 }
 
 impl GvisorConfig {
@@ -30,6 +34,7 @@ impl GvisorConfig {
             pool: pool.to_owned(),
             compress_checkpoints: false,
             sandbox_api_port: None,
+            egress_ports: None,
         }
     }
 }

@@ -11,8 +11,8 @@
 //!   stopped (runsc's own list keeps saying running);
 //! - `destroy`: `runsc kill` + `delete --force`, cgroups, veth, namespace,
 //!   directory — each step skips what is already gone, so it is idempotent
-//!   and cleans up after a partial create. The last destroy removes the
-//!   nftables table.
+//!   and cleans up after a partial create; the sandbox's chain and sets in
+//!   the nftables table go with it. The last destroy removes the table.
 
 mod bundle;
 mod cgroup;
@@ -91,6 +91,9 @@ impl GvisorRuntime {
         if let Some(port) = config.sandbox_api_port {
             firewall = firewall.with_sandbox_api_port(port);
         }
+        if let Some(ports) = config.egress_ports {
+            firewall = firewall.with_egress_ports(ports);
+        }
         firewall.install_blocking()?;
         tracing::debug!(state_dir = %state_dir.display(), table = firewall.table(), %pool, "gVisor runtime ready");
         Ok(Self {
@@ -102,6 +105,12 @@ impl GvisorRuntime {
             firewall_installed: Mutex::new(true),
             pending_deletes: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This runtime's firewall, for the daemon to apply sandboxes' network
+    /// policies to (their chains go when the sandbox is destroyed).
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
     }
 
     /// Name of this runtime's nftables table (family `inet`).
@@ -298,6 +307,10 @@ impl Runtime for GvisorRuntime {
                 detail: "it is not running; start or restore it first".into(),
             });
         }
+        // No connection may be in the image (see `warren_net::sever_host_connections`).
+        if let Err(e) = warren_net::sever_host_connections(rec.sandbox_ip).await {
+            tracing::warn!(sandbox = %id, error = %e, "could not reset the host's connections before a checkpoint");
+        }
         self.runsc
             .checkpoint(id, dest, leave_running, self.compress_checkpoints)
             .await?;
@@ -335,9 +348,46 @@ impl Runtime for GvisorRuntime {
         }
     }
 
+    async fn freeze(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let (_, rec) = self.record(id)?;
+        if rec.status != Status::Running {
+            return Err(RuntimeError::Command {
+                op: format!("freezing sandbox {id}"),
+                detail: "it is not running".into(),
+            });
+        }
+        self.runsc.pause(id).await
+    }
+
+    async fn thaw(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
+        let (_, rec) = self.record(id)?;
+        let frozen = self
+            .runsc
+            .list()
+            .await?
+            .get(id.as_str())
+            .map(String::as_str)
+            == Some("paused");
+        if rec.status != Status::Running || !frozen {
+            return Err(RuntimeError::Command {
+                op: format!("thawing sandbox {id}"),
+                detail: "it is not frozen".into(),
+            });
+        }
+        self.runsc.resume(id).await?;
+        Ok(Self::instance(&rec))
+    }
+
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         let (dir, mut rec) = self.record(id)?;
-        if self.runsc.list().await?.contains_key(id.as_str()) {
+        let status = self.runsc.list().await?.remove(id.as_str());
+        if let Some(status) = status {
+            // A frozen sandbox takes no signal: let it go on, then kill it.
+            if status == "paused"
+                && let Err(e) = self.runsc.resume(id).await
+            {
+                tracing::debug!(sandbox = %id, error = %e, "runsc resume before kill");
+            }
             // An already stopped container refuses the signal: that is fine.
             if let Err(e) = self.runsc.kill(id).await {
                 tracing::debug!(sandbox = %id, error = %e, "runsc kill");
@@ -373,6 +423,16 @@ impl Runtime for GvisorRuntime {
             Err(e) => keep(Err(e)),
         }
         keep(cgroup::remove(id).await);
+        match self.dir(id).load() {
+            Ok(Some(rec)) => keep(
+                self.firewall
+                    .remove_sandbox(rec.net_slot, rec.sandbox_ip)
+                    .await
+                    .map_err(Into::into),
+            ),
+            Ok(None) => {}
+            Err(e) => keep(Err(e)),
+        }
         keep(
             link::remove(&SandboxNames::new(id))
                 .await
@@ -405,8 +465,13 @@ impl Runtime for GvisorRuntime {
             let Some(rec) = self.dir(&id).load()? else {
                 continue;
             };
+            // A frozen instance is live too (it belongs to a paused sandbox
+            // in standby and still holds its memory).
             if rec.status == Status::Running
-                && runsc.get(id.as_str()).map(String::as_str) == Some("running")
+                && matches!(
+                    runsc.get(id.as_str()).map(String::as_str),
+                    Some("running" | "paused")
+                )
             {
                 live.push(Self::instance(&rec));
             }

@@ -143,6 +143,20 @@ impl Runsc {
         self.output("runsc checkpoint", id, cmd).await.map(drop)
     }
 
+    /// `runsc pause <id>`: every task of the sandbox stops where it is.
+    pub async fn pause(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(["pause", id.as_str()]);
+        self.output("runsc pause", id, cmd).await.map(drop)
+    }
+
+    /// `runsc resume <id>`: a paused sandbox goes on.
+    pub async fn resume(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let mut cmd = self.command();
+        cmd.args(["resume", id.as_str()]);
+        self.output("runsc resume", id, cmd).await.map(drop)
+    }
+
     /// `runsc kill <id> KILL`.
     pub async fn kill(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         let mut cmd = self.command();

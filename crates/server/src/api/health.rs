@@ -12,5 +12,6 @@ pub async fn health(State(state): State<AppState>) -> Json<Health> {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         runtime: state.sandboxes.runtime_name().into(),
+        ports_domain: state.ports_domain.to_string(),
     })
 }

@@ -12,6 +12,7 @@ pub(crate) mod extract;
 mod files;
 mod health;
 mod keys;
+mod network;
 mod openapi;
 mod pty;
 mod sandboxes;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::trace::TraceLayer;
 
 use crate::audit::Audit;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub templates: Arc<TemplateBuilds>,
     pub tenancy: Arc<Tenancy>,
     pub audit: Audit,
+    /// The domain of exposed-port hosts (`crate::ports`).
+    pub ports_domain: Arc<str>,
 }
 
 /// Every path the API does not know answers 404 in the API's error format.
@@ -102,6 +105,8 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", delete(keys::revoke))
         .route("/v1/sandboxes/{id}/timeline", get(timeline::timeline))
+        .route("/v1/sandboxes/{id}/network", put(network::update))
+        .route("/v1/sandboxes/{id}/network/events", get(network::events))
         .route("/v1/audit/entries", get(audit::entries))
         .route("/v1/audit/entries/{index}/proof", get(audit::proof))
         .route("/v1/audit/consistency", get(audit::consistency))

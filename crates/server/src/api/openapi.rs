@@ -2,7 +2,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    audit, exec, files, health, keys, pty, sandboxes, snapshots, teams, templates, timeline,
+    audit, exec, files, health, keys, network, pty, sandboxes, snapshots, teams, templates,
+    timeline,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -23,6 +24,7 @@ use super::{
         keys::create, keys::list, keys::revoke,
         audit::entries, audit::proof, audit::consistency, audit::heads,
         timeline::timeline,
+        network::update, network::events,
     ),
     modifiers(&BearerAuth),
 )]

@@ -5,7 +5,7 @@ use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
 use time::format_description::well_known::Rfc3339;
 use warren_api_types::{CreateSandboxRequest, Sandbox, SandboxList, SetTimeoutRequest};
-use warren_core::{SandboxState, WarrenError};
+use warren_core::{SandboxState, Scope, WarrenError};
 use warren_store::{SandboxFilter, SandboxRecord};
 
 use super::AppState;
@@ -36,6 +36,8 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         idle_timeout_s: rec.persistence.idle_timeout_s,
         paused_ttl_s: rec.persistence.paused_ttl_s,
         source_snapshot: rec.source_snapshot.map(|s| s.to_string()),
+        traffic_token: None,
+        network: rec.network,
     }
 }
 
@@ -105,9 +107,15 @@ pub async fn list(
     responses((status = 200, body = Sandbox), (status = 404, body = warren_api_types::ApiError)))]
 pub async fn info(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
 ) -> ApiResult<Json<Sandbox>> {
-    Ok(Json(to_api(state.sandboxes.get(&id).await?)))
+    let mut sandbox = to_api(state.sandboxes.get(&id).await?);
+    // The traffic token opens the sandbox's ports: as much as exec gives.
+    if caller.permissions.contains(Scope::SandboxesExec) {
+        sandbox.traffic_token = Some(state.sandboxes.agents.traffic_token(&id));
+    }
+    Ok(Json(sandbox))
 }
 
 /// Kills a sandbox; its resources are released in the background.

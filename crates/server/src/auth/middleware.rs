@@ -148,7 +148,8 @@ impl Authenticator {
         if sandbox.state.is_terminal() || !dispatched {
             return Err(gone());
         }
-        let from_own_address = peer.is_some_and(|p| self.agents.address(&claims.sbx) == Some(p));
+        let from_own_address =
+            peer.is_some_and(|p| self.agents.source_address(&claims.sbx) == Some(p));
         if !from_own_address {
             return Err(unauthenticated(
                 "sandbox token presented from outside its sandbox",

@@ -56,6 +56,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/keys") => needs(S::KeysManage),
         ("DELETE", "/v1/keys/{id}") => needs(S::KeysManage),
         ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
+        ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
+        ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {
             needs(S::SandboxesManage)
         }

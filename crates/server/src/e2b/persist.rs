@@ -44,15 +44,13 @@ type Id = Result<SandboxPath, AppError>;
 /// [`let_connections_go`]).
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// Before a checkpoint: closes the agent link of `id`, so the proxy lets
-/// its pooled, streaming and spliced connections to the sandbox go, then
-/// leaves the sandbox quiet for [`SETTLE`]. An image holding an established
-/// connection to the agent can restore with the agent wedged
-/// (docs/runtime.md); the SDK's background commands keep such streams
-/// open, and the checkpoint's own short quiesce is for the daemon's
-/// connections. 100 ms closed every connection (the host side showed only
-/// TIME-WAIT), yet a pause right after a command started still restored
-/// wedged 2 times in 18; with the command 500 ms old, none in 10.
+/// Before a checkpoint: replaces the daemon's connections to the agent of
+/// `id`, then leaves the sandbox quiet for [`SETTLE`]. An image holding an
+/// established connection to the agent can restore with the agent wedged
+/// (docs/runtime.md; the checkpoint itself resets every connection). On
+/// runsc 20240729 a pause right after a command started still restored
+/// wedged 2 times in 18 with every host connection closed (the host side
+/// showed only TIME-WAIT); with the command 500 ms old, none in 10.
 async fn let_connections_go(state: &AppState, id: &SandboxId) -> E2bResult<()> {
     state.sandboxes.agents.reconnect(id)?;
     tokio::time::sleep(SETTLE).await;

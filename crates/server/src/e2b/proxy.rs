@@ -2,20 +2,8 @@
 //! sandbox, on the port in `E2b-Sandbox-Port` (49983, the default, is the
 //! agent's envd; any other port reaches the sandbox's own servers).
 //!
-//! Streaming: request and response bodies are passed through frame by
-//! frame (never collected), so a 1 GB upload or an endless process stream
-//! costs a few buffers. Upstream connections are pooled per sandbox, with
-//! TCP_NODELAY (a kept-alive connection without it costs ~44 ms per request
-//! through gVisor's netstack). `Upgrade` requests (WebSocket) are spliced
-//! both ways once both sides answered 101.
-//!
-//! Checkpoints: every connection to a sandbox — pooled, streaming or
-//! spliced — is let go when its agent link closes (`Agents::link`: the
-//! daemon reconnects before and after every pause, fork and snapshot, and
-//! removes the agent of a paused or killed sandbox), so no image holds an
-//! established connection from the proxy (such images can restore with the
-//! agent wedged, docs/runtime.md). A stream cut that way ends early, as a
-//! pause on E2B ends it.
+//! Bodies stream both ways, upstream connections are pooled with
+//! TCP_NODELAY and upgrades are spliced: see [`crate::forward`].
 //!
 //! Who may reach a sandbox, decided before any byte is forwarded:
 //! - `X-Access-Token` equal to the sandbox's envd access token. The token is
@@ -41,28 +29,21 @@
 //! `is_running` reads 502 as "not running"). Credentials meant for Warren
 //! (`X-API-KEY`, Bearer) are never forwarded into the sandbox.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, Version, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::sync::watch;
 use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
 
 use super::error::E2bError;
 use super::exec_audit;
 use crate::auth::Authenticator;
+use crate::forward::{ForwardError, Upstream, is_upgrade, strip_hop_by_hop};
 use crate::service::Sandboxes;
 
 /// The envd port inside every sandbox.
@@ -72,18 +53,12 @@ const SANDBOX_PORT: &str = "e2b-sandbox-port";
 const ACCESS_TOKEN: &str = "x-access-token";
 const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
 
-type Upstream = Client<HttpConnector, Body>;
-/// Each sandbox's pooled client, with the agent link it was made for.
-type Upstreams = Arc<Mutex<HashMap<SandboxId, (watch::Receiver<()>, Upstream)>>>;
-
 /// What the proxy needs.
 #[derive(Clone)]
 pub struct SandboxProxy {
     sandboxes: Arc<Sandboxes>,
     auth: Authenticator,
-    /// One pooled client per sandbox, with the link it was made for; it is
-    /// dropped (its idle connections with it) when that link closes.
-    upstreams: Upstreams,
+    upstream: Upstream,
 }
 
 impl SandboxProxy {
@@ -91,39 +66,8 @@ impl SandboxProxy {
         Self {
             sandboxes,
             auth,
-            upstreams: Arc::default(),
+            upstream: Upstream::new(),
         }
-    }
-
-    /// The pooled client for `target`'s sandbox under its current link.
-    fn upstream(&self, target: &Target) -> Upstream {
-        let mut map = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((link, client)) = map.get(&target.id)
-            && link.same_channel(&target.closed)
-        {
-            return client.clone();
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
-        map.insert(target.id.clone(), (target.closed.clone(), client.clone()));
-        let upstreams = self.upstreams.clone();
-        let id = target.id.clone();
-        let mut closed = target.closed.clone();
-        tokio::spawn(async move {
-            while closed.changed().await.is_ok() {}
-            let mut map = upstreams.lock().unwrap_or_else(|e| e.into_inner());
-            if map
-                .get(&id)
-                .is_some_and(|(link, _)| link.same_channel(&closed))
-            {
-                map.remove(&id);
-            }
-        });
-        client
     }
 }
 
@@ -131,15 +75,8 @@ impl SandboxProxy {
 struct Target {
     id: SandboxId,
     addr: SocketAddr,
-    /// Closes when the connections to this agent must go.
-    closed: watch::Receiver<()>,
     /// The access token to add (the caller showed an API key).
     add_token: Option<String>,
-}
-
-/// Resolves once `closed`'s sender is gone.
-async fn link_closed(mut closed: watch::Receiver<()>) {
-    while closed.changed().await.is_ok() {}
 }
 
 fn not_found(raw: &str) -> E2bError {
@@ -219,12 +156,13 @@ impl SandboxProxy {
             .trim()
             .parse::<SandboxId>()
             .map_err(|_| not_found(raw))?;
-        let (agent, closed) = self
+        let ip = self
             .sandboxes
             .agents
-            .link(&id)
+            .address(&id)
+            .await
             .ok_or_else(|| not_found(raw))?;
-        let addr = SocketAddr::new(agent.ip(), port);
+        let addr = SocketAddr::new(ip, port);
         let agents = &self.sandboxes.agents;
         let presented = match (
             header_str(headers, ACCESS_TOKEN),
@@ -244,7 +182,6 @@ impl SandboxProxy {
                 return Ok(Target {
                     id,
                     addr,
-                    closed,
                     add_token: None,
                 });
             }
@@ -272,7 +209,6 @@ impl SandboxProxy {
             add_token: Some(agents.token(&id)),
             id,
             addr,
-            closed,
         })
     }
 
@@ -293,24 +229,25 @@ impl SandboxProxy {
         let user = query_param(uri, "username").unwrap_or_default();
         let expiration = query_param(uri, "signature_expiration").and_then(|e| e.parse().ok());
         let agents = &self.sandboxes.agents;
-        let id = agents.live().into_iter().find_map(|(id, _)| {
+        agents.live().into_iter().find_map(|(id, agent)| {
             let token = agents.token(&id);
             let input = warren_envd::http_api::file_signature_input(
                 &path, operation, &user, &token, expiration,
             );
             let expected = warren_envd::http_api::file_signature(&Sha256::digest(input.as_bytes()));
-            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then_some(id)
-        })?;
-        let (agent, closed) = agents.link(&id)?;
-        Some(Target {
-            id,
-            addr: SocketAddr::new(agent.ip(), ENVD_PORT),
-            closed,
-            add_token: None,
+            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then(|| Target {
+                id,
+                addr: SocketAddr::new(agent.ip(), ENVD_PORT),
+                add_token: None,
+            })
         })
     }
 
     async fn forward(&self, target: Target, req: Request) -> Response {
+        // No connection may reach a sandbox while a checkpoint is taken.
+        if self.sandboxes.agents.address(&target.id).await.is_none() {
+            return bad_gateway(not_found(target.id.as_str()));
+        }
         let (mut req, exec) =
             if target.addr.port() == ENVD_PORT && req.uri().path() == exec_audit::START_PATH {
                 match exec_audit::read_start(&self.sandboxes, &target.id, req).await {
@@ -320,29 +257,18 @@ impl SandboxProxy {
             } else {
                 (req, None)
             };
-        let upgrade = req.headers().contains_key(header::UPGRADE);
-        let path = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri = match format!("http://{}{path}", target.addr).parse::<Uri>() {
-            Ok(uri) => uri,
-            Err(_) => {
-                return E2bError(WarrenError::invalid("malformed request path")).into_response();
-            }
-        };
-        let inbound_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        *req.uri_mut() = uri;
-        *req.version_mut() = Version::HTTP_11;
+        let upgrade = is_upgrade(req.headers());
         clean_headers(req.headers_mut(), upgrade, target.addr);
         if let Some(token) = &target.add_token
             && let Ok(v) = HeaderValue::from_str(token)
         {
             req.headers_mut().insert(ACCESS_TOKEN, v);
         }
-        let mut resp = match self.upstream(&target).request(req).await {
+        let resp = match self.upstream.send(target.addr, req).await {
             Ok(resp) => resp,
+            Err(ForwardError::BadPath) => {
+                return E2bError(WarrenError::invalid("malformed request path")).into_response();
+            }
             Err(e) => {
                 tracing::debug!(sandbox = %target.id, error = %e, "sandbox proxy: upstream failed");
                 return bad_gateway(E2bError(WarrenError::unavailable(format!(
@@ -352,71 +278,10 @@ impl SandboxProxy {
                 ))));
             }
         };
-        if let Some(inbound) = inbound_upgrade
-            && resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        {
-            let outbound = hyper::upgrade::on(&mut resp);
-            tokio::spawn(splice(inbound, outbound, target.closed.clone()));
-        }
-        if !upgrade {
-            strip_hop_by_hop(resp.headers_mut());
-        }
-        let resp = cut_at_close(resp.map(Body::new), target.closed);
         match exec {
             Some(record) => exec_audit::watch(resp, record),
             None => resp,
         }
-    }
-}
-
-/// The response body, ended early (the upstream connection dropped with
-/// it) when the agent link closes.
-fn cut_at_close(resp: Response, closed: watch::Receiver<()>) -> Response {
-    let (parts, body) = resp.into_parts();
-    let stream = body.into_data_stream().take_until(link_closed(closed));
-    Response::from_parts(parts, Body::from_stream(stream))
-}
-
-/// Copies bytes both ways between an upgraded client and sandbox
-/// connection, until either side closes or the agent link does.
-async fn splice(
-    inbound: hyper::upgrade::OnUpgrade,
-    outbound: hyper::upgrade::OnUpgrade,
-    closed: watch::Receiver<()>,
-) {
-    let (Ok(a), Ok(b)) = (inbound.await, outbound.await) else {
-        return;
-    };
-    let (mut a, mut b) = (TokioIo::new(a), TokioIo::new(b));
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
-        _ = link_closed(closed) => {}
-    }
-}
-
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
     }
 }
 

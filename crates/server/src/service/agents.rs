@@ -4,21 +4,22 @@
 //! daemon secret and the sandbox id (HMAC), so a restarted daemon can talk to
 //! agents it re-attaches without storing tokens anywhere.
 //!
-//! A checkpoint resets every TCP connection of the sandbox (runsc runs with
-//! `--net-disconnect-ok`), so after one the client is replaced
-//! ([`Agents::reconnect`]) rather than reusing pooled connections that are
-//! gone. Other holders of connections to an agent (the E2B proxy) watch
-//! [`Agents::link`]'s signal, which fires on every reconnect and removal,
-//! and let theirs go too: a checkpoint must not hold established
-//! connections to the agent (see docs/runtime.md). An agent restored from a snapshot still holds the token of the
-//! sandbox the snapshot was taken from until it is initialised again.
+//! A checkpoint resets every TCP connection of the sandbox (the runtime
+//! destroys the host ends first: an image holding a connection can restore
+//! with the agent deaf). While one is taken the sandbox is *held*
+//! ([`Agents::hold`]): [`Agents::client`] and [`Agents::address`] wait until
+//! it is over, so no new connection slips into the image, and the client is
+//! then replaced rather than reusing pooled connections that are gone. An
+//! agent restored from a snapshot still holds the token of the sandbox the
+//! snapshot was taken from until it is initialised again.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
+
 use warren_core::{SandboxId, WarrenError};
 use warren_envd::EnvdClient;
 
@@ -28,21 +29,45 @@ use crate::auth::Pepper;
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long one health check may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest wait for a checkpoint to end before a call gives up.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One connected agent.
 #[derive(Clone)]
 struct Agent {
     client: EnvdClient,
     addr: SocketAddr,
-    /// Dropped with the entry (on reconnect and removal): the receivers
-    /// handed out by [`Agents::link`] then see the channel close.
-    closed: Arc<watch::Sender<()>>,
 }
+
+/// Sandboxes being checkpointed: how many holds each has, and a channel
+/// whose closing wakes those waiting.
+type Holds = HashMap<SandboxId, (usize, watch::Sender<()>)>;
 
 #[derive(Clone)]
 pub struct Agents {
     secret: Pepper,
     agents: Arc<RwLock<HashMap<SandboxId, Agent>>>,
+    holds: Arc<Mutex<Holds>>,
+}
+
+/// A sandbox held for a checkpoint; released on drop, when the agent's
+/// client is replaced.
+pub struct Hold {
+    agents: Agents,
+    id: SandboxId,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let _ = self.agents.reconnect(&self.id);
+        let mut holds = self.agents.holds.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((count, _)) = holds.get_mut(&self.id) {
+            *count -= 1;
+            if *count == 0 {
+                holds.remove(&self.id);
+            }
+        }
+    }
 }
 
 impl Agents {
@@ -50,6 +75,43 @@ impl Agents {
         Self {
             secret,
             agents: Arc::default(),
+            holds: Arc::default(),
+        }
+    }
+
+    /// Holds `id` while a checkpoint is taken: new calls wait, the pooled
+    /// connections are dropped now and the client replaced at release.
+    pub fn hold(&self, id: &SandboxId) -> Hold {
+        self.holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.clone())
+            .or_insert_with(|| (0, watch::channel(()).0))
+            .0 += 1;
+        let _ = self.reconnect(id);
+        Hold {
+            agents: self.clone(),
+            id: id.clone(),
+        }
+    }
+
+    /// Waits until no checkpoint holds `id`.
+    async fn unheld(&self, id: &SandboxId) -> Result<(), WarrenError> {
+        let waiting = self
+            .holds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|(_, tx)| tx.subscribe());
+        let Some(mut rx) = waiting else {
+            return Ok(());
+        };
+        // Ends with an error once the sender is dropped: the hold is over.
+        match tokio::time::timeout(HOLD_TIMEOUT, rx.changed()).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(WarrenError::unavailable(format!(
+                "sandbox {id} is still being checkpointed; try again in a moment"
+            ))),
         }
     }
 
@@ -72,7 +134,6 @@ impl Agents {
         let agent = Agent {
             client: client.clone(),
             addr,
-            closed: Arc::new(watch::channel(()).0),
         };
         self.agents
             .write()
@@ -96,8 +157,14 @@ impl Agents {
         }
     }
 
-    /// The agent's client, acting as `user` if given.
-    pub fn get(&self, id: &SandboxId, user: Option<&str>) -> Result<EnvdClient, WarrenError> {
+    /// The agent's client, acting as `user` if given, once no checkpoint
+    /// holds the sandbox.
+    pub async fn client(
+        &self,
+        id: &SandboxId,
+        user: Option<&str>,
+    ) -> Result<EnvdClient, WarrenError> {
+        self.unheld(id).await?;
         self.agents
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -116,7 +183,7 @@ impl Agents {
 
     /// The address the sandbox's traffic comes from, while its agent is
     /// connected.
-    pub fn address(&self, id: &SandboxId) -> Option<IpAddr> {
+    pub fn source_address(&self, id: &SandboxId) -> Option<IpAddr> {
         self.agents
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -124,15 +191,10 @@ impl Agents {
             .map(|a| a.addr.ip())
     }
 
-    /// The agent's address and a receiver whose `changed()` fails once
-    /// the connections made to this address must be closed: the client was
-    /// replaced (before and after a checkpoint) or the agent removed.
-    pub fn link(&self, id: &SandboxId) -> Option<(SocketAddr, watch::Receiver<()>)> {
-        self.agents
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .map(|a| (a.addr, a.closed.subscribe()))
+    /// The sandbox's address to connect to, once no checkpoint holds it.
+    pub async fn address(&self, id: &SandboxId) -> Option<IpAddr> {
+        self.unheld(id).await.ok()?;
+        self.source_address(id)
     }
 
     /// Every connected agent: its sandbox and address.

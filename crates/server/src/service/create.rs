@@ -14,6 +14,7 @@ use serde_json::Map;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 use warren_audit::Outcome;
+use warren_core::network::NetworkPolicy;
 use warren_core::spec::{validate_env, validate_template_name};
 use warren_core::{
     KeyId, Limits, OnIdle, Persistence, SandboxId, SandboxState, SnapshotId, TeamId, Transition,
@@ -64,6 +65,9 @@ pub struct CreateParams {
     pub persistence: Persistence,
     /// Start from this snapshot instead of the template.
     pub snapshot: Option<SnapshotId>,
+    /// The sandbox's network policy; `None` takes the daemon's default (or
+    /// the snapshot's policy when starting from one).
+    pub network: Option<NetworkPolicy>,
 }
 
 impl CreateParams {
@@ -112,6 +116,9 @@ impl CreateParams {
             auto_resume: req.auto_resume.unwrap_or(true),
         };
         persistence.validate()?;
+        if let Some(network) = &req.network {
+            network.validate()?;
+        }
         Ok(Self {
             template,
             limits,
@@ -121,6 +128,7 @@ impl CreateParams {
             dispatcher,
             persistence,
             snapshot,
+            network: req.network,
         })
     }
 }
@@ -182,6 +190,9 @@ impl Sandboxes {
                 expires_at,
                 persistence: p.persistence,
                 source_snapshot: None,
+                network: p
+                    .network
+                    .unwrap_or_else(|| self.network.default_policy().clone()),
             })
             .await?;
         let id = rec.id.clone();
@@ -280,6 +291,7 @@ impl Sandboxes {
         instance: &Instance,
         restored_from: Option<&SandboxId>,
     ) -> Result<(), WarrenError> {
+        self.network.apply(rec, instance.agent_addr.ip()).await?;
         let client = self.agents.attach(&rec.id, instance.agent_addr)?;
         match restored_from {
             // A restored agent answers at once or not at all (see

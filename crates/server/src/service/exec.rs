@@ -7,6 +7,14 @@
 //! cannot be started yields only the `exit` (127 not found, 126 not
 //! executable, with an `error`).
 //!
+//! A checkpoint (snapshot, fork) resets every connection to the sandbox
+//! while the command runs on: the stream then follows the process by
+//! re-attaching to it (`process.Process/Connect` with its pid) once the
+//! checkpoint is over. Output the command wrote in the moment between the
+//! reset and the re-attach is not delivered. A pause ends the stream with an
+//! `exit` whose error says so; the command itself is paused with the
+//! sandbox and continues at resume.
+//!
 //! Audit: every started exec is recorded as one `process.exec` entry when
 //! its `exit` event is produced (argv, user, cwd, exit code, signal, error,
 //! duration). The `exit` line is sent after the entry is committed, so a
@@ -26,7 +34,12 @@ use warren_envd::process::{
     DataEvent, EndEvent, ProcessConfig, ProcessEvent, ProcessInput, ProcessSelector, StartRequest,
 };
 
+use warren_core::SandboxState;
+use warren_envd::client::RpcStream;
+use warren_store::Store;
+
 use super::Sandboxes;
+use super::agents::Agents;
 use crate::audit::{Audit, AuditActor, Event};
 
 pub type ExecStream = Pin<Box<dyn Stream<Item = ExecEvent> + Send>>;
@@ -105,6 +118,49 @@ fn lost(detail: impl std::fmt::Display) -> ExecEvent {
     }
 }
 
+/// A running command whose stream may have to be picked up again.
+struct Follow {
+    store: Arc<dyn Store>,
+    agents: Agents,
+    id: SandboxId,
+    user: Option<String>,
+    pid: u32,
+}
+
+impl Follow {
+    /// The process's events again after its stream broke, if the sandbox
+    /// still runs it (see the module docs); otherwise why not.
+    async fn reattach(&self) -> Result<RpcStream<ProcessEvent>, String> {
+        // Waits for a checkpoint in progress to end.
+        let client = self
+            .agents
+            .client(&self.id, self.user.as_deref())
+            .await
+            .map_err(|e| e.message)?;
+        match self.store.get_sandbox(&self.id).await {
+            Ok(Some(rec)) if rec.state == SandboxState::Running => {}
+            Ok(Some(rec))
+                if rec.state == SandboxState::Paused || rec.state == SandboxState::Pausing =>
+            {
+                return Err(format!(
+                    "the sandbox was paused; pid {} continues when it resumes",
+                    self.pid
+                ));
+            }
+            _ => return Err("the sandbox is no longer running".to_owned()),
+        }
+        let mut events = client
+            .connect(ProcessSelector::Pid(self.pid), None)
+            .await
+            .map_err(|e| format!("could not re-attach to pid {}: {e}", self.pid))?;
+        // Connect answers with the process's start event first.
+        match events.next().await {
+            Some(Ok(ProcessEvent::Start(_))) => Ok(events),
+            _ => Err(format!("could not re-attach to pid {}", self.pid)),
+        }
+    }
+}
+
 /// Records a finished exec: what ran, as whom, how it ended, how long it took.
 struct ExecRecord {
     audit: Audit,
@@ -177,7 +233,7 @@ impl Sandboxes {
     ) -> Result<ExecStream, WarrenError> {
         validate(&req)?;
         self.get_running(id).await?;
-        let client = self.agents.get(id, req.user.as_deref())?;
+        let client = self.agents.client(id, req.user.as_deref()).await?;
         let mut argv = req.cmd.into_iter();
         let cmd = argv.next().unwrap_or_default();
         let start = StartRequest {
@@ -222,27 +278,49 @@ impl Sandboxes {
             client.close_stdin(pid).await.map_err(crate::agent_error)?;
         }
 
-        let head = futures::stream::once(async move { ExecEvent::Start { pid: first.pid } });
+        let pid = first.pid;
+        let head = futures::stream::once(async move { ExecEvent::Start { pid } });
+        let follow = Arc::new(Follow {
+            store: self.store.clone(),
+            agents: self.agents.clone(),
+            id: id.clone(),
+            user: req.user,
+            pid,
+        });
         // `None` state: the terminal event has been sent.
-        let body = futures::stream::unfold(Some(events), |events| async move {
-            let mut events = events?;
-            let b64 = base64::engine::general_purpose::STANDARD;
-            loop {
-                let ev = match events.next().await {
-                    Some(Ok(ProcessEvent::Data(DataEvent::Stdout(b) | DataEvent::Pty(b)))) => {
-                        ExecEvent::Stdout {
-                            data: b64.encode(b),
+        let body = futures::stream::unfold(Some(events), move |events| {
+            let follow = follow.clone();
+            async move {
+                let mut events = events?;
+                let b64 = base64::engine::general_purpose::STANDARD;
+                loop {
+                    let ev = match events.next().await {
+                        Some(Ok(ProcessEvent::Data(DataEvent::Stdout(b) | DataEvent::Pty(b)))) => {
+                            ExecEvent::Stdout {
+                                data: b64.encode(b),
+                            }
                         }
-                    }
-                    Some(Ok(ProcessEvent::Data(DataEvent::Stderr(b)))) => ExecEvent::Stderr {
-                        data: b64.encode(b),
-                    },
-                    Some(Ok(ProcessEvent::End(end))) => return Some((exit_event(end), None)),
-                    Some(Ok(ProcessEvent::Start(_) | ProcessEvent::Keepalive(_))) => continue,
-                    Some(Err(e)) => return Some((lost(e), None)),
-                    None => return Some((lost("the stream ended without an exit event"), None)),
-                };
-                return Some((ev, Some(events)));
+                        Some(Ok(ProcessEvent::Data(DataEvent::Stderr(b)))) => ExecEvent::Stderr {
+                            data: b64.encode(b),
+                        },
+                        Some(Ok(ProcessEvent::End(end))) => return Some((exit_event(end), None)),
+                        Some(Ok(ProcessEvent::Start(_) | ProcessEvent::Keepalive(_))) => continue,
+                        broken => match follow.reattach().await {
+                            Ok(again) => {
+                                events = again;
+                                continue;
+                            }
+                            Err(why) => {
+                                let detail = match broken {
+                                    Some(Err(e)) => format!("{e}; {why}"),
+                                    _ => format!("the stream ended without an exit event; {why}"),
+                                };
+                                return Some((lost(detail), None));
+                            }
+                        },
+                    };
+                    return Some((ev, Some(events)));
+                }
             }
         });
         Ok(head.chain(body).boxed())

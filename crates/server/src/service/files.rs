@@ -51,7 +51,7 @@ impl Sandboxes {
     {
         validate_path(path)?;
         self.get_running(id).await?;
-        let client = self.agents.get(id, user)?;
+        let client = self.agents.client(id, user).await?;
         let stream = client.read_file(path).await.map_err(crate::agent_error)?;
         Ok(stream.map_err(std::io::Error::other))
     }
@@ -73,7 +73,7 @@ impl Sandboxes {
     {
         validate_path(path)?;
         self.get_running(id).await?;
-        let client = self.agents.get(id, user)?;
+        let client = self.agents.client(id, user).await?;
         let seen = Arc::new(AtomicU64::new(0));
         let counter = seen.clone();
         let digest = Arc::new(Mutex::new(Sha256::new()));

@@ -42,6 +42,8 @@ struct Branch {
     persistence: warren_core::Persistence,
     /// Who the branch acts for: whoever asked for it.
     dispatcher: Dispatcher,
+    /// Its network policy; `None` takes the snapshot's.
+    network: Option<warren_core::network::NetworkPolicy>,
 }
 
 impl Sandboxes {
@@ -82,6 +84,7 @@ impl Sandboxes {
                     env: BTreeMap::new(),
                     persistence: parent.persistence,
                     dispatcher: dispatcher.clone(),
+                    network: Some(parent.network.clone()),
                 },
                 actor,
             )
@@ -133,6 +136,7 @@ impl Sandboxes {
                 env: p.env,
                 persistence: p.persistence,
                 dispatcher: p.dispatcher,
+                network: p.network,
             },
             actor,
         )
@@ -163,6 +167,7 @@ impl Sandboxes {
                 expires_at,
                 persistence: b.persistence,
                 source_snapshot: Some(snapshot.id.clone()),
+                network: b.network.unwrap_or_else(|| snapshot.network.clone()),
             })
             .await?;
         if let Err(e) = self.restore_instance(&rec, snapshot).await {

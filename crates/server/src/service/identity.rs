@@ -149,7 +149,7 @@ impl Sandboxes {
             };
             let now = OffsetDateTime::now_utc();
             for rec in running.iter().filter(|r| self.identity.due(&r.id, now)) {
-                let result = match self.agents.get(&rec.id, None) {
+                let result = match self.agents.client(&rec.id, None).await {
                     Ok(client) => self.issue_token(&client, rec, "rotate").await,
                     Err(e) => Err(e),
                 };

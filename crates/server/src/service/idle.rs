@@ -38,6 +38,7 @@ impl Sandboxes {
             }
             Err(e) => tracing::warn!(error = %e, "could not list expired paused sandboxes"),
         }
+        self.evict_standby().await;
         if let Err(e) = self.collect_garbage().await {
             tracing::warn!(error = %e.message, "snapshot garbage collection failed");
         }

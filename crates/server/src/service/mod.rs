@@ -19,11 +19,13 @@ mod identity;
 mod idle;
 mod lifetimes;
 mod locks;
+mod network;
 mod pause;
 mod pty;
 pub mod reconcile;
 mod record;
 mod snapshots;
+mod standby;
 mod start;
 pub mod teardown;
 mod tenancy;
@@ -46,8 +48,10 @@ pub use create::{CreateParams, Dispatcher};
 pub use exec::ExecStream;
 pub use fork::MAX_FORK;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
+pub use network::{DENY_AUDIT_EVERY, Network};
 pub use pty::{PtyEvents, PtySession};
 pub use snapshots::SnapshotView;
+pub use standby::Standby;
 pub use teardown::Teardown;
 pub use tenancy::{KeyRequest, MintedKey, Tenancy};
 
@@ -68,6 +72,8 @@ pub struct Sandboxes {
     pub(crate) audit: Audit,
     pub(crate) snapshots: Arc<dyn SnapshotStore>,
     pub(crate) locks: locks::Locks,
+    pub(crate) standby: Standby,
+    pub(crate) network: Arc<Network>,
 }
 
 impl Sandboxes {
@@ -147,6 +153,7 @@ impl Sandboxes {
         let from = rec.state;
         self.transition(id, Transition::Kill).await?;
         self.agents.remove(id);
+        self.forget_standby(id);
         self.identity.forget(id);
         self.locks.forget(id);
         self.teardown.enqueue(id.clone());

@@ -35,10 +35,6 @@ use crate::audit::AuditActor;
 /// calls does not turn into a stream of store writes.
 const ACTIVITY_GRANULARITY: time::Duration = time::Duration::seconds(1);
 
-/// How long the agent gets to close the daemon's connections before a
-/// checkpoint (see `capture`).
-const QUIESCE: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// Restores of one image before a resume gives up (see `restore_instance`).
 const RESTORE_ATTEMPTS: u32 = 3;
 
@@ -87,9 +83,7 @@ impl Sandboxes {
             }
         };
         self.agents.remove(id);
-        if let Err(e) = self.runtime.stop(id).await {
-            tracing::warn!(sandbox = %id, error = %e, "could not stop a paused sandbox's instance");
-        }
+        self.release_paused(id).await;
         tracing::info!(sandbox = %id, snapshot = %snapshot, size, "sandbox paused");
         let details = details([
             ("snapshot", snapshot.to_string().into()),
@@ -120,7 +114,12 @@ impl Sandboxes {
         }
         let snapshot = self.paused_image(&rec).await?;
         self.transition(id, Transition::BeginResume).await?;
-        if let Err(e) = self.restore_instance(&rec, &snapshot).await {
+        let thawed = self.thaw_standby(&rec).await;
+        let restored = match thawed {
+            true => Ok(()),
+            false => self.restore_instance(&rec, &snapshot).await,
+        };
+        if let Err(e) = restored {
             tracing::warn!(sandbox = %id, error = %e.message, "resume failed; the sandbox stays paused");
             self.agents.remove(id);
             if let Err(e) = self.runtime.stop(id).await {
@@ -132,8 +131,11 @@ impl Sandboxes {
             return Err(e);
         }
         let resumed = self.finish_restore(id).await?;
-        tracing::info!(sandbox = %id, "sandbox resumed");
-        let details = details([("snapshot", snapshot.id.to_string().into())]);
+        tracing::info!(sandbox = %id, from_standby = thawed, "sandbox resumed");
+        let details = details([
+            ("snapshot", snapshot.id.to_string().into()),
+            ("from_standby", thawed.into()),
+        ]);
         self.record_lifecycle(actor, id, "sandbox.resume", Outcome::Ok, details)
             .await;
         Ok(resumed)
@@ -183,16 +185,16 @@ impl Sandboxes {
         snapshot: &SnapshotId,
     ) -> Result<u64, WarrenError> {
         let dir = self.snapshots.stage(snapshot).await?;
-        // Close the daemon's connections to the agent first and give the
-        // agent a moment to see them go: an image holding an established
-        // connection to the agent (reset at save by `--net-disconnect-ok`)
-        // can restore with the agent's listener wedged for good (runsc
-        // 20240729; see docs/runtime.md).
-        self.agents.reconnect(id)?;
-        tokio::time::sleep(QUIESCE).await;
+        // No new connection may reach the sandbox until the image is taken
+        // (the runtime resets the existing ones; see docs/runtime.md).
+        let hold = self.agents.hold(id);
         let result = async {
+            let at = std::time::Instant::now();
             self.runtime.checkpoint(id, &dir, true).await?;
-            Ok::<_, WarrenError>(self.snapshots.commit(snapshot).await?)
+            let saved = at.elapsed();
+            let size = self.snapshots.commit(snapshot).await?;
+            tracing::debug!(sandbox = %id, snapshot = %snapshot, size, checkpoint_ms = saved.as_millis() as u64, commit_ms = (at.elapsed() - saved).as_millis() as u64, "image captured");
+            Ok::<_, WarrenError>(size)
         }
         .await;
         if result.is_err()
@@ -200,7 +202,7 @@ impl Sandboxes {
         {
             tracing::warn!(snapshot = %snapshot, error = %e, "could not drop a failed checkpoint");
         }
-        self.agents.reconnect(id)?;
+        drop(hold);
         result
     }
 
@@ -226,6 +228,7 @@ impl Sandboxes {
             parent_snapshot: rec.source_snapshot.clone(),
             size_bytes,
             created_by: by.clone(),
+            network: rec.network.clone(),
         }
     }
 
@@ -233,15 +236,17 @@ impl Sandboxes {
     /// and initialises its agent.
     ///
     /// With runsc 20240729 a restored sandbox can accept TCP connections
-    /// while its agent never answers; `capture` avoids the cause it was
-    /// traced to (connections to the agent inside the image). Should it
-    /// still happen, an agent that does not answer within a few seconds
-    /// gets its instance restored again.
+    /// while its agent never answers; the runtime avoids the cause it was
+    /// traced to (connections inside the image). Should it still happen,
+    /// an agent that does not answer within a few seconds gets its
+    /// instance restored again.
     pub(super) async fn restore_instance(
         &self,
         rec: &SandboxRecord,
         snapshot: &SnapshotRecord,
     ) -> Result<(), WarrenError> {
+        // The restore replaces any instance of this id, a frozen one too.
+        self.forget_standby(&rec.id);
         let template = self.templates.get(&rec.template)?;
         let image = self.snapshots.open(&snapshot.id).await?;
         let spec = self.runtime_spec(rec, template.rootfs);

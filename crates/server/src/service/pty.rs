@@ -69,7 +69,7 @@ impl Sandboxes {
             return Err(WarrenError::invalid("cols and rows must be at least 1"));
         }
         self.get_running(id).await?;
-        let client = self.agents.get(id, user)?;
+        let client = self.agents.client(id, user).await?;
         let opened = Event::sandbox("pty.open", id, warren_audit::Outcome::Ok)
             .with("cmd", cmd.clone())
             .with("user", user.unwrap_or("user"))

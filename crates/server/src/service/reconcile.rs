@@ -52,7 +52,16 @@ impl Sandboxes {
                     };
                     let back = rec.state == SandboxState::Running
                         || self.transition(&rec.id, Transition::Started).await.is_ok();
-                    if ready && back {
+                    // The runtime replaced the firewall table at start-up:
+                    // the sandbox gets its rules back before anything else.
+                    let enforced = match self.network.apply(&rec, addr.ip()).await {
+                        Ok(()) => true,
+                        Err(e) => {
+                            tracing::warn!(sandbox = %rec.id, error = %e.message, "could not enforce the network policy");
+                            false
+                        }
+                    };
+                    if ready && back && enforced {
                         report.reattached += 1;
                         continue;
                     }

@@ -34,7 +34,7 @@ impl Sandboxes {
         instance: &Instance,
         start: &StartCommand,
     ) -> Result<(), WarrenError> {
-        let client = self.agents.get(&rec.id, Some(start.user))?;
+        let client = self.agents.client(&rec.id, Some(start.user)).await?;
         let mut argv = start.cmd.iter().cloned();
         let req = StartRequest {
             process: Some(ProcessConfig {

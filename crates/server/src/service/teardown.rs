@@ -31,6 +31,7 @@ impl Teardown {
     pub fn start(
         runtime: Arc<dyn Runtime>,
         store: Arc<dyn Store>,
+        network: Arc<super::Network>,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<SandboxId>();
         let worker = tokio::spawn(async move {
@@ -42,8 +43,11 @@ impl Teardown {
                 };
                 let runtime = runtime.clone();
                 let store = store.clone();
+                let network = network.clone();
                 running.spawn(async move {
-                    destroy(runtime.as_ref(), store.as_ref(), &id).await;
+                    if destroy(runtime.as_ref(), store.as_ref(), &id).await {
+                        network.forget(&id);
+                    }
                     drop(permit);
                 });
                 while running.try_join_next().is_some() {}
@@ -60,10 +64,11 @@ impl Teardown {
     }
 }
 
-async fn destroy(runtime: &dyn Runtime, store: &dyn Store, id: &SandboxId) {
+/// Whether the sandbox's instance is gone.
+async fn destroy(runtime: &dyn Runtime, store: &dyn Store, id: &SandboxId) -> bool {
     if let Err(e) = runtime.destroy(id).await {
         tracing::warn!(sandbox = %id, error = %e, "teardown failed; it is retried at the next start");
-        return;
+        return false;
     }
     match store.release_slot(id).await {
         // Not in the store: an instance reconciliation found and removed.
@@ -72,4 +77,5 @@ async fn destroy(runtime: &dyn Runtime, store: &dyn Store, id: &SandboxId) {
         }
         Err(e) => tracing::warn!(sandbox = %id, error = %e, "could not release the network slot"),
     }
+    true
 }

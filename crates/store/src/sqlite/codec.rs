@@ -14,13 +14,27 @@ use warren_core::{
     KeyId, Limits, Persistence, SandboxId, SandboxState, Scope, SnapshotId, TeamId, UserId,
 };
 
-use crate::{KeyRecord, SandboxRecord, SnapshotRecord, StoreError, TeamRecord, UserRecord};
+use warren_core::network::NetworkPolicy;
+
+use crate::{
+    KeyRecord, NetEventRecord, NewNetEvent, SandboxRecord, SnapshotRecord, StoreError, TeamRecord,
+    UserRecord,
+};
 
 pub(super) const SANDBOXES: &str = "sandboxes";
 pub(super) const API_KEYS: &str = "api_keys";
 pub(super) const TEAMS: &str = "teams";
 pub(super) const USERS: &str = "users";
 pub(super) const SNAPSHOTS: &str = "snapshots";
+pub(super) const NETWORK_EVENTS: &str = "network_events";
+
+/// A network policy as its JSON wire form, for the `network` columns.
+pub(super) fn encode_network(policy: &NetworkPolicy) -> Result<String, StoreError> {
+    serde_json::to_string(policy).map_err(|source| StoreError::Encode {
+        what: "network policy",
+        source,
+    })
+}
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
@@ -141,6 +155,11 @@ impl<'r> RowReader<'r> {
             .transpose()
     }
 
+    fn network(&self) -> Result<NetworkPolicy, StoreError> {
+        let text: String = self.get("network")?;
+        serde_json::from_str(&text).map_err(|e| self.corrupt("network", e))
+    }
+
     fn map(&self, column: &str) -> Result<BTreeMap<String, String>, StoreError> {
         let text: String = self.get(column)?;
         serde_json::from_str(&text).map_err(|e| self.corrupt(column, e))
@@ -176,6 +195,7 @@ pub(super) fn sandbox_from_row(row: &SqliteRow) -> Result<SandboxRecord, StoreEr
         last_activity: r.optional_time("last_activity")?.unwrap_or(created_at),
         source_snapshot: r.optional_parse("source_snapshot")?,
         paused_snapshot: r.optional_parse("paused_snapshot")?,
+        network: r.network()?,
         id,
     })
 }
@@ -197,7 +217,34 @@ pub(super) fn snapshot_from_row(row: &SqliteRow) -> Result<SnapshotRecord, Store
         created_by: r.parse("created_by")?,
         created_at: r.time("created_at")?,
         deleted_at: r.optional_time("deleted_at")?,
+        network: r.network()?,
         id,
+    })
+}
+
+pub(super) fn net_event_from_row(row: &SqliteRow) -> Result<NetEventRecord, StoreError> {
+    let mut r = RowReader::new(row, NETWORK_EVENTS);
+    let seq: i64 = r.get("seq")?;
+    r.id = seq.to_string();
+    let port: Option<i64> = r.get("port")?;
+    Ok(NetEventRecord {
+        seq,
+        event: NewNetEvent {
+            sandbox_id: r.parse("sandbox_id")?,
+            at: r.time("at")?,
+            kind: r.get("kind")?,
+            dest: r.optional_parse("dest")?,
+            port: port
+                .map(|p| {
+                    u16::try_from(p).map_err(|_| r.corrupt("port", format!("{p} is out of range")))
+                })
+                .transpose()?,
+            name: r.get("name")?,
+            verdict: r.get("verdict")?,
+            reason: r.get("reason")?,
+            bytes_out: r.u64("bytes_out")?,
+            bytes_in: r.u64("bytes_in")?,
+        },
     })
 }
 

@@ -30,6 +30,7 @@
 mod audit;
 mod codec;
 mod keys;
+mod network;
 mod sandboxes;
 mod snapshots;
 mod teams;
@@ -46,9 +47,11 @@ use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
 
 pub use audit::SqliteAudit;
 
+use warren_core::network::NetworkPolicy;
+
 use crate::{
-    KeyRecord, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SnapshotRecord, Store,
-    StoreError, TeamRecord, UserRecord,
+    KeyRecord, NetEventRecord, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord,
+    SnapshotRecord, Store, StoreError, TeamRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -117,6 +120,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .before_acquire(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(options.clone())
             .await
             .map_err(open_error)?;
@@ -313,4 +317,46 @@ impl Store for SqliteStore {
     async fn expired_paused(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError> {
         snapshots::expired_paused(&self.reader, now).await
     }
+
+    async fn set_network(
+        &self,
+        id: &SandboxId,
+        policy: &NetworkPolicy,
+    ) -> Result<SandboxRecord, StoreError> {
+        network::set_policy(&self.writer, id, policy).await
+    }
+
+    async fn append_network_events(&self, events: &[NewNetEvent]) -> Result<(), StoreError> {
+        network::append(&self.writer, events).await
+    }
+
+    async fn network_events(
+        &self,
+        id: &SandboxId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<NetEventRecord>, StoreError> {
+        network::list(&self.reader, id, before, limit).await
+    }
+}
+
+/// Whether a pooled connection is fit to hand out: not stuck inside a
+/// transaction. A transaction whose commit fails and whose rollback then
+/// fails too (SQLite rolls back by itself on `SQLITE_FULL`, so the explicit
+/// `ROLLBACK` finds none) leaves the driver counting an open transaction
+/// forever, and every later `BEGIN` on that connection is refused. Such a
+/// connection is discarded; the pool opens a fresh one. A rollback queued
+/// by a dropped transaction is waited for first (one round trip, only when
+/// a transaction is still counted).
+async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    sqlx::query("SELECT 1").execute(&mut *conn).await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("discarding a store connection left inside a failed transaction");
+    }
+    Ok(clean)
 }

@@ -20,7 +20,7 @@ use sqlx::SqlitePool;
 use time::OffsetDateTime;
 use warren_core::{SandboxId, SandboxState, Transition};
 
-use super::codec::{encode_map, parse_state, sandbox_from_row, to_i64, to_millis};
+use super::codec::{encode_map, encode_network, parse_state, sandbox_from_row, to_i64, to_millis};
 use crate::{NewSandbox, SandboxFilter, SandboxRecord, StoreError};
 
 /// The lowest slot no sandbox holds: 0 if free, else the smallest held
@@ -42,6 +42,7 @@ pub(super) async fn create(
 ) -> Result<SandboxRecord, StoreError> {
     let env = encode_map("env", &new.env)?;
     let metadata = encode_map("metadata", &new.metadata)?;
+    let network = encode_network(&new.network)?;
     let now = to_millis(OffsetDateTime::now_utc());
 
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -63,9 +64,9 @@ pub(super) async fn create(
                                 net_slot, created_by, created_at, state_changed_at, expires_at,
                                 team, owner,
                                 timeout_s, auto_resume, on_idle, idle_timeout_s, paused_ttl_s,
-                                source_snapshot)
+                                source_snapshot, network)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14,
-                 ?15, ?16, ?17, ?18, ?19, ?20)
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21)
          RETURNING *",
     )
     .bind(new.id.as_str())
@@ -88,6 +89,7 @@ pub(super) async fn create(
     .bind(new.persistence.idle_timeout_s.map(to_i64))
     .bind(to_i64(new.persistence.paused_ttl_s))
     .bind(new.source_snapshot.as_ref().map(|s| s.as_str().to_owned()))
+    .bind(network)
     .fetch_one(&mut *tx)
     .await?;
     let record = sandbox_from_row(&row)?;

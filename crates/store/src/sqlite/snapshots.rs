@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use warren_core::{SandboxId, SandboxState, SnapshotId};
 
 use super::codec::{
-    encode_map, parse_state, sandbox_from_row, snapshot_from_row, to_i64, to_millis,
+    encode_map, encode_network, parse_state, sandbox_from_row, snapshot_from_row, to_i64, to_millis,
 };
 use super::sandboxes::parse_ids;
 use crate::{NewSnapshot, SandboxRecord, SnapshotRecord, StoreError};
@@ -40,8 +40,9 @@ async fn insert(
     }
     let row = sqlx::query(
         "INSERT INTO snapshots (id, sandbox_id, kind, name, template, cpus, memory_mb, pids,
-                                env, parent_snapshot, size_bytes, created_by, created_at, team)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                env, parent_snapshot, size_bytes, created_by, created_at, team,
+                                network)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
          RETURNING *",
     )
     .bind(s.id.as_str())
@@ -58,6 +59,7 @@ async fn insert(
     .bind(s.created_by.as_str())
     .bind(to_millis(OffsetDateTime::now_utc()))
     .bind(s.team.as_str())
+    .bind(encode_network(&s.network)?)
     .fetch_one(&mut *tx)
     .await?;
     snapshot_from_row(&row)

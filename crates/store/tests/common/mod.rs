@@ -98,6 +98,7 @@ pub fn new_sandbox() -> NewSandbox {
         expires_at: OffsetDateTime::now_utc() + Duration::minutes(5),
         persistence: Persistence::default(),
         source_snapshot: None,
+        network: Default::default(),
     }
 }
 
