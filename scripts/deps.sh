@@ -8,7 +8,8 @@
 # - nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc;
 # - cargo-nextest, if missing;
 # - the E2B SDK test environments under target/ (pinned Python venvs for
-#   e2b 2.63.0 and 2.45.1, the npm `e2b` package), see tests/e2b/.
+#   e2b 2.63.0 with e2b-code-interpreter 2.11.5, and e2b 2.45.1; the npm
+#   `e2b` package), see tests/e2b/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root

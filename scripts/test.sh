@@ -8,7 +8,7 @@
 #   WARREN_BIN              target/debug/warren
 #   WARREN_TEST_AGENT       the static agent (release, crt-static)
 #   WARREN_TEST_TEMPLATES   target/test-templates, filled here once with the
-#                           `tiny` and `base` templates by the template crate's
+#                           `tiny`, `base` and `code-interpreter` templates by the template crate's
 #                           `build-template` example. Tests that need another
 #                           template build it there through the same locked
 #                           store, so concurrent tests never build twice.
@@ -27,8 +27,8 @@ build_static_agent
 export WARREN_BIN="$WARREN_ROOT/target/debug/warren"
 export WARREN_TEST_AGENT="$STATIC_AGENT"
 export WARREN_TEST_TEMPLATES="$WARREN_ROOT/target/test-templates"
-log "preparing test templates in $WARREN_TEST_TEMPLATES (base takes 20-60 s the first time)"
-cargo run -q -p warren-template --example build-template -- "$WARREN_TEST_TEMPLATES" tiny base >/dev/null
+log "preparing test templates in $WARREN_TEST_TEMPLATES (base takes 20-60 s the first time, code-interpreter 1-2 min more)"
+cargo run -q -p warren-template --example build-template -- "$WARREN_TEST_TEMPLATES" tiny base code-interpreter >/dev/null
 
 failed=()
 log "cargo fmt --check"

@@ -1,9 +1,17 @@
-"""The async SDK: lifecycle, pagination, commands, files, PTY and watching."""
+"""The async SDK: lifecycle, pagination, commands, files, PTY, watching, pause,
+connect and fork."""
 
 import asyncio
 
 import pytest
-from e2b import AsyncSandbox, CommandExitException, FilesystemEventType, PtySize, SandboxQuery
+from e2b import (
+    AsyncSandbox,
+    CommandExitException,
+    FilesystemEventType,
+    PtySize,
+    SandboxQuery,
+    SandboxState,
+)
 
 from conftest import TEMPLATE
 
@@ -85,3 +93,28 @@ async def test_watch_dir(asbx):
     finally:
         await w.stop()
     assert any(e.name == "f.txt" for e in events)
+
+
+async def test_pause_connect_and_fork(run_id):
+    meta = {"run": run_id, "case": "apause"}
+    s = await AsyncSandbox.create(TEMPLATE, timeout=300, metadata=meta)
+    made = [s]
+    try:
+        sleeper = await s.commands.run("sleep 600", background=True)
+        await s.files.write("/home/user/ap.txt", "async pause")
+        assert await s.pause() is True
+        assert await s.pause() is False
+        paused = AsyncSandbox.list(query=SandboxQuery(metadata=meta, state=[SandboxState.PAUSED]))
+        assert [x.sandbox_id for x in await paused.next_items()] == [s.sandbox_id]
+
+        back = await AsyncSandbox.connect(s.sandbox_id)
+        assert await back.files.read("/home/user/ap.txt") == "async pause"
+        assert sleeper.pid in [p.pid for p in await back.commands.list()]
+
+        [branch] = await back.fork()
+        made.append(branch)
+        await branch.files.write("/home/user/ap.txt", "branch")
+        assert await back.files.read("/home/user/ap.txt") == "async pause"
+        assert await branch.files.read("/home/user/ap.txt") == "branch"
+    finally:
+        await asyncio.gather(*(x.kill() for x in made))

@@ -30,6 +30,13 @@ def test_core_flow(run_id):
 
         s.set_timeout(300)
         assert Sandbox.connect(s.sandbox_id).commands.run("echo again").stdout == "again\n"
+
+        # Pause, then connect resumes it with its files and processes.
+        sleeper = s.commands.run("sleep 600", background=True)
+        assert s.pause() is True
+        back = Sandbox.connect(s.sandbox_id)
+        assert back.files.read("/home/user/core.txt") == "core file"
+        assert sleeper.pid in [p.pid for p in back.commands.list()]
     finally:
         s.kill()
     with pytest.raises(NotFoundException):

@@ -100,6 +100,24 @@ async fn sandbox_e2b_python_sdk() {
     );
 }
 
+/// The `e2b-code-interpreter` SDK (in the same environment as `e2b`)
+/// against the `code-interpreter` template, whose start command runs a
+/// Jupyter kernel behind the server on port 49999: state across cells,
+/// output, errors, environment, contexts, and the kernel across a pause
+/// and a fork. `scripts/test.sh` builds the template beforehand; otherwise
+/// the daemon builds it here (a few minutes).
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_e2b_code_interpreter() {
+    let d = Daemon::with_base().await;
+    d.ensure_template("code-interpreter")
+        .await
+        .expect("code-interpreter template");
+    let mut cmd = Command::new(workspace_target().join("e2b-venv/bin/pytest"));
+    cmd.current_dir(suite_dir().join("../e2b-code-interpreter"))
+        .env("E2B_TEST_TEMPLATE", "code-interpreter");
+    tokio::task::block_in_place(|| run_sdk(&d, cmd));
+}
+
 /// The core flow through the npm `e2b` package, under the node 20 that
 /// `scripts/deps.sh` installs beside it from the npm registry (the SDK
 /// needs node >= 20.18.1; Debian 12 ships 18).

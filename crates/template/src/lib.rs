@@ -9,11 +9,13 @@
 //! half-built template that looks ready (see [`store`] for the protocol).
 //!
 //! Root filesystems come from a [`Recipe`]: `base` (Debian via `mmdebstrap`,
-//! from the mirror the host's apt already uses) or `tiny` (the host's static
-//! busybox, for tests and tiny sandboxes).
+//! from the mirror the host's apt already uses), `tiny` (the host's static
+//! busybox, for tests and tiny sandboxes) or `code-interpreter` (base with a
+//! Jupyter kernel server; its recipe also names a start command).
 
 mod accounts;
 mod base;
+mod code_interpreter;
 mod command;
 mod error;
 mod fsutil;
@@ -28,6 +30,6 @@ mod tiny;
 pub use accounts::{Account, USER};
 pub use error::TemplateError;
 pub use meta::{Status, Template};
-pub use recipe::Recipe;
+pub use recipe::{Recipe, StartCommand};
 pub use sources::debian_mirror;
 pub use store::TemplateStore;

@@ -1,5 +1,14 @@
-//! How a template's root filesystem is made. A small closed set, chosen by
-//! template name: `base` (Debian via mmdebstrap) and `tiny` (busybox).
+//! How a template's root filesystem is made, and what its sandboxes start
+//! with. A small closed set, chosen by template name: `base` (Debian via
+//! mmdebstrap), `tiny` (busybox) and `code-interpreter` (base with a
+//! Jupyter kernel behind E2B's code-interpreter server).
+//!
+//! Start command: a recipe may name a command ([`Recipe::start`]) that the
+//! daemon starts, through the agent, in every sandbox booted from the
+//! template, right after the agent is initialised; the sandbox is running
+//! once the command's port accepts connections. A sandbox restored from a
+//! snapshot (resume, fork, create from snapshot) does not start it again:
+//! the snapshot holds the process, still running.
 
 use std::path::Path;
 
@@ -7,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TemplateError;
 use crate::progress::Progress;
-use crate::{base, tiny};
+use crate::{base, code_interpreter, tiny};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,15 +28,38 @@ pub enum Recipe {
     /// The host's static busybox with its applets, `root` and `user`.
     /// A couple of MB, well under a second. No bash.
     Tiny,
+    /// `base` plus `ipykernel` and `jupyter_client` from PyPI and Warren's
+    /// code-interpreter server on port 49999 (`code_interpreter`), started
+    /// in every sandbox. About 400 MB.
+    CodeInterpreter,
+}
+
+/// A command started in every sandbox booted from a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartCommand {
+    pub cmd: Vec<String>,
+    pub user: &'static str,
+    pub cwd: &'static str,
+    /// The sandbox counts as started once this port accepts connections.
+    pub ready_port: u16,
 }
 
 impl Recipe {
-    pub const ALL: [Recipe; 2] = [Recipe::Base, Recipe::Tiny];
+    pub const ALL: [Recipe; 3] = [Recipe::Base, Recipe::Tiny, Recipe::CodeInterpreter];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Base => "base",
             Self::Tiny => "tiny",
+            Self::CodeInterpreter => "code-interpreter",
+        }
+    }
+
+    /// The command every sandbox of this recipe starts with, if any.
+    pub fn start(self) -> Option<StartCommand> {
+        match self {
+            Self::Base | Self::Tiny => None,
+            Self::CodeInterpreter => Some(code_interpreter::start()),
         }
     }
 
@@ -51,6 +83,7 @@ impl Recipe {
         match self {
             Self::Base => base::build(rootfs, progress).await,
             Self::Tiny => tiny::build(rootfs, progress).await,
+            Self::CodeInterpreter => code_interpreter::build(rootfs, progress).await,
         }
     }
 }
@@ -63,10 +96,19 @@ mod tests {
     fn names_map_to_recipes() {
         assert_eq!(Recipe::for_template("base").unwrap(), Recipe::Base);
         assert_eq!(Recipe::for_template("tiny").unwrap(), Recipe::Tiny);
+        assert_eq!(
+            Recipe::for_template("code-interpreter").unwrap(),
+            Recipe::CodeInterpreter
+        );
+        assert_eq!(Recipe::Base.start(), None);
+        assert_eq!(
+            Recipe::CodeInterpreter.start().map(|s| s.ready_port),
+            Some(49999)
+        );
         let err = Recipe::for_template("python").unwrap_err().to_string();
         assert_eq!(
             err,
-            "no recipe builds template 'python'; known recipes: base, tiny"
+            "no recipe builds template 'python'; known recipes: base, tiny, code-interpreter"
         );
     }
 }

@@ -36,6 +36,14 @@ async function main() {
     await sbx.setTimeout(300_000);
     const again = await Sandbox.connect(sbx.sandboxId);
     assert.equal((await again.commands.run("echo again")).stdout, "again\n");
+
+    // Pause, then connect resumes it with its files and processes.
+    const sleeper = await sbx.commands.run("sleep 600", { background: true });
+    assert.equal(await sbx.pause(), true);
+    assert.equal(await sbx.pause(), false);
+    const resumed = await Sandbox.connect(sbx.sandboxId);
+    assert.equal(await resumed.files.read("/home/user/node.txt"), "from node");
+    assert.ok((await resumed.commands.list()).some((p) => p.pid === sleeper.pid));
   } finally {
     await sbx.kill();
   }

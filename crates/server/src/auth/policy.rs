@@ -83,6 +83,11 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/sandboxes/{id}/timeout" | "/sandboxes/{id}/refreshes") => {
             needs(S::SandboxesManage)
         }
+        ("POST", "/sandboxes/{id}/pause" | "/sandboxes/{id}/resume") => needs(S::SandboxesManage),
+        ("POST", "/sandboxes/{id}/fork") => needs(S::SandboxesCreate),
+        ("POST", "/sandboxes/{id}/snapshots") => needs(S::SandboxesExec),
+        ("GET", "/snapshots") => needs(S::SandboxesRead),
+        ("DELETE", "/templates/{id}") => needs(S::SandboxesManage),
         _ => return None,
     };
     Some(rule)

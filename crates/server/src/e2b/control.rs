@@ -1,27 +1,29 @@
 //! E2B's control plane mapped onto Warren's services: create, connect,
-//! list, get, kill, timeout, refreshes, metrics and templates.
+//! list, get, kill, timeout, refreshes, metrics and templates (pause,
+//! resume, fork and snapshots are in [`super::persist`]).
 //!
 //! Every handler here sits behind the same authentication (E2B sends
 //! `X-API-KEY`) and the same permission table as the native API, and takes
 //! sandbox ids through [`SandboxPath`], so another team's sandbox is "not
-//! found". Fields Warren cannot honour yet (auto-pause, egress rules) are
-//! refused with 400 rather than silently ignored.
+//! found". Fields Warren cannot honour (egress rules, filesystem-only
+//! pauses) are refused with 400 rather than silently ignored.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Extension, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
-use warren_core::{SandboxState, WarrenError};
+use warren_core::{OnIdle, SandboxState, SnapshotId, WarrenError};
 use warren_store::{SandboxFilter, SandboxRecord};
 
 use super::error::{E2bError, E2bResult};
+use super::paging::{DEFAULT_PAGE, page, parse_limit};
 use super::wire::{
-    ConnectSandbox, CreatedSandbox, ListedSandbox, NewSandbox, RefreshRequest, SandboxMetric,
-    Template, TimeoutRequest,
+    ConnectSandbox, CreatedSandbox, Lifecycle, ListedSandbox, NewSandbox, RefreshRequest,
+    SandboxMetric, Template, TimeoutRequest,
 };
 use super::{CLIENT_ID, ENVD_VERSION};
 use crate::api::AppState;
@@ -32,9 +34,6 @@ use crate::auth::Caller;
 use crate::error::AppError;
 use crate::service::CreateParams;
 
-/// Default and largest page of `GET /v2/sandboxes`.
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 100;
 /// How long `POST /sandboxes/{id}/refreshes` keeps a sandbox alive when the
 /// body names no duration.
 const DEFAULT_REFRESH_S: u64 = 60;
@@ -44,16 +43,30 @@ const DISK_SIZE_MB: u32 = 0;
 type Body<T> = Result<ApiJson<T>, AppError>;
 type Id = Result<SandboxPath, AppError>;
 
-fn unsupported(what: &str) -> E2bError {
+pub(super) fn unsupported(what: &str) -> E2bError {
     E2bError(WarrenError::invalid(format!(
         "{what} is not supported by Warren yet; see docs/e2b.md"
     )))
 }
 
-/// Checks the E2B-only fields and maps the rest onto [`CreateParams`].
-fn create_params(req: NewSandbox, caller: &Caller) -> E2bResult<CreateParams> {
-    if req.auto_pause == Some(true) {
-        return Err(unsupported("autoPause"));
+/// Checks the E2B-only fields and maps the rest onto [`CreateParams`]; with
+/// `snapshot` (the `templateID` named one of the team's snapshots) the
+/// sandbox starts from it.
+///
+/// E2B's `timeout` is the sandbox's running lifetime and `autoPause` says
+/// what its end does: pause instead of kill. That is Warren's `on_idle:
+/// pause` with the same lifetime and no idle timeout (the reaper applies
+/// `on_idle` when the lifetime runs out). `autoResume.enabled` is
+/// Warren's `auto_resume` (off unless asked for, as on E2B).
+fn create_params(
+    req: NewSandbox,
+    snapshot: Option<SnapshotId>,
+    caller: &Caller,
+) -> E2bResult<CreateParams> {
+    if req.auto_pause_memory == Some(false) {
+        return Err(unsupported(
+            "autoPauseMemory=false (a pause always keeps memory)",
+        ));
     }
     if req.allow_internet_access == Some(false) {
         return Err(unsupported("allow_internet_access=false (egress is open)"));
@@ -63,11 +76,22 @@ fn create_params(req: NewSandbox, caller: &Caller) -> E2bResult<CreateParams> {
     {
         return Err(unsupported("a network policy"));
     }
+    let auto_pause = req.auto_pause == Some(true);
     let native = CreateSandboxRequest {
-        template: Some(req.template_id),
+        template: snapshot.is_none().then_some(req.template_id),
+        snapshot: snapshot.map(|s| s.to_string()),
         timeout_s: req.timeout,
         env: req.env_vars.unwrap_or_default(),
         metadata: req.metadata.unwrap_or_default(),
+        on_idle: Some(
+            if auto_pause {
+                OnIdle::Pause
+            } else {
+                OnIdle::Kill
+            }
+            .to_string(),
+        ),
+        auto_resume: Some(req.auto_resume.is_some_and(|a| a.enabled)),
         ..CreateSandboxRequest::default()
     };
     Ok(CreateParams::from_request(native, caller.into())?)
@@ -88,13 +112,13 @@ fn network_is_default(v: &serde_json::Value) -> bool {
 /// Whether `caller` may be handed a sandbox's tokens: they open its agent
 /// (exec, files) and its ports, so only a caller with `sandboxes:exec` gets
 /// them — a create-only key creates sandboxes it cannot enter.
-fn may_enter(caller: &Caller) -> bool {
+pub(super) fn may_enter(caller: &Caller) -> bool {
     caller
         .permissions
         .contains(warren_core::Scope::SandboxesExec)
 }
 
-fn created(state: &AppState, rec: &SandboxRecord, caller: &Caller) -> CreatedSandbox {
+pub(super) fn created(state: &AppState, rec: &SandboxRecord, caller: &Caller) -> CreatedSandbox {
     let agents = &state.sandboxes.agents;
     let enter = may_enter(caller);
     CreatedSandbox {
@@ -125,6 +149,10 @@ fn listed(rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
         metadata: rec.metadata,
         envd_access_token: token,
         domain: None,
+        lifecycle: Lifecycle {
+            auto_resume: rec.persistence.auto_resume,
+            on_timeout: rec.persistence.on_idle.as_str(),
+        },
     }
 }
 
@@ -145,7 +173,8 @@ pub async fn create(
     body: Body<NewSandbox>,
 ) -> E2bResult<(StatusCode, Json<CreatedSandbox>)> {
     let ApiJson(req) = body?;
-    let params = create_params(req, &caller)?;
+    let snapshot = super::persist::snapshot_named(&state, &caller, &req.template_id).await?;
+    let params = create_params(req, snapshot, &caller)?;
     let rec = state
         .sandboxes
         .create(params, &AuditActor::from_caller(&caller))
@@ -154,32 +183,29 @@ pub async fn create(
 }
 
 /// `POST /sandboxes/{id}/connect`: a running sandbox answers 200 with its
-/// connection details; its lifetime is extended to `timeout` from now if
-/// that is later than its current end. Resuming a paused sandbox is wired
-/// onto the native resume once it exists.
+/// connection details, a paused one is resumed first (201); either way its
+/// lifetime is extended to `timeout` from now if that is later than its
+/// current end.
 pub async fn connect(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     id: Id,
     body: Option<Json<ConnectSandbox>>,
-) -> E2bResult<Json<CreatedSandbox>> {
+) -> E2bResult<(StatusCode, Json<CreatedSandbox>)> {
     let SandboxPath(id) = id?;
     let req = body.map(|Json(b)| b).unwrap_or_default();
-    let mut rec = state.sandboxes.get(&id).await?;
-    if rec.state != SandboxState::Running {
-        return Err(E2bError(WarrenError::precondition(format!(
-            "sandbox {id} is {}; resuming through the E2B API is not supported yet",
-            rec.state
-        ))));
-    }
-    if let Some(timeout) = req.timeout {
-        rec = extend(&state, &caller, &rec, timeout).await?;
-    }
-    Ok(Json(created(&state, &rec, &caller)))
+    let (resumed, sandbox) =
+        super::persist::connect_or_resume(&state, &caller, &id, &req, false).await?;
+    let status = if resumed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(sandbox)))
 }
 
 /// Moves the end of `rec` to `seconds` from now unless it is already later.
-async fn extend(
+pub(super) async fn extend(
     state: &AppState,
     caller: &Caller,
     rec: &SandboxRecord,
@@ -223,8 +249,15 @@ fn parse_list_query(query: Option<&str>) -> Result<ListQuery, WarrenError> {
             "state" => {
                 for s in v.split(',').filter(|s| !s.is_empty()) {
                     match s {
-                        "running" => q.filter.states.push(SandboxState::Running),
-                        "paused" => q.filter.states.push(SandboxState::Paused),
+                        // As `e2b_state` shows them.
+                        "running" => q
+                            .filter
+                            .states
+                            .extend([SandboxState::Running, SandboxState::Resuming]),
+                        "paused" => q
+                            .filter
+                            .states
+                            .extend([SandboxState::Paused, SandboxState::Pausing]),
                         other => {
                             return Err(WarrenError::invalid(format!(
                                 "unknown state '{other}' (expected running or paused)"
@@ -233,15 +266,7 @@ fn parse_list_query(query: Option<&str>) -> Result<ListQuery, WarrenError> {
                     }
                 }
             }
-            "limit" => {
-                q.limit = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        WarrenError::invalid(format!("limit must be 1-{MAX_PAGE}, got '{v}'"))
-                    })?;
-            }
+            "limit" => q.limit = parse_limit(&v)?,
             "nextToken" => q.next_token = Some(v.into_owned()),
             // Accepted and not acted on: ordering is always by start time.
             "order" | "startedAfter" | "template" => {}
@@ -275,23 +300,8 @@ pub async fn list(
     let q = parse_list_query(query.as_deref())?;
     let mut all = state.sandboxes.list(&caller.team, q.filter).await?;
     all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let start = match &q.next_token {
-        None => 0,
-        Some(token) => all
-            .iter()
-            .position(|r| r.id.as_str() == token)
-            .map(|i| i + 1)
-            .ok_or_else(|| WarrenError::invalid("nextToken is unknown or expired"))?,
-    };
-    let page: Vec<_> = all.iter().skip(start).take(q.limit).cloned().collect();
-    let mut headers = HeaderMap::new();
-    if start + page.len() < all.len()
-        && let Some(last) = page.last()
-        && let Ok(v) = HeaderValue::from_str(last.id.as_str())
-    {
-        headers.insert("x-next-token", v);
-    }
-    let body: Vec<_> = page.into_iter().map(|r| listed(r, None)).collect();
+    let (page, headers) = page(&all, |r| r.id.as_str(), q.next_token.as_deref(), q.limit)?;
+    let body: Vec<_> = page.iter().cloned().map(|r| listed(r, None)).collect();
     Ok((headers, Json(body)))
 }
 
@@ -439,7 +449,12 @@ mod tests {
         );
         assert_eq!(
             q.filter.states,
-            vec![SandboxState::Running, SandboxState::Paused]
+            vec![
+                SandboxState::Running,
+                SandboxState::Resuming,
+                SandboxState::Paused,
+                SandboxState::Pausing
+            ]
         );
         assert_eq!(q.limit, 2);
         assert_eq!(q.next_token.as_deref(), Some("abc"));

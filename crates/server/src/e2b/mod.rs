@@ -10,17 +10,19 @@
 //!   API, so it passes the same authentication (E2B sends `X-API-KEY`) and
 //!   the same permission table (`auth::policy`) as the native API.
 //!
-//! Pause, resume, fork, snapshots and network updates are not served yet:
-//! they are wired onto the native services once those exist.
+//! Pause, resume, fork and snapshots are Warren's own ([`persist`]);
+//! network updates are not served yet.
 
 mod control;
 mod error;
 mod exec_audit;
+mod paging;
+mod persist;
 mod proxy;
 mod wire;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use proxy::{ENVD_PORT, SandboxProxy, route_by_header};
 
@@ -44,7 +46,13 @@ pub fn routes() -> Router<AppState> {
         .route("/sandboxes/{id}/timeout", post(control::set_timeout))
         .route("/sandboxes/{id}/refreshes", post(control::refresh))
         .route("/sandboxes/{id}/metrics", get(control::metrics))
+        .route("/sandboxes/{id}/pause", post(persist::pause))
+        .route("/sandboxes/{id}/resume", post(persist::resume))
+        .route("/sandboxes/{id}/fork", post(persist::fork))
+        .route("/sandboxes/{id}/snapshots", post(persist::create_snapshot))
+        .route("/snapshots", get(persist::list_snapshots))
         .route("/templates", get(control::templates))
+        .route("/templates/{id}", delete(persist::delete_snapshot))
 }
 
 #[cfg(test)]
@@ -69,6 +77,12 @@ mod tests {
             (Method::POST, "/sandboxes/{id}/refreshes"),
             (Method::GET, "/sandboxes/{id}/metrics"),
             (Method::GET, "/templates"),
+            (Method::POST, "/sandboxes/{id}/pause"),
+            (Method::POST, "/sandboxes/{id}/resume"),
+            (Method::POST, "/sandboxes/{id}/fork"),
+            (Method::POST, "/sandboxes/{id}/snapshots"),
+            (Method::GET, "/snapshots"),
+            (Method::DELETE, "/templates/{id}"),
         ];
         for (method, route) in routes {
             let rule = rule_for(&method, route).unwrap_or_else(|| panic!("{method} {route}"));

@@ -22,17 +22,82 @@ pub struct NewSandbox {
     pub env_vars: Option<BTreeMap<String, String>>,
     #[serde(default, rename = "autoPause")]
     pub auto_pause: Option<bool>,
+    /// `false` asks for filesystem-only auto-pauses (refused: a Warren
+    /// pause always keeps memory).
+    #[serde(default, rename = "autoPauseMemory")]
+    pub auto_pause_memory: Option<bool>,
+    #[serde(default, rename = "autoResume")]
+    pub auto_resume: Option<AutoResume>,
     #[serde(default)]
     pub allow_internet_access: Option<bool>,
     #[serde(default)]
     pub network: Option<serde_json::Value>,
 }
 
-/// `POST /sandboxes/{id}/connect` (and `/v2/…`).
+/// `autoResume` in create.
+#[derive(Debug, Deserialize)]
+pub struct AutoResume {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// `POST /sandboxes/{id}/connect` (and `/v2/…`) and the older
+/// `POST /sandboxes/{id}/resume`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ConnectSandbox {
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// `false` asks for a cold boot from disk (`on_resume="reboot"`).
+    #[serde(default)]
+    pub memory: Option<bool>,
+    /// Only `/resume` sends it.
+    #[serde(default, rename = "autoPause")]
+    pub auto_pause: Option<bool>,
+}
+
+/// `POST /sandboxes/{id}/pause`. `requireHealthyGuest` is accepted and
+/// has no effect: a Warren pause always needs an answering agent.
+#[derive(Debug, Default, Deserialize)]
+pub struct PauseRequest {
+    /// `false` asks for a filesystem-only pause.
+    #[serde(default)]
+    pub memory: Option<bool>,
+}
+
+/// `POST /sandboxes/{id}/fork`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ForkRequest {
+    /// Lifetime of each branch in seconds.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// One entry of the fork answer: the branch (Warren's forks are all or
+/// nothing, so `error` is never set in a 201).
+#[derive(Debug, Serialize)]
+pub struct ForkResult {
+    pub sandbox: CreatedSandbox,
+}
+
+/// `POST /sandboxes/{id}/snapshots`.
+#[derive(Debug, Default, Deserialize)]
+pub struct SnapshotRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `false` asks for a filesystem-only snapshot.
+    #[serde(default)]
+    pub memory: Option<bool>,
+}
+
+/// The answer to `POST /sandboxes/{id}/snapshots` and one entry of
+/// `GET /snapshots`.
+#[derive(Debug, Serialize)]
+pub struct SnapshotInfo {
+    #[serde(rename = "snapshotID")]
+    pub snapshot_id: String,
+    pub names: Vec<String>,
 }
 
 /// `POST /sandboxes/{id}/timeout`.
@@ -96,6 +161,16 @@ pub struct ListedSandbox {
     pub envd_access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    pub lifecycle: Lifecycle,
+}
+
+/// What the sandbox's end does and whether calls resume it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    pub auto_resume: bool,
+    /// `kill` or `pause`.
+    pub on_timeout: &'static str,
 }
 
 /// One sample of `GET /sandboxes/{id}/metrics`.

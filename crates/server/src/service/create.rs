@@ -23,6 +23,7 @@ use warren_core::{
 use warren_envd::http_api::InitRequest;
 use warren_runtime::{Instance, RuntimeSpec};
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
+use warren_template::StartCommand;
 
 use super::{Agents, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
 use crate::audit::AuditActor;
@@ -195,8 +196,9 @@ impl Sandboxes {
             })
             .await?;
         let id = rec.id.clone();
+        let start = template.recipe.and_then(|r| r.start());
         let spec = self.runtime_spec(&rec, template.rootfs);
-        if let Err(e) = self.boot(&spec, &rec).await {
+        if let Err(e) = self.boot(&spec, &rec, start.as_ref()).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
             self.fail(&id, actor, &e.message).await;
             return Err(e);
@@ -257,11 +259,21 @@ impl Sandboxes {
         }
     }
 
-    /// Starts the runtime instance and brings its agent up.
-    async fn boot(&self, spec: &RuntimeSpec, rec: &SandboxRecord) -> Result<(), WarrenError> {
+    /// Starts the runtime instance, brings its agent up and runs the
+    /// template's start command, if any (`service::start`).
+    async fn boot(
+        &self,
+        spec: &RuntimeSpec,
+        rec: &SandboxRecord,
+        start: Option<&StartCommand>,
+    ) -> Result<(), WarrenError> {
         self.runtime.create(spec).await?;
         let instance = self.runtime.start(&spec.id).await?;
-        self.init_agent(rec, &instance, None).await
+        self.init_agent(rec, &instance, None).await?;
+        match start {
+            Some(start) => self.run_start_command(rec, &instance, start).await,
+            None => Ok(()),
+        }
     }
 
     /// Connects to the agent of `rec` at `instance`, waits for it and hands

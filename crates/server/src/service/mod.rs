@@ -26,6 +26,7 @@ pub mod reconcile;
 mod record;
 mod snapshots;
 mod standby;
+mod start;
 pub mod teardown;
 mod tenancy;
 
