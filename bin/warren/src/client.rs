@@ -24,6 +24,7 @@ use warren_api_types::{
 };
 use warren_core::SandboxId;
 
+mod secrets;
 mod snapshots;
 
 use crate::config::Endpoint;

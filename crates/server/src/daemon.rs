@@ -1,7 +1,8 @@
 //! Start-up and shutdown of `warren serve`.
 //!
 //! Order: data directory → secrets → store → audit log (writer, signer;
-//! key `secrets/audit.key`) → bootstrap team and key → runtime → templates
+//! key `secrets/audit.key`) → the key of team secrets
+//! (`secrets/secrets-key`) → bootstrap team and key → runtime → templates
 //! → snapshot store → reconcile with the runtime → sweep the snapshot store
 //! → background workers → listeners (the API, and the sandbox listener that
 //! takes sandbox tokens).
@@ -28,7 +29,8 @@ use crate::api::{AppState, router};
 use crate::audit::Audit;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
-use crate::service::{Agents, SandboxIdentity, Sandboxes, Teardown, Tenancy};
+use crate::service::secrets::SecretsCipher;
+use crate::service::{Agents, SandboxIdentity, Sandboxes, Secrets, Teardown, Tenancy};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError};
 
@@ -81,6 +83,9 @@ pub async fn run(
         .map_err(|e| startup("audit log", e))?;
     let store: Arc<dyn Store> = Arc::new(sqlite);
     let tenancy = Arc::new(Tenancy::new(store.clone(), pepper.clone(), audit.clone()));
+    let secrets_cipher = SecretsCipher::load_or_create(&secrets.join("secrets-key"))
+        .map_err(|e| startup("secrets key", e))?;
+    let team_secrets = Arc::new(Secrets::new(store.clone(), secrets_cipher, audit.clone()));
     bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
@@ -134,6 +139,7 @@ pub async fn run(
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(templates)),
         tenancy,
+        secrets: team_secrets,
         audit,
     };
     let auth = Authenticator {

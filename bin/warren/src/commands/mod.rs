@@ -13,6 +13,7 @@ pub mod ls;
 pub mod pause;
 pub mod resume;
 pub mod rollback;
+pub mod secret;
 pub mod serve;
 pub mod shell;
 pub mod snapshot;

@@ -15,6 +15,7 @@ mod keys;
 mod openapi;
 mod pty;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod stream;
 mod teams;
@@ -32,7 +33,7 @@ use tower_http::trace::TraceLayer;
 use crate::audit::Audit;
 use crate::audit::requests::record_requests;
 use crate::auth::{Authenticator, Credentials, authenticate, authorize};
-use crate::service::{Sandboxes, Tenancy};
+use crate::service::{Sandboxes, Secrets, Tenancy};
 use crate::templates::TemplateBuilds;
 
 pub use openapi::ApiDoc;
@@ -49,6 +50,7 @@ pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub templates: Arc<TemplateBuilds>,
     pub tenancy: Arc<Tenancy>,
+    pub secrets: Arc<Secrets>,
     pub audit: Audit,
 }
 
@@ -101,6 +103,8 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/whoami", get(teams::whoami))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", delete(keys::revoke))
+        .route("/v1/secrets", get(secrets::list).post(secrets::set))
+        .route("/v1/secrets/{name}", delete(secrets::delete))
         .route("/v1/sandboxes/{id}/timeline", get(timeline::timeline))
         .route("/v1/audit/entries", get(audit::entries))
         .route("/v1/audit/entries/{index}/proof", get(audit::proof))

@@ -14,13 +14,16 @@ use warren_core::{
     KeyId, Limits, Persistence, SandboxId, SandboxState, Scope, SnapshotId, TeamId, UserId,
 };
 
-use crate::{KeyRecord, SandboxRecord, SnapshotRecord, StoreError, TeamRecord, UserRecord};
+use crate::{
+    KeyRecord, SandboxRecord, SecretRecord, SnapshotRecord, StoreError, TeamRecord, UserRecord,
+};
 
 pub(super) const SANDBOXES: &str = "sandboxes";
 pub(super) const API_KEYS: &str = "api_keys";
 pub(super) const TEAMS: &str = "teams";
 pub(super) const USERS: &str = "users";
 pub(super) const SNAPSHOTS: &str = "snapshots";
+pub(super) const SECRETS: &str = "secrets";
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
@@ -216,6 +219,22 @@ pub(super) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
         expires_at: r.optional_time("expires_at")?,
         revoked_at: r.optional_time("revoked_at")?,
         id,
+    })
+}
+
+pub(super) fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord, StoreError> {
+    let mut r = RowReader::new(row, SECRETS);
+    let name: String = r.get("name")?;
+    r.id = name.clone();
+    Ok(SecretRecord {
+        team: r.parse("team")?,
+        ciphertext: r.get("ciphertext")?,
+        nonce: r.get("nonce")?,
+        created_at: r.time("created_at")?,
+        created_by: r.parse("created_by")?,
+        updated_at: r.time("updated_at")?,
+        updated_by: r.parse("updated_by")?,
+        name,
     })
 }
 

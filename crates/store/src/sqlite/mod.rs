@@ -31,6 +31,7 @@ mod audit;
 mod codec;
 mod keys;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod teams;
 
@@ -47,8 +48,8 @@ use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
 pub use audit::SqliteAudit;
 
 use crate::{
-    KeyRecord, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SnapshotRecord, Store,
-    StoreError, TeamRecord, UserRecord,
+    KeyRecord, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SecretRecord, SnapshotRecord,
+    Store, StoreError, StoredSecret, TeamRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -312,5 +313,25 @@ impl Store for SqliteStore {
 
     async fn expired_paused(&self, now: OffsetDateTime) -> Result<Vec<SandboxId>, StoreError> {
         snapshots::expired_paused(&self.reader, now).await
+    }
+
+    async fn put_secret(&self, secret: SecretRecord) -> Result<StoredSecret, StoreError> {
+        secrets::put(&self.writer, &secret).await
+    }
+
+    async fn get_secret(
+        &self,
+        team: &TeamId,
+        name: &str,
+    ) -> Result<Option<SecretRecord>, StoreError> {
+        secrets::get(&self.reader, team, name).await
+    }
+
+    async fn list_secrets(&self, team: &TeamId) -> Result<Vec<SecretRecord>, StoreError> {
+        secrets::list(&self.reader, team).await
+    }
+
+    async fn delete_secret(&self, team: &TeamId, name: &str) -> Result<(), StoreError> {
+        secrets::delete(&self.writer, team, name).await
     }
 }
