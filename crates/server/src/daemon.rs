@@ -2,7 +2,8 @@
 //!
 //! Order: data directory → secrets → store → audit log (writer, signer;
 //! key `secrets/audit.key`) → the key of team secrets
-//! (`secrets/secrets-key`) → bootstrap team and key → runtime → templates
+//! (`secrets/secrets-key`) → the Warren CA (`secrets/warren-ca.{key,crt}`)
+//! → bootstrap team and key → runtime → templates
 //! → snapshot store → reconcile with the runtime → sweep the snapshot store
 //! → background workers → listeners (the API, and the sandbox listener that
 //! takes sandbox tokens).
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpStream};
+use warren_net::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
 use warren_snapshot::{LocalDirStore, SnapshotStore};
@@ -86,6 +88,26 @@ pub async fn run(
     let secrets_cipher = SecretsCipher::load_or_create(&secrets.join("secrets-key"))
         .map_err(|e| startup("secrets key", e))?;
     let team_secrets = Arc::new(Secrets::new(store.clone(), secrets_cipher, audit.clone()));
+    let warren_ca =
+        Arc::new(WarrenCa::load_or_create(&secrets).map_err(|e| startup("Warren CA", e))?);
+    // The interceptor the egress proxy hands connections to for hosts a
+    // policy injects secrets into; built here so a bad --upstream-ca stops
+    // the start. Without a system CA bundle (and no --upstream-ca) the
+    // daemon runs, but no upstream server can be verified for injection.
+    let _interceptor = match TlsInterceptor::new(
+        warren_ca.clone(),
+        InterceptConfig {
+            upstream_ca: config.upstream_ca.clone(),
+            ..InterceptConfig::default()
+        },
+    ) {
+        Ok(i) => Some(i),
+        Err(e) if config.upstream_ca.is_none() => {
+            tracing::warn!(error = %warren_core::error::chain(&e), "secret injection is unavailable");
+            None
+        }
+        Err(e) => return Err(startup("TLS interception (--upstream-ca)", e)),
+    };
     bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
@@ -121,6 +143,7 @@ pub async fn run(
         audit: audit.clone(),
         snapshots,
         locks: Default::default(),
+        ca_certificate: warren_ca.certificate_pem().to_owned(),
     });
     sandboxes
         .reconcile()

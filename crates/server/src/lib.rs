@@ -36,6 +36,9 @@ pub struct Config {
     pub sandbox_api_port: Option<u16>,
     /// Lifetime of sandbox tokens in seconds, 900-3600; default 1800.
     pub sandbox_token_ttl_s: u64,
+    /// A CA certificate file (PEM) trusted, besides the system's CAs, for
+    /// the servers the egress proxy injects secrets into requests to.
+    pub upstream_ca: Option<PathBuf>,
 }
 
 /// Why the daemon could not start or stopped with an error.

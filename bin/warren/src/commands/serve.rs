@@ -49,6 +49,10 @@ pub struct Args {
     /// Lifetime of sandbox tokens (15m to 1h); they rotate at half-life.
     #[arg(long, env = "WARREN_SANDBOX_TOKEN_TTL", value_name = "DURATION", default_value = "30m", value_parser = parse_token_ttl)]
     sandbox_token_ttl: u64,
+    /// One more CA certificate file (PEM) that servers receiving injected
+    /// secrets may be verified against, besides the system's CAs.
+    #[arg(long, env = "WARREN_UPSTREAM_CA", value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -104,6 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_cidr: args.sandbox_cidr,
         sandbox_api_port: args.sandbox_api_port,
         sandbox_token_ttl_s: args.sandbox_token_ttl,
+        upstream_ca: args.upstream_ca,
     };
     warren_server::serve(config, shutdown)
         .await

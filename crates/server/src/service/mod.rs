@@ -69,6 +69,8 @@ pub struct Sandboxes {
     pub(crate) audit: Audit,
     pub(crate) snapshots: Arc<dyn SnapshotStore>,
     pub(crate) locks: locks::Locks,
+    /// The Warren CA certificate (PEM) every agent installs at init.
+    pub(crate) ca_certificate: String,
 }
 
 impl Sandboxes {
