@@ -8,6 +8,7 @@ mod audit;
 mod e2b;
 mod foundation;
 mod raw;
+mod secrets;
 mod snapshots;
 mod stats;
 
@@ -78,6 +79,13 @@ enum Suite {
         #[arg(long, value_delimiter = ',', default_value = "5,10")]
         forks: Vec<usize>,
     },
+    /// Small HTTPS requests through the secret-injecting TLS interceptor
+    /// against the same requests sent straight to the same local server.
+    Secrets {
+        /// Requests per shape and side.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -120,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
             cycles,
             forks,
         } => (RAW_ENGINE, snapshots::run(&sizes, cycles, &forks).await?),
+        Suite::Secrets { requests } => {
+            (("with injection", "direct"), secrets::run(requests).await?)
+        }
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
