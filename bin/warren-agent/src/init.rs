@@ -39,9 +39,22 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
             None => return bad(format!("timestamp {ts:?} is not RFC 3339")),
         }
     }
+    if let Some(pem) = &req.warren_ca_cert {
+        match crate::ca::install(&state.ca_root, pem) {
+            Ok(()) => {}
+            Err(e @ crate::ca::CaInstallError::NotACertificate) => return bad(e.to_string()),
+            Err(e) => {
+                return FilesError::from_status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                    .into_response();
+            }
+        }
+    }
     let mut d = state.defaults.write().unwrap_or_else(|e| e.into_inner());
     if let Some(env) = req.env_vars {
         d.env.extend(env);
+    }
+    if req.warren_ca_cert.is_some() {
+        crate::ca::add_default_env(&mut d.env);
     }
     if let Some(user) = req.default_user {
         d.user = Some(user);

@@ -5,6 +5,7 @@
 //! signal to the process groups it started, waits briefly for them and
 //! exits. It runs the same way as an ordinary process (for tests).
 
+mod ca;
 mod fs;
 mod init;
 mod process;
@@ -22,10 +23,11 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: warren-agent [--port PORT] [--listen ADDR] [--etc DIR]\n\
-  --port PORT   TCP port (default 49983)\n\
-  --listen ADDR IP address to listen on (default 0.0.0.0)\n\
-  --etc DIR     directory holding passwd and group (default /etc)";
+const USAGE: &str = "usage: warren-agent [--port PORT] [--listen ADDR] [--etc DIR] [--ca-root DIR]\n\
+  --port PORT    TCP port (default 49983)\n\
+  --listen ADDR  IP address to listen on (default 0.0.0.0)\n\
+  --etc DIR      directory holding passwd and group (default /etc)\n\
+  --ca-root DIR  where the Warren CA from /init is installed (default /)";
 
 #[derive(Debug, thiserror::Error)]
 enum AgentError {
@@ -43,12 +45,14 @@ enum AgentError {
 struct Args {
     listen: SocketAddr,
     etc: PathBuf,
+    ca_root: PathBuf,
 }
 
 fn parse_args() -> Result<Args, AgentError> {
     let mut port = warren_envd::http_api::DEFAULT_PORT;
     let mut ip = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let mut etc = PathBuf::from("/etc");
+    let mut ca_root = PathBuf::from("/");
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -69,6 +73,7 @@ fn parse_args() -> Result<Args, AgentError> {
                 })?;
             }
             "--etc" => etc = PathBuf::from(value("--etc")?),
+            "--ca-root" => ca_root = PathBuf::from(value("--ca-root")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -79,6 +84,7 @@ fn parse_args() -> Result<Args, AgentError> {
     Ok(Args {
         listen: SocketAddr::new(ip, port),
         etc,
+        ca_root,
     })
 }
 
@@ -113,6 +119,7 @@ async fn run(args: Args) -> Result<(), AgentError> {
         users::UserDb::new(args.etc),
         reaper.clone(),
         is_pid1,
+        args.ca_root,
     ));
     tokio::spawn(async move {
         if let Err(e) = reaper.run().await {

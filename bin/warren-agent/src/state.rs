@@ -30,12 +30,14 @@ pub struct AppState {
     pub procs: ProcessTable,
     pub watchers: Watchers,
     pub is_pid1: bool,
+    /// Where the Warren CA is installed (`/` in a sandbox).
+    pub ca_root: PathBuf,
 }
 
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn new(users: UserDb, reaper: Arc<Reaper>, is_pid1: bool) -> Self {
+    pub fn new(users: UserDb, reaper: Arc<Reaper>, is_pid1: bool, ca_root: PathBuf) -> Self {
         Self {
             users,
             defaults: RwLock::new(Defaults::default()),
@@ -43,6 +45,7 @@ impl AppState {
             procs: ProcessTable::default(),
             watchers: Watchers::default(),
             is_pid1,
+            ca_root,
         }
     }
 

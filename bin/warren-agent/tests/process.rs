@@ -229,6 +229,52 @@ async fn root_init_env_vars_reach_later_processes() {
 }
 
 #[tokio::test]
+async fn root_init_installs_the_warren_ca_and_points_tls_clients_at_it() {
+    let root = tempfile::tempdir().unwrap();
+    let agent = Agent::start_with(&["--ca-root", root.path().to_str().unwrap()]).await;
+    let client = agent.client();
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIBwarren\n-----END CERTIFICATE-----\n";
+    let init = warren_envd::http_api::InitRequest {
+        warren_ca_cert: Some(pem.into()),
+        env_vars: Some(BTreeMap::from([(
+            "NODE_EXTRA_CA_CERTS".to_string(),
+            "/mine.pem".to_string(),
+        )])),
+        ..Default::default()
+    };
+    // Every init (a restore repeats it) leaves one copy in the bundle.
+    client.init(&init).await.unwrap();
+    client.init(&init).await.unwrap();
+    let bundle =
+        std::fs::read_to_string(root.path().join("etc/ssl/certs/ca-certificates.crt")).unwrap();
+    assert_eq!(bundle.matches("MIIBwarren").count(), 1, "{bundle}");
+    let installed = root
+        .path()
+        .join("usr/local/share/ca-certificates/warren-ca.crt");
+    assert_eq!(std::fs::read_to_string(installed).unwrap(), pem);
+    let c = collect(
+        client
+            .start(
+                &bash("echo $SSL_CERT_FILE $REQUESTS_CA_BUNDLE $NODE_EXTRA_CA_CERTS"),
+                None,
+            )
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(c.stdout).unwrap(),
+        "/etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt /mine.pem\n"
+    );
+
+    let key = warren_envd::http_api::InitRequest {
+        warren_ca_cert: Some("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----".into()),
+        ..Default::default()
+    };
+    assert!(client.init(&key).await.is_err());
+}
+
+#[tokio::test]
 async fn root_signals_end_the_process_group() {
     let agent = Agent::start().await;
     let client = agent.client();

@@ -25,6 +25,7 @@ use warren_api_types::{
 use warren_core::SandboxId;
 
 mod network;
+mod secrets;
 mod snapshots;
 
 use crate::config::Endpoint;

@@ -345,3 +345,6 @@ mod tests {
 
 mod tenancy;
 pub use tenancy::*;
+
+mod secrets;
+pub use secrets::{Secret, SecretList, SetSecretRequest};

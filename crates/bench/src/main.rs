@@ -10,6 +10,7 @@ mod foundation;
 mod network;
 mod ports;
 mod raw;
+mod secrets;
 mod snapshots;
 mod stats;
 
@@ -102,6 +103,13 @@ enum Suite {
         #[arg(long, default_value_t = 200)]
         queries: usize,
     },
+    /// Small HTTPS requests through the secret-injecting TLS interceptor
+    /// against the same requests sent straight to the same local server.
+    Secrets {
+        /// Requests per shape and side.
+        #[arg(long, default_value_t = 200)]
+        requests: usize,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -156,6 +164,9 @@ async fn main() -> anyhow::Result<()> {
             ("through the proxy", "baseline"),
             network::run(download_mb, requests, queries).await?,
         ),
+        Suite::Secrets { requests } => {
+            (("with injection", "direct"), secrets::run(requests).await?)
+        }
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -251,6 +251,42 @@ impl Daemon {
             .bearer_auth(&self.key)
     }
 
+    /// `method path` with `key` and an optional JSON body; the status and
+    /// the JSON answer (a string when the answer is not JSON).
+    pub async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("{}{path}", self.url);
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Mints a key with `admin` (`body` is the `POST /v1/keys` request);
+    /// returns its secret.
+    pub async fn mint(&self, admin: &str, body: serde_json::Value) -> String {
+        let (status, key) = self.call(admin, "POST", "/v1/keys", Some(body)).await;
+        assert_eq!(status, 201, "{key}");
+        serde_json::from_value::<warren_api_types::NewKey>(key)
+            .unwrap()
+            .secret
+    }
+
     /// Runs the CLI against this daemon to its end, stdin closed.
     pub fn run_cli(&self, args: &[&str]) -> std::process::Output {
         self.cli()

@@ -2,40 +2,9 @@
 //! limit what keys do, expired and revoked keys stop at once, and sandbox
 //! tokens act for their dispatcher on their own sandbox only.
 
-use serde_json::{Value, json};
-use warren_api_types::{NewKey, SandboxList, TeamCreated, WhoAmI};
+use serde_json::json;
+use warren_api_types::{SandboxList, TeamCreated, WhoAmI};
 use warren_e2e::Daemon;
-
-/// `method path` with `key`, returning the status and the JSON body.
-async fn call(
-    d: &Daemon,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = format!("{}{path}", d.url);
-    let mut req = d
-        .http
-        .request(method.parse().unwrap(), url)
-        .bearer_auth(key);
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-async fn mint(d: &Daemon, admin: &str, body: Value) -> String {
-    let (status, key) = call(d, admin, "POST", "/v1/keys", Some(body)).await;
-    assert_eq!(status, 201, "{key}");
-    serde_json::from_value::<NewKey>(key).unwrap().secret
-}
 
 #[tokio::test]
 async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
@@ -44,18 +13,18 @@ async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
     let sb = d.create_sandbox(json!({})).await;
 
     // The operator creates team B; B's admin mints a member key.
-    let (status, created) = call(
-        &d,
-        &a,
-        "POST",
-        "/v1/teams",
-        Some(json!({"name": "team-b", "admin": "bea"})),
-    )
-    .await;
+    let (status, created) = d
+        .call(
+            &a,
+            "POST",
+            "/v1/teams",
+            Some(json!({"name": "team-b", "admin": "bea"})),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let created: TeamCreated = serde_json::from_value(created).unwrap();
     let b_admin = created.key.secret;
-    let b = mint(&d, &b_admin, json!({"name": "b-member"})).await;
+    let b = d.mint(&b_admin, json!({"name": "b-member"})).await;
 
     // B sees nothing of A: every path answers 404, as if the sandbox did
     // not exist, and B's listing is empty.
@@ -70,41 +39,36 @@ async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
         ),
     ] {
         let body = (method == "POST").then(|| json!({"timeout_s": 60}));
-        let (status, err) = call(&d, &b, method, &path, body).await;
+        let (status, err) = d.call(&b, method, &path, body).await;
         assert_eq!(status, 404, "{method} {path}: {err}");
         assert_eq!(err["code"], "not_found");
     }
-    let (status, err) = call(
-        &d,
-        &b,
-        "POST",
-        &format!("/v1/sandboxes/{id}/exec"),
-        Some(json!({"cmd": ["true"]})),
-    )
-    .await;
+    let (status, err) = d
+        .call(
+            &b,
+            "POST",
+            &format!("/v1/sandboxes/{id}/exec"),
+            Some(json!({"cmd": ["true"]})),
+        )
+        .await;
     assert_eq!(status, 404, "{err}");
-    let (_, list) = call(&d, &b, "GET", "/v1/sandboxes", None).await;
+    let (_, list) = d.call(&b, "GET", "/v1/sandboxes", None).await;
     let list: SandboxList = serde_json::from_value(list).unwrap();
     assert!(list.sandboxes.is_empty(), "B lists A's sandboxes: {list:?}");
     // B's admin cannot see or revoke A's keys, nor create teams.
     let a_key_id = a.split('_').nth(1).unwrap();
-    let (status, _) = call(
-        &d,
-        &b_admin,
-        "DELETE",
-        &format!("/v1/keys/{a_key_id}"),
-        None,
-    )
-    .await;
+    let (status, _) = d
+        .call(&b_admin, "DELETE", &format!("/v1/keys/{a_key_id}"), None)
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = call(
-        &d,
-        &b_admin,
-        "POST",
-        "/v1/teams",
-        Some(json!({"name": "c", "admin": "x"})),
-    )
-    .await;
+    let (status, _) = d
+        .call(
+            &b_admin,
+            "POST",
+            "/v1/teams",
+            Some(json!({"name": "c", "admin": "x"})),
+        )
+        .await;
     assert_eq!(status, 403);
     // The sandbox is untouched.
     let out = d.sh(id, "echo still here").await;
@@ -112,7 +76,9 @@ async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
 
     // B's audit trail holds B's entries only (its team, its key), and an
     // entry of A's is not found for B; the operator reads both teams'.
-    let (status, list) = call(&d, &b_admin, "GET", "/v1/audit/entries?limit=1000", None).await;
+    let (status, list) = d
+        .call(&b_admin, "GET", "/v1/audit/entries?limit=1000", None)
+        .await;
     assert_eq!(status, 200, "{list}");
     let entries = list["entries"].as_array().unwrap();
     assert!(!entries.is_empty());
@@ -125,7 +91,9 @@ async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
         entries.iter().any(|e| e["entry"]["action"] == "key.create"),
         "B's key minting is in B's trail: {list}"
     );
-    let (_, all) = call(&d, &a, "GET", "/v1/audit/entries?limit=1000", None).await;
+    let (_, all) = d
+        .call(&a, "GET", "/v1/audit/entries?limit=1000", None)
+        .await;
     let all = all["entries"].as_array().unwrap().clone();
     let a_entry = all
         .iter()
@@ -133,64 +101,75 @@ async fn sandbox_teams_roles_and_key_lifetimes_are_enforced() {
         .expect("an entry of A's");
     assert!(all.iter().any(|e| e["entry"]["team"] == b_team));
     let index = a_entry["entry"]["index"].as_u64().unwrap();
-    let (status, _) = call(
-        &d,
-        &b_admin,
-        "GET",
-        &format!("/v1/audit/entries/{index}/proof"),
-        None,
-    )
-    .await;
+    let (status, _) = d
+        .call(
+            &b_admin,
+            "GET",
+            &format!("/v1/audit/entries/{index}/proof"),
+            None,
+        )
+        .await;
     assert_eq!(status, 404);
 
     // A viewer of team A reads but cannot create or exec.
-    let viewer = mint(&d, &a, json!({"name": "viewer", "role": "viewer"})).await;
-    let (status, _) = call(&d, &viewer, "GET", &format!("/v1/sandboxes/{id}"), None).await;
+    let viewer = d
+        .mint(&a, json!({"name": "viewer", "role": "viewer"}))
+        .await;
+    let (status, _) = d
+        .call(&viewer, "GET", &format!("/v1/sandboxes/{id}"), None)
+        .await;
     assert_eq!(status, 200);
-    let (status, err) = call(
-        &d,
-        &viewer,
-        "POST",
-        &format!("/v1/sandboxes/{id}/exec"),
-        Some(json!({"cmd": ["true"]})),
-    )
-    .await;
+    let (status, err) = d
+        .call(
+            &viewer,
+            "POST",
+            &format!("/v1/sandboxes/{id}/exec"),
+            Some(json!({"cmd": ["true"]})),
+        )
+        .await;
     assert_eq!(status, 403, "{err}");
     assert_eq!(err["code"], "permission_denied");
-    let (status, _) = call(&d, &viewer, "POST", "/v1/sandboxes", Some(json!({}))).await;
+    let (status, _) = d
+        .call(&viewer, "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
     assert_eq!(status, 403);
     // ... and cannot mint itself a stronger key.
-    let (status, _) = call(&d, &viewer, "POST", "/v1/keys", Some(json!({"name": "x"}))).await;
+    let (status, _) = d
+        .call(&viewer, "POST", "/v1/keys", Some(json!({"name": "x"})))
+        .await;
     assert_eq!(status, 403);
     // A member cannot mint an admin key.
-    let member = mint(
-        &d,
-        &a,
-        json!({"name": "member", "scopes": ["sandboxes:read"]}),
-    )
-    .await;
-    let (status, who) = call(&d, &member, "GET", "/v1/whoami", None).await;
+    let member = d
+        .mint(&a, json!({"name": "member", "scopes": ["sandboxes:read"]}))
+        .await;
+    let (status, who) = d.call(&member, "GET", "/v1/whoami", None).await;
     assert_eq!(status, 200);
     let who: WhoAmI = serde_json::from_value(who).unwrap();
     assert_eq!(who.scopes, ["sandboxes:read"]);
-    let (status, _) = call(&d, &member, "DELETE", &format!("/v1/sandboxes/{id}"), None).await;
+    let (status, _) = d
+        .call(&member, "DELETE", &format!("/v1/sandboxes/{id}"), None)
+        .await;
     assert_eq!(status, 403, "scopes narrow the member role");
 
     // An expired key and a revoked key get 401.
-    let short = mint(&d, &a, json!({"name": "short", "expires_in_s": 1})).await;
-    let (status, _) = call(&d, &short, "GET", "/v1/sandboxes", None).await;
+    let short = d
+        .mint(&a, json!({"name": "short", "expires_in_s": 1}))
+        .await;
+    let (status, _) = d.call(&short, "GET", "/v1/sandboxes", None).await;
     assert_eq!(status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let (status, err) = call(&d, &short, "GET", "/v1/sandboxes", None).await;
+    let (status, err) = d.call(&short, "GET", "/v1/sandboxes", None).await;
     assert_eq!(status, 401, "{err}");
     assert!(
         err["message"].as_str().unwrap().contains("expired"),
         "{err}"
     );
     let viewer_id = viewer.split('_').nth(1).unwrap();
-    let (status, _) = call(&d, &a, "DELETE", &format!("/v1/keys/{viewer_id}"), None).await;
+    let (status, _) = d
+        .call(&a, "DELETE", &format!("/v1/keys/{viewer_id}"), None)
+        .await;
     assert_eq!(status, 200);
-    let (status, _) = call(&d, &viewer, "GET", "/v1/sandboxes", None).await;
+    let (status, _) = d.call(&viewer, "GET", "/v1/sandboxes", None).await;
     assert_eq!(status, 401);
 }
 
@@ -216,11 +195,11 @@ async fn from_inside(d: &Daemon, id: &str, method: &str, path: &str) -> (u16, St
 #[tokio::test]
 async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
     let d = Daemon::with_base().await;
-    let member = mint(&d, &d.key, json!({"name": "dispatcher"})).await;
+    let member = d.mint(&d.key, json!({"name": "dispatcher"})).await;
     let create = |key: String| {
         let d = &d;
         async move {
-            let (status, sb) = call(d, &key, "POST", "/v1/sandboxes", Some(json!({}))).await;
+            let (status, sb) = d.call(&key, "POST", "/v1/sandboxes", Some(json!({}))).await;
             assert_eq!(status, 201, "{sb}\n{}", d.log());
             sb["id"].as_str().unwrap().to_owned()
         }
@@ -264,18 +243,15 @@ async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
     // and so does the sandbox listener for any other address.
     let token = d.sh_root(&sb, "cat /run/warren/token").await.stdout_str();
     assert!(token.starts_with("wst_"), "{token}");
-    let (status, _) = call(&d, &token, "GET", &format!("/v1/sandboxes/{sb}"), None).await;
+    let (status, _) = d
+        .call(&token, "GET", &format!("/v1/sandboxes/{sb}"), None)
+        .await;
     assert_eq!(status, 401);
     // The issue is in the sandbox's timeline, the token itself nowhere in
     // the audit log.
-    let (status, timeline) = call(
-        &d,
-        &d.key,
-        "GET",
-        &format!("/v1/sandboxes/{sb}/timeline"),
-        None,
-    )
-    .await;
+    let (status, timeline) = d
+        .call(&d.key, "GET", &format!("/v1/sandboxes/{sb}/timeline"), None)
+        .await;
     assert_eq!(status, 200, "{timeline}");
     assert!(
         timeline["events"]
@@ -302,7 +278,9 @@ async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
 
     // Revoking the dispatcher's key ends the token at once.
     let member_id = member.split('_').nth(1).unwrap();
-    let (status, _) = call(&d, &d.key, "DELETE", &format!("/v1/keys/{member_id}"), None).await;
+    let (status, _) = d
+        .call(&d.key, "DELETE", &format!("/v1/keys/{member_id}"), None)
+        .await;
     assert_eq!(status, 200);
     let (status, body) = from_inside(&d, &sb, "GET", &format!("/v1/sandboxes/{sb}")).await;
     assert_eq!(status, 401, "{body}");
@@ -311,7 +289,7 @@ async fn sandbox_tokens_act_for_the_dispatcher_on_their_own_sandbox() {
 /// Waits until team `key` lists a sandbox that `known` does not contain.
 async fn new_sandbox_of(d: &Daemon, key: &str, known: &[String]) -> String {
     for _ in 0..400 {
-        let (_, list) = call(d, key, "GET", "/v1/sandboxes", None).await;
+        let (_, list) = d.call(key, "GET", "/v1/sandboxes", None).await;
         let list: SandboxList = serde_json::from_value(list).unwrap();
         if let Some(s) = list
             .sandboxes
@@ -328,8 +306,10 @@ async fn new_sandbox_of(d: &Daemon, key: &str, known: &[String]) -> String {
 #[tokio::test]
 async fn sandbox_forks_get_their_own_tokens_and_snapshots_stay_in_their_team() {
     let d = Daemon::with_base().await;
-    let member = mint(&d, &d.key, json!({"name": "dispatcher"})).await;
-    let (status, sb) = call(&d, &member, "POST", "/v1/sandboxes", Some(json!({}))).await;
+    let member = d.mint(&d.key, json!({"name": "dispatcher"})).await;
+    let (status, sb) = d
+        .call(&member, "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
     assert_eq!(status, 201, "{sb}");
     let parent = sb["id"].as_str().unwrap().to_owned();
     let parent_token = d
@@ -349,7 +329,9 @@ async fn sandbox_forks_get_their_own_tokens_and_snapshots_stay_in_their_team() {
     )
     .await;
     let branch = new_sandbox_of(&d, &member, std::slice::from_ref(&parent)).await;
-    let (_, info) = call(&d, &member, "GET", &format!("/v1/sandboxes/{branch}"), None).await;
+    let (_, info) = d
+        .call(&member, "GET", &format!("/v1/sandboxes/{branch}"), None)
+        .await;
     assert_eq!(
         info["owner"], sb["owner"],
         "the branch acts for the dispatcher"
@@ -381,50 +363,50 @@ async fn sandbox_forks_get_their_own_tokens_and_snapshots_stay_in_their_team() {
 
     // Snapshots are the team's: another team cannot list them or start a
     // sandbox from one.
-    let (status, snap) = call(
-        &d,
-        &member,
-        "POST",
-        &format!("/v1/sandboxes/{parent}/snapshots"),
-        Some(json!({"name": "before"})),
-    )
-    .await;
+    let (status, snap) = d
+        .call(
+            &member,
+            "POST",
+            &format!("/v1/sandboxes/{parent}/snapshots"),
+            Some(json!({"name": "before"})),
+        )
+        .await;
     assert_eq!(status, 201, "{snap}");
-    let (status, created) = call(
-        &d,
-        &d.key,
-        "POST",
-        "/v1/teams",
-        Some(json!({"name": "other", "admin": "olga"})),
-    )
-    .await;
+    let (status, created) = d
+        .call(
+            &d.key,
+            "POST",
+            "/v1/teams",
+            Some(json!({"name": "other", "admin": "olga"})),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     let other = created["key"]["secret"].as_str().unwrap();
-    let (status, _) = call(
-        &d,
-        other,
-        "GET",
-        &format!("/v1/sandboxes/{parent}/snapshots"),
-        None,
-    )
-    .await;
+    let (status, _) = d
+        .call(
+            other,
+            "GET",
+            &format!("/v1/sandboxes/{parent}/snapshots"),
+            None,
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, err) = call(
-        &d,
-        other,
-        "POST",
-        "/v1/sandboxes",
-        Some(json!({"snapshot": snap["id"]})),
-    )
-    .await;
+    let (status, err) = d
+        .call(
+            other,
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"snapshot": snap["id"]})),
+        )
+        .await;
     assert_eq!(status, 404, "{err}");
-    let (status, _) = call(
-        &d,
-        other,
-        "POST",
-        &format!("/v1/sandboxes/{parent}/fork"),
-        Some(json!({"count": 1})),
-    )
-    .await;
+    let (status, _) = d
+        .call(
+            other,
+            "POST",
+            &format!("/v1/sandboxes/{parent}/fork"),
+            Some(json!({"count": 1})),
+        )
+        .await;
     assert_eq!(status, 404);
 }

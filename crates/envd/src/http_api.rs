@@ -41,6 +41,11 @@ pub struct InitRequest {
     /// RFC 3339 wall-clock time to set inside the sandbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
+    /// Warren's own field (E2B's envd has none such): the PEM certificate
+    /// of the installation's Warren CA, which the agent installs into the
+    /// system's trust store (see `docs/agent.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warren_ca_cert: Option<String>,
 }
 
 /// One written file in the answer to `POST /files`.

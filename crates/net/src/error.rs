@@ -20,6 +20,9 @@ pub enum NetError {
     /// An external command (`ip`, `nft`) failed.
     #[error("{op} failed: {detail}")]
     Command { op: String, detail: String },
+    /// A TLS interception for secret injection failed.
+    #[error("TLS interception failed")]
+    Intercept(#[from] crate::intercept::InterceptError),
     /// A host I/O operation failed.
     #[error("{op} failed")]
     Io {

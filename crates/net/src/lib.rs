@@ -17,6 +17,7 @@ pub mod egress;
 mod enter;
 mod error;
 mod firewall;
+pub mod intercept;
 pub mod link;
 mod names;
 mod pool;

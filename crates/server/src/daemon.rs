@@ -1,7 +1,9 @@
 //! Start-up and shutdown of `warren serve`.
 //!
 //! Order: data directory → secrets → store → audit log (writer, signer;
-//! key `secrets/audit.key`) → bootstrap team and key → runtime (its
+//! key `secrets/audit.key`) → the key of team secrets
+//! (`secrets/secrets-key`) → the Warren CA (`secrets/warren-ca.{key,crt}`)
+//! → bootstrap team and key → runtime (its
 //! firewall table redirects sandboxes' DNS and TCP to the resolver and
 //! egress proxy ports) → resolver and egress proxy → templates → snapshot
 //! store → reconcile with the runtime (re-applies every live sandbox's
@@ -22,6 +24,7 @@ use std::time::Duration;
 use axum::middleware;
 use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, TcpStream};
+use warren_net::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
 use warren_snapshot::{LocalDirStore, SnapshotStore};
@@ -33,7 +36,10 @@ use crate::audit::Audit;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
 use crate::ports::{PortProxy, parse_domain, route as route_ports};
-use crate::service::{Agents, Network, SandboxIdentity, Sandboxes, Standby, Teardown, Tenancy};
+use crate::service::secrets::{InjectionSource, SecretsCipher};
+use crate::service::{
+    Agents, Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
+};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError};
 use warren_net::dns::Resolver;
@@ -113,6 +119,29 @@ pub async fn run(
         .map_err(|e| startup("audit log", e))?;
     let store: Arc<dyn Store> = Arc::new(sqlite);
     let tenancy = Arc::new(Tenancy::new(store.clone(), pepper.clone(), audit.clone()));
+    let secrets_cipher = SecretsCipher::load_or_create(&secrets.join("secrets-key"))
+        .map_err(|e| startup("secrets key", e))?;
+    let team_secrets = Arc::new(Secrets::new(store.clone(), secrets_cipher, audit.clone()));
+    let warren_ca =
+        Arc::new(WarrenCa::load_or_create(&secrets).map_err(|e| startup("Warren CA", e))?);
+    // The interceptor the egress proxy hands connections to for hosts a
+    // policy injects secrets into; built here so a bad --upstream-ca stops
+    // the start. Without a system CA bundle (and no --upstream-ca) the
+    // daemon runs, but no upstream server can be verified for injection.
+    let interceptor = match TlsInterceptor::new(
+        warren_ca.clone(),
+        InterceptConfig {
+            upstream_ca: config.upstream_ca.clone(),
+            ..InterceptConfig::default()
+        },
+    ) {
+        Ok(i) => Some(i),
+        Err(e) if config.upstream_ca.is_none() => {
+            tracing::warn!(error = %warren_core::error::chain(&e), "secret injection is unavailable");
+            None
+        }
+        Err(e) => return Err(startup("TLS interception (--upstream-ca)", e)),
+    };
     bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
@@ -136,7 +165,12 @@ pub async fn run(
     .serve(any(egress_ports.dns))
     .await
     .map_err(|e| startup("the sandboxes' DNS resolver", e))?;
-    let (_, proxy_task) = EgressProxy::new(registry.clone(), events, firewall.pool())
+    let mut proxy = EgressProxy::new(registry.clone(), events, firewall.pool());
+    if let Some(interceptor) = interceptor {
+        let source = Arc::new(InjectionSource(team_secrets.clone()));
+        proxy = proxy.with_interception(Arc::new(interceptor), source);
+    }
+    let (_, proxy_task) = proxy
         .serve(any(egress_ports.proxy))
         .await
         .map_err(|e| startup("the egress proxy", e))?;
@@ -175,6 +209,7 @@ pub async fn run(
         locks: Default::default(),
         standby: Standby::new(std::time::Duration::from_secs(config.standby_s)),
         network,
+        ca_certificate: warren_ca.certificate_pem().to_owned(),
     });
     sandboxes
         .reconcile()
@@ -194,6 +229,7 @@ pub async fn run(
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(templates)),
         tenancy,
+        secrets: team_secrets,
         audit,
         ports_domain: ports_domain.as_str().into(),
     };

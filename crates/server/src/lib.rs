@@ -54,6 +54,9 @@ pub struct Config {
     pub dns_port: Option<u16>,
     /// Host port of the transparent egress proxy; default: the API port + 3.
     pub egress_proxy_port: Option<u16>,
+    /// A CA certificate file (PEM) trusted, besides the system's CAs, for
+    /// the servers the egress proxy injects secrets into requests to.
+    pub upstream_ca: Option<PathBuf>,
 }
 
 /// Why the daemon could not start or stopped with an error.

@@ -23,6 +23,9 @@
 //!   snapshot store: rows are inserted only after the image is complete,
 //!   a pause's row in the same transaction that makes the sandbox paused
 //!   ([`Store::commit_pause`]). Rows outlive their images for lineage.
+//! - A secret row holds only the ciphertext of its value (encrypted by the
+//!   daemon under a key the database never sees); secrets are per team and
+//!   unique by name within it.
 //! - Times are kept with millisecond precision: a record read back carries
 //!   the stored (truncated) times, and so does the record a write returns.
 //!
@@ -257,6 +260,43 @@ pub struct UserRecord {
     pub created_at: OffsetDateTime,
 }
 
+/// One team secret: the ciphertext of its value, never the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    pub team: TeamId,
+    /// Unique within the team.
+    pub name: String,
+    /// AEAD ciphertext with its tag.
+    pub ciphertext: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub created_by: KeyId,
+    pub updated_at: OffsetDateTime,
+    pub updated_by: KeyId,
+}
+
+impl std::fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("team", &self.team)
+            .field("name", &self.name)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::put_secret`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    /// The row as stored (on a replace, with its first creation time and
+    /// creator).
+    pub record: SecretRecord,
+    /// Whether the secret did not exist before.
+    pub created: bool,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a sandbox in state `creating`, assigning the lowest free
@@ -423,4 +463,22 @@ pub trait Store: Send + Sync + 'static {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<NetEventRecord>, StoreError>;
+    // ---- Team secrets ----
+
+    /// Creates the secret `(team, name)` or replaces its ciphertext (keeping
+    /// its creation time and creator), in one transaction. `NotFound` if
+    /// the team does not exist.
+    async fn put_secret(&self, secret: SecretRecord) -> Result<StoredSecret, StoreError>;
+
+    async fn get_secret(
+        &self,
+        team: &TeamId,
+        name: &str,
+    ) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// The team's secrets, by name.
+    async fn list_secrets(&self, team: &TeamId) -> Result<Vec<SecretRecord>, StoreError>;
+
+    /// `NotFound` if the team has no such secret.
+    async fn delete_secret(&self, team: &TeamId, name: &str) -> Result<(), StoreError>;
 }

@@ -13,6 +13,11 @@ pub struct Agent {
 
 impl Agent {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the agent with `extra` arguments.
+    pub async fn start_with(extra: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -20,6 +25,7 @@ impl Agent {
             .port();
         let child = Command::new(env!("CARGO_BIN_EXE_warren-agent"))
             .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
+            .args(extra)
             .env("WARREN_AGENT_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()

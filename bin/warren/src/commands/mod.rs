@@ -15,6 +15,7 @@ pub mod pause;
 pub mod port;
 pub mod resume;
 pub mod rollback;
+pub mod secret;
 pub mod serve;
 pub mod shell;
 pub mod snapshot;

@@ -83,6 +83,10 @@ pub struct Args {
     /// Host port of the transparent egress proxy [default: the API port + 3].
     #[arg(long, env = "WARREN_EGRESS_PROXY_PORT", value_name = "PORT")]
     egress_proxy_port: Option<u16>,
+    /// One more CA certificate file (PEM) that servers receiving injected
+    /// secrets may be verified against, besides the system's CAs.
+    #[arg(long, env = "WARREN_UPSTREAM_CA", value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -198,6 +202,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         dns_upstream: args.dns_upstream,
         dns_port: args.dns_port,
         egress_proxy_port: args.egress_proxy_port,
+        upstream_ca: args.upstream_ca,
     };
     warren_server::serve(config, shutdown)
         .await

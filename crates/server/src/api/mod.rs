@@ -16,6 +16,7 @@ mod network;
 mod openapi;
 mod pty;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod stream;
 mod teams;
@@ -33,7 +34,7 @@ use tower_http::trace::TraceLayer;
 use crate::audit::Audit;
 use crate::audit::requests::record_requests;
 use crate::auth::{Authenticator, Credentials, authenticate, authorize};
-use crate::service::{Sandboxes, Tenancy};
+use crate::service::{Sandboxes, Secrets, Tenancy};
 use crate::templates::TemplateBuilds;
 
 pub use openapi::ApiDoc;
@@ -50,6 +51,7 @@ pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub templates: Arc<TemplateBuilds>,
     pub tenancy: Arc<Tenancy>,
+    pub secrets: Arc<Secrets>,
     pub audit: Audit,
     /// The domain of exposed-port hosts (`crate::ports`).
     pub ports_domain: Arc<str>,
@@ -104,6 +106,8 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/whoami", get(teams::whoami))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", delete(keys::revoke))
+        .route("/v1/secrets", get(secrets::list).post(secrets::set))
+        .route("/v1/secrets/{name}", delete(secrets::delete))
         .route("/v1/sandboxes/{id}/timeline", get(timeline::timeline))
         .route("/v1/sandboxes/{id}/network", put(network::update))
         .route("/v1/sandboxes/{id}/network/events", get(network::events))

@@ -30,6 +30,12 @@ pub async fn update(
     ApiJson(policy): ApiJson<NetworkPolicy>,
 ) -> ApiResult<Json<Sandbox>> {
     let actor = AuditActor::from_caller(&caller);
+    // The injected secrets are checked like at create; the environment of
+    // a running sandbox does not change (placeholders are set at create).
+    state
+        .secrets
+        .check_injections(&caller, &caller.team, &policy)
+        .await?;
     let rec = state.sandboxes.set_network(&id, policy, &actor).await?;
     Ok(Json(to_api(rec)))
 }

@@ -2,8 +2,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    audit, exec, files, health, keys, network, pty, sandboxes, snapshots, teams, templates,
-    timeline,
+    audit, exec, files, health, keys, network, pty, sandboxes, secrets, snapshots, teams,
+    templates, timeline,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -22,6 +22,7 @@ use super::{
         templates::list, templates::build,
         teams::create_team, teams::list_teams, teams::create_user, teams::list_users, teams::whoami,
         keys::create, keys::list, keys::revoke,
+        secrets::set, secrets::list, secrets::delete,
         audit::entries, audit::proof, audit::consistency, audit::heads,
         timeline::timeline,
         network::update, network::events,

@@ -52,7 +52,16 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<Sandbox>)> {
     let actor = AuditActor::from_caller(&caller);
-    let params = CreateParams::from_request(req, (&caller).into())?;
+    let mut params = CreateParams::from_request(req, (&caller).into())?;
+    if let Some(policy) = &params.network {
+        // Injected secrets must be the team's and the caller's to use; the
+        // environment gets their placeholders, never the values.
+        let placeholders = state
+            .secrets
+            .check_injections(&caller, &caller.team, policy)
+            .await?;
+        params.env.extend(placeholders);
+    }
     let rec = state.sandboxes.create(params, &actor).await?;
     Ok((StatusCode::CREATED, Json(to_api(rec))))
 }

@@ -48,29 +48,12 @@ impl Pepper {
     /// Loads the pepper from `path`, creating it (0600, write-then-rename) on
     /// first use.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        let err = |source| KeyError::Pepper {
-            path: path.display().to_string(),
-            source,
-        };
-        match std::fs::read(path) {
-            Ok(bytes) if bytes.len() == 32 => {
-                let mut p = [0u8; 32];
-                p.copy_from_slice(&bytes);
-                return Ok(Self(p));
-            }
-            Ok(_) => {
-                return Err(err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "pepper file must hold exactly 32 bytes",
-                )));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(e)),
-        }
-        let mut p = [0u8; 32];
-        rand::rng().fill_bytes(&mut p);
-        write_private(path, &p).map_err(err)?;
-        Ok(Self(p))
+        load_or_create_key_bytes(path)
+            .map(Self)
+            .map_err(|source| KeyError::Pepper {
+                path: path.display().to_string(),
+                source,
+            })
     }
 
     /// A hex token bound to this secret and `context`.
@@ -88,6 +71,27 @@ impl Pepper {
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
+}
+
+/// Reads the 32-byte key file at `path`, creating it with random bytes
+/// (0600, write-then-rename) when it does not exist.
+pub fn load_or_create_key_bytes(path: &Path) -> std::io::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            return <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "key file must hold exactly 32 bytes",
+                )
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    write_private(path, &key)?;
+    Ok(key)
 }
 
 /// Writes `bytes` to `path` with mode 0600 via a temporary file and rename.

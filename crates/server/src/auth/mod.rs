@@ -17,6 +17,6 @@ mod middleware;
 pub mod policy;
 pub mod token;
 
-pub use keys::{ApiKey, KeyError, Pepper, write_private};
+pub use keys::{ApiKey, KeyError, Pepper, load_or_create_key_bytes, write_private};
 pub use middleware::{Authenticator, Caller, Credentials, authenticate, authorize};
 pub use token::TokenIssuer;

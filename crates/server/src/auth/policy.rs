@@ -55,6 +55,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET" | "POST", "/v1/users") => needs(S::KeysManage),
         ("GET" | "POST", "/v1/keys") => needs(S::KeysManage),
         ("DELETE", "/v1/keys/{id}") => needs(S::KeysManage),
+        ("POST", "/v1/secrets") | ("DELETE", "/v1/secrets/{name}") => needs(S::SecretsManage),
+        ("GET", "/v1/secrets") => needs(S::SecretsUse),
         ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
         ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),

@@ -278,7 +278,8 @@ impl Sandboxes {
 
     /// Connects to the agent of `rec` at `instance`, waits for it and hands
     /// it the sandbox's environment (with Warren's own variables, which win
-    /// over the caller's), its access token and the current time, then a
+    /// over the caller's), its access token, the current time and the Warren
+    /// CA certificate to trust (installed idempotently), then a
     /// fresh sandbox token. Every path that brings an instance up (create,
     /// resume, rollback, fork, create from snapshot) goes through here, so
     /// every instance gets a token of its own and none inherits another's.
@@ -309,6 +310,7 @@ impl Sandboxes {
             env_vars: Some(env),
             access_token: Some(self.agents.token(&rec.id)),
             timestamp: Some(crate::api::rfc3339(OffsetDateTime::now_utc())),
+            warren_ca_cert: Some(self.ca_certificate.clone()),
             ..InitRequest::default()
         };
         current.init(&init).await.map_err(crate::agent_error)?;

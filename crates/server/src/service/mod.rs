@@ -24,6 +24,7 @@ mod pause;
 mod pty;
 pub mod reconcile;
 mod record;
+pub mod secrets;
 mod snapshots;
 mod standby;
 mod start;
@@ -50,6 +51,7 @@ pub use fork::MAX_FORK;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
 pub use network::{DENY_AUDIT_EVERY, Network};
 pub use pty::{PtyEvents, PtySession};
+pub use secrets::Secrets;
 pub use snapshots::SnapshotView;
 pub use standby::Standby;
 pub use teardown::Teardown;
@@ -74,6 +76,8 @@ pub struct Sandboxes {
     pub(crate) locks: locks::Locks,
     pub(crate) standby: Standby,
     pub(crate) network: Arc<Network>,
+    /// The Warren CA certificate (PEM) every agent installs at init.
+    pub(crate) ca_certificate: String,
 }
 
 impl Sandboxes {

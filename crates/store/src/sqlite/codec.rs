@@ -17,8 +17,8 @@ use warren_core::{
 use warren_core::network::NetworkPolicy;
 
 use crate::{
-    KeyRecord, NetEventRecord, NewNetEvent, SandboxRecord, SnapshotRecord, StoreError, TeamRecord,
-    UserRecord,
+    KeyRecord, NetEventRecord, NewNetEvent, SandboxRecord, SecretRecord, SnapshotRecord,
+    StoreError, TeamRecord, UserRecord,
 };
 
 pub(super) const SANDBOXES: &str = "sandboxes";
@@ -35,6 +35,8 @@ pub(super) fn encode_network(policy: &NetworkPolicy) -> Result<String, StoreErro
         source,
     })
 }
+
+pub(super) const SECRETS: &str = "secrets";
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
@@ -263,6 +265,22 @@ pub(super) fn key_from_row(row: &SqliteRow) -> Result<KeyRecord, StoreError> {
         expires_at: r.optional_time("expires_at")?,
         revoked_at: r.optional_time("revoked_at")?,
         id,
+    })
+}
+
+pub(super) fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord, StoreError> {
+    let mut r = RowReader::new(row, SECRETS);
+    let name: String = r.get("name")?;
+    r.id = name.clone();
+    Ok(SecretRecord {
+        team: r.parse("team")?,
+        ciphertext: r.get("ciphertext")?,
+        nonce: r.get("nonce")?,
+        created_at: r.time("created_at")?,
+        created_by: r.parse("created_by")?,
+        updated_at: r.time("updated_at")?,
+        updated_by: r.parse("updated_by")?,
+        name,
     })
 }
 

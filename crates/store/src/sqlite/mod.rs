@@ -32,6 +32,7 @@ mod codec;
 mod keys;
 mod network;
 mod sandboxes;
+mod secrets;
 mod snapshots;
 mod teams;
 
@@ -51,7 +52,7 @@ use warren_core::network::NetworkPolicy;
 
 use crate::{
     KeyRecord, NetEventRecord, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord,
-    SnapshotRecord, Store, StoreError, TeamRecord, UserRecord,
+    SecretRecord, SnapshotRecord, Store, StoreError, StoredSecret, TeamRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -337,6 +338,26 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<NetEventRecord>, StoreError> {
         network::list(&self.reader, id, before, limit).await
+    }
+
+    async fn put_secret(&self, secret: SecretRecord) -> Result<StoredSecret, StoreError> {
+        secrets::put(&self.writer, &secret).await
+    }
+
+    async fn get_secret(
+        &self,
+        team: &TeamId,
+        name: &str,
+    ) -> Result<Option<SecretRecord>, StoreError> {
+        secrets::get(&self.reader, team, name).await
+    }
+
+    async fn list_secrets(&self, team: &TeamId) -> Result<Vec<SecretRecord>, StoreError> {
+        secrets::list(&self.reader, team).await
+    }
+
+    async fn delete_secret(&self, team: &TeamId, name: &str) -> Result<(), StoreError> {
+        secrets::delete(&self.writer, team, name).await
     }
 }
 
