@@ -1,9 +1,11 @@
 //! A stand-in for the internet, on this machine only: a network namespace
 //! with a veth to the host, addresses in 198.18.0.0/15 (the benchmarking
 //! range, public by `is_private`), real HTTP (port 80) and HTTPS (port 443,
-//! a self-signed certificate made with openssl) servers answering under
-//! every address with `host=<Host header>`, and `GET /bytes/N` with N
-//! bytes; plus an upstream DNS server on the host end of the veth that
+//! a certificate for every test name from a test CA made with openssl,
+//! [`Internet::ca_cert`]) servers answering under every address with
+//! `host=<Host header>` (and `authorization-sha256=<hex>` of an
+//! `Authorization` header, never the header itself), and `GET /bytes/N`
+//! with N bytes; plus an upstream DNS server on the host end of the veth that
 //! answers the test names and records every query it sees.
 //!
 //! Each fixture takes its own /24 (198.18.N.0/24, N from the process id
@@ -28,7 +30,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// The HTTP/HTTPS server run inside the namespace.
 const SERVER: &str = r#"
-import http.server, socketserver, ssl, sys, threading
+import hashlib, http.server, socketserver, ssl, sys, threading
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
@@ -43,7 +45,11 @@ class H(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(chunk[:k])
                 n -= k
             return
-        body = ("host=%s\n" % self.headers.get("Host", "")).encode()
+        body = "host=%s\n" % self.headers.get("Host", "")
+        auth = self.headers.get("Authorization")
+        if auth is not None:
+            body += "authorization-sha256=%s\n" % hashlib.sha256(auth.encode()).hexdigest()
+        body = body.encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -73,6 +79,9 @@ pub struct Internet {
     pub dns: SocketAddr,
     /// Test name → the address it resolves to (all served by the servers).
     names: HashMap<String, Ipv4Addr>,
+    /// The test CA that signed the HTTPS server's certificate (PEM), for
+    /// `warren serve --upstream-ca`.
+    pub ca_cert: std::path::PathBuf,
     queries: Arc<Mutex<Vec<(String, RecordType)>>>,
     server: Option<Child>,
     dns_task: tokio::task::JoinHandle<()>,
@@ -117,6 +126,7 @@ impl Internet {
                 .iter()
                 .map(|(name, last)| (name.to_string(), Ipv4Addr::new(198, 18, n as u8, *last)))
                 .collect(),
+            ca_cert: dir.path().join("ca.pem"),
             queries: Arc::default(),
             server: None,
             dns_task: tokio::spawn(async {}),
@@ -153,26 +163,7 @@ impl Internet {
         inside(&["ip", "link", "set", "eth0", "up"])?;
         inside(&["ip", "route", "add", "default", "via", &host_ip.to_string()])?;
 
-        let cert = me._dir.path().join("cert.pem");
-        let key = me._dir.path().join("key.pem");
-        run(
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=warren-test",
-                "-keyout",
-                key.to_str().unwrap(),
-                "-out",
-                cert.to_str().unwrap(),
-            ],
-        )?;
+        let (cert, key) = me.certificates()?;
         let script = me._dir.path().join("server.py");
         std::fs::write(&script, SERVER)?;
         let mut server = Command::new("ip")
@@ -197,6 +188,81 @@ impl Internet {
         }
         me.dns_task = me.serve_dns().await?;
         Ok(me)
+    }
+
+    /// Makes the test CA and, signed by it, the servers' certificate for
+    /// every test name; returns the certificate and key paths.
+    fn certificates(&self) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        let dir = self._dir.path();
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        run(
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=warren-test-ca",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-keyout",
+                &path("ca.key"),
+                "-out",
+                &path("ca.pem"),
+            ],
+        )?;
+        run(
+            "openssl",
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=warren-test",
+                "-keyout",
+                &path("key.pem"),
+                "-out",
+                &path("server.csr"),
+            ],
+        )?;
+        let mut names: Vec<&String> = self.names.keys().collect();
+        names.sort();
+        let sans: Vec<String> = names.iter().map(|n| format!("DNS:{n}")).collect();
+        std::fs::write(
+            dir.join("server.ext"),
+            format!(
+                "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName={}\n",
+                sans.join(",")
+            ),
+        )?;
+        run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &path("server.csr"),
+                "-CA",
+                &path("ca.pem"),
+                "-CAkey",
+                &path("ca.key"),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &path("server.ext"),
+                "-out",
+                &path("cert.pem"),
+            ],
+        )?;
+        Ok((dir.join("cert.pem"), dir.join("key.pem")))
     }
 
     /// The address `name` resolves to.

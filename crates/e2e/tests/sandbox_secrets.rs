@@ -53,3 +53,113 @@ async fn sandbox_trusts_the_warren_ca_once_across_pause_and_resume() {
     let out = d.sh(&sb.id, check).await;
     expect(&out.stdout_str());
 }
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if std::fs::read(&path)
+            .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+            .unwrap_or(false)
+        {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn sandbox_injected_secret_reaches_the_server_and_never_the_sandbox() {
+    use sha2::{Digest, Sha256};
+    use warren_e2e::internet::Internet;
+
+    let net = Internet::start(&[("api.example.test", 2)])
+        .await
+        .expect("test internet");
+    net.wait_ready().await.expect("test servers");
+    let upstream = net.dns.to_string();
+    let ca = net.ca_cert.to_str().unwrap().to_owned();
+    let d = Daemon::start_with(&["--dns-upstream", &upstream, "--upstream-ca", &ca])
+        .await
+        .expect("daemon starts");
+    d.ensure_template("base").await.expect("base template");
+
+    let value = format!("wsv-{:032x}", rand_u128());
+    let resp = d
+        .post("/v1/secrets")
+        .json(&json!({"name": "gh", "value": value}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let sb = d
+        .create_sandbox(json!({"network": {
+            "allow": ["api.example.test"],
+            "inject": [{"secret": "gh", "host": "api.example.test", "header": "Authorization",
+                        "format": "Bearer {value}", "env": "GH_TOKEN"}],
+        }}))
+        .await;
+
+    // The sandbox holds the placeholder; the server gets the value.
+    let placeholder = d.sh(&sb.id, "printf %s \"$GH_TOKEN\"").await.stdout_str();
+    assert_eq!(placeholder, "warren-secret-placeholder:gh");
+    let out = d
+        .sh(
+            &sb.id,
+            "curl -sS -m 10 -H \"Authorization: Bearer $GH_TOKEN\" https://api.example.test/",
+        )
+        .await;
+    let sent = hex(&Sha256::digest(format!("Bearer {value}").as_bytes()));
+    assert_eq!(
+        out.stdout_str(),
+        format!("host=api.example.test\nauthorization-sha256={sent}\n"),
+        "stderr: {}\n{}",
+        out.stderr_str(),
+        d.log()
+    );
+    let env = d
+        .sh_root(&sb.id, "cat /proc/*/environ | tr '\\0' '\\n'")
+        .await
+        .stdout_str();
+    assert!(env.contains("warren-secret-placeholder:gh") && !env.contains(&value));
+
+    // Its snapshot — every written file and all of its memory — holds the
+    // placeholder (so the search finds what is there) and never the value;
+    // neither do the daemon's database and log.
+    let resp = d
+        .post(&format!("/v1/sandboxes/{}/snapshots", sb.id))
+        .json(&json!({"name": "after-request"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let images = d.data_dir().join("snapshots/images");
+    assert!(!files_holding(&images, b"warren-secret-placeholder:gh").is_empty());
+    assert_eq!(
+        files_holding(&images, value.as_bytes()),
+        Vec::<std::path::PathBuf>::new()
+    );
+    for file in ["warren.db", "warren.db-wal", "daemon.log"] {
+        let path = d.data_dir().join(file);
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
+            "{file} holds the secret"
+        );
+    }
+}
+
+fn rand_u128() -> u128 {
+    let mut buf = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .unwrap();
+    u128::from_le_bytes(buf)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
