@@ -222,6 +222,30 @@ async fn expired_lists_live_sandboxes_due_by_now_soonest_first() {
 }
 
 #[tokio::test]
+async fn a_sandbox_pausing_or_resuming_past_its_expiry_is_not_expired() {
+    // The reaper must not kill a sandbox that is being resumed (its fresh
+    // lifetime comes when the resume finishes) or paused.
+    let db = TestDb::new().await;
+    let now = millis(OffsetDateTime::now_utc());
+    let mut new = new_sandbox();
+    new.expires_at = now - Duration::minutes(1);
+    let sb = db.store.create_sandbox(new).await.unwrap();
+    for (from, to) in [(S::Creating, S::Running), (S::Running, S::Pausing)] {
+        db.store.transition(&sb.id, from, to).await.unwrap();
+    }
+    assert!(db.store.expired_sandboxes(now).await.unwrap().is_empty());
+    for (from, to) in [(S::Pausing, S::Paused), (S::Paused, S::Resuming)] {
+        db.store.transition(&sb.id, from, to).await.unwrap();
+    }
+    assert!(db.store.expired_sandboxes(now).await.unwrap().is_empty());
+    db.store
+        .transition(&sb.id, S::Resuming, S::Running)
+        .await
+        .unwrap();
+    assert_eq!(db.store.expired_sandboxes(now).await.unwrap(), vec![sb.id]);
+}
+
+#[tokio::test]
 async fn set_expiry_moves_a_sandbox_in_and_out_of_expiry() {
     let db = TestDb::new().await;
     let sandbox = db.store.create_sandbox(new_sandbox()).await.unwrap();

@@ -145,6 +145,14 @@ async fn named_snapshots_go_with_their_sandbox_and_lineage_stays() {
         .transition(&child.id, S::Creating, S::Running)
         .await
         .unwrap();
+    // A fresh fork image is kept a while (its row is written before its
+    // branches' rows); an older one goes once no branch is being created.
+    assert!(unreferenced(&db).await.is_empty(), "a fresh fork image");
+    sqlx::query("UPDATE snapshots SET created_at = created_at - 600000 WHERE id = ?1")
+        .bind(fork.id.as_str())
+        .execute(&db.raw().await)
+        .await
+        .unwrap();
     assert_eq!(unreferenced(&db).await, vec![fork.id.clone()]);
     assert_eq!(
         db.store.sandboxes_from_snapshot(&fork.id).await.unwrap(),
@@ -154,7 +162,7 @@ async fn named_snapshots_go_with_their_sandbox_and_lineage_stays() {
         .transition(&parent.id, S::Running, S::Killed)
         .await
         .unwrap();
-    assert_eq!(unreferenced(&db).await, vec![named.id, fork.id]);
+    assert_eq!(unreferenced(&db).await, vec![fork.id, named.id]);
 }
 
 #[tokio::test]

@@ -251,9 +251,12 @@ pub(super) async fn expired(
     reader: &SqlitePool,
     now: OffsetDateTime,
 ) -> Result<Vec<SandboxId>, StoreError> {
+    // A paused sandbox does not age, and one pausing or resuming is its
+    // lock holder's: the resume gives it a fresh lifetime when it is done.
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM sandboxes
-         WHERE state NOT IN ('killed', 'failed', 'paused') AND expires_at <= ?1
+         WHERE state NOT IN ('killed', 'failed', 'paused', 'pausing', 'resuming')
+           AND expires_at <= ?1
          ORDER BY expires_at, rowid",
     )
     .bind(to_millis(now))

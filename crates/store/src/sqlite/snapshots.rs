@@ -211,15 +211,23 @@ pub(super) async fn unreferenced(reader: &SqlitePool) -> Result<Vec<SnapshotReco
           OR (kind = 'named' AND NOT EXISTS (
                  SELECT 1 FROM sandboxes b
                  WHERE b.id = s.sandbox_id AND b.state NOT IN ('killed', 'failed')))
-          OR (kind = 'fork' AND NOT EXISTS (
+          OR (kind = 'fork'
+              -- a fork's row comes a moment before its branches' rows
+              AND created_at <= CAST(strftime('%s', 'now') AS INTEGER) * 1000 - ?1
+              AND NOT EXISTS (
                  SELECT 1 FROM sandboxes b
                  WHERE b.source_snapshot = s.id AND b.state = 'creating')))
          ORDER BY created_at, rowid",
     )
+    .bind(FORK_GRACE_MS)
     .fetch_all(reader)
     .await?;
     rows.iter().map(snapshot_from_row).collect()
 }
+
+/// A fork image is kept at least this long, whatever its branches do: its
+/// row is written before the branches' rows that refer to it.
+const FORK_GRACE_MS: i64 = 5 * 60 * 1000;
 
 pub(super) async fn live_ids(reader: &SqlitePool) -> Result<Vec<SnapshotId>, StoreError> {
     let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM snapshots WHERE deleted_at IS NULL")
