@@ -91,3 +91,43 @@ def test_templates_and_refreshes_over_plain_http(sbx):
     assert api.post(f"/sandboxes/{sbx.sandbox_id}/refreshes", json={"duration": 1}).status_code == 204
     assert sbx.get_info().end_at > before
 
+
+
+def test_network_settings_become_the_sandbox_policy(run_id):
+    """E2B's egress settings, at create and live, as Warren's policy shows them."""
+    import os
+
+    import httpx
+
+    api = httpx.Client(
+        base_url=os.environ["E2B_API_URL"], headers={"X-API-KEY": os.environ["E2B_API_KEY"]}
+    )
+
+    def policy(s):
+        r = api.get(f"/v1/sandboxes/{s.sandbox_id}")
+        assert r.status_code == 200, r.text
+        return r.json()["network"]
+
+    s = Sandbox.create(
+        TEMPLATE,
+        timeout=120,
+        metadata={"run": run_id},
+        network={"deny_out": ["0.0.0.0/0"], "allow_out": ["api.github.com", "198.51.100.0/24"]},
+    )
+    try:
+        p = policy(s)
+        assert p["internet"] == "deny"
+        assert p["allow"] == ["api.github.com", "198.51.100.0/24"]
+        s.update_network({"deny_out": ["203.0.113.0/24"]})
+        p = policy(s)
+        assert (p["internet"], p["allow"], p["deny"]) == ("allow", [], ["203.0.113.0/24"])
+        s.update_network({"deny_out": ["0.0.0.0/0"]})
+        assert policy(s)["internet"] == "deny"
+    finally:
+        s.kill()
+
+    closed = Sandbox.create(TEMPLATE, timeout=60, metadata={"run": run_id}, allow_internet_access=False)
+    try:
+        assert policy(closed)["internet"] == "deny"
+    finally:
+        closed.kill()

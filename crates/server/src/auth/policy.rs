@@ -87,6 +87,7 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         }
         ("POST", "/sandboxes/{id}/pause" | "/sandboxes/{id}/resume") => needs(S::SandboxesManage),
         ("POST", "/sandboxes/{id}/fork") => needs(S::SandboxesCreate),
+        ("PUT", "/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("POST", "/sandboxes/{id}/snapshots") => needs(S::SandboxesExec),
         ("GET", "/snapshots") => needs(S::SandboxesRead),
         ("DELETE", "/templates/{id}") => needs(S::SandboxesManage),

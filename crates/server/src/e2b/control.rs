@@ -68,14 +68,7 @@ fn create_params(
             "autoPauseMemory=false (a pause always keeps memory)",
         ));
     }
-    if req.allow_internet_access == Some(false) {
-        return Err(unsupported("allow_internet_access=false (egress is open)"));
-    }
-    if let Some(network) = &req.network
-        && !network_is_default(network)
-    {
-        return Err(unsupported("a network policy"));
-    }
+    let network = super::network::to_policy(req.allow_internet_access, req.network.as_ref(), None)?;
     let auto_pause = req.auto_pause == Some(true);
     let native = CreateSandboxRequest {
         template: snapshot.is_none().then_some(req.template_id),
@@ -92,21 +85,10 @@ fn create_params(
             .to_string(),
         ),
         auto_resume: Some(req.auto_resume.is_some_and(|a| a.enabled)),
+        network,
         ..CreateSandboxRequest::default()
     };
     Ok(CreateParams::from_request(native, caller.into())?)
-}
-
-/// `network` asks for nothing beyond open egress: null, `{}`, or only
-/// empty/absent rule lists and a true `allowPublicTraffic`.
-fn network_is_default(v: &serde_json::Value) -> bool {
-    let Some(obj) = v.as_object() else {
-        return v.is_null();
-    };
-    obj.iter().all(|(k, v)| match k.as_str() {
-        "allowPublicTraffic" => v.as_bool() != Some(false),
-        _ => v.is_null() || v.as_array().is_some_and(Vec::is_empty) || v == &serde_json::json!({}),
-    })
 }
 
 /// Whether `caller` may be handed a sandbox's tokens: they open its agent
@@ -462,19 +444,5 @@ mod tests {
         assert!(parse_list_query(Some("limit=0")).is_err());
         assert!(parse_list_query(Some("colour=red")).is_err());
         assert_eq!(parse_list_query(None).unwrap().limit, DEFAULT_PAGE);
-    }
-
-    #[test]
-    fn default_network_settings_pass_and_rules_do_not() {
-        assert!(network_is_default(&serde_json::json!({})));
-        assert!(network_is_default(
-            &serde_json::json!({"allowOut": [], "denyOut": null})
-        ));
-        assert!(!network_is_default(
-            &serde_json::json!({"denyOut": ["0.0.0.0/0"]})
-        ));
-        assert!(!network_is_default(
-            &serde_json::json!({"allowPublicTraffic": false})
-        ));
     }
 }

@@ -10,19 +10,20 @@
 //!   API, so it passes the same authentication (E2B sends `X-API-KEY`) and
 //!   the same permission table (`auth::policy`) as the native API.
 //!
-//! Pause, resume, fork and snapshots are Warren's own ([`persist`]);
-//! network updates are not served yet.
+//! Pause, resume, fork and snapshots are Warren's own ([`persist`]), and
+//! so is the egress policy E2B's network settings map onto ([`network`]).
 
 mod control;
 mod error;
 mod exec_audit;
+mod network;
 mod paging;
 mod persist;
 mod proxy;
 mod wire;
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 pub use proxy::{ENVD_PORT, SandboxProxy, route_by_header};
 
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sandboxes/{id}/timeout", post(control::set_timeout))
         .route("/sandboxes/{id}/refreshes", post(control::refresh))
         .route("/sandboxes/{id}/metrics", get(control::metrics))
+        .route("/sandboxes/{id}/network", put(network::update))
         .route("/sandboxes/{id}/pause", post(persist::pause))
         .route("/sandboxes/{id}/resume", post(persist::resume))
         .route("/sandboxes/{id}/fork", post(persist::fork))

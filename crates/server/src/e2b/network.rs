@@ -1,0 +1,219 @@
+//! E2B's egress settings mapped onto Warren's network policy.
+//!
+//! E2B starts from open egress: `denyOut` lists CIDRs to refuse,
+//! `allowOut` CIDRs and domains that stay reachable even so, and
+//! `allow_internet_access: false` means `denyOut: ["0.0.0.0/0"]`. Warren's
+//! policy starts from `internet`, and its deny rules win over allow rules.
+//! The mapping: a deny of all of IPv4 (or IPv6), or `allow_internet_access:
+//! false`, is `internet: deny`; otherwise `internet: allow`; the remaining
+//! `denyOut` entries are Warren's `deny`, `allowOut` its `allow`. A narrower
+//! deny inside an allowed range therefore wins on Warren, where it would
+//! lose on E2B. With neither setting given, the daemon's default policy
+//! applies. E2B's header transforms, egress SOCKS proxy, DNS server lists,
+//! host masks and HTTPS port lists are refused rather than ignored.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::Value;
+use warren_core::WarrenError;
+use warren_core::network::{Internet, NetRule, NetworkPolicy};
+
+use super::control::unsupported;
+use super::error::{E2bError, E2bResult};
+use crate::api::AppState;
+use crate::api::extract::{ApiJson, SandboxPath};
+use crate::audit::AuditActor;
+use crate::auth::Caller;
+use crate::error::AppError;
+
+/// Fields of E2B's network settings Warren has no counterpart for; a
+/// request naming one with a non-empty value is refused.
+const UNSUPPORTED: [&str; 5] = [
+    "rules",
+    "egressProxy",
+    "dnsServers",
+    "maskRequestHost",
+    "httpsPorts",
+];
+
+/// The policy E2B's settings ask for, or `None` to take the daemon's
+/// default. `base` keeps what E2B cannot say (secret injections, public
+/// ports) when a live sandbox's policy is replaced.
+pub(super) fn to_policy(
+    allow_internet_access: Option<bool>,
+    network: Option<&Value>,
+    base: Option<&NetworkPolicy>,
+) -> E2bResult<Option<NetworkPolicy>> {
+    let settings = match network {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => {
+            return Err(E2bError(WarrenError::invalid("network must be an object")));
+        }
+    };
+    if settings.is_none() && allow_internet_access.is_none() {
+        return Ok(None);
+    }
+    let mut policy = base.cloned().unwrap_or_default();
+    policy.allow.clear();
+    policy.deny.clear();
+    let mut internet = allow_internet_access != Some(false);
+    if let Some(map) = settings {
+        for key in UNSUPPORTED {
+            if map.get(key).is_some_and(|v| !is_empty(v)) {
+                return Err(unsupported(&format!("network.{key}")));
+            }
+        }
+        for entry in strings(map.get("denyOut"), "denyOut")? {
+            if matches!(entry.as_str(), "0.0.0.0/0" | "::/0") {
+                internet = false;
+            } else {
+                policy.deny.push(rule(&entry)?);
+            }
+        }
+        for entry in strings(map.get("allowOut"), "allowOut")? {
+            policy.allow.push(rule(&entry)?);
+        }
+    }
+    policy.internet = if internet {
+        Internet::Allow
+    } else {
+        Internet::Deny
+    };
+    policy.validate().map_err(E2bError)?;
+    Ok(Some(policy))
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+fn strings(v: Option<&Value>, field: &str) -> E2bResult<Vec<String>> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str().map(str::to_owned).ok_or_else(|| {
+                    E2bError(WarrenError::invalid(format!(
+                        "network.{field} must be a list of strings"
+                    )))
+                })
+            })
+            .collect(),
+        Some(_) => Err(E2bError(WarrenError::invalid(format!(
+            "network.{field} must be a list of strings"
+        )))),
+    }
+}
+
+fn rule(entry: &str) -> E2bResult<NetRule> {
+    entry.parse().map_err(E2bError)
+}
+
+/// `PUT /sandboxes/{id}/network`: replaces the running sandbox's egress
+/// rules live (204).
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: Result<SandboxPath, AppError>,
+    body: Result<ApiJson<Value>, AppError>,
+) -> E2bResult<StatusCode> {
+    let SandboxPath(id) = id?;
+    let ApiJson(body) = body?;
+    let allow_internet_access = match body.get("allow_internet_access") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_bool().ok_or_else(|| {
+            E2bError(WarrenError::invalid(
+                "allow_internet_access must be a boolean",
+            ))
+        })?),
+    };
+    let current = state.sandboxes.get(&id).await?.network;
+    let policy = to_policy(allow_internet_access, Some(&body), Some(&current))?.unwrap_or(current);
+    state
+        .sandboxes
+        .set_network(&id, policy, &AuditActor::from_caller(&caller))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy(allow_internet: Option<bool>, network: Value) -> NetworkPolicy {
+        to_policy(allow_internet, Some(&network), None)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn nothing_asked_takes_the_default() {
+        assert_eq!(to_policy(None, None, None).unwrap(), None);
+        assert_eq!(to_policy(None, Some(&Value::Null), None).unwrap(), None);
+    }
+
+    #[test]
+    fn e2b_settings_map_onto_a_policy() {
+        let open = policy(None, json!({}));
+        assert_eq!(open.internet, Internet::Allow);
+        let closed = policy(Some(false), json!({}));
+        assert_eq!(closed.internet, Internet::Deny);
+        let only = policy(
+            None,
+            json!({"denyOut": ["0.0.0.0/0", "203.0.113.0/24"], "allowOut": ["api.github.com", "198.51.100.0/24"]}),
+        );
+        assert_eq!(only.internet, Internet::Deny);
+        assert!(only.decide_name("api.github.com").is_allowed());
+        assert!(!only.decide_name("github.com").is_allowed());
+        assert!(
+            !only
+                .decide_addr("203.0.113.9".parse().unwrap())
+                .is_allowed()
+        );
+        assert!(
+            only.decide_addr("198.51.100.9".parse().unwrap())
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn what_warren_cannot_do_is_refused() {
+        for bad in [
+            json!({"rules": {"api.example.com": [{}]}}),
+            json!({"maskRequestHost": "x-{PORT}.example.com"}),
+            json!({"denyOut": ["not a cidr"]}),
+            json!({"allowOut": "github.com"}),
+            json!([]),
+        ] {
+            assert!(to_policy(None, Some(&bad), None).is_err(), "{bad}");
+        }
+        assert!(to_policy(None, Some(&json!({"rules": {}, "dnsServers": []})), None).is_ok());
+    }
+
+    #[test]
+    fn an_update_keeps_what_e2b_cannot_say() {
+        let base = NetworkPolicy {
+            public_ports: vec![8080],
+            ..NetworkPolicy::default()
+        };
+        let p = to_policy(
+            None,
+            Some(&json!({"allowOut": ["github.com"]})),
+            Some(&base),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.public_ports, vec![8080]);
+        assert_eq!(p.allow.len(), 1);
+    }
+}
