@@ -98,7 +98,23 @@ impl Daemon {
     }
 
     /// [`Self::start`] with extra `warren serve` flags.
+    ///
+    /// The ports are found free by binding and releasing them, so another
+    /// test can take one in between: a daemon that could not listen is
+    /// started again, from scratch, on new ports.
     pub async fn start_with(serve_args: &[&str]) -> anyhow::Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(serve_args).await {
+                Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(serve_args: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
         let (cidr, cidr_lock) = unique_cidr()?;
         let mut d = Self {
