@@ -96,6 +96,9 @@ enum Suite {
         /// Download size in MB.
         #[arg(long, default_value_t = 100)]
         download_mb: u64,
+        /// Downloads per path (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        downloads: usize,
         /// HTTPS requests, a new connection each.
         #[arg(long, default_value_t = 200)]
         requests: usize,
@@ -158,11 +161,12 @@ async fn main() -> anyhow::Result<()> {
         } => (RAW_ENGINE, snapshots::run(&sizes, cycles, &forks).await?),
         Suite::Network {
             download_mb,
+            downloads,
             requests,
             queries,
         } => (
             ("through the proxy", "baseline"),
-            network::run(download_mb, requests, queries).await?,
+            network::run(download_mb, downloads, requests, queries).await?,
         ),
         Suite::Secrets { requests } => {
             (("with injection", "direct"), secrets::run(requests).await?)

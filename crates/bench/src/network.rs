@@ -227,6 +227,12 @@ fn latencies(json_text: &str) -> anyhow::Result<Vec<Duration>> {
         .collect())
 }
 
+/// The middle value (the upper one of an even count).
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
 /// `size time` from curl's `-w` into MB/s.
 fn throughput(curl_out: &str) -> anyhow::Result<f64> {
     let mut parts = curl_out.split_whitespace();
@@ -238,7 +244,12 @@ fn throughput(curl_out: &str) -> anyhow::Result<f64> {
     Ok(bytes / secs / 1e6)
 }
 
-pub async fn run(download_mb: u64, requests: usize, queries: usize) -> anyhow::Result<Vec<Row>> {
+pub async fn run(
+    download_mb: u64,
+    downloads: usize,
+    requests: usize,
+    queries: usize,
+) -> anyhow::Result<Vec<Row>> {
     let net = Internet::start(&[(NAME, 2)]).await?;
     net.wait_ready().await?;
     let upstream = net.dns.to_string();
@@ -285,29 +296,44 @@ pub async fn run(download_mb: u64, requests: usize, queries: usize) -> anyhow::R
     let sandbox_https = || async {
         latencies(&in_sandbox(&d, &sb.id, &["python3", "-c", HTTPS_REQUESTS, NAME, "", &n]).await?)
     };
-    let proxied = sandbox_download().await?;
     let mut proxied_https = sandbox_https().await?;
-    let plain_mbs =
-        throughput(&plain.run(&["curl", "-s", "-o", "/dev/null", "-w", fmt, &plain_url])?)?;
     let mut plain_https =
         latencies(&plain.run(&["python3", "-c", HTTPS_REQUESTS, NAME, &addr, &n])?)?;
     // The same sandbox with its connections to the server exempted from
     // the redirect: forwarded by nftables (the resolved-address set
     // allows them), no proxy.
     let bypass = bypass_proxy(&d, &sb.id, &addr).await?;
-    let direct = sandbox_download().await?;
     let mut direct_https = sandbox_https().await?;
     drop(bypass);
+    // Downloads alternate between the three paths, so a drift in the
+    // machine's load reaches all of them alike; medians are compared.
+    let (mut proxied, mut direct, mut plain_mbs) = (vec![], vec![], vec![]);
+    for _ in 0..downloads.max(1) {
+        proxied.push(sandbox_download().await?);
+        let bypass = bypass_proxy(&d, &sb.id, &addr).await?;
+        direct.push(sandbox_download().await?);
+        drop(bypass);
+        plain_mbs.push(throughput(&plain.run(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            fmt,
+            &plain_url,
+        ])?)?);
+    }
+    let (proxied, direct, plain_mbs) = (median(proxied), median(direct), median(plain_mbs));
 
     let mut rows = vec![
         Row::new(
-            format!("{download_mb} MB download, vs direct in the sandbox"),
+            format!("{download_mb} MB download (median of {downloads}), vs direct in the sandbox"),
             "MB/s",
             proxied,
             Some(direct),
         ),
         Row::new(
-            format!("{download_mb} MB download, vs a plain namespace"),
+            format!("{download_mb} MB download (median of {downloads}), vs a plain namespace"),
             "MB/s",
             proxied,
             Some(plain_mbs),

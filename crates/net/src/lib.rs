@@ -27,6 +27,7 @@ mod sandbox_rules;
 mod sever;
 mod sink;
 mod sniff;
+mod splice;
 
 pub use enter::NetnsEntry;
 pub use error::NetError;

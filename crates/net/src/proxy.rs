@@ -22,9 +22,10 @@
 //!    untouched, to the [`Interceptor`] with the header values from the
 //!    [`SecretSource`]; with no interceptor configured such connections
 //!    are refused (never sent on without the credential silently);
-//! 5. otherwise the proxy dials `dst` and copies both ways (TCP_NODELAY on
-//!    both sides), passing half-closes on, and closes a connection idle
-//!    for [`IDLE_TIMEOUT`].
+//! 5. otherwise the proxy dials `dst` and splices both ways in the kernel
+//!    ([`crate::splice`]; TCP_NODELAY on both sides), passing half-closes
+//!    on, and closes a connection with no byte either way for
+//!    [`IDLE_TIMEOUT`].
 //!
 //! Every connection becomes one [`NetEvent`] (with byte counts at close).
 
@@ -35,7 +36,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use warren_core::network::{DenyReason, Verdict, always_blocked};
 
@@ -45,6 +45,7 @@ use crate::pool::AddressPool;
 use crate::registry::{Registry, SandboxNet};
 use crate::sink::EventSink;
 use crate::sniff::{SNIFF_LIMIT, Sniff, sniff};
+use crate::splice::splice_both;
 
 /// How long the proxy waits for a client's first bytes before judging
 /// the connection by address alone.
@@ -53,7 +54,6 @@ pub const SNIFF_WAIT: Duration = Duration::from_millis(500);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection with no byte in either direction for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-const COPY_BUF: usize = 64 * 1024;
 
 /// The future a secret look-up runs as.
 pub type SecretFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
@@ -339,36 +339,16 @@ enum RelayError {
     Intercept(String),
 }
 
-/// Dials `dst` and copies both ways until both sides are done.
+/// Dials `dst` and splices both ways until both sides are done.
 async fn relay(client: TcpStream, dst: SocketAddrV4) -> Result<(u64, u64), RelayError> {
     let server = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst))
         .await
         .map_err(|_| RelayError::Connect("timed out".into()))?
         .map_err(|e| RelayError::Connect(e.to_string()))?;
     let _ = server.set_nodelay(true);
-    let (cr, cw) = client.into_split();
-    let (sr, sw) = server.into_split();
-    let (out, inn) = tokio::join!(pump(cr, sw), pump(sr, cw));
-    Ok((out, inn))
-}
-
-/// Copies `from` to `to` until EOF, an error or [`IDLE_TIMEOUT`] without
-/// a byte, then shuts `to` down for writing; returns the bytes copied.
-async fn pump(mut from: impl AsyncRead + Unpin, mut to: impl AsyncWrite + Unpin) -> u64 {
-    let mut buf = vec![0u8; COPY_BUF];
-    let mut total = 0u64;
-    loop {
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, from.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => break,
-        };
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-        total += n as u64;
-    }
-    let _ = to.shutdown().await;
-    total
+    splice_both(&client, &server, IDLE_TIMEOUT)
+        .await
+        .map_err(|e| RelayError::Connect(format!("no pipe for the relay: {e}")))
 }
 
 #[cfg(test)]
