@@ -15,6 +15,7 @@
 pub mod authz;
 pub mod error;
 pub mod id;
+pub mod laps;
 pub mod network;
 pub mod persist;
 pub mod spec;

@@ -343,7 +343,24 @@ impl Drop for Daemon {
             );
             let _ = child.wait();
         }
+        keep_log(&self.data.path().join("daemon.log"));
     }
+}
+
+/// Copies a daemon's log into `$WARREN_E2E_KEEP_LOGS` (a directory), when
+/// set, before its data directory goes: for reading a benchmark's phase
+/// timings afterwards.
+fn keep_log(log: &Path) {
+    let Some(dir) = std::env::var_os("WARREN_E2E_KEEP_LOGS") else {
+        return;
+    };
+    let name = log
+        .parent()
+        .and_then(Path::file_name)
+        .map(|n| format!("{}.log", n.to_string_lossy()))
+        .unwrap_or_else(|| "daemon.log".into());
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::copy(log, Path::new(&dir).join(name));
 }
 
 /// Waits (at most two minutes) until runsc lists no container under `root`.

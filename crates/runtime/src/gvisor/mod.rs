@@ -38,6 +38,7 @@ use crate::{Instance, Runtime, RuntimeError, RuntimeSpec, Stats};
 use bundle::BundleParams;
 use record::{Record, SandboxDir, Status};
 use runsc::{Launch, LaunchPaths, Runsc};
+use warren_core::laps::Laps;
 
 /// Port of the agent (E2B envd protocol) inside every sandbox.
 pub const AGENT_PORT: u16 = 49983;
@@ -59,8 +60,9 @@ pub struct GvisorRuntime {
     firewall_installed: Mutex<bool>,
     /// `runsc delete` of containers that died in a checkpoint, started in
     /// the background (it takes ~1.7 s) and awaited by the next `destroy`
-    /// or `restore` of the same id, which must not race it.
-    pending_deletes: std::sync::Mutex<HashMap<SandboxId, JoinHandle<()>>>,
+    /// or `restore` of the same id, which must not race it; each says
+    /// whether the container is gone.
+    pending_deletes: std::sync::Mutex<HashMap<SandboxId, JoinHandle<bool>>>,
 }
 
 impl GvisorRuntime {
@@ -144,8 +146,14 @@ impl GvisorRuntime {
         }
     }
 
-    /// Bundle, record and network for `spec`; undone on failure.
-    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(SandboxDir, Record), RuntimeError> {
+    /// Bundle, record and network for `spec`; undone on failure. With
+    /// `keep_network`, a namespace and veth already there (the slot's, kept
+    /// by [`Self::clear_instance`]) are used as they are.
+    async fn prepare(
+        &self,
+        spec: &RuntimeSpec,
+        keep_network: bool,
+    ) -> Result<(SandboxDir, Record), RuntimeError> {
         let addrs = self.pool.slot(spec.net_slot)?;
         let names = SandboxNames::new(&spec.id);
         let dir = self.dir(&spec.id);
@@ -182,7 +190,9 @@ impl GvisorRuntime {
                     limits: spec.limits,
                 },
             )?;
-            link::create(&names, &addrs).await?;
+            if !(keep_network && names.netns_exists() && names.host_veth_exists()) {
+                link::create(&names, &addrs).await?;
+            }
             Ok(())
         }
         .await;
@@ -202,7 +212,9 @@ impl GvisorRuntime {
     ) -> Result<Instance, RuntimeError> {
         let names = SandboxNames::new(&rec.id);
         let addrs = self.pool.slot(rec.net_slot)?;
+        let at = std::time::Instant::now();
         link::configure_inside(&names, &addrs).await?;
+        tracing::debug!(sandbox = %rec.id, ms = at.elapsed().as_millis() as u64, "addressed eth0");
         let entry = NetnsEntry::open(&names)?;
         let paths = LaunchPaths {
             bundle: &dir.bundle(),
@@ -223,7 +235,7 @@ impl GvisorRuntime {
         Ok(Self::instance(rec))
     }
 
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<SandboxId, JoinHandle<()>>> {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<SandboxId, JoinHandle<bool>>> {
         // The map stays consistent even if a holder panicked.
         self.pending_deletes
             .lock()
@@ -237,12 +249,36 @@ impl GvisorRuntime {
         let runsc = self.runsc.clone();
         let dead = id.clone();
         let task = tokio::spawn(async move {
-            if let Err(e) = runsc.delete(&dead).await {
-                tracing::debug!(sandbox = %dead, error = %e, "deleting a stopped container");
+            match runsc.delete(&dead).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(sandbox = %dead, error = %e, "deleting a stopped container");
+                    false
+                }
             }
         });
         // A previous delete of the same id keeps running on its own.
         self.lock_pending().insert(id.clone(), task);
+    }
+
+    /// Removes a stopped instance's container, cgroup and files, keeping
+    /// its network (namespace, veth, firewall chain) for the next launch of
+    /// the same id in the same slot: a restore then skips tearing down and
+    /// building again what it would get back unchanged.
+    async fn clear_instance(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let pending = self.lock_pending().remove(id);
+        let deleted = match pending {
+            Some(task) => task.await.unwrap_or(false),
+            None => false,
+        };
+        if !deleted && self.runsc.list().await?.contains_key(id.as_str()) {
+            if let Err(e) = self.runsc.kill(id).await {
+                tracing::debug!(sandbox = %id, error = %e, "runsc kill");
+            }
+            self.runsc.delete(id).await?;
+        }
+        cgroup::remove(id).await?;
+        self.dir(id).remove()
     }
 
     async fn cleanup_after_failure(&self, id: &SandboxId) {
@@ -283,7 +319,7 @@ impl Runtime for GvisorRuntime {
     }
 
     async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError> {
-        self.prepare(spec).await.map(drop)
+        self.prepare(spec, false).await.map(drop)
     }
 
     async fn start(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
@@ -308,12 +344,16 @@ impl Runtime for GvisorRuntime {
             });
         }
         // No connection may be in the image (see `warren_net::sever_host_connections`).
+        let mut laps = Laps::start();
         if let Err(e) = warren_net::sever_host_connections(rec.sandbox_ip).await {
             tracing::warn!(sandbox = %id, error = %e, "could not reset the host's connections before a checkpoint");
         }
+        laps.lap("sever");
         self.runsc
             .checkpoint(id, dest, leave_running, self.compress_checkpoints)
             .await?;
+        laps.lap("runsc");
+        tracing::debug!(sandbox = %id, %laps, "checkpointed");
         if !leave_running {
             rec.status = Status::Stopped;
             dir.save(&rec)?;
@@ -323,8 +363,9 @@ impl Runtime for GvisorRuntime {
     }
 
     async fn restore(&self, snapshot: &Path, spec: &RuntimeSpec) -> Result<Instance, RuntimeError> {
-        if let Some(old) = self.dir(&spec.id).load()?
-            && old.status == Status::Running
+        let old = self.dir(&spec.id).load()?;
+        if let Some(old) = &old
+            && matches!(old.status, Status::Running | Status::Frozen)
             && self.runsc_running(&spec.id).await?
         {
             return Err(RuntimeError::Command {
@@ -332,15 +373,33 @@ impl Runtime for GvisorRuntime {
                 detail: "it is still running; stop or destroy it first".into(),
             });
         }
-        // A fresh bundle, overlay and network: the image carries the root
-        // filesystem writes, and the slot may differ from the checkpoint's.
-        self.destroy(&spec.id).await?;
-        let (dir, mut rec) = self.prepare(spec).await?;
+        // A fresh bundle and overlay: the image carries the root filesystem
+        // writes. The network stays when the slot is the same (a resume);
+        // a new id has nothing to clear.
+        let mut laps = Laps::start();
+        let keep_network = match &old {
+            Some(old) if old.net_slot == spec.net_slot => {
+                self.clear_instance(&spec.id).await?;
+                true
+            }
+            Some(_) => {
+                self.destroy(&spec.id).await?;
+                false
+            }
+            None => false,
+        };
+        laps.lap("clear");
+        let (dir, mut rec) = self.prepare(spec, keep_network).await?;
+        laps.lap("prepare");
         match self
             .launch(&dir, &mut rec, Launch::Restore { image: snapshot })
             .await
         {
-            Ok(instance) => Ok(instance),
+            Ok(instance) => {
+                laps.lap("launch");
+                tracing::debug!(sandbox = %spec.id, %laps, "restored");
+                Ok(instance)
+            }
             Err(e) => {
                 self.cleanup_after_failure(&spec.id).await;
                 Err(e)
@@ -349,48 +408,57 @@ impl Runtime for GvisorRuntime {
     }
 
     async fn freeze(&self, id: &SandboxId) -> Result<(), RuntimeError> {
-        let (_, rec) = self.record(id)?;
+        let (dir, mut rec) = self.record(id)?;
         if rec.status != Status::Running {
             return Err(RuntimeError::Command {
                 op: format!("freezing sandbox {id}"),
                 detail: "it is not running".into(),
             });
         }
-        self.runsc.pause(id).await
+        self.runsc.pause(id).await?;
+        rec.status = Status::Frozen;
+        dir.save(&rec)
     }
 
     async fn thaw(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
-        let (_, rec) = self.record(id)?;
-        let frozen = self
-            .runsc
-            .list()
-            .await?
-            .get(id.as_str())
-            .map(String::as_str)
-            == Some("paused");
-        if rec.status != Status::Running || !frozen {
+        let (dir, mut rec) = self.record(id)?;
+        if rec.status != Status::Frozen {
             return Err(RuntimeError::Command {
                 op: format!("thawing sandbox {id}"),
                 detail: "it is not frozen".into(),
             });
         }
         self.runsc.resume(id).await?;
+        rec.status = Status::Running;
+        dir.save(&rec)?;
         Ok(Self::instance(&rec))
     }
 
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         let (dir, mut rec) = self.record(id)?;
-        let status = self.runsc.list().await?.remove(id.as_str());
-        if let Some(status) = status {
+        if matches!(rec.status, Status::Running | Status::Frozen) {
             // A frozen sandbox takes no signal: let it go on, then kill it.
-            if status == "paused"
+            if rec.status == Status::Frozen
                 && let Err(e) = self.runsc.resume(id).await
             {
                 tracing::debug!(sandbox = %id, error = %e, "runsc resume before kill");
             }
             // An already stopped container refuses the signal: that is fine.
+            // One frozen without the record knowing (an older daemon's)
+            // refuses it too and is let go on first.
             if let Err(e) = self.runsc.kill(id).await {
                 tracing::debug!(sandbox = %id, error = %e, "runsc kill");
+                if self
+                    .runsc
+                    .list()
+                    .await?
+                    .get(id.as_str())
+                    .map(String::as_str)
+                    == Some("paused")
+                {
+                    self.runsc.resume(id).await?;
+                    self.runsc.kill(id).await?;
+                }
             }
             self.delete_in_background(id);
         }
@@ -406,12 +474,14 @@ impl Runtime for GvisorRuntime {
                 first_err.get_or_insert(e);
             }
         };
+        let mut laps = Laps::start();
         let pending = self.lock_pending().remove(id);
         if let Some(task) = pending {
             // Only a panic ends a delete task early; the steps below redo
             // whatever it did not finish.
             let _ = task.await;
         }
+        laps.lap("pending");
         match self.runsc.list().await {
             Ok(list) if list.contains_key(id.as_str()) => {
                 if let Err(e) = self.runsc.kill(id).await {
@@ -422,7 +492,9 @@ impl Runtime for GvisorRuntime {
             Ok(_) => {}
             Err(e) => keep(Err(e)),
         }
+        laps.lap("runsc");
         keep(cgroup::remove(id).await);
+        laps.lap("cgroup");
         match self.dir(id).load() {
             Ok(Some(rec)) => keep(
                 self.firewall
@@ -433,12 +505,15 @@ impl Runtime for GvisorRuntime {
             Ok(None) => {}
             Err(e) => keep(Err(e)),
         }
+        laps.lap("firewall");
         keep(
             link::remove(&SandboxNames::new(id))
                 .await
                 .map_err(Into::into),
         );
+        laps.lap("link");
         keep(self.dir(id).remove());
+        tracing::debug!(sandbox = %id, %laps, "destroyed");
         if let Some(e) = first_err {
             return Err(e);
         }
@@ -452,7 +527,7 @@ impl Runtime for GvisorRuntime {
 
     async fn stats(&self, id: &SandboxId) -> Result<Stats, RuntimeError> {
         let (_, rec) = self.record(id)?;
-        if rec.status != Status::Running {
+        if !matches!(rec.status, Status::Running | Status::Frozen) {
             return Err(RuntimeError::NotFound(id.to_string()));
         }
         cgroup::stats(id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))
@@ -467,7 +542,7 @@ impl Runtime for GvisorRuntime {
             };
             // A frozen instance is live too (it belongs to a paused sandbox
             // in standby and still holds its memory).
-            if rec.status == Status::Running
+            if matches!(rec.status, Status::Running | Status::Frozen)
                 && matches!(
                     runsc.get(id.as_str()).map(String::as_str),
                     Some("running" | "paused")

@@ -30,6 +30,8 @@ pub(super) enum Status {
     Created,
     /// runsc was started (run or restore) and not stopped since.
     Running,
+    /// Running, but every task suspended (`runsc pause`).
+    Frozen,
     /// Checkpointed without leave-running, or killed: nothing runs.
     Stopped,
 }

@@ -14,6 +14,7 @@ use serde_json::Map;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 use warren_audit::Outcome;
+use warren_core::laps::Laps;
 use warren_core::network::NetworkPolicy;
 use warren_core::spec::{validate_env, validate_template_name};
 use warren_core::{
@@ -165,6 +166,18 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), WarrenEr
     Ok(())
 }
 
+/// How the instance handed to [`Sandboxes::init_agent`] came up.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Boot<'a> {
+    /// Started from its template.
+    Fresh,
+    /// Restored from a snapshot of this sandbox: the agent still holds that
+    /// sandbox's access token (and clock) until it is initialised.
+    Restored(&'a SandboxId),
+    /// Thawed from standby: its firewall chain stayed in place.
+    Thawed,
+}
+
 impl Sandboxes {
     pub async fn create(
         &self,
@@ -269,7 +282,7 @@ impl Sandboxes {
     ) -> Result<(), WarrenError> {
         self.runtime.create(spec).await?;
         let instance = self.runtime.start(&spec.id).await?;
-        self.init_agent(rec, &instance, None).await?;
+        self.init_agent(rec, &instance, Boot::Fresh).await?;
         match start {
             Some(start) => self.run_start_command(rec, &instance, start).await,
             None => Ok(()),
@@ -283,16 +296,23 @@ impl Sandboxes {
     /// fresh sandbox token. Every path that brings an instance up (create,
     /// resume, rollback, fork, create from snapshot) goes through here, so
     /// every instance gets a token of its own and none inherits another's.
-    /// `restored_from` names the sandbox whose snapshot the instance was
-    /// restored from: its agent still holds that sandbox's access token
-    /// (and clock) until this call.
     pub(super) async fn init_agent(
         &self,
         rec: &SandboxRecord,
         instance: &Instance,
-        restored_from: Option<&SandboxId>,
+        boot: Boot<'_>,
     ) -> Result<(), WarrenError> {
-        self.network.apply(rec, instance.agent_addr.ip()).await?;
+        let mut laps = Laps::start();
+        let addr = instance.agent_addr.ip();
+        match boot {
+            Boot::Thawed => self.network.reapply(rec, addr).await?,
+            Boot::Fresh | Boot::Restored(_) => self.network.apply(rec, addr).await?,
+        }
+        laps.lap("network");
+        let restored_from = match boot {
+            Boot::Restored(source) => Some(source),
+            Boot::Fresh | Boot::Thawed => None,
+        };
         let client = self.agents.attach(&rec.id, instance.agent_addr)?;
         match restored_from {
             // A restored agent answers at once or not at all (see
@@ -300,6 +320,7 @@ impl Sandboxes {
             Some(_) => Agents::wait_ready_within(&client, RESTORED_READY_TIMEOUT).await?,
             None => Agents::wait_ready(&client).await?,
         }
+        laps.lap("ready");
         let current = match restored_from {
             Some(source) => client.clone().with_access_token(self.agents.token(source)),
             None => client.clone(),
@@ -314,12 +335,16 @@ impl Sandboxes {
             ..InitRequest::default()
         };
         current.init(&init).await.map_err(crate::agent_error)?;
+        laps.lap("init");
         let why = if restored_from.is_some() {
             "restore"
         } else {
             "start"
         };
-        self.issue_token(&client, rec, why).await
+        self.issue_token(&client, rec, why).await?;
+        laps.lap("token");
+        tracing::debug!(sandbox = %rec.id, %laps, "agent initialised");
+        Ok(())
     }
 
     /// Marks a sandbox failed for `reason`, records it and cleans up.

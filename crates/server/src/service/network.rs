@@ -92,6 +92,19 @@ impl Network {
         Ok(())
     }
 
+    /// [`Self::apply`] for an instance thawed from standby, whose chain
+    /// stayed in place while it was frozen: only a policy that changed
+    /// meanwhile is applied again.
+    pub async fn reapply(&self, rec: &SandboxRecord, addr: IpAddr) -> Result<(), WarrenError> {
+        let unchanged = self.registry.by_id(rec.id.as_str()).is_some_and(|n| {
+            n.slot == rec.net_slot && IpAddr::V4(n.addr) == addr && *n.policy == rec.network
+        });
+        if unchanged {
+            return Ok(());
+        }
+        self.apply(rec, addr).await
+    }
+
     /// The address the sandbox's instance sends from, while one is known.
     pub fn address_of(&self, id: &SandboxId) -> Option<IpAddr> {
         self.registry.by_id(id.as_str()).map(|n| IpAddr::V4(n.addr))

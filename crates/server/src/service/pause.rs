@@ -8,8 +8,10 @@
 //! 2. checkpoint into a staged image, leaving the sandbox running;
 //! 3. commit the image (flushed, renamed to its final name);
 //! 4. one store transaction: the snapshot row, pausing → paused;
-//! 5. stop the instance (CPU and memory released at once; the rest is
-//!    deleted in the background or replaced by the next restore).
+//! 5. answer, and release the instance in the background with the
+//!    sandbox's lifecycle lock held (so the next pause, resume, fork … of
+//!    it waits): frozen in standby, or stopped (CPU and memory released;
+//!    the rest deleted in the background or reused by the next restore).
 //!
 //! A daemon killed before step 4 leaves a running sandbox in `pausing`,
 //! which start-up reconciliation moves back to running (the image, staged
@@ -24,10 +26,12 @@
 
 use time::OffsetDateTime;
 use warren_audit::Outcome;
+use warren_core::laps::Laps;
 use warren_core::{ErrorKind, SandboxId, SandboxState, SnapshotId, Transition, WarrenError};
 use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, SnapshotRecord, StoreError};
 
 use super::Sandboxes;
+use super::create::Boot;
 use super::record::details;
 use crate::audit::AuditActor;
 
@@ -45,14 +49,16 @@ impl Sandboxes {
         id: &SandboxId,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
-        let _lock = self.locks.lock(id).await;
+        let lock = self.locks.lock(id).await;
         let rec = self.get(id).await?;
         if rec.state == SandboxState::Paused {
             return Err(WarrenError::precondition(format!(
                 "sandbox {id} is already paused"
             )));
         }
+        let mut laps = Laps::start();
         let rec = self.transition(id, Transition::BeginPause).await?;
+        laps.lap("begin");
         let snapshot = SnapshotId::generate();
         let size = match self.capture(id, &snapshot).await {
             Ok(size) => size,
@@ -72,6 +78,7 @@ impl Sandboxes {
             size,
             &rec.created_by,
         );
+        laps.lap("capture");
         let paused = match self.store.commit_pause(id, row).await {
             Ok(paused) => paused,
             Err(e) => {
@@ -82,9 +89,10 @@ impl Sandboxes {
                 return Err(e.into());
             }
         };
+        laps.lap("commit");
         self.agents.remove(id);
-        self.release_paused(id).await;
-        tracing::info!(sandbox = %id, snapshot = %snapshot, size, "sandbox paused");
+        self.release_paused(id, lock);
+        tracing::info!(sandbox = %id, snapshot = %snapshot, size, %laps, "sandbox paused");
         let details = details([
             ("snapshot", snapshot.to_string().into()),
             ("size_bytes", size.into()),
@@ -112,13 +120,16 @@ impl Sandboxes {
                 )));
             }
         }
+        let mut laps = Laps::start();
         let snapshot = self.paused_image(&rec).await?;
         self.transition(id, Transition::BeginResume).await?;
+        laps.lap("begin");
         let thawed = self.thaw_standby(&rec).await;
         let restored = match thawed {
             true => Ok(()),
             false => self.restore_instance(&rec, &snapshot).await,
         };
+        laps.lap("restore");
         if let Err(e) = restored {
             tracing::warn!(sandbox = %id, error = %e.message, "resume failed; the sandbox stays paused");
             self.agents.remove(id);
@@ -131,7 +142,8 @@ impl Sandboxes {
             return Err(e);
         }
         let resumed = self.finish_restore(id).await?;
-        tracing::info!(sandbox = %id, from_standby = thawed, "sandbox resumed");
+        laps.lap("finish");
+        tracing::info!(sandbox = %id, from_standby = thawed, %laps, "sandbox resumed");
         let details = details([
             ("snapshot", snapshot.id.to_string().into()),
             ("from_standby", thawed.into()),
@@ -254,7 +266,7 @@ impl Sandboxes {
         loop {
             let instance = self.runtime.restore(&image, &spec).await?;
             let ready = self
-                .init_agent(rec, &instance, Some(&snapshot.sandbox_id))
+                .init_agent(rec, &instance, Boot::Restored(&snapshot.sandbox_id))
                 .await;
             match ready {
                 Err(e) if attempt < RESTORE_ATTEMPTS && e.kind == ErrorKind::Unavailable => {

@@ -14,18 +14,22 @@
 //! thaw that fails falls back to restoring the image.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::OwnedMutexGuard;
 use warren_core::{SandboxId, SandboxState, WarrenError};
+use warren_runtime::Runtime;
 use warren_store::SandboxRecord;
 
 use super::Sandboxes;
+use super::create::Boot;
 
 /// The frozen instances and how long they may stay.
+#[derive(Clone)]
 pub struct Standby {
     window: Duration,
-    frozen: Mutex<HashMap<SandboxId, Instant>>,
+    frozen: Arc<Mutex<HashMap<SandboxId, Instant>>>,
 }
 
 impl Standby {
@@ -33,7 +37,7 @@ impl Standby {
     pub fn new(window: Duration) -> Self {
         Self {
             window,
-            frozen: Mutex::default(),
+            frozen: Arc::default(),
         }
     }
 
@@ -55,16 +59,14 @@ impl Standby {
             .map(|(id, _)| id.clone())
             .collect()
     }
-}
 
-impl Sandboxes {
-    /// Releases the instance of a sandbox whose pause committed: frozen in
-    /// standby if enabled, stopped otherwise (or if freezing fails).
-    pub(super) async fn release_paused(&self, id: &SandboxId) {
-        if !self.standby.window.is_zero() {
-            match self.runtime.freeze(id).await {
+    /// Releases the instance of a sandbox whose pause committed: frozen
+    /// if standby is on, stopped otherwise (or if freezing fails).
+    async fn release(&self, runtime: &dyn Runtime, id: &SandboxId) {
+        if !self.window.is_zero() {
+            match runtime.freeze(id).await {
                 Ok(()) => {
-                    self.standby.map().insert(id.clone(), Instant::now());
+                    self.map().insert(id.clone(), Instant::now());
                     return;
                 }
                 Err(e) => {
@@ -72,9 +74,24 @@ impl Sandboxes {
                 }
             }
         }
-        if let Err(e) = self.runtime.stop(id).await {
+        if let Err(e) = runtime.stop(id).await {
             tracing::warn!(sandbox = %id, error = %e, "could not stop a paused sandbox's instance");
         }
+    }
+}
+
+impl Sandboxes {
+    /// Releases the instance of a sandbox whose pause committed (see
+    /// [`Standby::release`]) after the pause has returned: the sandbox is
+    /// durably paused already, and `lock` (its lifecycle lock) is held
+    /// until the release is over, so a resume or any other lifecycle call
+    /// waits for it.
+    pub(super) fn release_paused(&self, id: &SandboxId, lock: OwnedMutexGuard<()>) {
+        let (runtime, standby, id) = (self.runtime.clone(), self.standby.clone(), id.clone());
+        tokio::spawn(async move {
+            standby.release(runtime.as_ref(), &id).await;
+            drop(lock);
+        });
     }
 
     /// Resumes `rec` (paused, its lock held, already `resuming`) from its
@@ -86,7 +103,7 @@ impl Sandboxes {
         }
         let thawed: Result<(), WarrenError> = async {
             let instance = self.runtime.thaw(&rec.id).await?;
-            self.init_agent(rec, &instance, None).await
+            self.init_agent(rec, &instance, Boot::Thawed).await
         }
         .await;
         match thawed {
