@@ -51,6 +51,9 @@ use crate::sink::EventSink;
 /// the transport ports (4).
 pub const COPY_RANGE: u32 = 64;
 
+/// How long the kernel may take to acknowledge a configuration request.
+const CONFIG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 const NFNL_SUBSYS_ULOG: u16 = 4;
 const NFULNL_MSG_PACKET: u16 = 0;
 const NFULNL_MSG_CONFIG: u16 = 1;
@@ -311,29 +314,16 @@ impl PacketLog {
         let mut buf = vec![0u8; 64 * 1024];
         for (seq, (family, attrs)) in (1..).zip(requests) {
             let request = config_message(seq, family, group, attrs);
-            send(&fd, &request)
-                .await
-                .map_err(|e| NetError::io(what("configuring"), e))?;
-            loop {
-                let n = recv(&fd, &mut buf)
+            let acked =
+                tokio::time::timeout(CONFIG_TIMEOUT, exchange(&fd, &request, seq, &mut buf))
                     .await
-                    .map_err(|e| NetError::io(what("configuring"), e))?;
-                match ack_of(&buf[..n], seq) {
-                    None => continue,
-                    Some(0) => break,
-                    Some(libc::EPERM) if seq == 2 => {
-                        return Err(NetError::Command {
-                            op: what("binding"),
-                            detail: "another process holds the group (another warren daemon, or a logger such as ulogd)".into(),
-                        });
-                    }
-                    Some(errno) => {
-                        return Err(NetError::io(
-                            what("configuring"),
-                            io::Error::from_raw_os_error(errno),
-                        ));
-                    }
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
+            match acked {
+                Ok(()) => {}
+                Err(e) if seq == 2 && e.raw_os_error() == Some(libc::EPERM) => {
+                    return Err(NetError::LogGroupTaken(group));
                 }
+                Err(e) => return Err(NetError::io(what("configuring"), e)),
             }
         }
         tracing::debug!(group, "reading the firewall's packet log");
@@ -363,6 +353,25 @@ impl PacketLog {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Sends one configuration request and waits for its acknowledgement; the
+/// kernel's refusal is the error.
+async fn exchange(
+    fd: &AsyncFd<OwnedFd>,
+    request: &[u8],
+    seq: u32,
+    buf: &mut [u8],
+) -> io::Result<()> {
+    send(fd, request).await?;
+    loop {
+        let n = recv(fd, buf).await?;
+        match ack_of(&buf[..n], seq) {
+            None => continue,
+            Some(0) => return Ok(()),
+            Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
         }
     }
 }
@@ -685,7 +694,10 @@ mod tests {
             let _ = udp.send_to(b"x", "203.0.113.77:4567");
             let event = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await;
             task.abort();
-            Ok::<_, NetError>((event, taken.is_err()))
+            Ok::<_, NetError>((
+                event,
+                matches!(taken, Err(NetError::LogGroupTaken(g)) if g == group),
+            ))
         });
         crate::cmd::run_script_blocking(
             "removing test rules",
@@ -699,6 +711,9 @@ mod tests {
         assert_eq!(event.dest, Some("203.0.113.77".parse().unwrap()));
         assert_eq!(event.port, Some(4567));
         assert_eq!(event.verdict, Verdict::Deny(DenyReason::DeniedByRule));
-        assert!(taken, "a second reader bound the same group");
+        assert!(
+            taken,
+            "a second reader of the same group is not refused as such"
+        );
     }
 }
