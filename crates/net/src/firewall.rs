@@ -78,8 +78,8 @@ impl Firewall {
         let hash = fnv1a(state_dir.as_os_str().as_encoded_bytes());
         Self {
             table: format!("warren_{hash:016x}"),
-            // The upper half of the group numbers, which loggers such as
-            // ulogd (group 0 and up) leave alone.
+            // Groups 32768-65535: loggers such as ulogd are set up with
+            // small group numbers.
             log_group: 0x8000 | (hash >> 49) as u16,
             pool,
             sandbox_api_port: None,
@@ -112,7 +112,7 @@ impl Firewall {
     }
 
     /// The NFLOG group the table's rules log new non-TCP flows to (see
-    /// `nflog`); derived from the table's name like the name itself.
+    /// `nflog`); derived from the state directory, like the table's name.
     pub fn log_group(&self) -> u16 {
         self.log_group
     }
