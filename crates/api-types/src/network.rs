@@ -43,7 +43,8 @@ pub struct NetworkEvent {
     /// RFC 3339.
     pub at: String,
     /// `dns` (a query to the sandbox's resolver), `http` (judged by Host),
-    /// `tls` (judged by SNI) or `connect` (judged by address).
+    /// `tls` (judged by SNI), `connect` (judged by address) or `packet` (a
+    /// new UDP, ICMP or other non-TCP flow judged by the firewall).
     pub kind: String,
     pub dest: Option<String>,
     pub port: Option<u16>,

@@ -319,3 +319,115 @@ async fn sandbox_network_policy_survives_pause_resume_fork_and_restart() {
         assert!(body.starts_with("failed"), "after restart: {body}");
     }
 }
+
+/// Python inside the sandbox: one UDP datagram to each `host:port`
+/// argument, or an ICMP echo request to each `host:icmp`, from a socket of
+/// its own.
+const UDP_SEND: &str = r#"
+import socket, sys
+for target in sys.argv[1:]:
+    host, port = target.rsplit(':', 1)
+    try:
+        if port == 'icmp':
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+            s.sendto(b'\x08\x00\x00\x00\x00\x01\x00\x01', (host, 0))
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.sendto(b'x', (host, int(port)))
+    except OSError as e:
+        print(target, e)
+"#;
+
+async fn udp_send(d: &Daemon, id: &str, targets: String) -> warren_e2e::ExecOutput {
+    let script = format!("python3 -c \"$UDP\" {targets}");
+    d.exec(
+        id,
+        json!({"cmd": ["bash", "-c", script], "env": {"UDP": UDP_SEND}}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn sandbox_udp_and_icmp_flows_are_events_of_their_own_sandbox() {
+    let (net, d) = setup().await;
+    let (allowed, denied, other) = (net.ip(6), net.ip(7), net.ip(8));
+    let open = d
+        .create_sandbox(json!({"network": {"allow": [format!("{allowed}/32")]}}))
+        .await;
+    let closed = d.create_sandbox(json!({})).await;
+    let out = udp_send(
+        &d,
+        &open.id,
+        format!("{allowed}:9999 {denied}:9998 169.254.169.254:5353 {denied}:icmp"),
+    )
+    .await;
+    assert_eq!(out.stdout_str().trim(), "", "sending failed");
+    udp_send(&d, &closed.id, format!("{other}:7777")).await;
+
+    let packets = |id: String| {
+        let d = &d;
+        async move {
+            let list: warren_api_types::NetworkEventList = d
+                .get_json(&format!("/v1/sandboxes/{id}/network/events?limit=1000"))
+                .await;
+            list.events
+                .into_iter()
+                .filter(|e| e.kind == "packet")
+                .map(|e| {
+                    let dest = e.dest.unwrap_or_default();
+                    (dest, e.port, e.verdict, e.reason)
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let want_open = [
+        (allowed.to_string(), Some(9999), "allow", None),
+        (denied.to_string(), Some(9998), "deny", Some("not_allowed")),
+        (
+            "169.254.169.254".to_owned(),
+            Some(5353),
+            "deny",
+            Some("always_blocked"),
+        ),
+        (denied.to_string(), None, "deny", Some("not_allowed")),
+    ];
+    let want_closed = (other.to_string(), Some(7777), "deny", Some("not_allowed"));
+    let has =
+        |events: &[(String, Option<u16>, String, Option<String>)],
+         (dest, port, verdict, reason): &(String, Option<u16>, &str, Option<&str>)| {
+            events.iter().any(|e| {
+                &e.0 == dest && e.1 == *port && e.2 == *verdict && e.3.as_deref() == *reason
+            })
+        };
+    // Events reach the store a moment after the packets; wait for them.
+    let mut seen = (Vec::new(), Vec::new());
+    for _ in 0..50 {
+        seen = (
+            packets(open.id.clone()).await,
+            packets(closed.id.clone()).await,
+        );
+        if want_open.iter().all(|w| has(&seen.0, w)) && has(&seen.1, &want_closed) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (open_events, closed_events) = seen;
+    for want in &want_open {
+        assert!(has(&open_events, want), "{want:?} in {open_events:?}");
+    }
+    assert!(
+        has(&closed_events, &want_closed),
+        "{want_closed:?} in {closed_events:?}"
+    );
+    // Each sandbox's events name only its own traffic.
+    assert!(
+        open_events.iter().all(|e| e.0 != other.to_string()),
+        "{open_events:?}"
+    );
+    assert!(
+        closed_events
+            .iter()
+            .all(|e| want_open.iter().all(|w| e.0 != w.0)),
+        "{closed_events:?}"
+    );
+}

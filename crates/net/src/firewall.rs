@@ -20,7 +20,10 @@
 //!   replies; then the sandbox's own chain decides (the `sandboxes`
 //!   verdict map, source address → `jump s<slot>`, see `sandbox_rules`),
 //!   and a pool address without a chain is dropped: default deny, also
-//!   between a (re)install of the table and the daemon applying policies;
+//!   between a (re)install of the table and the daemon applying policies.
+//!   The always-blocked drops and every verdict of a sandbox chain first
+//!   log the first packet of a new non-TCP flow to the table's NFLOG group
+//!   (rate-limited; see `nflog`), so UDP and ICMP decisions are events too;
 //! - input: from the pool accept only replies to connections the host
 //!   opened (the daemon dials the agent) and new connections to the
 //!   daemon's sandbox API, resolver and proxy ports, if set, and drop
@@ -34,15 +37,19 @@
 
 use std::path::Path;
 
+use warren_core::network::{DenyReason, Verdict};
+
 use crate::cmd::{run_script, run_script_blocking};
 use crate::error::NetError;
 use crate::names::VETH_PREFIX;
+use crate::nflog;
 use crate::pool::AddressPool;
 
 /// One runtime instance's nftables table.
 #[derive(Debug, Clone)]
 pub struct Firewall {
     table: String,
+    log_group: u16,
     pool: AddressPool,
     sandbox_api_port: Option<u16>,
     egress: Option<EgressPorts>,
@@ -58,17 +65,22 @@ pub struct EgressPorts {
 /// IPv4 ranges no sandbox reaches whatever its policy (see
 /// `warren_core::network::always_blocked`).
 const BLOCKED4: &str = "0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/3";
+/// How many new-flow log entries a limit object (one per sandbox, one for
+/// the always-blocked drops) lets through; the rest are not logged.
+pub(crate) const LOG_RATE: &str = "rate 20/second burst 40 packets";
+
 /// IPv4 private ranges (`warren_core::network::is_private`).
 pub(crate) const PRIVATE4: &str = "10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16";
 
 impl Firewall {
     /// The table for the runtime whose state lives in `state_dir`.
     pub fn new(state_dir: &Path, pool: AddressPool) -> Self {
+        let hash = fnv1a(state_dir.as_os_str().as_encoded_bytes());
         Self {
-            table: format!(
-                "warren_{:016x}",
-                fnv1a(state_dir.as_os_str().as_encoded_bytes())
-            ),
+            table: format!("warren_{hash:016x}"),
+            // Groups 32768-65535: loggers such as ulogd are set up with
+            // small group numbers.
+            log_group: 0x8000 | (hash >> 49) as u16,
             pool,
             sandbox_api_port: None,
             egress: None,
@@ -97,6 +109,24 @@ impl Firewall {
     /// The table's name (family `inet`).
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The NFLOG group the table's rules log new non-TCP flows to (see
+    /// `nflog`); derived from the state directory, like the table's name.
+    pub fn log_group(&self) -> u16 {
+        self.log_group
+    }
+
+    /// A statement that logs the first packet of a new non-TCP flow with
+    /// `verdict` to the table's group, within the named limit `limit`
+    /// ([`LOG_RATE`]); put it before the rule that takes the verdict, with
+    /// the same match.
+    pub(crate) fn log_new_flow(&self, limit: &str, verdict: Verdict) -> String {
+        format!(
+            "meta l4proto != tcp ct state new limit name \"{limit}\" log prefix \"{}\" group {}",
+            nflog::prefix(verdict),
+            self.log_group
+        )
     }
 
     /// Creates or replaces the table.
@@ -154,6 +184,8 @@ impl Firewall {
     pub fn ruleset(&self) -> String {
         let t = &self.table;
         let pool = self.pool;
+        let blocked_log =
+            self.log_new_flow("blocked_log", Verdict::Deny(DenyReason::AlwaysBlocked));
         let sb = format!("\"{VETH_PREFIX}*\"");
         let from_pool = format!("iifname {sb} ip saddr {pool}");
         let mut open_ports = String::new();
@@ -191,9 +223,12 @@ table inet {t} {{
   map sandboxes {{
     type ipv4_addr : verdict;
   }}
+  limit blocked_log {{ {LOG_RATE} }}
 {prerouting}  chain forward {{
     type filter hook forward priority filter - 10; policy accept;
+    {from_pool} oifname {sb} {blocked_log}
     {from_pool} oifname {sb} drop
+    {from_pool} ip daddr {{ {BLOCKED4} }} {blocked_log}
     {from_pool} ip daddr {{ {BLOCKED4} }} drop
     iifname {sb} meta nfproto ipv6 drop
     {from_pool} ct state established,related accept
@@ -250,6 +285,8 @@ mod tests {
             Firewall::new(Path::new("/var/lib/warren/runtime"), pool).table()
         );
         assert!(a.table().len() < 64);
+        assert!(a.log_group() >= 0x8000 && b.log_group() >= 0x8000);
+        assert_ne!(a.log_group(), b.log_group());
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! starts runsc inside that namespace, one nftables table per runtime with a
 //! chain and sets per sandbox, and the egress enforcement the daemon runs:
 //! the per-sandbox DNS resolver (`dns`) and the transparent egress proxy
-//! (`proxy`), which find sandboxes by address in the `registry` and report
-//! every decision as a `NetEvent` through an `EventSink`.
+//! (`proxy`), which find sandboxes by address in the `registry`, and the
+//! reader of the firewall's packet log (`nflog`, UDP and other non-TCP
+//! flows), which all report every decision as a `NetEvent` through an
+//! `EventSink`.
 //!
 //! Host-global names (namespaces, interfaces, the nftables table) are derived
 //! from sandbox ids and the runtime's state directory, so several daemons on
@@ -20,6 +22,7 @@ mod firewall;
 pub mod intercept;
 pub mod link;
 mod names;
+mod nflog;
 mod pool;
 pub mod proxy;
 pub mod registry;
@@ -33,6 +36,7 @@ pub use enter::NetnsEntry;
 pub use error::NetError;
 pub use firewall::{EgressPorts, Firewall, enable_ipv4_forwarding};
 pub use names::{INNER_IFACE, NETNS_DIR, SandboxNames, VETH_PREFIX};
+pub use nflog::PacketLog;
 pub use pool::{AddressPool, SLOT_PREFIX, SlotAddrs, host_end};
 pub use sandbox_rules::{MAX_RESOLVED_TTL, MIN_RESOLVED_TTL};
 pub use sever::{QUIESCE, sever_host_connections};

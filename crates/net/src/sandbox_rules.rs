@@ -7,6 +7,10 @@
 //!   names, each expiring with its record's TTL;
 //! - chain `s<n>`: deny set → drop, allow set → accept, private ranges →
 //!   drop, resolver set → accept, then accept (`internet: allow`) or drop;
+//!   before each verdict a rule with the same match logs a new non-TCP
+//!   flow with that verdict to the table's NFLOG group (see `nflog`),
+//!   within the sandbox's limit `s<n>_log`, so one sandbox's flood neither
+//!   floods the daemon nor silences another sandbox's events;
 //! - element `a : jump s<n>` of the `sandboxes` verdict map, which the
 //!   forward chain consults for every new flow from the pool.
 //!
@@ -20,11 +24,11 @@ use std::fmt::Write;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use warren_core::network::{Internet, NetworkPolicy};
+use warren_core::network::{DenyReason, Internet, NetworkPolicy, Verdict};
 
 use crate::cmd::run_script;
 use crate::error::NetError;
-use crate::firewall::Firewall;
+use crate::firewall::{Firewall, LOG_RATE};
 
 /// Shortest and longest time a resolved address stays in a sandbox's set.
 pub const MIN_RESOLVED_TTL: Duration = Duration::from_secs(30);
@@ -90,6 +94,7 @@ impl Firewall {
   set {c}_deny {{ type ipv4_addr; flags interval; auto-merge; }}
   set {c}_allow {{ type ipv4_addr; flags interval; auto-merge; }}
   set {c}_dns {{ type ipv4_addr; flags timeout; }}
+  limit {c}_log {{ {LOG_RATE} }}
   chain {c} {{}}
 }}
 flush chain inet {t} {c}
@@ -112,19 +117,36 @@ flush set inet {t} {c}_dns
             }
         }
         let last = match policy.internet {
-            Internet::Allow => "accept",
-            Internet::Deny => "drop",
+            Internet::Allow => Verdict::Allow,
+            Internet::Deny => Verdict::Deny(DenyReason::NotAllowed),
         };
-        let _ = write!(
-            s,
-            "add rule inet {t} {c} ip daddr @{c}_deny drop
-add rule inet {t} {c} ip daddr @{c}_allow accept
-add rule inet {t} {c} ip daddr @private4 drop
-add rule inet {t} {c} ip daddr @{c}_dns accept
-add rule inet {t} {c} {last}
-add element inet {t} sandboxes {{ {addr} : jump {c} }}
-"
-        );
+        let decisions = [
+            (
+                format!("ip daddr @{c}_deny "),
+                Verdict::Deny(DenyReason::DeniedByRule),
+            ),
+            (format!("ip daddr @{c}_allow "), Verdict::Allow),
+            (
+                "ip daddr @private4 ".to_owned(),
+                Verdict::Deny(DenyReason::Private),
+            ),
+            (format!("ip daddr @{c}_dns "), Verdict::Allow),
+            (String::new(), last),
+        ];
+        let limit = format!("{c}_log");
+        for (matches, verdict) in decisions {
+            let action = if verdict.is_allowed() {
+                "accept"
+            } else {
+                "drop"
+            };
+            let log = self.log_new_flow(&limit, verdict);
+            let _ = write!(
+                s,
+                "add rule inet {t} {c} {matches}{log}\nadd rule inet {t} {c} {matches}{action}\n"
+            );
+        }
+        let _ = writeln!(s, "add element inet {t} sandboxes {{ {addr} : jump {c} }}");
         s
     }
 
@@ -154,6 +176,10 @@ delete chain inet {t} {c}
                 "add set inet {t} {c}_{set} {{ type ipv4_addr; {kind} }}\ndelete set inet {t} {c}_{set}\n"
             );
         }
+        let _ = write!(
+            s,
+            "add limit inet {t} {c}_log {{ {LOG_RATE} }}\ndelete limit inet {t} {c}_log\n"
+        );
         s
     }
 
@@ -216,8 +242,30 @@ mod tests {
         ];
         let at: Vec<usize> = order.iter().map(|o| s.find(o).expect(o)).collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{s}");
+        // Each verdict is logged, for new non-TCP flows, by the rule just
+        // before it, with the same match.
+        let rules: Vec<&str> = s.lines().filter(|l| l.starts_with("add rule")).collect();
+        let group = fw.log_group();
+        for (pair, prefix) in rules.chunks(2).zip([
+            "deny denied_by_rule",
+            "allow",
+            "deny private_range",
+            "allow",
+            "allow",
+        ]) {
+            let (log, verdict) = (pair[0], pair[1]);
+            let matches = verdict.rsplit_once(' ').unwrap().0;
+            assert!(log.starts_with(matches), "{log} / {verdict}");
+            assert!(
+                log.ends_with(&format!(
+                    "meta l4proto != tcp ct state new limit name \"s3_log\" log prefix \"{prefix}\" group {group}"
+                )),
+                "{log}"
+            );
+        }
         let closed = fw.sandbox_script(3, Ipv4Addr::new(10, 88, 0, 14), &policy("{}"));
         assert!(closed.contains("s3 drop\n"));
+        assert!(closed.contains("log prefix \"deny not_allowed\""));
         assert_eq!(
             closed.matches("add element").count(),
             1,

@@ -45,7 +45,7 @@ use crate::{Config, ServeError};
 use warren_net::dns::Resolver;
 use warren_net::proxy::EgressProxy;
 use warren_net::registry::Registry;
-use warren_net::{EgressPorts, EventSink};
+use warren_net::{EgressPorts, EventSink, PacketLog};
 
 /// A start-up failure naming what failed, with the error's whole chain.
 fn startup(what: &str, e: impl std::error::Error) -> ServeError {
@@ -165,7 +165,7 @@ pub async fn run(
     .serve(any(egress_ports.dns))
     .await
     .map_err(|e| startup("the sandboxes' DNS resolver", e))?;
-    let mut proxy = EgressProxy::new(registry.clone(), events, firewall.pool());
+    let mut proxy = EgressProxy::new(registry.clone(), events.clone(), firewall.pool());
     if let Some(interceptor) = interceptor {
         let source = Arc::new(InjectionSource(team_secrets.clone()));
         proxy = proxy.with_interception(Arc::new(interceptor), source);
@@ -174,7 +174,16 @@ pub async fn run(
         .serve(any(egress_ports.proxy))
         .await
         .map_err(|e| startup("the egress proxy", e))?;
-    tracing::info!(dns = egress_ports.dns, proxy = egress_ports.proxy, upstream = %dns_upstream, "egress enforcement ready");
+    // Packet events (UDP, ICMP) are for the record only; enforcement is the
+    // firewall's, so the daemon serves without them when the group is taken.
+    let packet_log = match PacketLog::new(firewall.log_group(), events).serve().await {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = %warren_core::error::chain(&e), "UDP and ICMP flows leave no network events");
+            None
+        }
+    };
+    tracing::info!(dns = egress_ports.dns, proxy = egress_ports.proxy, upstream = %dns_upstream, packet_log = firewall.log_group(), "egress enforcement ready");
     let network = Arc::new(Network::new(
         Some(firewall),
         registry.clone(),
@@ -278,7 +287,11 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = reaper.await;
     let _ = rotation.await;
-    for task in resolver_tasks.iter().chain([&proxy_task]) {
+    for task in resolver_tasks
+        .iter()
+        .chain([&proxy_task])
+        .chain(&packet_log)
+    {
         task.abort();
     }
     net_events.abort();
