@@ -172,6 +172,14 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             raw.exec_true(&raw_id)?;
             r_resume.push(t.elapsed());
         }
+        // Warren checkpoints leaving the sandbox running (the image must be
+        // complete before anything is lost, and standby freezes the live
+        // instance): the same raw checkpoint with --leave-running.
+        let mut r_pause_live = Vec::new();
+        for _ in 0..cycles {
+            let image = tempfile::tempdir()?;
+            r_pause_live.push(raw.checkpoint(&raw_id, image.path(), true)?);
+        }
         raw.remove(&raw_id);
 
         let p50 = |v: &mut Vec<Duration>| ms(percentile(v, 50.0));
@@ -180,6 +188,12 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             "ms",
             p50(&mut w_pause),
             Some(p50(&mut r_pause)),
+        ));
+        rows.push(Row::new(
+            format!("pause, {mib} MiB touched, p50, vs raw checkpoint --leave-running"),
+            "ms",
+            p50(&mut w_pause),
+            Some(p50(&mut r_pause_live)),
         ));
         rows.push(Row::new(
             format!("resume → first exec, {mib} MiB touched, p50"),

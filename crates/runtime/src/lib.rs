@@ -48,6 +48,10 @@ pub struct Instance {
     /// The host's end of the sandbox's link: the address at which the
     /// sandbox reaches the daemon's sandbox API.
     pub host_addr: std::net::IpAddr,
+    /// Whether the sandbox's network (namespace, link and firewall chain)
+    /// is the one it had before this instance (a thaw, or a restore of the
+    /// same sandbox into the same slot) rather than built afresh.
+    pub network_kept: bool,
 }
 
 /// Resource usage of a live sandbox.

@@ -143,17 +143,19 @@ impl GvisorRuntime {
             id: rec.id.clone(),
             agent_addr: SocketAddr::new(IpAddr::V4(rec.sandbox_ip), AGENT_PORT),
             host_addr: IpAddr::V4(warren_net::host_end(rec.sandbox_ip)),
+            network_kept: false,
         }
     }
 
     /// Bundle, record and network for `spec`; undone on failure. With
-    /// `keep_network`, a namespace and veth already there (the slot's, kept
-    /// by [`Self::clear_instance`]) are used as they are.
+    /// `keep_network`, the directory, namespace, veth and firewall chain
+    /// left by [`Self::clear_instance`] are used as they are; the returned
+    /// flag says whether they were (all still there, table not replaced).
     async fn prepare(
         &self,
         spec: &RuntimeSpec,
         keep_network: bool,
-    ) -> Result<(SandboxDir, Record), RuntimeError> {
+    ) -> Result<(SandboxDir, Record, bool), RuntimeError> {
         let addrs = self.pool.slot(spec.net_slot)?;
         let names = SandboxNames::new(&spec.id);
         let dir = self.dir(&spec.id);
@@ -163,17 +165,20 @@ impl GvisorRuntime {
             sandbox_ip: addrs.sandbox,
             status: Status::Created,
         };
+        let mut kept = keep_network;
         {
             let mut installed = self.firewall_installed.lock().await;
-            if dir.root.exists() {
+            if dir.root.exists() && !keep_network {
                 return Err(RuntimeError::Command {
                     op: format!("creating sandbox {}", spec.id),
                     detail: "it already exists in this runtime; destroy it first".into(),
                 });
             }
             if !*installed {
+                // Replacing the table drops every sandbox's chain.
                 self.firewall.install().await?;
                 *installed = true;
+                kept = false;
             }
             dir.create()?;
         }
@@ -190,7 +195,8 @@ impl GvisorRuntime {
                     limits: spec.limits,
                 },
             )?;
-            if !(keep_network && names.netns_exists() && names.host_veth_exists()) {
+            if !(kept && names.netns_exists() && names.host_veth_exists()) {
+                kept = false;
                 link::create(&names, &addrs).await?;
             }
             Ok(())
@@ -200,7 +206,7 @@ impl GvisorRuntime {
             self.cleanup_after_failure(&spec.id).await;
             return Err(e);
         }
-        Ok((dir, rec))
+        Ok((dir, rec, kept))
     }
 
     /// Addresses `eth0` and starts runsc (`run` or `restore`).
@@ -261,10 +267,12 @@ impl GvisorRuntime {
         self.lock_pending().insert(id.clone(), task);
     }
 
-    /// Removes a stopped instance's container, cgroup and files, keeping
-    /// its network (namespace, veth, firewall chain) for the next launch of
-    /// the same id in the same slot: a restore then skips tearing down and
-    /// building again what it would get back unchanged.
+    /// Removes a stopped instance's container, cgroup, bundle, overlay and
+    /// console log, keeping its record and network (namespace, veth,
+    /// firewall chain) for the next launch of the same id in the same slot:
+    /// a restore then skips tearing down and building again what it would
+    /// get back unchanged. The record stays, so the table (and the chain in
+    /// it) is not removed as the last sandbox's meanwhile.
     async fn clear_instance(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         let pending = self.lock_pending().remove(id);
         let deleted = match pending {
@@ -278,7 +286,7 @@ impl GvisorRuntime {
             self.runsc.delete(id).await?;
         }
         cgroup::remove(id).await?;
-        self.dir(id).remove()
+        self.dir(id).clear_instance_files()
     }
 
     async fn cleanup_after_failure(&self, id: &SandboxId) {
@@ -389,7 +397,7 @@ impl Runtime for GvisorRuntime {
             None => false,
         };
         laps.lap("clear");
-        let (dir, mut rec) = self.prepare(spec, keep_network).await?;
+        let (dir, mut rec, kept) = self.prepare(spec, keep_network).await?;
         laps.lap("prepare");
         match self
             .launch(&dir, &mut rec, Launch::Restore { image: snapshot })
@@ -397,8 +405,11 @@ impl Runtime for GvisorRuntime {
         {
             Ok(instance) => {
                 laps.lap("launch");
-                tracing::debug!(sandbox = %spec.id, %laps, "restored");
-                Ok(instance)
+                tracing::debug!(sandbox = %spec.id, %laps, network_kept = kept, "restored");
+                Ok(Instance {
+                    network_kept: kept,
+                    ..instance
+                })
             }
             Err(e) => {
                 self.cleanup_after_failure(&spec.id).await;
@@ -431,7 +442,10 @@ impl Runtime for GvisorRuntime {
         self.runsc.resume(id).await?;
         rec.status = Status::Running;
         dir.save(&rec)?;
-        Ok(Self::instance(&rec))
+        Ok(Instance {
+            network_kept: true,
+            ..Self::instance(&rec)
+        })
     }
 
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError> {

@@ -110,6 +110,24 @@ impl SandboxDir {
         std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, "replacing", e))
     }
 
+    /// Removes what one runsc instance used (bundle, overlay, console log),
+    /// keeping the record.
+    pub fn clear_instance_files(&self) -> Result<(), RuntimeError> {
+        for dir in [self.bundle(), self.overlay()] {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err(&dir, "removing", e));
+                }
+                _ => {}
+            }
+        }
+        let log = self.console_log();
+        match std::fs::remove_file(&log) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&log, "removing", e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes the whole directory; succeeds when it does not exist.
     pub fn remove(&self) -> Result<(), RuntimeError> {
         match std::fs::remove_dir_all(&self.root) {

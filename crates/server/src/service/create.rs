@@ -166,18 +166,6 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), WarrenEr
     Ok(())
 }
 
-/// How the instance handed to [`Sandboxes::init_agent`] came up.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Boot<'a> {
-    /// Started from its template.
-    Fresh,
-    /// Restored from a snapshot of this sandbox: the agent still holds that
-    /// sandbox's access token (and clock) until it is initialised.
-    Restored(&'a SandboxId),
-    /// Thawed from standby: its firewall chain stayed in place.
-    Thawed,
-}
-
 impl Sandboxes {
     pub async fn create(
         &self,
@@ -282,7 +270,7 @@ impl Sandboxes {
     ) -> Result<(), WarrenError> {
         self.runtime.create(spec).await?;
         let instance = self.runtime.start(&spec.id).await?;
-        self.init_agent(rec, &instance, Boot::Fresh).await?;
+        self.init_agent(rec, &instance, None).await?;
         match start {
             Some(start) => self.run_start_command(rec, &instance, start).await,
             None => Ok(()),
@@ -296,23 +284,22 @@ impl Sandboxes {
     /// fresh sandbox token. Every path that brings an instance up (create,
     /// resume, rollback, fork, create from snapshot) goes through here, so
     /// every instance gets a token of its own and none inherits another's.
+    /// `restored_from` names the sandbox whose snapshot the instance was
+    /// restored from: its agent still holds that sandbox's access token
+    /// (and clock) until this call.
     pub(super) async fn init_agent(
         &self,
         rec: &SandboxRecord,
         instance: &Instance,
-        boot: Boot<'_>,
+        restored_from: Option<&SandboxId>,
     ) -> Result<(), WarrenError> {
         let mut laps = Laps::start();
         let addr = instance.agent_addr.ip();
-        match boot {
-            Boot::Thawed => self.network.reapply(rec, addr).await?,
-            Boot::Fresh | Boot::Restored(_) => self.network.apply(rec, addr).await?,
+        match instance.network_kept {
+            true => self.network.reapply(rec, addr).await?,
+            false => self.network.apply(rec, addr).await?,
         }
         laps.lap("network");
-        let restored_from = match boot {
-            Boot::Restored(source) => Some(source),
-            Boot::Fresh | Boot::Thawed => None,
-        };
         let client = self.agents.attach(&rec.id, instance.agent_addr)?;
         match restored_from {
             // A restored agent answers at once or not at all (see

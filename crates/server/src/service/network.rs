@@ -92,9 +92,10 @@ impl Network {
         Ok(())
     }
 
-    /// [`Self::apply`] for an instance thawed from standby, whose chain
-    /// stayed in place while it was frozen: only a policy that changed
-    /// meanwhile is applied again.
+    /// [`Self::apply`] for an instance whose network was kept (a thaw, a
+    /// restore into the same slot), chain and resolved addresses included:
+    /// only a policy that changed meanwhile (or one this daemon never
+    /// applied) is applied again.
     pub async fn reapply(&self, rec: &SandboxRecord, addr: IpAddr) -> Result<(), WarrenError> {
         let unchanged = self.registry.by_id(rec.id.as_str()).is_some_and(|n| {
             n.slot == rec.net_slot && IpAddr::V4(n.addr) == addr && *n.policy == rec.network

@@ -31,7 +31,6 @@ use warren_core::{ErrorKind, SandboxId, SandboxState, SnapshotId, Transition, Wa
 use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, SnapshotRecord, StoreError};
 
 use super::Sandboxes;
-use super::create::Boot;
 use super::record::details;
 use crate::audit::AuditActor;
 
@@ -266,7 +265,7 @@ impl Sandboxes {
         loop {
             let instance = self.runtime.restore(&image, &spec).await?;
             let ready = self
-                .init_agent(rec, &instance, Boot::Restored(&snapshot.sandbox_id))
+                .init_agent(rec, &instance, Some(&snapshot.sandbox_id))
                 .await;
             match ready {
                 Err(e) if attempt < RESTORE_ATTEMPTS && e.kind == ErrorKind::Unavailable => {

@@ -23,7 +23,6 @@ use warren_runtime::Runtime;
 use warren_store::SandboxRecord;
 
 use super::Sandboxes;
-use super::create::Boot;
 
 /// The frozen instances and how long they may stay.
 #[derive(Clone)]
@@ -103,7 +102,7 @@ impl Sandboxes {
         }
         let thawed: Result<(), WarrenError> = async {
             let instance = self.runtime.thaw(&rec.id).await?;
-            self.init_agent(rec, &instance, Boot::Thawed).await
+            self.init_agent(rec, &instance, None).await
         }
         .await;
         match thawed {
