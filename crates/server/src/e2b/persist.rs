@@ -16,8 +16,6 @@
 //!   sandbox from it ([`snapshot_named`]). Unlike E2B's, a Warren snapshot
 //!   belongs to its sandbox: killing the sandbox deletes it.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -40,23 +38,6 @@ use crate::error::AppError;
 
 type Id = Result<SandboxPath, AppError>;
 
-/// How long the sandbox is left quiet before a checkpoint (see
-/// [`let_connections_go`]).
-const SETTLE: Duration = Duration::from_millis(500);
-
-/// Before a checkpoint: replaces the daemon's connections to the agent of
-/// `id`, then leaves the sandbox quiet for [`SETTLE`]. An image holding an
-/// established connection to the agent can restore with the agent wedged
-/// (docs/runtime.md; the checkpoint itself resets every connection). On
-/// runsc 20240729 a pause right after a command started still restored
-/// wedged 2 times in 18 with every host connection closed (the host side
-/// showed only TIME-WAIT); with the command 500 ms old, none in 10.
-async fn let_connections_go(state: &AppState, id: &SandboxId) -> E2bResult<()> {
-    state.sandboxes.agents.reconnect(id)?;
-    tokio::time::sleep(SETTLE).await;
-    Ok(())
-}
-
 /// `POST /sandboxes/{id}/pause`: 204 once the sandbox is paused.
 pub async fn pause(
     State(state): State<AppState>,
@@ -70,7 +51,6 @@ pub async fn pause(
             "a filesystem-only pause (memory=false); a pause always keeps memory",
         ));
     }
-    let_connections_go(&state, &id).await?;
     state
         .sandboxes
         .pause(&id, &AuditActor::from_caller(&caller))
@@ -154,7 +134,6 @@ pub async fn fork(
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let actor = AuditActor::from_caller(&caller);
     let dispatcher = (&caller).into();
-    let_connections_go(&state, &id).await?;
     // The fork goes on in its own task should the client let go.
     let sandboxes = state.sandboxes.clone();
     let count = req.count.unwrap_or(1);
@@ -200,7 +179,6 @@ pub async fn create_snapshot(
         .name
         .unwrap_or_else(|| format!("snapshot-{}", SnapshotId::generate()));
     let actor = AuditActor::from_caller(&caller);
-    let_connections_go(&state, &id).await?;
     let view = state
         .sandboxes
         .take_snapshot(&id, &name, &caller.key_id, &actor)
