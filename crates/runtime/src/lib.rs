@@ -91,8 +91,8 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Stops the sandbox's processes (SIGKILL to the whole sandbox), which
     /// releases its CPU and memory at once; what remains (directories,
-    /// network) goes with `destroy`, or is replaced by a later `restore` of
-    /// the same id.
+    /// network) goes with `destroy`, or is reused or replaced by a later
+    /// `restore` of the same id.
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError>;
 
     /// Suspends every process of the running sandbox in place: no CPU is
