@@ -218,9 +218,7 @@ impl GvisorRuntime {
     ) -> Result<Instance, RuntimeError> {
         let names = SandboxNames::new(&rec.id);
         let addrs = self.pool.slot(rec.net_slot)?;
-        let at = std::time::Instant::now();
         link::configure_inside(&names, &addrs).await?;
-        tracing::debug!(sandbox = %rec.id, ms = at.elapsed().as_millis() as u64, "addressed eth0");
         let entry = NetnsEntry::open(&names)?;
         let paths = LaunchPaths {
             bundle: &dir.bundle(),
@@ -279,14 +277,22 @@ impl GvisorRuntime {
             Some(task) => task.await.unwrap_or(false),
             None => false,
         };
-        if !deleted && self.runsc.list().await?.contains_key(id.as_str()) {
+        if !deleted {
+            self.remove_container(id).await?;
+        }
+        cgroup::remove(id).await?;
+        self.dir(id).clear_instance_files()
+    }
+
+    /// Kills and deletes the container of `id` if runsc knows it.
+    async fn remove_container(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        if self.runsc.list().await?.contains_key(id.as_str()) {
             if let Err(e) = self.runsc.kill(id).await {
                 tracing::debug!(sandbox = %id, error = %e, "runsc kill");
             }
             self.runsc.delete(id).await?;
         }
-        cgroup::remove(id).await?;
-        self.dir(id).clear_instance_files()
+        Ok(())
     }
 
     async fn cleanup_after_failure(&self, id: &SandboxId) {
@@ -496,16 +502,7 @@ impl Runtime for GvisorRuntime {
             let _ = task.await;
         }
         laps.lap("pending");
-        match self.runsc.list().await {
-            Ok(list) if list.contains_key(id.as_str()) => {
-                if let Err(e) = self.runsc.kill(id).await {
-                    tracing::debug!(sandbox = %id, error = %e, "runsc kill");
-                }
-                keep(self.runsc.delete(id).await);
-            }
-            Ok(_) => {}
-            Err(e) => keep(Err(e)),
-        }
+        keep(self.remove_container(id).await);
         laps.lap("runsc");
         keep(cgroup::remove(id).await);
         laps.lap("cgroup");

@@ -114,27 +114,15 @@ impl SandboxDir {
     /// keeping the record.
     pub fn clear_instance_files(&self) -> Result<(), RuntimeError> {
         for dir in [self.bundle(), self.overlay()] {
-            match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(io_err(&dir, "removing", e));
-                }
-                _ => {}
-            }
+            removed(std::fs::remove_dir_all(&dir), &dir)?;
         }
         let log = self.console_log();
-        match std::fs::remove_file(&log) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&log, "removing", e)),
-            _ => Ok(()),
-        }
+        removed(std::fs::remove_file(&log), &log)
     }
 
     /// Removes the whole directory; succeeds when it does not exist.
     pub fn remove(&self) -> Result<(), RuntimeError> {
-        match std::fs::remove_dir_all(&self.root) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&self.root, "removing", e)),
-        }
+        removed(std::fs::remove_dir_all(&self.root), &self.root)
     }
 
     /// The last `max` bytes of the console log, for error messages.
@@ -144,6 +132,14 @@ impl SandboxDir {
         };
         let start = bytes.len().saturating_sub(max);
         String::from_utf8_lossy(&bytes[start..]).trim().to_owned()
+    }
+}
+
+/// A removal's result, with "it was not there" counting as done.
+fn removed(result: io::Result<()>, path: &Path) -> Result<(), RuntimeError> {
+    match result {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path, "removing", e)),
+        _ => Ok(()),
     }
 }
 

@@ -200,11 +200,12 @@ impl Sandboxes {
         // (the runtime resets the existing ones; see docs/runtime.md).
         let hold = self.agents.hold(id);
         let result = async {
-            let at = std::time::Instant::now();
+            let mut laps = Laps::start();
             self.runtime.checkpoint(id, &dir, true).await?;
-            let saved = at.elapsed();
+            laps.lap("checkpoint");
             let size = self.snapshots.commit(snapshot).await?;
-            tracing::debug!(sandbox = %id, snapshot = %snapshot, size, checkpoint_ms = saved.as_millis() as u64, commit_ms = (at.elapsed() - saved).as_millis() as u64, "image captured");
+            laps.lap("flush");
+            tracing::debug!(sandbox = %id, snapshot = %snapshot, size, %laps, "image captured");
             Ok::<_, WarrenError>(size)
         }
         .await;
