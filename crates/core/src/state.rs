@@ -38,7 +38,7 @@ pub enum Transition {
     Started,
     /// A pause (checkpoint to disk) begins.
     BeginPause,
-    /// The checkpoint is complete and durable.
+    /// The checkpoint is complete (committed to the snapshot store).
     Paused,
     /// A resume (restore from disk) begins.
     BeginResume,

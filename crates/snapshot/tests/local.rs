@@ -63,3 +63,69 @@ async fn crash_leftovers_are_discarded_and_never_listed() {
     again.abort(&half).await.unwrap();
     again.abort(&half).await.unwrap();
 }
+
+/// The files under `root` that hold `id`'s name (image, marker, staging).
+fn traces(root: &std::path::Path, id: &SnapshotId) -> Vec<String> {
+    ["staging", "images", "unflushed"]
+        .iter()
+        .filter(|dir| root.join(dir).join(id.as_str()).exists())
+        .map(|dir| dir.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn images_not_yet_on_disk_are_kept_in_the_same_boot_and_dropped_after_a_reboot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalDirStore::open_in_boot(tmp.path(), true, "boot-1").unwrap();
+    let (flushed, pending, survivor) = (
+        SnapshotId::generate(),
+        SnapshotId::generate(),
+        SnapshotId::generate(),
+    );
+    for id in [&flushed, &pending, &survivor] {
+        write(&store.stage(id).await.unwrap(), "pages.img", 64);
+        assert_eq!(store.commit(id).await.unwrap(), 64);
+        assert_eq!(traces(tmp.path(), id), ["images", "unflushed"]);
+    }
+    store.persist(&flushed).await.unwrap();
+    store.persist(&flushed).await.unwrap();
+    assert_eq!(traces(tmp.path(), &flushed), ["images"]);
+
+    // The daemon restarts on the same boot: the page cache still holds
+    // the image, so it is flushed now and kept.
+    let same_boot = LocalDirStore::open_in_boot(tmp.path(), true, "boot-1").unwrap();
+    assert_eq!(same_boot.recover().await.unwrap(), Vec::<SnapshotId>::new());
+    assert_eq!(traces(tmp.path(), &survivor), ["images"]);
+    assert_eq!(traces(tmp.path(), &pending), ["images"]);
+
+    // One more image is committed, then the host restarts before it is
+    // flushed: it may be torn, so it is removed and reported.
+    let torn = SnapshotId::generate();
+    write(&same_boot.stage(&torn).await.unwrap(), "pages.img", 8);
+    same_boot.commit(&torn).await.unwrap();
+    let rebooted = LocalDirStore::open_in_boot(tmp.path(), true, "boot-2").unwrap();
+    assert_eq!(rebooted.recover().await.unwrap(), vec![torn.clone()]);
+    assert!(traces(tmp.path(), &torn).is_empty());
+    assert!(matches!(
+        rebooted.persist(&torn).await,
+        Err(SnapshotError::NotFound(_))
+    ));
+    let mut listed = rebooted.list().await.unwrap();
+    listed.sort();
+    let mut kept = vec![flushed, pending, survivor];
+    kept.sort();
+    assert_eq!(listed, kept);
+}
+
+#[tokio::test]
+async fn deleting_an_unflushed_image_leaves_no_marker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = LocalDirStore::open_in_boot(tmp.path(), true, "boot-1").unwrap();
+    let id = SnapshotId::generate();
+    write(&store.stage(&id).await.unwrap(), "pages.img", 8);
+    store.commit(&id).await.unwrap();
+    store.delete(&id).await.unwrap();
+    assert!(traces(tmp.path(), &id).is_empty());
+    let rebooted = LocalDirStore::open_in_boot(tmp.path(), true, "boot-2").unwrap();
+    assert!(rebooted.recover().await.unwrap().is_empty());
+}
