@@ -6,10 +6,14 @@
 //! instance stopped); its resume-to-exec is `POST /resume` plus the first
 //! `exec true`. The raw engine: `runsc checkpoint` (no leave-running) and
 //! `runsc restore --detach` plus `runsc exec true`, on the same rootfs,
-//! without network or agent. Each resume starts once the previous
-//! instance's background `runsc delete` is over, for both sides: it is
-//! the resume of a sandbox that has been paused a while (that daemon runs
-//! with `--standby 0`).
+//! without network or agent. Both sides keep the same rhythm: each pause
+//! and each resume starts [`SETTLE`] after the previous step (for Warren,
+//! once the background `runsc delete` is over: it is the resume of a
+//! sandbox that has been paused a while; that daemon runs with
+//! `--standby 0`), and every image is kept until the cycles are over, as
+//! Warren keeps a paused sandbox's image. How fast a checkpoint copies
+//! memory depends on whether it writes into page-cache pages freed a
+//! moment ago (see docs/benchmarks.md), so neither side may reuse them.
 //!
 //! Standby: a second daemon keeps paused instances frozen; its
 //! resume-to-exec (thaw, agent init, first exec) is measured against
@@ -26,7 +30,8 @@ use warren_e2e::{Daemon, decode_exec};
 use crate::raw::RawRunsc;
 use crate::stats::{Row, ms, percentile};
 
-/// Lets a background `runsc delete` (~1.7 s) finish before a resume.
+/// The gap before each pause and each resume, on both sides: it lets
+/// Warren's background `runsc delete` (~1.7 s) finish before a resume.
 const SETTLE: Duration = Duration::from_secs(3);
 
 fn hold_memory(mib: u64) -> String {
@@ -161,26 +166,33 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
         raw.start(&raw_id)?;
         std::thread::sleep(Duration::from_secs(1 + mib / 200));
         let (mut r_pause, mut r_resume, mut r_size) = (Vec::new(), Vec::new(), 0);
+        let mut kept = Vec::new();
         for i in 0..cycles {
+            std::thread::sleep(SETTLE);
             let image = tempfile::tempdir()?;
             r_pause.push(raw.checkpoint(&raw_id, image.path(), false)?);
             r_size = dir_size(image.path());
             raw.delete(&raw_id);
+            std::thread::sleep(SETTLE);
             let t = Instant::now();
             raw.restore(&raw_id, image.path())
                 .with_context(|| format!("raw restore {i}"))?;
             raw.exec_true(&raw_id)?;
             r_resume.push(t.elapsed());
+            kept.push(image);
         }
         // Warren checkpoints leaving the sandbox running (the image must be
         // complete before anything is lost, and standby freezes the live
         // instance): the same raw checkpoint with --leave-running.
         let mut r_pause_live = Vec::new();
         for _ in 0..cycles {
+            std::thread::sleep(SETTLE);
             let image = tempfile::tempdir()?;
             r_pause_live.push(raw.checkpoint(&raw_id, image.path(), true)?);
+            kept.push(image);
         }
         raw.remove(&raw_id);
+        drop(kept);
 
         let p50 = |v: &mut Vec<Duration>| ms(percentile(v, 50.0));
         rows.push(Row::new(
