@@ -2,18 +2,20 @@
 //!
 //! Each sandbox holds `N` MiB of touched memory (a Python process holding a
 //! filled buffer). Warren's pause is `POST /pause` (checkpoint with the
-//! sandbox left running, image flushed and renamed, row committed,
-//! instance stopped); its resume-to-exec is `POST /resume` plus the first
+//! sandbox left running, image renamed into place, row committed; the
+//! flush to disk and the stop follow the answer); its resume-to-exec is `POST /resume` plus the first
 //! `exec true`. The raw engine: `runsc checkpoint` (no leave-running) and
 //! `runsc restore --detach` plus `runsc exec true`, on the same rootfs,
 //! without network or agent. Both sides keep the same rhythm: each pause
 //! and each resume starts [`SETTLE`] after the previous step (for Warren,
 //! once the background `runsc delete` is over: it is the resume of a
 //! sandbox that has been paused a while; that daemon runs with
-//! `--standby 0`), and every image is kept until the cycles are over, as
-//! Warren keeps a paused sandbox's image. How fast a checkpoint copies
-//! memory depends on whether it writes into page-cache pages freed a
-//! moment ago (see docs/benchmarks.md), so neither side may reuse them.
+//! `--standby 0`), and an image is deleted once the sandbox resumed from
+//! it, as Warren's garbage collection does within half a second. How fast
+//! a checkpoint copies memory on this machine depends on whether it writes
+//! into memory freed a moment ago (see docs/benchmarks.md): back to back,
+//! without the gaps, the raw side would always reuse the pages it had
+//! just freed.
 //!
 //! Standby: a second daemon keeps paused instances frozen; its
 //! resume-to-exec (thaw, agent init, first exec) is measured against
@@ -166,7 +168,6 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
         raw.start(&raw_id)?;
         std::thread::sleep(Duration::from_secs(1 + mib / 200));
         let (mut r_pause, mut r_resume, mut r_size) = (Vec::new(), Vec::new(), 0);
-        let mut kept = Vec::new();
         for i in 0..cycles {
             std::thread::sleep(SETTLE);
             let image = tempfile::tempdir()?;
@@ -179,7 +180,6 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
                 .with_context(|| format!("raw restore {i}"))?;
             raw.exec_true(&raw_id)?;
             r_resume.push(t.elapsed());
-            kept.push(image);
         }
         // Warren checkpoints leaving the sandbox running (the image must be
         // complete before anything is lost, and standby freezes the live
@@ -189,10 +189,8 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             std::thread::sleep(SETTLE);
             let image = tempfile::tempdir()?;
             r_pause_live.push(raw.checkpoint(&raw_id, image.path(), true)?);
-            kept.push(image);
         }
         raw.remove(&raw_id);
-        drop(kept);
 
         let p50 = |v: &mut Vec<Duration>| ms(percentile(v, 50.0));
         rows.push(Row::new(
