@@ -6,6 +6,7 @@
 //! exits. It runs the same way as an ordinary process (for tests).
 
 mod ca;
+mod epoll_filter;
 mod fs;
 mod init;
 mod process;

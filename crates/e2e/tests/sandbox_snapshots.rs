@@ -585,3 +585,28 @@ async fn sandbox_exec_stream_follows_its_command_across_a_snapshot() {
     assert_eq!(out.stdout_str(), "early\nlate\n", "{body}");
     assert_eq!(out.exit_code, Some(3), "{body}");
 }
+
+#[tokio::test]
+async fn sandbox_restores_after_pauses_taken_mid_stream_keep_the_agent_answering() {
+    // Every resume restores the image (no standby), and each image is taken
+    // while a command's exec stream is open: the stream's connection is reset
+    // and deleted by the agent just before the checkpoint, and runsc
+    // 20240729 reports such deleted registrations again after the restore
+    // (docs/runtime.md). Before the agent dropped those events about one
+    // cycle in ten left it dead, so 30 cycles catch it most of the time.
+    let d = Daemon::with_base_and(&["--standby", "0"]).await;
+    let sb = d.create_sandbox(json!({})).await;
+    for cycle in 0..30 {
+        let stream = open_stream(&d, &sb.id, "echo started; sleep 30").await;
+        pause(&d, &sb.id).await;
+        drop(stream);
+        let (status, body) =
+            post_json(&d, &format!("/v1/sandboxes/{}/resume", sb.id), json!({})).await;
+        assert_eq!(status, 200, "resume in cycle {cycle}: {body}\n{}", d.log());
+        assert_eq!(
+            d.sh(&sb.id, "echo up").await.stdout_str(),
+            "up\n",
+            "cycle {cycle}"
+        );
+    }
+}
