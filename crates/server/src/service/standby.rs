@@ -29,13 +29,6 @@ use warren_store::SandboxRecord;
 
 use super::Sandboxes;
 
-/// How long a frozen sandbox's image waits before it is flushed to disk.
-/// Writing it back holds up every other flush on the filesystem (the
-/// store's commits too) for about 0.5 s per GiB, and an image whose
-/// sandbox was thawed meanwhile is garbage: a resume that follows its
-/// pause closely (the common case of standby) finds the disk quiet.
-const FLUSH_GRACE: Duration = Duration::from_secs(1);
-
 /// A frozen instance: since when, and the image its pause committed.
 struct Frozen {
     since: Instant,
@@ -67,11 +60,6 @@ impl Standby {
         self.map().remove(id).map(|f| f.image)
     }
 
-    /// Whether `id` is frozen with the image `image` (not thawed since).
-    fn holds(&self, id: &SandboxId, image: &SnapshotId) -> bool {
-        self.map().get(id).is_some_and(|f| &f.image == image)
-    }
-
     /// The sandboxes frozen for longer than the window.
     fn expired(&self) -> Vec<SandboxId> {
         let now = Instant::now();
@@ -83,11 +71,9 @@ impl Standby {
     }
 
     /// Releases the instance of a sandbox whose pause committed `image`:
-    /// frozen if standby is on (its lifecycle `lock` is let go at once, and
-    /// the image is flushed [`FLUSH_GRACE`] later unless a resume thawed
-    /// the instance meanwhile), otherwise stopped once the image is on
-    /// disk, `lock` held throughout (frozen if the flush fails, for
-    /// eviction to try again).
+    /// frozen if standby is on (its lifecycle `lock` is let go at once, so
+    /// a resume can thaw it while the image is flushed), otherwise stopped
+    /// once the image is on disk, `lock` held throughout.
     async fn release(
         &self,
         runtime: &dyn Runtime,
@@ -108,10 +94,7 @@ impl Standby {
                         },
                     );
                     drop(lock);
-                    tokio::time::sleep(FLUSH_GRACE).await;
-                    if self.holds(id, &image) {
-                        persisted(snapshots, &image).await;
-                    }
+                    persisted(snapshots, &image).await;
                     return;
                 }
                 Err(e) => {
@@ -119,16 +102,9 @@ impl Standby {
                 }
             }
         }
-        if !persisted(snapshots, &image).await {
-            // The instance stays, frozen, as the copy that survives a power
-            // loss; eviction flushes again and stops it once that works.
-            if runtime.freeze(id).await.is_ok() {
-                let since = Instant::now();
-                self.map().insert(id.clone(), Frozen { since, image });
-                return;
-            }
-        }
-        if let Err(e) = runtime.stop(id).await {
+        if persisted(snapshots, &image).await
+            && let Err(e) = runtime.stop(id).await
+        {
             tracing::warn!(sandbox = %id, error = %e, "could not stop a paused sandbox's instance");
         }
         drop(lock);
@@ -145,8 +121,9 @@ fn gone(e: &SnapshotError) -> bool {
     }
 }
 
-/// Flushes `image` to disk; whether it is there (or deleted meanwhile).
-/// A failure is logged; the caller then keeps the instance.
+/// Flushes `image` to disk; whether it is there (or deleted meanwhile). A failure is logged: the
+/// instance then stays (frozen or running) rather than being the last copy
+/// lost.
 pub(super) async fn persisted(snapshots: &dyn SnapshotStore, image: &SnapshotId) -> bool {
     let t = Instant::now();
     match snapshots.persist(image).await {
@@ -168,9 +145,9 @@ pub(super) async fn persisted(snapshots: &dyn SnapshotStore, image: &SnapshotId)
 impl Sandboxes {
     /// Releases the instance of a sandbox whose pause committed (see
     /// [`Standby::release`]) after the pause has returned: the sandbox is
-    /// paused already, and `lock` (its lifecycle lock) is held until the
-    /// instance is frozen or stopped, so a resume or any other lifecycle
-    /// call waits for that.
+    /// durably paused already, and `lock` (its lifecycle lock) is held
+    /// until the release is over, so a resume or any other lifecycle call
+    /// waits for it.
     pub(super) fn release_paused(
         &self,
         id: &SandboxId,
