@@ -38,7 +38,7 @@ pub enum Transition {
     Started,
     /// A pause (checkpoint to disk) begins.
     BeginPause,
-    /// The checkpoint is complete (committed to the snapshot store).
+    /// The checkpoint is complete and durable.
     Paused,
     /// A resume (restore from disk) begins.
     BeginResume,

@@ -188,60 +188,6 @@ async fn sandbox_paused_survives_daemon_restart_and_exec_resumes_it() {
     assert_eq!(memory_secret(&d, &sb.id).await, secret);
 }
 
-/// The names of the entries of a directory under the daemon's data dir.
-fn entries(d: &Daemon, dir: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(d.data_dir().join(dir))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Waits until every committed image has been flushed to disk (the pause
-/// answers before that).
-async fn wait_flushed(d: &Daemon) {
-    for _ in 0..200 {
-        if entries(d, "snapshots/unflushed").is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("images still unflushed after 10 s\n{}", d.log());
-}
-
-#[tokio::test]
-async fn sandbox_image_lost_with_the_host_before_its_flush_fails_only_its_sandbox() {
-    let mut d = Daemon::with_base_and(&["--standby", "0"]).await;
-    let lost = d.create_sandbox(json!({})).await;
-    let kept = d.create_sandbox(json!({})).await;
-    d.sh(&kept.id, "echo kept > ~/mark").await;
-    pause(&d, &lost.id).await;
-    let lost_image = entries(&d, "snapshots/images");
-    assert_eq!(lost_image.len(), 1);
-    pause(&d, &kept.id).await;
-    wait_flushed(&d).await;
-    d.stop_with(Signal::SIGKILL).unwrap();
-
-    // What a power loss before the first image's flush leaves: the image
-    // in place, marked unflushed by a boot that is over.
-    let marker = d
-        .data_dir()
-        .join("snapshots/unflushed")
-        .join(&lost_image[0]);
-    std::fs::write(&marker, "a-boot-that-is-over").unwrap();
-    d.restart().await.unwrap();
-
-    assert_eq!(state(&d, &lost.id).await, "failed", "{}", d.log());
-    assert!(!entries(&d, "snapshots/images").contains(&lost_image[0]));
-    assert!(entries(&d, "snapshots/unflushed").is_empty());
-    let (status, body) =
-        post_json(&d, &format!("/v1/sandboxes/{}/resume", lost.id), json!({})).await;
-    assert!(status >= 400, "resume of a lost sandbox: {status} {body}");
-    assert_eq!(state(&d, &kept.id).await, "paused");
-    assert_eq!(d.sh(&kept.id, "cat ~/mark").await.stdout_str(), "kept\n");
-}
-
 #[tokio::test]
 async fn sandbox_kill_9_during_pause_leaves_running_or_resumable() {
     let mut d = Daemon::with_base().await;

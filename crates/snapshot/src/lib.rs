@@ -12,16 +12,8 @@
 //!
 //! Protocol and invariants:
 //! - An image is written under a staging name and becomes visible under its
-//!   final name only in [`SnapshotStore::commit`], once it is complete: an
-//!   image listed by [`SnapshotStore::list`] is always whole as long as the
-//!   host keeps running (a crash of the daemon loses nothing).
-//! - [`SnapshotStore::persist`] flushes a committed image to disk, so it
-//!   also survives the host losing power. The daemon does it off the
-//!   request path and never releases the only other copy of a sandbox's
-//!   state (its instance) before it. An image committed but not persisted
-//!   when the host went down may be torn: [`SnapshotStore::recover`], at
-//!   start-up, persists the ones written since the host booted and removes
-//!   the others, naming them, so the daemon can mark what they held lost.
+//!   final name only in [`SnapshotStore::commit`], after its files are on
+//!   disk: an image listed by [`SnapshotStore::list`] is always complete.
 //! - Staged images left by a crash are never resumed from; the daemon
 //!   removes them at start-up ([`SnapshotStore::discard_staged`]).
 //! - Images are immutable once committed: restoring never writes to them,
@@ -51,19 +43,10 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// image of the same id left from before is removed first.
     async fn stage(&self, id: &SnapshotId) -> Result<PathBuf, SnapshotError>;
 
-    /// Makes the staged image of `id` visible under its final name; returns
-    /// its size in bytes. `AlreadyExists` if `id` is committed already.
-    /// The image survives a crash of the daemon, not yet a power loss.
+    /// Makes the staged image of `id` complete and visible: its files are
+    /// flushed to disk, then it is moved to its final name. Returns its size
+    /// in bytes. `AlreadyExists` if `id` is committed already.
     async fn commit(&self, id: &SnapshotId) -> Result<u64, SnapshotError>;
-
-    /// Flushes the committed image of `id` to disk, so it survives a power
-    /// loss too. Idempotent; `NotFound` if there is no such image.
-    async fn persist(&self, id: &SnapshotId) -> Result<(), SnapshotError>;
-
-    /// At start-up: persists every committed image that was not yet, if it
-    /// was written since the host last booted, and removes it otherwise
-    /// (it may be torn). Returns the ids removed.
-    async fn recover(&self) -> Result<Vec<SnapshotId>, SnapshotError>;
 
     /// Drops the staged image of `id` (a failed checkpoint). Idempotent.
     async fn abort(&self, id: &SnapshotId) -> Result<(), SnapshotError>;

@@ -6,22 +6,18 @@
 //! Pause protocol (crash-safe at every step):
 //! 1. compare-and-set running → pausing;
 //! 2. checkpoint into a staged image, leaving the sandbox running;
-//! 3. commit the image (renamed to its final name);
+//! 3. commit the image (flushed, renamed to its final name);
 //! 4. one store transaction: the snapshot row, pausing → paused;
-//! 5. answer, and release the instance in the background: frozen in
-//!    standby, or — with the sandbox's lifecycle lock held, so the next
-//!    pause, resume, fork … of it waits — stopped once the image is
-//!    flushed to disk (CPU and memory released; the rest deleted in the
-//!    background or reused by the next restore).
+//! 5. answer, and release the instance in the background with the
+//!    sandbox's lifecycle lock held (so the next pause, resume, fork … of
+//!    it waits): frozen in standby, or stopped (CPU and memory released;
+//!    the rest deleted in the background or reused by the next restore).
 //!
 //! A daemon killed before step 4 leaves a running sandbox in `pausing`,
 //! which start-up reconciliation moves back to running (the image, staged
 //! or orphaned, is deleted); killed after step 4, it leaves a paused
 //! sandbox with a complete image, whose instance reconciliation stops.
-//! The sandbox is never without both. A power loss before the image is
-//! flushed (step 5) loses the sandbox as it would a running one: the next
-//! start finds the image unflushed from an earlier boot and marks the
-//! sandbox failed (see `gc.rs`). Checkpointing with the sandbox left
+//! The sandbox is never without both. Checkpointing with the sandbox left
 //! running costs nothing extra in runsc, and it is what makes step 2 safe:
 //! the image is complete before anything is lost.
 //!
@@ -94,7 +90,7 @@ impl Sandboxes {
         };
         laps.lap("commit");
         self.agents.remove(id);
-        self.release_paused(id, snapshot.clone(), lock);
+        self.release_paused(id, lock);
         tracing::info!(sandbox = %id, snapshot = %snapshot, size, %laps, "sandbox paused");
         let details = details([
             ("snapshot", snapshot.to_string().into()),
@@ -194,8 +190,6 @@ impl Sandboxes {
     /// Checkpoints the running sandbox `id` into a new complete image
     /// `snapshot`, leaving it running; returns the image's size. The
     /// sandbox's connections (the daemon's to its agent too) are reset.
-    /// The image is committed, not yet flushed to disk: see
-    /// [`Sandboxes::persist_in_background`].
     pub(super) async fn capture(
         &self,
         id: &SandboxId,
@@ -210,7 +204,7 @@ impl Sandboxes {
             self.runtime.checkpoint(id, &dir, true).await?;
             laps.lap("checkpoint");
             let size = self.snapshots.commit(snapshot).await?;
-            laps.lap("commit");
+            laps.lap("flush");
             tracing::debug!(sandbox = %id, snapshot = %snapshot, size, %laps, "image captured");
             Ok::<_, WarrenError>(size)
         }
@@ -284,14 +278,6 @@ impl Sandboxes {
                 other => return other,
             }
         }
-    }
-
-    /// Flushes a committed image to disk off the request path (a named
-    /// snapshot: its sandbox keeps running, so a power loss before the
-    /// flush ends both). Fork images live only until the branches run.
-    pub(super) fn persist_in_background(&self, snapshot: &SnapshotId) {
-        let (snapshots, snapshot) = (self.snapshots.clone(), snapshot.clone());
-        tokio::spawn(async move { super::standby::persisted(snapshots.as_ref(), &snapshot).await });
     }
 
     /// Deletes an image no row will name.

@@ -73,7 +73,6 @@ impl Sandboxes {
         );
         match self.store.insert_snapshot(row).await {
             Ok(snapshot) => {
-                self.persist_in_background(&snapshot.id);
                 tracing::info!(sandbox = %id, snapshot = %snapshot.id, name, size, "snapshot taken");
                 let details = details([
                     ("snapshot", snapshot.id.to_string().into()),
