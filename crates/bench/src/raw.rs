@@ -105,12 +105,14 @@ impl RawRunsc {
     }
 
     /// `runsc checkpoint --compression=none` into `image` (the container
-    /// is gone afterwards unless `leave_running`).
+    /// is gone afterwards unless `leave_running`), the pages written with
+    /// `O_DIRECT` if `direct`.
     pub fn checkpoint(
         &self,
         id: &str,
         image: &Path,
         leave_running: bool,
+        direct: bool,
     ) -> anyhow::Result<Duration> {
         let t = Instant::now();
         let mut cmd = self.runsc();
@@ -120,14 +122,18 @@ impl RawRunsc {
         if leave_running {
             cmd.arg("--leave-running");
         }
+        if direct {
+            cmd.arg("--direct");
+        }
         run(cmd.arg(id))?;
         Ok(t.elapsed())
     }
 
-    /// `runsc restore --detach` of `image` as `id`.
+    /// `runsc restore --direct --detach` of `image` as `id`.
     pub fn restore(&self, id: &str, image: &Path) -> anyhow::Result<Duration> {
         let mut cmd = self.runsc();
         cmd.arg("restore")
+            .arg("--direct")
             .arg(format!("--image-path={}", image.display()));
         self.detached(cmd, id)
     }

@@ -2,20 +2,23 @@
 //!
 //! Each sandbox holds `N` MiB of touched memory (a Python process holding a
 //! filled buffer). Warren's pause is `POST /pause` (checkpoint with the
-//! sandbox left running, image renamed into place, row committed; the
-//! flush to disk and the stop follow the answer); its resume-to-exec is `POST /resume` plus the first
-//! `exec true`. The raw engine: `runsc checkpoint` (no leave-running) and
-//! `runsc restore --detach` plus `runsc exec true`, on the same rootfs,
-//! without network or agent. Both sides keep the same rhythm: each pause
+//! sandbox left running, pages written with `O_DIRECT`, image flushed and
+//! renamed into place, row committed; the instance is released after the
+//! answer); its resume-to-exec is `POST /resume` plus the first `exec
+//! true`. The raw engine: `runsc checkpoint --direct` (no leave-running)
+//! and `runsc restore --direct --detach` plus `runsc exec true`, on the
+//! same rootfs, without network or agent; a second pause row compares with
+//! runsc's default, the pages through the page cache, which is what
+//! Warren used before. Both sides keep the same rhythm: each pause
 //! and each resume starts [`SETTLE`] after the previous step (for Warren,
 //! once the background `runsc delete` is over: it is the resume of a
 //! sandbox that has been paused a while; that daemon runs with
 //! `--standby 0`), and an image is deleted once the sandbox resumed from
 //! it, as Warren's garbage collection does within half a second. How fast
-//! a checkpoint copies memory on this machine depends on whether it writes
-//! into memory freed a moment ago (see docs/benchmarks.md): back to back,
-//! without the gaps, the raw side would always reuse the pages it had
-//! just freed.
+//! a checkpoint through the page cache copies memory on this machine
+//! depends on whether it writes into memory freed a moment ago (see
+//! docs/benchmarks.md): back to back, without the gaps, the raw side would
+//! always reuse the pages it had just freed.
 //!
 //! Standby: a second daemon keeps paused instances frozen; its
 //! resume-to-exec (thaw, agent init, first exec) is measured against
@@ -171,7 +174,7 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
         for i in 0..cycles {
             std::thread::sleep(SETTLE);
             let image = tempfile::tempdir()?;
-            r_pause.push(raw.checkpoint(&raw_id, image.path(), false)?);
+            r_pause.push(raw.checkpoint(&raw_id, image.path(), false, true)?);
             r_size = dir_size(image.path());
             raw.delete(&raw_id);
             std::thread::sleep(SETTLE);
@@ -181,14 +184,14 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             raw.exec_true(&raw_id)?;
             r_resume.push(t.elapsed());
         }
-        // Warren checkpoints leaving the sandbox running (the image must be
-        // complete before anything is lost, and standby freezes the live
-        // instance): the same raw checkpoint with --leave-running.
-        let mut r_pause_live = Vec::new();
+        // runsc's default: the pages go through the page cache (with
+        // --leave-running, which costs runsc nothing, so no restore is
+        // needed in between).
+        let mut r_pause_cached = Vec::new();
         for _ in 0..cycles {
             std::thread::sleep(SETTLE);
             let image = tempfile::tempdir()?;
-            r_pause_live.push(raw.checkpoint(&raw_id, image.path(), true)?);
+            r_pause_cached.push(raw.checkpoint(&raw_id, image.path(), true, false)?);
         }
         raw.remove(&raw_id);
 
@@ -200,10 +203,10 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             Some(p50(&mut r_pause)),
         ));
         rows.push(Row::new(
-            format!("pause, {mib} MiB touched, p50, vs raw checkpoint --leave-running"),
+            format!("pause, {mib} MiB touched, p50, vs raw checkpoint through the page cache"),
             "ms",
             p50(&mut w_pause),
-            Some(p50(&mut r_pause_live)),
+            Some(p50(&mut r_pause_cached)),
         ));
         rows.push(Row::new(
             format!("resume → first exec, {mib} MiB touched, p50"),
@@ -248,7 +251,7 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
         std::thread::sleep(Duration::from_secs(1));
         let image = tempfile::tempdir()?;
         let t = Instant::now();
-        raw.checkpoint(&parent, image.path(), true)?;
+        raw.checkpoint(&parent, image.path(), true, true)?;
         let branches: Vec<String> = (0..n).map(|i| format!("rawbranch{n:03}{i:08}")).collect();
         let restored: Vec<anyhow::Result<()>> = std::thread::scope(|s| {
             let handles: Vec<_> = branches

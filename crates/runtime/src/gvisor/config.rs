@@ -14,8 +14,6 @@ pub struct GvisorConfig {
     /// IPv4 CIDR cut into one /30 per network slot, e.g. `10.77.0.0/16`.
     /// Must not overlap any other network the host routes.
     pub pool: String,
-    /// Compress checkpoint images (smaller, but slower to write and restore).
-    pub compress_checkpoints: bool,
     /// The daemon's sandbox API port on the host, which sandboxes may
     /// connect to; no other host port is reachable from a sandbox.
     pub sandbox_api_port: Option<u16>,
@@ -26,13 +24,12 @@ pub struct GvisorConfig {
 }
 
 impl GvisorConfig {
-    /// Defaults: `runsc` from `PATH`, uncompressed checkpoints.
+    /// Defaults: `runsc` from `PATH`.
     pub fn new(state_dir: impl Into<PathBuf>, pool: &str) -> Self {
         Self {
             state_dir: state_dir.into(),
             runsc_path: PathBuf::from("runsc"),
             pool: pool.to_owned(),
-            compress_checkpoints: false,
             sandbox_api_port: None,
             egress_ports: None,
         }

@@ -17,6 +17,7 @@
 mod bundle;
 mod cgroup;
 mod config;
+mod direct_io;
 mod record;
 mod runsc;
 
@@ -53,7 +54,6 @@ pub struct GvisorRuntime {
     sandboxes_dir: PathBuf,
     pool: AddressPool,
     firewall: Firewall,
-    compress_checkpoints: bool,
     /// Whether our nftables table is installed. Held while a sandbox
     /// directory is created (create) or the last one is found gone
     /// (destroy), so the table never disappears under a new sandbox.
@@ -103,7 +103,6 @@ impl GvisorRuntime {
             sandboxes_dir,
             pool,
             firewall,
-            compress_checkpoints: config.compress_checkpoints,
             firewall_installed: Mutex::new(true),
             pending_deletes: std::sync::Mutex::new(HashMap::new()),
         })
@@ -364,7 +363,7 @@ impl Runtime for GvisorRuntime {
         }
         laps.lap("sever");
         self.runsc
-            .checkpoint(id, dest, leave_running, self.compress_checkpoints)
+            .checkpoint(id, dest, leave_running, direct_io::writable(dest))
             .await?;
         laps.lap("runsc");
         tracing::debug!(sandbox = %id, %laps, "checkpointed");
@@ -406,7 +405,14 @@ impl Runtime for GvisorRuntime {
         let (dir, mut rec, kept) = self.prepare(spec, keep_network).await?;
         laps.lap("prepare");
         match self
-            .launch(&dir, &mut rec, Launch::Restore { image: snapshot })
+            .launch(
+                &dir,
+                &mut rec,
+                Launch::Restore {
+                    image: snapshot,
+                    direct: direct_io::readable(snapshot),
+                },
+            )
             .await
         {
             Ok(instance) => {

@@ -23,7 +23,11 @@ use crate::RuntimeError;
 /// How to start a container: fresh or from a checkpoint image.
 pub(super) enum Launch<'a> {
     Run,
-    Restore { image: &'a Path },
+    /// `direct`: read the pages with `O_DIRECT` (see `direct_io`).
+    Restore {
+        image: &'a Path,
+        direct: bool,
+    },
 }
 
 /// Paths one `run`/`restore` needs.
@@ -91,9 +95,12 @@ impl Runsc {
             Launch::Run => {
                 cmd.arg("run");
             }
-            Launch::Restore { image } => {
+            Launch::Restore { image, direct } => {
                 cmd.arg("restore")
                     .arg(format!("--image-path={}", image.display()));
+                if direct {
+                    cmd.arg("--direct");
+                }
             }
         }
         cmd.arg("--detach")
@@ -121,23 +128,25 @@ impl Runsc {
         }
     }
 
-    /// `runsc checkpoint --image-path=dest [--leave-running]`.
+    /// `runsc checkpoint --compression=none --image-path=dest
+    /// [--leave-running] [--direct]`: an uncompressed image, its pages
+    /// written with `O_DIRECT` if `direct` (see `direct_io`).
     pub async fn checkpoint(
         &self,
         id: &SandboxId,
         dest: &Path,
         leave_running: bool,
-        compress: bool,
+        direct: bool,
     ) -> Result<(), RuntimeError> {
         let mut cmd = self.command();
         cmd.arg("checkpoint")
             .arg(format!("--image-path={}", dest.display()))
-            .arg(format!(
-                "--compression={}",
-                if compress { "flate-best-speed" } else { "none" }
-            ));
+            .arg("--compression=none");
         if leave_running {
             cmd.arg("--leave-running");
+        }
+        if direct {
+            cmd.arg("--direct");
         }
         cmd.arg(id.as_str());
         self.output("runsc checkpoint", id, cmd).await.map(drop)
