@@ -1,13 +1,13 @@
 //! Whether a checkpoint image can be written and read past the page cache.
 //!
 //! `runsc checkpoint --direct` writes the pages file with `O_DIRECT`. On the
-//! hosts measured (docs/benchmarks.md) that is ~3× faster than through the
-//! page cache for a 200 MiB image, the pages are on disk when runsc returns
+//! machine measured (docs/benchmarks.md) that is ~3× faster than through
+//! the page cache for a 200 MiB image, the pages are on disk when runsc returns
 //! (the flush that makes the image durable then costs milliseconds), and
 //! they are not charged to the sandbox's memory cgroup, where a large
 //! image would compete with the sandbox's own memory. `restore --direct`
 //! reads them the same way. A filesystem that refuses `O_DIRECT` gets the
-//! page cache, as before; compressed images always do.
+//! page cache, as before.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
