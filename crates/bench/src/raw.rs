@@ -114,19 +114,7 @@ impl RawRunsc {
         leave_running: bool,
         direct: bool,
     ) -> anyhow::Result<Duration> {
-        let t = Instant::now();
-        let mut cmd = self.runsc();
-        cmd.arg("checkpoint")
-            .arg(format!("--image-path={}", image.display()))
-            .arg("--compression=none");
-        if leave_running {
-            cmd.arg("--leave-running");
-        }
-        if direct {
-            cmd.arg("--direct");
-        }
-        run(cmd.arg(id))?;
-        Ok(t.elapsed())
+        timed_checkpoint(self.runsc(), id, image, leave_running, direct)
     }
 
     /// `runsc restore --direct --detach` of `image` as `id`.
@@ -147,4 +135,35 @@ impl RawRunsc {
         let _ = self.runsc().args(["kill", id, "KILL"]).output();
         let _ = self.runsc().args(["delete", "--force", id]).output();
     }
+}
+
+/// `runsc --root ROOT checkpoint --leave-running --direct` of a container
+/// another runtime owns (Warren's own sandbox, under its daemon's runsc
+/// root): the engine alone doing exactly the work of Warren's pause.
+pub fn checkpoint_foreign(runsc_root: &Path, id: &str, image: &Path) -> anyhow::Result<Duration> {
+    let mut cmd = Command::new("runsc");
+    cmd.arg("--root").arg(runsc_root);
+    timed_checkpoint(cmd, id, image, true, true)
+}
+
+/// Runs `cmd checkpoint --compression=none …` and times it.
+fn timed_checkpoint(
+    mut cmd: Command,
+    id: &str,
+    image: &Path,
+    leave_running: bool,
+    direct: bool,
+) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    cmd.arg("checkpoint")
+        .arg(format!("--image-path={}", image.display()))
+        .arg("--compression=none");
+    if leave_running {
+        cmd.arg("--leave-running");
+    }
+    if direct {
+        cmd.arg("--direct");
+    }
+    run(cmd.arg(id))?;
+    Ok(t.elapsed())
 }

@@ -20,6 +20,12 @@
 //! docs/benchmarks.md): back to back, without the gaps, the raw side would
 //! always reuse the pages it had just freed.
 //!
+//! A third pause row is the engine alone on Warren's own sandbox: `runsc
+//! checkpoint --leave-running --direct` of the very container, under the
+//! daemon's runsc root, a settle before each of Warren's pauses; the
+//! sandbox runs on, the image is deleted, and an `exec true` opens the
+//! daemon's connection to the agent again, as a pause usually finds it.
+//!
 //! Standby: a second daemon keeps paused instances frozen; its
 //! resume-to-exec (thaw, agent init, first exec) is measured against
 //! `runsc resume` plus `runsc exec true` of a paused raw container.
@@ -32,7 +38,7 @@ use serde_json::json;
 use warren_api_types::{ForkResponse, Sandbox};
 use warren_e2e::{Daemon, decode_exec};
 
-use crate::raw::RawRunsc;
+use crate::raw::{self, RawRunsc};
 use crate::stats::{Row, ms, percentile};
 
 /// The gap before each pause and each resume, on both sides: it lets
@@ -146,12 +152,21 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
     d.ensure_template("base").await?;
     let rootfs = Daemon::templates_dir().join("base").join("rootfs");
     let images = d.data_dir().join("snapshots/images");
+    let runsc_root = d.data_dir().join("runtime/runsc");
     let mut rows = Vec::new();
 
     for &mib in sizes {
         let id = sandbox_holding(&d, mib).await?;
         let (mut w_pause, mut w_resume, mut w_size) = (Vec::new(), Vec::new(), 0);
+        let mut same_sandbox = Vec::new();
         for _ in 0..cycles {
+            tokio::time::sleep(SETTLE).await;
+            let image = tempfile::tempdir_in(d.data_dir())?;
+            same_sandbox.push(raw::checkpoint_foreign(&runsc_root, &id, image.path())?);
+            drop(image);
+            // That checkpoint reset the daemon's connection to the agent; a
+            // pause usually finds one open.
+            exec_true(&d, &id).await?;
             tokio::time::sleep(SETTLE).await;
             let t = Instant::now();
             post(&d, &format!("/v1/sandboxes/{id}/pause"), json!({})).await?;
@@ -201,6 +216,12 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             "ms",
             p50(&mut w_pause),
             Some(p50(&mut r_pause)),
+        ));
+        rows.push(Row::new(
+            format!("pause, {mib} MiB touched, p50, vs raw checkpoint of the same sandbox"),
+            "ms",
+            p50(&mut w_pause),
+            Some(p50(&mut same_sandbox)),
         ));
         rows.push(Row::new(
             format!("pause, {mib} MiB touched, p50, vs raw checkpoint through the page cache"),
