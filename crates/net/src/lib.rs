@@ -22,6 +22,7 @@ mod firewall;
 pub mod intercept;
 pub mod link;
 mod names;
+mod netlink;
 mod nflog;
 mod pool;
 pub mod proxy;

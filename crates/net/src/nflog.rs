@@ -37,14 +37,16 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use warren_core::network::{DenyReason, Verdict};
 
 use crate::egress::{NetEvent, NetEventKind};
 use crate::error::NetError;
+use crate::netlink::{
+    NLM_F_ACK, NLM_F_REQUEST, align4, exchange, message, messages, open_socket, records, recv,
+};
 use crate::sink::EventSink;
 
 /// Bytes of each packet the kernel copies: a maximal IPv4 header (60) and
@@ -65,12 +67,8 @@ const NFULA_CFG_QTHRESH: u16 = 5;
 const NFULNL_CFG_CMD_BIND: u8 = 1;
 const NFULNL_CFG_CMD_PF_BIND: u8 = 3;
 const NFULNL_COPY_PACKET: u8 = 2;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
 /// `nla_type` bits that are flags (nested, network byte order), not type.
 const NLA_TYPE_MASK: u16 = 0x3fff;
-const NLMSG_HDRLEN: usize = 16;
 const NFGENMSG_LEN: usize = 4;
 const NLA_HDRLEN: usize = 4;
 
@@ -131,15 +129,6 @@ impl LoggedPacket {
     }
 }
 
-/// The netlink messages of one datagram, as (type, body after the header),
-/// up to the first malformed header.
-fn messages(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    records(buf, NLMSG_HDRLEN, |h| {
-        let len = u32::from_ne_bytes(h[0..4].try_into().ok()?);
-        Some((usize::try_from(len).ok()?, u16::from_ne_bytes([h[4], h[5]])))
-    })
-}
-
 /// The attributes in `buf`, as (type without flags, value), up to the first
 /// malformed one.
 fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
@@ -147,30 +136,6 @@ fn attributes(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
         let len = usize::from(u16::from_ne_bytes([h[0], h[1]]));
         Some((len, u16::from_ne_bytes([h[2], h[3]]) & NLA_TYPE_MASK))
     })
-}
-
-/// Length-prefixed records padded to 4 bytes: `header` bytes, from which
-/// `read` takes the record's length (header included) and type, then the
-/// body. Ends at the first record whose length does not fit.
-fn records(
-    mut buf: &[u8],
-    header: usize,
-    read: impl Fn(&[u8]) -> Option<(usize, u16)>,
-) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let (len, kind) = read(buf.get(..header)?)?;
-        if len < header || len > buf.len() {
-            buf = &[];
-            return None;
-        }
-        let body = &buf[header..len];
-        buf = buf.get(align4(len)..).unwrap_or(&[]);
-        Some((kind, body))
-    })
-}
-
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
 }
 
 /// The logged packets of `group` in one datagram from the socket; anything
@@ -238,36 +203,21 @@ type Attr<'a> = (u16, &'a [u8]);
 
 /// A configuration request for `group`: header, `nfgenmsg` and `attrs`.
 fn config_message(seq: u32, family: u8, group: u16, attrs: &[Attr]) -> Vec<u8> {
-    let mut m = vec![0; NLMSG_HDRLEN];
-    m.extend_from_slice(&[family, 0]);
-    m.extend_from_slice(&group.to_be_bytes());
+    let mut body = vec![family, 0];
+    body.extend_from_slice(&group.to_be_bytes());
     for (kind, value) in attrs {
         let len = NLA_HDRLEN + value.len();
-        m.extend_from_slice(&(len as u16).to_ne_bytes());
-        m.extend_from_slice(&kind.to_ne_bytes());
-        m.extend_from_slice(value);
-        m.resize(align4(m.len()), 0);
+        body.extend_from_slice(&(len as u16).to_ne_bytes());
+        body.extend_from_slice(&kind.to_ne_bytes());
+        body.extend_from_slice(value);
+        body.resize(align4(body.len()), 0);
     }
-    let len = m.len() as u32;
-    m[0..4].copy_from_slice(&len.to_ne_bytes());
-    m[4..6].copy_from_slice(&(NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG).to_ne_bytes());
-    m[6..8].copy_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    m[8..12].copy_from_slice(&seq.to_ne_bytes());
-    m
-}
-
-/// The errno of the acknowledgement for `seq` in a datagram: `Some(0)` for
-/// success, `None` when the datagram holds none.
-fn ack_of(buf: &[u8], seq: u32) -> Option<i32> {
-    messages(buf).find_map(|(kind, body)| {
-        if kind != NLMSG_ERROR {
-            return None;
-        }
-        let error = i32::from_ne_bytes(body.get(0..4)?.try_into().ok()?);
-        // The request's header follows; its sequence number at 8..12.
-        let acked = u32::from_ne_bytes(body.get(12..16)?.try_into().ok()?);
-        (acked == seq).then_some(-error)
-    })
+    message(
+        NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG,
+        NLM_F_REQUEST | NLM_F_ACK,
+        seq,
+        &body,
+    )
 }
 
 /// The reader of one NFLOG group.
@@ -286,11 +236,8 @@ impl PacketLog {
     pub async fn serve(self) -> Result<tokio::task::JoinHandle<()>, NetError> {
         let group = self.group;
         let what = |op: &str| format!("{op} NFLOG group {group}");
-        let socket = open_socket().map_err(|e| NetError::io(what("opening"), e))?;
-        // SAFETY: `OwnedFd` returns the same open descriptor for its whole
-        // life, which the `AsyncFd` owns.
-        let fd = unsafe { AsyncFd::register(socket) }
-            .map_err(|e| NetError::io(what("registering"), e.into_parts().1))?;
+        let fd =
+            open_socket(libc::NETLINK_NETFILTER).map_err(|e| NetError::io(what("opening"), e))?;
         let requests: [(u8, &[Attr]); 3] = [
             (
                 libc::AF_INET as u8,
@@ -357,91 +304,16 @@ impl PacketLog {
     }
 }
 
-/// Sends one configuration request and waits for its acknowledgement; the
-/// kernel's refusal is the error.
-async fn exchange(
-    fd: &AsyncFd<OwnedFd>,
-    request: &[u8],
-    seq: u32,
-    buf: &mut [u8],
-) -> io::Result<()> {
-    send(fd, request).await?;
-    loop {
-        let n = recv(fd, buf).await?;
-        match ack_of(&buf[..n], seq) {
-            None => continue,
-            Some(0) => return Ok(()),
-            Some(errno) => return Err(io::Error::from_raw_os_error(errno)),
-        }
-    }
-}
-
 /// `nfulnl_msg_config_mode`: the range (big-endian), the mode, padding.
 fn mode(range: u32, mode: u8) -> [u8; 6] {
     let r = range.to_be_bytes();
     [r[0], r[1], r[2], r[3], mode, 0]
 }
 
-fn open_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call without pointers.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a descriptor we just opened and own alone.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: an all-zero `sockaddr_nl` is valid (port id 0: the kernel
-    // assigns one; no multicast groups).
-    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: `addr` is a valid `sockaddr_nl` of the size given, and the
-    // descriptor is open.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const addr).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fd)
-}
-
-async fn send(fd: &AsyncFd<OwnedFd>, msg: &[u8]) -> io::Result<()> {
-    fd.async_io(Interest::WRITABLE, |fd| {
-        // SAFETY: `msg` is valid for reads of its length; the descriptor
-        // is open while `fd` lives.
-        done(unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) })
-    })
-    .await
-    .map(drop)
-}
-
-async fn recv(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
-    fd.async_io(Interest::READABLE, |fd| {
-        // SAFETY: `buf` is valid for writes of its length; the descriptor
-        // is open while `fd` lives.
-        done(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
-    })
-    .await
-}
-
-/// The byte count of a `send`/`recv`, or its error.
-fn done(n: isize) -> io::Result<usize> {
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::netlink::NLMSG_HDRLEN;
 
     const GROUP: u16 = 0x8123;
     const IPPROTO_ICMP: u8 = 1;
@@ -653,14 +525,6 @@ mod tests {
         assert_eq!(u16::from_ne_bytes(m[6..8].try_into().unwrap()), 5);
         assert_eq!(&m[18..20], &GROUP.to_be_bytes());
         assert_eq!(&m[24..30], &[0, 0, 0, 64, 2, 0]);
-        let mut ack = (36u32).to_ne_bytes().to_vec();
-        ack.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
-        ack.extend_from_slice(&[0; 10]);
-        ack.extend_from_slice(&(-libc::EPERM).to_ne_bytes());
-        ack.extend_from_slice(&m[..16]);
-        assert_eq!(ack_of(&ack, 7), Some(libc::EPERM));
-        assert_eq!(ack_of(&ack, 8), None);
-        assert_eq!(ack_of(&ack[..20], 7), None);
     }
 
     #[test]

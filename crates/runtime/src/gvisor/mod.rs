@@ -358,15 +358,19 @@ impl Runtime for GvisorRuntime {
         }
         // No connection may be in the image (see `warren_net::sever_host_connections`).
         let mut laps = Laps::start();
-        if let Err(e) = warren_net::sever_host_connections(rec.sandbox_ip).await {
-            tracing::warn!(sandbox = %id, error = %e, "could not reset the host's connections before a checkpoint");
-        }
+        let severed = match warren_net::sever_host_connections(rec.sandbox_ip).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(sandbox = %id, error = %e, "could not reset the host's connections before a checkpoint");
+                0
+            }
+        };
         laps.lap("sever");
         self.runsc
             .checkpoint(id, dest, leave_running, direct_io::writable(dest))
             .await?;
         laps.lap("runsc");
-        tracing::debug!(sandbox = %id, %laps, "checkpointed");
+        tracing::debug!(sandbox = %id, severed, %laps, "checkpointed");
         if !leave_running {
             rec.status = Status::Stopped;
             dir.save(&rec)?;
