@@ -215,9 +215,11 @@ impl GvisorRuntime {
         rec: &mut Record,
         how: Launch<'_>,
     ) -> Result<Instance, RuntimeError> {
+        let mut laps = Laps::start();
         let names = SandboxNames::new(&rec.id);
         let addrs = self.pool.slot(rec.net_slot)?;
         link::configure_inside(&names, &addrs).await?;
+        laps.lap("address");
         let entry = NetnsEntry::open(&names)?;
         let paths = LaunchPaths {
             bundle: &dir.bundle(),
@@ -233,8 +235,10 @@ impl GvisorRuntime {
                 other => other,
             });
         }
+        laps.lap("runsc");
         rec.status = Status::Running;
         dir.save(rec)?;
+        tracing::debug!(sandbox = %rec.id, %laps, "launched");
         Ok(Self::instance(rec))
     }
 

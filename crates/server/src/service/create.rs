@@ -175,6 +175,7 @@ impl Sandboxes {
         if let Some(snapshot) = p.snapshot.clone() {
             return self.create_from_snapshot(&snapshot, p, actor).await;
         }
+        let mut laps = Laps::start();
         let template = self.templates.get(&p.template)?;
         let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(p.timeout_s as i64);
         let rec = self
@@ -196,15 +197,19 @@ impl Sandboxes {
                     .unwrap_or_else(|| self.network.default_policy().clone()),
             })
             .await?;
+        laps.lap("row");
         let id = rec.id.clone();
         let start = template.recipe.and_then(|r| r.start());
         let spec = self.runtime_spec(&rec, template.rootfs);
-        if let Err(e) = self.boot(&spec, &rec, start.as_ref()).await {
+        if let Err(e) = self.boot(&spec, &rec, start.as_ref(), &mut laps).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
             self.fail(&id, actor, &e.message).await;
             return Err(e);
         }
-        self.finish_create(&id, actor).await
+        let rec = self.finish_create(&id, actor).await;
+        laps.lap("finish");
+        tracing::debug!(sandbox = %id, %laps, "sandbox created");
+        rec
     }
 
     /// What the runtime needs to start (or restore) the sandbox `rec`.
@@ -267,10 +272,14 @@ impl Sandboxes {
         spec: &RuntimeSpec,
         rec: &SandboxRecord,
         start: Option<&StartCommand>,
+        laps: &mut Laps,
     ) -> Result<(), WarrenError> {
         self.runtime.create(spec).await?;
+        laps.lap("prepare");
         let instance = self.runtime.start(&spec.id).await?;
+        laps.lap("start");
         self.init_agent(rec, &instance, None).await?;
+        laps.lap("agent");
         match start {
             Some(start) => self.run_start_command(rec, &instance, start).await,
             None => Ok(()),
