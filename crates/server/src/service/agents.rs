@@ -27,6 +27,13 @@ use crate::auth::Pepper;
 
 /// How long a freshly started sandbox may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+/// The first pause between health checks, doubled after each one up to
+/// [`READY_POLL_MAX`]. An agent still starting refuses the connection at
+/// once (the sandbox's netstack answers with a reset), so a check costs
+/// well under a millisecond and a short period finds the agent soon after
+/// it listens: a starting agent needs 10–30 ms.
+const READY_POLL_FIRST: Duration = Duration::from_millis(1);
+const READY_POLL_MAX: Duration = Duration::from_millis(4);
 /// How long one health check may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest wait for a checkpoint to end before a call gives up.
@@ -227,7 +234,7 @@ impl Agents {
         limit: Duration,
     ) -> Result<(), WarrenError> {
         let deadline = tokio::time::Instant::now() + limit;
-        let mut delay = Duration::from_millis(2);
+        let mut delay = READY_POLL_FIRST;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let check = tokio::time::timeout(left.min(HEALTH_TIMEOUT), client.health()).await;
@@ -241,7 +248,7 @@ impl Agents {
                 )));
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(50));
+            delay = (delay * 2).min(READY_POLL_MAX);
         }
     }
 }
