@@ -304,3 +304,42 @@ fn nft_table_exists(table: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+#[tokio::test]
+async fn sandbox_freeze_stops_every_task_and_thaw_goes_on() {
+    let fx = fixture(8);
+    let spec = fx.spec(1);
+    fx.rt.create(&spec).await.unwrap();
+    let inst = fx.rt.start(&spec.id).await.unwrap();
+    http_get(inst.agent_addr, "/", BOOT).unwrap();
+
+    fx.rt.freeze(&spec.id).await.unwrap();
+    let before = fx.rt.stats(&spec.id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = fx.rt.stats(&spec.id).await.unwrap();
+    assert_eq!(
+        before.cpu_usage_ns, after.cpu_usage_ns,
+        "a frozen sandbox ran"
+    );
+    assert!(after.memory_bytes > 0, "a frozen sandbox keeps its memory");
+    assert!(common::http_get_once(inst.agent_addr, "/").is_err());
+    assert_eq!(fx.rt.list_live().await.unwrap(), vec![inst.clone()]);
+
+    let thawed = fx.rt.thaw(&spec.id).await.unwrap();
+    assert_eq!(thawed.agent_addr, inst.agent_addr);
+    assert_eq!(http_get(inst.agent_addr, "/", BOOT).unwrap(), INDEX);
+
+    // Stopping or destroying a frozen sandbox never waits on it.
+    fx.rt.freeze(&spec.id).await.unwrap();
+    fx.rt.stop(&spec.id).await.unwrap();
+    assert!(fx.rt.list_live().await.unwrap().is_empty());
+    let other = fx.spec(2);
+    fx.rt.create(&other).await.unwrap();
+    let other_inst = fx.rt.start(&other.id).await.unwrap();
+    http_get(other_inst.agent_addr, "/", BOOT).unwrap();
+    fx.rt.freeze(&other.id).await.unwrap();
+    fx.rt.destroy(&other.id).await.unwrap();
+    assert_eq!(leftovers(&fx, &other.id), Vec::<String>::new());
+    fx.rt.destroy(&spec.id).await.unwrap();
+    assert_eq!(leftovers(&fx, &spec.id), Vec::<String>::new());
+}

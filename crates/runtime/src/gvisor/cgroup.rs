@@ -14,14 +14,14 @@ use warren_core::SandboxId;
 
 use crate::{RuntimeError, Stats};
 
-const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+pub(super) const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// The cgroups path put into the OCI spec.
 pub(super) fn cgroups_path(id: &SandboxId) -> String {
     format!("/{}", leaf(id))
 }
 
-fn leaf(id: &SandboxId) -> String {
+pub(super) fn leaf(id: &SandboxId) -> String {
     format!("warren-{id}")
 }
 

@@ -18,6 +18,7 @@ mod bundle;
 mod cgroup;
 mod config;
 mod direct_io;
+mod freezer;
 mod record;
 mod runsc;
 
@@ -289,7 +290,8 @@ impl GvisorRuntime {
 
     /// Kills and deletes the container of `id` if runsc knows it.
     async fn remove_container(&self, id: &SandboxId) -> Result<(), RuntimeError> {
-        if self.runsc.list().await?.contains_key(id.as_str()) {
+        thaw_quietly(id).await;
+        if self.runsc.status(id).await?.is_some() {
             if let Err(e) = self.runsc.kill(id).await {
                 tracing::debug!(sandbox = %id, error = %e, "runsc kill");
             }
@@ -306,13 +308,7 @@ impl GvisorRuntime {
 
     /// Whether runsc reports the container as running.
     async fn runsc_running(&self, id: &SandboxId) -> Result<bool, RuntimeError> {
-        Ok(self
-            .runsc
-            .list()
-            .await?
-            .get(id.as_str())
-            .map(String::as_str)
-            == Some("running"))
+        Ok(self.runsc.status(id).await?.as_deref() == Some("running"))
     }
 }
 
@@ -386,7 +382,7 @@ impl Runtime for GvisorRuntime {
     async fn restore(&self, snapshot: &Path, spec: &RuntimeSpec) -> Result<Instance, RuntimeError> {
         let old = self.dir(&spec.id).load()?;
         if let Some(old) = &old
-            && matches!(old.status, Status::Running | Status::Frozen)
+            && old.status == Status::Running
             && self.runsc_running(&spec.id).await?
         {
             return Err(RuntimeError::Command {
@@ -446,20 +442,37 @@ impl Runtime for GvisorRuntime {
                 detail: "it is not running".into(),
             });
         }
-        self.runsc.pause(id).await?;
-        rec.status = Status::Frozen;
-        dir.save(&rec)
+        if !freezer::available(id) {
+            self.runsc.pause(id).await?;
+            rec.status = Status::Frozen;
+            return dir.save(&rec);
+        }
+        // Recorded first: runsc must never be asked about a frozen sandbox
+        // its record calls running (see `freezer`).
+        rec.status = Status::CgroupFrozen;
+        dir.save(&rec)?;
+        if let Err(e) = freezer::freeze(id).await {
+            rec.status = Status::Running;
+            dir.save(&rec)?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     async fn thaw(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
         let (dir, mut rec) = self.record(id)?;
-        if rec.status != Status::Frozen {
-            return Err(RuntimeError::Command {
-                op: format!("thawing sandbox {id}"),
-                detail: "it is not frozen".into(),
-            });
+        match rec.status {
+            Status::CgroupFrozen => {
+                freezer::thaw(id).await?;
+            }
+            Status::Frozen => self.runsc.resume(id).await?,
+            _ => {
+                return Err(RuntimeError::Command {
+                    op: format!("thawing sandbox {id}"),
+                    detail: "it is not frozen".into(),
+                });
+            }
         }
-        self.runsc.resume(id).await?;
         rec.status = Status::Running;
         dir.save(&rec)?;
         Ok(Instance {
@@ -470,8 +483,9 @@ impl Runtime for GvisorRuntime {
 
     async fn stop(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         let (dir, mut rec) = self.record(id)?;
-        if matches!(rec.status, Status::Running | Status::Frozen) {
+        if rec.status.is_live() {
             // A frozen sandbox takes no signal: let it go on, then kill it.
+            thaw_quietly(id).await;
             if rec.status == Status::Frozen
                 && let Err(e) = self.runsc.resume(id).await
             {
@@ -482,14 +496,7 @@ impl Runtime for GvisorRuntime {
             // refuses it too and is let go on first.
             if let Err(e) = self.runsc.kill(id).await {
                 tracing::debug!(sandbox = %id, error = %e, "runsc kill");
-                if self
-                    .runsc
-                    .list()
-                    .await?
-                    .get(id.as_str())
-                    .map(String::as_str)
-                    == Some("paused")
-                {
+                if self.runsc.status(id).await?.as_deref() == Some("paused") {
                     self.runsc.resume(id).await?;
                     self.runsc.kill(id).await?;
                 }
@@ -552,31 +559,42 @@ impl Runtime for GvisorRuntime {
 
     async fn stats(&self, id: &SandboxId) -> Result<Stats, RuntimeError> {
         let (_, rec) = self.record(id)?;
-        if !matches!(rec.status, Status::Running | Status::Frozen) {
+        if !rec.status.is_live() {
             return Err(RuntimeError::NotFound(id.to_string()));
         }
         cgroup::stats(id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))
     }
 
     async fn list_live(&self) -> Result<Vec<Instance>, RuntimeError> {
-        let runsc = self.runsc.list().await?;
         let mut live = Vec::new();
         for id in record::list_ids(&self.sandboxes_dir)? {
             let Some(rec) = self.dir(&id).load()? else {
                 continue;
             };
             // A frozen instance is live too (it belongs to a paused sandbox
-            // in standby and still holds its memory).
-            if matches!(rec.status, Status::Running | Status::Frozen)
-                && matches!(
-                    runsc.get(id.as_str()).map(String::as_str),
+            // in standby and still holds its memory). runsc is not asked
+            // about one frozen by the cgroup freezer: it would not answer.
+            let alive = match rec.status {
+                Status::CgroupFrozen => !cgroup::existing_dirs(&id).is_empty(),
+                Status::Running | Status::Frozen => matches!(
+                    self.runsc.status(&id).await?.as_deref(),
                     Some("running" | "paused")
-                )
-            {
+                ),
+                Status::Created | Status::Stopped => false,
+            };
+            if alive {
                 live.push(Self::instance(&rec));
             }
         }
         Ok(live)
+    }
+}
+
+/// Lets a sandbox frozen by the cgroup freezer go on before runsc talks
+/// to it (see `freezer`); a sandbox that is not frozen is left alone.
+async fn thaw_quietly(id: &SandboxId) {
+    if let Err(e) = freezer::thaw(id).await {
+        tracing::warn!(sandbox = %id, error = %e, "could not thaw the sandbox's cgroup");
     }
 }
 

@@ -32,8 +32,18 @@ pub(super) enum Status {
     Running,
     /// Running, but every task suspended (`runsc pause`).
     Frozen,
+    /// Running, but every process stopped by the cgroup freezer
+    /// (`freezer`).
+    CgroupFrozen,
     /// Checkpointed without leave-running, or killed: nothing runs.
     Stopped,
+}
+
+impl Status {
+    /// Whether an instance exists (running or frozen either way).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Running | Self::Frozen | Self::CgroupFrozen)
+    }
 }
 
 /// What this runtime remembers about one sandbox.

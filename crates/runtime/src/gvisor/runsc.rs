@@ -8,7 +8,6 @@
 //! Their stdout/stderr go to the sandbox's console log: a detached sandbox
 //! keeps those descriptors open, so they must not be pipes we wait on.
 
-use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -44,8 +43,7 @@ pub(super) struct Runsc {
 }
 
 #[derive(Deserialize)]
-struct ListEntry {
-    id: String,
+struct StateEntry {
     status: String,
 }
 
@@ -180,29 +178,36 @@ impl Runsc {
         self.output("runsc delete", id, cmd).await.map(drop)
     }
 
-    /// Container id → runsc status (`created`, `running`, `stopped`, …).
-    pub async fn list(&self) -> Result<HashMap<String, String>, RuntimeError> {
+    /// runsc's status of container `id` (`created`, `running`, `paused`,
+    /// `stopped`), or `None` when runsc does not know it. `runsc state`
+    /// asks only that container's sandbox, where `runsc list` asks every
+    /// one and waits for ever on one frozen by the cgroup freezer.
+    pub async fn status(&self, id: &SandboxId) -> Result<Option<String>, RuntimeError> {
         let mut cmd = self.command();
-        cmd.args(["list", "--format=json"]);
-        let out = self.output_any("runsc list", cmd).await?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let text = text.trim();
-        if text.is_empty() || text == "null" {
-            return Ok(HashMap::new());
-        }
-        let entries: Vec<ListEntry> =
-            serde_json::from_str(text).map_err(|e| RuntimeError::Command {
-                op: "runsc list".into(),
+        cmd.args(["state", id.as_str()]);
+        let out = match self.output("runsc state", id, cmd).await {
+            Ok(out) => out,
+            Err(RuntimeError::Command { detail, .. }) => {
+                tracing::debug!(sandbox = %id, detail, "runsc state: taken as unknown");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let state: StateEntry =
+            serde_json::from_slice(&out.stdout).map_err(|e| RuntimeError::Command {
+                op: format!("runsc state {id}"),
                 detail: format!("unexpected output ({e})"),
             })?;
-        Ok(entries.into_iter().map(|e| (e.id, e.status)).collect())
+        Ok(Some(state.status))
     }
 
-    async fn output(&self, op: &str, id: &SandboxId, cmd: Command) -> Result<Output, RuntimeError> {
-        self.output_any(&format!("{op} {id}"), cmd).await
-    }
-
-    async fn output_any(&self, op: &str, mut cmd: Command) -> Result<Output, RuntimeError> {
+    async fn output(
+        &self,
+        op: &str,
+        id: &SandboxId,
+        mut cmd: Command,
+    ) -> Result<Output, RuntimeError> {
+        let op = format!("{op} {id}");
         let out = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -216,7 +221,7 @@ impl Runsc {
             return Ok(out);
         }
         Err(RuntimeError::Command {
-            op: op.to_owned(),
+            op,
             detail: format!(
                 "exited with {}: {}",
                 out.status,
