@@ -364,16 +364,23 @@ fn keep_log(log: &Path) {
 }
 
 /// Waits (at most two minutes) until runsc lists no container under `root`.
+/// Each `runsc list` gets 5 s (coreutils `timeout`): it waits as long as a
+/// sandbox is frozen by the cgroup freezer, which a teardown thaws first.
 fn wait_for_no_containers(root: &Path) {
+    const TIMED_OUT: i32 = 124;
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
-        let listed = Command::new("runsc")
-            .arg("--root")
+        let listed = Command::new("timeout")
+            .args(["5", "runsc", "--root"])
             .arg(root)
             .args(["list", "-quiet"])
             .output();
         match listed {
-            Ok(out) if out.status.success() && !out.stdout.iter().all(u8::is_ascii_whitespace) => {
+            Ok(out)
+                if out.status.code() == Some(TIMED_OUT)
+                    || (out.status.success()
+                        && !out.stdout.iter().all(u8::is_ascii_whitespace)) =>
+            {
                 std::thread::sleep(Duration::from_millis(200));
             }
             // Empty, or no runsc state at all (the daemon never got that far).
