@@ -27,8 +27,8 @@ use crate::RuntimeError;
 
 /// Longest wait for every task to stop (or go on).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Between two reads of the freezer's state.
-const POLL: Duration = Duration::from_micros(200);
+/// Between two reads of the freezer's state (tokio's timer resolution).
+const POLL: Duration = Duration::from_millis(1);
 
 /// The sandbox's freezer: which interface, in which directory.
 enum Freezer {
@@ -96,12 +96,12 @@ pub(super) async fn freeze(id: &SandboxId) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// Lets every task of the sandbox go on; `Ok(false)` when it has no
-/// freezer cgroup.
-pub(super) async fn thaw(id: &SandboxId) -> Result<bool, RuntimeError> {
+/// Lets every task of the sandbox go on; nothing to do without a freezer
+/// cgroup.
+pub(super) async fn thaw(id: &SandboxId) -> Result<(), RuntimeError> {
     match Freezer::of(id) {
-        Some(freezer) => set(&freezer, false).await.map(|()| true),
-        None => Ok(false),
+        Some(freezer) => set(&freezer, false).await,
+        None => Ok(()),
     }
 }
 

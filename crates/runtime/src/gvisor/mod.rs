@@ -462,9 +462,7 @@ impl Runtime for GvisorRuntime {
     async fn thaw(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
         let (dir, mut rec) = self.record(id)?;
         match rec.status {
-            Status::CgroupFrozen => {
-                freezer::thaw(id).await?;
-            }
+            Status::CgroupFrozen => freezer::thaw(id).await?,
             Status::Frozen => self.runsc.resume(id).await?,
             _ => {
                 return Err(RuntimeError::Command {

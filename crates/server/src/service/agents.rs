@@ -28,10 +28,9 @@ use crate::auth::Pepper;
 /// How long a freshly started sandbox may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// The first pause between health checks, doubled after each one up to
-/// [`READY_POLL_MAX`]. An agent still starting refuses the connection at
-/// once (the sandbox's netstack answers with a reset), so a check costs
-/// well under a millisecond and a short period finds the agent soon after
-/// it listens: a starting agent needs 10–30 ms.
+/// [`READY_POLL_MAX`]: a freshly started agent listens 13–29 ms after
+/// `runsc run` returns (docs/benchmarks.md), and a short period finds it
+/// soon after.
 const READY_POLL_FIRST: Duration = Duration::from_millis(1);
 const READY_POLL_MAX: Duration = Duration::from_millis(4);
 /// How long one health check may take.
