@@ -9,8 +9,14 @@
 //! headers, and once the sandbox answers 101 both connections are spliced
 //! byte for byte until either side closes.
 //!
-//! The caller prepares the request's headers (credentials out, `Host`);
-//! [`Upstream::send`] only rewrites the target and the version.
+//! [`Upstream::send`] takes Warren's credentials out of every request and
+//! answer ([`crate::credentials`]: the agent's access token reaches the
+//! agent's port only), whichever proxy calls it; the caller prepares the
+//! rest of the headers (`Host`, forwarding headers) and the path.
+//!
+//! A pool belongs to one instance of one sandbox
+//! ([`crate::service::Agents::upstream`]): connections are never carried
+//! from a sandbox to the next one given its address.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -22,6 +28,9 @@ use axum::response::Response;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use crate::credentials;
+use crate::e2b::ENVD_PORT;
 
 /// Why a request did not reach the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +70,7 @@ impl Upstream {
     /// Sends `req` (its path and query kept) to `addr` and returns the
     /// answer, streaming; an upgrade is spliced once both sides agreed.
     pub async fn send(&self, addr: SocketAddr, mut req: Request) -> Result<Response, ForwardError> {
+        credentials::strip_request(req.headers_mut(), addr.port() == ENVD_PORT);
         let upgrade = is_upgrade(req.headers());
         let path = req
             .uri()
@@ -89,6 +99,7 @@ impl Upstream {
         if !upgrade {
             strip_hop_by_hop(resp.headers_mut());
         }
+        credentials::strip_response(resp.headers_mut());
         Ok(resp.map(Body::new))
     }
 }

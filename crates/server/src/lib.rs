@@ -8,6 +8,7 @@ use std::path::PathBuf;
 pub mod api;
 pub mod audit;
 pub mod auth;
+mod credentials;
 mod daemon;
 pub mod e2b;
 pub mod error;

@@ -17,17 +17,20 @@
 //!   sandbox's traffic token (also per sandbox, handed out with the access
 //!   token): it opens the sandbox's own servers, never its agent.
 //! - Or an API key (`X-API-KEY`/Bearer) of the sandbox's team with the
-//!   `sandboxes:exec` scope; the proxy then adds the access token itself.
+//!   `sandboxes:exec` scope; for the envd port the proxy then adds the
+//!   access token itself.
 //! - Or, for `/files` on the envd port, a `signature` query parameter: E2B's
 //!   signed URLs are `sha256(path:op:user:token[:exp])`, checked by the
 //!   agent (which alone can verify it). Signed URLs carry no header, so
 //!   the sandbox is found by the signature: the daemon recomputes it for
 //!   each live sandbox's token and takes the one that matches.
 //!
-//! Anything else is 401; an unknown, malformed, dead or other team's
-//! sandbox is 502 "sandbox not found", as E2B's edge answers (the SDK's
-//! `is_running` reads 502 as "not running"). Credentials meant for Warren
-//! (`X-API-KEY`, Bearer) are never forwarded into the sandbox.
+//! The credential is judged first: anything else is 401, whatever the id.
+//! Then an unknown, malformed, dead or other team's sandbox is 502
+//! "sandbox not found", as E2B's edge answers (the SDK's `is_running`
+//! reads 502 as "not running"). Warren's credentials never reach the
+//! sandbox, and the access token reaches only the agent's port
+//! ([`crate::credentials`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,14 +46,14 @@ use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
 use super::error::E2bError;
 use super::exec_audit;
 use crate::auth::Authenticator;
-use crate::forward::{ForwardError, Upstream, is_upgrade, strip_hop_by_hop};
+use crate::credentials::ACCESS_TOKEN;
+use crate::forward::{ForwardError, is_upgrade, strip_hop_by_hop};
 use crate::service::Sandboxes;
 
 /// The envd port inside every sandbox.
 pub const ENVD_PORT: u16 = 49983;
 const SANDBOX_ID: &str = "e2b-sandbox-id";
 const SANDBOX_PORT: &str = "e2b-sandbox-port";
-const ACCESS_TOKEN: &str = "x-access-token";
 const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
 
 /// What the proxy needs.
@@ -58,23 +61,18 @@ const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
 pub struct SandboxProxy {
     sandboxes: Arc<Sandboxes>,
     auth: Authenticator,
-    upstream: Upstream,
 }
 
 impl SandboxProxy {
     pub fn new(sandboxes: Arc<Sandboxes>, auth: Authenticator) -> Self {
-        Self {
-            sandboxes,
-            auth,
-            upstream: Upstream::new(),
-        }
+        Self { sandboxes, auth }
     }
 }
 
 /// Where a request goes and how it is let in.
 struct Target {
     id: SandboxId,
-    addr: SocketAddr,
+    port: u16,
     /// The access token to add (the caller showed an API key).
     add_token: Option<String>,
 }
@@ -136,6 +134,9 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
 }
 
 impl SandboxProxy {
+    /// Who may reach which sandbox. The credential is judged before the
+    /// sandbox is looked up, so an unknown, malformed, dead or other team's
+    /// id answers alike, and only once the caller has shown a credential.
     async fn target(&self, headers: &HeaderMap) -> Result<Target, E2bError> {
         let raw = header_str(headers, SANDBOX_ID).unwrap_or_default();
         let port = match header_str(headers, SANDBOX_PORT) {
@@ -152,48 +153,44 @@ impl SandboxProxy {
                     )))
                 })?,
         };
-        let id = raw
-            .trim()
-            .parse::<SandboxId>()
-            .map_err(|_| not_found(raw))?;
-        let ip = self
-            .sandboxes
-            .agents
-            .address(&id)
-            .await
-            .ok_or_else(|| not_found(raw))?;
-        let addr = SocketAddr::new(ip, port);
+        let id = raw.trim().parse::<SandboxId>().ok();
         let agents = &self.sandboxes.agents;
         let presented = match (
             header_str(headers, ACCESS_TOKEN),
             header_str(headers, TRAFFIC_TOKEN),
         ) {
-            (Some(shown), _) => Some((shown, agents.token(&id), "X-Access-Token", "access")),
-            (None, Some(shown)) if port != ENVD_PORT => Some((
-                shown,
-                agents.traffic_token(&id),
-                "E2B-Traffic-Access-Token",
-                "traffic",
-            )),
+            (Some(shown), _) => Some((shown, "X-Access-Token", "access")),
+            (None, Some(shown)) if port != ENVD_PORT => {
+                Some((shown, "E2B-Traffic-Access-Token", "traffic"))
+            }
             _ => None,
         };
-        if let Some((shown, expected, header, what)) = presented {
-            if bool::from(shown.as_bytes().ct_eq(expected.as_bytes())) {
-                return Ok(Target {
-                    id,
-                    addr,
-                    add_token: None,
-                });
-            }
-            return Err(E2bError(WarrenError::new(
-                ErrorKind::Unauthenticated,
-                format!("{header} is not this sandbox's {what} token"),
-            )));
+        if let Some((shown, header, what)) = presented {
+            let expected = id.as_ref().map(|id| match what {
+                "access" => agents.token(id),
+                _ => agents.traffic_token(id),
+            });
+            return match (id, expected) {
+                (Some(id), Some(expected))
+                    if bool::from(shown.as_bytes().ct_eq(expected.as_bytes())) =>
+                {
+                    Ok(Target {
+                        id,
+                        port,
+                        add_token: None,
+                    })
+                }
+                _ => Err(E2bError(WarrenError::new(
+                    ErrorKind::Unauthenticated,
+                    format!("{header} is not this sandbox's {what} token"),
+                ))),
+            };
         }
         // No token: an API key of the sandbox's team may address it.
         let caller = self.auth.authenticate(headers, None).await?;
+        let id = id.ok_or_else(|| not_found(raw))?;
         let rec = self.sandboxes.store.get_sandbox(&id).await?;
-        if rec.is_none_or(|r| r.team != caller.team) {
+        if rec.is_none_or(|r| r.team != caller.team || r.state.is_terminal()) {
             return Err(not_found(raw));
         }
         if !caller.permissions.contains(Scope::SandboxesExec) {
@@ -205,10 +202,12 @@ impl SandboxProxy {
                 ),
             )));
         }
+        // The agent's token is added for the agent only; an app port never
+        // sees it (and `Upstream::send` would take it out again).
         Ok(Target {
-            add_token: Some(agents.token(&id)),
+            add_token: (port == ENVD_PORT).then(|| agents.token(&id)),
             id,
-            addr,
+            port,
         })
     }
 
@@ -229,15 +228,15 @@ impl SandboxProxy {
         let user = query_param(uri, "username").unwrap_or_default();
         let expiration = query_param(uri, "signature_expiration").and_then(|e| e.parse().ok());
         let agents = &self.sandboxes.agents;
-        agents.live().into_iter().find_map(|(id, agent)| {
+        agents.live().into_iter().find_map(|(id, _)| {
             let token = agents.token(&id);
             let input = warren_envd::http_api::file_signature_input(
                 &path, operation, &user, &token, expiration,
             );
             let expected = warren_envd::http_api::file_signature(&Sha256::digest(input.as_bytes()));
-            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then(|| Target {
+            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then_some(Target {
                 id,
-                addr: SocketAddr::new(agent.ip(), ENVD_PORT),
+                port: ENVD_PORT,
                 add_token: None,
             })
         })
@@ -245,11 +244,12 @@ impl SandboxProxy {
 
     async fn forward(&self, target: Target, req: Request) -> Response {
         // No connection may reach a sandbox while a checkpoint is taken.
-        if self.sandboxes.agents.address(&target.id).await.is_none() {
+        let Some((ip, upstream)) = self.sandboxes.agents.upstream(&target.id).await else {
             return bad_gateway(not_found(target.id.as_str()));
-        }
+        };
+        let addr = SocketAddr::new(ip, target.port);
         let (mut req, exec) =
-            if target.addr.port() == ENVD_PORT && req.uri().path() == exec_audit::START_PATH {
+            if target.port == ENVD_PORT && req.uri().path() == exec_audit::START_PATH {
                 match exec_audit::read_start(&self.sandboxes, &target.id, req).await {
                     Ok(read) => read,
                     Err(resp) => return resp,
@@ -258,13 +258,13 @@ impl SandboxProxy {
                 (req, None)
             };
         let upgrade = is_upgrade(req.headers());
-        clean_headers(req.headers_mut(), upgrade, target.addr);
+        clean_headers(req.headers_mut(), upgrade, addr);
         if let Some(token) = &target.add_token
             && let Ok(v) = HeaderValue::from_str(token)
         {
             req.headers_mut().insert(ACCESS_TOKEN, v);
         }
-        let resp = match self.upstream.send(target.addr, req).await {
+        let resp = match upstream.send(addr, req).await {
             Ok(resp) => resp,
             Err(ForwardError::BadPath) => {
                 return E2bError(WarrenError::invalid("malformed request path")).into_response();
@@ -273,8 +273,7 @@ impl SandboxProxy {
                 tracing::debug!(sandbox = %target.id, error = %e, "sandbox proxy: upstream failed");
                 return bad_gateway(E2bError(WarrenError::unavailable(format!(
                     "sandbox {} did not answer on port {}",
-                    target.id,
-                    target.addr.port()
+                    target.id, target.port
                 ))));
             }
         };
@@ -286,19 +285,14 @@ impl SandboxProxy {
 }
 
 /// Prepares the request's headers for the sandbox: hop-by-hop headers go
-/// (kept for an upgrade), Warren credentials go, the host is the sandbox's.
+/// (kept for an upgrade), the routing headers go, the host is the
+/// sandbox's. Warren's credentials are taken out by `Upstream::send`.
 fn clean_headers(headers: &mut HeaderMap, upgrade: bool, addr: SocketAddr) {
     if !upgrade {
         strip_hop_by_hop(headers);
     }
-    headers.remove("x-api-key");
-    let bearer = header_str(headers, "authorization").is_some_and(|v| v.starts_with("Bearer "));
-    if bearer {
-        headers.remove(header::AUTHORIZATION);
-    }
     headers.remove(SANDBOX_ID);
     headers.remove(SANDBOX_PORT);
-    headers.remove(TRAFFIC_TOKEN);
     if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
         headers.insert(header::HOST, host);
     }
@@ -309,27 +303,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn warren_credentials_and_hop_headers_stay_out() {
+    fn routing_and_hop_headers_stay_out() {
         let mut h = HeaderMap::new();
-        h.insert("x-api-key", HeaderValue::from_static("wrn_x"));
-        h.insert("authorization", HeaderValue::from_static("Bearer wrn_x"));
         h.insert("connection", HeaderValue::from_static("keep-alive, x-drop"));
         h.insert("x-drop", HeaderValue::from_static("1"));
         h.insert(SANDBOX_ID, HeaderValue::from_static("sbx"));
-        h.insert(ACCESS_TOKEN, HeaderValue::from_static("t"));
+        h.insert(SANDBOX_PORT, HeaderValue::from_static("8000"));
+        h.insert("authorization", HeaderValue::from_static("Basic dXNlcjo="));
         let addr: SocketAddr = "10.0.0.2:49983".parse().unwrap();
         clean_headers(&mut h, false, addr);
-        assert!(h.get("x-api-key").is_none());
-        assert!(h.get("authorization").is_none());
         assert!(h.get("x-drop").is_none());
-        assert!(h.get(SANDBOX_ID).is_none());
-        assert_eq!(h.get(ACCESS_TOKEN).unwrap(), "t");
+        assert!(h.get(SANDBOX_ID).is_none() && h.get(SANDBOX_PORT).is_none());
         assert_eq!(h.get("host").unwrap(), "10.0.0.2:49983");
-
         // envd's user header is Basic and must reach the agent.
-        let mut h = HeaderMap::new();
-        h.insert("authorization", HeaderValue::from_static("Basic dXNlcjo="));
-        clean_headers(&mut h, false, addr);
         assert_eq!(h.get("authorization").unwrap(), "Basic dXNlcjo=");
     }
 }

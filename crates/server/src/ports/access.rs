@@ -1,5 +1,4 @@
-//! Who may reach a sandbox's port, and which of their credentials must not
-//! reach the sandbox.
+//! Who may reach a sandbox's port, and the cookies it may set.
 //!
 //! A request is let in when the port is public (the sandbox's policy lists
 //! it in `public_ports`), or it shows the sandbox's traffic token — as
@@ -86,41 +85,42 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         })
 }
 
-/// Takes Warren's credentials out of a request for a sandbox: the traffic
-/// token headers and cookie, `X-API-Key`, and an `Authorization` that holds
-/// a Warren key or token (an app's own `Authorization` passes).
-pub fn strip_credentials(headers: &mut HeaderMap) {
-    for name in TOKEN_HEADERS {
-        headers.remove(name);
-    }
-    headers.remove("x-api-key");
-    let warren_auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| {
-            ["wrn_", "e2b_", "wst_"]
-                .iter()
-                .any(|p| t.trim().starts_with(p))
-        });
-    if warren_auth {
-        headers.remove(header::AUTHORIZATION);
-    }
-    let kept: Vec<String> = headers
-        .get_all(header::COOKIE)
+/// Confines the sandbox's own cookies to `prefix` (a path-style port's
+/// path): each `Set-Cookie` loses its `Domain` and gets `Path` =
+/// `prefix` + its own path. Path-style URLs share the API's origin, and a
+/// cookie set for `/` there would go with every other sandbox's requests.
+pub fn confine_cookies(headers: &mut HeaderMap, prefix: &str) {
+    let confined: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(k, _)| k != COOKIE))
-        .map(str::to_owned)
+        .filter_map(|v| HeaderValue::from_str(&confine_cookie(v, prefix)).ok())
         .collect();
-    headers.remove(header::COOKIE);
-    if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
-    {
-        headers.insert(header::COOKIE, v);
+    headers.remove(header::SET_COOKIE);
+    for v in confined {
+        headers.append(header::SET_COOKIE, v);
     }
+}
+
+fn confine_cookie(set_cookie: &str, prefix: &str) -> String {
+    let mut parts = set_cookie.split(';').map(str::trim);
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    let mut path = "/";
+    for attr in parts {
+        let name = attr.split_once('=').map_or(attr, |(k, _)| k).trim();
+        if name.eq_ignore_ascii_case("domain") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("path") {
+            path = attr.split_once('=').map_or("/", |(_, v)| v.trim());
+            continue;
+        }
+        out.push_str("; ");
+        out.push_str(attr);
+    }
+    let path = path.strip_prefix('/').unwrap_or("");
+    out.push_str(&format!("; Path={}/{path}", prefix.trim_end_matches('/')));
+    out
 }
 
 /// `Set-Cookie` for a token a browser gave as `warren_token`: sent back
@@ -175,26 +175,22 @@ mod tests {
     }
 
     #[test]
-    fn warren_credentials_do_not_reach_the_sandbox() {
+    fn path_style_cookies_stay_under_their_port() {
         let mut h = headers(&[
-            ("x-warren-traffic-token", "t"),
-            ("e2b-traffic-access-token", "t"),
-            ("x-api-key", "wrn_x"),
-            ("authorization", "Bearer wrn_abc_def"),
-            ("cookie", "a=1; warren_traffic_token=t"),
-            ("cookie", "b=2"),
+            ("set-cookie", "sid=1; Path=/; Domain=127.0.0.1; HttpOnly"),
+            ("set-cookie", "theme=dark"),
+            ("set-cookie", "x=2; path=/app"),
         ]);
-        strip_credentials(&mut h);
-        assert_eq!(h.len(), 1, "{h:?}");
-        assert_eq!(h.get("cookie").unwrap(), "a=1; b=2");
-
-        let mut h = headers(&[
-            ("authorization", "Bearer app-token"),
-            ("cookie", "warren_traffic_token=t"),
-        ]);
-        strip_credentials(&mut h);
-        assert_eq!(h.get("authorization").unwrap(), "Bearer app-token");
-        assert!(h.get("cookie").is_none());
+        confine_cookies(&mut h, "/v1/sandboxes/s/ports/80");
+        let got: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(
+            got,
+            [
+                "sid=1; HttpOnly; Path=/v1/sandboxes/s/ports/80/",
+                "theme=dark; Path=/v1/sandboxes/s/ports/80/",
+                "x=2; Path=/v1/sandboxes/s/ports/80/app",
+            ]
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@
 //!   a state change).
 //! - A paused sandbox with `auto_resume` is resumed first (the resume path
 //!   exec and files use); without it the answer is 409.
-//! - Warren's credentials never reach the sandbox; it sees
+//! - Warren's credentials never reach the sandbox ([`crate::credentials`]),
+//!   and it cannot set Warren's cookies. Under the path style, which shares
+//!   the API's origin, the sandbox's own cookies are confined to its port's
+//!   path (no `Domain`, `Path` under the prefix), so one sandbox's page
+//!   cannot plant cookies that another sandbox's URLs would send. It sees
 //!   `X-Forwarded-For/Proto/Host` (and `X-Forwarded-Prefix` for paths), the
 //!   client's own `Host`, and its own headers.
 //! - Nothing listening (or a server bound to 127.0.0.1 only): 502 with a
@@ -44,7 +48,7 @@ use self::address::{PortAddress, Style};
 use crate::auth::Authenticator;
 use crate::e2b::ENVD_PORT;
 use crate::error::AppError;
-use crate::forward::{ForwardError, Upstream, is_upgrade, strip_hop_by_hop};
+use crate::forward::{ForwardError, is_upgrade, strip_hop_by_hop};
 use crate::service::Sandboxes;
 
 pub use address::parse_domain;
@@ -57,7 +61,6 @@ pub const DEFAULT_DOMAIN: &str = "localhost";
 pub struct PortProxy {
     sandboxes: Arc<Sandboxes>,
     auth: Authenticator,
-    upstream: Upstream,
     /// Normalized ([`parse_domain`]).
     domain: Arc<str>,
 }
@@ -67,7 +70,6 @@ impl PortProxy {
         Self {
             sandboxes,
             auth,
-            upstream: Upstream::new(),
             domain: domain.into(),
         }
     }
@@ -134,7 +136,7 @@ impl PortProxy {
         if let Err(e) = self.sandboxes.get_running(&id).await {
             return AppError(e).into_response();
         }
-        let Some(ip) = self.sandboxes.agents.address(&id).await else {
+        let Some((ip, upstream)) = self.sandboxes.agents.upstream(&id).await else {
             return bad_gateway(format!("sandbox {id} is not reachable right now"));
         };
         let target = SocketAddr::new(ip, addr.port);
@@ -147,7 +149,7 @@ impl PortProxy {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return refused(ErrorKind::InvalidArgument, "malformed request path"),
         }
-        let mut resp = match self.upstream.send(target, req).await {
+        let mut resp = match upstream.send(target, req).await {
             Ok(resp) => resp,
             Err(ForwardError::BadPath) => {
                 return refused(ErrorKind::InvalidArgument, "malformed request path");
@@ -167,6 +169,9 @@ impl PortProxy {
                 ));
             }
         };
+        if addr.style == Style::Path {
+            access::confine_cookies(resp.headers_mut(), &addr.cookie_path());
+        }
         if query_token_ok
             && let Some(cookie) = access::set_cookie(
                 &self.sandboxes.agents.traffic_token(&id),
@@ -245,7 +250,6 @@ fn prepare(addr: &PortAddress, headers: &mut HeaderMap, peer: Option<std::net::I
     if !is_upgrade(headers) {
         strip_hop_by_hop(headers);
     }
-    access::strip_credentials(headers);
     if let Some(peer) = peer {
         let chain = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prior) => format!("{prior}, {peer}"),
@@ -280,7 +284,6 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8700"));
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
-        h.insert("x-api-key", HeaderValue::from_static("wrn_x"));
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         prepare(&addr, &mut h, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
@@ -290,7 +293,7 @@ mod tests {
             h["x-forwarded-prefix"],
             "/v1/sandboxes/abcdefghij0123456789/ports/80"
         );
-        assert!(h.get("x-api-key").is_none() && h.get("connection").is_none());
+        assert!(h.get("connection").is_none());
 
         // An upgrade keeps its hop-by-hop headers.
         let mut h = HeaderMap::new();

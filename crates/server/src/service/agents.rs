@@ -12,6 +12,14 @@
 //! then replaced rather than reusing pooled connections that are gone. An
 //! agent restored from a snapshot still holds the token of the sandbox the
 //! snapshot was taken from until it is initialised again.
+//!
+//! Every attached agent also carries the connection pool the proxies use
+//! for that sandbox ([`Agents::upstream`]), made anew at each attach and
+//! dropped with the agent. Pools are never shared between sandboxes: an
+//! address is handed to a new sandbox once the old one is torn down, and a
+//! kept-alive connection to a sandbox that died without closing it (its
+//! kernel killed, no FIN sent) would otherwise carry the new sandbox's
+//! first request into a reset.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -24,6 +32,7 @@ use warren_core::{SandboxId, WarrenError};
 use warren_envd::EnvdClient;
 
 use crate::auth::Pepper;
+use crate::forward::Upstream;
 
 /// How long a freshly started sandbox may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -43,6 +52,7 @@ const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
 struct Agent {
     client: EnvdClient,
     addr: SocketAddr,
+    upstream: Upstream,
 }
 
 /// Sandboxes being checkpointed: how many holds each has, and a channel
@@ -140,6 +150,7 @@ impl Agents {
         let agent = Agent {
             client: client.clone(),
             addr,
+            upstream: Upstream::new(),
         };
         self.agents
             .write()
@@ -201,6 +212,17 @@ impl Agents {
     pub async fn address(&self, id: &SandboxId) -> Option<IpAddr> {
         self.unheld(id).await.ok()?;
         self.source_address(id)
+    }
+
+    /// The sandbox's address and this instance's own connection pool, once
+    /// no checkpoint holds it.
+    pub(crate) async fn upstream(&self, id: &SandboxId) -> Option<(IpAddr, Upstream)> {
+        self.unheld(id).await.ok()?;
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|a| (a.addr.ip(), a.upstream.clone()))
     }
 
     /// Every connected agent: its sandbox and address.
