@@ -22,8 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::middleware;
-use axum::serve::ListenerExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use warren_net::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
@@ -41,7 +40,7 @@ use crate::service::{
     Agents, Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
 };
 use crate::templates::TemplateBuilds;
-use crate::{Config, ServeError};
+use crate::{Config, ServeError, listener};
 use warren_net::dns::Resolver;
 use warren_net::proxy::EgressProxy;
 use warren_net::registry::Registry;
@@ -259,29 +258,22 @@ pub async fn run(
     let sandbox_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, sandbox_api_port));
     let listener = bind(config.listen).await?;
     let sandbox_listener = bind(sandbox_addr).await?;
+    let (api_limits, sandbox_limits) = listener_limits(&config)?;
     tracing::info!(address = %config.listen, sandbox_api = %sandbox_addr, data_dir = %data.display(), "warren is serving");
 
     // The sandbox listener stops when the API does.
     let (api_done_tx, mut api_done_rx) = tokio::sync::watch::channel(false);
-    let sandbox_server = tokio::spawn(
-        axum::serve(
-            sandbox_listener,
-            sandbox_api.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+    let sandbox_server = tokio::spawn(listener::serve(
+        sandbox_listener,
+        sandbox_api,
+        sandbox_limits,
+        async move {
             let _ = api_done_rx.changed().await;
-        })
-        .into_future(),
-    );
-    let served = axum::serve(
-        listener,
-        api.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+        },
+    ));
+    listener::serve(listener, api, api_limits, shutdown).await;
     let _ = api_done_tx.send(true);
     let _ = sandbox_server.await;
-    served.map_err(|e| startup("server", e))?;
 
     tracing::info!("shutting down; live sandboxes keep running");
     let _ = stop_tx.send(true);
@@ -324,17 +316,44 @@ fn host_nameserver() -> Result<SocketAddr, ServeError> {
         })
 }
 
-type Listener = axum::serve::TapIo<TcpListener, fn(&mut TcpStream)>;
+/// How long a client may take to send a request's head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// Most connections one sandbox may hold to the sandbox listener.
+const SANDBOX_CONNECTIONS: usize = 32;
+/// Descriptors the daemon wants at least: its listeners' caps, plus the
+/// sandboxes' own (agent connections, runsc pipes, netlink, files).
+const MIN_OPEN_FILES: u64 = 4096;
 
-/// A TCP listener with TCP_NODELAY on every connection.
-async fn bind(addr: SocketAddr) -> Result<Listener, ServeError> {
-    fn no_delay(tcp: &mut TcpStream) {
-        let _ = tcp.set_nodelay(true);
+/// The listeners' limits, after raising the open-files limit as far as the
+/// hard limit allows; each listener may use a quarter of it.
+fn listener_limits(config: &Config) -> Result<(listener::Limits, listener::Limits), ServeError> {
+    let files = listener::raise_open_files_limit()
+        .map_err(|e| startup("reading the open-files limit", e))?;
+    if files < MIN_OPEN_FILES {
+        tracing::warn!(
+            limit = files,
+            wanted = MIN_OPEN_FILES,
+            "the open-files limit is low: raise it (ulimit -n, or LimitNOFILE= in the service unit)"
+        );
     }
-    Ok(TcpListener::bind(addr)
+    let total = usize::try_from(files / 4).unwrap_or(usize::MAX).max(64);
+    let api = listener::Limits {
+        header_read: HEADER_READ_TIMEOUT,
+        per_source: config.max_connections_per_source.min(total),
+        total,
+    };
+    let sandbox = listener::Limits {
+        per_source: SANDBOX_CONNECTIONS,
+        ..api
+    };
+    Ok((api, sandbox))
+}
+
+/// A TCP listener on `addr`.
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
         .await
-        .map_err(|e| startup(&format!("cannot listen on {addr}"), e))?
-        .tap_io(no_delay as fn(&mut TcpStream)))
+        .map_err(|e| startup(&format!("cannot listen on {addr}"), e))
 }
 
 /// On first start (no team at all) creates the operator team with its admin

@@ -13,6 +13,7 @@ mod daemon;
 pub mod e2b;
 pub mod error;
 mod forward;
+mod listener;
 pub mod ports;
 pub mod service;
 mod templates;
@@ -45,6 +46,9 @@ pub struct Config {
     /// Hosts `{port}-{id}.{domain}` reach a sandbox's port; default
     /// `localhost` ([`ports::DEFAULT_DOMAIN`]).
     pub ports_domain: String,
+    /// Most connections one client address may hold open to the API
+    /// listener; default 256 (`listener::Limits`).
+    pub max_connections_per_source: usize,
     /// Network policy of sandboxes created without one; default: deny
     /// everything.
     pub network_default: warren_core::network::NetworkPolicy,

@@ -60,6 +60,11 @@ pub struct Args {
     /// reaches that port of a sandbox (`*.localhost` needs no DNS).
     #[arg(long, env = "WARREN_PORTS_DOMAIN", value_name = "DOMAIN", default_value = warren_server::ports::DEFAULT_DOMAIN, value_parser = parse_ports_domain)]
     ports_domain: String,
+    /// Most connections one client address may hold open to the API at
+    /// once; more are answered 429. Raise it behind a reverse proxy, where
+    /// every client shares the proxy's address.
+    #[arg(long, env = "WARREN_MAX_CONNECTIONS_PER_SOURCE", value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_source: u32,
     /// Network policy of sandboxes created without one: `deny` (only what
     /// a policy allows) or `allow` (every public destination).
     #[arg(long, env = "WARREN_NETWORK_DEFAULT", value_enum, default_value_t = NetworkDefault::Deny)]
@@ -198,6 +203,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_token_ttl_s: args.sandbox_token_ttl,
         standby_s: args.standby,
         ports_domain: args.ports_domain,
+        max_connections_per_source: args.max_connections_per_source as usize,
         network_default,
         dns_upstream: args.dns_upstream,
         dns_port: args.dns_port,

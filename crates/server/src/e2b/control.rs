@@ -193,7 +193,7 @@ pub(super) async fn extend(
     rec: &SandboxRecord,
     seconds: u64,
 ) -> E2bResult<SandboxRecord> {
-    let wanted = OffsetDateTime::now_utc() + time::Duration::seconds(seconds as i64);
+    let wanted = crate::service::deadline(seconds)?;
     if wanted <= rec.expires_at {
         return Ok(rec.clone());
     }

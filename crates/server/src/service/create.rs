@@ -144,6 +144,16 @@ pub fn validate_timeout(timeout_s: u64) -> Result<u64, WarrenError> {
     Ok(timeout_s)
 }
 
+/// The moment a lifetime of `timeout_s` that starts now ends; the number is
+/// validated before it meets the clock, so no client number can overflow it.
+pub fn deadline(timeout_s: u64) -> Result<OffsetDateTime, WarrenError> {
+    let seconds = i64::try_from(validate_timeout(timeout_s)?)
+        .map_err(|_| WarrenError::invalid("timeout_s is too large"))?;
+    OffsetDateTime::now_utc()
+        .checked_add(time::Duration::seconds(seconds))
+        .ok_or_else(|| WarrenError::invalid("timeout_s reaches past the end of time"))
+}
+
 fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), WarrenError> {
     if metadata.len() > MAX_METADATA_PAIRS {
         return Err(WarrenError::invalid(format!(
@@ -177,7 +187,7 @@ impl Sandboxes {
         }
         let mut laps = Laps::start();
         let template = self.templates.get(&p.template)?;
-        let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(p.timeout_s as i64);
+        let expires_at = deadline(p.timeout_s)?;
         let rec = self
             .store
             .create_sandbox(NewSandbox {

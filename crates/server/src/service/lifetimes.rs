@@ -10,7 +10,7 @@ use warren_core::{SandboxId, WarrenError};
 use warren_store::SandboxRecord;
 
 use super::Sandboxes;
-use super::create::validate_timeout;
+use super::create::deadline;
 use crate::audit::AuditActor;
 
 /// How often the reaper looks for expired sandboxes.
@@ -25,7 +25,7 @@ impl Sandboxes {
         timeout_s: u64,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
-        let timeout_s = validate_timeout(timeout_s)?;
+        let at = deadline(timeout_s)?;
         let rec = self.get(id).await?;
         if rec.state.is_terminal() {
             return Err(WarrenError::precondition(format!(
@@ -33,7 +33,6 @@ impl Sandboxes {
                 rec.state
             )));
         }
-        let at = OffsetDateTime::now_utc() + time::Duration::seconds(timeout_s as i64);
         let rec = self.store.set_expiry(id, at).await?;
         let mut details = serde_json::Map::new();
         details.insert("timeout_s".into(), timeout_s.into());

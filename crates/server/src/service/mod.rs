@@ -45,7 +45,7 @@ use warren_template::TemplateStore;
 use crate::audit::{Audit, AuditActor};
 
 pub use agents::Agents;
-pub use create::{CreateParams, Dispatcher};
+pub use create::{CreateParams, Dispatcher, deadline};
 pub use exec::ExecStream;
 pub use fork::MAX_FORK;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
