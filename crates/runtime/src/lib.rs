@@ -110,6 +110,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Current resource usage.
     async fn stats(&self, id: &SandboxId) -> Result<Stats, RuntimeError>;
 
+    /// Whether an instance the runtime holds as live (running or frozen)
+    /// has ended by itself: its kernel died, or everything in it exited.
+    /// Cheap enough to ask every second (no process is started); `false`
+    /// for an id the runtime does not hold.
+    async fn has_exited(&self, id: &SandboxId) -> Result<bool, RuntimeError>;
+
     /// Every live instance this runtime started, for re-attaching after a
     /// daemon restart.
     async fn list_live(&self) -> Result<Vec<Instance>, RuntimeError>;

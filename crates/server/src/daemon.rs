@@ -231,6 +231,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone()));
     let rotation = tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone()));
+    let liveness = tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone()));
     let net_events = tokio::spawn(sandboxes.clone().run_network_events(events_rx, registry));
 
     let state = AppState {
@@ -279,6 +280,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = reaper.await;
     let _ = rotation.await;
+    let _ = liveness.await;
     for task in resolver_tasks
         .iter()
         .chain([&proxy_task])

@@ -64,6 +64,16 @@ pub(super) fn stats(id: &SandboxId) -> Result<Option<Stats>, RuntimeError> {
     }))
 }
 
+/// Whether any process is left in the sandbox's cgroup: `false` once the
+/// sandbox's kernel and everything it ran have exited (also when the
+/// cgroup is gone). Frozen processes count: they are still there.
+pub(super) fn has_processes(id: &SandboxId) -> bool {
+    existing_dirs(id).iter().any(|dir| {
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .is_ok_and(|procs| procs.lines().any(|l| !l.trim().is_empty()))
+    })
+}
+
 fn v1_dir(hierarchies: &[&str], leaf: &str) -> Option<PathBuf> {
     hierarchies
         .iter()

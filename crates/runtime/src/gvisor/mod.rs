@@ -563,6 +563,13 @@ impl Runtime for GvisorRuntime {
         cgroup::stats(id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))
     }
 
+    async fn has_exited(&self, id: &SandboxId) -> Result<bool, RuntimeError> {
+        let Some(rec) = self.dir(id).load()? else {
+            return Ok(false);
+        };
+        Ok(rec.status.is_live() && !cgroup::has_processes(id))
+    }
+
     async fn list_live(&self) -> Result<Vec<Instance>, RuntimeError> {
         let mut live = Vec::new();
         for id in record::list_ids(&self.sandboxes_dir)? {

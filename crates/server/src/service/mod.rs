@@ -18,6 +18,7 @@ mod gc;
 mod identity;
 mod idle;
 mod lifetimes;
+mod liveness;
 mod locks;
 mod network;
 mod pause;
