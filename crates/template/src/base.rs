@@ -20,7 +20,8 @@ use crate::progress::Progress;
 use crate::sources;
 
 const SUITE: &str = "bookworm";
-const PACKAGES: &str = "bash,coreutils,curl,git,python3,python3-pip,ca-certificates,procps,sudo";
+const PACKAGES: &str =
+    "bash,coreutils,curl,git,python3,python-is-python3,python3-pip,ca-certificates,procps,sudo";
 
 pub(crate) async fn build(rootfs: &Path, progress: &Progress) -> Result<(), TemplateError> {
     let mirror = sources::debian_mirror(SUITE)?;

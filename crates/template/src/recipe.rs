@@ -21,8 +21,9 @@ use crate::{base, code_interpreter, tiny};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Recipe {
-    /// Debian bookworm minbase with bash, coreutils, curl, git, python3, pip,
-    /// ca-certificates, procps and sudo; user `user` with passwordless sudo.
+    /// Debian bookworm minbase with bash, coreutils, curl, git, python3 (also
+    /// as `python`), pip, ca-certificates, procps and sudo; user `user` with
+    /// passwordless sudo.
     /// About 300 MB, ~20 s with a nearby mirror.
     Base,
     /// The host's static busybox with its applets, `root` and `user`.
