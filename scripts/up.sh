@@ -29,7 +29,12 @@ running_pid() {
 }
 
 start_daemon() {
+    FIRST_START=""
+    [ -f "$DATA_DIR/client.json" ] || FIRST_START=1
     mkdir -p "$DATA_DIR"
+    # The log is the operator's alone (0600), like everything in DATA_DIR.
+    (umask 077 && touch "$LOG_FILE")
+    chmod 600 "$LOG_FILE"
     log "starting warren serve on $LISTEN (log: $LOG_FILE)"
     # setsid: the daemon outlives this script and its terminal.
     setsid "$WARREN_BIN" serve --listen "$LISTEN" --data-dir "$DATA_DIR" \
@@ -37,11 +42,24 @@ start_daemon() {
     echo $! >"$PID_FILE"
     local pid=$! i
     for i in $(seq 1 100); do
-        healthy && return 0
+        if healthy; then
+            show_new_admin_key
+            return 0
+        fi
         kill -0 "$pid" 2>/dev/null || { tail -n 20 "$LOG_FILE" >&2; die "warren serve exited; see $LOG_FILE"; }
         sleep 0.2
     done
     die "warren serve did not answer $URL/v1/health within 20 s; see $LOG_FILE"
+}
+
+# On the first start the daemon writes the admin key to client.json only
+# (never to its log); show it here, once, on the terminal.
+show_new_admin_key() {
+    [ -n "$FIRST_START" ] && [ -f "$DATA_DIR/client.json" ] || return 0
+    local key
+    key="$(sed -n 's/.*"api_key":"\([^"]*\)".*/\1/p' "$DATA_DIR/client.json")"
+    [ -n "$key" ] && echo "Admin API key (shown once; kept in $DATA_DIR/client.json): $key"
+    return 0
 }
 
 base_ready() {

@@ -72,6 +72,20 @@ def test_http_server_in_the_sandbox(sbx):
     assert httpx.get(url, headers=wrong).status_code == 401
 
 
+def test_get_host_names_the_port_proxy(sbx):
+    # get_host() is "{port}-{id}.{domain}" with the domain the daemon
+    # answered; sent as Host to the daemon's port, it reaches that port.
+    sbx.files.write("/tmp/www2/hello.txt", "by host")
+    sbx.commands.run("python3 -m http.server 8082 --directory /tmp/www2", background=True)
+    host = sbx.get_host(8082)
+    assert host.startswith(f"8082-{sbx.sandbox_id}.")
+    assert "e2b" not in host
+    url = os.environ["E2B_SANDBOX_URL"] + "/hello.txt"
+    token = {"Host": host, "E2B-Traffic-Access-Token": sbx.traffic_access_token}
+    r = wait_for(lambda: httpx.get(url, headers=token).raise_for_status())
+    assert r.text == "by host"
+
+
 def test_upgraded_connection_is_spliced(sbx):
     sbx.files.write("/tmp/echo_server.py", ECHO_SERVER)
     sbx.commands.run("python3 /tmp/echo_server.py", background=True)

@@ -36,7 +36,10 @@ async fn sandbox_create_exec_kill() {
 
     // Scripts that call `python` work, as on E2B's base image.
     let out = d.sh(&sb.id, "python -c 'print(6 * 7)'").await;
-    assert_eq!((out.stdout_str().as_str(), out.exit_code), ("42\n", Some(0)));
+    assert_eq!(
+        (out.stdout_str().as_str(), out.exit_code),
+        ("42\n", Some(0))
+    );
 
     let out = d
         .exec(

@@ -163,3 +163,63 @@ fn rand_u128() -> u128 {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// A sandbox that would inherit secret injections — a fork, a create from
+/// a snapshot — needs `secrets:use` as much as one that names them.
+#[tokio::test]
+async fn sandbox_inherited_injections_need_secrets_use() {
+    let d = Daemon::with_base().await;
+    let resp = d
+        .post("/v1/secrets")
+        .json(&json!({"name": "gh", "value": "wsv-inherited"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let sb = d
+        .create_sandbox(json!({"network": {
+            "allow": ["api.example.test"],
+            "inject": [{"secret": "gh", "host": "api.example.test", "header": "Authorization",
+                        "format": "Bearer {value}", "env": "GH_TOKEN"}],
+        }}))
+        .await;
+    let (status, snap) = d
+        .call(
+            &d.key,
+            "POST",
+            &format!("/v1/sandboxes/{}/snapshots", sb.id),
+            Some(json!({"name": "with-secret"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{snap}");
+    let snap = snap["id"].as_str().unwrap().to_owned();
+
+    let no_secrets = d
+        .mint(
+            &d.key,
+            json!({"name": "ci", "scopes": ["sandboxes:create", "sandboxes:read"]}),
+        )
+        .await;
+    for (path, body) in [
+        (format!("/v1/sandboxes/{}/fork", sb.id), json!({"count": 1})),
+        ("/v1/sandboxes".to_owned(), json!({"snapshot": snap})),
+        (format!("/sandboxes/{}/fork", sb.id), json!({})),
+    ] {
+        let (status, err) = d.call(&no_secrets, "POST", &path, Some(body)).await;
+        assert_eq!(status, 403, "{path}: {err}");
+        assert!(err.to_string().contains("secrets:use"), "{path}: {err}");
+    }
+    // Nothing was made on the way.
+    let (_, list) = d.call(&d.key, "GET", "/v1/sandboxes", None).await;
+    assert_eq!(list["sandboxes"].as_array().unwrap().len(), 1, "{list}");
+    // The key that may use them forks.
+    let (status, forked) = d
+        .call(
+            &d.key,
+            "POST",
+            &format!("/v1/sandboxes/{}/fork", sb.id),
+            Some(json!({"count": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{forked}");
+}

@@ -15,6 +15,7 @@
 //! re-attaches them.
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -240,6 +241,11 @@ pub async fn run(
         tenancy,
         secrets: team_secrets,
         audit,
+        e2b_domain: config
+            .e2b_domain
+            .clone()
+            .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port()))
+            .into(),
         ports_domain: ports_domain.as_str().into(),
     };
     let auth = Authenticator {
@@ -379,8 +385,15 @@ async fn bootstrap_admin_key(config: &Config, tenancy: &Tenancy) -> Result<(), S
     let path = config.data_dir.join("client.json");
     write_private(&path, client.to_string().as_bytes())
         .map_err(|e| startup(&format!("cannot write {}", path.display()), e))?;
-    println!("Admin API key (shown once): {key}");
-    println!("Client config written to {}", path.display());
+    // The key is shown once, on a terminal only: a daemon's output usually
+    // goes to a log file, which must never hold a credential.
+    if std::io::stdout().is_terminal() {
+        println!("Admin API key (shown once): {key}");
+    }
+    println!(
+        "Admin API key written to {} (mode 0600; the CLI reads it)",
+        path.display()
+    );
     Ok(())
 }
 

@@ -49,6 +49,11 @@ pub struct Config {
     /// Most connections one client address may hold open to the API
     /// listener; default 256 (`listener::Limits`).
     pub max_connections_per_source: usize,
+    /// The domain E2B's answers name, so that the SDKs' `getHost(port)`
+    /// (`{port}-{id}.{domain}`) reaches the port proxy; default
+    /// `{ports_domain}:{API port}`. Set it to the public name when a TLS
+    /// proxy is in front (the SDK's users pick the scheme).
+    pub e2b_domain: Option<String>,
     /// Network policy of sandboxes created without one; default: deny
     /// everything.
     pub network_default: warren_core::network::NetworkPolicy,

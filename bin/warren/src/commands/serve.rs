@@ -65,6 +65,12 @@ pub struct Args {
     /// every client shares the proxy's address.
     #[arg(long, env = "WARREN_MAX_CONNECTIONS_PER_SOURCE", value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections_per_source: u32,
+    /// The domain E2B's answers name, from which the E2B SDKs build
+    /// `getHost(port)` = `{port}-{id}.DOMAIN` [default: the ports domain
+    /// and the API port, e.g. localhost:8700]. Name the public host when a
+    /// TLS proxy is in front.
+    #[arg(long, env = "WARREN_E2B_DOMAIN", value_name = "DOMAIN")]
+    e2b_domain: Option<String>,
     /// Network policy of sandboxes created without one: `deny` (only what
     /// a policy allows) or `allow` (every public destination).
     #[arg(long, env = "WARREN_NETWORK_DEFAULT", value_enum, default_value_t = NetworkDefault::Deny)]
@@ -204,6 +210,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         standby_s: args.standby,
         ports_domain: args.ports_domain,
         max_connections_per_source: args.max_connections_per_source as usize,
+        e2b_domain: args.e2b_domain,
         network_default,
         dns_upstream: args.dns_upstream,
         dns_port: args.dns_port,

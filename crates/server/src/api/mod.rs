@@ -55,6 +55,9 @@ pub struct AppState {
     pub audit: Audit,
     /// The domain of exposed-port hosts (`crate::ports`).
     pub ports_domain: Arc<str>,
+    /// The `domain` E2B's answers carry: the SDKs' `getHost(port)` is
+    /// `{port}-{id}.{e2b_domain}`, which must reach the port proxy.
+    pub e2b_domain: Arc<str>,
 }
 
 /// Every path the API does not know answers 404 in the API's error format.

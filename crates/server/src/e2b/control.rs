@@ -111,11 +111,11 @@ pub(super) fn created(state: &AppState, rec: &SandboxRecord, caller: &Caller) ->
         envd_access_token: enter.then(|| agents.token(&rec.id)),
         traffic_access_token: enter.then(|| agents.traffic_token(&rec.id)),
         alias: rec.template.clone(),
-        domain: None,
+        domain: Some(state.e2b_domain.to_string()),
     }
 }
 
-fn listed(rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
+fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
     ListedSandbox {
         template_id: rec.template.clone(),
         alias: rec.template,
@@ -130,7 +130,7 @@ fn listed(rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
         envd_version: ENVD_VERSION.to_owned(),
         metadata: rec.metadata,
         envd_access_token: token,
-        domain: None,
+        domain: Some(state.e2b_domain.to_string()),
         lifecycle: Lifecycle {
             auto_resume: rec.persistence.auto_resume,
             on_timeout: rec.persistence.on_idle.as_str(),
@@ -283,7 +283,11 @@ pub async fn list(
     let mut all = state.sandboxes.list(&caller.team, q.filter).await?;
     all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     let (page, headers) = page(&all, |r| r.id.as_str(), q.next_token.as_deref(), q.limit)?;
-    let body: Vec<_> = page.iter().cloned().map(|r| listed(r, None)).collect();
+    let body: Vec<_> = page
+        .iter()
+        .cloned()
+        .map(|r| listed(&state, r, None))
+        .collect();
     Ok((headers, Json(body)))
 }
 
@@ -296,7 +300,7 @@ pub async fn info(
     let SandboxPath(id) = id?;
     let rec = state.sandboxes.get(&id).await?;
     let token = may_enter(&caller).then(|| state.sandboxes.agents.token(&id));
-    Ok(Json(listed(rec, token)))
+    Ok(Json(listed(&state, rec, token)))
 }
 
 /// `DELETE /sandboxes/{id}`: 204.

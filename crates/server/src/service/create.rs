@@ -42,6 +42,10 @@ pub struct Dispatcher {
     pub team: TeamId,
     pub user: UserId,
     pub key: KeyId,
+    /// Whether the caller holds `secrets:use`: a sandbox that inherits
+    /// secret injections (a fork, a create from a snapshot) uses the
+    /// secrets as much as one whose policy names them.
+    pub may_use_secrets: bool,
 }
 
 impl From<&crate::auth::Caller> for Dispatcher {
@@ -50,7 +54,24 @@ impl From<&crate::auth::Caller> for Dispatcher {
             team: c.team.clone(),
             user: c.user.clone(),
             key: c.key_id.clone(),
+            may_use_secrets: c.permissions.contains(warren_core::Scope::SecretsUse),
         }
+    }
+}
+
+impl Dispatcher {
+    /// `403` when `policy` injects secrets and this caller may not use them.
+    pub fn check_secret_use(&self, policy: &NetworkPolicy) -> Result<(), WarrenError> {
+        if policy.inject.is_empty() || self.may_use_secrets {
+            return Ok(());
+        }
+        Err(WarrenError::new(
+            warren_core::ErrorKind::PermissionDenied,
+            format!(
+                "the sandbox would inherit injections of team secrets: this key lacks the scope {}",
+                warren_core::Scope::SecretsUse
+            ),
+        ))
     }
 }
 
@@ -376,6 +397,7 @@ mod tests {
             team: TeamId::generate(),
             user: UserId::generate(),
             key: KeyId::generate(),
+            may_use_secrets: false,
         }
     }
 

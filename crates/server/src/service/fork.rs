@@ -62,6 +62,7 @@ impl Sandboxes {
             )));
         }
         let parent = self.get_running(id).await?;
+        dispatcher.check_secret_use(&parent.network)?;
         let snapshot = {
             let _lock = self.locks.lock(id).await;
             let snapshot = SnapshotId::generate();
@@ -129,6 +130,8 @@ impl Sandboxes {
                 snapshot.id
             )));
         }
+        p.dispatcher
+            .check_secret_use(p.network.as_ref().unwrap_or(&snapshot.network))?;
         self.spawn_branch(
             &snapshot,
             Branch {
