@@ -26,6 +26,8 @@ pub enum ErrorKind {
     Unavailable,
     /// The operation did not finish in time (504).
     DeadlineExceeded,
+    /// The host has too little disk left for the operation (507).
+    InsufficientStorage,
     /// A bug or an unexpected host failure (500); details go to the log only.
     Internal,
 }
@@ -44,6 +46,7 @@ impl ErrorKind {
             Self::ResourceExhausted => "resource_exhausted",
             Self::Unavailable => "unavailable",
             Self::DeadlineExceeded => "deadline_exceeded",
+            Self::InsufficientStorage => "insufficient_storage",
             Self::Internal => "internal",
         }
     }

@@ -37,6 +37,7 @@ use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
 use crate::ports::{PortProxy, parse_domain, route as route_ports};
 use crate::service::secrets::{InjectionSource, SecretsCipher};
+use crate::service::storage::DiskReserve;
 use crate::service::{
     Agents, Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
 };
@@ -218,6 +219,7 @@ pub async fn run(
         locks: Default::default(),
         standby: Standby::new(std::time::Duration::from_secs(config.standby_s)),
         network,
+        disk: DiskReserve::new(data.clone(), config.disk_reserve_mb),
         ca_certificate: warren_ca.certificate_pem().to_owned(),
     });
     sandboxes

@@ -54,6 +54,9 @@ pub struct Config {
     /// `{ports_domain}:{API port}`. Set it to the public name when a TLS
     /// proxy is in front (the SDK's users pick the scheme).
     pub e2b_domain: Option<String>,
+    /// Free space (MiB) the data directory's filesystem keeps: below it new
+    /// sandboxes are refused with 507; default 2048.
+    pub disk_reserve_mb: u64,
     /// Network policy of sandboxes created without one; default: deny
     /// everything.
     pub network_default: warren_core::network::NetworkPolicy,

@@ -71,6 +71,10 @@ pub struct Args {
     /// TLS proxy is in front.
     #[arg(long, env = "WARREN_E2B_DOMAIN", value_name = "DOMAIN")]
     e2b_domain: Option<String>,
+    /// Free space, in MiB, the data directory's filesystem keeps: below it
+    /// new sandboxes (creates, forks) are refused with 507.
+    #[arg(long, env = "WARREN_DISK_RESERVE_MB", value_name = "MIB", default_value_t = warren_server::service::storage::DEFAULT_RESERVE_MB)]
+    disk_reserve_mb: u64,
     /// Network policy of sandboxes created without one: `deny` (only what
     /// a policy allows) or `allow` (every public destination).
     #[arg(long, env = "WARREN_NETWORK_DEFAULT", value_enum, default_value_t = NetworkDefault::Deny)]
@@ -211,6 +215,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         ports_domain: args.ports_domain,
         max_connections_per_source: args.max_connections_per_source as usize,
         e2b_domain: args.e2b_domain,
+        disk_reserve_mb: args.disk_reserve_mb,
         network_default,
         dns_upstream: args.dns_upstream,
         dns_port: args.dns_port,

@@ -203,6 +203,7 @@ impl Sandboxes {
         p: CreateParams,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
+        self.disk.check()?;
         if let Some(snapshot) = p.snapshot.clone() {
             return self.create_from_snapshot(&snapshot, p, actor).await;
         }

@@ -63,6 +63,7 @@ impl Sandboxes {
         }
         let parent = self.get_running(id).await?;
         dispatcher.check_secret_use(&parent.network)?;
+        self.disk.check()?;
         let snapshot = {
             let _lock = self.locks.lock(id).await;
             let snapshot = SnapshotId::generate();

@@ -29,6 +29,7 @@ pub mod secrets;
 mod snapshots;
 mod standby;
 mod start;
+pub mod storage;
 pub mod teardown;
 mod tenancy;
 
@@ -77,6 +78,7 @@ pub struct Sandboxes {
     pub(crate) locks: locks::Locks,
     pub(crate) standby: Standby,
     pub(crate) network: Arc<Network>,
+    pub(crate) disk: storage::DiskReserve,
     /// The Warren CA certificate (PEM) every agent installs at init.
     pub(crate) ca_certificate: String,
 }
