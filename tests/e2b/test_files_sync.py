@@ -2,7 +2,8 @@
 
 import os
 
-from e2b import FileType
+import pytest
+from e2b import FileType, InvalidArgumentException, SandboxException
 
 
 def test_text_and_bytes_round_trip(sbx):
@@ -45,6 +46,14 @@ def test_dirs_list_exists_info_rename_remove(sbx):
 def test_written_files_belong_to_the_user(sbx):
     sbx.files.write("/home/user/owned.txt", "x")
     assert sbx.commands.run("stat -c %U /home/user/owned.txt").stdout == "user\n"
+
+
+def test_files_are_read_with_the_users_rights(sbx):
+    with pytest.raises(SandboxException, match="ermission denied"):
+        sbx.files.read("/etc/shadow")
+    assert "root:" in sbx.files.read("/etc/shadow", user="root")
+    with pytest.raises(InvalidArgumentException):
+        sbx.files.read("/etc/hostname", user="../../x")
 
 
 def test_signed_download_url(sbx):

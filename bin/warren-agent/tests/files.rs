@@ -67,6 +67,12 @@ async fn root_text_and_binary_files_round_trip() {
 async fn root_files_are_owned_by_the_requesting_user() {
     let agent = Agent::start().await;
     let dir = tempfile::tempdir().unwrap();
+    // nobody writes only where nobody may write.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
     let client = agent.client().with_user("nobody");
     let path = dir.path().join("new/owned.txt");
     client

@@ -1,11 +1,15 @@
 //! `GET /files` and `POST /files`: raw file transfer.
 //!
-//! Uploads stream into a temporary file next to the target, owned by the
-//! caller, and are renamed over the target once complete, so a reader never
-//! sees a half-written file. Missing parent directories are created, owned by
-//! the caller. Errors are `{"code": <HTTP status>, "message"}`.
+//! The file is opened, created and renamed with the caller's credentials
+//! ([`as_user`]); only the bytes move on the async side, through the
+//! descriptor the user's thread opened. Uploads stream into a temporary
+//! file next to the target, owned by the caller, and are renamed over the
+//! target once complete, so a reader never sees a half-written file. Missing
+//! parent directories are created, owned by the caller. Errors are
+//! `{"code": <HTTP status>, "message"}`: 400 for an unknown user or a bad
+//! path, 403 when the user may not do it, 404 when it does not exist.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,9 +24,10 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use warren_envd::http_api::{HttpError, WriteInfo};
 
-use super::{FsError, create_dirs_owned, paths};
+use super::as_user::{AsUserError, as_user};
+use super::{FsError, create_dirs, paths};
 use crate::state::Shared;
-use crate::users::User;
+use crate::users::{User, UserError};
 
 /// Query of `/files`.
 #[derive(Debug, Deserialize, Default)]
@@ -61,6 +66,12 @@ impl From<FsError> for FilesError {
     }
 }
 
+impl From<AsUserError> for FilesError {
+    fn from(e: AsUserError) -> Self {
+        Self(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
 impl IntoResponse for FilesError {
     fn into_response(self) -> Response {
         (
@@ -81,7 +92,10 @@ fn target(
 ) -> Result<(User, PathBuf), FilesError> {
     let user = state
         .resolve_user(q.username.as_deref())
-        .map_err(|e| FilesError(StatusCode::UNAUTHORIZED, e.to_string()))?;
+        .map_err(|e| match e {
+            UserError::Unknown(_) => FilesError::bad_request(e.to_string()),
+            UserError::Read { .. } => FilesError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        })?;
     let raw =
         path.ok_or_else(|| FilesError::bad_request("the path query parameter is required"))?;
     let resolved = paths::resolve(raw, &user, &state.workdir(&user))
@@ -94,14 +108,17 @@ pub async fn download(
     State(state): State<Shared>,
     Query(q): Query<FilesQuery>,
 ) -> Result<Response, FilesError> {
-    let (_user, path) = target(&state, &q, q.path.as_deref())?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| FsError::new("open", &path, e))?;
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|e| FsError::new("stat", &path, e))?;
+    let (user, path) = target(&state, &q, q.path.as_deref())?;
+    let opened = path.clone();
+    let (file, meta) = as_user(&user, move || {
+        let file = std::fs::File::open(&opened).map_err(|e| FsError::new("open", &opened, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| FsError::new("stat", &opened, e))?;
+        Ok::<_, FsError>((file, meta))
+    })
+    .await??;
+    let file = tokio::fs::File::from_std(file);
     if meta.is_dir() {
         return Err(FilesError::bad_request(format!(
             "{} is a directory",
@@ -188,37 +205,37 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.upload-{}-{n}", std::process::id()))
 }
 
-async fn write_atomically<S, E>(user: &User, path: &Path, body: S) -> Result<WriteInfo, FilesError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
-{
+/// Opens the temporary file for `path` as the user, after creating missing
+/// parents; it takes the mode of the file it replaces.
+fn open_temporary(path: &Path, tmp: &Path) -> Result<std::fs::File, FilesError> {
     if path.is_dir() {
         return Err(FilesError::bad_request(format!(
             "{} is a directory",
             path.display()
         )));
     }
-    let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let (uid, gid) = (user.uid, user.gid);
-    let owned_parent = parent.clone();
-    tokio::task::spawn_blocking(move || create_dirs_owned(&owned_parent, uid, gid))
-        .await
-        .map_err(|e| FilesError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    create_dirs(path.parent().unwrap_or(Path::new("/")))?;
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
+    Ok(std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(tmp)
+        .map_err(|e| FsError::new("create", tmp, e))?)
+}
+
+async fn write_atomically<S, E>(user: &User, path: &Path, body: S) -> Result<WriteInfo, FilesError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
     let tmp = temp_path(path);
-    let result = async {
-        let mut file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .await
-            .map_err(|e| FsError::new("create", &tmp, e))?;
-        std::os::unix::fs::fchown(file_std_fd(&file), Some(uid), Some(gid))
-            .map_err(|e| FsError::new("chown", &tmp, e))?;
+    let (target, temporary) = (path.to_path_buf(), tmp.clone());
+    let file = as_user(user, move || open_temporary(&target, &temporary)).await??;
+    let written = async {
+        let mut file = tokio::fs::File::from_std(file);
         let mut body = body;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
@@ -230,17 +247,21 @@ where
         file.flush()
             .await
             .map_err(|e| FsError::new("write", path, e))?;
-        drop(file);
-        tokio::fs::rename(&tmp, path)
-            .await
-            .map_err(|e| FsError::new("rename onto", path, e))?;
         Ok::<_, FilesError>(())
     }
     .await;
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
+    let (target, temporary) = (path.to_path_buf(), tmp);
+    as_user(user, move || {
+        let renamed = written.and_then(|()| {
+            std::fs::rename(&temporary, &target)
+                .map_err(|e| FsError::new("rename onto", &target, e).into())
+        });
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        renamed
+    })
+    .await??;
     Ok(WriteInfo {
         name: path
             .file_name()
@@ -249,9 +270,4 @@ where
         kind: "file".into(),
         path: path.display().to_string(),
     })
-}
-
-fn file_std_fd(file: &tokio::fs::File) -> std::os::fd::BorrowedFd<'_> {
-    use std::os::fd::AsFd;
-    file.as_fd()
 }

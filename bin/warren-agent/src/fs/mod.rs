@@ -1,10 +1,14 @@
 //! Files: path resolution, entry info, the `filesystem.Filesystem` service,
 //! watchers and the `/files` HTTP endpoints.
 //!
-//! The agent runs as root; like envd it does not confine paths (the sandbox
-//! is its own machine), but everything it creates for a caller (files,
-//! parent directories) is owned by the caller's user.
+//! The agent runs as root, but like envd it acts on files as the caller's
+//! user: every operation runs with that user's credentials ([`as_user`]),
+//! so the kernel grants exactly what a process of that user would get, and
+//! everything created for a caller (files, parent directories) is owned by
+//! the caller's user. Paths are not confined otherwise (the sandbox is its
+//! own machine).
 
+pub mod as_user;
 pub mod entry;
 pub mod files;
 pub mod paths;
@@ -51,14 +55,21 @@ impl FsError {
     }
 }
 
+impl From<as_user::AsUserError> for ConnectError {
+    fn from(e: as_user::AsUserError) -> Self {
+        ConnectError::internal(e.to_string())
+    }
+}
+
 impl From<FsError> for ConnectError {
     fn from(e: FsError) -> Self {
         ConnectError::new(e.code(), e.to_string())
     }
 }
 
-/// Creates `dir` and its missing parents, owned by `uid:gid`.
-pub fn create_dirs_owned(dir: &Path, uid: u32, gid: u32) -> Result<(), FsError> {
+/// Creates `dir` and its missing parents; run as the caller's user, they
+/// are the user's.
+pub fn create_dirs(dir: &Path) -> Result<(), FsError> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(p) = cur {
@@ -70,8 +81,7 @@ pub fn create_dirs_owned(dir: &Path, uid: u32, gid: u32) -> Result<(), FsError> 
     }
     for p in missing.into_iter().rev() {
         match std::fs::create_dir(p) {
-            Ok(()) => std::os::unix::fs::chown(p, Some(uid), Some(gid))
-                .map_err(|e| FsError::new("chown", p, e))?,
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(FsError::new("create directory", p, e)),
         }

@@ -1,5 +1,5 @@
-//! The `filesystem.Filesystem` service. Blocking file work runs on the
-//! blocking pool.
+//! The `filesystem.Filesystem` service. File work runs on a worker thread
+//! holding the caller's credentials ([`as_user`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,21 +9,12 @@ use axum::response::Response;
 use warren_envd::filesystem::{self as f, EntryInfo, WatchKeepAlive};
 use warren_envd::{Code, ConnectError};
 
+use super::as_user::as_user;
 use super::entry::entry_info;
-use super::{FsError, create_dirs_owned, paths, watch};
+use super::{FsError, create_dirs, paths, watch};
 use crate::rpc::{self, RpcResult};
 use crate::state::Shared;
-use crate::users::User;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> RpcResult<T> + Send + 'static,
-) -> RpcResult<T> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(ConnectError::internal(format!(
-            "file operation aborted: {e}"
-        )))
-    })
-}
+use crate::users::{Names, User};
 
 struct Ctx {
     user: User,
@@ -31,12 +22,32 @@ struct Ctx {
     state: Shared,
 }
 
+/// What file work needs once it runs as the user: owner and group names
+/// are read before the switch, as root.
+struct Work {
+    names: Names,
+}
+
+impl Work {
+    fn entry(&self, path: &Path) -> RpcResult<EntryInfo> {
+        Ok(entry_info(path, &self.names)?)
+    }
+}
+
 impl Ctx {
     fn resolve(&self, path: &str) -> RpcResult<PathBuf> {
         paths::resolve(path, &self.user, &self.workdir)
     }
-    fn entry(&self, path: &Path) -> RpcResult<EntryInfo> {
-        Ok(entry_info(path, &self.state.users.names())?)
+
+    /// Runs `f` with the caller's credentials.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Work) -> RpcResult<T> + Send + 'static,
+    ) -> RpcResult<T> {
+        let work = Work {
+            names: self.state.users.names(),
+        };
+        as_user(&self.user, move || f(work)).await?
     }
 }
 
@@ -57,15 +68,15 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
     };
     match method {
         "WatchDir" => match rpc::stream_request::<f::WatchDirRequest>(body).await {
-            Ok(req) => match ctx
-                .resolve(&req.path)
-                .and_then(|p| watch::watch_stream(p, &req))
-            {
-                Ok(events) => {
-                    let keepalive = rpc::keepalive_interval(&headers)
-                        .map(|d| (d, f::WatchDirResponse::Keepalive(WatchKeepAlive {})));
-                    rpc::stream_response(events, keepalive)
-                }
+            Ok(req) => match ctx.resolve(&req.path) {
+                Ok(path) => match watch::watch_stream(&ctx.user, path, &req).await {
+                    Ok(events) => {
+                        let keepalive = rpc::keepalive_interval(&headers)
+                            .map(|d| (d, f::WatchDirResponse::Keepalive(WatchKeepAlive {})));
+                        rpc::stream_response(events, keepalive)
+                    }
+                    Err(e) => rpc::stream_error(e),
+                },
                 Err(e) => rpc::stream_error(e),
             },
             Err(e) => rpc::stream_error(e),
@@ -74,9 +85,9 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
             async {
                 let req: f::StatRequest = rpc::unary_request(body).await?;
                 let path = ctx.resolve(&req.path)?;
-                blocking(move || {
+                ctx.run(move |w| {
                     Ok(f::StatResponse {
-                        entry: Some(ctx.entry(&path)?),
+                        entry: Some(w.entry(&path)?),
                     })
                 })
                 .await
@@ -87,16 +98,16 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
             async {
                 let req: f::MakeDirRequest = rpc::unary_request(body).await?;
                 let path = ctx.resolve(&req.path)?;
-                blocking(move || {
+                ctx.run(move |w| {
                     if std::fs::symlink_metadata(&path).is_ok() {
                         return Err(ConnectError::new(
                             Code::AlreadyExists,
                             format!("{} already exists", path.display()),
                         ));
                     }
-                    create_dirs_owned(&path, ctx.user.uid, ctx.user.gid)?;
+                    create_dirs(&path)?;
                     Ok(f::MakeDirResponse {
-                        entry: Some(ctx.entry(&path)?),
+                        entry: Some(w.entry(&path)?),
                     })
                 })
                 .await
@@ -108,16 +119,16 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
                 let req: f::MoveRequest = rpc::unary_request(body).await?;
                 let source = ctx.resolve(&req.source)?;
                 let destination = ctx.resolve(&req.destination)?;
-                blocking(move || {
+                ctx.run(move |w| {
                     std::fs::symlink_metadata(&source)
                         .map_err(|e| FsError::new("move", &source, e))?;
                     if let Some(parent) = destination.parent() {
-                        create_dirs_owned(parent, ctx.user.uid, ctx.user.gid)?;
+                        create_dirs(parent)?;
                     }
                     std::fs::rename(&source, &destination)
                         .map_err(|e| FsError::new("move to", &destination, e))?;
                     Ok(f::MoveResponse {
-                        entry: Some(ctx.entry(&destination)?),
+                        entry: Some(w.entry(&destination)?),
                     })
                 })
                 .await
@@ -128,7 +139,8 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
             async {
                 let req: f::ListDirRequest = rpc::unary_request(body).await?;
                 let path = ctx.resolve(&req.path)?;
-                blocking(move || list_dir(&ctx, &path, req.depth.max(1))).await
+                ctx.run(move |w| list_dir(&w, &path, req.depth.max(1)))
+                    .await
             }
             .await,
         ),
@@ -136,7 +148,7 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
             async {
                 let req: f::RemoveRequest = rpc::unary_request(body).await?;
                 let path = ctx.resolve(&req.path)?;
-                blocking(move || {
+                ctx.run(move |_| {
                     let meta = std::fs::symlink_metadata(&path)
                         .map_err(|e| FsError::new("remove", &path, e))?;
                     let result = if meta.is_dir() {
@@ -155,7 +167,7 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
             async {
                 let req: f::CreateWatcherRequest = rpc::unary_request(body).await?;
                 let path = ctx.resolve(&req.path)?;
-                let watcher_id = state.watchers.create(path, &req)?;
+                let watcher_id = state.watchers.create(&ctx.user, path, &req).await?;
                 Ok(f::CreateWatcherResponse { watcher_id })
             }
             .await,
@@ -186,7 +198,7 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
 
 /// Lists `root` down to `depth` levels, sorted by path. Symlinked
 /// directories are listed but not descended into.
-fn list_dir(ctx: &Ctx, root: &Path, depth: u32) -> RpcResult<f::ListDirResponse> {
+fn list_dir(w: &Work, root: &Path, depth: u32) -> RpcResult<f::ListDirResponse> {
     let meta = std::fs::metadata(root).map_err(|e| FsError::new("list", root, e))?;
     if !meta.is_dir() {
         return Err(ConnectError::invalid_argument(format!(
@@ -194,7 +206,6 @@ fn list_dir(ctx: &Ctx, root: &Path, depth: u32) -> RpcResult<f::ListDirResponse>
             root.display()
         )));
     }
-    let names = ctx.state.users.names();
     let mut entries = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 1u32)];
     while let Some((dir, level)) = stack.pop() {
@@ -205,7 +216,7 @@ fn list_dir(ctx: &Ctx, root: &Path, depth: u32) -> RpcResult<f::ListDirResponse>
         };
         for item in read.flatten() {
             let path = item.path();
-            let Ok(entry) = entry_info(&path, &names) else {
+            let Ok(entry) = entry_info(&path, &w.names) else {
                 continue;
             };
             let descend =

@@ -5,6 +5,11 @@
 //! queue drops events when the client does not keep up, a buffer keeps the
 //! latest events up to its cap. Event names are relative to the watched
 //! directory.
+//!
+//! A watcher is made on a thread holding the caller's credentials, so its
+//! inotify loop thread (which adds the watches, also those of directories
+//! created later in a recursive watch, and describes entries) inherits them:
+//! a user watches only what the user may read.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -19,8 +24,10 @@ use warren_envd::filesystem::{
 };
 use warren_envd::{Code, ConnectError};
 
+use super::FsError;
+use super::as_user::as_user;
 use super::entry::entry_info;
-use crate::users::Names;
+use crate::users::{Names, User};
 
 const STREAM_QUEUE: usize = 1024;
 const BUFFER_CAP: usize = 10_000;
@@ -65,12 +72,7 @@ fn start_watcher(
     req: &WatchDirRequest,
     sink: impl Fn(FilesystemEvent) + Send + 'static,
 ) -> Result<RecommendedWatcher, ConnectError> {
-    let meta = std::fs::metadata(root).map_err(|e| {
-        ConnectError::new(
-            Code::NotFound,
-            format!("cannot watch {}: {e}", root.display()),
-        )
-    })?;
+    let meta = std::fs::metadata(root).map_err(|e| FsError::new("watch", root, e))?;
     if !meta.is_dir() {
         return Err(ConnectError::invalid_argument(format!(
             "{} is not a directory",
@@ -97,25 +99,44 @@ fn start_watcher(
     } else {
         RecursiveMode::NonRecursive
     };
-    watcher.watch(root, mode).map_err(|e| {
-        ConnectError::new(
+    watcher.watch(root, mode).map_err(|e| match e.kind {
+        notify::ErrorKind::Io(io) => FsError::new("watch", root, io).into(),
+        notify::ErrorKind::PathNotFound => ConnectError::not_found(format!(
+            "cannot watch {}: it does not exist",
+            root.display()
+        )),
+        kind => ConnectError::new(
             Code::ResourceExhausted,
-            format!("watching {} failed: {e}", root.display()),
-        )
+            format!("watching {} failed: {kind:?}", root.display()),
+        ),
     })?;
     Ok(watcher)
 }
 
-/// The `WatchDir` stream: `start`, then events until the client goes away.
-pub fn watch_stream(
+/// Starts a watcher as `user`.
+async fn start_watcher_as(
+    user: &User,
+    root: PathBuf,
+    req: &WatchDirRequest,
+    sink: impl Fn(FilesystemEvent) + Send + 'static,
+) -> Result<RecommendedWatcher, ConnectError> {
+    let req = req.clone();
+    as_user(user, move || start_watcher(&root, &req, sink)).await?
+}
+
+/// The `WatchDir` stream as `user`: `start`, then events until the client
+/// goes away.
+pub async fn watch_stream(
+    user: &User,
     root: PathBuf,
     req: &WatchDirRequest,
 ) -> Result<impl Stream<Item = Result<WatchDirResponse, ConnectError>> + Send + 'static, ConnectError>
 {
     let (tx, rx) = tokio::sync::mpsc::channel(STREAM_QUEUE);
-    let watcher = start_watcher(&root, req, move |e| {
+    let watcher = start_watcher_as(user, root, req, move |e| {
         let _ = tx.try_send(e);
-    })?;
+    })
+    .await?;
     let start = futures::stream::once(async { Ok(WatchDirResponse::Start(WatchStart {})) });
     let events = futures::stream::unfold((rx, watcher), |(mut rx, watcher)| async move {
         let event = rx.recv().await?;
@@ -144,7 +165,13 @@ impl Watchers {
         self.by_id.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn create(&self, root: PathBuf, req: &WatchDirRequest) -> Result<String, ConnectError> {
+    /// Starts a buffered watcher of `root` as `user`; returns its id.
+    pub async fn create(
+        &self,
+        user: &User,
+        root: PathBuf,
+        req: &WatchDirRequest,
+    ) -> Result<String, ConnectError> {
         if self.lock().len() >= MAX_WATCHERS {
             return Err(ConnectError::new(
                 Code::ResourceExhausted,
@@ -153,13 +180,14 @@ impl Watchers {
         }
         let events = Arc::new(Mutex::new(VecDeque::new()));
         let sink = events.clone();
-        let watcher = start_watcher(&root, req, move |e| {
+        let watcher = start_watcher_as(user, root, req, move |e| {
             let mut q = sink.lock().unwrap_or_else(|e| e.into_inner());
             if q.len() >= BUFFER_CAP {
                 q.pop_front();
             }
             q.push_back(e);
-        })?;
+        })
+        .await?;
         let id = format!("w{}", self.next.fetch_add(1, Ordering::Relaxed) + 1);
         self.lock().insert(
             id.clone(),
