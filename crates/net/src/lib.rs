@@ -27,6 +27,7 @@ mod nflog;
 mod pool;
 pub mod proxy;
 pub mod registry;
+mod resolved_batch;
 mod sandbox_rules;
 mod sever;
 mod sink;
