@@ -2,6 +2,8 @@
 //! table: a fake upstream records every message it receives, a "sandbox"
 //! sends from its own loopback address (127.0.0.0/8 is all local).
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,6 +82,7 @@ async fn root_dns_two_questions_never_reach_the_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let fw = Firewall::new(dir.path(), "10.91.0.0/24".parse().unwrap());
     fw.install().await.unwrap();
+    let _table = common::TableGuard(fw.clone());
     let policy: NetworkPolicy = serde_json::from_str(r#"{"allow":["ok.example.test"]}"#).unwrap();
     fw.apply_sandbox(SLOT, SANDBOX, &policy).await.unwrap();
     let registry = Registry::default();
@@ -146,5 +149,4 @@ async fn root_dns_two_questions_never_reach_the_upstream() {
     for t in tasks {
         t.abort();
     }
-    fw.remove().await.unwrap();
 }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestSandbox, Unreachable};
+use common::{TableGuard, TestSandbox, Unreachable};
 use rustls_pki_types::ServerName;
 use warren_core::network::{DenyReason, NetworkPolicy, Verdict};
 use warren_net::egress::{NetEvent, NetEventKind};
@@ -72,6 +72,7 @@ async fn root_proxy_refuses_ambiguous_host_names() {
         proxy: proxy.port(),
     });
     fw.install().await.unwrap();
+    let _table = TableGuard(fw.clone());
     let sb = TestSandbox::create(pool, 1).await;
     let policy: NetworkPolicy =
         serde_json::from_str(&format!(r#"{{"allow":["{ALLOWED}"]}}"#)).unwrap();
@@ -149,6 +150,4 @@ async fn root_proxy_refuses_ambiguous_host_names() {
     assert_eq!(e.verdict, deny(DenyReason::NoServerName));
 
     task.abort();
-    drop(sb);
-    fw.remove().await.unwrap();
 }

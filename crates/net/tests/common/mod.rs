@@ -59,12 +59,26 @@ impl TestSandbox {
 
 impl Drop for TestSandbox {
     fn drop(&mut self) {
+        let guard = warren_net::source_guard_table(&self.names.host_veth);
+        let _ = Command::new("nft")
+            .args(["delete", "table", "netdev", &guard])
+            .output();
         let _ = Command::new("ip")
             .args(["link", "del", &self.names.host_veth])
             .output();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.names.netns])
             .output();
+    }
+}
+
+/// Removes a firewall table when dropped, also when a test fails (a
+/// leftover table would drop the next run's traffic from its pool).
+pub struct TableGuard(pub warren_net::Firewall);
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        let _ = self.0.remove_blocking();
     }
 }
 
