@@ -16,7 +16,9 @@
 //! request target in absolute form (`http://host/…`) or authority form
 //! (`CONNECT host:port`) whose host is not the Host header's
 //! (`name_mismatch`). A target naming a host with no Host header names the
-//! request by the target's host.
+//! request by the target's host. A request head longer than
+//! [`SNIFF_LIMIT`] is malformed too: its Host could come after the part
+//! read.
 
 use warren_core::network::DenyReason;
 
@@ -171,7 +173,14 @@ fn server_name(body: &[u8]) -> Result<Option<String>, Ambiguous> {
 fn http(buf: &[u8]) -> Sniff {
     let Some(end) = find(buf, b"\r\n\r\n") else {
         if buf.len() >= SNIFF_LIMIT {
-            return Sniff::Http(None);
+            // A request head too large to read whole could name any host
+            // after the part read.
+            let line = find(buf, b"\r\n").map_or(&buf[..0], |n| &buf[..n]);
+            return if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
+                Sniff::BadHttp(DenyReason::Malformed)
+            } else {
+                Sniff::Other
+            };
         }
         // A request line is a token, a space: tell early when it is not.
         let token = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
@@ -455,6 +464,9 @@ mod tests {
             Sniff::Http(None)
         );
         assert_eq!(sniff(b"GET / HT"), Sniff::NeedMore);
+        let mut huge = b"GET / HTTP/1.1\r\nX-Pad: ".to_vec();
+        huge.resize(SNIFF_LIMIT, b'a');
+        assert_eq!(sniff(&huge), Sniff::BadHttp(DenyReason::Malformed));
         assert_eq!(sniff(b"SSH-2.0-OpenSSH\r\n"), Sniff::Other);
         assert_eq!(sniff(b"\x00\x01binary"), Sniff::Other);
         assert_eq!(sniff(b""), Sniff::NeedMore);
