@@ -437,6 +437,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_without_a_server_name_is_judged_by_the_address_rules_alone() {
+        let r = Registry::default();
+        let sb = sandbox(
+            &r,
+            r#"{"allow":["ok.example.test","198.51.100.0/24"],"deny":["198.51.100.7"]}"#,
+        );
+        let resolved: IpAddr = "198.18.0.9".parse().unwrap();
+        r.remember(
+            sb.addr,
+            "ok.example.test",
+            &[resolved],
+            Duration::from_secs(60),
+        );
+        let nameless = |ip: &str| judge_nameless_tls(&sb, ip.parse().unwrap());
+        // Resolved for an allowed name, but no name in the hello.
+        assert_eq!(
+            nameless("198.18.0.9"),
+            Verdict::Deny(DenyReason::NoServerName)
+        );
+        assert_eq!(nameless("198.51.100.4"), Verdict::Allow);
+        assert_eq!(
+            nameless("198.51.100.7"),
+            Verdict::Deny(DenyReason::DeniedByRule)
+        );
+        let open = sandbox(&r, r#"{"internet":"allow"}"#);
+        assert!(judge_nameless_tls(&open, resolved).is_allowed());
+    }
+
+    #[test]
     fn the_host_and_metadata_are_never_dialed() {
         let r = Registry::default();
         let p = EgressProxy::new(r, EventSink::channel(1).0, "10.0.0.0/24".parse().unwrap());
