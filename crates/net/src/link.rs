@@ -8,8 +8,10 @@
 //! [`configure_inside`] must run before every `runsc run` and `runsc restore`
 //! and never while the sandbox runs (the namespace's kernel would then answer
 //! for the sandbox's address and break host → sandbox traffic). The host end
-//! gets strict reverse-path filtering, so a sandbox cannot send with a
-//! source address other than its own.
+//! gets strict reverse-path filtering when it is made and, before every
+//! start, again with its address guard ([`crate::source_guard`]), so a
+//! sandbox cannot send with a source address other than its own; `remove`
+//! deletes the guard with the veth.
 
 use crate::cmd::run_script;
 use crate::error::NetError;
