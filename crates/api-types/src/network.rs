@@ -52,8 +52,9 @@ pub struct NetworkEvent {
     pub name: Option<String>,
     /// `allow` or `deny`.
     pub verdict: String,
-    /// For denials: `denied_by_rule`, `not_allowed`, `private_range` or
-    /// `always_blocked`.
+    /// For denials: `denied_by_rule`, `not_allowed`, `private_range`,
+    /// `always_blocked`, `malformed`, `name_mismatch`, `no_server_name` or
+    /// `rate_limited`.
     pub reason: Option<String>,
     /// Bytes from the sandbox, and to it.
     pub bytes_out: u64,

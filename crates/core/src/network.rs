@@ -86,6 +86,20 @@ pub enum DenyReason {
     Private,
     /// Refused whatever the policy says.
     AlwaysBlocked,
+    /// Not one well-formed request: a DNS message other than a standard
+    /// query with one question, an HTTP request head with more than one
+    /// Host header, folded or stray line breaks, or a TLS ClientHello
+    /// naming more than one server.
+    Malformed,
+    /// The names of one connection disagree: an HTTP request target's host
+    /// and its Host header, or an intercepted TLS connection's server name
+    /// and a request's Host.
+    NameMismatch,
+    /// A TLS ClientHello without a server name, to a destination only a
+    /// name could open.
+    NoServerName,
+    /// Over the sandbox's DNS query rate.
+    RateLimited,
 }
 
 impl DenyReason {
@@ -95,6 +109,10 @@ impl DenyReason {
             Self::NotAllowed => "not_allowed",
             Self::Private => "private_range",
             Self::AlwaysBlocked => "always_blocked",
+            Self::Malformed => "malformed",
+            Self::NameMismatch => "name_mismatch",
+            Self::NoServerName => "no_server_name",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

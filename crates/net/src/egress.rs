@@ -62,11 +62,15 @@ pub struct NetEvent {
     pub bytes_in: u64,
 }
 
-/// Bytes carried by one intercepted connection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Bytes carried by one relayed or intercepted connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transfer {
     pub bytes_out: u64,
     pub bytes_in: u64,
+    /// For an intercepted connection: the host the first request that did
+    /// not name the connection's server named (or `""` for none); that
+    /// request was refused and the connection closed.
+    pub misdirected: Option<String>,
 }
 
 /// A header the interceptor sets on every request to the host; the value

@@ -6,8 +6,8 @@
 //! replace or delete our own table, never list others. Rules match the
 //! runtime's own pool as source, so one runtime's table neither depends on
 //! nor interferes with another's; sandboxes cannot forge another source
-//! address because every host veth has strict reverse-path filtering (see
-//! `link`). Hooks run at priority `filter - 10`, before a distribution's own
+//! address because every host veth has strict reverse-path filtering and
+//! an ingress guard that drops any other source (see `source_guard`). Hooks run at priority `filter - 10`, before a distribution's own
 //! filter tables:
 //!
 //! - prerouting (nat), only with egress ports set: DNS (UDP and TCP port

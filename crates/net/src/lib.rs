@@ -27,10 +27,12 @@ mod nflog;
 mod pool;
 pub mod proxy;
 pub mod registry;
+mod resolved_batch;
 mod sandbox_rules;
 mod sever;
 mod sink;
 mod sniff;
+mod source_guard;
 mod splice;
 
 pub use enter::NetnsEntry;
@@ -43,3 +45,4 @@ pub use sandbox_rules::{MAX_RESOLVED_TTL, MIN_RESOLVED_TTL};
 pub use sever::{QUIESCE, sever_host_connections};
 pub use sink::EventSink;
 pub use sniff::{Sniff, sniff};
+pub use source_guard::table_name as source_guard_table;

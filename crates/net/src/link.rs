@@ -8,13 +8,16 @@
 //! [`configure_inside`] must run before every `runsc run` and `runsc restore`
 //! and never while the sandbox runs (the namespace's kernel would then answer
 //! for the sandbox's address and break host → sandbox traffic). The host end
-//! gets strict reverse-path filtering, so a sandbox cannot send with a
-//! source address other than its own.
+//! gets strict reverse-path filtering when it is made and, before every
+//! start, again with its address guard ([`crate::source_guard`]), so a
+//! sandbox cannot send with a source address other than its own; `remove`
+//! deletes the guard with the veth.
 
 use crate::cmd::run_script;
 use crate::error::NetError;
 use crate::names::{INNER_IFACE, SandboxNames};
 use crate::pool::{SLOT_PREFIX, SlotAddrs};
+use crate::source_guard;
 
 /// Creates the namespace and the veth pair and addresses the host end.
 /// Leftovers of an earlier attempt with the same names are removed first.
@@ -30,14 +33,14 @@ pub async fn create(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetEr
          link set {host_veth} up\n",
         host = addrs.host,
     );
-    if let Err(e) = run_script(
+    let made = run_script(
         "creating the sandbox network",
         "ip",
         &["-batch", "-"],
         &script,
     )
-    .await
-    {
+    .await;
+    if let Err(e) = made.and_then(|()| source_guard::strict_rp_filter(host_veth)) {
         // Leave nothing half-made behind; the original error matters more.
         let _ = remove(names).await;
         return Err(e);
@@ -46,8 +49,11 @@ pub async fn create(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetEr
 }
 
 /// (Re)applies the sandbox end's address, links and default route inside the
-/// namespace. Call right before `runsc run`/`runsc restore`.
+/// namespace, and the host end's reverse-path filtering and address guard.
+/// Call right before `runsc run`/`runsc restore`.
 pub async fn configure_inside(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetError> {
+    source_guard::strict_rp_filter(&names.host_veth)?;
+    source_guard::apply(names, addrs.sandbox).await?;
     let script = format!(
         "addr flush dev {INNER_IFACE}\n\
          addr add {sandbox}/{SLOT_PREFIX} dev {INNER_IFACE}\n\
@@ -66,9 +72,13 @@ pub async fn configure_inside(names: &SandboxNames, addrs: &SlotAddrs) -> Result
     .await
 }
 
-/// Deletes the veth pair and the namespace. Idempotent: does nothing (and
-/// starts no process) when neither exists.
+/// Deletes the veth pair, its address guard and the namespace. Idempotent:
+/// does nothing (and starts no process) when neither veth nor namespace
+/// exists.
 pub async fn remove(names: &SandboxNames) -> Result<(), NetError> {
+    if names.host_veth_exists() || names.netns_exists() {
+        source_guard::remove(names).await?;
+    }
     let mut script = String::new();
     if names.host_veth_exists() {
         script.push_str(&format!("link del {}\n", names.host_veth));

@@ -7,7 +7,11 @@
 //!    (unknown: closed);
 //! 2. the first bytes are peeked (nothing consumed) for a TLS SNI or an
 //!    HTTP Host, waiting at most [`SNIFF_WAIT`] (a client that says
-//!    nothing first, like SSH, is judged by address after that wait);
+//!    nothing first, like SSH, is judged by address after that wait); a
+//!    ClientHello or request head whose name is ambiguous (see
+//!    [`crate::sniff`]: several server names or Host headers, a request
+//!    target naming another host than Host, folded or stray line breaks)
+//!    is refused;
 //! 3. the decision ([`judge`]): with a name, `decide_resolved(name, dst)`
 //!    must allow and `dst` must be an address the sandbox's resolver
 //!    returned for that name, or one the address rules allow by
@@ -15,13 +19,17 @@
 //!    fails, and so does an allowed name pointed at an address the
 //!    resolver never gave for it; without a name, `dst` must be an address
 //!    the resolver returned for a name the policy allows now, or one
-//!    `decide_addr` allows. Whatever the policy, the proxy never dials
+//!    `decide_addr` allows — except a TLS ClientHello without a server
+//!    name, which only `decide_addr` can open ([`judge_nameless_tls`]).
+//!    Whatever the policy, the proxy never dials
 //!    this host's own addresses, the sandbox pool or always-blocked ones
 //!    (it dials from the host, so it would otherwise open them);
 //! 4. a TLS connection to a host the policy injects secrets for goes,
 //!    untouched, to the [`Interceptor`] with the header values from the
 //!    [`SecretSource`]; with no interceptor configured such connections
-//!    are refused (never sent on without the credential silently);
+//!    are refused (never sent on without the credential silently). A
+//!    request inside that names another host than the SNI is answered
+//!    421 and never forwarded, and the connection's event is a denial;
 //! 5. otherwise the proxy dials `dst` and splices both ways in the kernel
 //!    ([`crate::splice`]; TCP_NODELAY on both sides), passing half-closes
 //!    on, and closes a connection with no byte either way for
@@ -39,7 +47,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use warren_core::network::{DenyReason, Verdict, always_blocked};
 
-use crate::egress::{InjectedHeader, Interceptor, NetEvent, NetEventKind};
+use crate::egress::{InjectedHeader, Interceptor, NetEvent, NetEventKind, Transfer};
 use crate::error::NetError;
 use crate::pool::AddressPool;
 use crate::registry::{Registry, SandboxNet};
@@ -140,9 +148,11 @@ impl EgressProxy {
         };
         let _ = client.set_nodelay(true);
         let seen = peek_name(&client).await;
-        let (kind, name) = match seen {
-            Sniff::Tls(n) => (NetEventKind::Tls, n),
-            Sniff::Http(n) => (NetEventKind::Http, n),
+        let (kind, name) = match &seen {
+            Sniff::Tls(n) => (NetEventKind::Tls, n.clone()),
+            Sniff::Http(n) => (NetEventKind::Http, n.clone()),
+            Sniff::BadTls(_) => (NetEventKind::Tls, None),
+            Sniff::BadHttp(_) => (NetEventKind::Http, None),
             Sniff::Other | Sniff::NeedMore => (NetEventKind::Connect, None),
         };
         let mut event = NetEvent {
@@ -155,15 +165,12 @@ impl EgressProxy {
             bytes_out: 0,
             bytes_in: 0,
         };
-        event.verdict = if self.never_dialed(*dst.ip()) {
-            Verdict::Deny(DenyReason::AlwaysBlocked)
-        } else {
-            judge(
-                &self.registry,
-                &sandbox,
-                name.as_deref(),
-                IpAddr::V4(*dst.ip()),
-            )
+        let dst_ip = IpAddr::V4(*dst.ip());
+        event.verdict = match seen {
+            _ if self.never_dialed(*dst.ip()) => Verdict::Deny(DenyReason::AlwaysBlocked),
+            Sniff::BadTls(reason) | Sniff::BadHttp(reason) => Verdict::Deny(reason),
+            Sniff::Tls(None) => judge_nameless_tls(&sandbox, dst_ip),
+            _ => judge(&self.registry, &sandbox, name.as_deref(), dst_ip),
         };
         if !event.verdict.is_allowed() {
             self.sink.emit(event);
@@ -180,9 +187,13 @@ impl EgressProxy {
             relay(client, dst).await
         };
         match result {
-            Ok((out, inn)) => {
-                event.bytes_out = out;
-                event.bytes_in = inn;
+            Ok(t) => {
+                event.bytes_out = t.bytes_out;
+                event.bytes_in = t.bytes_in;
+                if let Some(inner) = t.misdirected {
+                    tracing::info!(sandbox = %sandbox.id, %dst, host = inner, "a request inside an intercepted connection named another host");
+                    event.verdict = Verdict::Deny(DenyReason::NameMismatch);
+                }
             }
             // The policy allowed it; the destination did not answer.
             Err(reason @ RelayError::Connect(_)) => {
@@ -207,7 +218,7 @@ impl EgressProxy {
         sandbox: &SandboxNet,
         host: String,
         dst: SocketAddrV4,
-    ) -> Result<(u64, u64), RelayError> {
+    ) -> Result<Transfer, RelayError> {
         let (Some(interceptor), Some(secrets)) = (&self.interceptor, &self.secrets) else {
             return Err(RelayError::NoInterceptor);
         };
@@ -224,7 +235,6 @@ impl EgressProxy {
         interceptor
             .intercept(client, host, SocketAddr::V4(dst), headers)
             .await
-            .map(|t| (t.bytes_out, t.bytes_in))
             .map_err(|e| RelayError::Intercept(e.to_string()))
     }
 }
@@ -264,6 +274,17 @@ pub fn judge(
                 by_addr
             }
         }
+    }
+}
+
+/// The decision on a TLS connection whose ClientHello names no server:
+/// only the address rules can open it (an allowed CIDR, or `internet:
+/// allow`). An address resolved for an allowed name does not: without a
+/// name, the encrypted request could name any host that address serves.
+pub fn judge_nameless_tls(sandbox: &SandboxNet, dst: IpAddr) -> Verdict {
+    match sandbox.policy.decide_addr(dst) {
+        Verdict::Deny(DenyReason::NotAllowed) => Verdict::Deny(DenyReason::NoServerName),
+        v => v,
     }
 }
 
@@ -340,7 +361,7 @@ enum RelayError {
 }
 
 /// Dials `dst` and splices both ways until both sides are done.
-async fn relay(client: TcpStream, dst: SocketAddrV4) -> Result<(u64, u64), RelayError> {
+async fn relay(client: TcpStream, dst: SocketAddrV4) -> Result<Transfer, RelayError> {
     let server = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst))
         .await
         .map_err(|_| RelayError::Connect("timed out".into()))?
@@ -348,6 +369,11 @@ async fn relay(client: TcpStream, dst: SocketAddrV4) -> Result<(u64, u64), Relay
     let _ = server.set_nodelay(true);
     splice_both(&client, &server, IDLE_TIMEOUT)
         .await
+        .map(|(bytes_out, bytes_in)| Transfer {
+            bytes_out,
+            bytes_in,
+            misdirected: None,
+        })
         .map_err(|e| RelayError::Connect(format!("no pipe for the relay: {e}")))
 }
 
@@ -408,6 +434,35 @@ mod tests {
         ));
         // Resolved for a denied name only: no.
         assert!(!allowed(None, "198.18.0.10".parse().unwrap()));
+    }
+
+    #[test]
+    fn tls_without_a_server_name_is_judged_by_the_address_rules_alone() {
+        let r = Registry::default();
+        let sb = sandbox(
+            &r,
+            r#"{"allow":["ok.example.test","198.51.100.0/24"],"deny":["198.51.100.7"]}"#,
+        );
+        let resolved: IpAddr = "198.18.0.9".parse().unwrap();
+        r.remember(
+            sb.addr,
+            "ok.example.test",
+            &[resolved],
+            Duration::from_secs(60),
+        );
+        let nameless = |ip: &str| judge_nameless_tls(&sb, ip.parse().unwrap());
+        // Resolved for an allowed name, but no name in the hello.
+        assert_eq!(
+            nameless("198.18.0.9"),
+            Verdict::Deny(DenyReason::NoServerName)
+        );
+        assert_eq!(nameless("198.51.100.4"), Verdict::Allow);
+        assert_eq!(
+            nameless("198.51.100.7"),
+            Verdict::Deny(DenyReason::DeniedByRule)
+        );
+        let open = sandbox(&r, r#"{"internet":"allow"}"#);
+        assert!(judge_nameless_tls(&open, resolved).is_allowed());
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! policy, and which addresses its resolver returned for which names.
 //!
 //! The resolver and the egress proxy identify a sandbox by the source
-//! address of its packets (host veths have strict reverse-path filtering,
-//! so it cannot be forged). The daemon keeps the registry current: an
+//! address of its packets (each host veth drops packets with any other
+//! source, see `source_guard`, so it cannot be forged). The daemon keeps the registry current: an
 //! entry is set when an instance comes up (create, resume, fork, rollback,
 //! reconcile) or its policy changes, and removed when the sandbox is torn
 //! down. An address with no entry gets nothing: the resolver drops its

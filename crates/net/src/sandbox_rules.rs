@@ -183,7 +183,7 @@ delete chain inet {t} {c}
         s
     }
 
-    fn resolved_script(&self, slot: u32, addrs: &[Ipv4Addr], ttl: Duration) -> String {
+    pub(crate) fn resolved_script(&self, slot: u32, addrs: &[Ipv4Addr], ttl: Duration) -> String {
         let t = self.table();
         let set = format!("s{slot}_dns");
         let secs = ttl.clamp(MIN_RESOLVED_TTL, MAX_RESOLVED_TTL).as_secs();

@@ -332,3 +332,42 @@ async fn an_upstream_certificate_that_does_not_verify_fails_the_sandboxes_connec
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_naming_another_host_than_the_sni_is_refused_and_reported() {
+    for req in [
+        Request::builder()
+            .uri("/echo")
+            .header("host", "other.test.example"),
+        Request::builder()
+            .uri("https://other.test.example/echo")
+            .header("host", HOST),
+        Request::builder()
+            .uri("/echo")
+            .header("host", HOST)
+            .header("host", HOST),
+    ] {
+        let mut s = setup(HOST, true).await;
+        let mut conn = sandbox_connection(s.proxy, &s.ca).await.unwrap();
+        let (resp, _) = send(&mut conn, req.body(Full::default()).unwrap()).await;
+        assert_eq!(resp.status(), 421);
+        drop(conn);
+        let transfer = s.transfers.recv().await.unwrap().unwrap();
+        assert!(transfer.misdirected.is_some(), "{transfer:?}");
+        assert_eq!(
+            s.upstream.requests.load(Ordering::SeqCst),
+            0,
+            "the misdirected request was forwarded"
+        );
+    }
+    // The same connection's host passes, with or without a port.
+    let mut s = setup(HOST, true).await;
+    let mut conn = sandbox_connection(s.proxy, &s.ca).await.unwrap();
+    let req = get(&format!("https://{HOST}:443/echo"))
+        .body(Full::default())
+        .unwrap();
+    let (resp, _) = send(&mut conn, req).await;
+    assert_eq!(resp.status(), 200);
+    drop(conn);
+    assert_eq!(s.transfers.recv().await.unwrap().unwrap().misdirected, None);
+}

@@ -14,7 +14,10 @@
 //!    downgrade and no request leaves.
 //! 2. The sandbox's HTTP/1.1 requests are forwarded one by one ([`forward`]),
 //!    with the injected headers replacing any the sandbox sent under those
-//!    names; responses stream back unaltered.
+//!    names; responses stream back unaltered. A request that names another
+//!    host than `host` (its Host header or absolute target; the proxy
+//!    judged `host`, the SNI) is answered 421, never forwarded, and ends
+//!    the connection; [`Transfer::misdirected`] reports it.
 //! 3. It ends when either side closes, or when the sandbox sends no request
 //!    head within the header timeout; the bytes the sandbox sent and
 //!    received (TLS records) are returned.
@@ -200,6 +203,7 @@ impl TlsInterceptor {
             connect_timeout: self.config.connect_timeout,
             response_timeout: self.config.response_timeout,
             conn: Mutex::new(None),
+            misdirected: std::sync::Mutex::default(),
         });
         let accept = async {
             tokio::time::timeout(
@@ -220,7 +224,8 @@ impl TlsInterceptor {
         let (sandbox_tls, first) = tokio::try_join!(accept, forwarder.connect())?;
         *forwarder.conn.lock().await = Some(first);
 
-        let service = service_fn(move |req| forwarder.clone().forward(req));
+        let serving = forwarder.clone();
+        let service = service_fn(move |req| serving.clone().forward(req));
         let served = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(self.config.header_timeout)
@@ -230,9 +235,15 @@ impl TlsInterceptor {
         if let Err(e) = served {
             tracing::debug!(host, error = %e, "intercepted connection ended");
         }
+        let misdirected = forwarder
+            .misdirected
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         Ok(Transfer {
             bytes_out: counters.read.load(Ordering::Relaxed),
             bytes_in: counters.written.load(Ordering::Relaxed),
+            misdirected,
         })
     }
 }

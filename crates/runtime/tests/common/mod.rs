@@ -235,6 +235,14 @@ pub fn leftovers(fx: &Fixture, id: &SandboxId) -> Vec<String> {
     if Path::new("/sys/class/net").join(&veth).exists() {
         found.push(format!("veth {veth}"));
     }
+    let guard = format!("warren_src_{veth}");
+    let listed = Command::new("nft")
+        .args(["list", "table", "netdev", &guard])
+        .output()
+        .expect("nft");
+    if listed.status.success() {
+        found.push(format!("nftables table netdev {guard}"));
+    }
     let leaf = format!("warren-{id}");
     for entry in std::fs::read_dir("/sys/fs/cgroup")
         .expect("cgroup root")
