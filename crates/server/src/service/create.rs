@@ -180,7 +180,7 @@ impl Sandboxes {
         let expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(p.timeout_s as i64);
         let rec = self
             .store
-            .create_sandbox(NewSandbox {
+            .create_sandbox_in_quota(NewSandbox {
                 id: SandboxId::generate(),
                 template: p.template,
                 limits: p.limits,

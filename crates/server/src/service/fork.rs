@@ -70,6 +70,7 @@ impl Sandboxes {
             )));
         }
         let parent = self.get_running(id).await?;
+        self.admit_fork(&parent, count).await?;
         let snapshot = {
             let _lock = self.locks.lock(id).await;
             let snapshot = SnapshotId::generate();
@@ -166,7 +167,7 @@ impl Sandboxes {
         let expires_at = b.expires_by.map_or(full, |by| by.min(full));
         let rec = self
             .store
-            .create_sandbox(NewSandbox {
+            .create_sandbox_in_quota(NewSandbox {
                 id: SandboxId::generate(),
                 template: snapshot.template.clone(),
                 limits: snapshot.limits,
