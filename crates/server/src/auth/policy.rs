@@ -163,6 +163,10 @@ mod tests {
             assert_eq!(rule.scope, Some(Scope::TeamsManage));
             assert!(!rule.sandbox_token);
         }
-        assert!(!warren_core::Role::Admin.grants(false).contains(Scope::TeamsManage));
+        assert!(
+            !warren_core::Role::Admin
+                .grants(false)
+                .contains(Scope::TeamsManage)
+        );
     }
 }
