@@ -186,6 +186,17 @@ impl Client {
         self.json(req, what).await
     }
 
+    /// `PUT /v1/<segments>` with a JSON body, answer decoded as `T`.
+    pub async fn put_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        body: &B,
+        what: &str,
+    ) -> Result<T, ClientError> {
+        let req = self.request(Method::PUT, self.url(segments)).json(body);
+        self.json(req, what).await
+    }
+
     /// `DELETE /v1/<segments>`, answer decoded as `T`.
     pub async fn delete_json<T: DeserializeOwned>(
         &self,

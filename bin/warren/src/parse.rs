@@ -16,6 +16,14 @@ pub enum ParseError {
     SubSecond(String),
     #[error("expected a size in MiB (512) or with a unit (512M, 2G, 2GiB), got '{0}'")]
     Size(String),
+    #[error(
+        "expected a size in {unit} ({example}) or with a binary unit (512M, 64GiB, 1T), got '{raw}'"
+    )]
+    Scaled {
+        raw: String,
+        unit: &'static str,
+        example: &'static str,
+    },
     #[error("expected KEY=VALUE with a non-empty KEY, got '{0}'")]
     KeyValue(String),
     #[error("{0}")]
@@ -55,6 +63,55 @@ pub fn memory_mib(raw: &str) -> Result<u32, ParseError> {
     n.checked_mul(factor)
         .and_then(|mib| u32::try_from(mib).ok())
         .ok_or_else(err)
+}
+
+/// Parses a size with an optional binary unit (`K`, `M`, `G`, `T`, alone
+/// or followed by `B` or `iB`, any case) into multiples of `base` bytes; a
+/// bare number already counts in `base`. A size that is not a whole
+/// multiple of `base` is refused.
+fn scaled(
+    raw: &str,
+    base: u64,
+    unit: &'static str,
+    example: &'static str,
+) -> Result<u64, ParseError> {
+    let err = || ParseError::Scaled {
+        raw: raw.chars().take(64).collect(),
+        unit,
+        example,
+    };
+    let s = raw.trim();
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, suffix) = s.split_at(digits_end);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let suffix = suffix.trim().to_ascii_lowercase();
+    let letter = suffix
+        .strip_suffix("ib")
+        .or_else(|| suffix.strip_suffix('b'))
+        .unwrap_or(&suffix);
+    let bytes_per: u64 = match letter {
+        "" => return Ok(n),
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(err()),
+    };
+    let bytes = n.checked_mul(bytes_per).ok_or_else(err)?;
+    if !bytes.is_multiple_of(base) {
+        return Err(err());
+    }
+    Ok(bytes / base)
+}
+
+/// A size in MiB: `65536`, `64GiB`, `1T`.
+pub fn size_mib(raw: &str) -> Result<u64, ParseError> {
+    scaled(raw, 1 << 20, "MiB", "65536")
+}
+
+/// A size in bytes: `107374182400`, `100GiB`.
+pub fn size_bytes(raw: &str) -> Result<u64, ParseError> {
+    scaled(raw, 1, "bytes", "1048576")
 }
 
 /// Parses one `KEY=VALUE`; the value may be empty and may contain `=`.
@@ -113,6 +170,21 @@ mod tests {
         for bad in ["", "M", "1T", "-1", "1.5G", "99999999999G"] {
             assert!(memory_mib(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn quota_sizes() {
+        assert_eq!(size_mib("65536"), Ok(65536));
+        assert_eq!(size_mib("64GiB"), Ok(65536));
+        assert_eq!(size_mib("64g"), Ok(65536));
+        assert_eq!(size_mib("1T"), Ok(1 << 20));
+        assert_eq!(size_bytes("100GiB"), Ok(100 << 30));
+        assert_eq!(size_bytes("4096"), Ok(4096));
+        assert_eq!(size_bytes("1KB"), Ok(1024));
+        for bad in ["", "GiB", "1.5G", "1P", "-1", "512K", "99999999999999T"] {
+            assert!(size_mib(bad).is_err(), "{bad} accepted");
+        }
+        assert!(size_bytes("1x").is_err());
     }
 
     #[test]

@@ -343,7 +343,9 @@ mod tests {
     }
 }
 
+mod quotas;
 mod tenancy;
+pub use quotas::*;
 pub use tenancy::*;
 
 mod secrets;

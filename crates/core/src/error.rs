@@ -20,8 +20,11 @@ pub enum ErrorKind {
     FailedPrecondition,
     /// The request body is larger than allowed (413).
     PayloadTooLarge,
-    /// A quota or limit would be exceeded (429).
+    /// A host limit would be exceeded (429).
     ResourceExhausted,
+    /// The team's quota would be exceeded (429); the message names the
+    /// limit and the team's usage of it.
+    QuotaExceeded,
     /// A dependency (runtime, agent, store) is not available right now (503).
     Unavailable,
     /// The operation did not finish in time (504).
@@ -44,6 +47,7 @@ impl ErrorKind {
             Self::FailedPrecondition => "failed_precondition",
             Self::PayloadTooLarge => "payload_too_large",
             Self::ResourceExhausted => "resource_exhausted",
+            Self::QuotaExceeded => "quota_exceeded",
             Self::Unavailable => "unavailable",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::InsufficientStorage => "insufficient_storage",

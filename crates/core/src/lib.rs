@@ -9,6 +9,7 @@
 //!   ports) and the verdicts they give.
 //! - [`persist`]: lifetimes and pause behaviour (idle timeout, paused
 //!   retention, auto-resume).
+//! - [`quota`]: per-team limits and the decision whether an operation fits.
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
 
@@ -18,6 +19,7 @@ pub mod id;
 pub mod laps;
 pub mod network;
 pub mod persist;
+pub mod quota;
 pub mod spec;
 pub mod state;
 
@@ -26,5 +28,6 @@ pub use error::{ErrorKind, WarrenError};
 pub use id::{KeyId, SandboxId, SnapshotId, TeamId, UserId};
 pub use network::{NetworkPolicy, Verdict};
 pub use persist::{OnIdle, Persistence};
+pub use quota::Quota;
 pub use spec::{Limits, SandboxSpec};
 pub use state::{SandboxState, Transition};

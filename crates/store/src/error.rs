@@ -35,6 +35,10 @@ pub enum StoreError {
         "no free network slot: too many live sandboxes, or dead ones whose network teardown is not confirmed yet"
     )]
     SlotsExhausted,
+    /// The team's quota would be exceeded; the text names the limit and
+    /// the team's usage.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A stored value could not be decoded (corruption or a newer schema).
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -70,6 +74,7 @@ impl From<StoreError> for WarrenError {
             | StoreError::NotTerminal(_)
             | StoreError::SlotNotReleased(_) => ErrorKind::FailedPrecondition,
             StoreError::SlotsExhausted => ErrorKind::ResourceExhausted,
+            StoreError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             // Every connection is busy: the caller may retry later.
             StoreError::Database(sqlx::Error::PoolTimedOut) => ErrorKind::Unavailable,
             _ => {

@@ -26,6 +26,10 @@
 //! - A secret row holds only the ciphertext of its value (encrypted by the
 //!   daemon under a key the database never sees); secrets are per team and
 //!   unique by name within it.
+//! - A team holds at most its quota of live sandboxes, vCPUs and memory
+//!   when every sandbox is added through [`Store::create_sandbox_in_quota`]
+//!   and every resume through [`Store::begin_resume_in_quota`] (the daemon
+//!   does); the decision is made in the write's own transaction.
 //! - Times are kept with millisecond precision: a record read back carries
 //!   the stored (truncated) times, and so does the record a write returns.
 //!
@@ -37,6 +41,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use warren_core::network::NetworkPolicy;
+use warren_core::quota::{Quota, Usage};
 use warren_core::{
     KeyId, Limits, Persistence, Role, SandboxId, SandboxState, Scope, SnapshotId, TeamId, UserId,
 };
@@ -303,6 +308,29 @@ pub trait Store: Send + Sync + 'static {
     /// network slot in the same transaction. `AlreadyExists` if the id is
     /// taken (even by a killed sandbox), `SlotsExhausted` if no slot is free.
     async fn create_sandbox(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError>;
+
+    // ---- Team quotas (see `warren_core::quota`) ----
+
+    /// [`Store::create_sandbox`] if one more live sandbox of `new.limits`
+    /// fits its team's quota (its own or `Quota::DEFAULT`), decided in the
+    /// insert's transaction: two concurrent calls cannot both take the last
+    /// slot. `QuotaExceeded` names the limit and the team's usage.
+    async fn create_sandbox_in_quota(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError>;
+
+    /// Moves a paused sandbox to resuming if its CPU and memory fit its
+    /// team's quota, in one transaction. `Conflict` if it is not paused,
+    /// `QuotaExceeded` if it does not fit.
+    async fn begin_resume_in_quota(&self, id: &SandboxId) -> Result<SandboxRecord, StoreError>;
+
+    /// The team's own quota; `None` when it has the defaults.
+    async fn get_quota(&self, team: &TeamId) -> Result<Option<Quota>, StoreError>;
+
+    /// Sets the team's quota, recording the key that set it. `NotFound` if
+    /// the team does not exist.
+    async fn set_quota(&self, team: &TeamId, quota: &Quota, by: &KeyId) -> Result<(), StoreError>;
+
+    /// What the team's sandboxes and snapshots hold now.
+    async fn team_usage(&self, team: &TeamId) -> Result<Usage, StoreError>;
 
     async fn get_sandbox(&self, id: &SandboxId) -> Result<Option<SandboxRecord>, StoreError>;
 

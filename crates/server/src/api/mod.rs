@@ -15,6 +15,7 @@ mod keys;
 mod network;
 mod openapi;
 mod pty;
+mod quotas;
 mod sandboxes;
 mod secrets;
 mod snapshots;
@@ -105,6 +106,10 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/templates", get(templates::list))
         .route("/v1/templates/{name}/build", post(templates::build))
         .route("/v1/teams", get(teams::list_teams).post(teams::create_team))
+        .route(
+            "/v1/teams/{team}/quota",
+            get(quotas::get_quota).put(quotas::set_quota),
+        )
         .route("/v1/users", get(teams::list_users).post(teams::create_user))
         .route("/v1/whoami", get(teams::whoami))
         .route("/v1/keys", get(keys::list).post(keys::create))

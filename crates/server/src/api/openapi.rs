@@ -2,7 +2,7 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    audit, exec, files, health, keys, network, pty, sandboxes, secrets, snapshots, teams,
+    audit, exec, files, health, keys, network, pty, quotas, sandboxes, secrets, snapshots, teams,
     templates, timeline,
 };
 
@@ -21,6 +21,7 @@ use super::{
         snapshots::delete, snapshots::rollback, snapshots::fork,
         templates::list, templates::build,
         teams::create_team, teams::list_teams, teams::create_user, teams::list_users, teams::whoami,
+        quotas::get_quota, quotas::set_quota,
         keys::create, keys::list, keys::revoke,
         secrets::set, secrets::list, secrets::delete,
         audit::entries, audit::proof, audit::consistency, audit::heads,

@@ -52,6 +52,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET", "/v1/templates") => needs(S::SandboxesRead),
         ("POST", "/v1/templates/{name}/build") => needs(S::TemplatesBuild),
         ("GET" | "POST", "/v1/teams") => needs(S::TeamsManage),
+        // Quotas bound what a team may take of the host: operators only.
+        ("GET" | "PUT", "/v1/teams/{team}/quota") => needs(S::TeamsManage),
         ("GET" | "POST", "/v1/users") => needs(S::KeysManage),
         ("GET" | "POST", "/v1/keys") => needs(S::KeysManage),
         ("DELETE", "/v1/keys/{id}") => needs(S::KeysManage),
@@ -152,5 +154,19 @@ mod tests {
             ["/v1/sandboxes/{id}", "/v1/sandboxes/{id}/fork"]
         );
         assert!(rule_for(&Method::GET, "/v1/nope").is_none());
+    }
+
+    #[test]
+    fn only_operators_read_and_set_quotas() {
+        for method in [Method::GET, Method::PUT] {
+            let rule = rule_for(&method, "/v1/teams/{team}/quota").unwrap();
+            assert_eq!(rule.scope, Some(Scope::TeamsManage));
+            assert!(!rule.sandbox_token);
+        }
+        assert!(
+            !warren_core::Role::Admin
+                .grants(false)
+                .contains(Scope::TeamsManage)
+        );
     }
 }

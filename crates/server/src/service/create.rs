@@ -212,7 +212,7 @@ impl Sandboxes {
         let expires_at = deadline(p.timeout_s)?;
         let rec = self
             .store
-            .create_sandbox(NewSandbox {
+            .create_sandbox_in_quota(NewSandbox {
                 id: SandboxId::generate(),
                 template: p.template,
                 limits: p.limits,

@@ -6,6 +6,11 @@
 //! cgroup and token; the branches share nothing afterwards. Creating a
 //! sandbox from a named snapshot is the same with one branch.
 //!
+//! Lifetime: a branch expires when its parent does (never later), however
+//! the fork was asked for; a sandbox forking itself with its token so
+//! gets no more time than it had. Only an API key extends a lifetime
+//! (`POST /v1/sandboxes/{id}/timeout`), which a sandbox token cannot call.
+//!
 //! Ownership: a branch belongs to its parent's team and acts for whoever
 //! asked for it (a sandbox forking itself with its token acts for its own
 //! dispatcher); a snapshot is visible to its sandbox's team only; the
@@ -44,6 +49,9 @@ struct Branch {
     dispatcher: Dispatcher,
     /// Its network policy; `None` takes the snapshot's.
     network: Option<warren_core::network::NetworkPolicy>,
+    /// The latest it may expire: a fork's branches never outlive their
+    /// parent (only an API key extends a lifetime, by setting a timeout).
+    expires_by: Option<OffsetDateTime>,
 }
 
 impl Sandboxes {
@@ -64,6 +72,7 @@ impl Sandboxes {
         let parent = self.get_running(id).await?;
         dispatcher.check_secret_use(&parent.network)?;
         self.disk.check()?;
+        self.admit_fork(&parent, count).await?;
         let snapshot = {
             let _lock = self.locks.lock(id).await;
             let snapshot = SnapshotId::generate();
@@ -87,6 +96,7 @@ impl Sandboxes {
                     persistence: parent.persistence,
                     dispatcher: dispatcher.clone(),
                     network: Some(parent.network.clone()),
+                    expires_by: Some(parent.expires_at),
                 },
                 actor,
             )
@@ -141,6 +151,7 @@ impl Sandboxes {
                 persistence: p.persistence,
                 dispatcher: p.dispatcher,
                 network: p.network,
+                expires_by: None,
             },
             actor,
         )
@@ -155,11 +166,12 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         let mut env = snapshot.env.clone();
         env.extend(b.env);
-        let expires_at =
+        let full =
             OffsetDateTime::now_utc() + time::Duration::seconds(b.persistence.timeout_s as i64);
+        let expires_at = b.expires_by.map_or(full, |by| by.min(full));
         let rec = self
             .store
-            .create_sandbox(NewSandbox {
+            .create_sandbox_in_quota(NewSandbox {
                 id: SandboxId::generate(),
                 template: snapshot.template.clone(),
                 limits: snapshot.limits,

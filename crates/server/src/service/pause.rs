@@ -121,7 +121,8 @@ impl Sandboxes {
         }
         let mut laps = Laps::start();
         let snapshot = self.paused_image(&rec).await?;
-        self.transition(id, Transition::BeginResume).await?;
+        // Paused → resuming only if it fits its team's quota again.
+        self.store.begin_resume_in_quota(id).await?;
         laps.lap("begin");
         let thawed = self.thaw_standby(&rec).await;
         let restored = match thawed {

@@ -61,6 +61,7 @@ impl Sandboxes {
                 ),
             ));
         }
+        self.admit_snapshot(&rec).await?;
         let snapshot = SnapshotId::generate();
         let size = self.capture(id, &snapshot).await?;
         let row = self.new_snapshot(
@@ -143,7 +144,12 @@ impl Sandboxes {
         let _lock = self.locks.lock(id).await;
         let snapshot = self.named(id, which).await?;
         let before = self.get(id).await?;
-        self.transition(id, Transition::BeginRollback).await?;
+        if before.state == SandboxState::Paused {
+            // Rolling back a paused sandbox runs it again: as a resume.
+            self.store.begin_resume_in_quota(id).await?;
+        } else {
+            self.transition(id, Transition::BeginRollback).await?;
+        }
         self.note_activity(&before).await;
         self.agents.remove(id);
         if before.state == SandboxState::Running

@@ -31,6 +31,7 @@ mod audit;
 mod codec;
 mod keys;
 mod network;
+mod quotas;
 mod sandboxes;
 mod secrets;
 mod snapshots;
@@ -44,6 +45,7 @@ use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
+use warren_core::quota::{Quota, Usage};
 use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
 
 pub use audit::SqliteAudit;
@@ -168,7 +170,27 @@ async fn create_private(path: &Path) -> std::io::Result<()> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_sandbox(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError> {
-        sandboxes::create(&self.writer, self.max_net_slots, new).await
+        sandboxes::create(&self.writer, self.max_net_slots, new, false).await
+    }
+
+    async fn create_sandbox_in_quota(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError> {
+        sandboxes::create(&self.writer, self.max_net_slots, new, true).await
+    }
+
+    async fn begin_resume_in_quota(&self, id: &SandboxId) -> Result<SandboxRecord, StoreError> {
+        quotas::begin_resume(&self.writer, id).await
+    }
+
+    async fn get_quota(&self, team: &TeamId) -> Result<Option<Quota>, StoreError> {
+        quotas::get(&self.reader, team).await
+    }
+
+    async fn set_quota(&self, team: &TeamId, quota: &Quota, by: &KeyId) -> Result<(), StoreError> {
+        quotas::set(&self.writer, team, quota, by).await
+    }
+
+    async fn team_usage(&self, team: &TeamId) -> Result<Usage, StoreError> {
+        quotas::usage_now(&self.reader, team).await
     }
 
     async fn get_sandbox(&self, id: &SandboxId) -> Result<Option<SandboxRecord>, StoreError> {

@@ -35,10 +35,13 @@ const LOWEST_FREE_SLOT: &str = "
               WHERE NOT EXISTS (SELECT 1 FROM held b WHERE b.slot = a.slot + 1))
     END";
 
+/// Inserts `new`; with `in_quota`, only if it fits its team's quota
+/// (checked in the same transaction, see `quotas::admit`).
 pub(super) async fn create(
     writer: &SqlitePool,
     max_net_slots: u32,
     new: NewSandbox,
+    in_quota: bool,
 ) -> Result<SandboxRecord, StoreError> {
     let env = encode_map("env", &new.env)?;
     let metadata = encode_map("metadata", &new.metadata)?;
@@ -52,6 +55,10 @@ pub(super) async fn create(
         .await?;
     if taken.is_some() {
         return Err(StoreError::AlreadyExists(format!("sandbox {}", new.id)));
+    }
+    if in_quota {
+        let demand = warren_core::quota::Demand::sandboxes(1, &new.limits);
+        super::quotas::admit(&mut tx, &new.team, &demand).await?;
     }
     let slot: i64 = sqlx::query_scalar(LOWEST_FREE_SLOT)
         .fetch_one(&mut *tx)
