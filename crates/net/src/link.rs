@@ -53,7 +53,6 @@ pub async fn create(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetEr
 /// Call right before `runsc run`/`runsc restore`.
 pub async fn configure_inside(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetError> {
     source_guard::strict_rp_filter(&names.host_veth)?;
-    source_guard::apply(names, addrs.sandbox).await?;
     let script = format!(
         "addr flush dev {INNER_IFACE}\n\
          addr add {sandbox}/{SLOT_PREFIX} dev {INNER_IFACE}\n\
@@ -63,13 +62,13 @@ pub async fn configure_inside(names: &SandboxNames, addrs: &SlotAddrs) -> Result
         sandbox = addrs.sandbox,
         host = addrs.host,
     );
-    run_script(
-        "configuring the sandbox interface",
-        "ip",
-        &["-n", &names.netns, "-batch", "-"],
-        &script,
-    )
-    .await
+    // Two processes that touch different things: run them side by side.
+    let args = ["-n", names.netns.as_str(), "-batch", "-"];
+    let (guard, inside) = tokio::join!(
+        source_guard::apply(names, addrs.sandbox),
+        run_script("configuring the sandbox interface", "ip", &args, &script)
+    );
+    guard.and(inside)
 }
 
 /// Deletes the veth pair, its address guard and the namespace. Idempotent:
