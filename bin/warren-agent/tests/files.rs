@@ -368,3 +368,31 @@ async fn root_watch_dir_streams_and_buffers_events() {
         Code::NotFound
     );
 }
+
+/// Only regular files are downloaded: a FIFO (which would block until a
+/// writer came) and a device (which never ends and has no length) are a
+/// prompt 400, and the agent goes on serving.
+#[tokio::test]
+async fn root_fifos_and_devices_are_not_downloaded() {
+    let agent = Agent::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    let client = agent.client();
+    for path in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.read_file_to_vec(path),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("reading {path} hung"));
+        let err = read.expect_err(path).to_string();
+        assert!(err.contains("not a regular file"), "{path}: {err}");
+    }
+    let ok = dir.path().join("ok.txt");
+    std::fs::write(&ok, "still here").unwrap();
+    assert_eq!(
+        client.read_file_to_vec(ok.to_str().unwrap()).await.unwrap(),
+        b"still here"
+    );
+}

@@ -111,7 +111,13 @@ pub async fn download(
     let (user, path) = target(&state, &q, q.path.as_deref())?;
     let opened = path.clone();
     let (file, meta) = as_user(&user, move || {
-        let file = std::fs::File::open(&opened).map_err(|e| FsError::new("open", &opened, e))?;
+        // Non-blocking, so a FIFO cannot hold the worker until a writer
+        // comes; only regular files are sent (below).
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&opened)
+            .map_err(|e| FsError::new("open", &opened, e))?;
         let meta = file
             .metadata()
             .map_err(|e| FsError::new("stat", &opened, e))?;
@@ -122,6 +128,13 @@ pub async fn download(
     if meta.is_dir() {
         return Err(FilesError::bad_request(format!(
             "{} is a directory",
+            path.display()
+        )));
+    }
+    // A device or FIFO has no length and may never end.
+    if !meta.is_file() {
+        return Err(FilesError::bad_request(format!(
+            "{} is not a regular file (a device, FIFO or socket cannot be downloaded)",
             path.display()
         )));
     }
