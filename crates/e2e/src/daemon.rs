@@ -493,6 +493,24 @@ impl Daemon {
             .await
     }
 
+    /// Starts the Python program `source` in the background as `user` and
+    /// waits until `http://localhost:{port}/` answers inside the sandbox.
+    pub async fn start_python_server(&self, id: &str, source: &str, port: u16) {
+        let script = format!(
+            "cat > /tmp/srv.py <<'EOF'\n{source}\nEOF\n\
+             (python3 /tmp/srv.py >/tmp/srv.log 2>&1 &)\n\
+             for i in $(seq 100); do curl -sf localhost:{port}/ >/dev/null && exit 0; sleep 0.1; done\n\
+             cat /tmp/srv.log; exit 1"
+        );
+        let out = self.sh(id, &script).await;
+        assert_eq!(
+            out.exit_code,
+            Some(0),
+            "server did not start: {}",
+            out.stdout_str()
+        );
+    }
+
     /// Runs a bash script as root.
     pub async fn sh_root(&self, id: &str, script: &str) -> crate::ExecOutput {
         self.exec(

@@ -50,17 +50,6 @@ const CREDENTIALS: [&str; 5] = [
     "e2b-traffic-access-token",
 ];
 
-async fn start_server(d: &Daemon, id: &str) {
-    let script = format!(
-        "cat > /tmp/srv.py <<'EOF'\n{SERVER}\nEOF\n\
-         (python3 /tmp/srv.py >/tmp/srv.log 2>&1 &)\n\
-         for i in $(seq 100); do curl -sf localhost:8000/ >/dev/null && exit 0; sleep 0.1; done\n\
-         cat /tmp/srv.log; exit 1"
-    );
-    let out = d.sh(id, &script).await;
-    assert_eq!(out.exit_code, Some(0), "server: {}", out.stdout_str());
-}
-
 fn assert_clean(seen: &Value, how: &str) {
     for name in CREDENTIALS {
         assert!(
@@ -107,7 +96,7 @@ async fn sandbox_app_ports_never_see_warren_credentials() {
     let id = created["sandboxID"].as_str().unwrap().to_owned();
     let envd_token = created["envdAccessToken"].as_str().unwrap().to_owned();
     let traffic = created["trafficAccessToken"].as_str().unwrap().to_owned();
-    start_server(&d, &id).await;
+    d.start_python_server(&id, SERVER, 8000).await;
     let http = reqwest::Client::new();
     let e2b = |port: &str| {
         http.get(format!("{}/headers", d.url))

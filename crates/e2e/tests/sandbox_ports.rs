@@ -87,22 +87,6 @@ class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
 S(("0.0.0.0", 8000), H).serve_forever()
 "#;
 
-async fn start_server(d: &Daemon, id: &str) {
-    let script = format!(
-        "cat > /tmp/srv.py <<'EOF'\n{SERVER}\nEOF\n\
-         (python3 /tmp/srv.py >/tmp/srv.log 2>&1 &)\n\
-         for i in $(seq 100); do curl -sf localhost:8000/ >/dev/null && exit 0; sleep 0.1; done\n\
-         cat /tmp/srv.log; exit 1"
-    );
-    let out = d.sh(id, &script).await;
-    assert_eq!(
-        out.exit_code,
-        Some(0),
-        "server did not start: {}",
-        out.stdout_str()
-    );
-}
-
 /// A client that sends `{port}-{id}.localhost` to the daemon, like a
 /// browser resolving `*.localhost` to loopback.
 fn host_client(d: &Daemon, host: &str) -> reqwest::Client {
@@ -122,7 +106,7 @@ async fn sandbox_ports_reach_http_servers_by_path_and_host() {
     let d = Daemon::with_base().await;
     let sb = d.create_sandbox(json!({})).await;
     let id = sb.id.clone();
-    start_server(&d, &id).await;
+    d.start_python_server(&id, SERVER, 8000).await;
     let detail: Sandbox = d.get_json(&format!("/v1/sandboxes/{id}")).await;
     let token = detail
         .traffic_token
@@ -362,7 +346,7 @@ async fn sandbox_ports_stream_responses_and_splice_websockets() {
     let d = Daemon::with_base().await;
     let sb = d.create_sandbox(json!({})).await;
     let id = sb.id.clone();
-    start_server(&d, &id).await;
+    d.start_python_server(&id, SERVER, 8000).await;
     let detail: Sandbox = d.get_json(&format!("/v1/sandboxes/{id}")).await;
     let token = detail.traffic_token.unwrap();
     let base = format!("{}/v1/sandboxes/{id}/ports/8000", d.url);
@@ -464,7 +448,7 @@ async fn sandbox_ports_public_port_needs_no_token() {
         .create_sandbox(json!({"network": {"internet": "allow", "public_ports": [8000]}}))
         .await;
     assert_eq!(sb.network.public_ports, [8000]);
-    start_server(&d, &sb.id).await;
+    d.start_python_server(&sb.id, SERVER, 8000).await;
     let anon = reqwest::Client::new();
     let url = |port: u16| format!("{}/v1/sandboxes/{}/ports/{port}/", d.url, sb.id);
     assert_eq!(
