@@ -85,21 +85,23 @@ pub fn strip_response(headers: &mut HeaderMap) {
 /// matched without it.
 fn is_warren_cookie(pair: &str) -> bool {
     let name = pair.split_once('=').map_or(pair, |(k, _)| k).trim();
-    name.len() >= COOKIE_PREFIX.len()
-        && name[..COOKIE_PREFIX.len()].eq_ignore_ascii_case(COOKIE_PREFIX)
+    name.get(..COOKIE_PREFIX.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(COOKIE_PREFIX))
+}
+
+/// A header map of `pairs`, for tests.
+#[cfg(test)]
+pub(crate) fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, HeaderValue::from_static(v));
+    }
+    h
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
 
     #[test]
     fn warren_credentials_do_not_reach_an_app_port() {

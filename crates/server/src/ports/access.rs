@@ -135,14 +135,7 @@ pub fn set_cookie(token: &str, path: &str) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::credentials::headers;
 
     #[test]
     fn credentials_are_found_in_order() {
