@@ -48,10 +48,12 @@ use warren_core::{
 
 mod audit;
 mod error;
+mod grant;
 mod sqlite;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
 pub use error::StoreError;
+pub use grant::{GrantKind, GrantRecord};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 
 /// One sandbox row.
@@ -391,7 +393,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every key of `team` (of every team for `None`), revoked ones
     /// included, oldest first.
     async fn list_keys(&self, team: Option<&TeamId>) -> Result<Vec<KeyRecord>, StoreError>;
-    /// Marks the key revoked at `at`; revoking again keeps the first time.
+    /// Marks the key revoked at `at` and deletes its grants; revoking again
+    /// keeps the first time.
     /// `NotFound` for an unknown id.
     async fn revoke_key(&self, id: &KeyId, at: OffsetDateTime) -> Result<(), StoreError>;
 
@@ -509,4 +512,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// `NotFound` if the team has no such secret.
     async fn delete_secret(&self, team: &TeamId, name: &str) -> Result<(), StoreError>;
+
+    // ---- Access grants ----
+
+    /// A grant of `kind` to `key` for `sandbox`: the key's existing one if
+    /// it is still valid after `reuse_until`, else `new` (inserted). Expired
+    /// grants of the sandbox are deleted in the same transaction.
+    async fn issue_grant(
+        &self,
+        new: GrantRecord,
+        reuse_until: OffsetDateTime,
+    ) -> Result<GrantRecord, StoreError>;
+
+    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError>;
+
+    /// Unexpired grants of `kind` for sandboxes that are not dead.
+    async fn live_grants(
+        &self,
+        kind: GrantKind,
+        now: OffsetDateTime,
+    ) -> Result<Vec<GrantRecord>, StoreError>;
+
+    /// Deletes every grant for `sandbox`; returns how many there were.
+    async fn delete_grants(&self, sandbox: &SandboxId) -> Result<u64, StoreError>;
 }

@@ -17,8 +17,8 @@ use warren_core::{
 use warren_core::network::NetworkPolicy;
 
 use crate::{
-    KeyRecord, NetEventRecord, NewNetEvent, SandboxRecord, SecretRecord, SnapshotRecord,
-    StoreError, TeamRecord, UserRecord,
+    GrantRecord, KeyRecord, NetEventRecord, NewNetEvent, SandboxRecord, SecretRecord,
+    SnapshotRecord, StoreError, TeamRecord, UserRecord,
 };
 
 pub(super) const SANDBOXES: &str = "sandboxes";
@@ -37,6 +37,7 @@ pub(super) fn encode_network(policy: &NetworkPolicy) -> Result<String, StoreErro
 }
 
 pub(super) const SECRETS: &str = "secrets";
+pub(super) const GRANTS: &str = "grants";
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
@@ -281,6 +282,20 @@ pub(super) fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord, StoreErro
         updated_at: r.time("updated_at")?,
         updated_by: r.parse("updated_by")?,
         name,
+    })
+}
+
+pub(super) fn grant_from_row(row: &SqliteRow) -> Result<GrantRecord, StoreError> {
+    let mut r = RowReader::new(row, GRANTS);
+    let id: String = r.get("id")?;
+    r.id = id.clone();
+    Ok(GrantRecord {
+        sandbox: r.parse("sandbox")?,
+        kind: r.parse("kind")?,
+        key: r.parse("key_id")?,
+        created_at: r.time("created_at")?,
+        expires_at: r.time("expires_at")?,
+        id,
     })
 }
 

@@ -60,14 +60,22 @@ pub(super) async fn revoke(
     id: &KeyId,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2")
             .bind(to_millis(at))
             .bind(id.as_str())
-            .execute(writer)
+            .execute(&mut *tx)
             .await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("API key {id}")));
     }
+    // Its grants die with it (they are also refused at use while it is
+    // revoked; this keeps none behind).
+    sqlx::query("DELETE FROM grants WHERE key_id = ?1")
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }

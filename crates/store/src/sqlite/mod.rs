@@ -29,6 +29,7 @@
 
 mod audit;
 mod codec;
+mod grants;
 mod keys;
 mod network;
 mod quotas;
@@ -53,8 +54,9 @@ pub use audit::SqliteAudit;
 use warren_core::network::NetworkPolicy;
 
 use crate::{
-    KeyRecord, NetEventRecord, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord,
-    SecretRecord, SnapshotRecord, Store, StoreError, StoredSecret, TeamRecord, UserRecord,
+    GrantKind, GrantRecord, KeyRecord, NetEventRecord, NewNetEvent, NewSandbox, NewSnapshot,
+    SandboxFilter, SandboxRecord, SecretRecord, SnapshotRecord, Store, StoreError, StoredSecret,
+    TeamRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -380,6 +382,30 @@ impl Store for SqliteStore {
 
     async fn delete_secret(&self, team: &TeamId, name: &str) -> Result<(), StoreError> {
         secrets::delete(&self.writer, team, name).await
+    }
+
+    async fn issue_grant(
+        &self,
+        new: GrantRecord,
+        reuse_until: OffsetDateTime,
+    ) -> Result<GrantRecord, StoreError> {
+        grants::issue(&self.writer, &new, reuse_until).await
+    }
+
+    async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+        grants::get(&self.reader, id).await
+    }
+
+    async fn live_grants(
+        &self,
+        kind: GrantKind,
+        now: OffsetDateTime,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        grants::live(&self.reader, kind, now).await
+    }
+
+    async fn delete_grants(&self, sandbox: &SandboxId) -> Result<u64, StoreError> {
+        grants::delete_for_sandbox(&self.writer, sandbox).await
     }
 }
 
