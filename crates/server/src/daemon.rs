@@ -33,8 +33,9 @@ use warren_template::TemplateStore;
 
 use crate::api::{AppState, router};
 use crate::audit::Audit;
+use crate::auth::grant::GRANT_TTL_RANGE_S;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
-use crate::auth::{Authenticator, Credentials, Pepper, TokenIssuer, write_private};
+use crate::auth::{Authenticator, Credentials, Grants, Pepper, TokenIssuer, write_private};
 use crate::ports::{PortProxy, parse_domain, route as route_ports};
 use crate::service::secrets::{InjectionSource, SecretsCipher};
 use crate::service::storage::DiskReserve;
@@ -80,6 +81,16 @@ pub async fn run(
         )));
     }
     let tokens = TokenIssuer::new(token_secret, config.sandbox_token_ttl_s);
+    if !GRANT_TTL_RANGE_S.contains(&config.grant_ttl_s) {
+        return Err(ServeError::Startup(format!(
+            "access grant lifetime must be {}-{} seconds, got {}",
+            GRANT_TTL_RANGE_S.start(),
+            GRANT_TTL_RANGE_S.end(),
+            config.grant_ttl_s
+        )));
+    }
+    let grant_secret = Pepper::load_or_create(&secrets.join("grant-secret"))
+        .map_err(|e| startup("access grant secret", e))?;
     let ports_domain = parse_domain(&config.ports_domain)
         .map_err(|e| ServeError::Startup(format!("--ports-domain: {}", e.message)))?;
     let port_after = |n: u16, what: &str| {
@@ -237,6 +248,7 @@ pub async fn run(
     let liveness = tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone()));
     let net_events = tokio::spawn(sandboxes.clone().run_network_events(events_rx, registry));
 
+    let grants = Grants::new(store.clone(), grant_secret, config.grant_ttl_s);
     let state = AppState {
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(templates)),
@@ -249,6 +261,7 @@ pub async fn run(
             .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port()))
             .into(),
         ports_domain: ports_domain.as_str().into(),
+        grants: grants.clone(),
     };
     let auth = Authenticator {
         store,
@@ -261,7 +274,7 @@ pub async fn run(
         accepts: Credentials::SandboxTokens,
         ..auth.clone()
     };
-    let ports = PortProxy::new(sandboxes.clone(), auth.clone(), &ports_domain);
+    let ports = PortProxy::new(sandboxes.clone(), auth.clone(), grants, &ports_domain);
     let api = router(state.clone(), auth).layer(middleware::from_fn_with_state(ports, route_ports));
     let sandbox_api = router(state, sandbox_auth);
     let sandbox_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, sandbox_api_port));

@@ -40,6 +40,9 @@ pub struct Config {
     pub sandbox_api_port: Option<u16>,
     /// Lifetime of sandbox tokens in seconds, 900-3600; default 1800.
     pub sandbox_token_ttl_s: u64,
+    /// Lifetime of access grants (the tokens that open a sandbox's agent
+    /// and ports) in seconds, 300 to 30 days; default a day.
+    pub grant_ttl_s: u64,
     /// Seconds a paused sandbox's instance stays frozen in memory, so a
     /// resume within them takes milliseconds; 0 turns standby off.
     pub standby_s: u64,

@@ -52,6 +52,10 @@ pub struct Args {
     /// Lifetime of sandbox tokens (15m to 1h); they rotate at half-life.
     #[arg(long, env = "WARREN_SANDBOX_TOKEN_TTL", value_name = "DURATION", default_value = "30m", value_parser = parse_token_ttl)]
     sandbox_token_ttl: u64,
+    /// Lifetime of access grants, the tokens that open a sandbox's agent and
+    /// ports (E2B's envd and traffic access tokens); 5m to 30 days.
+    #[arg(long, env = "WARREN_GRANT_TTL", value_name = "DURATION", default_value = "24h", value_parser = parse_grant_ttl)]
+    grant_ttl: u64,
     /// How long a paused sandbox stays frozen in memory after its image is
     /// written, so that a resume within it takes milliseconds; 0 turns this off.
     #[arg(long, env = "WARREN_STANDBY", value_name = "DURATION", default_value = "60s", value_parser = parse_standby)]
@@ -160,6 +164,16 @@ fn parse_token_ttl(raw: &str) -> Result<u64, String> {
     Ok(d.as_secs())
 }
 
+fn parse_grant_ttl(raw: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(raw)
+        .map_err(|e| format!("expected a duration like 24h, got '{raw}': {e}"))?;
+    let range = warren_server::auth::grant::GRANT_TTL_RANGE_S;
+    if !range.contains(&d.as_secs()) {
+        return Err(format!("access grants live 5m to 30 days, got '{raw}'"));
+    }
+    Ok(d.as_secs())
+}
+
 /// A duration like `60s` or `10m` (at most a day), in seconds; `0` is off.
 fn parse_standby(raw: &str) -> Result<u64, String> {
     if raw.trim() == "0" {
@@ -211,6 +225,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         sandbox_cidr: args.sandbox_cidr,
         sandbox_api_port: args.sandbox_api_port,
         sandbox_token_ttl_s: args.sandbox_token_ttl,
+        grant_ttl_s: args.grant_ttl,
         standby_s: args.standby,
         ports_domain: args.ports_domain,
         max_connections_per_source: args.max_connections_per_source as usize,

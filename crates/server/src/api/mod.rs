@@ -34,7 +34,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::audit::Audit;
 use crate::audit::requests::record_requests;
-use crate::auth::{Authenticator, Credentials, authenticate, authorize};
+use crate::auth::{Authenticator, Credentials, Grants, authenticate, authorize};
 use crate::service::{Sandboxes, Secrets, Tenancy};
 use crate::templates::TemplateBuilds;
 
@@ -59,6 +59,8 @@ pub struct AppState {
     /// The `domain` E2B's answers carry: the SDKs' `getHost(port)` is
     /// `{port}-{id}.{e2b_domain}`, which must reach the port proxy.
     pub e2b_domain: Arc<str>,
+    /// Hands out the tokens that open a sandbox's agent and ports.
+    pub grants: Grants,
 }
 
 /// Every path the API does not know answers 404 in the API's error format.
@@ -71,8 +73,9 @@ async fn unknown_route(uri: axum::http::Uri) -> crate::error::AppError {
 
 pub fn router(state: AppState, auth: Authenticator) -> Router {
     // E2B's surface is for API keys; the sandbox listener does not serve it.
-    let e2b = (auth.accepts == Credentials::ApiKeys)
-        .then(|| crate::e2b::SandboxProxy::new(state.sandboxes.clone(), auth.clone()));
+    let e2b = (auth.accepts == Credentials::ApiKeys).then(|| {
+        crate::e2b::SandboxProxy::new(state.sandboxes.clone(), auth.clone(), state.grants.clone())
+    });
     let mut protected = Router::new()
         .route(
             "/v1/sandboxes",

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use time::format_description::well_known::Rfc3339;
 use warren_api_types::{CreateSandboxRequest, Sandbox, SandboxList, SetTimeoutRequest};
 use warren_core::{SandboxState, Scope, WarrenError};
-use warren_store::{SandboxFilter, SandboxRecord};
+use warren_store::{GrantKind, SandboxFilter, SandboxRecord};
 
 use super::AppState;
 use super::extract::{ApiJson, SandboxPath};
@@ -122,7 +122,11 @@ pub async fn info(
     let mut sandbox = to_api(state.sandboxes.get(&id).await?);
     // The traffic token opens the sandbox's ports: as much as exec gives.
     if caller.permissions.contains(Scope::SandboxesExec) {
-        sandbox.traffic_token = Some(state.sandboxes.agents.traffic_token(&id));
+        let grant = state
+            .grants
+            .issue(&id, &caller.key_id, GrantKind::Traffic)
+            .await?;
+        sandbox.traffic_token = Some(grant);
     }
     Ok(Json(sandbox))
 }

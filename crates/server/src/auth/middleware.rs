@@ -83,7 +83,7 @@ fn presented_credential(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// A key that may act now: not revoked, not expired.
-fn usable(key: &KeyRecord, now: OffsetDateTime) -> Result<(), &'static str> {
+pub(super) fn usable(key: &KeyRecord, now: OffsetDateTime) -> Result<(), &'static str> {
     if key.revoked_at.is_some_and(|t| t <= now) {
         return Err("revoked");
     }

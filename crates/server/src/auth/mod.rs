@@ -8,15 +8,19 @@
 //!   role, optional scopes and an optional expiry ([`warren_core::authz`]).
 //! - Sandbox tokens ([`token`]) let a sandbox call the API for its
 //!   dispatcher, with at most the dispatcher's rights, on itself only.
+//! - Access grants ([`grant`]) let a client reach one sandbox's agent or
+//!   ports, for one key, until they expire.
 //! - [`policy`] is the one table of which scope each route needs;
 //!   [`authorize`] applies it, and the `SandboxPath` extractor answers 404
 //!   for another team's (or, for a token, another) sandbox.
 
+pub mod grant;
 mod keys;
 mod middleware;
 pub mod policy;
 pub mod token;
 
+pub use grant::Grants;
 pub use keys::{ApiKey, KeyError, Pepper, load_or_create_key_bytes, write_private};
 pub use middleware::{Authenticator, Caller, Credentials, authenticate, authorize};
 pub use token::TokenIssuer;

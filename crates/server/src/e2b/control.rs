@@ -17,7 +17,7 @@ use axum::response::IntoResponse;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 use warren_core::{OnIdle, SandboxState, SnapshotId, WarrenError};
-use warren_store::{SandboxFilter, SandboxRecord};
+use warren_store::{GrantKind, SandboxFilter, SandboxRecord};
 
 use super::error::{E2bError, E2bResult};
 use super::paging::{DEFAULT_PAGE, page, parse_limit};
@@ -100,19 +100,42 @@ pub(super) fn may_enter(caller: &Caller) -> bool {
         .contains(warren_core::Scope::SandboxesExec)
 }
 
-pub(super) fn created(state: &AppState, rec: &SandboxRecord, caller: &Caller) -> CreatedSandbox {
-    let agents = &state.sandboxes.agents;
-    let enter = may_enter(caller);
-    CreatedSandbox {
+/// The grants `caller` gets for `rec`: envd's and the traffic token, or
+/// none for a caller that may not enter.
+pub(super) async fn grants(
+    state: &AppState,
+    rec: &SandboxRecord,
+    caller: &Caller,
+) -> Result<(Option<String>, Option<String>), WarrenError> {
+    if !may_enter(caller) {
+        return Ok((None, None));
+    }
+    let grants = &state.grants;
+    let envd = grants
+        .issue(&rec.id, &caller.key_id, GrantKind::Envd)
+        .await?;
+    let traffic = grants
+        .issue(&rec.id, &caller.key_id, GrantKind::Traffic)
+        .await?;
+    Ok((Some(envd), Some(traffic)))
+}
+
+pub(super) async fn created(
+    state: &AppState,
+    rec: &SandboxRecord,
+    caller: &Caller,
+) -> Result<CreatedSandbox, WarrenError> {
+    let (envd_access_token, traffic_access_token) = grants(state, rec, caller).await?;
+    Ok(CreatedSandbox {
         template_id: rec.template.clone(),
         sandbox_id: rec.id.to_string(),
         client_id: CLIENT_ID.to_owned(),
         envd_version: ENVD_VERSION.to_owned(),
-        envd_access_token: enter.then(|| agents.token(&rec.id)),
-        traffic_access_token: enter.then(|| agents.traffic_token(&rec.id)),
+        envd_access_token,
+        traffic_access_token,
         alias: rec.template.clone(),
         domain: Some(state.e2b_domain.to_string()),
-    }
+    })
 }
 
 fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
@@ -161,7 +184,10 @@ pub async fn create(
         .sandboxes
         .create(params, &AuditActor::from_caller(&caller))
         .await?;
-    Ok((StatusCode::CREATED, Json(created(&state, &rec, &caller))))
+    Ok((
+        StatusCode::CREATED,
+        Json(created(&state, &rec, &caller).await?),
+    ))
 }
 
 /// `POST /sandboxes/{id}/connect`: a running sandbox answers 200 with its
@@ -299,7 +325,7 @@ pub async fn info(
 ) -> E2bResult<Json<ListedSandbox>> {
     let SandboxPath(id) = id?;
     let rec = state.sandboxes.get(&id).await?;
-    let token = may_enter(&caller).then(|| state.sandboxes.agents.token(&id));
+    let (token, _) = grants(&state, &rec, &caller).await?;
     Ok(Json(listed(&state, rec, token)))
 }
 

@@ -105,7 +105,7 @@ pub(super) async fn connect_or_resume(
         Some(timeout) => extend(state, caller, &rec, timeout).await?,
         None => rec,
     };
-    Ok((paused, created(state, &rec, caller)))
+    Ok((paused, created(state, &rec, caller).await?))
 }
 
 /// `POST /sandboxes/{id}/resume` (E2B's older call): 201 with the resumed
@@ -154,7 +154,7 @@ pub async fn fork(
             None => branch,
         };
         out.push(ForkResult {
-            sandbox: created(&state, &branch, &caller),
+            sandbox: created(&state, &branch, &caller).await?,
         });
     }
     Ok((StatusCode::CREATED, Json(out)))

@@ -6,24 +6,22 @@
 //! TCP_NODELAY and upgrades are spliced: see [`crate::forward`].
 //!
 //! Who may reach a sandbox, decided before any byte is forwarded:
-//! - `X-Access-Token` equal to the sandbox's envd access token. The token is
-//!   per sandbox (derived from a daemon secret and the id) and handed out
-//!   only by create/connect/info, which the permission table and
-//!   `SandboxPath` already restrict to the sandbox's team. Holding it is
-//!   therefore the right to address that one sandbox: it is compared in
-//!   constant time against *the named sandbox's* token, so a token never
-//!   opens another sandbox, and the agent checks it again.
-//! - Or, for any port but envd's, `E2B-Traffic-Access-Token` equal to the
-//!   sandbox's traffic token (also per sandbox, handed out with the access
-//!   token): it opens the sandbox's own servers, never its agent.
+//! - `X-Access-Token` holding an envd grant ([`crate::auth::grant`]) for
+//!   the named sandbox: it opens the agent and every other port. Grants
+//!   are handed out by create/connect/info to keys with `sandboxes:exec`.
+//! - Or, for any port but envd's, `E2B-Traffic-Access-Token` holding a
+//!   grant (traffic or envd) for the named sandbox.
 //! - Or an API key (`X-API-KEY`/Bearer) of the sandbox's team with the
-//!   `sandboxes:exec` scope; for the envd port the proxy then adds the
-//!   access token itself.
-//! - Or, for `/files` on the envd port, a `signature` query parameter: E2B's
-//!   signed URLs are `sha256(path:op:user:token[:exp])`, checked by the
-//!   agent (which alone can verify it). Signed URLs carry no header, so
-//!   the sandbox is found by the signature: the daemon recomputes it for
-//!   each live sandbox's token and takes the one that matches.
+//!   `sandboxes:exec` scope.
+//! - Or, for `/files` on the envd port, a `signature` query parameter:
+//!   E2B's signed URLs are `sha256(path:op:user:token[:exp])`, made by the
+//!   client with its envd grant. Signed URLs carry no header, so the
+//!   sandbox is found by the signature: the daemon recomputes it for each
+//!   live envd grant and takes the one that matches.
+//!
+//! The agent never sees a grant: a request for the envd port carries the
+//! agent's own token, put in by the proxy, and a signed URL is signed
+//! again with it (the agent checks the signature and its expiry).
 //!
 //! The credential is judged first: anything else is 401, whatever the id.
 //! Then an unknown, malformed, dead or other team's sandbox is 502
@@ -42,10 +40,12 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
+use warren_store::GrantKind;
 
 use super::error::E2bError;
 use super::exec_audit;
-use crate::auth::Authenticator;
+use crate::auth::grant::GrantError;
+use crate::auth::{Authenticator, Grants};
 use crate::credentials::ACCESS_TOKEN;
 use crate::forward::{ForwardError, is_upgrade, strip_hop_by_hop};
 use crate::service::Sandboxes;
@@ -61,11 +61,16 @@ const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";
 pub struct SandboxProxy {
     sandboxes: Arc<Sandboxes>,
     auth: Authenticator,
+    grants: Grants,
 }
 
 impl SandboxProxy {
-    pub fn new(sandboxes: Arc<Sandboxes>, auth: Authenticator) -> Self {
-        Self { sandboxes, auth }
+    pub fn new(sandboxes: Arc<Sandboxes>, auth: Authenticator, grants: Grants) -> Self {
+        Self {
+            sandboxes,
+            auth,
+            grants,
+        }
     }
 }
 
@@ -73,7 +78,7 @@ impl SandboxProxy {
 struct Target {
     id: SandboxId,
     port: u16,
-    /// The access token to add (the caller showed an API key).
+    /// The agent's token, for a request to the agent's port.
     add_token: Option<String>,
 }
 
@@ -109,7 +114,10 @@ pub async fn route_by_header(
             Err(e) => bad_gateway(e),
         };
     }
-    if let Some(target) = proxy.signed_files_target(&req) {
+    let mut req = req;
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    if let Some((target, uri)) = proxy.signed_files_target(&method, &uri).await {
+        *req.uri_mut() = uri;
         return proxy.forward(target, req).await;
     }
     // Everything outside the native API's `/v1` is E2B's: its errors are
@@ -131,6 +139,17 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
     url::form_urlencoded::parse(uri.query()?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// `uri` with the query parameter `name` set to `value` (the others kept
+/// in order).
+fn with_query_param(uri: &Uri, name: &str, value: &str) -> Option<Uri> {
+    let pairs = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes());
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        query.append_pair(&k, if k == name { value } else { &v });
+    }
+    format!("{}?{}", uri.path(), query.finish()).parse().ok()
 }
 
 impl SandboxProxy {
@@ -159,32 +178,32 @@ impl SandboxProxy {
             header_str(headers, ACCESS_TOKEN),
             header_str(headers, TRAFFIC_TOKEN),
         ) {
-            (Some(shown), _) => Some((shown, "X-Access-Token", "access")),
-            (None, Some(shown)) if port != ENVD_PORT => {
-                Some((shown, "E2B-Traffic-Access-Token", "traffic"))
-            }
+            (Some(shown), _) => Some((shown, "X-Access-Token")),
+            (None, Some(shown)) if port != ENVD_PORT => Some((shown, "E2B-Traffic-Access-Token")),
             _ => None,
         };
-        if let Some((shown, header, what)) = presented {
-            let expected = id.as_ref().map(|id| match what {
-                "access" => agents.token(id),
-                _ => agents.traffic_token(id),
-            });
-            return match (id, expected) {
-                (Some(id), Some(expected))
-                    if bool::from(shown.as_bytes().ct_eq(expected.as_bytes())) =>
-                {
-                    Ok(Target {
-                        id,
-                        port,
-                        add_token: None,
-                    })
-                }
-                _ => Err(E2bError(WarrenError::new(
-                    ErrorKind::Unauthenticated,
-                    format!("{header} is not this sandbox's {what} token"),
-                ))),
+        if let Some((shown, header)) = presented {
+            let kinds: &[GrantKind] = match port {
+                ENVD_PORT => &[GrantKind::Envd],
+                _ => &[GrantKind::Envd, GrantKind::Traffic],
             };
+            let refused = |why: String| {
+                E2bError(WarrenError::new(
+                    ErrorKind::Unauthenticated,
+                    format!("{header}: {why}"),
+                ))
+            };
+            let grant = match self.grants.check(shown, id.as_ref(), kinds).await {
+                Ok(grant) => grant,
+                Err(e @ GrantError::Store(_)) => return Err(E2bError(e.into())),
+                Err(e) => return Err(refused(e.to_string())),
+            };
+            let id = grant.sandbox;
+            return Ok(Target {
+                add_token: (port == ENVD_PORT).then(|| agents.token(&id)),
+                id,
+                port,
+            });
         }
         // No token: an API key of the sandbox's team may address it.
         let caller = self.auth.authenticate(headers, None).await?;
@@ -212,14 +231,18 @@ impl SandboxProxy {
     }
 
     /// A signed `/files` URL (no sandbox header): the live sandbox whose
-    /// token produces the signature, if any.
-    fn signed_files_target(&self, req: &Request) -> Option<Target> {
-        if req.uri().path() != "/files" {
+    /// envd grant produces the signature, if any, and the URL signed again
+    /// with the agent's token.
+    async fn signed_files_target(
+        &self,
+        method: &axum::http::Method,
+        uri: &Uri,
+    ) -> Option<(Target, Uri)> {
+        if uri.path() != "/files" {
             return None;
         }
-        let uri = req.uri();
         let signature = query_param(uri, "signature")?;
-        let operation = match *req.method() {
+        let operation = match *method {
             axum::http::Method::GET => "read",
             axum::http::Method::POST => "write",
             _ => return None,
@@ -227,19 +250,32 @@ impl SandboxProxy {
         let path = query_param(uri, "path").unwrap_or_default();
         let user = query_param(uri, "username").unwrap_or_default();
         let expiration = query_param(uri, "signature_expiration").and_then(|e| e.parse().ok());
-        let agents = &self.sandboxes.agents;
-        agents.live().into_iter().find_map(|(id, _)| {
-            let token = agents.token(&id);
+        let sign = |token: &str| {
             let input = warren_envd::http_api::file_signature_input(
-                &path, operation, &user, &token, expiration,
+                &path, operation, &user, token, expiration,
             );
-            let expected = warren_envd::http_api::file_signature(&Sha256::digest(input.as_bytes()));
-            bool::from(expected.as_bytes().ct_eq(signature.as_bytes())).then_some(Target {
+            warren_envd::http_api::file_signature(&Sha256::digest(input.as_bytes()))
+        };
+        let grants = match self.grants.live_envd().await {
+            Ok(grants) => grants,
+            Err(e) => {
+                tracing::warn!(error = %e.message, "signed URL: cannot read the grants");
+                return None;
+            }
+        };
+        let id = grants.into_iter().find_map(|(id, grant)| {
+            bool::from(sign(&grant).as_bytes().ct_eq(signature.as_bytes())).then_some(id)
+        })?;
+        let resigned =
+            with_query_param(uri, "signature", &sign(&self.sandboxes.agents.token(&id)))?;
+        Some((
+            Target {
                 id,
                 port: ENVD_PORT,
                 add_token: None,
-            })
-        })
+            },
+            resigned,
+        ))
     }
 
     async fn forward(&self, target: Target, req: Request) -> Response {

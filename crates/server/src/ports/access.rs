@@ -11,7 +11,6 @@
 //! the query's token matched it.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use subtle::ConstantTimeEq;
 use warren_store::SandboxRecord;
 
 /// The cookie that carries a traffic token, set from `warren_token`.
@@ -65,11 +64,6 @@ pub fn presented(headers: &HeaderMap, query_token: Option<&str>) -> Presented {
     } else {
         Presented::Nothing
     }
-}
-
-/// Whether `shown` is `expected`, in constant time.
-pub fn token_matches(shown: &str, expected: &str) -> bool {
-    bool::from(shown.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// The value of cookie `name`, from any `Cookie` header.
@@ -162,9 +156,6 @@ mod tests {
             presented(&headers(&[("authorization", "Basic dTpw")]), None),
             Presented::Nothing
         );
-        assert!(token_matches("abc", "abc"));
-        assert!(!token_matches("abd", "abc"));
-        assert!(!token_matches("ab", "abc"));
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! Protocol and invariants:
 //! - Port 49983 (the agent) is never reachable this way (403); ports are
 //!   1–65535.
-//! - Access: a public port is open; otherwise the sandbox's traffic token or
-//!   an API key of its team with `sandboxes:exec`. No credentials, or a
+//! - Access: a public port is open; otherwise a grant for the sandbox (its
+//!   traffic token, [`crate::auth::grant`]) or an API key of its team with
+//!   `sandboxes:exec`. No credentials, or a
 //!   wrong token: 401. A key of another team, or an unknown or killed
 //!   sandbox once the caller is authenticated: 404, as everywhere. Denied
 //!   attempts are traced at debug level, never audited (port traffic is not
@@ -42,10 +43,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use warren_core::{ErrorKind, SandboxId, SandboxState, Scope, WarrenError};
+use warren_store::GrantKind;
 
 use self::access::Presented;
 use self::address::{PortAddress, Style};
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Grants};
 use crate::e2b::ENVD_PORT;
 use crate::error::AppError;
 use crate::forward::{ForwardError, is_upgrade, strip_hop_by_hop};
@@ -61,15 +63,22 @@ pub const DEFAULT_DOMAIN: &str = "localhost";
 pub struct PortProxy {
     sandboxes: Arc<Sandboxes>,
     auth: Authenticator,
+    grants: Grants,
     /// Normalized ([`parse_domain`]).
     domain: Arc<str>,
 }
 
 impl PortProxy {
-    pub fn new(sandboxes: Arc<Sandboxes>, auth: Authenticator, domain: &str) -> Self {
+    pub fn new(
+        sandboxes: Arc<Sandboxes>,
+        auth: Authenticator,
+        grants: Grants,
+        domain: &str,
+    ) -> Self {
         Self {
             sandboxes,
             auth,
+            grants,
             domain: domain.into(),
         }
     }
@@ -120,7 +129,7 @@ impl PortProxy {
                 format!("port {ENVD_PORT} is the Warren agent's and is not exposed"),
             );
         }
-        let (id, query_token_ok) = match self.admit(&addr, req.headers()).await {
+        let (id, cookie) = match self.admit(&addr, req.headers()).await {
             Ok(admitted) => admitted,
             Err(e) => {
                 if matches!(
@@ -172,25 +181,20 @@ impl PortProxy {
         if addr.style == Style::Path {
             access::confine_cookies(resp.headers_mut(), &addr.cookie_path());
         }
-        if query_token_ok
-            && let Some(cookie) = access::set_cookie(
-                &self.sandboxes.agents.traffic_token(&id),
-                &addr.cookie_path(),
-            )
-        {
+        if let Some(cookie) = cookie.and_then(|t| access::set_cookie(&t, &addr.cookie_path())) {
             resp.headers_mut().append(header::SET_COOKIE, cookie);
         }
         resp
     }
 
-    /// The sandbox, if the request may reach `addr`'s port, and whether it
-    /// was let in by a `warren_token` query parameter (only then is the
-    /// cookie set: a public port never hands out the token).
+    /// The sandbox, if the request may reach `addr`'s port, and the token
+    /// to set as a cookie when it was let in by a `warren_token` query
+    /// parameter (a public port never hands out a token).
     async fn admit(
         &self,
         addr: &PortAddress,
         headers: &HeaderMap,
-    ) -> Result<(SandboxId, bool), AppError> {
+    ) -> Result<(SandboxId, Option<String>), AppError> {
         let unauthenticated = |m: &str| AppError(WarrenError::new(ErrorKind::Unauthenticated, m));
         let not_found = || {
             AppError(WarrenError::not_found(format!(
@@ -211,16 +215,16 @@ impl PortProxy {
         if let Some(rec) = &rec
             && access::public_ports(rec).contains(&addr.port)
         {
-            return Ok((rec.id.clone(), false));
+            return Ok((rec.id.clone(), None));
         }
         match access::presented(headers, addr.query_token.as_deref()) {
             Presented::Token { token, from_query } => {
-                let id =
-                    id.ok_or_else(|| unauthenticated("the traffic token is not this sandbox's"))?;
-                if !access::token_matches(&token, &self.sandboxes.agents.traffic_token(&id)) {
-                    return Err(unauthenticated("the traffic token is not this sandbox's"));
+                let kinds = [GrantKind::Traffic, GrantKind::Envd];
+                if let Err(e) = self.grants.check(&token, id.as_ref(), &kinds).await {
+                    return Err(AppError(e.into()));
                 }
-                rec.map(|r| (r.id, from_query)).ok_or_else(not_found)
+                let cookie = from_query.then_some(token);
+                rec.map(|r| (r.id, cookie)).ok_or_else(not_found)
             }
             Presented::ApiKey => {
                 let caller = self.auth.authenticate(headers, None).await?;
@@ -236,7 +240,7 @@ impl PortProxy {
                         ),
                     )));
                 }
-                Ok((rec.id, false))
+                Ok((rec.id, None))
             }
             Presented::Nothing => Err(unauthenticated(
                 "this port is not public: send the sandbox's traffic token (X-Warren-Traffic-Token, or ?warren_token= in a browser) or an API key with sandboxes:exec",

@@ -2,7 +2,9 @@
 //!
 //! Each sandbox's agent requires an access token. The token is derived from a
 //! daemon secret and the sandbox id (HMAC), so a restarted daemon can talk to
-//! agents it re-attaches without storing tokens anywhere.
+//! agents it re-attaches without storing tokens anywhere. It never leaves
+//! the daemon: clients hold grants ([`crate::auth::grant`]), which the
+//! proxies check and replace by this token.
 //!
 //! A checkpoint resets every TCP connection of the sandbox (the runtime
 //! destroys the host ends first: an image holding a connection can restore
@@ -131,15 +133,9 @@ impl Agents {
         }
     }
 
-    /// The access token of `id`'s agent.
+    /// The access token of `id`'s agent; for the daemon's own use only.
     pub fn token(&self, id: &SandboxId) -> String {
         self.secret.derive(&format!("agent-token:{id}"))
-    }
-
-    /// The traffic token of `id`: opens the sandbox's own servers (ports
-    /// other than envd's) through the E2B proxy, and nothing else.
-    pub fn traffic_token(&self, id: &SandboxId) -> String {
-        self.secret.derive(&format!("traffic-token:{id}"))
     }
 
     /// Registers the agent of `id` at `addr` and returns its client.

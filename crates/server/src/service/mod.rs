@@ -176,6 +176,14 @@ impl Sandboxes {
 }
 
 impl Sandboxes {
+    /// Deletes the grants that open `id` (at its rollback); a failure is
+    /// logged, not fatal.
+    pub(crate) async fn withdraw_grants(&self, id: &SandboxId) {
+        if let Err(e) = self.store.delete_grants(id).await {
+            tracing::warn!(sandbox = %id, error = %e, "could not withdraw the sandbox's grants");
+        }
+    }
+
     /// `team`'s sandboxes matching `filter`.
     pub async fn list(
         &self,

@@ -152,6 +152,8 @@ impl Sandboxes {
         }
         self.note_activity(&before).await;
         self.agents.remove(id);
+        // What opened the sandbox before opens it no more.
+        self.withdraw_grants(id).await;
         if before.state == SandboxState::Running
             && let Err(e) = self.runtime.stop(id).await
         {
