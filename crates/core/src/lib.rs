@@ -10,6 +10,7 @@
 //! - [`persist`]: lifetimes and pause behaviour (idle timeout, paused
 //!   retention, auto-resume).
 //! - [`quota`]: per-team limits and the decision whether an operation fits.
+//! - [`timefmt`]: how times are written on the wire.
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
 
@@ -22,6 +23,7 @@ pub mod persist;
 pub mod quota;
 pub mod spec;
 pub mod state;
+pub mod timefmt;
 
 pub use authz::{Permissions, Role, Scope};
 pub use error::{ErrorKind, WarrenError};
@@ -31,3 +33,4 @@ pub use persist::{OnIdle, Persistence};
 pub use quota::Quota;
 pub use spec::{Limits, SandboxSpec};
 pub use state::{SandboxState, Transition};
+pub use timefmt::rfc3339;

@@ -31,6 +31,7 @@ use warren_snapshot::{LocalDirStore, SnapshotStore};
 use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
+use crate::agents::Agents;
 use crate::api::{AppState, router};
 use crate::audit::Audit;
 use crate::auth::grant::GRANT_TTL_RANGE_S;
@@ -39,9 +40,7 @@ use crate::auth::{Authenticator, Credentials, Grants, Pepper, TokenIssuer, write
 use crate::ports::{PortProxy, parse_domain, route as route_ports};
 use crate::service::secrets::{InjectionSource, SecretsCipher};
 use crate::service::storage::DiskReserve;
-use crate::service::{
-    Agents, Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
-};
+use crate::service::{Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy};
 use crate::templates::TemplateBuilds;
 use crate::{Config, ServeError, listener};
 use warren_net::dns::Resolver;
@@ -267,7 +266,7 @@ pub async fn run(
         store,
         pepper,
         tokens,
-        agents,
+        sources: Arc::new(agents),
         accepts: Credentials::ApiKeys,
     };
     let sandbox_auth = Authenticator {

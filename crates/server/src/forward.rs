@@ -15,7 +15,7 @@
 //! rest of the headers (`Host`, forwarding headers) and the path.
 //!
 //! A pool belongs to one instance of one sandbox
-//! ([`crate::service::Agents::upstream`]): connections are never carried
+//! ([`crate::agents::Agents::upstream`]): connections are never carried
 //! from a sandbox to the next one given its address.
 
 use std::net::SocketAddr;
@@ -30,7 +30,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::credentials;
-use crate::e2b::ENVD_PORT;
+use warren_envd::http_api::DEFAULT_PORT as ENVD_PORT;
 
 /// Why a request did not reach the sandbox.
 #[derive(Debug, thiserror::Error)]

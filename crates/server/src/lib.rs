@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod agents;
 pub mod api;
 pub mod audit;
 pub mod auth;
@@ -12,10 +13,12 @@ mod credentials;
 mod daemon;
 pub mod e2b;
 pub mod error;
+pub(crate) mod extract;
 mod forward;
 mod listener;
 pub mod ports;
 pub mod service;
+mod state;
 mod templates;
 
 /// Everything `warren serve` can be told.

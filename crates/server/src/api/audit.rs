@@ -15,10 +15,10 @@ use warren_audit::{ExportedEntry, MerkleLog, NodeStore, SignedTreeHead};
 use warren_core::{Scope, WarrenError};
 use warren_store::{AuditFilter, SqliteAudit};
 
-use super::AppState;
 use super::stream::ndjson;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::state::AppState;
 
 /// Entries per page when the caller names no `limit`.
 const DEFAULT_LIMIT: u64 = 100;

@@ -2,12 +2,12 @@ use axum::extract::{Extension, State};
 use axum::response::Response;
 use warren_api_types::{ExecEvent, ExecRequest};
 
-use super::AppState;
-use super::extract::{ApiJson, SandboxPath};
 use super::stream::ndjson;
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::{ApiJson, SandboxPath};
+use crate::state::AppState;
 
 /// Runs a command; streams `ExecEvent`s as NDJSON: `start`, then
 /// `stdout`/`stderr` chunks (base64) as they are produced, then `exit`.

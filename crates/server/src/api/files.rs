@@ -6,11 +6,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use warren_api_types::FileWritten;
 
-use super::extract::SandboxPath;
 use super::{AppState, UPLOAD_LIMIT};
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::SandboxPath;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct FileQuery {

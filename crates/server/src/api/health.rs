@@ -2,7 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use warren_api_types::Health;
 
-use super::AppState;
+use crate::state::AppState;
 
 /// Liveness of the daemon; needs no key.
 #[utoipa::path(get, path = "/v1/health", tag = "system",

@@ -7,12 +7,12 @@ use warren_api_types::{CreateKeyRequest, Key, KeyList, NewKey};
 use warren_core::{KeyId, Role, Scope, UserId, WarrenError};
 use warren_store::KeyRecord;
 
-use super::AppState;
-use super::extract::ApiJson;
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiJson;
 use crate::service::{KeyRequest, MintedKey};
+use crate::state::AppState;
+use warren_core::rfc3339;
 
 pub fn key_to_api(k: KeyRecord) -> Key {
     Key {

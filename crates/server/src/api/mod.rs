@@ -8,7 +8,6 @@
 
 mod audit;
 mod exec;
-pub(crate) mod extract;
 mod files;
 mod health;
 mod keys;
@@ -24,44 +23,21 @@ mod teams;
 mod templates;
 mod timeline;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, post, put};
 use tower_http::trace::TraceLayer;
 
-use crate::audit::Audit;
 use crate::audit::requests::record_requests;
-use crate::auth::{Authenticator, Credentials, Grants, authenticate, authorize};
-use crate::service::{Sandboxes, Secrets, Tenancy};
-use crate::templates::TemplateBuilds;
+use crate::auth::{Authenticator, Credentials, authenticate, authorize};
 
+pub use crate::state::AppState;
 pub use openapi::ApiDoc;
-pub use sandboxes::rfc3339;
 
-/// Largest JSON request body.
-pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
+pub use crate::extract::JSON_BODY_LIMIT;
 /// Largest file upload through `PUT /v1/sandboxes/{id}/files`.
 pub const UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
-
-/// Everything handlers need.
-#[derive(Clone)]
-pub struct AppState {
-    pub sandboxes: Arc<Sandboxes>,
-    pub templates: Arc<TemplateBuilds>,
-    pub tenancy: Arc<Tenancy>,
-    pub secrets: Arc<Secrets>,
-    pub audit: Audit,
-    /// The domain of exposed-port hosts (`crate::ports`).
-    pub ports_domain: Arc<str>,
-    /// The `domain` E2B's answers carry: the SDKs' `getHost(port)` is
-    /// `{port}-{id}.{e2b_domain}`, which must reach the port proxy.
-    pub e2b_domain: Arc<str>,
-    /// Hands out the tokens that open a sandbox's agent and ports.
-    pub grants: Grants,
-}
 
 /// Every path the API does not know answers 404 in the API's error format.
 async fn unknown_route(uri: axum::http::Uri) -> crate::error::AppError {

@@ -6,12 +6,13 @@ use warren_api_types::{NetworkEvent, NetworkEventList, NetworkPolicySchema, Sand
 use warren_core::WarrenError;
 use warren_core::network::NetworkPolicy;
 
-use super::AppState;
-use super::extract::{ApiJson, SandboxPath};
-use super::sandboxes::{rfc3339, to_api};
+use super::sandboxes::to_api;
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::{ApiJson, SandboxPath};
+use crate::state::AppState;
+use warren_core::rfc3339;
 
 /// Events one page holds by default, and at most.
 const DEFAULT_PAGE: u32 = 100;

@@ -6,12 +6,12 @@ use serde::Deserialize;
 use warren_api_types::{PtyClientMessage, PtyServerMessage};
 use warren_envd::process::{DataEvent, ProcessEvent};
 
-use super::AppState;
-use super::extract::SandboxPath;
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::SandboxPath;
 use crate::service::{PtyEvents, PtySession};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PtyQuery {

@@ -5,11 +5,11 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use warren_api_types::{QuotaLimits, QuotaUsage, SetQuotaRequest, TeamQuota};
 
-use super::AppState;
-use super::extract::ApiJson;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiJson;
 use crate::service::{self, QuotaChange};
+use crate::state::AppState;
 
 fn to_api(q: service::TeamQuota) -> TeamQuota {
     TeamQuota {

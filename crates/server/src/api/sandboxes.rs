@@ -3,21 +3,17 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
-use time::format_description::well_known::Rfc3339;
 use warren_api_types::{CreateSandboxRequest, Sandbox, SandboxList, SetTimeoutRequest};
+use warren_core::rfc3339;
 use warren_core::{SandboxState, Scope, WarrenError};
 use warren_store::{GrantKind, SandboxFilter, SandboxRecord};
 
-use super::AppState;
-use super::extract::{ApiJson, SandboxPath};
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::{ApiJson, SandboxPath};
 use crate::service::CreateParams;
-
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+use crate::state::AppState;
 
 pub fn to_api(rec: SandboxRecord) -> Sandbox {
     Sandbox {

@@ -7,12 +7,12 @@ use axum::http::StatusCode;
 use warren_api_types::{Secret, SecretList, SetSecretRequest};
 use warren_store::SecretRecord;
 
-use super::AppState;
-use super::extract::ApiJson;
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiJson;
 use crate::service::secrets::SecretValue;
+use crate::state::AppState;
+use warren_core::rfc3339;
 
 fn secret_to_api(s: SecretRecord) -> Secret {
     Secret {

@@ -8,13 +8,14 @@ use warren_api_types::{
     SnapshotList,
 };
 
-use super::AppState;
-use super::extract::{ApiJson, SandboxPath, SandboxSnapshotPath};
-use super::sandboxes::{rfc3339, to_api};
+use super::sandboxes::to_api;
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::{ApiJson, SandboxPath, SandboxSnapshotPath};
 use crate::service::SnapshotView;
+use crate::state::AppState;
+use warren_core::rfc3339;
 
 fn snapshot_to_api(v: SnapshotView) -> Snapshot {
     let s = v.snapshot;

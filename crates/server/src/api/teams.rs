@@ -8,12 +8,12 @@ use warren_api_types::{
 };
 use warren_store::{TeamRecord, UserRecord};
 
-use super::AppState;
-use super::extract::ApiJson;
 use super::keys::new_key_to_api;
-use super::rfc3339;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use warren_core::rfc3339;
 
 pub fn team_to_api(t: TeamRecord) -> Team {
     Team {

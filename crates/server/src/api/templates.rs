@@ -3,9 +3,9 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use warren_api_types::TemplateList;
 
-use super::AppState;
 use super::stream::ndjson;
 use crate::error::ApiResult;
+use crate::state::AppState;
 
 #[utoipa::path(get, path = "/v1/templates", tag = "templates",
     responses((status = 200, body = TemplateList)))]

@@ -5,10 +5,10 @@ use warren_api_types::Timeline;
 use warren_core::WarrenError;
 use warren_store::AuditFilter;
 
-use super::AppState;
 use super::audit::all_entries;
-use super::extract::SandboxPath;
 use crate::error::ApiResult;
+use crate::extract::SandboxPath;
+use crate::state::AppState;
 
 /// A sandbox's life from the audit log: who created it, every command with
 /// its exit code and duration, files written, terminals, kills, expiry.

@@ -144,7 +144,7 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
     };
     Some(TimelineEvent {
         index: e.index,
-        time: crate::api::rfc3339(
+        time: warren_core::rfc3339(
             time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.time_ms) * 1_000_000)
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
         ),

@@ -24,7 +24,7 @@
 //! granted for the source opens it.
 //!
 //! The agent inside never sees a grant. Its own token is known to the
-//! daemon alone (`service::Agents::token`): the proxies check the grant and
+//! daemon alone (`crate::agents::Agents::token`): the proxies check the grant and
 //! put the agent's token in its place, and re-sign E2B's signed file URLs.
 
 use std::sync::Arc;

@@ -17,7 +17,6 @@ use super::keys::{ApiKey, Pepper};
 use super::policy::rule_for;
 use super::token::{TokenIssuer, is_sandbox_token};
 use crate::error::AppError;
-use crate::service::Agents;
 
 /// Who is calling; inserted into request extensions by [`authenticate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +55,13 @@ pub enum Credentials {
     SandboxTokens,
 }
 
+/// Where live sandboxes' traffic comes from: a sandbox token is accepted
+/// only from its own sandbox's address.
+pub trait SandboxSources: Send + Sync {
+    /// The address `id`'s packets carry, while it is live.
+    fn source_address(&self, id: &SandboxId) -> Option<IpAddr>;
+}
+
 /// What the authenticator needs.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -63,7 +69,7 @@ pub struct Authenticator {
     pub pepper: Pepper,
     pub tokens: TokenIssuer,
     /// Where each live sandbox's traffic comes from.
-    pub agents: Agents,
+    pub sources: Arc<dyn SandboxSources>,
     pub accepts: Credentials,
 }
 
@@ -149,7 +155,7 @@ impl Authenticator {
             return Err(gone());
         }
         let from_own_address =
-            peer.is_some_and(|p| self.agents.source_address(&claims.sbx) == Some(p));
+            peer.is_some_and(|p| self.sources.source_address(&claims.sbx) == Some(p));
         if !from_own_address {
             return Err(unauthenticated(
                 "sandbox token presented from outside its sandbox",

@@ -22,5 +22,5 @@ pub mod token;
 
 pub use grant::Grants;
 pub use keys::{ApiKey, KeyError, Pepper, load_or_create_key_bytes, write_private};
-pub use middleware::{Authenticator, Caller, Credentials, authenticate, authorize};
+pub use middleware::{Authenticator, Caller, Credentials, SandboxSources, authenticate, authorize};
 pub use token::TokenIssuer;

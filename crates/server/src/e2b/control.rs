@@ -26,13 +26,13 @@ use super::wire::{
     SandboxMetric, Template, TimeoutRequest,
 };
 use super::{CLIENT_ID, ENVD_VERSION};
-use crate::api::AppState;
-use crate::api::extract::{ApiJson, SandboxPath};
-use crate::api::rfc3339;
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::AppError;
+use crate::extract::{ApiJson, SandboxPath};
 use crate::service::CreateParams;
+use crate::state::AppState;
+use warren_core::rfc3339;
 
 /// How long `POST /sandboxes/{id}/refreshes` keeps a sandbox alive when the
 /// body names no duration.

@@ -25,9 +25,9 @@ mod wire;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 
-pub use proxy::{ENVD_PORT, SandboxProxy, route_by_header};
+pub use proxy::{SandboxProxy, route_by_header};
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// The envd version reported to the SDKs: the newest the SDK `e2b` 2.63.0
 /// gates a feature on (`0.6.4`, watching network mounts); the agent serves

@@ -21,11 +21,11 @@ use warren_core::network::{Internet, NetRule, NetworkPolicy};
 
 use super::control::unsupported;
 use super::error::{E2bError, E2bResult};
-use crate::api::AppState;
-use crate::api::extract::{ApiJson, SandboxPath};
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::AppError;
+use crate::extract::{ApiJson, SandboxPath};
+use crate::state::AppState;
 
 /// Fields of E2B's network settings Warren has no counterpart for; a
 /// request naming one with a non-empty value is refused.

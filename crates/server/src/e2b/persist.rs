@@ -30,11 +30,11 @@ use super::wire::{
     ConnectSandbox, CreatedSandbox, ForkRequest, ForkResult, PauseRequest, SnapshotInfo,
     SnapshotRequest,
 };
-use crate::api::AppState;
-use crate::api::extract::SandboxPath;
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::AppError;
+use crate::extract::SandboxPath;
+use crate::state::AppState;
 
 type Id = Result<SandboxPath, AppError>;
 

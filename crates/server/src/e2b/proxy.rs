@@ -40,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use warren_core::{ErrorKind, SandboxId, Scope, WarrenError};
+use warren_envd::http_api::DEFAULT_PORT as ENVD_PORT;
 use warren_store::GrantKind;
 
 use super::error::E2bError;
@@ -50,8 +51,6 @@ use crate::credentials::ACCESS_TOKEN;
 use crate::forward::{ForwardError, is_upgrade, strip_hop_by_hop};
 use crate::service::Sandboxes;
 
-/// The envd port inside every sandbox.
-pub const ENVD_PORT: u16 = 49983;
 const SANDBOX_ID: &str = "e2b-sandbox-id";
 const SANDBOX_PORT: &str = "e2b-sandbox-port";
 const TRAFFIC_TOKEN: &str = "e2b-traffic-access-token";

@@ -48,10 +48,10 @@ use warren_store::GrantKind;
 use self::access::Presented;
 use self::address::{PortAddress, Style};
 use crate::auth::{Authenticator, Grants};
-use crate::e2b::ENVD_PORT;
 use crate::error::AppError;
 use crate::forward::{ForwardError, is_upgrade, strip_hop_by_hop};
 use crate::service::Sandboxes;
+use warren_envd::http_api::DEFAULT_PORT as ENVD_PORT;
 
 pub use address::parse_domain;
 

@@ -26,7 +26,8 @@ use warren_runtime::{Instance, RuntimeSpec};
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
 use warren_template::StartCommand;
 
-use super::{Agents, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
+use super::{DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
+use crate::agents::Agents;
 use crate::audit::AuditActor;
 
 const MAX_METADATA_PAIRS: usize = 64;
@@ -276,7 +277,7 @@ impl Sandboxes {
                 details.insert("memory_mb".into(), rec.limits.memory_mb.into());
                 details.insert(
                     "expires_at".into(),
-                    crate::api::rfc3339(rec.expires_at).into(),
+                    warren_core::rfc3339(rec.expires_at).into(),
                 );
                 self.record_lifecycle(actor, &id, "sandbox.create", Outcome::Ok, details)
                     .await;
@@ -358,7 +359,7 @@ impl Sandboxes {
         let init = InitRequest {
             env_vars: Some(env),
             access_token: Some(self.agents.token(&rec.id)),
-            timestamp: Some(crate::api::rfc3339(OffsetDateTime::now_utc())),
+            timestamp: Some(warren_core::rfc3339(OffsetDateTime::now_utc())),
             warren_ca_cert: Some(self.ca_certificate.clone()),
             ..InitRequest::default()
         };

@@ -39,7 +39,7 @@ use warren_envd::client::RpcStream;
 use warren_store::Store;
 
 use super::Sandboxes;
-use super::agents::Agents;
+use crate::agents::Agents;
 use crate::audit::{Audit, AuditActor, Event};
 
 pub type ExecStream = Pin<Box<dyn Stream<Item = ExecEvent> + Send>>;

@@ -117,7 +117,7 @@ impl Sandboxes {
         let event = Event::sandbox("token.issue", &rec.id, Outcome::Ok)
             .with("reason", why)
             .with("subject", format!("user:{}", rec.owner))
-            .with("expires_at", crate::api::rfc3339(expires_at));
+            .with("expires_at", warren_core::rfc3339(expires_at));
         let actor = AuditActor::system("identity").in_team(&rec.team);
         self.audit.record_done(&actor, event).await;
         Ok(())

@@ -38,7 +38,7 @@ impl Sandboxes {
         details.insert("timeout_s".into(), timeout_s.into());
         details.insert(
             "expires_at".into(),
-            crate::api::rfc3339(rec.expires_at).into(),
+            warren_core::rfc3339(rec.expires_at).into(),
         );
         self.record_lifecycle(
             actor,

@@ -9,7 +9,6 @@
 //!   it goes to the [`teardown`] queue.
 //! - After a restart, [`reconcile`] makes the store and the runtime agree.
 
-mod agents;
 mod create;
 mod exec;
 mod files;
@@ -45,9 +44,9 @@ use warren_snapshot::SnapshotStore;
 use warren_store::{SandboxRecord, Store, StoreError};
 use warren_template::TemplateStore;
 
+use crate::agents::Agents;
 use crate::audit::{Audit, AuditActor};
 
-pub use agents::Agents;
 pub use create::{CreateParams, Dispatcher, deadline};
 pub use exec::ExecStream;
 pub use fork::MAX_FORK;

@@ -18,7 +18,8 @@ use std::collections::HashSet;
 use warren_core::{SandboxState, Transition, WarrenError};
 use warren_store::SandboxFilter;
 
-use super::{Agents, Sandboxes};
+use super::Sandboxes;
+use crate::agents::Agents;
 
 /// What reconciliation did, for the log and for tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -88,6 +88,12 @@ impl Drop for Hold {
     }
 }
 
+impl crate::auth::SandboxSources for Agents {
+    fn source_address(&self, id: &SandboxId) -> Option<IpAddr> {
+        Agents::source_address(self, id)
+    }
+}
+
 impl Agents {
     pub fn new(secret: Pepper) -> Self {
         Self {
@@ -202,12 +208,6 @@ impl Agents {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .map(|a| a.addr.ip())
-    }
-
-    /// The sandbox's address to connect to, once no checkpoint holds it.
-    pub async fn address(&self, id: &SandboxId) -> Option<IpAddr> {
-        self.unheld(id).await.ok()?;
-        self.source_address(id)
     }
 
     /// The sandbox's address and this instance's own connection pool, once

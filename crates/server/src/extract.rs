@@ -8,9 +8,12 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use warren_core::{ErrorKind, SandboxId, WarrenError};
 
-use super::AppState;
 use crate::auth::Caller;
 use crate::error::AppError;
+use crate::state::AppState;
+
+/// Largest JSON request body.
+pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// A JSON body; malformed input, unknown fields and oversized bodies are
 /// reported precisely.
@@ -31,10 +34,7 @@ fn json_rejection(r: JsonRejection) -> WarrenError {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return WarrenError::new(
             ErrorKind::PayloadTooLarge,
-            format!(
-                "request body is larger than {} bytes",
-                super::JSON_BODY_LIMIT
-            ),
+            format!("request body is larger than {} bytes", JSON_BODY_LIMIT),
         );
     }
     let message = match &r {

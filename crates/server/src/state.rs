@@ -1,0 +1,25 @@
+//! What every handler, native or E2B, is given.
+
+use std::sync::Arc;
+
+use crate::audit::Audit;
+use crate::auth::Grants;
+use crate::service::{Sandboxes, Secrets, Tenancy};
+use crate::templates::TemplateBuilds;
+
+/// Everything handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    pub sandboxes: Arc<Sandboxes>,
+    pub templates: Arc<TemplateBuilds>,
+    pub tenancy: Arc<Tenancy>,
+    pub secrets: Arc<Secrets>,
+    pub audit: Audit,
+    /// The domain of exposed-port hosts (`crate::ports`).
+    pub ports_domain: Arc<str>,
+    /// The `domain` E2B's answers carry: the SDKs' `getHost(port)` is
+    /// `{port}-{id}.{e2b_domain}`, which must reach the port proxy.
+    pub e2b_domain: Arc<str>,
+    /// Hands out the tokens that open a sandbox's agent and ports.
+    pub grants: Grants,
+}
