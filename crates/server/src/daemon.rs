@@ -36,7 +36,7 @@ use crate::api::{AppState, router};
 use crate::audit::Audit;
 use crate::auth::grant::GRANT_TTL_RANGE_S;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
-use crate::auth::{Authenticator, Credentials, Grants, Pepper, TokenIssuer, write_private};
+use crate::auth::{Authenticator, Credentials, Grants, Pepper, TokenIssuer};
 use crate::ports::{PortProxy, parse_domain, route as route_ports};
 use crate::service::secrets::{InjectionSource, SecretsCipher};
 use crate::service::storage::DiskReserve;
@@ -397,8 +397,8 @@ async fn bootstrap_admin_key(config: &Config, tenancy: &Tenancy) -> Result<(), S
     let url = format!("http://{host}:{}", config.listen.port());
     let client = serde_json::json!({ "url": url, "api_key": key });
     let path = config.data_dir.join("client.json");
-    write_private(&path, client.to_string().as_bytes())
-        .map_err(|e| startup(&format!("cannot write {}", path.display()), e))?;
+    warren_keyfile::write(&path, client.to_string().as_bytes())
+        .map_err(|e| startup("cannot write the CLI's client file", e))?;
     // The key is shown once, on a terminal only: a daemon's output usually
     // goes to a log file, which must never hold a credential.
     if std::io::stdout().is_terminal() {

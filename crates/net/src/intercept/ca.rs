@@ -3,10 +3,10 @@
 //! Files (in the directory given to [`WarrenCa::load_or_create`], the data
 //! directory's `secrets/`): `warren-ca.key`, the CA's ECDSA P-256 key as
 //! PKCS#8 PEM, mode 0600; `warren-ca.crt`, its self-signed certificate as
-//! PEM. Each is written to a temporary file, synced and renamed into place,
-//! key first: a crash between the two leaves a key without a certificate,
-//! and the next start issues the certificate for that key again. A key file
-//! that group or others may read is refused.
+//! PEM. Each is written atomically ([`warren_keyfile`]), key first: a crash
+//! between the two leaves a key without a certificate, and the next start
+//! issues the certificate for that key again. A key file that group or
+//! others may read is refused.
 //!
 //! Leaves: one per host, minted on first use, valid from an hour ago (clock
 //! skew) for [`LEAF_VALIDITY`], each with its own key, kept in a bounded
@@ -19,9 +19,7 @@
 //! key stays in the data directory.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,17 +45,8 @@ pub const CERT_FILE: &str = "warren-ca.crt";
 /// Why the CA could not be loaded, created or used.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
-    #[error("Warren CA file {path}: {op} failed")]
-    Io {
-        path: PathBuf,
-        op: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "Warren CA key {path} has mode {mode:o}; run `chmod 600` on it (and replace the CA if others could read it)"
-    )]
-    Insecure { path: PathBuf, mode: u32 },
+    #[error("Warren CA: {0}")]
+    File(#[from] warren_keyfile::KeyFileError),
     #[error("Warren CA file {path} is not a valid {what}")]
     Malformed {
         path: PathBuf,
@@ -104,19 +93,9 @@ impl WarrenCa {
     pub fn load_or_create(dir: &Path) -> Result<Self, CaError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
-        let key = match read(&key_path)? {
+        let key = match warren_keyfile::read(&key_path)? {
             Some(pem) => {
-                let mode = fs::metadata(&key_path)
-                    .map_err(|e| io(&key_path, "stat", e))?
-                    .permissions()
-                    .mode()
-                    & 0o777;
-                if mode & 0o077 != 0 {
-                    return Err(CaError::Insecure {
-                        path: key_path,
-                        mode,
-                    });
-                }
+                let pem = String::from_utf8_lossy(&pem);
                 KeyPair::from_pem(&pem).map_err(|source| CaError::Malformed {
                     path: key_path.clone(),
                     what: "PKCS#8 PEM key",
@@ -128,7 +107,7 @@ impl WarrenCa {
                     host: "the Warren CA".into(),
                     source,
                 })?;
-                write_atomically(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+                warren_keyfile::write(&key_path, key.serialize_pem().as_bytes())?;
                 key
             }
         };
@@ -142,7 +121,7 @@ impl WarrenCa {
                         source,
                     })?
                     .pem();
-                write_atomically(&cert_path, pem.as_bytes(), 0o644)?;
+                warren_keyfile::write_with_mode(&cert_path, pem.as_bytes(), 0o644)?;
                 pem
             }
         };
@@ -295,46 +274,18 @@ fn pem_to_der(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::from_pem_slice(pem.as_bytes()).ok()
 }
 
-fn io(path: &Path, op: &'static str, source: std::io::Error) -> CaError {
-    CaError::Io {
-        path: path.to_owned(),
-        op,
-        source,
-    }
-}
-
-/// The file's text, or `None` when it does not exist.
+/// The certificate's text (public), or `None` when it does not exist.
 fn read(path: &Path) -> Result<Option<String>, CaError> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(path, "read", e)),
+        Err(source) => Err(warren_keyfile::KeyFileError::Io {
+            path: path.to_owned(),
+            op: "read",
+            source,
+        }
+        .into()),
     }
-}
-
-/// Writes `bytes` to `path` with `mode`: temporary file, sync, rename,
-/// sync of the directory.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let _ = fs::remove_file(&tmp);
-    let written = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
-    })();
-    written.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io(path, "write", e)
-    })
 }
 
 #[cfg(test)]
@@ -344,6 +295,7 @@ mod tests {
     use rustls::client::WebPkiServerVerifier;
     use rustls::client::danger::ServerCertVerifier as _;
     use rustls_pki_types::{ServerName, UnixTime};
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn verify(ca: &WarrenCa, leaf: &CertifiedKey, host: &str) -> Result<(), rustls::Error> {
         let mut roots = RootCertStore::empty();
@@ -426,7 +378,10 @@ mod tests {
         fs::set_permissions(dir.path().join(KEY_FILE), fs::Permissions::from_mode(0o640)).unwrap();
         assert!(matches!(
             WarrenCa::load_or_create(dir.path()),
-            Err(CaError::Insecure { mode: 0o640, .. })
+            Err(CaError::File(warren_keyfile::KeyFileError::Insecure {
+                mode: 0o640,
+                ..
+            }))
         ));
     }
 

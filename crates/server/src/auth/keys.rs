@@ -1,4 +1,3 @@
-use std::io::Write;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
@@ -18,12 +17,8 @@ const SECRET_BYTES: usize = 32;
 pub enum KeyError {
     #[error("malformed API key: expected wrn_<id>_<secret>")]
     Malformed,
-    #[error("cannot read or create the key pepper at {path}")]
-    Pepper {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read or create a daemon secret: {0}")]
+    Secret(#[from] warren_keyfile::KeyFileError),
 }
 
 impl From<KeyError> for WarrenError {
@@ -45,15 +40,10 @@ impl From<KeyError> for WarrenError {
 pub struct Pepper([u8; 32]);
 
 impl Pepper {
-    /// Loads the pepper from `path`, creating it (0600, write-then-rename) on
-    /// first use.
+    /// Loads the secret from `path`, creating it on first use (see
+    /// [`warren_keyfile`]: 0600, atomic, refused when others may read it).
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        load_or_create_key_bytes(path)
-            .map(Self)
-            .map_err(|source| KeyError::Pepper {
-                path: path.display().to_string(),
-                source,
-            })
+        Ok(Self(warren_keyfile::load_or_create_secret(path)?))
     }
 
     /// A hex token bound to this secret and `context`.
@@ -71,42 +61,6 @@ impl Pepper {
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
-}
-
-/// Reads the 32-byte key file at `path`, creating it with random bytes
-/// (0600, write-then-rename) when it does not exist.
-pub fn load_or_create_key_bytes(path: &Path) -> std::io::Result<[u8; 32]> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            return <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "key file must hold exactly 32 bytes",
-                )
-            });
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    write_private(path, &key)?;
-    Ok(key)
-}
-
-/// Writes `bytes` to `path` with mode 0600 via a temporary file and rename.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 /// A freshly minted key: the full text is shown once, only the hash is kept.

@@ -21,6 +21,6 @@ pub mod policy;
 pub mod token;
 
 pub use grant::Grants;
-pub use keys::{ApiKey, KeyError, Pepper, load_or_create_key_bytes, write_private};
+pub use keys::{ApiKey, KeyError, Pepper};
 pub use middleware::{Authenticator, Caller, Credentials, SandboxSources, authenticate, authorize};
 pub use token::TokenIssuer;

@@ -7,11 +7,10 @@
 //! another team or name, it fails authentication.
 //!
 //! The key lives in `<data_dir>/secrets/secrets-key` (32 raw bytes, mode
-//! 0600, created at first start by write-then-rename like the key pepper),
-//! never in the database: a copy of the database alone reveals no value.
-//! A key file that group or others may read is refused.
+//! 0600, created at first start, see [`warren_keyfile`]), never in the
+//! database: a copy of the database alone reveals no value. A key file
+//! that group or others may read is refused.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -21,7 +20,6 @@ use warren_core::TeamId;
 use zeroize::Zeroizing;
 
 use super::value::SecretValue;
-use crate::auth::load_or_create_key_bytes;
 
 /// Nonce length of XChaCha20-Poly1305.
 pub const NONCE_LEN: usize = 24;
@@ -29,18 +27,9 @@ pub const NONCE_LEN: usize = 24;
 /// Failures of the key file or of decryption.
 #[derive(Debug, thiserror::Error)]
 pub enum CipherError {
-    /// The key file cannot be read or created.
-    #[error("secrets key {path}: cannot read or create it")]
-    KeyFile {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The key file may be read by group or others.
-    #[error(
-        "secrets key {path} has mode {mode:o}; run `chmod 600` on it (and rotate the secrets if others could read it)"
-    )]
-    Insecure { path: String, mode: u32 },
+    /// The key file cannot be read or created, or others may read it.
+    #[error("secrets key: {0}")]
+    KeyFile(#[from] warren_keyfile::KeyFileError),
     /// The ciphertext does not authenticate under this key and row: another
     /// key, another row's ciphertext, or corruption.
     #[error("secret '{name}' cannot be decrypted: wrong key, moved or corrupt ciphertext")]
@@ -56,24 +45,7 @@ impl SecretsCipher {
     /// Loads the key at `path`, creating it (0600, write-then-rename) on
     /// first use.
     pub fn load_or_create(path: &Path) -> Result<Self, CipherError> {
-        let shown = path.display().to_string();
-        let key = Zeroizing::new(load_or_create_key_bytes(path).map_err(|source| {
-            CipherError::KeyFile {
-                path: shown.clone(),
-                source,
-            }
-        })?);
-        let mode = std::fs::metadata(path)
-            .map_err(|source| CipherError::KeyFile {
-                path: shown.clone(),
-                source,
-            })?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(CipherError::Insecure { path: shown, mode });
-        }
+        let key = Zeroizing::new(warren_keyfile::load_or_create_secret(path)?);
         Ok(Self::from_key(&key))
     }
 
@@ -183,6 +155,7 @@ mod tests {
 
     #[test]
     fn the_key_file_is_private_stable_and_refused_when_readable() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secrets-key");
         let team = TeamId::generate();
@@ -197,7 +170,9 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(
             SecretsCipher::load_or_create(&path),
-            Err(CipherError::Insecure { mode: 0o644, .. })
+            Err(CipherError::KeyFile(
+                warren_keyfile::KeyFileError::Insecure { mode: 0o644, .. }
+            ))
         ));
     }
 }
