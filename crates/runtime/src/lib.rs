@@ -20,6 +20,9 @@ use warren_core::{Limits, SandboxId};
 
 pub mod gvisor;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 mod error;
 pub use error::RuntimeError;
 
