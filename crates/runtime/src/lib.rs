@@ -22,6 +22,8 @@ pub mod gvisor;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod fake;
 
 mod error;
 pub use error::RuntimeError;

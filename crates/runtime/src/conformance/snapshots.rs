@@ -50,8 +50,14 @@ async fn ensure_held(instance: &Instance, held: &Held, what: &str) -> Result<(),
     match tokio::time::timeout(CALL, bare.client.read_file_to_vec(FILE)).await {
         Ok(Err(e)) if e.code() == Code::Unauthenticated => {}
         other => {
+            let got = match other {
+                Ok(Ok(_)) => "the file".to_owned(),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "no answer".to_owned(),
+            };
             return Err(ConformanceError::Violated(format!(
-                "{what}: a read without the access token gave {other:?}; the agent forgot its token"
+                "{what}: a read without the access token gave {got}, not unauthenticated; \
+                 the agent forgot its token"
             )));
         }
     }
