@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use warren_core::{Limits, SandboxId};
-use warren_runtime::conformance::{self, RuntimeFactory};
+use warren_runtime::conformance::{self, ConformanceError, RuntimeFactory};
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
 use warren_runtime::{Runtime, RuntimeError, RuntimeSpec};
 
@@ -208,4 +208,48 @@ async fn sandbox_conformance_isolation_between_sandboxes() {
     conformance::check_isolation_between_sandboxes(&Gvisor::new(12))
         .await
         .unwrap();
+}
+
+/// The gVisor host with its runtime's nftables table deleted as soon as
+/// the runtime has installed it (the table is this test's alone): nothing
+/// keeps sandboxes apart.
+struct Unfirewalled(Gvisor);
+
+#[async_trait]
+impl RuntimeFactory for Unfirewalled {
+    type Runtime = GvisorRuntime;
+
+    fn runtime(&self) -> Result<GvisorRuntime, RuntimeError> {
+        let rt = self.0.runtime()?;
+        let status = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", rt.firewall_table()])
+            .status()
+            .expect("nft");
+        assert!(status.success(), "nft delete table: {status}");
+        Ok(rt)
+    }
+
+    fn spec(&self, slot: u32, limits: Limits) -> RuntimeSpec {
+        self.0.spec(slot, limits)
+    }
+
+    fn scratch_dir(&self) -> PathBuf {
+        self.0.scratch_dir()
+    }
+
+    async fn leftovers(&self, id: &SandboxId) -> Vec<String> {
+        self.0.leftovers(id).await
+    }
+}
+
+/// Control: the isolation check fails when the firewall is gone, so it is
+/// the firewall that the passing check saw.
+#[tokio::test]
+async fn sandbox_conformance_isolation_check_fails_without_the_firewall() {
+    let result =
+        conformance::check_isolation_between_sandboxes(&Unfirewalled(Gvisor::new(13))).await;
+    assert!(
+        matches!(&result, Err(ConformanceError::Violated(m)) if m.contains("reached the agent of")),
+        "{result:?}"
+    );
 }
