@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -254,7 +254,6 @@ async fn upload(
 async fn rpc(
     State(state): State<Arc<AgentState>>,
     Path((service, method)): Path<(String, String)>,
-    _headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     if service != warren_envd::process::SERVICE {
