@@ -11,6 +11,16 @@
 //!   directory) started, so a restarted daemon can re-attach to them.
 //! - Instances of two runtimes with different state directories never see
 //!   each other.
+//!
+//! Modules:
+//! - [`gvisor`]: the backend in use, runsc in a network namespace per
+//!   sandbox (its runsc-specific workarounds are named in `gvisor/quirks.rs`);
+//! - `conformance` (feature `conformance`): the invariants above and the
+//!   rest of the trait's contract as `check_*` functions any backend's tests
+//!   run, driving instances through the trait and their agent;
+//! - `fake` (feature `testing`): an in-memory runtime whose instances'
+//!   agents are in-process envd servers, with failures and delays on demand,
+//!   for tests of the layers above.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +29,11 @@ use async_trait::async_trait;
 use warren_core::{Limits, SandboxId};
 
 pub mod gvisor;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod fake;
 
 mod error;
 pub use error::RuntimeError;

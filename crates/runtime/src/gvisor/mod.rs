@@ -19,6 +19,7 @@ mod cgroup;
 mod config;
 mod direct_io;
 mod freezer;
+mod quirks;
 mod record;
 mod runsc;
 
@@ -356,15 +357,9 @@ impl Runtime for GvisorRuntime {
                 detail: "it is not running; start or restore it first".into(),
             });
         }
-        // No connection may be in the image (see `warren_net::sever_host_connections`).
+        // No connection may be in the image (see `quirks`).
         let mut laps = Laps::start();
-        let severed = match warren_net::sever_host_connections(rec.sandbox_ip).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(sandbox = %id, error = %e, "could not reset the host's connections before a checkpoint");
-                0
-            }
-        };
+        let severed = quirks::sever_connections_before_checkpoint(id, rec.sandbox_ip).await;
         laps.lap("sever");
         self.runsc
             .checkpoint(id, dest, leave_running, direct_io::writable(dest))

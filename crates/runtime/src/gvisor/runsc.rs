@@ -17,6 +17,7 @@ use tokio::process::Command;
 use warren_core::SandboxId;
 use warren_net::NetnsEntry;
 
+use super::quirks;
 use crate::RuntimeError;
 
 /// How to start a container: fresh or from a checkpoint image.
@@ -88,7 +89,7 @@ impl Runsc {
         let mut cmd = self.command();
         cmd.arg(format!("--overlay2=root:dir={}", paths.overlay.display()))
             .arg("--network=sandbox")
-            .arg("--net-disconnect-ok");
+            .arg(quirks::NET_DISCONNECT_OK);
         match how {
             Launch::Run => {
                 cmd.arg("run");
@@ -107,11 +108,7 @@ impl Runsc {
             .arg(id.as_str())
             .stdout(log)
             .stderr(log_err);
-        // SAFETY: `enter` only makes raw system calls on data prepared before
-        // the fork, which is what `pre_exec` requires.
-        unsafe {
-            cmd.pre_exec(move || entry.enter());
-        }
+        quirks::enter_netns_before_exec(&mut cmd, entry);
         let status = cmd.status().await.map_err(|e| RuntimeError::Io {
             op: format!("starting {} ({})", op, self.binary.display()),
             source: e,

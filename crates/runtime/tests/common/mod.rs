@@ -226,6 +226,12 @@ pub fn http_get(addr: SocketAddr, path: &str, wait: Duration) -> std::io::Result
 
 /// Whether anything on the host still refers to sandbox `id`.
 pub fn leftovers(fx: &Fixture, id: &SandboxId) -> Vec<String> {
+    leftovers_at(&fx.state_dir, &fx.rt.runsc_root(), id)
+}
+
+/// Whether anything on the host still refers to sandbox `id` of the
+/// runtime with this state directory and runsc root.
+pub fn leftovers_at(state_dir: &Path, runsc_root: &Path, id: &SandboxId) -> Vec<String> {
     let mut found = Vec::new();
     let netns = format!("warren-{id}");
     if Path::new("/run/netns").join(&netns).exists() {
@@ -257,7 +263,7 @@ pub fn leftovers(fx: &Fixture, id: &SandboxId) -> Vec<String> {
     }
     let list = Command::new("runsc")
         .arg("--root")
-        .arg(fx.rt.runsc_root())
+        .arg(runsc_root)
         .args(["list", "--quiet"])
         .output()
         .expect("runsc list");
@@ -275,7 +281,7 @@ pub fn leftovers(fx: &Fixture, id: &SandboxId) -> Vec<String> {
     if String::from_utf8_lossy(&ps.stdout).contains(id.as_str()) {
         found.push("process".into());
     }
-    if fx.state_dir.join("sandboxes").join(id.as_str()).exists() {
+    if state_dir.join("sandboxes").join(id.as_str()).exists() {
         found.push("sandbox directory".into());
     }
     found
