@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::middleware;
 use tokio::net::TcpListener;
 use warren_net::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 use warren_runtime::Runtime;
@@ -31,17 +30,13 @@ use warren_snapshot::{LocalDirStore, SnapshotStore};
 use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
-use crate::agents::Agents;
-use crate::api::{AppState, router};
+use crate::assemble::{DaemonSecrets, Parts, assemble};
 use crate::audit::Audit;
 use crate::auth::grant::GRANT_TTL_RANGE_S;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
-use crate::auth::{Authenticator, Credentials, Grants, Pepper, TokenIssuer};
-use crate::ports::{PortProxy, parse_domain, route as route_ports};
+use crate::ports::parse_domain;
 use crate::service::secrets::{InjectionSource, SecretsCipher};
-use crate::service::storage::DiskReserve;
-use crate::service::{Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy};
-use crate::templates::TemplateBuilds;
+use crate::service::{Network, Secrets, Tenancy};
 use crate::{Config, ServeError, listener};
 use warren_net::dns::Resolver;
 use warren_net::proxy::EgressProxy;
@@ -58,59 +53,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let data = &absolute(&config.data_dir)?;
-    let secrets = data.join("secrets");
-    for dir in [data, &secrets] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| startup(&format!("cannot create {}", dir.display()), e))?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| startup(&format!("cannot restrict {}", dir.display()), e))?;
-    }
-    let pepper = Pepper::load_or_create(&secrets.join("key-pepper"))
-        .map_err(|e| startup("key pepper", e))?;
-    let agent_secret = Pepper::load_or_create(&secrets.join("agent-secret"))
-        .map_err(|e| startup("agent secret", e))?;
-    let token_secret = Pepper::load_or_create(&secrets.join("sandbox-token-secret"))
-        .map_err(|e| startup("sandbox token secret", e))?;
-    if !TOKEN_TTL_RANGE_S.contains(&config.sandbox_token_ttl_s) {
-        return Err(ServeError::Startup(format!(
-            "sandbox token lifetime must be {}-{} seconds, got {}",
-            TOKEN_TTL_RANGE_S.start(),
-            TOKEN_TTL_RANGE_S.end(),
-            config.sandbox_token_ttl_s
-        )));
-    }
-    let tokens = TokenIssuer::new(token_secret, config.sandbox_token_ttl_s);
-    if !GRANT_TTL_RANGE_S.contains(&config.grant_ttl_s) {
-        return Err(ServeError::Startup(format!(
-            "access grant lifetime must be {}-{} seconds, got {}",
-            GRANT_TTL_RANGE_S.start(),
-            GRANT_TTL_RANGE_S.end(),
-            config.grant_ttl_s
-        )));
-    }
-    let grant_secret = Pepper::load_or_create(&secrets.join("grant-secret"))
-        .map_err(|e| startup("access grant secret", e))?;
+    let secrets_dir = prepare_data_dir(data)?;
+    check_lifetimes(&config)?;
+    let secrets = DaemonSecrets::load(&secrets_dir, config.sandbox_token_ttl_s)
+        .map_err(|e| startup("daemon secrets", e))?;
     let ports_domain = parse_domain(&config.ports_domain)
         .map_err(|e| ServeError::Startup(format!("--ports-domain: {}", e.message)))?;
-    let port_after = |n: u16, what: &str| {
-        config.listen.port().checked_add(n).ok_or_else(|| {
-            ServeError::Startup(format!("the API port is too high: set the {what} port"))
-        })
-    };
-    let sandbox_api_port = match config.sandbox_api_port {
-        Some(port) => port,
-        None => port_after(1, "sandbox API")?,
-    };
-    let egress_ports = EgressPorts {
-        dns: match config.dns_port {
-            Some(port) => port,
-            None => port_after(2, "DNS")?,
-        },
-        proxy: match config.egress_proxy_port {
-            Some(port) => port,
-            None => port_after(3, "egress proxy")?,
-        },
-    };
+    let (sandbox_api_port, egress_ports) = host_ports(&config)?;
     config
         .network_default
         .validate()
@@ -123,36 +72,23 @@ pub async fn run(
     let sqlite = SqliteStore::open(&data.join("warren.db"))
         .await
         .map_err(|e| startup("cannot open the store", e))?;
-    let audit_key = warren_audit::keyfile::load_or_create(&secrets.join("audit.key"))
+    let audit_key = warren_audit::keyfile::load_or_create(&secrets_dir.join("audit.key"))
         .map_err(|e| startup("audit signing key", e))?;
     let (audit, audit_tasks) = Audit::start(sqlite.audit(), audit_key)
         .await
         .map_err(|e| startup("audit log", e))?;
     let store: Arc<dyn Store> = Arc::new(sqlite);
-    let tenancy = Arc::new(Tenancy::new(store.clone(), pepper.clone(), audit.clone()));
-    let secrets_cipher = SecretsCipher::load_or_create(&secrets.join("secrets-key"))
+    let tenancy = Arc::new(Tenancy::new(
+        store.clone(),
+        secrets.pepper.clone(),
+        audit.clone(),
+    ));
+    let secrets_cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
         .map_err(|e| startup("secrets key", e))?;
     let team_secrets = Arc::new(Secrets::new(store.clone(), secrets_cipher, audit.clone()));
     let warren_ca =
-        Arc::new(WarrenCa::load_or_create(&secrets).map_err(|e| startup("Warren CA", e))?);
-    // The interceptor the egress proxy hands connections to for hosts a
-    // policy injects secrets into; built here so a bad --upstream-ca stops
-    // the start. Without a system CA bundle (and no --upstream-ca) the
-    // daemon runs, but no upstream server can be verified for injection.
-    let interceptor = match TlsInterceptor::new(
-        warren_ca.clone(),
-        InterceptConfig {
-            upstream_ca: config.upstream_ca.clone(),
-            ..InterceptConfig::default()
-        },
-    ) {
-        Ok(i) => Some(i),
-        Err(e) if config.upstream_ca.is_none() => {
-            tracing::warn!(error = %warren_core::error::chain(&e), "secret injection is unavailable");
-            None
-        }
-        Err(e) => return Err(startup("TLS interception (--upstream-ca)", e)),
-    };
+        Arc::new(WarrenCa::load_or_create(&secrets_dir).map_err(|e| startup("Warren CA", e))?);
+    let interceptor = interceptor(&config, &warren_ca)?;
     bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
@@ -164,40 +100,18 @@ pub async fn run(
     let firewall = gvisor.firewall().clone();
     let runtime: Arc<dyn Runtime> = Arc::new(gvisor);
 
-    let registry = Registry::default();
-    let (events, events_rx) = EventSink::channel(NETWORK_EVENT_QUEUE);
-    let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
-    let (_, resolver_tasks) = Resolver::new(
+    let injection = Arc::new(InjectionSource(team_secrets.clone()));
+    let egress = start_egress(
+        &firewall,
+        egress_ports,
         dns_upstream,
-        registry.clone(),
-        Some(firewall.clone()),
-        events.clone(),
+        interceptor,
+        injection,
     )
-    .serve(any(egress_ports.dns))
-    .await
-    .map_err(|e| startup("the sandboxes' DNS resolver", e))?;
-    let mut proxy = EgressProxy::new(registry.clone(), events.clone(), firewall.pool());
-    if let Some(interceptor) = interceptor {
-        let source = Arc::new(InjectionSource(team_secrets.clone()));
-        proxy = proxy.with_interception(Arc::new(interceptor), source);
-    }
-    let (_, proxy_task) = proxy
-        .serve(any(egress_ports.proxy))
-        .await
-        .map_err(|e| startup("the egress proxy", e))?;
-    // Packet events (UDP, ICMP) are for the record only; enforcement is the
-    // firewall's, so the daemon serves without them when the group is taken.
-    let packet_log = match PacketLog::new(firewall.log_group(), events).serve().await {
-        Ok(task) => Some(task),
-        Err(e) => {
-            tracing::warn!(error = %warren_core::error::chain(&e), "UDP and ICMP flows leave no network events");
-            None
-        }
-    };
-    tracing::info!(dns = egress_ports.dns, proxy = egress_ports.proxy, upstream = %dns_upstream, packet_log = firewall.log_group(), "egress enforcement ready");
+    .await?;
     let network = Arc::new(Network::new(
         Some(firewall),
-        registry.clone(),
+        egress.registry.clone(),
         config.network_default.clone(),
     ));
     let templates_dir = match &config.templates_dir {
@@ -207,31 +121,35 @@ pub async fn run(
     let templates = Arc::new(
         TemplateStore::new(&templates_dir).map_err(|e| startup("templates directory", e))?,
     );
-
     let snapshots: Arc<dyn SnapshotStore> = Arc::new(
         LocalDirStore::open(data.join("snapshots"), true)
             .map_err(|e| startup("snapshot store", e))?,
     );
 
-    let (teardown, teardown_worker) =
-        Teardown::start(runtime.clone(), store.clone(), network.clone());
-    let agents = Agents::new(agent_secret);
-    let sandboxes = Arc::new(Sandboxes {
-        store: store.clone(),
+    let assembled = assemble(Parts {
+        data_dir: data.clone(),
+        secrets,
+        store,
+        audit,
+        tenancy,
+        team_secrets,
         runtime,
-        templates: templates.clone(),
-        agents: agents.clone(),
-        agent_binary,
-        teardown,
-        identity: SandboxIdentity::new(tokens.clone(), sandbox_api_port),
-        audit: audit.clone(),
-        snapshots,
-        locks: Default::default(),
-        standby: Standby::new(std::time::Duration::from_secs(config.standby_s)),
         network,
-        disk: DiskReserve::new(data.clone(), config.disk_reserve_mb),
+        templates,
+        snapshots,
+        agent_binary,
         ca_certificate: warren_ca.certificate_pem().to_owned(),
+        sandbox_api_port,
+        standby_s: config.standby_s,
+        disk_reserve_mb: config.disk_reserve_mb,
+        grant_ttl_s: config.grant_ttl_s,
+        e2b_domain: config
+            .e2b_domain
+            .clone()
+            .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port())),
+        ports_domain,
     });
+    let sandboxes = assembled.sandboxes;
     sandboxes
         .reconcile()
         .await
@@ -242,47 +160,194 @@ pub async fn run(
         .map_err(|e| startup("cleaning up the snapshot store", e))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reaper = tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone()));
-    let rotation = tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone()));
-    let liveness = tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone()));
-    let net_events = tokio::spawn(sandboxes.clone().run_network_events(events_rx, registry));
-
-    let grants = Grants::new(store.clone(), grant_secret, config.grant_ttl_s);
-    let state = AppState {
-        sandboxes: sandboxes.clone(),
-        templates: Arc::new(TemplateBuilds::new(templates)),
-        tenancy,
-        secrets: team_secrets,
-        audit,
-        e2b_domain: config
-            .e2b_domain
+    let workers = [
+        tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone())),
+    ];
+    let net_events = tokio::spawn(
+        sandboxes
             .clone()
-            .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port()))
-            .into(),
-        ports_domain: ports_domain.as_str().into(),
-        grants: grants.clone(),
+            .run_network_events(egress.events, egress.registry),
+    );
+
+    serve(
+        &config,
+        sandbox_api_port,
+        assembled.api,
+        assembled.sandbox_api,
+        shutdown,
+    )
+    .await?;
+
+    tracing::info!("shutting down; live sandboxes keep running");
+    let _ = stop_tx.send(true);
+    for worker in workers {
+        let _ = worker.await;
+    }
+    for task in &egress.tasks {
+        task.abort();
+    }
+    net_events.abort();
+    audit_tasks.stop().await;
+    drop(sandboxes);
+    if tokio::time::timeout(Duration::from_secs(20), assembled.teardown_worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!("teardown did not finish; it resumes at the next start");
+    }
+    Ok(())
+}
+
+/// Creates the data directory and its `secrets/` (mode 0700); returns the
+/// latter.
+fn prepare_data_dir(data: &Path) -> Result<PathBuf, ServeError> {
+    let secrets = data.join("secrets");
+    for dir in [data, &secrets] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| startup(&format!("cannot create {}", dir.display()), e))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| startup(&format!("cannot restrict {}", dir.display()), e))?;
+    }
+    Ok(secrets)
+}
+
+/// The configured token and grant lifetimes are within their ranges.
+fn check_lifetimes(config: &Config) -> Result<(), ServeError> {
+    for (what, value, range) in [
+        (
+            "sandbox token",
+            config.sandbox_token_ttl_s,
+            TOKEN_TTL_RANGE_S,
+        ),
+        ("access grant", config.grant_ttl_s, GRANT_TTL_RANGE_S),
+    ] {
+        if !range.contains(&value) {
+            return Err(ServeError::Startup(format!(
+                "{what} lifetime must be {}-{} seconds, got {value}",
+                range.start(),
+                range.end(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The sandbox listener's port and the egress services' ports: as
+/// configured, else the API port + 1, + 2 and + 3.
+fn host_ports(config: &Config) -> Result<(u16, EgressPorts), ServeError> {
+    let port_after = |n: u16, what: &str| {
+        config.listen.port().checked_add(n).ok_or_else(|| {
+            ServeError::Startup(format!("the API port is too high: set the {what} port"))
+        })
     };
-    let auth = Authenticator {
-        store,
-        pepper,
-        tokens,
-        sources: Arc::new(agents),
-        accepts: Credentials::ApiKeys,
+    let sandbox_api = match config.sandbox_api_port {
+        Some(port) => port,
+        None => port_after(1, "sandbox API")?,
     };
-    let sandbox_auth = Authenticator {
-        accepts: Credentials::SandboxTokens,
-        ..auth.clone()
+    let egress = EgressPorts {
+        dns: match config.dns_port {
+            Some(port) => port,
+            None => port_after(2, "DNS")?,
+        },
+        proxy: match config.egress_proxy_port {
+            Some(port) => port,
+            None => port_after(3, "egress proxy")?,
+        },
     };
-    let ports = PortProxy::new(sandboxes.clone(), auth.clone(), grants, &ports_domain);
-    let api = router(state.clone(), auth).layer(middleware::from_fn_with_state(ports, route_ports));
-    let sandbox_api = router(state, sandbox_auth);
+    Ok((sandbox_api, egress))
+}
+
+/// The interceptor the egress proxy hands connections to for hosts a
+/// policy injects secrets into; built before anything starts so that a bad
+/// `--upstream-ca` stops the start. Without a system CA bundle (and no
+/// `--upstream-ca`) the daemon runs, but no upstream server can be
+/// verified for injection.
+fn interceptor(config: &Config, ca: &Arc<WarrenCa>) -> Result<Option<TlsInterceptor>, ServeError> {
+    let made = TlsInterceptor::new(
+        ca.clone(),
+        InterceptConfig {
+            upstream_ca: config.upstream_ca.clone(),
+            ..InterceptConfig::default()
+        },
+    );
+    match made {
+        Ok(i) => Ok(Some(i)),
+        Err(e) if config.upstream_ca.is_none() => {
+            tracing::warn!(error = %warren_core::error::chain(&e), "secret injection is unavailable");
+            Ok(None)
+        }
+        Err(e) => Err(startup("TLS interception (--upstream-ca)", e)),
+    }
+}
+
+/// The running egress services and what the daemon keeps of them.
+struct Egress {
+    registry: Registry,
+    events: tokio::sync::mpsc::Receiver<warren_net::egress::NetEvent>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the sandboxes' resolver, the egress proxy and the packet log.
+async fn start_egress(
+    firewall: &warren_net::Firewall,
+    ports: EgressPorts,
+    dns_upstream: SocketAddr,
+    interceptor: Option<TlsInterceptor>,
+    injection: Arc<InjectionSource>,
+) -> Result<Egress, ServeError> {
+    let registry = Registry::default();
+    let (events, events_rx) = EventSink::channel(NETWORK_EVENT_QUEUE);
+    let any = |port| SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let (_, mut tasks) = Resolver::new(
+        dns_upstream,
+        registry.clone(),
+        Some(firewall.clone()),
+        events.clone(),
+    )
+    .serve(any(ports.dns))
+    .await
+    .map_err(|e| startup("the sandboxes' DNS resolver", e))?;
+    let mut proxy = EgressProxy::new(registry.clone(), events.clone(), firewall.pool());
+    if let Some(interceptor) = interceptor {
+        proxy = proxy.with_interception(Arc::new(interceptor), injection);
+    }
+    let (_, proxy_task) = proxy
+        .serve(any(ports.proxy))
+        .await
+        .map_err(|e| startup("the egress proxy", e))?;
+    tasks.push(proxy_task);
+    // Packet events (UDP, ICMP) are for the record only; enforcement is the
+    // firewall's, so the daemon serves without them when the group is taken.
+    match PacketLog::new(firewall.log_group(), events).serve().await {
+        Ok(task) => tasks.push(task),
+        Err(e) => {
+            tracing::warn!(error = %warren_core::error::chain(&e), "UDP and ICMP flows leave no network events");
+        }
+    }
+    tracing::info!(dns = ports.dns, proxy = ports.proxy, upstream = %dns_upstream, packet_log = firewall.log_group(), "egress enforcement ready");
+    Ok(Egress {
+        registry,
+        events: events_rx,
+        tasks,
+    })
+}
+
+/// Serves the API on `--listen` and the sandbox API on its port until
+/// `shutdown`; the sandbox listener stops when the API does.
+async fn serve(
+    config: &Config,
+    sandbox_api_port: u16,
+    api: axum::Router,
+    sandbox_api: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let sandbox_addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, sandbox_api_port));
     let listener = bind(config.listen).await?;
     let sandbox_listener = bind(sandbox_addr).await?;
-    let (api_limits, sandbox_limits) = listener_limits(&config)?;
-    tracing::info!(address = %config.listen, sandbox_api = %sandbox_addr, data_dir = %data.display(), "warren is serving");
-
-    // The sandbox listener stops when the API does.
+    let (api_limits, sandbox_limits) = listener_limits(config)?;
+    tracing::info!(address = %config.listen, sandbox_api = %sandbox_addr, data_dir = %config.data_dir.display(), "warren is serving");
     let (api_done_tx, mut api_done_rx) = tokio::sync::watch::channel(false);
     let sandbox_server = tokio::spawn(listener::serve(
         sandbox_listener,
@@ -295,28 +360,6 @@ pub async fn run(
     listener::serve(listener, api, api_limits, shutdown).await;
     let _ = api_done_tx.send(true);
     let _ = sandbox_server.await;
-
-    tracing::info!("shutting down; live sandboxes keep running");
-    let _ = stop_tx.send(true);
-    let _ = reaper.await;
-    let _ = rotation.await;
-    let _ = liveness.await;
-    for task in resolver_tasks
-        .iter()
-        .chain([&proxy_task])
-        .chain(&packet_log)
-    {
-        task.abort();
-    }
-    net_events.abort();
-    audit_tasks.stop().await;
-    drop(sandboxes);
-    if tokio::time::timeout(Duration::from_secs(20), teardown_worker)
-        .await
-        .is_err()
-    {
-        tracing::warn!("teardown did not finish; it resumes at the next start");
-    }
     Ok(())
 }
 

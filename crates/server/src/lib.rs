@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 mod agents;
 pub mod api;
+mod assemble;
 pub mod audit;
 pub mod auth;
 mod credentials;
@@ -20,6 +21,8 @@ pub mod ports;
 pub mod service;
 mod state;
 mod templates;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// Everything `warren serve` can be told.
 #[derive(Debug, Clone)]

@@ -1,0 +1,142 @@
+//! The daemon's services and routers, put together from their parts.
+//!
+//! `warren serve` (`daemon.rs`) makes the parts that face the host (the
+//! runtime and its firewall, the egress services, the listeners) and hands
+//! the rest to [`assemble`]; the in-process server of tests
+//! ([`crate::testing`]) hands it a runtime of its choosing and no network.
+//! Both then serve the same routers through the same layers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::{Router, middleware};
+use tokio::task::JoinHandle;
+use warren_runtime::Runtime;
+use warren_snapshot::SnapshotStore;
+use warren_store::Store;
+use warren_template::TemplateStore;
+
+use crate::agents::Agents;
+use crate::api::router;
+use crate::audit::Audit;
+use crate::auth::{Authenticator, Credentials, Grants, KeyError, Pepper, TokenIssuer};
+use crate::ports::{PortProxy, route as route_ports};
+use crate::service::storage::DiskReserve;
+use crate::service::{Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy};
+use crate::state::AppState;
+use crate::templates::TemplateBuilds;
+
+/// The daemon's own secrets, each a file in `<data_dir>/secrets/`.
+pub(crate) struct DaemonSecrets {
+    /// Mixed into every API key's hash (`key-pepper`).
+    pub pepper: Pepper,
+    /// Derives the agents' access tokens (`agent-secret`).
+    pub agent: Pepper,
+    /// Signs sandbox tokens (`sandbox-token-secret`).
+    pub tokens: TokenIssuer,
+    /// Signs access grants (`grant-secret`).
+    pub grant: Pepper,
+}
+
+impl DaemonSecrets {
+    /// Loads the secrets from `dir`, creating those missing.
+    pub fn load(dir: &Path, sandbox_token_ttl_s: u64) -> Result<Self, KeyError> {
+        let load = |name: &str| Pepper::load_or_create(&dir.join(name));
+        Ok(Self {
+            pepper: load("key-pepper")?,
+            agent: load("agent-secret")?,
+            tokens: TokenIssuer::new(load("sandbox-token-secret")?, sandbox_token_ttl_s),
+            grant: load("grant-secret")?,
+        })
+    }
+}
+
+/// What the services are built from.
+pub(crate) struct Parts {
+    pub data_dir: PathBuf,
+    pub secrets: DaemonSecrets,
+    pub store: Arc<dyn Store>,
+    pub audit: Audit,
+    pub tenancy: Arc<Tenancy>,
+    pub team_secrets: Arc<Secrets>,
+    pub runtime: Arc<dyn Runtime>,
+    pub network: Arc<Network>,
+    pub templates: Arc<TemplateStore>,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub agent_binary: PathBuf,
+    /// The Warren CA certificate (PEM) every agent installs.
+    pub ca_certificate: String,
+    pub sandbox_api_port: u16,
+    pub standby_s: u64,
+    pub disk_reserve_mb: u64,
+    pub grant_ttl_s: u64,
+    /// Normalized (`ports::parse_domain`).
+    pub ports_domain: String,
+    pub e2b_domain: String,
+}
+
+/// The services and the two routers, ready to serve.
+pub(crate) struct Assembled {
+    pub sandboxes: Arc<Sandboxes>,
+    /// Ends once every teardown queued before the services were dropped
+    /// has run.
+    pub teardown_worker: JoinHandle<()>,
+    /// The main API, with the port proxy in front.
+    pub api: Router,
+    /// The sandbox listener's API: sandbox tokens only.
+    pub sandbox_api: Router,
+}
+
+/// Builds the services over `p` and the routers over them.
+pub(crate) fn assemble(p: Parts) -> Assembled {
+    let (teardown, teardown_worker) =
+        Teardown::start(p.runtime.clone(), p.store.clone(), p.network.clone());
+    let agents = Agents::new(p.secrets.agent);
+    let sandboxes = Arc::new(Sandboxes {
+        store: p.store.clone(),
+        runtime: p.runtime,
+        templates: p.templates.clone(),
+        agents: agents.clone(),
+        agent_binary: p.agent_binary,
+        teardown,
+        identity: SandboxIdentity::new(p.secrets.tokens.clone(), p.sandbox_api_port),
+        audit: p.audit.clone(),
+        snapshots: p.snapshots,
+        locks: Default::default(),
+        standby: Standby::new(std::time::Duration::from_secs(p.standby_s)),
+        network: p.network,
+        disk: DiskReserve::new(p.data_dir, p.disk_reserve_mb),
+        ca_certificate: p.ca_certificate,
+    });
+    let grants = Grants::new(p.store.clone(), p.secrets.grant, p.grant_ttl_s);
+    let state = AppState {
+        sandboxes: sandboxes.clone(),
+        templates: Arc::new(TemplateBuilds::new(p.templates)),
+        tenancy: p.tenancy,
+        secrets: p.team_secrets,
+        audit: p.audit,
+        e2b_domain: p.e2b_domain.into(),
+        ports_domain: p.ports_domain.as_str().into(),
+        grants: grants.clone(),
+    };
+    let auth = Authenticator {
+        store: p.store,
+        pepper: p.secrets.pepper,
+        tokens: p.secrets.tokens,
+        sources: Arc::new(agents),
+        accepts: Credentials::ApiKeys,
+    };
+    let sandbox_auth = Authenticator {
+        accepts: Credentials::SandboxTokens,
+        ..auth.clone()
+    };
+    let ports = PortProxy::new(sandboxes.clone(), auth.clone(), grants, &p.ports_domain);
+    let api = router(state.clone(), auth).layer(middleware::from_fn_with_state(ports, route_ports));
+    let sandbox_api = router(state, sandbox_auth);
+    Assembled {
+        sandboxes,
+        teardown_worker,
+        api,
+        sandbox_api,
+    }
+}

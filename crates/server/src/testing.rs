@@ -1,0 +1,123 @@
+//! An in-process Warren for tests (feature `testing`).
+//!
+//! The daemon's own services and routers ([`crate::assemble`]) over a
+//! SQLite store in a directory of the test's, a runtime of the test's
+//! choosing (`warren_runtime::fake::FakeRuntime`, say) and no host network:
+//! no firewall, resolver, egress proxy or listener. Requests go in with
+//! `tower::ServiceExt::oneshot`; nothing needs root. The directory holds one
+//! ready template, `base`, with an empty root filesystem (a fake runtime
+//! never reads it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use warren_net::intercept::WarrenCa;
+use warren_net::registry::Registry;
+use warren_runtime::Runtime;
+use warren_snapshot::{LocalDirStore, SnapshotStore};
+use warren_store::{SqliteStore, Store};
+use warren_template::TemplateStore;
+
+use crate::ServeError;
+use crate::assemble::{DaemonSecrets, Parts, assemble};
+use crate::audit::{Audit, AuditTasks};
+use crate::auth::grant::DEFAULT_GRANT_TTL_S;
+use crate::auth::token::DEFAULT_TOKEN_TTL_S;
+use crate::service::secrets::SecretsCipher;
+use crate::service::{Network, Secrets, Tenancy};
+
+/// A running in-process Warren.
+pub struct InProcess {
+    /// The main API, as the API listener serves it (port proxy in front).
+    pub api: Router,
+    /// The sandbox listener's API (sandbox tokens only).
+    pub sandbox_api: Router,
+    /// The operator team's admin key, made at the first start in `dir`.
+    pub admin_key: Option<String>,
+    audit_tasks: AuditTasks,
+}
+
+fn failed(what: &str, e: impl std::error::Error) -> ServeError {
+    ServeError::Startup(format!("{what}: {}", warren_core::error::chain(&e)))
+}
+
+impl InProcess {
+    /// Starts Warren over `dir` (created if missing) with `runtime`.
+    pub async fn start(dir: &Path, runtime: Arc<dyn Runtime>) -> Result<Self, ServeError> {
+        let secrets_dir = dir.join("secrets");
+        let templates_dir = dir.join("templates");
+        std::fs::create_dir_all(templates_dir.join("base/rootfs"))
+            .and_then(|()| std::fs::create_dir_all(&secrets_dir))
+            .and_then(|()| {
+                std::fs::write(
+                    templates_dir.join("base/template.json"),
+                    r#"{"name":"base","status":"ready","size_bytes":0,"recipe":"base"}"#,
+                )
+            })
+            .and_then(|()| std::fs::write(dir.join("agent"), b""))
+            .map_err(|e| failed("preparing the directory", e))?;
+        let secrets = DaemonSecrets::load(&secrets_dir, DEFAULT_TOKEN_TTL_S)
+            .map_err(|e| failed("daemon secrets", e))?;
+        let sqlite = SqliteStore::open(&dir.join("warren.db"))
+            .await
+            .map_err(|e| failed("store", e))?;
+        let audit_key = warren_audit::keyfile::load_or_create(&secrets_dir.join("audit.key"))
+            .map_err(|e| failed("audit key", e))?;
+        let (audit, audit_tasks) = Audit::start(sqlite.audit(), audit_key)
+            .await
+            .map_err(|e| failed("audit log", e))?;
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let tenancy = Arc::new(Tenancy::new(
+            store.clone(),
+            secrets.pepper.clone(),
+            audit.clone(),
+        ));
+        let admin_key = tenancy
+            .bootstrap()
+            .await
+            .map_err(|e| ServeError::Startup(e.message))?;
+        let cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
+            .map_err(|e| failed("secrets key", e))?;
+        let team_secrets = Arc::new(Secrets::new(store.clone(), cipher, audit.clone()));
+        let ca = WarrenCa::load_or_create(&secrets_dir).map_err(|e| failed("Warren CA", e))?;
+        let templates =
+            Arc::new(TemplateStore::new(&templates_dir).map_err(|e| failed("templates", e))?);
+        let snapshots: Arc<dyn SnapshotStore> = Arc::new(
+            LocalDirStore::open(dir.join("snapshots"), true)
+                .map_err(|e| failed("snapshot store", e))?,
+        );
+        let network = Arc::new(Network::new(None, Registry::default(), Default::default()));
+        let assembled = assemble(Parts {
+            data_dir: dir.to_owned(),
+            secrets,
+            store,
+            audit,
+            tenancy,
+            team_secrets,
+            runtime,
+            network,
+            templates,
+            snapshots,
+            agent_binary: dir.join("agent"),
+            ca_certificate: ca.certificate_pem().to_owned(),
+            sandbox_api_port: 1,
+            standby_s: 0,
+            disk_reserve_mb: 0,
+            grant_ttl_s: DEFAULT_GRANT_TTL_S,
+            ports_domain: crate::ports::DEFAULT_DOMAIN.to_owned(),
+            e2b_domain: "localhost:8700".to_owned(),
+        });
+        Ok(Self {
+            api: assembled.api,
+            sandbox_api: assembled.sandbox_api,
+            admin_key,
+            audit_tasks,
+        })
+    }
+
+    /// Stops the audit log's signer after a last signature.
+    pub async fn stop(self) {
+        self.audit_tasks.stop().await;
+    }
+}

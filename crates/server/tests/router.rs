@@ -1,0 +1,390 @@
+//! The whole API, driven in process over the fake runtime (no root, no
+//! sockets): who may call what (401, 403, 404 across teams), the error
+//! bodies of both surfaces, request validation, and a sandbox's life
+//! through the real handlers and services.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+use warren_runtime::fake::FakeRuntime;
+use warren_server::testing::InProcess;
+
+/// One in-process Warren and the directory it lives in.
+struct Warren {
+    server: InProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Warren {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
+            .await
+            .unwrap();
+        Self { server, _dir: dir }
+    }
+
+    fn admin(&self) -> String {
+        self.server.admin_key.clone().unwrap()
+    }
+
+    /// `method path` with `key` (as a Bearer) and a JSON body.
+    async fn call(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        send(&self.server.api, req.unwrap()).await
+    }
+
+    /// A new key of the admin's team with `role`.
+    async fn key(&self, role: &str) -> String {
+        let (status, body) = self
+            .call(
+                Some(&self.admin()),
+                "POST",
+                "/v1/keys",
+                Some(json!({"name": role, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// The admin key of a new team.
+    async fn other_team(&self) -> String {
+        let (status, body) = self
+            .call(
+                Some(&self.admin()),
+                "POST",
+                "/v1/teams",
+                Some(json!({"name": "rivals", "admin": "eve"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["key"]["secret"].as_str().unwrap().to_owned()
+    }
+
+    async fn create(&self, key: &str) -> String {
+        let (status, body) = self
+            .call(Some(key), "POST", "/v1/sandboxes", Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+/// A native error body: `{code, message}` with a non-empty message.
+fn assert_native_error(body: &Value, code: &str) {
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_sandbox_lives_through_the_real_handlers() {
+    let w = Warren::start().await;
+    let admin = w.admin();
+    let id = w.create(&admin).await;
+    let (status, body) = w
+        .call(
+            Some(&admin),
+            "POST",
+            &format!("/v1/sandboxes/{id}/exec"),
+            Some(json!({"cmd": ["echo", "hello"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The answer streams one JSON event a line; output is base64.
+    let events: Vec<Value> = body
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stdout: Vec<u8> = events
+        .iter()
+        .filter(|e| e["type"] == "stdout")
+        .flat_map(|e| BASE64.decode(e["data"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(stdout, b"hello\n");
+    assert_eq!(events.last().unwrap()["exit_code"], 0, "{body}");
+
+    let (status, list) = w.call(Some(&admin), "GET", "/v1/sandboxes", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["sandboxes"][0]["id"], id.as_str(), "{list}");
+
+    let (status, _) = w
+        .call(Some(&admin), "DELETE", &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = w
+        .call(Some(&admin), "GET", &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_native_error(&body, "not_found");
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn credentials_are_checked_before_anything_else() {
+    let w = Warren::start().await;
+    let id = w.create(&w.admin()).await;
+    let member = w.key("member").await;
+    let revoked = w.key("member").await;
+    let revoked_id = revoked.split('_').nth(1).unwrap();
+    let (status, _) = w
+        .call(
+            Some(&w.admin()),
+            "DELETE",
+            &format!("/v1/keys/{revoked_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let forged = format!("{}x", &member[..member.len() - 1]);
+    for (who, key) in [
+        ("no key", None),
+        ("a malformed key", Some("wrn_nope")),
+        ("a forged secret", Some(forged.as_str())),
+        ("a revoked key", Some(revoked.as_str())),
+    ] {
+        for (method, path) in [
+            ("GET", "/v1/sandboxes".to_owned()),
+            ("GET", format!("/v1/sandboxes/{id}")),
+            ("POST", format!("/v1/sandboxes/{id}/exec")),
+            ("GET", "/v1/keys".to_owned()),
+            ("GET", "/v1/audit/entries".to_owned()),
+        ] {
+            let (status, body) = w.call(key, method, &path, Some(json!({}))).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{who}: {method} {path}");
+            assert_native_error(&body, "unauthenticated");
+        }
+    }
+    // A sandbox token is for the sandbox listener only.
+    let (status, _) = w
+        .call(Some("wst_abc.def"), "GET", "/v1/sandboxes", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn roles_decide_what_a_key_may_do() {
+    let w = Warren::start().await;
+    let id = w.create(&w.admin()).await;
+    let viewer = w.key("viewer").await;
+    let member = w.key("member").await;
+    let cases = [
+        (&viewer, "GET", "/v1/sandboxes".to_owned(), StatusCode::OK),
+        (
+            &viewer,
+            "GET",
+            format!("/v1/sandboxes/{id}"),
+            StatusCode::OK,
+        ),
+        (
+            &viewer,
+            "POST",
+            "/v1/sandboxes".to_owned(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &viewer,
+            "POST",
+            format!("/v1/sandboxes/{id}/exec"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            &viewer,
+            "DELETE",
+            format!("/v1/sandboxes/{id}"),
+            StatusCode::FORBIDDEN,
+        ),
+        (&member, "GET", "/v1/keys".to_owned(), StatusCode::FORBIDDEN),
+        (
+            &member,
+            "GET",
+            "/v1/teams".to_owned(),
+            StatusCode::FORBIDDEN,
+        ),
+        (&member, "GET", "/v1/whoami".to_owned(), StatusCode::OK),
+        (
+            &member,
+            "POST",
+            "/v1/secrets".to_owned(),
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (key, method, path, want) in cases {
+        let body = (method != "GET").then(|| json!({"name": "x", "value": "y"}));
+        let (status, answer) = w.call(Some(key), method, &path, body).await;
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        if want == StatusCode::FORBIDDEN {
+            assert_native_error(&answer, "permission_denied");
+            let message = answer["message"].as_str().unwrap();
+            assert!(message.contains(':'), "names the scope it lacks: {message}");
+        }
+    }
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn another_teams_sandbox_is_not_found_on_every_route() {
+    let w = Warren::start().await;
+    let id = w.create(&w.admin()).await;
+    let rival = w.other_team().await;
+    let routes = [
+        ("GET", format!("/v1/sandboxes/{id}")),
+        ("DELETE", format!("/v1/sandboxes/{id}")),
+        ("POST", format!("/v1/sandboxes/{id}/exec")),
+        (
+            "GET",
+            format!("/v1/sandboxes/{id}/files?path=/etc/hostname"),
+        ),
+        ("POST", format!("/v1/sandboxes/{id}/timeout")),
+        ("POST", format!("/v1/sandboxes/{id}/pause")),
+        ("POST", format!("/v1/sandboxes/{id}/resume")),
+        ("POST", format!("/v1/sandboxes/{id}/fork")),
+        ("GET", format!("/v1/sandboxes/{id}/snapshots")),
+        ("POST", format!("/v1/sandboxes/{id}/snapshots")),
+        ("POST", format!("/v1/sandboxes/{id}/rollback")),
+        ("GET", format!("/v1/sandboxes/{id}/timeline")),
+        ("PUT", format!("/v1/sandboxes/{id}/network")),
+        ("GET", format!("/v1/sandboxes/{id}/network/events")),
+    ];
+    for (method, path) in &routes {
+        let (status, body) = w.call(Some(&rival), method, path, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_native_error(&body, "not_found");
+    }
+    // The sandbox is untouched and the rival sees none of it.
+    let (status, _) = w
+        .call(
+            Some(&w.admin()),
+            "GET",
+            &format!("/v1/sandboxes/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = w.call(Some(&rival), "GET", "/v1/sandboxes", None).await;
+    assert_eq!(list["sandboxes"], json!([]));
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_precise_errors_in_each_surfaces_shape() {
+    let w = Warren::start().await;
+    let admin = w.admin();
+    // Native: malformed JSON, unknown fields, wrong types, unknown routes.
+    let raw = Request::post("/v1/sandboxes")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .unwrap();
+    let (status, body) = send(&w.server.api, raw).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_native_error(&body, "invalid_argument");
+    for bad in [
+        json!({"cpus": "two"}),
+        json!({"no_such_field": 1}),
+        json!({"timeout_s": 0}),
+        json!({"memory_mb": 1}),
+    ] {
+        let (status, body) = w
+            .call(Some(&admin), "POST", "/v1/sandboxes", Some(bad.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_native_error(&body, "invalid_argument");
+    }
+    let big = json!({"metadata": {"k": "x".repeat(2 * 1024 * 1024)}});
+    let (status, _) = w
+        .call(Some(&admin), "POST", "/v1/sandboxes", Some(big))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, body) = w.call(Some(&admin), "GET", "/v1/nothing", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_native_error(&body, "not_found");
+
+    // E2B: `{code: <number>, message}`, its own key header.
+    let req = Request::post("/sandboxes")
+        .header("x-api-key", &admin)
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"templateID": "base", "timeout": -5}).to_string(),
+        ))
+        .unwrap();
+    let (status, body) = send(&w.server.api, req).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], 400, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let req = Request::get("/sandboxes")
+        .header("x-api-key", "wrn_nope")
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&w.server.api, req).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], 401, "{body}");
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served_and_guarded() {
+    let w = Warren::start().await;
+    let (status, doc) = w.call(None, "GET", "/v1/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() > 20, "{}", paths.len());
+    for (path, ops) in paths {
+        let concrete = path
+            .replace("{id}", "sbx0000000000000000x")
+            .replace("{snapshot}", "snp0000000000000000x")
+            .replace("{name}", "n")
+            .replace("{team}", "t000000000000")
+            .replace("{index}", "0");
+        for method in ops.as_object().unwrap().keys() {
+            let method = method.to_uppercase();
+            let (status, body) = w.call(None, &method, &concrete, Some(json!({}))).await;
+            let open = ["/v1/health", "/v1/openapi.json"].contains(&path.as_str());
+            if open {
+                assert_eq!(status, StatusCode::OK, "{method} {path}");
+            } else {
+                // Served (not the fallback's "no such endpoint") and closed
+                // to a caller without a key.
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+            }
+        }
+    }
+    w.server.stop().await;
+}
