@@ -21,13 +21,13 @@ use futures::future::join_all;
 use serde_json::json;
 use warren_audit::{AuditEntry, Frontier, MerkleLog, Outcome, SigningKey, verify_log};
 use warren_core::SandboxId;
-use warren_server::audit::{Audit, AuditActor, Event};
+use warren_server::audit::{Action, Audit, AuditActor, Event};
 use warren_store::{AuditAppend, AuditFilter, SqliteAudit, SqliteStore};
 
 use crate::stats::{Row, ms, percentile};
 
 fn exec_event(sandbox: &SandboxId, i: u64) -> Event {
-    Event::sandbox("process.exec", sandbox, Outcome::Ok)
+    Event::sandbox(Action::ProcessExec, sandbox, Outcome::Ok)
         .with(
             "argv",
             vec!["python3".to_owned(), "-c".to_owned(), format!("print({i})")],

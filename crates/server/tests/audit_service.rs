@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use futures::future::join_all;
 use warren_audit::{Outcome, SigningKey, verify_log};
 use warren_core::SandboxId;
-use warren_server::audit::{Audit, AuditActor, Event};
+use warren_server::audit::{Action, Audit, AuditActor, Event};
 use warren_store::{AuditFilter, SqliteAudit, SqliteStore};
 
 fn key() -> SigningKey {
@@ -18,7 +18,7 @@ async fn record_many(audit: &Audit, n: usize) -> Vec<u64> {
     let actor = AuditActor::system("test");
     let sandbox = SandboxId::generate();
     join_all((0..n).map(|i| {
-        let event = Event::sandbox("process.exec", &sandbox, Outcome::Ok)
+        let event = Event::sandbox(Action::ProcessExec, &sandbox, Outcome::Ok)
             .with("argv", vec!["echo".to_owned(), i.to_string()])
             .with("exit_code", 0);
         let audit = audit.clone();
@@ -76,9 +76,9 @@ async fn an_unhashable_event_is_refused_alone() {
     let (audit, tasks) = Audit::start(store.audit(), key()).await.unwrap();
     let actor = AuditActor::system("test");
     let id = SandboxId::generate();
-    let float = Event::sandbox("process.exec", &id, Outcome::Ok).with("ratio", 0.5);
+    let float = Event::sandbox(Action::ProcessExec, &id, Outcome::Ok).with("ratio", 0.5);
     assert!(audit.record(&actor, float).await.is_err());
-    let fine = Event::sandbox("process.exec", &id, Outcome::Ok);
+    let fine = Event::sandbox(Action::ProcessExec, &id, Outcome::Ok);
     assert_eq!(audit.record(&actor, fine).await.unwrap(), 0);
     tasks.stop().await;
     assert_eq!(verify(&store.audit()).await, 1);

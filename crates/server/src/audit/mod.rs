@@ -26,6 +26,7 @@
 //! Restart safety: the writer reads the frontier back from the store at
 //! start; the signer signs whatever part of the log no head covers yet.
 
+mod action;
 mod actor;
 pub mod requests;
 pub mod signer;
@@ -42,6 +43,7 @@ use warren_audit::{AuditEntry, MerkleLog, Outcome, SigningKey, VerifyingKey};
 use warren_core::{SandboxId, WarrenError};
 use warren_store::{AuditStoreError, SqliteAudit};
 
+pub use action::Action;
 pub use actor::{AuditActor, SYSTEM_TEAM};
 
 /// Why an entry could not be recorded.
@@ -73,8 +75,7 @@ impl From<AuditError> for WarrenError {
 /// What happened, to what, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// Dotted verb: `sandbox.create`, `process.exec`, `file.write` …
-    pub action: &'static str,
+    pub action: Action,
     /// The object acted on.
     pub target: String,
     /// The sandbox the event is about, if any (timeline, filters).
@@ -85,7 +86,7 @@ pub struct Event {
 
 impl Event {
     /// A successful event about `target` that concerns no sandbox.
-    pub fn new(action: &'static str, target: String) -> Self {
+    pub fn new(action: Action, target: String) -> Self {
         Self {
             action,
             target,
@@ -96,7 +97,7 @@ impl Event {
     }
 
     /// An event about sandbox `id`, which is also its target.
-    pub fn sandbox(action: &'static str, id: &SandboxId, outcome: Outcome) -> Self {
+    pub fn sandbox(action: Action, id: &SandboxId, outcome: Outcome) -> Self {
         Self {
             action,
             target: id.to_string(),
@@ -185,7 +186,7 @@ impl Audit {
             time_ms: now_ms(),
             team: actor.team.clone(),
             actor: actor.chain.clone(),
-            action: event.action.to_owned(),
+            action: event.action.as_str().to_owned(),
             target: event.target,
             outcome: event.outcome,
             details: event.details,

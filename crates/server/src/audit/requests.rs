@@ -21,6 +21,7 @@ use warren_audit::Outcome;
 use warren_core::{SandboxId, WarrenError};
 
 use super::{Audit, AuditActor, Event};
+use crate::audit::Action;
 use crate::auth::Caller;
 use crate::error::AppError;
 
@@ -72,7 +73,7 @@ pub async fn record_requests(State(audit): State<Audit>, req: Request, next: Nex
     let status = response.status();
     let sandbox = sandbox_of(&route, &path);
     let event = Event {
-        action: "api.request",
+        action: Action::ApiRequest,
         target: sandbox.as_ref().map_or(path, ToString::to_string),
         sandbox,
         outcome: outcome_of(status),

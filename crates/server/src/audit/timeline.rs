@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use warren_api_types::TimelineEvent;
 use warren_audit::ExportedEntry;
 
+use super::Action;
+
 /// Timeline events of `entries` (all about one sandbox, in index order).
 pub fn events(entries: &[ExportedEntry]) -> Vec<TimelineEvent> {
     entries.iter().filter_map(event).collect()
@@ -31,8 +33,8 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
     let by = e.actor.join(" → ");
     let mut exit_code = None;
     let mut duration_ms = None;
-    let (kind, summary) = match e.action.as_str() {
-        "sandbox.create" => (
+    let (kind, summary) = match Action::parse(&e.action) {
+        Some(Action::SandboxCreate) => (
             "created",
             format!(
                 "created by {by} from template {}{}",
@@ -40,7 +42,7 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 failure(d)
             ),
         ),
-        "process.exec" => {
+        Some(Action::ProcessExec) => {
             exit_code = d.get("exit_code").and_then(Value::as_i64);
             duration_ms = d.get("duration_ms").and_then(Value::as_u64);
             let argv: Vec<&str> = d
@@ -62,7 +64,7 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 ),
             )
         }
-        "file.write" => (
+        Some(Action::FileWrite) => (
             "file_written",
             format!(
                 "wrote {} ({} bytes, sha256 {}){}",
@@ -72,7 +74,7 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 failure(d)
             ),
         ),
-        "pty.open" => (
+        Some(Action::PtyOpen) => (
             "terminal",
             format!(
                 "opened a terminal running {} as {}",
@@ -80,24 +82,24 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 text(d, "user").unwrap_or("user")
             ),
         ),
-        "sandbox.timeout" => (
+        Some(Action::SandboxTimeout) => (
             "timeout",
             format!(
                 "timeout set by {by}: expires at {}",
                 text(d, "expires_at").unwrap_or("?")
             ),
         ),
-        "sandbox.kill" => ("killed", format!("killed by {by}")),
-        "sandbox.pause" => ("paused", format!("paused by {by}")),
-        "sandbox.resume" => ("resumed", format!("resumed by {by}")),
-        "sandbox.rollback" => (
+        Some(Action::SandboxKill) => ("killed", format!("killed by {by}")),
+        Some(Action::SandboxPause) => ("paused", format!("paused by {by}")),
+        Some(Action::SandboxResume) => ("resumed", format!("resumed by {by}")),
+        Some(Action::SandboxRollback) => (
             "rolled_back",
             format!(
                 "rolled back by {by} to snapshot {}",
                 text(d, "snapshot").unwrap_or("?")
             ),
         ),
-        "sandbox.fork" => (
+        Some(Action::SandboxFork) => (
             "forked",
             format!(
                 "forked by {by} into {}",
@@ -111,15 +113,15 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                     .unwrap_or_default()
             ),
         ),
-        "snapshot.create" => (
+        Some(Action::SnapshotCreate) => (
             "snapshot",
             format!(
                 "snapshot '{}' taken by {by}",
                 text(d, "name").unwrap_or("?")
             ),
         ),
-        "snapshot.delete" => ("snapshot_deleted", format!("snapshot deleted by {by}")),
-        "token.issue" => (
+        Some(Action::SnapshotDelete) => ("snapshot_deleted", format!("snapshot deleted by {by}")),
+        Some(Action::TokenIssue) => (
             "token",
             format!(
                 "sandbox token issued ({}) for {}, valid until {}",
@@ -128,9 +130,9 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 text(d, "expires_at").unwrap_or("?")
             ),
         ),
-        "sandbox.expire" => ("expired", "reached its timeout and was killed".to_owned()),
-        "sandbox.fail" => ("failed", format!("failed{}", failure(d))),
-        "api.request" if e.outcome != warren_audit::Outcome::Ok => (
+        Some(Action::SandboxExpire) => ("expired", "reached its timeout and was killed".to_owned()),
+        Some(Action::SandboxFail) => ("failed", format!("failed{}", failure(d))),
+        Some(Action::ApiRequest) if e.outcome != warren_audit::Outcome::Ok => (
             "request",
             format!(
                 "{} {} by {by} answered {}",
@@ -139,8 +141,8 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 d.get("status").and_then(Value::as_u64).unwrap_or(0)
             ),
         ),
-        "api.request" => return None,
-        other => ("other", format!("{other} by {by}")),
+        Some(Action::ApiRequest) => return None,
+        _ => ("other", format!("{} by {by}", e.action)),
     };
     Some(TimelineEvent {
         index: e.index,

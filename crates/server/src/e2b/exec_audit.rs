@@ -30,6 +30,7 @@ use warren_envd::envelope::FrameDecoder;
 use warren_envd::http_api::user_from_basic;
 use warren_envd::process::{ProcessEvent, StartRequest, StartResponse};
 
+use crate::audit::Action;
 use crate::audit::{Audit, AuditActor, Event};
 use crate::service::Sandboxes;
 
@@ -112,7 +113,7 @@ impl ExecRecord {
         }
         self.done = true;
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let mut event = Event::sandbox("process.exec", &self.sandbox, outcome);
+        let mut event = Event::sandbox(Action::ProcessExec, &self.sandbox, outcome);
         event.details = std::mem::take(&mut self.details);
         event.details.insert("duration_ms".into(), ms.into());
         let (audit, actor) = (self.audit.clone(), self.actor.clone());

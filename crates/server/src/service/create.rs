@@ -28,6 +28,7 @@ use warren_template::StartCommand;
 
 use super::{DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
 use crate::agents::Agents;
+use crate::audit::Action;
 use crate::audit::AuditActor;
 
 const MAX_METADATA_PAIRS: usize = 64;
@@ -279,7 +280,7 @@ impl Sandboxes {
                     "expires_at".into(),
                     warren_core::rfc3339(rec.expires_at).into(),
                 );
-                self.record_lifecycle(actor, &id, "sandbox.create", Outcome::Ok, details)
+                self.record_lifecycle(actor, &id, Action::SandboxCreate, Outcome::Ok, details)
                     .await;
                 Ok(rec)
             }
@@ -385,7 +386,7 @@ impl Sandboxes {
         self.teardown.enqueue(id.clone());
         let mut details = Map::new();
         details.insert("error".into(), reason.into());
-        self.record_lifecycle(actor, id, "sandbox.fail", Outcome::Error, details)
+        self.record_lifecycle(actor, id, Action::SandboxFail, Outcome::Error, details)
             .await;
     }
 }

@@ -40,6 +40,7 @@ use warren_store::Store;
 
 use super::Sandboxes;
 use crate::agents::Agents;
+use crate::audit::Action;
 use crate::audit::{Audit, AuditActor, Event};
 
 pub type ExecStream = Pin<Box<dyn Stream<Item = ExecEvent> + Send>>;
@@ -201,7 +202,7 @@ impl Sandboxes {
         req: ExecRequest,
         actor: AuditActor,
     ) -> Result<ExecStream, WarrenError> {
-        let started = Event::sandbox("process.exec", id, Outcome::Ok)
+        let started = Event::sandbox(Action::ProcessExec, id, Outcome::Ok)
             .with("argv", req.cmd.clone())
             .with(
                 "user",

@@ -16,6 +16,7 @@ use warren_audit::Outcome;
 use warren_core::{ErrorKind, SandboxId, WarrenError};
 
 use super::Sandboxes;
+use crate::audit::Action;
 use crate::audit::{AuditActor, Event};
 
 /// Why an upload stream was cut.
@@ -104,7 +105,7 @@ impl Sandboxes {
             .lock()
             .map(|h| hex::encode(h.clone().finalize()))
             .unwrap_or_default();
-        let mut event = Event::sandbox("file.write", id, Outcome::Ok)
+        let mut event = Event::sandbox(Action::FileWrite, id, Outcome::Ok)
             .with("path", path)
             .with("user", user.unwrap_or("user"))
             .with("size", written)

@@ -34,6 +34,7 @@ use warren_store::{NewSandbox, SandboxRecord, SnapshotKind, SnapshotRecord};
 
 use super::record::details;
 use super::{CreateParams, Dispatcher, Sandboxes};
+use crate::audit::Action;
 use crate::audit::AuditActor;
 
 /// Most branches one fork may make.
@@ -122,7 +123,7 @@ impl Sandboxes {
             ("snapshot", snapshot.id.to_string().into()),
             ("branches", branches.into()),
         ]);
-        self.record_lifecycle(actor, id, "sandbox.fork", Outcome::Ok, details)
+        self.record_lifecycle(actor, id, Action::SandboxFork, Outcome::Ok, details)
             .await;
         Ok((snapshot.id, out))
     }

@@ -23,6 +23,7 @@ use warren_store::{SandboxFilter, SandboxRecord};
 use warren_audit::Outcome;
 
 use super::Sandboxes;
+use crate::audit::Action;
 use crate::audit::{AuditActor, Event};
 use crate::auth::TokenIssuer;
 
@@ -114,7 +115,7 @@ impl Sandboxes {
         why: &'static str,
     ) -> Result<(), WarrenError> {
         let expires_at = self.identity.hand_out(client, rec).await?;
-        let event = Event::sandbox("token.issue", &rec.id, Outcome::Ok)
+        let event = Event::sandbox(Action::TokenIssue, &rec.id, Outcome::Ok)
             .with("reason", why)
             .with("subject", format!("user:{}", rec.owner))
             .with("expires_at", warren_core::rfc3339(expires_at));

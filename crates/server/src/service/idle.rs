@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use warren_core::{OnIdle, SandboxId};
 
 use super::Sandboxes;
+use crate::audit::Action;
 use crate::audit::AuditActor;
 
 impl Sandboxes {
@@ -31,7 +32,7 @@ impl Sandboxes {
                 for id in ids {
                     tracing::info!(sandbox = %id, "paused sandbox reached its retention");
                     let reaper = AuditActor::system("reaper");
-                    if let Err(e) = self.end(&id, &reaper, "sandbox.expire").await {
+                    if let Err(e) = self.end(&id, &reaper, Action::SandboxExpire).await {
                         tracing::warn!(sandbox = %id, error = %e.message, "could not delete a paused sandbox");
                     }
                 }
@@ -49,7 +50,7 @@ impl Sandboxes {
         let reaper = AuditActor::system("reaper");
         let result = match on_idle {
             OnIdle::Pause => self.pause(id, &reaper).await.map(drop),
-            OnIdle::Kill => self.end(id, &reaper, "sandbox.expire").await,
+            OnIdle::Kill => self.end(id, &reaper, Action::SandboxExpire).await,
         };
         if let Err(e) = result {
             tracing::warn!(sandbox = %id, error = %e.message, "could not {on_idle} an idle sandbox");

@@ -11,6 +11,7 @@ use warren_store::SandboxRecord;
 
 use super::Sandboxes;
 use super::create::deadline;
+use crate::audit::Action;
 use crate::audit::AuditActor;
 
 /// How often the reaper looks for expired sandboxes.
@@ -43,7 +44,7 @@ impl Sandboxes {
         self.record_lifecycle(
             actor,
             id,
-            "sandbox.timeout",
+            Action::SandboxTimeout,
             warren_audit::Outcome::Ok,
             details,
         )

@@ -45,6 +45,7 @@ use warren_store::{SandboxRecord, Store, StoreError};
 use warren_template::TemplateStore;
 
 use crate::agents::Agents;
+use crate::audit::Action;
 use crate::audit::{Audit, AuditActor};
 
 pub use create::{CreateParams, Dispatcher, deadline};
@@ -144,7 +145,7 @@ impl Sandboxes {
     /// Kills the sandbox on `actor`'s request: the state change is durable
     /// at once, the teardown happens in the background.
     pub async fn kill(&self, id: &SandboxId, actor: &AuditActor) -> Result<(), WarrenError> {
-        self.end(id, actor, "sandbox.kill").await
+        self.end(id, actor, Action::SandboxKill).await
     }
 
     /// Kills the sandbox and records it as `action` (a kill or an expiry).
@@ -152,7 +153,7 @@ impl Sandboxes {
         &self,
         id: &SandboxId,
         actor: &AuditActor,
-        action: &'static str,
+        action: Action,
     ) -> Result<(), WarrenError> {
         let rec = self.get(id).await?;
         if rec.state == SandboxState::Killed {
@@ -165,7 +166,7 @@ impl Sandboxes {
         self.identity.forget(id);
         self.locks.forget(id);
         self.teardown.enqueue(id.clone());
-        tracing::info!(sandbox = %id, action, "sandbox killed");
+        tracing::info!(sandbox = %id, %action, "sandbox killed");
         let mut details = Map::new();
         details.insert("from_state".into(), from.as_str().into());
         self.record_lifecycle(actor, id, action, Outcome::Ok, details)

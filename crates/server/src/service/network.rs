@@ -34,6 +34,7 @@ use warren_store::{NewNetEvent, SandboxRecord};
 
 use super::Sandboxes;
 use super::record::details;
+use crate::audit::Action;
 use crate::audit::{AuditActor, Event};
 
 /// Most events written to the store in one transaction.
@@ -146,7 +147,7 @@ impl Sandboxes {
         self.record_lifecycle(
             actor,
             id,
-            "network.update",
+            Action::NetworkUpdate,
             Outcome::Ok,
             details([("network", policy_json)]),
         )
@@ -201,7 +202,7 @@ impl Sandboxes {
 
     async fn audit_denial(&self, id: &SandboxId, e: &NetEvent) {
         let actor = AuditActor::system("egress");
-        let mut event = Event::sandbox("network.deny", id, Outcome::Denied);
+        let mut event = Event::sandbox(Action::NetworkDeny, id, Outcome::Denied);
         event.details = details([
             ("kind", e.kind.as_str().into()),
             ("name", e.name.clone().into()),

@@ -32,6 +32,7 @@ use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, SnapshotRecord, Sto
 
 use super::Sandboxes;
 use super::record::details;
+use crate::audit::Action;
 use crate::audit::AuditActor;
 
 /// API activity is recorded at most this often per sandbox, so a stream of
@@ -96,7 +97,7 @@ impl Sandboxes {
             ("snapshot", snapshot.to_string().into()),
             ("size_bytes", size.into()),
         ]);
-        self.record_lifecycle(actor, id, "sandbox.pause", Outcome::Ok, details)
+        self.record_lifecycle(actor, id, Action::SandboxPause, Outcome::Ok, details)
             .await;
         Ok(paused)
     }
@@ -148,7 +149,7 @@ impl Sandboxes {
             ("snapshot", snapshot.id.to_string().into()),
             ("from_standby", thawed.into()),
         ]);
-        self.record_lifecycle(actor, id, "sandbox.resume", Outcome::Ok, details)
+        self.record_lifecycle(actor, id, Action::SandboxResume, Outcome::Ok, details)
             .await;
         Ok(resumed)
     }

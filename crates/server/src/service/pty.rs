@@ -10,6 +10,7 @@ use warren_envd::process::{
 };
 
 use super::Sandboxes;
+use crate::audit::Action;
 use crate::audit::{AuditActor, Event};
 
 /// A started PTY process.
@@ -70,7 +71,7 @@ impl Sandboxes {
         }
         self.get_running(id).await?;
         let client = self.agents.client(id, user).await?;
-        let opened = Event::sandbox("pty.open", id, warren_audit::Outcome::Ok)
+        let opened = Event::sandbox(Action::PtyOpen, id, warren_audit::Outcome::Ok)
             .with("cmd", cmd.clone())
             .with("user", user.unwrap_or("user"))
             .with("cols", cols)

@@ -23,6 +23,7 @@ use warren_core::{TeamId, WarrenError};
 use warren_store::{SandboxRecord, TeamRecord};
 
 use super::Sandboxes;
+use crate::audit::Action;
 use crate::audit::{AuditActor, Event};
 use crate::auth::Caller;
 
@@ -108,7 +109,7 @@ impl Sandboxes {
         self.store
             .set_quota(&current.team.id, &quota, &caller.key_id)
             .await?;
-        let event = Event::new("team.quota", current.team.id.to_string())
+        let event = Event::new(Action::TeamQuota, current.team.id.to_string())
             .with("max_sandboxes", quota.max_sandboxes)
             .with("max_vcpus", quota.max_vcpus)
             .with("max_memory_mb", quota.max_memory_mb)

@@ -8,6 +8,7 @@ use warren_audit::Outcome;
 use warren_core::SandboxId;
 
 use super::Sandboxes;
+use crate::audit::Action;
 use crate::audit::{AuditActor, Event};
 
 /// Details of an entry from `(key, value)` pairs.
@@ -24,7 +25,7 @@ impl Sandboxes {
         &self,
         actor: &AuditActor,
         id: &SandboxId,
-        action: &'static str,
+        action: Action,
         outcome: Outcome,
         details: Map<String, Value>,
     ) {

@@ -19,6 +19,7 @@ use warren_audit::Outcome;
 
 use super::Sandboxes;
 use super::record::details;
+use crate::audit::Action;
 use crate::audit::AuditActor;
 
 /// A snapshot with the sandboxes started from it (lineage).
@@ -80,7 +81,7 @@ impl Sandboxes {
                     ("name", name.into()),
                     ("size_bytes", size.into()),
                 ]);
-                self.record_lifecycle(actor, id, "snapshot.create", Outcome::Ok, details)
+                self.record_lifecycle(actor, id, Action::SnapshotCreate, Outcome::Ok, details)
                     .await;
                 Ok(SnapshotView {
                     snapshot,
@@ -129,7 +130,7 @@ impl Sandboxes {
         self.discard_image(&snapshot.id).await;
         tracing::info!(sandbox = %id, snapshot = %snapshot.id, "snapshot deleted");
         let details = details([("snapshot", snapshot.id.to_string().into())]);
-        self.record_lifecycle(actor, id, "snapshot.delete", Outcome::Ok, details)
+        self.record_lifecycle(actor, id, Action::SnapshotDelete, Outcome::Ok, details)
             .await;
         Ok(())
     }
@@ -183,7 +184,7 @@ impl Sandboxes {
         let rec = self.finish_restore(id).await?;
         tracing::info!(sandbox = %id, snapshot = %snapshot.id, "sandbox rolled back");
         let details = details([("snapshot", snapshot.id.to_string().into())]);
-        self.record_lifecycle(actor, id, "sandbox.rollback", Outcome::Ok, details)
+        self.record_lifecycle(actor, id, Action::SandboxRollback, Outcome::Ok, details)
             .await;
         Ok(rec)
     }

@@ -19,6 +19,7 @@ use warren_store::SandboxRecord;
 use warren_template::StartCommand;
 
 use super::Sandboxes;
+use crate::audit::Action;
 use crate::audit::{AuditActor, Event};
 
 /// How long a start command gets to open its port.
@@ -64,7 +65,7 @@ impl Sandboxes {
         };
         // Let go of the stream: the process runs on without a client.
         drop(events);
-        let event = Event::sandbox("process.exec", &rec.id, Outcome::Ok)
+        let event = Event::sandbox(Action::ProcessExec, &rec.id, Outcome::Ok)
             .with("argv", start.cmd.clone())
             .with("user", start.user)
             .with("cwd", start.cwd)

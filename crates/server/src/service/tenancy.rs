@@ -20,6 +20,7 @@ use warren_core::authz::key_permissions;
 use warren_core::{KeyId, Role, Scope, TeamId, UserId, WarrenError};
 use warren_store::{KeyRecord, Store, TeamRecord, UserRecord};
 
+use crate::audit::Action;
 use crate::audit::{Audit, AuditActor, Event};
 use crate::auth::{ApiKey, Caller, Pepper};
 
@@ -90,7 +91,7 @@ impl Tenancy {
         }
     }
 
-    async fn record_key(&self, actor: &AuditActor, action: &'static str, key: &KeyRecord) {
+    async fn record_key(&self, actor: &AuditActor, action: Action, key: &KeyRecord) {
         let event = Event::new(action, key.id.to_string())
             .with("name", key.name.as_str())
             .with("user", key.user.to_string())
@@ -177,14 +178,14 @@ impl Tenancy {
     }
 
     async fn record_team(&self, actor: &AuditActor, team: &TeamRecord, key: &KeyRecord) {
-        let event = Event::new("team.create", team.id.to_string())
+        let event = Event::new(Action::TeamCreate, team.id.to_string())
             .with("name", team.name.as_str())
             .with("operator", team.operator)
             .with("admin", key.user.to_string());
         self.audit
             .record_done(&actor.in_team(&team.id), event)
             .await;
-        self.record_key(actor, "key.create", key).await;
+        self.record_key(actor, Action::KeyCreate, key).await;
     }
 
     pub async fn create_team(
@@ -229,7 +230,7 @@ impl Tenancy {
             created_at: OffsetDateTime::now_utc(),
         };
         self.store.insert_user(user.clone()).await?;
-        let event = Event::new("user.create", user.id.to_string()).with("name", name);
+        let event = Event::new(Action::UserCreate, user.id.to_string()).with("name", name);
         self.audit
             .record_done(&AuditActor::from_caller(caller), event)
             .await;
@@ -271,8 +272,12 @@ impl Tenancy {
         }
         let key = self.mint(&caller.team, &user, &req)?;
         self.store.insert_key(key.record.clone()).await?;
-        self.record_key(&AuditActor::from_caller(caller), "key.create", &key.record)
-            .await;
+        self.record_key(
+            &AuditActor::from_caller(caller),
+            Action::KeyCreate,
+            &key.record,
+        )
+        .await;
         Ok(key)
     }
 
@@ -289,7 +294,7 @@ impl Tenancy {
         }
         self.store.revoke_key(id, OffsetDateTime::now_utc()).await?;
         let key = self.store.get_key(id).await?.ok_or_else(not_found)?;
-        self.record_key(&AuditActor::from_caller(caller), "key.revoke", &key)
+        self.record_key(&AuditActor::from_caller(caller), Action::KeyRevoke, &key)
             .await;
         Ok(key)
     }

@@ -26,6 +26,7 @@ use warren_core::{ErrorKind, Scope, TeamId, WarrenError};
 use warren_net::egress::InjectedHeader;
 use warren_store::{SecretRecord, Store, StoredSecret};
 
+use crate::audit::Action;
 use crate::audit::{Audit, AuditActor, Event};
 use crate::auth::Caller;
 
@@ -105,7 +106,7 @@ impl Secrets {
                 updated_by: caller.key_id.clone(),
             })
             .await?;
-        let event = Event::new("secret.set", name.to_owned())
+        let event = Event::new(Action::SecretSet, name.to_owned())
             .with("name", name)
             .with("replaced", !stored.created);
         self.audit
@@ -131,7 +132,7 @@ impl Secrets {
                 warren_store::StoreError::NotFound(_) => not_found(name),
                 other => other.into(),
             })?;
-        let event = Event::new("secret.delete", name.to_owned()).with("name", name);
+        let event = Event::new(Action::SecretDelete, name.to_owned()).with("name", name);
         self.audit
             .record_done(&AuditActor::from_caller(caller), event)
             .await;

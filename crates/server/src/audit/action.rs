@@ -1,0 +1,128 @@
+//! Every action the audit log records. The recorders take an [`Action`],
+//! the timeline reads entries back into one; the dotted names are what the
+//! log stores and what `GET /v1/audit/entries?action=` filters on, so a
+//! name never changes once released.
+
+/// One kind of audited act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    SandboxCreate,
+    SandboxKill,
+    /// Killed by the reaper at the end of its lifetime.
+    SandboxExpire,
+    /// Died by itself, or could not be started or restored.
+    SandboxFail,
+    SandboxTimeout,
+    SandboxPause,
+    SandboxResume,
+    SandboxRollback,
+    SandboxFork,
+    SnapshotCreate,
+    SnapshotDelete,
+    ProcessExec,
+    FileWrite,
+    PtyOpen,
+    /// A sandbox token handed to the sandbox.
+    TokenIssue,
+    NetworkUpdate,
+    NetworkDeny,
+    KeyCreate,
+    KeyRevoke,
+    UserCreate,
+    TeamCreate,
+    TeamQuota,
+    SecretSet,
+    SecretDelete,
+    /// A state-changing API call, whatever it answered.
+    ApiRequest,
+}
+
+impl Action {
+    pub const ALL: [Action; 25] = [
+        Self::SandboxCreate,
+        Self::SandboxKill,
+        Self::SandboxExpire,
+        Self::SandboxFail,
+        Self::SandboxTimeout,
+        Self::SandboxPause,
+        Self::SandboxResume,
+        Self::SandboxRollback,
+        Self::SandboxFork,
+        Self::SnapshotCreate,
+        Self::SnapshotDelete,
+        Self::ProcessExec,
+        Self::FileWrite,
+        Self::PtyOpen,
+        Self::TokenIssue,
+        Self::NetworkUpdate,
+        Self::NetworkDeny,
+        Self::KeyCreate,
+        Self::KeyRevoke,
+        Self::UserCreate,
+        Self::TeamCreate,
+        Self::TeamQuota,
+        Self::SecretSet,
+        Self::SecretDelete,
+        Self::ApiRequest,
+    ];
+
+    /// The name the log stores.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SandboxCreate => "sandbox.create",
+            Self::SandboxKill => "sandbox.kill",
+            Self::SandboxExpire => "sandbox.expire",
+            Self::SandboxFail => "sandbox.fail",
+            Self::SandboxTimeout => "sandbox.timeout",
+            Self::SandboxPause => "sandbox.pause",
+            Self::SandboxResume => "sandbox.resume",
+            Self::SandboxRollback => "sandbox.rollback",
+            Self::SandboxFork => "sandbox.fork",
+            Self::SnapshotCreate => "snapshot.create",
+            Self::SnapshotDelete => "snapshot.delete",
+            Self::ProcessExec => "process.exec",
+            Self::FileWrite => "file.write",
+            Self::PtyOpen => "pty.open",
+            Self::TokenIssue => "token.issue",
+            Self::NetworkUpdate => "network.update",
+            Self::NetworkDeny => "network.deny",
+            Self::KeyCreate => "key.create",
+            Self::KeyRevoke => "key.revoke",
+            Self::UserCreate => "user.create",
+            Self::TeamCreate => "team.create",
+            Self::TeamQuota => "team.quota",
+            Self::SecretSet => "secret.set",
+            Self::SecretDelete => "secret.delete",
+            Self::ApiRequest => "api.request",
+        }
+    }
+
+    /// The action a stored name stands for; `None` for a name this build
+    /// does not know (written by a newer one).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_its_own_name_and_reads_back() {
+        let mut names = std::collections::HashSet::new();
+        for a in Action::ALL {
+            assert!(names.insert(a.as_str()), "{a} twice");
+            assert_eq!(Action::parse(a.as_str()), Some(a));
+            let (noun, verb) = a.as_str().split_once('.').unwrap();
+            assert!(!noun.is_empty() && !verb.is_empty());
+        }
+        assert_eq!(Action::parse("sandbox.explode"), None);
+    }
+}
