@@ -20,6 +20,7 @@ use crate::agents::Agents;
 use crate::api::router;
 use crate::audit::Audit;
 use crate::auth::{Authenticator, Credentials, Grants, KeyError, Pepper, TokenIssuer};
+use crate::clock::Clock;
 use crate::ports::{PortProxy, route as route_ports};
 use crate::service::storage::DiskReserve;
 use crate::service::{Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy};
@@ -73,6 +74,7 @@ pub(crate) struct Parts {
     /// Normalized (`ports::parse_domain`).
     pub ports_domain: String,
     pub e2b_domain: String,
+    pub clock: Clock,
 }
 
 /// The services and the two routers, ready to serve.
@@ -92,6 +94,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
     let (teardown, teardown_worker) =
         Teardown::start(p.runtime.clone(), p.store.clone(), p.network.clone());
     let agents = Agents::new(p.secrets.agent);
+    let tokens = p.secrets.tokens.with_clock(p.clock.clone());
     let sandboxes = Arc::new(Sandboxes {
         store: p.store.clone(),
         runtime: p.runtime,
@@ -99,7 +102,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         agents: agents.clone(),
         agent_binary: p.agent_binary,
         teardown,
-        identity: SandboxIdentity::new(p.secrets.tokens.clone(), p.sandbox_api_port),
+        identity: SandboxIdentity::new(tokens.clone(), p.sandbox_api_port),
         audit: p.audit.clone(),
         snapshots: p.snapshots,
         locks: Default::default(),
@@ -107,8 +110,14 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         network: p.network,
         disk: DiskReserve::new(p.data_dir, p.disk_reserve_mb),
         ca_certificate: p.ca_certificate,
+        clock: p.clock.clone(),
     });
-    let grants = Grants::new(p.store.clone(), p.secrets.grant, p.grant_ttl_s);
+    let grants = Grants::new(
+        p.store.clone(),
+        p.secrets.grant,
+        p.grant_ttl_s,
+        p.clock.clone(),
+    );
     let state = AppState {
         sandboxes: sandboxes.clone(),
         templates: Arc::new(TemplateBuilds::new(p.templates)),
@@ -122,9 +131,10 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
     let auth = Authenticator {
         store: p.store,
         pepper: p.secrets.pepper,
-        tokens: p.secrets.tokens,
+        tokens,
         sources: Arc::new(agents),
         accepts: Credentials::ApiKeys,
+        clock: p.clock,
     };
     let sandbox_auth = Authenticator {
         accepts: Credentials::SandboxTokens,

@@ -34,6 +34,7 @@ use crate::assemble::{DaemonSecrets, Parts, assemble};
 use crate::audit::Audit;
 use crate::auth::grant::GRANT_TTL_RANGE_S;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
+use crate::clock::Clock;
 use crate::ports::parse_domain;
 use crate::service::secrets::{InjectionSource, SecretsCipher};
 use crate::service::{Network, Secrets, Tenancy};
@@ -52,6 +53,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let clock = Clock::system();
     let data = &absolute(&config.data_dir)?;
     let secrets_dir = prepare_data_dir(data)?;
     check_lifetimes(&config)?;
@@ -82,6 +84,7 @@ pub async fn run(
         store.clone(),
         secrets.pepper.clone(),
         audit.clone(),
+        clock.clone(),
     ));
     let secrets_cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
         .map_err(|e| startup("secrets key", e))?;
@@ -148,6 +151,7 @@ pub async fn run(
             .clone()
             .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port())),
         ports_domain,
+        clock,
     });
     let sandboxes = assembled.sandboxes;
     sandboxes

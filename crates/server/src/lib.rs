@@ -10,6 +10,7 @@ pub mod api;
 mod assemble;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 mod credentials;
 mod daemon;
 pub mod e2b;

@@ -6,7 +6,8 @@
 //! no firewall, resolver, egress proxy or listener. Requests go in with
 //! `tower::ServiceExt::oneshot`; nothing needs root. The directory holds one
 //! ready template, `base`, with an empty root filesystem (a fake runtime
-//! never reads it).
+//! never reads it). Time is a [`ManualClock`] that stands still until the
+//! test moves it; the reaper runs, so lifetimes end when it does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::assemble::{DaemonSecrets, Parts, assemble};
 use crate::audit::{Audit, AuditTasks};
 use crate::auth::grant::DEFAULT_GRANT_TTL_S;
 use crate::auth::token::DEFAULT_TOKEN_TTL_S;
+use crate::clock::ManualClock;
 use crate::service::secrets::SecretsCipher;
 use crate::service::{Network, Secrets, Tenancy};
 
@@ -35,7 +37,11 @@ pub struct InProcess {
     pub sandbox_api: Router,
     /// The operator team's admin key, made at the first start in `dir`.
     pub admin_key: Option<String>,
+    /// The time every expiry is decided against.
+    pub clock: ManualClock,
     audit_tasks: AuditTasks,
+    stop_reaper: tokio::sync::watch::Sender<bool>,
+    reaper: tokio::task::JoinHandle<()>,
 }
 
 fn failed(what: &str, e: impl std::error::Error) -> ServeError {
@@ -57,6 +63,8 @@ impl InProcess {
             })
             .and_then(|()| std::fs::write(dir.join("agent"), b""))
             .map_err(|e| failed("preparing the directory", e))?;
+        let manual = ManualClock::new();
+        let clock = manual.clock();
         let secrets = DaemonSecrets::load(&secrets_dir, DEFAULT_TOKEN_TTL_S)
             .map_err(|e| failed("daemon secrets", e))?;
         let sqlite = SqliteStore::open(&dir.join("warren.db"))
@@ -72,6 +80,7 @@ impl InProcess {
             store.clone(),
             secrets.pepper.clone(),
             audit.clone(),
+            clock.clone(),
         ));
         let admin_key = tenancy
             .bootstrap()
@@ -107,17 +116,25 @@ impl InProcess {
             grant_ttl_s: DEFAULT_GRANT_TTL_S,
             ports_domain: crate::ports::DEFAULT_DOMAIN.to_owned(),
             e2b_domain: "localhost:8700".to_owned(),
+            clock,
         });
+        let (stop_reaper, stopped) = tokio::sync::watch::channel(false);
+        let reaper = tokio::spawn(assembled.sandboxes.clone().run_reaper(stopped));
         Ok(Self {
             api: assembled.api,
             sandbox_api: assembled.sandbox_api,
             admin_key,
+            clock: manual,
             audit_tasks,
+            stop_reaper,
+            reaper,
         })
     }
 
-    /// Stops the audit log's signer after a last signature.
+    /// Stops the reaper and the audit log's signer (after a last signature).
     pub async fn stop(self) {
+        let _ = self.stop_reaper.send(true);
+        let _ = self.reaper.await;
         self.audit_tasks.stop().await;
     }
 }

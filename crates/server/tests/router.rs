@@ -388,3 +388,67 @@ async fn every_documented_route_is_served_and_guarded() {
     }
     w.server.stop().await;
 }
+
+/// Polls `GET path` with `key` until it answers `want` (the reaper runs
+/// every half second); panics after ten seconds.
+async fn until_status(w: &Warren, key: &str, path: &str, want: StatusCode) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, body) = w.call(Some(key), "GET", path, None).await;
+        if status == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} still answers {status}: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn lifetimes_and_keys_expire_when_the_clock_says_so() {
+    let w = Warren::start().await;
+    let admin = w.admin();
+    let (status, body) = w
+        .call(
+            Some(&admin),
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"timeout_s": 60})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = w
+        .call(
+            Some(&admin),
+            "POST",
+            "/v1/keys",
+            Some(json!({"name": "brief", "expires_in_s": 120})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let brief = body["secret"].as_str().unwrap().to_owned();
+
+    // Time stands still: nothing expires however long the test takes.
+    let path = format!("/v1/sandboxes/{id}");
+    assert_eq!(
+        w.call(Some(&brief), "GET", &path, None).await.0,
+        StatusCode::OK
+    );
+
+    w.server.clock.advance(time::Duration::seconds(61));
+    until_status(&w, &admin, &path, StatusCode::NOT_FOUND).await;
+    let (status, _) = w.call(Some(&brief), "GET", "/v1/sandboxes", None).await;
+    assert_eq!(status, StatusCode::OK, "the key has a minute left");
+
+    w.server.clock.advance(time::Duration::seconds(60));
+    let (status, body) = w.call(Some(&brief), "GET", "/v1/sandboxes", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+    w.server.stop().await;
+}

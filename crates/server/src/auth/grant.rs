@@ -32,12 +32,12 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
-use time::OffsetDateTime;
 use warren_core::{ErrorKind, KeyId, SandboxId, WarrenError};
 use warren_store::{GrantKind, GrantRecord, Store};
 
 use super::keys::Pepper;
 use super::middleware::usable;
+use crate::clock::Clock;
 
 const PREFIX: &str = "wgr_";
 
@@ -81,14 +81,16 @@ pub struct Grants {
     store: Arc<dyn Store>,
     secret: Pepper,
     ttl: time::Duration,
+    clock: Clock,
 }
 
 impl Grants {
-    pub fn new(store: Arc<dyn Store>, secret: Pepper, ttl_s: u64) -> Self {
+    pub fn new(store: Arc<dyn Store>, secret: Pepper, ttl_s: u64, clock: Clock) -> Self {
         Self {
             store,
             secret,
             ttl: time::Duration::seconds(i64::try_from(ttl_s).unwrap_or(i64::MAX)),
+            clock,
         }
     }
 
@@ -100,7 +102,7 @@ impl Grants {
         key: &KeyId,
         kind: GrantKind,
     ) -> Result<String, WarrenError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let new = GrantRecord {
             id: URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
             sandbox: sandbox.clone(),
@@ -129,7 +131,7 @@ impl Grants {
             .await
             .map_err(|e| GrantError::Store(e.to_string()))?
             .ok_or(GrantError::Unknown)?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         if grant.expires_at <= now {
             return Err(GrantError::Expired);
         }
@@ -154,7 +156,7 @@ impl Grants {
     pub async fn live_envd(&self) -> Result<Vec<(SandboxId, String)>, WarrenError> {
         let grants = self
             .store
-            .live_grants(GrantKind::Envd, OffsetDateTime::now_utc())
+            .live_grants(GrantKind::Envd, self.clock.now())
             .await?;
         Ok(grants
             .into_iter()
@@ -195,6 +197,7 @@ impl Grants {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::OffsetDateTime;
     use warren_core::{Limits, Persistence, Role, SandboxState, TeamId, UserId};
     use warren_store::{KeyRecord, NewSandbox, SqliteStore, TeamRecord, UserRecord};
 
@@ -265,7 +268,7 @@ mod tests {
     async fn a_grant_opens_its_sandbox_for_its_kinds_until_it_expires() {
         let dir = tempfile::tempdir().unwrap();
         let (store, key, sbx) = fixture(&dir).await;
-        let grants = Grants::new(store.clone(), secret(&dir), 3600);
+        let grants = Grants::new(store.clone(), secret(&dir), 3600, Clock::system());
         let text = grants.issue(&sbx, &key, GrantKind::Envd).await.unwrap();
         let ok = grants.check(&text, Some(&sbx), &[GrantKind::Envd]).await;
         assert_eq!(ok.unwrap().key, key);
@@ -283,12 +286,12 @@ mod tests {
         }
         // Another daemon's secret does not know it.
         let elsewhere = tempfile::tempdir().unwrap();
-        let foreign = Grants::new(store.clone(), secret(&elsewhere), 3600);
+        let foreign = Grants::new(store.clone(), secret(&elsewhere), 3600, Clock::system());
         let refused = foreign.check(&text, Some(&sbx), &[GrantKind::Envd]).await;
         assert_eq!(refused.unwrap_err(), GrantError::Unknown);
 
         // A grant of no lifetime is expired as soon as it is made.
-        let brief = Grants::new(store, secret(&dir), 0);
+        let brief = Grants::new(store, secret(&dir), 0, Clock::system());
         let traffic = brief.issue(&sbx, &key, GrantKind::Traffic).await.unwrap();
         let refused = brief
             .check(&traffic, Some(&sbx), &[GrantKind::Traffic])
@@ -300,7 +303,7 @@ mod tests {
     async fn a_withdrawn_grant_or_one_of_a_revoked_key_opens_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (store, key, sbx) = fixture(&dir).await;
-        let grants = Grants::new(store.clone(), secret(&dir), 3600);
+        let grants = Grants::new(store.clone(), secret(&dir), 3600, Clock::system());
         let envd = grants.issue(&sbx, &key, GrantKind::Envd).await.unwrap();
         grants.withdraw(&sbx).await.unwrap();
         let refused = grants.check(&envd, Some(&sbx), &[GrantKind::Envd]).await;

@@ -16,6 +16,7 @@ use warren_store::{KeyRecord, Store};
 use super::keys::{ApiKey, Pepper};
 use super::policy::rule_for;
 use super::token::{TokenIssuer, is_sandbox_token};
+use crate::clock::Clock;
 use crate::error::AppError;
 
 /// Who is calling; inserted into request extensions by [`authenticate`].
@@ -71,6 +72,8 @@ pub struct Authenticator {
     /// Where each live sandbox's traffic comes from.
     pub sources: Arc<dyn SandboxSources>,
     pub accepts: Credentials,
+    /// Decides whether keys and tokens have expired.
+    pub clock: Clock,
 }
 
 fn unauthenticated(message: impl Into<String>) -> AppError {
@@ -128,7 +131,7 @@ impl Authenticator {
         if !ApiKey::verify(&self.pepper, secret, &key.hash) {
             return Err(invalid());
         }
-        if let Err(why) = usable(&key, OffsetDateTime::now_utc()) {
+        if let Err(why) = usable(&key, self.clock.now()) {
             return Err(unauthenticated(format!(
                 "API key {id} is {why}: ask a team admin for a new one"
             )));
@@ -137,7 +140,7 @@ impl Authenticator {
     }
 
     async fn sandbox_token(&self, text: &str, peer: Option<IpAddr>) -> Result<Caller, AppError> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let claims = self
             .tokens
             .verify(text, now)

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use warren_core::{KeyId, SandboxId, TeamId, UserId};
 
 use super::keys::Pepper;
+use crate::clock::Clock;
 
 const PREFIX: &str = "wst_";
 
@@ -70,6 +71,7 @@ pub struct MintedToken {
 pub struct TokenIssuer {
     secret: Pepper,
     ttl: time::Duration,
+    clock: Clock,
 }
 
 impl TokenIssuer {
@@ -77,7 +79,13 @@ impl TokenIssuer {
         Self {
             secret,
             ttl: time::Duration::seconds(ttl_s as i64),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same issuer, minting against `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     pub fn ttl(&self) -> time::Duration {
@@ -87,7 +95,7 @@ impl TokenIssuer {
     /// A token for sandbox `sbx` acting for user `sub` (dispatched with
     /// `key`, in `team`), valid from now for the configured lifetime.
     pub fn mint(&self, sbx: &SandboxId, sub: &UserId, key: &KeyId, team: &TeamId) -> MintedToken {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let claims = Claims {
             sbx: sbx.clone(),
             sub: sub.clone(),

@@ -219,7 +219,7 @@ pub(super) async fn extend(
     rec: &SandboxRecord,
     seconds: u64,
 ) -> E2bResult<SandboxRecord> {
-    let wanted = crate::service::deadline(seconds)?;
+    let wanted = crate::service::deadline(state.sandboxes.clock.now(), seconds)?;
     if wanted <= rec.expires_at {
         return Ok(rec.clone());
     }

@@ -167,13 +167,13 @@ pub fn validate_timeout(timeout_s: u64) -> Result<u64, WarrenError> {
     Ok(timeout_s)
 }
 
-/// The moment a lifetime of `timeout_s` that starts now ends; the number is
-/// validated before it meets the clock, so no client number can overflow it.
-pub fn deadline(timeout_s: u64) -> Result<OffsetDateTime, WarrenError> {
+/// The moment a lifetime of `timeout_s` that starts at `now` ends; the
+/// number is validated before it meets the clock, so no client number can
+/// overflow it.
+pub fn deadline(now: OffsetDateTime, timeout_s: u64) -> Result<OffsetDateTime, WarrenError> {
     let seconds = i64::try_from(validate_timeout(timeout_s)?)
         .map_err(|_| WarrenError::invalid("timeout_s is too large"))?;
-    OffsetDateTime::now_utc()
-        .checked_add(time::Duration::seconds(seconds))
+    now.checked_add(time::Duration::seconds(seconds))
         .ok_or_else(|| WarrenError::invalid("timeout_s reaches past the end of time"))
 }
 
@@ -211,7 +211,7 @@ impl Sandboxes {
         }
         let mut laps = Laps::start();
         let template = self.templates.get(&p.template)?;
-        let expires_at = deadline(p.timeout_s)?;
+        let expires_at = deadline(self.clock.now(), p.timeout_s)?;
         let rec = self
             .store
             .create_sandbox_in_quota(NewSandbox {

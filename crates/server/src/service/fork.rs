@@ -167,8 +167,7 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         let mut env = snapshot.env.clone();
         env.extend(b.env);
-        let full =
-            OffsetDateTime::now_utc() + time::Duration::seconds(b.persistence.timeout_s as i64);
+        let full = self.clock.now() + time::Duration::seconds(b.persistence.timeout_s as i64);
         let expires_at = b.expires_by.map_or(full, |by| by.min(full));
         let rec = self
             .store

@@ -148,7 +148,7 @@ impl Sandboxes {
                     continue;
                 }
             };
-            let now = OffsetDateTime::now_utc();
+            let now = self.clock.now();
             for rec in running.iter().filter(|r| self.identity.due(&r.id, now)) {
                 let result = match self.agents.client(&rec.id, None).await {
                     Ok(client) => self.issue_token(&client, rec, "rotate").await,

@@ -7,7 +7,6 @@
 //! - A sandbox paused for its `paused_ttl_s` is killed; its snapshots then
 //!   have no referent and garbage collection deletes them.
 
-use time::OffsetDateTime;
 use warren_core::{OnIdle, SandboxId};
 
 use super::Sandboxes;
@@ -17,7 +16,7 @@ use crate::audit::AuditActor;
 impl Sandboxes {
     /// One round of idle handling, retention and garbage collection.
     pub(super) async fn keep_idle(&self) {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         match self.store.idle_sandboxes(now).await {
             Ok(idle) => {
                 for rec in idle {

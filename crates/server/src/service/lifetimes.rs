@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use warren_core::{SandboxId, WarrenError};
 use warren_store::SandboxRecord;
 
@@ -26,7 +25,7 @@ impl Sandboxes {
         timeout_s: u64,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
-        let at = deadline(timeout_s)?;
+        let at = deadline(self.clock.now(), timeout_s)?;
         let rec = self.get(id).await?;
         if rec.state.is_terminal() {
             return Err(WarrenError::precondition(format!(
@@ -61,11 +60,7 @@ impl Sandboxes {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let expired = match self
-                .store
-                .expired_sandboxes(OffsetDateTime::now_utc())
-                .await
-            {
+            let expired = match self.store.expired_sandboxes(self.clock.now()).await {
                 Ok(ids) => ids,
                 Err(e) => {
                     tracing::warn!(error = %e, "reaper could not list expired sandboxes");

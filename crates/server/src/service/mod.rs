@@ -83,6 +83,8 @@ pub struct Sandboxes {
     pub(crate) disk: storage::DiskReserve,
     /// The Warren CA certificate (PEM) every agent installs at init.
     pub(crate) ca_certificate: String,
+    /// Decides lifetimes, idleness and retention.
+    pub(crate) clock: crate::clock::Clock,
 }
 
 impl Sandboxes {

@@ -24,7 +24,6 @@
 //! A failed checkpoint (step 2 or 3) puts the sandbox back to running. A
 //! failed restore puts it back to paused: the image is still there.
 
-use time::OffsetDateTime;
 use warren_audit::Outcome;
 use warren_core::laps::Laps;
 use warren_core::{ErrorKind, SandboxId, SandboxState, SnapshotId, Transition, WarrenError};
@@ -291,7 +290,7 @@ impl Sandboxes {
 
     /// Records API activity on `rec` (at most once per granule).
     pub(super) async fn note_activity(&self, rec: &SandboxRecord) {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         if now - rec.last_activity < ACTIVITY_GRANULARITY {
             return;
         }

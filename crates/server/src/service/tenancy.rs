@@ -23,6 +23,7 @@ use warren_store::{KeyRecord, Store, TeamRecord, UserRecord};
 use crate::audit::Action;
 use crate::audit::{Audit, AuditActor, Event};
 use crate::auth::{ApiKey, Caller, Pepper};
+use crate::clock::Clock;
 
 /// Longest key lifetime a caller may ask for: ten years.
 const MAX_KEY_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
@@ -46,6 +47,7 @@ pub struct Tenancy {
     store: Arc<dyn Store>,
     pepper: Pepper,
     audit: Audit,
+    clock: Clock,
 }
 
 /// A team name: 1-63 of `a-z 0-9 -`, starting with a letter or digit.
@@ -83,11 +85,12 @@ fn validate_name(what: &str, name: &str, spaces: bool) -> Result<(), WarrenError
 }
 
 impl Tenancy {
-    pub fn new(store: Arc<dyn Store>, pepper: Pepper, audit: Audit) -> Self {
+    pub fn new(store: Arc<dyn Store>, pepper: Pepper, audit: Audit, clock: Clock) -> Self {
         Self {
             store,
             pepper,
             audit,
+            clock,
         }
     }
 
@@ -114,7 +117,7 @@ impl Tenancy {
         req: &KeyRequest,
     ) -> Result<MintedKey, WarrenError> {
         validate_name("key name", &req.name, true)?;
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let expires_at = match req.expires_in_s {
             None => None,
             Some(s) if (1..=MAX_KEY_LIFETIME_S).contains(&s) => {
@@ -145,6 +148,7 @@ impl Tenancy {
     }
 
     fn new_team(name: &str, admin: &str, operator: bool) -> (TeamRecord, UserRecord) {
+        // Creation times are records, not expiries: the system's clock.
         let now = OffsetDateTime::now_utc();
         let team = TeamRecord {
             id: TeamId::generate(),
@@ -227,7 +231,7 @@ impl Tenancy {
             id: UserId::generate(),
             team: caller.team.clone(),
             name: name.to_owned(),
-            created_at: OffsetDateTime::now_utc(),
+            created_at: self.clock.now(),
         };
         self.store.insert_user(user.clone()).await?;
         let event = Event::new(Action::UserCreate, user.id.to_string()).with("name", name);
@@ -292,7 +296,7 @@ impl Tenancy {
         if key.team != caller.team {
             return Err(not_found());
         }
-        self.store.revoke_key(id, OffsetDateTime::now_utc()).await?;
+        self.store.revoke_key(id, self.clock.now()).await?;
         let key = self.store.get_key(id).await?.ok_or_else(not_found)?;
         self.record_key(&AuditActor::from_caller(caller), Action::KeyRevoke, &key)
             .await;
