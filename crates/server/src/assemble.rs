@@ -23,7 +23,9 @@ use crate::auth::{Authenticator, Credentials, Grants, KeyError, Pepper, TokenIss
 use crate::clock::Clock;
 use crate::ports::{PortProxy, route as route_ports};
 use crate::service::storage::DiskReserve;
-use crate::service::{Network, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy};
+use crate::service::{
+    Network, SandboxDeps, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
+};
 use crate::state::AppState;
 use crate::templates::TemplateBuilds;
 
@@ -95,7 +97,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         Teardown::start(p.runtime.clone(), p.store.clone(), p.network.clone());
     let agents = Agents::new(p.secrets.agent);
     let tokens = p.secrets.tokens.with_clock(p.clock.clone());
-    let sandboxes = Arc::new(Sandboxes {
+    let sandboxes = Arc::new(Sandboxes::new(SandboxDeps {
         store: p.store.clone(),
         runtime: p.runtime,
         templates: p.templates.clone(),
@@ -105,13 +107,12 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         identity: SandboxIdentity::new(tokens.clone(), p.sandbox_api_port),
         audit: p.audit.clone(),
         snapshots: p.snapshots,
-        locks: Default::default(),
         standby: Standby::new(std::time::Duration::from_secs(p.standby_s)),
         network: p.network,
         disk: DiskReserve::new(p.data_dir, p.disk_reserve_mb),
         ca_certificate: p.ca_certificate,
         clock: p.clock.clone(),
-    });
+    }));
     let grants = Grants::new(
         p.store.clone(),
         p.secrets.grant,

@@ -90,7 +90,7 @@ async fn addressable_sandbox(
     if caller.sandbox.as_ref().is_some_and(|own| *own != id) {
         return Err(not_found());
     }
-    match state.sandboxes.store.get_sandbox(&id).await? {
+    match state.sandboxes.lookup(&id).await? {
         Some(rec) if rec.team == caller.team => Ok(id),
         _ => Err(not_found()),
     }

@@ -54,13 +54,7 @@ pub async fn events(
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<NetworkEventList>> {
     let (before, limit) = parse_page(query.as_deref())?;
-    state.sandboxes.get(&id).await?;
-    let rows = state
-        .sandboxes
-        .store
-        .network_events(&id, before, limit)
-        .await
-        .map_err(WarrenError::from)?;
+    let rows = state.sandboxes.network_events(&id, before, limit).await?;
     let next_before = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();

@@ -219,7 +219,7 @@ pub(super) async fn extend(
     rec: &SandboxRecord,
     seconds: u64,
 ) -> E2bResult<SandboxRecord> {
-    let wanted = crate::service::deadline(state.sandboxes.clock.now(), seconds)?;
+    let wanted = crate::service::deadline(state.sandboxes.now(), seconds)?;
     if wanted <= rec.expires_at {
         return Ok(rec.clone());
     }
@@ -383,12 +383,7 @@ pub async fn refresh(
 pub async fn metrics(State(state): State<AppState>, id: Id) -> E2bResult<Json<Vec<SandboxMetric>>> {
     let SandboxPath(id) = id?;
     let rec = state.sandboxes.get_running(&id).await?;
-    let stats = state
-        .sandboxes
-        .runtime
-        .stats(&id)
-        .await
-        .map_err(WarrenError::from)?;
+    let stats = state.sandboxes.stats(&id).await?;
     let now = OffsetDateTime::now_utc();
     let alive_ns = (now - rec.created_at).whole_nanoseconds().max(1) as f64;
     let cpus = rec.limits.cpus.max(1);

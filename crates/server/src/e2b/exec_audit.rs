@@ -169,7 +169,7 @@ pub async fn read_start(
                 .and_then(|v| v.to_str().ok())
                 .and_then(user_from_basic)
                 .unwrap_or_else(|| "user".to_owned());
-            let team = match sandboxes.store.get_sandbox(sandbox).await {
+            let team = match sandboxes.lookup(sandbox).await {
                 Ok(Some(rec)) => rec.team.to_string(),
                 _ => crate::audit::SYSTEM_TEAM.to_owned(),
             };
@@ -178,7 +178,7 @@ pub async fn read_start(
                 chain: vec![format!("envd-token:{sandbox}")],
             };
             Some(ExecRecord::new(
-                sandboxes.audit.clone(),
+                sandboxes.audit().clone(),
                 actor,
                 sandbox.clone(),
                 &start,

@@ -237,7 +237,7 @@ pub(super) async fn snapshot_named(
     caller: &Caller,
     template_id: &str,
 ) -> E2bResult<Option<SnapshotId>> {
-    if state.sandboxes.templates.get(template_id).is_ok() {
+    if state.sandboxes.has_template(template_id) {
         return Ok(None);
     }
     let all = team_snapshots(state, caller, None).await?;
@@ -294,8 +294,7 @@ pub async fn list_snapshots(
             Ok(id)
                 if state
                     .sandboxes
-                    .store
-                    .get_sandbox(&id)
+                    .lookup(&id)
                     .await?
                     .is_some_and(|r| r.team == caller.team && !r.state.is_terminal()) =>
             {
@@ -322,7 +321,7 @@ pub async fn delete_snapshot(
 ) -> E2bResult<StatusCode> {
     let all = team_snapshots(&state, &caller, None).await?;
     let Some(snapshot) = all.iter().rev().find(|s| is_named(s, &which)) else {
-        if state.sandboxes.templates.get(&which).is_ok() {
+        if state.sandboxes.has_template(&which) {
             return Err(unsupported(
                 "deleting a template through the E2B API (use warren template)",
             ));

@@ -172,7 +172,7 @@ impl SandboxProxy {
                 })?,
         };
         let id = raw.trim().parse::<SandboxId>().ok();
-        let agents = &self.sandboxes.agents;
+        let agents = self.sandboxes.agents();
         let presented = match (
             header_str(headers, ACCESS_TOKEN),
             header_str(headers, TRAFFIC_TOKEN),
@@ -207,7 +207,7 @@ impl SandboxProxy {
         // No token: an API key of the sandbox's team may address it.
         let caller = self.auth.authenticate(headers, None).await?;
         let id = id.ok_or_else(|| not_found(raw))?;
-        let rec = self.sandboxes.store.get_sandbox(&id).await?;
+        let rec = self.sandboxes.lookup(&id).await?;
         if rec.is_none_or(|r| r.team != caller.team || r.state.is_terminal()) {
             return Err(not_found(raw));
         }
@@ -266,7 +266,7 @@ impl SandboxProxy {
             bool::from(sign(&grant).as_bytes().ct_eq(signature.as_bytes())).then_some(id)
         })?;
         let resigned =
-            with_query_param(uri, "signature", &sign(&self.sandboxes.agents.token(&id)))?;
+            with_query_param(uri, "signature", &sign(&self.sandboxes.agents().token(&id)))?;
         Some((
             Target {
                 id,
@@ -279,7 +279,7 @@ impl SandboxProxy {
 
     async fn forward(&self, target: Target, req: Request) -> Response {
         // No connection may reach a sandbox while a checkpoint is taken.
-        let Some((ip, upstream)) = self.sandboxes.agents.upstream(&target.id).await else {
+        let Some((ip, upstream)) = self.sandboxes.agents().upstream(&target.id).await else {
             return bad_gateway(not_found(target.id.as_str()));
         };
         let addr = SocketAddr::new(ip, target.port);

@@ -145,7 +145,7 @@ impl PortProxy {
         if let Err(e) = self.sandboxes.get_running(&id).await {
             return AppError(e).into_response();
         }
-        let Some((ip, upstream)) = self.sandboxes.agents.upstream(&id).await else {
+        let Some((ip, upstream)) = self.sandboxes.agents().upstream(&id).await else {
             return bad_gateway(format!("sandbox {id} is not reachable right now"));
         };
         let target = SocketAddr::new(ip, addr.port);
@@ -206,8 +206,7 @@ impl PortProxy {
         let rec = match &id {
             Some(id) => self
                 .sandboxes
-                .store
-                .get_sandbox(id)
+                .lookup(id)
                 .await?
                 .filter(|r| r.state != SandboxState::Killed),
             None => None,

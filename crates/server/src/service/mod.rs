@@ -66,28 +66,114 @@ pub const MAX_TIMEOUT_S: u64 = warren_core::Persistence::MAX_TIMEOUT_S;
 /// Lifetime when the caller names none, in seconds.
 pub const DEFAULT_TIMEOUT_S: u64 = warren_core::Persistence::DEFAULT_TIMEOUT_S;
 
-/// The sandbox service; the daemon builds it field by field at start-up.
-pub struct Sandboxes {
-    pub(crate) store: Arc<dyn Store>,
-    pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) templates: Arc<TemplateStore>,
-    pub(crate) agents: Agents,
-    pub(crate) agent_binary: PathBuf,
-    pub(crate) teardown: Teardown,
-    pub(crate) identity: SandboxIdentity,
-    pub(crate) audit: Audit,
-    pub(crate) snapshots: Arc<dyn SnapshotStore>,
-    pub(crate) locks: locks::Locks,
-    pub(crate) standby: Standby,
-    pub(crate) network: Arc<Network>,
-    pub(crate) disk: storage::DiskReserve,
+/// What the sandbox service is built from (`crate::assemble`).
+pub(crate) struct SandboxDeps {
+    pub store: Arc<dyn Store>,
+    pub runtime: Arc<dyn Runtime>,
+    pub templates: Arc<TemplateStore>,
+    pub agents: Agents,
+    pub agent_binary: PathBuf,
+    pub teardown: Teardown,
+    pub identity: SandboxIdentity,
+    pub audit: Audit,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    pub standby: Standby,
+    pub network: Arc<Network>,
+    pub disk: storage::DiskReserve,
     /// The Warren CA certificate (PEM) every agent installs at init.
-    pub(crate) ca_certificate: String,
+    pub ca_certificate: String,
     /// Decides lifetimes, idleness and retention.
-    pub(crate) clock: crate::clock::Clock,
+    pub clock: crate::clock::Clock,
+}
+
+/// The sandbox service. Its parts are its own; the routers and proxies
+/// use its methods.
+pub struct Sandboxes {
+    store: Arc<dyn Store>,
+    runtime: Arc<dyn Runtime>,
+    templates: Arc<TemplateStore>,
+    agents: Agents,
+    agent_binary: PathBuf,
+    teardown: Teardown,
+    identity: SandboxIdentity,
+    audit: Audit,
+    snapshots: Arc<dyn SnapshotStore>,
+    locks: locks::Locks,
+    standby: Standby,
+    network: Arc<Network>,
+    disk: storage::DiskReserve,
+    /// The Warren CA certificate (PEM) every agent installs at init.
+    ca_certificate: String,
+    /// Decides lifetimes, idleness and retention.
+    clock: crate::clock::Clock,
 }
 
 impl Sandboxes {
+    pub(crate) fn new(d: SandboxDeps) -> Self {
+        Self {
+            store: d.store,
+            runtime: d.runtime,
+            templates: d.templates,
+            agents: d.agents,
+            agent_binary: d.agent_binary,
+            teardown: d.teardown,
+            identity: d.identity,
+            audit: d.audit,
+            snapshots: d.snapshots,
+            locks: locks::Locks::default(),
+            standby: d.standby,
+            network: d.network,
+            disk: d.disk,
+            ca_certificate: d.ca_certificate,
+            clock: d.clock,
+        }
+    }
+
+    /// The connections to the live sandboxes' agents.
+    pub(crate) fn agents(&self) -> &Agents {
+        &self.agents
+    }
+
+    /// The time lifetimes are decided against.
+    pub(crate) fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The sandbox's row whatever its state (killed ones too), for the
+    /// callers that decide who may see it.
+    pub(crate) async fn lookup(
+        &self,
+        id: &SandboxId,
+    ) -> Result<Option<SandboxRecord>, WarrenError> {
+        Ok(self.store.get_sandbox(id).await?)
+    }
+
+    /// Whether a template called `name` exists (ready or not).
+    pub(crate) fn has_template(&self, name: &str) -> bool {
+        self.templates.get(name).is_ok()
+    }
+
+    /// The audit log the service records into.
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// The sandbox's network events, newest first, before `before`.
+    pub(crate) async fn network_events(
+        &self,
+        id: &SandboxId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<warren_store::NetEventRecord>, WarrenError> {
+        self.get(id).await?;
+        Ok(self.store.network_events(id, before, limit).await?)
+    }
+
+    /// Resource usage of a live sandbox.
+    pub(crate) async fn stats(&self, id: &SandboxId) -> Result<warren_runtime::Stats, WarrenError> {
+        Ok(self.runtime.stats(id).await?)
+    }
+
     pub fn runtime_name(&self) -> &'static str {
         self.runtime.name()
     }
