@@ -9,6 +9,7 @@ mod ca;
 mod epoll_filter;
 mod fs;
 mod init;
+mod methods;
 mod process;
 mod reaper;
 mod rpc;

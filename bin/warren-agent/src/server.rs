@@ -19,6 +19,7 @@ use warren_envd::http_api::{ACCESS_TOKEN_HEADER, file_signature, file_signature_
 use warren_envd::{Code, ConnectError};
 
 use crate::fs::files::{self, FilesError, FilesQuery};
+use crate::methods::Reply;
 use crate::state::Shared;
 use crate::{init, rpc};
 
@@ -39,22 +40,40 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// A Connect service: answers one call of its method named by the
+/// second argument.
+type Service = fn(Shared, String, HeaderMap, Body) -> Reply;
+
+/// The Connect services, by name; each looks its methods up in its own
+/// table (see [`crate::methods`]).
+static SERVICES: &[(&str, Service)] = &[
+    (
+        warren_envd::process::SERVICE,
+        |state, method, headers, body| {
+            Box::pin(crate::process::service::dispatch(
+                state, method, headers, body,
+            ))
+        },
+    ),
+    (
+        warren_envd::filesystem::SERVICE,
+        |state, method, headers, body| {
+            Box::pin(crate::fs::service::dispatch(state, method, headers, body))
+        },
+    ),
+];
+
 async fn dispatch(
     State(state): State<Shared>,
     Path((service, method)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match service.as_str() {
-        warren_envd::process::SERVICE => {
-            crate::process::service::dispatch(state, &method, headers, body).await
-        }
-        warren_envd::filesystem::SERVICE => {
-            crate::fs::service::dispatch(state, &method, headers, body).await
-        }
-        other => rpc::error_response(&ConnectError::new(
+    match SERVICES.iter().find(|(name, _)| *name == service) {
+        Some((_, serve)) => serve(state, method, headers, body).await,
+        None => rpc::error_response(&ConnectError::new(
             Code::Unimplemented,
-            format!("service {other:?} is not served here"),
+            format!("service {service:?} is not served here"),
         )),
     }
 }

@@ -24,8 +24,8 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::RootCertStore;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::net::{TcpListener, TcpStream};
-use warren_net::egress::{InjectedHeader, Interceptor as _};
-use warren_net::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
+use warren_egress::egress::{InjectedHeader, Interceptor as _};
+use warren_egress::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 
 use crate::stats::{Row, ms, percentile};
 

@@ -1,6 +1,6 @@
 //! A sandbox's network policy and the decisions it makes. Pure rules: the
-//! enforcement (nftables sets, the DNS resolver, the egress proxy) lives in
-//! `warren-net` and asks these functions.
+//! enforcement (nftables sets in `warren-net`; the DNS resolver and the
+//! egress proxy in `warren-egress`) asks these functions.
 //!
 //! Wire form (JSON), every field optional:
 //!

@@ -20,14 +20,6 @@ pub enum NetError {
     /// An external command (`ip`, `nft`) failed.
     #[error("{op} failed: {detail}")]
     Command { op: String, detail: String },
-    /// A TLS interception for secret injection failed.
-    #[error("TLS interception failed")]
-    Intercept(#[from] crate::intercept::InterceptError),
-    /// Another socket holds the firewall's NFLOG group.
-    #[error(
-        "NFLOG group {0} is held by another process (another warren daemon whose table maps to the same group, or a logger such as ulogd); stop it to get packet events"
-    )]
-    LogGroupTaken(u16),
     /// A host I/O operation failed.
     #[error("{op} failed")]
     Io {

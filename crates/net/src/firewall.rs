@@ -23,7 +23,8 @@
 //!   between a (re)install of the table and the daemon applying policies.
 //!   The always-blocked drops and every verdict of a sandbox chain first
 //!   log the first packet of a new non-TCP flow to the table's NFLOG group
-//!   (rate-limited; see `nflog`), so UDP and ICMP decisions are events too;
+//!   (rate-limited; see `log_prefix` and warren-egress's `nflog`), so UDP
+//!   and ICMP decisions are events too;
 //! - input: from the pool accept only replies to connections the host
 //!   opened (the daemon dials the agent) and new connections to the
 //!   daemon's sandbox API, resolver and proxy ports, if set, and drop
@@ -41,8 +42,8 @@ use warren_core::network::{DenyReason, Verdict};
 
 use crate::cmd::{run_script, run_script_blocking};
 use crate::error::NetError;
+use crate::log_prefix;
 use crate::names::VETH_PREFIX;
-use crate::nflog;
 use crate::pool::AddressPool;
 
 /// One runtime instance's nftables table.
@@ -112,7 +113,8 @@ impl Firewall {
     }
 
     /// The NFLOG group the table's rules log new non-TCP flows to (see
-    /// `nflog`); derived from the state directory, like the table's name.
+    /// warren-egress's `nflog`); derived from the state directory, like the
+    /// table's name.
     pub fn log_group(&self) -> u16 {
         self.log_group
     }
@@ -124,7 +126,7 @@ impl Firewall {
     pub(crate) fn log_new_flow(&self, limit: &str, verdict: Verdict) -> String {
         format!(
             "meta l4proto != tcp ct state new limit name \"{limit}\" log prefix \"{}\" group {}",
-            nflog::prefix(verdict),
+            log_prefix::prefix(verdict),
             self.log_group
         )
     }

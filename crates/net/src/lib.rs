@@ -1,12 +1,11 @@
 //! Sandbox networking on the host: an IPv4 pool cut into one /30 per
-//! sandbox, a network namespace and veth pair per sandbox, the helper that
-//! starts runsc inside that namespace, one nftables table per runtime with a
-//! chain and sets per sandbox, and the egress enforcement the daemon runs:
-//! the per-sandbox DNS resolver (`dns`) and the transparent egress proxy
-//! (`proxy`), which find sandboxes by address in the `registry`, and the
-//! reader of the firewall's packet log (`nflog`, UDP and other non-TCP
-//! flows), which all report every decision as a `NetEvent` through an
-//! `EventSink`.
+//! sandbox, a network namespace and veth pair per sandbox with its source
+//! address guard, the helper that starts runsc inside that namespace, one
+//! nftables table per runtime with a chain and sets per sandbox (and the
+//! batched writer of resolved addresses into those sets), and the reset of
+//! a sandbox's host connections before a checkpoint. The egress services
+//! that enforce a policy beyond the firewall (resolver, proxy, packet log)
+//! live in warren-egress, on top of this crate.
 //!
 //! Host-global names (namespaces, interfaces, the nftables table) are derived
 //! from sandbox ids and the runtime's state directory, so several daemons on
@@ -14,35 +13,25 @@
 //! network costs one `ip` process, (re)addressing it before a start another.
 
 mod cmd;
-pub mod dns;
-pub mod egress;
 mod enter;
 mod error;
 mod firewall;
-pub mod intercept;
 pub mod link;
+pub mod log_prefix;
 mod names;
-mod netlink;
-mod nflog;
+pub mod netlink;
 mod pool;
-pub mod proxy;
-pub mod registry;
 mod resolved_batch;
 mod sandbox_rules;
 mod sever;
-mod sink;
-mod sniff;
 mod source_guard;
-mod splice;
 
 pub use enter::NetnsEntry;
 pub use error::NetError;
 pub use firewall::{EgressPorts, Firewall, enable_ipv4_forwarding};
 pub use names::{INNER_IFACE, NETNS_DIR, SandboxNames, VETH_PREFIX};
-pub use nflog::PacketLog;
 pub use pool::{AddressPool, SLOT_PREFIX, SlotAddrs, host_end};
+pub use resolved_batch::ResolvedBatcher;
 pub use sandbox_rules::{MAX_RESOLVED_TTL, MIN_RESOLVED_TTL};
 pub use sever::{QUIESCE, sever_host_connections};
-pub use sink::EventSink;
-pub use sniff::{Sniff, sniff};
 pub use source_guard::table_name as source_guard_table;

@@ -1,5 +1,5 @@
-//! The netlink plumbing shared by the packet log (`nflog`) and the
-//! connection reset before checkpoints (`sever`): a non-blocking
+//! The netlink plumbing shared by the connection reset before checkpoints
+//! (`sever`) and the packet log (warren-egress's `nflog`): a non-blocking
 //! `AF_NETLINK` socket under tokio, message framing and acknowledgements.
 //!
 //! Framing: every message is a `nlmsghdr` (length including the header,
@@ -15,16 +15,16 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-pub(crate) const NLMSG_HDRLEN: usize = 16;
-pub(crate) const NLMSG_ERROR: u16 = 2;
-pub(crate) const NLMSG_DONE: u16 = 3;
-pub(crate) const NLM_F_REQUEST: u16 = 1;
-pub(crate) const NLM_F_ACK: u16 = 4;
+pub const NLMSG_HDRLEN: usize = 16;
+pub const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_DONE: u16 = 3;
+pub const NLM_F_REQUEST: u16 = 1;
+pub const NLM_F_ACK: u16 = 4;
 /// `NLM_F_ROOT | NLM_F_MATCH`: every object the request's filter matches.
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_DUMP: u16 = 0x300;
 
 /// One request: header with `kind`, `flags` and `seq`, then `body`.
-pub(crate) fn message(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+pub fn message(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
     let len = (NLMSG_HDRLEN + body.len()) as u32;
     let mut m = Vec::with_capacity(align4(len as usize));
     m.extend_from_slice(&len.to_ne_bytes());
@@ -39,7 +39,7 @@ pub(crate) fn message(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
 
 /// The netlink messages of one datagram, as (type, body after the header),
 /// up to the first malformed header.
-pub(crate) fn messages(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub fn messages(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     records(buf, NLMSG_HDRLEN, |h| {
         let len = u32::from_ne_bytes(h[0..4].try_into().ok()?);
         Some((usize::try_from(len).ok()?, u16::from_ne_bytes([h[4], h[5]])))
@@ -49,7 +49,7 @@ pub(crate) fn messages(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// Length-prefixed records padded to 4 bytes: `header` bytes, from which
 /// `read` takes the record's length (header included) and type, then the
 /// body. Ends at the first record whose length does not fit.
-pub(crate) fn records(
+pub fn records(
     mut buf: &[u8],
     header: usize,
     read: impl Fn(&[u8]) -> Option<(usize, u16)>,
@@ -66,19 +66,19 @@ pub(crate) fn records(
     })
 }
 
-pub(crate) fn align4(n: usize) -> usize {
+pub fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
 /// The errno of an `NLMSG_ERROR` body: 0 for an acknowledgement.
-pub(crate) fn errno_of(error_body: &[u8]) -> Option<i32> {
+pub fn errno_of(error_body: &[u8]) -> Option<i32> {
     let error = i32::from_ne_bytes(error_body.get(0..4)?.try_into().ok()?);
     Some(-error)
 }
 
 /// The errno of the acknowledgement for `seq` in a datagram: `Some(0)` for
 /// success, `None` when the datagram holds none.
-pub(crate) fn ack_of(buf: &[u8], seq: u32) -> Option<i32> {
+pub fn ack_of(buf: &[u8], seq: u32) -> Option<i32> {
     messages(buf).find_map(|(kind, body)| {
         if kind != NLMSG_ERROR {
             return None;
@@ -90,7 +90,7 @@ pub(crate) fn ack_of(buf: &[u8], seq: u32) -> Option<i32> {
 }
 
 /// A bound, non-blocking netlink socket of `protocol`, registered with tokio.
-pub(crate) fn open_socket(protocol: libc::c_int) -> io::Result<AsyncFd<OwnedFd>> {
+pub fn open_socket(protocol: libc::c_int) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: plain system call without pointers.
     let raw = unsafe {
         libc::socket(
@@ -125,7 +125,7 @@ pub(crate) fn open_socket(protocol: libc::c_int) -> io::Result<AsyncFd<OwnedFd>>
     unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }
 
-pub(crate) async fn send(fd: &AsyncFd<OwnedFd>, msg: &[u8]) -> io::Result<()> {
+pub async fn send(fd: &AsyncFd<OwnedFd>, msg: &[u8]) -> io::Result<()> {
     fd.async_io(Interest::WRITABLE, |fd| {
         // SAFETY: `msg` is valid for reads of its length; the descriptor
         // is open while `fd` lives.
@@ -135,7 +135,7 @@ pub(crate) async fn send(fd: &AsyncFd<OwnedFd>, msg: &[u8]) -> io::Result<()> {
     .map(drop)
 }
 
-pub(crate) async fn recv(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+pub async fn recv(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
     fd.async_io(Interest::READABLE, |fd| {
         // SAFETY: `buf` is valid for writes of its length; the descriptor
         // is open while `fd` lives.
@@ -146,7 +146,7 @@ pub(crate) async fn recv(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<us
 
 /// Sends one request made with `NLM_F_ACK` and waits for its
 /// acknowledgement; the kernel's refusal is the error.
-pub(crate) async fn exchange(
+pub async fn exchange(
     fd: &AsyncFd<OwnedFd>,
     request: &[u8],
     seq: u32,

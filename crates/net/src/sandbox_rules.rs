@@ -8,9 +8,10 @@
 //! - chain `s<n>`: deny set → drop, allow set → accept, private ranges →
 //!   drop, resolver set → accept, then accept (`internet: allow`) or drop;
 //!   before each verdict a rule with the same match logs a new non-TCP
-//!   flow with that verdict to the table's NFLOG group (see `nflog`),
-//!   within the sandbox's limit `s<n>_log`, so one sandbox's flood neither
-//!   floods the daemon nor silences another sandbox's events;
+//!   flow with that verdict to the table's NFLOG group (see
+//!   warren-egress's `nflog`), within the sandbox's limit `s<n>_log`, so
+//!   one sandbox's flood neither floods the daemon nor silences another
+//!   sandbox's events;
 //! - element `a : jump s<n>` of the `sandboxes` verdict map, which the
 //!   forward chain consults for every new flow from the pool.
 //!

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use warren_net::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
+use warren_egress::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
 use warren_snapshot::{LocalDirStore, SnapshotStore};
@@ -39,10 +39,11 @@ use crate::ports::parse_domain;
 use crate::service::secrets::{InjectionSource, SecretsCipher};
 use crate::service::{Network, Secrets, Tenancy};
 use crate::{Config, ServeError, listener};
-use warren_net::dns::Resolver;
-use warren_net::proxy::EgressProxy;
-use warren_net::registry::Registry;
-use warren_net::{EgressPorts, EventSink, PacketLog};
+use warren_egress::dns::Resolver;
+use warren_egress::proxy::EgressProxy;
+use warren_egress::registry::Registry;
+use warren_egress::{EventSink, PacketLog};
+use warren_net::EgressPorts;
 
 /// A start-up failure naming what failed, with the error's whole chain.
 fn startup(what: &str, e: impl std::error::Error) -> ServeError {

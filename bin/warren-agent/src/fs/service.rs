@@ -12,11 +12,12 @@ use warren_envd::{Code, ConnectError};
 use super::as_user::as_user;
 use super::entry::entry_info;
 use super::{FsError, create_dirs, paths, watch};
+use crate::methods::{self, Method, streaming, unary};
 use crate::rpc::{self, RpcResult};
 use crate::state::Shared;
 use crate::users::{Names, User};
 
-struct Ctx {
+pub(crate) struct Ctx {
     user: User,
     workdir: PathBuf,
     state: Shared,
@@ -51,9 +52,24 @@ impl Ctx {
     }
 }
 
-/// Dispatches one `filesystem.Filesystem` method.
-pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Body) -> Response {
-    let streaming = method == "WatchDir";
+/// The methods of `filesystem.Filesystem`.
+pub(crate) static METHODS: &[Method<Ctx>] = &[
+    streaming!("WatchDir", watch_dir),
+    unary!("Stat", stat),
+    unary!("MakeDir", make_dir),
+    unary!("Move", move_entry),
+    unary!("ListDir", list_dir_rpc),
+    unary!("Remove", remove),
+    unary!("CreateWatcher", create_watcher),
+    unary!("GetWatcherEvents", get_watcher_events),
+    unary!("RemoveWatcher", remove_watcher),
+];
+
+/// Dispatches one `filesystem.Filesystem` method (see [`crate::methods`]);
+/// every method runs as the caller's user.
+pub async fn dispatch(state: Shared, method: String, headers: HeaderMap, body: Body) -> Response {
+    let found = methods::find(METHODS, &method);
+    let streaming = found.is_some_and(|m| m.streaming);
     if let Err(e) = rpc::check_content_type(&headers, streaming) {
         return rpc::error_response(&e);
     }
@@ -66,134 +82,119 @@ pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Bod
         Err(e) if streaming => return rpc::stream_error(e),
         Err(e) => return rpc::error_response(&e),
     };
-    match method {
-        "WatchDir" => match rpc::stream_request::<f::WatchDirRequest>(body).await {
-            Ok(req) => match ctx.resolve(&req.path) {
-                Ok(path) => match watch::watch_stream(&ctx.user, path, &req).await {
-                    Ok(events) => {
-                        let keepalive = rpc::keepalive_interval(&headers)
-                            .map(|d| (d, f::WatchDirResponse::Keepalive(WatchKeepAlive {})));
-                        rpc::stream_response(events, keepalive)
-                    }
-                    Err(e) => rpc::stream_error(e),
-                },
+    match found {
+        Some(m) => (m.handler)(ctx, headers, body).await,
+        None => methods::unknown(f::SERVICE, &method),
+    }
+}
+
+async fn watch_dir(ctx: Ctx, headers: HeaderMap, body: Body) -> Response {
+    match rpc::stream_request::<f::WatchDirRequest>(body).await {
+        Ok(req) => match ctx.resolve(&req.path) {
+            Ok(path) => match watch::watch_stream(&ctx.user, path, &req).await {
+                Ok(events) => {
+                    let keepalive = rpc::keepalive_interval(&headers)
+                        .map(|d| (d, f::WatchDirResponse::Keepalive(WatchKeepAlive {})));
+                    rpc::stream_response(events, keepalive)
+                }
                 Err(e) => rpc::stream_error(e),
             },
             Err(e) => rpc::stream_error(e),
         },
-        "Stat" => rpc::unary_response(
-            async {
-                let req: f::StatRequest = rpc::unary_request(body).await?;
-                let path = ctx.resolve(&req.path)?;
-                ctx.run(move |w| {
-                    Ok(f::StatResponse {
-                        entry: Some(w.entry(&path)?),
-                    })
-                })
-                .await
-            }
-            .await,
-        ),
-        "MakeDir" => rpc::unary_response(
-            async {
-                let req: f::MakeDirRequest = rpc::unary_request(body).await?;
-                let path = ctx.resolve(&req.path)?;
-                ctx.run(move |w| {
-                    if std::fs::symlink_metadata(&path).is_ok() {
-                        return Err(ConnectError::new(
-                            Code::AlreadyExists,
-                            format!("{} already exists", path.display()),
-                        ));
-                    }
-                    create_dirs(&path)?;
-                    Ok(f::MakeDirResponse {
-                        entry: Some(w.entry(&path)?),
-                    })
-                })
-                .await
-            }
-            .await,
-        ),
-        "Move" => rpc::unary_response(
-            async {
-                let req: f::MoveRequest = rpc::unary_request(body).await?;
-                let source = ctx.resolve(&req.source)?;
-                let destination = ctx.resolve(&req.destination)?;
-                ctx.run(move |w| {
-                    std::fs::symlink_metadata(&source)
-                        .map_err(|e| FsError::new("move", &source, e))?;
-                    if let Some(parent) = destination.parent() {
-                        create_dirs(parent)?;
-                    }
-                    std::fs::rename(&source, &destination)
-                        .map_err(|e| FsError::new("move to", &destination, e))?;
-                    Ok(f::MoveResponse {
-                        entry: Some(w.entry(&destination)?),
-                    })
-                })
-                .await
-            }
-            .await,
-        ),
-        "ListDir" => rpc::unary_response(
-            async {
-                let req: f::ListDirRequest = rpc::unary_request(body).await?;
-                let path = ctx.resolve(&req.path)?;
-                ctx.run(move |w| list_dir(&w, &path, req.depth.max(1)))
-                    .await
-            }
-            .await,
-        ),
-        "Remove" => rpc::unary_response(
-            async {
-                let req: f::RemoveRequest = rpc::unary_request(body).await?;
-                let path = ctx.resolve(&req.path)?;
-                ctx.run(move |_| {
-                    let meta = std::fs::symlink_metadata(&path)
-                        .map_err(|e| FsError::new("remove", &path, e))?;
-                    let result = if meta.is_dir() {
-                        std::fs::remove_dir_all(&path)
-                    } else {
-                        std::fs::remove_file(&path)
-                    };
-                    result.map_err(|e| FsError::new("remove", &path, e))?;
-                    Ok(f::RemoveResponse {})
-                })
-                .await
-            }
-            .await,
-        ),
-        "CreateWatcher" => rpc::unary_response(
-            async {
-                let req: f::CreateWatcherRequest = rpc::unary_request(body).await?;
-                let path = ctx.resolve(&req.path)?;
-                let watcher_id = state.watchers.create(&ctx.user, path, &req).await?;
-                Ok(f::CreateWatcherResponse { watcher_id })
-            }
-            .await,
-        ),
-        "GetWatcherEvents" => rpc::unary_response(
-            async {
-                let req: f::GetWatcherEventsRequest = rpc::unary_request(body).await?;
-                Ok(f::GetWatcherEventsResponse {
-                    events: state.watchers.drain(&req.watcher_id)?,
-                })
-            }
-            .await,
-        ),
-        "RemoveWatcher" => rpc::unary_response(
-            async {
-                let req: f::RemoveWatcherRequest = rpc::unary_request(body).await?;
-                state.watchers.remove(&req.watcher_id)?;
-                Ok(f::RemoveWatcherResponse {})
-            }
-            .await,
-        ),
-        other => rpc::error_response(&ConnectError::new(
-            Code::Unimplemented,
-            format!("filesystem.Filesystem/{other} is not a known method"),
-        )),
+        Err(e) => rpc::stream_error(e),
     }
+}
+
+async fn stat(ctx: Ctx, req: f::StatRequest) -> RpcResult<f::StatResponse> {
+    let path = ctx.resolve(&req.path)?;
+    ctx.run(move |w| {
+        Ok(f::StatResponse {
+            entry: Some(w.entry(&path)?),
+        })
+    })
+    .await
+}
+
+async fn make_dir(ctx: Ctx, req: f::MakeDirRequest) -> RpcResult<f::MakeDirResponse> {
+    let path = ctx.resolve(&req.path)?;
+    ctx.run(move |w| {
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(ConnectError::new(
+                Code::AlreadyExists,
+                format!("{} already exists", path.display()),
+            ));
+        }
+        create_dirs(&path)?;
+        Ok(f::MakeDirResponse {
+            entry: Some(w.entry(&path)?),
+        })
+    })
+    .await
+}
+
+async fn move_entry(ctx: Ctx, req: f::MoveRequest) -> RpcResult<f::MoveResponse> {
+    let source = ctx.resolve(&req.source)?;
+    let destination = ctx.resolve(&req.destination)?;
+    ctx.run(move |w| {
+        std::fs::symlink_metadata(&source).map_err(|e| FsError::new("move", &source, e))?;
+        if let Some(parent) = destination.parent() {
+            create_dirs(parent)?;
+        }
+        std::fs::rename(&source, &destination)
+            .map_err(|e| FsError::new("move to", &destination, e))?;
+        Ok(f::MoveResponse {
+            entry: Some(w.entry(&destination)?),
+        })
+    })
+    .await
+}
+
+async fn list_dir_rpc(ctx: Ctx, req: f::ListDirRequest) -> RpcResult<f::ListDirResponse> {
+    let path = ctx.resolve(&req.path)?;
+    ctx.run(move |w| list_dir(&w, &path, req.depth.max(1)))
+        .await
+}
+
+async fn remove(ctx: Ctx, req: f::RemoveRequest) -> RpcResult<f::RemoveResponse> {
+    let path = ctx.resolve(&req.path)?;
+    ctx.run(move |_| {
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|e| FsError::new("remove", &path, e))?;
+        let result = if meta.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        result.map_err(|e| FsError::new("remove", &path, e))?;
+        Ok(f::RemoveResponse {})
+    })
+    .await
+}
+
+async fn create_watcher(
+    ctx: Ctx,
+    req: f::CreateWatcherRequest,
+) -> RpcResult<f::CreateWatcherResponse> {
+    let path = ctx.resolve(&req.path)?;
+    let watcher_id = ctx.state.watchers.create(&ctx.user, path, &req).await?;
+    Ok(f::CreateWatcherResponse { watcher_id })
+}
+
+async fn get_watcher_events(
+    ctx: Ctx,
+    req: f::GetWatcherEventsRequest,
+) -> RpcResult<f::GetWatcherEventsResponse> {
+    Ok(f::GetWatcherEventsResponse {
+        events: ctx.state.watchers.drain(&req.watcher_id)?,
+    })
+}
+
+async fn remove_watcher(
+    ctx: Ctx,
+    req: f::RemoveWatcherRequest,
+) -> RpcResult<f::RemoveWatcherResponse> {
+    ctx.state.watchers.remove(&req.watcher_id)?;
+    Ok(f::RemoveWatcherResponse {})
 }
 
 /// Lists `root` down to `depth` levels, sorted by path. Symlinked

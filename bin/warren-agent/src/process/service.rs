@@ -15,6 +15,7 @@ use warren_envd::{Code, ConnectError};
 
 use super::spawn::{self, SpawnError, SpawnSpec, Stdio3};
 use super::{Input, Output, Proc, PtyMaster, pump, write_stdin};
+use crate::methods::{self, Method, streaming, unary};
 use crate::rpc::{self, RpcResult};
 use crate::state::Shared;
 
@@ -33,111 +34,120 @@ mod tokio_stream_shim {
     }
 }
 
-/// Dispatches one `process.Process` method.
-pub async fn dispatch(state: Shared, method: &str, headers: HeaderMap, body: Body) -> Response {
-    let streaming = matches!(method, "Start" | "Connect" | "StreamInput");
-    if let Err(e) = rpc::check_content_type(&headers, streaming) {
+/// The methods of `process.Process`.
+pub(crate) static METHODS: &[Method<Shared>] = &[
+    streaming!("Start", start_rpc),
+    streaming!("Connect", connect_rpc),
+    streaming!("StreamInput", stream_input_rpc),
+    unary!("List", list),
+    unary!("SendInput", send_input_rpc),
+    unary!("CloseStdin", close_stdin),
+    unary!("SendSignal", send_signal),
+    unary!("Update", update),
+];
+
+/// Dispatches one `process.Process` method (see [`crate::methods`]).
+pub async fn dispatch(state: Shared, method: String, headers: HeaderMap, body: Body) -> Response {
+    let found = methods::find(METHODS, &method);
+    if let Err(e) = rpc::check_content_type(&headers, found.is_some_and(|m| m.streaming)) {
         return rpc::error_response(&e);
     }
-    match method {
-        "Start" => match rpc::stream_request(body).await {
-            Ok(req) => event_stream(&headers, start(&state, &headers, req), |event| {
-                p::StartResponse { event: Some(event) }
-            }),
-            Err(e) => rpc::stream_error(e),
-        },
-        "Connect" => match rpc::stream_request::<p::ConnectRequest>(body).await {
-            Ok(req) => event_stream(&headers, connect(&state, req), |event| p::ConnectResponse {
-                event: Some(event),
-            }),
-            Err(e) => rpc::stream_error(e),
-        },
-        "StreamInput" => rpc::client_stream_response(stream_input(&state, body).await),
-        "List" => rpc::unary_response(match rpc::unary_request::<p::ListRequest>(body).await {
-            Ok(_) => Ok(p::ListResponse {
-                processes: state.procs.list(),
-            }),
-            Err(e) => Err(e),
+    match found {
+        Some(m) => (m.handler)(state, headers, body).await,
+        None => methods::unknown(p::SERVICE, &method),
+    }
+}
+
+async fn start_rpc(state: Shared, headers: HeaderMap, body: Body) -> Response {
+    match rpc::stream_request(body).await {
+        Ok(req) => event_stream(&headers, start(&state, &headers, req), |event| {
+            p::StartResponse { event: Some(event) }
         }),
-        "SendInput" => rpc::unary_response(
-            async {
-                let req: p::SendInputRequest = rpc::unary_request(body).await?;
-                let proc = state.procs.find(req.process.as_ref())?;
-                let input = req
-                    .input
-                    .ok_or_else(|| ConnectError::invalid_argument("input is required"))?;
-                send_input(&proc, input).await?;
-                Ok(p::SendInputResponse {})
-            }
-            .await,
-        ),
-        "CloseStdin" => rpc::unary_response(
-            async {
-                let req: p::CloseStdinRequest = rpc::unary_request(body).await?;
-                let proc = state.procs.find(req.process.as_ref())?;
-                match &proc.input {
-                    Input::Stdin(stdin) => {
-                        stdin.lock().await.take();
-                        Ok(p::CloseStdinResponse {})
-                    }
-                    Input::Pty(_) => Err(ConnectError::new(
-                        Code::FailedPrecondition,
-                        "a PTY has no separate stdin; send Ctrl+D (0x04) instead",
-                    )),
-                    Input::None => Err(ConnectError::new(
-                        Code::FailedPrecondition,
-                        "the process was started without stdin",
-                    )),
-                }
-            }
-            .await,
-        ),
-        "SendSignal" => rpc::unary_response(
-            async {
-                let req: p::SendSignalRequest = rpc::unary_request(body).await?;
-                let proc = state.procs.find(req.process.as_ref())?;
-                let sig = match req.signal {
-                    Signal::Sigterm => nix::sys::signal::Signal::SIGTERM,
-                    Signal::Sigkill => nix::sys::signal::Signal::SIGKILL,
-                    other => {
-                        return Err(ConnectError::invalid_argument(format!(
-                            "unsupported signal {other:?}; use SIGNAL_SIGTERM or SIGNAL_SIGKILL"
-                        )));
-                    }
-                };
-                proc.signal(sig)?;
-                Ok(p::SendSignalResponse {})
-            }
-            .await,
-        ),
-        "Update" => rpc::unary_response(
-            async {
-                let req: p::UpdateRequest = rpc::unary_request(body).await?;
-                let proc = state.procs.find(req.process.as_ref())?;
-                let size = req
-                    .pty
-                    .and_then(|p| p.size)
-                    .ok_or_else(|| ConnectError::invalid_argument("pty.size is required"))?;
-                match &proc.input {
-                    Input::Pty(master) => spawn::resize(master.raw(), size).map_err(|e| {
-                        ConnectError::internal(format!("resizing the terminal failed: {e}"))
-                    })?,
-                    _ => {
-                        return Err(ConnectError::new(
-                            Code::FailedPrecondition,
-                            "the process has no PTY",
-                        ));
-                    }
-                }
-                Ok(p::UpdateResponse {})
-            }
-            .await,
-        ),
-        other => rpc::error_response(&ConnectError::new(
-            Code::Unimplemented,
-            format!("process.Process/{other} is not a known method"),
+        Err(e) => rpc::stream_error(e),
+    }
+}
+
+async fn connect_rpc(state: Shared, headers: HeaderMap, body: Body) -> Response {
+    match rpc::stream_request::<p::ConnectRequest>(body).await {
+        Ok(req) => event_stream(&headers, connect(&state, req), |event| p::ConnectResponse {
+            event: Some(event),
+        }),
+        Err(e) => rpc::stream_error(e),
+    }
+}
+
+async fn stream_input_rpc(state: Shared, _headers: HeaderMap, body: Body) -> Response {
+    rpc::client_stream_response(stream_input(&state, body).await)
+}
+
+async fn list(state: Shared, _req: p::ListRequest) -> RpcResult<p::ListResponse> {
+    Ok(p::ListResponse {
+        processes: state.procs.list(),
+    })
+}
+
+async fn send_input_rpc(
+    state: Shared,
+    req: p::SendInputRequest,
+) -> RpcResult<p::SendInputResponse> {
+    let proc = state.procs.find(req.process.as_ref())?;
+    let input = req
+        .input
+        .ok_or_else(|| ConnectError::invalid_argument("input is required"))?;
+    send_input(&proc, input).await?;
+    Ok(p::SendInputResponse {})
+}
+
+async fn close_stdin(state: Shared, req: p::CloseStdinRequest) -> RpcResult<p::CloseStdinResponse> {
+    let proc = state.procs.find(req.process.as_ref())?;
+    match &proc.input {
+        Input::Stdin(stdin) => {
+            stdin.lock().await.take();
+            Ok(p::CloseStdinResponse {})
+        }
+        Input::Pty(_) => Err(ConnectError::new(
+            Code::FailedPrecondition,
+            "a PTY has no separate stdin; send Ctrl+D (0x04) instead",
+        )),
+        Input::None => Err(ConnectError::new(
+            Code::FailedPrecondition,
+            "the process was started without stdin",
         )),
     }
+}
+
+async fn send_signal(state: Shared, req: p::SendSignalRequest) -> RpcResult<p::SendSignalResponse> {
+    let proc = state.procs.find(req.process.as_ref())?;
+    let sig = match req.signal {
+        Signal::Sigterm => nix::sys::signal::Signal::SIGTERM,
+        Signal::Sigkill => nix::sys::signal::Signal::SIGKILL,
+        other => {
+            return Err(ConnectError::invalid_argument(format!(
+                "unsupported signal {other:?}; use SIGNAL_SIGTERM or SIGNAL_SIGKILL"
+            )));
+        }
+    };
+    proc.signal(sig)?;
+    Ok(p::SendSignalResponse {})
+}
+
+async fn update(state: Shared, req: p::UpdateRequest) -> RpcResult<p::UpdateResponse> {
+    let proc = state.procs.find(req.process.as_ref())?;
+    let size = req
+        .pty
+        .and_then(|p| p.size)
+        .ok_or_else(|| ConnectError::invalid_argument("pty.size is required"))?;
+    match &proc.input {
+        Input::Pty(master) => spawn::resize(master.raw(), size)
+            .map_err(|e| ConnectError::internal(format!("resizing the terminal failed: {e}")))?,
+        _ => {
+            return Err(ConnectError::new(
+                Code::FailedPrecondition,
+                "the process has no PTY",
+            ));
+        }
+    }
+    Ok(p::UpdateResponse {})
 }
 
 /// Wraps an event stream (or the error that prevented it) as a Connect stream.

@@ -8,10 +8,10 @@
 //! found". Fields Warren cannot honour (egress rules, filesystem-only
 //! pauses) are refused with 400 rather than silently ignored.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 
 use axum::Json;
-use axum::extract::{Extension, RawQuery, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use time::OffsetDateTime;
@@ -20,7 +20,8 @@ use warren_core::{OnIdle, SandboxState, SnapshotId, WarrenError};
 use warren_store::{GrantKind, SandboxFilter, SandboxRecord};
 
 use super::error::{E2bError, E2bResult};
-use super::paging::{DEFAULT_PAGE, page, parse_limit};
+use super::paging::page;
+use super::query::{self, E2bQuery, Limit, QueryParams};
 use super::wire::{
     ConnectSandbox, CreatedSandbox, Lifecycle, ListedSandbox, NewSandbox, RefreshRequest,
     SandboxMetric, Template, TimeoutRequest,
@@ -232,37 +233,34 @@ pub(super) async fn extend(
 
 /// What a listing asks for.
 #[derive(Debug, Default, PartialEq)]
-struct ListQuery {
+pub struct ListQuery {
     filter: SandboxFilter,
-    limit: usize,
+    limit: Limit,
     next_token: Option<String>,
 }
 
-/// Parses E2B's list query: `metadata` is itself a URL-encoded `k=v&k2=v2`
+/// E2B's list query: `metadata` is itself a URL-encoded `k=v&k2=v2`
 /// string (keys and values percent-encoded once more by the SDK), `state`
-/// is comma-separated `running`/`paused`.
-fn parse_list_query(query: Option<&str>) -> Result<ListQuery, WarrenError> {
-    let mut q = ListQuery {
-        limit: DEFAULT_PAGE,
-        ..ListQuery::default()
-    };
-    let mut metadata = BTreeMap::new();
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match k.as_ref() {
+/// is comma-separated `running`/`paused`; both may repeat and add up.
+impl QueryParams for ListQuery {
+    fn take(&mut self, key: &str, value: Cow<'_, str>) -> Result<(), WarrenError> {
+        match key {
             "metadata" => {
-                for (mk, mv) in url::form_urlencoded::parse(v.as_bytes()) {
-                    metadata.insert(percent_decode(&mk), percent_decode(&mv));
+                for (mk, mv) in url::form_urlencoded::parse(value.as_bytes()) {
+                    self.filter
+                        .metadata
+                        .insert(percent_decode(&mk), percent_decode(&mv));
                 }
             }
             "state" => {
-                for s in v.split(',').filter(|s| !s.is_empty()) {
+                for s in value.split(',').filter(|s| !s.is_empty()) {
                     match s {
                         // As `e2b_state` shows them.
-                        "running" => q
+                        "running" => self
                             .filter
                             .states
                             .extend([SandboxState::Running, SandboxState::Resuming]),
-                        "paused" => q
+                        "paused" => self
                             .filter
                             .states
                             .extend([SandboxState::Paused, SandboxState::Pausing]),
@@ -274,19 +272,14 @@ fn parse_list_query(query: Option<&str>) -> Result<ListQuery, WarrenError> {
                     }
                 }
             }
-            "limit" => q.limit = parse_limit(&v)?,
-            "nextToken" => q.next_token = Some(v.into_owned()),
+            "limit" => self.limit = value.parse()?,
+            "nextToken" => self.next_token = Some(value.into_owned()),
             // Accepted and not acted on: ordering is always by start time.
             "order" | "startedAfter" | "template" => {}
-            other => {
-                return Err(WarrenError::invalid(format!(
-                    "unknown query parameter '{other}'"
-                )));
-            }
+            other => return Err(query::unknown(other)),
         }
+        Ok(())
     }
-    q.filter.metadata = metadata;
-    Ok(q)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -303,12 +296,11 @@ fn percent_decode(s: &str) -> String {
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(query): RawQuery,
+    E2bQuery(q): E2bQuery<ListQuery>,
 ) -> E2bResult<impl IntoResponse> {
-    let q = parse_list_query(query.as_deref())?;
     let mut all = state.sandboxes.list(&caller.team, q.filter).await?;
     all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let (page, headers) = page(&all, |r| r.id.as_str(), q.next_token.as_deref(), q.limit)?;
+    let (page, headers) = page(&all, |r| r.id.as_str(), q.next_token.as_deref(), q.limit.0)?;
     let body: Vec<_> = page
         .iter()
         .cloned()
@@ -441,11 +433,12 @@ pub async fn templates(State(state): State<AppState>) -> E2bResult<Json<Vec<Temp
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2b::paging::DEFAULT_PAGE;
 
     #[test]
     fn list_query_reads_what_the_sdk_sends() {
         // The SDK: urlencode({quote(k): quote(v)}), then the query encoding.
-        let q = parse_list_query(Some(
+        let q: ListQuery = query::parse(Some(
             "metadata=team%3Dx%26my%2520key%3Da%252Fb&state=running,paused&limit=2&nextToken=abc",
         ))
         .unwrap();
@@ -463,11 +456,45 @@ mod tests {
                 SandboxState::Pausing
             ]
         );
-        assert_eq!(q.limit, 2);
+        assert_eq!(q.limit, Limit(2));
         assert_eq!(q.next_token.as_deref(), Some("abc"));
-        assert!(parse_list_query(Some("state=zombie")).is_err());
-        assert!(parse_list_query(Some("limit=0")).is_err());
-        assert!(parse_list_query(Some("colour=red")).is_err());
-        assert_eq!(parse_list_query(None).unwrap().limit, DEFAULT_PAGE);
+        assert!(query::parse::<ListQuery>(Some("state=zombie")).is_err());
+        assert!(query::parse::<ListQuery>(Some("limit=0")).is_err());
+        assert!(query::parse::<ListQuery>(Some("colour=red")).is_err());
+        assert_eq!(
+            query::parse::<ListQuery>(None).unwrap().limit,
+            Limit(DEFAULT_PAGE)
+        );
+    }
+
+    #[test]
+    fn repeated_metadata_and_state_keys_add_up() {
+        let q: ListQuery = query::parse(Some(
+            "metadata=a%3D1&state=running&metadata=b%3D2%26a%3D3&state=&state=paused&order=asc",
+        ))
+        .unwrap();
+        let metadata: Vec<_> = q
+            .filter
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(metadata, [("a", "3"), ("b", "2")]);
+        assert_eq!(
+            q.filter.states,
+            vec![
+                SandboxState::Running,
+                SandboxState::Resuming,
+                SandboxState::Paused,
+                SandboxState::Pausing
+            ]
+        );
+        let q: ListQuery = query::parse(Some("metadata=&state=,")).unwrap();
+        assert!(q.filter.metadata.is_empty() && q.filter.states.is_empty());
+        let e = query::parse::<ListQuery>(Some("state=running,asleep")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown state 'asleep' (expected running or paused)"
+        );
     }
 }

@@ -20,6 +20,7 @@ mod network;
 mod paging;
 mod persist;
 mod proxy;
+mod query;
 mod wire;
 
 use axum::Router;

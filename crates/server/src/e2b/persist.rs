@@ -16,8 +16,10 @@
 //!   sandbox from it ([`snapshot_named`]). Unlike E2B's, a Warren snapshot
 //!   belongs to its sandbox: killing the sandbox deletes it.
 
+use std::borrow::Cow;
+
 use axum::Json;
-use axum::extract::{Extension, Path, RawQuery, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use warren_core::{SandboxId, SandboxState, SnapshotId, WarrenError};
@@ -25,7 +27,8 @@ use warren_store::{SandboxFilter, SnapshotKind, SnapshotRecord};
 
 use super::control::{created, extend, unsupported};
 use super::error::E2bResult;
-use super::paging::{DEFAULT_PAGE, page, parse_limit};
+use super::paging::page;
+use super::query::{self, E2bQuery, Limit, QueryParams};
 use super::wire::{
     ConnectSandbox, CreatedSandbox, ForkRequest, ForkResult, PauseRequest, SnapshotInfo,
     SnapshotRequest,
@@ -250,32 +253,24 @@ pub(super) async fn snapshot_named(
 
 /// What `GET /snapshots` asks for.
 #[derive(Debug, Default, PartialEq)]
-struct SnapshotQuery {
+pub struct SnapshotQuery {
     sandbox: Option<String>,
     name: Option<String>,
-    limit: usize,
+    limit: Limit,
     next_token: Option<String>,
 }
 
-fn parse_snapshot_query(query: Option<&str>) -> Result<SnapshotQuery, WarrenError> {
-    let mut q = SnapshotQuery {
-        limit: DEFAULT_PAGE,
-        ..SnapshotQuery::default()
-    };
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match k.as_ref() {
-            "sandboxID" => q.sandbox = Some(v.into_owned()),
-            "name" => q.name = Some(v.into_owned()),
-            "nextToken" => q.next_token = Some(v.into_owned()),
-            "limit" => q.limit = parse_limit(&v)?,
-            other => {
-                return Err(WarrenError::invalid(format!(
-                    "unknown query parameter '{other}'"
-                )));
-            }
+impl QueryParams for SnapshotQuery {
+    fn take(&mut self, key: &str, value: Cow<'_, str>) -> Result<(), WarrenError> {
+        match key {
+            "sandboxID" => self.sandbox = Some(value.into_owned()),
+            "name" => self.name = Some(value.into_owned()),
+            "nextToken" => self.next_token = Some(value.into_owned()),
+            "limit" => self.limit = value.parse()?,
+            other => return Err(query::unknown(other)),
         }
+        Ok(())
     }
-    Ok(q)
 }
 
 /// `GET /snapshots`: the team's snapshots, oldest first, in pages of
@@ -285,9 +280,8 @@ fn parse_snapshot_query(query: Option<&str>) -> Result<SnapshotQuery, WarrenErro
 pub async fn list_snapshots(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    RawQuery(query): RawQuery,
+    E2bQuery(q): E2bQuery<SnapshotQuery>,
 ) -> E2bResult<impl IntoResponse> {
-    let q = parse_snapshot_query(query.as_deref())?;
     let sandbox = match &q.sandbox {
         None => None,
         Some(raw) => match raw.parse::<SandboxId>() {
@@ -307,7 +301,7 @@ pub async fn list_snapshots(
     if let Some(name) = &q.name {
         all.retain(|s| is_named(s, name));
     }
-    let (page, headers) = page(&all, |s| s.id.as_str(), q.next_token.as_deref(), q.limit)?;
+    let (page, headers) = page(&all, |s| s.id.as_str(), q.next_token.as_deref(), q.limit.0)?;
     Ok((headers, Json(page.iter().map(info).collect::<Vec<_>>())))
 }
 
@@ -343,17 +337,21 @@ pub async fn delete_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::e2b::paging::DEFAULT_PAGE;
 
     #[test]
     fn snapshot_query_reads_what_the_sdk_sends() {
-        let q =
-            parse_snapshot_query(Some("sandboxID=abc&name=base-snap&limit=5&nextToken=t")).unwrap();
+        let q: SnapshotQuery =
+            query::parse(Some("sandboxID=abc&name=base-snap&limit=5&nextToken=t")).unwrap();
         assert_eq!(q.sandbox.as_deref(), Some("abc"));
         assert_eq!(q.name.as_deref(), Some("base-snap"));
-        assert_eq!(q.limit, 5);
+        assert_eq!(q.limit, Limit(5));
         assert_eq!(q.next_token.as_deref(), Some("t"));
-        assert_eq!(parse_snapshot_query(None).unwrap().limit, DEFAULT_PAGE);
-        assert!(parse_snapshot_query(Some("limit=101")).is_err());
-        assert!(parse_snapshot_query(Some("colour=red")).is_err());
+        assert_eq!(
+            query::parse::<SnapshotQuery>(None).unwrap().limit,
+            Limit(DEFAULT_PAGE)
+        );
+        assert!(query::parse::<SnapshotQuery>(Some("limit=101")).is_err());
+        assert!(query::parse::<SnapshotQuery>(Some("colour=red")).is_err());
     }
 }

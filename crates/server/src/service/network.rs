@@ -27,9 +27,9 @@ use tokio::sync::mpsc;
 use warren_audit::Outcome;
 use warren_core::network::{NetworkPolicy, Verdict};
 use warren_core::{SandboxId, SandboxState, WarrenError};
+use warren_egress::egress::NetEvent;
+use warren_egress::registry::{Registry, SandboxNet};
 use warren_net::Firewall;
-use warren_net::egress::NetEvent;
-use warren_net::registry::{Registry, SandboxNet};
 use warren_store::{NewNetEvent, SandboxRecord};
 
 use super::Sandboxes;

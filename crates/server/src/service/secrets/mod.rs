@@ -23,7 +23,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use warren_core::network::{NetworkPolicy, SecretInjection, validate_secret_name};
 use warren_core::{ErrorKind, Scope, TeamId, WarrenError};
-use warren_net::egress::InjectedHeader;
+use warren_egress::egress::InjectedHeader;
 use warren_store::{SecretRecord, Store, StoredSecret};
 
 use crate::audit::Action;
@@ -236,8 +236,8 @@ fn add_placeholder(
 /// way out for a value: no route reveals one.
 pub struct InjectionSource(pub Arc<Secrets>);
 
-impl warren_net::proxy::SecretSource for InjectionSource {
-    fn secret(&self, team: &str, name: &str) -> warren_net::proxy::SecretFuture {
+impl warren_egress::proxy::SecretSource for InjectionSource {
+    fn secret(&self, team: &str, name: &str) -> warren_egress::proxy::SecretFuture {
         let secrets = self.0.clone();
         let (team, name) = (team.to_owned(), name.to_owned());
         Box::pin(async move {

@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use warren_core::network::{NetworkPolicy, normalize_name};
-
-use crate::sandbox_rules::{MAX_RESOLVED_TTL, MIN_RESOLVED_TTL};
+use warren_net::{MAX_RESOLVED_TTL, MIN_RESOLVED_TTL};
 
 /// Most (name, address) pairs one sandbox's memory holds.
 pub const MAX_REMEMBERED: usize = 4096;

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use tokio::net::TcpStream;
 use warren_core::network::Verdict;
 
-use crate::error::NetError;
+use crate::error::EgressError;
 
 /// What kind of decision an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,7 +90,7 @@ impl std::fmt::Debug for InjectedHeader {
 }
 
 /// The future an interception runs as.
-pub type InterceptFuture = Pin<Box<dyn Future<Output = Result<Transfer, NetError>> + Send>>;
+pub type InterceptFuture = Pin<Box<dyn Future<Output = Result<Transfer, EgressError>> + Send>>;
 
 /// Terminates a sandbox's TLS connection to `host` with a certificate the
 /// sandbox trusts (the installation's Warren CA), forwards each HTTP request

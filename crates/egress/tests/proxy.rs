@@ -6,6 +6,8 @@
 //! host, so an allowed connection fails at the dial and nothing leaves the
 //! machine; the verdict is read from the proxy's events.
 
+// The sandbox networks of warren-net's own tests.
+#[path = "../../net/tests/common/mod.rs"]
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,10 +17,11 @@ use std::time::Duration;
 use common::{TableGuard, TestSandbox, Unreachable};
 use rustls_pki_types::ServerName;
 use warren_core::network::{DenyReason, NetworkPolicy, Verdict};
-use warren_net::egress::{NetEvent, NetEventKind};
-use warren_net::proxy::EgressProxy;
-use warren_net::registry::{Registry, SandboxNet};
-use warren_net::{AddressPool, EgressPorts, EventSink, Firewall};
+use warren_egress::EventSink;
+use warren_egress::egress::{NetEvent, NetEventKind};
+use warren_egress::proxy::EgressProxy;
+use warren_egress::registry::{Registry, SandboxNet};
+use warren_net::{AddressPool, EgressPorts, Firewall};
 
 const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 99, 9);
 const ALLOWED: &str = "ok.example.test";

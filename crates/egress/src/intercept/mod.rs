@@ -51,7 +51,7 @@ use tokio_rustls::TlsAcceptor;
 pub use ca::{CaError, WarrenCa};
 
 use crate::egress::{InjectedHeader, InterceptFuture, Interceptor, Transfer};
-use crate::error::NetError;
+use crate::error::EgressError;
 use count::{Counted, Counters};
 use forward::{Forwarder, Injected};
 
@@ -278,7 +278,7 @@ impl Interceptor for TlsInterceptor {
             let _ = client.set_nodelay(true);
             this.run(client, host, upstream, headers)
                 .await
-                .map_err(NetError::from)
+                .map_err(EgressError::from)
         })
     }
 }

@@ -27,8 +27,8 @@
 //!   goes out truncated (TC, no records), and so does a reply the upstream
 //!   truncated: the client asks again over TCP;
 //! - the kept IPv4 addresses are added to the sandbox's nftables set with
-//!   the record's TTL, in batches ([`crate::resolved_batch`]), before the
-//!   reply is sent, and every kept address is remembered for the egress
+//!   the record's TTL, in batches ([`warren_net::ResolvedBatcher`]),
+//!   before the reply is sent, and every kept address is remembered for the egress
 //!   proxy;
 //! - the upstream failing or not answering within [`UPSTREAM_TIMEOUT`]:
 //!   `SERVFAIL`.
@@ -50,15 +50,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::OnceCell;
 use warren_core::network::{DenyReason, Verdict, normalize_name};
+use warren_net::{Firewall, ResolvedBatcher};
 
 pub use limit::{QUERY_BURST, QUERY_RATE};
 pub use upstream::UPSTREAM_PAYLOAD;
 
 use crate::egress::{NetEvent, NetEventKind};
-use crate::error::NetError;
-use crate::firewall::Firewall;
+use crate::error::EgressError;
 use crate::registry::{Registry, SandboxNet};
-use crate::resolved_batch::ResolvedBatcher;
 use crate::sink::EventSink;
 use check::{ClientQuery, Inspected, error_reply, inspect, internet_class};
 use limit::{Limiter, Take};
@@ -132,16 +131,16 @@ impl Resolver {
     pub async fn serve(
         self,
         addr: SocketAddr,
-    ) -> Result<(SocketAddr, Vec<tokio::task::JoinHandle<()>>), NetError> {
+    ) -> Result<(SocketAddr, Vec<tokio::task::JoinHandle<()>>), EgressError> {
         let udp = UdpSocket::bind(addr)
             .await
-            .map_err(|e| NetError::io(format!("binding the DNS resolver to udp {addr}"), e))?;
+            .map_err(|e| EgressError::io(format!("binding the DNS resolver to udp {addr}"), e))?;
         let bound = udp
             .local_addr()
-            .map_err(|e| NetError::io("DNS resolver address", e))?;
+            .map_err(|e| EgressError::io("DNS resolver address", e))?;
         let tcp = TcpListener::bind(bound)
             .await
-            .map_err(|e| NetError::io(format!("binding the DNS resolver to tcp {bound}"), e))?;
+            .map_err(|e| EgressError::io(format!("binding the DNS resolver to tcp {bound}"), e))?;
         let me = Arc::new(self);
         let udp_task = tokio::spawn(me.clone().serve_udp(Arc::new(udp)));
         let tcp_task = tokio::spawn(me.serve_tcp(tcp));

@@ -2,12 +2,13 @@
 //! chains take about new non-TCP flows (UDP, ICMP, …), which no proxy sees,
 //! become [`NetEventKind::Packet`] events.
 //!
-//! The sandbox chains (`sandbox_rules`) and the forward chain's
-//! always-blocked drops (`firewall`) log the first packet of such a flow
-//! to the table's NFLOG group ([`Firewall::log_group`](crate::Firewall::log_group)),
-//! rate-limited per sandbox, with a prefix naming the verdict: `allow` or
-//! `deny <reason>` ([`prefix`]). This module binds that group and turns each
-//! logged packet into an event for the [`EventSink`].
+//! The sandbox chains (warren-net's `sandbox_rules`) and the forward
+//! chain's always-blocked drops (`firewall`) log the first packet of such
+//! a flow to the table's NFLOG group
+//! ([`Firewall::log_group`](warren_net::Firewall::log_group)), rate-limited
+//! per sandbox, with a prefix naming the verdict: `allow` or
+//! `deny <reason>` ([`warren_net::log_prefix`]). This module binds that
+//! group and turns each logged packet into an event for the [`EventSink`].
 //!
 //! Protocol (netfilter's `nfnetlink_log`, over an `AF_NETLINK` socket of
 //! protocol `NETLINK_NETFILTER`; every integer in the netfilter headers and
@@ -40,13 +41,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
 use tokio::io::unix::AsyncFd;
-use warren_core::network::{DenyReason, Verdict};
-
-use crate::egress::{NetEvent, NetEventKind};
-use crate::error::NetError;
-use crate::netlink::{
+use warren_core::network::Verdict;
+use warren_net::log_prefix::verdict_of;
+use warren_net::netlink::{
     NLM_F_ACK, NLM_F_REQUEST, align4, exchange, message, messages, open_socket, records, recv,
 };
+
+use crate::egress::{NetEvent, NetEventKind};
+use crate::error::EgressError;
 use crate::sink::EventSink;
 
 /// Bytes of each packet the kernel copies: a maximal IPv4 header (60) and
@@ -75,32 +77,6 @@ const NLA_HDRLEN: usize = 4;
 /// Transport protocols whose header starts with the source and destination
 /// ports: TCP, UDP, DCCP, SCTP, UDP-Lite.
 const PORTED: [u8; 5] = [6, 17, 33, 132, 136];
-
-/// The log prefix for `verdict`, as the firewall's rules write it.
-pub(crate) fn prefix(verdict: Verdict) -> String {
-    match verdict {
-        Verdict::Allow => "allow".to_owned(),
-        Verdict::Deny(reason) => format!("deny {}", reason.as_str()),
-    }
-}
-
-/// The verdict a log prefix names; `None` for a prefix no rule writes.
-fn verdict_of(prefix: &str) -> Option<Verdict> {
-    const REASONS: [DenyReason; 4] = [
-        DenyReason::DeniedByRule,
-        DenyReason::NotAllowed,
-        DenyReason::Private,
-        DenyReason::AlwaysBlocked,
-    ];
-    if prefix == "allow" {
-        return Some(Verdict::Allow);
-    }
-    let reason = prefix.strip_prefix("deny ")?;
-    REASONS
-        .into_iter()
-        .find(|r| r.as_str() == reason)
-        .map(Verdict::Deny)
-}
 
 /// One logged packet: the first of a new flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,11 +209,11 @@ impl PacketLog {
     }
 
     /// Binds the group and reads it until the task is aborted.
-    pub async fn serve(self) -> Result<tokio::task::JoinHandle<()>, NetError> {
+    pub async fn serve(self) -> Result<tokio::task::JoinHandle<()>, EgressError> {
         let group = self.group;
         let what = |op: &str| format!("{op} NFLOG group {group}");
-        let fd =
-            open_socket(libc::NETLINK_NETFILTER).map_err(|e| NetError::io(what("opening"), e))?;
+        let fd = open_socket(libc::NETLINK_NETFILTER)
+            .map_err(|e| EgressError::io(what("opening"), e))?;
         let requests: [(u8, &[Attr]); 3] = [
             (
                 libc::AF_INET as u8,
@@ -268,9 +244,9 @@ impl PacketLog {
             match acked {
                 Ok(()) => {}
                 Err(e) if seq == 2 && e.raw_os_error() == Some(libc::EPERM) => {
-                    return Err(NetError::LogGroupTaken(group));
+                    return Err(EgressError::LogGroupTaken(group));
                 }
-                Err(e) => return Err(NetError::io(what("configuring"), e)),
+                Err(e) => return Err(EgressError::io(what("configuring"), e)),
             }
         }
         tracing::debug!(group, "reading the firewall's packet log");
@@ -313,7 +289,8 @@ fn mode(range: u32, mode: u8) -> [u8; 6] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netlink::NLMSG_HDRLEN;
+    use warren_core::network::DenyReason;
+    use warren_net::netlink::NLMSG_HDRLEN;
 
     const GROUP: u16 = 0x8123;
     const IPPROTO_ICMP: u8 = 1;
@@ -398,22 +375,6 @@ mod tests {
             (Verdict::Allow, IPPROTO_ICMP, None)
         );
         assert_eq!(packets[1].verdict, Verdict::Deny(DenyReason::Private));
-    }
-
-    #[test]
-    fn every_prefix_the_rules_write_reads_back() {
-        for v in [
-            Verdict::Allow,
-            Verdict::Deny(DenyReason::DeniedByRule),
-            Verdict::Deny(DenyReason::NotAllowed),
-            Verdict::Deny(DenyReason::Private),
-            Verdict::Deny(DenyReason::AlwaysBlocked),
-        ] {
-            assert_eq!(verdict_of(&prefix(v)), Some(v));
-        }
-        for unknown in ["", "deny", "deny maybe", "allowed", "ALLOW"] {
-            assert_eq!(verdict_of(unknown), None, "{unknown}");
-        }
     }
 
     #[test]
@@ -527,6 +488,23 @@ mod tests {
         assert_eq!(&m[24..30], &[0, 0, 0, 64, 2, 0]);
     }
 
+    /// Runs `nft -f -` with `script`; panics when nft fails.
+    fn nft(script: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nft failed on {script}");
+    }
+
     #[test]
     fn root_the_group_delivers_logged_packets() {
         // A table of its own that logs UDP to a test address on the way
@@ -547,7 +525,7 @@ mod tests {
 }}
 "
         );
-        crate::cmd::run_script_blocking("test rules", "nft", &["-f", "-"], &script).unwrap();
+        nft(&script);
         let result = rt.block_on(async {
             let (sink, mut rx) = EventSink::channel(16);
             let task = PacketLog::new(group, sink).serve().await?;
@@ -558,18 +536,12 @@ mod tests {
             let _ = udp.send_to(b"x", "203.0.113.77:4567");
             let event = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await;
             task.abort();
-            Ok::<_, NetError>((
+            Ok::<_, EgressError>((
                 event,
-                matches!(taken, Err(NetError::LogGroupTaken(g)) if g == group),
+                matches!(taken, Err(EgressError::LogGroupTaken(g)) if g == group),
             ))
         });
-        crate::cmd::run_script_blocking(
-            "removing test rules",
-            "nft",
-            &["-f", "-"],
-            &format!("delete table inet {table}\n"),
-        )
-        .unwrap();
+        nft(&format!("delete table inet {table}\n"));
         let (event, taken) = result.unwrap();
         let event = event.expect("a packet event").expect("an open sink");
         assert_eq!(event.dest, Some("203.0.113.77".parse().unwrap()));

@@ -46,10 +46,10 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use warren_core::network::{DenyReason, Verdict, always_blocked};
+use warren_net::AddressPool;
 
 use crate::egress::{InjectedHeader, Interceptor, NetEvent, NetEventKind, Transfer};
-use crate::error::NetError;
-use crate::pool::AddressPool;
+use crate::error::EgressError;
 use crate::registry::{Registry, SandboxNet};
 use crate::sink::EventSink;
 use crate::sniff::{SNIFF_LIMIT, Sniff, sniff};
@@ -119,13 +119,13 @@ impl EgressProxy {
     pub async fn serve(
         self,
         addr: SocketAddr,
-    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), NetError> {
+    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), EgressError> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| NetError::io(format!("binding the egress proxy to {addr}"), e))?;
+            .map_err(|e| EgressError::io(format!("binding the egress proxy to {addr}"), e))?;
         let bound = listener
             .local_addr()
-            .map_err(|e| NetError::io("egress proxy address", e))?;
+            .map_err(|e| EgressError::io("egress proxy address", e))?;
         let me = Arc::new(self);
         let task = tokio::spawn(async move {
             loop {

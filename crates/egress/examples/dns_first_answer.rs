@@ -2,7 +2,7 @@
 //! (so its address must go into the sandbox's nftables set first): one
 //! query at a time, and a burst of concurrent ones. Needs root.
 //!
-//! `cargo run -p warren-net --example dns_first_answer`
+//! `cargo run -p warren-egress --example dns_first_answer`
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -13,9 +13,10 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 use warren_core::network::NetworkPolicy;
-use warren_net::dns::Resolver;
-use warren_net::registry::{Registry, SandboxNet};
-use warren_net::{EventSink, Firewall};
+use warren_egress::EventSink;
+use warren_egress::dns::Resolver;
+use warren_egress::registry::{Registry, SandboxNet};
+use warren_net::Firewall;
 
 const SANDBOX: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 2);
 const ROUNDS: u16 = 100;

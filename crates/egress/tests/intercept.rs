@@ -18,8 +18,8 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::RootCertStore;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::net::{TcpListener, TcpStream};
-use warren_net::egress::{InjectedHeader, Interceptor as _, Transfer};
-use warren_net::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
+use warren_egress::egress::{InjectedHeader, Interceptor as _, Transfer};
+use warren_egress::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 
 const HOST: &str = "api.test.example";
 const REAL: &str = "Bearer real-secret-value";

@@ -2,6 +2,8 @@
 //! table: a fake upstream records every message it receives, a "sandbox"
 //! sends from its own loopback address (127.0.0.0/8 is all local).
 
+// The sandbox networks of warren-net's own tests.
+#[path = "../../net/tests/common/mod.rs"]
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -13,9 +15,9 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::net::UdpSocket;
 use warren_core::network::NetworkPolicy;
+use warren_egress::dns::{Resolver, UPSTREAM_PAYLOAD};
+use warren_egress::registry::{Registry, SandboxNet};
 use warren_net::Firewall;
-use warren_net::dns::{Resolver, UPSTREAM_PAYLOAD};
-use warren_net::registry::{Registry, SandboxNet};
 
 const SANDBOX: Ipv4Addr = Ipv4Addr::new(127, 77, 0, 2);
 const ANSWER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 9);
@@ -94,7 +96,7 @@ async fn root_dns_two_questions_never_reach_the_upstream() {
         policy: Arc::new(policy),
     });
     let (up, seen) = upstream().await;
-    let (sink, _events) = warren_net::EventSink::channel(64);
+    let (sink, _events) = warren_egress::EventSink::channel(64);
     let (resolver, tasks) = Resolver::new(up, registry, Some(fw.clone()), sink)
         .serve((Ipv4Addr::LOCALHOST, 0).into())
         .await
