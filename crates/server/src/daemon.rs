@@ -290,7 +290,7 @@ fn interceptor(config: &Config, ca: &Arc<WarrenCa>) -> Result<Option<TlsIntercep
 /// The running egress services and what the daemon keeps of them.
 struct Egress {
     registry: Registry,
-    events: tokio::sync::mpsc::Receiver<warren_net::egress::NetEvent>,
+    events: tokio::sync::mpsc::Receiver<warren_egress::egress::NetEvent>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 

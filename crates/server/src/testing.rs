@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use warren_net::intercept::WarrenCa;
-use warren_net::registry::Registry;
+use warren_egress::intercept::WarrenCa;
+use warren_egress::registry::Registry;
 use warren_runtime::Runtime;
 use warren_snapshot::{LocalDirStore, SnapshotStore};
 use warren_store::{SqliteStore, Store};
