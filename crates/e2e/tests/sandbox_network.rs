@@ -431,3 +431,44 @@ async fn sandbox_udp_and_icmp_flows_are_events_of_their_own_sandbox() {
         "{closed_events:?}"
     );
 }
+
+/// Python inside the sandbox: resolves `$1`, opens one connection to its
+/// port 80 and sends two requests on it, for `$1` and then for `$2`;
+/// prints whatever came back before the connection ended.
+const TWO_REQUESTS: &str = r#"
+import socket, sys
+addr = socket.gethostbyname(sys.argv[1])
+s = socket.create_connection((addr, 80), timeout=5)
+s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\nGET / HTTP/1.1\r\nHost: %s\r\n\r\n" % (sys.argv[1], sys.argv[2])).encode())
+got = b""
+try:
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        got += b
+except socket.timeout:
+    pass
+print(got.decode(errors="replace"))
+"#;
+
+#[tokio::test]
+async fn sandbox_a_kept_alive_connection_cannot_switch_to_another_host() {
+    let (_net, d) = setup().await;
+    let sb = d
+        .create_sandbox(json!({"network": {"allow": ["good.example.test"]}}))
+        .await;
+    let script = "python3 -c \"$PY\" good.example.test other.example.test";
+    let out = d
+        .exec(
+            &sb.id,
+            json!({"cmd": ["bash", "-c", script], "env": {"PY": TWO_REQUESTS}}),
+        )
+        .await;
+    let got = out.stdout_str();
+    assert!(got.contains("host=good.example.test"), "{got}");
+    assert!(
+        !got.contains("host=other.example.test"),
+        "the second request reached the server: {got}"
+    );
+}

@@ -67,9 +67,9 @@ pub struct NetEvent {
 pub struct Transfer {
     pub bytes_out: u64,
     pub bytes_in: u64,
-    /// For an intercepted connection: the host the first request that did
-    /// not name the connection's server named (or `""` for none); that
-    /// request was refused and the connection closed.
+    /// For an intercepted or plain-HTTP connection: the host the first
+    /// request that did not name the connection's server named (`""` for
+    /// none); that request was refused and the connection closed.
     pub misdirected: Option<String>,
 }
 

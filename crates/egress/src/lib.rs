@@ -10,6 +10,7 @@
 pub mod dns;
 pub mod egress;
 mod error;
+mod http_guard;
 pub mod intercept;
 mod nflog;
 pub mod proxy;

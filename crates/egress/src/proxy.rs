@@ -30,7 +30,12 @@
 //!    are refused (never sent on without the credential silently). A
 //!    request inside that names another host than the SNI is answered
 //!    421 and never forwarded, and the connection's event is a denial;
-//! 5. otherwise the proxy dials `dst` and splices both ways in the kernel
+//! 5. a plain-HTTP connection is relayed one request at a time, each of
+//!    which must name the host the first was judged for
+//!    ([`crate::http_guard`]): a later request naming another host is
+//!    never sent, the connection ends once the server has answered what it
+//!    was sent, and the connection's event is a denial;
+//! 6. otherwise the proxy dials `dst` and splices both ways in the kernel
 //!    ([`crate::splice`]; TCP_NODELAY on both sides), passing half-closes
 //!    on, and closes a connection with no byte either way for
 //!    [`IDLE_TIMEOUT`].
@@ -50,6 +55,7 @@ use warren_net::AddressPool;
 
 use crate::egress::{InjectedHeader, Interceptor, NetEvent, NetEventKind, Transfer};
 use crate::error::EgressError;
+use crate::http_guard::relay_http;
 use crate::registry::{Registry, SandboxNet};
 use crate::sink::EventSink;
 use crate::sniff::{SNIFF_LIMIT, Sniff, sniff};
@@ -180,18 +186,20 @@ impl EgressProxy {
             (Some(host), NetEventKind::Tls) => sandbox.policy.injections_for(host).count() > 0,
             _ => false,
         };
-        let result = if injected {
-            self.intercept(client, &sandbox, name.unwrap_or_default(), dst)
-                .await
-        } else {
-            relay(client, dst).await
+        let result = match (injected, &seen) {
+            (true, _) => {
+                self.intercept(client, &sandbox, name.unwrap_or_default(), dst)
+                    .await
+            }
+            (false, Sniff::Http(Some(host))) => relay_http_guarded(client, dst, host).await,
+            (false, _) => relay(client, dst).await,
         };
         match result {
             Ok(t) => {
                 event.bytes_out = t.bytes_out;
                 event.bytes_in = t.bytes_in;
                 if let Some(inner) = t.misdirected {
-                    tracing::info!(sandbox = %sandbox.id, %dst, host = inner, "a request inside an intercepted connection named another host");
+                    tracing::info!(sandbox = %sandbox.id, %dst, host = inner, "a later request on the connection named another host");
                     event.verdict = Verdict::Deny(DenyReason::NameMismatch);
                 }
             }
@@ -360,13 +368,37 @@ enum RelayError {
     Intercept(String),
 }
 
-/// Dials `dst` and splices both ways until both sides are done.
-async fn relay(client: TcpStream, dst: SocketAddrV4) -> Result<Transfer, RelayError> {
+/// Dials `dst` with TCP_NODELAY.
+async fn dial(dst: SocketAddrV4) -> Result<TcpStream, RelayError> {
     let server = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(dst))
         .await
         .map_err(|_| RelayError::Connect("timed out".into()))?
         .map_err(|e| RelayError::Connect(e.to_string()))?;
     let _ = server.set_nodelay(true);
+    Ok(server)
+}
+
+/// Dials `dst` and relays plain HTTP, every request of which must name
+/// `host` ([`crate::http_guard`]).
+async fn relay_http_guarded(
+    client: TcpStream,
+    dst: SocketAddrV4,
+    host: &str,
+) -> Result<Transfer, RelayError> {
+    let server = dial(dst).await?;
+    let guarded = relay_http(client, server, host)
+        .await
+        .map_err(|e| RelayError::Connect(e.to_string()))?;
+    Ok(Transfer {
+        bytes_out: guarded.bytes_out,
+        bytes_in: guarded.bytes_in,
+        misdirected: guarded.refused,
+    })
+}
+
+/// Dials `dst` and splices both ways until both sides are done.
+async fn relay(client: TcpStream, dst: SocketAddrV4) -> Result<Transfer, RelayError> {
+    let server = dial(dst).await?;
     splice_both(&client, &server, IDLE_TIMEOUT)
         .await
         .map(|(bytes_out, bytes_in)| Transfer {
