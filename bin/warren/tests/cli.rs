@@ -1,5 +1,7 @@
 //! End-to-end tests of the `warren` binary against an in-test mock of the
-//! daemon's API on 127.0.0.1 (see `mock/`).
+//! daemon's API on 127.0.0.1 (see `mock/`), for what the in-process server
+//! over the fake runtime cannot show yet (`cli_server.rs` has the rest):
+//! streamed and interactive output, template builds, tampered audit logs.
 
 mod mock;
 
@@ -7,7 +9,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 
 use mock::{AuditLog, ID, KEY, MISSING};
-use warren_api_types::{Sandbox, SandboxList};
 
 /// A `warren` command talking to `url` with the right key and no ambient config.
 fn warren(url: &str) -> Command {
@@ -148,38 +149,6 @@ fn pseudo_random(len: usize) -> Vec<u8> {
 }
 
 #[test]
-fn cp_round_trips_a_5mb_binary_file() {
-    let (url, m) = mock::start();
-    let dir = tempfile::tempdir().unwrap();
-    let data = pseudo_random(5 * 1024 * 1024 + 13);
-    let src = dir.path().join("blob.bin");
-    std::fs::write(&src, &data).unwrap();
-
-    let remote = format!("{ID}:/tmp/blob.bin");
-    let o = run(warren(&url).arg("cp").arg(&src).arg(&remote));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        m.file("/tmp/blob.bin").unwrap() == data,
-        "upload altered bytes"
-    );
-
-    // A directory destination keeps the remote name.
-    let back = dir.path().join("back");
-    std::fs::create_dir(&back).unwrap();
-    let o = run(warren(&url).arg("cp").arg(&remote).arg(&back));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(
-        std::fs::read(back.join("blob.bin")).unwrap() == data,
-        "download altered bytes"
-    );
-    let leftovers: Vec<_> = std::fs::read_dir(&back)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(leftovers, ["blob.bin"], "temporary files left behind");
-}
-
-#[test]
 fn cp_into_a_remote_directory_and_to_stdout() {
     let (url, m) = mock::start();
     let dir = tempfile::tempdir().unwrap();
@@ -272,79 +241,6 @@ fn usage_errors_exit_2() {
     );
     let o = run(warren(&url).args(["create", "--timeout", "soon"]));
     assert_eq!(o.status.code(), Some(2));
-}
-
-#[test]
-fn create_ls_info_timeout_kill() {
-    let (url, m) = mock::start();
-    let o = run(warren(&url).args([
-        "create",
-        "--cpus",
-        "2",
-        "--memory",
-        "1G",
-        "--timeout",
-        "10m",
-        "--env",
-        "A=1",
-        "--metadata",
-        "owner=alice",
-    ]));
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(stdout(&o), format!("{ID}\n"));
-    assert!(stderr(&o).contains("created sandbox"), "{}", stderr(&o));
-    let req = m.seen(|s| s.create.clone()).unwrap();
-    assert_eq!(req.cpus, Some(2));
-    assert_eq!(req.memory_mb, Some(1024));
-    assert_eq!(req.timeout_s, Some(600));
-    assert_eq!(req.env.get("A").map(String::as_str), Some("1"));
-    assert_eq!(req.metadata.get("owner").map(String::as_str), Some("alice"));
-
-    let o = run(warren(&url).args(["create", "--json", "-q", "-m", "owner=alice"]));
-    let s: Sandbox = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(s.id, ID);
-    assert!(o.stderr.is_empty(), "--quiet still printed: {}", stderr(&o));
-
-    let o = run(warren(&url).args([
-        "ls",
-        "--state",
-        "running",
-        "--state",
-        "paused",
-        "--metadata",
-        "owner=alice",
-    ]));
-    assert_eq!(o.status.code(), Some(0));
-    let out = stdout(&o);
-    let mut lines = out.lines();
-    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        [
-            "ID", "TEMPLATE", "STATE", "CPUS", "MEMORY", "CREATED", "EXPIRES"
-        ]
-    );
-    assert!(lines.next().unwrap().starts_with(ID));
-    assert_eq!(
-        m.seen(|s| s.list_query.clone()).unwrap(),
-        "state=running&state=paused&metadata=owner%3Dalice"
-    );
-
-    let o = run(warren(&url).args(["ls", "--json"]));
-    let list: SandboxList = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(list.sandboxes.len(), 1);
-
-    let o = run(warren(&url).args(["info", ID]));
-    assert!(stdout(&o).contains("owner=alice"), "{}", stdout(&o));
-
-    let o = run(warren(&url).args(["timeout", ID, "1m5s", "--json"]));
-    let s: Sandbox = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(s.expires_at, "2099-01-01T00:00:05Z", "65 s were sent");
-
-    let o = run(warren(&url).args(["kill", ID, MISSING]));
-    assert_eq!(o.status.code(), Some(1), "one of two kills failed");
-    assert_eq!(stdout(&o), format!("{ID}\n"));
-    assert!(stderr(&o).contains(&format!("{MISSING}: sandbox {MISSING} does not exist")));
 }
 
 #[test]

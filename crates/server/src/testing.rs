@@ -131,6 +131,25 @@ impl InProcess {
         })
     }
 
+    /// Serves the main API on a fresh port of 127.0.0.1, for clients that
+    /// need a socket (the CLI); the server runs until the test ends.
+    pub async fn serve(&self) -> Result<std::net::SocketAddr, ServeError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| failed("binding 127.0.0.1", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| failed("the bound address", e))?;
+        let app = self
+            .api
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(addr)
+    }
+
     /// Stops the reaper and the audit log's signer (after a last signature).
     pub async fn stop(self) {
         let _ = self.stop_reaper.send(true);

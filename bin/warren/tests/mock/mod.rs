@@ -33,8 +33,6 @@ pub const MISSING: &str = "zzzzzzzzzz0000000000";
 /// What the mock saw, for assertions.
 #[derive(Default)]
 pub struct Seen {
-    pub create: Option<CreateSandboxRequest>,
-    pub list_query: Option<String>,
     pub pty_query: Option<String>,
     pub pty_text: Vec<String>,
     pub auth_on_pty: Option<String>,
@@ -185,14 +183,12 @@ async fn create(State(m): State<Mock>, Json(req): Json<CreateSandboxRequest>) ->
     s.cpus = req.cpus.unwrap_or(1);
     s.memory_mb = req.memory_mb.unwrap_or(512);
     let mut inner = m.0.lock().unwrap();
-    inner.seen.create = Some(req);
     inner.sandboxes.insert(ID.into(), s.clone());
     (StatusCode::CREATED, Json(s)).into_response()
 }
 
-async fn list(State(m): State<Mock>, RawQuery(q): RawQuery) -> Json<SandboxList> {
-    let mut inner = m.0.lock().unwrap();
-    inner.seen.list_query = q;
+async fn list(State(m): State<Mock>) -> Json<SandboxList> {
+    let inner = m.0.lock().unwrap();
     let mut sandboxes: Vec<Sandbox> = inner.sandboxes.values().cloned().collect();
     sandboxes.sort_by(|a, b| a.id.cmp(&b.id));
     Json(SandboxList { sandboxes })

@@ -170,6 +170,9 @@ fn router(state: Arc<AgentState>) -> Router {
         .route("/{service}/{method}", post(rpc))
         .fallback(|| async { http_error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
+        // Uploads are as large as the daemon lets through, as with the
+        // real agent.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 

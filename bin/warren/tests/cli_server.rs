@@ -1,0 +1,190 @@
+//! The `warren` binary against the real API: the daemon's own routers and
+//! services, in process over the fake runtime (`warren_server::testing`),
+//! on a port of 127.0.0.1. What the CLI sends is what the daemon decodes,
+//! validates and answers, not what a stand-in expects.
+
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use warren_api_types::Sandbox;
+use warren_runtime::fake::{CommandOutput, FakeRuntime};
+use warren_server::testing::InProcess;
+
+/// A Warren on a socket, and the directory it lives in.
+struct Daemon {
+    server: InProcess,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    async fn start(runtime: FakeRuntime) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = InProcess::start(dir.path(), Arc::new(runtime))
+            .await
+            .unwrap();
+        let addr = server.serve().await.unwrap();
+        Self {
+            server,
+            url: format!("http://{addr}"),
+            _dir: dir,
+        }
+    }
+
+    /// Runs `warren ARGS` with the admin key and no ambient configuration,
+    /// off the server's threads.
+    async fn warren(&self, args: &[&str]) -> Output {
+        self.warren_with(self.server.admin_key.as_deref().unwrap(), args)
+            .await
+    }
+
+    async fn warren_with(&self, key: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("WARREN_URL", &self.url)
+            .env("WARREN_API_KEY", key)
+            .env("WARREN_CONFIG", "/nonexistent/warren-client.json")
+            .args(args)
+            .stdin(Stdio::null());
+        tokio::task::spawn_blocking(move || cmd.output().expect("warren runs"))
+            .await
+            .unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_is_created_listed_inspected_extended_and_killed() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let o = d
+        .warren(&[
+            "create",
+            "--cpus",
+            "2",
+            "--memory",
+            "1G",
+            "--timeout",
+            "10m",
+            "--env",
+            "A=1",
+            "--metadata",
+            "owner=alice",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_owned();
+    assert!(stderr(&o).contains("created sandbox"), "{}", stderr(&o));
+
+    let o = d.warren(&["info", &id, "--json"]).await;
+    let s: Sandbox = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (s.cpus, s.memory_mb, s.state.as_str()),
+        (2, 1024, "running")
+    );
+    assert_eq!(s.metadata.get("owner").map(String::as_str), Some("alice"));
+
+    let o = d.warren(&["ls", "--metadata", "owner=alice"]).await;
+    assert!(
+        stdout(&o).lines().nth(1).unwrap().starts_with(&id),
+        "{}",
+        stdout(&o)
+    );
+    let o = d.warren(&["ls", "--metadata", "owner=bob"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(&id), "{}", stdout(&o));
+
+    // The clock stands still: the new expiry is 65 s from now, to the
+    // store's millisecond.
+    let o = d.warren(&["timeout", &id, "1m5s", "--json"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: Sandbox = serde_json::from_slice(&o.stdout).unwrap();
+    let got = time::OffsetDateTime::parse(
+        &s.expires_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let want = d.server.clock.clock().now() + time::Duration::seconds(65);
+    assert!(
+        (want - got).abs() < time::Duration::milliseconds(1),
+        "{got} vs {want}"
+    );
+
+    let missing = "zzzzzzzzzz0000000000";
+    let o = d.warren(&["kill", &id, missing]).await;
+    assert_eq!(o.status.code(), Some(1), "one of two kills failed");
+    assert_eq!(stdout(&o), format!("{id}\n"));
+    assert!(stderr(&o).contains(missing), "{}", stderr(&o));
+    let o = d.warren(&["info", &id]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_prints_the_commands_output_and_exits_with_its_code() {
+    let runtime = FakeRuntime::new();
+    runtime.on_command(|c: &warren_envd::process::ProcessConfig| {
+        (c.cmd == "build").then(|| CommandOutput::failed(3, "compile error\n"))
+    });
+    let d = Daemon::start(runtime).await;
+    let o = d.warren(&["create"]).await;
+    let id = stdout(&o).trim().to_owned();
+
+    let o = d
+        .warren(&["exec", &id, "--", "echo", "hello", "there"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello there\n");
+    let o = d.warren(&["exec", &id, "--", "build"]).await;
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(stderr(&o), "compile error\n");
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cp_round_trips_a_binary_file_through_the_real_files_api() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let o = d.warren(&["create"]).await;
+    let id = stdout(&o).trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 7u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let src = dir.path().join("blob.bin");
+    std::fs::write(&src, &data).unwrap();
+    let remote = format!("{id}:/tmp/blob.bin");
+    let o = d.warren(&["cp", src.to_str().unwrap(), &remote]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let back = dir.path().join("back.bin");
+    let o = d.warren(&["cp", &remote, back.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read(&back).unwrap() == data, "bytes changed");
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_key_and_a_forbidden_call_say_what_is_wrong() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let o = d.warren_with("wrn_nope", &["ls"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("API key"), "{}", stderr(&o));
+
+    let o = d
+        .warren(&["key", "create", "looker", "--role", "viewer", "--json"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let viewer: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let viewer = viewer["secret"].as_str().unwrap().to_owned();
+    let o = d.warren_with(&viewer, &["create"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sandboxes:create"), "{}", stderr(&o));
+    d.server.stop().await;
+}
