@@ -24,24 +24,24 @@
 //!   upgrade, the answer looked at may belong to an earlier one; a wrong
 //!   guess only keeps judging, or lets the tunnel reach the same server.)
 //!
-//! Server to client, bytes are copied unread. At the first refused
+//! Server to client, bytes are spliced unread ([`crate::splice`]), but
+//! for the first bytes of the answer to an upgrade or CONNECT, which are
+//! peeked at. At the first refused
 //! request nothing more is read from the client and the server's side is
 //! shut for writing: the server answers the requests it was sent, then
 //! closes. The connection ends when both directions are done, or after
 //! [`IDLE_TIMEOUT`] without a byte either way.
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 use crate::proxy::IDLE_TIMEOUT;
 use crate::sniff::{SNIFF_LIMIT, Sniff, sniff};
+use crate::splice::{Activity, Stepper, shutdown_write, splice_one_way};
 
 /// Longest chunk-size or trailer line.
 const LINE_LIMIT: usize = 4096;
@@ -52,8 +52,8 @@ const READ_SIZE: usize = 16 * 1024;
 pub struct Guarded {
     pub bytes_out: u64,
     pub bytes_in: u64,
-    /// The host a refused request named (`"(malformed)"` for a head that
-    /// could not be read, `""` for one naming no host).
+    /// The host a refused request named (`"(malformed)"` for a head or
+    /// body that could not be read, `""` for one naming no host).
     pub refused: Option<String>,
 }
 
@@ -72,91 +72,106 @@ enum Framing {
 
 /// The status of the server's next answer, asked by the request side after
 /// an upgrade or CONNECT request (`None`: not a status line).
-type SwitchQuestion = Arc<std::sync::Mutex<Option<oneshot::Sender<Option<u16>>>>>;
+type SwitchQuestion = Arc<Mutex<Option<oneshot::Sender<Option<u16>>>>>;
 
 /// Relays `client` to `server`, every request of it naming `host`.
+/// Answers go back with `splice(2)`, as other connections' bytes do.
 pub async fn relay_http(client: TcpStream, server: TcpStream, host: &str) -> io::Result<Guarded> {
-    let start = Instant::now();
-    let activity = Arc::new(AtomicU64::new(0));
+    let activity = Activity::new(IDLE_TIMEOUT);
     let question = SwitchQuestion::default();
-    let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
     let mut requests = Requests {
-        from: client_read,
-        to: server_write,
+        from: &client,
+        to: &server,
         buf: Vec::new(),
         sent: 0,
-        start,
-        activity: activity.clone(),
+        activity: &activity,
         question: question.clone(),
     };
-    let (up, down) = {
-        let upload = requests.run(host);
-        let download = copy_back(server_read, client_write, start, activity.clone(), question);
-        tokio::pin!(upload, download);
-        let (mut up, mut down) = (None, None);
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                r = &mut upload, if up.is_none() => up = Some(r),
-                n = &mut download, if down.is_none() => down = Some(n),
-                _ = tick.tick() => {
-                    let idle = millis_since(start) - activity.load(Ordering::Relaxed);
-                    if idle > IDLE_TIMEOUT.as_millis() as u64 {
-                        break;
-                    }
-                }
-            }
-            if up.is_some() && down.is_some() {
-                break;
-            }
-        }
-        (up, down)
-    };
+    let (up, down) = tokio::join!(
+        requests.run(host),
+        answers(&server, &client, &activity, &question)
+    );
     let refused = match up {
-        Some(Ok(refused)) => refused,
-        Some(Err(e)) if e.kind() == io::ErrorKind::InvalidData => Some("(malformed)".to_owned()),
-        _ => None,
+        Ok(refused) => refused,
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Some("(malformed)".to_owned()),
+        Err(_) => None,
     };
     Ok(Guarded {
         bytes_out: requests.sent,
-        bytes_in: down.unwrap_or(0),
+        bytes_in: down,
         refused,
     })
 }
 
-fn millis_since(start: Instant) -> u64 {
-    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Copies the server's answers back to the client; returns the bytes. The
-/// first read after a [`SwitchQuestion`] is asked answers it.
-async fn copy_back(
-    mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
-    start: Instant,
-    activity: Arc<AtomicU64>,
-    question: SwitchQuestion,
+/// Splices the server's answers back to the client; returns the bytes.
+///
+/// A [`SwitchQuestion`] is answered from the first bytes read after it was
+/// asked: the question is looked at and those bytes are taken under one
+/// lock, and the request side asks before it sends the request, so what is
+/// taken after an unasked look was sent before the request, never its
+/// answer.
+async fn answers(
+    from: &TcpStream,
+    to: &TcpStream,
+    activity: &Activity,
+    question: &SwitchQuestion,
 ) -> u64 {
-    let mut buf = vec![0u8; READ_SIZE];
+    let Ok(stepper) = Stepper::new() else {
+        shutdown_write(to);
+        return 0;
+    };
     let mut total = 0;
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        activity.store(millis_since(start), Ordering::Relaxed);
-        let asked = question.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(asked) = asked {
-            let _ = asked.send(status(&buf[..n]));
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
+        let left = activity.left();
+        if left.is_zero() {
             break;
         }
-        total += n as u64;
+        match tokio::time::timeout(left, from.readable()).await {
+            Err(_) => continue,
+            Ok(Err(_)) => break,
+            Ok(Ok(())) => {}
+        }
+        let queued = {
+            let mut asked = question.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(asked) = asked.take() {
+                let mut first = [0u8; 12];
+                let n = peek_now(from, &mut first);
+                let _ = asked.send(status(&first[..n]));
+            }
+            stepper.take(from)
+        };
+        match queued {
+            Ok(0) => break,
+            Ok(n) => {
+                activity.touch();
+                if stepper.give(to, n, activity).await.is_err() {
+                    break;
+                }
+                total += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => break,
+        }
     }
-    let _ = to.shutdown().await;
+    // A question still open is answered "no": nothing more will come.
+    question.lock().unwrap_or_else(|e| e.into_inner()).take();
+    shutdown_write(to);
     total
+}
+
+/// What `from` has now, copied without taking it.
+fn peek_now(from: &TcpStream, buf: &mut [u8]) -> usize {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is valid for `buf.len()` bytes of writes.
+    let n = unsafe {
+        libc::recv(
+            from.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(n).unwrap_or(0)
 }
 
 /// The status code of an answer starting with `first`.
@@ -168,26 +183,30 @@ fn status(first: &[u8]) -> Option<u16> {
 }
 
 /// The client's side: requests read, judged and sent on.
-struct Requests {
-    from: OwnedReadHalf,
-    to: OwnedWriteHalf,
+struct Requests<'a> {
+    from: &'a TcpStream,
+    to: &'a TcpStream,
     /// Read from the client, not yet sent.
     buf: Vec<u8>,
     /// Bytes sent to the server.
     sent: u64,
-    start: Instant,
-    activity: Arc<AtomicU64>,
+    activity: &'a Activity,
     question: SwitchQuestion,
 }
 
-impl Requests {
+impl Requests<'_> {
     /// Passes requests on until the client is done (`None`) or one names
     /// another host (`Some(host)`); a malformed head or body is an
     /// `InvalidData` error. Either way the server's side is shut for
     /// writing, so it answers what it was sent and closes.
     async fn run(&mut self, host: &str) -> io::Result<Option<String>> {
         let result = self.requests(host).await;
-        let _ = self.to.shutdown().await;
+        shutdown_write(self.to);
+        // A question nobody will answer must not hold the answers back.
+        self.question
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         result
     }
 
@@ -252,19 +271,48 @@ impl Requests {
         }
     }
 
-    /// Reads more from the client; `false` at its end.
+    /// Reads more from the client; `false` at its end (or once the
+    /// connection was idle too long).
     async fn fill(&mut self) -> io::Result<bool> {
         let mut chunk = [0u8; READ_SIZE];
-        let n = self.from.read(&mut chunk).await?;
-        self.activity
-            .store(millis_since(self.start), Ordering::Relaxed);
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
+        loop {
+            let left = self.activity.left();
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let Ok(ready) = tokio::time::timeout(left, self.from.readable()).await else {
+                continue;
+            };
+            ready?;
+            match self.from.try_read(&mut chunk) {
+                Ok(n) => {
+                    self.activity.touch();
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Sends the first `n` buffered bytes.
     async fn send(&mut self, n: usize) -> io::Result<()> {
-        self.to.write_all(&self.buf[..n]).await?;
+        let mut at = 0;
+        while at < n {
+            self.to.writable().await?;
+            match self
+                .to
+                .try_io(Interest::WRITABLE, || self.to.try_write(&self.buf[at..n]))
+            {
+                Ok(w) => {
+                    at += w;
+                    self.activity.touch();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
         self.buf.drain(..n);
         self.sent += n as u64;
         Ok(())
@@ -328,10 +376,8 @@ impl Requests {
     async fn tunnel(&mut self) -> io::Result<()> {
         let pending = self.buf.len();
         self.send(pending).await?;
-        while self.fill().await? {
-            let pending = self.buf.len();
-            self.send(pending).await?;
-        }
+        let moved = splice_one_way(self.from, self.to, self.activity).await?;
+        self.sent += moved;
         Ok(())
     }
 }
@@ -389,6 +435,9 @@ fn framing(head: &[u8]) -> io::Result<Framing> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use super::*;

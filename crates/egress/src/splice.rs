@@ -31,15 +31,76 @@ pub async fn splice_both(a: &TcpStream, b: &TcpStream, idle: Duration) -> io::Re
     Ok((out, inn))
 }
 
+/// Copies `from` to `to` alone (the other direction is the caller's),
+/// until `from` ends or the connection was idle by `activity`; then `to`
+/// is shut down for writing. Returns the bytes moved.
+pub(crate) async fn splice_one_way(
+    from: &TcpStream,
+    to: &TcpStream,
+    activity: &Activity,
+) -> io::Result<u64> {
+    let pipe = Pipe::new()?;
+    Ok(one_way(from, to, &pipe, activity).await)
+}
+
+/// One direction driven by its caller, a pipe-full at a time: [`Self::take`]
+/// moves what the source has into the pipe without waiting, so the caller
+/// can look at the stream (peek) and decide in the same breath;
+/// [`Self::give`] empties the pipe into the destination.
+pub(crate) struct Stepper {
+    pipe: Pipe,
+}
+
+impl Stepper {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self { pipe: Pipe::new()? })
+    }
+
+    /// Splices what `from` has now into the empty pipe: the bytes queued,
+    /// 0 at the end of the stream, `WouldBlock` when it has nothing.
+    pub(crate) fn take(&self, from: &TcpStream) -> io::Result<usize> {
+        from.try_io(Interest::READABLE, || {
+            splice(
+                from.as_raw_fd(),
+                self.pipe.write.as_raw_fd(),
+                self.pipe.capacity,
+            )
+        })
+    }
+
+    /// Splices the `queued` bytes out of the pipe into `to`.
+    pub(crate) async fn give(
+        &self,
+        to: &TcpStream,
+        mut queued: usize,
+        activity: &Activity,
+    ) -> io::Result<()> {
+        while queued > 0 {
+            to.writable().await?;
+            match to.try_io(Interest::WRITABLE, || {
+                splice(self.pipe.read.as_raw_fd(), to.as_raw_fd(), queued)
+            }) {
+                Ok(n) => {
+                    queued -= n;
+                    activity.touch();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// When either direction last moved a byte.
-struct Activity {
+pub(crate) struct Activity {
     start: Instant,
     idle: Duration,
     last_ms: AtomicU64,
 }
 
 impl Activity {
-    fn new(idle: Duration) -> Self {
+    pub(crate) fn new(idle: Duration) -> Self {
         Self {
             start: Instant::now(),
             idle,
@@ -47,14 +108,14 @@ impl Activity {
         }
     }
 
-    fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let now = self.start.elapsed().as_millis() as u64;
         self.last_ms.fetch_max(now, Ordering::Relaxed);
     }
 
     /// How long a direction may still wait for a byte; zero once the
     /// whole connection was idle for the idle time.
-    fn left(&self) -> Duration {
+    pub(crate) fn left(&self) -> Duration {
         let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         (last + self.idle).saturating_duration_since(Instant::now())
     }
@@ -143,10 +204,15 @@ async fn read_into(from: &TcpStream, pipe: &Pipe, activity: &Activity) -> io::Re
 
 /// Shuts `to` down for writing and returns `total`.
 fn finish(to: &TcpStream, total: u64) -> u64 {
+    shutdown_write(to);
+    total
+}
+
+/// Shuts `to` down for writing, passing a half-close on.
+pub(crate) fn shutdown_write(to: &TcpStream) {
     // SAFETY: the descriptor is open for the call; failure (peer gone)
     // changes nothing.
     unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
-    total
 }
 
 /// One non-blocking `splice` of at most `len` bytes.
