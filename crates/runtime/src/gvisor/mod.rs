@@ -3,14 +3,14 @@
 //!
 //! Life of a sandbox (see `docs/runtime.md` for the why of each step):
 //! - `create`: state directory and record, OCI bundle, namespace + veth
-//!   (one `ip` process); the runtime's nftables table is installed if it
-//!   is not;
+//!   (one `ip` process) and, meanwhile, the sandbox's disk (`disk`); the
+//!   runtime's nftables table is installed if it is not;
 //! - `start`/`restore`: address `eth0` inside the namespace (one `ip`
 //!   process), then `runsc run|restore --detach` inside that namespace;
 //! - `checkpoint`: `runsc checkpoint`; without leave-running the record says
 //!   stopped (runsc's own list keeps saying running);
 //! - `destroy`: `runsc kill` + `delete --force`, cgroups, veth, namespace,
-//!   directory — each step skips what is already gone, so it is idempotent
+//!   disk, directory — each step skips what is already gone, so it is idempotent
 //!   and cleans up after a partial create; the sandbox's chain and sets in
 //!   the nftables table go with it. The last destroy removes the table.
 
@@ -18,6 +18,7 @@ mod bundle;
 mod cgroup;
 mod config;
 mod direct_io;
+mod disk;
 mod freezer;
 mod record;
 mod runsc;
@@ -64,6 +65,8 @@ pub struct GvisorRuntime {
     /// or `restore` of the same id, which must not race it; each says
     /// whether the container is gone.
     pending_deletes: std::sync::Mutex<HashMap<SandboxId, JoinHandle<bool>>>,
+    /// Formatted images the sandboxes' disks are copied from.
+    disks: disk::Disks,
 }
 
 impl GvisorRuntime {
@@ -106,6 +109,7 @@ impl GvisorRuntime {
             firewall,
             firewall_installed: Mutex::new(true),
             pending_deletes: std::sync::Mutex::new(HashMap::new()),
+            disks: disk::Disks::new(state_dir.join("disks")),
         })
     }
 
@@ -195,11 +199,17 @@ impl GvisorRuntime {
                     limits: spec.limits,
                 },
             )?;
-            if !(kept && names.netns_exists() && names.host_veth_exists()) {
-                kept = false;
-                link::create(&names, &addrs).await?;
-            }
-            Ok(())
+            let (image, overlay) = (disk::image_path(&dir.root), dir.overlay());
+            let disk = self.disks.attach(&image, &overlay, spec.limits.disk_mb);
+            let network = async {
+                if !(kept && names.netns_exists() && names.host_veth_exists()) {
+                    kept = false;
+                    link::create(&names, &addrs).await?;
+                }
+                Ok::<_, RuntimeError>(())
+            };
+            let (disk, network) = tokio::join!(disk, network);
+            disk.and(network)
         }
         .await;
         if let Err(e) = result {
@@ -253,12 +263,20 @@ impl GvisorRuntime {
     /// Starts `runsc delete` of a dead container. It costs ~1.7 s, so it
     /// runs now, in the background, and a later `restore` or `destroy` of
     /// the same id waits for it instead of paying for it.
+    /// The sandbox's disk goes with the container: what it held is in the
+    /// checkpoint image, if any.
     fn delete_in_background(&self, id: &SandboxId) {
         let runsc = self.runsc.clone();
         let dead = id.clone();
+        let dir = self.dir(id);
         let task = tokio::spawn(async move {
             match runsc.delete(&dead).await {
-                Ok(()) => true,
+                Ok(()) => {
+                    if let Err(e) = release_disk(&dir).await {
+                        tracing::debug!(sandbox = %dead, error = %e, "releasing a stopped container's disk");
+                    }
+                    true
+                }
                 Err(e) => {
                     tracing::debug!(sandbox = %dead, error = %e, "deleting a stopped container");
                     false
@@ -285,7 +303,9 @@ impl GvisorRuntime {
             self.remove_container(id).await?;
         }
         cgroup::remove(id).await?;
-        self.dir(id).clear_instance_files()
+        let dir = self.dir(id);
+        release_disk(&dir).await?;
+        dir.clear_instance_files()
     }
 
     /// Kills and deletes the container of `id` if runsc knows it.
@@ -542,7 +562,10 @@ impl Runtime for GvisorRuntime {
                 .map_err(Into::into),
         );
         laps.lap("link");
-        keep(self.dir(id).remove());
+        let dir = self.dir(id);
+        keep(release_disk(&dir).await);
+        laps.lap("disk");
+        keep(dir.remove());
         tracing::debug!(sandbox = %id, %laps, "destroyed");
         if let Some(e) = first_err {
             return Err(e);
@@ -593,6 +616,11 @@ impl Runtime for GvisorRuntime {
         }
         Ok(live)
     }
+}
+
+/// Unmounts and removes the sandbox's disk (see `disk`).
+async fn release_disk(dir: &SandboxDir) -> Result<(), RuntimeError> {
+    disk::release(&disk::image_path(&dir.root), &dir.overlay()).await
 }
 
 /// Lets a sandbox frozen by the cgroup freezer go on before runsc talks

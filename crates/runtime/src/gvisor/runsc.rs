@@ -4,7 +4,10 @@
 //! `run` and `restore` start inside the sandbox's network namespace and a
 //! private mount namespace (see `warren_net::NetnsEntry`) with
 //! `--network=sandbox --net-disconnect-ok` (a checkpoint otherwise fails
-//! while any TCP connection exists) and `--overlay2=root:dir=<overlay>`.
+//! while any TCP connection exists) and `--overlay2=all:dir=<overlay>`: the
+//! root filesystem and every writable bind mount (`/tmp`, see `bundle`) get
+//! an overlay whose upper layer is a filestore in `<overlay>`, the
+//! sandbox's disk (see `disk`).
 //! Their stdout/stderr go to the sandbox's console log: a detached sandbox
 //! keeps those descriptors open, so they must not be pipes we wait on.
 
@@ -86,7 +89,7 @@ impl Runsc {
             source: e,
         })?;
         let mut cmd = self.command();
-        cmd.arg(format!("--overlay2=root:dir={}", paths.overlay.display()))
+        cmd.arg(format!("--overlay2=all:dir={}", paths.overlay.display()))
             .arg("--network=sandbox")
             .arg("--net-disconnect-ok");
         match how {
