@@ -283,6 +283,8 @@ fn create_ls_info_timeout_kill() {
         "2",
         "--memory",
         "1G",
+        "--disk",
+        "2G",
         "--timeout",
         "10m",
         "--env",
@@ -296,6 +298,7 @@ fn create_ls_info_timeout_kill() {
     let req = m.seen(|s| s.create.clone()).unwrap();
     assert_eq!(req.cpus, Some(2));
     assert_eq!(req.memory_mb, Some(1024));
+    assert_eq!(req.disk_mb, Some(2048));
     assert_eq!(req.timeout_s, Some(600));
     assert_eq!(req.env.get("A").map(String::as_str), Some("1"));
     assert_eq!(req.metadata.get("owner").map(String::as_str), Some("alice"));
@@ -321,7 +324,7 @@ fn create_ls_info_timeout_kill() {
     assert_eq!(
         header,
         [
-            "ID", "TEMPLATE", "STATE", "CPUS", "MEMORY", "CREATED", "EXPIRES"
+            "ID", "TEMPLATE", "STATE", "CPUS", "MEMORY", "DISK", "CREATED", "EXPIRES"
         ]
     );
     assert!(lines.next().unwrap().starts_with(ID));

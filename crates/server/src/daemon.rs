@@ -220,6 +220,10 @@ pub async fn run(
         standby: Standby::new(std::time::Duration::from_secs(config.standby_s)),
         network,
         disk: DiskReserve::new(data.clone(), config.disk_reserve_mb),
+        default_limits: warren_core::Limits {
+            disk_mb: config.default_disk_mb,
+            ..warren_core::Limits::default()
+        },
         ca_certificate: warren_ca.certificate_pem().to_owned(),
     });
     sandboxes

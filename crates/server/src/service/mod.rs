@@ -81,6 +81,9 @@ pub struct Sandboxes {
     pub(crate) standby: Standby,
     pub(crate) network: Arc<Network>,
     pub(crate) disk: storage::DiskReserve,
+    /// Limits of sandboxes created without their own (the disk's from
+    /// `--default-disk-mb`).
+    pub(crate) default_limits: warren_core::Limits,
     /// The Warren CA certificate (PEM) every agent installs at init.
     pub(crate) ca_certificate: String,
 }
