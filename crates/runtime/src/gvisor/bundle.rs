@@ -45,6 +45,8 @@ pub(super) struct BundleParams<'a> {
     pub netns_path: PathBuf,
     pub cgroups_path: String,
     pub limits: Limits,
+    /// Whether `/tmp` is bind-mounted for the overlay (see `disk::Layout`).
+    pub tmp_on_disk: bool,
 }
 
 /// Builds the OCI runtime spec for `p`.
@@ -121,7 +123,7 @@ fn build(p: &BundleParams<'_>) -> Result<Spec, oci_spec::OciSpecError> {
             .build()?,
     );
     let tmp = p.rootfs.join("tmp");
-    if std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_dir()) {
+    if p.tmp_on_disk && std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_dir()) {
         mounts.push(
             MountBuilder::default()
                 .destination("/tmp")
@@ -204,6 +206,7 @@ mod tests {
                 pids: 600,
                 disk_mb: 1024,
             },
+            tmp_on_disk: true,
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         assert_eq!(json["root"]["path"], "/templates/base/rootfs");
@@ -252,6 +255,7 @@ mod tests {
             netns_path: PathBuf::from("/run/netns/warren-x"),
             cgroups_path: format!("/warren-{id}"),
             limits: Limits::default(),
+            tmp_on_disk: true,
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         let tmp = json["mounts"]
@@ -263,5 +267,18 @@ mod tests {
         assert_eq!(tmp["type"], "bind");
         assert_eq!(tmp["source"], rootfs.path().join("tmp").to_str().unwrap());
         assert!(tmp["options"].as_array().unwrap().contains(&"rw".into()));
+        // An image taken without it is restored without it.
+        let old = BundleParams {
+            tmp_on_disk: false,
+            ..p
+        };
+        let json = serde_json::to_value(spec(&old).unwrap()).unwrap();
+        assert!(
+            !json["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/tmp")
+        );
     }
 }

@@ -30,6 +30,14 @@
 //!   idempotent and cleans up after a crashed daemon. runsc's private mount
 //!   namespace holds a copy of the mount while the sandbox runs: the loop
 //!   device is freed when that namespace goes too.
+//!
+//! Layout: a checkpoint records the mounts it was taken with and restores
+//! only into the same ones. An instance's bundle directory, and every
+//! checkpoint image taken of it, carry a marker file when its `/tmp` is on
+//! the disk ([`Layout::mark`]). One without it (an instance started by an
+//! older Warren, or restored from its image) is restored as it was taken:
+//! overlay on the root only, `/tmp` in memory; its root filesystem writes
+//! are still limited.
 
 use std::fs::File;
 use std::io;
@@ -43,6 +51,9 @@ use tokio::process::Command;
 use crate::RuntimeError;
 
 const MIB: u64 = 1024 * 1024;
+/// The marker file of bundles and checkpoint images whose `/tmp` is on the
+/// disk.
+const TMP_ON_DISK_MARKER: &str = "warren-tmp-on-disk";
 /// Mount options of every sandbox's disk.
 const MOUNT_OPTIONS: &str = "loop,discard,noinit_itable,nosuid,nodev,noexec";
 /// `ioctl(LOOP_CLR_FD)`: detach now, or with the last close if still held.
@@ -54,13 +65,58 @@ pub(super) struct Disks {
     dir: PathBuf,
 }
 
+/// Which mounts a sandbox's instance has (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// `/tmp` bind-mounted and overlaid like the root, on the disk.
+    TmpOnDisk,
+    /// Only the root overlaid; runsc's own `/tmp` (memory).
+    RootOnly,
+}
+
+impl Layout {
+    /// The layout recorded in `dir` (a bundle or a checkpoint image).
+    pub fn of(dir: &Path) -> Self {
+        if dir.join(TMP_ON_DISK_MARKER).exists() {
+            Self::TmpOnDisk
+        } else {
+            Self::RootOnly
+        }
+    }
+
+    /// Records this layout in `dir` (a bundle or a checkpoint image).
+    pub fn mark(self, dir: &Path) -> Result<(), RuntimeError> {
+        if self == Self::RootOnly {
+            return Ok(());
+        }
+        let path = dir.join(TMP_ON_DISK_MARKER);
+        std::fs::write(&path, b"").map_err(|e| io_err(&path, "writing", e))
+    }
+
+    /// runsc's `--overlay2` mount selector.
+    pub fn overlay_scope(self) -> &'static str {
+        match self {
+            Self::TmpOnDisk => "all",
+            Self::RootOnly => "root",
+        }
+    }
+}
+
 /// The image file of the sandbox whose directory is `sandbox_dir`.
 pub(super) fn image_path(sandbox_dir: &Path) -> PathBuf {
     sandbox_dir.join("disk.img")
 }
 
 impl Disks {
+    /// Removes images a crashed runtime left half-formatted.
     pub fn new(dir: PathBuf) -> Self {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         Self { dir }
     }
 
@@ -333,6 +389,16 @@ mod tests {
         assert!(std::fs::metadata(&to).unwrap().blocks() < 1024);
         // The destination must be new.
         assert!(sparse_copy(&from, &to).is_err());
+    }
+
+    #[test]
+    fn images_say_their_layout() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(Layout::of(tmp.path()), Layout::RootOnly);
+        Layout::RootOnly.mark(tmp.path()).unwrap();
+        assert_eq!(Layout::of(tmp.path()), Layout::RootOnly);
+        Layout::TmpOnDisk.mark(tmp.path()).unwrap();
+        assert_eq!(Layout::of(tmp.path()), Layout::TmpOnDisk);
     }
 
     #[test]

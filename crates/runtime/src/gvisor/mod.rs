@@ -39,6 +39,7 @@ pub use config::GvisorConfig;
 
 use crate::{Instance, Runtime, RuntimeError, RuntimeSpec, Stats};
 use bundle::BundleParams;
+use disk::Layout;
 use record::{Record, SandboxDir, Status};
 use runsc::{Launch, LaunchPaths, Runsc};
 use warren_core::laps::Laps;
@@ -159,6 +160,7 @@ impl GvisorRuntime {
         &self,
         spec: &RuntimeSpec,
         keep_network: bool,
+        layout: Layout,
     ) -> Result<(SandboxDir, Record, bool), RuntimeError> {
         let addrs = self.pool.slot(spec.net_slot)?;
         let names = SandboxNames::new(&spec.id);
@@ -197,8 +199,10 @@ impl GvisorRuntime {
                     netns_path: names.netns_path(),
                     cgroups_path: cgroup::cgroups_path(&spec.id),
                     limits: spec.limits,
+                    tmp_on_disk: layout == Layout::TmpOnDisk,
                 },
             )?;
+            layout.mark(&dir.bundle())?;
             let (image, overlay) = (disk::image_path(&dir.root), dir.overlay());
             let disk = self.disks.attach(&image, &overlay, spec.limits.disk_mb);
             let network = async {
@@ -225,6 +229,7 @@ impl GvisorRuntime {
         dir: &SandboxDir,
         rec: &mut Record,
         how: Launch<'_>,
+        layout: Layout,
     ) -> Result<Instance, RuntimeError> {
         let mut laps = Laps::start();
         let names = SandboxNames::new(&rec.id);
@@ -235,6 +240,7 @@ impl GvisorRuntime {
         let paths = LaunchPaths {
             bundle: &dir.bundle(),
             overlay: &dir.overlay(),
+            overlay_scope: layout.overlay_scope(),
             console_log: &dir.console_log(),
         };
         if let Err(e) = self.runsc.launch(&rec.id, how, &paths, entry).await {
@@ -352,7 +358,7 @@ impl Runtime for GvisorRuntime {
     }
 
     async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError> {
-        self.prepare(spec, false).await.map(drop)
+        self.prepare(spec, false, Layout::TmpOnDisk).await.map(drop)
     }
 
     async fn start(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
@@ -360,7 +366,8 @@ impl Runtime for GvisorRuntime {
         if rec.status == Status::Running && self.runsc_running(id).await? {
             return Ok(Self::instance(&rec));
         }
-        self.launch(&dir, &mut rec, Launch::Run).await
+        self.launch(&dir, &mut rec, Launch::Run, Layout::TmpOnDisk)
+            .await
     }
 
     async fn checkpoint(
@@ -389,6 +396,8 @@ impl Runtime for GvisorRuntime {
         self.runsc
             .checkpoint(id, dest, leave_running, direct_io::writable(dest))
             .await?;
+        // The image restores only into the mounts it was taken with.
+        Layout::of(&dir.bundle()).mark(dest)?;
         laps.lap("runsc");
         tracing::debug!(sandbox = %id, severed, %laps, "checkpointed");
         if !leave_running {
@@ -426,7 +435,8 @@ impl Runtime for GvisorRuntime {
             None => false,
         };
         laps.lap("clear");
-        let (dir, mut rec, kept) = self.prepare(spec, keep_network).await?;
+        let layout = Layout::of(snapshot);
+        let (dir, mut rec, kept) = self.prepare(spec, keep_network, layout).await?;
         laps.lap("prepare");
         match self
             .launch(
@@ -436,6 +446,7 @@ impl Runtime for GvisorRuntime {
                     image: snapshot,
                     direct: direct_io::readable(snapshot),
                 },
+                layout,
             )
             .await
         {

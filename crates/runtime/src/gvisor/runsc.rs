@@ -36,6 +36,8 @@ pub(super) enum Launch<'a> {
 pub(super) struct LaunchPaths<'a> {
     pub bundle: &'a Path,
     pub overlay: &'a Path,
+    /// `--overlay2`'s mount selector: `all` or `root` (see `disk::Layout`).
+    pub overlay_scope: &'a str,
     pub console_log: &'a Path,
 }
 
@@ -89,9 +91,13 @@ impl Runsc {
             source: e,
         })?;
         let mut cmd = self.command();
-        cmd.arg(format!("--overlay2=all:dir={}", paths.overlay.display()))
-            .arg("--network=sandbox")
-            .arg("--net-disconnect-ok");
+        cmd.arg(format!(
+            "--overlay2={}:dir={}",
+            paths.overlay_scope,
+            paths.overlay.display()
+        ))
+        .arg("--network=sandbox")
+        .arg("--net-disconnect-ok");
         match how {
             Launch::Run => {
                 cmd.arg("run");
