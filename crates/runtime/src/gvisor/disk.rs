@@ -18,12 +18,12 @@
 //! and other sandboxes go on.
 //!
 //! - attach: copy the formatted image of the size (only its data extents:
-//!   ~0.4 MiB for 256 MiB, ~4 MiB for 10 GiB), then `mount -o loop`. Mount
-//!   options: `discard` (what the sandbox deletes is punched out of the
-//!   image, so the host gets it back), `noinit_itable` (no background
-//!   zeroing of inode tables that would fill the sparse image),
-//!   `nosuid,nodev,noexec`. mount(8) sets up the loop device with autoclear:
-//!   it goes with the last unmount.
+//!   ~0.4 MiB for 256 MiB, ~4 MiB for 10 GiB), attach it to a loop device
+//!   with autoclear (`loop_device`: it goes with the last unmount) and
+//!   mount it. Mount options: `discard` (what the sandbox deletes is
+//!   punched out of the image, so the host gets it back), `noinit_itable`
+//!   (no background zeroing of inode tables that would fill the sparse
+//!   image), `nosuid,nodev,noexec`. No process is started.
 //! - release: unmount, detach any loop device still backed by the image (one
 //!   left by a crash between loop setup and mount, or one still held), and
 //!   remove the image. Each step skips what is already gone, so release is
@@ -46,18 +46,19 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use nix::mount::MsFlags;
 use tokio::process::Command;
 
+use super::loop_device;
 use crate::RuntimeError;
 
 const MIB: u64 = 1024 * 1024;
 /// The marker file of bundles and checkpoint images whose `/tmp` is on the
 /// disk.
 const TMP_ON_DISK_MARKER: &str = "warren-tmp-on-disk";
-/// Mount options of every sandbox's disk.
-const MOUNT_OPTIONS: &str = "loop,discard,noinit_itable,nosuid,nodev,noexec";
-/// `ioctl(LOOP_CLR_FD)`: detach now, or with the last close if still held.
-const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+/// ext4's own mount options of every sandbox's disk (the generic ones are
+/// `nosuid,nodev,noexec`).
+const EXT4_OPTIONS: &str = "discard,noinit_itable";
 
 /// The formatted empty images, one per size, under `<state_dir>/disks`.
 #[derive(Debug)]
@@ -129,22 +130,16 @@ impl Disks {
         disk_mb: u32,
     ) -> Result<(), RuntimeError> {
         let base = self.formatted(disk_mb).await?;
-        let (from, to) = (base.clone(), image.to_owned());
-        tokio::task::spawn_blocking(move || sparse_copy(&from, &to))
-            .await
-            .map_err(|e| RuntimeError::Command {
-                op: format!("copying {}", base.display()),
-                detail: e.to_string(),
-            })?
-            .map_err(|e| io_err(image, "writing", e))?;
-        let mut cmd = Command::new("mount");
-        cmd.arg("-t")
-            .arg("ext4")
-            .arg("-o")
-            .arg(MOUNT_OPTIONS)
-            .arg(image)
-            .arg(mount_point);
-        run("mount", cmd).await
+        let (image, mount_point) = (image.to_owned(), mount_point.to_owned());
+        tokio::task::spawn_blocking(move || {
+            sparse_copy(&base, &image).map_err(|e| io_err(&image, "writing", e))?;
+            mount(&image, &mount_point)
+        })
+        .await
+        .map_err(|e| RuntimeError::Command {
+            op: "attaching a sandbox's disk".into(),
+            detail: e.to_string(),
+        })?
     }
 
     /// The formatted empty image of `disk_mb`, made if there is none yet.
@@ -188,6 +183,20 @@ impl Disks {
     }
 }
 
+/// Mounts `image` at `mount_point` through a new loop device.
+fn mount(image: &Path, mount_point: &Path) -> Result<(), RuntimeError> {
+    let device = loop_device::attach(image).map_err(|e| io_err(image, "attaching", e))?;
+    nix::mount::mount(
+        Some(&device.path),
+        mount_point,
+        Some("ext4"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(EXT4_OPTIONS),
+    )
+    .map_err(|e| io_err(mount_point, "mounting a disk on", io::Error::from(e)))
+    // Dropping `device` leaves the mount its only user (autoclear).
+}
+
 /// Unmounts `mount_point`, detaches every loop device backed by `image` and
 /// removes `image`; what is already gone is skipped.
 pub(super) async fn release(image: &Path, mount_point: &Path) -> Result<(), RuntimeError> {
@@ -202,8 +211,8 @@ pub(super) async fn release(image: &Path, mount_point: &Path) -> Result<(), Runt
 
 fn release_blocking(image: &Path, mount_point: &Path) -> Result<(), RuntimeError> {
     unmount(mount_point)?;
-    for device in loop_devices_of(image) {
-        detach(&device).map_err(|e| io_err(&device, "detaching", e))?;
+    for device in loop_device::devices_of(image) {
+        loop_device::detach(&device).map_err(|e| io_err(&device, "detaching", e))?;
     }
     match std::fs::remove_file(image) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(image, "removing", e)),
@@ -237,49 +246,6 @@ fn unmount(path: &Path) -> Result<(), RuntimeError> {
             }
             _ => Err(io_err(path, "unmounting", e)),
         };
-    }
-}
-
-/// `/dev/loopN` of every loop device whose backing file is `image`.
-pub(super) fn loop_devices_of(image: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir("/sys/block") else {
-        return Vec::new();
-    };
-    let want = image.as_os_str().as_encoded_bytes();
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| n.starts_with("loop")) else {
-            continue;
-        };
-        let Ok(backing) = std::fs::read(entry.path().join("loop/backing_file")) else {
-            continue;
-        };
-        let backing = backing.strip_suffix(b"\n").unwrap_or(&backing);
-        // A removed image reads as "<path> (deleted)".
-        let backing = backing.strip_suffix(b" (deleted)").unwrap_or(backing);
-        if backing == want {
-            found.push(Path::new("/dev").join(name));
-        }
-    }
-    found
-}
-
-fn detach(device: &Path) -> io::Result<()> {
-    let f = match File::open(device) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    // SAFETY: LOOP_CLR_FD takes no argument and touches no user memory.
-    if unsafe { libc::ioctl(f.as_raw_fd(), LOOP_CLR_FD as _, 0) } == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        // Already detached.
-        Some(libc::ENXIO) => Ok(()),
-        _ => Err(e),
     }
 }
 

@@ -20,6 +20,7 @@ mod config;
 mod direct_io;
 mod disk;
 mod freezer;
+mod loop_device;
 mod record;
 mod runsc;
 
