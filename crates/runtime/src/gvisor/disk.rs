@@ -17,7 +17,11 @@
 //! limit fails with `ENOSPC` inside the sandbox, and the sandbox, the host
 //! and other sandboxes go on.
 //!
-//! - attach: copy the formatted image of the size (only its data extents:
+//! - attach: started by `create` in the background ([`Disks::start_attach`])
+//!   and awaited by the launch just before runsc ([`Disks::ready`]), so it
+//!   overlaps the network setup and addressing; `destroy` and the removal
+//!   of an old instance wait for it first ([`Disks::settle`]). It copies
+//!   the formatted image of the size (only its data extents:
 //!   ~0.4 MiB for 256 MiB, ~4 MiB for 10 GiB), attach it to a loop device
 //!   with autoclear (`loop_device`: it goes with the last unmount) and
 //!   mount it. Mount options: `discard` (what the sandbox deletes is
@@ -39,6 +43,7 @@
 //! overlay on the root only, `/tmp` in memory; its root filesystem writes
 //! are still limited.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -48,6 +53,8 @@ use std::process::Stdio;
 
 use nix::mount::MsFlags;
 use tokio::process::Command;
+use tokio::task::JoinHandle;
+use warren_core::SandboxId;
 
 use super::loop_device;
 use crate::RuntimeError;
@@ -60,10 +67,12 @@ const TMP_ON_DISK_MARKER: &str = "warren-tmp-on-disk";
 /// `nosuid,nodev,noexec`).
 const EXT4_OPTIONS: &str = "discard,noinit_itable";
 
-/// The formatted empty images, one per size, under `<state_dir>/disks`.
+/// The formatted empty images, one per size, under `<state_dir>/disks`,
+/// and the attaches under way.
 #[derive(Debug)]
 pub(super) struct Disks {
     dir: PathBuf,
+    pending: std::sync::Mutex<HashMap<SandboxId, JoinHandle<Result<(), RuntimeError>>>>,
 }
 
 /// Which mounts a sandbox's instance has (see the module doc).
@@ -118,18 +127,62 @@ impl Disks {
                 }
             }
         }
-        Self { dir }
+        Self {
+            dir,
+            pending: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock_pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SandboxId, JoinHandle<Result<(), RuntimeError>>>> {
+        // The map stays consistent even if a holder panicked.
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Starts attaching sandbox `id`'s disk (see [`Self::attach`]) in the
+    /// background.
+    pub fn start_attach(&self, id: &SandboxId, image: PathBuf, mount_point: PathBuf, disk_mb: u32) {
+        let dir = self.dir.clone();
+        let task =
+            tokio::spawn(async move { Self::attach(&dir, &image, &mount_point, disk_mb).await });
+        if let Some(old) = self.lock_pending().insert(id.clone(), task) {
+            // Only a create over a sandbox not destroyed gets here.
+            old.abort();
+        }
+    }
+
+    /// Waits for sandbox `id`'s attach, if one is under way: its result.
+    pub async fn ready(&self, id: &SandboxId) -> Result<(), RuntimeError> {
+        let task = self.lock_pending().remove(id);
+        match task {
+            None => Ok(()),
+            Some(task) => task.await.map_err(|e| RuntimeError::Command {
+                op: format!("attaching the disk of sandbox {id}"),
+                detail: e.to_string(),
+            })?,
+        }
+    }
+
+    /// Waits for sandbox `id`'s attach, if one is under way, whatever its
+    /// result: what it left is then there to release.
+    pub async fn settle(&self, id: &SandboxId) {
+        if let Err(e) = self.ready(id).await {
+            tracing::debug!(sandbox = %id, error = %e, "a disk attach failed before its release");
+        }
     }
 
     /// Puts a fresh filesystem of `disk_mb` MiB at `mount_point` (an empty
-    /// directory), its image at `image`.
-    pub async fn attach(
-        &self,
+    /// directory), its image at `image`; `dir` holds the formatted images.
+    async fn attach(
+        dir: &Path,
         image: &Path,
         mount_point: &Path,
         disk_mb: u32,
     ) -> Result<(), RuntimeError> {
-        let base = self.formatted(disk_mb).await?;
+        let base = Self::formatted(dir, disk_mb).await?;
         let (image, mount_point) = (image.to_owned(), mount_point.to_owned());
         tokio::task::spawn_blocking(move || {
             sparse_copy(&base, &image).map_err(|e| io_err(&image, "writing", e))?;
@@ -145,13 +198,13 @@ impl Disks {
     /// The formatted empty image of `disk_mb`, made if there is none yet.
     /// Made under a temporary name and renamed, so a concurrent attach of
     /// the same size never sees half an image.
-    async fn formatted(&self, disk_mb: u32) -> Result<PathBuf, RuntimeError> {
-        let path = self.dir.join(format!("{disk_mb}.img"));
+    async fn formatted(dir: &Path, disk_mb: u32) -> Result<PathBuf, RuntimeError> {
+        let path = dir.join(format!("{disk_mb}.img"));
         if path.exists() {
             return Ok(path);
         }
-        std::fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, "creating", e))?;
-        let tmp = self.dir.join(format!(
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, "creating", e))?;
+        let tmp = dir.join(format!(
             ".{disk_mb}.img.{}.{}",
             std::process::id(),
             next_serial()

@@ -3,10 +3,12 @@
 //!
 //! Life of a sandbox (see `docs/runtime.md` for the why of each step):
 //! - `create`: state directory and record, OCI bundle, namespace + veth
-//!   (one `ip` process) and, meanwhile, the sandbox's disk (`disk`); the
-//!   runtime's nftables table is installed if it is not;
+//!   (one `ip` process); the sandbox's disk (`disk`) is attached in the
+//!   background meanwhile; the runtime's nftables table is installed if it
+//!   is not;
 //! - `start`/`restore`: address `eth0` inside the namespace (one `ip`
-//!   process), then `runsc run|restore --detach` inside that namespace;
+//!   process), wait for the disk, then `runsc run|restore --detach` inside
+//!   that namespace;
 //! - `checkpoint`: `runsc checkpoint`; without leave-running the record says
 //!   stopped (runsc's own list keeps saying running);
 //! - `destroy`: `runsc kill` + `delete --force`, cgroups, veth, namespace,
@@ -204,17 +206,17 @@ impl GvisorRuntime {
                 },
             )?;
             layout.mark(&dir.bundle())?;
-            let (image, overlay) = (disk::image_path(&dir.root), dir.overlay());
-            let disk = self.disks.attach(&image, &overlay, spec.limits.disk_mb);
-            let network = async {
-                if !(kept && names.netns_exists() && names.host_veth_exists()) {
-                    kept = false;
-                    link::create(&names, &addrs).await?;
-                }
-                Ok::<_, RuntimeError>(())
-            };
-            let (disk, network) = tokio::join!(disk, network);
-            disk.and(network)
+            self.disks.start_attach(
+                &spec.id,
+                disk::image_path(&dir.root),
+                dir.overlay(),
+                spec.limits.disk_mb,
+            );
+            if !(kept && names.netns_exists() && names.host_veth_exists()) {
+                kept = false;
+                link::create(&names, &addrs).await?;
+            }
+            Ok(())
         }
         .await;
         if let Err(e) = result {
@@ -237,6 +239,8 @@ impl GvisorRuntime {
         let addrs = self.pool.slot(rec.net_slot)?;
         link::configure_inside(&names, &addrs).await?;
         laps.lap("address");
+        self.disks.ready(&rec.id).await?;
+        laps.lap("disk");
         let entry = NetnsEntry::open(&names)?;
         let paths = LaunchPaths {
             bundle: &dir.bundle(),
@@ -311,6 +315,7 @@ impl GvisorRuntime {
         }
         cgroup::remove(id).await?;
         let dir = self.dir(id);
+        self.disks.settle(id).await;
         release_disk(&dir).await?;
         dir.clear_instance_files()
     }
@@ -575,6 +580,7 @@ impl Runtime for GvisorRuntime {
         );
         laps.lap("link");
         let dir = self.dir(id);
+        self.disks.settle(id).await;
         keep(release_disk(&dir).await);
         laps.lap("disk");
         keep(dir.remove());
