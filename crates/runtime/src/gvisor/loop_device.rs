@@ -3,7 +3,11 @@
 //! path).
 //!
 //! - attach: `LOOP_CTL_GET_FREE` on `/dev/loop-control`, then
-//!   `LOOP_CONFIGURE` (Linux 5.8+) with `LO_FLAGS_AUTOCLEAR`; a device taken
+//!   `LOOP_CONFIGURE` (Linux 5.8+) with `LO_FLAGS_AUTOCLEAR` and
+//!   `LO_FLAGS_DIRECT_IO` (the image is read and written past the host's
+//!   page cache: the sandbox's pages are cached once, in its own
+//!   filesystem, not twice; the kernel falls back to buffered I/O where the
+//!   image's filesystem cannot do direct I/O); a device taken
 //!   by someone else between the two is `EBUSY` and the next free one is
 //!   tried. Autoclear detaches the device when its last user goes: the
 //!   returned descriptor, then the filesystem mounted from it.
@@ -20,6 +24,7 @@ const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_FLAGS_DIRECT_IO: u32 = 16;
 /// How many devices taken under us are tolerated before giving up.
 const ATTACH_TRIES: usize = 16;
 
@@ -76,7 +81,7 @@ pub(super) fn attach(image: &Path) -> io::Result<LoopDevice> {
         // SAFETY: an all-zero loop_config is valid; the fields are set below.
         let mut config: LoopConfig = unsafe { std::mem::zeroed() };
         config.fd = u32::try_from(backing.as_raw_fd()).map_err(io::Error::other)?;
-        config.info.flags = LO_FLAGS_AUTOCLEAR;
+        config.info.flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
         let name = image.as_os_str().as_encoded_bytes();
         let len = name.len().min(config.info.file_name.len() - 1);
         config.info.file_name[..len].copy_from_slice(&name[..len]);
