@@ -71,6 +71,8 @@ async fn a_sandbox_is_created_listed_inspected_extended_and_killed() {
             "2",
             "--memory",
             "1G",
+            "--disk",
+            "2G",
             "--timeout",
             "10m",
             "--env",

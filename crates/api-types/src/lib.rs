@@ -47,6 +47,11 @@ pub struct CreateSandboxRequest {
     /// Memory limit in MiB; default 512.
     #[serde(default)]
     pub memory_mb: Option<u32>,
+    /// Disk limit in MiB for everything the sandbox writes (root
+    /// filesystem and `/tmp`), 64 to 1048576 (1 TiB); default: the
+    /// daemon's (`--default-disk-mb`, 10240 unless configured otherwise).
+    #[serde(default)]
+    pub disk_mb: Option<u32>,
     /// Seconds until the sandbox is killed; default 300, at most 86400.
     #[serde(default)]
     pub timeout_s: Option<u64>,
@@ -58,8 +63,8 @@ pub struct CreateSandboxRequest {
     pub metadata: BTreeMap<String, String>,
     /// Start from this snapshot (id) instead of booting the template: the
     /// new sandbox has the snapshot's exact state, template, limits and
-    /// environment (`template`, `cpus` and `memory_mb` must then be unset;
-    /// `env` is added to the snapshot's).
+    /// environment (`template`, `cpus`, `memory_mb` and `disk_mb` must
+    /// then be unset; `env` is added to the snapshot's).
     #[serde(default)]
     pub snapshot: Option<String>,
     /// Ask for persistence: `on_idle` defaults to `pause`.
@@ -95,6 +100,10 @@ pub struct Sandbox {
     pub state: String,
     pub cpus: u32,
     pub memory_mb: u32,
+    /// Disk limit in MiB: writes past it fail with "no space left on
+    /// device" inside the sandbox.
+    #[serde(default)]
+    pub disk_mb: u32,
     pub metadata: BTreeMap<String, String>,
     /// The team it belongs to.
     pub team: String,

@@ -13,7 +13,7 @@ pub struct QuotaLimits {
     pub max_vcpus: u32,
     /// Sum of live sandboxes' `memory_mb`.
     pub max_memory_mb: u64,
-    /// Recorded, not enforced yet: sandboxes have no disk size.
+    /// Sum of live sandboxes' `disk_mb`.
     pub max_disk_mb: u64,
     /// Sum of the sizes of stored snapshot images (pause, named, fork).
     pub max_snapshot_bytes: u64,
@@ -27,6 +27,8 @@ pub struct QuotaUsage {
     pub sandboxes: u32,
     pub vcpus: u64,
     pub memory_mb: u64,
+    #[serde(default)]
+    pub disk_mb: u64,
     pub snapshot_bytes: u64,
 }
 

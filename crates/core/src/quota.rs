@@ -3,15 +3,14 @@
 //!
 //! What counts:
 //! - live sandboxes (creating, running, pausing, resuming) count against
-//!   the sandbox, vCPU and memory limits with their `cpus` and `memory_mb`;
-//! - a paused sandbox holds no CPU or memory: it counts only through its
-//!   pause image, against the snapshot limit;
+//!   the sandbox, vCPU, memory and disk limits with their `cpus`,
+//!   `memory_mb` and `disk_mb` (the size their writable layer may reach,
+//!   not what it holds now);
+//! - a paused sandbox holds no CPU, memory or disk: it counts only through
+//!   its pause image, against the snapshot limit;
 //! - every snapshot image not yet deleted (pause, named, fork) counts its
 //!   size against the snapshot limit;
 //! - the branch limit caps one fork call, not a total.
-//!
-//! `max_disk_mb` is recorded and shown, but not enforced: sandboxes have no
-//! disk size of their own yet.
 //!
 //! A team without a quota of its own gets [`Quota::DEFAULT`].
 
@@ -30,7 +29,7 @@ pub struct Quota {
     pub max_vcpus: u32,
     /// Sum of live sandboxes' `memory_mb`.
     pub max_memory_mb: u64,
-    /// Sum of live sandboxes' disk sizes (not enforced: see the module doc).
+    /// Sum of live sandboxes' `disk_mb`.
     pub max_disk_mb: u64,
     /// Sum of the sizes of snapshot images not deleted.
     pub max_snapshot_bytes: u64,
@@ -45,13 +44,15 @@ impl Quota {
     /// For a team with no quota of its own: one host's fair share for a
     /// team that is not alone on it. 50 sandboxes and 32 vCPUs (`cpus` is
     /// a cap on shared cores, so the sum may exceed the host's cores), 64
-    /// GiB of memory (sandboxes rarely touch all they may), 200 GiB of disk,
-    /// 100 GiB of snapshot images, and the fork's own maximum of 16 branches.
+    /// GiB of memory (sandboxes rarely touch all they may), 500 GiB of disk
+    /// (50 sandboxes of the default 10 GiB; their images are sparse, so
+    /// this is what they may write, not what they take), 100 GiB of
+    /// snapshot images, and the fork's own maximum of 16 branches.
     pub const DEFAULT: Quota = Quota {
         max_sandboxes: 50,
         max_vcpus: 32,
         max_memory_mb: 64 * GIB_MB,
-        max_disk_mb: 200 * GIB_MB,
+        max_disk_mb: 500 * GIB_MB,
         max_snapshot_bytes: 100 * GIB,
         max_branches: Self::MAX_BRANCHES,
     };
@@ -83,6 +84,7 @@ pub struct Usage {
     pub sandboxes: u32,
     pub vcpus: u64,
     pub memory_mb: u64,
+    pub disk_mb: u64,
     pub snapshot_bytes: u64,
 }
 
@@ -93,6 +95,7 @@ pub struct Demand {
     pub sandboxes: u32,
     pub vcpus: u64,
     pub memory_mb: u64,
+    pub disk_mb: u64,
     /// Whether it stores a new snapshot image (its size is known only once
     /// taken, so it needs the team to be below its snapshot limit).
     pub snapshot: bool,
@@ -105,6 +108,7 @@ impl Demand {
             sandboxes: count,
             vcpus: u64::from(count) * u64::from(limits.cpus),
             memory_mb: u64::from(count) * u64::from(limits.memory_mb),
+            disk_mb: u64::from(count) * u64::from(limits.disk_mb),
             snapshot: false,
         }
     }
@@ -144,6 +148,12 @@ pub fn check(team: &str, quota: &Quota, usage: &Usage, demand: &Demand) -> Resul
             quota.max_memory_mb,
             "MiB of memory",
         ),
+        (
+            usage.disk_mb,
+            demand.disk_mb,
+            quota.max_disk_mb,
+            "MiB of disk",
+        ),
     ];
     for (used, more, max, what) in limits {
         if more > 0 && used.saturating_add(more) > max {
@@ -171,6 +181,7 @@ fn quota_field(what: &str) -> &'static str {
     match what {
         "running sandboxes" => "sandboxes",
         "vCPUs" => "vcpus",
+        "MiB of disk" => "disk_mb",
         _ => "memory_mb",
     }
 }
@@ -195,7 +206,7 @@ mod tests {
             max_sandboxes: 2,
             max_vcpus: 4,
             max_memory_mb: 2048,
-            max_disk_mb: 0,
+            max_disk_mb: 30 * 1024,
             max_snapshot_bytes: 1000,
             max_branches: 3,
         }
@@ -212,6 +223,7 @@ mod tests {
             sandboxes: 1,
             vcpus: 1,
             memory_mb: 512,
+            disk_mb: 10 * 1024,
             snapshot_bytes: 0,
         };
         assert!(check("acme", &q, &usage, &Demand::sandboxes(1, &one())).is_ok());
@@ -236,12 +248,13 @@ mod tests {
     }
 
     #[test]
-    fn cpu_and_memory_are_summed() {
+    fn cpu_memory_and_disk_are_summed() {
         let q = small();
         let usage = Usage {
             sandboxes: 0,
             vcpus: 3,
             memory_mb: 0,
+            disk_mb: 0,
             snapshot_bytes: 0,
         };
         let big = Limits { cpus: 2, ..one() };
@@ -258,6 +271,21 @@ mod tests {
             "{}",
             err.message
         );
+        let usage = Usage {
+            memory_mb: 0,
+            disk_mb: 25 * 1024,
+            ..usage
+        };
+        let err = check("acme", &q, &usage, &Demand::sandboxes(1, &one())).unwrap_err();
+        assert_eq!(
+            err.message,
+            "team acme is at 25600 of 30720 MiB of disk; this needs 10240 more (quota max_disk_mb)"
+        );
+        let small_disk = Limits {
+            disk_mb: 5 * 1024,
+            ..one()
+        };
+        assert!(check("acme", &q, &usage, &Demand::sandboxes(1, &small_disk)).is_ok());
     }
 
     #[test]

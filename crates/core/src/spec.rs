@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::WarrenError;
 use crate::id::SandboxId;
 
-/// Resource limits enforced by the runtime's cgroup.
+/// Resource limits: CPU, memory and tasks enforced by the runtime's cgroup,
+/// disk by a filesystem of that size under the sandbox's writable layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// CPU cores (may be shared); 1..=MAX_CPUS.
@@ -17,6 +18,14 @@ pub struct Limits {
     pub memory_mb: u32,
     /// Maximum number of tasks, including the runtime's own threads.
     pub pids: u32,
+    /// Disk in MiB for everything the sandbox writes (root filesystem and
+    /// `/tmp`); MIN_DISK_MB..=MAX_DISK_MB.
+    #[serde(default = "default_disk_mb")]
+    pub disk_mb: u32,
+}
+
+fn default_disk_mb() -> u32 {
+    Limits::DEFAULT_DISK_MB
 }
 
 impl Limits {
@@ -25,6 +34,11 @@ impl Limits {
     pub const MAX_MEMORY_MB: u32 = 256 * 1024;
     /// runsc's own threads count against the pids limit (~30 idle).
     pub const MIN_PIDS: u32 = 512;
+    pub const MIN_DISK_MB: u32 = 64;
+    /// 1 TiB.
+    pub const MAX_DISK_MB: u32 = 1024 * 1024;
+    /// 10 GiB: the daemon's default unless configured otherwise.
+    pub const DEFAULT_DISK_MB: u32 = 10 * 1024;
 
     pub fn validate(&self) -> Result<(), WarrenError> {
         if self.cpus == 0 || self.cpus > Self::MAX_CPUS {
@@ -42,6 +56,7 @@ impl Limits {
                 self.memory_mb
             )));
         }
+        validate_disk_mb(self.disk_mb)?;
         if self.pids < Self::MIN_PIDS {
             return Err(WarrenError::invalid(format!(
                 "pids must be at least {}, got {}",
@@ -53,12 +68,25 @@ impl Limits {
     }
 }
 
+/// Whether `disk_mb` is a disk size a sandbox may have.
+pub fn validate_disk_mb(disk_mb: u32) -> Result<(), WarrenError> {
+    if (Limits::MIN_DISK_MB..=Limits::MAX_DISK_MB).contains(&disk_mb) {
+        return Ok(());
+    }
+    Err(WarrenError::invalid(format!(
+        "disk_mb must be between {} (64 MiB) and {} (1 TiB), got {disk_mb}",
+        Limits::MIN_DISK_MB,
+        Limits::MAX_DISK_MB
+    )))
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
             cpus: 1,
             memory_mb: 512,
             pids: 1024,
+            disk_mb: Self::DEFAULT_DISK_MB,
         }
     }
 }
@@ -132,10 +160,28 @@ mod tests {
                 pids: 10,
                 ..Limits::default()
             },
+            Limits {
+                disk_mb: 63,
+                ..Limits::default()
+            },
+            Limits {
+                disk_mb: Limits::MAX_DISK_MB + 1,
+                ..Limits::default()
+            },
         ];
         for l in bad {
             assert!(l.validate().is_err(), "{l:?}");
         }
+        let err = validate_disk_mb(10).unwrap_err();
+        assert!(err.message.contains("disk_mb must be between 64"), "{err}");
+        assert!(validate_disk_mb(Limits::MIN_DISK_MB).is_ok());
+        assert!(validate_disk_mb(Limits::MAX_DISK_MB).is_ok());
+    }
+
+    #[test]
+    fn limits_without_disk_read_as_the_default() {
+        let l: Limits = serde_json::from_str(r#"{"cpus":1,"memory_mb":512,"pids":1024}"#).unwrap();
+        assert_eq!(l.disk_mb, Limits::DEFAULT_DISK_MB);
     }
 
     #[test]

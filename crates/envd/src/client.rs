@@ -47,6 +47,9 @@ pub enum ClientError {
     /// The base URL cannot be used.
     #[error("invalid envd URL {0:?}: expected http://HOST:PORT")]
     InvalidUrl(String),
+    /// envd answered 507: the sandbox's disk is full. The message is envd's.
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 impl ClientError {
@@ -57,6 +60,7 @@ impl ClientError {
             Self::Rpc(e) => e.code,
             Self::Transport(_) => Code::Unavailable,
             Self::Stream(_) | Self::Protocol(_) | Self::InvalidUrl(_) => Code::Internal,
+            Self::InsufficientStorage(_) => Code::ResourceExhausted,
         }
     }
 }
@@ -536,6 +540,9 @@ fn error_from_body(status: u16, body: &[u8]) -> ClientError {
         Ok(e) => e.message,
         Err(_) => String::from_utf8_lossy(body).chars().take(512).collect(),
     };
+    if status == 507 {
+        return ClientError::InsufficientStorage(message);
+    }
     ClientError::Rpc(ConnectError::new(Code::from_http_status(status), message))
 }
 

@@ -132,6 +132,7 @@ async fn sandbox_memory_limit_is_enforced_on_the_sandbox_only() {
         cpus: 1,
         memory_mb: 128,
         pids: 1024,
+        ..warren_core::Limits::default()
     };
     let (small, other) = (fx.spec_with(0, limits), fx.spec(1));
     for s in [&small, &other] {

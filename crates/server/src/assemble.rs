@@ -67,6 +67,8 @@ pub(crate) struct Parts {
     pub templates: Arc<TemplateStore>,
     pub snapshots: Arc<dyn SnapshotStore>,
     pub agent_binary: PathBuf,
+    /// Limits of sandboxes created without their own.
+    pub default_limits: warren_core::Limits,
     /// The Warren CA certificate (PEM) every agent installs.
     pub ca_certificate: String,
     pub sandbox_api_port: u16,
@@ -110,6 +112,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         standby: Standby::new(std::time::Duration::from_secs(p.standby_s)),
         network: p.network,
         disk: DiskReserve::new(p.data_dir, p.disk_reserve_mb),
+        default_limits: p.default_limits,
         ca_certificate: p.ca_certificate,
         clock: p.clock.clone(),
     }));

@@ -142,6 +142,10 @@ pub async fn run(
         templates,
         snapshots,
         agent_binary,
+        default_limits: warren_core::Limits {
+            disk_mb: config.default_disk_mb,
+            ..warren_core::Limits::default()
+        },
         ca_certificate: warren_ca.certificate_pem().to_owned(),
         sandbox_api_port,
         standby_s: config.standby_s,

@@ -67,6 +67,9 @@ pub struct Config {
     /// Free space (MiB) the data directory's filesystem keeps: below it new
     /// sandboxes are refused with 507; default 2048.
     pub disk_reserve_mb: u64,
+    /// Disk limit (MiB) of sandboxes created without `disk_mb`; default
+    /// 10240 ([`warren_core::Limits::DEFAULT_DISK_MB`]).
+    pub default_disk_mb: u32,
     /// Network policy of sandboxes created without one; default: deny
     /// everything.
     pub network_default: warren_core::network::NetworkPolicy,
@@ -101,6 +104,9 @@ pub async fn serve(
 pub(crate) fn agent_error(e: warren_envd::ClientError) -> warren_core::WarrenError {
     use warren_core::ErrorKind as K;
     use warren_envd::Code as C;
+    if let warren_envd::ClientError::InsufficientStorage(message) = &e {
+        return warren_core::WarrenError::new(K::InsufficientStorage, message.clone());
+    }
     let kind = match e.code() {
         C::InvalidArgument | C::OutOfRange => K::InvalidArgument,
         C::NotFound => K::NotFound,

@@ -109,6 +109,7 @@ impl InProcess {
             templates,
             snapshots,
             agent_binary: dir.join("agent"),
+            default_limits: warren_core::Limits::default(),
             ca_certificate: ca.certificate_pem().to_owned(),
             sandbox_api_port: 1,
             standby_s: 0,

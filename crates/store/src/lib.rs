@@ -319,7 +319,7 @@ pub trait Store: Send + Sync + 'static {
     /// slot. `QuotaExceeded` names the limit and the team's usage.
     async fn create_sandbox_in_quota(&self, new: NewSandbox) -> Result<SandboxRecord, StoreError>;
 
-    /// Moves a paused sandbox to resuming if its CPU and memory fit its
+    /// Moves a paused sandbox to resuming if its CPU, memory and disk fit its
     /// team's quota, in one transaction. `Conflict` if it is not paused,
     /// `QuotaExceeded` if it does not fit.
     async fn begin_resume_in_quota(&self, id: &SandboxId) -> Result<SandboxRecord, StoreError>;

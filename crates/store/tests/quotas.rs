@@ -70,7 +70,8 @@ async fn usage_counts_live_sandboxes_and_paused_ones_only_by_their_image() {
     let big = Limits {
         cpus: 2,
         memory_mb: 1024,
-        ..Limits::default()
+        pids: 1024,
+        disk_mb: 2048,
     };
     let a = running(&db.store, new_sandbox()).await;
     let mut new = new_sandbox();
@@ -87,6 +88,7 @@ async fn usage_counts_live_sandboxes_and_paused_ones_only_by_their_image() {
             sandboxes: 2,
             vcpus: 3,
             memory_mb: 512 + 1024,
+            disk_mb: 10240 + 2048,
             snapshot_bytes: 0
         }
     );
@@ -104,6 +106,7 @@ async fn usage_counts_live_sandboxes_and_paused_ones_only_by_their_image() {
             sandboxes: 1,
             vcpus: 1,
             memory_mb: 512,
+            disk_mb: 10240,
             snapshot_bytes: 5000
         }
     );
@@ -146,6 +149,45 @@ async fn creates_past_the_quota_are_refused_and_name_the_limit() {
     );
     // The plain insert (the daemon's own bookkeeping) is not limited.
     db.store.create_sandbox(new_sandbox()).await.unwrap();
+}
+
+#[tokio::test]
+async fn disk_limits_are_summed_against_max_disk_mb() {
+    let db = TestDb::new().await;
+    let quota = Quota {
+        max_disk_mb: 1000,
+        ..Quota::DEFAULT
+    };
+    db.store
+        .set_quota(&team_id(), &quota, &KeyId::generate())
+        .await
+        .unwrap();
+    let with_disk = |disk_mb| {
+        let mut new = new_sandbox();
+        new.limits.disk_mb = disk_mb;
+        new
+    };
+    db.store
+        .create_sandbox_in_quota(with_disk(600))
+        .await
+        .unwrap();
+    let err = db
+        .store
+        .create_sandbox_in_quota(with_disk(500))
+        .await
+        .unwrap_err();
+    let StoreError::QuotaExceeded(message) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(
+        message,
+        "team fixture is at 600 of 1000 MiB of disk; this needs 500 more (quota max_disk_mb)"
+    );
+    db.store
+        .create_sandbox_in_quota(with_disk(400))
+        .await
+        .unwrap();
+    assert_eq!(db.store.team_usage(&team_id()).await.unwrap().disk_mb, 1000);
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ async fn create_then_get_returns_the_same_record() {
         cpus: 4,
         memory_mb: 2048,
         pids: 4096,
+        disk_mb: 300,
     };
     let before = millis(OffsetDateTime::now_utc());
 

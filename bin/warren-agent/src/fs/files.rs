@@ -7,7 +7,12 @@
 //! target once complete, so a reader never sees a half-written file. Missing
 //! parent directories are created, owned by the caller. Errors are
 //! `{"code": <HTTP status>, "message"}`: 400 for an unknown user or a bad
-//! path, 403 when the user may not do it, 404 when it does not exist.
+//! path, 403 when the user may not do it, 404 when it does not exist, 507
+//! when the sandbox's disk is full (the temporary file is removed, the
+//! target left as it was). After a failed write the rest of the request
+//! body is read and dropped (up to [`DRAIN_LIMIT`]) before the answer: a
+//! client still sending when the connection closed would see a broken pipe
+//! instead of the answer.
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -28,6 +33,10 @@ use super::as_user::{AsUserError, as_user};
 use super::{FsError, create_dirs, paths};
 use crate::state::Shared;
 use crate::users::{User, UserError};
+
+/// Most bytes read and dropped after a failed upload before the
+/// connection is let go unread.
+const DRAIN_LIMIT: u64 = 4 << 30;
 
 /// Query of `/files`.
 #[derive(Debug, Deserialize, Default)]
@@ -59,7 +68,15 @@ impl From<FsError> for FilesError {
             K::NotFound => StatusCode::NOT_FOUND,
             K::PermissionDenied => StatusCode::FORBIDDEN,
             K::IsADirectory | K::NotADirectory | K::InvalidInput => StatusCode::BAD_REQUEST,
-            K::StorageFull | K::QuotaExceeded => StatusCode::INSUFFICIENT_STORAGE,
+            K::StorageFull | K::QuotaExceeded => {
+                return Self(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    format!(
+                        "not enough disk space in the sandbox to write {}: its disk is full ({}); free space in the sandbox or create it with a larger disk",
+                        e.path, e.source
+                    ),
+                );
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self(status, e.to_string())
@@ -198,7 +215,13 @@ pub async fn upload(
                     path.display()
                 )));
             }
-            written.push(write_atomically(&user, &path, field).await?);
+            match write_atomically(&user, &path, field).await {
+                Ok(info) => written.push(info),
+                Err(e) => {
+                    drain_fields(&mut form).await;
+                    return Err(e);
+                }
+            }
         }
     } else {
         return Err(FilesError::bad_request(format!(
@@ -206,6 +229,33 @@ pub async fn upload(
         )));
     }
     Ok(Json(written).into_response())
+}
+
+/// Reads and drops what is left of a multipart body (see the module doc).
+async fn drain_fields(form: &mut Multipart) {
+    let mut seen: u64 = 0;
+    while let Ok(Some(mut field)) = form.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            seen += chunk.len() as u64;
+            if seen > DRAIN_LIMIT {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads and drops what is left of `body` (see the module doc).
+async fn drain<S, E>(body: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let mut seen: u64 = 0;
+    while let Some(Ok(chunk)) = body.next().await {
+        seen += chunk.len() as u64;
+        if seen > DRAIN_LIMIT {
+            return;
+        }
+    }
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -247,15 +297,16 @@ where
     let tmp = temp_path(path);
     let (target, temporary) = (path.to_path_buf(), tmp.clone());
     let file = as_user(user, move || open_temporary(&target, &temporary)).await??;
+    let mut body = body;
     let written = async {
         let mut file = tokio::fs::File::from_std(file);
-        let mut body = body;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
                 .map_err(|e| FilesError::bad_request(format!("reading the upload failed: {e}")))?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| FsError::new("write", path, e))?;
+            if let Err(e) = file.write_all(&chunk).await {
+                drain(&mut body).await;
+                return Err(FsError::new("write", path, e).into());
+            }
         }
         file.flush()
             .await

@@ -13,7 +13,7 @@ use crate::{exit, parse};
 #[command(after_help = "\
 Examples:
   warren create
-  warren create --template base --cpus 2 --memory 1G --timeout 30m
+  warren create --template base --cpus 2 --memory 1G --disk 20G --timeout 30m
   warren create --env OPENAI_BASE_URL=http://proxy --metadata owner=alice
   warren create --from-snapshot $SNAPSHOT_ID
   warren create --persistent --idle-timeout 10m
@@ -30,6 +30,10 @@ pub struct Args {
     /// Memory limit: MiB (512) or with a unit (512M, 2G) [default on the daemon: 512].
     #[arg(long, value_name = "SIZE", value_parser = parse::memory_mib)]
     memory: Option<u32>,
+    /// Disk limit for what the sandbox writes (root filesystem and /tmp):
+    /// MiB (2048) or with a unit (512M, 20G) [default on the daemon: 10G].
+    #[arg(long, alias = "disk-mb", value_name = "SIZE", value_parser = parse::memory_mib)]
+    disk: Option<u32>,
     /// Time until the sandbox is killed: seconds (300) or 5m, 1h30m [default on the daemon: 5m].
     #[arg(long, value_name = "DURATION", value_parser = parse::duration_secs)]
     timeout: Option<u64>,
@@ -40,7 +44,7 @@ pub struct Args {
     #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
     metadata: Vec<(String, String)>,
     /// Start from this snapshot (id) with its exact state, template and limits.
-    #[arg(long, value_name = "SNAPSHOT_ID", conflicts_with_all = ["template", "cpus", "memory"])]
+    #[arg(long, value_name = "SNAPSHOT_ID", conflicts_with_all = ["template", "cpus", "memory", "disk"])]
     from_snapshot: Option<String>,
     /// Keep state across idle gaps: idle sandboxes are paused, not killed.
     #[arg(long)]
@@ -73,6 +77,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         template: args.template,
         cpus: args.cpus,
         memory_mb: args.memory,
+        disk_mb: args.disk,
         timeout_s: args.timeout,
         env: parse::into_map(&args.env),
         metadata: parse::into_map(&args.metadata),
@@ -101,11 +106,12 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     } else {
         ctx.out.line(&sandbox.id)?;
         ctx.out.note(&format!(
-            "created sandbox {} from template {} ({} CPU, {}), expires {}",
+            "created sandbox {} from template {} ({} CPU, {} memory, {} disk), expires {}",
             sandbox.id,
             sandbox.template,
             sandbox.cpus,
             human_mib(sandbox.memory_mb),
+            human_mib(sandbox.disk_mb),
             relative_time(&sandbox.expires_at, OffsetDateTime::now_utc()),
         ));
     }

@@ -43,6 +43,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         ("state", s.state.clone()),
         ("cpus", s.cpus.to_string()),
         ("memory", human_mib(s.memory_mb)),
+        ("disk", human_mib(s.disk_mb)),
         (
             "created",
             format!("{} ({})", s.created_at, relative_time(&s.created_at, now)),

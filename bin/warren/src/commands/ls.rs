@@ -51,6 +51,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
                 s.state,
                 s.cpus.to_string(),
                 human_mib(s.memory_mb),
+                human_mib(s.disk_mb),
                 relative_time(&s.created_at, now),
                 relative_time(&s.expires_at, now),
             ]
@@ -58,7 +59,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         .collect();
     ctx.out.table(
         &[
-            "ID", "TEMPLATE", "STATE", "CPUS", "MEMORY", "CREATED", "EXPIRES",
+            "ID", "TEMPLATE", "STATE", "CPUS", "MEMORY", "DISK", "CREATED", "EXPIRES",
         ],
         rows,
     )?;

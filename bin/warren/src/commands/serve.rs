@@ -79,6 +79,11 @@ pub struct Args {
     /// new sandboxes (creates, forks) are refused with 507.
     #[arg(long, env = "WARREN_DISK_RESERVE_MB", value_name = "MIB", default_value_t = warren_server::service::storage::DEFAULT_RESERVE_MB)]
     disk_reserve_mb: u64,
+    /// Disk limit, in MiB, of sandboxes created without one: what a
+    /// sandbox may write (root filesystem and /tmp) before writes fail with
+    /// "no space left on device"; 64 to 1048576.
+    #[arg(long, env = "WARREN_DEFAULT_DISK_MB", value_name = "MIB", default_value_t = warren_core::Limits::DEFAULT_DISK_MB, value_parser = clap::value_parser!(u32).range(i64::from(warren_core::Limits::MIN_DISK_MB)..=i64::from(warren_core::Limits::MAX_DISK_MB)))]
+    default_disk_mb: u32,
     /// Network policy of sandboxes created without one: `deny` (only what
     /// a policy allows) or `allow` (every public destination).
     #[arg(long, env = "WARREN_NETWORK_DEFAULT", value_enum, default_value_t = NetworkDefault::Deny)]
@@ -231,6 +236,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         max_connections_per_source: args.max_connections_per_source as usize,
         e2b_domain: args.e2b_domain,
         disk_reserve_mb: args.disk_reserve_mb,
+        default_disk_mb: args.default_disk_mb,
         network_default,
         dns_upstream: args.dns_upstream,
         dns_port: args.dns_port,

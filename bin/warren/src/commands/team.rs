@@ -56,7 +56,7 @@ Examples:
         /// Sum of live sandboxes' memory.
         #[arg(long, value_name = "SIZE", value_parser = parse::size_mib)]
         max_memory: Option<u64>,
-        /// Sum of live sandboxes' disk (recorded; not enforced yet).
+        /// Sum of live sandboxes' disk limits.
         #[arg(long, value_name = "SIZE", value_parser = parse::size_mib)]
         max_disk: Option<u64>,
         /// Stored snapshot images (pause, named, fork).
@@ -156,7 +156,7 @@ fn print_quota(ctx: &Ctx, q: &TeamQuota) -> anyhow::Result<()> {
         ),
         row("vcpus", l.max_vcpus.to_string(), u.vcpus.to_string()),
         row("memory", mib(l.max_memory_mb), mib(u.memory_mb)),
-        row("disk", mib(l.max_disk_mb), "not enforced".to_owned()),
+        row("disk", mib(l.max_disk_mb), mib(u.disk_mb)),
         row(
             "snapshots",
             bytes(l.max_snapshot_bytes),

@@ -83,6 +83,7 @@ fn sandbox(id: &str) -> Sandbox {
         state: "running".into(),
         cpus: 1,
         memory_mb: 512,
+        disk_mb: 10240,
         metadata: Default::default(),
         team: "tmockteam000".into(),
         owner: "umockuser000".into(),
@@ -182,6 +183,7 @@ async fn create(State(m): State<Mock>, Json(req): Json<CreateSandboxRequest>) ->
     s.metadata = req.metadata.clone();
     s.cpus = req.cpus.unwrap_or(1);
     s.memory_mb = req.memory_mb.unwrap_or(512);
+    s.disk_mb = req.disk_mb.unwrap_or(10240);
     let mut inner = m.0.lock().unwrap();
     inner.sandboxes.insert(ID.into(), s.clone());
     (StatusCode::CREATED, Json(s)).into_response()

@@ -4,6 +4,13 @@
 //!   layers its overlay over a writable root; writes go to a filestore in
 //!   the per-sandbox directory given with `--overlay2=root:dir=…` and never
 //!   reach the template;
+//! - `/tmp`: a bind mount of the template's own `/tmp`, which runsc's
+//!   `--overlay2=all:…` overlays like the root: its writes go to the
+//!   sandbox's disk too and count against `disk_mb`. Without a `/tmp` mount
+//!   runsc mounts a tmpfs there when the template's `/tmp` is empty, whose
+//!   files live in the sandbox's memory: a large file in `/tmp` would meet
+//!   the memory limit (the OOM killer) instead of the disk limit (`ENOSPC`).
+//!   A template without a `/tmp` directory gets runsc's default;
 //! - process: the agent, bind-mounted read-only at [`AGENT_PATH`], as root in
 //!   `/` with a minimal environment (the agent builds its children's);
 //! - network namespace: the sandbox's named namespace by path, so runsc
@@ -38,6 +45,8 @@ pub(super) struct BundleParams<'a> {
     pub netns_path: PathBuf,
     pub cgroups_path: String,
     pub limits: Limits,
+    /// Whether `/tmp` is bind-mounted for the overlay (see `disk::Layout`).
+    pub tmp_on_disk: bool,
 }
 
 /// Builds the OCI runtime spec for `p`.
@@ -113,6 +122,17 @@ fn build(p: &BundleParams<'_>) -> Result<Spec, oci_spec::OciSpecError> {
             .options(vec!["rbind".to_owned(), "ro".to_owned()])
             .build()?,
     );
+    let tmp = p.rootfs.join("tmp");
+    if p.tmp_on_disk && std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_dir()) {
+        mounts.push(
+            MountBuilder::default()
+                .destination("/tmp")
+                .typ("bind")
+                .source(tmp)
+                .options(vec!["rbind".to_owned(), "rw".to_owned()])
+                .build()?,
+        );
+    }
 
     let ns = |typ| LinuxNamespaceBuilder::default().typ(typ).build();
     let namespaces = vec![
@@ -184,7 +204,9 @@ mod tests {
                 cpus: 2,
                 memory_mb: 256,
                 pids: 600,
+                disk_mb: 1024,
             },
+            tmp_on_disk: true,
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         assert_eq!(json["root"]["path"], "/templates/base/rootfs");
@@ -211,5 +233,52 @@ mod tests {
             .unwrap();
         assert_eq!(agent["source"], "/usr/lib/warren/warren-agent");
         assert!(agent["options"].as_array().unwrap().contains(&"ro".into()));
+        // No /tmp in that (absent) rootfs: runsc's default applies.
+        assert!(
+            !json["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/tmp")
+        );
+    }
+
+    #[test]
+    fn tmp_is_the_templates_own_bind_mounted_for_the_overlay() {
+        let rootfs = tempfile::tempdir().unwrap();
+        std::fs::create_dir(rootfs.path().join("tmp")).unwrap();
+        let id = SandboxId::generate();
+        let p = BundleParams {
+            id: &id,
+            rootfs: rootfs.path(),
+            agent_binary: Path::new("/usr/lib/warren/warren-agent"),
+            netns_path: PathBuf::from("/run/netns/warren-x"),
+            cgroups_path: format!("/warren-{id}"),
+            limits: Limits::default(),
+            tmp_on_disk: true,
+        };
+        let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
+        let tmp = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/tmp")
+            .unwrap();
+        assert_eq!(tmp["type"], "bind");
+        assert_eq!(tmp["source"], rootfs.path().join("tmp").to_str().unwrap());
+        assert!(tmp["options"].as_array().unwrap().contains(&"rw".into()));
+        // An image taken without it is restored without it.
+        let old = BundleParams {
+            tmp_on_disk: false,
+            ..p
+        };
+        let json = serde_json::to_value(spec(&old).unwrap()).unwrap();
+        assert!(
+            !json["mounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["destination"] == "/tmp")
+        );
     }
 }

@@ -3,14 +3,16 @@
 //!
 //! Life of a sandbox (see `docs/runtime.md` for the why of each step):
 //! - `create`: state directory and record, OCI bundle, namespace + veth
-//!   (one `ip` process); the runtime's nftables table is installed if it
+//!   (one `ip` process); the sandbox's disk (`disk`) is attached in the
+//!   background meanwhile; the runtime's nftables table is installed if it
 //!   is not;
 //! - `start`/`restore`: address `eth0` inside the namespace (one `ip`
-//!   process), then `runsc run|restore --detach` inside that namespace;
+//!   process), wait for the disk, then `runsc run|restore --detach` inside
+//!   that namespace;
 //! - `checkpoint`: `runsc checkpoint`; without leave-running the record says
 //!   stopped (runsc's own list keeps saying running);
 //! - `destroy`: `runsc kill` + `delete --force`, cgroups, veth, namespace,
-//!   directory — each step skips what is already gone, so it is idempotent
+//!   disk, directory — each step skips what is already gone, so it is idempotent
 //!   and cleans up after a partial create; the sandbox's chain and sets in
 //!   the nftables table go with it. The last destroy removes the table.
 
@@ -18,7 +20,9 @@ mod bundle;
 mod cgroup;
 mod config;
 mod direct_io;
+mod disk;
 mod freezer;
+mod loop_device;
 mod quirks;
 mod record;
 mod runsc;
@@ -39,6 +43,7 @@ pub use config::GvisorConfig;
 
 use crate::{Instance, Runtime, RuntimeError, RuntimeSpec, Stats};
 use bundle::BundleParams;
+use disk::Layout;
 use record::{Record, SandboxDir, Status};
 use runsc::{Launch, LaunchPaths, Runsc};
 use warren_core::laps::Laps;
@@ -65,6 +70,8 @@ pub struct GvisorRuntime {
     /// or `restore` of the same id, which must not race it; each says
     /// whether the container is gone.
     pending_deletes: std::sync::Mutex<HashMap<SandboxId, JoinHandle<bool>>>,
+    /// Formatted images the sandboxes' disks are copied from.
+    disks: disk::Disks,
 }
 
 impl GvisorRuntime {
@@ -107,6 +114,7 @@ impl GvisorRuntime {
             firewall,
             firewall_installed: Mutex::new(true),
             pending_deletes: std::sync::Mutex::new(HashMap::new()),
+            disks: disk::Disks::new(state_dir.join("disks")),
         })
     }
 
@@ -156,6 +164,7 @@ impl GvisorRuntime {
         &self,
         spec: &RuntimeSpec,
         keep_network: bool,
+        layout: Layout,
     ) -> Result<(SandboxDir, Record, bool), RuntimeError> {
         let addrs = self.pool.slot(spec.net_slot)?;
         let names = SandboxNames::new(&spec.id);
@@ -194,8 +203,16 @@ impl GvisorRuntime {
                     netns_path: names.netns_path(),
                     cgroups_path: cgroup::cgroups_path(&spec.id),
                     limits: spec.limits,
+                    tmp_on_disk: layout == Layout::TmpOnDisk,
                 },
             )?;
+            layout.mark(&dir.bundle())?;
+            self.disks.start_attach(
+                &spec.id,
+                disk::image_path(&dir.root),
+                dir.overlay(),
+                spec.limits.disk_mb,
+            );
             if !(kept && names.netns_exists() && names.host_veth_exists()) {
                 kept = false;
                 link::create(&names, &addrs).await?;
@@ -216,16 +233,20 @@ impl GvisorRuntime {
         dir: &SandboxDir,
         rec: &mut Record,
         how: Launch<'_>,
+        layout: Layout,
     ) -> Result<Instance, RuntimeError> {
         let mut laps = Laps::start();
         let names = SandboxNames::new(&rec.id);
         let addrs = self.pool.slot(rec.net_slot)?;
         link::configure_inside(&names, &addrs).await?;
         laps.lap("address");
+        self.disks.ready(&rec.id).await?;
+        laps.lap("disk");
         let entry = NetnsEntry::open(&names)?;
         let paths = LaunchPaths {
             bundle: &dir.bundle(),
             overlay: &dir.overlay(),
+            overlay_scope: layout.overlay_scope(),
             console_log: &dir.console_log(),
         };
         if let Err(e) = self.runsc.launch(&rec.id, how, &paths, entry).await {
@@ -254,12 +275,20 @@ impl GvisorRuntime {
     /// Starts `runsc delete` of a dead container. It costs ~1.7 s, so it
     /// runs now, in the background, and a later `restore` or `destroy` of
     /// the same id waits for it instead of paying for it.
+    /// The sandbox's disk goes with the container: what it held is in the
+    /// checkpoint image, if any.
     fn delete_in_background(&self, id: &SandboxId) {
         let runsc = self.runsc.clone();
         let dead = id.clone();
+        let dir = self.dir(id);
         let task = tokio::spawn(async move {
             match runsc.delete(&dead).await {
-                Ok(()) => true,
+                Ok(()) => {
+                    if let Err(e) = release_disk(&dir).await {
+                        tracing::debug!(sandbox = %dead, error = %e, "releasing a stopped container's disk");
+                    }
+                    true
+                }
                 Err(e) => {
                     tracing::debug!(sandbox = %dead, error = %e, "deleting a stopped container");
                     false
@@ -286,7 +315,10 @@ impl GvisorRuntime {
             self.remove_container(id).await?;
         }
         cgroup::remove(id).await?;
-        self.dir(id).clear_instance_files()
+        let dir = self.dir(id);
+        self.disks.settle(id).await;
+        release_disk(&dir).await?;
+        dir.clear_instance_files()
     }
 
     /// Kills and deletes the container of `id` if runsc knows it.
@@ -333,7 +365,7 @@ impl Runtime for GvisorRuntime {
     }
 
     async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError> {
-        self.prepare(spec, false).await.map(drop)
+        self.prepare(spec, false, Layout::TmpOnDisk).await.map(drop)
     }
 
     async fn start(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
@@ -341,7 +373,8 @@ impl Runtime for GvisorRuntime {
         if rec.status == Status::Running && self.runsc_running(id).await? {
             return Ok(Self::instance(&rec));
         }
-        self.launch(&dir, &mut rec, Launch::Run).await
+        self.launch(&dir, &mut rec, Launch::Run, Layout::TmpOnDisk)
+            .await
     }
 
     async fn checkpoint(
@@ -364,6 +397,8 @@ impl Runtime for GvisorRuntime {
         self.runsc
             .checkpoint(id, dest, leave_running, direct_io::writable(dest))
             .await?;
+        // The image restores only into the mounts it was taken with.
+        Layout::of(&dir.bundle()).mark(dest)?;
         laps.lap("runsc");
         tracing::debug!(sandbox = %id, severed, %laps, "checkpointed");
         if !leave_running {
@@ -401,7 +436,8 @@ impl Runtime for GvisorRuntime {
             None => false,
         };
         laps.lap("clear");
-        let (dir, mut rec, kept) = self.prepare(spec, keep_network).await?;
+        let layout = Layout::of(snapshot);
+        let (dir, mut rec, kept) = self.prepare(spec, keep_network, layout).await?;
         laps.lap("prepare");
         match self
             .launch(
@@ -411,6 +447,7 @@ impl Runtime for GvisorRuntime {
                     image: snapshot,
                     direct: direct_io::readable(snapshot),
                 },
+                layout,
             )
             .await
         {
@@ -537,7 +574,11 @@ impl Runtime for GvisorRuntime {
                 .map_err(Into::into),
         );
         laps.lap("link");
-        keep(self.dir(id).remove());
+        let dir = self.dir(id);
+        self.disks.settle(id).await;
+        keep(release_disk(&dir).await);
+        laps.lap("disk");
+        keep(dir.remove());
         tracing::debug!(sandbox = %id, %laps, "destroyed");
         if let Some(e) = first_err {
             return Err(e);
@@ -588,6 +629,11 @@ impl Runtime for GvisorRuntime {
         }
         Ok(live)
     }
+}
+
+/// Unmounts and removes the sandbox's disk (see `disk`).
+async fn release_disk(dir: &SandboxDir) -> Result<(), RuntimeError> {
+    disk::release(&disk::image_path(&dir.root), &dir.overlay()).await
 }
 
 /// Lets a sandbox frozen by the cgroup freezer go on before runsc talks

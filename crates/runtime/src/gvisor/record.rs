@@ -5,7 +5,9 @@
 //! <state_dir>/sandboxes/<id>/
 //!     record.json                    this module's Record
 //!     bundle/config.json             OCI bundle
-//!     overlay/                       runsc filestore for root filesystem writes
+//!     overlay/                       runsc filestore for root filesystem writes,
+//!                                    mount point of disk.img (see `disk`)
+//!     disk.img                       the sandbox's disk
 //!     console.log                    runsc's and the agent's stdout/stderr
 //! ```
 //!

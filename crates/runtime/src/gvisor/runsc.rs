@@ -4,7 +4,10 @@
 //! `run` and `restore` start inside the sandbox's network namespace and a
 //! private mount namespace (see `warren_net::NetnsEntry`) with
 //! `--network=sandbox --net-disconnect-ok` (a checkpoint otherwise fails
-//! while any TCP connection exists) and `--overlay2=root:dir=<overlay>`.
+//! while any TCP connection exists) and `--overlay2=all:dir=<overlay>`: the
+//! root filesystem and every writable bind mount (`/tmp`, see `bundle`) get
+//! an overlay whose upper layer is a filestore in `<overlay>`, the
+//! sandbox's disk (see `disk`).
 //! Their stdout/stderr go to the sandbox's console log: a detached sandbox
 //! keeps those descriptors open, so they must not be pipes we wait on.
 
@@ -34,6 +37,8 @@ pub(super) enum Launch<'a> {
 pub(super) struct LaunchPaths<'a> {
     pub bundle: &'a Path,
     pub overlay: &'a Path,
+    /// `--overlay2`'s mount selector: `all` or `root` (see `disk::Layout`).
+    pub overlay_scope: &'a str,
     pub console_log: &'a Path,
 }
 
@@ -87,9 +92,13 @@ impl Runsc {
             source: e,
         })?;
         let mut cmd = self.command();
-        cmd.arg(format!("--overlay2=root:dir={}", paths.overlay.display()))
-            .arg("--network=sandbox")
-            .arg(quirks::NET_DISCONNECT_OK);
+        cmd.arg(format!(
+            "--overlay2={}:dir={}",
+            paths.overlay_scope,
+            paths.overlay.display()
+        ))
+        .arg("--network=sandbox")
+        .arg(quirks::NET_DISCONNECT_OK);
         match how {
             Launch::Run => {
                 cmd.arg("run");

@@ -111,6 +111,7 @@ impl Fixture {
                 cpus: 1,
                 memory_mb: 256,
                 pids: 1024,
+                ..Limits::default()
             },
         )
     }

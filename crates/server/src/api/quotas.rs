@@ -28,6 +28,7 @@ fn to_api(q: service::TeamQuota) -> TeamQuota {
             sandboxes: q.usage.sandboxes,
             vcpus: q.usage.vcpus,
             memory_mb: q.usage.memory_mb,
+            disk_mb: q.usage.disk_mb,
             snapshot_bytes: q.usage.snapshot_bytes,
         },
     }

@@ -22,6 +22,7 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         state: rec.state.to_string(),
         cpus: rec.limits.cpus,
         memory_mb: rec.limits.memory_mb,
+        disk_mb: rec.limits.disk_mb,
         metadata: rec.metadata,
         team: rec.team.to_string(),
         owner: rec.owner.to_string(),
@@ -48,7 +49,8 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<Sandbox>)> {
     let actor = AuditActor::from_caller(&caller);
-    let mut params = CreateParams::from_request(req, (&caller).into())?;
+    let mut params =
+        CreateParams::from_request(req, (&caller).into(), state.sandboxes.default_limits())?;
     if let Some(policy) = &params.network {
         // Injected secrets must be the team's and the caller's to use; the
         // environment gets their placeholders, never the values.

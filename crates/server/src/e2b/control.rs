@@ -38,8 +38,6 @@ use warren_core::rfc3339;
 /// How long `POST /sandboxes/{id}/refreshes` keeps a sandbox alive when the
 /// body names no duration.
 const DEFAULT_REFRESH_S: u64 = 60;
-/// Disk size reported for every sandbox (the quota is the runtime's).
-const DISK_SIZE_MB: u32 = 0;
 
 type Body<T> = Result<ApiJson<T>, AppError>;
 type Id = Result<SandboxPath, AppError>;
@@ -63,6 +61,7 @@ fn create_params(
     req: NewSandbox,
     snapshot: Option<SnapshotId>,
     caller: &Caller,
+    defaults: &warren_core::Limits,
 ) -> E2bResult<CreateParams> {
     if req.auto_pause_memory == Some(false) {
         return Err(unsupported(
@@ -89,7 +88,7 @@ fn create_params(
         network,
         ..CreateSandboxRequest::default()
     };
-    Ok(CreateParams::from_request(native, caller.into())?)
+    Ok(CreateParams::from_request(native, caller.into(), defaults)?)
 }
 
 /// Whether `caller` may be handed a sandbox's tokens: they open its agent
@@ -149,7 +148,7 @@ fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>) -> Listed
         end_at: rfc3339(rec.expires_at),
         cpu_count: rec.limits.cpus,
         memory_mb: rec.limits.memory_mb,
-        disk_size_mb: DISK_SIZE_MB,
+        disk_size_mb: rec.limits.disk_mb,
         state: e2b_state(rec.state),
         envd_version: ENVD_VERSION.to_owned(),
         metadata: rec.metadata,
@@ -180,7 +179,7 @@ pub async fn create(
 ) -> E2bResult<(StatusCode, Json<CreatedSandbox>)> {
     let ApiJson(req) = body?;
     let snapshot = super::persist::snapshot_named(&state, &caller, &req.template_id).await?;
-    let params = create_params(req, snapshot, &caller)?;
+    let params = create_params(req, snapshot, &caller, state.sandboxes.default_limits())?;
     let rec = state
         .sandboxes
         .create(params, &AuditActor::from_caller(&caller))
@@ -388,13 +387,13 @@ pub async fn metrics(State(state): State<AppState>, id: Id) -> E2bResult<Json<Ve
         mem_total: u64::from(rec.limits.memory_mb) * 1024 * 1024,
         mem_cache: 0,
         disk_used: 0,
-        disk_total: 0,
+        disk_total: u64::from(rec.limits.disk_mb) * 1024 * 1024,
     }]))
 }
 
 /// `GET /templates`: Warren's templates; the name is the id.
 pub async fn templates(State(state): State<AppState>) -> E2bResult<Json<Vec<Template>>> {
-    let defaults = warren_core::Limits::default();
+    let defaults = *state.sandboxes.default_limits();
     let list = state.templates.list()?;
     Ok(Json(
         list.into_iter()
@@ -408,7 +407,7 @@ pub async fn templates(State(state): State<AppState>) -> E2bResult<Json<Vec<Temp
                     build_id: t.name.clone(),
                     cpu_count: defaults.cpus,
                     memory_mb: defaults.memory_mb,
-                    disk_size_mb: DISK_SIZE_MB,
+                    disk_size_mb: defaults.disk_mb,
                     public: false,
                     aliases: vec![t.name.clone()],
                     names: vec![t.name],

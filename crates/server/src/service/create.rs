@@ -95,26 +95,33 @@ pub struct CreateParams {
 }
 
 impl CreateParams {
+    /// `defaults`: the daemon's limits for what the request leaves unset.
     pub fn from_request(
         req: CreateSandboxRequest,
         dispatcher: Dispatcher,
+        defaults: &Limits,
     ) -> Result<Self, WarrenError> {
         let snapshot = match &req.snapshot {
             None => None,
-            Some(_) if req.template.is_some() || req.cpus.is_some() || req.memory_mb.is_some() => {
+            Some(_)
+                if req.template.is_some()
+                    || req.cpus.is_some()
+                    || req.memory_mb.is_some()
+                    || req.disk_mb.is_some() =>
+            {
                 return Err(WarrenError::invalid(
-                    "a sandbox started from a snapshot takes the snapshot's template, cpus and memory_mb: leave them unset",
+                    "a sandbox started from a snapshot takes the snapshot's template, cpus, memory_mb and disk_mb: leave them unset",
                 ));
             }
             Some(s) => Some(s.parse::<SnapshotId>()?),
         };
         let template = req.template.unwrap_or_else(|| "base".to_owned());
         validate_template_name(&template)?;
-        let defaults = Limits::default();
         let limits = Limits {
             cpus: req.cpus.unwrap_or(defaults.cpus),
             memory_mb: req.memory_mb.unwrap_or(defaults.memory_mb),
             pids: defaults.pids,
+            disk_mb: req.disk_mb.unwrap_or(defaults.disk_mb),
         };
         limits.validate()?;
         let timeout_s = validate_timeout(req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S))?;
@@ -276,6 +283,7 @@ impl Sandboxes {
                 details.insert("template".into(), rec.template.clone().into());
                 details.insert("cpus".into(), rec.limits.cpus.into());
                 details.insert("memory_mb".into(), rec.limits.memory_mb.into());
+                details.insert("disk_mb".into(), rec.limits.disk_mb.into());
                 details.insert(
                     "expires_at".into(),
                     warren_core::rfc3339(rec.expires_at).into(),
@@ -406,10 +414,25 @@ mod tests {
 
     #[test]
     fn defaults_apply() {
-        let p = CreateParams::from_request(CreateSandboxRequest::default(), key()).unwrap();
+        let p =
+            CreateParams::from_request(CreateSandboxRequest::default(), key(), &Limits::default())
+                .unwrap();
         assert_eq!(p.template, "base");
         assert_eq!(p.timeout_s, DEFAULT_TIMEOUT_S);
         assert_eq!(p.limits, Limits::default());
+        let daemons = Limits {
+            disk_mb: 300,
+            ..Limits::default()
+        };
+        let p =
+            CreateParams::from_request(CreateSandboxRequest::default(), key(), &daemons).unwrap();
+        assert_eq!(p.limits.disk_mb, 300);
+        let asked = CreateSandboxRequest {
+            disk_mb: Some(256),
+            ..Default::default()
+        };
+        let p = CreateParams::from_request(asked, key(), &daemons).unwrap();
+        assert_eq!(p.limits.disk_mb, 256);
     }
 
     #[test]
@@ -421,6 +444,7 @@ mod tests {
                 ..Default::default()
             },
             key(),
+            &Limits::default(),
         )
         .unwrap();
         assert_eq!(p.persistence.on_idle, OnIdle::Pause);
@@ -433,6 +457,7 @@ mod tests {
                 ..Default::default()
             },
             key(),
+            &Limits::default(),
         )
         .unwrap();
         assert_eq!(p.snapshot, Some(snap.clone()));
@@ -444,6 +469,14 @@ mod tests {
                     ..Default::default()
                 },
                 "snapshot's template",
+            ),
+            (
+                CreateSandboxRequest {
+                    snapshot: Some(snap.to_string()),
+                    disk_mb: Some(256),
+                    ..Default::default()
+                },
+                "disk_mb",
             ),
             (
                 CreateSandboxRequest {
@@ -468,7 +501,7 @@ mod tests {
             ),
         ];
         for (req, word) in cases {
-            let err = CreateParams::from_request(req, key()).unwrap_err();
+            let err = CreateParams::from_request(req, key(), &Limits::default()).unwrap_err();
             assert!(err.message.contains(word), "{} lacks {word}", err.message);
         }
     }
@@ -489,6 +522,13 @@ mod tests {
                     ..Default::default()
                 },
                 "memory_mb",
+            ),
+            (
+                CreateSandboxRequest {
+                    disk_mb: Some(32),
+                    ..Default::default()
+                },
+                "disk_mb",
             ),
             (
                 CreateSandboxRequest {
@@ -520,7 +560,7 @@ mod tests {
             ),
         ];
         for (req, word) in cases {
-            let err = CreateParams::from_request(req, key()).unwrap_err();
+            let err = CreateParams::from_request(req, key(), &Limits::default()).unwrap_err();
             assert!(err.message.contains(word), "{} lacks {word}", err.message);
         }
     }

@@ -80,6 +80,9 @@ pub(crate) struct SandboxDeps {
     pub standby: Standby,
     pub network: Arc<Network>,
     pub disk: storage::DiskReserve,
+    /// Limits of sandboxes created without their own (the disk's from
+    /// `--default-disk-mb`).
+    pub default_limits: warren_core::Limits,
     /// The Warren CA certificate (PEM) every agent installs at init.
     pub ca_certificate: String,
     /// Decides lifetimes, idleness and retention.
@@ -102,6 +105,7 @@ pub struct Sandboxes {
     standby: Standby,
     network: Arc<Network>,
     disk: storage::DiskReserve,
+    default_limits: warren_core::Limits,
     /// The Warren CA certificate (PEM) every agent installs at init.
     ca_certificate: String,
     /// Decides lifetimes, idleness and retention.
@@ -124,6 +128,7 @@ impl Sandboxes {
             standby: d.standby,
             network: d.network,
             disk: d.disk,
+            default_limits: d.default_limits,
             ca_certificate: d.ca_certificate,
             clock: d.clock,
         }
@@ -132,6 +137,11 @@ impl Sandboxes {
     /// The connections to the live sandboxes' agents.
     pub(crate) fn agents(&self) -> &Agents {
         &self.agents
+    }
+
+    /// Limits of sandboxes created without their own.
+    pub(crate) fn default_limits(&self) -> &warren_core::Limits {
+        &self.default_limits
     }
 
     /// The time lifetimes are decided against.

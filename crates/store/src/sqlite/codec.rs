@@ -129,6 +129,7 @@ impl<'r> RowReader<'r> {
             cpus: self.u32("cpus")?,
             memory_mb: self.u32("memory_mb")?,
             pids: self.u32("pids")?,
+            disk_mb: self.u32("disk_mb")?,
         })
     }
 

@@ -85,9 +85,10 @@ pub(super) async fn set(
 }
 
 pub(super) async fn usage(db: &mut SqliteConnection, team: &TeamId) -> Result<Usage, StoreError> {
-    // Every live state but paused holds CPU and memory.
-    let (sandboxes, vcpus, memory_mb): (i64, i64, i64) = sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(cpus), 0), COALESCE(SUM(memory_mb), 0)
+    // Every live state but paused holds CPU, memory and disk.
+    let (sandboxes, vcpus, memory_mb, disk_mb): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(cpus), 0), COALESCE(SUM(memory_mb), 0),
+                COALESCE(SUM(disk_mb), 0)
          FROM sandboxes
          WHERE team = ?1 AND state IN ('creating', 'running', 'pausing', 'resuming')",
     )
@@ -105,6 +106,7 @@ pub(super) async fn usage(db: &mut SqliteConnection, team: &TeamId) -> Result<Us
         sandboxes: u32::try_from(sandboxes).unwrap_or(u32::MAX),
         vcpus: to_u64(vcpus),
         memory_mb: to_u64(memory_mb),
+        disk_mb: to_u64(disk_mb),
         snapshot_bytes: to_u64(snapshot_bytes),
     })
 }
@@ -139,12 +141,12 @@ pub(super) async fn begin_resume(
 ) -> Result<SandboxRecord, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    let row: Option<(String, String, i64, i64)> =
-        sqlx::query_as("SELECT state, team, cpus, memory_mb FROM sandboxes WHERE id = ?1")
+    let row: Option<(String, String, i64, i64, i64)> =
+        sqlx::query_as("SELECT state, team, cpus, memory_mb, disk_mb FROM sandboxes WHERE id = ?1")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-    let Some((state, team, cpus, memory_mb)) = row else {
+    let Some((state, team, cpus, memory_mb, disk_mb)) = row else {
         return Err(StoreError::NotFound(format!("sandbox {id}")));
     };
     let state = parse_state(id, &state)?;
@@ -161,6 +163,7 @@ pub(super) async fn begin_resume(
     let limits = Limits {
         cpus: u32::try_from(cpus).unwrap_or(u32::MAX),
         memory_mb: u32::try_from(memory_mb).unwrap_or(u32::MAX),
+        disk_mb: u32::try_from(disk_mb).unwrap_or(u32::MAX),
         ..Limits::default()
     };
     admit(&mut tx, &team, &Demand::sandboxes(1, &limits)).await?;

@@ -71,9 +71,9 @@ pub(super) async fn create(
                                 net_slot, created_by, created_at, state_changed_at, expires_at,
                                 team, owner,
                                 timeout_s, auto_resume, on_idle, idle_timeout_s, paused_ttl_s,
-                                source_snapshot, network)
+                                source_snapshot, network, disk_mb)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14,
-                 ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
          RETURNING *",
     )
     .bind(new.id.as_str())
@@ -97,6 +97,7 @@ pub(super) async fn create(
     .bind(to_i64(new.persistence.paused_ttl_s))
     .bind(new.source_snapshot.as_ref().map(|s| s.as_str().to_owned()))
     .bind(network)
+    .bind(i64::from(new.limits.disk_mb))
     .fetch_one(&mut *tx)
     .await?;
     let record = sandbox_from_row(&row)?;
