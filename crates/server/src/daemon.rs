@@ -38,7 +38,7 @@ use crate::clock::Clock;
 use crate::ports::parse_domain;
 use crate::service::secrets::{InjectionSource, SecretsCipher};
 use crate::service::{Network, Secrets, Tenancy};
-use crate::{Config, ServeError, listener};
+use crate::{Config, RuntimeKind, ServeError, listener};
 use warren_egress::dns::Resolver;
 use warren_egress::proxy::EgressProxy;
 use warren_egress::registry::Registry;
@@ -96,13 +96,17 @@ pub async fn run(
     bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
-    let mut runtime_config = GvisorConfig::new(data.join("runtime"), &config.sandbox_cidr);
-    runtime_config.sandbox_api_port = Some(sandbox_api_port);
-    runtime_config.egress_ports = Some(egress_ports);
-    let gvisor = GvisorRuntime::new(runtime_config)
-        .map_err(|e| startup("the gVisor runtime is not usable", e))?;
-    let firewall = gvisor.firewall().clone();
-    let runtime: Arc<dyn Runtime> = Arc::new(gvisor);
+    let (runtime, firewall) = match config.runtime {
+        RuntimeKind::Gvisor => {
+            let mut runtime_config = GvisorConfig::new(data.join("runtime"), &config.sandbox_cidr);
+            runtime_config.sandbox_api_port = Some(sandbox_api_port);
+            runtime_config.egress_ports = Some(egress_ports);
+            let gvisor = GvisorRuntime::new(runtime_config)
+                .map_err(|e| startup("the gVisor runtime is not usable", e))?;
+            let firewall = gvisor.firewall().clone();
+            (Arc::new(gvisor) as Arc<dyn Runtime>, firewall)
+        }
+    };
 
     let injection = Arc::new(InjectionSource(team_secrets.clone()));
     let egress = start_egress(

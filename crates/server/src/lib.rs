@@ -25,9 +25,22 @@ mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+/// The sandbox backends `warren serve` can run. Each is a
+/// `warren_runtime::Runtime`; the daemon picks one at start and checks
+/// that the host can run it (`docs/runtime.md`, Conformance, says what a
+/// new one must pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    /// gVisor's runsc, a network namespace per sandbox.
+    #[default]
+    Gvisor,
+}
+
 /// Everything `warren serve` can be told.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The sandbox backend; default gVisor.
+    pub runtime: RuntimeKind,
     /// Address of the HTTP API; default 127.0.0.1:8700.
     pub listen: SocketAddr,
     /// State directory; default /var/lib/warren.

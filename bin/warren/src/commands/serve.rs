@@ -84,6 +84,9 @@ pub struct Args {
     /// "no space left on device"; 64 to 1048576.
     #[arg(long, env = "WARREN_DEFAULT_DISK_MB", value_name = "MIB", default_value_t = warren_core::Limits::DEFAULT_DISK_MB, value_parser = clap::value_parser!(u32).range(i64::from(warren_core::Limits::MIN_DISK_MB)..=i64::from(warren_core::Limits::MAX_DISK_MB)))]
     default_disk_mb: u32,
+    /// The sandbox backend.
+    #[arg(long, env = "WARREN_RUNTIME", value_enum, default_value_t = RuntimeChoice::Gvisor)]
+    runtime: RuntimeChoice,
     /// Network policy of sandboxes created without one: `deny` (only what
     /// a policy allows) or `allow` (every public destination).
     #[arg(long, env = "WARREN_NETWORK_DEFAULT", value_enum, default_value_t = NetworkDefault::Deny)]
@@ -114,6 +117,12 @@ pub struct Args {
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RuntimeChoice {
+    /// gVisor (runsc), on every Linux host.
+    Gvisor,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -237,6 +246,9 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         e2b_domain: args.e2b_domain,
         disk_reserve_mb: args.disk_reserve_mb,
         default_disk_mb: args.default_disk_mb,
+        runtime: match args.runtime {
+            RuntimeChoice::Gvisor => warren_server::RuntimeKind::Gvisor,
+        },
         network_default,
         dns_upstream: args.dns_upstream,
         dns_port: args.dns_port,
