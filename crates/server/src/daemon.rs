@@ -3,10 +3,11 @@
 //! Order: data directory → secrets → store → audit log (writer, signer;
 //! key `secrets/audit.key`) → the key of team secrets
 //! (`secrets/secrets-key`) → the Warren CA (`secrets/warren-ca.{key,crt}`)
-//! → bootstrap team and key → runtime (its
+//! → bootstrap team and key → runtime, as `--runtime` chooses (its
 //! firewall table redirects sandboxes' DNS and TCP to the resolver and
 //! egress proxy ports) → resolver and egress proxy → templates → snapshot
-//! store → reconcile with the runtime (re-applies every live sandbox's
+//! store → services and routers (`assemble.rs`, shared with the
+//! in-process server of tests) → reconcile with the runtime (re-applies every live sandbox's
 //! network policy) → sweep the snapshot store → background workers (and
 //! the network event writer) → listeners (the API, with the port proxy in
 //! front, and the sandbox listener that takes sandbox tokens).
