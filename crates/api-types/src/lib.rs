@@ -359,3 +359,6 @@ pub use tenancy::*;
 
 mod secrets;
 pub use secrets::{Secret, SecretList, SetSecretRequest};
+
+mod events;
+pub use events::{Event, EventAccepted, EventList, SendEventRequest};

@@ -40,10 +40,14 @@ pub enum Scope {
     KeysManage,
     /// Create teams (operators only).
     TeamsManage,
+    /// Send events to sandboxes' inboxes.
+    EventsSend,
+    /// List sandboxes' inboxes.
+    EventsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 12] = [
         Self::SandboxesRead,
         Self::SandboxesCreate,
         Self::SandboxesExec,
@@ -54,6 +58,8 @@ impl Scope {
         Self::AuditRead,
         Self::KeysManage,
         Self::TeamsManage,
+        Self::EventsSend,
+        Self::EventsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +74,8 @@ impl Scope {
             Self::AuditRead => "audit:read",
             Self::KeysManage => "keys:manage",
             Self::TeamsManage => "teams:manage",
+            Self::EventsSend => "events:send",
+            Self::EventsRead => "events:read",
         }
     }
 
@@ -181,10 +189,12 @@ impl Role {
     /// What the role grants; `operator` for keys of the operator team.
     pub fn grants(self, operator: bool) -> Permissions {
         use Scope as S;
-        const VIEWER: &[Scope] = &[S::SandboxesRead, S::AuditRead];
+        const VIEWER: &[Scope] = &[S::SandboxesRead, S::AuditRead, S::EventsRead];
         const MEMBER: &[Scope] = &[
             S::SandboxesRead,
             S::AuditRead,
+            S::EventsRead,
+            S::EventsSend,
             S::SandboxesCreate,
             S::SandboxesExec,
             S::SandboxesManage,

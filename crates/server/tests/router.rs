@@ -452,3 +452,120 @@ async fn lifetimes_and_keys_expire_when_the_clock_says_so() {
     );
     w.server.stop().await;
 }
+
+#[tokio::test]
+async fn events_are_numbered_kept_in_order_deduplicated_and_audited_without_payload() {
+    let w = Warren::start().await;
+    let admin = w.admin();
+    let id = w.create(&admin).await;
+    let path = format!("/v1/sandboxes/{id}/events");
+    let send = |body: Value| {
+        let path = path.clone();
+        let admin = admin.clone();
+        let w = &w;
+        async move { w.call(Some(&admin), "POST", &path, Some(body)).await }
+    };
+    let secret_payload = json!({"conclusion": "failure", "token": "do-not-log-me"});
+    let (status, body) = send(json!({"type": "ci.finished", "source": "github", "data": secret_payload, "dedupe_key": "delivery-1"})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body, json!({"seq": 1, "duplicate": false}));
+    let (_, body) = send(json!({"type": "review.comment", "source": "github"})).await;
+    assert_eq!(body["seq"], 2);
+    // The sender's retry finds its first event.
+    let (status, body) = send(
+        json!({"type": "ci.finished", "source": "github", "data": {}, "dedupe_key": "delivery-1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body, json!({"seq": 1, "duplicate": true}));
+
+    let (status, list) = w.call(Some(&admin), "GET", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let events = list["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["type"], "ci.finished");
+    assert_eq!(events[0]["data"], secret_payload);
+    assert_eq!(events[0]["delivery"], "pending");
+    let (_, page) = w
+        .call(
+            Some(&admin),
+            "GET",
+            &format!("{path}?after=1&limit=1"),
+            None,
+        )
+        .await;
+    assert_eq!(page["events"][0]["seq"], 2);
+    assert_eq!(page["next_after"], 2);
+
+    // The audit log has its digest, never its payload.
+    let (_, audit) = w
+        .call(
+            Some(&admin),
+            "GET",
+            "/v1/audit/entries?action=event.receive",
+            None,
+        )
+        .await;
+    let text = audit.to_string();
+    assert!(
+        text.contains("ci.finished") && text.contains("sha256"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("do-not-log-me"),
+        "payload in the audit log: {text}"
+    );
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_events_and_strangers_are_refused() {
+    let w = Warren::start().await;
+    let admin = w.admin();
+    let id = w.create(&admin).await;
+    let path = format!("/v1/sandboxes/{id}/events");
+    for bad in [
+        json!({"type": "", "source": "x"}),
+        json!({"type": "has space", "source": "x"}),
+        json!({"type": "t", "source": ""}),
+        json!({"type": "t", "source": "line\nbreak"}),
+        json!({"type": "t", "source": "x", "dedupe_key": ""}),
+        json!({"type": "t", "source": "x", "unknown": 1}),
+        json!({"type": "t", "source": "x", "data": "y".repeat(300 * 1024)}),
+    ] {
+        let (status, body) = w.call(Some(&admin), "POST", &path, Some(bad.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_native_error(&body, "invalid_argument");
+    }
+    for query in ["?limit=0", "?limit=5000", "?after=-1", "?cursor=3"] {
+        let (status, _) = w
+            .call(Some(&admin), "GET", &format!("{path}{query}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    // Another team's key finds no such sandbox; a viewer reads but cannot send.
+    let rival = w.other_team().await;
+    let ok = json!({"type": "t", "source": "x"});
+    let (status, _) = w.call(Some(&rival), "POST", &path, Some(ok.clone())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = w.call(Some(&rival), "GET", &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let viewer = w.key("viewer").await;
+    let (status, body) = w.call(Some(&viewer), "POST", &path, Some(ok.clone())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("events:send"),
+        "{body}"
+    );
+    let (status, _) = w.call(Some(&viewer), "GET", &path, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Nothing was added by the refused sends.
+    let (_, list) = w.call(Some(&admin), "GET", &path, None).await;
+    assert_eq!(list["events"], json!([]));
+    // A killed sandbox takes no more events.
+    w.call(Some(&admin), "DELETE", &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    let (status, _) = w.call(Some(&admin), "POST", &path, Some(ok)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    w.server.stop().await;
+}

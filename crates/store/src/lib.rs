@@ -48,11 +48,13 @@ use warren_core::{
 
 mod audit;
 mod error;
+mod event;
 mod grant;
 mod sqlite;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
 pub use error::StoreError;
+pub use event::{AppendedEvent, EventRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 
@@ -535,4 +537,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes every grant for `sandbox`; returns how many there were.
     async fn delete_grants(&self, sandbox: &SandboxId) -> Result<u64, StoreError>;
+
+    // ---- Sandboxes' inboxes ----
+
+    /// Appends `new` to its sandbox's inbox with the next sequence number,
+    /// or finds the event already sent with its `dedupe_key`. `NotFound`
+    /// for an unknown sandbox.
+    async fn append_event(&self, new: NewEvent) -> Result<AppendedEvent, StoreError>;
+
+    /// Up to `limit` events of `sandbox` after sequence number `after`, in
+    /// order.
+    async fn list_events(
+        &self,
+        sandbox: &SandboxId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError>;
 }

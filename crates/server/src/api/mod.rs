@@ -7,6 +7,7 @@
 //! file uploads up to [`UPLOAD_LIMIT`].
 
 mod audit;
+mod events;
 mod exec;
 mod files;
 mod health;
@@ -96,6 +97,10 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/secrets", get(secrets::list).post(secrets::set))
         .route("/v1/secrets/{name}", delete(secrets::delete))
         .route("/v1/sandboxes/{id}/timeline", get(timeline::timeline))
+        .route(
+            "/v1/sandboxes/{id}/events",
+            get(events::list).post(events::send),
+        )
         .route("/v1/sandboxes/{id}/network", put(network::update))
         .route("/v1/sandboxes/{id}/network/events", get(network::events))
         .route("/v1/audit/entries", get(audit::entries))

@@ -2,8 +2,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    audit, exec, files, health, keys, network, pty, quotas, sandboxes, secrets, snapshots, teams,
-    templates, timeline,
+    audit, events, exec, files, health, keys, network, pty, quotas, sandboxes, secrets, snapshots,
+    teams, templates, timeline,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -27,6 +27,7 @@ use super::{
         audit::entries, audit::proof, audit::consistency, audit::heads,
         timeline::timeline,
         network::update, network::events,
+        events::send, events::list,
     ),
     modifiers(&BearerAuth),
 )]

@@ -35,10 +35,12 @@ pub enum Action {
     SecretDelete,
     /// A state-changing API call, whatever it answered.
     ApiRequest,
+    /// An event put in a sandbox's inbox.
+    EventReceive,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -64,6 +66,7 @@ impl Action {
         Self::SecretSet,
         Self::SecretDelete,
         Self::ApiRequest,
+        Self::EventReceive,
     ];
 
     /// The name the log stores.
@@ -94,6 +97,7 @@ impl Action {
             Self::SecretSet => "secret.set",
             Self::SecretDelete => "secret.delete",
             Self::ApiRequest => "api.request",
+            Self::EventReceive => "event.receive",
         }
     }
 

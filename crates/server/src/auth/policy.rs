@@ -60,6 +60,8 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/v1/secrets") | ("DELETE", "/v1/secrets/{name}") => needs(S::SecretsManage),
         ("GET", "/v1/secrets") => needs(S::SecretsUse),
         ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
+        ("POST", "/v1/sandboxes/{id}/events") => needs(S::EventsSend),
+        ("GET", "/v1/sandboxes/{id}/events") => needs(S::EventsRead),
         ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {

@@ -10,6 +10,7 @@
 //! - After a restart, [`reconcile`] makes the store and the runtime agree.
 
 mod create;
+pub mod events;
 mod exec;
 mod files;
 mod fork;

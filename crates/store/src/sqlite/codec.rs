@@ -17,7 +17,7 @@ use warren_core::{
 use warren_core::network::NetworkPolicy;
 
 use crate::{
-    GrantRecord, KeyRecord, NetEventRecord, NewNetEvent, SandboxRecord, SecretRecord,
+    EventRecord, GrantRecord, KeyRecord, NetEventRecord, NewNetEvent, SandboxRecord, SecretRecord,
     SnapshotRecord, StoreError, TeamRecord, UserRecord,
 };
 
@@ -38,6 +38,7 @@ pub(super) fn encode_network(policy: &NetworkPolicy) -> Result<String, StoreErro
 
 pub(super) const SECRETS: &str = "secrets";
 pub(super) const GRANTS: &str = "grants";
+pub(super) const EVENTS: &str = "sandbox_events";
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
@@ -283,6 +284,26 @@ pub(super) fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord, StoreErro
         updated_at: r.time("updated_at")?,
         updated_by: r.parse("updated_by")?,
         name,
+    })
+}
+
+pub(super) fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
+    let mut r = RowReader::new(row, EVENTS);
+    let sandbox: SandboxId = r.parse("sandbox")?;
+    let seq: i64 = r.get("seq")?;
+    r.id = format!("{sandbox}#{seq}");
+    let size: i64 = r.get("size")?;
+    Ok(EventRecord {
+        seq: u64::try_from(seq).map_err(|e| r.corrupt("seq", e))?,
+        kind: r.get("type")?,
+        source: r.get("source")?,
+        data: r.get("data")?,
+        dedupe_key: r.get("dedupe_key")?,
+        size: u64::try_from(size).map_err(|e| r.corrupt("size", e))?,
+        sha256: r.get("sha256")?,
+        received_at: r.time("received_at")?,
+        acked_at: r.optional_time("acked_at")?,
+        sandbox,
     })
 }
 

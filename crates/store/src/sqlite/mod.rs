@@ -29,6 +29,7 @@
 
 mod audit;
 mod codec;
+mod events;
 mod grants;
 mod keys;
 mod network;
@@ -54,9 +55,9 @@ pub use audit::SqliteAudit;
 use warren_core::network::NetworkPolicy;
 
 use crate::{
-    GrantKind, GrantRecord, KeyRecord, NetEventRecord, NewNetEvent, NewSandbox, NewSnapshot,
-    SandboxFilter, SandboxRecord, SecretRecord, SnapshotRecord, Store, StoreError, StoredSecret,
-    TeamRecord, UserRecord,
+    AppendedEvent, EventRecord, GrantKind, GrantRecord, KeyRecord, NetEventRecord, NewEvent,
+    NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SecretRecord,
+    SnapshotRecord, Store, StoreError, StoredSecret, TeamRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -406,6 +407,19 @@ impl Store for SqliteStore {
 
     async fn delete_grants(&self, sandbox: &SandboxId) -> Result<u64, StoreError> {
         grants::delete_for_sandbox(&self.writer, sandbox).await
+    }
+
+    async fn append_event(&self, new: NewEvent) -> Result<AppendedEvent, StoreError> {
+        events::append(&self.writer, &new).await
+    }
+
+    async fn list_events(
+        &self,
+        sandbox: &SandboxId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        events::list(&self.reader, sandbox, after, limit).await
     }
 }
 
