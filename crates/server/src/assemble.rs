@@ -11,17 +11,20 @@ use std::sync::Arc;
 
 use axum::{Router, middleware};
 use tokio::task::JoinHandle;
+use warren_egress::intercept::WarrenCa;
 use warren_runtime::Runtime;
 use warren_snapshot::SnapshotStore;
-use warren_store::Store;
+use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
+use crate::ServeError;
 use crate::agents::Agents;
 use crate::api::router;
-use crate::audit::Audit;
+use crate::audit::{Audit, AuditTasks};
 use crate::auth::{Authenticator, Credentials, Grants, KeyError, Pepper, TokenIssuer};
 use crate::clock::Clock;
 use crate::ports::{PortProxy, route as route_ports};
+use crate::service::secrets::SecretsCipher;
 use crate::service::storage::DiskReserve;
 use crate::service::{
     Network, SandboxDeps, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
@@ -52,6 +55,64 @@ impl DaemonSecrets {
             grant: load("grant-secret")?,
         })
     }
+}
+
+/// A start-up failure naming what failed, with the error's whole chain.
+pub(crate) fn startup(what: &str, e: impl std::error::Error) -> ServeError {
+    ServeError::Startup(format!("{what}: {}", warren_core::error::chain(&e)))
+}
+
+/// The daemon's state that lives in its data directory, opened: its
+/// secrets, the store, the audit log (writer and signer started), the
+/// team and key service, the team secrets and the Warren CA.
+pub(crate) struct Opened {
+    pub secrets: DaemonSecrets,
+    pub store: Arc<dyn Store>,
+    pub audit: Audit,
+    pub audit_tasks: AuditTasks,
+    pub tenancy: Arc<Tenancy>,
+    pub team_secrets: Arc<Secrets>,
+    pub ca: Arc<WarrenCa>,
+}
+
+/// Opens what lives in `data` (`warren.db`) and `secrets_dir`, creating
+/// what is missing.
+pub(crate) async fn open(
+    data: &Path,
+    secrets_dir: &Path,
+    sandbox_token_ttl_s: u64,
+    clock: &Clock,
+) -> Result<Opened, ServeError> {
+    let secrets = DaemonSecrets::load(secrets_dir, sandbox_token_ttl_s)
+        .map_err(|e| startup("daemon secrets", e))?;
+    let sqlite = SqliteStore::open(&data.join("warren.db"))
+        .await
+        .map_err(|e| startup("cannot open the store", e))?;
+    let audit_key = warren_audit::keyfile::load_or_create(&secrets_dir.join("audit.key"))
+        .map_err(|e| startup("audit signing key", e))?;
+    let (audit, audit_tasks) = Audit::start(sqlite.audit(), audit_key)
+        .await
+        .map_err(|e| startup("audit log", e))?;
+    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let tenancy = Arc::new(Tenancy::new(
+        store.clone(),
+        secrets.pepper.clone(),
+        audit.clone(),
+        clock.clone(),
+    ));
+    let cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
+        .map_err(|e| startup("secrets key", e))?;
+    let team_secrets = Arc::new(Secrets::new(store.clone(), cipher, audit.clone()));
+    let ca = Arc::new(WarrenCa::load_or_create(secrets_dir).map_err(|e| startup("Warren CA", e))?);
+    Ok(Opened {
+        secrets,
+        store,
+        audit,
+        audit_tasks,
+        tenancy,
+        team_secrets,
+        ca,
+    })
 }
 
 /// What the services are built from.

@@ -28,28 +28,21 @@ use warren_egress::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 use warren_runtime::Runtime;
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
 use warren_snapshot::{LocalDirStore, SnapshotStore};
-use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
-use crate::assemble::{DaemonSecrets, Parts, assemble};
-use crate::audit::Audit;
+use crate::assemble::{Opened, Parts, assemble, open, startup};
 use crate::auth::grant::GRANT_TTL_RANGE_S;
 use crate::auth::token::TOKEN_TTL_RANGE_S;
 use crate::clock::Clock;
 use crate::ports::parse_domain;
-use crate::service::secrets::{InjectionSource, SecretsCipher};
-use crate::service::{Network, Secrets, Tenancy};
+use crate::service::secrets::InjectionSource;
+use crate::service::{Network, Tenancy};
 use crate::{Config, RuntimeKind, ServeError, listener};
 use warren_egress::dns::Resolver;
 use warren_egress::proxy::EgressProxy;
 use warren_egress::registry::Registry;
 use warren_egress::{EventSink, PacketLog};
 use warren_net::EgressPorts;
-
-/// A start-up failure naming what failed, with the error's whole chain.
-fn startup(what: &str, e: impl std::error::Error) -> ServeError {
-    ServeError::Startup(format!("{what}: {}", warren_core::error::chain(&e)))
-}
 
 pub async fn run(
     config: Config,
@@ -59,8 +52,6 @@ pub async fn run(
     let data = &absolute(&config.data_dir)?;
     let secrets_dir = prepare_data_dir(data)?;
     check_lifetimes(&config)?;
-    let secrets = DaemonSecrets::load(&secrets_dir, config.sandbox_token_ttl_s)
-        .map_err(|e| startup("daemon secrets", e))?;
     let ports_domain = parse_domain(&config.ports_domain)
         .map_err(|e| ServeError::Startup(format!("--ports-domain: {}", e.message)))?;
     let (sandbox_api_port, egress_ports) = host_ports(&config)?;
@@ -73,26 +64,15 @@ pub async fn run(
         None => host_nameserver()?,
     };
 
-    let sqlite = SqliteStore::open(&data.join("warren.db"))
-        .await
-        .map_err(|e| startup("cannot open the store", e))?;
-    let audit_key = warren_audit::keyfile::load_or_create(&secrets_dir.join("audit.key"))
-        .map_err(|e| startup("audit signing key", e))?;
-    let (audit, audit_tasks) = Audit::start(sqlite.audit(), audit_key)
-        .await
-        .map_err(|e| startup("audit log", e))?;
-    let store: Arc<dyn Store> = Arc::new(sqlite);
-    let tenancy = Arc::new(Tenancy::new(
-        store.clone(),
-        secrets.pepper.clone(),
-        audit.clone(),
-        clock.clone(),
-    ));
-    let secrets_cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
-        .map_err(|e| startup("secrets key", e))?;
-    let team_secrets = Arc::new(Secrets::new(store.clone(), secrets_cipher, audit.clone()));
-    let warren_ca =
-        Arc::new(WarrenCa::load_or_create(&secrets_dir).map_err(|e| startup("Warren CA", e))?);
+    let Opened {
+        secrets,
+        store,
+        audit,
+        audit_tasks,
+        tenancy,
+        team_secrets,
+        ca: warren_ca,
+    } = open(data, &secrets_dir, config.sandbox_token_ttl_s, &clock).await?;
     let interceptor = interceptor(&config, &warren_ca)?;
     bootstrap_admin_key(&config, &tenancy).await?;
 

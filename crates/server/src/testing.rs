@@ -13,21 +13,18 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use warren_egress::intercept::WarrenCa;
 use warren_egress::registry::Registry;
 use warren_runtime::Runtime;
 use warren_snapshot::{LocalDirStore, SnapshotStore};
-use warren_store::{SqliteStore, Store};
 use warren_template::TemplateStore;
 
 use crate::ServeError;
-use crate::assemble::{DaemonSecrets, Parts, assemble};
-use crate::audit::{Audit, AuditTasks};
+use crate::assemble::{Opened, Parts, assemble, open, startup};
+use crate::audit::AuditTasks;
 use crate::auth::grant::DEFAULT_GRANT_TTL_S;
 use crate::auth::token::DEFAULT_TOKEN_TTL_S;
 use crate::clock::ManualClock;
-use crate::service::secrets::SecretsCipher;
-use crate::service::{Network, Secrets, Tenancy};
+use crate::service::Network;
 
 /// A running in-process Warren.
 pub struct InProcess {
@@ -44,10 +41,6 @@ pub struct InProcess {
     reaper: tokio::task::JoinHandle<()>,
 }
 
-fn failed(what: &str, e: impl std::error::Error) -> ServeError {
-    ServeError::Startup(format!("{what}: {}", warren_core::error::chain(&e)))
-}
-
 impl InProcess {
     /// Starts Warren over `dir` (created if missing) with `runtime`.
     pub async fn start(dir: &Path, runtime: Arc<dyn Runtime>) -> Result<Self, ServeError> {
@@ -62,39 +55,27 @@ impl InProcess {
                 )
             })
             .and_then(|()| std::fs::write(dir.join("agent"), b""))
-            .map_err(|e| failed("preparing the directory", e))?;
+            .map_err(|e| startup("preparing the directory", e))?;
         let manual = ManualClock::new();
         let clock = manual.clock();
-        let secrets = DaemonSecrets::load(&secrets_dir, DEFAULT_TOKEN_TTL_S)
-            .map_err(|e| failed("daemon secrets", e))?;
-        let sqlite = SqliteStore::open(&dir.join("warren.db"))
-            .await
-            .map_err(|e| failed("store", e))?;
-        let audit_key = warren_audit::keyfile::load_or_create(&secrets_dir.join("audit.key"))
-            .map_err(|e| failed("audit key", e))?;
-        let (audit, audit_tasks) = Audit::start(sqlite.audit(), audit_key)
-            .await
-            .map_err(|e| failed("audit log", e))?;
-        let store: Arc<dyn Store> = Arc::new(sqlite);
-        let tenancy = Arc::new(Tenancy::new(
-            store.clone(),
-            secrets.pepper.clone(),
-            audit.clone(),
-            clock.clone(),
-        ));
+        let Opened {
+            secrets,
+            store,
+            audit,
+            audit_tasks,
+            tenancy,
+            team_secrets,
+            ca,
+        } = open(dir, &secrets_dir, DEFAULT_TOKEN_TTL_S, &clock).await?;
         let admin_key = tenancy
             .bootstrap()
             .await
             .map_err(|e| ServeError::Startup(e.message))?;
-        let cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
-            .map_err(|e| failed("secrets key", e))?;
-        let team_secrets = Arc::new(Secrets::new(store.clone(), cipher, audit.clone()));
-        let ca = WarrenCa::load_or_create(&secrets_dir).map_err(|e| failed("Warren CA", e))?;
         let templates =
-            Arc::new(TemplateStore::new(&templates_dir).map_err(|e| failed("templates", e))?);
+            Arc::new(TemplateStore::new(&templates_dir).map_err(|e| startup("templates", e))?);
         let snapshots: Arc<dyn SnapshotStore> = Arc::new(
             LocalDirStore::open(dir.join("snapshots"), true)
-                .map_err(|e| failed("snapshot store", e))?,
+                .map_err(|e| startup("snapshot store", e))?,
         );
         let network = Arc::new(Network::new(None, Registry::default(), Default::default()));
         let assembled = assemble(Parts {
@@ -137,10 +118,10 @@ impl InProcess {
     pub async fn serve(&self) -> Result<std::net::SocketAddr, ServeError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| failed("binding 127.0.0.1", e))?;
+            .map_err(|e| startup("binding 127.0.0.1", e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| failed("the bound address", e))?;
+            .map_err(|e| startup("the bound address", e))?;
         let app = self
             .api
             .clone()
