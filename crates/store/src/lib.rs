@@ -542,8 +542,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends `new` to its sandbox's inbox with the next sequence number,
     /// or finds the event already sent with its `dedupe_key`. `NotFound`
-    /// for an unknown sandbox.
-    async fn append_event(&self, new: NewEvent) -> Result<AppendedEvent, StoreError>;
+    /// for an unknown sandbox, `QuotaExceeded` once the inbox holds
+    /// `max_events`.
+    async fn append_event(
+        &self,
+        new: NewEvent,
+        max_events: u64,
+    ) -> Result<AppendedEvent, StoreError>;
 
     /// Up to `limit` events of `sandbox` after sequence number `after`, in
     /// order.

@@ -27,27 +27,27 @@ async fn events_are_numbered_per_sandbox_and_a_retry_finds_its_first() {
     let b = running(&db.store, new_sandbox()).await;
     let first = db
         .store
-        .append_event(event(&a.id, "ci.done", Some("d1")))
+        .append_event(event(&a.id, "ci.done", Some("d1")), 1000)
         .await
         .unwrap();
     assert!(first.created);
     assert_eq!(first.event.seq, 1);
     let second = db
         .store
-        .append_event(event(&a.id, "review", None))
+        .append_event(event(&a.id, "review", None), 1000)
         .await
         .unwrap();
     assert_eq!(second.event.seq, 2);
     let other = db
         .store
-        .append_event(event(&b.id, "review", None))
+        .append_event(event(&b.id, "review", None), 1000)
         .await
         .unwrap();
     assert_eq!(other.event.seq, 1, "numbers are per sandbox");
 
     let again = db
         .store
-        .append_event(event(&a.id, "changed", Some("d1")))
+        .append_event(event(&a.id, "changed", Some("d1")), 1000)
         .await
         .unwrap();
     assert!(!again.created);
@@ -81,7 +81,7 @@ async fn concurrent_senders_get_consecutive_numbers() {
             let id = a.id.clone();
             tokio::spawn(async move {
                 store
-                    .append_event(event(&id, &format!("e{i}"), None))
+                    .append_event(event(&id, &format!("e{i}"), None), 1000)
                     .await
                     .unwrap()
                     .event
@@ -102,13 +102,13 @@ async fn an_unknown_sandbox_has_no_inbox_and_a_deleted_one_takes_its_own() {
     let db = TestDb::new().await;
     let err = db
         .store
-        .append_event(event(&SandboxId::generate(), "x", None))
+        .append_event(event(&SandboxId::generate(), "x", None), 1000)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
     let a = running(&db.store, new_sandbox()).await;
     db.store
-        .append_event(event(&a.id, "x", None))
+        .append_event(event(&a.id, "x", None), 1000)
         .await
         .unwrap();
     db.store
@@ -118,4 +118,32 @@ async fn an_unknown_sandbox_has_no_inbox_and_a_deleted_one_takes_its_own() {
     db.store.release_slot(&a.id).await.unwrap();
     db.store.delete_sandbox(&a.id).await.unwrap();
     assert!(db.store.list_events(&a.id, 0, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_inbox_refuses_new_events_but_finds_retries() {
+    let db = TestDb::new().await;
+    let a = running(&db.store, new_sandbox()).await;
+    for key in ["k1", "k2"] {
+        db.store
+            .append_event(event(&a.id, "x", Some(key)), 2)
+            .await
+            .unwrap();
+    }
+    let err = db
+        .store
+        .append_event(event(&a.id, "x", Some("k3")), 2)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::QuotaExceeded(ref m) if m.contains("2 events")),
+        "{err:?}"
+    );
+    let retry = db
+        .store
+        .append_event(event(&a.id, "x", Some("k2")), 2)
+        .await
+        .unwrap();
+    assert_eq!((retry.event.seq, retry.created), (2, false));
+    assert_eq!(db.store.list_events(&a.id, 0, 10).await.unwrap().len(), 2);
 }

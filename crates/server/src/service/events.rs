@@ -16,6 +16,9 @@ use crate::audit::{Action, AuditActor, Event};
 
 /// Largest payload, serialized.
 pub const MAX_EVENT_DATA: usize = 256 * 1024;
+/// Most events one inbox holds: a sender past it gets 429 until events
+/// are taken out (retention comes with delivery).
+pub const MAX_INBOX_EVENTS: u64 = 100_000;
 /// Most events one listing returns.
 pub const MAX_EVENT_PAGE: u32 = 1000;
 
@@ -78,15 +81,18 @@ impl Sandboxes {
         let sha256 = hex::encode(Sha256::digest(data.as_bytes()));
         let appended = self
             .store
-            .append_event(NewEvent {
-                sandbox: id.clone(),
-                kind: sent.kind,
-                source: sent.source,
-                data,
-                dedupe_key: sent.dedupe_key,
-                sha256,
-                received_at: self.clock.now(),
-            })
+            .append_event(
+                NewEvent {
+                    sandbox: id.clone(),
+                    kind: sent.kind,
+                    source: sent.source,
+                    data,
+                    dedupe_key: sent.dedupe_key,
+                    sha256,
+                    received_at: self.clock.now(),
+                },
+                MAX_INBOX_EVENTS,
+            )
             .await?;
         if appended.created {
             let e = &appended.event;

@@ -11,6 +11,7 @@ use crate::{AppendedEvent, NewEvent, StoreError};
 pub(super) async fn append(
     writer: &SqlitePool,
     new: &NewEvent,
+    max_events: u64,
 ) -> Result<AppendedEvent, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     if let Some(key) = &new.dedupe_key {
@@ -28,6 +29,16 @@ pub(super) async fn append(
                 created: false,
             });
         }
+    }
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sandbox_events WHERE sandbox = ?1")
+        .bind(new.sandbox.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    if u64::try_from(held).unwrap_or(0) >= max_events {
+        return Err(StoreError::QuotaExceeded(format!(
+            "the inbox of sandbox {} holds its {max_events} events; no more are accepted",
+            new.sandbox
+        )));
     }
     let row = sqlx::query(
         "INSERT INTO sandbox_events (sandbox, seq, type, source, data, dedupe_key, size, sha256,

@@ -409,8 +409,12 @@ impl Store for SqliteStore {
         grants::delete_for_sandbox(&self.writer, sandbox).await
     }
 
-    async fn append_event(&self, new: NewEvent) -> Result<AppendedEvent, StoreError> {
-        events::append(&self.writer, &new).await
+    async fn append_event(
+        &self,
+        new: NewEvent,
+        max_events: u64,
+    ) -> Result<AppendedEvent, StoreError> {
+        events::append(&self.writer, &new, max_events).await
     }
 
     async fn list_events(
