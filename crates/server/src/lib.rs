@@ -20,6 +20,7 @@ mod forward;
 mod listener;
 pub mod ports;
 pub mod service;
+pub mod signature;
 mod state;
 mod templates;
 #[cfg(feature = "testing")]
