@@ -42,8 +42,12 @@ pub struct Event {
     pub data: serde_json::Value,
     pub dedupe_key: Option<String>,
     pub received_at: String,
-    /// `pending` until the sandbox acknowledges it, then `acknowledged`.
+    /// `pending` until the sandbox has been handed it, then `delivered`,
+    /// then `acknowledged`.
     pub delivery: String,
+    /// When the sandbox was first handed it.
+    pub delivered_at: Option<String>,
+    pub acked_at: Option<String>,
 }
 
 /// `GET /v1/sandboxes/{id}/events?after=&limit=`.
@@ -52,4 +56,47 @@ pub struct EventList {
     pub events: Vec<Event>,
     /// The `after` that lists the next page; absent on the last one.
     pub next_after: Option<u64>,
+}
+
+/// `{"on": [patterns]}`: event types, or prefixes ending in `*`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct WakePolicySchema {
+    pub on: Vec<String>,
+}
+
+/// `{"cmd": [program, args...]}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct EventHandlerSchema {
+    pub cmd: Vec<String>,
+}
+
+/// `PUT /v1/sandboxes/{id}/wake`, and its answer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WakeRequest {
+    pub on: Vec<String>,
+}
+
+/// `GET /v1/self/events?after=&wait=&limit=`: events for the calling
+/// sandbox that it has not acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct SelfEvents {
+    pub events: Vec<Event>,
+    /// Every event up to this number is acknowledged.
+    pub acked_seq: u64,
+    /// The newest event's number.
+    pub last_seq: u64,
+}
+
+/// `POST /v1/self/events/ack`: acknowledges every event up to `seq`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub seq: u64,
+}
+
+/// The answer to an acknowledgement.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct AckResult {
+    pub acked_seq: u64,
 }

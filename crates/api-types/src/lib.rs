@@ -89,6 +89,16 @@ pub struct CreateSandboxRequest {
     #[serde(default)]
     #[schema(value_type = Option<NetworkPolicySchema>)]
     pub network: Option<NetworkPolicy>,
+    /// Which events resume the sandbox when it is paused; default every
+    /// event (`{"on": ["*"]}`); `{"on": []}` never.
+    #[serde(default)]
+    #[schema(value_type = Option<WakePolicySchema>)]
+    pub wake: Option<warren_core::inbox::WakePolicy>,
+    /// A command Warren runs inside the sandbox for each event, in order,
+    /// with the event's JSON on its standard input; exit 0 acknowledges.
+    #[serde(default)]
+    #[schema(value_type = Option<EventHandlerSchema>)]
+    pub on_event: Option<warren_core::inbox::EventHandler>,
 }
 
 /// A sandbox as the API shows it.
@@ -361,4 +371,7 @@ mod secrets;
 pub use secrets::{Secret, SecretList, SetSecretRequest};
 
 mod events;
-pub use events::{Event, EventAccepted, EventList, SendEventRequest};
+pub use events::{
+    AckRequest, AckResult, Event, EventAccepted, EventHandlerSchema, EventList, SelfEvents,
+    SendEventRequest, WakePolicySchema, WakeRequest,
+};

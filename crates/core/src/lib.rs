@@ -9,6 +9,7 @@
 //!   ports) and the verdicts they give.
 //! - [`persist`]: lifetimes and pause behaviour (idle timeout, paused
 //!   retention, auto-resume).
+//! - [`inbox`]: which events wake a paused sandbox, and its event handler.
 //! - [`quota`]: per-team limits and the decision whether an operation fits.
 //! - [`timefmt`]: how times are written on the wire.
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
@@ -17,6 +18,7 @@
 pub mod authz;
 pub mod error;
 pub mod id;
+pub mod inbox;
 pub mod laps;
 pub mod network;
 pub mod persist;

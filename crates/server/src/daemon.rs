@@ -158,6 +158,7 @@ pub async fn run(
         tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_inbox(stop_rx.clone())),
     ];
     let net_events = tokio::spawn(
         sandboxes

@@ -96,6 +96,28 @@ async fn addressable_sandbox(
     }
 }
 
+/// The sandbox calling with its sandbox token (the `/v1/self` routes);
+/// an API key gets 403.
+pub struct SelfSandbox(pub SandboxId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SelfSandbox {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .and_then(|c| c.sandbox.clone())
+            .map(SelfSandbox)
+            .ok_or_else(|| {
+                AppError(WarrenError::new(
+                    warren_core::ErrorKind::PermissionDenied,
+                    "/v1/self is called from inside a sandbox, at WARREN_API_URL, with the token in WARREN_SANDBOX_TOKEN_FILE",
+                ))
+            })
+    }
+}
+
 /// `{id}/snapshots/{snapshot}`: an addressable sandbox (as [`SandboxPath`])
 /// and a snapshot's name or id.
 pub struct SandboxSnapshotPath(pub SandboxId, pub String);

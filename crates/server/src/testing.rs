@@ -39,6 +39,7 @@ pub struct InProcess {
     audit_tasks: AuditTasks,
     stop_reaper: tokio::sync::watch::Sender<bool>,
     reaper: tokio::task::JoinHandle<()>,
+    inbox: tokio::task::JoinHandle<()>,
 }
 
 impl InProcess {
@@ -101,7 +102,8 @@ impl InProcess {
             clock,
         });
         let (stop_reaper, stopped) = tokio::sync::watch::channel(false);
-        let reaper = tokio::spawn(assembled.sandboxes.clone().run_reaper(stopped));
+        let reaper = tokio::spawn(assembled.sandboxes.clone().run_reaper(stopped.clone()));
+        let inbox = tokio::spawn(assembled.sandboxes.clone().run_inbox(stopped));
         Ok(Self {
             api: assembled.api,
             sandbox_api: assembled.sandbox_api,
@@ -110,6 +112,7 @@ impl InProcess {
             audit_tasks,
             stop_reaper,
             reaper,
+            inbox,
         })
     }
 
@@ -136,6 +139,7 @@ impl InProcess {
     pub async fn stop(self) {
         let _ = self.stop_reaper.send(true);
         let _ = self.reaper.await;
+        let _ = self.inbox.await;
         self.audit_tasks.stop().await;
     }
 }

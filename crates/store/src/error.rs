@@ -39,6 +39,9 @@ pub enum StoreError {
     /// the team's usage.
     #[error("{0}")]
     QuotaExceeded(String),
+    /// An acknowledgement names an event the inbox does not have yet.
+    #[error("event {seq} is not in the inbox yet: its newest event is {last_seq}")]
+    InvalidSeq { seq: u64, last_seq: u64 },
     /// A stored value could not be decoded (corruption or a newer schema).
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -75,6 +78,7 @@ impl From<StoreError> for WarrenError {
             | StoreError::SlotNotReleased(_) => ErrorKind::FailedPrecondition,
             StoreError::SlotsExhausted => ErrorKind::ResourceExhausted,
             StoreError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
+            StoreError::InvalidSeq { .. } => ErrorKind::InvalidArgument,
             // Every connection is busy: the caller may retry later.
             StoreError::Database(sqlx::Error::PoolTimedOut) => ErrorKind::Unavailable,
             _ => {

@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use warren_core::inbox::InboxSettings;
 use warren_core::network::NetworkPolicy;
 use warren_core::quota::{Quota, Usage};
 use warren_core::{
@@ -54,7 +55,7 @@ mod sqlite;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
 pub use error::StoreError;
-pub use event::{AppendedEvent, EventRecord, NewEvent};
+pub use event::{AppendedEvent, EventRecord, InboxRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 
@@ -109,6 +110,8 @@ pub struct NewSandbox {
     pub source_snapshot: Option<SnapshotId>,
     /// Its effective network policy (the daemon resolves defaults).
     pub network: NetworkPolicy,
+    /// How its inbox takes events.
+    pub inbox: warren_core::inbox::InboxSettings,
 }
 
 /// Why a snapshot exists.
@@ -558,4 +561,54 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// The sandbox's inbox; `None` for an unknown sandbox.
+    async fn inbox(&self, sandbox: &SandboxId) -> Result<Option<InboxRecord>, StoreError>;
+
+    /// Replaces how the sandbox's inbox takes events. `NotFound` for an
+    /// unknown sandbox.
+    async fn set_inbox_settings(
+        &self,
+        sandbox: &SandboxId,
+        settings: &InboxSettings,
+    ) -> Result<InboxRecord, StoreError>;
+
+    /// Hands the sandbox up to `limit` unacknowledged events after
+    /// `after` (an `after` beyond the newest event counts from the
+    /// acknowledged one), in order, marking first deliveries at `now`.
+    async fn take_events(
+        &self,
+        sandbox: &SandboxId,
+        after: u64,
+        limit: u32,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Acknowledges every event of the sandbox up to `seq` at `now`;
+    /// returns the inbox before and after. Acknowledging what is already
+    /// acknowledged changes nothing. `NotFound` for an unknown sandbox;
+    /// `InvalidSeq` for a `seq` beyond the newest event.
+    async fn ack_events(
+        &self,
+        sandbox: &SandboxId,
+        seq: u64,
+        now: OffsetDateTime,
+    ) -> Result<(InboxRecord, InboxRecord), StoreError>;
+
+    /// Gives the new sandbox `branch` the inbox of `parent` as it stood at
+    /// event `upto`: its settings, numbering and acknowledgement, and
+    /// copies of the events it had not acknowledged.
+    async fn fork_inbox(
+        &self,
+        parent: &SandboxId,
+        branch: &SandboxId,
+        upto: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes events acknowledged before `before`; returns how many.
+    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Inboxes of running sandboxes that have a handler and events
+    /// waiting for it.
+    async fn pending_handlers(&self) -> Result<Vec<InboxRecord>, StoreError>;
 }

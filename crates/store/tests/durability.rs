@@ -291,6 +291,11 @@ async fn a_bad_sandbox_id_is_corrupt_in_every_listing() {
         .set_expiry(&s.id, OffsetDateTime::now_utc() - Duration::seconds(1))
         .await
         .unwrap();
+    // Its inbox row names it; drop that so the damage is the id alone.
+    sqlx::query("DELETE FROM sandbox_inboxes")
+        .execute(&db.raw().await)
+        .await
+        .unwrap();
     sqlx::query("UPDATE sandboxes SET id = '../../etc'")
         .execute(&db.raw().await)
         .await

@@ -19,6 +19,8 @@ Examples:
   warren create --persistent --idle-timeout 10m
   warren create --allow github.com --allow '*.pypi.org' --deny 203.0.113.0/24
   warren create --internet                 every public destination
+  warren create --persistent --wake 'github.*,ci.finished'
+  warren create --on-event 'python3 /app/on_event.py'
   ID=$(warren create -q)")]
 pub struct Args {
     /// Template to start from [default on the daemon: base].
@@ -69,6 +71,28 @@ pub struct Args {
     /// Destination to deny (wins over allow); repeatable.
     #[arg(long, value_name = "RULE", value_parser = super::network::parse_rule)]
     deny: Vec<NetRule>,
+    /// Event types that resume the sandbox when it is paused, comma
+    /// separated, prefixes ending in * (github.*); `none` for never
+    /// [default: every event].
+    #[arg(long, value_name = "PATTERNS")]
+    wake: Option<String>,
+    /// Shell command run inside for each event, in order, with the event's
+    /// JSON on stdin; exit 0 acknowledges it.
+    #[arg(long, value_name = "COMMAND")]
+    on_event: Option<String>,
+}
+
+/// `--wake` as a policy: `none` is the empty list.
+pub fn wake_policy(patterns: &str) -> warren_core::inbox::WakePolicy {
+    let on = match patterns.trim() {
+        "none" => Vec::new(),
+        list => list
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect(),
+    };
+    warren_core::inbox::WakePolicy { on }
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
@@ -98,6 +122,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
                 deny: args.deny,
                 ..NetworkPolicy::default()
             }
+        }),
+        wake: args.wake.as_deref().map(wake_policy),
+        on_event: args.on_event.map(|cmd| warren_core::inbox::EventHandler {
+            cmd: vec!["sh".to_owned(), "-c".to_owned(), cmd],
         }),
     };
     let sandbox = client.create(&req).await?;

@@ -4,14 +4,14 @@
 use axum::Json;
 use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
-use warren_api_types::{Event, EventAccepted, EventList, SendEventRequest};
+use warren_api_types::{EventAccepted, EventList, SendEventRequest};
 use warren_core::WarrenError;
 
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, SandboxPath};
-use crate::service::events::{MAX_EVENT_PAGE, SentEvent};
+use crate::service::events::{MAX_EVENT_PAGE, SentEvent, event_view};
 use crate::state::AppState;
 
 /// Events listed when the caller names no `limit`.
@@ -62,23 +62,7 @@ pub async fn list(
     let next_after = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.seq))
         .flatten();
-    let events = rows
-        .into_iter()
-        .map(|r| Event {
-            seq: r.seq,
-            kind: r.kind,
-            source: r.source,
-            data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::Null),
-            dedupe_key: r.dedupe_key,
-            received_at: warren_core::rfc3339(r.received_at),
-            delivery: if r.acked_at.is_some() {
-                "acknowledged"
-            } else {
-                "pending"
-            }
-            .to_owned(),
-        })
-        .collect();
+    let events = rows.into_iter().map(event_view).collect();
     Ok(Json(EventList { events, next_after }))
 }
 
@@ -91,15 +75,7 @@ fn parse_page(query: Option<&str>) -> Result<(u64, u32), WarrenError> {
                     WarrenError::invalid(format!("after must be a sequence number, got '{v}'"))
                 })?
             }
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|l| (1..=MAX_EVENT_PAGE).contains(l))
-                    .ok_or_else(|| {
-                        WarrenError::invalid(format!("limit must be 1-{MAX_EVENT_PAGE}, got '{v}'"))
-                    })?
-            }
+            "limit" => limit = page_limit(&v)?,
             other => {
                 return Err(WarrenError::invalid(format!(
                     "unknown query parameter '{}'; use after and limit",
@@ -109,4 +85,12 @@ fn parse_page(query: Option<&str>) -> Result<(u64, u32), WarrenError> {
         }
     }
     Ok((after, limit))
+}
+
+/// A `limit` query value: 1 to [`MAX_EVENT_PAGE`].
+pub(super) fn page_limit(v: &str) -> Result<u32, WarrenError> {
+    v.parse()
+        .ok()
+        .filter(|l| (1..=MAX_EVENT_PAGE).contains(l))
+        .ok_or_else(|| WarrenError::invalid(format!("limit must be 1-{MAX_EVENT_PAGE}, got '{v}'")))
 }

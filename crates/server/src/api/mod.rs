@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod files;
 mod health;
+mod inbox;
 mod keys;
 mod network;
 mod openapi;
@@ -101,6 +102,9 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
             "/v1/sandboxes/{id}/events",
             get(events::list).post(events::send),
         )
+        .route("/v1/sandboxes/{id}/wake", put(inbox::set_wake))
+        .route("/v1/self/events", get(inbox::take))
+        .route("/v1/self/events/ack", post(inbox::ack))
         .route("/v1/sandboxes/{id}/network", put(network::update))
         .route("/v1/sandboxes/{id}/network/events", get(network::events))
         .route("/v1/audit/entries", get(audit::entries))

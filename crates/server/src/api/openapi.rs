@@ -2,8 +2,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    audit, events, exec, files, health, keys, network, pty, quotas, sandboxes, secrets, snapshots,
-    teams, templates, timeline,
+    audit, events, exec, files, health, inbox, keys, network, pty, quotas, sandboxes, secrets,
+    snapshots, teams, templates, timeline,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -28,6 +28,7 @@ use super::{
         timeline::timeline,
         network::update, network::events,
         events::send, events::list,
+        inbox::take, inbox::ack, inbox::set_wake,
     ),
     modifiers(&BearerAuth),
 )]

@@ -37,10 +37,14 @@ pub enum Action {
     ApiRequest,
     /// An event put in a sandbox's inbox.
     EventReceive,
+    /// A sandbox acknowledged the events of its inbox up to a number.
+    EventAck,
+    /// A sandbox's wake policy changed.
+    InboxUpdate,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 28] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -67,6 +71,8 @@ impl Action {
         Self::SecretDelete,
         Self::ApiRequest,
         Self::EventReceive,
+        Self::EventAck,
+        Self::InboxUpdate,
     ];
 
     /// The name the log stores.
@@ -98,6 +104,8 @@ impl Action {
             Self::SecretDelete => "secret.delete",
             Self::ApiRequest => "api.request",
             Self::EventReceive => "event.receive",
+            Self::EventAck => "event.ack",
+            Self::InboxUpdate => "inbox.update",
         }
     }
 

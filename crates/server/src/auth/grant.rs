@@ -250,6 +250,7 @@ mod tests {
                 persistence: Persistence::default(),
                 source_snapshot: None,
                 network: Default::default(),
+                inbox: Default::default(),
             })
             .await
             .unwrap();

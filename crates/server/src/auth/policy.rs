@@ -62,6 +62,13 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/events") => needs(S::EventsSend),
         ("GET", "/v1/sandboxes/{id}/events") => needs(S::EventsRead),
+        ("PUT", "/v1/sandboxes/{id}/wake") => needs(S::SandboxesManage),
+        // A sandbox takes and acknowledges its own events (the handler
+        // refuses API keys).
+        ("GET", "/v1/self/events") | ("POST", "/v1/self/events/ack") => Rule {
+            scope: None,
+            sandbox_token: true,
+        },
         ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {
@@ -136,7 +143,7 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_tokens_reach_only_reading_and_forking_themselves() {
+    fn sandbox_tokens_reach_only_reading_and_forking_themselves_and_their_own_events() {
         let token_routes: Vec<_> = [
             (Method::GET, "/v1/sandboxes/{id}"),
             (Method::POST, "/v1/sandboxes/{id}/fork"),
@@ -146,6 +153,10 @@ mod tests {
             (Method::POST, "/v1/sandboxes/{id}/exec"),
             (Method::GET, "/v1/sandboxes"),
             (Method::POST, "/v1/keys"),
+            (Method::POST, "/v1/sandboxes/{id}/events"),
+            (Method::PUT, "/v1/sandboxes/{id}/wake"),
+            (Method::GET, "/v1/self/events"),
+            (Method::POST, "/v1/self/events/ack"),
         ]
         .into_iter()
         .filter(|(m, r)| rule_for(m, r).unwrap().sandbox_token)
@@ -153,7 +164,12 @@ mod tests {
         .collect();
         assert_eq!(
             token_routes,
-            ["/v1/sandboxes/{id}", "/v1/sandboxes/{id}/fork"]
+            [
+                "/v1/sandboxes/{id}",
+                "/v1/sandboxes/{id}/fork",
+                "/v1/self/events",
+                "/v1/self/events/ack"
+            ]
         );
         assert!(rule_for(&Method::GET, "/v1/nope").is_none());
     }

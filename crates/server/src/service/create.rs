@@ -14,6 +14,7 @@ use serde_json::Map;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 use warren_audit::Outcome;
+use warren_core::inbox::InboxSettings;
 use warren_core::laps::Laps;
 use warren_core::network::NetworkPolicy;
 use warren_core::spec::{validate_env, validate_template_name};
@@ -92,6 +93,8 @@ pub struct CreateParams {
     /// The sandbox's network policy; `None` takes the daemon's default (or
     /// the snapshot's policy when starting from one).
     pub network: Option<NetworkPolicy>,
+    /// How its inbox takes events (`docs/events.md`).
+    pub inbox: InboxSettings,
 }
 
 impl CreateParams {
@@ -150,6 +153,11 @@ impl CreateParams {
         if let Some(network) = &req.network {
             network.validate()?;
         }
+        let inbox = InboxSettings {
+            wake: req.wake.unwrap_or_default(),
+            handler: req.on_event,
+        };
+        inbox.validate()?;
         Ok(Self {
             template,
             limits,
@@ -160,6 +168,7 @@ impl CreateParams {
             persistence,
             snapshot,
             network: req.network,
+            inbox,
         })
     }
 }
@@ -236,6 +245,7 @@ impl Sandboxes {
                 network: p
                     .network
                     .unwrap_or_else(|| self.network.default_policy().clone()),
+                inbox: p.inbox,
             })
             .await?;
         laps.lap("row");
@@ -279,6 +289,7 @@ impl Sandboxes {
         {
             Ok(rec) => {
                 tracing::info!(sandbox = %id, template = %rec.template, "sandbox running");
+                self.drain_inbox(&id);
                 let mut details = Map::new();
                 details.insert("template".into(), rec.template.clone().into());
                 details.insert("cpus".into(), rec.limits.cpus.into());

@@ -95,6 +95,8 @@ impl Sandboxes {
             )
             .await?;
         if appended.created {
+            self.on_new_event(id, appended.event.seq, &appended.event.kind, rec.state)
+                .await;
             let e = &appended.event;
             let event = Event::sandbox(Action::EventReceive, id, Outcome::Ok)
                 .with("seq", e.seq)
@@ -121,5 +123,25 @@ impl Sandboxes {
         }
         self.get(id).await?;
         Ok(self.store.list_events(id, after, limit).await?)
+    }
+}
+
+/// An event as the API shows it, and as a handler reads it on stdin.
+pub fn event_view(r: EventRecord) -> warren_api_types::Event {
+    let delivery = match (r.acked_at, r.delivered_at) {
+        (Some(_), _) => "acknowledged",
+        (None, Some(_)) => "delivered",
+        (None, None) => "pending",
+    };
+    warren_api_types::Event {
+        seq: r.seq,
+        kind: r.kind,
+        source: r.source,
+        data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::Null),
+        dedupe_key: r.dedupe_key,
+        received_at: warren_core::rfc3339(r.received_at),
+        delivery: delivery.to_owned(),
+        delivered_at: r.delivered_at.map(warren_core::rfc3339),
+        acked_at: r.acked_at.map(warren_core::rfc3339),
     }
 }

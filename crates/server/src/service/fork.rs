@@ -20,6 +20,13 @@
 //! snapshot the sandbox it was taken from came from (`parent_snapshot`),
 //! so the tree of branches can be walked both ways.
 //!
+//! Inbox: a branch starts with its parent's inbox as it stood when the
+//! fork image was taken (numbering, acknowledgement, wake policy, handler
+//! and the events not yet acknowledged), so its processes, which remember
+//! where they were, read on from there; events sent to the parent or a
+//! branch afterwards reach only that sandbox. A sandbox created from a
+//! named snapshot starts with an empty inbox of its own.
+//!
 //! The fork image is deleted once every branch is up; a crash in between
 //! leaves it to garbage collection (it is unreferenced as soon as no
 //! branch is still being created).
@@ -29,6 +36,7 @@ use std::collections::BTreeMap;
 use futures::future::join_all;
 use time::OffsetDateTime;
 use warren_audit::Outcome;
+use warren_core::inbox::InboxSettings;
 use warren_core::{SandboxId, SnapshotId, WarrenError};
 use warren_store::{NewSandbox, SandboxRecord, SnapshotKind, SnapshotRecord};
 
@@ -53,6 +61,17 @@ struct Branch {
     /// The latest it may expire: a fork's branches never outlive their
     /// parent (only an API key extends a lifetime, by setting a timeout).
     expires_by: Option<OffsetDateTime>,
+    /// Where its inbox comes from.
+    inbox: BranchInbox,
+}
+
+/// A branch's inbox.
+#[derive(Clone)]
+enum BranchInbox {
+    /// A new one with these settings.
+    New(InboxSettings),
+    /// The parent's, as it stood at event `upto`.
+    Forked { parent: SandboxId, upto: u64 },
 }
 
 impl Sandboxes {
@@ -74,14 +93,15 @@ impl Sandboxes {
         dispatcher.check_secret_use(&parent.network)?;
         self.disk.check()?;
         self.admit_fork(&parent, count).await?;
-        let snapshot = {
+        let (snapshot, upto) = {
             let _lock = self.locks.lock(id).await;
             let snapshot = SnapshotId::generate();
             let size = self.capture(&parent.id, &snapshot).await?;
+            let inbox = self.store.inbox(&parent.id).await?;
             let by = &dispatcher.key;
             let row = self.new_snapshot(&parent, snapshot, SnapshotKind::Fork, None, size, by);
             match self.store.insert_snapshot(row.clone()).await {
-                Ok(rec) => rec,
+                Ok(rec) => (rec, inbox.map_or(0, |i| i.last_seq)),
                 Err(e) => {
                     self.discard_image(&row.id).await;
                     return Err(e.into());
@@ -98,6 +118,10 @@ impl Sandboxes {
                     dispatcher: dispatcher.clone(),
                     network: Some(parent.network.clone()),
                     expires_by: Some(parent.expires_at),
+                    inbox: BranchInbox::Forked {
+                        parent: parent.id.clone(),
+                        upto,
+                    },
                 },
                 actor,
             )
@@ -153,6 +177,7 @@ impl Sandboxes {
                 dispatcher: p.dispatcher,
                 network: p.network,
                 expires_by: None,
+                inbox: BranchInbox::New(p.inbox),
             },
             actor,
         )
@@ -184,8 +209,19 @@ impl Sandboxes {
                 persistence: b.persistence,
                 source_snapshot: Some(snapshot.id.clone()),
                 network: b.network.unwrap_or_else(|| snapshot.network.clone()),
+                inbox: match &b.inbox {
+                    BranchInbox::New(settings) => settings.clone(),
+                    BranchInbox::Forked { .. } => InboxSettings::default(),
+                },
             })
             .await?;
+        if let BranchInbox::Forked { parent, upto } = &b.inbox
+            && let Err(e) = self.store.fork_inbox(parent, &rec.id, *upto).await
+        {
+            let e = WarrenError::from(e);
+            self.fail(&rec.id, actor, &e.message).await;
+            return Err(e);
+        }
         if let Err(e) = self.restore_instance(&rec, snapshot).await {
             tracing::warn!(sandbox = %rec.id, snapshot = %snapshot.id, error = %e.message, "branch failed to start");
             self.fail(&rec.id, actor, &e.message).await;

@@ -17,6 +17,7 @@ mod fork;
 mod gc;
 mod identity;
 mod idle;
+pub mod inbox;
 mod lifetimes;
 mod liveness;
 mod locks;
@@ -111,6 +112,8 @@ pub struct Sandboxes {
     ca_certificate: String,
     /// Decides lifetimes, idleness and retention.
     clock: crate::clock::Clock,
+    /// Long-poll signals and the inbox worker's queue.
+    inbox_work: inbox::InboxWork,
 }
 
 impl Sandboxes {
@@ -132,6 +135,7 @@ impl Sandboxes {
             default_limits: d.default_limits,
             ca_certificate: d.ca_certificate,
             clock: d.clock,
+            inbox_work: inbox::InboxWork::default(),
         }
     }
 

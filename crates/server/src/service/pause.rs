@@ -160,7 +160,10 @@ impl Sandboxes {
         id: &SandboxId,
     ) -> Result<SandboxRecord, WarrenError> {
         match self.store.finish_resume(id).await {
-            Ok(rec) => Ok(rec),
+            Ok(rec) => {
+                self.drain_inbox(id);
+                Ok(rec)
+            }
             Err(StoreError::Conflict { actual, .. }) => {
                 self.agents.remove(id);
                 self.teardown.enqueue(id.clone());

@@ -39,6 +39,7 @@ pub(super) fn encode_network(policy: &NetworkPolicy) -> Result<String, StoreErro
 pub(super) const SECRETS: &str = "secrets";
 pub(super) const GRANTS: &str = "grants";
 pub(super) const EVENTS: &str = "sandbox_events";
+pub(super) const INBOXES: &str = "sandbox_inboxes";
 
 /// Unix milliseconds, rounded down. `OffsetDateTime` spans the years ±9999,
 /// far inside the range of `i64` milliseconds, so the cast cannot truncate.
@@ -302,9 +303,55 @@ pub(super) fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError>
         size: u64::try_from(size).map_err(|e| r.corrupt("size", e))?,
         sha256: r.get("sha256")?,
         received_at: r.time("received_at")?,
+        delivered_at: r.optional_time("delivered_at")?,
         acked_at: r.optional_time("acked_at")?,
         sandbox,
     })
+}
+
+pub(super) fn inbox_from_row(row: &SqliteRow) -> Result<crate::InboxRecord, StoreError> {
+    let mut r = RowReader::new(row, INBOXES);
+    let sandbox: SandboxId = r.parse("sandbox")?;
+    r.id = sandbox.to_string();
+    let seq = |r: &RowReader, name: &'static str| -> Result<u64, StoreError> {
+        let v: i64 = r.get(name)?;
+        u64::try_from(v).map_err(|e| r.corrupt(name, e))
+    };
+    let wake_on: String = r.get("wake_on")?;
+    let handler: Option<String> = r.get("handler")?;
+    let settings = warren_core::inbox::InboxSettings {
+        wake: warren_core::inbox::WakePolicy {
+            on: serde_json::from_str(&wake_on).map_err(|e| r.corrupt("wake_on", e))?,
+        },
+        handler: handler
+            .map(|h| serde_json::from_str(&h))
+            .transpose()
+            .map_err(|e| r.corrupt("handler", e))?,
+    };
+    Ok(crate::InboxRecord {
+        last_seq: seq(&r, "last_seq")?,
+        acked_seq: seq(&r, "acked_seq")?,
+        settings,
+        sandbox,
+    })
+}
+
+/// An inbox's settings as the columns `wake_on` and `handler` hold them.
+pub(super) fn encode_inbox(
+    settings: &warren_core::inbox::InboxSettings,
+) -> Result<(String, Option<String>), StoreError> {
+    let encode = |source| StoreError::Encode {
+        what: "inbox settings",
+        source,
+    };
+    let wake_on = serde_json::to_string(&settings.wake.on).map_err(encode)?;
+    let handler = settings
+        .handler
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(encode)?;
+    Ok((wake_on, handler))
 }
 
 pub(super) fn grant_from_row(row: &SqliteRow) -> Result<GrantRecord, StoreError> {

@@ -52,11 +52,12 @@ use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
 
 pub use audit::SqliteAudit;
 
+use warren_core::inbox::InboxSettings;
 use warren_core::network::NetworkPolicy;
 
 use crate::{
-    AppendedEvent, EventRecord, GrantKind, GrantRecord, KeyRecord, NetEventRecord, NewEvent,
-    NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SecretRecord,
+    AppendedEvent, EventRecord, GrantKind, GrantRecord, InboxRecord, KeyRecord, NetEventRecord,
+    NewEvent, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SecretRecord,
     SnapshotRecord, Store, StoreError, StoredSecret, TeamRecord, UserRecord,
 };
 
@@ -424,6 +425,54 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
         events::list(&self.reader, sandbox, after, limit).await
+    }
+
+    async fn inbox(&self, sandbox: &SandboxId) -> Result<Option<InboxRecord>, StoreError> {
+        events::inbox(&self.reader, sandbox).await
+    }
+
+    async fn set_inbox_settings(
+        &self,
+        sandbox: &SandboxId,
+        settings: &InboxSettings,
+    ) -> Result<InboxRecord, StoreError> {
+        events::set_settings(&self.writer, sandbox, settings).await
+    }
+
+    async fn take_events(
+        &self,
+        sandbox: &SandboxId,
+        after: u64,
+        limit: u32,
+        now: OffsetDateTime,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        events::take(&self.writer, sandbox, after, limit, now).await
+    }
+
+    async fn ack_events(
+        &self,
+        sandbox: &SandboxId,
+        seq: u64,
+        now: OffsetDateTime,
+    ) -> Result<(InboxRecord, InboxRecord), StoreError> {
+        events::ack(&self.writer, sandbox, seq, now).await
+    }
+
+    async fn fork_inbox(
+        &self,
+        parent: &SandboxId,
+        branch: &SandboxId,
+        upto: u64,
+    ) -> Result<(), StoreError> {
+        events::fork(&self.writer, parent, branch, upto).await
+    }
+
+    async fn prune_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        events::prune(&self.writer, before).await
+    }
+
+    async fn pending_handlers(&self) -> Result<Vec<InboxRecord>, StoreError> {
+        events::pending_handlers(&self.reader).await
     }
 }
 

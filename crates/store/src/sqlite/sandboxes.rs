@@ -101,6 +101,7 @@ pub(super) async fn create(
     .fetch_one(&mut *tx)
     .await?;
     let record = sandbox_from_row(&row)?;
+    super::events::create_inbox(&mut tx, &new.id, &new.inbox).await?;
     tx.commit().await?;
     Ok(record)
 }

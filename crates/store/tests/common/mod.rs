@@ -99,6 +99,7 @@ pub fn new_sandbox() -> NewSandbox {
         persistence: Persistence::default(),
         source_snapshot: None,
         network: Default::default(),
+        inbox: Default::default(),
     }
 }
 
