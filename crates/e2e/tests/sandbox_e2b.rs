@@ -291,3 +291,48 @@ async fn sandbox_e2b_proxy_keeps_sandboxes_and_teams_apart() {
         (200, "B".into())
     );
 }
+
+/// Traffic through the E2B proxy to a paused sandbox created with
+/// `autoResume` resumes it and is then served; without `autoResume` the
+/// sandbox stays paused and the answer is 502, as on E2B.
+#[tokio::test]
+async fn sandbox_e2b_traffic_wakes_a_paused_sandbox_with_auto_resume() {
+    let d = Daemon::with_base().await;
+    let mut ids = Vec::new();
+    for auto_resume in [true, false] {
+        let resp = d
+            .http
+            .post(format!("{}/v2/sandboxes", d.url))
+            .header("X-API-KEY", &d.key)
+            .json(&json!({"templateID": "base", "timeout": 120,
+                          "autoResume": {"enabled": auto_resume}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.unwrap();
+        let id = body["sandboxID"].as_str().unwrap().to_owned();
+        let token = body["envdAccessToken"].as_str().unwrap().to_owned();
+        d.sh(&id, "printf awake > /tmp/who").await;
+        let resp = d
+            .http
+            .post(format!("{}/sandboxes/{id}/pause", d.url))
+            .header("X-API-KEY", &d.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "{}", resp.text().await.unwrap());
+        ids.push((id, token, auto_resume));
+    }
+    for (id, token, auto_resume) in &ids {
+        let (status, body) = read_who(&d, id, Some(token), None).await;
+        let info: Value = d.get_json(&format!("/v1/sandboxes/{id}")).await;
+        if *auto_resume {
+            assert_eq!((status, body.as_str()), (200, "awake"), "{}", d.log());
+            assert_eq!(info["state"], "running");
+        } else {
+            assert_eq!(status, 502, "{body}");
+            assert_eq!(info["state"], "paused");
+        }
+    }
+}

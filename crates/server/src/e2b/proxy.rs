@@ -279,7 +279,13 @@ impl SandboxProxy {
 
     async fn forward(&self, target: Target, req: Request) -> Response {
         // No connection may reach a sandbox while a checkpoint is taken.
-        let Some((ip, upstream)) = self.sandboxes.agents().upstream(&target.id).await else {
+        // A paused sandbox with `autoResume` wakes for its traffic.
+        let agents = self.sandboxes.agents();
+        let mut reachable = agents.upstream(&target.id).await;
+        if reachable.is_none() && self.sandboxes.resume_for_traffic(&target.id).await {
+            reachable = agents.upstream(&target.id).await;
+        }
+        let Some((ip, upstream)) = reachable else {
             return bad_gateway(not_found(target.id.as_str()));
         };
         let addr = SocketAddr::new(ip, target.port);

@@ -153,6 +153,28 @@ impl Sandboxes {
         Ok(resumed)
     }
 
+    /// For traffic to a sandbox that is not reachable: resumes it if it is
+    /// paused (or on its way) with `auto_resume`; whether it now runs.
+    pub(crate) async fn resume_for_traffic(&self, id: &SandboxId) -> bool {
+        let Ok(rec) = self.get(id).await else {
+            return false;
+        };
+        let asleep = matches!(
+            rec.state,
+            SandboxState::Paused | SandboxState::Pausing | SandboxState::Resuming
+        );
+        if !asleep || !rec.persistence.auto_resume {
+            return false;
+        }
+        match self.resume(id, &AuditActor::system("auto-resume")).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(sandbox = %id, error = %e.message, "traffic could not wake the sandbox");
+                false
+            }
+        }
+    }
+
     /// Resuming → running once the restored instance answers. A kill that
     /// landed meanwhile wins: the instance it never saw is torn down.
     pub(super) async fn finish_restore(
