@@ -87,6 +87,7 @@ enum Command {
     Whoami(commands::key::WhoAmIArgs),
     Audit(commands::audit::Args),
     Timeline(commands::timeline::Args),
+    Events(commands::events::Args),
 }
 
 fn main() {
@@ -145,6 +146,7 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::User(args) => commands::user::run(&ctx, args).await,
         Command::Key(args) => commands::key::run(&ctx, args).await,
         Command::Secret(args) => commands::secret::run(&ctx, args).await,
+        Command::Events(args) => commands::events::run(&ctx, args).await,
         Command::Whoami(args) => commands::key::whoami(&ctx, args).await,
         Command::Audit(args) => commands::audit::run(&ctx, args).await,
         Command::Timeline(args) => commands::timeline::run(&ctx, args).await,

@@ -190,3 +190,67 @@ async fn a_bad_key_and_a_forbidden_call_say_what_is_wrong() {
     assert!(stderr(&o).contains("sandboxes:create"), "{}", stderr(&o));
     d.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_sent_listed_and_a_wake_policy_set() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let o = d.warren(&["create", "-q", "--wake", "ci.*"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("run.json");
+    std::fs::write(&payload, r#"{"status": "green"}"#).unwrap();
+    let data = format!("@{}", payload.display());
+    let send = [
+        "events",
+        "send",
+        &id,
+        "--type",
+        "ci.finished",
+        "--data",
+        &data,
+    ];
+    let o = d.warren(&send).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "1\n");
+    let o = d
+        .warren(&[
+            "events",
+            "send",
+            &id,
+            "--type",
+            "ci.finished",
+            "--dedupe-key",
+            "k",
+        ])
+        .await;
+    assert_eq!(stdout(&o), "2\n", "{}", stderr(&o));
+    let o = d
+        .warren(&["events", "send", &id, "--type", "x", "--dedupe-key", "k"])
+        .await;
+    assert_eq!(stdout(&o), "2\n");
+    assert!(
+        stderr(&o).contains("already in the inbox"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = d.warren(&["events", "ls", &id, "--json"]).await;
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["events"][0]["data"]["status"], "green");
+    assert_eq!(list["events"][1]["delivery"], "pending");
+    let o = d.warren(&["events", "ls", &id]).await;
+    assert!(stdout(&o).contains("ci.finished"), "{}", stdout(&o));
+
+    let o = d.warren(&["events", "wake", &id, "none"]).await;
+    assert_eq!(stdout(&o), "no event wakes the sandbox\n", "{}", stderr(&o));
+    let o = d.warren(&["events", "wake", &id, "bad pattern"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("wake pattern"), "{}", stderr(&o));
+    let o = d
+        .warren(&["events", "send", &id, "--type", "t", "--data", "{nope"])
+        .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not JSON"), "{}", stderr(&o));
+    d.server.stop().await;
+}

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cp;
 pub mod create;
+pub mod events;
 pub mod exec;
 pub mod fork;
 pub mod info;
