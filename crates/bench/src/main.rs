@@ -6,6 +6,7 @@
 
 mod audit;
 mod e2b;
+mod events;
 mod foundation;
 mod network;
 mod ports;
@@ -106,6 +107,16 @@ enum Suite {
         #[arg(long, default_value_t = 200)]
         queries: usize,
     },
+    /// Event → handler done for running, standby and image-paused
+    /// sandboxes; inbox throughput; HTTP to a paused port.
+    Events {
+        /// Samples per latency figure.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Events sent for the throughput figure.
+        #[arg(long, default_value_t = 4000)]
+        events: usize,
+    },
     /// Small HTTPS requests through the secret-injecting TLS interceptor
     /// against the same requests sent straight to the same local server.
     Secrets {
@@ -167,6 +178,10 @@ async fn main() -> anyhow::Result<()> {
         } => (
             ("through the proxy", "baseline"),
             network::run(download_mb, downloads, requests, queries).await?,
+        ),
+        Suite::Events { runs, events } => (
+            ("through the inbox", "baseline"),
+            events::run(runs, events).await?,
         ),
         Suite::Secrets { requests } => {
             (("with injection", "direct"), secrets::run(requests).await?)
