@@ -362,3 +362,9 @@ pub use secrets::{Secret, SecretList, SetSecretRequest};
 
 mod events;
 pub use events::{Event, EventAccepted, EventList, SendEventRequest};
+
+mod hooks;
+pub use hooks::{
+    CreateHookRequest, CreateTimerRequest, DeliveryAccepted, Hook, HookCreated, HookList,
+    HookSubscription, Timer, TimerEvent, TimerList,
+};

@@ -2,8 +2,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    audit, events, exec, files, health, keys, network, pty, quotas, sandboxes, secrets, snapshots,
-    teams, templates, timeline,
+    audit, events, exec, files, health, hooks, keys, network, pty, quotas, sandboxes, secrets,
+    snapshots, teams, templates, timeline, timers,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -28,6 +28,8 @@ use super::{
         timeline::timeline,
         network::update, network::events,
         events::send, events::list,
+        hooks::create, hooks::list, hooks::get, hooks::delete, hooks::deliver,
+        timers::create, timers::list, timers::delete,
     ),
     modifiers(&BearerAuth),
 )]

@@ -37,10 +37,16 @@ pub enum Action {
     ApiRequest,
     /// An event put in a sandbox's inbox.
     EventReceive,
+    HookCreate,
+    HookDelete,
+    /// A delivery to a hook accepted (and routed to its sandboxes).
+    HookDeliver,
+    TimerCreate,
+    TimerDelete,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 31] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -67,6 +73,11 @@ impl Action {
         Self::SecretDelete,
         Self::ApiRequest,
         Self::EventReceive,
+        Self::HookCreate,
+        Self::HookDelete,
+        Self::HookDeliver,
+        Self::TimerCreate,
+        Self::TimerDelete,
     ];
 
     /// The name the log stores.
@@ -98,6 +109,11 @@ impl Action {
             Self::SecretDelete => "secret.delete",
             Self::ApiRequest => "api.request",
             Self::EventReceive => "event.receive",
+            Self::HookCreate => "hook.create",
+            Self::HookDelete => "hook.delete",
+            Self::HookDeliver => "hook.deliver",
+            Self::TimerCreate => "timer.create",
+            Self::TimerDelete => "timer.delete",
         }
     }
 
