@@ -87,6 +87,8 @@ enum Command {
     Whoami(commands::key::WhoAmIArgs),
     Audit(commands::audit::Args),
     Timeline(commands::timeline::Args),
+    Hook(commands::hook::Args),
+    Timer(commands::timer::Args),
 }
 
 fn main() {
@@ -148,6 +150,8 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Whoami(args) => commands::key::whoami(&ctx, args).await,
         Command::Audit(args) => commands::audit::run(&ctx, args).await,
         Command::Timeline(args) => commands::timeline::run(&ctx, args).await,
+        Command::Hook(args) => commands::hook::run(&ctx, args).await,
+        Command::Timer(args) => commands::timer::run(&ctx, args).await,
     }
 }
 

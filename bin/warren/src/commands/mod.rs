@@ -6,6 +6,7 @@ pub mod cp;
 pub mod create;
 pub mod exec;
 pub mod fork;
+pub mod hook;
 pub mod info;
 pub mod key;
 pub mod kill;
@@ -24,6 +25,7 @@ pub mod team;
 pub mod template;
 pub mod timeline;
 pub mod timeout;
+pub mod timer;
 pub mod user;
 
 use crate::client::Client;
