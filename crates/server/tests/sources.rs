@@ -209,6 +209,19 @@ async fn a_github_delivery_reaches_only_the_subscribed_sandbox_once() {
     assert!(!messages[0].to_string().contains(&secret));
     assert_eq!(inbox(&w, &admin, &subscribed).await.len(), 1);
 
+    // The sandbox listener does not take deliveries, signed or not.
+    let body9 = check_suite("acme/app", 7);
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(format!("/v1/hooks/{hook}/deliver"))
+        .header("content-type", "application/json");
+    for (name, value) in github_headers(&secret, "check_suite", "d-9", &body9) {
+        req = req.header(name, value);
+    }
+    let (status, _) = send(&w.sandbox_api, req.body(Body::from(body9)).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(inbox(&w, &admin, &subscribed).await.len(), 1);
+
     // A ping answers without delivering; other events and repositories
     // reach nobody.
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
