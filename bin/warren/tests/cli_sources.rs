@@ -140,6 +140,29 @@ async fn a_github_hook_is_created_delivered_to_listed_and_removed() {
     assert!(!listed.contains(&secret), "{listed}");
     let json: Value = serde_json::from_str(&d.ok(&["hook", "ls", "--json"]).await).unwrap();
     assert_eq!(json["hooks"][0]["accepted"], 1);
+    let second = d.ok(&["create"]).await.trim().to_owned();
+    let routed = d
+        .ok(&[
+            "hook",
+            "subscribe",
+            &hook,
+            "--sandbox",
+            &second,
+            "--repo",
+            "acme/app",
+            "--on",
+            "push",
+            "--branch",
+            "main",
+        ])
+        .await;
+    assert!(
+        routed.contains(&format!("1: {second} <- acme/app@main push")),
+        "{routed}"
+    );
+    d.ok(&["hook", "unsubscribe", &hook, "1"]).await;
+    let info = d.ok(&["hook", "info", &hook]).await;
+    assert!(!info.contains(&second), "{info}");
     d.ok(&["hook", "rm", &hook]).await;
     let o = d.warren(&["hook", "info", &hook]).await;
     assert_ne!(o.status.code(), Some(0));

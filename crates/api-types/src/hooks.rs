@@ -8,6 +8,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct HookSubscription {
+    /// Its number within the hook, given by Warren (ignored in requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
     /// A sandbox of the caller's team.
     pub sandbox: String,
     /// `owner/name`; required for GitHub hooks, absent for standard ones.

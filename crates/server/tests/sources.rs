@@ -674,3 +674,98 @@ async fn bad_timers_and_strangers_are_refused() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn subscriptions_are_added_and_removed_by_the_team_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
+        .await
+        .unwrap();
+    let admin = w.admin_key.clone().unwrap();
+    let rival = other_team(&w, &admin).await;
+    let first = create_sandbox(&w, &admin).await;
+    let second = create_sandbox(&w, &admin).await;
+    let theirs = create_sandbox(&w, &rival).await;
+    let (hook, secret) = github_hook(
+        &w,
+        &admin,
+        json!([{"sandbox": first, "repository": "acme/app", "pull_request": 7, "events": ["check_suite"]}]),
+    )
+    .await;
+    let subs = format!("/v1/hooks/{hook}/subscriptions");
+    let second_sub = json!({"sandbox": second, "repository": "acme/app", "pull_request": 8, "events": ["check_suite"]});
+    let (status, shown) = call(&w, Some(&admin), "POST", &subs, Some(second_sub.clone())).await;
+    assert_eq!(status, StatusCode::CREATED, "{shown}");
+    assert_eq!(shown["subscriptions"][1]["id"], 1, "{shown}");
+
+    let body = check_suite("acme/app", 8);
+    let (status, answer) = deliver(
+        &w,
+        &hook,
+        &github_headers(&secret, "check_suite", "p8-1", &body),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["delivered"].clone()),
+        (StatusCode::ACCEPTED, json!(1))
+    );
+    assert_eq!(inbox(&w, &admin, &second).await.len(), 1);
+    assert!(inbox(&w, &admin, &first).await.is_empty());
+
+    // Another team can neither add to the hook nor be added to it.
+    let (status, _) = call(&w, Some(&rival), "POST", &subs, Some(second_sub.clone())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&w, Some(&rival), "DELETE", &format!("{subs}/1"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &w,
+        Some(&admin),
+        "POST",
+        &subs,
+        Some(json!({"sandbox": theirs, "repository": "acme/app", "events": ["push"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &w,
+        Some(&admin),
+        "POST",
+        &subs,
+        Some(json!({"sandbox": second, "events": ["push"]})),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a GitHub subscription names its repository"
+    );
+
+    // Removed, the route is gone: the next delivery reaches nobody.
+    let (status, _) = call(&w, Some(&admin), "DELETE", &format!("{subs}/1"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for missing in ["1", "x"] {
+        let (status, _) = call(
+            &w,
+            Some(&admin),
+            "DELETE",
+            &format!("{subs}/{missing}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    }
+    let (status, answer) = deliver(
+        &w,
+        &hook,
+        &github_headers(&secret, "check_suite", "p8-2", &body),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["delivered"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+    assert_eq!(inbox(&w, &admin, &second).await.len(), 1);
+    w.stop().await;
+}

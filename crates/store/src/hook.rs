@@ -41,6 +41,9 @@ impl std::str::FromStr for HookKind {
 /// Where a hook sends the deliveries that match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
+    /// Its number within the hook, from 0; never reused while the hook
+    /// lives (a removed one leaves a gap).
+    pub id: u32,
     pub sandbox: SandboxId,
     /// `owner/name` (GitHub hooks).
     pub repository: Option<String>,

@@ -568,6 +568,27 @@ pub trait Store: Send + Sync + 'static {
     /// subscribed sandbox does not exist.
     async fn insert_hook(&self, hook: HookRecord) -> Result<(), StoreError>;
 
+    /// Adds `sub` to the team's hook under the next subscription id (its
+    /// `id` is ignored) if the hook has fewer than `max`; returns the id.
+    /// `NotFound` if the team has no such hook or the sandbox does not
+    /// exist, `QuotaExceeded` at `max`.
+    async fn add_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        sub: Subscription,
+        max: u32,
+    ) -> Result<u32, StoreError>;
+
+    /// Removes subscription `id` of the team's hook. `NotFound` if the team
+    /// has no such hook or the hook no such subscription.
+    async fn remove_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        id: u32,
+    ) -> Result<(), StoreError>;
+
     /// The hook with its subscriptions, whatever its team.
     async fn get_hook(&self, id: &str) -> Result<Option<HookRecord>, StoreError>;
 

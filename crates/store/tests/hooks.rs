@@ -22,6 +22,7 @@ fn hook(id: &str, sandbox: &SandboxId) -> HookRecord {
         rejected: 0,
         last_delivery_at: None,
         subscriptions: vec![Subscription {
+            id: 0,
             sandbox: sandbox.clone(),
             repository: Some("acme/app".into()),
             pull_request: Some(7),
@@ -181,4 +182,83 @@ async fn timers_are_bounded_found_when_due_and_deleted_once() {
             .await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+#[tokio::test]
+async fn subscriptions_are_added_and_removed_within_the_team_and_the_limit() {
+    let db = TestDb::new().await;
+    let a = running(&db.store, new_sandbox()).await;
+    let b = running(&db.store, new_sandbox()).await;
+    db.store.insert_key(key("k")).await.unwrap();
+    db.store.insert_hook(hook("hk1", &a.id)).await.unwrap();
+    let sub = Subscription {
+        id: 99,
+        sandbox: b.id.clone(),
+        repository: Some("acme/app".into()),
+        pull_request: Some(8),
+        branch: None,
+        events: vec!["push".into()],
+    };
+    let id = db
+        .store
+        .add_hook_subscription(&team_id(), "hk1", sub.clone(), 3)
+        .await
+        .unwrap();
+    assert_eq!(id, 1, "the next id, whatever the one given");
+    let stranger: TeamId = "tstranger000".parse().unwrap();
+    assert!(matches!(
+        db.store
+            .add_hook_subscription(&stranger, "hk1", sub.clone(), 3)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.store.remove_hook_subscription(&stranger, "hk1", 1).await,
+        Err(StoreError::NotFound(_))
+    ));
+    db.store
+        .remove_hook_subscription(&team_id(), "hk1", 0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.store
+            .remove_hook_subscription(&team_id(), "hk1", 0)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let id = db
+        .store
+        .add_hook_subscription(&team_id(), "hk1", sub.clone(), 3)
+        .await
+        .unwrap();
+    assert_eq!(id, 2, "ids are not reused");
+    db.store
+        .add_hook_subscription(&team_id(), "hk1", sub.clone(), 3)
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.store
+            .add_hook_subscription(&team_id(), "hk1", sub.clone(), 3)
+            .await,
+        Err(StoreError::QuotaExceeded(_))
+    ));
+    let ghost = Subscription {
+        sandbox: "sbx0000000000000000z".parse().unwrap(),
+        ..sub
+    };
+    db.store
+        .remove_hook_subscription(&team_id(), "hk1", 3)
+        .await
+        .unwrap();
+    assert!(matches!(
+        db.store
+            .add_hook_subscription(&team_id(), "hk1", ghost, 3)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let got = db.store.get_hook("hk1").await.unwrap().unwrap();
+    assert_eq!(
+        got.subscriptions.iter().map(|s| s.id).collect::<Vec<_>>(),
+        [1, 2]
+    );
 }

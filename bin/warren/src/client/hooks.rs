@@ -2,7 +2,8 @@
 
 use reqwest::Method;
 use warren_api_types::{
-    CreateHookRequest, CreateTimerRequest, Hook, HookCreated, HookList, Timer, TimerList,
+    CreateHookRequest, CreateTimerRequest, Hook, HookCreated, HookList, HookSubscription, Timer,
+    TimerList,
 };
 use warren_core::SandboxId;
 
@@ -26,6 +27,30 @@ impl Client {
             .request(Method::DELETE, self.url(&["hooks", id]))
             .timeout(CALL_TIMEOUT);
         self.send(req, "deleting the hook").await.map(drop)
+    }
+
+    pub async fn subscribe_hook(
+        &self,
+        id: &str,
+        body: &HookSubscription,
+    ) -> Result<Hook, ClientError> {
+        self.post_json(
+            &["hooks", id, "subscriptions"],
+            body,
+            "adding the subscription",
+        )
+        .await
+    }
+
+    pub async fn unsubscribe_hook(&self, id: &str, sub: u32) -> Result<(), ClientError> {
+        let sub = sub.to_string();
+        let req = self
+            .request(
+                Method::DELETE,
+                self.url(&["hooks", id, "subscriptions", &sub]),
+            )
+            .timeout(CALL_TIMEOUT);
+        self.send(req, "removing the subscription").await.map(drop)
     }
 
     pub async fn create_timer(

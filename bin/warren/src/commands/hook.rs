@@ -30,6 +30,22 @@ enum HookCommand {
     /// Show one hook.
     #[command(after_help = "Examples:\n  warren hook info hk_0123...")]
     Info { id: String },
+    /// Route a hook's deliveries to one more sandbox (or pull request,
+    /// branch, event types).
+    #[command(after_help = "\
+Examples:
+  warren hook subscribe hk_0123... --sandbox $ID --repo acme/app --on check_suite --pr 43
+  warren hook subscribe hk_4567... --sandbox $ID --on invoice.paid")]
+    Subscribe {
+        /// The hook id.
+        hook: String,
+        #[command(flatten)]
+        route: Route,
+    },
+    /// Stop routing a hook's deliveries by one subscription (its number in
+    /// `warren hook info`).
+    #[command(after_help = "Examples:\n  warren hook unsubscribe hk_0123... 1")]
+    Unsubscribe { hook: String, subscription: u32 },
     /// Delete a hook: its deliveries are refused from then on.
     #[command(after_help = "Examples:\n  warren hook rm hk_0123...")]
     Rm { id: String },
@@ -88,6 +104,27 @@ Examples:
     },
 }
 
+/// Where `warren hook subscribe` routes.
+#[derive(Debug, clap::Args)]
+struct Route {
+    /// The sandbox whose inbox gets the deliveries.
+    #[arg(long, value_name = "ID", value_parser = parse::sandbox_id)]
+    sandbox: SandboxId,
+    /// The repository, OWNER/NAME (GitHub hooks).
+    #[arg(long, value_name = "OWNER/NAME")]
+    repo: Option<String>,
+    /// Event types, comma-separated (for a standard hook, none is every
+    /// type).
+    #[arg(long, value_name = "EVENTS", value_delimiter = ',')]
+    on: Vec<String>,
+    /// Only deliveries about this pull request (GitHub hooks).
+    #[arg(long, value_name = "N", conflicts_with = "branch")]
+    pr: Option<u64>,
+    /// Only deliveries about this branch (GitHub hooks).
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+}
+
 fn read_secret(path: Option<std::path::PathBuf>) -> anyhow::Result<Option<String>> {
     path.map(|p| {
         std::fs::read_to_string(&p)
@@ -113,6 +150,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
                     kind: "github".into(),
                     secret: read_secret(secret_file)?,
                     subscriptions: vec![HookSubscription {
+                        id: None,
                         sandbox: sandbox.to_string(),
                         repository: Some(repo),
                         pull_request: pr,
@@ -187,6 +225,32 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
                 ])?;
             }
         }
+        HookCommand::Subscribe { hook, route } => {
+            let sub = HookSubscription {
+                id: None,
+                sandbox: route.sandbox.to_string(),
+                repository: route.repo,
+                pull_request: route.pr,
+                branch: route.branch,
+                events: route.on,
+            };
+            let hook = client.subscribe_hook(&hook, &sub).await?;
+            if ctx.out.json {
+                ctx.out.json(&hook)?;
+            } else {
+                ctx.out.line(&routes(&hook))?;
+            }
+        }
+        HookCommand::Unsubscribe { hook, subscription } => {
+            client.unsubscribe_hook(&hook, subscription).await?;
+            if ctx.out.json {
+                ctx.out.json(&serde_json::json!({
+                    "id": hook, "subscription": subscription, "removed": true
+                }))?;
+            } else {
+                ctx.out.line(&format!("{hook} {subscription}"))?;
+            }
+        }
         HookCommand::Rm { id } => {
             client.delete_hook(&id).await?;
             if ctx.out.json {
@@ -221,7 +285,8 @@ fn routes(hook: &Hook) -> String {
             } else {
                 s.events.join(",")
             };
-            [s.sandbox.as_str(), "<-", &from, &events]
+            let n = s.id.map(|n| format!("{n}:")).unwrap_or_default();
+            [n.as_str(), s.sandbox.as_str(), "<-", &from, &events]
                 .into_iter()
                 .filter(|part| !part.is_empty())
                 .collect::<Vec<_>>()

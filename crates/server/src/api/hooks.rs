@@ -21,6 +21,16 @@ use crate::service::hooks::{DeliveryHeaders, MAX_DELIVERY_BYTES, NewHook, NewSub
 use crate::state::AppState;
 use warren_core::rfc3339;
 
+fn new_subscription(s: HookSubscription) -> NewSubscription {
+    NewSubscription {
+        sandbox: s.sandbox,
+        repository: s.repository,
+        pull_request: s.pull_request,
+        branch: s.branch,
+        events: s.events,
+    }
+}
+
 fn hook_to_api(h: HookRecord) -> Hook {
     Hook {
         delivery_path: format!("/v1/hooks/{}/deliver", h.id),
@@ -30,6 +40,7 @@ fn hook_to_api(h: HookRecord) -> Hook {
             .subscriptions
             .into_iter()
             .map(|s| HookSubscription {
+                id: Some(s.id),
                 sandbox: s.sandbox.to_string(),
                 repository: s.repository,
                 pull_request: s.pull_request,
@@ -60,13 +71,7 @@ pub async fn create(
         subscriptions: req
             .subscriptions
             .into_iter()
-            .map(|s| NewSubscription {
-                sandbox: s.sandbox,
-                repository: s.repository,
-                pull_request: s.pull_request,
-                branch: s.branch,
-                events: s.events,
-            })
+            .map(new_subscription)
             .collect(),
     };
     let (hook, secret) = state.hooks.create(&caller, new).await?;
@@ -111,6 +116,44 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     state.hooks.delete(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds a subscription to a hook: one more sandbox (or pull request,
+/// branch, event types) its deliveries go to.
+#[utoipa::path(post, path = "/v1/hooks/{id}/subscriptions", tag = "hooks",
+    params(("id" = String, Path)), request_body = HookSubscription,
+    responses((status = 201, body = Hook), (status = 400, body = warren_api_types::ApiError),
+        (status = 404, body = warren_api_types::ApiError), (status = 429, body = warren_api_types::ApiError)))]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<HookSubscription>,
+) -> ApiResult<(StatusCode, Json<Hook>)> {
+    let hook = state
+        .hooks
+        .subscribe(&caller, &id, new_subscription(req))
+        .await?;
+    Ok((StatusCode::CREATED, Json(hook_to_api(hook))))
+}
+
+/// Removes a subscription from a hook.
+#[utoipa::path(delete, path = "/v1/hooks/{id}/subscriptions/{sub}", tag = "hooks",
+    params(("id" = String, Path), ("sub" = u32, Path)),
+    responses((status = 204), (status = 404, body = warren_api_types::ApiError)))]
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, sub)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let sub: u32 = sub.parse().map_err(|_| {
+        warren_core::WarrenError::not_found(format!(
+            "hook {id} has no subscription '{}'",
+            sub.chars().take(32).collect::<String>()
+        ))
+    })?;
+    state.hooks.unsubscribe(&caller, &id, sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

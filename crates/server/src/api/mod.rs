@@ -114,6 +114,11 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/sandboxes/{id}/timers/{timer}", delete(timers::delete))
         .route("/v1/hooks", get(hooks::list).post(hooks::create))
         .route("/v1/hooks/{id}", get(hooks::get).delete(hooks::delete))
+        .route("/v1/hooks/{id}/subscriptions", post(hooks::subscribe))
+        .route(
+            "/v1/hooks/{id}/subscriptions/{sub}",
+            delete(hooks::unsubscribe),
+        )
         .route("/v1/sandboxes/{id}/network", put(network::update))
         .route("/v1/sandboxes/{id}/network/events", get(network::events))
         .route("/v1/audit/entries", get(audit::entries))

@@ -29,6 +29,7 @@ use super::{
         network::update, network::events,
         events::send, events::list,
         hooks::create, hooks::list, hooks::get, hooks::delete, hooks::deliver,
+        hooks::subscribe, hooks::unsubscribe,
         timers::create, timers::list, timers::delete,
     ),
     modifiers(&BearerAuth),

@@ -39,6 +39,8 @@ pub enum Action {
     EventReceive,
     HookCreate,
     HookDelete,
+    HookSubscribe,
+    HookUnsubscribe,
     /// A delivery to a hook accepted (and routed to its sandboxes).
     HookDeliver,
     TimerCreate,
@@ -46,7 +48,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 33] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -75,6 +77,8 @@ impl Action {
         Self::EventReceive,
         Self::HookCreate,
         Self::HookDelete,
+        Self::HookSubscribe,
+        Self::HookUnsubscribe,
         Self::HookDeliver,
         Self::TimerCreate,
         Self::TimerDelete,
@@ -111,6 +115,8 @@ impl Action {
             Self::EventReceive => "event.receive",
             Self::HookCreate => "hook.create",
             Self::HookDelete => "hook.delete",
+            Self::HookSubscribe => "hook.subscribe",
+            Self::HookUnsubscribe => "hook.unsubscribe",
             Self::HookDeliver => "hook.deliver",
             Self::TimerCreate => "timer.create",
             Self::TimerDelete => "timer.delete",

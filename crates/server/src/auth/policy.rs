@@ -69,7 +69,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         }),
         ("DELETE", "/v1/sandboxes/{id}/timers/{timer}") => needs(S::EventsSend),
         ("GET", "/v1/hooks" | "/v1/hooks/{id}") => needs(S::HooksRead),
-        ("POST", "/v1/hooks") | ("DELETE", "/v1/hooks/{id}") => needs(S::HooksWrite),
+        ("POST", "/v1/hooks" | "/v1/hooks/{id}/subscriptions")
+        | ("DELETE", "/v1/hooks/{id}" | "/v1/hooks/{id}/subscriptions/{sub}") => {
+            needs(S::HooksWrite)
+        }
         ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {

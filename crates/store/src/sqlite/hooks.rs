@@ -73,7 +73,9 @@ fn subscription_from_row(row: &SqliteRow) -> Result<Subscription, StoreError> {
     const T: &str = "hook_subscriptions";
     let events: String = get(row, T, "events")?;
     let pull_request: Option<i64> = get(row, T, "pull_request")?;
+    let position: i64 = get(row, T, "position")?;
     Ok(Subscription {
+        id: u32::try_from(position).map_err(|e| corrupt(T, e))?,
         sandbox: parse(row, T, "sandbox")?,
         repository: get(row, T, "repository")?,
         pull_request: pull_request
@@ -121,28 +123,95 @@ pub(super) async fn insert(writer: &SqlitePool, hook: &HookRecord) -> Result<(),
     .execute(&mut *tx)
     .await
     .map_err(|e| missing_parent(e, format!("hook {} of team {}", hook.id, hook.team)))?;
-    for (position, sub) in hook.subscriptions.iter().enumerate() {
-        let events = serde_json::to_string(&sub.events).map_err(|source| StoreError::Encode {
-            what: "subscription events",
-            source,
-        })?;
-        sqlx::query(
-            "INSERT INTO hook_subscriptions
-                 (hook, position, sandbox, repository, pull_request, branch, events)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(&hook.id)
-        .bind(position as i64)
-        .bind(sub.sandbox.as_str())
-        .bind(&sub.repository)
-        .bind(sub.pull_request.map(to_i64))
-        .bind(&sub.branch)
-        .bind(events)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| missing_parent(e, format!("sandbox {}", sub.sandbox)))?;
+    for sub in &hook.subscriptions {
+        insert_subscription(&mut tx, &hook.id, sub).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_subscription(
+    tx: &mut sqlx::SqliteConnection,
+    hook: &str,
+    sub: &Subscription,
+) -> Result<(), StoreError> {
+    let events = serde_json::to_string(&sub.events).map_err(|source| StoreError::Encode {
+        what: "subscription events",
+        source,
+    })?;
+    sqlx::query(
+        "INSERT INTO hook_subscriptions
+             (hook, position, sandbox, repository, pull_request, branch, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(hook)
+    .bind(i64::from(sub.id))
+    .bind(sub.sandbox.as_str())
+    .bind(&sub.repository)
+    .bind(sub.pull_request.map(to_i64))
+    .bind(&sub.branch)
+    .bind(events)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| missing_parent(e, format!("sandbox {}", sub.sandbox)))?;
+    Ok(())
+}
+
+pub(super) async fn subscribe(
+    writer: &SqlitePool,
+    team: &TeamId,
+    hook: &str,
+    sub: &Subscription,
+    max: u32,
+) -> Result<u32, StoreError> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let known: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hooks WHERE id = ?1 AND team = ?2")
+        .bind(hook)
+        .bind(team.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    if known == 0 {
+        return Err(StoreError::NotFound(format!("hook {hook}")));
+    }
+    let (held, last): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), MAX(position) FROM hook_subscriptions WHERE hook = ?1")
+            .bind(hook)
+            .fetch_one(&mut *tx)
+            .await?;
+    if held >= i64::from(max) {
+        return Err(StoreError::QuotaExceeded(format!(
+            "hook {hook} has {max} subscriptions; remove one first"
+        )));
+    }
+    let id = last
+        .map_or(Ok(0), |n| u32::try_from(n + 1))
+        .map_err(|e| corrupt(HOOKS, e))?;
+    insert_subscription(&mut tx, hook, &Subscription { id, ..sub.clone() }).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+pub(super) async fn unsubscribe(
+    writer: &SqlitePool,
+    team: &TeamId,
+    hook: &str,
+    id: u32,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM hook_subscriptions
+         WHERE hook = ?1 AND position = ?2
+           AND hook IN (SELECT id FROM hooks WHERE team = ?3)",
+    )
+    .bind(hook)
+    .bind(i64::from(id))
+    .bind(team.as_str())
+    .execute(writer)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound(format!(
+            "subscription {id} of hook {hook}"
+        )));
+    }
     Ok(())
 }
 

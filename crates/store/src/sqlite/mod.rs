@@ -58,7 +58,8 @@ use warren_core::network::NetworkPolicy;
 use crate::{
     AppendedEvent, EventRecord, GrantKind, GrantRecord, HookRecord, KeyRecord, NetEventRecord,
     NewEvent, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SecretRecord,
-    SnapshotRecord, Store, StoreError, StoredSecret, TeamRecord, TimerRecord, UserRecord,
+    SnapshotRecord, Store, StoreError, StoredSecret, Subscription, TeamRecord, TimerRecord,
+    UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -429,6 +430,25 @@ impl Store for SqliteStore {
 
     async fn insert_hook(&self, hook: HookRecord) -> Result<(), StoreError> {
         hooks::insert(&self.writer, &hook).await
+    }
+
+    async fn add_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        sub: Subscription,
+        max: u32,
+    ) -> Result<u32, StoreError> {
+        hooks::subscribe(&self.writer, team, hook, &sub, max).await
+    }
+
+    async fn remove_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        id: u32,
+    ) -> Result<(), StoreError> {
+        hooks::unsubscribe(&self.writer, team, hook, id).await
     }
 
     async fn get_hook(&self, id: &str) -> Result<Option<HookRecord>, StoreError> {

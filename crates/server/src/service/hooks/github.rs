@@ -137,6 +137,7 @@ mod tests {
 
     fn sub(pr: Option<u64>, branch: Option<&str>, events: &[&str]) -> Subscription {
         Subscription {
+            id: 0,
             sandbox: "sbx0000000000000000a".parse().unwrap(),
             repository: Some("Acme/App".into()),
             pull_request: pr,

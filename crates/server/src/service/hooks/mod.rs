@@ -220,8 +220,9 @@ impl Hooks {
             None => new_secret(kind),
         };
         let mut subscriptions = Vec::with_capacity(new.subscriptions.len());
-        for s in new.subscriptions {
+        for (n, s) in (0..).zip(new.subscriptions) {
             subscriptions.push(Subscription {
+                id: n,
                 sandbox: self.team_sandbox(&caller.team, &s.sandbox).await?,
                 repository: s.repository,
                 pull_request: s.pull_request,
@@ -295,6 +296,65 @@ impl Hooks {
                 &AuditActor::from_caller(caller),
                 Event::new(Action::HookDelete, id.to_owned()),
             )
+            .await;
+        Ok(())
+    }
+
+    /// Adds a subscription to the team's hook; returns the hook.
+    pub async fn subscribe(
+        &self,
+        caller: &Caller,
+        id: &str,
+        new: NewSubscription,
+    ) -> Result<HookRecord, WarrenError> {
+        let hook = self.get(&caller.team, id).await?;
+        check_subscription(hook.kind, &new)?;
+        let sub = Subscription {
+            id: 0,
+            sandbox: self.team_sandbox(&caller.team, &new.sandbox).await?,
+            repository: new.repository,
+            pull_request: new.pull_request,
+            branch: new.branch,
+            events: new.events,
+        };
+        let sandbox = sub.sandbox.to_string();
+        let n = self
+            .store
+            .add_hook_subscription(&caller.team, id, sub, MAX_SUBSCRIPTIONS as u32)
+            .await
+            .map_err(|e| match WarrenError::from(e) {
+                e if e.kind == ErrorKind::NotFound => not_found(id),
+                e => e,
+            })?;
+        let event = Event::new(Action::HookSubscribe, id.to_owned())
+            .with("subscription", n)
+            .with("sandbox", sandbox);
+        self.audit
+            .record_done(&AuditActor::from_caller(caller), event)
+            .await;
+        self.get(&caller.team, id).await
+    }
+
+    /// Removes subscription `sub` from the team's hook.
+    pub async fn unsubscribe(
+        &self,
+        caller: &Caller,
+        id: &str,
+        sub: u32,
+    ) -> Result<(), WarrenError> {
+        self.get(&caller.team, id).await?;
+        self.store
+            .remove_hook_subscription(&caller.team, id, sub)
+            .await
+            .map_err(|e| match WarrenError::from(e) {
+                e if e.kind == ErrorKind::NotFound => {
+                    WarrenError::not_found(format!("hook {id} has no subscription {sub}"))
+                }
+                e => e,
+            })?;
+        let event = Event::new(Action::HookUnsubscribe, id.to_owned()).with("subscription", sub);
+        self.audit
+            .record_done(&AuditActor::from_caller(caller), event)
             .await;
         Ok(())
     }

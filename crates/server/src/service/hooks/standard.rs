@@ -31,6 +31,7 @@ mod tests {
     #[test]
     fn the_type_decides() {
         let mut sub = Subscription {
+            id: 0,
             sandbox: "sbx0000000000000000a".parse().unwrap(),
             repository: None,
             pull_request: None,
