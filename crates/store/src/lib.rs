@@ -611,7 +611,8 @@ pub trait Store: Send + Sync + 'static {
     /// kept, see [`Store::forget_hook_deliveries`]).
     async fn hook_delivery_seen(&self, hook: &str, delivery: &str) -> Result<bool, StoreError>;
 
-    /// Remembers that the hook accepted the delivery id at `at`; idempotent.
+    /// Remembers that the hook accepted the delivery id at `at`; idempotent,
+    /// and a no-op for a hook deleted meanwhile.
     async fn note_hook_delivery(
         &self,
         hook: &str,

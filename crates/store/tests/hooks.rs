@@ -116,6 +116,12 @@ async fn seen_deliveries_are_remembered_for_their_window() {
         .unwrap();
     assert!(db.store.hook_delivery_seen("hk1", "d-old").await.unwrap());
     assert!(!db.store.hook_delivery_seen("hk2", "d-new").await.unwrap());
+    // A hook deleted while a delivery was in flight: nothing to remember.
+    db.store
+        .note_hook_delivery("hk-gone", "d", now)
+        .await
+        .unwrap();
+    assert!(!db.store.hook_delivery_seen("hk-gone", "d").await.unwrap());
     let gone = db
         .store
         .forget_hook_deliveries(now - Duration::days(7))

@@ -313,15 +313,20 @@ pub(super) async fn note_delivery(
     delivery: &str,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let done = sqlx::query(
         "INSERT OR IGNORE INTO hook_deliveries (hook, delivery, seen_at) VALUES (?1, ?2, ?3)",
     )
     .bind(hook)
     .bind(delivery)
     .bind(to_millis(at))
     .execute(writer)
-    .await?;
-    Ok(())
+    .await;
+    match done {
+        Ok(_) => Ok(()),
+        // The hook was deleted meanwhile: there is nothing to remember.
+        Err(sqlx::Error::Database(d)) if d.is_foreign_key_violation() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(super) async fn forget_deliveries(
