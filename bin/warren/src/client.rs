@@ -10,6 +10,7 @@
 
 mod audit;
 mod events;
+mod hooks;
 
 use std::time::Duration;
 

@@ -88,6 +88,8 @@ enum Command {
     Audit(commands::audit::Args),
     Timeline(commands::timeline::Args),
     Events(commands::events::Args),
+    Hook(commands::hook::Args),
+    Timer(commands::timer::Args),
 }
 
 fn main() {
@@ -150,6 +152,8 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Whoami(args) => commands::key::whoami(&ctx, args).await,
         Command::Audit(args) => commands::audit::run(&ctx, args).await,
         Command::Timeline(args) => commands::timeline::run(&ctx, args).await,
+        Command::Hook(args) => commands::hook::run(&ctx, args).await,
+        Command::Timer(args) => commands::timer::run(&ctx, args).await,
     }
 }
 

@@ -375,3 +375,9 @@ pub use events::{
     AckRequest, AckResult, Event, EventAccepted, EventHandlerSchema, EventList, SelfEvents,
     SendEventRequest, WakePolicySchema, WakeRequest,
 };
+
+mod hooks;
+pub use hooks::{
+    CreateHookRequest, CreateTimerRequest, DeliveryAccepted, Hook, HookCreated, HookList,
+    HookSubscription, Timer, TimerEvent, TimerList,
+};

@@ -44,10 +44,14 @@ pub enum Scope {
     EventsSend,
     /// List sandboxes' inboxes.
     EventsRead,
+    /// List the team's webhook hooks (never their secrets).
+    HooksRead,
+    /// Create and delete the team's webhook hooks.
+    HooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 14] = [
         Self::SandboxesRead,
         Self::SandboxesCreate,
         Self::SandboxesExec,
@@ -60,6 +64,8 @@ impl Scope {
         Self::TeamsManage,
         Self::EventsSend,
         Self::EventsRead,
+        Self::HooksRead,
+        Self::HooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +82,8 @@ impl Scope {
             Self::TeamsManage => "teams:manage",
             Self::EventsSend => "events:send",
             Self::EventsRead => "events:read",
+            Self::HooksRead => "hooks:read",
+            Self::HooksWrite => "hooks:write",
         }
     }
 
@@ -189,12 +197,14 @@ impl Role {
     /// What the role grants; `operator` for keys of the operator team.
     pub fn grants(self, operator: bool) -> Permissions {
         use Scope as S;
-        const VIEWER: &[Scope] = &[S::SandboxesRead, S::AuditRead, S::EventsRead];
+        const VIEWER: &[Scope] = &[S::SandboxesRead, S::AuditRead, S::EventsRead, S::HooksRead];
         const MEMBER: &[Scope] = &[
             S::SandboxesRead,
             S::AuditRead,
             S::EventsRead,
             S::EventsSend,
+            S::HooksRead,
+            S::HooksWrite,
             S::SandboxesCreate,
             S::SandboxesExec,
             S::SandboxesManage,

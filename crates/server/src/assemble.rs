@@ -27,7 +27,7 @@ use crate::ports::{PortProxy, route as route_ports};
 use crate::service::secrets::SecretsCipher;
 use crate::service::storage::DiskReserve;
 use crate::service::{
-    Network, SandboxDeps, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
+    Hooks, Network, SandboxDeps, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
 };
 use crate::state::AppState;
 use crate::templates::TemplateBuilds;
@@ -145,6 +145,8 @@ pub(crate) struct Parts {
 /// The services and the two routers, ready to serve.
 pub(crate) struct Assembled {
     pub sandboxes: Arc<Sandboxes>,
+    /// Inbound webhook hooks (their seen-delivery pruner is a worker).
+    pub hooks: Arc<Hooks>,
     /// Ends once every teardown queued before the services were dropped
     /// has run.
     pub teardown_worker: JoinHandle<()>,
@@ -183,8 +185,16 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         p.grant_ttl_s,
         p.clock.clone(),
     );
+    let hooks = Arc::new(Hooks::new(
+        p.store.clone(),
+        sandboxes.clone(),
+        p.team_secrets.clone(),
+        p.audit.clone(),
+        p.clock.clone(),
+    ));
     let state = AppState {
         sandboxes: sandboxes.clone(),
+        hooks: hooks.clone(),
         templates: Arc::new(TemplateBuilds::new(p.templates)),
         tenancy: p.tenancy,
         secrets: p.team_secrets,
@@ -210,6 +220,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
     let sandbox_api = router(state, sandbox_auth);
     Assembled {
         sandboxes,
+        hooks,
         teardown_worker,
         api,
         sandbox_api,

@@ -144,6 +144,7 @@ pub async fn run(
         clock,
     });
     let sandboxes = assembled.sandboxes;
+    let hooks = assembled.hooks;
     sandboxes
         .reconcile()
         .await
@@ -159,6 +160,8 @@ pub async fn run(
         tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_inbox(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_timers(stop_rx.clone())),
+        tokio::spawn(hooks.clone().run_pruner(stop_rx.clone())),
     ];
     let net_events = tokio::spawn(
         sandboxes
@@ -185,6 +188,7 @@ pub async fn run(
     }
     net_events.abort();
     audit_tasks.stop().await;
+    drop(hooks);
     drop(sandboxes);
     if tokio::time::timeout(Duration::from_secs(20), assembled.teardown_worker)
         .await

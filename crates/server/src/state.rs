@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::Audit;
 use crate::auth::Grants;
-use crate::service::{Sandboxes, Secrets, Tenancy};
+use crate::service::{Hooks, Sandboxes, Secrets, Tenancy};
 use crate::templates::TemplateBuilds;
 
 /// Everything handlers need.
@@ -14,6 +14,8 @@ pub struct AppState {
     pub templates: Arc<TemplateBuilds>,
     pub tenancy: Arc<Tenancy>,
     pub secrets: Arc<Secrets>,
+    /// Inbound webhook hooks and their deliveries.
+    pub hooks: Arc<Hooks>,
     pub audit: Audit,
     /// The domain of exposed-port hosts (`crate::ports`).
     pub ports_domain: Arc<str>,

@@ -7,7 +7,8 @@
 //! `tower::ServiceExt::oneshot`; nothing needs root. The directory holds one
 //! ready template, `base`, with an empty root filesystem (a fake runtime
 //! never reads it). Time is a [`ManualClock`] that stands still until the
-//! test moves it; the reaper runs, so lifetimes end when it does.
+//! test moves it; the reaper and the timers run, so lifetimes end and
+//! timers fire when it does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -38,8 +39,9 @@ pub struct InProcess {
     pub clock: ManualClock,
     audit_tasks: AuditTasks,
     stop_reaper: tokio::sync::watch::Sender<bool>,
-    reaper: tokio::task::JoinHandle<()>,
-    inbox: tokio::task::JoinHandle<()>,
+    /// The reaper, the inbox worker, the timers and the hook
+    /// delivery-id pruner.
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl InProcess {
@@ -102,8 +104,12 @@ impl InProcess {
             clock,
         });
         let (stop_reaper, stopped) = tokio::sync::watch::channel(false);
-        let reaper = tokio::spawn(assembled.sandboxes.clone().run_reaper(stopped.clone()));
-        let inbox = tokio::spawn(assembled.sandboxes.clone().run_inbox(stopped));
+        let workers = vec![
+            tokio::spawn(assembled.sandboxes.clone().run_reaper(stopped.clone())),
+            tokio::spawn(assembled.sandboxes.clone().run_inbox(stopped.clone())),
+            tokio::spawn(assembled.sandboxes.clone().run_timers(stopped.clone())),
+            tokio::spawn(assembled.hooks.clone().run_pruner(stopped)),
+        ];
         Ok(Self {
             api: assembled.api,
             sandbox_api: assembled.sandbox_api,
@@ -111,8 +117,7 @@ impl InProcess {
             clock: manual,
             audit_tasks,
             stop_reaper,
-            reaper,
-            inbox,
+            workers,
         })
     }
 
@@ -135,11 +140,12 @@ impl InProcess {
         Ok(addr)
     }
 
-    /// Stops the reaper and the audit log's signer (after a last signature).
+    /// Stops the workers and the audit log's signer (after a last signature).
     pub async fn stop(self) {
         let _ = self.stop_reaper.send(true);
-        let _ = self.reaper.await;
-        let _ = self.inbox.await;
+        for worker in self.workers {
+            let _ = worker.await;
+        }
         self.audit_tasks.stop().await;
     }
 }

@@ -379,6 +379,10 @@ async fn every_documented_route_is_served_and_guarded() {
             let open = ["/v1/health", "/v1/openapi.json"].contains(&path.as_str());
             if open {
                 assert_eq!(status, StatusCode::OK, "{method} {path}");
+            } else if path == warren_server::api::HOOK_DELIVERY {
+                // Authenticated by a hook's signature, not a key: an
+                // unknown hook is not found.
+                assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
             } else {
                 // Served (not the fallback's "no such endpoint") and closed
                 // to a caller without a key.

@@ -51,12 +51,14 @@ mod audit;
 mod error;
 mod event;
 mod grant;
+mod hook;
 mod sqlite;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
 pub use error::StoreError;
 pub use event::{AppendedEvent, EventRecord, InboxRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
+pub use hook::{HookKind, HookRecord, Subscription, TimerRecord};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 
 /// One sandbox row.
@@ -611,4 +613,84 @@ pub trait Store: Send + Sync + 'static {
     /// Inboxes of running sandboxes that have a handler and events
     /// waiting for it.
     async fn pending_handlers(&self) -> Result<Vec<InboxRecord>, StoreError>;
+
+    // ---- Sources of events: hooks and timers ----
+
+    /// Inserts a hook with its subscriptions in one transaction.
+    /// `AlreadyExists` if the id is taken, `NotFound` if its team or a
+    /// subscribed sandbox does not exist.
+    async fn insert_hook(&self, hook: HookRecord) -> Result<(), StoreError>;
+
+    /// Adds `sub` to the team's hook under the next subscription id (its
+    /// `id` is ignored) if the hook has fewer than `max`; returns the id.
+    /// `NotFound` if the team has no such hook or the sandbox does not
+    /// exist, `QuotaExceeded` at `max`.
+    async fn add_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        sub: Subscription,
+        max: u32,
+    ) -> Result<u32, StoreError>;
+
+    /// Removes subscription `id` of the team's hook. `NotFound` if the team
+    /// has no such hook or the hook no such subscription.
+    async fn remove_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        id: u32,
+    ) -> Result<(), StoreError>;
+
+    /// The hook with its subscriptions, whatever its team.
+    async fn get_hook(&self, id: &str) -> Result<Option<HookRecord>, StoreError>;
+
+    /// The team's hooks, oldest first.
+    async fn list_hooks(&self, team: &TeamId) -> Result<Vec<HookRecord>, StoreError>;
+
+    /// Deletes the team's hook, its subscriptions and its seen deliveries.
+    /// `NotFound` if the team has no such hook.
+    async fn delete_hook(&self, team: &TeamId, id: &str) -> Result<(), StoreError>;
+
+    /// Counts one delivery to the hook as accepted or rejected, at `at`.
+    async fn count_hook_delivery(
+        &self,
+        id: &str,
+        accepted: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the hook has accepted the delivery id (within the window
+    /// kept, see [`Store::forget_hook_deliveries`]).
+    async fn hook_delivery_seen(&self, hook: &str, delivery: &str) -> Result<bool, StoreError>;
+
+    /// Remembers that the hook accepted the delivery id at `at`; idempotent,
+    /// and a no-op for a hook deleted meanwhile.
+    async fn note_hook_delivery(
+        &self,
+        hook: &str,
+        delivery: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets delivery ids seen before `seen_before`; returns how many.
+    async fn forget_hook_deliveries(&self, seen_before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Inserts a timer if its sandbox has fewer than `max_pending`, in one
+    /// transaction. `QuotaExceeded` past it, `NotFound` for an unknown
+    /// sandbox, `AlreadyExists` if the id is taken.
+    async fn insert_timer(&self, timer: TimerRecord, max_pending: u64) -> Result<(), StoreError>;
+
+    /// The sandbox's pending timers, soonest first.
+    async fn list_timers(&self, sandbox: &SandboxId) -> Result<Vec<TimerRecord>, StoreError>;
+
+    /// Up to `limit` timers of every sandbox due at `now`, soonest first.
+    async fn due_timers(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<TimerRecord>, StoreError>;
+
+    /// Deletes the sandbox's timer. `NotFound` if it has no such timer.
+    async fn delete_timer(&self, sandbox: &SandboxId, id: &str) -> Result<(), StoreError>;
 }

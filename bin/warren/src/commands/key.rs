@@ -24,6 +24,7 @@ enum KeyCommand {
 A key never gets more rights than the key that mints it.
 Scopes: sandboxes:read sandboxes:create sandboxes:exec sandboxes:manage
 templates:build secrets:use secrets:manage audit:read keys:manage teams:manage
+events:send events:read hooks:read hooks:write
 
 Examples:
   warren key create ci --role member --expires-in 30d

@@ -7,6 +7,7 @@ pub mod create;
 pub mod events;
 pub mod exec;
 pub mod fork;
+pub mod hook;
 pub mod info;
 pub mod key;
 pub mod kill;
@@ -25,6 +26,7 @@ pub mod team;
 pub mod template;
 pub mod timeline;
 pub mod timeout;
+pub mod timer;
 pub mod user;
 
 use crate::client::Client;

@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod files;
 mod health;
+mod hooks;
 mod inbox;
 mod keys;
 mod network;
@@ -24,6 +25,7 @@ mod stream;
 mod teams;
 mod templates;
 mod timeline;
+mod timers;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -40,6 +42,10 @@ pub use openapi::ApiDoc;
 pub use crate::extract::JSON_BODY_LIMIT;
 /// Largest file upload through `PUT /v1/sandboxes/{id}/files`.
 pub const UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
+
+/// Where hooks take deliveries: the one route authenticated by a
+/// signature instead of a key (`api::hooks`).
+pub const HOOK_DELIVERY: &str = "/v1/hooks/{id}/deliver";
 
 /// Every path the API does not know answers 404 in the API's error format.
 async fn unknown_route(uri: axum::http::Uri) -> crate::error::AppError {
@@ -105,6 +111,18 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/sandboxes/{id}/wake", put(inbox::set_wake))
         .route("/v1/self/events", get(inbox::take))
         .route("/v1/self/events/ack", post(inbox::ack))
+        .route(
+            "/v1/sandboxes/{id}/timers",
+            get(timers::list).post(timers::create),
+        )
+        .route("/v1/sandboxes/{id}/timers/{timer}", delete(timers::delete))
+        .route("/v1/hooks", get(hooks::list).post(hooks::create))
+        .route("/v1/hooks/{id}", get(hooks::get).delete(hooks::delete))
+        .route("/v1/hooks/{id}/subscriptions", post(hooks::subscribe))
+        .route(
+            "/v1/hooks/{id}/subscriptions/{sub}",
+            delete(hooks::unsubscribe),
+        )
         .route("/v1/sandboxes/{id}/network", put(network::update))
         .route("/v1/sandboxes/{id}/network/events", get(network::events))
         .route("/v1/audit/entries", get(audit::entries))
@@ -124,9 +142,15 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
             record_requests,
         ))
         .route_layer(middleware::from_fn_with_state(auth, authenticate));
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/v1/health", get(health::health))
-        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/openapi.json", get(openapi::document));
+    if e2b.is_some() {
+        // Deliveries come from the internet, signed, without an API key;
+        // the sandbox listener does not take them.
+        app = app.route(HOOK_DELIVERY, post(hooks::deliver));
+    }
+    let app = app
         .merge(protected)
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

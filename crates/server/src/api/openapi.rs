@@ -2,8 +2,8 @@ use axum::Json;
 use utoipa::OpenApi;
 
 use super::{
-    audit, events, exec, files, health, inbox, keys, network, pty, quotas, sandboxes, secrets,
-    snapshots, teams, templates, timeline,
+    audit, events, exec, files, health, hooks, inbox, keys, network, pty, quotas, sandboxes,
+    secrets, snapshots, teams, templates, timeline, timers,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -29,6 +29,9 @@ use super::{
         network::update, network::events,
         events::send, events::list,
         inbox::take, inbox::ack, inbox::set_wake,
+        hooks::create, hooks::list, hooks::get, hooks::delete, hooks::deliver,
+        hooks::subscribe, hooks::unsubscribe,
+        timers::create, timers::list, timers::delete,
     ),
     modifiers(&BearerAuth),
 )]

@@ -41,10 +41,18 @@ pub enum Action {
     EventAck,
     /// A sandbox's wake policy changed.
     InboxUpdate,
+    HookCreate,
+    HookDelete,
+    HookSubscribe,
+    HookUnsubscribe,
+    /// A delivery to a hook accepted (and routed to its sandboxes).
+    HookDeliver,
+    TimerCreate,
+    TimerDelete,
 }
 
 impl Action {
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 35] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -73,6 +81,13 @@ impl Action {
         Self::EventReceive,
         Self::EventAck,
         Self::InboxUpdate,
+        Self::HookCreate,
+        Self::HookDelete,
+        Self::HookSubscribe,
+        Self::HookUnsubscribe,
+        Self::HookDeliver,
+        Self::TimerCreate,
+        Self::TimerDelete,
     ];
 
     /// The name the log stores.
@@ -106,6 +121,13 @@ impl Action {
             Self::EventReceive => "event.receive",
             Self::EventAck => "event.ack",
             Self::InboxUpdate => "inbox.update",
+            Self::HookCreate => "hook.create",
+            Self::HookDelete => "hook.delete",
+            Self::HookSubscribe => "hook.subscribe",
+            Self::HookUnsubscribe => "hook.unsubscribe",
+            Self::HookDeliver => "hook.deliver",
+            Self::TimerCreate => "timer.create",
+            Self::TimerDelete => "timer.delete",
         }
     }
 

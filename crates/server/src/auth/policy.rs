@@ -69,6 +69,18 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
             scope: None,
             sandbox_token: true,
         },
+        // A sandbox may set timers on itself ("wake me in an hour").
+        ("GET" | "POST", "/v1/sandboxes/{id}/timers") => needs_or_token(if m == "GET" {
+            S::EventsRead
+        } else {
+            S::EventsSend
+        }),
+        ("DELETE", "/v1/sandboxes/{id}/timers/{timer}") => needs_or_token(S::EventsSend),
+        ("GET", "/v1/hooks" | "/v1/hooks/{id}") => needs(S::HooksRead),
+        ("POST", "/v1/hooks" | "/v1/hooks/{id}/subscriptions")
+        | ("DELETE", "/v1/hooks/{id}" | "/v1/hooks/{id}/subscriptions/{sub}") => {
+            needs(S::HooksWrite)
+        }
         ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {
@@ -116,7 +128,8 @@ mod tests {
     #[test]
     fn every_documented_route_has_a_rule() {
         let doc = crate::api::ApiDoc::openapi();
-        let public = ["/v1/health", "/v1/openapi.json"];
+        // Hook deliveries are authenticated by their signature alone.
+        let public = ["/v1/health", "/v1/openapi.json", crate::api::HOOK_DELIVERY];
         let mut checked = 0;
         for (path, item) in &doc.paths.paths {
             if public.contains(&path.as_str()) {
@@ -143,7 +156,7 @@ mod tests {
     }
 
     #[test]
-    fn sandbox_tokens_reach_only_reading_and_forking_themselves_and_their_own_events() {
+    fn sandbox_tokens_reach_only_reading_forking_and_timing_themselves_and_their_own_events() {
         let token_routes: Vec<_> = [
             (Method::GET, "/v1/sandboxes/{id}"),
             (Method::POST, "/v1/sandboxes/{id}/fork"),
@@ -157,6 +170,7 @@ mod tests {
             (Method::PUT, "/v1/sandboxes/{id}/wake"),
             (Method::GET, "/v1/self/events"),
             (Method::POST, "/v1/self/events/ack"),
+            (Method::POST, "/v1/sandboxes/{id}/timers"),
         ]
         .into_iter()
         .filter(|(m, r)| rule_for(m, r).unwrap().sandbox_token)
@@ -168,7 +182,8 @@ mod tests {
                 "/v1/sandboxes/{id}",
                 "/v1/sandboxes/{id}/fork",
                 "/v1/self/events",
-                "/v1/self/events/ack"
+                "/v1/self/events/ack",
+                "/v1/sandboxes/{id}/timers"
             ]
         );
         assert!(rule_for(&Method::GET, "/v1/nope").is_none());

@@ -39,7 +39,8 @@ fn printable(what: &str, value: &str, max: usize) -> Result<(), WarrenError> {
     Ok(())
 }
 
-fn validate(e: &SentEvent) -> Result<String, WarrenError> {
+/// Checks `e` as a send would; its serialized payload.
+pub(crate) fn validate(e: &SentEvent) -> Result<String, WarrenError> {
     let kind_ok = (1..=128).contains(&e.kind.len())
         && e.kind
             .chars()

@@ -31,6 +31,7 @@ mod audit;
 mod codec;
 mod events;
 mod grants;
+mod hooks;
 mod keys;
 mod network;
 mod quotas;
@@ -56,9 +57,10 @@ use warren_core::inbox::InboxSettings;
 use warren_core::network::NetworkPolicy;
 
 use crate::{
-    AppendedEvent, EventRecord, GrantKind, GrantRecord, InboxRecord, KeyRecord, NetEventRecord,
-    NewEvent, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord, SecretRecord,
-    SnapshotRecord, Store, StoreError, StoredSecret, TeamRecord, UserRecord,
+    AppendedEvent, EventRecord, GrantKind, GrantRecord, HookRecord, InboxRecord, KeyRecord,
+    NetEventRecord, NewEvent, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord,
+    SecretRecord, SnapshotRecord, Store, StoreError, StoredSecret, Subscription, TeamRecord,
+    TimerRecord, UserRecord,
 };
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -473,6 +475,87 @@ impl Store for SqliteStore {
 
     async fn pending_handlers(&self) -> Result<Vec<InboxRecord>, StoreError> {
         events::pending_handlers(&self.reader).await
+    }
+
+    async fn insert_hook(&self, hook: HookRecord) -> Result<(), StoreError> {
+        hooks::insert(&self.writer, &hook).await
+    }
+
+    async fn add_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        sub: Subscription,
+        max: u32,
+    ) -> Result<u32, StoreError> {
+        hooks::subscribe(&self.writer, team, hook, &sub, max).await
+    }
+
+    async fn remove_hook_subscription(
+        &self,
+        team: &TeamId,
+        hook: &str,
+        id: u32,
+    ) -> Result<(), StoreError> {
+        hooks::unsubscribe(&self.writer, team, hook, id).await
+    }
+
+    async fn get_hook(&self, id: &str) -> Result<Option<HookRecord>, StoreError> {
+        hooks::get_hook(&self.reader, id).await
+    }
+
+    async fn list_hooks(&self, team: &TeamId) -> Result<Vec<HookRecord>, StoreError> {
+        hooks::list_hooks(&self.reader, team).await
+    }
+
+    async fn delete_hook(&self, team: &TeamId, id: &str) -> Result<(), StoreError> {
+        hooks::delete_hook(&self.writer, team, id).await
+    }
+
+    async fn count_hook_delivery(
+        &self,
+        id: &str,
+        accepted: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        hooks::count_delivery(&self.writer, id, accepted, at).await
+    }
+
+    async fn hook_delivery_seen(&self, hook: &str, delivery: &str) -> Result<bool, StoreError> {
+        hooks::delivery_seen(&self.reader, hook, delivery).await
+    }
+
+    async fn note_hook_delivery(
+        &self,
+        hook: &str,
+        delivery: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        hooks::note_delivery(&self.writer, hook, delivery, at).await
+    }
+
+    async fn forget_hook_deliveries(&self, seen_before: OffsetDateTime) -> Result<u64, StoreError> {
+        hooks::forget_deliveries(&self.writer, seen_before).await
+    }
+
+    async fn insert_timer(&self, timer: TimerRecord, max_pending: u64) -> Result<(), StoreError> {
+        hooks::insert_timer(&self.writer, &timer, max_pending).await
+    }
+
+    async fn list_timers(&self, sandbox: &SandboxId) -> Result<Vec<TimerRecord>, StoreError> {
+        hooks::list_timers(&self.reader, sandbox).await
+    }
+
+    async fn due_timers(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<TimerRecord>, StoreError> {
+        hooks::due_timers(&self.reader, now, limit).await
+    }
+
+    async fn delete_timer(&self, sandbox: &SandboxId, id: &str) -> Result<(), StoreError> {
+        hooks::delete_timer(&self.writer, sandbox, id).await
     }
 }
 

@@ -81,6 +81,13 @@ impl Secrets {
         }
     }
 
+    /// The cipher values are sealed with, for other secrets the daemon
+    /// keeps per team (a hook's secret under a name no team secret can
+    /// have).
+    pub(crate) fn cipher(&self) -> &SecretsCipher {
+        &self.cipher
+    }
+
     /// Creates or replaces the caller's team's secret `name`.
     pub async fn set(
         &self,
