@@ -362,3 +362,9 @@ pub use secrets::{Secret, SecretList, SetSecretRequest};
 
 mod events;
 pub use events::{Event, EventAccepted, EventList, SendEventRequest};
+
+mod webhooks;
+pub use webhooks::{
+    CreateWebhookRequest, CreatedWebhook, Delivery, DeliveryAttempt, DeliveryList, Webhook,
+    WebhookList,
+};

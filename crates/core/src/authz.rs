@@ -44,10 +44,14 @@ pub enum Scope {
     EventsSend,
     /// List sandboxes' inboxes.
     EventsRead,
+    /// List the team's lifecycle webhooks and their delivery logs.
+    WebhooksRead,
+    /// Register and delete the team's lifecycle webhooks.
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 14] = [
         Self::SandboxesRead,
         Self::SandboxesCreate,
         Self::SandboxesExec,
@@ -60,6 +64,8 @@ impl Scope {
         Self::TeamsManage,
         Self::EventsSend,
         Self::EventsRead,
+        Self::WebhooksRead,
+        Self::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +82,8 @@ impl Scope {
             Self::TeamsManage => "teams:manage",
             Self::EventsSend => "events:send",
             Self::EventsRead => "events:read",
+            Self::WebhooksRead => "webhooks:read",
+            Self::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -200,6 +208,8 @@ impl Role {
             S::SandboxesManage,
             S::TemplatesBuild,
             S::SecretsUse,
+            S::WebhooksRead,
+            S::WebhooksWrite,
         ];
         let member = Permissions::of(MEMBER);
         match self {

@@ -3,7 +3,7 @@ use utoipa::OpenApi;
 
 use super::{
     audit, events, exec, files, health, keys, network, pty, quotas, sandboxes, secrets, snapshots,
-    teams, templates, timeline,
+    teams, templates, timeline, webhooks,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -28,6 +28,7 @@ use super::{
         timeline::timeline,
         network::update, network::events,
         events::send, events::list,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
     ),
     modifiers(&BearerAuth),
 )]

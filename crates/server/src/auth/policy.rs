@@ -62,6 +62,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET", "/v1/sandboxes/{id}/timeline") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/events") => needs(S::EventsSend),
         ("GET", "/v1/sandboxes/{id}/events") => needs(S::EventsRead),
+        ("POST", "/v1/webhooks") | ("DELETE", "/v1/webhooks/{id}") => needs(S::WebhooksWrite),
+        ("GET", "/v1/webhooks" | "/v1/webhooks/{id}" | "/v1/webhooks/{id}/deliveries") => {
+            needs(S::WebhooksRead)
+        }
         ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {

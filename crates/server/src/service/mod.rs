@@ -33,6 +33,7 @@ mod start;
 pub mod storage;
 pub mod teardown;
 mod tenancy;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -88,6 +89,8 @@ pub(crate) struct SandboxDeps {
     pub ca_certificate: String,
     /// Decides lifetimes, idleness and retention.
     pub clock: crate::clock::Clock,
+    /// Lifecycle webhooks out: every audited lifecycle act is tapped.
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 /// The sandbox service. Its parts are its own; the routers and proxies
@@ -111,6 +114,7 @@ pub struct Sandboxes {
     ca_certificate: String,
     /// Decides lifetimes, idleness and retention.
     clock: crate::clock::Clock,
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl Sandboxes {
@@ -132,6 +136,7 @@ impl Sandboxes {
             default_limits: d.default_limits,
             ca_certificate: d.ca_certificate,
             clock: d.clock,
+            webhooks: d.webhooks,
         }
     }
 

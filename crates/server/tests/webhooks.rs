@@ -1,0 +1,304 @@
+//! Lifecycle webhooks out, in process over the fake runtime: registration
+//! checks (URL, destination, events, secret, team), and deliveries to a
+//! receiver on 127.0.0.1 that fails first and is retried when the manual
+//! clock passes the retry's time.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::HeaderMap;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+use warren_runtime::fake::FakeRuntime;
+use warren_server::signature;
+use warren_server::testing::InProcess;
+
+struct Warren {
+    server: InProcess,
+    _dir: tempfile::TempDir,
+}
+
+impl Warren {
+    async fn start(allow: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let allow = allow.iter().map(|c| c.parse().unwrap()).collect();
+        let server = InProcess::start_with(dir.path(), Arc::new(FakeRuntime::new()), allow)
+            .await
+            .unwrap();
+        Self { server, _dir: dir }
+    }
+
+    fn admin(&self) -> String {
+        self.server.admin_key.clone().unwrap()
+    }
+
+    async fn call(
+        &self,
+        key: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"));
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        send(&self.server.api, req.unwrap()).await
+    }
+}
+
+async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+#[tokio::test]
+async fn registrations_are_checked_and_belong_to_their_team() {
+    let w = Warren::start(&[]).await;
+    let admin = w.admin();
+    for (body, why) in [
+        (
+            json!({"url": "ftp://example.com/", "events": ["*"]}),
+            "scheme",
+        ),
+        (
+            json!({"url": "http://127.0.0.1:9000/", "events": ["*"]}),
+            "loopback",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/latest", "events": ["*"]}),
+            "metadata",
+        ),
+        (
+            json!({"url": "http://[::1]/", "events": ["*"]}),
+            "loopback v6",
+        ),
+        (
+            json!({"url": "http://10.0.0.1/", "events": ["*"]}),
+            "private",
+        ),
+        (
+            json!({"url": "http://localhost/", "events": ["*"]}),
+            "localhost",
+        ),
+        (
+            json!({"url": "https://example.com/", "events": ["sandbox.exploded"]}),
+            "event",
+        ),
+        (
+            json!({"url": "https://example.com/", "events": []}),
+            "no events",
+        ),
+        (
+            json!({"url": "https://example.com/", "events": ["*"], "secret": "hunter2"}),
+            "secret",
+        ),
+    ] {
+        let (status, resp) = w.call(&admin, "POST", "/v1/webhooks", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {resp}");
+        assert_eq!(resp["code"], "invalid_argument", "{why}: {resp}");
+    }
+    let (status, created) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": "https://example.com/hook", "events": ["sandbox.paused", "sandbox.killed"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap();
+    assert!(signature::secret_key(secret).is_ok(), "{created}");
+
+    let (status, list) = w.call(&admin, "GET", "/v1/webhooks", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["webhooks"][0]["id"], id.as_str());
+    assert!(list["webhooks"][0].get("secret").is_none(), "{list}");
+
+    // Another team sees none of it.
+    let (status, team) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/teams",
+            Some(json!({"name": "rivals", "admin": "eve"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let eve = team["key"]["secret"].as_str().unwrap().to_owned();
+    for (method, path) in [
+        ("GET", format!("/v1/webhooks/{id}")),
+        ("GET", format!("/v1/webhooks/{id}/deliveries")),
+        ("DELETE", format!("/v1/webhooks/{id}")),
+    ] {
+        let (status, body) = w.call(&eve, method, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    let (_, theirs) = w.call(&eve, "GET", "/v1/webhooks", None).await;
+    assert_eq!(theirs["webhooks"], json!([]));
+
+    // Viewers read, never register.
+    let (status, viewer) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/keys",
+            Some(json!({"name": "v", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let viewer = viewer["secret"].as_str().unwrap();
+    let (status, _) = w
+        .call(
+            viewer,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": "https://example.com/", "events": ["*"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, _) = w
+        .call(&admin, "DELETE", &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = w
+        .call(&admin, "GET", &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    w.server.stop().await;
+}
+
+/// What the receiver saw: headers and body of each request.
+type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A receiver on 127.0.0.1 that answers 500 to its first request, 200 after.
+async fn receiver() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let app = Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let seen = seen.clone();
+            move |headers: HeaderMap, body: Bytes| async move {
+                let mut seen = seen.lock().unwrap();
+                seen.push((headers, body));
+                if seen.len() == 1 {
+                    (StatusCode::INTERNAL_SERVER_ERROR, "try later")
+                } else {
+                    (StatusCode::OK, "ok")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), seen)
+}
+
+async fn until<F: Fn() -> bool>(what: &str, f: F) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_when_its_time_comes_with_the_same_id() {
+    let w = Warren::start(&["127.0.0.0/8"]).await;
+    let admin = w.admin();
+    let (url, seen) = receiver().await;
+    let (status, created) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "events": ["sandbox.created"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let hook = created["id"].as_str().unwrap().to_owned();
+    let key = signature::secret_key(created["secret"].as_str().unwrap()).unwrap();
+
+    let (status, sandbox) = w
+        .call(&admin, "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sandbox}");
+    let sandbox = sandbox["id"].as_str().unwrap().to_owned();
+
+    until("the first attempt", || seen.lock().unwrap().len() == 1).await;
+    let deliveries = format!("/v1/webhooks/{hook}/deliveries");
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        (_, log) = w.call(&admin, "GET", &deliveries, None).await;
+        if log["deliveries"][0]["attempts"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = &log["deliveries"][0];
+    assert_eq!(d["state"], "pending", "{log}");
+    assert_eq!(d["last_status"], 500, "{log}");
+    assert_eq!(d["sandbox_id"], sandbox.as_str());
+    // Not retried before its time: the clock stands still.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    w.server.clock.advance(time::Duration::seconds(7));
+    until("the retry", || seen.lock().unwrap().len() == 2).await;
+    for _ in 0..100 {
+        (_, log) = w.call(&admin, "GET", &deliveries, None).await;
+        if log["deliveries"][0]["state"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = &log["deliveries"][0];
+    assert_eq!(d["state"], "delivered", "{log}");
+    assert_eq!(d["attempts"], 2, "{log}");
+    assert_eq!(d["log"][0]["status"], 500, "{log}");
+    assert_eq!(d["log"][0]["response"], "try later", "{log}");
+    assert_eq!(d["log"][1]["status"], 200, "{log}");
+
+    let seen = seen.lock().unwrap().clone();
+    let ids: Vec<&str> = seen
+        .iter()
+        .map(|(h, _)| h["webhook-id"].to_str().unwrap())
+        .collect();
+    assert_eq!(ids[0], ids[1], "a retry keeps the event's id");
+    assert_eq!(ids[0], d["event_id"].as_str().unwrap());
+    for (headers, body) in seen.iter() {
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let ts: i64 = h("webhook-timestamp").unwrap().parse().unwrap();
+        let received = signature::Received {
+            id: h("webhook-id"),
+            timestamp: h("webhook-timestamp"),
+            signature: h("webhook-signature"),
+        };
+        assert_eq!(signature::verify(&key, received, body, ts), Ok(()));
+        let payload: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(payload["type"], "sandbox.created");
+        assert_eq!(payload["sandbox_id"], sandbox.as_str());
+        assert_eq!(payload["data"]["state"], "running");
+        assert_eq!(payload["data"]["template"], "base");
+    }
+    w.server.stop().await;
+}
