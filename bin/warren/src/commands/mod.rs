@@ -25,6 +25,7 @@ pub mod template;
 pub mod timeline;
 pub mod timeout;
 pub mod user;
+pub mod webhook;
 
 use crate::client::Client;
 use crate::config::{self, Overrides};
