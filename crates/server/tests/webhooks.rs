@@ -187,8 +187,9 @@ async fn registrations_are_checked_and_belong_to_their_team() {
 /// What the receiver saw: headers and body of each request.
 type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
-/// A receiver on 127.0.0.1 that answers 500 to its first request, 200 after.
-async fn receiver() -> (String, Seen) {
+/// A receiver on 127.0.0.1; with `fail_first` it answers 500 to its first
+/// request, else (and after) 200.
+async fn receiver(fail_first: bool) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let app = Router::new().route(
         "/hook",
@@ -197,7 +198,7 @@ async fn receiver() -> (String, Seen) {
             move |headers: HeaderMap, body: Bytes| async move {
                 let mut seen = seen.lock().unwrap();
                 seen.push((headers, body));
-                if seen.len() == 1 {
+                if fail_first && seen.len() == 1 {
                     (StatusCode::INTERNAL_SERVER_ERROR, "try later")
                 } else {
                     (StatusCode::OK, "ok")
@@ -225,7 +226,7 @@ async fn until<F: Fn() -> bool>(what: &str, f: F) {
 async fn a_failed_delivery_is_retried_when_its_time_comes_with_the_same_id() {
     let w = Warren::start(&["127.0.0.0/8"]).await;
     let admin = w.admin();
-    let (url, seen) = receiver().await;
+    let (url, seen) = receiver(true).await;
     let (status, created) = w
         .call(
             &admin,
@@ -300,5 +301,210 @@ async fn a_failed_delivery_is_retried_when_its_time_comes_with_the_same_id() {
         assert_eq!(payload["data"]["state"], "running");
         assert_eq!(payload["data"]["template"], "base");
     }
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn e2b_registrations_get_e2b_payloads_and_the_sandbox_events_listing() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+
+    let w = Warren::start(&["127.0.0.0/8"]).await;
+    let admin = w.admin();
+    let (url, seen) = receiver(false).await;
+    let (status, hook) = w
+        .call(
+            &admin,
+            "POST",
+            "/events/webhooks",
+            Some(json!({
+                "name": "mine",
+                "url": url,
+                "enabled": true,
+                "events": ["sandbox.lifecycle.created", "sandbox.lifecycle.updated"],
+                "signatureSecret": "s3cret",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    assert_eq!(
+        hook["events"],
+        json!(["sandbox.lifecycle.created"]),
+        "{hook}"
+    );
+    assert_eq!(hook["name"], "mine");
+    assert!(
+        hook["teamID"].is_string() && hook["createdAt"].is_string(),
+        "{hook}"
+    );
+    let id = hook["id"].as_str().unwrap().to_owned();
+
+    let (status, sandbox) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"metadata": {"k": "v"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sandbox}");
+    let sandbox = sandbox["id"].as_str().unwrap().to_owned();
+    until("the delivery", || seen.lock().unwrap().len() == 1).await;
+    let (headers, body) = seen.lock().unwrap()[0].clone();
+    let digest = sha2::Sha256::new()
+        .chain_update(b"s3cret")
+        .chain_update(&body)
+        .finalize();
+    let want = base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest);
+    assert_eq!(headers["e2b-signature"].to_str().unwrap(), want);
+    assert_eq!(headers["e2b-webhook-id"].to_str().unwrap(), id);
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["type"], "sandbox.lifecycle.created", "{payload}");
+    assert_eq!(payload["sandboxId"], sandbox.as_str());
+    assert_eq!(
+        payload["eventData"]["sandbox_metadata"]["k"], "v",
+        "{payload}"
+    );
+
+    let (status, _) = w
+        .call(&admin, "DELETE", &format!("/v1/sandboxes/{sandbox}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, events) = w
+        .call(
+            &admin,
+            "GET",
+            &format!("/events/sandboxes/{sandbox}?orderAsc=true"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{events}");
+    let types: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["sandbox.lifecycle.created", "sandbox.lifecycle.killed"]
+    );
+    let (_, killed) = w
+        .call(
+            &admin,
+            "GET",
+            &format!("/events/sandboxes/{sandbox}?types=sandbox.lifecycle.killed"),
+            None,
+        )
+        .await;
+    assert_eq!(killed.as_array().unwrap().len(), 1, "{killed}");
+    // Only the created event was wanted: the kill was never sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    let (status, patched) = w
+        .call(
+            &admin,
+            "PATCH",
+            &format!("/events/webhooks/{id}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["enabled"], false);
+    let (status, bad) = w
+        .call(
+            &admin,
+            "POST",
+            "/events/webhooks",
+            Some(json!({"url": "http://169.254.169.254/", "signatureSecret": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    assert_eq!(bad["code"], 400, "{bad}");
+
+    let (_, team) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/teams",
+            Some(json!({"name": "rivals", "admin": "eve"})),
+        )
+        .await;
+    let eve = team["key"]["secret"].as_str().unwrap().to_owned();
+    for (method, path) in [
+        ("GET", format!("/events/webhooks/{id}")),
+        ("DELETE", format!("/events/webhooks/{id}")),
+        ("GET", format!("/events/sandboxes/{sandbox}")),
+    ] {
+        let (status, body) = w.call(&eve, method, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+    let (status, _) = w
+        .call(&admin, "DELETE", &format!("/events/webhooks/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    w.server.stop().await;
+}
+
+#[tokio::test]
+async fn a_pending_delivery_is_sent_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let allow = vec!["127.0.0.0/8".parse().unwrap()];
+    let first = InProcess::start_with(dir.path(), Arc::new(FakeRuntime::new()), allow.clone())
+        .await
+        .unwrap();
+    let admin = first.admin_key.clone().unwrap();
+    let w = Warren {
+        server: first,
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let (url, seen) = receiver(true).await;
+    let (status, hook) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "events": ["sandbox.created"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let deliveries = format!("/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap());
+    let (status, _) = w
+        .call(&admin, "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    until("the first attempt", || seen.lock().unwrap().len() == 1).await;
+    for _ in 0..100 {
+        let (_, log) = w.call(&admin, "GET", &deliveries, None).await;
+        if log["deliveries"][0]["attempts"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.server.stop().await;
+
+    let second = InProcess::start_with(dir.path(), Arc::new(FakeRuntime::new()), allow)
+        .await
+        .unwrap();
+    second.clock.advance(time::Duration::seconds(7));
+    let w = Warren {
+        server: second,
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    until("the retry after the restart", || {
+        seen.lock().unwrap().len() == 2
+    })
+    .await;
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        (_, log) = w.call(&admin, "GET", &deliveries, None).await;
+        if log["deliveries"][0]["state"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(log["deliveries"][0]["state"], "delivered", "{log}");
+    assert_eq!(log["deliveries"][0]["attempts"], 2, "{log}");
     w.server.stop().await;
 }

@@ -61,8 +61,8 @@ pub use event::{AppendedEvent, EventRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 pub use webhook::{
-    AttemptNext, AttemptRecord, DeliveryRecord, DeliveryState, LifecycleEventRecord, WebhookFlavor,
-    WebhookRecord,
+    AttemptNext, AttemptRecord, DeliveryRecord, DeliveryState, EventPage, LifecycleEventRecord,
+    WebhookFlavor, WebhookRecord,
 };
 
 /// One sandbox row.
@@ -594,13 +594,11 @@ pub trait Store: Send + Sync + 'static {
     /// team that wants its type; returns how many were enqueued.
     async fn record_lifecycle_event(&self, event: LifecycleEventRecord) -> Result<u64, StoreError>;
 
-    /// A sandbox's lifecycle events by time, skipping `offset`.
+    /// A sandbox's lifecycle events by time, one page of them.
     async fn sandbox_lifecycle_events(
         &self,
         sandbox: &str,
-        offset: u32,
-        limit: u32,
-        ascending: bool,
+        page: &EventPage,
     ) -> Result<Vec<LifecycleEventRecord>, StoreError>;
 
     /// Pending deliveries due at `now`, the most overdue first.

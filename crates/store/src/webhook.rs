@@ -154,3 +154,15 @@ pub enum AttemptNext {
     /// Give up.
     Failed,
 }
+
+/// Which of a sandbox's lifecycle events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventPage {
+    /// Events skipped first.
+    pub offset: u32,
+    pub limit: u32,
+    /// Oldest first when true.
+    pub ascending: bool,
+    /// Only these types; empty for every type.
+    pub types: Vec<String>,
+}

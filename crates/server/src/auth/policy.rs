@@ -99,6 +99,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/sandboxes/{id}/snapshots") => needs(S::SandboxesExec),
         ("GET", "/snapshots") => needs(S::SandboxesRead),
         ("DELETE", "/templates/{id}") => needs(S::SandboxesManage),
+        ("GET", "/events/webhooks" | "/events/webhooks/{id}") => needs(S::WebhooksRead),
+        ("POST", "/events/webhooks") => needs(S::WebhooksWrite),
+        ("PATCH" | "DELETE", "/events/webhooks/{id}") => needs(S::WebhooksWrite),
+        ("GET", "/events/sandboxes/{id}") => needs(S::SandboxesRead),
         _ => return None,
     };
     Some(rule)

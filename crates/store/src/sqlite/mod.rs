@@ -459,11 +459,9 @@ impl Store for SqliteStore {
     async fn sandbox_lifecycle_events(
         &self,
         sandbox: &str,
-        offset: u32,
-        limit: u32,
-        ascending: bool,
+        page: &crate::EventPage,
     ) -> Result<Vec<LifecycleEventRecord>, StoreError> {
-        webhooks::sandbox_events(&self.reader, sandbox, offset, limit, ascending).await
+        webhooks::sandbox_events(&self.reader, sandbox, page).await
     }
 
     async fn due_deliveries(

@@ -271,21 +271,22 @@ pub(super) async fn record_event(
 pub(super) async fn sandbox_events(
     reader: &SqlitePool,
     sandbox: &str,
-    offset: u32,
-    limit: u32,
-    ascending: bool,
+    page: &crate::EventPage,
 ) -> Result<Vec<LifecycleEventRecord>, StoreError> {
-    let query = if ascending {
-        "SELECT * FROM lifecycle_events WHERE sandbox = ?1
+    let query = if page.ascending {
+        "SELECT * FROM lifecycle_events
+         WHERE sandbox = ?1 AND (?4 = '[]' OR type IN (SELECT value FROM json_each(?4)))
          ORDER BY at ASC, rowid ASC LIMIT ?2 OFFSET ?3"
     } else {
-        "SELECT * FROM lifecycle_events WHERE sandbox = ?1
+        "SELECT * FROM lifecycle_events
+         WHERE sandbox = ?1 AND (?4 = '[]' OR type IN (SELECT value FROM json_each(?4)))
          ORDER BY at DESC, rowid DESC LIMIT ?2 OFFSET ?3"
     };
     sqlx::query(query)
         .bind(sandbox)
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
+        .bind(i64::from(page.limit))
+        .bind(i64::from(page.offset))
+        .bind(encode_events(&page.types)?)
         .fetch_all(reader)
         .await?
         .iter()

@@ -30,7 +30,8 @@ use tokio::sync::Semaphore;
 use warren_audit::Outcome;
 use warren_core::{KeyId, TeamId, WarrenError};
 use warren_store::{
-    DeliveryRecord, LifecycleEventRecord, SandboxRecord, Store, WebhookFlavor, WebhookRecord,
+    DeliveryRecord, EventPage, LifecycleEventRecord, SandboxRecord, Store, WebhookFlavor,
+    WebhookRecord,
 };
 
 use crate::audit::Action;
@@ -267,14 +268,9 @@ impl Webhooks {
     pub async fn sandbox_events(
         &self,
         sandbox: &str,
-        offset: u32,
-        limit: u32,
-        ascending: bool,
+        page: &EventPage,
     ) -> Result<Vec<LifecycleEventRecord>, WarrenError> {
-        Ok(self
-            .store
-            .sandbox_lifecycle_events(sandbox, offset, limit, ascending)
-            .await?)
+        Ok(self.store.sandbox_lifecycle_events(sandbox, page).await?)
     }
 
     /// The tap: records the lifecycle event audited `action` of `rec` is,
