@@ -181,6 +181,18 @@ async fn registrations_are_checked_and_belong_to_their_team() {
         .call(&admin, "GET", &format!("/v1/webhooks/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A team holds at most 20.
+    let hook = json!({"url": "https://example.com/hook", "events": ["*"]});
+    for _ in 0..20 {
+        let (status, body) = w
+            .call(&admin, "POST", "/v1/webhooks", Some(hook.clone()))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = w.call(&admin, "POST", "/v1/webhooks", Some(hook)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["code"], "quota_exceeded", "{body}");
     w.server.stop().await;
 }
 
