@@ -520,3 +520,38 @@ async fn a_pending_delivery_is_sent_after_a_restart() {
     assert_eq!(log["deliveries"][0]["attempts"], 2, "{log}");
     w.server.stop().await;
 }
+
+#[tokio::test]
+async fn the_reapers_kill_is_a_killed_event() {
+    let w = Warren::start(&["127.0.0.0/8"]).await;
+    let admin = w.admin();
+    let (url, seen) = receiver(false).await;
+    let (status, hook) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "events": ["sandbox.killed"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let (status, sandbox) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"timeout_s": 60})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sandbox}");
+    w.server.clock.advance(time::Duration::seconds(61));
+    until("the killed event", || seen.lock().unwrap().len() == 1).await;
+    let body = seen.lock().unwrap()[0].1.clone();
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["type"], "sandbox.killed", "{payload}");
+    assert_eq!(payload["sandbox_id"], sandbox["id"], "{payload}");
+    assert_eq!(payload["data"]["state"], "killed", "{payload}");
+    assert_eq!(payload["data"]["from_state"], "running", "{payload}");
+    assert_eq!(payload["data"]["reason"], "expired", "{payload}");
+    w.server.stop().await;
+}

@@ -286,12 +286,23 @@ impl Webhooks {
         let Some(kind) = names::for_action(action, outcome) else {
             return;
         };
+        let mut data = payload::data(rec, details);
+        if let (Some(d), Action::SandboxKill | Action::SandboxExpire) =
+            (data.as_object_mut(), action)
+        {
+            let reason = if action == Action::SandboxExpire {
+                "expired"
+            } else {
+                "request"
+            };
+            d.insert("reason".into(), reason.into());
+        }
         let event = LifecycleEventRecord {
             id: new_id(),
             team: rec.team.clone(),
             sandbox: rec.id.to_string(),
             kind: kind.to_owned(),
-            data: payload::data(rec, details).to_string(),
+            data: data.to_string(),
             at: self.clock.now(),
         };
         match self.store.record_lifecycle_event(event).await {
