@@ -555,3 +555,33 @@ async fn the_reapers_kill_is_a_killed_event() {
     assert_eq!(payload["data"]["reason"], "expired", "{payload}");
     w.server.stop().await;
 }
+
+#[tokio::test]
+async fn a_signing_secret_is_not_in_the_database() {
+    let w = Warren::start(&[]).await;
+    let admin = w.admin();
+    let secret = signature::new_secret();
+    let (status, body) = w
+        .call(
+            &admin,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": "https://example.com/hook", "events": ["*"], "secret": secret})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["secret"], secret.as_str());
+    let key_b64 = secret.strip_prefix("whsec_").unwrap();
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(w._dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().contains("warren.db") {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(!stored.is_empty());
+    let found = |needle: &[u8]| stored.windows(needle.len()).any(|w| w == needle);
+    assert!(found(b"https://example.com/hook"), "the row is there");
+    assert!(!found(key_b64.as_bytes()), "the secret is not");
+    w.server.stop().await;
+}
