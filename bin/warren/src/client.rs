@@ -29,6 +29,7 @@ use warren_core::SandboxId;
 mod network;
 mod secrets;
 mod snapshots;
+mod webhooks;
 
 use crate::config::Endpoint;
 use crate::ndjson::{EventStream, StreamError};

@@ -381,3 +381,9 @@ pub use hooks::{
     CreateHookRequest, CreateTimerRequest, DeliveryAccepted, Hook, HookCreated, HookList,
     HookSubscription, Timer, TimerEvent, TimerList,
 };
+
+mod webhooks;
+pub use webhooks::{
+    CreateWebhookRequest, CreatedWebhook, Delivery, DeliveryAttempt, DeliveryList, Webhook,
+    WebhookList,
+};

@@ -48,10 +48,14 @@ pub enum Scope {
     HooksRead,
     /// Create and delete the team's webhook hooks.
     HooksWrite,
+    /// List the team's lifecycle webhooks and their delivery logs.
+    WebhooksRead,
+    /// Register and delete the team's lifecycle webhooks.
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 14] = [
+    pub const ALL: [Scope; 16] = [
         Self::SandboxesRead,
         Self::SandboxesCreate,
         Self::SandboxesExec,
@@ -66,6 +70,8 @@ impl Scope {
         Self::EventsRead,
         Self::HooksRead,
         Self::HooksWrite,
+        Self::WebhooksRead,
+        Self::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +90,8 @@ impl Scope {
             Self::EventsRead => "events:read",
             Self::HooksRead => "hooks:read",
             Self::HooksWrite => "hooks:write",
+            Self::WebhooksRead => "webhooks:read",
+            Self::WebhooksWrite => "webhooks:write",
         }
     }
 
@@ -210,6 +218,8 @@ impl Role {
             S::SandboxesManage,
             S::TemplatesBuild,
             S::SecretsUse,
+            S::WebhooksRead,
+            S::WebhooksWrite,
         ];
         let member = Permissions::of(MEMBER);
         match self {

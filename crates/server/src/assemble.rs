@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::ports::{PortProxy, route as route_ports};
 use crate::service::secrets::SecretsCipher;
 use crate::service::storage::DiskReserve;
+use crate::service::webhooks::{Destinations, Webhooks};
 use crate::service::{
     Hooks, Network, SandboxDeps, SandboxIdentity, Sandboxes, Secrets, Standby, Teardown, Tenancy,
 };
@@ -73,6 +74,8 @@ pub(crate) struct Opened {
     pub tenancy: Arc<Tenancy>,
     pub team_secrets: Arc<Secrets>,
     pub ca: Arc<WarrenCa>,
+    /// Seals webhook secrets (the same key as the team secrets').
+    pub webhook_cipher: SecretsCipher,
 }
 
 /// Opens what lives in `data` (`warren.db`) and `secrets_dir`, creating
@@ -103,6 +106,8 @@ pub(crate) async fn open(
     let cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
         .map_err(|e| startup("secrets key", e))?;
     let team_secrets = Arc::new(Secrets::new(store.clone(), cipher, audit.clone()));
+    let webhook_cipher = SecretsCipher::load_or_create(&secrets_dir.join("secrets-key"))
+        .map_err(|e| startup("secrets key", e))?;
     let ca = Arc::new(WarrenCa::load_or_create(secrets_dir).map_err(|e| startup("Warren CA", e))?);
     Ok(Opened {
         secrets,
@@ -112,6 +117,7 @@ pub(crate) async fn open(
         tenancy,
         team_secrets,
         ca,
+        webhook_cipher,
     })
 }
 
@@ -140,6 +146,10 @@ pub(crate) struct Parts {
     pub ports_domain: String,
     pub e2b_domain: String,
     pub clock: Clock,
+    pub webhook_cipher: SecretsCipher,
+    /// Where webhook deliveries may go.
+    pub webhook_destinations: Destinations,
+    pub webhook_first_retry: std::time::Duration,
 }
 
 /// The services and the two routers, ready to serve.
@@ -147,6 +157,8 @@ pub(crate) struct Assembled {
     pub sandboxes: Arc<Sandboxes>,
     /// Inbound webhook hooks (their seen-delivery pruner is a worker).
     pub hooks: Arc<Hooks>,
+    /// Lifecycle webhooks; its worker is started by the caller.
+    pub webhooks: Arc<Webhooks>,
     /// Ends once every teardown queued before the services were dropped
     /// has run.
     pub teardown_worker: JoinHandle<()>,
@@ -162,6 +174,13 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         Teardown::start(p.runtime.clone(), p.store.clone(), p.network.clone());
     let agents = Agents::new(p.secrets.agent);
     let tokens = p.secrets.tokens.with_clock(p.clock.clone());
+    let webhooks = Arc::new(Webhooks::new(
+        p.store.clone(),
+        p.webhook_cipher,
+        p.clock.clone(),
+        p.webhook_destinations,
+        p.webhook_first_retry,
+    ));
     let sandboxes = Arc::new(Sandboxes::new(SandboxDeps {
         store: p.store.clone(),
         runtime: p.runtime,
@@ -178,6 +197,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         default_limits: p.default_limits,
         ca_certificate: p.ca_certificate,
         clock: p.clock.clone(),
+        webhooks: webhooks.clone(),
     }));
     let grants = Grants::new(
         p.store.clone(),
@@ -202,6 +222,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         e2b_domain: p.e2b_domain.into(),
         ports_domain: p.ports_domain.as_str().into(),
         grants: grants.clone(),
+        webhooks: webhooks.clone(),
     };
     let auth = Authenticator {
         store: p.store,
@@ -221,6 +242,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
     Assembled {
         sandboxes,
         hooks,
+        webhooks,
         teardown_worker,
         api,
         sandbox_api,

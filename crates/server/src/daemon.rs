@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::service::webhooks::Destinations;
+
 use tokio::net::TcpListener;
 use warren_egress::intercept::{InterceptConfig, TlsInterceptor, WarrenCa};
 use warren_runtime::Runtime;
@@ -72,6 +74,7 @@ pub async fn run(
         tenancy,
         team_secrets,
         ca: warren_ca,
+        webhook_cipher,
     } = open(data, &secrets_dir, config.sandbox_token_ttl_s, &clock).await?;
     let interceptor = interceptor(&config, &warren_ca)?;
     bootstrap_admin_key(&config, &tenancy).await?;
@@ -142,6 +145,12 @@ pub async fn run(
             .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port())),
         ports_domain,
         clock,
+        webhook_cipher,
+        webhook_destinations: Destinations::new(
+            config.webhook_allow.clone(),
+            config.sandbox_cidr.parse().ok(),
+        ),
+        webhook_first_retry: Duration::from_secs(config.webhook_first_retry_s),
     });
     let sandboxes = assembled.sandboxes;
     let hooks = assembled.hooks;
@@ -162,6 +171,7 @@ pub async fn run(
         tokio::spawn(sandboxes.clone().run_inbox(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_timers(stop_rx.clone())),
         tokio::spawn(hooks.clone().run_pruner(stop_rx.clone())),
+        tokio::spawn(assembled.webhooks.clone().run(stop_rx.clone())),
     ];
     let net_events = tokio::spawn(
         sandboxes

@@ -97,6 +97,12 @@ pub struct Config {
     /// A CA certificate file (PEM) trusted, besides the system's CAs, for
     /// the servers the egress proxy injects secrets into requests to.
     pub upstream_ca: Option<PathBuf>,
+    /// Ranges lifecycle webhooks may be delivered to although they are
+    /// closed by default (loopback, link-local, private, …); the sandbox
+    /// pool stays closed (`docs/webhooks.md`).
+    pub webhook_allow: Vec<warren_core::network::Cidr>,
+    /// Seconds before a failed webhook delivery's first retry; default 5.
+    pub webhook_first_retry_s: u64,
 }
 
 /// Why the daemon could not start or stopped with an error.

@@ -24,4 +24,6 @@ pub struct AppState {
     pub e2b_domain: Arc<str>,
     /// Hands out the tokens that open a sandbox's agent and ports.
     pub grants: Grants,
+    /// Lifecycle webhooks out.
+    pub webhooks: Arc<crate::service::webhooks::Webhooks>,
 }

@@ -26,6 +26,7 @@ use crate::auth::grant::DEFAULT_GRANT_TTL_S;
 use crate::auth::token::DEFAULT_TOKEN_TTL_S;
 use crate::clock::ManualClock;
 use crate::service::Network;
+use crate::service::webhooks::Destinations;
 
 /// A running in-process Warren.
 pub struct InProcess {
@@ -39,14 +40,25 @@ pub struct InProcess {
     pub clock: ManualClock,
     audit_tasks: AuditTasks,
     stop_reaper: tokio::sync::watch::Sender<bool>,
-    /// The reaper, the inbox worker, the timers and the hook
-    /// delivery-id pruner.
+    /// The reaper, the inbox worker, the timers, the hook delivery-id
+    /// pruner and the webhooks' outbox.
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl InProcess {
     /// Starts Warren over `dir` (created if missing) with `runtime`.
     pub async fn start(dir: &Path, runtime: Arc<dyn Runtime>) -> Result<Self, ServeError> {
+        Self::start_with(dir, runtime, Vec::new()).await
+    }
+
+    /// [`InProcess::start`] with lifecycle webhooks allowed to reach
+    /// `webhook_allow` (e.g. a receiver on 127.0.0.1). Their worker runs on
+    /// the manual clock: a retry is due once the test moves time past it.
+    pub async fn start_with(
+        dir: &Path,
+        runtime: Arc<dyn Runtime>,
+        webhook_allow: Vec<warren_core::network::Cidr>,
+    ) -> Result<Self, ServeError> {
         let secrets_dir = dir.join("secrets");
         let templates_dir = dir.join("templates");
         std::fs::create_dir_all(templates_dir.join("base/rootfs"))
@@ -69,6 +81,7 @@ impl InProcess {
             tenancy,
             team_secrets,
             ca,
+            webhook_cipher,
         } = open(dir, &secrets_dir, DEFAULT_TOKEN_TTL_S, &clock).await?;
         let admin_key = tenancy
             .bootstrap()
@@ -102,13 +115,17 @@ impl InProcess {
             ports_domain: crate::ports::DEFAULT_DOMAIN.to_owned(),
             e2b_domain: "localhost:8700".to_owned(),
             clock,
+            webhook_cipher,
+            webhook_destinations: Destinations::new(webhook_allow, None),
+            webhook_first_retry: crate::service::webhooks::backoff::FIRST_RETRY,
         });
         let (stop_reaper, stopped) = tokio::sync::watch::channel(false);
         let workers = vec![
             tokio::spawn(assembled.sandboxes.clone().run_reaper(stopped.clone())),
             tokio::spawn(assembled.sandboxes.clone().run_inbox(stopped.clone())),
             tokio::spawn(assembled.sandboxes.clone().run_timers(stopped.clone())),
-            tokio::spawn(assembled.hooks.clone().run_pruner(stopped)),
+            tokio::spawn(assembled.hooks.clone().run_pruner(stopped.clone())),
+            tokio::spawn(assembled.webhooks.clone().run(stopped)),
         ];
         Ok(Self {
             api: assembled.api,

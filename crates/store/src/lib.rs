@@ -30,6 +30,8 @@
 //!   when every sandbox is added through [`Store::create_sandbox_in_quota`]
 //!   and every resume through [`Store::begin_resume_in_quota`] (the daemon
 //!   does); the decision is made in the write's own transaction.
+//! - A webhook delivery exists only with its lifecycle event, inserted in
+//!   the event's own transaction ([`Store::record_lifecycle_event`]).
 //! - Times are kept with millisecond precision: a record read back carries
 //!   the stored (truncated) times, and so does the record a write returns.
 //!
@@ -53,6 +55,7 @@ mod event;
 mod grant;
 mod hook;
 mod sqlite;
+mod webhook;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
 pub use error::StoreError;
@@ -60,6 +63,10 @@ pub use event::{AppendedEvent, EventRecord, InboxRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
 pub use hook::{HookKind, HookRecord, Subscription, TimerRecord};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
+pub use webhook::{
+    AttemptNext, AttemptRecord, DeliveryRecord, DeliveryState, EventPage, LifecycleEventRecord,
+    WebhookFlavor, WebhookRecord,
+};
 
 /// One sandbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -693,4 +700,67 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the sandbox's timer. `NotFound` if it has no such timer.
     async fn delete_timer(&self, sandbox: &SandboxId, id: &str) -> Result<(), StoreError>;
+    // ---- Lifecycle webhooks out ----
+
+    /// Inserts a registration if its team holds fewer than `max_per_team`.
+    /// `QuotaExceeded` past it, `NotFound` for an unknown team.
+    async fn insert_webhook(
+        &self,
+        webhook: WebhookRecord,
+        max_per_team: u32,
+    ) -> Result<(), StoreError>;
+
+    async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError>;
+
+    /// The team's registrations, oldest first.
+    async fn list_webhooks(&self, team: &TeamId) -> Result<Vec<WebhookRecord>, StoreError>;
+
+    /// Replaces a registration's name, URL, events, enabled flag and sealed
+    /// secret. `NotFound` for an unknown id.
+    async fn update_webhook(&self, webhook: &WebhookRecord) -> Result<(), StoreError>;
+
+    /// Deletes a registration with its pending and past deliveries.
+    /// `NotFound` for an unknown id.
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Records a lifecycle event and, in the same transaction, one pending
+    /// delivery (due at the event's time) per enabled registration of its
+    /// team that wants its type; returns how many were enqueued.
+    async fn record_lifecycle_event(&self, event: LifecycleEventRecord) -> Result<u64, StoreError>;
+
+    /// A sandbox's lifecycle events by time, one page of them.
+    async fn sandbox_lifecycle_events(
+        &self,
+        sandbox: &str,
+        page: &EventPage,
+    ) -> Result<Vec<LifecycleEventRecord>, StoreError>;
+
+    /// Pending deliveries due at `now`, the most overdue first.
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Records one attempt and the delivery's next state in one
+    /// transaction; a delivery deleted meanwhile is left alone.
+    async fn record_delivery_attempt(
+        &self,
+        webhook: &str,
+        event: &str,
+        attempt: AttemptRecord,
+        next: AttemptNext,
+    ) -> Result<(), StoreError>;
+
+    /// The registration's deliveries, newest event first, each with its
+    /// attempts.
+    async fn webhook_deliveries(
+        &self,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// Deletes lifecycle events from before `before` that no pending
+    /// delivery still needs (their deliveries and attempts go with them).
+    async fn prune_lifecycle_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 }

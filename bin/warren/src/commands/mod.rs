@@ -28,6 +28,7 @@ pub mod timeline;
 pub mod timeout;
 pub mod timer;
 pub mod user;
+pub mod webhook;
 
 use crate::client::Client;
 use crate::config::{self, Overrides};

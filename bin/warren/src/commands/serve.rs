@@ -114,6 +114,14 @@ pub struct Args {
     /// secrets may be verified against, besides the system's CAs.
     #[arg(long, env = "WARREN_UPSTREAM_CA", value_name = "FILE")]
     upstream_ca: Option<PathBuf>,
+    /// A range lifecycle webhooks may be delivered to although it is closed
+    /// by default (loopback, link-local, private, unique-local); repeat for
+    /// more. The sandbox pool is never opened.
+    #[arg(long = "webhook-allow", value_name = "CIDR")]
+    webhook_allow: Vec<warren_core::network::Cidr>,
+    /// Seconds before a failed webhook delivery is first retried.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS", hide = true)]
+    webhook_first_retry: u64,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -254,6 +262,8 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         dns_port: args.dns_port,
         egress_proxy_port: args.egress_proxy_port,
         upstream_ca: args.upstream_ca,
+        webhook_allow: args.webhook_allow,
+        webhook_first_retry_s: args.webhook_first_retry.max(1),
     };
     warren_server::serve(config, shutdown)
         .await

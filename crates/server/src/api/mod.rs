@@ -26,6 +26,7 @@ mod teams;
 mod templates;
 mod timeline;
 mod timers;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -103,6 +104,12 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/keys/{id}", delete(keys::revoke))
         .route("/v1/secrets", get(secrets::list).post(secrets::set))
         .route("/v1/secrets/{name}", delete(secrets::delete))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/sandboxes/{id}/timeline", get(timeline::timeline))
         .route(
             "/v1/sandboxes/{id}/events",

@@ -3,7 +3,7 @@ use utoipa::OpenApi;
 
 use super::{
     audit, events, exec, files, health, hooks, inbox, keys, network, pty, quotas, sandboxes,
-    secrets, snapshots, teams, templates, timeline, timers,
+    secrets, snapshots, teams, templates, timeline, timers, webhooks,
 };
 
 /// The OpenAPI document of the native API, generated from the handlers and
@@ -32,6 +32,7 @@ use super::{
         hooks::create, hooks::list, hooks::get, hooks::delete, hooks::deliver,
         hooks::subscribe, hooks::unsubscribe,
         timers::create, timers::list, timers::delete,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
     ),
     modifiers(&BearerAuth),
 )]

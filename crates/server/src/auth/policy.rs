@@ -81,6 +81,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         | ("DELETE", "/v1/hooks/{id}" | "/v1/hooks/{id}/subscriptions/{sub}") => {
             needs(S::HooksWrite)
         }
+        ("POST", "/v1/webhooks") | ("DELETE", "/v1/webhooks/{id}") => needs(S::WebhooksWrite),
+        ("GET", "/v1/webhooks" | "/v1/webhooks/{id}" | "/v1/webhooks/{id}/deliveries") => {
+            needs(S::WebhooksRead)
+        }
         ("PUT", "/v1/sandboxes/{id}/network") => needs(S::SandboxesManage),
         ("GET", "/v1/sandboxes/{id}/network/events") => needs(S::SandboxesRead),
         ("POST", "/v1/sandboxes/{id}/pause" | "/v1/sandboxes/{id}/resume") => {
@@ -114,6 +118,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("POST", "/sandboxes/{id}/snapshots") => needs(S::SandboxesExec),
         ("GET", "/snapshots") => needs(S::SandboxesRead),
         ("DELETE", "/templates/{id}") => needs(S::SandboxesManage),
+        ("GET", "/events/webhooks" | "/events/webhooks/{id}") => needs(S::WebhooksRead),
+        ("POST", "/events/webhooks") => needs(S::WebhooksWrite),
+        ("PATCH" | "DELETE", "/events/webhooks/{id}") => needs(S::WebhooksWrite),
+        ("GET", "/events/sandboxes/{id}") => needs(S::SandboxesRead),
         _ => return None,
     };
     Some(rule)

@@ -11,7 +11,8 @@
 //!   the same permission table (`auth::policy`) as the native API.
 //!
 //! Pause, resume, fork and snapshots are Warren's own ([`persist`]), and
-//! so is the egress policy E2B's network settings map onto ([`network`]).
+//! so is the egress policy E2B's network settings map onto ([`network`]),
+//! and the lifecycle webhooks and events of `/events/…` ([`webhooks`]).
 
 mod control;
 mod error;
@@ -21,6 +22,7 @@ mod paging;
 mod persist;
 mod proxy;
 mod query;
+mod webhooks;
 mod wire;
 
 use axum::Router;
@@ -56,6 +58,17 @@ pub fn routes() -> Router<AppState> {
         .route("/snapshots", get(persist::list_snapshots))
         .route("/templates", get(control::templates))
         .route("/templates/{id}", delete(persist::delete_snapshot))
+        .route(
+            "/events/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/events/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/events/sandboxes/{id}", get(webhooks::sandbox_events))
 }
 
 #[cfg(test)]
@@ -86,6 +99,12 @@ mod tests {
             (Method::POST, "/sandboxes/{id}/snapshots"),
             (Method::GET, "/snapshots"),
             (Method::DELETE, "/templates/{id}"),
+            (Method::GET, "/events/webhooks"),
+            (Method::POST, "/events/webhooks"),
+            (Method::GET, "/events/webhooks/{id}"),
+            (Method::PATCH, "/events/webhooks/{id}"),
+            (Method::DELETE, "/events/webhooks/{id}"),
+            (Method::GET, "/events/sandboxes/{id}"),
         ];
         for (method, route) in routes {
             let rule = rule_for(&method, route).unwrap_or_else(|| panic!("{method} {route}"));

@@ -203,10 +203,13 @@ impl Sandboxes {
     ) -> Result<InboxRecord, WarrenError> {
         let (before, after) = self.store.ack_events(id, seq, self.clock.now()).await?;
         if after.acked_seq > before.acked_seq {
-            let event = Event::sandbox(Action::EventAck, id, Outcome::Ok)
-                .with("from", before.acked_seq + 1)
-                .with("to", after.acked_seq);
-            self.audit.record_done(actor, event).await;
+            let details = super::record::details([
+                ("from", (before.acked_seq + 1).into()),
+                ("to", after.acked_seq.into()),
+            ]);
+            // A lifecycle act: it is also the `event.delivered` webhook.
+            self.record_lifecycle(actor, id, Action::EventAck, Outcome::Ok, details)
+                .await;
         }
         Ok(after)
     }

@@ -36,6 +36,7 @@ pub mod storage;
 pub mod teardown;
 mod tenancy;
 pub mod timers;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ pub(crate) struct SandboxDeps {
     pub ca_certificate: String,
     /// Decides lifetimes, idleness and retention.
     pub clock: crate::clock::Clock,
+    /// Lifecycle webhooks out: every audited lifecycle act is tapped.
+    pub webhooks: Arc<webhooks::Webhooks>,
 }
 
 /// The sandbox service. Its parts are its own; the routers and proxies
@@ -117,6 +120,7 @@ pub struct Sandboxes {
     clock: crate::clock::Clock,
     /// Long-poll signals and the inbox worker's queue.
     inbox_work: inbox::InboxWork,
+    webhooks: Arc<webhooks::Webhooks>,
 }
 
 impl Sandboxes {
@@ -139,6 +143,7 @@ impl Sandboxes {
             ca_certificate: d.ca_certificate,
             clock: d.clock,
             inbox_work: inbox::InboxWork::default(),
+            webhooks: d.webhooks,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Lifecycle entries of the audit log: the one function every sandbox state
-//! change is recorded through (create, kill, expire, fail; pause, resume and
-//! fork will use it too). Commands, file writes and terminals are recorded
-//! where they end (`exec.rs`, `files.rs`, `pty.rs`).
+//! change is recorded through (create, kill, expire, fail, pause, resume,
+//! fork, snapshot). It is also where lifecycle webhooks are tapped
+//! (`webhooks::Webhooks::emit`), after the entry. Commands, file writes and
+//! terminals are recorded where they end (`exec.rs`, `files.rs`, `pty.rs`).
 
 use serde_json::{Map, Value};
 use warren_audit::Outcome;
@@ -29,12 +30,17 @@ impl Sandboxes {
         outcome: Outcome,
         details: Map<String, Value>,
     ) {
+        let rec = self.store.get_sandbox(id).await.ok().flatten();
+        let actor = match &rec {
+            Some(rec) => actor.in_team(&rec.team),
+            None => actor.clone(),
+        };
         let mut event = Event::sandbox(action, id, outcome);
         event.details = details;
-        let actor = match self.store.get_sandbox(id).await {
-            Ok(Some(rec)) => actor.in_team(&rec.team),
-            _ => actor.clone(),
-        };
+        let details = event.details.clone();
         self.audit.record_done(&actor, event).await;
+        if let Some(rec) = rec {
+            self.webhooks.emit(&rec, action, outcome, &details).await;
+        }
     }
 }

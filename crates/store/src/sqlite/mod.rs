@@ -39,6 +39,7 @@ mod sandboxes;
 mod secrets;
 mod snapshots;
 mod teams;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +63,7 @@ use crate::{
     SecretRecord, SnapshotRecord, Store, StoreError, StoredSecret, Subscription, TeamRecord,
     TimerRecord, UserRecord,
 };
+use crate::{AttemptNext, AttemptRecord, DeliveryRecord, LifecycleEventRecord, WebhookRecord};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -556,6 +558,72 @@ impl Store for SqliteStore {
 
     async fn delete_timer(&self, sandbox: &SandboxId, id: &str) -> Result<(), StoreError> {
         hooks::delete_timer(&self.writer, sandbox, id).await
+    }
+
+    async fn insert_webhook(
+        &self,
+        webhook: WebhookRecord,
+        max_per_team: u32,
+    ) -> Result<(), StoreError> {
+        webhooks::insert(&self.writer, &webhook, max_per_team).await
+    }
+
+    async fn get_webhook(&self, id: &str) -> Result<Option<WebhookRecord>, StoreError> {
+        webhooks::get(&self.reader, id).await
+    }
+
+    async fn list_webhooks(&self, team: &TeamId) -> Result<Vec<WebhookRecord>, StoreError> {
+        webhooks::list(&self.reader, team).await
+    }
+
+    async fn update_webhook(&self, webhook: &WebhookRecord) -> Result<(), StoreError> {
+        webhooks::update(&self.writer, webhook).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<(), StoreError> {
+        webhooks::delete(&self.writer, id).await
+    }
+
+    async fn record_lifecycle_event(&self, event: LifecycleEventRecord) -> Result<u64, StoreError> {
+        webhooks::record_event(&self.writer, &event).await
+    }
+
+    async fn sandbox_lifecycle_events(
+        &self,
+        sandbox: &str,
+        page: &crate::EventPage,
+    ) -> Result<Vec<LifecycleEventRecord>, StoreError> {
+        webhooks::sandbox_events(&self.reader, sandbox, page).await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        webhooks::due(&self.reader, now, limit).await
+    }
+
+    async fn record_delivery_attempt(
+        &self,
+        webhook: &str,
+        event: &str,
+        attempt: AttemptRecord,
+        next: AttemptNext,
+    ) -> Result<(), StoreError> {
+        webhooks::record_attempt(&self.writer, webhook, event, &attempt, next).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        webhook: &str,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        webhooks::deliveries(&self.reader, webhook, limit).await
+    }
+
+    async fn prune_lifecycle_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        webhooks::prune(&self.writer, before).await
     }
 }
 
