@@ -46,7 +46,7 @@ impl Teardown {
                 let network = network.clone();
                 running.spawn(async move {
                     if destroy(runtime.as_ref(), store.as_ref(), &id).await {
-                        network.forget(&id);
+                        network.forget(&id).await;
                     }
                     drop(permit);
                 });
