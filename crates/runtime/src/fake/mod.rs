@@ -6,10 +6,11 @@
 //! runtime leaves its instances running, and a new one finds them (a daemon
 //! restart). Each running instance's agent is an in-process HTTP server on
 //! `127.0.0.1` (see `agent`) speaking the envd calls the daemon makes most:
-//! health, init, files (in memory), process start, list and signal, with a
-//! tiny command set or a test's own [`CommandHandler`]. The address is
-//! kept per network slot, so a restore into the same slot answers where
-//! the original did.
+//! health, init, files (in memory), process start, list, signal, input,
+//! stdin's end and a PTY's size, with a tiny command set, a terminal, or a
+//! test's own [`CommandHandler`]. The address is kept per attachment
+//! address, so a restore into the same slot answers where the original
+//! did.
 //!
 //! Checkpoints copy the agent's memory (files, processes, token,
 //! environment) into `fake-image.json` in the image directory; a restore
@@ -25,6 +26,7 @@
 
 mod agent;
 mod commands;
+mod interactive;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
