@@ -102,3 +102,19 @@ async fn sandbox_the_firewall_table_lives_with_the_daemon_not_its_sandboxes() {
     d.stop_with(nix::sys::signal::Signal::SIGTERM).unwrap();
     assert_eq!(listed(&table), None, "the table outlived an empty daemon");
 }
+
+#[tokio::test]
+async fn sandbox_a_daemon_that_fails_to_start_leaves_no_table() {
+    let mut d = Daemon::start().await.expect("daemon starts");
+    let table = table_of(&d);
+    assert!(listed(&table).is_some());
+    d.stop_with(nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert_eq!(listed(&table), None);
+    // The resolver's port is taken: the start fails after the table was
+    // installed, and takes it away again.
+    let taken = std::net::UdpSocket::bind(("0.0.0.0", d.dns_port)).unwrap();
+    let failed = d.restart().await;
+    assert!(failed.is_err(), "the daemon started without its DNS port");
+    assert_eq!(listed(&table), None, "a failed start left the table");
+    drop(taken);
+}
