@@ -88,117 +88,117 @@ pub async fn run(
         ),
     };
     let (pool, firewall) = host_network(&config, data, sandbox_api_port, egress_ports)?;
-    // Whatever ends the daemon, a failed start too, takes the table with
-    // it unless a sandbox lives on.
-    let served: Result<(), ServeError> = async {
-        let injection = Arc::new(InjectionSource(team_secrets.clone()));
-        let egress = start_egress(
-            &firewall,
-            egress_ports,
-            dns_upstream,
-            interceptor,
-            injection,
-        )
-        .await?;
-        let network = Arc::new(Network::new(
-            pool,
-            Some(firewall.clone()),
-            egress.registry.clone(),
-            config.network_default.clone(),
-        ));
-        let templates_dir = match &config.templates_dir {
-            Some(dir) => absolute(dir)?,
-            None => data.join("templates"),
-        };
-        let templates = Arc::new(
-            TemplateStore::new(&templates_dir).map_err(|e| startup("templates directory", e))?,
-        );
-        let snapshots: Arc<dyn SnapshotStore> = Arc::new(
-            LocalDirStore::open(data.join("snapshots"), true)
-                .map_err(|e| startup("snapshot store", e))?,
-        );
+    // Whatever ends the daemon from here, a failed start too, takes the
+    // table with it unless a sandbox lives on.
+    let _table = TableGuard {
+        runtime: runtime.clone(),
+        firewall: firewall.clone(),
+    };
 
-        let assembled = assemble(Parts {
-            data_dir: data.clone(),
-            secrets,
-            store,
-            audit,
-            tenancy,
-            team_secrets,
-            runtime: runtime.clone(),
-            network,
-            templates,
-            snapshots,
-            agent_binary,
-            default_limits: warren_core::Limits {
-                disk_mb: config.default_disk_mb,
-                ..warren_core::Limits::default()
-            },
-            ca_certificate: warren_ca.certificate_pem().to_owned(),
-            sandbox_api_port,
-            standby_s: config.standby_s,
-            disk_reserve_mb: config.disk_reserve_mb,
-            grant_ttl_s: config.grant_ttl_s,
-            e2b_domain: config
-                .e2b_domain
-                .clone()
-                .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port())),
-            ports_domain,
-            clock,
-        });
-        let sandboxes = assembled.sandboxes;
+    let injection = Arc::new(InjectionSource(team_secrets.clone()));
+    let egress = start_egress(
+        &firewall,
+        egress_ports,
+        dns_upstream,
+        interceptor,
+        injection,
+    )
+    .await?;
+    let network = Arc::new(Network::new(
+        pool,
+        Some(firewall.clone()),
+        egress.registry.clone(),
+        config.network_default.clone(),
+    ));
+    let templates_dir = match &config.templates_dir {
+        Some(dir) => absolute(dir)?,
+        None => data.join("templates"),
+    };
+    let templates = Arc::new(
+        TemplateStore::new(&templates_dir).map_err(|e| startup("templates directory", e))?,
+    );
+    let snapshots: Arc<dyn SnapshotStore> = Arc::new(
+        LocalDirStore::open(data.join("snapshots"), true)
+            .map_err(|e| startup("snapshot store", e))?,
+    );
+
+    let assembled = assemble(Parts {
+        data_dir: data.clone(),
+        secrets,
+        store,
+        audit,
+        tenancy,
+        team_secrets,
+        runtime: runtime.clone(),
+        network,
+        templates,
+        snapshots,
+        agent_binary,
+        default_limits: warren_core::Limits {
+            disk_mb: config.default_disk_mb,
+            ..warren_core::Limits::default()
+        },
+        ca_certificate: warren_ca.certificate_pem().to_owned(),
+        sandbox_api_port,
+        standby_s: config.standby_s,
+        disk_reserve_mb: config.disk_reserve_mb,
+        grant_ttl_s: config.grant_ttl_s,
+        e2b_domain: config
+            .e2b_domain
+            .clone()
+            .unwrap_or_else(|| format!("{ports_domain}:{}", config.listen.port())),
+        ports_domain,
+        clock,
+    });
+    let sandboxes = assembled.sandboxes;
+    sandboxes
+        .reconcile()
+        .await
+        .map_err(|e| startup("reconciling sandboxes with the runtime", e))?;
+    sandboxes
+        .sweep_snapshot_store()
+        .await
+        .map_err(|e| startup("cleaning up the snapshot store", e))?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = [
+        tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone())),
+    ];
+    let net_events = tokio::spawn(
         sandboxes
-            .reconcile()
-            .await
-            .map_err(|e| startup("reconciling sandboxes with the runtime", e))?;
-        sandboxes
-            .sweep_snapshot_store()
-            .await
-            .map_err(|e| startup("cleaning up the snapshot store", e))?;
+            .clone()
+            .run_network_events(egress.events, egress.registry),
+    );
 
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let workers = [
-            tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone())),
-            tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone())),
-            tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone())),
-        ];
-        let net_events = tokio::spawn(
-            sandboxes
-                .clone()
-                .run_network_events(egress.events, egress.registry),
-        );
+    serve(
+        &config,
+        sandbox_api_port,
+        assembled.api,
+        assembled.sandbox_api,
+        shutdown,
+    )
+    .await?;
 
-        serve(
-            &config,
-            sandbox_api_port,
-            assembled.api,
-            assembled.sandbox_api,
-            shutdown,
-        )
-        .await?;
-
-        tracing::info!("shutting down; live sandboxes keep running");
-        let _ = stop_tx.send(true);
-        for worker in workers {
-            let _ = worker.await;
-        }
-        for task in &egress.tasks {
-            task.abort();
-        }
-        net_events.abort();
-        audit_tasks.stop().await;
-        drop(sandboxes);
-        if tokio::time::timeout(Duration::from_secs(20), assembled.teardown_worker)
-            .await
-            .is_err()
-        {
-            tracing::warn!("teardown did not finish; it resumes at the next start");
-        }
-        Ok(())
+    tracing::info!("shutting down; live sandboxes keep running");
+    let _ = stop_tx.send(true);
+    for worker in workers {
+        let _ = worker.await;
     }
-    .await;
-    remove_firewall(runtime.as_ref(), &firewall).await;
-    served
+    for task in &egress.tasks {
+        task.abort();
+    }
+    net_events.abort();
+    audit_tasks.stop().await;
+    drop(sandboxes);
+    if tokio::time::timeout(Duration::from_secs(20), assembled.teardown_worker)
+        .await
+        .is_err()
+    {
+        tracing::warn!("teardown did not finish; it resumes at the next start");
+    }
+    Ok(())
 }
 
 /// The daemon's address pool and its firewall table, installed: IPv4
@@ -233,8 +233,33 @@ fn host_network(
     Ok((pool, firewall))
 }
 
-/// Removes the firewall table at shutdown, unless a sandbox lives on (it
-/// keeps its rules until the next start replaces the table).
+/// Removes the firewall table when dropped (the daemon's end, or a start
+/// that fails after installing it), unless a sandbox lives on.
+struct TableGuard {
+    runtime: Arc<dyn Runtime>,
+    firewall: Firewall,
+}
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        // Asking the runtime is async, and this may run on a runtime
+        // thread: ask from a thread of its own.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(remove_firewall(self.runtime.as_ref(), &self.firewall)),
+                    Err(e) => tracing::warn!(error = %e, "the firewall table stays"),
+                }
+            });
+        });
+    }
+}
+
+/// Removes the firewall table, unless a sandbox lives on (it keeps its
+/// rules until the next start replaces the table).
 async fn remove_firewall(runtime: &dyn Runtime, firewall: &Firewall) {
     match runtime.list_live().await {
         Ok(live) if live.is_empty() => {
