@@ -151,46 +151,6 @@ async fn exec_prints_the_commands_output_and_exits_with_its_code() {
     d.server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cp_round_trips_a_binary_file_through_the_real_files_api() {
-    let d = Daemon::start(FakeRuntime::new()).await;
-    let o = d.warren(&["create"]).await;
-    let id = stdout(&o).trim().to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let data: Vec<u8> = (0..3 * 1024 * 1024 + 7u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let src = dir.path().join("blob.bin");
-    std::fs::write(&src, &data).unwrap();
-    let remote = format!("{id}:/tmp/blob.bin");
-    let o = d.warren(&["cp", src.to_str().unwrap(), &remote]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let back = dir.path().join("back.bin");
-    let o = d.warren(&["cp", &remote, back.to_str().unwrap()]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(std::fs::read(&back).unwrap() == data, "bytes changed");
-    d.server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_key_and_a_forbidden_call_say_what_is_wrong() {
-    let d = Daemon::start(FakeRuntime::new()).await;
-    let o = d.warren_with("wrn_nope", &["ls"]).await;
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("API key"), "{}", stderr(&o));
-
-    let o = d
-        .warren(&["key", "create", "looker", "--role", "viewer", "--json"])
-        .await;
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let viewer: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let viewer = viewer["secret"].as_str().unwrap().to_owned();
-    let o = d.warren_with(&viewer, &["create"]).await;
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("sandboxes:create"), "{}", stderr(&o));
-    d.server.stop().await;
-}
-
 /// `warren ARGS` started with piped stdin and stdout, off the server's
 /// threads' way.
 fn spawn(d: &Daemon, args: &[&str]) -> std::process::Child {
@@ -338,5 +298,45 @@ async fn shell_pipes_input_and_exits_with_the_remote_code() {
     .unwrap();
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     assert_eq!(stdout(&o), "terminal 80x24\r\necho hi\nexit 7\n");
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cp_round_trips_a_binary_file_through_the_real_files_api() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let o = d.warren(&["create"]).await;
+    let id = stdout(&o).trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..3 * 1024 * 1024 + 7u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let src = dir.path().join("blob.bin");
+    std::fs::write(&src, &data).unwrap();
+    let remote = format!("{id}:/tmp/blob.bin");
+    let o = d.warren(&["cp", src.to_str().unwrap(), &remote]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let back = dir.path().join("back.bin");
+    let o = d.warren(&["cp", &remote, back.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read(&back).unwrap() == data, "bytes changed");
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_key_and_a_forbidden_call_say_what_is_wrong() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let o = d.warren_with("wrn_nope", &["ls"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("API key"), "{}", stderr(&o));
+
+    let o = d
+        .warren(&["key", "create", "looker", "--role", "viewer", "--json"])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let viewer: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let viewer = viewer["secret"].as_str().unwrap().to_owned();
+    let o = d.warren_with(&viewer, &["create"]).await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("sandboxes:create"), "{}", stderr(&o));
     d.server.stop().await;
 }
