@@ -16,8 +16,9 @@
 //!   closed);
 //! - a live update replaces the stored policy, then the sandbox's sets and
 //!   chain in one nftables transaction; connections already open stay;
-//! - a sandbox's chain goes when it is torn down ([`Network::forget`]) or
-//!   applied at another address (a restore into another slot);
+//! - a sandbox's chain goes when it is torn down ([`Network::forget`]),
+//!   before its slot is released: a new sandbox in that slot applies its
+//!   own chain under the same name, which a late removal would delete;
 //! - network events are stored per sandbox (bounded by the store); denied
 //!   decisions also go to the audit log as `network.deny`, at most one per
 //!   sandbox and destination per [`DENY_AUDIT_EVERY`], so a sandbox that
@@ -95,13 +96,6 @@ impl Network {
             )));
         };
         if let Some(fw) = &self.firewall {
-            // A chain applied at another place (a restore into another
-            // slot) must not stay behind for the address's next owner.
-            if let Some(old) = self.registry.by_id(rec.id.as_str())
-                && (old.slot, old.addr) != (rec.net_slot, addr)
-            {
-                remove_chain(fw, &rec.id, old.slot, old.addr).await;
-            }
             fw.apply_sandbox(rec.net_slot, addr, &rec.network)
                 .await
                 .map_err(|e| {
@@ -154,7 +148,7 @@ impl Network {
 
 /// Removes sandbox `id`'s chain and sets at `slot`/`addr`; a failure is
 /// logged (the chain is replaced when the slot's next sandbox comes up,
-/// and the table at the daemon's next start).
+/// and with the table at the daemon's next start).
 async fn remove_chain(fw: &Firewall, id: &SandboxId, slot: u32, addr: std::net::Ipv4Addr) {
     if let Err(e) = fw.remove_sandbox(slot, addr).await {
         tracing::warn!(sandbox = %id, error = %e, "could not remove the sandbox's firewall chain");
