@@ -1,11 +1,12 @@
 //! End-to-end tests of the `warren` binary against an in-test mock of the
 //! daemon's API on 127.0.0.1 (see `mock/`), for what the in-process server
-//! over the fake runtime cannot show yet (`cli_server.rs` has the rest):
-//! streamed and interactive output, template builds, tampered audit logs.
+//! over the fake runtime cannot show (`cli_server.rs` and `shell_tty.rs`
+//! have the rest: streamed output, stdin, terminals): responses cut at any
+//! byte, agent failures, directory copies, template builds, tampered audit
+//! logs; and the CLI's own errors, which need no server.
 
 mod mock;
 
-use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Output, Stdio};
 
 use mock::{AuditLog, ID, KEY, MISSING};
@@ -35,25 +36,15 @@ fn stderr(o: &Output) -> String {
 }
 
 #[test]
-fn exec_streams_output_and_exits_with_the_command_code() {
+fn exec_output_cut_anywhere_and_a_killed_command_exit_code() {
     let (url, _m) = mock::start();
     let o = run(warren(&url).args(["exec", ID, "--", "echo", "hello", "wörld"]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hello wörld\n");
     assert_eq!(stderr(&o), "wärn\n");
 
-    let o = run(warren(&url).args(["exec", ID, "--", "exit", "42"]));
-    assert_eq!(o.status.code(), Some(42));
-
     let o = run(warren(&url).args(["exec", ID, "--", "killed"]));
     assert_eq!(o.status.code(), Some(137), "SIGKILL maps to 128+9");
-
-    let o = run(warren(&url).args(["exec", ID, "--", "binary"]));
-    assert_eq!(
-        o.stdout,
-        [0, 159, 146, 150, 255, b'\n'],
-        "raw bytes pass through"
-    );
 }
 
 #[test]
@@ -71,68 +62,6 @@ fn exec_failures_exit_1_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "partial", "output before the break is kept");
     assert!(stderr(&o).contains("exit status"), "{}", stderr(&o));
-}
-
-#[test]
-fn exec_output_arrives_while_the_command_runs() {
-    let (url, _m) = mock::start();
-    let mut child = warren(&url)
-        .args(["exec", ID, "--", "slow"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    assert_eq!(first, "first\n");
-    // The mock holds the stream open for 3 s after "first".
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "output was buffered until exit"
-    );
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-    assert_eq!(rest, "second\n");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-}
-
-#[test]
-fn exec_passes_stdin_env_cwd_and_user() {
-    let (url, _m) = mock::start();
-    let mut child = warren(&url)
-        .args(["exec", ID, "--stdin", "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"line one\nline two\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(stdout(&o), "line one\nline two\n");
-
-    let o = run(warren(&url).args([
-        "exec", ID, "-e", "A=1", "--env", "B=x=y", "--cwd", "/srv", "--user", "root", "--", "env",
-    ]));
-    assert_eq!(stdout(&o), "A=1\nB=x=y\ncwd=/srv\nuser=root\n");
-}
-
-#[test]
-fn exec_json_prints_each_event() {
-    let (url, _m) = mock::start();
-    let o = run(warren(&url).args(["exec", ID, "--json", "--", "echo", "hi"]));
-    assert_eq!(o.status.code(), Some(0));
-    let types: Vec<String> = stdout(&o)
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["type"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    assert_eq!(types, ["start", "stdout", "stderr", "exit"]);
 }
 
 /// Deterministic, incompressible-looking bytes.
@@ -261,27 +190,6 @@ fn templates_list_and_build() {
     let o = run(warren(&url).args(["template", "build", "broken"]));
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("building template broken failed: mmdebstrap exited"));
-}
-
-#[test]
-fn shell_pipes_input_and_exits_with_the_remote_code() {
-    let (url, m) = mock::start();
-    let mut child = warren(&url)
-        .args(["shell", ID, "--cmd", "/bin/sh"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"echo hi\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "ready\r\necho hi\n");
-    let query = m.seen(|s| s.pty_query.clone()).unwrap();
-    assert_eq!(query, "cols=80&rows=24&cmd=%2Fbin%2Fsh");
-    assert_eq!(
-        m.seen(|s| s.auth_on_pty.clone()).unwrap(),
-        format!("Bearer {KEY}")
-    );
 }
 
 #[test]

@@ -151,6 +151,156 @@ async fn exec_prints_the_commands_output_and_exits_with_its_code() {
     d.server.stop().await;
 }
 
+/// `warren ARGS` started with piped stdin and stdout, off the server's
+/// threads' way.
+fn spawn(d: &Daemon, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_warren"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("WARREN_URL", &d.url)
+        .env("WARREN_API_KEY", d.server.admin_key.as_deref().unwrap())
+        .env("WARREN_CONFIG", "/nonexistent/warren-client.json")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("warren runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_maps_exit_codes_passes_stderr_and_raw_bytes_and_prints_events() {
+    let runtime = FakeRuntime::new();
+    runtime.on_command(
+        |c: &warren_envd::process::ProcessConfig| match c.cmd.as_str() {
+            "greet" => Some(CommandOutput {
+                exit_code: 0,
+                stdout: "hello wörld\n".into(),
+                stderr: "wärn\n".into(),
+            }),
+            "binary" => Some(CommandOutput::ok(vec![0, 159, 146, 150, 255, b'\n'])),
+            _ => None,
+        },
+    );
+    let d = Daemon::start(runtime).await;
+    let id = stdout(&d.warren(&["create"]).await).trim().to_owned();
+
+    let o = d.warren(&["exec", &id, "--", "greet"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        (stdout(&o), stderr(&o)),
+        ("hello wörld\n".into(), "wärn\n".into())
+    );
+    let o = d.warren(&["exec", &id, "--", "exit", "42"]).await;
+    assert_eq!(o.status.code(), Some(42));
+    let o = d.warren(&["exec", &id, "--", "binary"]).await;
+    assert_eq!(
+        o.stdout,
+        [0, 159, 146, 150, 255, b'\n'],
+        "raw bytes pass through"
+    );
+    let o = d.warren(&["exec", &id, "--", "no-such-command"]).await;
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+
+    let o = d.warren(&["exec", &id, "--json", "--", "greet"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let types: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(types, ["start", "stdout", "stderr", "exit"]);
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_output_arrives_while_the_command_runs() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let id = stdout(&d.warren(&["create"]).await).trim().to_owned();
+    // `wait-for` prints a line, then runs until the file exists.
+    let mut child = spawn(&d, &["exec", &id, "--", "wait-for", "/tmp/go"]);
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        (line, reader)
+    });
+    let (line, mut reader) = first.await.unwrap();
+    assert_eq!(line, "waiting for /tmp/go\n");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "output was held until the command ended"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    std::fs::write(&go, b"go").unwrap();
+    let o = d
+        .warren(&["cp", go.to_str().unwrap(), &format!("{id}:/tmp/go")])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rest = tokio::task::spawn_blocking(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        (rest, child.wait().unwrap())
+    });
+    let (rest, status) = rest.await.unwrap();
+    assert_eq!(rest, "/tmp/go is there\n");
+    assert_eq!(status.code(), Some(0));
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_passes_stdin_env_cwd_and_user() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let id = stdout(&d.warren(&["create", "--env", "FROM_CREATE=yes"]).await)
+        .trim()
+        .to_owned();
+    let mut child = spawn(&d, &["exec", &id, "--stdin", "--", "cat"]);
+    let mut input = child.stdin.take().unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        std::io::Write::write_all(&mut input, b"line one\nline two\n").unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "line one\nline two\n");
+
+    let o = d
+        .warren(&[
+            "exec", &id, "-e", "A=1", "--env", "B=x=y", "--cwd", "/srv", "--user", "root", "--",
+            "env",
+        ])
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    for line in ["A=1", "B=x=y", "FROM_CREATE=yes", "cwd=/srv", "user=root"] {
+        assert!(out.lines().any(|l| l == line), "no {line} in {out}");
+    }
+    d.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shell_pipes_input_and_exits_with_the_remote_code() {
+    let d = Daemon::start(FakeRuntime::new()).await;
+    let id = stdout(&d.warren(&["create"]).await).trim().to_owned();
+    // The fake's terminal echoes its input and ends at `exit N`.
+    let mut child = spawn(&d, &["shell", &id, "--cmd", "/bin/sh"]);
+    let mut input = child.stdin.take().unwrap();
+    let o = tokio::task::spawn_blocking(move || {
+        std::io::Write::write_all(&mut input, b"echo hi\nexit 7\n").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "terminal 80x24\r\necho hi\nexit 7\n");
+    d.server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cp_round_trips_a_binary_file_through_the_real_files_api() {
     let d = Daemon::start(FakeRuntime::new()).await;

@@ -1,10 +1,9 @@
 //! `warren shell` on a real terminal: a pseudo-terminal pair stands in for
-//! the user's terminal, the mock API (see `mock/`) for the daemon. Checks raw
-//! mode, the initial size, resize on SIGWINCH and that the terminal settings
-//! come back on every way out.
-
-#[allow(dead_code)]
-mod mock;
+//! the user's terminal, the daemon's own API in process over the fake
+//! runtime (`warren_server::testing`) for the daemon; the fake's terminal
+//! says its size at start and at every resize, and echoes keystrokes.
+//! Checks raw mode, the initial size, resize on SIGWINCH and that the
+//! terminal settings come back on every way out.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -13,7 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use mock::{ID, KEY};
 use nix::pty::{Winsize, openpty};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::termios::{LocalFlags, tcgetattr};
@@ -36,15 +34,61 @@ fn winsize(cols: u16, rows: u16) -> Winsize {
     }
 }
 
-fn start(url: &str) -> Session {
+/// A Warren on a socket with one sandbox; its runtime serves until the
+/// test ends.
+struct Daemon {
+    url: String,
+    key: String,
+    id: String,
+    _dir: tempfile::TempDir,
+    _server: warren_server::testing::InProcess,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Daemon {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (server, addr) = runtime.block_on(async {
+            let fake = std::sync::Arc::new(warren_runtime::fake::FakeRuntime::new());
+            let server = warren_server::testing::InProcess::start(dir.path(), fake)
+                .await
+                .unwrap();
+            let addr = server.serve().await.unwrap();
+            (server, addr)
+        });
+        let url = format!("http://{addr}");
+        let key = server.admin_key.clone().unwrap();
+        let created = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .env_clear()
+            .env("WARREN_URL", &url)
+            .env("WARREN_API_KEY", &key)
+            .env("WARREN_CONFIG", "/nonexistent/warren-client.json")
+            .arg("create")
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{created:?}");
+        let id = String::from_utf8(created.stdout).unwrap().trim().to_owned();
+        Self {
+            url,
+            key,
+            id,
+            _dir: dir,
+            _server: server,
+            _runtime: runtime,
+        }
+    }
+}
+
+fn start(d: &Daemon) -> Session {
     let pty = openpty(&winsize(100, 30), None).unwrap();
     let stdio = || Stdio::from(pty.slave.try_clone().unwrap());
     let child = Command::new(env!("CARGO_BIN_EXE_warren"))
         .env_clear()
-        .env("WARREN_URL", url)
-        .env("WARREN_API_KEY", KEY)
+        .env("WARREN_URL", &d.url)
+        .env("WARREN_API_KEY", &d.key)
         .env("WARREN_CONFIG", "/nonexistent/warren-client.json")
-        .args(["shell", ID])
+        .args(["shell", &d.id])
         .stdin(stdio())
         .stdout(stdio())
         .stderr(stdio())
@@ -104,50 +148,32 @@ impl Session {
     }
 }
 
-fn eventually(mut check: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn shell_uses_raw_mode_follows_resizes_and_restores_the_terminal() {
-    let (url, m) = mock::start();
-    let mut s = start(&url);
-    s.expect(b"ready");
+    let d = Daemon::start();
+    let mut s = start(&d);
+    s.expect(b"terminal 100x30");
     assert!(s.raw_mode(), "terminal not in raw mode during the session");
-    assert_eq!(m.seen(|x| x.pty_query.clone()).unwrap(), "cols=100&rows=30");
 
     let ws = winsize(120, 40);
     // SAFETY: TIOCSWINSZ reads one `winsize` from a valid pointer on an open pty fd.
     let rc = unsafe { libc::ioctl(s.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     assert_eq!(rc, 0);
     kill(Pid::from_raw(s.child.id() as i32), Signal::SIGWINCH).unwrap();
-    eventually(
-        || {
-            m.seen(|x| {
-                x.pty_text
-                    .iter()
-                    .any(|t| t == r#"{"type":"resize","cols":120,"rows":40}"#)
-            })
-        },
-        "no resize message after SIGWINCH",
-    );
+    s.expect(b"resized to 120x40");
 
-    // Keystrokes go through untouched (raw mode: Ctrl-D is a byte, not EOF).
-    s.master.write_all(b"hi\x04").unwrap();
-    s.expect(b"hi");
+    // Keystrokes go through untouched (raw mode: Enter is `\r`, not `\n`).
+    s.master.write_all(b"hi\rexit 7\r").unwrap();
+    s.expect(b"hi\rexit 7");
     assert_eq!(s.wait(), 7, "remote exit code");
     assert!(!s.raw_mode(), "terminal left in raw mode");
 }
 
 #[test]
 fn shell_restores_the_terminal_on_sigterm() {
-    let (url, _m) = mock::start();
-    let mut s = start(&url);
-    s.expect(b"ready");
+    let d = Daemon::start();
+    let mut s = start(&d);
+    s.expect(b"terminal 100x30");
     assert!(s.raw_mode());
     kill(Pid::from_raw(s.child.id() as i32), Signal::SIGTERM).unwrap();
     assert_eq!(s.wait(), 143);

@@ -1,20 +1,27 @@
-//! The nftables table of one runtime instance.
+//! The nftables table of one daemon.
 //!
-//! Every runtime (one per state directory) owns exactly one `inet` table,
+//! Every daemon (one per state directory) owns exactly one `inet` table,
 //! named after a hash of its state directory, so several daemons and test
 //! runs on one host never touch each other's rules; we only ever create,
-//! replace or delete our own table, never list others. Rules match the
-//! runtime's own pool as source, so one runtime's table neither depends on
-//! nor interferes with another's; sandboxes cannot forge another source
-//! address because every host veth has strict reverse-path filtering and
-//! an ingress guard that drops any other source (see `source_guard`). Hooks run at priority `filter - 10`, before a distribution's own
-//! filter tables:
+//! replace or delete our own table, never list others. The daemon installs
+//! it at start (replacing one a crashed daemon left) and removes it at stop
+//! when no sandbox lives on; no runtime touches it. Sandbox traffic is
+//! matched by what the network layer decided in each sandbox's
+//! [`crate::NetworkAttachment`]: host interfaces named with
+//! [`crate::HOST_IFACE_PREFIX`] and the daemon's own pool as source, so one
+//! daemon's table neither depends on nor interferes with another's;
+//! sandboxes cannot forge another source address because every attachment
+//! guarantees its address (the namespace backend: strict reverse-path
+//! filtering and an ingress guard on the host veth, see `source_guard`).
+//! Hooks run at priority `filter - 10`, before a distribution's own filter
+//! tables:
 //!
 //! - prerouting (nat), only with egress ports set: DNS (UDP and TCP port
 //!   53, to any address) from the pool is redirected to the daemon's
 //!   resolver port, every other TCP connection that is not for this host,
 //!   the pool or link-local to the daemon's egress proxy port;
-//! - forward: drop pool → any sandbox veth (`wv*`, also of other runtimes),
+//! - forward: drop pool → any sandbox interface (`wv*`, also of other
+//!   daemons),
 //!   pool → link-local/cloud metadata (169.254.0.0/16) and the other
 //!   always-blocked IPv4 ranges, and any IPv6 from a sandbox veth; accept
 //!   replies; then the sandbox's own chain decides (the `sandboxes`
@@ -40,13 +47,13 @@ use std::path::Path;
 
 use warren_core::network::{DenyReason, Verdict};
 
+use crate::attachment::HOST_IFACE_PREFIX;
 use crate::cmd::{run_script, run_script_blocking};
 use crate::error::NetError;
 use crate::log_prefix;
-use crate::names::VETH_PREFIX;
 use crate::pool::AddressPool;
 
-/// One runtime instance's nftables table.
+/// One daemon's nftables table.
 #[derive(Debug, Clone)]
 pub struct Firewall {
     table: String,
@@ -74,7 +81,7 @@ pub(crate) const LOG_RATE: &str = "rate 20/second burst 40 packets";
 pub(crate) const PRIVATE4: &str = "10.0.0.0/8, 100.64.0.0/10, 172.16.0.0/12, 192.168.0.0/16";
 
 impl Firewall {
-    /// The table for the runtime whose state lives in `state_dir`.
+    /// The table of the daemon whose state lives in `state_dir`.
     pub fn new(state_dir: &Path, pool: AddressPool) -> Self {
         let hash = fnv1a(state_dir.as_os_str().as_encoded_bytes());
         Self {
@@ -188,7 +195,7 @@ impl Firewall {
         let pool = self.pool;
         let blocked_log =
             self.log_new_flow("blocked_log", Verdict::Deny(DenyReason::AlwaysBlocked));
-        let sb = format!("\"{VETH_PREFIX}*\"");
+        let sb = format!("\"{HOST_IFACE_PREFIX}*\"");
         let from_pool = format!("iifname {sb} ip saddr {pool}");
         let mut open_ports = String::new();
         let mut closed_ports = String::new();

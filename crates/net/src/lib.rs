@@ -7,11 +7,14 @@
 //! that enforce a policy beyond the firewall (resolver, proxy, packet log)
 //! live in warren-egress, on top of this crate.
 //!
-//! Host-global names (namespaces, interfaces, the nftables table) are derived
-//! from sandbox ids and the runtime's state directory, so several daemons on
-//! one host never collide. All commands are batched: creating a sandbox's
+//! The daemon owns the pool and the firewall table and gives each sandbox a
+//! [`NetworkAttachment`] (address, gateway, host interface) that the runtime
+//! connects it to (`attachment`). Host-global names (namespaces, interfaces,
+//! the nftables table) are derived from sandbox ids and the daemon's state
+//! directory, so several daemons on one host never collide. All commands are batched: creating a sandbox's
 //! network costs one `ip` process, (re)addressing it before a start another.
 
+mod attachment;
 mod cmd;
 mod enter;
 mod error;
@@ -26,10 +29,11 @@ mod sandbox_rules;
 mod sever;
 mod source_guard;
 
+pub use attachment::{HOST_IFACE_PREFIX, NetworkAttachment, host_iface_name};
 pub use enter::NetnsEntry;
 pub use error::NetError;
 pub use firewall::{EgressPorts, Firewall, enable_ipv4_forwarding};
-pub use names::{INNER_IFACE, NETNS_DIR, SandboxNames, VETH_PREFIX};
+pub use names::{INNER_IFACE, NETNS_DIR, SandboxNames};
 pub use pool::{AddressPool, SLOT_PREFIX, SlotAddrs, host_end};
 pub use resolved_batch::ResolvedBatcher;
 pub use sandbox_rules::{MAX_RESOLVED_TTL, MIN_RESOLVED_TTL};

@@ -13,15 +13,15 @@
 //! sandbox cannot send with a source address other than its own; `remove`
 //! deletes the guard with the veth.
 
+use crate::attachment::NetworkAttachment;
 use crate::cmd::run_script;
 use crate::error::NetError;
 use crate::names::{INNER_IFACE, SandboxNames};
-use crate::pool::{SLOT_PREFIX, SlotAddrs};
 use crate::source_guard;
 
 /// Creates the namespace and the veth pair and addresses the host end.
 /// Leftovers of an earlier attempt with the same names are removed first.
-pub async fn create(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetError> {
+pub async fn create(names: &SandboxNames, net: &NetworkAttachment) -> Result<(), NetError> {
     if names.netns_exists() || names.host_veth_exists() {
         remove(names).await?;
     }
@@ -29,9 +29,10 @@ pub async fn create(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetEr
     let script = format!(
         "netns add {netns}\n\
          link add {host_veth} type veth peer name {INNER_IFACE} netns {netns}\n\
-         addr add {host}/{SLOT_PREFIX} dev {host_veth}\n\
+         addr add {host}/{prefix} dev {host_veth}\n\
          link set {host_veth} up\n",
-        host = addrs.host,
+        host = net.gateway,
+        prefix = net.prefix_len,
     );
     let made = run_script(
         "creating the sandbox network",
@@ -51,21 +52,25 @@ pub async fn create(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetEr
 /// (Re)applies the sandbox end's address, links and default route inside the
 /// namespace, and the host end's reverse-path filtering and address guard.
 /// Call right before `runsc run`/`runsc restore`.
-pub async fn configure_inside(names: &SandboxNames, addrs: &SlotAddrs) -> Result<(), NetError> {
+pub async fn configure_inside(
+    names: &SandboxNames,
+    net: &NetworkAttachment,
+) -> Result<(), NetError> {
     source_guard::strict_rp_filter(&names.host_veth)?;
     let script = format!(
         "addr flush dev {INNER_IFACE}\n\
-         addr add {sandbox}/{SLOT_PREFIX} dev {INNER_IFACE}\n\
+         addr add {sandbox}/{prefix} dev {INNER_IFACE}\n\
          link set {INNER_IFACE} up\n\
          link set lo up\n\
          route replace default via {host} dev {INNER_IFACE}\n",
-        sandbox = addrs.sandbox,
-        host = addrs.host,
+        sandbox = net.address,
+        host = net.gateway,
+        prefix = net.prefix_len,
     );
     // Two processes that touch different things: run them side by side.
     let args = ["-n", names.netns.as_str(), "-batch", "-"];
     let (guard, inside) = tokio::join!(
-        source_guard::apply(names, addrs.sandbox),
+        source_guard::apply(names, net.address),
         run_script("configuring the sandbox interface", "ip", &args, &script)
     );
     guard.and(inside)

@@ -1,4 +1,4 @@
-//! One sandbox's chain and sets in the runtime's table.
+//! One sandbox's chain and sets in the daemon's table.
 //!
 //! For the sandbox in slot `n` (source address `a`):
 //! - set `s<n>_deny` and `s<n>_allow` (interval): the IPv4 CIDRs of the
@@ -54,9 +54,9 @@ impl Firewall {
     }
 
     /// Removes the sandbox's chain and sets; succeeds when they are absent.
-    /// Run it while the table exists (before the runtime removes the table
-    /// with its last sandbox): the declarations it starts with would
-    /// create an absent table again.
+    /// Run it while the table exists (before the daemon removes the table
+    /// at stop): the declarations it starts with would create an absent
+    /// table again.
     pub async fn remove_sandbox(&self, slot: u32, addr: Ipv4Addr) -> Result<(), NetError> {
         run_script(
             "removing a sandbox's network rules",

@@ -24,7 +24,7 @@
 //! The table is (re)made before every start ([`crate::link::configure_inside`],
 //! one atomic `nft -f`), so a sandbox never runs without it, and deleted
 //! with the veth: a netdev table outlives its device otherwise. It is not
-//! part of the runtime's `inet` table, so replacing that table at start-up
+//! part of the daemon's `inet` table, so replacing that table at start-up
 //! leaves running sandboxes guarded.
 
 use std::net::Ipv4Addr;

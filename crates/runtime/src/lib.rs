@@ -37,21 +37,51 @@ pub mod fake;
 
 mod error;
 pub use error::RuntimeError;
+pub use warren_net::NetworkAttachment;
 
-/// What a runtime needs to start one sandbox.
+/// What one sandbox needs, whatever the backend: the backend decides how to
+/// provide it (gVisor: an OCI bundle, bind mounts, an overlay and a network
+/// namespace; see `docs/runtime.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeSpec {
     /// Also the runtime's container id (fixed length).
     pub id: SandboxId,
-    /// The template's root filesystem, shared read-only by every sandbox of
-    /// that template; writes go to a per-sandbox overlay.
-    pub rootfs: PathBuf,
+    /// The sandbox's root filesystem; its writes never reach the source.
+    pub rootfs: RootFs,
+    /// Host path of the static `warren-agent` binary, run as the sandbox's
+    /// first process (read-only inside).
+    pub agent: PathBuf,
+    /// Environment of the agent process (the agent builds its children's
+    /// environment itself); [`RuntimeSpec::agent_env`] is the usual one.
+    pub env: Vec<(String, String)>,
     pub limits: Limits,
-    /// Network slot: a small integer, unique among live sandboxes, from which
-    /// the sandbox's addresses are derived. Allocated by the store.
-    pub net_slot: u32,
-    /// Host path of the static `warren-agent` binary, mounted read-only.
-    pub agent_binary: PathBuf,
+    /// Where the sandbox sits on the host network, decided by the daemon's
+    /// network layer (see [`NetworkAttachment`]). The backend connects the
+    /// sandbox there and nowhere else.
+    pub network: NetworkAttachment,
+}
+
+impl RuntimeSpec {
+    /// The agent process's usual environment: a `PATH` and root's `HOME`.
+    pub fn agent_env() -> Vec<(String, String)> {
+        [
+            (
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec()
+    }
+}
+
+/// Where a sandbox's root filesystem comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootFs {
+    /// A template's root filesystem directory, shared read-only by every
+    /// sandbox of that template; each sandbox writes to its own layer.
+    TemplateDir(PathBuf),
 }
 
 /// A live sandbox as the runtime knows it.
@@ -63,10 +93,39 @@ pub struct Instance {
     /// The host's end of the sandbox's link: the address at which the
     /// sandbox reaches the daemon's sandbox API.
     pub host_addr: std::net::IpAddr,
+    /// How the daemon recognises this instance's own requests on its
+    /// sandbox listener.
+    pub origin: Origin,
     /// Whether the sandbox's network (namespace, link and firewall chain)
     /// is the one it had before this instance (a thaw, or a restore of the
     /// same sandbox into the same slot) rather than built afresh.
     pub network_kept: bool,
+}
+
+/// What proves that a connection to the daemon comes from one sandbox, as
+/// its backend guarantees it. A sandbox token is honoured only together
+/// with this proof, so a token copied out of its sandbox is worth nothing.
+///
+/// Backends that give each sandbox an address of its own on the host
+/// (gVisor: the attachment's address, guarded on its veth so nothing else
+/// can send from it) say [`Origin::SourceAddress`]. A backend without
+/// per-sandbox addresses (one host socket per sandbox, vsock, a shared
+/// bridge) needs another variant that names what it guarantees, e.g. the
+/// listener or socket the connection arrived on, and the daemon's
+/// authenticator a matching check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Every packet of the sandbox, and no other's, has this source address.
+    SourceAddress(std::net::IpAddr),
+}
+
+impl Origin {
+    /// Whether a connection from `peer` carries this proof.
+    pub fn admits(&self, peer: std::net::IpAddr) -> bool {
+        match self {
+            Self::SourceAddress(addr) => *addr == peer,
+        }
+    }
 }
 
 /// Resource usage of a live sandbox.
@@ -83,8 +142,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// Short name, e.g. `gvisor`.
     fn name(&self) -> &'static str;
 
-    /// Prepares everything for `spec` (bundle, overlay, network) without
-    /// starting it.
+    /// Prepares everything for `spec` (root filesystem, agent, limits,
+    /// network attachment) without starting it.
     async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError>;
 
     /// Starts a created sandbox; returns once its processes run (the caller

@@ -9,9 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use warren_core::{Limits, SandboxId};
 use warren_envd::EnvdClient;
+use warren_net::{AddressPool, NetworkAttachment};
 use warren_runtime::conformance::{self, RuntimeFactory};
 use warren_runtime::fake::{CommandOutput, FakeHost, FakeRuntime, Op};
-use warren_runtime::{Runtime, RuntimeError, RuntimeSpec};
+use warren_runtime::{RootFs, Runtime, RuntimeError, RuntimeSpec};
 
 /// One test's fake host.
 struct Fake {
@@ -37,12 +38,15 @@ impl RuntimeFactory for Fake {
     }
 
     fn spec(&self, slot: u32, limits: Limits) -> RuntimeSpec {
+        let id = SandboxId::generate();
+        let pool: AddressPool = "10.203.0.0/24".parse().unwrap();
         RuntimeSpec {
-            id: SandboxId::generate(),
-            rootfs: PathBuf::from("/nonexistent/rootfs"),
+            network: NetworkAttachment::new(&pool, &id, slot).unwrap(),
+            id,
+            rootfs: RootFs::TemplateDir(PathBuf::from("/nonexistent/rootfs")),
+            agent: PathBuf::from("/nonexistent/agent"),
+            env: RuntimeSpec::agent_env(),
             limits,
-            net_slot: slot,
-            agent_binary: PathBuf::from("/nonexistent/agent"),
         }
     }
 

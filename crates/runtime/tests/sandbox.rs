@@ -83,7 +83,7 @@ async fn sandbox_network_is_isolated() {
 
     // Control: without this runtime's nftables table both are reachable, so
     // it is the firewall that blocked them above.
-    let table = fx.rt.firewall_table().to_owned();
+    let table = fx.firewall.table().to_owned();
     let status = std::process::Command::new("nft")
         .args(["delete", "table", "inet", &table])
         .status()
@@ -249,19 +249,22 @@ async fn sandbox_survives_a_runtime_restart() {
 
     // A second runtime over the same state directory, as after a daemon
     // restart, finds the sandbox and can manage it.
-    let again = GvisorRuntime::new(GvisorConfig::new(&fx.state_dir, &fx.pool)).unwrap();
+    let again = GvisorRuntime::new(GvisorConfig::new(&fx.state_dir)).unwrap();
     assert_eq!(again.list_live().await.unwrap(), vec![inst.clone()]);
     assert!(again.stats(&spec.id).await.unwrap().pids > 0);
     drop(again);
-    // Dropping a runtime with live sandboxes keeps their firewall.
-    let table = fx.rt.firewall_table().to_owned();
+    // The firewall table is the daemon's: no runtime removes it.
+    let table = fx.firewall.table().to_owned();
     assert!(nft_table_exists(&table));
     assert_eq!(http_get(inst.agent_addr, "/", BOOT).unwrap(), INDEX);
 
     fx.rt.stop(&spec.id).await.unwrap();
     assert!(fx.rt.list_live().await.unwrap().is_empty());
     fx.rt.destroy(&spec.id).await.unwrap();
-    assert!(!nft_table_exists(&table), "last destroy keeps the table");
+    assert!(
+        nft_table_exists(&table),
+        "the last destroy removed the table"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +291,7 @@ async fn sandbox_create_destroy_cycles_leave_nothing_behind() {
         latencies[latencies.len() / 2],
         latencies.last().unwrap()
     );
-    assert!(!nft_table_exists(fx.rt.firewall_table()));
+    assert!(nft_table_exists(fx.firewall.table()));
     let runsc = std::process::Command::new("runsc")
         .arg("--root")
         .arg(fx.rt.runsc_root())

@@ -2,7 +2,8 @@
 //! backend: real runsc as root, the real agent (`WARREN_TEST_AGENT`) in the
 //! shared `tiny` template (`WARREN_TEST_TEMPLATES`). Each test has its own
 //! state directory, firewall table and pool (`10.202.<n>.0/24`), as one
-//! daemon has, so they run in parallel.
+//! daemon has, so they run in parallel; the factory installs the table
+//! and hands out attachments, as the daemon does.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use warren_core::{Limits, SandboxId};
+use warren_net::Firewall;
 use warren_runtime::conformance::{self, ConformanceError, RuntimeFactory};
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
 use warren_runtime::{Runtime, RuntimeError, RuntimeSpec};
@@ -30,6 +32,7 @@ struct Gvisor {
     state_dir: PathBuf,
     scratch: PathBuf,
     pool: String,
+    firewall: Firewall,
     rootfs: PathBuf,
     agent: PathBuf,
     _tmp: tempfile::TempDir,
@@ -56,10 +59,14 @@ impl Gvisor {
         let tmp = tempfile::tempdir().expect("tempdir");
         let scratch = tmp.path().join("images");
         std::fs::create_dir(&scratch).expect("scratch dir");
+        let state_dir = tmp.path().join("state");
+        let pool = format!("10.202.{octet}.0/24");
+        let firewall = common::host_network(&state_dir, &pool);
         Self {
-            state_dir: tmp.path().join("state"),
+            state_dir,
             scratch,
-            pool: format!("10.202.{octet}.0/24"),
+            pool,
+            firewall,
             rootfs,
             agent,
             _tmp: tmp,
@@ -72,17 +79,11 @@ impl RuntimeFactory for Gvisor {
     type Runtime = GvisorRuntime;
 
     fn runtime(&self) -> Result<GvisorRuntime, RuntimeError> {
-        GvisorRuntime::new(GvisorConfig::new(&self.state_dir, &self.pool))
+        GvisorRuntime::new(GvisorConfig::new(&self.state_dir))
     }
 
     fn spec(&self, slot: u32, limits: Limits) -> RuntimeSpec {
-        RuntimeSpec {
-            id: SandboxId::generate(),
-            rootfs: self.rootfs.clone(),
-            limits,
-            net_slot: slot,
-            agent_binary: self.agent.clone(),
-        }
+        common::spec_in(&self.pool, slot, &self.rootfs, &self.agent, limits)
     }
 
     fn scratch_dir(&self) -> PathBuf {
@@ -96,8 +97,17 @@ impl RuntimeFactory for Gvisor {
 
 impl Drop for Gvisor {
     /// Destroys whatever a failed check left, so one failure does not leak
-    /// sandboxes into the host.
+    /// sandboxes into the host; then removes the firewall table.
     fn drop(&mut self) {
+        self.destroy_all();
+        if let Err(e) = self.firewall.remove_blocking() {
+            eprintln!("removing the firewall table failed: {e}");
+        }
+    }
+}
+
+impl Gvisor {
+    fn destroy_all(&self) {
         let Ok(entries) = std::fs::read_dir(self.state_dir.join("sandboxes")) else {
             return;
         };
@@ -210,9 +220,8 @@ async fn sandbox_conformance_isolation_between_sandboxes() {
         .unwrap();
 }
 
-/// The gVisor host with its runtime's nftables table deleted as soon as
-/// the runtime has installed it (the table is this test's alone): nothing
-/// keeps sandboxes apart.
+/// The gVisor host with its nftables table deleted before the runtime is
+/// made (the table is this test's alone): nothing keeps sandboxes apart.
 struct Unfirewalled(Gvisor);
 
 #[async_trait]
@@ -220,13 +229,11 @@ impl RuntimeFactory for Unfirewalled {
     type Runtime = GvisorRuntime;
 
     fn runtime(&self) -> Result<GvisorRuntime, RuntimeError> {
-        let rt = self.0.runtime()?;
-        let status = std::process::Command::new("nft")
-            .args(["delete", "table", "inet", rt.firewall_table()])
-            .status()
-            .expect("nft");
-        assert!(status.success(), "nft delete table: {status}");
-        Ok(rt)
+        self.0
+            .firewall
+            .remove_blocking()
+            .expect("deleting the table");
+        self.0.runtime()
     }
 
     fn spec(&self, slot: u32, limits: Limits) -> RuntimeSpec {

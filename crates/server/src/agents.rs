@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use warren_core::{SandboxId, WarrenError};
 use warren_envd::EnvdClient;
+use warren_runtime::Origin;
 
 use crate::auth::Pepper;
 use crate::forward::Upstream;
@@ -54,6 +55,9 @@ const HOLD_TIMEOUT: Duration = Duration::from_secs(120);
 struct Agent {
     client: EnvdClient,
     addr: SocketAddr,
+    /// What proves a connection comes from this instance (its runtime's
+    /// word, see [`Origin`]).
+    origin: Origin,
     upstream: Upstream,
 }
 
@@ -89,8 +93,8 @@ impl Drop for Hold {
 }
 
 impl crate::auth::SandboxSources for Agents {
-    fn source_address(&self, id: &SandboxId) -> Option<IpAddr> {
-        Agents::source_address(self, id)
+    fn origin(&self, id: &SandboxId) -> Option<Origin> {
+        Agents::origin(self, id)
     }
 }
 
@@ -144,14 +148,21 @@ impl Agents {
         self.secret.derive(&format!("agent-token:{id}"))
     }
 
-    /// Registers the agent of `id` at `addr` and returns its client.
-    pub fn attach(&self, id: &SandboxId, addr: SocketAddr) -> Result<EnvdClient, WarrenError> {
+    /// Registers the agent of `id` at `addr`, whose connections `origin`
+    /// recognises, and returns its client.
+    pub fn attach(
+        &self,
+        id: &SandboxId,
+        addr: SocketAddr,
+        origin: Origin,
+    ) -> Result<EnvdClient, WarrenError> {
         let client = EnvdClient::new(&format!("http://{addr}"))
             .map_err(crate::agent_error)?
             .with_access_token(self.token(id));
         let agent = Agent {
             client: client.clone(),
             addr,
+            origin,
             upstream: Upstream::new(),
         };
         self.agents
@@ -169,9 +180,9 @@ impl Agents {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .map(|a| a.addr);
+            .map(|a| (a.addr, a.origin));
         match addr {
-            Some(addr) => self.attach(id, addr).map(drop),
+            Some((addr, origin)) => self.attach(id, addr, origin).map(drop),
             None => Ok(()),
         }
     }
@@ -200,14 +211,14 @@ impl Agents {
             })
     }
 
-    /// The address the sandbox's traffic comes from, while its agent is
-    /// connected.
-    pub fn source_address(&self, id: &SandboxId) -> Option<IpAddr> {
+    /// What proves a connection comes from the sandbox, while its agent
+    /// is connected.
+    pub fn origin(&self, id: &SandboxId) -> Option<Origin> {
         self.agents
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .map(|a| a.addr.ip())
+            .map(|a| a.origin)
     }
 
     /// The sandbox's address and this instance's own connection pool, once

@@ -1,7 +1,7 @@
 //! The daemon's services and routers, put together from their parts.
 //!
 //! `warren serve` (`daemon.rs`) makes the parts that face the host (the
-//! runtime and its firewall, the egress services, the listeners) and hands
+//! runtime, the address pool and firewall, the egress services, the listeners) and hands
 //! the rest to [`assemble`]; the in-process server of tests
 //! ([`crate::testing`]) hands it a runtime of its choosing and no network.
 //! Both then serve the same routers through the same layers.

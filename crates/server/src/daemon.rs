@@ -3,9 +3,11 @@
 //! Order: data directory → secrets → store → audit log (writer, signer;
 //! key `secrets/audit.key`) → the key of team secrets
 //! (`secrets/secrets-key`) → the Warren CA (`secrets/warren-ca.{key,crt}`)
-//! → bootstrap team and key → runtime, as `--runtime` chooses (its
-//! firewall table redirects sandboxes' DNS and TCP to the resolver and
-//! egress proxy ports) → resolver and egress proxy → templates → snapshot
+//! → bootstrap team and key → runtime, as `--runtime` chooses → host
+//! network (`host_network`: the address pool, IPv4 forwarding and the
+//! daemon's firewall table, installed afresh, which also recovers from a
+//! crashed daemon's; it redirects sandboxes' DNS and TCP to the resolver
+//! and egress proxy ports) → resolver and egress proxy → templates → snapshot
 //! store → services and routers (`assemble.rs`, shared with the
 //! in-process server of tests) → reconcile with the runtime (re-applies every live sandbox's
 //! network policy) → sweep the snapshot store → background workers (and
@@ -13,7 +15,9 @@
 //! front, and the sandbox listener that takes sandbox tokens).
 //! On shutdown the listeners drain, workers stop, the audit signer signs
 //! the log a last time, and live sandboxes keep running: the next start
-//! re-attaches them.
+//! re-attaches them. The firewall table goes with the daemon (also when a
+//! later stage of the start fails) unless a sandbox lives on: a running
+//! sandbox is never left without its rules.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -44,7 +48,7 @@ use warren_egress::dns::Resolver;
 use warren_egress::proxy::EgressProxy;
 use warren_egress::registry::Registry;
 use warren_egress::{EventSink, PacketLog};
-use warren_net::EgressPorts;
+use warren_net::{AddressPool, EgressPorts, Firewall};
 
 pub async fn run(
     config: Config,
@@ -80,16 +84,18 @@ pub async fn run(
     bootstrap_admin_key(&config, &tenancy).await?;
 
     let agent_binary = resolve_agent_binary(config.agent_binary.clone())?;
-    let (runtime, firewall) = match config.runtime {
-        RuntimeKind::Gvisor => {
-            let mut runtime_config = GvisorConfig::new(data.join("runtime"), &config.sandbox_cidr);
-            runtime_config.sandbox_api_port = Some(sandbox_api_port);
-            runtime_config.egress_ports = Some(egress_ports);
-            let gvisor = GvisorRuntime::new(runtime_config)
-                .map_err(|e| startup("the gVisor runtime is not usable", e))?;
-            let firewall = gvisor.firewall().clone();
-            (Arc::new(gvisor) as Arc<dyn Runtime>, firewall)
-        }
+    let runtime: Arc<dyn Runtime> = match config.runtime {
+        RuntimeKind::Gvisor => Arc::new(
+            GvisorRuntime::new(GvisorConfig::new(data.join("runtime")))
+                .map_err(|e| startup("the gVisor runtime is not usable", e))?,
+        ),
+    };
+    let (pool, firewall) = host_network(&config, data, sandbox_api_port, egress_ports)?;
+    // Whatever ends the daemon from here, a failed start too, takes the
+    // table with it unless a sandbox lives on.
+    let _table = TableGuard {
+        runtime: runtime.clone(),
+        firewall: firewall.clone(),
     };
 
     let injection = Arc::new(InjectionSource(team_secrets.clone()));
@@ -102,7 +108,8 @@ pub async fn run(
     )
     .await?;
     let network = Arc::new(Network::new(
-        Some(firewall),
+        pool,
+        Some(firewall.clone()),
         egress.registry.clone(),
         config.network_default.clone(),
     ));
@@ -125,7 +132,7 @@ pub async fn run(
         audit,
         tenancy,
         team_secrets,
-        runtime,
+        runtime: runtime.clone(),
         network,
         templates,
         snapshots,
@@ -207,6 +214,81 @@ pub async fn run(
         tracing::warn!("teardown did not finish; it resumes at the next start");
     }
     Ok(())
+}
+
+/// The daemon's address pool and its firewall table, installed: IPv4
+/// forwarding on, the table created or replaced (a crashed daemon's table,
+/// with chains of sandboxes gone, is replaced; the live sandboxes' chains
+/// are applied again by the reconciliation that follows). The table is
+/// named after the runtime's state directory, as before the daemon owned
+/// it, so a newer daemon replaces an older one's.
+fn host_network(
+    config: &Config,
+    data: &Path,
+    sandbox_api_port: u16,
+    egress_ports: EgressPorts,
+) -> Result<(AddressPool, Firewall), ServeError> {
+    let pool: AddressPool = config
+        .sandbox_cidr
+        .parse()
+        .map_err(|e| startup("--sandbox-cidr", e))?;
+    warren_net::enable_ipv4_forwarding().map_err(|e| startup("IPv4 forwarding", e))?;
+    // The canonical path, as the runtime made it, names the table.
+    let state_dir = data
+        .join("runtime")
+        .canonicalize()
+        .map_err(|e| startup("the runtime's state directory", e))?;
+    let firewall = Firewall::new(&state_dir, pool)
+        .with_sandbox_api_port(sandbox_api_port)
+        .with_egress_ports(egress_ports);
+    firewall
+        .install_blocking()
+        .map_err(|e| startup("installing the firewall table", e))?;
+    tracing::debug!(table = firewall.table(), %pool, "firewall table installed");
+    Ok((pool, firewall))
+}
+
+/// Removes the firewall table when dropped (the daemon's end, or a start
+/// that fails after installing it), unless a sandbox lives on.
+struct TableGuard {
+    runtime: Arc<dyn Runtime>,
+    firewall: Firewall,
+}
+
+impl Drop for TableGuard {
+    fn drop(&mut self) {
+        // Asking the runtime is async, and this may run on a runtime
+        // thread: ask from a thread of its own.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(remove_firewall(self.runtime.as_ref(), &self.firewall)),
+                    Err(e) => tracing::warn!(error = %e, "the firewall table stays"),
+                }
+            });
+        });
+    }
+}
+
+/// Removes the firewall table, unless a sandbox lives on (it keeps its
+/// rules until the next start replaces the table).
+async fn remove_firewall(runtime: &dyn Runtime, firewall: &Firewall) {
+    match runtime.list_live().await {
+        Ok(live) if live.is_empty() => {
+            if let Err(e) = firewall.remove().await {
+                tracing::warn!(error = %e, "could not remove the firewall table");
+            }
+        }
+        Ok(live) => {
+            tracing::debug!(live = live.len(), "live sandboxes keep the firewall table");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list live sandboxes; the firewall table stays");
+        }
+    }
 }
 
 /// Creates the data directory and its `secrets/` (mode 0700); returns the

@@ -3,7 +3,8 @@
 //! The daemon's own services and routers ([`crate::assemble`]) over a
 //! SQLite store in a directory of the test's, a runtime of the test's
 //! choosing (`warren_runtime::fake::FakeRuntime`, say) and no host network:
-//! no firewall, resolver, egress proxy or listener. Requests go in with
+//! attachments from an address pool, but no firewall, resolver, egress
+//! proxy or listener. Requests go in with
 //! `tower::ServiceExt::oneshot`; nothing needs root. The directory holds one
 //! ready template, `base`, with an empty root filesystem (a fake runtime
 //! never reads it). Time is a [`ManualClock`] that stands still until the
@@ -27,6 +28,10 @@ use crate::auth::token::DEFAULT_TOKEN_TTL_S;
 use crate::clock::ManualClock;
 use crate::service::Network;
 use crate::service::webhooks::Destinations;
+
+/// The addresses the in-process server's sandboxes are given (the fake
+/// runtime's agents listen on `127.0.0.1` whatever their attachment).
+const TEST_POOL: &str = "10.77.0.0/16";
 
 /// A running in-process Warren.
 pub struct InProcess {
@@ -93,7 +98,13 @@ impl InProcess {
             LocalDirStore::open(dir.join("snapshots"), true)
                 .map_err(|e| startup("snapshot store", e))?,
         );
-        let network = Arc::new(Network::new(None, Registry::default(), Default::default()));
+        let pool = TEST_POOL.parse().map_err(|e| startup("the test pool", e))?;
+        let network = Arc::new(Network::new(
+            pool,
+            None,
+            Registry::default(),
+            Default::default(),
+        ));
         let assembled = assemble(Parts {
             data_dir: dir.to_owned(),
             secrets,

@@ -1,6 +1,15 @@
 //! A tiny in-process stand-in for the daemon's `/v1` API on 127.0.0.1, so
 //! the real `warren` binary can be run against it. It keeps sandboxes and
 //! files in memory and scripts `exec` by the command's first word.
+//!
+//! Most CLI tests run against the daemon's own API in process over the fake
+//! runtime (`cli_server.rs`, `shell_tty.rs`). This stand-in stays for what
+//! that cannot produce: bodies cut into 7-byte chunks (lines and UTF-8
+//! sequences split), an exec that the agent fails to start, one killed by a
+//! signal and a stream that breaks off; `cp` of directories (the fake agent
+//! has no filesystem service); template builds (a real build needs
+//! mmdebstrap and minutes); and audit logs with an edited entry or rolled
+//! back (the real log is never served tampered).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -9,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -30,14 +38,6 @@ pub const ID: &str = "abcdefghij0123456789";
 /// A well-formed id the mock does not know.
 pub const MISSING: &str = "zzzzzzzzzz0000000000";
 
-/// What the mock saw, for assertions.
-#[derive(Default)]
-pub struct Seen {
-    pub pty_query: Option<String>,
-    pub pty_text: Vec<String>,
-    pub auth_on_pty: Option<String>,
-}
-
 /// The audit log the mock serves: export lines, signed heads, public key.
 #[derive(Default, Clone)]
 pub struct AuditLog {
@@ -51,7 +51,6 @@ struct Inner {
     sandboxes: HashMap<String, Sandbox>,
     files: HashMap<String, Vec<u8>>,
     audit: AuditLog,
-    seen: Seen,
 }
 
 #[derive(Clone, Default)]
@@ -69,10 +68,6 @@ impl Mock {
     /// Replaces the audit log the mock serves.
     pub fn set_audit(&self, log: AuditLog) {
         self.0.lock().unwrap().audit = log;
-    }
-
-    pub fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
-        f(&self.0.lock().unwrap().seen)
     }
 }
 
@@ -151,7 +146,6 @@ fn router(mock: Mock) -> Router {
         .route("/v1/sandboxes/{id}/timeout", post(set_timeout))
         .route("/v1/sandboxes/{id}/exec", post(exec))
         .route("/v1/sandboxes/{id}/files", get(read_file).put(write_file))
-        .route("/v1/sandboxes/{id}/pty", get(pty))
         .route("/v1/templates", get(templates))
         .route("/v1/templates/{name}/build", post(build))
         .route("/v1/audit/entries", get(audit_entries))
@@ -279,34 +273,6 @@ async fn exec(Path(id): Path<String>, Json(req): Json<ExecRequest>) -> Response 
             ),
             (line(&exit_ev(0, None, None)), now),
         ],
-        ["env"] => {
-            let text: String = req
-                .env
-                .iter()
-                .map(|(k, v)| format!("{k}={v}\n"))
-                .chain(req.cwd.iter().map(|c| format!("cwd={c}\n")))
-                .chain(req.user.iter().map(|u| format!("user={u}\n")))
-                .collect();
-            vec![
-                start,
-                (line(&out(text.as_bytes())), now),
-                (line(&exit_ev(0, None, None)), now),
-            ]
-        }
-        ["binary"] => vec![
-            start,
-            (line(&out(&[0, 159, 146, 150, 255, b'\n'])), now),
-            (line(&exit_ev(0, None, None)), now),
-        ],
-        ["cat"] => vec![
-            start,
-            (line(&out(req.stdin.unwrap_or_default().as_bytes())), now),
-            (line(&exit_ev(0, None, None)), now),
-        ],
-        ["exit", code] => vec![
-            start,
-            (line(&exit_ev(code.parse().unwrap(), None, None)), now),
-        ],
         ["killed"] => vec![start, (line(&exit_ev(-1, Some("SIGKILL"), None)), now)],
         ["missing"] => vec![(
             line(&exit_ev(
@@ -317,12 +283,6 @@ async fn exec(Path(id): Path<String>, Json(req): Json<ExecRequest>) -> Response 
             now,
         )],
         ["truncated"] => vec![start, (line(&out(b"partial")), now)],
-        ["slow"] => vec![
-            start,
-            (line(&out(b"first\n")), Duration::from_secs(3)),
-            (line(&out(b"second\n")), now),
-            (line(&exit_ev(0, None, None)), now),
-        ],
         _ => vec![(line(&exit_ev(127, None, None)), now)],
     };
     (
@@ -384,59 +344,6 @@ async fn write_file(
     let size = data.len() as u64;
     m.put_file(&q.path, data);
     Json(FileWritten { path: q.path, size }).into_response()
-}
-
-async fn pty(
-    State(m): State<Mock>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: axum::http::HeaderMap,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if id != ID {
-        return not_found(&id);
-    }
-    {
-        let mut inner = m.0.lock().unwrap();
-        inner.seen.pty_query = q;
-        inner.seen.auth_on_pty = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(Into::into);
-    }
-    ws.on_upgrade(move |socket| pty_session(m, socket))
-}
-
-/// Echoes input; on Ctrl-D says exit 7 and closes.
-async fn pty_session(m: Mock, mut socket: WebSocket) {
-    if socket
-        .send(Message::Binary(Bytes::from_static(b"ready\r\n")))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    while let Some(Ok(msg)) = socket.recv().await {
-        match msg {
-            Message::Binary(b) => {
-                let eof = b.contains(&0x04);
-                let echo: Vec<u8> = b.iter().copied().filter(|&c| c != 0x04).collect();
-                if !echo.is_empty() {
-                    let _ = socket.send(Message::Binary(echo.into())).await;
-                }
-                if eof {
-                    let _ = socket
-                        .send(Message::Text(r#"{"type":"exit","exit_code":7}"#.into()))
-                        .await;
-                    let _ = socket.send(Message::Close(None)).await;
-                    return;
-                }
-            }
-            Message::Text(t) => m.0.lock().unwrap().seen.pty_text.push(t.to_string()),
-            Message::Close(_) => return,
-            _ => {}
-        }
-    }
 }
 
 async fn templates() -> Json<TemplateList> {

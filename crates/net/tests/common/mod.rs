@@ -9,7 +9,7 @@ use std::process::Command;
 
 use warren_core::SandboxId;
 use warren_net::link;
-use warren_net::{AddressPool, SandboxNames, SlotAddrs};
+use warren_net::{AddressPool, NetworkAttachment, SandboxNames, SlotAddrs};
 
 pub struct TestSandbox {
     pub names: SandboxNames,
@@ -18,11 +18,13 @@ pub struct TestSandbox {
 
 impl TestSandbox {
     pub async fn create(pool: AddressPool, slot: u32) -> Self {
-        let names = SandboxNames::new(&SandboxId::generate());
+        let id = SandboxId::generate();
+        let net = NetworkAttachment::new(&pool, &id, slot).unwrap();
+        let names = SandboxNames::new(&id, &net.host_iface);
         let addrs = pool.slot(slot).unwrap();
         let me = Self { names, addrs };
-        link::create(&me.names, &me.addrs).await.unwrap();
-        link::configure_inside(&me.names, &me.addrs).await.unwrap();
+        link::create(&me.names, &net).await.unwrap();
+        link::configure_inside(&me.names, &net).await.unwrap();
         me
     }
 

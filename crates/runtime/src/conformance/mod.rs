@@ -60,7 +60,9 @@ pub trait RuntimeFactory: Send + Sync {
     /// first one's live instances.
     fn runtime(&self) -> Result<Self::Runtime, RuntimeError>;
 
-    /// A spec for a new sandbox (fresh id) in network slot `slot`.
+    /// A spec for a new sandbox (fresh id) attached at network slot `slot`
+    /// of this factory's address range, as the daemon's network layer
+    /// gives it.
     fn spec(&self, slot: u32, limits: Limits) -> RuntimeSpec;
 
     /// A directory the checks may fill with checkpoint images; it must

@@ -4,8 +4,10 @@
 //! Served: `GET /health`; `POST /init` (access token, environment); `GET`
 //! and `POST /files?path=` (raw bytes; files live in memory, and
 //! `/proc/meminfo` shows the memory limit); `process.Process/Start`
-//! (streamed, see [`super::commands`]), `List` and `SendSignal`. Anything
-//! else is `unimplemented`. Once `/init` set a token every call but
+//! (streamed, see [`super::commands`]; with stdin or a PTY see
+//! [`super::interactive`]), `List`, `SendSignal`, `SendInput`,
+//! `CloseStdin` and `Update` (a PTY's size). Anything else is
+//! `unimplemented`. Once `/init` set a token every call but
 //! `/health` must carry it, as with the real agent.
 //!
 //! A frozen agent accepts connections but answers nothing until thawed; a
@@ -35,12 +37,14 @@ use warren_core::Limits;
 use warren_envd::envelope::{self, FrameDecoder};
 use warren_envd::http_api::{ACCESS_TOKEN_HEADER, HttpError, InitRequest, WriteInfo};
 use warren_envd::process::{
-    DataEvent, EndEvent, ListResponse, ProcessConfig, ProcessEvent, ProcessInfo, ProcessSelector,
-    SendSignalRequest, StartEvent, StartRequest, StartResponse,
+    CloseStdinRequest, DataEvent, EndEvent, ListResponse, ProcessConfig, ProcessEvent, ProcessInfo,
+    ProcessInput, ProcessSelector, SendInputRequest, SendSignalRequest, StartEvent, StartRequest,
+    StartResponse, UpdateRequest,
 };
 use warren_envd::{CONTENT_TYPE_CONNECT_JSON, CONTENT_TYPE_JSON, Code, ConnectError};
 
-use super::commands::{Builtin, CommandHandler, CommandOutput, builtin};
+use super::commands::{Builtin, CommandHandler, CommandOutput, Inside, builtin};
+use super::interactive::{self, Input, Kind};
 
 /// The installed command handler, shared by every instance of a host.
 pub(super) type HandlerSlot = Arc<RwLock<Option<Arc<dyn CommandHandler>>>>;
@@ -67,6 +71,10 @@ pub(super) struct AgentState {
     memory: Mutex<Memory>,
     /// Wakes the stream of a long-running process when it is signalled.
     signals: Mutex<HashMap<u32, Arc<Notify>>>,
+    /// The input of each process that takes some (see `interactive`).
+    inputs: Mutex<HashMap<u32, tokio::sync::mpsc::UnboundedSender<Input>>>,
+    /// Counts file writes, for processes waiting for a file.
+    files_written: watch::Sender<u64>,
     frozen: watch::Sender<bool>,
     /// Set when PID 1 died: the accept loop ends, taking every connection.
     ended: watch::Sender<bool>,
@@ -82,6 +90,8 @@ impl AgentState {
         Arc::new(Self {
             memory: Mutex::new(memory),
             signals: Mutex::new(HashMap::new()),
+            inputs: Mutex::new(HashMap::new()),
+            files_written: watch::Sender::new(0),
             frozen: watch::Sender::new(false),
             ended: watch::Sender::new(false),
             commands: AtomicU64::new(0),
@@ -128,8 +138,52 @@ impl AgentState {
         self.memory().files.get(path).cloned()
     }
 
+    /// Whether the in-memory file `path` exists.
+    pub(super) fn has_file(&self, path: &str) -> bool {
+        self.memory().files.contains_key(path)
+    }
+
+    /// Changes with every file written.
+    pub(super) fn file_changes(&self) -> watch::Receiver<u64> {
+        self.files_written.subscribe()
+    }
+
+    /// Forgets process `pid`, which ended.
+    pub(super) fn finished(&self, pid: u32) {
+        self.memory().processes.remove(&pid);
+        self.inputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+        self.signals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&pid);
+    }
+
+    /// Hands `input` to process `pid`; false if it takes none (or ended).
+    fn input(&self, pid: u32, input: Input) -> bool {
+        self.inputs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pid)
+            .is_some_and(|tx| tx.send(input).is_ok())
+    }
+
+    /// The pid `selector` names among the running processes.
+    fn find(&self, selector: Option<&ProcessSelector>) -> Option<u32> {
+        self.memory().processes.iter().find_map(|(pid, p)| {
+            let hit = match selector {
+                Some(ProcessSelector::Pid(want)) => pid == want,
+                Some(ProcessSelector::Tag(tag)) => p.tag.as_ref() == Some(tag),
+                None => false,
+            };
+            hit.then_some(*pid)
+        })
+    }
+
     /// What wakes the stream of process `pid` when it is signalled.
-    fn signal(&self, pid: u32) -> Arc<Notify> {
+    pub(super) fn signal(&self, pid: u32) -> Arc<Notify> {
         self.signals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -245,6 +299,7 @@ async fn upload(
         return http_error(StatusCode::BAD_REQUEST, "path is required");
     };
     state.memory().files.insert(path.clone(), body.to_vec());
+    state.files_written.send_modify(|n| *n += 1);
     let name = path.rsplit('/').next().unwrap_or_default().to_owned();
     let info = WriteInfo {
         name,
@@ -257,6 +312,7 @@ async fn upload(
 async fn rpc(
     State(state): State<Arc<AgentState>>,
     Path((service, method)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     if service != warren_envd::process::SERVICE {
@@ -266,7 +322,35 @@ async fn rpc(
         ));
     }
     match method.as_str() {
-        "Start" => start(state, &body),
+        "Start" => {
+            let user = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(warren_envd::http_api::user_from_basic);
+            start(state, &body, user.as_deref())
+        }
+        "SendInput" => match serde_json::from_slice::<SendInputRequest>(&body) {
+            Ok(req) => {
+                let bytes = match req.input {
+                    Some(ProcessInput::Stdin(b) | ProcessInput::Pty(b)) => b,
+                    None => Vec::new(),
+                };
+                to_process(&state, req.process.as_ref(), Input::Bytes(bytes))
+            }
+            Err(e) => rpc_error(ConnectError::invalid_argument(e.to_string())),
+        },
+        "CloseStdin" => match serde_json::from_slice::<CloseStdinRequest>(&body) {
+            Ok(req) => to_process(&state, req.process.as_ref(), Input::Close),
+            Err(e) => rpc_error(ConnectError::invalid_argument(e.to_string())),
+        },
+        "Update" => match serde_json::from_slice::<UpdateRequest>(&body) {
+            Ok(UpdateRequest {
+                process,
+                pty: Some(warren_envd::process::Pty { size: Some(size) }),
+            }) => to_process(&state, process.as_ref(), Input::Resize(size)),
+            Ok(_) => unary(&serde_json::json!({})),
+            Err(e) => rpc_error(ConnectError::invalid_argument(e.to_string())),
+        },
         "List" => {
             let processes = state
                 .memory()
@@ -291,22 +375,26 @@ async fn rpc(
     }
 }
 
-fn send_signal(state: &AgentState, selector: Option<ProcessSelector>) -> Response {
-    let pid = {
-        let mut memory = state.memory();
-        let pid = memory.processes.iter().find_map(|(pid, p)| {
-            let hit = match &selector {
-                Some(ProcessSelector::Pid(want)) => pid == want,
-                Some(ProcessSelector::Tag(tag)) => p.tag.as_ref() == Some(tag),
-                None => false,
-            };
-            hit.then_some(*pid)
-        });
-        if let Some(pid) = pid {
-            memory.processes.remove(&pid);
-        }
-        pid
+/// Hands `input` to the process `selector` names.
+fn to_process(state: &AgentState, selector: Option<&ProcessSelector>, input: Input) -> Response {
+    let Some(pid) = state.find(selector) else {
+        return rpc_error(ConnectError::not_found(format!("no process {selector:?}")));
     };
+    if state.input(pid, input) {
+        unary(&serde_json::json!({}))
+    } else {
+        rpc_error(ConnectError::new(
+            Code::FailedPrecondition,
+            format!("process {pid} takes no input"),
+        ))
+    }
+}
+
+fn send_signal(state: &AgentState, selector: Option<ProcessSelector>) -> Response {
+    let pid = state.find(selector.as_ref());
+    if let Some(pid) = pid {
+        state.memory().processes.remove(&pid);
+    }
     match pid {
         Some(pid) => {
             state.signal(pid).notify_one();
@@ -317,7 +405,7 @@ fn send_signal(state: &AgentState, selector: Option<ProcessSelector>) -> Respons
 }
 
 /// `process.Process/Start`: the events of one command as a stream.
-fn start(state: Arc<AgentState>, body: &[u8]) -> Response {
+fn start(state: Arc<AgentState>, body: &[u8], user: Option<&str>) -> Response {
     let mut decoder = FrameDecoder::default();
     decoder.push(body);
     let req: StartRequest = match decoder.next_frame() {
@@ -353,9 +441,56 @@ fn start(state: Arc<AgentState>, body: &[u8]) -> Response {
         .and_then(|h| h.run(&config));
     let what = match handled {
         Some(out) => Builtin::Done(out),
-        None => builtin(&config, |p| state.read(p)),
+        None => {
+            let env = state.memory().env.clone();
+            let read = |p: &str| state.read(p);
+            builtin(
+                &config,
+                &Inside {
+                    read: &read,
+                    env: &env,
+                    user,
+                },
+            )
+        }
+    };
+    let stdin = req.stdin == Some(true);
+    let interactive = match what {
+        _ if req.pty.is_some() => Ok(Kind::Terminal(
+            req.pty.as_ref().and_then(|p| p.size).unwrap_or_default(),
+        )),
+        Builtin::Done(out) if stdin => Ok(Kind::AfterStdin(out)),
+        Builtin::EchoStdin if stdin => Ok(Kind::EchoStdin),
+        other => Err(other),
+    };
+    let what = match interactive {
+        Err(what) => what,
+        Ok(kind) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            state
+                .inputs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(pid, tx);
+            return running(state, pid, req.tag, config, started, |state, out| {
+                interactive::run(state, pid, kind, rx, out)
+            });
+        }
     };
     match what {
+        Builtin::WaitFor(path) => running(state, pid, req.tag, config, started, |state, out| {
+            interactive::wait_for(state, pid, path, out)
+        }),
+        Builtin::EchoStdin => stream(vec![
+            started,
+            event(ProcessEvent::End(EndEvent {
+                exit_code: 0,
+                exited: true,
+                status: "exit status 0".into(),
+                error: None,
+            })),
+            envelope::end_frame(None),
+        ]),
         Builtin::Done(out) => {
             let mut frames = vec![started];
             frames.extend(output_frames(&out));
@@ -393,7 +528,30 @@ fn start(state: Arc<AgentState>, body: &[u8]) -> Response {
     }
 }
 
-fn output_frames(out: &CommandOutput) -> Vec<Bytes> {
+/// Lists process `pid` and streams `started`, then what `task` writes.
+fn running<F, Fut>(
+    state: Arc<AgentState>,
+    pid: u32,
+    tag: Option<String>,
+    config: ProcessConfig,
+    started: Bytes,
+    task: F,
+) -> Response
+where
+    F: FnOnce(Arc<AgentState>, futures::channel::mpsc::UnboundedSender<Bytes>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    state
+        .memory()
+        .processes
+        .insert(pid, Process { tag, config });
+    let (out, events) = futures::channel::mpsc::unbounded();
+    let _ = out.unbounded_send(started);
+    tokio::spawn(task(state, out));
+    streaming(Body::from_stream(events.map(Ok::<_, Infallible>)))
+}
+
+pub(super) fn output_frames(out: &CommandOutput) -> Vec<Bytes> {
     let mut frames = Vec::new();
     if !out.stdout.is_empty() {
         frames.push(event(ProcessEvent::Data(DataEvent::Stdout(
@@ -414,7 +572,7 @@ fn output_frames(out: &CommandOutput) -> Vec<Bytes> {
     frames
 }
 
-fn event(event: ProcessEvent) -> Bytes {
+pub(super) fn event(event: ProcessEvent) -> Bytes {
     let message = StartResponse { event: Some(event) };
     envelope::message_frame(&message).unwrap_or_default()
 }

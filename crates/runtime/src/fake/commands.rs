@@ -3,13 +3,22 @@
 //!
 //! Built-ins (argv as given, no shell, no `PATH`):
 //! - `echo ARGS…` prints its arguments;
-//! - `true`, `false` end with 0 and 1;
-//! - `cat PATH` prints a file of the agent's in-memory filesystem;
+//! - `true`, `false` end with 0 and 1; `exit N` ends with `N`;
+//! - `cat PATH` prints a file of the agent's in-memory filesystem; `cat`
+//!   alone copies its stdin to stdout as it arrives, until stdin closes;
+//! - `env` prints the process's environment (the agent's from `/init`,
+//!   then the command's own, sorted), then `cwd=…` and `user=…`;
 //! - `sleep …` runs until it is signalled (or its instance ends);
+//! - `wait-for PATH` prints `waiting for PATH`, runs until a file `PATH`
+//!   exists, prints `PATH is there` and ends with 0: output that arrives
+//!   while the command runs, ended by the test without timing;
 //! - `kill -9 1` kills PID 1: the instance's processes all end, as when
 //!   root inside a real sandbox does it.
 //!
-//! Anything else ends with 127 and says so on stderr.
+//! Anything else ends with 127 and says so on stderr. A command started
+//! with stdin open that ends at once ends only once its stdin is closed
+//! (its output comes then); one started with a PTY is a terminal, whatever
+//! its name (see `interactive`).
 
 use warren_envd::process::ProcessConfig;
 
@@ -66,19 +75,40 @@ pub(super) enum Builtin {
     LongRunning,
     /// Ends every process of the instance.
     KillInit,
+    /// Copies stdin to stdout until stdin closes.
+    EchoStdin,
+    /// Runs until the file exists.
+    WaitFor(String),
 }
 
-/// The built-in for `command`; `read` gives a file's content.
-pub(super) fn builtin(command: &ProcessConfig, read: impl Fn(&str) -> Option<Vec<u8>>) -> Builtin {
+/// What a built-in sees of the agent and the request.
+pub(super) struct Inside<'a> {
+    /// A file of the agent's filesystem.
+    pub read: &'a dyn Fn(&str) -> Option<Vec<u8>>,
+    /// The agent's environment for children (from `/init`).
+    pub env: &'a std::collections::BTreeMap<String, String>,
+    /// The user the call acts as, if it names one.
+    pub user: Option<&'a str>,
+}
+
+/// The built-in for `command`, run `inside` the agent.
+pub(super) fn builtin(command: &ProcessConfig, inside: &Inside<'_>) -> Builtin {
     let args: Vec<&str> = command.args.iter().map(String::as_str).collect();
     match (command.cmd.as_str(), args.as_slice()) {
         ("echo", args) => Builtin::Done(CommandOutput::ok(format!("{}\n", args.join(" ")))),
         ("true", _) => Builtin::Done(CommandOutput::ok("")),
         ("false", _) => Builtin::Done(CommandOutput::failed(1, "")),
-        ("cat", [path]) => Builtin::Done(match read(path) {
+        ("exit", [code]) => match code.parse() {
+            Ok(code) => Builtin::Done(CommandOutput::failed(code, "")),
+            Err(_) => Builtin::Done(CommandOutput::failed(2, "exit: not a number\n")),
+        },
+        ("cat", []) => Builtin::EchoStdin,
+        ("cat", [path]) => Builtin::Done(match (inside.read)(path) {
             Some(bytes) => CommandOutput::ok(bytes),
             None => CommandOutput::failed(1, format!("cat: {path}: No such file or directory\n")),
         }),
+        ("env", []) => Builtin::Done(CommandOutput::ok(env_output(command, inside))),
+        ("wait-for", [path]) => Builtin::WaitFor((*path).to_owned()),
         ("sleep", _) => Builtin::LongRunning,
         ("kill", ["-9", "1"]) => Builtin::KillInit,
         (cmd, _) => Builtin::Done(CommandOutput::failed(
@@ -86,6 +116,19 @@ pub(super) fn builtin(command: &ProcessConfig, read: impl Fn(&str) -> Option<Vec
             format!("{cmd}: not a command of the fake agent\n"),
         )),
     }
+}
+
+/// What `env` prints.
+fn env_output(command: &ProcessConfig, inside: &Inside<'_>) -> String {
+    let mut env = inside.env.clone();
+    env.extend(command.envs.clone());
+    let mut out: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    out += &format!(
+        "cwd={}\nuser={}\n",
+        command.cwd.as_deref().unwrap_or("/"),
+        inside.user.unwrap_or("user")
+    );
+    out
 }
 
 #[cfg(test)]
@@ -102,18 +145,46 @@ mod tests {
 
     #[test]
     fn builtins_answer_and_the_rest_is_127() {
-        let none = |_: &str| None;
+        let read = |p: &str| (p == "/x").then(|| b"x".to_vec());
+        let env = [("A".to_owned(), "1".to_owned())].into();
+        let inside = Inside {
+            read: &read,
+            env: &env,
+            user: Some("root"),
+        };
         assert_eq!(
-            builtin(&cmd("echo", &["a", "b"]), none),
+            builtin(&cmd("echo", &["a", "b"]), &inside),
             Builtin::Done(CommandOutput::ok("a b\n"))
         );
         assert_eq!(
-            builtin(&cmd("cat", &["/x"]), |p| (p == "/x").then(|| b"x".to_vec())),
+            builtin(&cmd("cat", &["/x"]), &inside),
             Builtin::Done(CommandOutput::ok("x"))
         );
-        assert_eq!(builtin(&cmd("sleep", &["600"]), none), Builtin::LongRunning);
-        assert_eq!(builtin(&cmd("kill", &["-9", "1"]), none), Builtin::KillInit);
-        let Builtin::Done(out) = builtin(&cmd("bash", &[]), none) else {
+        assert_eq!(builtin(&cmd("cat", &[]), &inside), Builtin::EchoStdin);
+        assert_eq!(
+            builtin(&cmd("exit", &["42"]), &inside),
+            Builtin::Done(CommandOutput::failed(42, ""))
+        );
+        let mut with_env = cmd("env", &[]);
+        with_env.envs.insert("B".into(), "2".into());
+        with_env.cwd = Some("/srv".into());
+        assert_eq!(
+            builtin(&with_env, &inside),
+            Builtin::Done(CommandOutput::ok("A=1\nB=2\ncwd=/srv\nuser=root\n"))
+        );
+        assert_eq!(
+            builtin(&cmd("wait-for", &["/go"]), &inside),
+            Builtin::WaitFor("/go".into())
+        );
+        assert_eq!(
+            builtin(&cmd("sleep", &["600"]), &inside),
+            Builtin::LongRunning
+        );
+        assert_eq!(
+            builtin(&cmd("kill", &["-9", "1"]), &inside),
+            Builtin::KillInit
+        );
+        let Builtin::Done(out) = builtin(&cmd("bash", &[]), &inside) else {
             panic!("bash is no built-in");
         };
         assert_eq!(out.exit_code, 127);

@@ -6,10 +6,11 @@
 //! runtime leaves its instances running, and a new one finds them (a daemon
 //! restart). Each running instance's agent is an in-process HTTP server on
 //! `127.0.0.1` (see `agent`) speaking the envd calls the daemon makes most:
-//! health, init, files (in memory), process start, list and signal, with a
-//! tiny command set or a test's own [`CommandHandler`]. The address is
-//! kept per network slot, so a restore into the same slot answers where
-//! the original did.
+//! health, init, files (in memory), process start, list, signal, input,
+//! stdin's end and a PTY's size, with a tiny command set, a terminal, or a
+//! test's own [`CommandHandler`]. The address is kept per attachment
+//! address, so a restore into the same slot answers where the original
+//! did.
 //!
 //! Checkpoints copy the agent's memory (files, processes, token,
 //! environment) into `fake-image.json` in the image directory; a restore
@@ -25,6 +26,7 @@
 
 mod agent;
 mod commands;
+mod interactive;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -38,7 +40,7 @@ use warren_core::SandboxId;
 
 pub use commands::{CommandHandler, CommandOutput};
 
-use crate::{Instance, Runtime, RuntimeError, RuntimeSpec, Stats};
+use crate::{Instance, Origin, Runtime, RuntimeError, RuntimeSpec, Stats};
 use agent::{AgentState, HandlerSlot, Memory};
 
 /// The file a fake checkpoint writes into its image directory.
@@ -106,8 +108,8 @@ struct Controls {
 #[derive(Default)]
 struct HostInner {
     sandboxes: tokio::sync::Mutex<HashMap<SandboxId, Sandbox>>,
-    /// The agent address of each network slot used so far.
-    slots: Mutex<HashMap<u32, SocketAddr>>,
+    /// The agent address of each attachment address used so far.
+    slots: Mutex<HashMap<std::net::Ipv4Addr, SocketAddr>>,
     controls: Mutex<Controls>,
     handler: HandlerSlot,
 }
@@ -237,7 +239,8 @@ impl FakeRuntime {
         failure.map_or(Ok(()), Err)
     }
 
-    /// Starts an agent holding `memory` for `spec` at its slot's address.
+    /// Starts an agent holding `memory` for `spec` at the port kept for its
+    /// attachment's address.
     async fn launch(&self, spec: &RuntimeSpec, memory: Memory) -> Result<Agent, RuntimeError> {
         let known = self
             .host
@@ -245,7 +248,7 @@ impl FakeRuntime {
             .slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&spec.net_slot)
+            .get(&spec.network.address)
             .copied();
         let want = known.unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
         let io = |source| RuntimeError::Io {
@@ -262,7 +265,7 @@ impl FakeRuntime {
             .slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(spec.net_slot, addr);
+            .insert(spec.network.address, addr);
         let state = AgentState::new(memory, spec.limits, self.host.inner.handler.clone());
         let task = tokio::spawn(agent::serve(listener, state.clone()));
         Ok(Agent { state, addr, task })
@@ -273,6 +276,7 @@ impl FakeRuntime {
             id: id.clone(),
             agent_addr: agent.addr,
             host_addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            origin: Origin::SourceAddress(agent.addr.ip()),
             network_kept,
         }
     }

@@ -12,7 +12,7 @@
 //!   the memory limit (the OOM killer) instead of the disk limit (`ENOSPC`).
 //!   A template without a `/tmp` directory gets runsc's default;
 //! - process: the agent, bind-mounted read-only at [`AGENT_PATH`], as root in
-//!   `/` with a minimal environment (the agent builds its children's);
+//!   `/` with the spec's environment (the agent builds its children's);
 //! - network namespace: the sandbox's named namespace by path, so runsc
 //!   takes `eth0` from it (without a path runsc makes an empty one);
 //! - `linux.cgroupsPath` = `/warren-<id>` with CPU quota, memory and pids
@@ -42,6 +42,8 @@ pub(super) struct BundleParams<'a> {
     pub id: &'a SandboxId,
     pub rootfs: &'a Path,
     pub agent_binary: &'a Path,
+    /// The agent process's environment.
+    pub env: &'a [(String, String)],
     pub netns_path: PathBuf,
     pub cgroups_path: String,
     pub limits: Limits,
@@ -97,10 +99,12 @@ fn build(p: &BundleParams<'_>) -> Result<Spec, oci_spec::OciSpecError> {
         .terminal(false)
         .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
         .args(vec![AGENT_PATH.to_owned()])
-        .env(vec![
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-            "HOME=/root".to_owned(),
-        ])
+        .env(
+            p.env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+        )
         .cwd("/")
         .no_new_privileges(false)
         .capabilities(capabilities)
@@ -197,6 +201,7 @@ mod tests {
         let p = BundleParams {
             id: &id,
             rootfs: Path::new("/templates/base/rootfs"),
+            env: &crate::RuntimeSpec::agent_env(),
             agent_binary: Path::new("/usr/lib/warren/warren-agent"),
             netns_path: PathBuf::from("/run/netns/warren-x"),
             cgroups_path: format!("/warren-{id}"),
@@ -251,6 +256,7 @@ mod tests {
         let p = BundleParams {
             id: &id,
             rootfs: rootfs.path(),
+            env: &crate::RuntimeSpec::agent_env(),
             agent_binary: Path::new("/usr/lib/warren/warren-agent"),
             netns_path: PathBuf::from("/run/netns/warren-x"),
             cgroups_path: format!("/warren-{id}"),

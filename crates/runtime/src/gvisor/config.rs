@@ -7,31 +7,17 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GvisorConfig {
     /// Owned by this runtime alone: runsc state, bundles, overlays, records.
-    /// Also names the nftables table, so two runtimes need two directories.
     pub state_dir: PathBuf,
     /// The `runsc` binary; a bare name is looked up in `PATH`.
     pub runsc_path: PathBuf,
-    /// IPv4 CIDR cut into one /30 per network slot, e.g. `10.77.0.0/16`.
-    /// Must not overlap any other network the host routes.
-    pub pool: String,
-    /// The daemon's sandbox API port on the host, which sandboxes may
-    /// connect to; no other host port is reachable from a sandbox.
-    pub sandbox_api_port: Option<u16>,
-    /// The daemon's resolver and egress proxy ports: sandboxes' DNS and
-    /// TCP are redirected there. Without them sandboxes' traffic is only
-    /// filtered by their chains in the firewall table.
-    pub egress_ports: Option<warren_net::EgressPorts>,
 }
 
 impl GvisorConfig {
     /// Defaults: `runsc` from `PATH`.
-    pub fn new(state_dir: impl Into<PathBuf>, pool: &str) -> Self {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         Self {
             state_dir: state_dir.into(),
             runsc_path: PathBuf::from("runsc"),
-            pool: pool.to_owned(),
-            sandbox_api_port: None,
-            egress_ports: None,
         }
     }
 }

@@ -3,9 +3,8 @@
 //!
 //! Life of a sandbox (see `docs/runtime.md` for the why of each step):
 //! - `create`: state directory and record, OCI bundle, namespace + veth
-//!   (one `ip` process); the sandbox's disk (`disk`) is attached in the
-//!   background meanwhile; the runtime's nftables table is installed if it
-//!   is not;
+//!   for the spec's network attachment (one `ip` process); the sandbox's
+//!   disk (`disk`) is attached in the background meanwhile;
 //! - `start`/`restore`: address `eth0` inside the namespace (one `ip`
 //!   process), wait for the disk, then `runsc run|restore --detach` inside
 //!   that namespace;
@@ -13,8 +12,12 @@
 //!   stopped (runsc's own list keeps saying running);
 //! - `destroy`: `runsc kill` + `delete --force`, cgroups, veth, namespace,
 //!   disk, directory — each step skips what is already gone, so it is idempotent
-//!   and cleans up after a partial create; the sandbox's chain and sets in
-//!   the nftables table go with it. The last destroy removes the table.
+//!   and cleans up after a partial create.
+//!
+//! The address pool and the nftables table are the daemon's, not this
+//! runtime's: each spec carries the sandbox's [`crate::NetworkAttachment`]
+//! (address, gateway, host interface name), which this backend realises
+//! as a namespace and veth pair and keeps in its record.
 
 mod bundle;
 mod cgroup;
@@ -36,12 +39,12 @@ use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use warren_core::SandboxId;
-use warren_net::{AddressPool, Firewall, NetnsEntry, SandboxNames, link};
+use warren_net::{NetnsEntry, SandboxNames, link};
 
 pub use bundle::AGENT_PATH;
 pub use config::GvisorConfig;
 
-use crate::{Instance, Runtime, RuntimeError, RuntimeSpec, Stats};
+use crate::{Instance, Origin, RootFs, Runtime, RuntimeError, RuntimeSpec, Stats};
 use bundle::BundleParams;
 use disk::Layout;
 use record::{Record, SandboxDir, Status};
@@ -59,12 +62,9 @@ const LOG_TAIL: usize = 2000;
 pub struct GvisorRuntime {
     runsc: Runsc,
     sandboxes_dir: PathBuf,
-    pool: AddressPool,
-    firewall: Firewall,
-    /// Whether our nftables table is installed. Held while a sandbox
-    /// directory is created (create) or the last one is found gone
-    /// (destroy), so the table never disappears under a new sandbox.
-    firewall_installed: Mutex<bool>,
+    /// Held while a sandbox directory is checked and created, so two
+    /// creates of one id cannot both pass the check.
+    creating: Mutex<()>,
     /// `runsc delete` of containers that died in a checkpoint, started in
     /// the background (it takes ~1.7 s) and awaited by the next `destroy`
     /// or `restore` of the same id, which must not race it; each says
@@ -80,9 +80,10 @@ impl GvisorRuntime {
         config::unavailable_reason(Path::new("runsc")).is_none()
     }
 
-    /// Prepares the state directory, enables IPv4 forwarding and installs
-    /// the firewall table. Sandboxes left by an earlier runtime over the
-    /// same state directory stay as they are (see [`Runtime::list_live`]).
+    /// Prepares the state directory. Sandboxes left by an earlier runtime
+    /// over the same state directory stay as they are (see
+    /// [`Runtime::list_live`]). The host network (IPv4 forwarding, the
+    /// firewall table) is the daemon's to set up.
     pub fn new(config: GvisorConfig) -> Result<Self, RuntimeError> {
         if let Some(reason) = config::unavailable_reason(&config.runsc_path) {
             return Err(RuntimeError::Unavailable(reason));
@@ -93,40 +94,17 @@ impl GvisorRuntime {
                 config.runsc_path.display()
             ))
         })?;
-        let pool: AddressPool = config.pool.parse()?;
         let state_dir = prepare_dir(&config.state_dir)?;
         let runsc_root = prepare_dir(&state_dir.join("runsc"))?;
         let sandboxes_dir = prepare_dir(&state_dir.join("sandboxes"))?;
-        warren_net::enable_ipv4_forwarding()?;
-        let mut firewall = Firewall::new(&state_dir, pool);
-        if let Some(port) = config.sandbox_api_port {
-            firewall = firewall.with_sandbox_api_port(port);
-        }
-        if let Some(ports) = config.egress_ports {
-            firewall = firewall.with_egress_ports(ports);
-        }
-        firewall.install_blocking()?;
-        tracing::debug!(state_dir = %state_dir.display(), table = firewall.table(), %pool, "gVisor runtime ready");
+        tracing::debug!(state_dir = %state_dir.display(), "gVisor runtime ready");
         Ok(Self {
             runsc: Runsc::new(binary, runsc_root),
             sandboxes_dir,
-            pool,
-            firewall,
-            firewall_installed: Mutex::new(true),
+            creating: Mutex::new(()),
             pending_deletes: std::sync::Mutex::new(HashMap::new()),
             disks: disk::Disks::new(state_dir.join("disks")),
         })
-    }
-
-    /// This runtime's firewall, for the daemon to apply sandboxes' network
-    /// policies to (their chains go when the sandbox is destroyed).
-    pub fn firewall(&self) -> &Firewall {
-        &self.firewall
-    }
-
-    /// Name of this runtime's nftables table (family `inet`).
-    pub fn firewall_table(&self) -> &str {
-        self.firewall.table()
     }
 
     /// The runsc state directory (`runsc --root`), e.g. for `runsc exec` in
@@ -148,47 +126,40 @@ impl GvisorRuntime {
     }
 
     fn instance(rec: &Record) -> Instance {
+        let net = rec.attachment();
         Instance {
             id: rec.id.clone(),
-            agent_addr: SocketAddr::new(IpAddr::V4(rec.sandbox_ip), AGENT_PORT),
-            host_addr: IpAddr::V4(warren_net::host_end(rec.sandbox_ip)),
+            agent_addr: SocketAddr::new(IpAddr::V4(net.address), AGENT_PORT),
+            host_addr: IpAddr::V4(net.gateway),
+            // The veth's address guard and strict reverse-path filtering
+            // let nothing else send from this address (see `link`).
+            origin: Origin::SourceAddress(IpAddr::V4(net.address)),
             network_kept: false,
         }
     }
 
     /// Bundle, record and network for `spec`; undone on failure. With
-    /// `keep_network`, the directory, namespace, veth and firewall chain
-    /// left by [`Self::clear_instance`] are used as they are; the returned
-    /// flag says whether they were (all still there, table not replaced).
+    /// `keep_network`, the directory, namespace and veth left by
+    /// [`Self::clear_instance`] are used as they are; the returned flag
+    /// says whether they were (all still there).
     async fn prepare(
         &self,
         spec: &RuntimeSpec,
         keep_network: bool,
         layout: Layout,
     ) -> Result<(SandboxDir, Record, bool), RuntimeError> {
-        let addrs = self.pool.slot(spec.net_slot)?;
-        let names = SandboxNames::new(&spec.id);
+        let names = SandboxNames::new(&spec.id, &spec.network.host_iface);
         let dir = self.dir(&spec.id);
-        let rec = Record {
-            id: spec.id.clone(),
-            net_slot: spec.net_slot,
-            sandbox_ip: addrs.sandbox,
-            status: Status::Created,
-        };
+        let rec = Record::new(&spec.id, &spec.network, Status::Created);
+        let RootFs::TemplateDir(rootfs) = &spec.rootfs;
         let mut kept = keep_network;
         {
-            let mut installed = self.firewall_installed.lock().await;
+            let _creating = self.creating.lock().await;
             if dir.root.exists() && !keep_network {
                 return Err(RuntimeError::Command {
                     op: format!("creating sandbox {}", spec.id),
                     detail: "it already exists in this runtime; destroy it first".into(),
                 });
-            }
-            if !*installed {
-                // Replacing the table drops every sandbox's chain.
-                self.firewall.install().await?;
-                *installed = true;
-                kept = false;
             }
             dir.create()?;
         }
@@ -198,8 +169,9 @@ impl GvisorRuntime {
                 &dir.bundle(),
                 &BundleParams {
                     id: &spec.id,
-                    rootfs: &spec.rootfs,
-                    agent_binary: &spec.agent_binary,
+                    rootfs,
+                    agent_binary: &spec.agent,
+                    env: &spec.env,
                     netns_path: names.netns_path(),
                     cgroups_path: cgroup::cgroups_path(&spec.id),
                     limits: spec.limits,
@@ -215,7 +187,7 @@ impl GvisorRuntime {
             );
             if !(kept && names.netns_exists() && names.host_veth_exists()) {
                 kept = false;
-                link::create(&names, &addrs).await?;
+                link::create(&names, &spec.network).await?;
             }
             Ok(())
         }
@@ -236,9 +208,9 @@ impl GvisorRuntime {
         layout: Layout,
     ) -> Result<Instance, RuntimeError> {
         let mut laps = Laps::start();
-        let names = SandboxNames::new(&rec.id);
-        let addrs = self.pool.slot(rec.net_slot)?;
-        link::configure_inside(&names, &addrs).await?;
+        let net = rec.attachment();
+        let names = SandboxNames::new(&rec.id, &net.host_iface);
+        link::configure_inside(&names, &net).await?;
         laps.lap("address");
         self.disks.ready(&rec.id).await?;
         laps.lap("disk");
@@ -300,11 +272,10 @@ impl GvisorRuntime {
     }
 
     /// Removes a stopped instance's container, cgroup, bundle, overlay and
-    /// console log, keeping its record and network (namespace, veth,
-    /// firewall chain) for the next launch of the same id in the same slot:
-    /// a restore then skips tearing down and building again what it would
-    /// get back unchanged. The record stays, so the table (and the chain in
-    /// it) is not removed as the last sandbox's meanwhile.
+    /// console log, keeping its record and network (namespace, veth) for
+    /// the next launch of the same id at the same attachment: a restore
+    /// then skips tearing down and building again what it would get back
+    /// unchanged.
     async fn clear_instance(&self, id: &SandboxId) -> Result<(), RuntimeError> {
         let pending = self.lock_pending().remove(id);
         let deleted = match pending {
@@ -342,19 +313,6 @@ impl GvisorRuntime {
     /// Whether runsc reports the container as running.
     async fn runsc_running(&self, id: &SandboxId) -> Result<bool, RuntimeError> {
         Ok(self.runsc.status(id).await?.as_deref() == Some("running"))
-    }
-}
-
-impl Drop for GvisorRuntime {
-    fn drop(&mut self) {
-        // Sandboxes outlive the daemon; only an empty runtime takes its
-        // firewall table with it.
-        let empty = record::list_ids(&self.sandboxes_dir)
-            .map(|ids| ids.is_empty())
-            .unwrap_or(false);
-        if empty && let Err(e) = self.firewall.remove_blocking() {
-            tracing::warn!(error = %e, "could not remove the firewall table");
-        }
     }
 }
 
@@ -421,11 +379,11 @@ impl Runtime for GvisorRuntime {
             });
         }
         // A fresh bundle and overlay: the image carries the root filesystem
-        // writes. The network stays when the slot is the same (a resume);
-        // a new id has nothing to clear.
+        // writes. The network stays when the attachment is the same (a
+        // resume); a new id has nothing to clear.
         let mut laps = Laps::start();
         let keep_network = match &old {
-            Some(old) if old.net_slot == spec.net_slot => {
+            Some(old) if old.attachment() == spec.network => {
                 self.clear_instance(&spec.id).await?;
                 true
             }
@@ -557,19 +515,18 @@ impl Runtime for GvisorRuntime {
         laps.lap("runsc");
         keep(cgroup::remove(id).await);
         laps.lap("cgroup");
-        match self.dir(id).load() {
-            Ok(Some(rec)) => keep(
-                self.firewall
-                    .remove_sandbox(rec.net_slot, rec.sandbox_ip)
-                    .await
-                    .map_err(Into::into),
-            ),
-            Ok(None) => {}
-            Err(e) => keep(Err(e)),
-        }
-        laps.lap("firewall");
+        // A sandbox without a (readable) record may still have a network
+        // from a partial create: look for it under the usual name.
+        let host_iface = match self.dir(id).load() {
+            Ok(Some(rec)) => rec.attachment().host_iface,
+            Ok(None) => warren_net::host_iface_name(id),
+            Err(e) => {
+                keep(Err(e));
+                warren_net::host_iface_name(id)
+            }
+        };
         keep(
-            link::remove(&SandboxNames::new(id))
+            link::remove(&SandboxNames::new(id, &host_iface))
                 .await
                 .map_err(Into::into),
         );
@@ -580,15 +537,10 @@ impl Runtime for GvisorRuntime {
         laps.lap("disk");
         keep(dir.remove());
         tracing::debug!(sandbox = %id, %laps, "destroyed");
-        if let Some(e) = first_err {
-            return Err(e);
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        let mut installed = self.firewall_installed.lock().await;
-        if *installed && record::list_ids(&self.sandboxes_dir)?.is_empty() {
-            self.firewall.remove().await?;
-            *installed = false;
-        }
-        Ok(())
     }
 
     async fn stats(&self, id: &SandboxId) -> Result<Stats, RuntimeError> {

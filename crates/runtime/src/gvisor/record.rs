@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use warren_core::SandboxId;
+use warren_net::NetworkAttachment;
 
 use crate::RuntimeError;
 
@@ -48,13 +49,55 @@ impl Status {
     }
 }
 
-/// What this runtime remembers about one sandbox.
+/// What this runtime remembers about one sandbox: its id, its network
+/// attachment (so a restarted daemon's runtime finds the sandbox's address
+/// and host interface) and its status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Record {
     pub id: SandboxId,
-    pub net_slot: u32,
     pub sandbox_ip: Ipv4Addr,
+    /// The attachment's other fields; absent from records written before
+    /// the daemon handed attachments out, whose values followed fixed rules
+    /// (see [`Record::attachment`]). Such records also hold a `net_slot`,
+    /// which is ignored.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub prefix_len: Option<u8>,
+    #[serde(default)]
+    pub host_iface: Option<String>,
     pub status: Status,
+}
+
+impl Record {
+    /// A record of sandbox `id` attached at `net`.
+    pub fn new(id: &SandboxId, net: &NetworkAttachment, status: Status) -> Self {
+        Self {
+            id: id.clone(),
+            sandbox_ip: net.address,
+            gateway: Some(net.gateway),
+            prefix_len: Some(net.prefix_len),
+            host_iface: Some(net.host_iface.clone()),
+            status,
+        }
+    }
+
+    /// The sandbox's network attachment as recorded; for an older record,
+    /// the one its daemon gave by rule (a /30 whose host end is the address
+    /// before the sandbox's, the interface named after the id).
+    pub fn attachment(&self) -> NetworkAttachment {
+        NetworkAttachment {
+            address: self.sandbox_ip,
+            gateway: self
+                .gateway
+                .unwrap_or_else(|| warren_net::host_end(self.sandbox_ip)),
+            prefix_len: self.prefix_len.unwrap_or(warren_net::SLOT_PREFIX),
+            host_iface: self
+                .host_iface
+                .clone()
+                .unwrap_or_else(|| warren_net::host_iface_name(&self.id)),
+        }
+    }
 }
 
 /// Paths of one sandbox inside the state directory.
@@ -192,19 +235,35 @@ mod tests {
         let dir = SandboxDir::new(tmp.path(), &id);
         assert_eq!(dir.load().unwrap(), None);
         dir.create().unwrap();
-        let rec = Record {
-            id: id.clone(),
-            net_slot: 7,
-            sandbox_ip: Ipv4Addr::new(10, 77, 0, 30),
-            status: Status::Running,
-        };
+        let pool: warren_net::AddressPool = "10.77.0.0/16".parse().unwrap();
+        let net = NetworkAttachment::new(&pool, &id, 7).unwrap();
+        let rec = Record::new(&id, &net, Status::Running);
         dir.save(&rec).unwrap();
-        assert_eq!(dir.load().unwrap(), Some(rec));
+        assert_eq!(dir.load().unwrap(), Some(rec.clone()));
+        assert_eq!(rec.attachment(), net);
         std::fs::create_dir(tmp.path().join("not-an-id")).unwrap();
         assert_eq!(list_ids(tmp.path()).unwrap(), vec![id]);
         dir.remove().unwrap();
         dir.remove().unwrap();
         assert!(list_ids(tmp.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_of_older_daemons_give_the_attachment_they_were_made_with() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = SandboxId::generate();
+        let dir = SandboxDir::new(tmp.path(), &id);
+        dir.create().unwrap();
+        let old =
+            format!(r#"{{"id":"{id}","net_slot":7,"sandbox_ip":"10.77.0.30","status":"running"}}"#);
+        std::fs::write(dir.record(), old).unwrap();
+        let rec = dir.load().unwrap().unwrap();
+        let pool: warren_net::AddressPool = "10.77.0.0/16".parse().unwrap();
+        assert_eq!(
+            rec.attachment(),
+            NetworkAttachment::new(&pool, &id, 7).unwrap()
+        );
+        assert_eq!(rec.status, Status::Running);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Fixtures for the root/runsc integration tests: a busybox rootfs, a shell
 //! "agent" that serves HTTP on the agent port, and a runtime with its own
-//! state directory and address pool per test.
+//! state directory and address pool per test. The fixture plays the
+//! daemon's part of the network: it installs the firewall table for its
+//! pool and hands each spec its attachment.
 
 #![allow(dead_code)]
 
@@ -12,8 +14,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use warren_core::{Limits, SandboxId};
+use warren_net::{AddressPool, Firewall, NetworkAttachment};
 use warren_runtime::gvisor::{GvisorConfig, GvisorRuntime};
-use warren_runtime::{Runtime, RuntimeSpec};
+use warren_runtime::{RootFs, Runtime, RuntimeSpec};
 
 pub const INDEX: &str = "hello from the template\n";
 
@@ -29,13 +32,49 @@ pub struct Fixture {
     pub agent: PathBuf,
     pub state_dir: PathBuf,
     pub pool: String,
+    /// The test's firewall table, installed as a daemon installs its own;
+    /// removed on drop.
+    pub firewall: Firewall,
     pub tmp: tempfile::TempDir,
+}
+
+/// The host network a daemon over `state_dir` with `pool` sets up before
+/// its runtime: IPv4 forwarding on and its firewall table installed.
+pub fn host_network(state_dir: &Path, pool: &str) -> Firewall {
+    let pool: AddressPool = pool.parse().expect("pool");
+    warren_net::enable_ipv4_forwarding().expect("IPv4 forwarding");
+    let firewall = Firewall::new(state_dir, pool);
+    firewall.install_blocking().expect("firewall table");
+    firewall
+}
+
+/// A spec for a new sandbox attached at `slot` of `pool`.
+pub fn spec_in(pool: &str, slot: u32, rootfs: &Path, agent: &Path, limits: Limits) -> RuntimeSpec {
+    let id = SandboxId::generate();
+    let pool: AddressPool = pool.parse().expect("pool");
+    RuntimeSpec {
+        network: NetworkAttachment::new(&pool, &id, slot).expect("slot in pool"),
+        id,
+        rootfs: RootFs::TemplateDir(rootfs.to_path_buf()),
+        agent: agent.to_path_buf(),
+        env: RuntimeSpec::agent_env(),
+        limits,
+    }
 }
 
 impl Drop for Fixture {
     /// Destroys whatever a failed test left running, so one failure does not
     /// leak sandboxes into the host.
     fn drop(&mut self) {
+        self.destroy_all();
+        if let Err(e) = self.firewall.remove_blocking() {
+            eprintln!("removing the firewall table failed: {e}");
+        }
+    }
+}
+
+impl Fixture {
+    fn destroy_all(&self) {
         let Ok(entries) = std::fs::read_dir(self.state_dir.join("sandboxes")) else {
             return;
         };
@@ -80,13 +119,15 @@ pub fn fixture(octet: u8) -> Fixture {
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let state_dir = tmp.path().join("state");
     let pool = format!("10.201.{octet}.0/24");
-    let rt = GvisorRuntime::new(GvisorConfig::new(&state_dir, &pool)).expect("runtime");
+    let firewall = host_network(&state_dir, &pool);
+    let rt = GvisorRuntime::new(GvisorConfig::new(&state_dir)).expect("runtime");
     Fixture {
         rt,
         rootfs,
         agent,
         state_dir,
         pool,
+        firewall,
         tmp,
     }
 }
@@ -117,13 +158,7 @@ impl Fixture {
     }
 
     pub fn spec_with(&self, slot: u32, limits: Limits) -> RuntimeSpec {
-        RuntimeSpec {
-            id: SandboxId::generate(),
-            rootfs: self.rootfs.clone(),
-            limits,
-            net_slot: slot,
-            agent_binary: self.agent.clone(),
-        }
+        spec_in(&self.pool, slot, &self.rootfs, &self.agent, limits)
     }
 
     /// `runsc exec` inside the sandbox.

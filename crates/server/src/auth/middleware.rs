@@ -11,6 +11,7 @@ use axum::response::Response;
 use time::OffsetDateTime;
 use warren_core::authz::key_permissions;
 use warren_core::{ErrorKind, KeyId, Permissions, Role, SandboxId, TeamId, UserId, WarrenError};
+use warren_runtime::Origin;
 use warren_store::{KeyRecord, Store};
 
 use super::keys::{ApiKey, Pepper};
@@ -52,15 +53,17 @@ impl Caller {
 pub enum Credentials {
     /// API keys (the main API listener).
     ApiKeys,
-    /// Sandbox tokens from the sandbox's own address (the sandbox listener).
+    /// Sandbox tokens from their own sandbox (the sandbox listener).
     SandboxTokens,
 }
 
 /// Where live sandboxes' traffic comes from: a sandbox token is accepted
-/// only from its own sandbox's address.
+/// only with the proof, given by the sandbox's runtime, that the connection
+/// comes from its own sandbox ([`Origin`]; with gVisor, the source address
+/// of the sandbox's network attachment). The token alone is not enough.
 pub trait SandboxSources: Send + Sync {
-    /// The address `id`'s packets carry, while it is live.
-    fn source_address(&self, id: &SandboxId) -> Option<IpAddr>;
+    /// What proves a connection comes from `id`, while it is live.
+    fn origin(&self, id: &SandboxId) -> Option<Origin>;
 }
 
 /// What the authenticator needs.
@@ -157,9 +160,11 @@ impl Authenticator {
         if sandbox.state.is_terminal() || !dispatched {
             return Err(gone());
         }
-        let from_own_address =
-            peer.is_some_and(|p| self.sources.source_address(&claims.sbx) == Some(p));
-        if !from_own_address {
+        let from_own_sandbox = match (self.sources.origin(&claims.sbx), peer) {
+            (Some(origin), Some(peer)) => origin.admits(peer),
+            _ => false,
+        };
+        if !from_own_sandbox {
             return Err(unauthenticated(
                 "sandbox token presented from outside its sandbox",
             ));

@@ -23,7 +23,7 @@ use warren_core::{
     UserId, WarrenError,
 };
 use warren_envd::http_api::InitRequest;
-use warren_runtime::{Instance, RuntimeSpec};
+use warren_runtime::{Instance, RootFs, RuntimeSpec};
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
 use warren_template::StartCommand;
 
@@ -251,7 +251,7 @@ impl Sandboxes {
         laps.lap("row");
         let id = rec.id.clone();
         let start = template.recipe.and_then(|r| r.start());
-        let spec = self.runtime_spec(&rec, template.rootfs);
+        let spec = self.runtime_spec(&rec, template.rootfs)?;
         if let Err(e) = self.boot(&spec, &rec, start.as_ref(), &mut laps).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
             self.fail(&id, actor, &e.message).await;
@@ -263,15 +263,22 @@ impl Sandboxes {
         rec
     }
 
-    /// What the runtime needs to start (or restore) the sandbox `rec`.
-    pub(super) fn runtime_spec(&self, rec: &SandboxRecord, rootfs: PathBuf) -> RuntimeSpec {
-        RuntimeSpec {
+    /// What the runtime needs to start (or restore) the sandbox `rec`: its
+    /// template's root filesystem, the agent, limits and its place on the
+    /// host network.
+    pub(super) fn runtime_spec(
+        &self,
+        rec: &SandboxRecord,
+        rootfs: PathBuf,
+    ) -> Result<RuntimeSpec, WarrenError> {
+        Ok(RuntimeSpec {
             id: rec.id.clone(),
-            rootfs,
+            rootfs: RootFs::TemplateDir(rootfs),
+            agent: self.agent_binary.clone(),
+            env: RuntimeSpec::agent_env(),
             limits: rec.limits,
-            net_slot: rec.net_slot,
-            agent_binary: self.agent_binary.clone(),
-        }
+            network: self.network.attachment(rec)?,
+        })
     }
 
     /// Moves a sandbox whose instance is up from creating to running; a
@@ -362,7 +369,9 @@ impl Sandboxes {
             false => self.network.apply(rec, addr).await?,
         }
         laps.lap("network");
-        let client = self.agents.attach(&rec.id, instance.agent_addr)?;
+        let client = self
+            .agents
+            .attach(&rec.id, instance.agent_addr, instance.origin)?;
         match restored_from {
             // A restored agent answers at once or not at all (see
             // `Sandboxes::restore_instance`).

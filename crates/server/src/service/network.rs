@@ -1,16 +1,24 @@
-//! Sandboxes' network policies in force: the daemon side of egress
-//! enforcement (see `docs/network.md`).
+//! The daemon's network layer: where each sandbox sits on the host network,
+//! and its policy in force (the daemon side of egress enforcement; see
+//! `docs/network.md`).
+//!
+//! The daemon owns the address pool and the firewall table (made and
+//! installed at start, `daemon.rs`); [`Network::attachment`] turns a
+//! sandbox's slot into the [`NetworkAttachment`] its runtime spec carries.
 //!
 //! Invariants:
 //! - a sandbox's policy is stored before it is enforced, and enforced
 //!   (its nftables chain and the resolver/proxy registry) every time an
 //!   instance of it comes up — create, resume, rollback, fork, create from
 //!   snapshot ([`Sandboxes::init_agent`]) and re-attach at start-up — so a
-//!   restarted daemon, whose runtime replaced the firewall table, rebuilds
+//!   restarted daemon, which replaced its firewall table, rebuilds
 //!   every live sandbox's rules; until then a sandbox gets nothing (fail
 //!   closed);
 //! - a live update replaces the stored policy, then the sandbox's sets and
 //!   chain in one nftables transaction; connections already open stay;
+//! - a sandbox's chain goes when it is torn down ([`Network::forget`]),
+//!   before its slot is released: a new sandbox in that slot applies its
+//!   own chain under the same name, which a late removal would delete;
 //! - network events are stored per sandbox (bounded by the store); denied
 //!   decisions also go to the audit log as `network.deny`, at most one per
 //!   sandbox and destination per [`DENY_AUDIT_EVERY`], so a sandbox that
@@ -29,7 +37,7 @@ use warren_core::network::{NetworkPolicy, Verdict};
 use warren_core::{SandboxId, SandboxState, WarrenError};
 use warren_egress::egress::NetEvent;
 use warren_egress::registry::{Registry, SandboxNet};
-use warren_net::Firewall;
+use warren_net::{AddressPool, Firewall, NetworkAttachment};
 use warren_store::{NewNetEvent, SandboxRecord};
 
 use super::Sandboxes;
@@ -44,7 +52,9 @@ pub const DENY_AUDIT_EVERY: Duration = Duration::from_secs(60);
 
 /// Egress enforcement as the services see it.
 pub struct Network {
-    /// The runtime's firewall; `None` runs without per-sandbox rules.
+    /// The pool sandboxes' addresses come from.
+    pool: AddressPool,
+    /// The daemon's firewall; `None` runs without per-sandbox rules.
     firewall: Option<Firewall>,
     registry: Registry,
     /// What a sandbox created without a policy gets.
@@ -52,12 +62,24 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(firewall: Option<Firewall>, registry: Registry, default: NetworkPolicy) -> Self {
+    pub fn new(
+        pool: AddressPool,
+        firewall: Option<Firewall>,
+        registry: Registry,
+        default: NetworkPolicy,
+    ) -> Self {
         Self {
+            pool,
             firewall,
             registry,
             default,
         }
+    }
+
+    /// Where sandbox `rec` sits on the host network, from its slot.
+    pub fn attachment(&self, rec: &SandboxRecord) -> Result<NetworkAttachment, WarrenError> {
+        NetworkAttachment::new(&self.pool, &rec.id, rec.net_slot)
+            .map_err(|e| WarrenError::internal(format!("the network of sandbox {}: {e}", rec.id)))
     }
 
     /// The daemon's default policy.
@@ -112,10 +134,24 @@ impl Network {
         self.registry.by_id(id.as_str()).map(|n| IpAddr::V4(n.addr))
     }
 
-    /// Forgets a torn-down sandbox (its chain went with the runtime's
-    /// destroy).
-    pub fn forget(&self, id: &SandboxId) {
+    /// Forgets a torn-down sandbox and removes its chain and sets.
+    pub async fn forget(&self, id: &SandboxId) {
+        let Some(net) = self.registry.by_id(id.as_str()) else {
+            return;
+        };
         self.registry.remove(id.as_str());
+        if let Some(fw) = &self.firewall {
+            remove_chain(fw, id, net.slot, net.addr).await;
+        }
+    }
+}
+
+/// Removes sandbox `id`'s chain and sets at `slot`/`addr`; a failure is
+/// logged (the chain is replaced when the slot's next sandbox comes up,
+/// and with the table at the daemon's next start).
+async fn remove_chain(fw: &Firewall, id: &SandboxId, slot: u32, addr: std::net::Ipv4Addr) {
+    if let Err(e) = fw.remove_sandbox(slot, addr).await {
+        tracing::warn!(sandbox = %id, error = %e, "could not remove the sandbox's firewall chain");
     }
 }
 

@@ -42,18 +42,18 @@ impl Sandboxes {
             let is_live = live_ids.contains(&rec.id);
             match rec.state {
                 SandboxState::Running | SandboxState::Pausing if is_live => {
-                    let addr = live
+                    let (addr, origin) = live
                         .iter()
                         .find(|i| i.id == rec.id)
-                        .map(|i| i.agent_addr)
+                        .map(|i| (i.agent_addr, i.origin))
                         .expect("is_live implies present");
-                    let ready = match self.agents.attach(&rec.id, addr) {
+                    let ready = match self.agents.attach(&rec.id, addr, origin) {
                         Ok(client) => Agents::wait_ready(&client).await.is_ok(),
                         Err(_) => false,
                     };
                     let back = rec.state == SandboxState::Running
                         || self.transition(&rec.id, Transition::Started).await.is_ok();
-                    // The runtime replaced the firewall table at start-up:
+                    // The daemon replaced its firewall table at start-up:
                     // the sandbox gets its rules back before anything else.
                     let enforced = match self.network.apply(&rec, addr.ip()).await {
                         Ok(()) => true,

@@ -4,9 +4,9 @@
 //! a sandbox queued twice (or again after a restart) is harmless.
 //!
 //! Only a confirmed teardown releases the sandbox's network slot in the
-//! store: until then no new sandbox can get the addresses its veth may still
-//! hold, and a restarted daemon finds it in `unreleased_sandboxes` and tries
-//! again.
+//! store, after its firewall chain is gone: until then no new sandbox can
+//! get the addresses its veth may still hold, and a restarted daemon finds
+//! it in `unreleased_sandboxes` and tries again.
 
 use std::sync::Arc;
 
@@ -45,9 +45,7 @@ impl Teardown {
                 let store = store.clone();
                 let network = network.clone();
                 running.spawn(async move {
-                    if destroy(runtime.as_ref(), store.as_ref(), &id).await {
-                        network.forget(&id);
-                    }
+                    destroy(runtime.as_ref(), store.as_ref(), &network, &id).await;
                     drop(permit);
                 });
                 while running.try_join_next().is_some() {}
@@ -64,12 +62,20 @@ impl Teardown {
     }
 }
 
-/// Whether the sandbox's instance is gone.
-async fn destroy(runtime: &dyn Runtime, store: &dyn Store, id: &SandboxId) -> bool {
+/// Destroys the sandbox's instance, then removes its firewall chain, then
+/// releases its slot: in that order, so neither its veth nor its chain is
+/// left when the slot's next sandbox comes up.
+async fn destroy(
+    runtime: &dyn Runtime,
+    store: &dyn Store,
+    network: &super::Network,
+    id: &SandboxId,
+) {
     if let Err(e) = runtime.destroy(id).await {
         tracing::warn!(sandbox = %id, error = %e, "teardown failed; it is retried at the next start");
-        return false;
+        return;
     }
+    network.forget(id).await;
     match store.release_slot(id).await {
         // Not in the store: an instance reconciliation found and removed.
         Ok(()) | Err(StoreError::NotFound(_)) => {
@@ -77,5 +83,4 @@ async fn destroy(runtime: &dyn Runtime, store: &dyn Store, id: &SandboxId) -> bo
         }
         Err(e) => tracing::warn!(sandbox = %id, error = %e, "could not release the network slot"),
     }
-    true
 }
