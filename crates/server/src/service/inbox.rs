@@ -349,7 +349,7 @@ impl Sandboxes {
                 }
                 Err(e) => {
                     // Paused or gone: the loop's next look ends the drain.
-                    tracing::debug!(sandbox = %id, error = %e.message, "the event handler could not run");
+                    tracing::warn!(sandbox = %id, error = %e.message, "the event handler could not run");
                     tokio::time::sleep(backoff(failures)).await;
                     failures += 1;
                 }
