@@ -74,6 +74,11 @@ impl TemplateBuilds {
                 "upload an image archive (oci-archive or docker-archive); `warren template import NAME oci:DIR` packs a layout directory for you",
             ));
         }
+        // Refused here too (the import checks again under the lock), so a
+        // doomed upload is not sent.
+        if self.store.get(&name).is_ok_and(|t| t.is_ready()) {
+            return Err(TemplateError::Exists { name }.into());
+        }
         let upload = self.store.upload_file()?;
         let file = upload
             .reopen()

@@ -172,7 +172,11 @@ async fn follow(
     started: Instant,
     mut events: crate::ndjson::EventStream<BuildEvent>,
 ) -> anyhow::Result<i32> {
-    let verb = if what == "build" { "built" } else { "imported" };
+    let (verb, doing) = if what == "build" {
+        ("built", "building")
+    } else {
+        ("imported", "importing")
+    };
     while let Some(event) = events.next().await? {
         if ctx.out.json {
             ctx.out.json(&event)?;
@@ -196,7 +200,7 @@ async fn follow(
             }
             BuildEvent::Error { message } => {
                 ctx.out
-                    .error(&format!("{what} of template {name} failed: {message}"));
+                    .error(&format!("{doing} template {name} failed: {message}"));
                 return Ok(exit::FAILURE);
             }
         }

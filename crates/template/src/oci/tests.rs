@@ -437,3 +437,31 @@ fn foreign_platforms_and_sources_are_refused() {
     let err = config::parse(cfg, &d).unwrap_err().to_string();
     assert!(err.contains("linux/arm64"), "{err}");
 }
+
+#[test]
+fn warrens_additions_never_go_through_the_images_symlinks() {
+    for link in ["etc", "home", "etc/skel"] {
+        let s = scene();
+        let abs = s.abs_sentinel();
+        let mut entries = vec![
+            Dir("etc"),
+            File("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+        ];
+        if link == "etc" {
+            entries.clear();
+        }
+        entries.push(Symlink(link, &abs));
+        let tar = layer(&entries);
+        let config = testing::config(&[&tar], &[], &[], "", "");
+        let layout = s.dir.path().join("sentinel-free");
+        testing::oci_layout(&layout, &config, &[tar]);
+        let rootfs = s.root.join("rootfs");
+        let err = run(&format!("oci:{}", layout.display()), &rootfs).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("/{link} is a symlink")),
+            "{err}"
+        );
+        fs::remove_dir_all(&layout).unwrap();
+        s.assert_outside_untouched();
+    }
+}
