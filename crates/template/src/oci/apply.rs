@@ -15,7 +15,8 @@
 //!   included) are kept as the layer says; nothing else gains them. Owners
 //!   are only set when running as root. Extended attributes (file
 //!   capabilities among them) are dropped.
-//! - File data and entry counts are bounded ([`Limits`]).
+//! - File data and entry counts are bounded ([`Limits`]), and so is what
+//!   the tar reader holds in memory ([`budget`]).
 //!
 //! Whiteouts follow [`whiteout`]: `.wh.NAME` removes `NAME` when it is met;
 //! opaque markers are applied when the layer ends, removing every child of
@@ -35,6 +36,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, mkfifoat, symlinkat};
 use tar::EntryType;
 
+use super::budget::{self, Budget};
 use super::error::OciError;
 use super::fsat::{self, WalkError};
 use super::whiteout::{self, MAX_PATH, Name};
@@ -92,6 +94,7 @@ impl Applier {
     /// Applies the layer tar `layer` (already decompressed); `n` numbers it
     /// in errors.
     pub fn apply(&mut self, n: usize, layer: impl Read) -> Result<LayerStats, OciError> {
+        let (layer, budget) = Budget::new(layer);
         let mut archive = tar::Archive::new(layer);
         let mut stats = LayerStats::default();
         let mut written: HashSet<Vec<u8>> = HashSet::new();
@@ -99,6 +102,7 @@ impl Applier {
         let read_err = |e| OciError::io(format!("read layer {n}"))(e);
         for entry in archive.entries().map_err(read_err)? {
             let mut entry = entry.map_err(read_err)?;
+            budget.set(budget::for_entry(entry.size()));
             self.entries += 1;
             stats.entries += 1;
             if self.entries > self.limits.max_entries {
@@ -150,16 +154,28 @@ impl Applier {
             match kind {
                 EntryType::Directory => self.dir(&dir, name, mode, owner),
                 EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                    let size = entry.size();
-                    if self.bytes.saturating_add(size) > self.limits.max_bytes {
-                        return Err(OciError::Limit(format!(
+                    let left = self.limits.max_bytes.saturating_sub(self.bytes);
+                    let too_big = || {
+                        OciError::Limit(format!(
                             "more than {} bytes of file data",
                             self.limits.max_bytes
-                        )));
+                        ))
+                    };
+                    if entry.size() > left {
+                        return Err(too_big());
                     }
-                    self.bytes += size;
-                    stats.bytes += size;
-                    self.file(&dir, name, &mut entry, mode, owner, mtime)
+                    // The header's size is checked; the bytes written are
+                    // counted too, whatever the header said.
+                    let mut data = (&mut entry).take(left.saturating_add(1));
+                    let written = self
+                        .file(&dir, name, &mut data, mode, owner, mtime)
+                        .map_err(OciError::io(format!("write {shown} of layer {n}")))?;
+                    if written > left {
+                        return Err(too_big());
+                    }
+                    self.bytes += written;
+                    stats.bytes += written;
+                    Ok(())
                 }
                 EntryType::Symlink => {
                     let target = entry
@@ -187,6 +203,10 @@ impl Applier {
             }
             .map_err(OciError::io(format!("write {shown} of layer {n}")))?;
         }
+        // Whatever follows the end of the archive (padding) is read here,
+        // within the budget, so nothing unbounded is left for the caller.
+        budget.set(budget::MAX_HEADERS);
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(read_err)?;
         for dir in opaque {
             let comps: Vec<&[u8]> = dir
                 .split(|b| *b == b'/')
@@ -243,7 +263,7 @@ impl Applier {
         mode: Mode,
         owner: (u32, u32),
         mtime: u64,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         fsat::remove(parent, name)?;
         let fd = openat(
             parent,
@@ -252,13 +272,13 @@ impl Applier {
             Mode::from_bits_truncate(0o600),
         )?;
         let mut file = File::from(fd);
-        io::copy(data, &mut file)?;
+        let written = io::copy(data, &mut file)?;
         // chown clears setuid and setgid: the mode goes last.
         self.own(&file, owner)?;
         fchmod(&file, mode)?;
         let t = TimeSpec::new(i64::try_from(mtime).unwrap_or(0), 0);
         nix::sys::stat::futimens(&file, &t, &t)?;
-        Ok(())
+        Ok(written)
     }
 
     fn symlink(

@@ -12,6 +12,7 @@
 //! Everything here is blocking; the store runs it on a worker thread.
 
 mod apply;
+mod budget;
 mod config;
 mod digest;
 mod docker;

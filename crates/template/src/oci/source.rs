@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use super::budget::{self, Budget};
 use super::error::OciError;
 use super::whiteout;
 
@@ -37,6 +38,7 @@ impl Files {
     pub(crate) fn archive(path: &Path) -> Result<Self, OciError> {
         let shown = path.display().to_string();
         let file = File::open(path).map_err(OciError::io(format!("open {shown}")))?;
+        let (file, budget) = Budget::new(file);
         let mut archive = tar::Archive::new(file);
         let mut index = HashMap::new();
         let entries = archive
@@ -46,6 +48,7 @@ impl Files {
             let entry = entry.map_err(|e| {
                 OciError::invalid(format!("{shown} is not a readable tar archive: {e}"))
             })?;
+            budget.set(budget::for_entry(entry.size()));
             let kind = entry.header().entry_type();
             if !(kind.is_file() || kind == tar::EntryType::Continuous) {
                 continue;

@@ -465,3 +465,38 @@ fn warrens_additions_never_go_through_the_images_symlinks() {
         s.assert_outside_untouched();
     }
 }
+
+#[test]
+fn huge_extended_headers_are_refused_long_names_are_fine() {
+    let s = scene();
+    let mut b = tar::Builder::new(Vec::new());
+    let long = format!("{}/f", "d".repeat(150));
+    let mut h = tar::Header::new_gnu();
+    h.set_size(2);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, &long, &b"ok"[..]).unwrap();
+    let fine = b.into_inner().unwrap();
+    s.apply(std::slice::from_ref(&fine)).unwrap();
+    assert_eq!(s.read(&long), "ok");
+
+    // A PAX header of 4 MiB (all of it there, as a gzip bomb would make it).
+    let mut pax = tar::Header::new_ustar();
+    pax.set_entry_type(tar::EntryType::XHeader);
+    pax.set_size(4 << 20);
+    pax.set_mode(0o644);
+    pax.set_uid(0);
+    pax.set_gid(0);
+    pax.set_mtime(0);
+    pax.set_path("pax").unwrap();
+    pax.set_cksum();
+    let mut bomb = pax.as_bytes().to_vec();
+    bomb.extend(std::iter::repeat_n(b'a', 4 << 20));
+    bomb.extend(layer(&[File("after", b"x")]));
+    let err = s.apply(&[bomb]).unwrap_err();
+    assert!(format!("{err:?}").contains("bytes of headers"), "{err:?}");
+    assert!(!s.exists("after"));
+    s.assert_outside_untouched();
+}
