@@ -500,3 +500,69 @@ fn huge_extended_headers_are_refused_long_names_are_fine() {
     assert!(!s.exists("after"));
     s.assert_outside_untouched();
 }
+
+/// Runs `umoci ARGS` in `dir` (scripts/deps.sh installs umoci).
+fn umoci(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("umoci")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("umoci runs (scripts/deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "umoci {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn imports_what_umoci_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rootfs = d.join("bundle/rootfs");
+    umoci(d, &["init", "--layout", "img"]);
+    umoci(d, &["new", "--image", "img:t"]);
+    umoci(d, &["unpack", "--image", "img:t", "bundle"]);
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    fs::create_dir_all(rootfs.join("d")).unwrap();
+    fs::write(rootfs.join("d/x"), "x").unwrap();
+    fs::write(rootfs.join("lower.txt"), "lower").unwrap();
+    fs::write(rootfs.join("gone.txt"), "gone").unwrap();
+    std::os::unix::fs::symlink("/etc", rootfs.join("link")).unwrap();
+    umoci(d, &["repack", "--image", "img:t", "bundle"]);
+    fs::remove_file(rootfs.join("gone.txt")).unwrap();
+    fs::remove_dir_all(rootfs.join("d")).unwrap();
+    fs::write(rootfs.join("top.txt"), "top").unwrap();
+    umoci(d, &["repack", "--image", "img:t", "bundle"]);
+    umoci(
+        d,
+        &[
+            "config",
+            "--image",
+            "img:t",
+            "--config.env",
+            "FOO=bar",
+            "--config.cmd",
+            "/bin/sh",
+        ],
+    );
+    let archive = d.join("img.tar");
+    testing::tar_dir(&d.join("img"), &archive);
+    for (i, source) in [
+        format!("oci:{}", d.join("img").display()),
+        format!("oci-archive:{}", archive.display()),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let out = d.join(format!("out{i}"));
+        let cfg = run(source, &out).unwrap_or_else(|e| panic!("{source}: {e}"));
+        assert_eq!(fs::read_to_string(out.join("top.txt")).unwrap(), "top");
+        assert_eq!(fs::read_to_string(out.join("lower.txt")).unwrap(), "lower");
+        assert!(!out.join("gone.txt").exists());
+        assert!(!out.join("d").exists());
+        assert_eq!(fs::read_link(out.join("link")).unwrap(), Path::new("/etc"));
+        assert_eq!(cfg.env.get("FOO").map(String::as_str), Some("bar"));
+        assert_eq!(cfg.cmd, ["/bin/sh"]);
+    }
+}
