@@ -22,7 +22,7 @@
 //! opaque markers are applied when the layer ends, removing every child of
 //! the directory that this layer did not write.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
@@ -40,6 +40,10 @@ use super::budget::{self, Budget};
 use super::error::OciError;
 use super::fsat::{self, WalkError};
 use super::whiteout::{self, MAX_PATH, Name};
+
+/// Most bytes of entry paths one layer may name (they are remembered for
+/// opaque directories).
+const MAX_PATH_BYTES: usize = 256 << 20;
 
 /// Bounds on what an import may write.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +101,10 @@ impl Applier {
         let (layer, budget) = Budget::new(layer);
         let mut archive = tar::Archive::new(layer);
         let mut stats = LayerStats::default();
-        let mut written: HashSet<Vec<u8>> = HashSet::new();
+        // Paths this layer wrote, for opaque directories; their bytes are
+        // bounded by MAX_PATH_BYTES.
+        let mut written: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut path_bytes = 0usize;
         let mut opaque: Vec<Vec<u8>> = Vec::new();
         let read_err = |e| OciError::io(format!("read layer {n}"))(e);
         for entry in archive.entries().map_err(read_err)? {
@@ -138,9 +145,14 @@ impl Applier {
                 }
                 Name::Plain => {}
             }
-            for i in 1..=comps.len() {
-                written.insert(comps[..i].join(&b'/'));
+            let path = comps.join(&b'/');
+            path_bytes += path.len();
+            if path_bytes > MAX_PATH_BYTES {
+                return Err(OciError::Limit(format!(
+                    "more than {MAX_PATH_BYTES} bytes of paths in one layer"
+                )));
             }
+            written.insert(path);
             let dir = self
                 .parent(parent, true)
                 .map_err(refuse)?
@@ -221,7 +233,7 @@ impl Applier {
                 [&dir[..], b"/"].concat()
             };
             fsat::empty(&fd, |child| {
-                written.contains(&[&prefix[..], child].concat())
+                wrote_below(&written, &[&prefix[..], child].concat())
             })
             .map_err(OciError::io(format!("empty opaque directory of layer {n}")))?;
         }
@@ -363,6 +375,13 @@ impl Applier {
         }
         Ok(())
     }
+}
+
+/// Whether this layer wrote `path` or anything below it.
+fn wrote_below(written: &BTreeSet<Vec<u8>>, path: &[u8]) -> bool {
+    let lo = [path, b"/"].concat();
+    let hi = [path, b"0"].concat(); // '0' follows '/'
+    written.contains(path) || written.range(lo..hi).next().is_some()
 }
 
 fn id(v: io::Result<u64>, refuse: &impl Fn(String) -> OciError) -> Result<u32, OciError> {

@@ -215,6 +215,8 @@ fn opaque_directories_keep_only_this_layers_entries() {
             File("o/new", b"upper"),
             Dir("o/sub2"),
             File("o/sub2/y", b"upper"),
+            // Its parent is made implicitly, and kept.
+            File("o/implicit/z", b"upper"),
         ];
         let marker = File("o/.wh..wh..opq", b"");
         if marker_first {
@@ -238,7 +240,12 @@ fn opaque_directories_keep_only_this_layers_entries() {
             .map(|e| e.unwrap().file_name())
             .collect();
         names.sort();
-        assert_eq!(names, ["new", "sub2"], "marker first: {marker_first}");
+        assert_eq!(
+            names,
+            ["implicit", "new", "sub2"],
+            "marker first: {marker_first}"
+        );
+        assert_eq!(s.read("o/implicit/z"), "upper");
         assert_eq!(s.read("other"), "lower");
         s.assert_outside_untouched();
     }
