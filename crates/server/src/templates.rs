@@ -68,7 +68,7 @@ impl TemplateBuilds {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        warren_core::spec::validate_template_name(&name)?;
+        warren_template::store::check_import_name(&name)?;
         if format == ImageFormat::OciDir {
             return Err(WarrenError::invalid(
                 "upload an image archive (oci-archive or docker-archive); `warren template import NAME oci:DIR` packs a layout directory for you",

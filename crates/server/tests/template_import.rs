@@ -1,7 +1,8 @@
 //! `POST /v1/templates/{name}/import` in process over the fake runtime:
 //! an uploaded OCI archive becomes a ready template sandboxes start from; a
-//! taken name, a directory format and an empty body are refused before
-//! anything is imported; a broken archive leaves a failed template that
+//! taken name, a recipe's name, a directory format, an empty body and a
+//! caller who is not an operator admin are refused before anything is
+//! imported; a broken archive leaves a failed template that
 //! creates refuse.
 
 use std::sync::Arc;
@@ -118,6 +119,64 @@ async fn uploaded_archives_become_templates() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+
+    // A recipe's name is not for imports.
+    let (status, text) = call(
+        &w,
+        &admin,
+        "POST",
+        "/v1/templates/base/import?format=oci-archive",
+        Body::from(archive()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("is the name of a recipe"), "{text}");
+    // Templates are every team's: only operators import them.
+    let (status, text) = call(
+        &w,
+        &admin,
+        "POST",
+        "/v1/keys",
+        Body::from(json!({"name": "m", "role": "member"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let member = serde_json::from_str::<Value>(&text).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, text) = call(
+        &w,
+        &member,
+        "POST",
+        "/v1/templates/mine/import?format=oci-archive",
+        Body::from(archive()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let (status, text) = call(
+        &w,
+        &admin,
+        "POST",
+        "/v1/teams",
+        Body::from(json!({"name": "rivals", "admin": "eve"}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let rival = serde_json::from_str::<Value>(&text).unwrap()["key"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, text) = call(
+        &w,
+        &rival,
+        "POST",
+        "/v1/templates/mine/import?format=oci-archive",
+        Body::from(archive()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(!dir.path().join("templates/mine").exists());
 
     // Garbage: the import fails, the template is failed, creates refuse it.
     let (status, text) = call(

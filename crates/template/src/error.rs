@@ -56,6 +56,11 @@ pub enum TemplateError {
     /// An image could not be imported.
     #[error(transparent)]
     Import(#[from] crate::oci::OciError),
+    /// An import may not take a recipe's name.
+    #[error(
+        "'{name}' is the name of a recipe (`warren template build {name}`); import under another name"
+    )]
+    Reserved { name: String },
     /// An import would replace a ready template.
     #[error("template '{name}' exists already; remove it first or import under another name")]
     Exists { name: String },
@@ -92,9 +97,9 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
 impl From<TemplateError> for WarrenError {
     fn from(e: TemplateError) -> Self {
         let kind = match &e {
-            TemplateError::InvalidName(_) | TemplateError::NoRecipe { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            TemplateError::InvalidName(_)
+            | TemplateError::NoRecipe { .. }
+            | TemplateError::Reserved { .. } => ErrorKind::InvalidArgument,
             TemplateError::Import(e) if e.is_bad_input() => ErrorKind::InvalidArgument,
             TemplateError::Exists { .. } => ErrorKind::AlreadyExists,
             TemplateError::NotFound { .. } => ErrorKind::NotFound,

@@ -161,7 +161,7 @@ impl TemplateStore {
     }
 
     /// Imports the image at `source` as the template `name`, which must not
-    /// be ready already (a failed one is replaced). Same protocol as a
+    /// be a recipe's name nor ready already (a failed one is replaced). Same protocol as a
     /// build: lock, temporary sibling, publish by rename; `failed` recorded
     /// on error. See [`crate::oci`].
     pub async fn import(
@@ -171,6 +171,7 @@ impl TemplateStore {
         limits: Limits,
         progress: Sender<String>,
     ) -> Result<Template, TemplateError> {
+        check_import_name(name)?;
         self.make(name, Origin::Image(source, limits), progress)
             .await
     }
@@ -399,6 +400,16 @@ impl TemplateStore {
             meta::write(&tdir, &t)
         })
         .await
+    }
+}
+
+/// A valid name that no recipe builds: an imported `base` would be what
+/// every create without a template starts from.
+pub fn check_import_name(name: &str) -> Result<(), TemplateError> {
+    validate(name)?;
+    match Recipe::for_template(name) {
+        Ok(_) => Err(TemplateError::Reserved { name: name.into() }),
+        Err(_) => Ok(()),
     }
 }
 
