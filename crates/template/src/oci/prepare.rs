@@ -1,6 +1,7 @@
 //! What Warren adds to an imported root filesystem: the `user` account
 //! (uid 1000, home `/home/user`, shell `/bin/bash` when the image has bash,
-//! else `/bin/sh`) and a `/tmp` (1777) when the image has none.
+//! else `/bin/sh`), a `/tmp` (1777) when the image has none, and an empty
+//! `/.warren` (the agent's mount point) in place of whatever the image had.
 //!
 //! The account code writes through ordinary paths, so first every directory
 //! it touches (`etc`, `home`, `home/user`, `etc/skel`) is checked, from the
@@ -36,6 +37,11 @@ pub(crate) fn prepare(rootfs: &Path) -> Result<(), OciError> {
         fchmod(&tmp, Mode::from_bits_truncate(0o1777))
             .map_err(|e| OciError::io("chmod /tmp")(e.into()))?;
     }
+    // The runtime mounts the agent at /.warren/agent: whatever the image
+    // has there gives way to an empty directory.
+    let warren = OsStr::new(".warren");
+    fsat::remove(&root, warren).map_err(OciError::io("remove the image's /.warren"))?;
+    fsat::walk(&root, &[b".warren"], true).map_err(refuse)?;
     let has_bash = [&[&b"bin"[..]][..], &[b"usr", b"bin"]].iter().any(|dir| {
         matches!(fsat::walk(&root, dir, false), Ok(Some(d))
             if matches!(fsat::kind(&d, OsStr::new("bash")), Ok(Some(k)) if k != SFlag::S_IFDIR))

@@ -310,6 +310,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let lower = layer(&[
         Dir("etc"),
+        Symlink(".warren", "/etc"),
         File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"),
         File("lower.txt", b"lower"),
         File("gone.txt", b"gone"),
@@ -341,6 +342,9 @@ fn check_imported(rootfs: &Path, cfg: &ImageConfig) {
         "{passwd}"
     );
     assert!(rootfs.join("home/user").is_dir());
+    let warren = fs::symlink_metadata(rootfs.join(".warren")).unwrap();
+    assert!(warren.is_dir());
+    assert_eq!(fs::read_dir(rootfs.join(".warren")).unwrap().count(), 0);
     assert_eq!(cfg.env.get("FOO").map(String::as_str), Some("bar"));
     assert_eq!(cfg.cmd, ["/bin/sh", "-c", "echo hi"]);
     assert_eq!(cfg.working_dir.as_deref(), Some("/srv"));
