@@ -6,6 +6,7 @@
 #   source (no mirror is written into this repository);
 # - runsc (gVisor) from backports;
 # - nftables iproute2 mmdebstrap busybox-static protobuf-compiler file procps psmisc;
+# - umoci (tests only: images written by another tool for the OCI import);
 # - cargo-nextest, if missing;
 # - the E2B SDK test environments under target/ (pinned Python venvs for
 #   e2b 2.63.0 with e2b-code-interpreter 2.11.5, and e2b 2.45.1; the npm
@@ -15,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv)
+PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv umoci)
 BACKPORTS_FILE=/etc/apt/sources.list.d/warren-backports.sources
 
 codename() {

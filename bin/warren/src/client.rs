@@ -336,6 +336,25 @@ impl Client {
         Ok(EventStream::new(resp.bytes_stream()))
     }
 
+    /// Uploads an image archive (`format`: `oci-archive` or
+    /// `docker-archive`) to import as template `name`; the stream yields
+    /// log lines, then `done` or `error`.
+    pub async fn import_template(
+        &self,
+        name: &str,
+        format: &str,
+        body: reqwest::Body,
+    ) -> Result<EventStream<BuildEvent>, ClientError> {
+        let mut url = self.url(&["templates", name, "import"]);
+        url.query_pairs_mut().append_pair("format", format);
+        let req = self
+            .request(Method::POST, url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .body(body);
+        let resp = self.send(req, "uploading the image").await?;
+        Ok(EventStream::new(resp.bytes_stream()))
+    }
+
     /// The WebSocket upgrade request for an interactive terminal; `cmd` and
     /// `user` default on the daemon (a login shell as `user`).
     pub fn pty_request(

@@ -36,6 +36,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Extra `warren serve` flags, kept across restarts.
     serve_args: Vec<String>,
+    /// `--templates-dir`.
+    templates: PathBuf,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -103,9 +105,15 @@ impl Daemon {
     /// test can take one in between: a daemon that could not listen is
     /// started again, from scratch, on new ports.
     pub async fn start_with(serve_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_in(&Self::templates_dir(), serve_args).await
+    }
+
+    /// [`Self::start_with`] over the templates directory `templates`
+    /// instead of the shared one (for tests that make templates).
+    pub async fn start_in(templates: &Path, serve_args: &[&str]) -> anyhow::Result<Self> {
         let mut attempt = 1;
         loop {
-            match Self::start_once(serve_args).await {
+            match Self::start_once(templates, serve_args).await {
                 Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => {
                     attempt += 1;
                 }
@@ -114,7 +122,7 @@ impl Daemon {
         }
     }
 
-    async fn start_once(serve_args: &[&str]) -> anyhow::Result<Self> {
+    async fn start_once(templates: &Path, serve_args: &[&str]) -> anyhow::Result<Self> {
         let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
         let (cidr, cidr_lock) = unique_cidr()?;
         let mut d = Self {
@@ -130,6 +138,7 @@ impl Daemon {
             data,
             child: None,
             serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
+            templates: templates.to_path_buf(),
         };
         d.spawn()?;
         d.wait_healthy().await?;
@@ -157,7 +166,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(self.data.path())
             .arg("--templates-dir")
-            .arg(Self::templates_dir())
+            .arg(&self.templates)
             .arg("--agent-binary")
             .arg(Self::agent_bin())
             .arg("--sandbox-cidr")

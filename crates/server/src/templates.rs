@@ -1,13 +1,27 @@
-//! Template builds requested over the API. A build runs in its own task, so a
-//! client that disconnects does not stop it; its progress lines are streamed
-//! to whoever started it.
+//! Template builds and image imports requested over the API. Each runs in
+//! its own task, so a client that disconnects does not stop it; its
+//! progress lines are streamed to whoever started it.
+//!
+//! An import's archive is the request body, streamed to a temporary file
+//! in the templates directory (never held in memory) and refused past
+//! [`IMPORT_LIMIT`]; the file is deleted when the import ends. The daemon
+//! never reads an image from a path a client names: a client could
+//! otherwise make it read any file on the host.
 
+use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use warren_api_types::{BuildEvent, Template as ApiTemplate};
-use warren_core::WarrenError;
-use warren_template::{Template, TemplateStore};
+use warren_core::{ErrorKind, WarrenError};
+use warren_template::oci::{ImageFormat, ImageSource, Limits};
+use warren_template::{Template, TemplateError, TemplateStore};
+
+/// Largest image archive an import takes.
+pub const IMPORT_LIMIT: u64 = 8 << 30;
 
 pub struct TemplateBuilds {
     store: Arc<TemplateStore>,
@@ -35,36 +49,122 @@ impl TemplateBuilds {
     /// one `done` or `error` event.
     pub fn build(&self, name: String) -> Result<mpsc::Receiver<BuildEvent>, WarrenError> {
         warren_core::spec::validate_template_name(&name)?;
-        let (events_tx, events_rx) = mpsc::channel(256);
-        let (lines_tx, mut lines_rx) = mpsc::channel::<String>(256);
         let store = self.store.clone();
-        let forward = events_tx.clone();
-        let forwarder = tokio::spawn(async move {
-            while let Some(line) = lines_rx.recv().await {
-                // A vanished client must not stall the build.
-                let _ = forward.try_send(BuildEvent::Log { line });
-            }
-        });
-        tokio::spawn(async move {
-            tracing::info!(template = %name, "template build started");
-            let result = store.build(&name, lines_tx).await;
-            // Every progress line goes out before the final event.
-            let _ = forwarder.await;
-            let last = match result {
-                Ok(t) => {
-                    tracing::info!(template = %name, size = t.size_bytes, "template built");
-                    BuildEvent::Done {
-                        template: to_api(&t),
-                    }
-                }
-                Err(e) => {
-                    let e = WarrenError::from(e);
-                    tracing::warn!(template = %name, error = %e.message, "template build failed");
-                    BuildEvent::Error { message: e.message }
-                }
-            };
-            let _ = events_tx.send(last).await;
-        });
-        Ok(events_rx)
+        Ok(spawn(name.clone(), "build", move |lines| async move {
+            store.build(&name, lines).await
+        }))
     }
+
+    /// Receives an image archive (`format`: `oci-archive` or
+    /// `docker-archive`) from `body`, then starts importing it as `name`;
+    /// the receiver yields progress and then one `done` or `error` event.
+    pub async fn import<S, E>(
+        &self,
+        name: String,
+        format: ImageFormat,
+        body: S,
+    ) -> Result<mpsc::Receiver<BuildEvent>, WarrenError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        warren_template::store::check_import_name(&name)?;
+        if format == ImageFormat::OciDir {
+            return Err(WarrenError::invalid(
+                "upload an image archive (oci-archive or docker-archive); `warren template import NAME oci:DIR` packs a layout directory for you",
+            ));
+        }
+        // Refused here too (the import checks again under the lock), so a
+        // doomed upload is not sent.
+        if self.store.get(&name).is_ok_and(|t| t.is_ready()) {
+            return Err(TemplateError::Exists { name }.into());
+        }
+        let upload = self.store.upload_file()?;
+        let file = upload
+            .reopen()
+            .map_err(|e| WarrenError::internal(format!("could not open the upload file: {e}")))?;
+        receive(file, body).await?;
+        let store = self.store.clone();
+        let source = ImageSource {
+            format,
+            path: upload.path().to_path_buf(),
+        };
+        Ok(spawn(name.clone(), "import", move |lines| async move {
+            let result = store.import(&name, source, Limits::default(), lines).await;
+            drop(upload);
+            result
+        }))
+    }
+}
+
+/// Writes `body` to `file`, refusing more than [`IMPORT_LIMIT`] bytes.
+async fn receive<S, E>(out: std::fs::File, mut body: S) -> Result<(), WarrenError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut out = tokio::fs::File::from_std(out);
+    let mut total = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk
+            .map_err(|e| WarrenError::invalid(format!("the image upload was cut off: {e}")))?;
+        total += chunk.len() as u64;
+        if total > IMPORT_LIMIT {
+            return Err(WarrenError::new(
+                ErrorKind::PayloadTooLarge,
+                format!("image archives are limited to {} GiB", IMPORT_LIMIT >> 30),
+            ));
+        }
+        out.write_all(&chunk).await.map_err(|e| {
+            WarrenError::internal(format!("could not store the uploaded image: {e}"))
+        })?;
+    }
+    out.flush()
+        .await
+        .map_err(|e| WarrenError::internal(format!("could not store the uploaded image: {e}")))?;
+    if total == 0 {
+        return Err(WarrenError::invalid(
+            "the request body holds no image archive",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `job` in its own task, forwarding its progress lines, then its
+/// outcome, to the returned receiver.
+fn spawn<F, Fut>(name: String, what: &'static str, job: F) -> mpsc::Receiver<BuildEvent>
+where
+    F: FnOnce(mpsc::Sender<String>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Template, TemplateError>> + Send,
+{
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let (lines_tx, mut lines_rx) = mpsc::channel::<String>(256);
+    let forward = events_tx.clone();
+    let forwarder = tokio::spawn(async move {
+        while let Some(line) = lines_rx.recv().await {
+            // A vanished client must not stall the build.
+            let _ = forward.try_send(BuildEvent::Log { line });
+        }
+    });
+    tokio::spawn(async move {
+        tracing::info!(template = %name, "template {what} started");
+        let result = job(lines_tx).await;
+        // Every progress line goes out before the final event.
+        let _ = forwarder.await;
+        let last = match result {
+            Ok(t) => {
+                tracing::info!(template = %name, size = t.size_bytes, "template {what} done");
+                BuildEvent::Done {
+                    template: to_api(&t),
+                }
+            }
+            Err(e) => {
+                let e = WarrenError::from(e);
+                tracing::warn!(template = %name, error = %e.message, "template {what} failed");
+                BuildEvent::Error { message: e.message }
+            }
+        };
+        let _ = events_tx.send(last).await;
+    });
+    events_rx
 }

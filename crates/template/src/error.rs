@@ -53,6 +53,17 @@ pub enum TemplateError {
         #[source]
         source: serde_json::Error,
     },
+    /// An image could not be imported.
+    #[error(transparent)]
+    Import(#[from] crate::oci::OciError),
+    /// An import may not take a recipe's name.
+    #[error(
+        "'{name}' is the name of a recipe (`warren template build {name}`); import under another name"
+    )]
+    Reserved { name: String },
+    /// An import would replace a ready template.
+    #[error("template '{name}' exists already; remove it first or import under another name")]
+    Exists { name: String },
     /// A file-system operation failed.
     #[error("could not {op} {}", path.display())]
     Io {
@@ -71,12 +82,26 @@ impl TemplateError {
     }
 }
 
+/// `e` and its sources, joined by `: `.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 impl From<TemplateError> for WarrenError {
     fn from(e: TemplateError) -> Self {
         let kind = match &e {
-            TemplateError::InvalidName(_) | TemplateError::NoRecipe { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            TemplateError::InvalidName(_)
+            | TemplateError::NoRecipe { .. }
+            | TemplateError::Reserved { .. } => ErrorKind::InvalidArgument,
+            TemplateError::Import(e) if e.is_bad_input() => ErrorKind::InvalidArgument,
+            TemplateError::Exists { .. } => ErrorKind::AlreadyExists,
             TemplateError::NotFound { .. } => ErrorKind::NotFound,
             TemplateError::NotReady { .. } => ErrorKind::FailedPrecondition,
             TemplateError::NoMirror

@@ -11,7 +11,9 @@
 //! Root filesystems come from a [`Recipe`]: `base` (Debian via `mmdebstrap`,
 //! from the mirror the host's apt already uses), `tiny` (the host's static
 //! busybox, for tests and tiny sandboxes) or `code-interpreter` (base with a
-//! Jupyter kernel server; its recipe also names a start command).
+//! Jupyter kernel server; its recipe also names a start command). Or they
+//! are imported from OCI and Docker image archives ([`oci`],
+//! [`TemplateStore::import`]).
 
 mod accounts;
 mod base;
@@ -21,6 +23,7 @@ mod error;
 mod fsutil;
 mod lock;
 mod meta;
+pub mod oci;
 mod progress;
 mod recipe;
 mod sources;

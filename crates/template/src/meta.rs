@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::TemplateError;
+use crate::oci::ImageConfig;
 use crate::recipe::Recipe;
 
 /// File name of the metadata inside a template's directory.
@@ -55,6 +56,9 @@ pub struct Template {
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub built_at: Option<OffsetDateTime>,
     pub recipe: Option<Recipe>,
+    /// What an imported image's config says (`None` for recipe builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageConfig>,
     /// Why the last build failed, for `failed` templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -127,6 +131,7 @@ mod tests {
             size_bytes: 42,
             built_at: Some(OffsetDateTime::UNIX_EPOCH),
             recipe: Some(Recipe::Tiny),
+            image: None,
             error: None,
             rootfs: dir.join("rootfs"),
         }

@@ -19,4 +19,10 @@ impl Progress {
         tracing::debug!(target: "warren_template::build", "{line}");
         let _ = self.0.send(line).await;
     }
+
+    /// [`Progress::line`] for blocking code (never call it on a runtime thread).
+    pub(crate) fn blocking_line(&self, line: String) {
+        tracing::debug!(target: "warren_template::build", "{line}");
+        let _ = self.0.blocking_send(line);
+    }
 }

@@ -26,10 +26,17 @@ use crate::error::TemplateError;
 use crate::fsutil;
 use crate::lock;
 use crate::meta::{self, Status, Template};
+use crate::oci::{self, ImageConfig, ImageSource, Limits};
 use crate::progress::Progress;
 use crate::recipe::Recipe;
 
 const BUILD_MARK: &str = ".build-";
+
+/// What makes a template's root filesystem.
+enum Origin {
+    Recipe(Recipe),
+    Image(ImageSource, Limits),
+}
 const REMOVING_MARK: &str = ".removing-";
 
 /// Templates in one directory.
@@ -84,8 +91,12 @@ impl TemplateStore {
                 name: name.into(),
                 status: "failed".into(),
                 hint: format!(
-                    " ({}); fix the cause and run `warren template build {name}`",
-                    t.error.as_deref().unwrap_or("no reason recorded")
+                    " ({}); fix the cause and run `warren template {}`",
+                    t.error.as_deref().unwrap_or("no reason recorded"),
+                    match t.recipe {
+                        Some(_) => format!("build {name}"),
+                        None => format!("import {name} SOURCE"),
+                    }
                 ),
             }),
         }
@@ -146,6 +157,40 @@ impl TemplateStore {
         recipe: Recipe,
         progress: Sender<String>,
     ) -> Result<Template, TemplateError> {
+        self.make(name, Origin::Recipe(recipe), progress).await
+    }
+
+    /// Imports the image at `source` as the template `name`, which must not
+    /// be a recipe's name nor ready already (a failed one is replaced). Same protocol as a
+    /// build: lock, temporary sibling, publish by rename; `failed` recorded
+    /// on error. See [`crate::oci`].
+    pub async fn import(
+        &self,
+        name: &str,
+        source: ImageSource,
+        limits: Limits,
+        progress: Sender<String>,
+    ) -> Result<Template, TemplateError> {
+        check_import_name(name)?;
+        self.make(name, Origin::Image(source, limits), progress)
+            .await
+    }
+
+    /// A new temporary file in the templates directory (so on the disk the
+    /// templates go to) for an uploaded image; deleted when dropped.
+    pub fn upload_file(&self) -> Result<tempfile::NamedTempFile, TemplateError> {
+        tempfile::Builder::new()
+            .prefix(".upload-")
+            .tempfile_in(&self.dir)
+            .map_err(TemplateError::io("create upload file in", &self.dir))
+    }
+
+    async fn make(
+        &self,
+        name: &str,
+        origin: Origin,
+        progress: Sender<String>,
+    ) -> Result<Template, TemplateError> {
         validate(name)?;
         let progress = Progress::new(progress);
         let _lock = lock::acquire(&lock::path(&self.dir, name), name, &progress).await?;
@@ -154,6 +199,9 @@ impl TemplateStore {
         if let Some(t) = meta::read(&tdir)?
             && t.is_ready()
         {
+            if let Origin::Image(..) = origin {
+                return Err(TemplateError::Exists { name: name.into() });
+            }
             progress
                 .line(format!("template '{name}' is already built; reusing it"))
                 .await;
@@ -164,12 +212,36 @@ impl TemplateStore {
         let work = self.dir.join(format!(".{name}{BUILD_MARK}{}", nonce()));
         fs::create_dir(&work).map_err(TemplateError::io("create build directory", &work))?;
         let started = Instant::now();
-        progress
-            .line(format!("building template '{name}' ({})", recipe.name()))
-            .await;
-        let built = recipe.build(&work.join("rootfs"), &progress).await;
+        let recipe = match &origin {
+            Origin::Recipe(r) => Some(*r),
+            Origin::Image(..) => None,
+        };
+        let built = match origin {
+            Origin::Recipe(recipe) => {
+                progress
+                    .line(format!("building template '{name}' ({})", recipe.name()))
+                    .await;
+                recipe
+                    .build(&work.join("rootfs"), &progress)
+                    .await
+                    .map(|()| None)
+            }
+            Origin::Image(source, limits) => {
+                progress
+                    .line(format!("importing {source} as template '{name}'"))
+                    .await;
+                let rootfs = work.join("rootfs");
+                let lines = progress.clone();
+                blocking(move || {
+                    let mut log = |line| lines.blocking_line(line);
+                    Ok(oci::import(&source, &rootfs, limits, &mut log)?)
+                })
+                .await
+                .map(Some)
+            }
+        };
         let result = match built {
-            Ok(()) => self.publish(name, recipe, &work).await,
+            Ok(image) => self.publish(name, recipe, image, &work).await,
             Err(e) => Err(e),
         };
         match result {
@@ -230,6 +302,7 @@ impl TemplateStore {
             size_bytes: 0,
             built_at: None,
             recipe: Recipe::for_template(name).ok(),
+            image: None,
             error: None,
             rootfs: self.template_dir(name).join("rootfs"),
         }
@@ -270,7 +343,8 @@ impl TemplateStore {
     async fn publish(
         &self,
         name: &str,
-        recipe: Recipe,
+        recipe: Option<Recipe>,
+        image: Option<ImageConfig>,
         work: &Path,
     ) -> Result<Template, TemplateError> {
         let tdir = self.template_dir(name);
@@ -289,7 +363,8 @@ impl TemplateStore {
                 status: Status::Ready,
                 size_bytes,
                 built_at: Some(OffsetDateTime::now_utc()),
-                recipe: Some(recipe),
+                recipe,
+                image,
                 error: None,
                 rootfs,
             };
@@ -303,7 +378,7 @@ impl TemplateStore {
     async fn record_failure(
         &self,
         name: &str,
-        recipe: Recipe,
+        recipe: Option<Recipe>,
         error: &TemplateError,
         work: &Path,
     ) -> Result<(), TemplateError> {
@@ -313,8 +388,9 @@ impl TemplateStore {
             status: Status::Failed,
             size_bytes: 0,
             built_at: Some(OffsetDateTime::now_utc()),
-            recipe: Some(recipe),
-            error: Some(error.to_string()),
+            recipe,
+            image: None,
+            error: Some(crate::error::chain(error)),
             rootfs: tdir.join("rootfs"),
         };
         let work = work.to_path_buf();
@@ -324,6 +400,16 @@ impl TemplateStore {
             meta::write(&tdir, &t)
         })
         .await
+    }
+}
+
+/// A valid name that no recipe builds: an imported `base` would be what
+/// every create without a template starts from.
+pub fn check_import_name(name: &str) -> Result<(), TemplateError> {
+    validate(name)?;
+    match Recipe::for_template(name) {
+        Ok(_) => Err(TemplateError::Reserved { name: name.into() }),
+        Err(_) => Ok(()),
     }
 }
 
@@ -359,7 +445,7 @@ mod tests {
         let work = dir.path().join(".base.build-1");
         fs::create_dir_all(work.join("rootfs")).unwrap();
         store
-            .record_failure("base", Recipe::Base, &TemplateError::NoMirror, &work)
+            .record_failure("base", Some(Recipe::Base), &TemplateError::NoMirror, &work)
             .await
             .unwrap();
         assert!(!work.exists());

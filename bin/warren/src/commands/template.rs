@@ -1,8 +1,10 @@
-//! `warren template`: list and build templates.
+//! `warren template`: list, build and import templates.
 
 use std::time::Instant;
 
-use anyhow::bail;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
 use clap::Subcommand;
 use warren_api_types::BuildEvent;
 
@@ -10,7 +12,7 @@ use super::Ctx;
 use crate::exit;
 use crate::output::{human_bytes, short_duration};
 
-/// List and build templates (root filesystems sandboxes start from).
+/// List, build and import templates (root filesystems sandboxes start from).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -36,6 +38,39 @@ Examples:
         #[arg(value_name = "NAME", value_parser = parse_name)]
         name: String,
     },
+    /// Import an OCI or Docker image archive from this machine as a
+    /// template (uploaded to the daemon; no registry is contacted).
+    #[command(after_help = "\
+SOURCE is one of:
+  oci-archive:PATH     a tar of an OCI image layout (skopeo copy ... oci-archive:PATH)
+  oci:DIR              an OCI image layout directory (packed and uploaded)
+  docker-archive:PATH  the output of `docker save`
+
+Progress streams to stderr; a summary line goes to stdout at the end.
+Exits 1 if the import fails. An existing ready template is not replaced.
+
+Examples:
+  warren template import alpine oci-archive:alpine.tar
+  warren template import app docker-archive:app.tar
+  warren sandbox create --template app")]
+    Import {
+        /// Template name.
+        #[arg(value_name = "NAME", value_parser = parse_name)]
+        name: String,
+        /// Where the image is: oci-archive:PATH, oci:DIR or docker-archive:PATH.
+        #[arg(value_name = "SOURCE", value_parser = parse_source)]
+        source: (String, PathBuf),
+    },
+}
+
+fn parse_source(raw: &str) -> Result<(String, PathBuf), String> {
+    let (format, path) = raw
+        .split_once(':')
+        .filter(|(f, p)| ["oci-archive", "oci", "docker-archive"].contains(f) && !p.is_empty())
+        .ok_or_else(|| {
+            format!("{raw:?} is not oci-archive:PATH, oci:DIR or docker-archive:PATH")
+        })?;
+    Ok((format.to_owned(), PathBuf::from(path)))
 }
 
 fn parse_name(raw: &str) -> Result<String, String> {
@@ -48,6 +83,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     match args.command {
         TemplateCommand::Ls => ls(ctx).await,
         TemplateCommand::Build { name } => build(ctx, &name).await,
+        TemplateCommand::Import { name, source } => import(ctx, &name, source).await,
     }
 }
 
@@ -80,7 +116,67 @@ async fn ls(ctx: &Ctx) -> anyhow::Result<i32> {
 
 async fn build(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
     let started = Instant::now();
-    let mut events = ctx.client()?.build_template(name).await?;
+    let events = ctx.client()?.build_template(name).await?;
+    follow(ctx, name, "build", started, events).await
+}
+
+async fn import(ctx: &Ctx, name: &str, (format, path): (String, PathBuf)) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    // A layout directory goes up as the tar of it (an oci-archive).
+    let (format, packed, path) = if format == "oci" {
+        let packed = pack_layout(&path)?;
+        let p = packed.path().to_path_buf();
+        ("oci-archive".to_owned(), Some(packed), p)
+    } else {
+        (format, None, path)
+    };
+    let file = tokio::fs::File::open(&path)
+        .await
+        .with_context(|| format!("could not open {}", path.display()))?;
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+    if !ctx.out.json {
+        ctx.out.note(&format!("uploading {}", path.display()));
+    }
+    let events = ctx.client()?.import_template(name, &format, body).await?;
+    drop(packed);
+    follow(ctx, name, "import", started, events).await
+}
+
+/// Tars an OCI layout directory (its `oci-layout`, `index.json` and blobs).
+fn pack_layout(dir: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
+    if !dir.join("index.json").is_file() {
+        bail!(
+            "{} has no index.json: not an OCI image layout",
+            dir.display()
+        );
+    }
+    let out = tempfile::NamedTempFile::new().context("could not create a temporary file")?;
+    let mut tar = tar::Builder::new(out.reopen()?);
+    for name in ["oci-layout", "index.json"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            tar.append_path_with_name(&p, name)
+                .with_context(|| format!("could not pack {}", p.display()))?;
+        }
+    }
+    tar.append_dir_all("blobs", dir.join("blobs"))
+        .with_context(|| format!("could not pack {}/blobs", dir.display()))?;
+    tar.finish()?;
+    Ok(out)
+}
+
+async fn follow(
+    ctx: &Ctx,
+    name: &str,
+    what: &str,
+    started: Instant,
+    mut events: crate::ndjson::EventStream<BuildEvent>,
+) -> anyhow::Result<i32> {
+    let (verb, doing) = if what == "build" {
+        ("built", "building")
+    } else {
+        ("imported", "importing")
+    };
     while let Some(event) = events.next().await? {
         if ctx.out.json {
             ctx.out.json(&event)?;
@@ -94,7 +190,7 @@ async fn build(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
             BuildEvent::Done { template } => {
                 if !ctx.out.json {
                     ctx.out.line(&format!(
-                        "built template {} ({}) in {}",
+                        "{verb} template {} ({}) in {}",
                         template.name,
                         human_bytes(template.size_bytes),
                         short_duration(started.elapsed().as_secs())
@@ -104,12 +200,12 @@ async fn build(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
             }
             BuildEvent::Error { message } => {
                 ctx.out
-                    .error(&format!("building template {name} failed: {message}"));
+                    .error(&format!("{doing} template {name} failed: {message}"));
                 return Ok(exit::FAILURE);
             }
         }
     }
     bail!(
-        "the daemon ended the build stream without saying whether template {name} was built; check `warren template ls`"
+        "the daemon ended the {what} stream without saying whether template {name} was {verb}; check `warren template ls`"
     )
 }

@@ -93,6 +93,10 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/sandboxes/{id}/fork", post(snapshots::fork))
         .route("/v1/templates", get(templates::list))
         .route("/v1/templates/{name}/build", post(templates::build))
+        .route(
+            "/v1/templates/{name}/import",
+            post(templates::import).layer(DefaultBodyLimit::disable()),
+        )
         .route("/v1/teams", get(teams::list_teams).post(teams::create_team))
         .route(
             "/v1/teams/{team}/quota",

@@ -19,7 +19,7 @@ use super::{
         pty::pty,
         snapshots::pause, snapshots::resume, snapshots::create, snapshots::list,
         snapshots::delete, snapshots::rollback, snapshots::fork,
-        templates::list, templates::build,
+        templates::list, templates::build, templates::import,
         teams::create_team, teams::list_teams, teams::create_user, teams::list_users, teams::whoami,
         quotas::get_quota, quotas::set_quota,
         keys::create, keys::list, keys::revoke,

@@ -51,6 +51,10 @@ pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
         ("GET", "/v1/sandboxes/{id}/pty") => needs(S::SandboxesExec),
         ("GET", "/v1/templates") => needs(S::SandboxesRead),
         ("POST", "/v1/templates/{name}/build") => needs(S::TemplatesBuild),
+        // Templates are the host's, shared by every team, and an import
+        // puts arbitrary content under a name of the caller's choosing:
+        // operators only.
+        ("POST", "/v1/templates/{name}/import") => needs(S::TeamsManage),
         ("GET" | "POST", "/v1/teams") => needs(S::TeamsManage),
         // Quotas bound what a team may take of the host: operators only.
         ("GET" | "PUT", "/v1/teams/{team}/quota") => needs(S::TeamsManage),

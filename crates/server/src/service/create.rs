@@ -226,15 +226,22 @@ impl Sandboxes {
             return self.create_from_snapshot(&snapshot, p, actor).await;
         }
         let mut laps = Laps::start();
-        let template = self.templates.get(&p.template)?;
+        let template = self.templates.ready(&p.template)?;
         let expires_at = deadline(self.clock.now(), p.timeout_s)?;
+        // An imported image's Env is the default; the caller's env wins.
+        let mut env = template
+            .image
+            .as_ref()
+            .map(|i| i.env.clone())
+            .unwrap_or_default();
+        env.extend(p.env);
         let rec = self
             .store
             .create_sandbox_in_quota(NewSandbox {
                 id: SandboxId::generate(),
                 template: p.template,
                 limits: p.limits,
-                env: p.env,
+                env,
                 metadata: p.metadata,
                 team: p.dispatcher.team,
                 owner: p.dispatcher.user,
