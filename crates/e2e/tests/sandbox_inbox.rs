@@ -361,3 +361,38 @@ async fn sandbox_thousand_events_arrive_in_order_once_through_daemon_kills() {
     let inbox: Value = d.get_json(&format!("{path}?after={}", TOTAL - 1)).await;
     assert_eq!(inbox["events"][0]["delivery"], "acknowledged");
 }
+
+#[tokio::test]
+async fn sandbox_fork_branches_read_on_from_the_parents_inbox_and_then_apart() {
+    let d = Daemon::with_base().await;
+    let parent = d.create_sandbox(json!({})).await;
+    install_client(&d, &parent.id).await;
+    for i in 1..=3 {
+        send(&d, &parent.id, "ci.step", json!({"i": i})).await;
+    }
+    inside(&d, &parent.id, &["ack", "1"]).await;
+    let (status, body) = d
+        .call(
+            &d.key,
+            "POST",
+            &format!("/v1/sandboxes/{}/fork", parent.id),
+            Some(json!({"count": 1})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let branch = body["sandboxes"][0]["id"].as_str().unwrap().to_owned();
+
+    // The branch holds what its parent had not acknowledged, under the
+    // same numbers, and numbers on from there.
+    let got = inside(&d, &branch, &["take", "0", "0"]).await;
+    assert_eq!(seqs(&got), [2, 3]);
+    assert_eq!(got["acked_seq"], 1);
+    let to_parent = send(&d, &parent.id, "parent.only", json!({})).await;
+    let to_branch = send(&d, &branch, "branch.only", json!({})).await;
+    assert_eq!((to_parent, to_branch), (4, 4));
+    let got = inside(&d, &branch, &["take", "3", "0"]).await;
+    assert_eq!(got["events"][0]["type"], "branch.only");
+    let got = inside(&d, &parent.id, &["take", "3", "0"]).await;
+    assert_eq!(got["events"][0]["type"], "parent.only");
+    assert_eq!(seqs(&got), [4]);
+}
