@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
+from e2b import NotFoundException, Sandbox, SandboxException, SandboxQuery, SandboxState
 
 from conftest import TEMPLATE
 
@@ -131,3 +131,12 @@ def test_network_settings_become_the_sandbox_policy(run_id):
         assert policy(closed)["internet"] == "deny"
     finally:
         closed.kill()
+
+
+def test_a_command_of_a_killed_sandbox_ends_saying_so(run_id):
+    s = Sandbox.create(TEMPLATE, timeout=120, metadata={"run": run_id, "case": "killed-run"})
+    cmd = s.commands.run("sleep 60", background=True)
+    s.kill()
+    with pytest.raises(SandboxException) as e:
+        cmd.wait()
+    assert "sandbox was killed or reached its end of life" in str(e.value)
