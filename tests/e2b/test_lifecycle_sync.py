@@ -70,6 +70,14 @@ def test_metrics_report_memory(sbx):
     assert metrics[-1].cpu_count >= 1
 
 
+def test_metrics_honour_start_and_end(sbx):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hour = datetime.timedelta(hours=1)
+    assert len(sbx.get_metrics(start=now - hour, end=now)) == 1
+    # An interval that ended before the sandbox existed has no samples.
+    assert sbx.get_metrics(start=now - 2 * hour, end=now - hour) == []
+
+
 def test_templates_and_refreshes_over_plain_http(sbx):
     """Endpoints the Python SDK has no call for, as E2B's API defines them."""
     import os
