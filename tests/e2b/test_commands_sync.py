@@ -55,3 +55,23 @@ def test_background_wait_stdin_list_connect_kill(sbx):
     with pytest.raises(CommandExitException):
         sleeper.wait()
     assert sleeper.pid not in [p.pid for p in sbx.commands.list()]
+
+
+def test_a_command_past_its_timeout_is_ended_in_the_sandbox(sbx):
+    import time
+
+    from e2b import TimeoutException
+
+    with pytest.raises(TimeoutException):
+        sbx.commands.run("sleep 30; echo late", timeout=2)
+
+    def still_running():
+        return [p for p in sbx.commands.list() if "echo late" in " ".join(p.args)]
+
+    # The agent ends it at its deadline, as envd does (not the client's
+    # giving up alone): it leaves the process list within moments.
+    for _ in range(100):
+        if not still_running():
+            break
+        time.sleep(0.1)
+    assert not still_running()

@@ -63,3 +63,31 @@ def test_signed_download_url(sbx):
     url = sbx.download_url("/home/user/signed.txt", use_signature_expiration=60)
     with urllib.request.urlopen(url) as r:
         assert r.read() == b"signed content"
+
+
+def test_an_expired_signed_url_gets_envds_answer(sbx):
+    import json
+    import urllib.error
+    import urllib.request
+
+    sbx.files.write("/home/user/stale.txt", "stale")
+    url = sbx.download_url("/home/user/stale.txt", use_signature_expiration=-10)
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(url)
+    assert e.value.code == 401
+    assert json.loads(e.value.read()) == {"code": 401, "message": "signature is already expired"}
+
+
+def test_removing_a_missing_path_succeeds(sbx):
+    sbx.files.remove("/home/user/never-there")
+    sbx.files.remove("/home/user/never/there/either")
+
+
+def test_symlink_target_is_the_absolute_path_it_leads_to(sbx):
+    sbx.files.make_dir("/home/user/links")
+    sbx.files.write("/home/user/links/real.txt", "real")
+    sbx.commands.run("ln -s real.txt rel && ln -s rel chain", cwd="/home/user/links")
+    for name in ("rel", "chain"):
+        info = sbx.files.get_info(f"/home/user/links/{name}")
+        assert info.symlink_target == "/home/user/links/real.txt"
+    sbx.files.remove("/home/user/links")

@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
+from e2b import NotFoundException, Sandbox, SandboxException, SandboxQuery, SandboxState
 
 from conftest import TEMPLATE
 
@@ -70,6 +70,14 @@ def test_metrics_report_memory(sbx):
     assert metrics[-1].cpu_count >= 1
 
 
+def test_metrics_honour_start_and_end(sbx):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    hour = datetime.timedelta(hours=1)
+    assert len(sbx.get_metrics(start=now - hour, end=now)) == 1
+    # An interval that ended before the sandbox existed has no samples.
+    assert sbx.get_metrics(start=now - 2 * hour, end=now - hour) == []
+
+
 def test_templates_and_refreshes_over_plain_http(sbx):
     """Endpoints the Python SDK has no call for, as E2B's API defines them."""
     import os
@@ -131,3 +139,12 @@ def test_network_settings_become_the_sandbox_policy(run_id):
         assert policy(closed)["internet"] == "deny"
     finally:
         closed.kill()
+
+
+def test_a_command_of_a_killed_sandbox_ends_saying_so(run_id):
+    s = Sandbox.create(TEMPLATE, timeout=120, metadata={"run": run_id, "case": "killed-run"})
+    cmd = s.commands.run("sleep 60", background=True)
+    s.kill()
+    with pytest.raises(SandboxException) as e:
+        cmd.wait()
+    assert "sandbox was killed or reached its end of life" in str(e.value)

@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use warren_envd::envelope::{self, FrameDecoder};
-use warren_envd::http_api::KEEPALIVE_HEADER;
+use warren_envd::http_api::{CONNECT_TIMEOUT_HEADER, KEEPALIVE_HEADER};
 use warren_envd::{CONTENT_TYPE_CONNECT_JSON, CONTENT_TYPE_JSON, Code, ConnectError};
 
 /// Largest unary request body and largest stream frame accepted.
@@ -166,6 +166,27 @@ pub fn keepalive_interval(headers: &HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     (secs > 0).then(|| Duration::from_secs(secs.min(3600)))
+}
+
+/// The request's Connect deadline (`connect-timeout-ms`): `None` when absent
+/// or 0 (no deadline, as in envd); anything but a whole number of
+/// milliseconds is refused.
+pub fn connect_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ConnectError> {
+    let Some(value) = headers.get(CONNECT_TIMEOUT_HEADER) else {
+        return Ok(None);
+    };
+    let ms: u64 = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 10 && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ConnectError::invalid_argument(format!(
+                "{CONNECT_TIMEOUT_HEADER} must be a whole number of milliseconds (at most 10 digits)"
+            ))
+        })?;
+    Ok((ms > 0).then(|| Duration::from_millis(ms)))
 }
 
 /// A streaming answer: every item becomes a frame, an error ends the stream,

@@ -90,22 +90,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn signature_valid(req: &Request, token: &str) -> bool {
+/// The answer to a request without a usable credential.
+const WRONG_TOKEN: &str =
+    "missing or wrong access token: send the token from /init in X-Access-Token";
+
+/// envd's answer to a signed URL whose signature is right but past its
+/// `signature_expiration`.
+const SIGNATURE_EXPIRED: &str = "signature is already expired";
+
+/// Checks a signed `/files` URL: `Err` with what to tell the client. The
+/// signature is judged first, so only its holder learns that it expired.
+fn check_signature(req: &Request, token: &str) -> Result<(), &'static str> {
     let Ok(Query(q)) = Query::<FilesQuery>::try_from_uri(req.uri()) else {
-        return false;
+        return Err(WRONG_TOKEN);
     };
     let (Some(sig), Some(path)) = (q.signature.as_deref(), q.path.as_deref()) else {
-        return false;
+        return Err(WRONG_TOKEN);
     };
-    if let Some(exp) = q.signature_expiration {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if i64::try_from(now).unwrap_or(i64::MAX) > exp {
-            return false;
-        }
-    }
     let op = if req.method() == Method::GET {
         "read"
     } else {
@@ -119,7 +120,19 @@ fn signature_valid(req: &Request, token: &str) -> bool {
         q.signature_expiration,
     );
     let expected = file_signature(&Sha256::digest(input.as_bytes()));
-    constant_time_eq(expected.as_bytes(), sig.as_bytes())
+    if !constant_time_eq(expected.as_bytes(), sig.as_bytes()) {
+        return Err(WRONG_TOKEN);
+    }
+    if let Some(exp) = q.signature_expiration {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if i64::try_from(now).unwrap_or(i64::MAX) > exp {
+            return Err(SIGNATURE_EXPIRED);
+        }
+    }
+    Ok(())
 }
 
 async fn authorize(State(state): State<Shared>, req: Request, next: Next) -> Response {
@@ -134,14 +147,15 @@ async fn authorize(State(state): State<Shared>, req: Request, next: Next) -> Res
         .headers()
         .get(ACCESS_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok());
-    let ok = match presented {
-        Some(p) => constant_time_eq(p.as_bytes(), token.as_bytes()),
-        None => path == "/files" && signature_valid(&req, &token),
+    let verdict = match presented {
+        Some(p) if constant_time_eq(p.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(WRONG_TOKEN),
+        None if path == "/files" => check_signature(&req, &token),
+        None => Err(WRONG_TOKEN),
     };
-    if ok {
+    let Err(message) = verdict else {
         return next.run(req).await;
-    }
-    let message = "missing or wrong access token: send the token from /init in X-Access-Token";
+    };
     if matches!(path, "/files" | "/init") {
         FilesError::from_status(StatusCode::UNAUTHORIZED, message).into_response()
     } else {

@@ -434,3 +434,66 @@ async fn root_duplicate_tag_is_already_exists() {
         .await
         .unwrap();
 }
+
+/// A command started with a Connect deadline (`connect-timeout-ms`, what the
+/// SDK's `commands.run(timeout=…)` sends) is killed when it passes, its
+/// background children with it, as envd does; a malformed deadline is
+/// refused before anything runs.
+#[tokio::test]
+async fn root_a_command_past_its_connect_deadline_is_killed() {
+    let agent = Agent::start().await;
+    let client = agent.client().with_deadline(Duration::from_millis(500));
+    let c = collect(
+        client
+            .start(&bash("sleep 60 & echo started; sleep 60"), None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(c.stdout, b"started\n");
+    let end = c.end.unwrap();
+    assert_eq!(
+        (end.exit_code, end.exited, end.status.as_str()),
+        (-1, false, "signal: killed")
+    );
+    assert!(agent.client().list().await.unwrap().is_empty());
+    // The background sleep went with it: the agent is left without children.
+    let children = || {
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", agent.pid()))
+            .unwrap_or_default()
+    };
+    for _ in 0..100 {
+        if children().trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        children().trim().is_empty(),
+        "agent still has children: {}",
+        children()
+    );
+
+    // A deadline longer than the command leaves it alone.
+    let long = agent.client().with_deadline(Duration::from_secs(600));
+    let c = collect(long.start(&bash("echo done"), None).await.unwrap()).await;
+    assert_eq!(
+        (c.stdout.as_slice(), c.end.unwrap().exit_code),
+        (&b"done\n"[..], 0)
+    );
+
+    let resp = reqwest::Client::new()
+        .post(format!("{}/process.Process/Start", agent.url))
+        .header("content-type", "application/connect+json")
+        .header("connect-timeout-ms", "soon")
+        .body(warren_envd::envelope::message_frame(&bash("touch /tmp/never")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let body = resp.bytes().await.unwrap();
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("invalid_argument") && text.contains("connect-timeout-ms"),
+        "{text}"
+    );
+}

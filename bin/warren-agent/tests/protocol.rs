@@ -243,4 +243,36 @@ async fn root_signed_file_urls_work_without_the_token() {
     assert_eq!(ok.text().await.unwrap(), "signed");
     let bad = get("v1_AAAA".into()).await.unwrap();
     assert_eq!(bad.status(), 401);
+
+    // A right signature past its expiry gets envd's answer; a wrong one
+    // claiming the same expiry learns nothing about it.
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 10;
+    let input = warren_envd::http_api::file_signature_input(&p, "read", "root", "tok", Some(past));
+    let expired = warren_envd::http_api::file_signature(&sha2::Sha256::digest(input.as_bytes()));
+    let get_until = |signature: &str| {
+        let signature = signature
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        reqwest::get(format!(
+            "{}/files?path={p}&username=root&signature={signature}&signature_expiration={past}",
+            agent.url
+        ))
+    };
+    for (signature, message) in [
+        (expired.as_str(), "signature is already expired"),
+        (
+            "v1_AAAA",
+            "missing or wrong access token: send the token from /init in X-Access-Token",
+        ),
+    ] {
+        let resp = get_until(signature).await.unwrap();
+        assert_eq!(resp.status(), 401);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({"code": 401, "message": message}));
+    }
 }

@@ -76,6 +76,10 @@ pub struct CreateKeyRequest {
     /// Seconds until the key stops working; default: never.
     #[serde(default)]
     pub expires_in_s: Option<u64>,
+    /// Give the key's text in E2B's spelling, `e2b_` + lowercase hex, which
+    /// E2B's SDKs insist on. It is the same key either way.
+    #[serde(default)]
+    pub e2b: bool,
 }
 
 /// A key as listings show it (never its secret).
@@ -93,7 +97,8 @@ pub struct Key {
     pub revoked_at: Option<String>,
 }
 
-/// A freshly minted key; `secret` is the full key text, shown once.
+/// A freshly minted key; `secret` is the full key text, shown once
+/// (`wrn_<id>_<secret>`, or `e2b_<hex>` when asked for E2B's spelling).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct NewKey {
     #[serde(flatten)]

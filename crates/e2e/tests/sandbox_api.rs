@@ -259,3 +259,47 @@ async fn sandbox_timeout_expires() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// `user` has passwordless sudo in `base`, as on E2B's base image, so agent
+/// scripts that run `sudo apt-get …` work wherever runsc honours set-user-ID
+/// bits (`--allow-suid`, gVisor 20250818 and later; the daemon passes it
+/// when runsc has it). An older runsc ignores those bits and acts as if
+/// no_new_privs were set: there sudo fails with exactly that, and nothing
+/// else stands in its way.
+#[tokio::test]
+async fn sandbox_user_sudo_works_where_runsc_honours_setuid() {
+    let flags = std::process::Command::new("runsc")
+        .arg("flags")
+        .output()
+        .expect("runsc");
+    let allow_suid = String::from_utf8_lossy(&flags.stderr)
+        .lines()
+        .chain(String::from_utf8_lossy(&flags.stdout).lines())
+        .any(|l| l.trim_start() == "-allow-suid" || l.trim_start().starts_with("-allow-suid "));
+    let d = Daemon::with_base().await;
+    let sb = d.create_sandbox(json!({})).await;
+    let out = d
+        .sh(
+            &sb.id,
+            "sudo -n true && sudo -n id -un && sudo -n apt-get --version | head -1",
+        )
+        .await;
+    let (stdout, stderr) = (out.stdout_str(), out.stderr_str());
+    if allow_suid {
+        assert_eq!(out.exit_code, Some(0), "{stdout}{stderr}");
+        assert!(stdout.starts_with("root\napt "), "{stdout}");
+    } else {
+        assert_eq!(out.exit_code, Some(1), "{stdout}{stderr}");
+        assert!(
+            stderr.contains("\"no new privileges\" flag is set"),
+            "{stderr}"
+        );
+        // The rule sudo would follow is there: root reads it as `user`'s.
+        let rule = d.sh_root(&sb.id, "sudo -n -l -U user").await;
+        assert!(
+            rule.stdout_str().contains("(ALL : ALL) NOPASSWD: ALL"),
+            "{}",
+            rule.stdout_str()
+        );
+    }
+}

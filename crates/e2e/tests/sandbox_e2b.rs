@@ -100,6 +100,65 @@ async fn sandbox_e2b_python_sdk() {
     );
 }
 
+/// `python` of an SDK environment running `script` in the suite directory.
+fn python(venv: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(workspace_target().join(venv).join("bin/python"));
+    cmd.args(args).current_dir(suite_dir());
+    cmd
+}
+
+/// A key minted with `warren key create --e2b` is spelled as E2B's SDKs
+/// demand, `warren env --e2b` hands it on unchanged with the daemon's
+/// address, and the SDK that checks the spelling (2.45.x) runs a sandbox
+/// with it; the native API takes it too. Revoked, it is refused on both.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_e2b_sdk_runs_with_a_key_minted_in_e2b_spelling() {
+    let d = Daemon::with_base().await;
+    let out = d.run_cli(&["--json", "key", "create", "sdk", "--e2b"]);
+    assert!(out.status.success(), "{out:?}");
+    let minted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, key) = (
+        minted["id"].as_str().unwrap().to_owned(),
+        minted["secret"].as_str().unwrap().to_owned(),
+    );
+
+    let out = d
+        .cli()
+        .env("WARREN_API_KEY", &key)
+        .args(["env", "--e2b"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let exports = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        exports,
+        format!(
+            "export E2B_API_KEY={key}\nexport E2B_API_URL={url}\nexport E2B_SANDBOX_URL={url}\n",
+            url = d.url
+        )
+    );
+
+    tokio::task::block_in_place(|| {
+        let mut works = python("e2b-venv-2.45", &["key_check.py", "works"]);
+        works.env("E2B_API_KEY", &key);
+        run_sdk(&d, works);
+    });
+    let whoami = |key: String| {
+        let req = d.http.get(format!("{}/v1/whoami", d.url)).bearer_auth(key);
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(whoami(key.clone()).await, 200);
+
+    let out = d.run_cli(&["key", "revoke", &id]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(whoami(key.clone()).await, 401);
+    tokio::task::block_in_place(|| {
+        let mut refused = python("e2b-venv-2.45", &["key_check.py", "refused"]);
+        refused.env("E2B_API_KEY", &key);
+        run_sdk(&d, refused);
+    });
+}
+
 /// The `e2b-code-interpreter` SDK (in the same environment as `e2b`)
 /// against the `code-interpreter` template, whose start command runs a
 /// Jupyter kernel behind the server on port 49999: state across cells,

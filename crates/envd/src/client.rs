@@ -72,6 +72,7 @@ pub struct EnvdClient {
     base: url::Url,
     access_token: Option<String>,
     user: Option<String>,
+    deadline: Option<Duration>,
     max_frame: usize,
 }
 
@@ -94,6 +95,7 @@ impl EnvdClient {
             base,
             access_token: None,
             user: None,
+            deadline: None,
             max_frame: envelope::DEFAULT_MAX_FRAME,
         })
     }
@@ -107,6 +109,13 @@ impl EnvdClient {
     /// The same client, acting as `user` (otherwise the agent's default user).
     pub fn with_user(mut self, user: impl Into<String>) -> Self {
         self.user = Some(user.into());
+        self
+    }
+
+    /// The same client, giving every RPC a Connect deadline
+    /// (`connect-timeout-ms`); a process it starts is killed when that passes.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -131,9 +140,14 @@ impl EnvdClient {
     }
 
     fn rpc(&self, procedure: &str, content_type: &str) -> reqwest::RequestBuilder {
-        self.request(reqwest::Method::POST, self.url(&format!("/{procedure}")))
+        let req = self
+            .request(reqwest::Method::POST, self.url(&format!("/{procedure}")))
             .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header(PROTOCOL_VERSION_HEADER, "1")
+            .header(PROTOCOL_VERSION_HEADER, "1");
+        match self.deadline {
+            Some(d) => req.header(http_api::CONNECT_TIMEOUT_HEADER, d.as_millis().to_string()),
+            None => req,
+        }
     }
 
     /// `GET /health`.

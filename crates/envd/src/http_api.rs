@@ -25,6 +25,9 @@ pub const DEFAULT_PORT: u16 = 49983;
 pub const ACCESS_TOKEN_HEADER: &str = "X-Access-Token";
 /// Header with the keepalive interval in seconds for server streams.
 pub const KEEPALIVE_HEADER: &str = "Keepalive-Ping-Interval";
+/// The Connect protocol's deadline, in milliseconds. On `process.Process/Start`
+/// it is the command's own deadline: the process is killed when it passes.
+pub const CONNECT_TIMEOUT_HEADER: &str = "connect-timeout-ms";
 
 /// Body of `POST /init`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -542,6 +542,11 @@ async fn bootstrap_admin_key(config: &Config, tenancy: &Tenancy) -> Result<(), S
         "Admin API key written to {} (mode 0600; the CLI reads it)",
         path.display()
     );
+    // No credential here: the command respells the key from the file.
+    println!(
+        "For E2B's SDKs: eval \"$(WARREN_CONFIG={} warren env --e2b)\"",
+        path.display()
+    );
     Ok(())
 }
 

@@ -199,6 +199,74 @@ async fn credentials_are_checked_before_anything_else() {
     w.server.stop().await;
 }
 
+/// `e2b: true` hands out a key spelled `e2b_` + lowercase hex (what E2B's
+/// SDKs accept): the same key on both surfaces, with its role, and revoked
+/// like any other.
+#[tokio::test]
+async fn an_e2b_spelled_key_is_a_real_key_on_both_surfaces() {
+    let w = Warren::start().await;
+    let admin = w.admin();
+    let mint = |role: &'static str| {
+        w.call(
+            Some(&admin),
+            "POST",
+            "/v1/keys",
+            Some(json!({"name": "sdk", "role": role, "e2b": true})),
+        )
+    };
+    let (status, body) = mint("member").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let key = body["secret"].as_str().unwrap().to_owned();
+    let id = body["id"].as_str().unwrap().to_owned();
+    let hex = key.strip_prefix("e2b_").expect("E2B's prefix");
+    assert!(
+        !hex.is_empty() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "{key}"
+    );
+    let e2b_list = |key: String| {
+        let req = Request::get("/v2/sandboxes")
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap();
+        send(&w.server.api, req)
+    };
+
+    let (status, me) = w.call(Some(&key), "GET", "/v1/whoami", None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        (me["key"].as_str(), me["role"].as_str()),
+        (Some(id.as_str()), Some("member"))
+    );
+    let sandbox = w.create(&key).await;
+    let (status, listed) = e2b_list(key.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed[0]["sandboxID"], sandbox.as_str(), "{listed}");
+
+    // Its role binds it as any key's does.
+    let (_, body) = mint("viewer").await;
+    let viewer = body["secret"].as_str().unwrap().to_owned();
+    let (status, _) = w
+        .call(Some(&viewer), "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Revoked, it opens nothing on either surface, in either spelling.
+    let (status, _) = w
+        .call(Some(&w.admin()), "DELETE", &format!("/v1/keys/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = w.call(Some(&key), "GET", "/v1/whoami", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = e2b_list(key.clone()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], 401, "{body}");
+    let raw = String::from_utf8(hex::decode(hex).unwrap()).unwrap();
+    assert!(raw.starts_with(&format!("wrn_{id}_")), "{raw}");
+    let (status, _) = w.call(Some(&raw), "GET", "/v1/whoami", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    w.server.stop().await;
+}
+
 #[tokio::test]
 async fn roles_decide_what_a_key_may_do() {
     let w = Warren::start().await;

@@ -52,14 +52,15 @@ pub fn permissions_string(mode: u32, kind: FileType) -> String {
 }
 
 /// Describes `path` without following a final symlink; a symlink reports the
-/// type of its target when that resolves.
+/// type of its target when that resolves, and as its target the absolute
+/// path it finally leads to, every link on the way followed (envd's
+/// `symlink_target`); a link that leads nowhere names itself.
 pub fn entry_info(path: &Path, names: &Names) -> Result<EntryInfo, FsError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| FsError::new("stat", path, e))?;
     let is_symlink = meta.file_type().is_symlink();
     let (kind, symlink_target) = if is_symlink {
-        let target = std::fs::read_link(path)
-            .ok()
-            .map(|t| t.display().to_string());
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let target = Some(target.display().to_string());
         let kind = std::fs::metadata(path)
             .map(|m| kind_of(m.file_type()))
             .unwrap_or(FileType::Symlink);

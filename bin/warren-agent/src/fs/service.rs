@@ -155,18 +155,26 @@ async fn list_dir_rpc(ctx: Ctx, req: f::ListDirRequest) -> RpcResult<f::ListDirR
         .await
 }
 
+/// Removes a file, link or whole tree. A path that is not there (or is gone
+/// by the time it is removed) is removed already: success, as in envd.
 async fn remove(ctx: Ctx, req: f::RemoveRequest) -> RpcResult<f::RemoveResponse> {
     let path = ctx.resolve(&req.path)?;
     ctx.run(move |_| {
-        let meta =
-            std::fs::symlink_metadata(&path).map_err(|e| FsError::new("remove", &path, e))?;
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if gone(&e) => return Ok(f::RemoveResponse {}),
+            Err(e) => return Err(FsError::new("remove", &path, e).into()),
+        };
         let result = if meta.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
         };
-        result.map_err(|e| FsError::new("remove", &path, e))?;
-        Ok(f::RemoveResponse {})
+        match result {
+            Err(e) if !gone(&e) => Err(FsError::new("remove", &path, e).into()),
+            _ => Ok(f::RemoveResponse {}),
+        }
     })
     .await
 }

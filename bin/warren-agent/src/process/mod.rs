@@ -303,11 +303,15 @@ async fn read_pty(master: Arc<PtyMaster>, tx: mpsc::Sender<DataEvent>) {
 }
 
 /// Forwards a process's output and end to its subscribers, then unregisters it.
+/// A process still running at `deadline` (the `Start` call's Connect
+/// timeout, measured from now) is killed, its group with it, as envd ends a
+/// command whose deadline passed; it then ends as killed.
 pub async fn pump(
     table: Arc<crate::state::AppState>,
     proc: Arc<Proc>,
     output: Output,
     exit: oneshot::Receiver<Exit>,
+    deadline: Option<Duration>,
 ) {
     let (tx, mut data) = mpsc::channel::<DataEvent>(16);
     let mut readers = Vec::new();
@@ -327,6 +331,9 @@ pub async fn pump(
     let mut readers_done = false;
     let grace = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
     tokio::pin!(grace);
+    let overdue = tokio::time::sleep(deadline.unwrap_or(Duration::ZERO));
+    tokio::pin!(overdue);
+    let mut killed = deadline.is_none();
     loop {
         if readers_done && status.is_some() {
             break;
@@ -341,6 +348,11 @@ pub async fn pump(
                 grace.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
             },
             _ = &mut grace, if status.is_some() => break,
+            // Only until the exit is known, as for `SendSignal`.
+            _ = &mut overdue, if !killed && status.is_none() => {
+                killed = true;
+                let _ = proc.signal(nix::sys::signal::Signal::SIGKILL);
+            },
         }
     }
     for reader in readers {

@@ -191,6 +191,7 @@ fn start(
     req: p::StartRequest,
 ) -> RpcResult<tokio::sync::mpsc::Receiver<ProcessEvent>> {
     let user = state.rpc_user(headers)?;
+    let deadline = rpc::connect_timeout(headers)?;
     let config = req
         .process
         .ok_or_else(|| ConnectError::invalid_argument("process config is required"))?;
@@ -248,7 +249,7 @@ fn start(
     let proc = Arc::new(Proc::new(pid, config, req.tag, input));
     let rx = subscribe_with_start(&proc);
     state.procs.insert(proc.clone());
-    tokio::spawn(pump(state.clone(), proc, output, exit));
+    tokio::spawn(pump(state.clone(), proc, output, exit, deadline));
     Ok(rx)
 }
 

@@ -28,6 +28,7 @@ events:send events:read hooks:read hooks:write
 
 Examples:
   warren key create ci --role member --expires-in 30d
+  warren key create agents --e2b          for E2B's SDKs (E2B_API_KEY)
   warren key create auditor --role viewer --scope audit:read
   warren key create bob-laptop --user $BOB_ID --json | jq -r .secret")]
     Create {
@@ -45,12 +46,16 @@ Examples:
         /// Lifetime, e.g. 12h or 90d [default: no expiry].
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         expires_in: Option<Duration>,
+        /// Print the key in E2B's spelling (`e2b_` + hex), which E2B's SDKs
+        /// insist on; it is the same kind of key.
+        #[arg(long)]
+        e2b: bool,
     },
     /// List your team's keys (never their secrets).
     Ls,
     /// Revoke a key at once; sandbox tokens it dispatched stop working too.
     Revoke {
-        /// Key id (the part after `wrn_` in the key).
+        /// Key id (`warren key ls`; the part after `wrn_` in a native key).
         id: String,
     },
 }
@@ -64,6 +69,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
             role,
             scopes,
             expires_in,
+            e2b,
         } => {
             let body = CreateKeyRequest {
                 name,
@@ -71,6 +77,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
                 role: Some(role),
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 expires_in_s: expires_in.map(|d| d.as_secs().max(1)),
+                e2b,
             };
             let key: NewKey = client
                 .post_json(&["keys"], &body, "minting the key")
@@ -79,7 +86,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
                 ctx.out.json(&key)?;
             } else {
                 ctx.out.line(&key.secret)?;
-                ctx.out.note("the key is shown only once: store it now");
+                ctx.out.note(&format!(
+                    "the key is shown only once: store it now (id {}, for `warren key revoke`)",
+                    key.key.id
+                ));
             }
         }
         KeyCommand::Ls => {

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod cp;
 pub mod create;
+pub mod env;
 pub mod events;
 pub mod exec;
 pub mod fork;
@@ -45,9 +46,15 @@ impl Ctx {
         Self { out, overrides }
     }
 
-    /// A client for the configured daemon (see [`config`] for the precedence).
+    /// The configured daemon and key (see [`config`] for the precedence).
+    pub fn endpoint(&self) -> anyhow::Result<config::Endpoint> {
+        Ok(config::resolve(&self.overrides, &|k| {
+            std::env::var(k).ok()
+        })?)
+    }
+
+    /// A client for the configured daemon.
     pub fn client(&self) -> anyhow::Result<Client> {
-        let endpoint = config::resolve(&self.overrides, &|k| std::env::var(k).ok())?;
-        Ok(Client::new(endpoint)?)
+        Ok(Client::new(self.endpoint()?)?)
     }
 }

@@ -17,6 +17,9 @@
 //! - `record.rs`: runsc keeps saying `running` after a checkpoint without
 //!   `--leave-running`, so the runtime's record, not runsc, says whether an
 //!   instance is live (0.0~20240729);
+//! - `runsc.rs`, `ALLOW_SUID`: set-user-ID bits are honoured (and `sudo`
+//!   works inside) only with `--allow-suid`, which 0.0~20240729 lacks: the
+//!   flag is passed when `runsc flags` lists it (gVisor 20250818 and later);
 //! - `runsc.rs`, `Runsc::status`: `runsc list` waits for ever while any
 //!   sandbox of the root is frozen by the cgroup freezer, so containers are
 //!   asked about one at a time with `runsc state` (any version: a frozen

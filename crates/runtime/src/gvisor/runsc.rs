@@ -46,6 +46,48 @@ pub(super) struct LaunchPaths<'a> {
 pub(super) struct Runsc {
     binary: PathBuf,
     root: PathBuf,
+    /// Whether `run` and `restore` get `--allow-suid` (see [`ALLOW_SUID`]).
+    allow_suid: bool,
+}
+
+/// `runsc --allow-suid`: honour set-user-ID and set-group-ID bits inside the
+/// sandbox, so `sudo` works there (the bundle already turns
+/// `noNewPrivileges` off). gVisor has it from release 20250818; before, the
+/// Sentry ignores those bits and acts as if no_new_privs were always set,
+/// which is why `sudo` fails with "no new privileges" under Debian's runsc
+/// 0.0~20240729. Privileges gained this way stay inside the sandbox, whose
+/// root a caller may have anyway (exec as `root`): gVisor is the boundary.
+pub(super) const ALLOW_SUID: &str = "allow-suid";
+
+/// Whether `runsc flags` (which prints every global flag, one `-name` per
+/// line, on stderr) lists `flag`.
+pub(super) fn lists_flag(flags_output: &str, flag: &str) -> bool {
+    flags_output.lines().any(|line| {
+        line.trim_start()
+            .strip_prefix('-')
+            .and_then(|rest| rest.strip_prefix(flag))
+            .is_some_and(|after| after.is_empty() || after.starts_with(' '))
+    })
+}
+
+/// Whether the runsc at `binary` knows the global flag `flag`; `false` when
+/// it cannot be asked.
+pub(super) fn supports_flag(binary: &Path, flag: &str) -> bool {
+    match std::process::Command::new(binary)
+        .arg("flags")
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            lists_flag(&text, flag)
+        }
+        Err(_) => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -55,7 +97,19 @@ struct StateEntry {
 
 impl Runsc {
     pub fn new(binary: PathBuf, root: PathBuf) -> Self {
-        Self { binary, root }
+        let allow_suid = supports_flag(&binary, ALLOW_SUID);
+        if allow_suid {
+            tracing::info!("runsc honours set-user-ID bits: sudo works inside sandboxes");
+        } else {
+            tracing::info!(
+                "this runsc has no --allow-suid (gVisor before 20250818): set-user-ID bits are ignored inside sandboxes, so sudo does not work there"
+            );
+        }
+        Self {
+            binary,
+            root,
+            allow_suid,
+        }
     }
 
     fn command(&self) -> Command {
@@ -99,6 +153,9 @@ impl Runsc {
         ))
         .arg("--network=sandbox")
         .arg(quirks::NET_DISCONNECT_OK);
+        if self.allow_suid {
+            cmd.arg(format!("--{ALLOW_SUID}"));
+        }
         match how {
             Launch::Run => {
                 cmd.arg("run");
@@ -234,5 +291,30 @@ impl Runsc {
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_is_listed_only_by_its_whole_name() {
+        let flags = "  -allow-packet-socket-write\n    \tallows writes.\n  -allow-suid\n    \tallows ID elevation.\n  -debug\n";
+        assert!(lists_flag(flags, "allow-suid"));
+        assert!(lists_flag(flags, "debug"));
+        assert!(!lists_flag(flags, "allow-packet-socket"));
+        assert!(!lists_flag("  -allow-suid-later value\n", "allow-suid"));
+        assert!(lists_flag("  -allow-suid value\n", "allow-suid"));
+        assert!(!lists_flag("", "allow-suid"));
+    }
+
+    /// The installed runsc answers `flags` with its list: a flag every
+    /// version has is found, so a missing `allow-suid` means missing.
+    #[test]
+    fn root_the_installed_runsc_lists_its_flags() {
+        let binary = super::super::config::resolve_binary(Path::new("runsc")).expect("runsc");
+        assert!(supports_flag(&binary, "net-disconnect-ok"));
+        assert!(!supports_flag(&binary, "no-such-flag-anywhere"));
     }
 }

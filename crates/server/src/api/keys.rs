@@ -61,6 +61,7 @@ fn parse_request(req: CreateKeyRequest) -> Result<KeyRequest, WarrenError> {
         role,
         scopes,
         expires_in_s: req.expires_in_s,
+        e2b: req.e2b,
     })
 }
 

@@ -7,15 +7,17 @@ use subtle::ConstantTimeEq;
 use warren_core::{KeyId, WarrenError};
 
 const PREFIX: &str = "wrn_";
-/// E2B's SDKs of the 2.4x era refuse keys that are not `e2b_<hex>`: a Warren
-/// key is also accepted spelled `e2b_` + the hex of its `wrn_…` text.
+/// E2B's SDKs (2.4x, and the newest again) refuse keys that are not
+/// `e2b_` + lowercase hex: a Warren key is also accepted spelled `e2b_` + the
+/// hex of its `wrn_…` text. Both spellings are the same key: one id, one
+/// HMAC, one revocation.
 const E2B_PREFIX: &str = "e2b_";
 const SECRET_BYTES: usize = 32;
 
 /// Why a key or the pepper could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("malformed API key: expected wrn_<id>_<secret>")]
+    #[error("malformed API key: expected wrn_<id>_<secret> or its e2b_<hex> spelling")]
     Malformed,
     #[error("cannot read or create a daemon secret: {0}")]
     Secret(#[from] warren_keyfile::KeyFileError),
@@ -26,7 +28,7 @@ impl From<KeyError> for WarrenError {
         match e {
             KeyError::Malformed => WarrenError::new(
                 warren_core::ErrorKind::Unauthenticated,
-                "malformed API key: expected wrn_<id>_<secret>",
+                "malformed API key: expected wrn_<id>_<secret> or its e2b_<hex> spelling",
             ),
             other => {
                 WarrenError::internal(format!("{other}: {:?}", std::error::Error::source(&other)))
@@ -84,7 +86,7 @@ impl ApiKey {
         }
     }
 
-    /// `key` spelled as older E2B SDKs insist: `e2b_` + hex of the text.
+    /// `key` spelled as E2B's SDKs insist: `e2b_` + lowercase hex of the text.
     pub fn e2b_form(key: &str) -> String {
         format!("{E2B_PREFIX}{}", hex::encode(key))
     }

@@ -1,6 +1,6 @@
 //! E2B's control plane mapped onto Warren's services: create, connect,
-//! list, get, kill, timeout, refreshes, metrics and templates (pause,
-//! resume, fork and snapshots are in [`super::persist`]).
+//! list, get, kill, timeout, refreshes and templates (pause, resume, fork
+//! and snapshots are in [`super::persist`], metrics in [`super::metrics`]).
 //!
 //! Every handler here sits behind the same authentication (E2B sends
 //! `X-API-KEY`) and the same permission table as the native API, and takes
@@ -23,8 +23,8 @@ use super::error::{E2bError, E2bResult};
 use super::paging::page;
 use super::query::{self, E2bQuery, Limit, QueryParams};
 use super::wire::{
-    ConnectSandbox, CreatedSandbox, Lifecycle, ListedSandbox, NewSandbox, RefreshRequest,
-    SandboxMetric, Template, TimeoutRequest,
+    ConnectSandbox, CreatedSandbox, Lifecycle, ListedSandbox, NewSandbox, RefreshRequest, Template,
+    TimeoutRequest,
 };
 use super::{CLIENT_ID, ENVD_VERSION};
 use crate::audit::AuditActor;
@@ -367,28 +367,6 @@ pub async fn refresh(
     let rec = state.sandboxes.get(&id).await?;
     extend(&state, &caller, &rec, duration).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `GET /sandboxes/{id}/metrics`: one sample, taken now, from the runtime's
-/// cgroup counters. CPU use is the average since the sandbox started.
-pub async fn metrics(State(state): State<AppState>, id: Id) -> E2bResult<Json<Vec<SandboxMetric>>> {
-    let SandboxPath(id) = id?;
-    let rec = state.sandboxes.get_running(&id).await?;
-    let stats = state.sandboxes.stats(&id).await?;
-    let now = OffsetDateTime::now_utc();
-    let alive_ns = (now - rec.created_at).whole_nanoseconds().max(1) as f64;
-    let cpus = rec.limits.cpus.max(1);
-    Ok(Json(vec![SandboxMetric {
-        timestamp: rfc3339(now),
-        timestamp_unix: now.unix_timestamp(),
-        cpu_count: cpus,
-        cpu_used_pct: 100.0 * stats.cpu_usage_ns as f64 / alive_ns / f64::from(cpus),
-        mem_used: stats.memory_bytes,
-        mem_total: u64::from(rec.limits.memory_mb) * 1024 * 1024,
-        mem_cache: 0,
-        disk_used: 0,
-        disk_total: u64::from(rec.limits.disk_mb) * 1024 * 1024,
-    }]))
 }
 
 /// `GET /templates`: Warren's templates; the name is the id.

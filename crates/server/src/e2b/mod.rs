@@ -17,6 +17,7 @@
 mod control;
 mod error;
 mod exec_audit;
+mod metrics;
 mod network;
 mod paging;
 mod persist;
@@ -49,7 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/sandboxes/{id}/connect", post(control::connect))
         .route("/sandboxes/{id}/timeout", post(control::set_timeout))
         .route("/sandboxes/{id}/refreshes", post(control::refresh))
-        .route("/sandboxes/{id}/metrics", get(control::metrics))
+        .route("/sandboxes/{id}/metrics", get(metrics::metrics))
         .route("/sandboxes/{id}/network", put(network::update))
         .route("/sandboxes/{id}/pause", post(persist::pause))
         .route("/sandboxes/{id}/resume", post(persist::resume))

@@ -81,11 +81,14 @@ struct Target {
     add_token: Option<String>,
 }
 
+/// The SDKs tell a sandbox that is gone by E2B's wording, "was not found",
+/// in this answer: with it a command cut off by a kill ends as "killed or
+/// reached its end of life", not as a lost connection.
 fn not_found(raw: &str) -> E2bError {
     E2bError(WarrenError::new(
         ErrorKind::Unavailable,
         format!(
-            "sandbox '{}' not found or not running",
+            "the sandbox '{}' was not found or is not running",
             raw.chars().take(64).collect::<String>()
         ),
     ))

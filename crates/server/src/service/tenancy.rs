@@ -41,6 +41,8 @@ pub struct KeyRequest {
     pub role: Role,
     pub scopes: Option<Vec<Scope>>,
     pub expires_in_s: Option<u64>,
+    /// Hand the text out in E2B's spelling ([`ApiKey::e2b_form`]).
+    pub e2b: bool,
 }
 
 pub struct Tenancy {
@@ -143,7 +145,11 @@ impl Tenancy {
                 expires_at,
                 revoked_at: None,
             },
-            secret: key.text,
+            secret: if req.e2b {
+                ApiKey::e2b_form(&key.text)
+            } else {
+                key.text
+            },
         })
     }
 
@@ -311,6 +317,7 @@ fn admin_key(name: &str) -> KeyRequest {
         role: Role::Admin,
         scopes: None,
         expires_in_s: None,
+        e2b: false,
     }
 }
 
