@@ -1,44 +1,10 @@
 use axum::Json;
 use utoipa::OpenApi;
 
-use super::{
-    audit, events, exec, files, health, hooks, inbox, keys, network, pty, quotas, sandboxes,
-    secrets, snapshots, teams, templates, timeline, timers, webhooks,
-};
+use super::ApiDoc;
 
-/// The OpenAPI document of the native API, generated from the handlers and
-/// the types in `warren-api-types`.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "Warren API", description = "Sandboxes for AI agents: the native /v1 API."),
-    paths(
-        health::health,
-        sandboxes::create, sandboxes::list, sandboxes::info, sandboxes::kill, sandboxes::set_timeout,
-        exec::exec,
-        files::download, files::upload,
-        pty::pty,
-        snapshots::pause, snapshots::resume, snapshots::create, snapshots::list,
-        snapshots::delete, snapshots::rollback, snapshots::fork,
-        templates::list, templates::build, templates::import,
-        teams::create_team, teams::list_teams, teams::create_user, teams::list_users, teams::whoami,
-        quotas::get_quota, quotas::set_quota,
-        keys::create, keys::list, keys::revoke,
-        secrets::set, secrets::list, secrets::delete,
-        audit::entries, audit::proof, audit::consistency, audit::heads,
-        timeline::timeline,
-        network::update, network::events,
-        events::send, events::list,
-        inbox::take, inbox::ack, inbox::set_wake,
-        hooks::create, hooks::list, hooks::get, hooks::delete, hooks::deliver,
-        hooks::subscribe, hooks::unsubscribe,
-        timers::create, timers::list, timers::delete,
-        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
-    ),
-    modifiers(&BearerAuth),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
+/// Declares the Bearer key scheme every route but the public ones needs.
+pub(super) struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

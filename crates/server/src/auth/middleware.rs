@@ -15,7 +15,7 @@ use warren_runtime::Origin;
 use warren_store::{KeyRecord, Store};
 
 use super::keys::{ApiKey, Pepper};
-use super::policy::rule_for;
+use super::policy::Rule;
 use super::token::{TokenIssuer, is_sandbox_token};
 use crate::clock::Clock;
 use crate::error::AppError;
@@ -222,7 +222,15 @@ pub async fn authenticate(
 /// Middleware (inside [`authenticate`]): refuses a caller the route's rule
 /// does not admit. Sandbox-id checks (own team, own sandbox) happen in the
 /// `SandboxPath` extractor, which answers 404 so ids do not leak.
-pub async fn authorize(req: Request, next: Next) -> Result<Response, AppError> {
+/// Finds the rule of a method on a route template; the router hands the
+/// authorizer its own list's (`api::rule_for`).
+pub type Rules = fn(&axum::http::Method, &str) -> Option<Rule>;
+
+pub async fn authorize(
+    axum::extract::State(rules): axum::extract::State<Rules>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -233,7 +241,7 @@ pub async fn authorize(req: Request, next: Next) -> Result<Response, AppError> {
         .get::<Caller>()
         .ok_or_else(|| AppError(WarrenError::internal("authorize ran before authenticate")))?;
     let denied = |message: String| AppError(WarrenError::new(ErrorKind::PermissionDenied, message));
-    let rule = rule_for(req.method(), &route).ok_or_else(|| {
+    let rule = rules(req.method(), &route).ok_or_else(|| {
         denied(format!(
             "{} {route} is not open to API callers",
             req.method()

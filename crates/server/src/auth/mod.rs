@@ -22,5 +22,7 @@ pub mod token;
 
 pub use grant::Grants;
 pub use keys::{ApiKey, KeyError, Pepper};
-pub use middleware::{Authenticator, Caller, Credentials, SandboxSources, authenticate, authorize};
+pub use middleware::{
+    Authenticator, Caller, Credentials, Rules, SandboxSources, authenticate, authorize,
+};
 pub use token::TokenIssuer;

@@ -8,7 +8,8 @@
 //!   API authentication);
 //! - without: E2B's control plane ([`routes`]), merged into the protected
 //!   API, so it passes the same authentication (E2B sends `X-API-KEY`) and
-//!   the same permission table (`auth::policy`) as the native API.
+//!   the same permission check as the native API, against [`rule_for`] (its
+//!   routes and their rules are one list, [`routes`]).
 //!
 //! Pause, resume, fork and snapshots are Warren's own ([`persist`]), and
 //! so is the egress policy E2B's network settings map onto ([`network`]),
@@ -27,10 +28,12 @@ mod webhooks;
 mod wire;
 
 use axum::Router;
-use axum::routing::{delete, get, post, put};
+use axum::http::Method;
+use warren_core::Scope as S;
 
 pub use proxy::{SandboxProxy, route_by_header};
 
+use crate::auth::policy::{Rule, needs};
 use crate::state::AppState;
 
 /// The envd version reported to the SDKs: the newest the SDK `e2b` 2.63.0
@@ -40,80 +43,85 @@ pub const ENVD_VERSION: &str = "0.6.4";
 /// `clientID` in E2B answers (E2B's names the node; Warren has one kind).
 pub const CLIENT_ID: &str = "warren";
 
-/// E2B's control-plane routes; every one has a rule in `auth::policy`.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/sandboxes", get(control::list).post(control::create))
-        .route("/v2/sandboxes", get(control::list).post(control::create))
-        .route("/sandboxes/{id}", get(control::info).delete(control::kill))
-        .route("/sandboxes/{id}/connect", post(control::connect))
-        .route("/v2/sandboxes/{id}/connect", post(control::connect))
-        .route("/sandboxes/{id}/timeout", post(control::set_timeout))
-        .route("/sandboxes/{id}/refreshes", post(control::refresh))
-        .route("/sandboxes/{id}/metrics", get(metrics::metrics))
-        .route("/sandboxes/{id}/network", put(network::update))
-        .route("/sandboxes/{id}/pause", post(persist::pause))
-        .route("/sandboxes/{id}/resume", post(persist::resume))
-        .route("/sandboxes/{id}/fork", post(persist::fork))
-        .route("/sandboxes/{id}/snapshots", post(persist::create_snapshot))
-        .route("/snapshots", get(persist::list_snapshots))
-        .route("/templates", get(control::templates))
-        .route("/templates/{id}", delete(persist::delete_snapshot))
-        .route(
-            "/events/webhooks",
-            get(webhooks::list).post(webhooks::create),
-        )
-        .route(
-            "/events/webhooks/{id}",
-            get(webhooks::get)
-                .patch(webhooks::update)
-                .delete(webhooks::delete),
-        )
-        .route("/events/sandboxes/{id}", get(webhooks::sandbox_events))
+/// Calls `$then!` with E2B's control-plane routes: `method "path" =>
+/// handler, rule`, one line each, for API keys only.
+macro_rules! e2b_routes {
+    ($then:ident) => {
+        $then! {
+            get "/sandboxes" => control::list, needs(S::SandboxesRead);
+            post "/sandboxes" => control::create, needs(S::SandboxesCreate);
+            get "/v2/sandboxes" => control::list, needs(S::SandboxesRead);
+            post "/v2/sandboxes" => control::create, needs(S::SandboxesCreate);
+            get "/sandboxes/{id}" => control::info, needs(S::SandboxesRead);
+            delete "/sandboxes/{id}" => control::kill, needs(S::SandboxesManage);
+            // Connect hands out the envd access token, the key to exec and files.
+            post "/sandboxes/{id}/connect" => control::connect, needs(S::SandboxesExec);
+            post "/v2/sandboxes/{id}/connect" => control::connect, needs(S::SandboxesExec);
+            post "/sandboxes/{id}/timeout" => control::set_timeout, needs(S::SandboxesManage);
+            post "/sandboxes/{id}/refreshes" => control::refresh, needs(S::SandboxesManage);
+            get "/sandboxes/{id}/metrics" => metrics::metrics, needs(S::SandboxesRead);
+            put "/sandboxes/{id}/network" => network::update, needs(S::SandboxesManage);
+            post "/sandboxes/{id}/pause" => persist::pause, needs(S::SandboxesManage);
+            post "/sandboxes/{id}/resume" => persist::resume, needs(S::SandboxesManage);
+            post "/sandboxes/{id}/fork" => persist::fork, needs(S::SandboxesCreate);
+            post "/sandboxes/{id}/snapshots" => persist::create_snapshot, needs(S::SandboxesExec);
+            get "/snapshots" => persist::list_snapshots, needs(S::SandboxesRead);
+            get "/templates" => control::templates, needs(S::SandboxesRead);
+            delete "/templates/{id}" => persist::delete_snapshot, needs(S::SandboxesManage);
+            get "/events/webhooks" => webhooks::list, needs(S::WebhooksRead);
+            post "/events/webhooks" => webhooks::create, needs(S::WebhooksWrite);
+            get "/events/webhooks/{id}" => webhooks::get, needs(S::WebhooksRead);
+            patch "/events/webhooks/{id}" => webhooks::update, needs(S::WebhooksWrite);
+            delete "/events/webhooks/{id}" => webhooks::delete, needs(S::WebhooksWrite);
+            get "/events/sandboxes/{id}" => webhooks::sandbox_events, needs(S::SandboxesRead);
+        }
+    };
 }
+
+/// Builds E2B's router and permission table from the list.
+macro_rules! e2b_router_and_rules {
+    ($( $method:ident $path:literal => $handler:path, $rule:expr ; )*) => {
+        /// E2B's control-plane routes.
+        pub fn routes() -> Router<AppState> {
+            let router = Router::new();
+            $( let router = router.route($path, axum::routing::$method($handler)); )*
+            router
+        }
+
+        /// The rule of `method` on E2B's route template `route`.
+        pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
+            $(
+                if route == $path && method.as_str().eq_ignore_ascii_case(stringify!($method)) {
+                    return Some($rule);
+                }
+            )*
+            None
+        }
+
+        /// Every listed `(method, route)`.
+        #[cfg(test)]
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+    };
+}
+
+e2b_routes!(e2b_router_and_rules);
 
 #[cfg(test)]
 mod tests {
-    use axum::http::Method;
+    use super::*;
 
-    use crate::auth::policy::rule_for;
-
-    /// Every E2B route is in the permission table, for API keys only.
+    /// E2B's routes are for API keys only, each with a scope.
     #[test]
-    fn every_e2b_route_has_a_rule() {
-        let routes = [
-            (Method::GET, "/sandboxes"),
-            (Method::POST, "/sandboxes"),
-            (Method::GET, "/v2/sandboxes"),
-            (Method::POST, "/v2/sandboxes"),
-            (Method::GET, "/sandboxes/{id}"),
-            (Method::DELETE, "/sandboxes/{id}"),
-            (Method::POST, "/sandboxes/{id}/connect"),
-            (Method::POST, "/v2/sandboxes/{id}/connect"),
-            (Method::POST, "/sandboxes/{id}/timeout"),
-            (Method::POST, "/sandboxes/{id}/refreshes"),
-            (Method::GET, "/sandboxes/{id}/metrics"),
-            (Method::GET, "/templates"),
-            (Method::POST, "/sandboxes/{id}/pause"),
-            (Method::POST, "/sandboxes/{id}/resume"),
-            (Method::POST, "/sandboxes/{id}/fork"),
-            (Method::POST, "/sandboxes/{id}/snapshots"),
-            (Method::GET, "/snapshots"),
-            (Method::DELETE, "/templates/{id}"),
-            (Method::GET, "/events/webhooks"),
-            (Method::POST, "/events/webhooks"),
-            (Method::GET, "/events/webhooks/{id}"),
-            (Method::PATCH, "/events/webhooks/{id}"),
-            (Method::DELETE, "/events/webhooks/{id}"),
-            (Method::GET, "/events/sandboxes/{id}"),
-        ];
-        for (method, route) in routes {
-            let rule = rule_for(&method, route).unwrap_or_else(|| panic!("{method} {route}"));
+    fn every_e2b_route_needs_a_scope_and_no_sandbox_token() {
+        for (method, route) in ROUTES {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let rule = rule_for(&method, route).unwrap();
             assert!(
                 !rule.sandbox_token,
                 "{method} {route} open to sandbox tokens"
             );
             assert!(rule.scope.is_some(), "{method} {route} needs a scope");
         }
+        assert_eq!(ROUTES.len(), 25);
     }
 }

@@ -5,7 +5,7 @@
 //! - A secret belongs to one team; another team's secret is "not found".
 //! - Creating, replacing and deleting need `secrets:manage`; listing names
 //!   and naming a secret in a sandbox's network policy need `secrets:use`
-//!   (route rules in `auth::policy`, and [`Secrets::check_injections`]).
+//!   (route rules in `api::routes`, and [`Secrets::check_injections`]).
 //! - No API answer, audit entry or log line carries a value: the API shows
 //!   names and times, `secret.set` / `secret.delete` entries carry the name.
 //! - [`Secrets::reveal`] and [`Secrets::injected_headers`] are for the
