@@ -19,6 +19,7 @@ pub(crate) mod extract;
 mod forward;
 mod listener;
 pub mod ports;
+mod route_table;
 pub mod service;
 pub mod signature;
 mod state;

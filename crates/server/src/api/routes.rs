@@ -1,15 +1,16 @@
 //! The native API's routes, listed once: method, path, handler and the
 //! permission rule. From this one list come the router
-//! ([`protected_routes`]), the permission table ([`rule_for`], which the
-//! authorizer consults) and the OpenAPI document ([`ApiDoc`]). A route
-//! cannot be served without a rule or documented without being served.
+//! ([`protected_routes`]) and the permission table ([`rule_for`], which
+//! the authorizer consults), both by [`crate::route_table`], and the
+//! OpenAPI document ([`ApiDoc`]). A route cannot be served without a rule
+//! or documented without being served.
 //!
 //! The public routes (health, the OpenAPI document, hook deliveries
 //! authenticated by their signature) are outside the authenticated stack
 //! and listed in `api::router`; E2B's routes are `e2b::routes`.
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
+#[cfg(test)]
 use axum::http::Method;
 use warren_core::Scope as S;
 
@@ -18,14 +19,15 @@ use super::{
     UPLOAD_LIMIT, audit, events, exec, files, health, hooks, inbox, keys, network, pty, quotas,
     sandboxes, secrets, snapshots, teams, templates, timeline, timers, webhooks,
 };
-use crate::auth::policy::{Rule, needs, needs_or_token, token_or_key};
-use crate::state::AppState;
+use crate::auth::policy::{needs, needs_or_token, token_or_key};
+use crate::route_table::router_and_rules;
 
-/// Calls `$then!` with the list. Each line: `method "path" => handler,
-/// rule` and optionally `, layer(...)` for a layer on that route alone.
+/// Hands the list to `$then!`, after `$prefix`. Each line: `method "path"
+/// => handler, rule` and optionally `, layer(...)` for a layer on that
+/// route alone.
 macro_rules! native_routes {
-    ($then:ident) => {
-        $then! {
+    ($then:ident $(, $prefix:tt)?) => {
+        $then! { $($prefix;)?
             get "/v1/sandboxes" => sandboxes::list, needs(S::SandboxesRead);
             post "/v1/sandboxes" => sandboxes::create, needs(S::SandboxesCreate);
             get "/v1/sandboxes/{id}" => sandboxes::info, needs_or_token(S::SandboxesRead);
@@ -101,38 +103,6 @@ macro_rules! native_routes {
     };
 }
 
-/// Builds the router and the permission table from the list.
-macro_rules! router_and_rules {
-    ($( $method:ident $path:literal => $handler:path, $rule:expr $(, layer($layer:expr))? ; )*) => {
-        /// Every authenticated native route.
-        pub fn protected_routes() -> Router<AppState> {
-            let router = Router::new();
-            $(
-                let router = router.route(
-                    $path,
-                    axum::routing::$method($handler) $(.layer($layer))?,
-                );
-            )*
-            router
-        }
-
-        /// The rule of `method` on the route template `route` (as axum's
-        /// `MatchedPath` spells it); `None` for a route not listed.
-        pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
-            $(
-                if route == $path && method.as_str().eq_ignore_ascii_case(stringify!($method)) {
-                    return Some($rule);
-                }
-            )*
-            None
-        }
-
-        /// Every listed `(method, route)`.
-        #[cfg(test)]
-        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
-    };
-}
-
 /// Derives the OpenAPI document from the list (and the public routes).
 macro_rules! openapi_doc {
     ($( $method:ident $path:literal => $handler:path, $rule:expr $(, layer($layer:expr))? ; )*) => {
@@ -148,7 +118,7 @@ macro_rules! openapi_doc {
     };
 }
 
-native_routes!(router_and_rules);
+native_routes!(router_and_rules, protected_routes);
 native_routes!(openapi_doc);
 
 #[cfg(test)]

@@ -27,14 +27,14 @@ mod query;
 mod webhooks;
 mod wire;
 
-use axum::Router;
+#[cfg(test)]
 use axum::http::Method;
 use warren_core::Scope as S;
 
 pub use proxy::{SandboxProxy, route_by_header};
 
-use crate::auth::policy::{Rule, needs};
-use crate::state::AppState;
+use crate::auth::policy::needs;
+use crate::route_table::router_and_rules;
 
 /// The envd version reported to the SDKs: the newest the SDK `e2b` 2.63.0
 /// gates a feature on (`0.6.4`, watching network mounts); the agent serves
@@ -43,11 +43,11 @@ pub const ENVD_VERSION: &str = "0.6.4";
 /// `clientID` in E2B answers (E2B's names the node; Warren has one kind).
 pub const CLIENT_ID: &str = "warren";
 
-/// Calls `$then!` with E2B's control-plane routes: `method "path" =>
-/// handler, rule`, one line each, for API keys only.
+/// Hands E2B's control-plane routes to `$then!`, after `$prefix`:
+/// `method "path" => handler, rule`, one line each, for API keys only.
 macro_rules! e2b_routes {
-    ($then:ident) => {
-        $then! {
+    ($then:ident $(, $prefix:tt)?) => {
+        $then! { $($prefix;)?
             get "/sandboxes" => control::list, needs(S::SandboxesRead);
             post "/sandboxes" => control::create, needs(S::SandboxesCreate);
             get "/v2/sandboxes" => control::list, needs(S::SandboxesRead);
@@ -78,33 +78,7 @@ macro_rules! e2b_routes {
     };
 }
 
-/// Builds E2B's router and permission table from the list.
-macro_rules! e2b_router_and_rules {
-    ($( $method:ident $path:literal => $handler:path, $rule:expr ; )*) => {
-        /// E2B's control-plane routes.
-        pub fn routes() -> Router<AppState> {
-            let router = Router::new();
-            $( let router = router.route($path, axum::routing::$method($handler)); )*
-            router
-        }
-
-        /// The rule of `method` on E2B's route template `route`.
-        pub fn rule_for(method: &Method, route: &str) -> Option<Rule> {
-            $(
-                if route == $path && method.as_str().eq_ignore_ascii_case(stringify!($method)) {
-                    return Some($rule);
-                }
-            )*
-            None
-        }
-
-        /// Every listed `(method, route)`.
-        #[cfg(test)]
-        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
-    };
-}
-
-e2b_routes!(e2b_router_and_rules);
+e2b_routes!(router_and_rules, routes);
 
 #[cfg(test)]
 mod tests {
