@@ -76,7 +76,7 @@ impl Default for InboxWork {
 }
 
 impl InboxWork {
-    fn subscribe(&self, id: &SandboxId) -> Result<watch::Receiver<u64>, WarrenError> {
+    fn subscribe(&self, id: &SandboxId) -> Result<Waiter<'_>, WarrenError> {
         let mut signals = self.signals.lock().expect("inbox signals lock");
         let tx = signals
             .entry(id.clone())
@@ -87,7 +87,11 @@ impl InboxWork {
                 format!("sandbox {id} already holds {MAX_WAITERS} waits for events; end one first"),
             ));
         }
-        Ok(tx.subscribe())
+        Ok(Waiter {
+            work: self,
+            id: id.clone(),
+            signal: Some(tx.subscribe()),
+        })
     }
 
     /// Wakes the waiters of `id`; forgets channels nobody waits on.
@@ -104,6 +108,36 @@ impl InboxWork {
     fn queue(&self, job: Job) {
         // The receiver lives as long as the daemon's worker.
         let _ = self.jobs.send(job);
+    }
+}
+
+/// One long-poll's wait on its sandbox's channel; the channel is forgotten
+/// once nobody waits on it, however the wait ends (a client that goes away
+/// drops it mid-wait).
+struct Waiter<'a> {
+    work: &'a InboxWork,
+    id: SandboxId,
+    signal: Option<watch::Receiver<u64>>,
+}
+
+impl Waiter<'_> {
+    fn signal(&mut self) -> &mut watch::Receiver<u64> {
+        self.signal
+            .as_mut()
+            .expect("a waiter holds its receiver until dropped")
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.signal = None;
+        let mut signals = self.work.signals.lock().expect("inbox signals lock");
+        if signals
+            .get(&self.id)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            signals.remove(&self.id);
+        }
     }
 }
 
@@ -166,9 +200,9 @@ impl Sandboxes {
             )));
         }
         let deadline = tokio::time::Instant::now() + wait;
-        let mut signal = self.inbox_work.subscribe(id)?;
+        let mut waiter = self.inbox_work.subscribe(id)?;
         loop {
-            signal.borrow_and_update();
+            waiter.signal().borrow_and_update();
             let events = self
                 .store
                 .take_events(id, after, limit, self.clock.now())
@@ -177,7 +211,7 @@ impl Sandboxes {
                 let inbox = self.inbox_of(id).await?;
                 return Ok((events, inbox));
             }
-            if tokio::time::timeout_at(deadline, signal.changed())
+            if tokio::time::timeout_at(deadline, waiter.signal().changed())
                 .await
                 .is_err()
             {
@@ -401,6 +435,30 @@ impl Sandboxes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_channel_is_forgotten_when_its_last_waiter_goes() {
+        let work = InboxWork::default();
+        let id = SandboxId::generate();
+        let first = work.subscribe(&id).unwrap();
+        let second = work.subscribe(&id).unwrap();
+        drop(first);
+        assert!(work.signals.lock().unwrap().contains_key(&id));
+        drop(second);
+        assert!(work.signals.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn waits_per_sandbox_are_bounded() {
+        let work = InboxWork::default();
+        let id = SandboxId::generate();
+        let held: Vec<_> = (0..MAX_WAITERS)
+            .map(|_| work.subscribe(&id).unwrap())
+            .collect();
+        assert!(work.subscribe(&id).is_err());
+        drop(held);
+        assert!(work.subscribe(&id).is_ok());
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
