@@ -151,6 +151,55 @@ impl InProcess {
 
     /// Serves the main API on a fresh port of 127.0.0.1, for clients that
     /// need a socket (the CLI); the server runs until the test ends.
+    /// Sends `req` to the main API; the status and the JSON answer (a
+    /// string when the answer is not JSON).
+    pub async fn send(
+        &self,
+        req: axum::http::Request<axum::body::Body>,
+    ) -> (axum::http::StatusCode, serde_json::Value) {
+        use http_body_util::BodyExt as _;
+        use tower::ServiceExt as _;
+        let resp = self
+            .api
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("the router answers");
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("the answer's body")
+            .to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        });
+        (status, body)
+    }
+
+    /// `method path` on the main API with `key` as a Bearer (none: no
+    /// credentials) and a JSON body.
+    pub async fn call(
+        &self,
+        key: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (axum::http::StatusCode, serde_json::Value) {
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            req = req.header("authorization", format!("Bearer {key}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(b.to_string())),
+            None => req.body(axum::body::Body::empty()),
+        };
+        self.send(req.expect("a well-formed request")).await
+    }
+
     pub async fn serve(&self) -> Result<std::net::SocketAddr, ServeError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

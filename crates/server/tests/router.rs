@@ -5,14 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tower::ServiceExt as _;
 use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
@@ -43,17 +40,7 @@ impl Warren {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(key) = key {
-            req = req.header("authorization", format!("Bearer {key}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        };
-        send(&self.server.api, req.unwrap()).await
+        self.server.call(key, method, path, body).await
     }
 
     /// A new key of the admin's team with `role`.
@@ -93,16 +80,6 @@ impl Warren {
     }
 }
 
-async fn send(router: &Router, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
-}
-
-/// A native error body: `{code, message}` with a non-empty message.
 fn assert_native_error(body: &Value, code: &str) {
     assert_eq!(body["code"], code, "{body}");
     assert!(
@@ -228,7 +205,7 @@ async fn an_e2b_spelled_key_is_a_real_key_on_both_surfaces() {
             .header("x-api-key", key)
             .body(Body::empty())
             .unwrap();
-        send(&w.server.api, req)
+        w.server.send(req)
     };
 
     let (status, me) = w.call(Some(&key), "GET", "/v1/whoami", None).await;
@@ -381,7 +358,7 @@ async fn bad_requests_get_precise_errors_in_each_surfaces_shape() {
         .header("content-type", "application/json")
         .body(Body::from("{not json"))
         .unwrap();
-    let (status, body) = send(&w.server.api, raw).await;
+    let (status, body) = w.server.send(raw).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_native_error(&body, "invalid_argument");
     for bad in [
@@ -413,7 +390,7 @@ async fn bad_requests_get_precise_errors_in_each_surfaces_shape() {
             json!({"templateID": "base", "timeout": -5}).to_string(),
         ))
         .unwrap();
-    let (status, body) = send(&w.server.api, req).await;
+    let (status, body) = w.server.send(req).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], 400, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
@@ -421,7 +398,7 @@ async fn bad_requests_get_precise_errors_in_each_surfaces_shape() {
         .header("x-api-key", "wrn_nope")
         .body(Body::empty())
         .unwrap();
-    let (status, body) = send(&w.server.api, req).await;
+    let (status, body) = w.server.send(req).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(body["code"], 401, "{body}");
     w.server.stop().await;
