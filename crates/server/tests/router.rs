@@ -327,6 +327,11 @@ async fn another_teams_sandbox_is_not_found_on_every_route() {
         ("GET", format!("/v1/sandboxes/{id}/timeline")),
         ("PUT", format!("/v1/sandboxes/{id}/network")),
         ("GET", format!("/v1/sandboxes/{id}/network/events")),
+        ("PUT", format!("/v1/sandboxes/{id}/wake")),
+        ("GET", format!("/v1/sandboxes/{id}/events")),
+        ("POST", format!("/v1/sandboxes/{id}/events")),
+        ("GET", format!("/v1/sandboxes/{id}/timers")),
+        ("POST", format!("/v1/sandboxes/{id}/timers")),
     ];
     for (method, path) in &routes {
         let (status, body) = w.call(Some(&rival), method, path, Some(json!({}))).await;
