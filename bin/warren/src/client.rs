@@ -328,8 +328,15 @@ impl Client {
     }
 
     /// Starts a template build; the stream yields log lines, then `done` or `error`.
-    pub async fn build_template(&self, name: &str) -> Result<EventStream<BuildEvent>, ClientError> {
-        let url = self.url(&["templates", name, "build"]);
+    pub async fn build_template(
+        &self,
+        name: &str,
+        rebuild: bool,
+    ) -> Result<EventStream<BuildEvent>, ClientError> {
+        let mut url = self.url(&["templates", name, "build"]);
+        if rebuild {
+            url.query_pairs_mut().append_pair("rebuild", "true");
+        }
         let resp = self
             .send(self.request(Method::POST, url), "starting the build")
             .await?;

@@ -182,7 +182,7 @@ fn templates_list_and_build() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stderr(&o), "building base\ninstalling packages\n");
     assert!(
-        stdout(&o).starts_with("built template base (1.0 MiB)"),
+        stdout(&o).starts_with("built template base@0123456789abcdef (1.0 MiB)"),
         "{}",
         stdout(&o)
     );

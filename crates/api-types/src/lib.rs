@@ -106,6 +106,9 @@ pub struct CreateSandboxRequest {
 pub struct Sandbox {
     pub id: String,
     pub template: String,
+    /// The template version it runs on (it keeps it across rebuilds).
+    #[serde(default)]
+    pub template_version: Option<String>,
     /// `creating`, `running`, `pausing`, `paused`, `resuming`, `killed` or `failed`.
     pub state: String,
     pub cpus: u32,
@@ -296,7 +299,8 @@ pub enum PtyServerMessage {
     Exit { exit_code: i32 },
 }
 
-/// A template as the API shows it.
+/// A template as the API shows it: one version of it (in lists, its
+/// `latest`), or a template with no ready version.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Template {
     pub name: String,
@@ -306,6 +310,49 @@ pub struct Template {
     /// RFC 3339, if built.
     #[serde(default)]
     pub built_at: Option<String>,
+    /// The version's content address (16 hex digits); absent while no
+    /// version is ready. `NAME@VERSION` names exactly this version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The tags naming this version (`latest` for the newest build).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Why the last build failed, for `failed` templates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /v1/templates/{name}`: every version of a template, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TemplateVersions {
+    pub name: String,
+    pub versions: Vec<TemplateVersion>,
+}
+
+/// One version of a template.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TemplateVersion {
+    #[serde(flatten)]
+    pub template: Template,
+    /// Whether a live sandbox or a snapshot uses it. A version no tag names
+    /// is deleted about a minute after it was last in use.
+    pub in_use: bool,
+}
+
+/// `PUT /v1/templates/{name}/tags/{tag}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TagTemplateRequest {
+    /// The version to tag: a version id, or another tag of the template.
+    pub target: String,
+}
+
+/// `DELETE /v1/templates/{reference}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TemplateRemoved {
+    /// Versions no tag names any more, as `NAME@VERSION`: deleted once no
+    /// sandbox or snapshot uses them.
+    pub untagged: Vec<String>,
 }
 
 /// `GET /v1/templates`

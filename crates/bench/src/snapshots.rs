@@ -150,7 +150,7 @@ async fn standby(rootfs: &std::path::Path, mib: u64, cycles: usize) -> anyhow::R
 pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Result<Vec<Row>> {
     let d = Daemon::start_with(&["--standby", "0"]).await?;
     d.ensure_template("base").await?;
-    let rootfs = Daemon::templates_dir().join("base").join("rootfs");
+    let rootfs = Daemon::template_rootfs("base")?;
     let images = d.data_dir().join("snapshots/images");
     let runsc_root = d.data_dir().join("runtime/runsc");
     let mut rows = Vec::new();

@@ -94,6 +94,13 @@ impl Daemon {
         )
     }
 
+    /// The root filesystem of the shared test template `name`'s latest
+    /// version.
+    pub fn template_rootfs(name: &str) -> anyhow::Result<PathBuf> {
+        let store = warren_template::TemplateStore::new(Self::templates_dir())?;
+        Ok(store.ready(name)?.rootfs)
+    }
+
     /// Starts a daemon with a fresh data directory.
     pub async fn start() -> anyhow::Result<Self> {
         Self::start_with(&[]).await

@@ -12,7 +12,7 @@ use warren_template::oci::testing::{self, Entry};
 
 /// The lower layer: the tiny template's root filesystem plus two files.
 fn lower_layer() -> Vec<u8> {
-    let tiny = Daemon::templates_dir().join("tiny/rootfs");
+    let tiny = Daemon::template_rootfs("tiny").unwrap();
     assert!(
         tiny.join("bin/busybox").is_file(),
         "the tiny test template is missing at {}",
@@ -123,22 +123,27 @@ async fn sandbox_from_imported_oci_and_docker_archives() {
             d.log()
         );
         assert!(
-            stdout.starts_with(&format!("imported template {name} (")),
+            stdout.starts_with(&format!("imported template {name}@")),
             "{stdout}"
         );
         assert!(stderr.contains("layer 2/2"), "{stderr}");
         check_sandbox(&d, name).await;
     }
 
-    // A second import under a ready name is refused; the template stays.
+    // Importing the same image again gives the same version back.
+    let before = d.run_cli(&["template", "ls", "--json"]);
     let out = d.run_cli(&[
         "template",
         "import",
         "from-oci",
         &format!("oci-archive:{}", oci.display()),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("identical to version"));
+    assert_eq!(
+        d.run_cli(&["template", "ls", "--json"]).stdout,
+        before.stdout
+    );
     // A corrupt archive fails with the blob named, and leaves a failed template.
     let blob = testing::digest(&testing::gzip(&upper));
     let path = layout.join("blobs/sha256").join(&blob[7..]);
@@ -168,4 +173,84 @@ async fn sandbox_from_imported_oci_and_docker_archives() {
         .await
         .unwrap();
     assert!(resp.status().is_client_error(), "{}", resp.status());
+}
+
+/// An image of the tiny template's files plus `/version.txt` saying `text`.
+fn image_saying(work: &Path, text: &[u8]) -> std::path::PathBuf {
+    let lower = lower_layer();
+    let upper = testing::layer(&[Entry::File("version.txt", text)]);
+    let config = testing::config(&[&lower, &upper], &[], &["/bin/sh"], "/", "");
+    let layout = work.join(format!("layout-{}", text.len()));
+    testing::oci_layout(
+        &layout,
+        &config,
+        &[testing::gzip(&lower), testing::gzip(&upper)],
+    );
+    let archive = work.join(format!("image-{}.tar", text.len()));
+    testing::tar_dir(&layout, &archive);
+    archive
+}
+
+#[tokio::test]
+async fn sandbox_keeps_its_template_version_across_a_rebuild_and_a_pause() {
+    let work = tempfile::tempdir().unwrap();
+    let templates = work.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    // No standby: the resume restores the image onto its root filesystem.
+    let d = Daemon::start_in(&templates, &["--standby", "0"])
+        .await
+        .expect("daemon starts");
+    let import = |archive: std::path::PathBuf| {
+        let out = d.run_cli(&[
+            "template",
+            "import",
+            "app",
+            &format!("oci-archive:{}", archive.display()),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let version_file = |id: String| {
+        let d = &d;
+        async move {
+            d.exec(&id, json!({"cmd": ["cat", "/version.txt"]}))
+                .await
+                .stdout_str()
+        }
+    };
+
+    import(image_saying(work.path(), b"one\n"));
+    let old = d.create_sandbox(json!({"template": "app"})).await;
+    assert_eq!(version_file(old.id.clone()).await, "one\n");
+    let resp = d
+        .post(&format!("/v1/sandboxes/{}/pause", old.id))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+
+    import(image_saying(work.path(), b"two, longer\n"));
+    let new = d.create_sandbox(json!({"template": "app"})).await;
+    assert_eq!(version_file(new.id.clone()).await, "two, longer\n");
+    assert_ne!(new.template_version, old.template_version);
+
+    // The paused sandbox resumes on the version it started from.
+    let resp = d
+        .post(&format!("/v1/sandboxes/{}/resume", old.id))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap());
+    assert_eq!(version_file(old.id.clone()).await, "one\n");
+    let info = d.run_cli(&["template", "info", "app"]);
+    let table = String::from_utf8_lossy(&info.stdout);
+    let old_version = old.template_version.unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&old_version))
+        .unwrap_or_default();
+    assert!(row.contains(" yes "), "the old version is in use:\n{table}");
 }

@@ -41,7 +41,10 @@ struct Gvisor {
 impl Gvisor {
     fn new(octet: u8) -> Self {
         let templates = env_path("WARREN_TEST_TEMPLATES", target_dir().join("test-templates"));
-        let rootfs = templates.join("tiny/rootfs");
+        let rootfs = warren_template::TemplateStore::new(&templates)
+            .and_then(|store| store.ready("tiny"))
+            .map(|t| t.rootfs)
+            .unwrap_or_else(|e| panic!("no tiny template in {}: {e}", templates.display()));
         let agent = env_path(
             "WARREN_TEST_AGENT",
             target_dir().join("x86_64-unknown-linux-gnu/release/warren-agent"),

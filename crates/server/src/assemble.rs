@@ -215,7 +215,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
     let state = AppState {
         sandboxes: sandboxes.clone(),
         hooks: hooks.clone(),
-        templates: Arc::new(TemplateBuilds::new(p.templates)),
+        templates: Arc::new(TemplateBuilds::new(p.templates, p.store.clone())),
         tenancy: p.tenancy,
         secrets: p.team_secrets,
         audit: p.audit,

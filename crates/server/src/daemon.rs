@@ -162,6 +162,10 @@ pub async fn run(
     let sandboxes = assembled.sandboxes;
     let hooks = assembled.hooks;
     sandboxes
+        .pin_template_versions()
+        .await
+        .map_err(|e| startup("recording template versions of older sandboxes", e))?;
+    sandboxes
         .reconcile()
         .await
         .map_err(|e| startup("reconciling sandboxes with the runtime", e))?;

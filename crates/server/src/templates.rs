@@ -15,16 +15,21 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use warren_api_types::{BuildEvent, Template as ApiTemplate};
+use warren_api_types::{
+    BuildEvent, Template as ApiTemplate, TemplateRemoved, TemplateVersion, TemplateVersions,
+};
 use warren_core::{ErrorKind, WarrenError};
+use warren_store::Store;
 use warren_template::oci::{ImageFormat, ImageSource, Limits};
-use warren_template::{Template, TemplateError, TemplateStore};
+use warren_template::{Rebuild, Template, TemplateError, TemplateStore};
 
 /// Largest image archive an import takes.
 pub const IMPORT_LIMIT: u64 = 8 << 30;
 
 pub struct TemplateBuilds {
     store: Arc<TemplateStore>,
+    /// Says which versions rows use.
+    rows: Arc<dyn Store>,
 }
 
 pub fn to_api(t: &Template) -> ApiTemplate {
@@ -33,25 +38,85 @@ pub fn to_api(t: &Template) -> ApiTemplate {
         status: t.status.as_str().to_owned(),
         size_bytes: t.size_bytes,
         built_at: t.built_at_rfc3339(),
+        version: t.version.clone(),
+        tags: t.tags.clone(),
+        error: t.error.clone(),
     }
 }
 
 impl TemplateBuilds {
-    pub fn new(store: Arc<TemplateStore>) -> Self {
-        Self { store }
+    pub fn new(store: Arc<TemplateStore>, rows: Arc<dyn Store>) -> Self {
+        Self { store, rows }
     }
 
     pub fn list(&self) -> Result<Vec<ApiTemplate>, WarrenError> {
         Ok(self.store.list()?.iter().map(to_api).collect())
     }
 
-    /// Starts building `name`; the receiver yields progress and then exactly
-    /// one `done` or `error` event.
-    pub fn build(&self, name: String) -> Result<mpsc::Receiver<BuildEvent>, WarrenError> {
+    /// Every version of `name`, newest first, with whether rows use it.
+    pub async fn versions(&self, name: &str) -> Result<TemplateVersions, WarrenError> {
+        let versions = self.store.versions(name)?;
+        let used = self.rows.template_versions_in_use().await?;
+        let in_use = |v: &Option<String>| {
+            used.iter()
+                .any(|(n, uv)| n == name && (uv.is_none() || uv == v))
+        };
+        Ok(TemplateVersions {
+            name: name.to_owned(),
+            versions: versions
+                .iter()
+                .map(|t| TemplateVersion {
+                    template: to_api(t),
+                    in_use: in_use(&t.version),
+                })
+                .collect(),
+        })
+    }
+
+    /// Points `tag` of `name` at `target` (a version id or another tag).
+    pub async fn tag(
+        &self,
+        name: &str,
+        tag: &str,
+        target: &str,
+    ) -> Result<ApiTemplate, WarrenError> {
+        let reference = if warren_template::reference::validate_version(target).is_ok() {
+            format!("{name}@{target}")
+        } else {
+            format!("{name}:{target}")
+        };
+        Ok(to_api(&self.store.tag(&reference, tag).await?))
+    }
+
+    /// Takes away the tags `reference` names (see `TemplateStore::remove`).
+    pub async fn remove(&self, reference: &str) -> Result<TemplateRemoved, WarrenError> {
+        let name = warren_template::TemplateRef::parse(reference)?.name;
+        let untagged = self.store.remove(reference).await?;
+        Ok(TemplateRemoved {
+            untagged: untagged
+                .into_iter()
+                .map(|v| format!("{name}@{v}"))
+                .collect(),
+        })
+    }
+
+    /// Starts building `name` (again, with `rebuild`: a new version unless
+    /// the result is identical); the receiver yields progress and then
+    /// exactly one `done` or `error` event.
+    pub fn build(
+        &self,
+        name: String,
+        rebuild: bool,
+    ) -> Result<mpsc::Receiver<BuildEvent>, WarrenError> {
         warren_core::spec::validate_template_name(&name)?;
         let store = self.store.clone();
+        let rebuild = if rebuild {
+            Rebuild::Always
+        } else {
+            Rebuild::IfMissing
+        };
         Ok(spawn(name.clone(), "build", move |lines| async move {
-            store.build(&name, lines).await
+            store.build(&name, rebuild, lines).await
         }))
     }
 
@@ -73,11 +138,6 @@ impl TemplateBuilds {
             return Err(WarrenError::invalid(
                 "upload an image archive (oci-archive or docker-archive); `warren template import NAME oci:DIR` packs a layout directory for you",
             ));
-        }
-        // Refused here too (the import checks again under the lock), so a
-        // doomed upload is not sent.
-        if self.store.get(&name).is_ok_and(|t| t.is_ready()) {
-            return Err(TemplateError::Exists { name }.into());
         }
         let upload = self.store.upload_file()?;
         let file = upload

@@ -42,8 +42,12 @@ fn last_event(text: &str) -> Value {
 }
 
 fn archive() -> Vec<u8> {
+    archive_saying(b"hi")
+}
+
+fn archive_saying(hello: &[u8]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let tar = testing::layer(&[Entry::Dir("etc"), Entry::File("hello", b"hi")]);
+    let tar = testing::layer(&[Entry::Dir("etc"), Entry::File("hello", hello)]);
     let config = testing::config(&[&tar], &["FOO=bar"], &[], "", "");
     testing::oci_layout(&dir.path().join("layout"), &config, &[testing::gzip(&tar)]);
     let out = dir.path().join("image.tar");
@@ -66,9 +70,13 @@ async fn uploaded_archives_become_templates() {
     assert_eq!(done["type"], "done", "{text}");
     assert_eq!(done["template"]["status"], "ready");
     assert!(text.contains("layer 1/1"), "{text}");
-    let rootfs = dir.path().join("templates/img/rootfs");
-    assert_eq!(std::fs::read_to_string(rootfs.join("hello")).unwrap(), "hi");
-    let meta = std::fs::read_to_string(dir.path().join("templates/img/template.json")).unwrap();
+    let v1 = done["template"]["version"].as_str().unwrap().to_owned();
+    let vdir = dir.path().join("templates/img/v").join(&v1);
+    assert_eq!(
+        std::fs::read_to_string(vdir.join("rootfs/hello")).unwrap(),
+        "hi"
+    );
+    let meta = std::fs::read_to_string(vdir.join("version.json")).unwrap();
     assert!(meta.contains("\"FOO\": \"bar\""), "{meta}");
     // The upload is gone.
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("templates"))
@@ -87,11 +95,10 @@ async fn uploaded_archives_become_templates() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
-
-    // Refused before the body is read.
-    let (status, text) = call(&w, &admin, "POST", import, Body::from(archive())).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{text}");
-    assert!(text.contains("exists already"), "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap()["template_version"],
+        v1.as_str()
+    );
     let (status, text) = call(
         &w,
         &admin,
@@ -200,4 +207,139 @@ async fn uploaded_archives_become_templates() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{text}");
     assert!(text.contains("template 'junk' is failed"), "{text}");
+}
+
+/// Creates a sandbox from `template` as `key`: the status and the body.
+async fn create(w: &InProcess, key: &str, template: &str) -> (StatusCode, Value) {
+    let body = Body::from(json!({ "template": template }).to_string());
+    let (status, text) = call(w, key, "POST", "/v1/sandboxes", body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `GET`s `path` as `key`: the status and the body.
+async fn get(w: &InProcess, key: &str, path: &str) -> (StatusCode, Value) {
+    let (status, text) = call(w, key, "GET", path, Body::empty()).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_new_version_leaves_running_sandboxes_on_theirs_until_collected() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
+        .await
+        .unwrap();
+    let admin = w.admin_key.clone().unwrap();
+    let import = |hello: &'static [u8]| {
+        let w = &w;
+        let admin = &admin;
+        async move {
+            let url = "/v1/templates/img/import?format=oci-archive";
+            let (_, text) = call(w, admin, "POST", url, Body::from(archive_saying(hello))).await;
+            last_event(&text)["template"]["version"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    let v1 = import(b"one").await;
+    let (status, old) = create(&w, &admin, "img").await;
+    assert_eq!(status, StatusCode::CREATED, "{old}");
+    assert_eq!(old["template_version"], v1.as_str());
+    let old_id = old["id"].as_str().unwrap().to_owned();
+
+    // A new image under the same name: a new version, now `latest`.
+    let v2 = import(b"two").await;
+    assert_ne!(v1, v2);
+    let (_, new) = create(&w, &admin, "img").await;
+    assert_eq!(new["template_version"], v2.as_str());
+    // The old sandbox keeps its version; a create may still name it.
+    let (_, info) = get(&w, &admin, &format!("/v1/sandboxes/{old_id}")).await;
+    assert_eq!(info["template_version"], v1.as_str());
+    let (status, pinned) = create(&w, &admin, &format!("img@{v1}")).await;
+    assert_eq!(status, StatusCode::CREATED, "{pinned}");
+
+    let (status, info) = get(&w, &admin, "/v1/templates/img").await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["versions"][0]["version"], v2.as_str());
+    assert_eq!(info["versions"][0]["tags"], json!(["latest"]));
+    assert_eq!(info["versions"][1]["version"], v1.as_str());
+    assert_eq!(info["versions"][1]["tags"], json!([]));
+    assert_eq!(info["versions"][1]["in_use"], true);
+
+    // Tags: name a version, create from the tag.
+    let body = Body::from(json!({ "target": v1 }).to_string());
+    let (status, text) = call(&w, &admin, "PUT", "/v1/templates/img/tags/stable", body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (status, from_tag) = create(&w, &admin, "img:stable").await;
+    assert_eq!(status, StatusCode::CREATED, "{from_tag}");
+    assert_eq!(from_tag["template_version"], v1.as_str());
+    for (reference, want) in [
+        ("img:nope", StatusCode::NOT_FOUND),
+        ("img@zz", StatusCode::BAD_REQUEST),
+        ("img:../x", StatusCode::BAD_REQUEST),
+    ] {
+        let (status, body) = create(&w, &admin, reference).await;
+        assert_eq!(status, want, "{reference}: {body}");
+    }
+
+    // Untagged and unused: collected once the grace has passed, not before.
+    let (status, text) = call(
+        &w,
+        &admin,
+        "DELETE",
+        "/v1/templates/img:stable",
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    for id in [&old, &pinned, &from_tag].map(|s| s["id"].as_str().unwrap().to_owned()) {
+        let (status, text) = call(
+            &w,
+            &admin,
+            "DELETE",
+            &format!("/v1/sandboxes/{id}"),
+            Body::empty(),
+        )
+        .await;
+        assert!(status.is_success(), "{text}");
+    }
+    let v1_dir = dir.path().join("templates/img/v").join(&v1);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(v1_dir.exists(), "deleted before its grace ran out");
+    w.clock.advance(time::Duration::seconds(61));
+    let mut waited = 0;
+    while v1_dir.exists() && waited < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(!v1_dir.exists(), "an unused, untagged version is collected");
+    assert!(dir.path().join("templates/img/v").join(&v2).exists());
+
+    // Only operators change tags or remove templates.
+    let body = Body::from(json!({"name": "m", "role": "member"}).to_string());
+    let (_, text) = call(&w, &admin, "POST", "/v1/keys", body).await;
+    let member = serde_json::from_str::<Value>(&text).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(&w, &member, "DELETE", "/v1/templates/img", Body::empty()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let body = Body::from(json!({ "target": v2 }).to_string());
+    let (status, _) = call(&w, &member, "PUT", "/v1/templates/img/tags/x", body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // `latest` cannot be removed alone; the whole template can.
+    let latest = format!("/v1/templates/img@{v2}");
+    let (status, text) = call(&w, &admin, "DELETE", &latest, Body::empty()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    let (status, text) = call(&w, &admin, "DELETE", "/v1/templates/img", Body::empty()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    // Gone for new sandboxes; the version a sandbox runs on stays, untagged.
+    let (status, _) = create(&w, &admin, "img").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, info) = get(&w, &admin, "/v1/templates/img").await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    assert_eq!(info["versions"][0]["version"], v2.as_str());
+    assert_eq!(info["versions"][0]["tags"], json!([]));
+    assert_eq!(info["versions"][0]["in_use"], true);
 }

@@ -73,6 +73,9 @@ pub use webhook::{
 pub struct SandboxRecord {
     pub id: SandboxId,
     pub template: String,
+    /// The template version it runs on (`None` only on rows older than
+    /// template versions, until the daemon fills them in).
+    pub template_version: Option<String>,
     pub state: SandboxState,
     pub limits: Limits,
     pub env: BTreeMap<String, String>,
@@ -108,6 +111,7 @@ pub struct SandboxRecord {
 pub struct NewSandbox {
     pub id: SandboxId,
     pub template: String,
+    pub template_version: Option<String>,
     pub limits: Limits,
     pub env: BTreeMap<String, String>,
     pub metadata: BTreeMap<String, String>,
@@ -169,6 +173,7 @@ pub struct NewSnapshot {
     pub name: Option<String>,
     /// What a sandbox started from it is given.
     pub template: String,
+    pub template_version: Option<String>,
     pub limits: Limits,
     pub env: BTreeMap<String, String>,
     /// The snapshot the source sandbox was itself started from.
@@ -189,6 +194,7 @@ pub struct SnapshotRecord {
     pub kind: SnapshotKind,
     pub name: Option<String>,
     pub template: String,
+    pub template_version: Option<String>,
     pub limits: Limits,
     pub env: BTreeMap<String, String>,
     pub parent_snapshot: Option<SnapshotId>,
@@ -475,6 +481,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ids of every snapshot whose image is not marked deleted.
     async fn live_snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError>;
+
+    /// The template versions that live sandboxes (not killed or failed)
+    /// and snapshots with an image run on: (template, version), the version
+    /// `None` for rows older than template versions.
+    async fn template_versions_in_use(&self) -> Result<Vec<(String, Option<String>)>, StoreError>;
+
+    /// Records `version` as the template version of every sandbox and
+    /// snapshot of `template` that has none (rows older than versions).
+    async fn pin_template_version(&self, template: &str, version: &str) -> Result<u64, StoreError>;
 
     /// Records API activity on `id` at `at`. `NotFound` for an unknown id.
     async fn touch_sandbox(&self, id: &SandboxId, at: OffsetDateTime) -> Result<(), StoreError>;

@@ -25,6 +25,7 @@ fn pause_image(of: &SandboxRecord, size_bytes: u64) -> NewSnapshot {
         kind: SnapshotKind::Pause,
         name: None,
         template: of.template.clone(),
+        template_version: of.template_version.clone(),
         limits: of.limits,
         env: BTreeMap::new(),
         parent_snapshot: None,

@@ -18,6 +18,7 @@ fn snapshot(of: &SandboxRecord, kind: SnapshotKind, name: Option<&str>) -> NewSn
         kind,
         name: name.map(str::to_owned),
         template: of.template.clone(),
+        template_version: of.template_version.clone(),
         limits: Limits::default(),
         env: BTreeMap::from([("A".to_owned(), "1".to_owned())]),
         parent_snapshot: None,

@@ -30,7 +30,9 @@ async fn main() -> ExitCode {
                 eprintln!("{line}");
             }
         });
-        let result = store.build(name, tx).await;
+        let result = store
+            .build(name, warren_template::Rebuild::IfMissing, tx)
+            .await;
         let _ = printer.await;
         match result {
             Ok(t) => println!("{}", t.rootfs.display()),

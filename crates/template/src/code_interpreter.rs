@@ -35,8 +35,8 @@ pub const PORT: u16 = 49999;
 pub(crate) fn start() -> StartCommand {
     StartCommand {
         cmd: vec!["/usr/bin/python3".into(), SERVER_PATH.into()],
-        user: "user",
-        cwd: "/home/user",
+        user: "user".into(),
+        cwd: "/home/user".into(),
         ready_port: PORT,
     }
 }

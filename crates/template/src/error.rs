@@ -61,9 +61,20 @@ pub enum TemplateError {
         "'{name}' is the name of a recipe (`warren template build {name}`); import under another name"
     )]
     Reserved { name: String },
-    /// An import would replace a ready template.
-    #[error("template '{name}' exists already; remove it first or import under another name")]
-    Exists { name: String },
+    /// A malformed `NAME:TAG` or `NAME@VERSION`.
+    #[error("{0}")]
+    BadReference(String),
+    /// The template exists but not the tag or version asked for.
+    #[error("template {reference} not found; its tags: {known}")]
+    NoSuchVersion { reference: String, known: String },
+    /// The version `latest` names cannot be removed on its own.
+    #[error(
+        "{reference} is the latest version; tag another version `latest` (`warren template tag {name}@VERSION latest`) or remove the whole template"
+    )]
+    LatestVersion { reference: String, name: String },
+    /// A version directory contradicts itself.
+    #[error("template version {} is corrupt: {reason}; remove it", path.display())]
+    Corrupt { path: PathBuf, reason: String },
     /// A file-system operation failed.
     #[error("could not {op} {}", path.display())]
     Io {
@@ -98,11 +109,14 @@ impl From<TemplateError> for WarrenError {
     fn from(e: TemplateError) -> Self {
         let kind = match &e {
             TemplateError::InvalidName(_)
+            | TemplateError::BadReference(_)
             | TemplateError::NoRecipe { .. }
             | TemplateError::Reserved { .. } => ErrorKind::InvalidArgument,
             TemplateError::Import(e) if e.is_bad_input() => ErrorKind::InvalidArgument,
-            TemplateError::Exists { .. } => ErrorKind::AlreadyExists,
-            TemplateError::NotFound { .. } => ErrorKind::NotFound,
+            TemplateError::NotFound { .. } | TemplateError::NoSuchVersion { .. } => {
+                ErrorKind::NotFound
+            }
+            TemplateError::LatestVersion { .. } => ErrorKind::FailedPrecondition,
             TemplateError::NotReady { .. } => ErrorKind::FailedPrecondition,
             TemplateError::NoMirror
             | TemplateError::Busybox { .. }

@@ -33,17 +33,11 @@ pub(crate) async fn acquire(
     name: &str,
     progress: &Progress,
 ) -> Result<BuildLock, TemplateError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(TemplateError::io("open lock file", path))?;
     let mut told = false;
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(BuildLock { _file: file }),
-            Err(TryLockError::WouldBlock) => {
+        match try_acquire(path)? {
+            Some(lock) => return Ok(lock),
+            None => {
                 if !told {
                     told = true;
                     progress
@@ -54,8 +48,22 @@ pub(crate) async fn acquire(
                 }
                 tokio::time::sleep(POLL).await;
             }
-            Err(TryLockError::Error(e)) => return Err(TemplateError::io("lock", path)(e)),
         }
+    }
+}
+
+/// The lock if nobody holds it right now, else `None`.
+pub(crate) fn try_acquire(path: &Path) -> Result<Option<BuildLock>, TemplateError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(TemplateError::io("open lock file", path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(BuildLock { _file: file })),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(TemplateError::io("lock", path)(e)),
     }
 }
 

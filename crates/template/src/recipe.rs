@@ -36,11 +36,12 @@ pub enum Recipe {
 }
 
 /// A command started in every sandbox booted from a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StartCommand {
     pub cmd: Vec<String>,
-    pub user: &'static str,
-    pub cwd: &'static str,
+    pub user: String,
+    pub cwd: String,
     /// The sandbox counts as started once this port accepts connections.
     pub ready_port: u16,
 }

@@ -1,17 +1,21 @@
 //! [`TemplateStore`]: templates in a directory that several daemons may share.
 //!
-//! Layout of the templates directory:
+//! Layout of the templates directory (files inside `<name>/`: [`crate::meta`]):
 //! ```text
-//! <name>/template.json       metadata; the template is ready iff it says so
-//! <name>/rootfs/             the root filesystem (read-only once published)
-//! .<name>.lock               build lock (flock), never deleted
-//! .<name>.build-<nonce>/     a build in progress, or leftovers of a crash
-//! .<name>.removing-<nonce>/  a removal in progress, or leftovers of a crash
+//! <name>/index.json           tags → versions
+//! <name>/v/<version>/         one immutable version: version.json, rootfs/
+//! .<name>.lock                the template's lock (flock), never deleted
+//! .<name>.build-<nonce>/      a build in progress, or leftovers of a crash
+//! .<name>.removing-<nonce>/   a removal in progress, or leftovers of a crash
 //! ```
-//! A build holds the lock, builds into `.<name>.build-*/rootfs`, renames it
-//! to `<name>/rootfs`, then writes `template.json` (temporary + rename). A
-//! crash at any point leaves either nothing ready-looking or the complete
-//! template; the next build under the lock deletes the leftovers first.
+//! A build holds the lock, builds into `.<name>.build-*/rootfs`, computes
+//! the tree's content address ([`crate::digest`]), writes `version.json`
+//! beside it and renames the build directory to `<name>/v/<version>` (or
+//! drops it when that version exists: same content), then moves `latest`
+//! in the index. A crash at any point leaves either the old index or the
+//! new one, and every version the index names complete; the next build
+//! under the lock deletes leftovers. Versions no tag names are deleted by
+//! [`TemplateStore::collect`] once nothing uses them.
 
 use std::fs;
 use std::io;
@@ -22,22 +26,33 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc::Sender;
 use warren_core::spec::validate_template_name;
 
+use crate::digest;
 use crate::error::TemplateError;
 use crate::fsutil;
 use crate::lock;
-use crate::meta::{self, Status, Template};
+use crate::meta::{self, Failure, Index, Status, Template, VersionMeta};
 use crate::oci::{self, ImageConfig, ImageSource, Limits};
 use crate::progress::Progress;
 use crate::recipe::Recipe;
+use crate::reference::{LATEST, Selector, TemplateRef};
 
 const BUILD_MARK: &str = ".build-";
+pub(crate) const REMOVING_MARK: &str = ".removing-";
 
 /// What makes a template's root filesystem.
 enum Origin {
     Recipe(Recipe),
     Image(ImageSource, Limits),
 }
-const REMOVING_MARK: &str = ".removing-";
+
+/// Whether a recipe build may reuse the ready version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// Reuse the `latest` version when there is one.
+    IfMissing,
+    /// Build anew; identical content gives the same version back.
+    Always,
+}
 
 /// Templates in one directory.
 #[derive(Debug, Clone)]
@@ -46,84 +61,106 @@ pub struct TemplateStore {
 }
 
 impl TemplateStore {
-    /// Opens (and creates, if needed) the templates directory.
+    /// Opens (and creates, if needed) the templates directory, bringing
+    /// templates of the unversioned layout into this one.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self, TemplateError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(TemplateError::io("create templates directory", &dir))?;
-        Ok(Self { dir })
+        let store = Self { dir };
+        crate::upgrade::all(&store)?;
+        Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The template called `name` in whatever state it is: ready, building
-    /// (some process holds its lock) or failed. NotFound otherwise.
+    /// The template called `name` at its `latest` version, or in whatever
+    /// state it is when it has none: building (some process holds its lock)
+    /// or failed. NotFound otherwise.
     pub fn get(&self, name: &str) -> Result<Template, TemplateError> {
         validate(name)?;
-        match meta::read(&self.template_dir(name))? {
-            Some(t) if t.is_ready() => Ok(t),
-            found => {
-                if lock::is_held(&lock::path(&self.dir, name))? {
-                    return Ok(Template {
-                        status: Status::Building,
-                        error: None,
-                        ..found.unwrap_or_else(|| self.placeholder(name))
-                    });
-                }
-                found.ok_or_else(|| TemplateError::NotFound { name: name.into() })
-            }
+        let index = self.index(name)?;
+        if let Some(version) = index.latest() {
+            return self.load(name, version, &index);
+        }
+        if lock::is_held(&lock::path(&self.dir, name))? {
+            return Ok(Template::unready(name, Status::Building, None));
+        }
+        match &index.failure {
+            Some(f) => Ok(Template::unready(name, Status::Failed, Some(f))),
+            None => Err(TemplateError::NotFound { name: name.into() }),
         }
     }
 
-    /// The template if it is ready to start sandboxes from; otherwise
-    /// NotFound or NotReady saying what to do.
-    pub fn ready(&self, name: &str) -> Result<Template, TemplateError> {
-        let t = self.get(name)?;
+    /// The version `reference` (`NAME`, `NAME:TAG`, `NAME@VERSION`) names,
+    /// ready to start sandboxes from; otherwise NotFound or NotReady saying
+    /// what to do.
+    pub fn ready(&self, reference: &str) -> Result<Template, TemplateError> {
+        let r = TemplateRef::parse(reference)?;
+        if !r.is_latest() {
+            return self.resolve(&r);
+        }
+        let t = self.get(&r.name)?;
         match t.status {
             Status::Ready => Ok(t),
             Status::Building => Err(TemplateError::NotReady {
-                name: name.into(),
+                name: r.name,
                 status: "still building".into(),
                 hint: "; try again when the build has finished".into(),
             }),
             Status::Failed => Err(TemplateError::NotReady {
-                name: name.into(),
-                status: "failed".into(),
                 hint: format!(
                     " ({}); fix the cause and run `warren template {}`",
                     t.error.as_deref().unwrap_or("no reason recorded"),
                     match t.recipe {
-                        Some(_) => format!("build {name}"),
-                        None => format!("import {name} SOURCE"),
+                        Some(_) => format!("build {}", r.name),
+                        None => format!("import {} SOURCE", r.name),
                     }
                 ),
+                name: r.name,
+                status: "failed".into(),
             }),
         }
     }
 
-    /// Every template, sorted by name (leftovers of crashed builds are not
-    /// templates and are skipped).
+    /// The version a parsed reference names.
+    pub fn resolve(&self, r: &TemplateRef) -> Result<Template, TemplateError> {
+        let index = self.index(&r.name)?;
+        let version = match &r.selector {
+            Selector::Version(v) => v.clone(),
+            Selector::Tag(tag) => match index.tags.get(tag) {
+                Some(v) => v.clone(),
+                None if index.tags.is_empty() => {
+                    return Err(TemplateError::NotFound {
+                        name: r.name.clone(),
+                    });
+                }
+                None => {
+                    return Err(TemplateError::NoSuchVersion {
+                        reference: r.to_string(),
+                        known: index.tags.keys().cloned().collect::<Vec<_>>().join(", "),
+                    });
+                }
+            },
+        };
+        self.load(&r.name, &version, &index)
+    }
+
+    /// The version `version` of `name`, tagged or not, as long as it has
+    /// not been collected: what a paused or forked sandbox resumes on.
+    pub fn version(&self, name: &str, version: &str) -> Result<Template, TemplateError> {
+        validate(name)?;
+        crate::reference::validate_version(version)?;
+        let index = self.index(name)?;
+        self.load(name, version, &index)
+    }
+
+    /// Every template at its `latest` version (or unready), sorted by
+    /// name; leftovers of crashed builds are not templates and are skipped.
     pub fn list(&self) -> Result<Vec<Template>, TemplateError> {
-        let mut names = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(TemplateError::io("list", &self.dir))? {
-            let entry = entry.map_err(TemplateError::io("list", &self.dir))?;
-            let file_name = entry.file_name();
-            let file_name = file_name.to_string_lossy();
-            let name = match file_name.strip_prefix('.') {
-                Some(rest) => match rest.strip_suffix(".lock") {
-                    Some(n) => n.to_owned(),
-                    None => continue,
-                },
-                None => file_name.into_owned(),
-            };
-            if validate_template_name(&name).is_ok() && !names.contains(&name) {
-                names.push(name);
-            }
-        }
-        names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
+        let mut out = Vec::new();
+        for name in self.names()? {
             match self.get(&name) {
                 Ok(t) => out.push(t),
                 Err(TemplateError::NotFound { .. }) => {}
@@ -133,37 +170,59 @@ impl TemplateStore {
         Ok(out)
     }
 
+    /// Every version of `name` on disk, tagged or not, newest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<Template>, TemplateError> {
+        validate(name)?;
+        let index = self.index(name)?;
+        let mut out = Vec::new();
+        for version in self.version_ids(name)? {
+            match self.load(name, &version, &index) {
+                Ok(t) => out.push(t),
+                Err(TemplateError::NoSuchVersion { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if out.is_empty() && index.tags.is_empty() && index.failure.is_none() {
+            return Err(TemplateError::NotFound { name: name.into() });
+        }
+        out.sort_by(|a, b| b.built_at.cmp(&a.built_at).then(a.version.cmp(&b.version)));
+        Ok(out)
+    }
+
     /// Builds the template `name` with the recipe of that name. See
     /// [`TemplateStore::build_with`].
     pub async fn build(
         &self,
         name: &str,
+        rebuild: Rebuild,
         progress: Sender<String>,
     ) -> Result<Template, TemplateError> {
         validate(name)?;
-        self.build_with(name, Recipe::for_template(name)?, progress)
+        self.build_with(name, Recipe::for_template(name)?, rebuild, progress)
             .await
     }
 
-    /// Builds `name` with `recipe` unless it is ready already. Waits while
-    /// another process builds the same template, then reuses its result.
-    /// Progress lines for people go to `progress`: read them or drop the
-    /// receiver, a full channel stalls the build.
+    /// Builds `name` with `recipe`: with [`Rebuild::IfMissing`] only when it
+    /// has no `latest` version. Waits while another process builds the same
+    /// template, then reuses its result. Progress lines for people go to
+    /// `progress`: read them or drop the receiver, a full channel stalls the
+    /// build.
     ///
-    /// A failed build records `failed` (with the reason) and returns the error.
+    /// A failed build records the failure (with the reason) and returns the
+    /// error; the versions already there stay as they are.
     pub async fn build_with(
         &self,
         name: &str,
         recipe: Recipe,
+        rebuild: Rebuild,
         progress: Sender<String>,
     ) -> Result<Template, TemplateError> {
-        self.make(name, Origin::Recipe(recipe), progress).await
+        self.make(name, Origin::Recipe(recipe), rebuild, progress)
+            .await
     }
 
-    /// Imports the image at `source` as the template `name`, which must not
-    /// be a recipe's name nor ready already (a failed one is replaced). Same protocol as a
-    /// build: lock, temporary sibling, publish by rename; `failed` recorded
-    /// on error. See [`crate::oci`].
+    /// Imports the image at `source` as a new version of `name`, which must
+    /// not be a recipe's name. Same protocol as a build. See [`crate::oci`].
     pub async fn import(
         &self,
         name: &str,
@@ -172,8 +231,13 @@ impl TemplateStore {
         progress: Sender<String>,
     ) -> Result<Template, TemplateError> {
         check_import_name(name)?;
-        self.make(name, Origin::Image(source, limits), progress)
-            .await
+        self.make(
+            name,
+            Origin::Image(source, limits),
+            Rebuild::Always,
+            progress,
+        )
+        .await
     }
 
     /// A new temporary file in the templates directory (so on the disk the
@@ -189,28 +253,23 @@ impl TemplateStore {
         &self,
         name: &str,
         origin: Origin,
+        rebuild: Rebuild,
         progress: Sender<String>,
     ) -> Result<Template, TemplateError> {
         validate(name)?;
         let progress = Progress::new(progress);
         let _lock = lock::acquire(&lock::path(&self.dir, name), name, &progress).await?;
 
-        let tdir = self.template_dir(name);
-        if let Some(t) = meta::read(&tdir)?
-            && t.is_ready()
+        let index = self.index(name)?;
+        if rebuild == Rebuild::IfMissing
+            && let Some(version) = index.latest()
         {
-            if let Origin::Image(..) = origin {
-                return Err(TemplateError::Exists { name: name.into() });
-            }
             progress
                 .line(format!("template '{name}' is already built; reusing it"))
                 .await;
-            return Ok(t);
+            return self.load(name, version, &index);
         }
-        self.clean_leftovers(name).await?;
-
-        let work = self.dir.join(format!(".{name}{BUILD_MARK}{}", nonce()));
-        fs::create_dir(&work).map_err(TemplateError::io("create build directory", &work))?;
+        let work = self.prepare_work(name).await?;
         let started = Instant::now();
         let recipe = match &origin {
             Origin::Recipe(r) => Some(*r),
@@ -240,15 +299,43 @@ impl TemplateStore {
                 .map(Some)
             }
         };
+        let made = Made {
+            recipe,
+            image: built.as_ref().ok().cloned().flatten(),
+            start: None,
+        };
         let result = match built {
-            Ok(image) => self.publish(name, recipe, image, &work).await,
+            Ok(_) => self.publish(name, made, &work, &progress).await,
             Err(e) => Err(e),
         };
+        self.finish(name, recipe, started, &work, result, &progress)
+            .await
+    }
+
+    /// With the lock held: removes leftovers and makes a fresh work directory.
+    pub(crate) async fn prepare_work(&self, name: &str) -> Result<PathBuf, TemplateError> {
+        self.clean_leftovers(name).await?;
+        let work = self.dir.join(format!(".{name}{BUILD_MARK}{}", nonce()));
+        fs::create_dir(&work).map_err(TemplateError::io("create build directory", &work))?;
+        Ok(work)
+    }
+
+    /// Reports how a build under the lock ended; records a failure.
+    pub(crate) async fn finish(
+        &self,
+        name: &str,
+        recipe: Option<Recipe>,
+        started: Instant,
+        work: &Path,
+        result: Result<Template, TemplateError>,
+        progress: &Progress,
+    ) -> Result<Template, TemplateError> {
         match result {
             Ok(t) => {
                 progress
                     .line(format!(
-                        "template '{name}' ready: {} MB in {:.1} s",
+                        "template '{}' ready: {} MB in {:.1} s",
+                        t.reference(),
                         t.size_bytes / 1_000_000,
                         started.elapsed().as_secs_f64()
                     ))
@@ -259,7 +346,7 @@ impl TemplateStore {
                 progress
                     .line(format!("build of template '{name}' failed: {e}"))
                     .await;
-                if let Err(cleanup) = self.record_failure(name, recipe, &e, &work).await {
+                if let Err(cleanup) = self.record_failure(name, recipe, &e, work).await {
                     tracing::warn!(template = name, error = %cleanup, "could not record failed build");
                 }
                 Err(e)
@@ -267,49 +354,80 @@ impl TemplateStore {
         }
     }
 
-    /// Removes the template (waiting for a build of it to finish first).
-    /// Sandboxes already running from it keep their open files; starting new
-    /// ones fails with NotFound.
-    pub async fn remove(&self, name: &str) -> Result<(), TemplateError> {
-        validate(name)?;
-        let progress = Progress::new(tokio::sync::mpsc::channel(1).0);
-        let _lock = lock::acquire(&lock::path(&self.dir, name), name, &progress).await?;
-        let tdir = self.template_dir(name);
-        if !tdir.exists() {
-            return Err(TemplateError::NotFound { name: name.into() });
-        }
-        // Unpublish first: from here on the template is not ready.
-        let meta_file = tdir.join(meta::META_FILE);
-        match fs::remove_file(&meta_file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(TemplateError::io("remove", &meta_file)(e)),
-        }
-        let doomed = self.dir.join(format!(".{name}{REMOVING_MARK}{}", nonce()));
-        fs::rename(&tdir, &doomed).map_err(TemplateError::io("move aside", &tdir))?;
-        blocking(move || fsutil::remove_tree(&doomed).map_err(TemplateError::io("remove", &doomed)))
-            .await
-    }
-
-    fn template_dir(&self, name: &str) -> PathBuf {
+    pub(crate) fn template_dir(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
-    fn placeholder(&self, name: &str) -> Template {
-        Template {
-            name: name.into(),
-            status: Status::Building,
-            size_bytes: 0,
-            built_at: None,
-            recipe: Recipe::for_template(name).ok(),
-            image: None,
-            error: None,
-            rootfs: self.template_dir(name).join("rootfs"),
+    pub(crate) fn version_dir(&self, name: &str, version: &str) -> PathBuf {
+        self.template_dir(name)
+            .join(meta::VERSIONS_DIR)
+            .join(version)
+    }
+
+    /// `<name>/index.json`, empty when there is none.
+    pub(crate) fn index(&self, name: &str) -> Result<Index, TemplateError> {
+        let path = self.template_dir(name).join(meta::INDEX_FILE);
+        Ok(meta::read(&path)?.unwrap_or_default())
+    }
+
+    fn load(&self, name: &str, version: &str, index: &Index) -> Result<Template, TemplateError> {
+        let dir = self.version_dir(name, version);
+        match meta::read::<VersionMeta>(&dir.join(meta::VERSION_FILE))? {
+            Some(m) if m.version == version => Ok(Template::of_version(name, &dir, m, index)),
+            Some(m) => Err(TemplateError::Corrupt {
+                path: dir,
+                reason: format!("it says it is version {}", m.version),
+            }),
+            None => Err(TemplateError::NoSuchVersion {
+                reference: format!("{name}@{version}"),
+                known: index.tags.keys().cloned().collect::<Vec<_>>().join(", "),
+            }),
         }
     }
 
-    /// With the lock held: deletes crashed builds and removals of `name`
-    /// and an unpublished `rootfs`.
+    /// Names of the templates in the directory (with a directory or a lock).
+    pub fn names(&self) -> Result<Vec<String>, TemplateError> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(TemplateError::io("list", &self.dir))? {
+            let entry = entry.map_err(TemplateError::io("list", &self.dir))?;
+            let file_name = entry.file_name();
+            let file_name = file_name.to_string_lossy();
+            let name = match file_name.strip_prefix('.') {
+                Some(rest) => match rest.strip_suffix(".lock") {
+                    Some(n) => n.to_owned(),
+                    None => continue,
+                },
+                None => file_name.into_owned(),
+            };
+            if validate_template_name(&name).is_ok() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The version directories of `name`.
+    pub(crate) fn version_ids(&self, name: &str) -> Result<Vec<String>, TemplateError> {
+        let dir = self.template_dir(name).join(meta::VERSIONS_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(TemplateError::io("list", &dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(TemplateError::io("list", &dir))?;
+            let v = entry.file_name().to_string_lossy().into_owned();
+            if crate::reference::validate_version(&v).is_ok() {
+                out.push(v);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// With the lock held: deletes crashed builds and removals of `name`.
     async fn clean_leftovers(&self, name: &str) -> Result<(), TemplateError> {
         let mut doomed = Vec::new();
         let prefixes = [
@@ -324,10 +442,7 @@ impl TemplateStore {
                 doomed.push(entry.path());
             }
         }
-        let tdir = self.template_dir(name);
-        doomed.push(tdir.join("rootfs"));
-        doomed.push(tdir.join(meta::META_TMP));
-        if doomed.len() > 2 {
+        if !doomed.is_empty() {
             tracing::info!(template = name, leftovers = ?doomed, "removing leftovers of an earlier build");
         }
         blocking(move || {
@@ -339,40 +454,63 @@ impl TemplateStore {
         .await
     }
 
-    /// Moves the finished root filesystem into place and marks it ready.
-    async fn publish(
+    /// Gives the finished build in `work` its content address, moves it
+    /// into place (or drops it when that version exists) and tags it
+    /// `latest`.
+    pub(crate) async fn publish(
         &self,
         name: &str,
-        recipe: Option<Recipe>,
-        image: Option<ImageConfig>,
+        made: Made,
         work: &Path,
+        progress: &Progress,
     ) -> Result<Template, TemplateError> {
-        let tdir = self.template_dir(name);
+        progress
+            .line("computing the version's content address")
+            .await;
+        let store = self.clone();
         let work = work.to_path_buf();
-        let name = name.to_owned();
-        blocking(move || {
+        let owned = name.to_owned();
+        let (version, existed) = blocking(move || {
+            let name = owned;
             let built = work.join("rootfs");
-            let size_bytes =
-                fsutil::disk_usage(&built).map_err(TemplateError::io("measure", &built))?;
-            fs::create_dir_all(&tdir).map_err(TemplateError::io("create", &tdir))?;
-            let rootfs = tdir.join("rootfs");
-            fs::rename(&built, &rootfs).map_err(TemplateError::io("move into place", &built))?;
-            meta::sync_dir(&tdir)?;
-            let t = Template {
-                name,
-                status: Status::Ready,
-                size_bytes,
-                built_at: Some(OffsetDateTime::now_utc()),
-                recipe,
-                image,
-                error: None,
-                rootfs,
-            };
-            meta::write(&tdir, &t)?;
-            fs::remove_dir(&work).map_err(TemplateError::io("remove", &work))?;
-            Ok(t)
+            let version = digest::version_of(&built).map_err(TemplateError::io("read", &built))?;
+            let dest = store.version_dir(&name, &version);
+            let existed = dest.join(meta::VERSION_FILE).exists();
+            if existed {
+                fsutil::remove_tree(&work).map_err(TemplateError::io("remove", &work))?;
+            } else {
+                let size_bytes =
+                    fsutil::disk_usage(&built).map_err(TemplateError::io("measure", &built))?;
+                let m = VersionMeta {
+                    version: version.clone(),
+                    size_bytes,
+                    built_at: OffsetDateTime::now_utc(),
+                    recipe: made.recipe,
+                    image: made.image,
+                    start: made.start,
+                };
+                meta::write(&work, meta::VERSION_FILE, &m)?;
+                let versions = store.template_dir(&name).join(meta::VERSIONS_DIR);
+                fs::create_dir_all(&versions).map_err(TemplateError::io("create", &versions))?;
+                // A directory of this name without version.json is a
+                // crash's leftover.
+                fsutil::remove_tree(&dest).map_err(TemplateError::io("remove", &dest))?;
+                fs::rename(&work, &dest).map_err(TemplateError::io("move into place", &work))?;
+                meta::sync_dir(&versions)?;
+            }
+            let mut index = store.index(&name)?;
+            index.tags.insert(LATEST.into(), version.clone());
+            index.failure = None;
+            meta::write(&store.template_dir(&name), meta::INDEX_FILE, &index)?;
+            Ok((version, existed))
         })
-        .await
+        .await?;
+        if existed {
+            progress
+                .line(format!("identical to version {version}, which is kept"))
+                .await;
+        }
+        self.version(name, &version)
     }
 
     async fn record_failure(
@@ -383,24 +521,28 @@ impl TemplateStore {
         work: &Path,
     ) -> Result<(), TemplateError> {
         let tdir = self.template_dir(name);
-        let t = Template {
-            name: name.into(),
-            status: Status::Failed,
-            size_bytes: 0,
-            built_at: Some(OffsetDateTime::now_utc()),
+        let failure = Failure {
+            at: OffsetDateTime::now_utc(),
+            error: crate::error::chain(error),
             recipe,
-            image: None,
-            error: Some(crate::error::chain(error)),
-            rootfs: tdir.join("rootfs"),
         };
+        let mut index = self.index(name)?;
+        index.failure = Some(failure);
         let work = work.to_path_buf();
         blocking(move || {
             fsutil::remove_tree(&work).map_err(TemplateError::io("remove", &work))?;
             fs::create_dir_all(&tdir).map_err(TemplateError::io("create", &tdir))?;
-            meta::write(&tdir, &t)
+            meta::write(&tdir, meta::INDEX_FILE, &index)
         })
         .await
     }
+}
+
+/// What a build leaves besides the root filesystem.
+pub(crate) struct Made {
+    pub recipe: Option<Recipe>,
+    pub image: Option<ImageConfig>,
+    pub start: Option<crate::recipe::StartCommand>,
 }
 
 /// A valid name that no recipe builds: an imported `base` would be what
@@ -418,7 +560,7 @@ fn validate(name: &str) -> Result<(), TemplateError> {
 }
 
 /// Unique enough under the build lock: pid and the current time.
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -19,7 +19,9 @@ async fn slow_base_has_the_tools_agents_expect_and_user_with_sudo() {
         }
         lines
     });
-    let result = store.build("base", tx).await;
+    let result = store
+        .build("base", warren_template::Rebuild::IfMissing, tx)
+        .await;
     let lines = collector.await.unwrap();
     let t = match result {
         Ok(t) => t,
@@ -75,6 +77,9 @@ async fn slow_base_has_the_tools_agents_expect_and_user_with_sudo() {
     );
     // The ready template is reused, not rebuilt.
     let (tx, _rx) = mpsc::channel(16);
-    let again = store.build("base", tx).await.unwrap();
+    let again = store
+        .build("base", warren_template::Rebuild::IfMissing, tx)
+        .await
+        .unwrap();
     assert_eq!(again, t);
 }

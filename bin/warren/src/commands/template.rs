@@ -1,4 +1,4 @@
-//! `warren template`: list, build and import templates.
+//! `warren template`: list, inspect, build, import, tag and remove templates.
 
 use std::time::Instant;
 
@@ -6,13 +6,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use warren_api_types::BuildEvent;
+use warren_api_types::{
+    BuildEvent, TagTemplateRequest, Template, TemplateRemoved, TemplateVersions,
+};
 
 use super::Ctx;
 use crate::exit;
 use crate::output::{human_bytes, short_duration};
 
-/// List, build and import templates (root filesystems sandboxes start from).
+/// List, inspect, build, import, tag and remove templates (root filesystems
+/// sandboxes start from). A template has immutable versions (content
+/// addresses) and tags; say NAME (its `latest`), NAME:TAG or NAME@VERSION.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -21,22 +25,61 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum TemplateCommand {
-    /// List templates.
+    /// List templates at their latest version.
     #[command(after_help = "Examples:\n  warren template ls\n  warren template ls --json")]
     Ls,
+    /// Show every version of a template, its tags and whether it is in use.
+    #[command(
+        after_help = "Examples:\n  warren template info base\n  warren template info base --json"
+    )]
+    Info {
+        /// Template name.
+        #[arg(value_name = "NAME", value_parser = parse_name)]
+        name: String,
+    },
+    /// Point a tag at a version (`latest` included: what new sandboxes of
+    /// NAME start from).
+    #[command(after_help = "\
+Examples:
+  warren template tag base@3f2a9c0d1e4b5a67 stable
+  warren template tag base:stable latest     # roll back to the stable version
+  warren sandbox create --template base:stable")]
+    Tag {
+        /// The version to tag: NAME@VERSION or NAME:TAG.
+        #[arg(value_name = "TARGET")]
+        target: String,
+        /// The tag to set.
+        #[arg(value_name = "TAG")]
+        tag: String,
+    },
+    /// Remove a template (NAME), a tag (NAME:TAG) or a version's tags
+    /// (NAME@VERSION). Running and paused sandboxes keep their version; it
+    /// is deleted about a minute after nothing uses it.
+    #[command(
+        after_help = "Examples:\n  warren template rm web\n  warren template rm web:old\n  warren template rm web@3f2a9c0d1e4b5a67"
+    )]
+    Rm {
+        /// NAME, NAME:TAG or NAME@VERSION.
+        #[arg(value_name = "REFERENCE")]
+        reference: String,
+    },
     /// Build a template, streaming the build log (a template that is already
-    /// ready is kept as it is).
+    /// ready is kept as it is unless --rebuild).
     #[command(after_help = "\
 Build output streams to stderr; a summary line goes to stdout at the end.
 Exits 1 if the build fails.
 
 Examples:
   warren template build base
+  warren template build base --rebuild
   warren template build base --json | jq -r 'select(.type == \"log\") | .line'")]
     Build {
         /// Template name.
         #[arg(value_name = "NAME", value_parser = parse_name)]
         name: String,
+        /// Build again: a new version, tagged `latest` (sandboxes keep theirs).
+        #[arg(long)]
+        rebuild: bool,
     },
     /// Import an OCI or Docker image archive from this machine as a
     /// template (uploaded to the daemon; no registry is contacted).
@@ -47,7 +90,8 @@ SOURCE is one of:
   docker-archive:PATH  the output of `docker save`
 
 Progress streams to stderr; a summary line goes to stdout at the end.
-Exits 1 if the import fails. An existing ready template is not replaced.
+Exits 1 if the import fails. Importing under an existing name makes a new
+version and tags it `latest`; sandboxes keep the version they started from.
 
 Examples:
   warren template import alpine oci-archive:alpine.tar
@@ -82,7 +126,10 @@ fn parse_name(raw: &str) -> Result<String, String> {
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     match args.command {
         TemplateCommand::Ls => ls(ctx).await,
-        TemplateCommand::Build { name } => build(ctx, &name).await,
+        TemplateCommand::Info { name } => info(ctx, &name).await,
+        TemplateCommand::Tag { target, tag } => set_tag(ctx, &target, &tag).await,
+        TemplateCommand::Rm { reference } => rm(ctx, &reference).await,
+        TemplateCommand::Build { name, rebuild } => build(ctx, &name, rebuild).await,
         TemplateCommand::Import { name, source } => import(ctx, &name, source).await,
     }
 }
@@ -104,19 +151,104 @@ async fn ls(ctx: &Ctx) -> anyhow::Result<i32> {
         .map(|t| {
             vec![
                 t.name,
+                t.version.unwrap_or_else(|| "-".into()),
                 t.status,
                 human_bytes(t.size_bytes),
                 t.built_at.unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    ctx.out.table(&["NAME", "STATUS", "SIZE", "BUILT"], rows)?;
+    ctx.out
+        .table(&["NAME", "VERSION", "STATUS", "SIZE", "BUILT"], rows)?;
     Ok(exit::OK)
 }
 
-async fn build(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
+async fn info(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
+    let info: TemplateVersions = ctx
+        .client()?
+        .get_json(&["templates", name], "reading the template")
+        .await?;
+    if ctx.out.json {
+        ctx.out.json(&info)?;
+        return Ok(exit::OK);
+    }
+    if info.versions.is_empty() {
+        ctx.out
+            .note(&format!("template {name} has no version ready"));
+        return Ok(exit::OK);
+    }
+    let rows = info
+        .versions
+        .into_iter()
+        .map(|v| {
+            let t = v.template;
+            vec![
+                t.version.unwrap_or_else(|| "-".into()),
+                if t.tags.is_empty() {
+                    "-".into()
+                } else {
+                    t.tags.join(",")
+                },
+                if v.in_use { "yes" } else { "no" }.into(),
+                human_bytes(t.size_bytes),
+                t.built_at.unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    ctx.out
+        .table(&["VERSION", "TAGS", "IN USE", "SIZE", "BUILT"], rows)?;
+    Ok(exit::OK)
+}
+
+async fn set_tag(ctx: &Ctx, target: &str, tag: &str) -> anyhow::Result<i32> {
+    let (name, version) = target
+        .split_once('@')
+        .or_else(|| target.split_once(':'))
+        .with_context(|| format!("{target:?} names no version: say NAME@VERSION or NAME:TAG"))?;
+    let body = TagTemplateRequest {
+        target: version.to_owned(),
+    };
+    let t: Template = ctx
+        .client()?
+        .put_json(
+            &["templates", name, "tags", tag],
+            &body,
+            "tagging the template",
+        )
+        .await?;
+    if ctx.out.json {
+        ctx.out.json(&t)?;
+    } else {
+        ctx.out.line(&format!(
+            "{name}:{tag} is now {name}@{}",
+            t.version.as_deref().unwrap_or("-")
+        ))?;
+    }
+    Ok(exit::OK)
+}
+
+async fn rm(ctx: &Ctx, reference: &str) -> anyhow::Result<i32> {
+    let removed: TemplateRemoved = ctx
+        .client()?
+        .delete_json(&["templates", reference], "removing the template")
+        .await?;
+    if ctx.out.json {
+        ctx.out.json(&removed)?;
+    } else {
+        ctx.out.line(&format!("removed {reference}"))?;
+        if !removed.untagged.is_empty() {
+            ctx.out.note(&format!(
+                "untagged {}; each is deleted once no sandbox or snapshot uses it",
+                removed.untagged.join(", ")
+            ));
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn build(ctx: &Ctx, name: &str, rebuild: bool) -> anyhow::Result<i32> {
     let started = Instant::now();
-    let events = ctx.client()?.build_template(name).await?;
+    let events = ctx.client()?.build_template(name, rebuild).await?;
     follow(ctx, name, "build", started, events).await
 }
 
@@ -190,8 +322,9 @@ async fn follow(
             BuildEvent::Done { template } => {
                 if !ctx.out.json {
                     ctx.out.line(&format!(
-                        "{verb} template {} ({}) in {}",
+                        "{verb} template {}@{} ({}) in {}",
                         template.name,
+                        template.version.as_deref().unwrap_or("-"),
                         human_bytes(template.size_bytes),
                         short_duration(started.elapsed().as_secs())
                     ))?;

@@ -75,6 +75,7 @@ fn sandbox(id: &str) -> Sandbox {
     Sandbox {
         id: id.into(),
         template: "base".into(),
+        template_version: Some("3f2a9c0d1e4b5a67".into()),
         state: "running".into(),
         cpus: 1,
         memory_mb: 512,
@@ -353,6 +354,9 @@ async fn templates() -> Json<TemplateList> {
             status: "ready".into(),
             size_bytes: 317 * 1024 * 1024,
             built_at: Some("2026-01-01T12:00:00Z".into()),
+            version: Some("3f2a9c0d1e4b5a67".into()),
+            tags: vec!["latest".into()],
+            error: None,
         }],
     })
 }
@@ -382,6 +386,9 @@ async fn build(Path(name): Path<String>) -> Response {
                 status: "ready".into(),
                 size_bytes: 1024 * 1024,
                 built_at: None,
+                version: Some("0123456789abcdef".into()),
+                tags: vec!["latest".into()],
+                error: None,
             },
         })
     });

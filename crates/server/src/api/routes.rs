@@ -50,7 +50,12 @@ macro_rules! native_routes {
             // A sandbox may fork itself: the branches act for its dispatcher.
             post "/v1/sandboxes/{id}/fork" => snapshots::fork, needs_or_token(S::SandboxesCreate);
             get "/v1/templates" => templates::list, needs(S::SandboxesRead);
+            get "/v1/templates/{name}" => templates::versions, needs(S::SandboxesRead);
             post "/v1/templates/{name}/build" => templates::build, needs(S::TemplatesBuild);
+            // Tags and removals change what every team starts from:
+            // operators only. DELETE takes NAME, NAME:TAG or NAME@VERSION.
+            put "/v1/templates/{name}/tags/{tag}" => templates::tag, needs(S::TeamsManage);
+            delete "/v1/templates/{name}" => templates::remove, needs(S::TeamsManage);
             // Templates are every team's: only operators put an image there.
             post "/v1/templates/{name}/import" => templates::import, needs(S::TeamsManage),
                 layer(DefaultBodyLimit::disable());

@@ -19,6 +19,7 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
     Sandbox {
         id: rec.id.to_string(),
         template: rec.template,
+        template_version: rec.template_version,
         state: rec.state.to_string(),
         cpus: rec.limits.cpus,
         memory_mb: rec.limits.memory_mb,

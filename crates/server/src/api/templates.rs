@@ -2,7 +2,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use warren_api_types::TemplateList;
+use warren_api_types::{
+    TagTemplateRequest, Template, TemplateList, TemplateRemoved, TemplateVersions,
+};
 use warren_core::WarrenError;
 use warren_template::oci::ImageFormat;
 
@@ -18,13 +20,70 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<TemplateList>
     }))
 }
 
-/// Builds (or rebuilds) a template; streams `BuildEvent`s as NDJSON.
-#[utoipa::path(post, path = "/v1/templates/{name}/build", tag = "templates",
+/// Every version of a template, newest first, with its tags.
+#[utoipa::path(get, path = "/v1/templates/{name}", tag = "templates",
     params(("name" = String, Path)),
+    responses((status = 200, body = TemplateVersions), (status = 404, body = warren_api_types::ApiError)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<TemplateVersions>> {
+    warren_core::spec::validate_template_name(&name)?;
+    Ok(Json(state.templates.versions(&name).await?))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BuildQuery {
+    /// Build again even if the template is ready: a new version (the same
+    /// one when the result is identical), tagged `latest`. Sandboxes keep
+    /// the version they started from.
+    #[serde(default)]
+    pub rebuild: bool,
+}
+
+/// Builds a template (a ready one only with `rebuild`); streams
+/// `BuildEvent`s as NDJSON.
+#[utoipa::path(post, path = "/v1/templates/{name}/build", tag = "templates",
+    params(("name" = String, Path), BuildQuery),
     responses((status = 200, description = "NDJSON stream of BuildEvent", body = warren_api_types::BuildEvent, content_type = "application/x-ndjson")))]
-pub async fn build(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
-    let events = state.templates.build(name)?;
+pub async fn build(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<BuildQuery>,
+) -> ApiResult<Response> {
+    let events = state.templates.build(name, q.rebuild)?;
     Ok(ndjson(tokio_stream::wrappers::ReceiverStream::new(events)))
+}
+
+/// Points a tag of the template at a version (`target`: a version id or
+/// another tag). Moving `latest` changes what new sandboxes start from.
+#[utoipa::path(put, path = "/v1/templates/{name}/tags/{tag}", tag = "templates",
+    params(("name" = String, Path), ("tag" = String, Path)),
+    request_body = TagTemplateRequest,
+    responses((status = 200, body = Template), (status = 404, body = warren_api_types::ApiError)))]
+pub async fn tag(
+    State(state): State<AppState>,
+    Path((name, tag)): Path<(String, String)>,
+    crate::extract::ApiJson(req): crate::extract::ApiJson<TagTemplateRequest>,
+) -> ApiResult<Json<Template>> {
+    warren_core::spec::validate_template_name(&name)?;
+    Ok(Json(state.templates.tag(&name, &tag, &req.target).await?))
+}
+
+/// Removes `NAME` (every tag: the template is gone for new sandboxes),
+/// `NAME:TAG` (that tag) or `NAME@VERSION` (that version's tags; not the
+/// `latest` one). Versions are deleted once no sandbox or snapshot uses
+/// them.
+#[utoipa::path(delete, path = "/v1/templates/{name}", tag = "templates",
+    params(("name" = String, Path, description = "NAME, NAME:TAG or NAME@VERSION")),
+    responses((status = 200, body = TemplateRemoved), (status = 404, body = warren_api_types::ApiError),
+        (status = 409, body = warren_api_types::ApiError)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> ApiResult<Json<TemplateRemoved>> {
+    Ok(Json(state.templates.remove(&reference).await?))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

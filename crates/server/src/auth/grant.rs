@@ -240,6 +240,7 @@ mod tests {
             .create_sandbox(NewSandbox {
                 id: SandboxId::generate(),
                 template: "base".into(),
+                template_version: None,
                 limits: Limits::default(),
                 env: Default::default(),
                 metadata: Default::default(),

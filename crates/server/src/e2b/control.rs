@@ -382,7 +382,7 @@ pub async fn templates(State(state): State<AppState>) -> E2bResult<Json<Vec<Temp
                     .unwrap_or_else(|| rfc3339(OffsetDateTime::UNIX_EPOCH));
                 Template {
                     template_id: t.name.clone(),
-                    build_id: t.name.clone(),
+                    build_id: t.version.clone().unwrap_or_else(|| t.name.clone()),
                     cpu_count: defaults.cpus,
                     memory_mb: defaults.memory_mb,
                     disk_size_mb: defaults.disk_mb,

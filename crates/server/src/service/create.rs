@@ -17,7 +17,7 @@ use warren_audit::Outcome;
 use warren_core::inbox::InboxSettings;
 use warren_core::laps::Laps;
 use warren_core::network::NetworkPolicy;
-use warren_core::spec::{validate_env, validate_template_name};
+use warren_core::spec::validate_env;
 use warren_core::{
     KeyId, Limits, OnIdle, Persistence, SandboxId, SandboxState, SnapshotId, TeamId, Transition,
     UserId, WarrenError,
@@ -25,7 +25,7 @@ use warren_core::{
 use warren_envd::http_api::InitRequest;
 use warren_runtime::{Instance, RootFs, RuntimeSpec};
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
-use warren_template::StartCommand;
+use warren_template::{StartCommand, TemplateRef};
 
 use super::{DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
 use crate::agents::Agents;
@@ -119,7 +119,7 @@ impl CreateParams {
             Some(s) => Some(s.parse::<SnapshotId>()?),
         };
         let template = req.template.unwrap_or_else(|| "base".to_owned());
-        validate_template_name(&template)?;
+        TemplateRef::parse(&template)?;
         let limits = Limits {
             cpus: req.cpus.unwrap_or(defaults.cpus),
             memory_mb: req.memory_mb.unwrap_or(defaults.memory_mb),
@@ -239,7 +239,8 @@ impl Sandboxes {
             .store
             .create_sandbox_in_quota(NewSandbox {
                 id: SandboxId::generate(),
-                template: p.template,
+                template: template.name.clone(),
+                template_version: template.version.clone(),
                 limits: p.limits,
                 env,
                 metadata: p.metadata,
@@ -257,7 +258,7 @@ impl Sandboxes {
             .await?;
         laps.lap("row");
         let id = rec.id.clone();
-        let start = template.recipe.and_then(|r| r.start());
+        let start = template.start();
         let spec = self.runtime_spec(&rec, template.rootfs)?;
         if let Err(e) = self.boot(&spec, &rec, start.as_ref(), &mut laps).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");

@@ -199,6 +199,7 @@ impl Sandboxes {
             .create_sandbox_in_quota(NewSandbox {
                 id: SandboxId::generate(),
                 template: snapshot.template.clone(),
+                template_version: snapshot.template_version.clone(),
                 limits: snapshot.limits,
                 env,
                 metadata: b.metadata,

@@ -42,6 +42,9 @@ impl Sandboxes {
         if let Err(e) = self.collect_garbage().await {
             tracing::warn!(error = %e.message, "snapshot garbage collection failed");
         }
+        if let Err(e) = self.collect_templates().await {
+            tracing::warn!(error = %e.message, "template version collection failed");
+        }
     }
 
     /// Pauses or kills a sandbox that is idle or past its lifetime.

@@ -34,6 +34,7 @@ mod standby;
 mod start;
 pub mod storage;
 pub mod teardown;
+mod template_gc;
 mod tenancy;
 pub mod timers;
 pub mod webhooks;
@@ -121,6 +122,7 @@ pub struct Sandboxes {
     /// Long-poll signals and the inbox worker's queue.
     inbox_work: inbox::InboxWork,
     webhooks: Arc<webhooks::Webhooks>,
+    template_gc: template_gc::UnusedSince,
 }
 
 impl Sandboxes {
@@ -136,6 +138,7 @@ impl Sandboxes {
             audit: d.audit,
             snapshots: d.snapshots,
             locks: locks::Locks::default(),
+            template_gc: template_gc::UnusedSince::default(),
             standby: d.standby,
             network: d.network,
             disk: d.disk,
@@ -169,6 +172,18 @@ impl Sandboxes {
         id: &SandboxId,
     ) -> Result<Option<SandboxRecord>, WarrenError> {
         Ok(self.store.get_sandbox(id).await?)
+    }
+
+    /// The template version `rec` runs on (for rows older than template
+    /// versions: the template's `latest`).
+    pub(super) fn template_of(
+        &self,
+        rec: &SandboxRecord,
+    ) -> Result<warren_template::Template, WarrenError> {
+        Ok(match &rec.template_version {
+            Some(v) => self.templates.version(&rec.template, v)?,
+            None => self.templates.get(&rec.template)?,
+        })
     }
 
     /// Whether a template called `name` exists (ready or not).

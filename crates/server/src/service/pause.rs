@@ -261,6 +261,7 @@ impl Sandboxes {
             kind,
             name,
             template: rec.template.clone(),
+            template_version: rec.template_version.clone(),
             limits: rec.limits,
             env: rec.env.clone(),
             parent_snapshot: rec.source_snapshot.clone(),
@@ -285,7 +286,7 @@ impl Sandboxes {
     ) -> Result<(), WarrenError> {
         // The restore replaces any instance of this id, a frozen one too.
         self.forget_standby(&rec.id);
-        let template = self.templates.get(&rec.template)?;
+        let template = self.template_of(rec)?;
         let image = self.snapshots.open(&snapshot.id).await?;
         let spec = self.runtime_spec(rec, template.rootfs)?;
         let mut attempt = 1;

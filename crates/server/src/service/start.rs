@@ -35,14 +35,14 @@ impl Sandboxes {
         instance: &Instance,
         start: &StartCommand,
     ) -> Result<(), WarrenError> {
-        let client = self.agents.client(&rec.id, Some(start.user)).await?;
+        let client = self.agents.client(&rec.id, Some(&start.user)).await?;
         let mut argv = start.cmd.iter().cloned();
         let req = StartRequest {
             process: Some(ProcessConfig {
                 cmd: argv.next().unwrap_or_default(),
                 args: argv.collect(),
                 envs: Default::default(),
-                cwd: Some(start.cwd.to_owned()),
+                cwd: Some(start.cwd.clone()),
             }),
             pty: None,
             tag: Some("template-start".to_owned()),
@@ -67,8 +67,8 @@ impl Sandboxes {
         drop(events);
         let event = Event::sandbox(Action::ProcessExec, &rec.id, Outcome::Ok)
             .with("argv", start.cmd.clone())
-            .with("user", start.user)
-            .with("cwd", start.cwd)
+            .with("user", start.user.as_str())
+            .with("cwd", start.cwd.as_str())
             .with("pid", pid)
             .with("via", "template-start");
         self.audit

@@ -180,6 +180,7 @@ pub(super) fn sandbox_from_row(row: &SqliteRow) -> Result<SandboxRecord, StoreEr
     let auto_resume: i64 = r.get("auto_resume")?;
     Ok(SandboxRecord {
         template: r.get("template")?,
+        template_version: r.get("template_version")?,
         state: r.parse("state")?,
         limits: r.limits()?,
         env: r.map("env")?,
@@ -216,6 +217,7 @@ pub(super) fn snapshot_from_row(row: &SqliteRow) -> Result<SnapshotRecord, Store
         kind: r.parse("kind")?,
         name: r.get("name")?,
         template: r.get("template")?,
+        template_version: r.get("template_version")?,
         limits: r.limits()?,
         env: r.map("env")?,
         parent_snapshot: r.optional_parse("parent_snapshot")?,

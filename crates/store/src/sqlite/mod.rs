@@ -39,6 +39,7 @@ mod sandboxes;
 mod secrets;
 mod snapshots;
 mod teams;
+mod template_versions;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -335,6 +336,14 @@ impl Store for SqliteStore {
 
     async fn live_snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError> {
         snapshots::live_ids(&self.reader).await
+    }
+
+    async fn template_versions_in_use(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        template_versions::in_use(&self.reader).await
+    }
+
+    async fn pin_template_version(&self, template: &str, version: &str) -> Result<u64, StoreError> {
+        template_versions::pin(&self.writer, template, version).await
     }
 
     async fn touch_sandbox(&self, id: &SandboxId, at: OffsetDateTime) -> Result<(), StoreError> {

@@ -71,9 +71,9 @@ pub(super) async fn create(
                                 net_slot, created_by, created_at, state_changed_at, expires_at,
                                 team, owner,
                                 timeout_s, auto_resume, on_idle, idle_timeout_s, paused_ttl_s,
-                                source_snapshot, network, disk_mb)
+                                source_snapshot, network, disk_mb, template_version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13, ?14,
-                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+                 ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
          RETURNING *",
     )
     .bind(new.id.as_str())
@@ -98,6 +98,7 @@ pub(super) async fn create(
     .bind(new.source_snapshot.as_ref().map(|s| s.as_str().to_owned()))
     .bind(network)
     .bind(i64::from(new.limits.disk_mb))
+    .bind(new.template_version.as_deref())
     .fetch_one(&mut *tx)
     .await?;
     let record = sandbox_from_row(&row)?;

@@ -41,8 +41,8 @@ async fn insert(
     let row = sqlx::query(
         "INSERT INTO snapshots (id, sandbox_id, kind, name, template, cpus, memory_mb, pids,
                                 env, parent_snapshot, size_bytes, created_by, created_at, team,
-                                network, disk_mb)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                                network, disk_mb, template_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          RETURNING *",
     )
     .bind(s.id.as_str())
@@ -61,6 +61,7 @@ async fn insert(
     .bind(s.team.as_str())
     .bind(encode_network(&s.network)?)
     .bind(i64::from(s.limits.disk_mb))
+    .bind(s.template_version.as_deref())
     .fetch_one(&mut *tx)
     .await?;
     snapshot_from_row(&row)

@@ -89,6 +89,7 @@ pub fn new_sandbox() -> NewSandbox {
     NewSandbox {
         id: SandboxId::generate(),
         template: "base".to_owned(),
+        template_version: Some("0123456789abcdef".into()),
         limits: Limits::default(),
         env: BTreeMap::new(),
         metadata: BTreeMap::new(),
