@@ -22,6 +22,7 @@ mod base;
 mod code_interpreter;
 mod command;
 mod digest;
+pub mod dockerfile;
 mod error;
 mod fsutil;
 mod lock;
