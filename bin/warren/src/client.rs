@@ -362,6 +362,26 @@ impl Client {
         Ok(EventStream::new(resp.bytes_stream()))
     }
 
+    /// Uploads a build context (a tar) to build `name` from the Dockerfile
+    /// in it; `query` carries `dockerfile`, `args` and `allow`.
+    pub async fn build_dockerfile(
+        &self,
+        name: &str,
+        query: &[(&str, String)],
+        body: reqwest::Body,
+    ) -> Result<EventStream<BuildEvent>, ClientError> {
+        let mut url = self.url(&["templates", name, "builds"]);
+        for (k, v) in query {
+            url.query_pairs_mut().append_pair(k, v);
+        }
+        let req = self
+            .request(Method::POST, url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+            .body(body);
+        let resp = self.send(req, "uploading the build context").await?;
+        Ok(EventStream::new(resp.bytes_stream()))
+    }
+
     /// The WebSocket upgrade request for an interactive terminal; `cmd` and
     /// `user` default on the daemon (a login shell as `user`).
     pub fn pty_request(

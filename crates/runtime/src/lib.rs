@@ -82,6 +82,19 @@ pub enum RootFs {
     /// A template's root filesystem directory, shared read-only by every
     /// sandbox of that template; each sandbox writes to its own layer.
     TemplateDir(PathBuf),
+    /// A directory this sandbox alone writes to, with no layer of its own
+    /// (template builds: the directory becomes the next version). Nothing
+    /// else may use it while the sandbox runs; such a sandbox is never
+    /// checkpointed.
+    WritableDir(PathBuf),
+}
+
+impl RootFs {
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Self::TemplateDir(p) | Self::WritableDir(p) => p,
+        }
+    }
 }
 
 /// A live sandbox as the runtime knows it.

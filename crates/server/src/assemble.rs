@@ -215,7 +215,11 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
     let state = AppState {
         sandboxes: sandboxes.clone(),
         hooks: hooks.clone(),
-        templates: Arc::new(TemplateBuilds::new(p.templates, p.store.clone())),
+        templates: Arc::new(TemplateBuilds::new(
+            p.templates,
+            p.store.clone(),
+            sandboxes.clone(),
+        )),
         tenancy: p.tenancy,
         secrets: p.team_secrets,
         audit: p.audit,

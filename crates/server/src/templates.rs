@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use std::collections::BTreeMap;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use warren_api_types::{
@@ -20,16 +21,37 @@ use warren_api_types::{
 };
 use warren_core::{ErrorKind, WarrenError};
 use warren_store::Store;
-use warren_template::oci::{ImageFormat, ImageSource, Limits};
+
+use warren_core::network::NetRule;
+use warren_template::dockerfile;
+use warren_template::oci::{Applier, ImageFormat, ImageSource, Limits};
+
+use crate::audit::AuditActor;
+use crate::auth::Caller;
+use crate::service::Sandboxes;
+use crate::service::build::DockerfileBuild;
 use warren_template::{Rebuild, Template, TemplateError, TemplateStore};
 
 /// Largest image archive an import takes.
 pub const IMPORT_LIMIT: u64 = 8 << 30;
+/// Largest build context a Dockerfile build takes.
+pub const CONTEXT_LIMIT: u64 = 1 << 30;
 
 pub struct TemplateBuilds {
     store: Arc<TemplateStore>,
     /// Says which versions rows use.
     rows: Arc<dyn Store>,
+    /// Runs Dockerfile steps in build sandboxes.
+    sandboxes: Arc<Sandboxes>,
+}
+
+/// A Dockerfile build as a request asks for it.
+pub struct DockerfileRequest {
+    pub name: String,
+    /// Path of the Dockerfile inside the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub allow: Vec<NetRule>,
 }
 
 pub fn to_api(t: &Template) -> ApiTemplate {
@@ -45,8 +67,67 @@ pub fn to_api(t: &Template) -> ApiTemplate {
 }
 
 impl TemplateBuilds {
-    pub fn new(store: Arc<TemplateStore>, rows: Arc<dyn Store>) -> Self {
-        Self { store, rows }
+    pub fn new(store: Arc<TemplateStore>, rows: Arc<dyn Store>, sandboxes: Arc<Sandboxes>) -> Self {
+        Self {
+            store,
+            rows,
+            sandboxes,
+        }
+    }
+
+    /// Receives a build context (a tar) from `body`, reads its Dockerfile
+    /// and starts the build; the receiver yields progress and then one
+    /// `done` or `error` event. A Dockerfile that cannot be built is an
+    /// error here, before anything runs.
+    pub async fn build_dockerfile<S, E>(
+        &self,
+        req: DockerfileRequest,
+        body: S,
+        caller: &Caller,
+    ) -> Result<mpsc::Receiver<BuildEvent>, WarrenError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        warren_template::store::check_import_name(&req.name)?;
+        let upload = self.store.upload_file()?;
+        let file = upload
+            .reopen()
+            .map_err(|e| WarrenError::internal(format!("could not open the upload file: {e}")))?;
+        receive(file, body, CONTEXT_LIMIT, "build context").await?;
+        let context = tempfile::Builder::new()
+            .prefix(".context-")
+            .tempdir_in(self.store.dir())
+            .map_err(|e| {
+                WarrenError::internal(format!("could not make a context directory: {e}"))
+            })?;
+        let (path, dir) = (upload.path().to_path_buf(), context.path().to_path_buf());
+        tokio::task::spawn_blocking(move || unpack_context(&path, &dir))
+            .await
+            .map_err(|e| WarrenError::internal(e.to_string()))??;
+        drop(upload);
+        let text = read_dockerfile(context.path(), &req.dockerfile)?;
+        let plan =
+            dockerfile::plan(&text, &req.args).map_err(|e| WarrenError::invalid(e.to_string()))?;
+        let build = DockerfileBuild {
+            plan,
+            context: context.path().to_path_buf(),
+            dispatcher: caller.into(),
+            allow: req.allow,
+        };
+        let store = self.store.clone();
+        let sandboxes = self.sandboxes.clone();
+        let actor = AuditActor::from_caller(caller);
+        let name = req.name;
+        Ok(spawn(name.clone(), "build", move |lines| async move {
+            let session = store.begin(&name, lines.clone()).await?;
+            let result = sandboxes
+                .build_dockerfile(session, build, lines, &actor)
+                .await
+                .map_err(|e| TemplateError::Build(e.message));
+            drop(context);
+            result
+        }))
     }
 
     pub fn list(&self) -> Result<Vec<ApiTemplate>, WarrenError> {
@@ -143,7 +224,7 @@ impl TemplateBuilds {
         let file = upload
             .reopen()
             .map_err(|e| WarrenError::internal(format!("could not open the upload file: {e}")))?;
-        receive(file, body).await?;
+        receive(file, body, IMPORT_LIMIT, "image archive").await?;
         let store = self.store.clone();
         let source = ImageSource {
             format,
@@ -157,8 +238,13 @@ impl TemplateBuilds {
     }
 }
 
-/// Writes `body` to `file`, refusing more than [`IMPORT_LIMIT`] bytes.
-async fn receive<S, E>(out: std::fs::File, mut body: S) -> Result<(), WarrenError>
+/// Writes `body` to `file`, refusing more than `limit` bytes.
+async fn receive<S, E>(
+    out: std::fs::File,
+    mut body: S,
+    limit: u64,
+    what: &str,
+) -> Result<(), WarrenError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -167,27 +253,80 @@ where
     let mut total = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk
-            .map_err(|e| WarrenError::invalid(format!("the image upload was cut off: {e}")))?;
+            .map_err(|e| WarrenError::invalid(format!("the {what} upload was cut off: {e}")))?;
         total += chunk.len() as u64;
-        if total > IMPORT_LIMIT {
+        if total > limit {
             return Err(WarrenError::new(
                 ErrorKind::PayloadTooLarge,
-                format!("image archives are limited to {} GiB", IMPORT_LIMIT >> 30),
+                format!("the {what} is limited to {} GiB", limit >> 30),
             ));
         }
-        out.write_all(&chunk).await.map_err(|e| {
-            WarrenError::internal(format!("could not store the uploaded image: {e}"))
-        })?;
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| WarrenError::internal(format!("could not store the {what}: {e}")))?;
     }
     out.flush()
         .await
-        .map_err(|e| WarrenError::internal(format!("could not store the uploaded image: {e}")))?;
+        .map_err(|e| WarrenError::internal(format!("could not store the {what}: {e}")))?;
     if total == 0 {
-        return Err(WarrenError::invalid(
-            "the request body holds no image archive",
-        ));
+        return Err(WarrenError::invalid(format!(
+            "the request body holds no {what}"
+        )));
     }
     Ok(())
+}
+
+/// Unpacks the context tar at `archive` into `dir`, treating it as hostile
+/// (the image layer applier: nothing lands outside `dir`).
+fn unpack_context(archive: &std::path::Path, dir: &std::path::Path) -> Result<(), WarrenError> {
+    let file = std::fs::File::open(archive)
+        .map_err(|e| WarrenError::internal(format!("could not read the build context: {e}")))?;
+    let limits = Limits {
+        max_bytes: CONTEXT_LIMIT * 4,
+        max_entries: 200_000,
+    };
+    let mut applier =
+        Applier::new(dir, limits).map_err(|e| WarrenError::internal(e.to_string()))?;
+    applier
+        .apply(1, file)
+        .map_err(|e| WarrenError::invalid(format!("the build context is not a usable tar: {e}")))?;
+    Ok(())
+}
+
+/// The Dockerfile at `name` inside the context: a regular file, reached
+/// without symlinks, at most `MAX_DOCKERFILE` bytes.
+fn read_dockerfile(context: &std::path::Path, name: &str) -> Result<String, WarrenError> {
+    use std::path::Component;
+    let mut path = context.to_path_buf();
+    for part in std::path::Path::new(name).components() {
+        match part {
+            Component::Normal(p) => path.push(p),
+            Component::CurDir => {}
+            _ => {
+                return Err(WarrenError::invalid(format!(
+                    "dockerfile {name:?} must be a relative path inside the build context"
+                )));
+            }
+        }
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(WarrenError::invalid(format!(
+                "dockerfile {name:?} passes a symlink in the build context"
+            )));
+        }
+    }
+    let meta = std::fs::symlink_metadata(&path).map_err(|_| {
+        WarrenError::invalid(format!(
+            "the build context has no {name}; name the Dockerfile with -f"
+        ))
+    })?;
+    if !meta.is_file() || meta.len() > dockerfile::MAX_DOCKERFILE as u64 {
+        return Err(WarrenError::invalid(format!(
+            "{name} must be a regular file of at most {} KiB",
+            dockerfile::MAX_DOCKERFILE >> 10
+        )));
+    }
+    std::fs::read_to_string(&path)
+        .map_err(|e| WarrenError::invalid(format!("{name} is not readable text: {e}")))
 }
 
 /// Runs `job` in its own task, forwarding its progress lines, then its

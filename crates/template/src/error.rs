@@ -75,6 +75,9 @@ pub enum TemplateError {
     /// A version directory contradicts itself.
     #[error("template version {} is corrupt: {reason}; remove it", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    /// A build made outside the store failed (a Dockerfile step).
+    #[error("{0}")]
+    Build(String),
     /// A file-system operation failed.
     #[error("could not {op} {}", path.display())]
     Io {

@@ -45,4 +45,9 @@ pub use recipe::{Recipe, StartCommand};
 pub use reference::{LATEST, TemplateRef};
 pub use session::{BuildConfig, BuildSession};
 pub use sources::debian_mirror;
+
+/// The content address of the tree at `root` (see the `digest` module).
+pub fn tree_digest(root: &std::path::Path) -> std::io::Result<String> {
+    digest::version_of(root)
+}
 pub use store::{Rebuild, TemplateStore};

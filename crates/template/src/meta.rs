@@ -65,6 +65,16 @@ pub(crate) struct Index {
     /// The last build that failed, if none succeeded after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// The last Dockerfile build: its inputs' key and the version it made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_build: Option<LastBuild>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LastBuild {
+    pub key: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,6 +31,9 @@ pub struct BuildSession {
 pub struct BuildConfig {
     pub image: Option<ImageConfig>,
     pub start: Option<StartCommand>,
+    /// A key of everything the build read; the next build with the same
+    /// key reuses this version ([`BuildSession::cached`]).
+    pub build_key: Option<String>,
 }
 
 impl TemplateStore {
@@ -73,12 +76,49 @@ impl BuildSession {
             recipe: None,
             image: config.image,
             start: config.start,
+            build_key: config.build_key,
         };
         let result = self
             .store
             .publish(&self.name, made, &self.work, &self.progress)
             .await;
         self.end(result).await
+    }
+
+    /// The version the template's last build made from inputs with `key`,
+    /// if it is still on disk.
+    pub fn cached(&self, key: &str) -> Result<Option<Template>, TemplateError> {
+        let index = self.store.index(&self.name)?;
+        match index.last_build {
+            Some(b) if b.key == key => match self.store.version(&self.name, &b.version) {
+                Ok(t) => Ok(Some(t)),
+                Err(TemplateError::NoSuchVersion { .. }) => Ok(None),
+                Err(e) => Err(e),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// Tags the cached version `t` `latest` instead of building.
+    pub async fn reuse(self, t: &Template) -> Result<Template, TemplateError> {
+        let version = t.version.clone().unwrap_or_default();
+        let mut index = self.store.index(&self.name)?;
+        index
+            .tags
+            .insert(crate::reference::LATEST.into(), version.clone());
+        index.failure = None;
+        crate::meta::write(
+            &self.store.template_dir(&self.name),
+            crate::meta::INDEX_FILE,
+            &index,
+        )?;
+        self.progress
+            .line(format!(
+                "nothing changed since the last build: {}@{version}",
+                self.name
+            ))
+            .await;
+        self.store.version(&self.name, &version)
     }
 
     /// Records that the build failed with `error` (kept as the template's

@@ -303,6 +303,7 @@ impl TemplateStore {
             recipe,
             image: built.as_ref().ok().cloned().flatten(),
             start: None,
+            build_key: None,
         };
         let result = match built {
             Ok(_) => self.publish(name, made, &work, &progress).await,
@@ -470,6 +471,7 @@ impl TemplateStore {
         let store = self.clone();
         let work = work.to_path_buf();
         let owned = name.to_owned();
+        let build_key = made.build_key.clone();
         let (version, existed) = blocking(move || {
             let name = owned;
             let built = work.join("rootfs");
@@ -501,6 +503,12 @@ impl TemplateStore {
             let mut index = store.index(&name)?;
             index.tags.insert(LATEST.into(), version.clone());
             index.failure = None;
+            if let Some(key) = build_key {
+                index.last_build = Some(crate::meta::LastBuild {
+                    key,
+                    version: version.clone(),
+                });
+            }
             meta::write(&store.template_dir(&name), meta::INDEX_FILE, &index)?;
             Ok((version, existed))
         })
@@ -543,6 +551,8 @@ pub(crate) struct Made {
     pub recipe: Option<Recipe>,
     pub image: Option<ImageConfig>,
     pub start: Option<crate::recipe::StartCommand>,
+    /// The inputs' key of a Dockerfile build, remembered for the next one.
+    pub build_key: Option<String>,
 }
 
 /// A valid name that no recipe builds: an imported `base` would be what

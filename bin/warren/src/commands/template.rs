@@ -63,23 +63,45 @@ Examples:
         #[arg(value_name = "REFERENCE")]
         reference: String,
     },
-    /// Build a template, streaming the build log (a template that is already
-    /// ready is kept as it is unless --rebuild).
+    /// Build a template from its recipe (base, tiny, code-interpreter) or
+    /// from a Dockerfile (-f), streaming the build log.
     #[command(after_help = "\
 Build output streams to stderr; a summary line goes to stdout at the end.
 Exits 1 if the build fails.
 
 Examples:
+A recipe's template that is already ready is kept as it is unless
+--rebuild. With -f, the Dockerfile is built FROM a Warren template: every
+step runs in a build sandbox; CONTEXT (default: the Dockerfile's directory)
+is uploaded as a tar. A Dockerfile build with nothing changed since the
+last one reuses its version.
+
+Examples:
   warren template build base
   warren template build base --rebuild
+  warren template build web -f Dockerfile .
+  warren template build web -f app/Dockerfile --build-arg VERSION=2 --allow pypi.org --allow files.pythonhosted.org app
   warren template build base --json | jq -r 'select(.type == \"log\") | .line'")]
     Build {
         /// Template name.
         #[arg(value_name = "NAME", value_parser = parse_name)]
         name: String,
         /// Build again: a new version, tagged `latest` (sandboxes keep theirs).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "file")]
         rebuild: bool,
+        /// Build from this Dockerfile instead of a recipe.
+        #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+        file: Option<PathBuf>,
+        /// The build context: a directory (default: the Dockerfile's).
+        #[arg(value_name = "CONTEXT", requires = "file")]
+        context: Option<PathBuf>,
+        /// A build argument for ARG, KEY=VALUE (repeatable).
+        #[arg(long = "build-arg", value_name = "KEY=VALUE", requires = "file")]
+        build_args: Vec<String>,
+        /// A domain or CIDR RUN steps may reach besides the host's Debian
+        /// mirror (repeatable).
+        #[arg(long, value_name = "DOMAIN", requires = "file")]
+        allow: Vec<String>,
     },
     /// Import an OCI or Docker image archive from this machine as a
     /// template (uploaded to the daemon; no registry is contacted).
@@ -129,7 +151,15 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         TemplateCommand::Info { name } => info(ctx, &name).await,
         TemplateCommand::Tag { target, tag } => set_tag(ctx, &target, &tag).await,
         TemplateCommand::Rm { reference } => rm(ctx, &reference).await,
-        TemplateCommand::Build { name, rebuild } => build(ctx, &name, rebuild).await,
+        TemplateCommand::Build {
+            name,
+            file: Some(file),
+            context,
+            build_args,
+            allow,
+            ..
+        } => build_dockerfile(ctx, &name, &file, context, &build_args, &allow).await,
+        TemplateCommand::Build { name, rebuild, .. } => build(ctx, &name, rebuild).await,
         TemplateCommand::Import { name, source } => import(ctx, &name, source).await,
     }
 }
@@ -250,6 +280,83 @@ async fn build(ctx: &Ctx, name: &str, rebuild: bool) -> anyhow::Result<i32> {
     let started = Instant::now();
     let events = ctx.client()?.build_template(name, rebuild).await?;
     follow(ctx, name, "build", started, events).await
+}
+
+async fn build_dockerfile(
+    ctx: &Ctx,
+    name: &str,
+    file: &Path,
+    context: Option<PathBuf>,
+    build_args: &[String],
+    allow: &[String],
+) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let context = match context {
+        Some(c) => c,
+        None => file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    if let Some(bad) = build_args
+        .iter()
+        .find(|a| !a.contains('=') || a.contains(','))
+    {
+        bail!("--build-arg {bad:?} is not KEY=VALUE (without commas)");
+    }
+    let (packed, dockerfile) = pack_context(&context, file)?;
+    let query = [
+        ("dockerfile", dockerfile),
+        ("args", build_args.join(",")),
+        ("allow", allow.join(",")),
+    ];
+    let upload = tokio::fs::File::open(packed.path()).await?;
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(upload));
+    if !ctx.out.json {
+        ctx.out.note(&format!(
+            "uploading the build context {}",
+            context.display()
+        ));
+    }
+    let events = ctx.client()?.build_dockerfile(name, &query, body).await?;
+    drop(packed);
+    follow(ctx, name, "build", started, events).await
+}
+
+/// Tars `context` (symlinks as symlinks) and, if the Dockerfile is not in
+/// it, the Dockerfile under `Dockerfile.warren`; returns the tar and the
+/// Dockerfile's path inside it.
+fn pack_context(context: &Path, file: &Path) -> anyhow::Result<(tempfile::NamedTempFile, String)> {
+    if !context.is_dir() {
+        bail!("the build context {} is not a directory", context.display());
+    }
+    if !file.is_file() {
+        bail!("{} is not a file", file.display());
+    }
+    let out = tempfile::NamedTempFile::new().context("could not create a temporary file")?;
+    let mut tar = tar::Builder::new(out.reopen()?);
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", context)
+        .with_context(|| format!("could not pack {}", context.display()))?;
+    let inside = std::fs::canonicalize(file)
+        .ok()
+        .zip(std::fs::canonicalize(context).ok())
+        .and_then(|(f, c)| {
+            f.strip_prefix(&c)
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned())
+        });
+    let name = match inside {
+        Some(rel) => rel,
+        None => {
+            tar.append_path_with_name(file, "Dockerfile.warren")
+                .with_context(|| format!("could not pack {}", file.display()))?;
+            "Dockerfile.warren".to_owned()
+        }
+    };
+    tar.finish()?;
+    Ok((out, name))
 }
 
 async fn import(ctx: &Ctx, name: &str, (format, path): (String, PathBuf)) -> anyhow::Result<i32> {

@@ -63,6 +63,8 @@ const MIB: u64 = 1024 * 1024;
 /// The marker file of bundles and checkpoint images whose `/tmp` is on the
 /// disk.
 const TMP_ON_DISK_MARKER: &str = "warren-tmp-on-disk";
+/// The marker file of bundles whose root is written directly.
+const DIRECT_MARKER: &str = "warren-direct-root";
 /// ext4's own mount options of every sandbox's disk (the generic ones are
 /// `nosuid,nodev,noexec`).
 const EXT4_OPTIONS: &str = "discard,noinit_itable";
@@ -82,12 +84,16 @@ pub(super) enum Layout {
     TmpOnDisk,
     /// Only the root overlaid; runsc's own `/tmp` (memory).
     RootOnly,
+    /// No overlay: writes go to the root directory itself (`RootFs::WritableDir`).
+    Direct,
 }
 
 impl Layout {
     /// The layout recorded in `dir` (a bundle or a checkpoint image).
     pub fn of(dir: &Path) -> Self {
-        if dir.join(TMP_ON_DISK_MARKER).exists() {
+        if dir.join(DIRECT_MARKER).exists() {
+            Self::Direct
+        } else if dir.join(TMP_ON_DISK_MARKER).exists() {
             Self::TmpOnDisk
         } else {
             Self::RootOnly
@@ -96,10 +102,12 @@ impl Layout {
 
     /// Records this layout in `dir` (a bundle or a checkpoint image).
     pub fn mark(self, dir: &Path) -> Result<(), RuntimeError> {
-        if self == Self::RootOnly {
-            return Ok(());
-        }
-        let path = dir.join(TMP_ON_DISK_MARKER);
+        let marker = match self {
+            Self::RootOnly => return Ok(()),
+            Self::TmpOnDisk => TMP_ON_DISK_MARKER,
+            Self::Direct => DIRECT_MARKER,
+        };
+        let path = dir.join(marker);
         std::fs::write(&path, b"").map_err(|e| io_err(&path, "writing", e))
     }
 
@@ -108,6 +116,7 @@ impl Layout {
         match self {
             Self::TmpOnDisk => "all",
             Self::RootOnly => "root",
+            Self::Direct => "none",
         }
     }
 }

@@ -151,7 +151,7 @@ impl GvisorRuntime {
         let names = SandboxNames::new(&spec.id, &spec.network.host_iface);
         let dir = self.dir(&spec.id);
         let rec = Record::new(&spec.id, &spec.network, Status::Created);
-        let RootFs::TemplateDir(rootfs) = &spec.rootfs;
+        let rootfs = spec.rootfs.path();
         let mut kept = keep_network;
         {
             let _creating = self.creating.lock().await;
@@ -323,7 +323,11 @@ impl Runtime for GvisorRuntime {
     }
 
     async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError> {
-        self.prepare(spec, false, Layout::TmpOnDisk).await.map(drop)
+        let layout = match spec.rootfs {
+            RootFs::TemplateDir(_) => Layout::TmpOnDisk,
+            RootFs::WritableDir(_) => Layout::Direct,
+        };
+        self.prepare(spec, false, layout).await.map(drop)
     }
 
     async fn start(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
@@ -331,8 +335,8 @@ impl Runtime for GvisorRuntime {
         if rec.status == Status::Running && self.runsc_running(id).await? {
             return Ok(Self::instance(&rec));
         }
-        self.launch(&dir, &mut rec, Launch::Run, Layout::TmpOnDisk)
-            .await
+        let layout = Layout::of(&dir.bundle());
+        self.launch(&dir, &mut rec, Launch::Run, layout).await
     }
 
     async fn checkpoint(

@@ -146,11 +146,10 @@ impl Runsc {
             source: e,
         })?;
         let mut cmd = self.command();
-        cmd.arg(format!(
-            "--overlay2={}:dir={}",
-            paths.overlay_scope,
-            paths.overlay.display()
-        ))
+        cmd.arg(match paths.overlay_scope {
+            "none" => "--overlay2=none".to_owned(),
+            scope => format!("--overlay2={scope}:dir={}", paths.overlay.display()),
+        })
         .arg("--network=sandbox")
         .arg(quirks::NET_DISCONNECT_OK);
         if self.allow_suid {

@@ -52,6 +52,9 @@ macro_rules! native_routes {
             get "/v1/templates" => templates::list, needs(S::SandboxesRead);
             get "/v1/templates/{name}" => templates::versions, needs(S::SandboxesRead);
             post "/v1/templates/{name}/build" => templates::build, needs(S::TemplatesBuild);
+            // A Dockerfile build makes a template every team sees.
+            post "/v1/templates/{name}/builds" => templates::build_dockerfile, needs(S::TeamsManage),
+                layer(DefaultBodyLimit::disable());
             // Tags and removals change what every team starts from:
             // operators only. DELETE takes NAME, NAME:TAG or NAME@VERSION.
             put "/v1/templates/{name}/tags/{tag}" => templates::tag, needs(S::TeamsManage);

@@ -1,5 +1,8 @@
 use axum::Json;
 use axum::body::Body;
+use std::collections::BTreeMap;
+
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use warren_api_types::{
@@ -8,9 +11,13 @@ use warren_api_types::{
 use warren_core::WarrenError;
 use warren_template::oci::ImageFormat;
 
+use warren_core::network::NetRule;
+
 use super::stream::ndjson;
+use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::state::AppState;
+use crate::templates::DockerfileRequest;
 
 #[utoipa::path(get, path = "/v1/templates", tag = "templates",
     responses((status = 200, body = TemplateList)))]
@@ -53,6 +60,68 @@ pub async fn build(
     Query(q): Query<BuildQuery>,
 ) -> ApiResult<Response> {
     let events = state.templates.build(name, q.rebuild)?;
+    Ok(ndjson(tokio_stream::wrappers::ReceiverStream::new(events)))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DockerfileQuery {
+    /// The Dockerfile's path inside the context (default `Dockerfile`).
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    /// Build arguments, `KEY=VALUE`, comma-separated.
+    #[serde(default)]
+    pub args: Option<String>,
+    /// Domains or CIDRs the RUN steps may reach besides the host's Debian
+    /// mirror, comma-separated.
+    #[serde(default)]
+    pub allow: Option<String>,
+}
+
+/// Builds a new version of the template from a Dockerfile; the body is the
+/// build context as a tar. Streams `BuildEvent`s as NDJSON once the
+/// context is in and the Dockerfile read.
+#[utoipa::path(post, path = "/v1/templates/{name}/builds", tag = "templates",
+    params(("name" = String, Path), DockerfileQuery),
+    request_body(content = Vec<u8>, content_type = "application/x-tar"),
+    responses((status = 200, description = "NDJSON stream of BuildEvent", body = warren_api_types::BuildEvent, content_type = "application/x-ndjson"),
+        (status = 400, body = warren_api_types::ApiError), (status = 413, body = warren_api_types::ApiError)))]
+pub async fn build_dockerfile(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(q): Query<DockerfileQuery>,
+    body: Body,
+) -> ApiResult<Response> {
+    let mut args = BTreeMap::new();
+    for pair in q
+        .args
+        .iter()
+        .flat_map(|a| a.split(','))
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            WarrenError::invalid(format!("build argument {pair:?} is not KEY=VALUE"))
+        })?;
+        args.insert(k.to_owned(), v.to_owned());
+    }
+    let allow = q
+        .allow
+        .iter()
+        .flat_map(|a| a.split(','))
+        .filter(|r| !r.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<NetRule>, _>>()?;
+    let req = DockerfileRequest {
+        name,
+        dockerfile: q.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
+        args,
+        allow,
+    };
+    let events = state
+        .templates
+        .build_dockerfile(req, body.into_data_stream(), &caller)
+        .await?;
     Ok(ndjson(tokio_stream::wrappers::ReceiverStream::new(events)))
 }
 

@@ -8,8 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use std::path::PathBuf;
-
 use serde_json::Map;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
@@ -259,7 +257,7 @@ impl Sandboxes {
         laps.lap("row");
         let id = rec.id.clone();
         let start = template.start();
-        let spec = self.runtime_spec(&rec, template.rootfs)?;
+        let spec = self.runtime_spec(&rec, RootFs::TemplateDir(template.rootfs))?;
         if let Err(e) = self.boot(&spec, &rec, start.as_ref(), &mut laps).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
             self.fail(&id, actor, &e.message).await;
@@ -277,11 +275,11 @@ impl Sandboxes {
     pub(super) fn runtime_spec(
         &self,
         rec: &SandboxRecord,
-        rootfs: PathBuf,
+        rootfs: RootFs,
     ) -> Result<RuntimeSpec, WarrenError> {
         Ok(RuntimeSpec {
             id: rec.id.clone(),
-            rootfs: RootFs::TemplateDir(rootfs),
+            rootfs,
             agent: self.agent_binary.clone(),
             env: RuntimeSpec::agent_env(),
             limits: rec.limits,
@@ -370,6 +368,19 @@ impl Sandboxes {
         instance: &Instance,
         restored_from: Option<&SandboxId>,
     ) -> Result<(), WarrenError> {
+        self.init_agent_with(rec, instance, restored_from, true)
+            .await
+    }
+
+    /// [`Self::init_agent`]; without `trust_ca` the agent installs no
+    /// Warren CA (template builds: the template would keep it).
+    pub(super) async fn init_agent_with(
+        &self,
+        rec: &SandboxRecord,
+        instance: &Instance,
+        restored_from: Option<&SandboxId>,
+        trust_ca: bool,
+    ) -> Result<(), WarrenError> {
         let mut laps = Laps::start();
         let addr = instance.agent_addr.ip();
         match instance.network_kept {
@@ -397,7 +408,7 @@ impl Sandboxes {
             env_vars: Some(env),
             access_token: Some(self.agents.token(&rec.id)),
             timestamp: Some(warren_core::rfc3339(OffsetDateTime::now_utc())),
-            warren_ca_cert: Some(self.ca_certificate.clone()),
+            warren_ca_cert: trust_ca.then(|| self.ca_certificate.clone()),
             ..InitRequest::default()
         };
         current.init(&init).await.map_err(crate::agent_error)?;

@@ -288,7 +288,7 @@ impl Sandboxes {
         self.forget_standby(&rec.id);
         let template = self.template_of(rec)?;
         let image = self.snapshots.open(&snapshot.id).await?;
-        let spec = self.runtime_spec(rec, template.rootfs)?;
+        let spec = self.runtime_spec(rec, warren_runtime::RootFs::TemplateDir(template.rootfs))?;
         let mut attempt = 1;
         loop {
             let instance = self.runtime.restore(&image, &spec).await?;
