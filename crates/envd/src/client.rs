@@ -5,6 +5,26 @@
 //! Server streams are returned as [`RpcStream`]s that end after the
 //! end-of-stream frame; an error in that frame, a stream cut short or a
 //! malformed frame is yielded as the stream's last item.
+//!
+//! Connection reuse: a connection goes back to the pool only once its
+//! answer's body has been read to its end. A server stream therefore reads
+//! on past its end-of-stream frame to the body's end, and a process stream
+//! (`start`, `connect`) reads on past the process's `end` event to the
+//! end-of-stream frame before it yields that `end`, so a caller that stops
+//! at `end` still leaves the connection warm for the next call. Both waits
+//! are bounded ([`DRAIN_LIMIT`]): an agent that keeps a finished stream
+//! open costs its connection, never a hang. A pooled connection the agent
+//! closed is noticed by the pool and dialled anew by the next call.
+//!
+//! Dead connections: a pooled connection can also die unseen (reset while
+//! it sat idle), and the next request on it fails. An RPC whose request
+//! could not be written out whole (the connection failed while its bytes
+//! were being written; every RPC body has a known length) is sent again on
+//! the next connection, at most [`SEND_ATTEMPTS`] times in all: the agent
+//! acts on a request only once it has read all of it, so that attempt
+//! cannot have started anything. An attempt that failed later (the request
+//! was written, its answer did not come) is never repeated; the caller gets
+//! the error.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -24,6 +44,15 @@ use crate::process::{
     self as proc, ProcessEvent, ProcessInfo, ProcessInput, ProcessSelector, PtySize, Signal,
 };
 use crate::{CONTENT_TYPE_CONNECT_JSON, CONTENT_TYPE_JSON, PROTOCOL_VERSION_HEADER};
+
+/// Longest wait for the rest of a finished stream (see the module docs).
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+/// Most bytes read past an end-of-stream frame before the connection is
+/// given up instead.
+const DRAIN_MAX_BYTES: usize = 64 * 1024;
+
+/// Most attempts at sending one RPC over dead pooled connections.
+const SEND_ATTEMPTS: usize = 4;
 
 /// A stream of messages from a server-streaming call.
 pub type RpcStream<T> = Pin<Box<dyn Stream<Item = Result<T, ClientError>> + Send>>;
@@ -150,6 +179,24 @@ impl EnvdClient {
         }
     }
 
+    /// Sends an RPC whose request body is `body`, again on the next
+    /// connection when an attempt could not be written out (see the module
+    /// docs on dead connections).
+    async fn send_rpc(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+        body: Bytes,
+    ) -> Result<reqwest::Response, ClientError> {
+        let mut attempt = 1;
+        loop {
+            match build().body(body.clone()).send().await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if attempt < SEND_ATTEMPTS && unwritten(&e) => attempt += 1,
+                Err(e) => return Err(ClientError::Transport(e)),
+            }
+        }
+    }
+
     /// `GET /health`.
     pub async fn health(&self) -> Result<(), ClientError> {
         let resp = self
@@ -179,11 +226,8 @@ impl EnvdClient {
     ) -> Result<Resp, ClientError> {
         let body = serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let resp = self
-            .rpc(procedure, CONTENT_TYPE_JSON)
-            .body(body)
-            .send()
-            .await
-            .map_err(ClientError::Transport)?;
+            .send_rpc(|| self.rpc(procedure, CONTENT_TYPE_JSON), body.into())
+            .await?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(ClientError::Transport)?;
         if !status.is_success() {
@@ -201,14 +245,17 @@ impl EnvdClient {
         keepalive: Option<Duration>,
     ) -> Result<RpcStream<Resp>, ClientError> {
         let frame = envelope::message_frame(req)?;
-        let mut builder = self.rpc(procedure, CONTENT_TYPE_CONNECT_JSON).body(frame);
-        if let Some(interval) = keepalive {
-            builder = builder.header(
-                http_api::KEEPALIVE_HEADER,
-                interval.as_secs().max(1).to_string(),
-            );
-        }
-        let resp = builder.send().await.map_err(ClientError::Transport)?;
+        let builder = || {
+            let builder = self.rpc(procedure, CONTENT_TYPE_CONNECT_JSON);
+            match keepalive {
+                Some(interval) => builder.header(
+                    http_api::KEEPALIVE_HEADER,
+                    interval.as_secs().max(1).to_string(),
+                ),
+                None => builder,
+            }
+        };
+        let resp = self.send_rpc(builder, frame).await?;
         let status = resp.status();
         if !status.is_success() {
             let bytes = resp.bytes().await.map_err(ClientError::Transport)?;
@@ -263,9 +310,7 @@ impl EnvdClient {
         let stream = self
             .server_stream::<_, proc::StartResponse>("process.Process/Start", req, keepalive)
             .await?;
-        Ok(Box::pin(
-            stream.try_filter_map(|r| async move { Ok(r.event) }),
-        ))
+        Ok(process_events(stream, |r| r.event))
     }
 
     /// Attaches to a running process's output from now on.
@@ -280,9 +325,7 @@ impl EnvdClient {
         let stream = self
             .server_stream::<_, proc::ConnectResponse>("process.Process/Connect", &req, keepalive)
             .await?;
-        Ok(Box::pin(
-            stream.try_filter_map(|r| async move { Ok(r.event) }),
-        ))
+        Ok(process_events(stream, |r| r.event))
     }
 
     pub async fn list(&self) -> Result<Vec<ProcessInfo>, ClientError> {
@@ -589,6 +632,7 @@ where
                 }
                 Ok(Some(frame)) if frame.is_end_stream() => {
                     st.done = true;
+                    finish_body(&mut st.body).await;
                     return match frame.end_stream() {
                         Ok(end) => end.error.map(|e| (Err(ClientError::Rpc(e)), st)),
                         Err(e) => Some((Err(e.into()), st)),
@@ -615,4 +659,70 @@ where
             }
         }
     }))
+}
+
+/// What the HTTP stack says when writing a request to its connection
+/// failed (headers or body: it reports both so).
+const WRITE_FAILED: &str = "error writing a body to connection";
+
+/// Whether `e` says the request could not be written out whole: the
+/// connection failed while the request's bytes were being written, so the
+/// server cannot have read the whole request.
+fn unwritten(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.to_string() == WRITE_FAILED {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Reads `body` to its end (bounded, see the module docs), so its
+/// connection returns to the pool.
+async fn finish_body<B>(body: &mut B)
+where
+    B: Stream<Item = Result<Bytes, reqwest::Error>> + Unpin,
+{
+    let drain = async {
+        let mut read = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read > DRAIN_MAX_BYTES {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_LIMIT, drain).await;
+}
+
+/// The process events of a `start` or `connect` stream (messages without
+/// an event are skipped). Once the `end` event arrives the stream is read
+/// to its end (bounded, see the module docs) before `end` is yielded, and
+/// nothing follows it.
+fn process_events<R: Send + 'static>(
+    stream: RpcStream<R>,
+    event: fn(R) -> Option<ProcessEvent>,
+) -> RpcStream<ProcessEvent> {
+    Box::pin(futures::stream::unfold(
+        Some(stream),
+        move |stream| async move {
+            let mut stream = stream?;
+            loop {
+                match stream.next().await? {
+                    Ok(r) => match event(r) {
+                        Some(ProcessEvent::End(end)) => {
+                            let rest = async { while stream.next().await.is_some() {} };
+                            let _ = tokio::time::timeout(DRAIN_LIMIT, rest).await;
+                            return Some((Ok(ProcessEvent::End(end)), None));
+                        }
+                        Some(ev) => return Some((Ok(ev), Some(stream))),
+                        None => continue,
+                    },
+                    Err(e) => return Some((Err(e), Some(stream))),
+                }
+            }
+        },
+    ))
 }
