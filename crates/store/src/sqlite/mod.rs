@@ -39,6 +39,7 @@ mod sandboxes;
 mod secrets;
 mod snapshots;
 mod teams;
+mod template_snapshots;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -335,6 +336,32 @@ impl Store for SqliteStore {
 
     async fn live_snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError> {
         snapshots::live_ids(&self.reader).await
+    }
+
+    async fn put_template_snapshot(
+        &self,
+        rec: &crate::TemplateSnapshotRecord,
+    ) -> Result<Option<crate::TemplateSnapshotRecord>, StoreError> {
+        template_snapshots::put(&self.writer, rec).await
+    }
+
+    async fn template_snapshot(
+        &self,
+        template: &str,
+    ) -> Result<Option<crate::TemplateSnapshotRecord>, StoreError> {
+        template_snapshots::get(&self.reader, template).await
+    }
+
+    async fn template_snapshots(&self) -> Result<Vec<crate::TemplateSnapshotRecord>, StoreError> {
+        template_snapshots::list(&self.reader).await
+    }
+
+    async fn delete_template_snapshot(
+        &self,
+        template: &str,
+        snapshot: &SnapshotId,
+    ) -> Result<bool, StoreError> {
+        template_snapshots::delete(&self.writer, template, snapshot).await
     }
 
     async fn touch_sandbox(&self, id: &SandboxId, at: OffsetDateTime) -> Result<(), StoreError> {
