@@ -34,6 +34,7 @@ mod standby;
 mod start;
 pub mod storage;
 pub mod teardown;
+mod template_snapshot;
 mod tenancy;
 pub mod timers;
 pub mod webhooks;
@@ -65,6 +66,7 @@ pub use secrets::Secrets;
 pub use snapshots::SnapshotView;
 pub use standby::Standby;
 pub use teardown::Teardown;
+pub use template_snapshot::template_key;
 pub use tenancy::{KeyRequest, MintedKey, Tenancy};
 
 /// Longest lifetime a sandbox can be given, in seconds.
@@ -121,6 +123,8 @@ pub struct Sandboxes {
     /// Long-poll signals and the inbox worker's queue.
     inbox_work: inbox::InboxWork,
     webhooks: Arc<webhooks::Webhooks>,
+    /// Images of templates with a start command (`template_snapshot`).
+    template_snapshots: template_snapshot::TemplateSnapshots,
 }
 
 impl Sandboxes {
@@ -144,6 +148,7 @@ impl Sandboxes {
             clock: d.clock,
             inbox_work: inbox::InboxWork::default(),
             webhooks: d.webhooks,
+            template_snapshots: template_snapshot::TemplateSnapshots::default(),
         }
     }
 
