@@ -3,7 +3,8 @@
 //! with the start command's server (the code interpreter) already running
 //! as it ran in the image. Each restored sandbox is its own (files, env,
 //! kernel state); the image survives a restart and goes when the template
-//! is rebuilt or removed; a template without a start command boots cold.
+//! is rebuilt or removed, or does not restore (that create boots cold); a
+//! template without a start command boots cold.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -236,8 +237,36 @@ async fn sandbox_template_snapshot_survives_restarts_and_goes_with_its_template(
         .await;
     assert!(from_snapshot(&create_entry(&d, &warm.id).await));
 
+    // An image that does not restore: the create boots the same sandbox
+    // cold and says why, the image goes and a new one is made.
+    let broken = images(&d);
+    let dir = d.data_dir().join("snapshots/images").join(&broken[0]);
+    for file in std::fs::read_dir(&dir).unwrap() {
+        std::fs::write(file.unwrap().path(), b"not an image").unwrap();
+    }
+    let fallback = d
+        .create_sandbox(json!({"template": "code-interpreter"}))
+        .await;
+    let details = create_entry(&d, &fallback.id).await;
+    assert_eq!(
+        details["from_template_snapshot"],
+        json!(false),
+        "{details:?}"
+    );
+    assert!(
+        details.contains_key("template_snapshot_error"),
+        "{details:?}"
+    );
+    let out = run_code(&d, &fallback.id, "print(6 * 7)").await;
+    assert!(out.contains("42"), "{out}");
+    wait_made(&d, 3).await;
+    wait_images(&d, "a new image for the broken one", |now| {
+        now.len() == 1 && now != broken
+    })
+    .await;
+
     // Removed: its image goes at the next sweep.
-    for id in [&sb.id, &cold.id, &warm.id] {
+    for id in [&sb.id, &cold.id, &warm.id, &fallback.id] {
         d.delete(&format!("/v1/sandboxes/{id}"))
             .send()
             .await

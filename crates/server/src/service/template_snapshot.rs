@@ -29,8 +29,8 @@
 //! (`Sandboxes::init_agent`): the maker's access token opens it once, then
 //! it takes the new sandbox's environment, access token, clock and sandbox
 //! token. The audit's `sandbox.create` entry says `from_template_snapshot`.
-//! A restore that fails is logged, its instance destroyed, and the same
-//! sandbox booted cold instead.
+//! A restore that fails is logged, its instance destroyed, the image
+//! dropped (and a new one asked for), and the same sandbox booted cold.
 //!
 //! What a restored sandbox shares with its siblings: the memory of the
 //! processes the start command left (the server and its kernel), as the
@@ -253,7 +253,8 @@ impl Sandboxes {
         laps.lap("row");
         let image = image_record(row, &rec);
         let mut extra = Map::new();
-        match self.restore_instance(&rec, &image).await {
+        let restored = self.restore_instance(&rec, &image).await;
+        match restored {
             Ok(()) => {
                 extra.insert("from_template_snapshot".into(), true.into());
                 extra.insert("template_snapshot".into(), row.snapshot.to_string().into());
@@ -265,6 +266,8 @@ impl Sandboxes {
                     tracing::warn!(sandbox = %rec.id, error = %e, "could not clear a failed restore");
                 }
                 self.drop_template_snapshot(row, "its restore failed").await;
+                self.template_snapshots
+                    .request(&template.name, &template_key(template));
                 extra.insert("from_template_snapshot".into(), false.into());
                 extra.insert("template_snapshot_error".into(), e.message.into());
                 let start = template.recipe.and_then(|r| r.start());
@@ -276,10 +279,11 @@ impl Sandboxes {
                 }
             }
         }
-        laps.lap("restore");
+        laps.lap("up");
+        let from_snapshot = extra.get("from_template_snapshot") == Some(&true.into());
         let done = self.finish_create_with(&rec.id, actor, extra).await;
         laps.lap("finish");
-        tracing::debug!(sandbox = %rec.id, snapshot = %row.snapshot, %laps, "sandbox created from its template's snapshot");
+        tracing::debug!(sandbox = %rec.id, snapshot = %row.snapshot, from_snapshot, %laps, "sandbox created");
         done
     }
 
