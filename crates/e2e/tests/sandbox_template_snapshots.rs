@@ -192,11 +192,19 @@ async fn sandbox_template_snapshot_creates_with_the_server_running() {
     let out = run_code(&d, &other.id, "print(6 * 7)").await;
     assert!(out.contains("42"), "{out}");
 
-    // The image is no team's snapshot.
+    // The image is no team's snapshot: not listed, not found by id.
+    let image = images(&d)[0].clone();
     let listed = d
         .get_text(&format!("/v1/sandboxes/{}/snapshots", a.id))
         .await;
-    assert!(!listed.contains(&images(&d)[0]), "{listed}");
+    assert!(!listed.contains(&image), "{listed}");
+    let by_id = d
+        .post("/v1/sandboxes")
+        .json(&json!({ "snapshot": image }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_id.status(), 404, "{}", by_id.text().await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
