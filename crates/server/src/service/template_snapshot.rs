@@ -14,6 +14,10 @@
 //! wait for it. A make that fails is not tried again for the same identity
 //! for [`RETRY_AFTER`].
 //!
+//! A daemon that dies while making one leaves the maker `creating`
+//! (start-up reconciliation fails it and tears it down) and perhaps an
+//! image no row names (the snapshot store's start-up sweep deletes it).
+//!
 //! Dropping one: a template that is gone, or whose identity changed (it
 //! was rebuilt), loses its row and image, when a create notices or at the
 //! next sweep (every [`SWEEP_EVERY`] and at start). The images are no
