@@ -14,6 +14,7 @@ mod raw;
 mod secrets;
 mod snapshots;
 mod stats;
+mod tsnap;
 
 use clap::{Parser, Subcommand};
 
@@ -124,6 +125,13 @@ enum Suite {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
+    /// Create of `code-interpreter` from its template snapshot, against
+    /// `runsc restore` of the same image and a cold create.
+    Tsnap {
+        /// Creates per side.
+        #[arg(long, default_value_t = 20)]
+        creates: usize,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -186,6 +194,10 @@ async fn main() -> anyhow::Result<()> {
         Suite::Secrets { requests } => {
             (("with injection", "direct"), secrets::run(requests).await?)
         }
+        Suite::Tsnap { creates } => (
+            ("from the template snapshot", "baseline"),
+            tsnap::run(creates).await?,
+        ),
     };
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -185,6 +185,14 @@ impl Daemon {
             .arg("--egress-proxy-port")
             .arg(self.proxy_port.to_string())
             .args(&self.serve_args)
+            // Template snapshots only where a test asks for them: a daemon
+            // making one boots a code-interpreter sandbox at start.
+            .args(
+                (!self.serve_args.iter().any(|a| a == "--template-snapshots"))
+                    .then_some(["--template-snapshots", "false"])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("WARREN_LOG", "info,warren=debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -175,7 +175,7 @@ pub async fn run(
         .map_err(|e| startup("cleaning up the snapshot store", e))?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = [
+    let mut workers = vec![
         tokio::spawn(sandboxes.clone().run_reaper(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_token_rotation(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone())),
@@ -184,6 +184,11 @@ pub async fn run(
         tokio::spawn(hooks.clone().run_pruner(stop_rx.clone())),
         tokio::spawn(assembled.webhooks.clone().run(stop_rx.clone())),
     ];
+    if config.template_snapshots {
+        workers.push(tokio::spawn(
+            sandboxes.clone().run_template_snapshots(stop_rx.clone()),
+        ));
+    }
     let net_events = tokio::spawn(
         sandboxes
             .clone()

@@ -104,6 +104,9 @@ pub struct Config {
     pub webhook_allow: Vec<warren_core::network::Cidr>,
     /// Seconds before a failed webhook delivery's first retry; default 5.
     pub webhook_first_retry_s: u64,
+    /// Whether templates with a start command are snapshotted once and
+    /// created by restoring that image (`docs/templates.md`); default on.
+    pub template_snapshots: bool,
 }
 
 /// Why the daemon could not start or stopped with an error.

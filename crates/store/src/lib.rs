@@ -55,6 +55,7 @@ mod event;
 mod grant;
 mod hook;
 mod sqlite;
+mod template_snapshot;
 mod webhook;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
@@ -63,6 +64,7 @@ pub use event::{AppendedEvent, EventRecord, InboxRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
 pub use hook::{HookKind, HookRecord, Subscription, TimerRecord};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
+pub use template_snapshot::TemplateSnapshotRecord;
 pub use webhook::{
     AttemptNext, AttemptRecord, DeliveryRecord, DeliveryState, EventPage, LifecycleEventRecord,
     WebhookFlavor, WebhookRecord,
@@ -479,7 +481,8 @@ pub trait Store: Send + Sync + 'static {
     /// sandbox is still being created from.
     async fn unreferenced_snapshots(&self) -> Result<Vec<SnapshotRecord>, StoreError>;
 
-    /// Ids of every snapshot whose image is not marked deleted.
+    /// Ids of every image the snapshot store must keep: snapshots not
+    /// marked deleted, and template snapshots.
     async fn live_snapshot_ids(&self) -> Result<Vec<SnapshotId>, StoreError>;
 
     /// The template versions that live sandboxes (not killed or failed)
@@ -490,6 +493,30 @@ pub trait Store: Send + Sync + 'static {
     /// Records `version` as the template version of every sandbox and
     /// snapshot of `template` that has none (rows older than versions).
     async fn pin_template_version(&self, template: &str, version: &str) -> Result<u64, StoreError>;
+    // ---- Template snapshots (see `TemplateSnapshotRecord`) ----
+
+    /// Records the template's image, replacing its previous row, which is
+    /// returned (its image is the caller's to delete).
+    async fn put_template_snapshot(
+        &self,
+        rec: &TemplateSnapshotRecord,
+    ) -> Result<Option<TemplateSnapshotRecord>, StoreError>;
+
+    async fn template_snapshot(
+        &self,
+        template: &str,
+    ) -> Result<Option<TemplateSnapshotRecord>, StoreError>;
+
+    /// Every template snapshot, by template name.
+    async fn template_snapshots(&self) -> Result<Vec<TemplateSnapshotRecord>, StoreError>;
+
+    /// Deletes the template's row if it still names `snapshot`; whether
+    /// it did (only then is the image the caller's to delete).
+    async fn delete_template_snapshot(
+        &self,
+        template: &str,
+        snapshot: &SnapshotId,
+    ) -> Result<bool, StoreError>;
 
     /// Records API activity on `id` at `at`. `NotFound` for an unknown id.
     async fn touch_sandbox(&self, id: &SandboxId, at: OffsetDateTime) -> Result<(), StoreError>;

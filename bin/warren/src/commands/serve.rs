@@ -122,6 +122,10 @@ pub struct Args {
     /// Seconds before a failed webhook delivery is first retried.
     #[arg(long, default_value_t = 5, value_name = "SECONDS", hide = true)]
     webhook_first_retry: u64,
+    /// Snapshot each template with a start command once it answers, and
+    /// create sandboxes of it by restoring that image (`true` or `false`).
+    #[arg(long, env = "WARREN_TEMPLATE_SNAPSHOTS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    template_snapshots: bool,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -264,6 +268,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         upstream_ca: args.upstream_ca,
         webhook_allow: args.webhook_allow,
         webhook_first_retry_s: args.webhook_first_retry.max(1),
+        template_snapshots: args.template_snapshots,
     };
     warren_server::serve(config, shutdown)
         .await

@@ -223,6 +223,9 @@ impl Sandboxes {
         if let Some(snapshot) = p.snapshot.clone() {
             return self.create_from_snapshot(&snapshot, p, actor).await;
         }
+        if let Some(done) = self.create_from_template_snapshot(&p, actor).await {
+            return done;
+        }
         let mut laps = Laps::start();
         let template = self.templates.ready(&p.template)?;
         let expires_at = deadline(self.clock.now(), p.timeout_s)?;
@@ -294,6 +297,16 @@ impl Sandboxes {
         id: &SandboxId,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
+        self.finish_create_with(id, actor, Map::new()).await
+    }
+
+    /// [`Self::finish_create`] with `extra` details in its audit entry.
+    pub(super) async fn finish_create_with(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+        extra: Map<String, serde_json::Value>,
+    ) -> Result<SandboxRecord, WarrenError> {
         let id = id.clone();
         match self
             .store
@@ -312,6 +325,7 @@ impl Sandboxes {
                     "expires_at".into(),
                     warren_core::rfc3339(rec.expires_at).into(),
                 );
+                details.extend(extra);
                 self.record_lifecycle(actor, &id, Action::SandboxCreate, Outcome::Ok, details)
                     .await;
                 Ok(rec)
@@ -333,7 +347,7 @@ impl Sandboxes {
 
     /// Starts the runtime instance, brings its agent up and runs the
     /// template's start command, if any (`service::start`).
-    async fn boot(
+    pub(super) async fn boot(
         &self,
         spec: &RuntimeSpec,
         rec: &SandboxRecord,

@@ -36,6 +36,7 @@ mod start;
 pub mod storage;
 pub mod teardown;
 mod template_gc;
+mod template_snapshot;
 mod tenancy;
 pub mod timers;
 pub mod webhooks;
@@ -67,6 +68,7 @@ pub use secrets::Secrets;
 pub use snapshots::SnapshotView;
 pub use standby::Standby;
 pub use teardown::Teardown;
+pub use template_snapshot::template_key;
 pub use tenancy::{KeyRequest, MintedKey, Tenancy};
 
 /// Longest lifetime a sandbox can be given, in seconds.
@@ -124,6 +126,8 @@ pub struct Sandboxes {
     inbox_work: inbox::InboxWork,
     webhooks: Arc<webhooks::Webhooks>,
     template_gc: template_gc::UnusedSince,
+    /// Images of templates with a start command (`template_snapshot`).
+    template_snapshots: template_snapshot::TemplateSnapshots,
 }
 
 impl Sandboxes {
@@ -148,6 +152,7 @@ impl Sandboxes {
             clock: d.clock,
             inbox_work: inbox::InboxWork::default(),
             webhooks: d.webhooks,
+            template_snapshots: template_snapshot::TemplateSnapshots::default(),
         }
     }
 

@@ -40,6 +40,7 @@ mod secrets;
 mod snapshots;
 mod teams;
 mod template_versions;
+mod template_snapshots;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -344,6 +345,32 @@ impl Store for SqliteStore {
 
     async fn pin_template_version(&self, template: &str, version: &str) -> Result<u64, StoreError> {
         template_versions::pin(&self.writer, template, version).await
+    }
+
+    async fn put_template_snapshot(
+        &self,
+        rec: &crate::TemplateSnapshotRecord,
+    ) -> Result<Option<crate::TemplateSnapshotRecord>, StoreError> {
+        template_snapshots::put(&self.writer, rec).await
+    }
+
+    async fn template_snapshot(
+        &self,
+        template: &str,
+    ) -> Result<Option<crate::TemplateSnapshotRecord>, StoreError> {
+        template_snapshots::get(&self.reader, template).await
+    }
+
+    async fn template_snapshots(&self) -> Result<Vec<crate::TemplateSnapshotRecord>, StoreError> {
+        template_snapshots::list(&self.reader).await
+    }
+
+    async fn delete_template_snapshot(
+        &self,
+        template: &str,
+        snapshot: &SnapshotId,
+    ) -> Result<bool, StoreError> {
+        template_snapshots::delete(&self.writer, template, snapshot).await
     }
 
     async fn touch_sandbox(&self, id: &SandboxId, at: OffsetDateTime) -> Result<(), StoreError> {

@@ -232,9 +232,12 @@ pub(super) async fn unreferenced(reader: &SqlitePool) -> Result<Vec<SnapshotReco
 const FORK_GRACE_MS: i64 = 5 * 60 * 1000;
 
 pub(super) async fn live_ids(reader: &SqlitePool) -> Result<Vec<SnapshotId>, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM snapshots WHERE deleted_at IS NULL")
-        .fetch_all(reader)
-        .await?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM snapshots WHERE deleted_at IS NULL
+         UNION SELECT snapshot FROM template_snapshots",
+    )
+    .fetch_all(reader)
+    .await?;
     ids.into_iter()
         .map(|id| {
             id.parse().map_err(|e| StoreError::Corrupt {
