@@ -24,6 +24,7 @@ mod liveness;
 mod locks;
 mod network;
 mod pause;
+mod pool;
 mod pty;
 mod quotas;
 pub mod reconcile;
@@ -59,6 +60,7 @@ pub use fork::MAX_FORK;
 pub use hooks::Hooks;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
 pub use network::{DENY_AUDIT_EVERY, Network};
+pub use pool::{MAX_POOL_SIZE, PoolChange, PoolView, template_key};
 pub use pty::{PtyEvents, PtySession};
 pub use quotas::{QuotaChange, TeamQuota};
 pub use secrets::Secrets;
@@ -121,6 +123,8 @@ pub struct Sandboxes {
     /// Long-poll signals and the inbox worker's queue.
     inbox_work: inbox::InboxWork,
     webhooks: Arc<webhooks::Webhooks>,
+    /// Warm pools of ready sandboxes (`pool`).
+    pools: pool::PoolState,
 }
 
 impl Sandboxes {
@@ -144,6 +148,7 @@ impl Sandboxes {
             clock: d.clock,
             inbox_work: inbox::InboxWork::default(),
             webhooks: d.webhooks,
+            pools: pool::PoolState::default(),
         }
     }
 
