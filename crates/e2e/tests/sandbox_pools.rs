@@ -345,3 +345,38 @@ async fn sandbox_pool_settings_survive_a_restart_and_its_sandboxes_are_replaced(
     assert_eq!(pool(&d, "base").await.unwrap().hits, 1);
     drop_pool(&d, "base").await;
 }
+
+#[tokio::test]
+async fn sandbox_pooled_sandbox_enforces_its_claimants_network_policy() {
+    let net = warren_e2e::internet::Internet::start(&[
+        ("good.example.test", 2),
+        ("other.example.test", 3),
+    ])
+    .await
+    .expect("test internet");
+    net.wait_ready().await.expect("test servers");
+    let upstream = net.dns.to_string();
+    let d = Daemon::with_base_and(&["--dns-upstream", &upstream]).await;
+    set_pool(&d, "base", json!({"min": 1, "max": 1})).await;
+    wait_ready(&d, "base", 1).await;
+    let sb = d
+        .create_sandbox(json!({"network": {"allow": ["good.example.test"]}}))
+        .await;
+    assert_eq!(pool(&d, "base").await.unwrap().hits, 1);
+    let curl = |url: &'static str| {
+        let (d, id) = (&d, sb.id.clone());
+        async move {
+            sh(
+                d,
+                &id,
+                &format!("curl -sS -m 5 {url} 2>/dev/null || echo \"failed (rc $?)\""),
+            )
+            .await
+        }
+    };
+    let body = curl("http://good.example.test/").await;
+    assert!(body.contains("good.example.test"), "allowed: {body}");
+    let body = curl("http://other.example.test/").await;
+    assert!(body.starts_with("failed"), "not allowed: {body}");
+    drop_pool(&d, "base").await;
+}

@@ -174,6 +174,7 @@ impl Sandboxes {
             self.pools.take(&p.template, "", &Limits::default());
             return Ok(None);
         }
+        let mut laps = warren_core::laps::Laps::start();
         let key = template_key(template);
         let Some(ready) = self.pools.take(&p.template, &key, &p.limits) else {
             return Ok(None);
@@ -208,14 +209,34 @@ impl Sandboxes {
                 return Ok(None);
             }
         };
-        match self.hand_over(&rec, ready.host).await {
-            Ok(()) => {
+        laps.lap("claim");
+        let handed = match self.hand_over(&rec, ready.host).await {
+            Ok(client) => {
+                laps.lap("network+init");
+                // The token and the entry are independent; recorded at once
+                // they share the audit log's commit. The entry's details are
+                // a cold create's, marked pooled.
                 let mut details = super::create::create_details(&rec);
                 details.insert("pooled".into(), true.into());
-                self.record_lifecycle(actor, &rec.id, Action::SandboxCreate, Outcome::Ok, details)
-                    .await;
+                let (token, ()) = tokio::join!(
+                    self.issue_token(&client, &rec, "start"),
+                    self.record_lifecycle(
+                        actor,
+                        &rec.id,
+                        Action::SandboxCreate,
+                        Outcome::Ok,
+                        details
+                    )
+                );
+                token
+            }
+            Err(e) => Err(e),
+        };
+        match handed {
+            Ok(()) => {
                 self.drain_inbox(&rec.id);
-                tracing::info!(sandbox = %rec.id, template = %rec.template, "sandbox running (pooled)");
+                laps.lap("token+audit");
+                tracing::info!(sandbox = %rec.id, template = %rec.template, %laps, "sandbox running (pooled)");
                 Ok(Some(rec))
             }
             Err(e) => {
@@ -226,18 +247,16 @@ impl Sandboxes {
         }
     }
 
-    /// Gives the claimed sandbox `rec` its caller's policy, environment
-    /// and sandbox token.
+    /// Gives the claimed sandbox `rec` its caller's policy and
+    /// environment; returns its agent's client.
     async fn hand_over(
         &self,
         rec: &SandboxRecord,
         host: std::net::IpAddr,
-    ) -> Result<(), WarrenError> {
+    ) -> Result<warren_envd::EnvdClient, WarrenError> {
         let addr = self.network.address_of(&rec.id).ok_or_else(|| {
             WarrenError::internal(format!("pooled sandbox {} has no address", rec.id))
         })?;
-        self.network.apply(rec, addr).await?;
-        let client = self.agents.client(&rec.id, None).await?;
         // Warren's own variables win over the caller's, as at a cold create.
         let mut env = rec.env.clone();
         env.extend(self.identity.env(&rec.id, host));
@@ -246,7 +265,11 @@ impl Sandboxes {
             timestamp: Some(warren_core::rfc3339(time::OffsetDateTime::now_utc())),
             ..InitRequest::default()
         };
-        client.init(&init).await.map_err(crate::agent_error)?;
-        self.issue_token(&client, rec, "start").await
+        let client = self.agents.client(&rec.id, None).await?;
+        // The policy and the environment are independent: both at once.
+        let (network, init) = tokio::join!(self.network.rebind(rec, addr), client.init(&init));
+        network?;
+        init.map_err(crate::agent_error)?;
+        Ok(client)
     }
 }
