@@ -163,8 +163,18 @@ pub async fn run(template: &str, creates: usize, concurrent: usize) -> anyhow::R
         None,
     );
 
-    // Concurrent creates with the pool full.
+    // Concurrent creates with the pool full, in a quota that holds them.
     let n = u32::try_from(concurrent)?;
+    let room = 2 * u64::from(n) + 8;
+    let resp = d
+        .put("/v1/teams/default/quota")
+        .json(&json!({"max_sandboxes": room, "max_vcpus": room,
+            "max_memory_mb": room * 4096, "max_disk_mb": room * 65536}))
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("raising the quota failed: {}", resp.text().await?);
+    }
     set_pool(&d, template, n, n).await?;
     wait_ready(&d, template, n).await?;
     let before = pool(&d, template).await?.map(|p| p.hits).unwrap_or(0);
