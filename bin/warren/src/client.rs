@@ -27,6 +27,7 @@ use warren_api_types::{
 use warren_core::SandboxId;
 
 mod network;
+mod pools;
 mod secrets;
 mod snapshots;
 mod webhooks;

@@ -434,3 +434,6 @@ pub use webhooks::{
     CreateWebhookRequest, CreatedWebhook, Delivery, DeliveryAttempt, DeliveryList, Webhook,
     WebhookList,
 };
+
+mod pools;
+pub use pools::{Pool, PoolList, SetPoolRequest};

@@ -9,6 +9,7 @@ mod e2b;
 mod events;
 mod foundation;
 mod network;
+mod pool;
 mod ports;
 mod raw;
 mod secrets;
@@ -42,6 +43,19 @@ enum Suite {
         #[arg(long, default_value_t = 50)]
         idle: usize,
         /// Template to measure with.
+        #[arg(long, default_value = "base")]
+        template: String,
+    },
+    /// Warm pools: pooled against cold create and bare `runsc run`,
+    /// create → first command, concurrent creates, hit rate on a bursty
+    /// trace.
+    Pool {
+        /// Creates per side (pooled, cold, bare).
+        #[arg(long, default_value_t = 20)]
+        creates: usize,
+        /// Concurrent creates served by a pool of that size.
+        #[arg(long, default_value_t = 50)]
+        concurrent: usize,
         #[arg(long, default_value = "base")]
         template: String,
     },
@@ -149,6 +163,14 @@ async fn main() -> anyhow::Result<()> {
         } => (
             RAW_ENGINE,
             foundation::run(&template, creates, execs, idle).await?,
+        ),
+        Suite::Pool {
+            creates,
+            concurrent,
+            template,
+        } => (
+            ("Warren", "bare runsc run"),
+            pool::run(&template, creates, concurrent).await?,
         ),
         Suite::Audit {
             entries,

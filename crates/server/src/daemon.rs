@@ -181,6 +181,7 @@ pub async fn run(
         tokio::spawn(sandboxes.clone().run_liveness(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_inbox(stop_rx.clone())),
         tokio::spawn(sandboxes.clone().run_timers(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_pools(stop_rx.clone())),
         tokio::spawn(hooks.clone().run_pruner(stop_rx.clone())),
         tokio::spawn(assembled.webhooks.clone().run(stop_rx.clone())),
     ];

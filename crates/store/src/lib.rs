@@ -30,6 +30,9 @@
 //!   when every sandbox is added through [`Store::create_sandbox_in_quota`]
 //!   and every resume through [`Store::begin_resume_in_quota`] (the daemon
 //!   does); the decision is made in the write's own transaction.
+//! - A pooled sandbox (team [`pool_team`]) is no team's: it leaves the pool
+//!   only through [`Store::claim_pooled_sandbox`], at most once, admitted
+//!   against the claiming team's quota in the claim's own transaction.
 //! - A webhook delivery exists only with its lifecycle event, inserted in
 //!   the event's own transaction ([`Store::record_lifecycle_event`]).
 //! - Times are kept with millisecond precision: a record read back carries
@@ -54,6 +57,7 @@ mod error;
 mod event;
 mod grant;
 mod hook;
+mod pool;
 mod sqlite;
 mod template_snapshot;
 mod webhook;
@@ -63,6 +67,7 @@ pub use error::StoreError;
 pub use event::{AppendedEvent, EventRecord, InboxRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
 pub use hook::{HookKind, HookRecord, Subscription, TimerRecord};
+pub use pool::{PoolClaim, PoolRecord, pool_owner, pool_team};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 pub use template_snapshot::TemplateSnapshotRecord;
 pub use webhook::{
@@ -805,4 +810,25 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes lifecycle events from before `before` that no pending
     /// delivery still needs (their deliveries and attempts go with them).
     async fn prune_lifecycle_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    // ---- Warm pools (see `pool`) ----
+
+    /// Every pool's settings, by template.
+    async fn list_pools(&self) -> Result<Vec<PoolRecord>, StoreError>;
+
+    /// Creates or replaces the pool of `pool.template`; returns it as stored.
+    async fn put_pool(&self, pool: &PoolRecord) -> Result<PoolRecord, StoreError>;
+
+    /// Deletes the pool of `template`. `NotFound` if there is none.
+    async fn delete_pool(&self, template: &str) -> Result<(), StoreError>;
+
+    /// Hands the pooled sandbox `id` to `claim.team` if it is still running
+    /// in the pool team and fits that team's quota, in one transaction:
+    /// `Ok(None)` if it is no longer claimable, `QuotaExceeded` if it does
+    /// not fit. The row's creation, state and activity times become now.
+    async fn claim_pooled_sandbox(
+        &self,
+        id: &SandboxId,
+        claim: &PoolClaim,
+    ) -> Result<Option<SandboxRecord>, StoreError>;
 }

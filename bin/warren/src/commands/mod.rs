@@ -15,6 +15,7 @@ pub mod kill;
 pub mod ls;
 pub mod network;
 pub mod pause;
+pub mod pool;
 pub mod port;
 pub mod resume;
 pub mod rollback;

@@ -19,6 +19,7 @@ mod inbox;
 mod keys;
 mod network;
 mod openapi;
+mod pools;
 mod pty;
 mod quotas;
 mod routes;

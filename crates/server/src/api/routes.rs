@@ -16,8 +16,8 @@ use warren_core::Scope as S;
 
 use super::openapi::BearerAuth;
 use super::{
-    UPLOAD_LIMIT, audit, events, exec, files, health, hooks, inbox, keys, network, pty, quotas,
-    sandboxes, secrets, snapshots, teams, templates, timeline, timers, webhooks,
+    UPLOAD_LIMIT, audit, events, exec, files, health, hooks, inbox, keys, network, pools, pty,
+    quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, webhooks,
 };
 use crate::auth::policy::{needs, needs_or_token, token_or_key};
 use crate::route_table::router_and_rules;
@@ -67,6 +67,10 @@ macro_rules! native_routes {
             // Quotas bound what a team may take of the host: operators only.
             get "/v1/teams/{team}/quota" => quotas::get_quota, needs(S::TeamsManage);
             put "/v1/teams/{team}/quota" => quotas::set_quota, needs(S::TeamsManage);
+            // Pools hold the host's capacity for every team: operators only.
+            get "/v1/pools" => pools::list, needs(S::TeamsManage);
+            put "/v1/pools/{template}" => pools::set, needs(S::TeamsManage);
+            delete "/v1/pools/{template}" => pools::delete, needs(S::TeamsManage);
             get "/v1/users" => teams::list_users, needs(S::KeysManage);
             post "/v1/users" => teams::create_user, needs(S::KeysManage);
             get "/v1/whoami" => teams::whoami, token_or_key();
@@ -196,11 +200,14 @@ mod tests {
     }
 
     #[test]
-    fn only_operators_read_and_set_quotas_and_import_images() {
+    fn only_operators_read_and_set_quotas_pools_and_import_images() {
         for (method, route) in [
             (Method::GET, "/v1/teams/{team}/quota"),
             (Method::PUT, "/v1/teams/{team}/quota"),
             (Method::POST, "/v1/templates/{name}/import"),
+            (Method::GET, "/v1/pools"),
+            (Method::PUT, "/v1/pools/{template}"),
+            (Method::DELETE, "/v1/pools/{template}"),
         ] {
             let rule = rule_for(&method, route).unwrap();
             assert_eq!(rule.scope, Some(S::TeamsManage));

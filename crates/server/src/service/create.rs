@@ -171,6 +171,21 @@ impl CreateParams {
     }
 }
 
+/// The details of a `sandbox.create` entry (a pooled create adds
+/// `pooled`).
+pub(super) fn create_details(rec: &SandboxRecord) -> Map<String, serde_json::Value> {
+    let mut details = Map::new();
+    details.insert("template".into(), rec.template.clone().into());
+    details.insert("cpus".into(), rec.limits.cpus.into());
+    details.insert("memory_mb".into(), rec.limits.memory_mb.into());
+    details.insert("disk_mb".into(), rec.limits.disk_mb.into());
+    details.insert(
+        "expires_at".into(),
+        warren_core::rfc3339(rec.expires_at).into(),
+    );
+    details
+}
+
 /// A lifetime in seconds: 1..=MAX_TIMEOUT_S.
 pub fn validate_timeout(timeout_s: u64) -> Result<u64, WarrenError> {
     if timeout_s == 0 || timeout_s > MAX_TIMEOUT_S {
@@ -235,7 +250,13 @@ impl Sandboxes {
             .as_ref()
             .map(|i| i.env.clone())
             .unwrap_or_default();
-        env.extend(p.env);
+        env.extend(p.env.clone());
+        if let Some(rec) = self
+            .claim_pooled(&p, &template, &env, expires_at, actor)
+            .await?
+        {
+            return Ok(rec);
+        }
         let rec = self
             .store
             .create_sandbox_in_quota(NewSandbox {
@@ -316,15 +337,7 @@ impl Sandboxes {
             Ok(rec) => {
                 tracing::info!(sandbox = %id, template = %rec.template, "sandbox running");
                 self.drain_inbox(&id);
-                let mut details = Map::new();
-                details.insert("template".into(), rec.template.clone().into());
-                details.insert("cpus".into(), rec.limits.cpus.into());
-                details.insert("memory_mb".into(), rec.limits.memory_mb.into());
-                details.insert("disk_mb".into(), rec.limits.disk_mb.into());
-                details.insert(
-                    "expires_at".into(),
-                    warren_core::rfc3339(rec.expires_at).into(),
-                );
+                let mut details = create_details(&rec);
                 details.extend(extra);
                 self.record_lifecycle(actor, &id, Action::SandboxCreate, Outcome::Ok, details)
                     .await;

@@ -149,7 +149,12 @@ impl Sandboxes {
                 }
             };
             let now = self.clock.now();
-            for rec in running.iter().filter(|r| self.identity.due(&r.id, now)) {
+            // Pooled sandboxes hold no token until a claim issues one.
+            let pool = warren_store::pool_team();
+            let due = running
+                .iter()
+                .filter(|r| r.team != pool && self.identity.due(&r.id, now));
+            for rec in due {
                 let result = match self.agents.client(&rec.id, None).await {
                     Ok(client) => self.issue_token(&client, rec, "rotate").await,
                     Err(e) => Err(e),

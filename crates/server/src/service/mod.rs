@@ -25,6 +25,7 @@ mod liveness;
 mod locks;
 mod network;
 mod pause;
+mod pool;
 mod pty;
 mod quotas;
 pub mod reconcile;
@@ -62,14 +63,20 @@ pub use fork::MAX_FORK;
 pub use hooks::Hooks;
 pub use identity::{SandboxIdentity, TOKEN_FILE};
 pub use network::{DENY_AUDIT_EVERY, Network};
+pub use pool::{MAX_POOL_SIZE, PoolChange, PoolView};
 pub use pty::{PtyEvents, PtySession};
 pub use quotas::{QuotaChange, TeamQuota};
 pub use secrets::Secrets;
 pub use snapshots::SnapshotView;
 pub use standby::Standby;
 pub use teardown::Teardown;
-pub use template_snapshot::template_key;
 pub use tenancy::{KeyRequest, MintedKey, Tenancy};
+
+/// A template version's identity for warm pools and template snapshots:
+/// what was made from one version is never used for another.
+pub fn template_key(t: &warren_template::Template) -> String {
+    t.reference()
+}
 
 /// Longest lifetime a sandbox can be given, in seconds.
 pub const MAX_TIMEOUT_S: u64 = warren_core::Persistence::MAX_TIMEOUT_S;
@@ -128,6 +135,8 @@ pub struct Sandboxes {
     template_gc: template_gc::UnusedSince,
     /// Images of templates with a start command (`template_snapshot`).
     template_snapshots: template_snapshot::TemplateSnapshots,
+    /// Warm pools of ready sandboxes (`pool`).
+    pools: pool::PoolState,
 }
 
 impl Sandboxes {
@@ -153,6 +162,7 @@ impl Sandboxes {
             inbox_work: inbox::InboxWork::default(),
             webhooks: d.webhooks,
             template_snapshots: template_snapshot::TemplateSnapshots::default(),
+            pools: pool::PoolState::default(),
         }
     }
 

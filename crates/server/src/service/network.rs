@@ -129,6 +129,26 @@ impl Network {
         self.apply(rec, addr).await
     }
 
+    /// [`Self::apply`] for a pooled sandbox just claimed: when the rules in
+    /// force are already `rec`'s policy (same slot, address and policy),
+    /// only the registry learns its new team; otherwise the policy is
+    /// applied.
+    pub async fn rebind(&self, rec: &SandboxRecord, addr: IpAddr) -> Result<(), WarrenError> {
+        let enforced = self.registry.by_id(rec.id.as_str()).filter(|n| {
+            n.slot == rec.net_slot && IpAddr::V4(n.addr) == addr && *n.policy == rec.network
+        });
+        match enforced {
+            Some(n) => {
+                self.registry.set(SandboxNet {
+                    team: rec.team.to_string(),
+                    ..n
+                });
+                Ok(())
+            }
+            None => self.apply(rec, addr).await,
+        }
+    }
+
     /// The address the sandbox's instance sends from, while one is known.
     pub fn address_of(&self, id: &SandboxId) -> Option<IpAddr> {
         self.registry.by_id(id.as_str()).map(|n| IpAddr::V4(n.addr))

@@ -65,8 +65,8 @@ use warren_template::{Template, TemplateError};
 
 use warren_runtime::RootFs;
 
-use super::Sandboxes;
 use super::create::{CreateParams, deadline};
+use super::{Sandboxes, template_key};
 use crate::audit::{Action, AuditActor};
 
 /// How often stale template snapshots are looked for.
@@ -77,12 +77,6 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(600);
 const MAKER_TIMEOUT_S: u64 = 600;
 /// The audit actor of everything done to makers.
 const ACTOR: &str = "template-snapshot";
-
-/// A template's identity: an image made for one identity is never restored
-/// for another.
-pub fn template_key(t: &Template) -> String {
-    t.reference()
-}
 
 /// What the service remembers about template snapshots in memory.
 pub struct TemplateSnapshots {
@@ -419,9 +413,7 @@ impl Sandboxes {
                 Ok(t) if t.is_ready() && template_key(&t) != row.template_key => {
                     "the template was rebuilt"
                 }
-                Ok(t) if t.start().is_none() && t.is_ready() => {
-                    "the template has no start command"
-                }
+                Ok(t) if t.start().is_none() && t.is_ready() => "the template has no start command",
                 _ => continue,
             };
             self.drop_template_snapshot(&row, why).await;

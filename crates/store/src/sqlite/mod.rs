@@ -34,13 +34,14 @@ mod grants;
 mod hooks;
 mod keys;
 mod network;
+mod pools;
 mod quotas;
 mod sandboxes;
 mod secrets;
 mod snapshots;
 mod teams;
-mod template_versions;
 mod template_snapshots;
+mod template_versions;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -660,6 +661,26 @@ impl Store for SqliteStore {
 
     async fn prune_lifecycle_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         webhooks::prune(&self.writer, before).await
+    }
+
+    async fn list_pools(&self) -> Result<Vec<crate::PoolRecord>, StoreError> {
+        pools::list(&self.reader).await
+    }
+
+    async fn put_pool(&self, pool: &crate::PoolRecord) -> Result<crate::PoolRecord, StoreError> {
+        pools::put(&self.writer, pool).await
+    }
+
+    async fn delete_pool(&self, template: &str) -> Result<(), StoreError> {
+        pools::delete(&self.writer, template).await
+    }
+
+    async fn claim_pooled_sandbox(
+        &self,
+        id: &SandboxId,
+        claim: &crate::PoolClaim,
+    ) -> Result<Option<SandboxRecord>, StoreError> {
+        pools::claim(&self.writer, id, claim).await
     }
 }
 

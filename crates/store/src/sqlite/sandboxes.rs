@@ -263,13 +263,15 @@ pub(super) async fn expired(
 ) -> Result<Vec<SandboxId>, StoreError> {
     // A paused sandbox does not age, and one pausing or resuming is its
     // lock holder's: the resume gives it a fresh lifetime when it is done.
+    // A pooled sandbox is no team's and gets its lifetime when claimed.
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM sandboxes
          WHERE state NOT IN ('killed', 'failed', 'paused', 'pausing', 'resuming')
-           AND expires_at <= ?1
+           AND expires_at <= ?1 AND team != ?2
          ORDER BY expires_at, rowid",
     )
     .bind(to_millis(now))
+    .bind(crate::pool::POOL_TEAM)
     .fetch_all(reader)
     .await?;
     parse_ids(ids)
