@@ -102,7 +102,7 @@ fn percentiles(
 pub async fn run(template: &str, creates: usize, concurrent: usize) -> anyhow::Result<Vec<Row>> {
     let d = Daemon::start().await?;
     d.ensure_template(template).await?;
-    let rootfs = Daemon::templates_dir().join(template).join("rootfs");
+    let rootfs = Daemon::template_rootfs(template)?;
     let raw = RawRunsc::new(&rootfs)?;
     let mut rows = Vec::new();
 

@@ -249,10 +249,7 @@ impl Daemon {
 
     /// Makes sure `name` is built in the shared templates directory.
     pub async fn ensure_template(&self, name: &str) -> anyhow::Result<()> {
-        let ready = std::fs::read_to_string(Self::templates_dir().join(name).join("template.json"))
-            .map(|s| s.contains("\"ready\""))
-            .unwrap_or(false);
-        if ready {
+        if Self::template_rootfs(name).is_ok() {
             return Ok(());
         }
         let resp = self

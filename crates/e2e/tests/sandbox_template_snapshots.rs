@@ -107,29 +107,48 @@ fn private_templates() -> (tempfile::TempDir, PathBuf) {
             .status()
             .unwrap();
         assert!(status.success());
-        let meta = dir.path().join(name).join("template.json");
-        std::fs::remove_file(&meta).unwrap();
-        std::fs::copy(shared.join(name).join("template.json"), &meta).unwrap();
+        // The index is rewritten by `rebuild`: a copy, not a hard link.
+        let index = dir.path().join(name).join("index.json");
+        std::fs::remove_file(&index).unwrap();
+        std::fs::copy(shared.join(name).join("index.json"), &index).unwrap();
     }
     let path = dir.path().to_path_buf();
     (dir, path)
 }
 
-/// Gives the template in `dir` a new build time, as a rebuild does.
+/// Gives the template in `dir` a new `latest` version with the same
+/// files, as a rebuild that changed something would.
 fn rebuild(dir: &Path, name: &str) {
-    let meta = dir.join(name).join("template.json");
-    let mut t: Value = serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
-    t["built_at"] = json!("2030-01-01T00:00:00Z");
-    let fresh = dir.join(name).join("template.json.new");
-    std::fs::write(&fresh, t.to_string()).unwrap();
-    std::fs::rename(&fresh, &meta).unwrap();
+    let tdir = dir.join(name);
+    let index_path = tdir.join("index.json");
+    let mut index: Value =
+        serde_json::from_str(&std::fs::read_to_string(&index_path).unwrap()).unwrap();
+    let old = index["tags"]["latest"].as_str().unwrap().to_owned();
+    let new = "0000000000002030";
+    let status = Command::new("cp")
+        .arg("-al")
+        .arg(tdir.join("v").join(&old))
+        .arg(tdir.join("v").join(new))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let meta_path = tdir.join("v").join(new).join("version.json");
+    let mut meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta_path).unwrap()).unwrap();
+    meta["version"] = json!(new);
+    std::fs::remove_file(&meta_path).unwrap();
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    index["tags"]["latest"] = json!(new);
+    let fresh = tdir.join("index.json.new");
+    std::fs::write(&fresh, index.to_string()).unwrap();
+    std::fs::rename(&fresh, &index_path).unwrap();
 }
 
 fn ensure_shared_templates() {
     let shared = Daemon::templates_dir();
     for name in ["base", "code-interpreter"] {
         assert!(
-            shared.join(name).join("template.json").exists(),
+            Daemon::template_rootfs(name).is_ok(),
             "{} lacks the {name} template (scripts/test.sh builds it)",
             shared.display()
         );

@@ -66,9 +66,12 @@ class Context:
 
     def restart(self):
         with self.lock:
-            self.client.stop_channels()
-            self.manager.restart_kernel(now=True)
-            self._connect()
+            self._restart()
+
+    def _restart(self):
+        self.client.stop_channels()
+        self.manager.restart_kernel(now=True)
+        self._connect()
 
     def shutdown(self):
         with self.lock:
@@ -99,20 +102,28 @@ class Context:
                         "    _w_os.environ.pop(_w_k, None) if _w_v is None else _w_os.environ.__setitem__(_w_k, _w_v)\n"
                     )
 
-    def _run(self, code, emit):
+    def _run(self, code, emit, retried=False):
         msg_id = self.client.execute(code, store_history=True)
+        seen = False
         try:
             while True:
                 try:
                     msg = self.client.get_iopub_msg(timeout=1)
                 except queue.Empty:
                     if not self.manager.is_alive():
+                        if not seen and not retried:
+                            # Dead before it saw the request (e.g. a kernel
+                            # that did not survive a snapshot restore): the
+                            # code never ran, so a fresh kernel runs it.
+                            self._restart()
+                            return self._run(code, emit, retried=True)
                         emit({"type": "error", "name": "KernelDied",
                               "value": "the kernel died", "traceback": ""})
                         return
                     continue
                 if msg["parent_header"].get("msg_id") != msg_id:
                     continue
+                seen = True
                 kind, content = msg["msg_type"], msg["content"]
                 if kind == "stream":
                     emit({"type": content["name"], "text": content["text"],
