@@ -62,8 +62,9 @@ show_new_admin_key() {
     return 0
 }
 
+# Ready iff its index tags a version `latest` (docs/templates.md).
 base_ready() {
-    grep -qs '"status": *"ready"' "$DATA_DIR/templates/base/template.json"
+    grep -qs '"latest"' "$DATA_DIR/templates/base/index.json"
 }
 
 print_addresses() {
