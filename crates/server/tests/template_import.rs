@@ -343,3 +343,81 @@ async fn a_new_version_leaves_running_sandboxes_on_theirs_until_collected() {
     assert_eq!(info["versions"][0]["tags"], json!([]));
     assert_eq!(info["versions"][0]["in_use"], true);
 }
+
+/// A build context holding `files` (name, content).
+fn context(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let entries: Vec<Entry> = files.iter().map(|(n, c)| Entry::File(n, c)).collect();
+    testing::layer(&entries)
+}
+
+#[tokio::test]
+async fn dockerfile_builds_are_refused_before_anything_runs_when_they_cannot_be_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
+        .await
+        .unwrap();
+    let admin = w.admin_key.clone().unwrap();
+    let builds = "/v1/templates/app/builds";
+    let refused = |status: StatusCode, text: &str, needle: &str| {
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+        assert!(text.contains(needle), "{needle}: {text}");
+    };
+
+    let body = context(&[("Dockerfile", b"FROM base\nHEALTHCHECK CMD true\n")]);
+    let (status, text) = call(&w, &admin, "POST", builds, Body::from(body)).await;
+    refused(
+        status,
+        &text,
+        "Dockerfile line 2: HEALTHCHECK is not supported",
+    );
+    let body = context(&[("other", b"x")]);
+    let (status, text) = call(&w, &admin, "POST", builds, Body::from(body)).await;
+    refused(status, &text, "the build context has no Dockerfile");
+    let body = context(&[("Dockerfile", b"FROM base\n")]);
+    let url = format!("{builds}?dockerfile=../../etc/passwd");
+    let (status, text) = call(&w, &admin, "POST", &url, Body::from(body)).await;
+    refused(
+        status,
+        &text,
+        "must be a relative path inside the build context",
+    );
+    let (status, text) = call(&w, &admin, "POST", builds, Body::empty()).await;
+    refused(status, &text, "holds no build context");
+    let (status, text) = call(&w, &admin, "POST", builds, Body::from(vec![7u8; 4096])).await;
+    refused(status, &text, "not a usable tar");
+    let body = context(&[("Dockerfile", b"FROM base\n")]);
+    let url = format!("{builds}?args=NOEQUALS");
+    let (status, text) = call(&w, &admin, "POST", &url, Body::from(body)).await;
+    refused(status, &text, "is not KEY=VALUE");
+    // A recipe's name is not for Dockerfile builds.
+    let body = context(&[("Dockerfile", b"FROM tiny\n")]);
+    let (status, text) = call(
+        &w,
+        &admin,
+        "POST",
+        "/v1/templates/base/builds",
+        Body::from(body),
+    )
+    .await;
+    refused(status, &text, "is the name of a recipe");
+
+    // Templates are every team's: members may not build them.
+    let body = Body::from(json!({"name": "m", "role": "member"}).to_string());
+    let (_, text) = call(&w, &admin, "POST", "/v1/keys", body).await;
+    let member = serde_json::from_str::<Value>(&text).unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = context(&[("Dockerfile", b"FROM base\n")]);
+    let (status, _) = call(&w, &member, "POST", builds, Body::from(body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Nothing was made, nor left behind.
+    let (status, _) = get(&w, &admin, "/v1/templates/app").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("templates"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload-") || n.starts_with(".context-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -183,6 +183,15 @@ impl Template {
         self.status == Status::Ready
     }
 
+    /// The environment every sandbox of this version starts with (an image's
+    /// `Env`); a create's own `env` goes over it.
+    pub fn default_env(&self) -> BTreeMap<String, String> {
+        self.image
+            .as_ref()
+            .map(|i| i.env.clone())
+            .unwrap_or_default()
+    }
+
     /// The command every sandbox booted from this version starts with.
     pub fn start(&self) -> Option<StartCommand> {
         self.start

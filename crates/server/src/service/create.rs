@@ -245,11 +245,7 @@ impl Sandboxes {
         let template = self.templates.ready(&p.template)?;
         let expires_at = deadline(self.clock.now(), p.timeout_s)?;
         // An imported image's Env is the default; the caller's env wins.
-        let mut env = template
-            .image
-            .as_ref()
-            .map(|i| i.env.clone())
-            .unwrap_or_default();
+        let mut env = template.default_env();
         env.extend(p.env.clone());
         if let Some(rec) = self
             .claim_pooled(&p, &template, &env, expires_at, actor)

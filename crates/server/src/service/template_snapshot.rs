@@ -223,11 +223,7 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         let mut laps = Laps::start();
         let expires_at = deadline(self.clock.now(), p.timeout_s)?;
-        let mut env = template
-            .image
-            .as_ref()
-            .map(|i| i.env.clone())
-            .unwrap_or_default();
+        let mut env = template.default_env();
         env.extend(p.env.clone());
         let rec = self
             .store
@@ -328,11 +324,7 @@ impl Sandboxes {
         })?;
         self.disk.check()?;
         let actor = AuditActor::system(ACTOR);
-        let env = template
-            .image
-            .as_ref()
-            .map(|i| i.env.clone())
-            .unwrap_or_default();
+        let env = template.default_env();
         let maker = self
             .store
             .create_sandbox(NewSandbox {

@@ -244,11 +244,7 @@ impl Sandboxes {
         template: warren_template::Template,
     ) -> Result<Ready, WarrenError> {
         let (owner, key) = pool_owner();
-        let env = template
-            .image
-            .as_ref()
-            .map(|i| i.env.clone())
-            .unwrap_or_default();
+        let env = template.default_env();
         let rec = self
             .store
             .create_sandbox(NewSandbox {
