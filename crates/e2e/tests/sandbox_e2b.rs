@@ -21,8 +21,8 @@ fn e2b_spelling(key: &str) -> String {
 }
 
 /// Runs `cmd` with the SDK pointed at `d`; panics with its output (and the
-/// daemon's log) unless it succeeds.
-fn run_sdk(d: &Daemon, mut cmd: Command) {
+/// daemon's log) unless it succeeds. Returns its standard output.
+fn run_sdk(d: &Daemon, mut cmd: Command) -> String {
     if !cmd.get_envs().any(|(k, _)| k == "E2B_API_KEY") {
         cmd.env("E2B_API_KEY", &d.key);
     }
@@ -53,6 +53,7 @@ fn run_sdk(d: &Daemon, mut cmd: Command) {
         d.log()
     );
     println!("{text}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn pytest(venv: &str, args: &[&str]) -> Command {
@@ -98,6 +99,64 @@ async fn sandbox_e2b_python_sdk() {
             .all(|e| e["actor"][0].as_str().unwrap().starts_with("envd-token:")),
         "{execs}"
     );
+}
+
+/// E2B's `Template` class builds on Warren through the official SDK
+/// (`tests/e2b/build_template.py`): Debian with apt, ENV expanding the
+/// base's PATH, COPY owned by the default user, RUN, WORKDIR and a start
+/// command with a ready check; a sandbox of it shows each effect and the
+/// server already answering. A failing step reports its exit and output, a
+/// base no registry here has names the bases that exist, and tags move.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_e2b_template_builds_through_the_sdk() {
+    let work = tempfile::tempdir().unwrap();
+    let templates = work.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    // The shared base, linked (a build copies it; nothing writes it).
+    let shared = Daemon::templates_dir().join("base");
+    let linked = std::process::Command::new("cp")
+        .arg("-al")
+        .arg(&shared)
+        .arg(templates.join("base"))
+        .status()
+        .unwrap();
+    assert!(linked.success());
+    let d = Daemon::start_in(&templates, &[])
+        .await
+        .expect("daemon starts");
+    let out = tokio::task::block_in_place(|| {
+        run_sdk(&d, python("e2b-venv", &["build_template.py", "sdk-built"]))
+    });
+    let report: Value = serde_json::from_str(out.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    let stdout = report["started"]["stdout"].as_str().unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
+    assert_eq!(lines[0], "hi");
+    assert!(
+        lines[1].starts_with("/opt/tools:/") && !lines[1].contains('$'),
+        "{stdout}"
+    );
+    assert_eq!(&lines[2..], ["user", "from the context", "2", "user"]);
+    assert_eq!(report["started"]["page"], "<p>served</p>\n");
+    let failure = report["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("exited with code 3") && failure.contains("about to fail"),
+        "{failure}"
+    );
+    let unknown = report["unknown_base"].as_str().unwrap();
+    assert!(
+        unknown.contains("python:3.12-slim cannot be had here") && unknown.contains("base"),
+        "{unknown}"
+    );
+    assert_eq!(report["tagged"], json!(["stable"]));
+    assert_eq!(report["tags"], json!(["latest", "stable", "v1"]));
+    assert_eq!(report["after_remove"], json!(["latest", "stable"]));
+    assert_eq!(report["exists"], true);
+    assert_eq!(report["missing_exists"], false);
+    // The failed build left the template on the version that built.
+    let info: Value = d.get_json("/v1/templates/sdk-built").await;
+    assert_eq!(info["versions"].as_array().unwrap().len(), 1, "{info}");
 }
 
 /// `python` of an SDK environment running `script` in the suite directory.

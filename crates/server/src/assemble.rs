@@ -43,6 +43,8 @@ pub(crate) struct DaemonSecrets {
     pub tokens: TokenIssuer,
     /// Signs access grants (`grant-secret`).
     pub grant: Pepper,
+    /// Signs the upload URLs of E2B's build files (`upload-secret`).
+    pub upload: Pepper,
 }
 
 impl DaemonSecrets {
@@ -54,6 +56,7 @@ impl DaemonSecrets {
             agent: load("agent-secret")?,
             tokens: TokenIssuer::new(load("sandbox-token-secret")?, sandbox_token_ttl_s),
             grant: load("grant-secret")?,
+            upload: load("upload-secret")?,
         })
     }
 }
@@ -150,6 +153,8 @@ pub(crate) struct Parts {
     /// Where webhook deliveries may go.
     pub webhook_destinations: Destinations,
     pub webhook_first_retry: std::time::Duration,
+    /// Where template builds' RUN steps may reach (`Config::build_allow`).
+    pub build_allow: Vec<warren_core::network::NetRule>,
 }
 
 /// The services and the two routers, ready to serve.
@@ -212,13 +217,20 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         p.audit.clone(),
         p.clock.clone(),
     ));
+    let templates = Arc::new(TemplateBuilds::new(
+        p.templates,
+        p.store.clone(),
+        sandboxes.clone(),
+        p.build_allow,
+    ));
     let state = AppState {
         sandboxes: sandboxes.clone(),
         hooks: hooks.clone(),
-        templates: Arc::new(TemplateBuilds::new(
-            p.templates,
-            p.store.clone(),
-            sandboxes.clone(),
+        templates: templates.clone(),
+        e2b_builds: Arc::new(crate::e2b::Builds::new(
+            templates,
+            p.secrets.upload,
+            p.clock.clone(),
         )),
         tenancy: p.tenancy,
         secrets: p.team_secrets,

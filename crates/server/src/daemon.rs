@@ -158,6 +158,7 @@ pub async fn run(
             config.sandbox_cidr.parse().ok(),
         ),
         webhook_first_retry: Duration::from_secs(config.webhook_first_retry_s),
+        build_allow: config.build_allow.clone(),
     });
     let sandboxes = assembled.sandboxes;
     let hooks = assembled.hooks;

@@ -107,6 +107,9 @@ pub struct Config {
     /// Whether templates with a start command are snapshotted once and
     /// created by restoring that image (`docs/templates.md`); default on.
     pub template_snapshots: bool,
+    /// Destinations every template build's RUN steps may reach besides
+    /// the host's Debian mirror (E2B's builds name none of their own).
+    pub build_allow: Vec<warren_core::network::NetRule>,
 }
 
 /// Why the daemon could not start or stopped with an error.

@@ -12,6 +12,8 @@ use crate::templates::TemplateBuilds;
 pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub templates: Arc<TemplateBuilds>,
+    /// E2B's template builds in flight and their uploaded files.
+    pub e2b_builds: Arc<crate::e2b::Builds>,
     pub tenancy: Arc<Tenancy>,
     pub secrets: Arc<Secrets>,
     /// Inbound webhook hooks and their deliveries.

@@ -43,6 +43,9 @@ pub struct TemplateBuilds {
     rows: Arc<dyn Store>,
     /// Runs Dockerfile steps in build sandboxes.
     sandboxes: Arc<Sandboxes>,
+    /// Where every build's RUN steps may reach besides the Debian mirror
+    /// (`warren serve --build-allow`).
+    build_allow: Vec<NetRule>,
 }
 
 /// A Dockerfile build as a request asks for it.
@@ -67,12 +70,23 @@ pub fn to_api(t: &Template) -> ApiTemplate {
 }
 
 impl TemplateBuilds {
-    pub fn new(store: Arc<TemplateStore>, rows: Arc<dyn Store>, sandboxes: Arc<Sandboxes>) -> Self {
+    pub fn new(
+        store: Arc<TemplateStore>,
+        rows: Arc<dyn Store>,
+        sandboxes: Arc<Sandboxes>,
+        build_allow: Vec<NetRule>,
+    ) -> Self {
         Self {
             store,
             rows,
             sandboxes,
+            build_allow,
         }
+    }
+
+    /// The templates directory (E2B's build files live under it).
+    pub fn dir(&self) -> &std::path::Path {
+        self.store.dir()
     }
 
     /// Receives a build context (a tar) from `body`, reads its Dockerfile
@@ -95,12 +109,7 @@ impl TemplateBuilds {
             .reopen()
             .map_err(|e| WarrenError::internal(format!("could not open the upload file: {e}")))?;
         receive(file, body, CONTEXT_LIMIT, "build context").await?;
-        let context = tempfile::Builder::new()
-            .prefix(".context-")
-            .tempdir_in(self.store.dir())
-            .map_err(|e| {
-                WarrenError::internal(format!("could not make a context directory: {e}"))
-            })?;
+        let context = self.context_dir()?;
         let (path, dir) = (upload.path().to_path_buf(), context.path().to_path_buf());
         tokio::task::spawn_blocking(move || unpack_context(&path, &dir))
             .await
@@ -109,16 +118,35 @@ impl TemplateBuilds {
         let text = read_dockerfile(context.path(), &req.dockerfile)?;
         let plan =
             dockerfile::plan(&text, &req.args).map_err(|e| WarrenError::invalid(e.to_string()))?;
+        self.build_plan(req.name, plan, context, caller, req.allow, None)
+    }
+
+    /// Starts building `plan` as the next version of `name` from the files
+    /// in `context` (deleted when the build ends); `fresh_from` as
+    /// `DockerfileBuild` has it. The RUN steps may reach the daemon's
+    /// build destinations and `allow`.
+    pub fn build_plan(
+        &self,
+        name: String,
+        plan: dockerfile::Plan,
+        context: tempfile::TempDir,
+        caller: &Caller,
+        allow: Vec<NetRule>,
+        fresh_from: Option<usize>,
+    ) -> Result<mpsc::Receiver<BuildEvent>, WarrenError> {
+        warren_template::store::check_import_name(&name)?;
+        let mut allow = allow;
+        allow.extend(self.build_allow.iter().cloned());
         let build = DockerfileBuild {
             plan,
             context: context.path().to_path_buf(),
             dispatcher: caller.into(),
-            allow: req.allow,
+            allow,
+            fresh_from,
         };
         let store = self.store.clone();
         let sandboxes = self.sandboxes.clone();
         let actor = AuditActor::from_caller(caller);
-        let name = req.name;
         Ok(spawn(name.clone(), "build", move |lines| async move {
             let session = store.begin(&name, lines.clone()).await?;
             let result = sandboxes
@@ -128,6 +156,19 @@ impl TemplateBuilds {
             drop(context);
             result
         }))
+    }
+
+    /// A directory for a build's context, deleted with the value.
+    pub fn context_dir(&self) -> Result<tempfile::TempDir, WarrenError> {
+        tempfile::Builder::new()
+            .prefix(".context-")
+            .tempdir_in(self.store.dir())
+            .map_err(|e| WarrenError::internal(format!("could not make a context directory: {e}")))
+    }
+
+    /// The ready version `reference` names.
+    pub fn ready(&self, reference: &str) -> Result<Template, WarrenError> {
+        Ok(self.store.ready(reference)?)
     }
 
     pub fn list(&self) -> Result<Vec<ApiTemplate>, WarrenError> {

@@ -129,6 +129,7 @@ impl InProcess {
             webhook_cipher,
             webhook_destinations: Destinations::new(webhook_allow, None),
             webhook_first_retry: crate::service::webhooks::backoff::FIRST_RETRY,
+            build_allow: Vec::new(),
         });
         let (stop_reaper, stopped) = tokio::sync::watch::channel(false);
         let workers = vec![

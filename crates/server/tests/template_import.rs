@@ -363,12 +363,12 @@ async fn dockerfile_builds_are_refused_before_anything_runs_when_they_cannot_be_
         assert!(text.contains(needle), "{needle}: {text}");
     };
 
-    let body = context(&[("Dockerfile", b"FROM base\nHEALTHCHECK CMD true\n")]);
+    let body = context(&[("Dockerfile", b"FROM base\nSTOPSIGNAL SIGINT\n")]);
     let (status, text) = call(&w, &admin, "POST", builds, Body::from(body)).await;
     refused(
         status,
         &text,
-        "Dockerfile line 2: HEALTHCHECK is not supported",
+        "Dockerfile line 2: STOPSIGNAL is not supported",
     );
     let body = context(&[("other", b"x")]);
     let (status, text) = call(&w, &admin, "POST", builds, Body::from(body)).await;

@@ -37,7 +37,8 @@ pub(crate) fn start() -> StartCommand {
         cmd: vec!["/usr/bin/python3".into(), SERVER_PATH.into()],
         user: "user".into(),
         cwd: "/home/user".into(),
-        ready_port: PORT,
+        ready_port: Some(PORT),
+        ready_cmd: None,
     }
 }
 

@@ -42,8 +42,13 @@ pub struct StartCommand {
     pub cmd: Vec<String>,
     pub user: String,
     pub cwd: String,
-    /// The sandbox counts as started once this port accepts connections.
-    pub ready_port: u16,
+    /// The sandbox counts as started once this port accepts connections…
+    #[serde(default)]
+    pub ready_port: Option<u16>,
+    /// …and this shell command, run as `user` in `cwd`, exits 0 (E2B's
+    /// ready check). With neither, as soon as the command started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_cmd: Option<String>,
 }
 
 impl Recipe {
@@ -104,7 +109,7 @@ mod tests {
         );
         assert_eq!(Recipe::Base.start(), None);
         assert_eq!(
-            Recipe::CodeInterpreter.start().map(|s| s.ready_port),
+            Recipe::CodeInterpreter.start().and_then(|s| s.ready_port),
             Some(49999)
         );
         let err = Recipe::for_template("python").unwrap_err().to_string();

@@ -126,6 +126,11 @@ pub struct Args {
     /// create sandboxes of it by restoring that image (`true` or `false`).
     #[arg(long, env = "WARREN_TEMPLATE_SNAPSHOTS", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     template_snapshots: bool,
+    /// A domain or CIDR every template build's RUN steps may reach besides
+    /// the host's Debian mirror (e.g. the Python package index for E2B's
+    /// `pip_install`); repeat for more.
+    #[arg(long = "build-allow", value_name = "DOMAIN|CIDR")]
+    build_allow: Vec<warren_core::network::NetRule>,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -269,6 +274,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         webhook_allow: args.webhook_allow,
         webhook_first_retry_s: args.webhook_first_retry.max(1),
         template_snapshots: args.template_snapshots,
+        build_allow: args.build_allow,
     };
     warren_server::serve(config, shutdown)
         .await

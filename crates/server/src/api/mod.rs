@@ -95,6 +95,11 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         // Deliveries come from the internet, signed, without an API key;
         // the sandbox listener does not take them.
         app = app.route(HOOK_DELIVERY, post(hooks::deliver));
+        // E2B's SDKs upload build files without a key, to a signed URL.
+        app = app.route(
+            crate::e2b::UPLOAD_ROUTE,
+            axum::routing::put(crate::e2b::upload_build_files).layer(DefaultBodyLimit::disable()),
+        );
     }
     let app = app
         .merge(protected)

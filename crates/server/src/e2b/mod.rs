@@ -14,7 +14,10 @@
 //! Pause, resume, fork and snapshots are Warren's own ([`persist`]), and
 //! so is the egress policy E2B's network settings map onto ([`network`]),
 //! and the lifecycle webhooks and events of `/events/…` ([`webhooks`]).
+//! Templates are built by E2B's builder endpoints over Warren's builds
+//! ([`builder`]).
 
+mod builder;
 mod control;
 mod error;
 mod exec_audit;
@@ -31,6 +34,7 @@ mod wire;
 use axum::http::Method;
 use warren_core::Scope as S;
 
+pub use builder::{Builds, UPLOAD_ROUTE, upload as upload_build_files};
 pub use proxy::{SandboxProxy, route_by_header};
 
 use crate::auth::policy::needs;
@@ -67,6 +71,15 @@ macro_rules! e2b_routes {
             post "/sandboxes/{id}/snapshots" => persist::create_snapshot, needs(S::SandboxesExec);
             get "/snapshots" => persist::list_snapshots, needs(S::SandboxesRead);
             get "/templates" => control::templates, needs(S::SandboxesRead);
+            // Builds change what every team's sandboxes start from.
+            post "/v3/templates" => builder::request, needs(S::TeamsManage);
+            get "/templates/{id}/files/{hash}" => builder::file_link, needs(S::TeamsManage);
+            post "/v2/templates/{id}/builds/{build}" => builder::start, needs(S::TeamsManage);
+            get "/templates/{id}/builds/{build}/status" => builder::status, needs(S::TeamsManage);
+            get "/templates/aliases/{alias}" => builder::alias, needs(S::SandboxesRead);
+            get "/templates/{id}/tags" => builder::tags, needs(S::SandboxesRead);
+            post "/templates/tags" => builder::assign_tags, needs(S::TeamsManage);
+            delete "/templates/tags" => builder::remove_tags, needs(S::TeamsManage);
             delete "/templates/{id}" => persist::delete_snapshot, needs(S::SandboxesManage);
             get "/events/webhooks" => webhooks::list, needs(S::WebhooksRead);
             post "/events/webhooks" => webhooks::create, needs(S::WebhooksWrite);
@@ -96,6 +109,6 @@ mod tests {
             );
             assert!(rule.scope.is_some(), "{method} {route} needs a scope");
         }
-        assert_eq!(ROUTES.len(), 25);
+        assert_eq!(ROUTES.len(), 33);
     }
 }

@@ -60,6 +60,9 @@ pub struct DockerfileBuild {
     pub dispatcher: Dispatcher,
     /// Destinations the RUN steps may reach besides the Debian mirror.
     pub allow: Vec<NetRule>,
+    /// Steps with an index ≥ this run even when cached (a client's "skip
+    /// the cache from here"); `None`: the cache decides.
+    pub fresh_from: Option<usize>,
 }
 
 impl Sandboxes {
@@ -76,7 +79,9 @@ impl Sandboxes {
             Err(e) => return Err(session.fail(e).await.unwrap_err().into()),
         };
         let key = build_key(&from, &build).await?;
-        if let Some(t) = session.cached(&key)? {
+        if build.fresh_from.is_none()
+            && let Some(t) = session.cached(&key)?
+        {
             return Ok(session.reuse(&t).await?);
         }
         let line = |l: String| {

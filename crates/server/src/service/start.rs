@@ -1,7 +1,8 @@
 //! Template start commands (`warren_template::Recipe::start`): a freshly
 //! booted sandbox of such a template runs the command, started through the
 //! agent right after it is initialised, and counts as started once the
-//! command's port accepts connections. The command is detached from the
+//! command's port accepts connections and its ready command (E2B's ready
+//! check: a shell command run every [`POLL`] until it exits 0) succeeds. The command is detached from the
 //! daemon (the agent keeps it running with no client attached), so a
 //! snapshot holds it and a restored sandbox (resume, fork, create from a
 //! snapshot) never starts it again. It is recorded in the audit log like
@@ -24,7 +25,7 @@ use crate::audit::{AuditActor, Event};
 
 /// How long a start command gets to open its port.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Between two connection attempts.
+/// Between two connection attempts or ready checks.
 const POLL: Duration = Duration::from_millis(50);
 
 impl Sandboxes {
@@ -74,21 +75,76 @@ impl Sandboxes {
         self.audit
             .record_done(&AuditActor::system("template-start"), event)
             .await;
-        let addr = SocketAddr::new(instance.agent_addr.ip(), start.ready_port);
-        wait_port(addr).await.map_err(|()| {
-            WarrenError::unavailable(format!(
-                "the template's start command ({}) did not open port {} within {}s",
-                start.cmd.join(" "),
-                start.ready_port,
-                READY_TIMEOUT.as_secs()
-            ))
-        })
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        if let Some(port) = start.ready_port {
+            let addr = SocketAddr::new(instance.agent_addr.ip(), port);
+            wait_port(addr, deadline).await.map_err(|()| {
+                WarrenError::unavailable(format!(
+                    "the template's start command ({}) did not open port {port} within {}s",
+                    start.cmd.join(" "),
+                    READY_TIMEOUT.as_secs()
+                ))
+            })?;
+        }
+        if let Some(check) = &start.ready_cmd {
+            self.wait_ready_command(rec, start, check, deadline).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs `check` until it exits 0 or `deadline` passes.
+    async fn wait_ready_command(
+        &self,
+        rec: &SandboxRecord,
+        start: &StartCommand,
+        check: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), WarrenError> {
+        let client = self.agents.client(&rec.id, Some(&start.user)).await?;
+        let req = StartRequest {
+            process: Some(ProcessConfig {
+                cmd: "/bin/sh".to_owned(),
+                args: vec!["-c".to_owned(), check.to_owned()],
+                envs: Default::default(),
+                cwd: Some(start.cwd.clone()),
+            }),
+            pty: None,
+            tag: None,
+            stdin: Some(false),
+        };
+        let mut last = String::from("it never ran");
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let run = async {
+                let mut events = client.start(&req, None).await.map_err(crate::agent_error)?;
+                while let Some(event) = events.next().await {
+                    if let ProcessEvent::End(end) = event.map_err(crate::agent_error)? {
+                        return Ok::<_, WarrenError>(end);
+                    }
+                }
+                Err(WarrenError::unavailable(
+                    "the ready check's stream ended without an exit",
+                ))
+            };
+            match tokio::time::timeout(remaining, run).await {
+                Ok(Ok(end)) if end.exited && end.exit_code == 0 => return Ok(()),
+                Ok(Ok(end)) => last = end.status,
+                Ok(Err(e)) => last = e.message,
+                Err(_) => {}
+            }
+            if tokio::time::Instant::now() + POLL >= deadline {
+                return Err(WarrenError::unavailable(format!(
+                    "the template's ready check ({check}) did not succeed within {}s (last: {last})",
+                    READY_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 }
 
 /// Waits until `addr` accepts a connection (closed again at once).
-async fn wait_port(addr: SocketAddr) -> Result<(), ()> {
-    let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+async fn wait_port(addr: SocketAddr, deadline: tokio::time::Instant) -> Result<(), ()> {
     loop {
         let attempt =
             tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr));

@@ -7,14 +7,16 @@
 //! Entrypoint, Cmd, exposed ports). Supported: FROM (one stage; a Warren
 //! template reference, build args substituted), RUN, COPY and ADD of local
 //! files (`--chown`, `--chmod`), ENV, ARG (with build args), WORKDIR,
-//! USER, EXPOSE, CMD, ENTRYPOINT, LABEL and MAINTAINER (kept nowhere).
+//! USER, EXPOSE, CMD, ENTRYPOINT, HEALTHCHECK (`CMD …` becomes the ready
+//! check, options are ignored), LABEL and MAINTAINER (kept nowhere).
 //! Anything else is an error naming its line, as are multi-stage builds,
 //! ADD of URLs and `COPY --from`.
 //!
 //! A start command: CMD (after ENTRYPOINT) is started in every sandbox of
-//! the template when the Dockerfile EXPOSEs a port, and the sandbox counts
-//! as started once the first exposed port accepts connections; without an
-//! EXPOSE, CMD is only recorded, as for imported images.
+//! the template when the Dockerfile EXPOSEs a port or has a HEALTHCHECK,
+//! and the sandbox counts as started once the first exposed port accepts
+//! connections and the health check's command exits 0; without either,
+//! CMD is only recorded, as for imported images.
 
 mod lexer;
 mod words;
@@ -23,6 +25,7 @@ use std::collections::BTreeMap;
 
 use lexer::Instruction;
 pub use lexer::MAX_DOCKERFILE;
+pub use words::substitute;
 
 use crate::recipe::StartCommand;
 
@@ -91,14 +94,16 @@ pub struct Plan {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
     pub exposed: Vec<u16>,
+    /// A shell command that exits 0 once the start command is ready.
+    pub ready_cmd: Option<String>,
 }
 
 impl Plan {
     /// The start command the module docs describe, if any.
     pub fn start(&self) -> Option<StartCommand> {
-        let port = *self.exposed.first()?;
+        let port = self.exposed.first().copied();
         let cmd: Vec<String> = self.entrypoint.iter().chain(&self.cmd).cloned().collect();
-        if cmd.is_empty() {
+        if cmd.is_empty() || (port.is_none() && self.ready_cmd.is_none()) {
             return None;
         }
         Some(StartCommand {
@@ -106,6 +111,7 @@ impl Plan {
             user: self.user.clone().unwrap_or_else(|| "root".into()),
             cwd: self.workdir.clone().unwrap_or_else(|| "/".into()),
             ready_port: port,
+            ready_cmd: self.ready_cmd.clone(),
         })
     }
 }
@@ -123,6 +129,7 @@ pub fn plan(text: &str, args: &BTreeMap<String, String>) -> Result<Plan, Dockerf
         entrypoint: Vec::new(),
         cmd: Vec::new(),
         exposed: Vec::new(),
+        ready_cmd: None,
     };
     for ins in lexer::instructions(text)? {
         let line = ins.line;
@@ -213,10 +220,11 @@ pub fn plan(text: &str, args: &BTreeMap<String, String>) -> Result<Plan, Dockerf
                 let action = copy(&ins, &sub, plan.workdir.as_deref()).map_err(fail)?;
                 plan.steps.push(step(&ins, action, &plan, &arg_values));
             }
+            "HEALTHCHECK" => plan.ready_cmd = health_check(&ins.args).map_err(fail)?,
             "LABEL" | "MAINTAINER" => {}
             other => {
                 return Err(fail(format!(
-                    "{other} is not supported (supported: FROM, RUN, COPY, ADD, ENV, ARG, WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT, LABEL)"
+                    "{other} is not supported (supported: FROM, RUN, COPY, ADD, ENV, ARG, WORKDIR, USER, EXPOSE, CMD, ENTRYPOINT, HEALTHCHECK, LABEL)"
                 )));
             }
         }
@@ -251,6 +259,45 @@ fn command(ins: &Instruction) -> Result<Vec<String>, String> {
         return Err(format!("{} needs a command", ins.keyword));
     }
     Ok(argv)
+}
+
+/// `HEALTHCHECK [--option=value …] CMD command` → the command as one shell
+/// line; `HEALTHCHECK NONE` → none.
+fn health_check(args: &str) -> Result<Option<String>, String> {
+    let mut rest = args.trim();
+    while let Some(option) = rest.strip_prefix("--") {
+        rest = option
+            .split_once(char::is_whitespace)
+            .map(|(_, r)| r.trim_start())
+            .unwrap_or("");
+    }
+    if rest.eq_ignore_ascii_case("NONE") {
+        return Ok(None);
+    }
+    let (keyword, command) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if !keyword.eq_ignore_ascii_case("CMD") || command.trim().is_empty() {
+        return Err("HEALTHCHECK takes NONE or [options] CMD command".into());
+    }
+    let command = command.trim();
+    Ok(Some(match words::json_array(command) {
+        Some(argv) => {
+            let argv = argv?;
+            match argv.first().map(String::as_str) {
+                Some("CMD-SHELL") => argv[1..].join(" "),
+                _ => argv
+                    .iter()
+                    .map(|a| shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            }
+        }
+        None => command.to_owned(),
+    }))
+}
+
+/// `word` quoted for `/bin/sh`.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 fn copy(
@@ -329,7 +376,7 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// `path` resolved against the directory `base` (both absolute after).
-fn absolute(base: &str, path: &str) -> String {
+pub fn absolute(base: &str, path: &str) -> String {
     let joined = if path.starts_with('/') {
         path.to_owned()
     } else {

@@ -68,7 +68,7 @@ fn reads_a_typical_dockerfile() {
     assert_eq!(start.cmd, ["python3", "app.py"]);
     assert_eq!(
         (start.ready_port, start.user.as_str(), start.cwd.as_str()),
-        (8080, "user", "/srv/app")
+        (Some(8080), "user", "/srv/app")
     );
 }
 
@@ -87,9 +87,9 @@ fn errors_name_their_line() {
         ("FROM base AS build\n", 1, "named stages"),
         ("FROM scratch\n", 1, "FROM scratch"),
         (
-            "FROM base\n\nHEALTHCHECK CMD true\n",
+            "FROM base\n\nSTOPSIGNAL SIGINT\n",
             3,
-            "HEALTHCHECK is not supported",
+            "STOPSIGNAL is not supported",
         ),
         ("FROM base\nONBUILD RUN x\n", 2, "ONBUILD is not supported"),
         ("FROM base\nCOPY --from=build /a /b\n", 2, "--from"),
@@ -120,4 +120,37 @@ fn paths_resolve_against_workdir_and_never_climb_above_root() {
     assert_eq!(absolute("/srv", "../../../etc"), "/etc");
     assert_eq!(absolute("/", "./a/./b/"), "/a/b/");
     assert_eq!(absolute("/srv", "/abs"), "/abs");
+}
+
+#[test]
+fn a_health_check_is_the_ready_check_and_makes_cmd_a_start_command() {
+    let text = "FROM base\nHEALTHCHECK --interval=5s --retries=3 CMD curl -f http://localhost:3000/\nCMD [\"node\", \"server.js\"]\n";
+    let p = plan(text, &BTreeMap::new()).unwrap();
+    let start = p.start().expect("a start command without EXPOSE");
+    assert_eq!(start.ready_port, None);
+    assert_eq!(
+        start.ready_cmd.as_deref(),
+        Some("curl -f http://localhost:3000/")
+    );
+    let exec_form = plan(
+        "FROM base\nHEALTHCHECK CMD [\"test\", \"-e\", \"/tmp/it's up\"]\nCMD sleep 1\n",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        exec_form.ready_cmd.as_deref(),
+        Some(r"'test' '-e' '/tmp/it'\''s up'")
+    );
+    let none = plan(
+        "FROM base\nHEALTHCHECK NONE\nCMD sleep 1\n",
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        none.start(),
+        None,
+        "no port and no check: CMD is only recorded"
+    );
+    let err = plan("FROM base\nHEALTHCHECK curl x\n", &BTreeMap::new()).unwrap_err();
+    assert_eq!(err.line, 2);
 }

@@ -18,7 +18,7 @@ pub(crate) fn json_array(args: &str) -> Option<Result<Vec<String>, String>> {
 }
 
 /// Replaces variables from `vars`; unknown ones become empty, as in Docker.
-pub(crate) fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
+pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {

@@ -200,8 +200,9 @@ fn verify_blob(files: &Files, layer: &LayerRef, digest: &Digest) -> Result<(), O
     Hashing::new(blob).finish(&layer.path, digest)
 }
 
-/// Wraps `blob` in a decompressor chosen by its first bytes.
-fn decompress(
+/// Wraps `blob` (named `path` in errors) in the decompressor its first
+/// bytes call for: gzip or none.
+pub fn decompress(
     mut blob: Box<dyn Read + Send>,
     path: &str,
 ) -> Result<Box<dyn Read + Send>, OciError> {
