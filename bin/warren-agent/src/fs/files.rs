@@ -4,7 +4,8 @@
 //! ([`as_user`]); only the bytes move on the async side, through the
 //! descriptor the user's thread opened. Uploads stream into a temporary
 //! file next to the target, owned by the caller, and are renamed over the
-//! target once complete, so a reader never sees a half-written file. Missing
+//! target once complete, so a reader never sees a half-written file (and
+//! watchers see envd's in-place write: [`staged`]). Missing
 //! parent directories are created, owned by the caller. Errors are
 //! `{"code": <HTTP status>, "message"}`: 400 for an unknown user or a bad
 //! path, 403 when the user may not do it, 404 when it does not exist, 507
@@ -30,7 +31,7 @@ use tokio::io::AsyncWriteExt;
 use warren_envd::http_api::{HttpError, WriteInfo};
 
 use super::as_user::{AsUserError, as_user};
-use super::{FsError, create_dirs, paths};
+use super::{FsError, create_dirs, paths, staged};
 use crate::state::Shared;
 use crate::users::{User, UserError};
 
@@ -265,7 +266,7 @@ fn temp_path(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.upload-{}-{n}", std::process::id()))
+    path.with_file_name(staged::staging_name(&name, n))
 }
 
 /// Opens the temporary file for `path` as the user, after creating missing
@@ -317,8 +318,11 @@ where
     let (target, temporary) = (path.to_path_buf(), tmp);
     as_user(user, move || {
         let renamed = written.and_then(|()| {
-            std::fs::rename(&temporary, &target)
-                .map_err(|e| FsError::new("rename onto", &target, e).into())
+            staged::expect_landing(&target, std::fs::symlink_metadata(&target).is_ok());
+            std::fs::rename(&temporary, &target).map_err(|e| {
+                staged::withdraw_landing(&target);
+                FsError::new("rename onto", &target, e).into()
+            })
         });
         if renamed.is_err() {
             let _ = std::fs::remove_file(&temporary);

@@ -13,6 +13,7 @@ pub mod entry;
 pub mod files;
 pub mod paths;
 pub mod service;
+pub mod staged;
 pub mod watch;
 
 use std::path::Path;

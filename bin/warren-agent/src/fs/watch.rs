@@ -24,9 +24,9 @@ use warren_envd::filesystem::{
 };
 use warren_envd::{Code, ConnectError};
 
-use super::FsError;
 use super::as_user::as_user;
 use super::entry::entry_info;
+use super::{FsError, staged};
 use crate::users::{Names, User};
 
 const STREAM_QUEUE: usize = 1024;
@@ -51,20 +51,34 @@ fn event_type(kind: &EventKind) -> Option<EventType> {
     }
 }
 
+/// The envd events of one inotify event; an upload's staging name never
+/// shows, and its landing reads as envd's in-place write ([`staged`]).
 fn to_events(root: &Path, include_entry: bool, event: notify::Event) -> Vec<FilesystemEvent> {
     let Some(kind) = event_type(&event.kind) else {
         return Vec::new();
     };
+    let arrival = matches!(
+        event.kind,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To))
+    );
     let names = include_entry.then(Names::default);
-    event
-        .paths
-        .iter()
-        .map(|p| FilesystemEvent {
-            name: p.strip_prefix(root).unwrap_or(p).display().to_string(),
-            kind,
-            entry: names.as_ref().and_then(|n| entry_info(p, n).ok()),
-        })
-        .collect()
+    let mut out = Vec::new();
+    for p in event.paths.iter().filter(|p| !staged::is_staging(p)) {
+        let kinds = if arrival {
+            staged::arrival_events(p)
+        } else {
+            vec![kind]
+        };
+        let entry = names.as_ref().and_then(|n| entry_info(p, n).ok());
+        for kind in kinds {
+            out.push(FilesystemEvent {
+                name: p.strip_prefix(root).unwrap_or(p).display().to_string(),
+                kind,
+                entry: entry.clone(),
+            });
+        }
+    }
+    out
 }
 
 fn start_watcher(
