@@ -354,6 +354,39 @@ impl Cidr {
             _ => false,
         }
     }
+
+    /// The addresses of `self` outside `hole`, as the fewest CIDRs: `self`
+    /// when they do not meet, none when `hole` covers it, else the sibling
+    /// halves along the way down to `hole`.
+    pub fn without(&self, hole: &Cidr) -> Vec<Cidr> {
+        if hole.prefix <= self.prefix && hole.contains(self.addr) {
+            return Vec::new();
+        }
+        if hole.prefix <= self.prefix || !self.contains(hole.addr) {
+            return vec![*self];
+        }
+        let max: u8 = if self.is_ipv4() { 32 } else { 128 };
+        let mut out = Vec::new();
+        let mut prefix = self.prefix;
+        while prefix < max && prefix < hole.prefix {
+            prefix += 1;
+            // The half of the range at `prefix` that does not hold `hole`.
+            let bit = u32::from(max - prefix);
+            let sibling = match hole.addr {
+                IpAddr::V4(a) => {
+                    IpAddr::V4(mask4(Ipv4Addr::from(u32::from(a) ^ (1 << bit)), prefix))
+                }
+                IpAddr::V6(a) => {
+                    IpAddr::V6(mask6(Ipv6Addr::from(u128::from(a) ^ (1 << bit)), prefix))
+                }
+            };
+            out.push(Cidr {
+                addr: sibling,
+                prefix,
+            });
+        }
+        out
+    }
 }
 
 fn mask4(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
@@ -811,5 +844,54 @@ mod tests {
             };
             assert!(p.validate().is_err(), "{bad:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod cidr_subtraction_tests {
+    use super::*;
+
+    fn cidrs(list: &[Cidr]) -> Vec<String> {
+        list.iter().map(Cidr::to_string).collect()
+    }
+
+    #[test]
+    fn a_hole_leaves_the_sibling_halves_and_nothing_of_itself() {
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        let one: Cidr = "8.8.8.8".parse().unwrap();
+        let rest = all.without(&one);
+        assert_eq!(rest.len(), 32);
+        for probe in [
+            "8.8.8.7",
+            "8.8.8.9",
+            "1.1.1.1",
+            "255.255.255.255",
+            "0.0.0.0",
+        ] {
+            let addr: IpAddr = probe.parse().unwrap();
+            assert!(rest.iter().any(|c| c.contains(addr)), "{probe}");
+        }
+        assert!(!rest.iter().any(|c| c.contains("8.8.8.8".parse().unwrap())));
+        let net: Cidr = "10.0.0.0/8".parse().unwrap();
+        let sub: Cidr = "10.1.0.0/16".parse().unwrap();
+        assert_eq!(
+            cidrs(&net.without(&sub)),
+            [
+                "10.128.0.0/9",
+                "10.64.0.0/10",
+                "10.32.0.0/11",
+                "10.16.0.0/12",
+                "10.8.0.0/13",
+                "10.4.0.0/14",
+                "10.2.0.0/15",
+                "10.0.0.0/16"
+            ]
+        );
+        assert_eq!(cidrs(&sub.without(&net)), Vec::<String>::new(), "covered");
+        let other: Cidr = "192.168.0.0/16".parse().unwrap();
+        assert_eq!(cidrs(&net.without(&other)), ["10.0.0.0/8"], "apart");
+        let v6: Cidr = "2001:db8::/32".parse().unwrap();
+        assert_eq!(cidrs(&net.without(&v6)), ["10.0.0.0/8"], "other family");
+        assert_eq!(v6.without(&"2001:db8::1".parse().unwrap()).len(), 96);
     }
 }

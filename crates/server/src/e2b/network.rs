@@ -1,15 +1,17 @@
 //! E2B's egress settings mapped onto Warren's network policy.
 //!
-//! E2B starts from open egress: `denyOut` lists CIDRs to refuse,
-//! `allowOut` CIDRs and domains that stay reachable even so, and
-//! `allow_internet_access: false` means `denyOut: ["0.0.0.0/0"]`. Warren's
-//! policy starts from `internet`, and its deny rules win over allow rules.
-//! The mapping: a deny of all of IPv4 (or IPv6), or `allow_internet_access:
-//! false`, is `internet: deny`; otherwise `internet: allow`; the remaining
-//! `denyOut` entries are Warren's `deny`, `allowOut` its `allow`. A narrower
-//! deny inside an allowed range therefore wins on Warren, where it would
-//! lose on E2B. With neither setting given, the daemon's default policy
-//! applies. E2B's header transforms, egress SOCKS proxy, DNS server lists,
+//! E2B starts from open egress: `denyOut` lists CIDRs to refuse (no
+//! domains), `allowOut` CIDRs and domains that stay reachable even so
+//! (allow wins), and `allow_internet_access: false` means `denyOut:
+//! ["0.0.0.0/0"]`. Warren's policy starts from `internet`, and its deny
+//! rules win over allow rules. The mapping: a deny of all of IPv4 (or
+//! IPv6), or `allow_internet_access: false`, is `internet: deny`; otherwise
+//! `internet: allow`; `allowOut` is Warren's `allow`, and the remaining
+//! `denyOut` ranges minus every allowed range are its `deny`, so an address
+//! E2B lets through is never denied. One case stays Warren's: a domain of
+//! `allowOut` whose addresses fall inside a narrower `denyOut` range is
+//! refused there (its addresses are known only when it is resolved). With
+//! neither setting given, the daemon's default policy applies. E2B's header transforms, egress SOCKS proxy, DNS server lists,
 //! host masks and HTTPS port lists are refused rather than ignored.
 
 use axum::Extension;
@@ -17,7 +19,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 use warren_core::WarrenError;
-use warren_core::network::{Internet, NetRule, NetworkPolicy};
+use warren_core::network::{Cidr, Internet, NetRule, NetworkPolicy};
 
 use super::control::unsupported;
 use super::error::{E2bError, E2bResult};
@@ -65,16 +67,27 @@ pub(super) fn to_policy(
                 return Err(unsupported(&format!("network.{key}")));
             }
         }
+        let mut denied = Vec::new();
         for entry in strings(map.get("denyOut"), "denyOut")? {
             if matches!(entry.as_str(), "0.0.0.0/0" | "::/0") {
                 internet = false;
             } else {
-                policy.deny.push(rule(&entry)?);
+                let cidr: Cidr = entry.parse().map_err(|_| {
+                    E2bError(WarrenError::invalid(format!(
+                        "network.denyOut takes CIDRs and IP addresses, not {entry:?} (as on E2B: allow domains with allowOut instead)"
+                    )))
+                })?;
+                denied.push(cidr);
             }
         }
         for entry in strings(map.get("allowOut"), "allowOut")? {
-            policy.allow.push(rule(&entry)?);
+            let allowed = rule(&entry)?;
+            if let NetRule::Cidr(hole) = &allowed {
+                denied = denied.iter().flat_map(|d| d.without(hole)).collect();
+            }
+            policy.allow.push(allowed);
         }
+        policy.deny = denied.into_iter().map(NetRule::Cidr).collect();
     }
     policy.internet = if internet {
         Internet::Allow
@@ -184,6 +197,25 @@ mod tests {
             only.decide_addr("198.51.100.9".parse().unwrap())
                 .is_allowed()
         );
+    }
+
+    #[test]
+    fn an_allowed_address_wins_over_a_wider_deny_as_on_e2b() {
+        let p = policy(
+            None,
+            json!({"denyOut": ["203.0.113.0/24", "198.51.100.0/24"], "allowOut": ["203.0.113.7", "198.51.100.128/25"]}),
+        );
+        assert_eq!(p.internet, Internet::Allow);
+        let allowed = |a: &str| p.decide_addr(a.parse().unwrap()).is_allowed();
+        assert!(allowed("203.0.113.7"), "the allowed address");
+        assert!(!allowed("203.0.113.6") && !allowed("203.0.113.8"));
+        assert!(allowed("198.51.100.200") && !allowed("198.51.100.5"));
+        assert!(allowed("192.0.2.1"), "outside every deny");
+        let err = to_policy(None, Some(&json!({"denyOut": ["evil.example.com"]})), None)
+            .unwrap_err()
+            .0
+            .message;
+        assert!(err.contains("allow domains with allowOut"), "{err}");
     }
 
     #[test]
