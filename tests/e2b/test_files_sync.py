@@ -91,3 +91,25 @@ def test_symlink_target_is_the_absolute_path_it_leads_to(sbx):
         info = sbx.files.get_info(f"/home/user/links/{name}")
         assert info.symlink_target == "/home/user/links/real.txt"
     sbx.files.remove("/home/user/links")
+
+
+def test_file_metadata_is_kept_listed_renamed_and_replaced(sbx):
+    path = "/home/user/meta/notes.txt"
+    info = sbx.files.write(path, "hello", metadata={"Author": "mish", "stage": "draft"})
+    assert info.metadata == {"author": "mish", "stage": "draft"}
+    assert sbx.files.get_info(path).metadata == {"author": "mish", "stage": "draft"}
+    listed = {e.name: e.metadata for e in sbx.files.list("/home/user/meta")}
+    assert listed == {"notes.txt": {"author": "mish", "stage": "draft"}}
+    moved = sbx.files.rename(path, "/home/user/meta/final.txt")
+    assert moved.metadata == {"author": "mish", "stage": "draft"}
+    # An overwrite carries its own metadata only; none clears it.
+    sbx.files.write("/home/user/meta/final.txt", "v2", metadata={"stage": "final"})
+    assert sbx.files.get_info("/home/user/meta/final.txt").metadata == {"stage": "final"}
+    sbx.files.write("/home/user/meta/final.txt", "v3")
+    assert sbx.files.get_info("/home/user/meta/final.txt").metadata is None
+    # Other attributes set inside the sandbox are not metadata.
+    sbx.commands.run(
+        "python3 -c \"import os; os.setxattr('/home/user/meta/final.txt', 'user.other', b'x');"
+        " os.setxattr('/home/user/meta/final.txt', 'user.e2b.tool', b'set-inside')\""
+    )
+    assert sbx.files.get_info("/home/user/meta/final.txt").metadata == {"tool": "set-inside"}

@@ -59,6 +59,9 @@ pub struct WriteInfo {
     #[serde(rename = "type")]
     pub kind: String,
     pub path: String,
+    /// The file's user metadata (envd's `user.e2b.*` attributes).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// Error body of the plain HTTP endpoints: the HTTP status and a message.

@@ -83,7 +83,11 @@ pub fn entry_info(path: &Path, names: &Names) -> Result<EntryInfo, FsError> {
         group: names.group(meta.gid()),
         modified_time: meta.modified().ok().map(Timestamp::from),
         symlink_target,
-        metadata: Default::default(),
+        metadata: if is_symlink {
+            Default::default()
+        } else {
+            super::metadata::read(path)
+        },
         is_symlink,
     })
 }

@@ -15,6 +15,7 @@
 //! client still sending when the connection closed would see a broken pipe
 //! instead of the answer.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +32,7 @@ use tokio::io::AsyncWriteExt;
 use warren_envd::http_api::{HttpError, WriteInfo};
 
 use super::as_user::{AsUserError, as_user};
-use super::{FsError, create_dirs, paths, staged};
+use super::{FsError, create_dirs, metadata, paths, staged};
 use crate::state::Shared;
 use crate::users::{User, UserError};
 
@@ -180,11 +181,12 @@ pub async fn upload(
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
+    let metadata = metadata::from_headers(req.headers()).map_err(FilesError::bad_request)?;
     let mut written = Vec::new();
     if media == "application/octet-stream" {
         let (user, path) = target(&state, &q, q.path.as_deref())?;
         let body = req.into_body().into_data_stream();
-        written.push(write_atomically(&user, &path, body).await?);
+        written.push(write_atomically(&user, &path, body, &metadata).await?);
     } else if media.starts_with("multipart/") {
         let mut form = Multipart::from_request(req, &state)
             .await
@@ -216,7 +218,7 @@ pub async fn upload(
                     path.display()
                 )));
             }
-            match write_atomically(&user, &path, field).await {
+            match write_atomically(&user, &path, field, &metadata).await {
                 Ok(info) => written.push(info),
                 Err(e) => {
                     drain_fields(&mut form).await;
@@ -290,7 +292,12 @@ fn open_temporary(path: &Path, tmp: &Path) -> Result<std::fs::File, FilesError> 
         .map_err(|e| FsError::new("create", tmp, e))?)
 }
 
-async fn write_atomically<S, E>(user: &User, path: &Path, body: S) -> Result<WriteInfo, FilesError>
+async fn write_atomically<S, E>(
+    user: &User,
+    path: &Path,
+    body: S,
+    metadata: &BTreeMap<String, String>,
+) -> Result<WriteInfo, FilesError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -312,6 +319,7 @@ where
         file.flush()
             .await
             .map_err(|e| FsError::new("write", path, e))?;
+        metadata::write(&file, metadata).map_err(|e| FsError::new("set metadata on", path, e))?;
         Ok::<_, FilesError>(())
     }
     .await;
@@ -337,5 +345,6 @@ where
             .unwrap_or_default(),
         kind: "file".into(),
         path: path.display().to_string(),
+        metadata: metadata::read(path),
     })
 }

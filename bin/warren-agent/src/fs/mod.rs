@@ -11,6 +11,7 @@
 pub mod as_user;
 pub mod entry;
 pub mod files;
+pub mod metadata;
 pub mod paths;
 pub mod service;
 pub mod staged;

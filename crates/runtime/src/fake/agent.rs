@@ -305,6 +305,7 @@ async fn upload(
         name,
         kind: "file".into(),
         path,
+        metadata: Default::default(),
     };
     axum::Json(vec![info]).into_response()
 }
