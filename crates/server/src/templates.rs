@@ -52,6 +52,8 @@ pub struct DockerfileRequest {
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
     pub allow: Vec<NetRule>,
+    /// Run every step even when the step cache holds it.
+    pub no_cache: bool,
 }
 
 pub fn to_api(t: &Template) -> ApiTemplate {
@@ -114,6 +116,7 @@ impl TemplateBuilds {
             context: context.path().to_path_buf(),
             dispatcher: caller.into(),
             allow: req.allow,
+            fresh_from: req.no_cache.then_some(0),
         };
         let store = self.store.clone();
         let sandboxes = self.sandboxes.clone();
