@@ -2,8 +2,9 @@
 //! its first steps with an earlier one replays them from the cache (the
 //! same random bytes, no step run again) and runs only the rest; a changed
 //! COPY'd file runs that step and the later ones again; a step deleting a
-//! file of the FROM tree replays with the file gone; `--no-cache` runs
-//! every step.
+//! file of the FROM tree replays with the file gone; a kept layer that
+//! would write outside the tree is refused, dropped and its step run
+//! again; `--no-cache` runs every step.
 
 use std::path::Path;
 
@@ -113,6 +114,30 @@ async fn sandbox_dockerfile_steps_replay_from_the_cache() {
     .await;
     assert!(got.starts_with("kept\n"), "{got}");
 
+    // Layers are applied as untrusted: one that would write through a
+    // symlink out of the tree is refused, dropped, and its step runs.
+    let layers = templates.join(".layers");
+    let outside = work.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    for entry in std::fs::read_dir(&layers).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::write(&path, hostile_layer(&outside)).unwrap();
+    }
+    let log = build(&d, &context, "del3", deleting, &[]);
+    assert!(!log.contains("(cached)"), "{log}");
+    assert!(
+        log.contains("step 1/2 (line 2): RUN rm /etc/shadow\n"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    let got = read(
+        &d,
+        "del3",
+        "test -e /etc/shadow && echo present; test -e /escape && echo escape; cat /kept",
+    )
+    .await;
+    assert_eq!(got, "kept\n");
+
     // --no-cache runs every step: new random bytes, even for an unchanged
     // Dockerfile.
     let log = build(&d, &context, "b", &dockerfile("b"), &["--no-cache"]);
@@ -121,4 +146,22 @@ async fn sandbox_dockerfile_steps_replay_from_the_cache() {
     let b3 = read(&d, "b", "cat /random1 /data.txt /three").await;
     assert_ne!(b3.lines().next().unwrap(), random, "{b3}");
     assert!(b3.ends_with("\ntwo\nb\n"), "{b3}");
+}
+
+/// A layer whose second entry writes through its first, a symlink to
+/// `outside`.
+fn hostile_layer(outside: &Path) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    tar.append_link(&mut h, "escape", outside).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(3);
+    h.set_mode(0o644);
+    tar.append_data(&mut h, "escape/owned", &b"bad"[..])
+        .unwrap();
+    tar.into_inner().unwrap()
 }
