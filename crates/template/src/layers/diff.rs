@@ -6,10 +6,13 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+use std::os::fd::OwnedFd;
 use tar::{EntryType, Header};
 
 use super::LayerError;
-use super::tree::{Entry, Tree};
+use super::tree::{Entry, Tree, name_of, open_dir};
 
 /// What changed between two walks.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -59,8 +62,22 @@ fn is_file(e: &Entry) -> bool {
     e.mode & libc::S_IFMT == libc::S_IFREG
 }
 
+/// Opens the regular file `path` below `root` without following a
+/// symlink on the way or at its end, and refuses anything else (a FIFO
+/// swapped in would block the read).
+fn open_file(root: &OwnedFd, path: &Path) -> io::Result<File> {
+    let dir = open_dir(root, path.parent().unwrap_or(Path::new("")))?;
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let file = File::from(openat(&dir, name_of(path), flags, Mode::empty())?);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("it is no longer a regular file"));
+    }
+    Ok(file)
+}
+
 /// Writes `changes` of the tree at `root` (walked as `after`) to `out` as
-/// a layer tar. Sockets and devices are left out. Fails with
+/// a layer tar. Sockets and devices are left out. Files are read from the
+/// root's descriptor without following symlinks (see `tree`). Fails with
 /// [`LayerError::NotCacheable`] when a name would read as a whiteout.
 pub fn write_layer(
     root: &Path,
@@ -68,6 +85,8 @@ pub fn write_layer(
     changes: &Changes,
     out: impl Write,
 ) -> Result<(), LayerError> {
+    let root_fd = crate::oci::fsat::open_root(root)
+        .map_err(LayerError::io(format!("open {}", root.display())))?;
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let fail = |p: &Path| LayerError::io(format!("write {} to a layer", p.display()));
@@ -117,7 +136,7 @@ pub fn write_layer(
                     }
                     linked.insert(entry.ino, path.clone());
                 }
-                let file = File::open(root.join(path)).map_err(fail(path))?;
+                let file = open_file(&root_fd, path).map_err(fail(path))?;
                 // The size read now: a file that changed since the walk is
                 // still written consistently.
                 let len = file.metadata().map_err(fail(path))?.len();

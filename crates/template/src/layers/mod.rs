@@ -9,7 +9,10 @@
 //! every later one.
 //!
 //! A layer is the difference of two walks of a tree ([`walk`], [`Tree`]),
-//! taken before and after the step with nothing running in between; an
+//! taken before and after the step with nothing running in between (and
+//! made, like the reads of the files it packs, from the tree's descriptor
+//! without following symlinks, so a process left behind that swaps a
+//! directory for a symlink gets an error, not a host file); an
 //! entry differs when its type, size, mode, owner, inode, times or symlink
 //! target do. New and changed entries are written whole (a second path of
 //! one inode in the same layer as a hard link); a deleted entry whose

@@ -272,3 +272,32 @@ fn stale_temporaries_are_swept_and_failed_writes_leave_none() {
     assert!(!stale.exists());
     assert!(fresh.exists(), "another writer's temporary stays");
 }
+
+#[test]
+fn nothing_outside_the_tree_is_walked_or_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, outside) = (tmp.path().join("root"), tmp.path().join("outside"));
+    fs::create_dir_all(root.join("d")).unwrap();
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("f"), "host secret").unwrap();
+    symlink(&outside, root.join("link")).unwrap();
+    let before = walk(&root).unwrap();
+    assert!(!before.entries.contains_key(Path::new("link/f")));
+    fs::write(root.join("d/f"), "mine").unwrap();
+    let after = walk(&root).unwrap();
+    let changes = Changes::between(&before, &after);
+    // The directory becomes a symlink to the host between walk and read.
+    fs::remove_dir_all(root.join("d")).unwrap();
+    symlink(&outside, root.join("d")).unwrap();
+    let mut layer = Vec::new();
+    let err = write_layer(&root, &after, &changes, &mut layer).unwrap_err();
+    assert!(matches!(err, LayerError::Io { .. }), "{err}");
+    assert!(!String::from_utf8_lossy(&layer).contains("host secret"));
+    // A walk that meets such a swap fails instead of following it.
+    fs::remove_file(root.join("d")).unwrap();
+    fs::create_dir(root.join("d")).unwrap();
+    let fd = crate::oci::fsat::open_root(&root).unwrap();
+    fs::remove_dir(root.join("d")).unwrap();
+    symlink(&outside, root.join("d")).unwrap();
+    assert!(super::tree::open_dir(&fd, Path::new("d")).is_err());
+}

@@ -1,11 +1,22 @@
 //! One lstat walk of a tree: what each entry is, enough to tell whether a
-//! step changed it. Symlinks are never followed.
+//! step changed it. The tree may be changing under hostile hands (a build
+//! sandbox's leftover process), so every directory is reached from the
+//! root's descriptor without following a symlink ([`crate::oci::fsat`])
+//! and entries are read relative to it: a directory swapped for a symlink
+//! ends the walk with an error, never a walk of what it points at.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::fcntl::{AtFlags, readlinkat};
+use nix::sys::stat::fstatat;
+
+use crate::oci::fsat::{self, WalkError};
 
 /// An entry as the walk saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,36 +46,81 @@ pub struct Tree {
     pub entries: BTreeMap<PathBuf, Entry>,
 }
 
-/// Walks `root`.
+/// Walks `root`, depth first, holding a descriptor for each directory on
+/// the way down (a tree too deep for the process's descriptors is an
+/// error).
 pub fn walk(root: &Path) -> io::Result<Tree> {
+    let root = fsat::open_root(root)?;
     let mut tree = Tree::default();
-    let mut dirs = vec![PathBuf::new()];
-    while let Some(rel) = dirs.pop() {
-        for item in fs::read_dir(root.join(&rel))? {
-            let item = item?;
-            let path = rel.join(item.file_name());
-            let meta = item.metadata()?; // lstat: DirEntry does not follow
-            let target = if meta.file_type().is_symlink() {
-                Some(fs::read_link(root.join(&path))?)
-            } else {
-                None
-            };
-            let entry = Entry {
-                mode: meta.mode(),
-                uid: meta.uid(),
-                gid: meta.gid(),
-                size: meta.size(),
-                mtime: (meta.mtime(), meta.mtime_nsec()),
-                ctime: (meta.ctime(), meta.ctime_nsec()),
-                ino: meta.ino(),
-                nlink: meta.nlink(),
+    let names = list(&root)?;
+    let mut stack = vec![(root, PathBuf::new(), names.into_iter())];
+    while let Some((dir, rel, names)) = stack.last_mut() {
+        let Some(name) = names.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = rel.join(&name);
+        let st = fstatat(&*dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        let kind = st.st_mode & libc::S_IFMT;
+        let target = if kind == libc::S_IFLNK {
+            Some(PathBuf::from(readlinkat(&*dir, name.as_os_str())?))
+        } else {
+            None
+        };
+        tree.entries.insert(
+            path.clone(),
+            Entry {
+                mode: st.st_mode,
+                uid: st.st_uid,
+                gid: st.st_gid,
+                size: u64::try_from(st.st_size).unwrap_or(0),
+                mtime: (st.st_mtime, st.st_mtime_nsec),
+                ctime: (st.st_ctime, st.st_ctime_nsec),
+                ino: st.st_ino,
+                nlink: st.st_nlink,
                 target,
-            };
-            if entry.is_dir() {
-                dirs.push(path.clone());
-            }
-            tree.entries.insert(path, entry);
+            },
+        );
+        if kind == libc::S_IFDIR {
+            let child = open_dir(&*dir, Path::new(&name))?;
+            let names = list(&child)?;
+            stack.push((child, path, names.into_iter()));
         }
     }
     Ok(tree)
+}
+
+/// The names in the directory `dir`.
+fn list(dir: &OwnedFd) -> io::Result<Vec<OsString>> {
+    // The descriptor's own directory, named through procfs: no path walk.
+    fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?
+        .map(|item| item.map(|i| i.file_name()))
+        .collect()
+}
+
+/// The directory `rel` below `root`, reached without following symlinks.
+pub(crate) fn open_dir(root: &OwnedFd, rel: &Path) -> io::Result<OwnedFd> {
+    let comps: Vec<&[u8]> = rel
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.as_bytes()),
+            _ => None,
+        })
+        .collect();
+    match fsat::walk(root, &comps, false) {
+        Ok(Some(fd)) => Ok(fd),
+        Ok(None) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} went away", rel.display()),
+        )),
+        Err(WalkError::Io(e)) => Err(e),
+        Err(WalkError::Symlink(p) | WalkError::NotDir(p)) => {
+            Err(io::Error::other(format!("{p} is no longer a directory")))
+        }
+    }
+}
+
+/// `name` of `path`, for opening it relative to its directory.
+pub(crate) fn name_of(path: &Path) -> &OsStr {
+    path.file_name().unwrap_or_default()
 }
