@@ -55,6 +55,8 @@ pub struct DockerfileRequest {
     pub dockerfile: String,
     pub args: BTreeMap<String, String>,
     pub allow: Vec<NetRule>,
+    /// Run every step even when the step cache holds it.
+    pub no_cache: bool,
 }
 
 pub fn to_api(t: &Template) -> ApiTemplate {
@@ -118,7 +120,8 @@ impl TemplateBuilds {
         let text = read_dockerfile(context.path(), &req.dockerfile)?;
         let plan =
             dockerfile::plan(&text, &req.args).map_err(|e| WarrenError::invalid(e.to_string()))?;
-        self.build_plan(req.name, plan, context, caller, req.allow, None)
+        let fresh_from = req.no_cache.then_some(0);
+        self.build_plan(req.name, plan, context, caller, req.allow, fresh_from)
     }
 
     /// Starts building `plan` as the next version of `name` from the files

@@ -389,6 +389,14 @@ async fn dockerfile_builds_are_refused_before_anything_runs_when_they_cannot_be_
     let url = format!("{builds}?args=NOEQUALS");
     let (status, text) = call(&w, &admin, "POST", &url, Body::from(body)).await;
     refused(status, &text, "is not KEY=VALUE");
+    let body = context(&[("Dockerfile", b"FROM base\n")]);
+    let url = format!("{builds}?no_cache=maybe");
+    let (status, text) = call(&w, &admin, "POST", &url, Body::from(body)).await;
+    refused(
+        status,
+        &text,
+        "no_cache: provided string was not `true` or `false`",
+    );
     // A recipe's name is not for Dockerfile builds.
     let body = context(&[("Dockerfile", b"FROM tiny\n")]);
     let (status, text) = call(

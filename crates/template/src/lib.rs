@@ -25,6 +25,7 @@ mod digest;
 pub mod dockerfile;
 mod error;
 mod fsutil;
+pub mod layers;
 mod lock;
 mod meta;
 pub mod oci;

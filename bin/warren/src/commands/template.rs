@@ -74,12 +74,15 @@ A recipe's template that is already ready is kept as it is unless
 --rebuild. With -f, the Dockerfile is built FROM a Warren template: every
 step runs in a build sandbox; CONTEXT (default: the Dockerfile's directory)
 is uploaded as a tar. A Dockerfile build with nothing changed since the
-last one reuses its version.
+last one reuses its version; otherwise the first steps that did not change
+since an earlier build are replayed from the step cache (--no-cache: every
+step runs).
 
 Examples:
   warren template build base
   warren template build base --rebuild
   warren template build web -f Dockerfile .
+  warren template build web -f Dockerfile --no-cache .
   warren template build web -f app/Dockerfile --build-arg VERSION=2 --allow pypi.org --allow files.pythonhosted.org app
   warren template build base --json | jq -r 'select(.type == \"log\") | .line'")]
     Build {
@@ -102,6 +105,9 @@ Examples:
         /// mirror (repeatable).
         #[arg(long, value_name = "DOMAIN", requires = "file")]
         allow: Vec<String>,
+        /// Run every step, even those the step cache holds.
+        #[arg(long, requires = "file")]
+        no_cache: bool,
     },
     /// Import an OCI or Docker image archive from this machine as a
     /// template (uploaded to the daemon; no registry is contacted).
@@ -157,8 +163,18 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
             context,
             build_args,
             allow,
+            no_cache,
             ..
-        } => build_dockerfile(ctx, &name, &file, context, &build_args, &allow).await,
+        } => {
+            let build = DockerfileArgs {
+                file: &file,
+                context,
+                build_args: &build_args,
+                allow: &allow,
+                no_cache,
+            };
+            build_dockerfile(ctx, &name, build).await
+        }
         TemplateCommand::Build { name, rebuild, .. } => build(ctx, &name, rebuild).await,
         TemplateCommand::Import { name, source } => import(ctx, &name, source).await,
     }
@@ -282,14 +298,23 @@ async fn build(ctx: &Ctx, name: &str, rebuild: bool) -> anyhow::Result<i32> {
     follow(ctx, name, "build", started, events).await
 }
 
-async fn build_dockerfile(
-    ctx: &Ctx,
-    name: &str,
-    file: &Path,
+/// The options of a Dockerfile build.
+struct DockerfileArgs<'a> {
+    file: &'a Path,
     context: Option<PathBuf>,
-    build_args: &[String],
-    allow: &[String],
-) -> anyhow::Result<i32> {
+    build_args: &'a [String],
+    allow: &'a [String],
+    no_cache: bool,
+}
+
+async fn build_dockerfile(ctx: &Ctx, name: &str, args: DockerfileArgs<'_>) -> anyhow::Result<i32> {
+    let DockerfileArgs {
+        file,
+        context,
+        build_args,
+        allow,
+        no_cache,
+    } = args;
     let started = Instant::now();
     let context = match context {
         Some(c) => c,
@@ -306,11 +331,14 @@ async fn build_dockerfile(
         bail!("--build-arg {bad:?} is not KEY=VALUE (without commas)");
     }
     let (packed, dockerfile) = pack_context(&context, file)?;
-    let query = [
+    let mut query = vec![
         ("dockerfile", dockerfile),
         ("args", build_args.join(",")),
         ("allow", allow.join(",")),
     ];
+    if no_cache {
+        query.push(("no_cache", "true".to_owned()));
+    }
     let upload = tokio::fs::File::open(packed.path()).await?;
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(upload));
     if !ctx.out.json {

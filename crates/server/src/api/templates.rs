@@ -76,6 +76,10 @@ pub struct DockerfileQuery {
     /// mirror, comma-separated.
     #[serde(default)]
     pub allow: Option<String>,
+    /// Run every step even when the step cache holds it, and build a new
+    /// version even when nothing changed since the last build.
+    #[serde(default)]
+    pub no_cache: bool,
 }
 
 /// Builds a new version of the template from a Dockerfile; the body is the
@@ -117,6 +121,7 @@ pub async fn build_dockerfile(
         dockerfile: q.dockerfile.unwrap_or_else(|| "Dockerfile".into()),
         args,
         allow,
+        no_cache: q.no_cache,
     };
     let events = state
         .templates

@@ -5,25 +5,33 @@
 //! 1. The key of the build's inputs (the `FROM` version, every step with
 //!    its environment, user and directory, the resulting config, and the
 //!    content address of the build context) is compared with the last
-//!    build's; equal keys reuse that version without running anything.
-//! 2. The `FROM` version's root filesystem is copied into the session's
-//!    work directory, and a sandbox boots on it with no layer of its own
+//!    build's; equal keys reuse that version without running anything
+//!    (unless the build asks for fresh steps, `fresh_from`).
+//! 2. Every COPY's context files are packed on the host (no symlink in the
+//!    context is followed; [`pack`]) and each step gets its key in the
+//!    step cache ([`cache`]). The `FROM` version's root filesystem is
+//!    copied into the session's work directory and the layers of the
+//!    longest run of cached first steps applied to it; if steps remain, a
+//!    sandbox boots on it with no layer of its own
 //!    (`RootFs::WritableDir`): what the steps change is the next version.
 //!    The sandbox belongs to the caller's team (quota, audit), may reach
 //!    only the host's Debian mirror and the build's `allow` list, and its
 //!    agent installs no Warren CA (the template would keep it).
 //! 3. RUN is an exec as the step's user in its directory with its
-//!    environment; COPY and ADD pack the named context files on the host
-//!    (no symlink in the context is followed) and unpack them inside with
+//!    environment; COPY and ADD unpack their packed files inside with
 //!    `tar`, so the sandbox's own files (symlinks a RUN left included) are
 //!    only ever touched from inside it; WORKDIR is a `mkdir -p` inside.
+//!    After each step the sandbox's caches are synced to the tree and its
+//!    change kept as the step's layer; nothing runs in the sandbox
+//!    between steps.
 //! 4. The sandbox is stopped and killed and the directory published as a
 //!    version tagged `latest` (with the empty mount point of the agent at
-//!    `/.warren/agent` that every sandbox has). A failed step ends the build with its line, command, exit
-//!    code and last output lines; the work directory is deleted.
+//!    `/.warren/agent` that every sandbox has). A failed step ends the
+//!    build with its line, command, exit code and last output lines; the
+//!    work directory is deleted.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use futures::StreamExt;
@@ -38,6 +46,12 @@ use warren_store::NewSandbox;
 use warren_template::dockerfile::{Action, Plan, Step};
 use warren_template::oci::ImageConfig;
 use warren_template::{BuildConfig, BuildSession, Template};
+
+mod cache;
+mod pack;
+
+use pack::{Packed, pack};
+use warren_template::layers::LayerCache;
 
 use super::Sandboxes;
 use super::create::Dispatcher;
@@ -60,9 +74,26 @@ pub struct DockerfileBuild {
     pub dispatcher: Dispatcher,
     /// Destinations the RUN steps may reach besides the Debian mirror.
     pub allow: Vec<NetRule>,
-    /// Steps with an index ≥ this run even when cached (a client's "skip
-    /// the cache from here"); `None`: the cache decides.
+    /// Steps from this index on run even when cached (`Some(0)`: no
+    /// cache); `None`: the cache decides.
     pub fresh_from: Option<usize>,
+}
+
+/// What running the steps of one build needs.
+struct Run<'a> {
+    build: &'a DockerfileBuild,
+    /// Each COPY's packed files, by step.
+    packs: &'a [Option<Packed>],
+    /// Each step's cache key.
+    keys: &'a [String],
+    layers: Option<&'a LayerCache>,
+    progress: &'a Sender<String>,
+    actor: &'a AuditActor,
+}
+
+/// A progress sink nobody reads.
+fn dev_null() -> Sender<String> {
+    tokio::sync::mpsc::channel(1).0
 }
 
 impl Sandboxes {
@@ -79,24 +110,14 @@ impl Sandboxes {
             Err(e) => return Err(session.fail(e).await.unwrap_err().into()),
         };
         let key = build_key(&from, &build).await?;
-        if build.fresh_from.is_none()
-            && let Some(t) = session.cached(&key)?
-        {
+        let fresh = build.fresh_from.is_some_and(|f| f < build.plan.steps.len());
+        if !fresh && let Some(t) = session.cached(&key)? {
             return Ok(session.reuse(&t).await?);
         }
-        let line = |l: String| {
-            let progress = progress.clone();
-            async move {
-                let _ = progress.send(l).await;
-            }
-        };
-        line(format!("FROM {}", from.reference())).await;
+        let _ = progress.send(format!("FROM {}", from.reference())).await;
         let rootfs = session.rootfs();
-        if let Err(e) = copy_tree(&from.rootfs, &rootfs).await {
-            return Err(session.fail(io_error(e)).await.unwrap_err().into());
-        }
         let result = self
-            .run_steps(&build, &from, rootfs, &progress, actor)
+            .build_steps(&build, &from, &rootfs, &progress, actor)
             .await;
         match result {
             Ok(()) => {
@@ -117,19 +138,88 @@ impl Sandboxes {
         }
     }
 
-    async fn run_steps(
+    /// Fills `rootfs`: the `FROM` tree, the cached steps replayed, the
+    /// others run in a build sandbox.
+    async fn build_steps(
         &self,
         build: &DockerfileBuild,
         from: &Template,
-        rootfs: PathBuf,
+        rootfs: &Path,
         progress: &Sender<String>,
         actor: &AuditActor,
     ) -> Result<(), WarrenError> {
-        let id = self.boot_builder(build, from, rootfs.clone()).await?;
-        let total = build.plan.steps.len();
+        let mut packs = Vec::with_capacity(build.plan.steps.len());
+        for step in &build.plan.steps {
+            packs.push(match &step.action {
+                Action::Copy {
+                    sources,
+                    dest,
+                    chmod,
+                    ..
+                } => Some(
+                    pack(&build.context, sources, dest, *chmod)
+                        .await
+                        .map_err(|e| step_error(step, &e))?,
+                ),
+                _ => None,
+            });
+        }
+        let keys = cache::keys(from, &build.plan, &packs).await?;
+        let layers = cache::open(self.templates.dir());
+        let done = cache::replay(
+            layers.as_ref(),
+            &keys,
+            &build.plan,
+            build.fresh_from,
+            (&from.rootfs, rootfs),
+            progress,
+        )
+        .await?;
+        if done == build.plan.steps.len() {
+            return Ok(());
+        }
+        let run = Run {
+            build,
+            packs: &packs,
+            keys: &keys,
+            layers: layers.as_ref(),
+            progress,
+            actor,
+        };
+        self.run_steps(&run, from, rootfs, done).await
+    }
+
+    /// Boots the build sandbox and runs the steps from `first` on.
+    async fn run_steps(
+        &self,
+        run: &Run<'_>,
+        from: &Template,
+        rootfs: &Path,
+        first: usize,
+    ) -> Result<(), WarrenError> {
+        let steps = &run.build.plan.steps;
+        // A kept layer is a change on top of the layers kept for the steps
+        // before it: those of the steps about to run are made again here
+        // (they exist only when `fresh_from` asked for fresh steps).
+        if let Some(layers) = run.layers {
+            for key in &run.keys[first..] {
+                layers.remove(key);
+            }
+        }
+        // Walked before the boot: whatever booting writes goes with the
+        // first step, so replaying its layer reproduces it.
+        let mut before = match run.layers {
+            Some(_) => cache::walk(rootfs).await,
+            None => None,
+        };
+        let id = self
+            .boot_builder(run.build, from, rootfs.to_path_buf())
+            .await?;
+        let total = steps.len();
         let mut outcome = Ok(());
-        for (n, step) in build.plan.steps.iter().enumerate() {
-            let _ = progress
+        for (n, step) in steps.iter().enumerate().skip(first) {
+            let _ = run
+                .progress
                 .send(format!(
                     "step {}/{total} (line {}): {}",
                     n + 1,
@@ -138,17 +228,33 @@ impl Sandboxes {
                 ))
                 .await;
             outcome = self
-                .run_step(&id, step, &build.context, progress, actor)
+                .run_step(&id, step, run.packs[n].as_ref(), run.progress, run.actor)
                 .await;
             if outcome.is_err() {
                 break;
+            }
+            if let (Some(layers), Some(walked)) = (run.layers, before.take()) {
+                // What the sandbox holds in memory reaches the tree first.
+                let _ = self
+                    .run_in(
+                        &id,
+                        vec!["sync".into()],
+                        "root",
+                        "/",
+                        &BTreeMap::new(),
+                        step,
+                        &dev_null(),
+                        run.actor,
+                    )
+                    .await;
+                before = cache::record(layers, &run.keys[n], rootfs, walked).await;
             }
         }
         // The directory is the next version: nothing may write it after this.
         if let Err(e) = self.runtime.stop(&id).await {
             tracing::warn!(sandbox = %id, error = %e, "could not stop a build sandbox");
         }
-        if let Err(e) = self.end(&id, actor, AuditAction::SandboxKill).await {
+        if let Err(e) = self.end(&id, run.actor, AuditAction::SandboxKill).await {
             tracing::warn!(sandbox = %id, error = %e.message, "could not end a build sandbox");
         }
         outcome
@@ -222,7 +328,7 @@ impl Sandboxes {
         &self,
         id: &SandboxId,
         step: &Step,
-        context: &Path,
+        packed: Option<&Packed>,
         progress: &Sender<String>,
         actor: &AuditActor,
     ) -> Result<(), WarrenError> {
@@ -258,15 +364,8 @@ impl Sandboxes {
                 )
                 .await
             }
-            Action::Copy {
-                sources,
-                dest,
-                chown,
-                chmod,
-            } => {
-                let packed = pack(context, sources, dest, *chmod)
-                    .await
-                    .map_err(|e| step_error(step, &e))?;
+            Action::Copy { chown, .. } => {
+                let packed = packed.ok_or_else(|| step_error(step, "was not packed"))?;
                 let inside = format!("/tmp/.warren-copy-{}.tar", step.line);
                 let file = tokio::fs::File::open(packed.archive.path())
                     .await
@@ -411,7 +510,7 @@ async fn build_key(from: &Template, build: &DockerfileBuild) -> Result<String, W
     Ok(hex::encode(h.finalize()))
 }
 
-async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(super) async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     let status = tokio::process::Command::new("cp")
         .arg("-a")
         .arg("--reflink=auto")
@@ -431,179 +530,4 @@ async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 
 fn io_error(e: std::io::Error) -> warren_template::TemplateError {
     warren_template::TemplateError::Build(e.to_string())
-}
-
-/// The context files of one COPY, packed for unpacking at `unpack_dir`.
-struct Packed {
-    archive: tempfile::NamedTempFile,
-    unpack_dir: String,
-    /// The paths the unpack creates at the top of `unpack_dir` (to chown).
-    top: Vec<String>,
-}
-
-/// Packs `sources` (relative to `context`) for `dest`: into `dest` when it
-/// is a directory (a directory source's contents, a file by its name), or
-/// a single file as `dest`. Refuses paths that leave the context or pass a
-/// symlink in it.
-async fn pack(
-    context: &Path,
-    sources: &[String],
-    dest: &str,
-    chmod: Option<u32>,
-) -> Result<Packed, String> {
-    let context = context.to_path_buf();
-    let sources = sources.to_vec();
-    let dest = dest.to_owned();
-    tokio::task::spawn_blocking(move || pack_blocking(&context, &sources, &dest, chmod))
-        .await
-        .map_err(|e| e.to_string())?
-}
-
-fn pack_blocking(
-    context: &Path,
-    sources: &[String],
-    dest: &str,
-    chmod: Option<u32>,
-) -> Result<Packed, String> {
-    let archive = tempfile::NamedTempFile::new()
-        .map_err(|e| format!("could not create a temporary file: {e}"))?;
-    let mut tar = tar::Builder::new(archive.reopen().map_err(|e| e.to_string())?);
-    tar.follow_symlinks(false);
-    let into_dir = dest.ends_with('/');
-    let (unpack_dir, single_name) = if into_dir {
-        (dest.trim_end_matches('/').to_owned(), None)
-    } else {
-        let (parent, name) = dest.rsplit_once('/').unwrap_or(("", dest));
-        (parent.to_owned(), Some(name.to_owned()))
-    };
-    let unpack_dir = if unpack_dir.is_empty() {
-        "/".to_owned()
-    } else {
-        unpack_dir
-    };
-    let mut top = Vec::new();
-    for source in sources {
-        if source.contains(['*', '?', '[']) {
-            return Err(format!(
-                "{source}: wildcards in COPY sources are not supported; name the files"
-            ));
-        }
-        let path = inside_context(context, source)?;
-        let meta = std::fs::symlink_metadata(&path)
-            .map_err(|e| format!("{source}: {e} (in the build context)"))?;
-        if meta.is_dir() {
-            if single_name.is_some() {
-                // A directory copied to a path: its contents go there.
-                return pack_dir_as(tar, archive, &path, dest, chmod);
-            }
-            for entry in std::fs::read_dir(&path).map_err(|e| format!("{source}: {e}"))? {
-                let entry = entry.map_err(|e| format!("{source}: {e}"))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                append(&mut tar, &entry.path(), Path::new(&name), chmod)?;
-                top.push(format!("{unpack_dir}/{name}"));
-            }
-        } else {
-            let base = Path::new(source)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let name = single_name.clone().unwrap_or(base);
-            append(&mut tar, &path, Path::new(&name), chmod)?;
-            top.push(format!("{}/{name}", unpack_dir.trim_end_matches('/')));
-        }
-    }
-    tar.finish()
-        .map_err(|e| format!("could not pack the context: {e}"))?;
-    drop(tar);
-    Ok(Packed {
-        archive,
-        unpack_dir,
-        top,
-    })
-}
-
-/// A directory source whose destination is a path, not `…/`.
-fn pack_dir_as(
-    mut tar: tar::Builder<std::fs::File>,
-    archive: tempfile::NamedTempFile,
-    dir: &Path,
-    dest: &str,
-    chmod: Option<u32>,
-) -> Result<Packed, String> {
-    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
-        let entry = entry.map_err(|e| e.to_string())?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        append(&mut tar, &entry.path(), Path::new(&name), chmod)?;
-    }
-    tar.finish()
-        .map_err(|e| format!("could not pack the context: {e}"))?;
-    drop(tar);
-    Ok(Packed {
-        archive,
-        unpack_dir: dest.to_owned(),
-        top: vec![dest.to_owned()],
-    })
-}
-
-/// Adds `path` (recursively, symlinks as symlinks) under `name`, owned by
-/// root, with `chmod` as every entry's mode if given.
-fn append(
-    tar: &mut tar::Builder<std::fs::File>,
-    path: &Path,
-    name: &Path,
-    chmod: Option<u32>,
-) -> Result<(), String> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", name.display()))?;
-    let mut header = tar::Header::new_gnu();
-    header.set_metadata(&meta);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    if let Some(mode) = chmod
-        && !meta.file_type().is_symlink()
-    {
-        header.set_mode(mode);
-    }
-    let fail = |e: std::io::Error| format!("could not pack {}: {e}", name.display());
-    if meta.is_dir() {
-        header.set_size(0);
-        tar.append_data(&mut header, name, std::io::empty())
-            .map_err(fail)?;
-        for entry in std::fs::read_dir(path).map_err(fail)? {
-            let entry = entry.map_err(fail)?;
-            append(tar, &entry.path(), &name.join(entry.file_name()), chmod)?;
-        }
-    } else if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path).map_err(fail)?;
-        header.set_size(0);
-        tar.append_link(&mut header, name, target).map_err(fail)?;
-    } else if meta.is_file() {
-        let file = std::fs::File::open(path).map_err(fail)?;
-        tar.append_data(&mut header, name, file).map_err(fail)?;
-    }
-    Ok(())
-}
-
-/// `source` under `context`, refusing `..` above it and symlinks on the way.
-fn inside_context(context: &Path, source: &str) -> Result<PathBuf, String> {
-    let mut path = context.to_path_buf();
-    let parts: Vec<_> = Path::new(source.trim_start_matches('/'))
-        .components()
-        .collect();
-    for (i, part) in parts.iter().enumerate() {
-        match part {
-            Component::Normal(p) => path.push(p),
-            Component::CurDir => continue,
-            _ => {
-                return Err(format!(
-                    "{source}: COPY sources stay inside the build context"
-                ));
-            }
-        }
-        let last = i + 1 == parts.len();
-        if !last && std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-            return Err(format!("{source}: passes a symlink in the build context"));
-        }
-    }
-    Ok(path)
 }

@@ -17,7 +17,7 @@ mod config;
 mod digest;
 mod docker;
 mod error;
-mod fsat;
+pub(crate) mod fsat;
 mod layout;
 mod prepare;
 mod source;
