@@ -106,12 +106,12 @@ async fn sandbox_from_a_dockerfile_shows_each_step() {
     );
     assert!(stderr.contains("oops"), "{stderr}");
     // An unsupported instruction is refused before anything runs.
-    std::fs::write(&dockerfile, "FROM tiny\nHEALTHCHECK CMD true\n").unwrap();
+    std::fs::write(&dockerfile, "FROM tiny\nSTOPSIGNAL SIGINT\n").unwrap();
     let out = build("broken");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("Dockerfile line 2: HEALTHCHECK is not supported"),
+        stderr.contains("Dockerfile line 2: STOPSIGNAL is not supported"),
         "{stderr}"
     );
     // A COPY source outside the context is refused.
