@@ -5,6 +5,7 @@
 //! command line. Nothing here asserts a time: the figures are for people.
 
 mod audit;
+mod builds;
 mod e2b;
 mod events;
 mod foundation;
@@ -139,6 +140,16 @@ enum Suite {
         #[arg(long, default_value_t = 200)]
         requests: usize,
     },
+    /// Template builds: the `base` recipe, and a 3-step Dockerfile in full,
+    /// unchanged, with its last step changed and with `--no-cache`.
+    Builds {
+        /// Rounds of the Dockerfile builds.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Leave out the `base` recipe build (minutes, from the mirror).
+        #[arg(long)]
+        no_base: bool,
+    },
     /// Create of `code-interpreter` from its template snapshot, against
     /// `runsc restore` of the same image and a cold create.
     Tsnap {
@@ -216,6 +227,7 @@ async fn main() -> anyhow::Result<()> {
         Suite::Secrets { requests } => {
             (("with injection", "direct"), secrets::run(requests).await?)
         }
+        Suite::Builds { runs, no_base } => (("build", "floor"), builds::run(runs, !no_base).await?),
         Suite::Tsnap { creates } => (
             ("from the template snapshot", "baseline"),
             tsnap::run(creates).await?,
