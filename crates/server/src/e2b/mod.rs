@@ -21,6 +21,7 @@ mod builder;
 mod control;
 mod error;
 mod exec_audit;
+mod listing;
 mod metrics;
 mod network;
 mod paging;
@@ -52,9 +53,9 @@ pub const CLIENT_ID: &str = "warren";
 macro_rules! e2b_routes {
     ($then:ident $(, $prefix:tt)?) => {
         $then! { $($prefix;)?
-            get "/sandboxes" => control::list, needs(S::SandboxesRead);
+            get "/sandboxes" => listing::list, needs(S::SandboxesRead);
             post "/sandboxes" => control::create, needs(S::SandboxesCreate);
-            get "/v2/sandboxes" => control::list, needs(S::SandboxesRead);
+            get "/v2/sandboxes" => listing::list, needs(S::SandboxesRead);
             post "/v2/sandboxes" => control::create, needs(S::SandboxesCreate);
             get "/sandboxes/{id}" => control::info, needs(S::SandboxesRead);
             delete "/sandboxes/{id}" => control::kill, needs(S::SandboxesManage);
