@@ -307,6 +307,9 @@ pub struct SecretRecord {
     pub created_by: KeyId,
     pub updated_at: OffsetDateTime,
     pub updated_by: KeyId,
+    /// How many values it has had: 1 when created, one more at every
+    /// replacement (set by the store; ignored in [`Store::put_secret`]).
+    pub version: u64,
 }
 
 impl std::fmt::Debug for SecretRecord {
@@ -317,6 +320,7 @@ impl std::fmt::Debug for SecretRecord {
             .field("ciphertext_len", &self.ciphertext.len())
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
 }
@@ -557,7 +561,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<NetEventRecord>, StoreError>;
     // ---- Team secrets ----
 
-    /// Creates the secret `(team, name)` or replaces its ciphertext (keeping
+    /// Creates the secret `(team, name)` at version 1 or replaces its
+    /// ciphertext, counting one more version (keeping
     /// its creation time and creator), in one transaction. `NotFound` if
     /// the team does not exist.
     async fn put_secret(&self, secret: SecretRecord) -> Result<StoredSecret, StoreError>;

@@ -18,11 +18,12 @@ fn secret(team: &TeamId, name: &str, ciphertext: &[u8], at: OffsetDateTime) -> S
         created_by: by.clone(),
         updated_at: at,
         updated_by: by,
+        version: 0,
     }
 }
 
 #[tokio::test]
-async fn replacing_a_secret_keeps_its_creation_and_changes_its_ciphertext() {
+async fn replacing_a_secret_keeps_its_creation_changes_its_ciphertext_and_counts_a_version() {
     let db = TestDb::new().await;
     let t0 = OffsetDateTime::now_utc();
     let first = db
@@ -31,6 +32,7 @@ async fn replacing_a_secret_keeps_its_creation_and_changes_its_ciphertext() {
         .await
         .unwrap();
     assert!(first.created);
+    assert_eq!(first.record.version, 1);
     let later = t0 + Duration::seconds(5);
     let second = db
         .store
@@ -38,6 +40,7 @@ async fn replacing_a_secret_keeps_its_creation_and_changes_its_ciphertext() {
         .await
         .unwrap();
     assert!(!second.created);
+    assert_eq!(second.record.version, 2, "each replacement counts");
     assert_eq!(second.record.created_at, first.record.created_at);
     assert_eq!(second.record.created_by, first.record.created_by);
     assert_ne!(second.record.updated_by, first.record.updated_by);

@@ -1,6 +1,6 @@
 //! Secret rows: ciphertexts only, keyed by (team, name). Setting a secret
-//! that exists replaces its ciphertext and keeps its creation time and
-//! creator, in one `BEGIN IMMEDIATE` transaction.
+//! that exists replaces its ciphertext, keeps its creation time and creator
+//! and counts one more version, in one `BEGIN IMMEDIATE` transaction.
 
 use sqlx::SqlitePool;
 use warren_core::TeamId;
@@ -22,7 +22,8 @@ pub(super) async fn put(
     let exists = select().fetch_optional(&mut *tx).await?.is_some();
     if exists {
         sqlx::query(
-            "UPDATE secrets SET ciphertext = ?3, nonce = ?4, updated_at = ?5, updated_by = ?6
+            "UPDATE secrets SET ciphertext = ?3, nonce = ?4, updated_at = ?5, updated_by = ?6,
+                                version = version + 1
              WHERE team = ?1 AND name = ?2",
         )
         .bind(new.team.as_str())

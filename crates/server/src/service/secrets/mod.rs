@@ -111,6 +111,7 @@ impl Secrets {
                 created_by: caller.key_id.clone(),
                 updated_at: now,
                 updated_by: caller.key_id.clone(),
+                version: 0,
             })
             .await?;
         let event = Event::new(Action::SecretSet, name.to_owned())
@@ -120,6 +121,16 @@ impl Secrets {
             .record_done(&AuditActor::from_caller(caller), event)
             .await;
         Ok(stored)
+    }
+
+    /// The caller's team's secret `name` (its row: the API shows names,
+    /// times and versions only); "not found" for a name no secret can have.
+    pub async fn get(&self, caller: &Caller, name: &str) -> Result<SecretRecord, WarrenError> {
+        validate_secret_name(name).map_err(|_| not_found(name))?;
+        self.store
+            .get_secret(&caller.team, name)
+            .await?
+            .ok_or_else(|| not_found(name))
     }
 
     /// The caller's team's secrets (rows hold ciphertexts; the API shows
