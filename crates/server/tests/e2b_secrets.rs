@@ -123,6 +123,42 @@ async fn e2b_secrets_are_team_secrets_written_never_read() {
     assert_eq!(updated["currentVersion"], 2);
     assert_eq!(updated["createdAt"], created["createdAt"]);
 
+    // A sandbox's header transform naming the secret is an injection of it;
+    // one naming a secret the team lacks is a 400.
+    let rules = |name: &str| {
+        json!({"templateID": "base", "network": {"allowOut": ["api.openai.com"], "rules": {
+            "api.openai.com": [{"transform": {"headers": {
+                "Authorization": format!("Bearer ${{e2b.secrets.{name}}}")
+            }}}]
+        }}})
+    };
+    let (status, _, sbx) = e2b(
+        &w,
+        &admin,
+        "POST",
+        "/v2/sandboxes",
+        Some(rules("openai-key")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sbx}");
+    let id = sbx["sandboxID"].as_str().unwrap();
+    let (status, native) = w
+        .call(Some(&admin), "GET", &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{native}");
+    let inject = &native["network"]["inject"][0];
+    assert_eq!(
+        (&inject["secret"], &inject["header"], &inject["format"]),
+        (
+            &json!("openai-key"),
+            &json!("Authorization"),
+            &json!("Bearer {value}")
+        ),
+        "{native}"
+    );
+    let (status, _, body) = e2b(&w, &admin, "POST", "/v2/sandboxes", Some(rules("nosuch"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
     // Pages by name; the token survives its secret's deletion.
     for name in ["b-one", "c-two", "d-three"] {
         let (status, _, body) = e2b(

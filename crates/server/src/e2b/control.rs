@@ -174,7 +174,16 @@ pub async fn create(
 ) -> E2bResult<(StatusCode, Json<CreatedSandbox>)> {
     let ApiJson(req) = body?;
     let snapshot = super::persist::snapshot_named(&state, &caller, &req.template_id).await?;
-    let params = create_params(req, snapshot, &caller, state.sandboxes.default_limits())?;
+    let mut params = create_params(req, snapshot, &caller, state.sandboxes.default_limits())?;
+    if let Some(policy) = &params.network {
+        // As natively: injected secrets must be the team's and the
+        // caller's to use.
+        let placeholders = state
+            .secrets
+            .check_injections(&caller, &caller.team, policy)
+            .await?;
+        params.env.extend(placeholders);
+    }
     let rec = state
         .sandboxes
         .create(params, &AuditActor::from_caller(&caller))
