@@ -325,6 +325,17 @@ impl std::fmt::Debug for SecretRecord {
     }
 }
 
+/// What [`Store::put_secret`] may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretWrite {
+    /// Create the secret or replace its value.
+    Set,
+    /// Create it; `AlreadyExists` if the team has one of that name.
+    Create,
+    /// Replace its value; `NotFound` if the team has none of that name.
+    Replace,
+}
+
 /// What [`Store::put_secret`] stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSecret {
@@ -562,10 +573,14 @@ pub trait Store: Send + Sync + 'static {
     // ---- Team secrets ----
 
     /// Creates the secret `(team, name)` at version 1 or replaces its
-    /// ciphertext, counting one more version (keeping
-    /// its creation time and creator), in one transaction. `NotFound` if
-    /// the team does not exist.
-    async fn put_secret(&self, secret: SecretRecord) -> Result<StoredSecret, StoreError>;
+    /// ciphertext, counting one more version (keeping its creation time and
+    /// creator), as `write` allows, in one transaction. `NotFound` if the
+    /// team does not exist.
+    async fn put_secret(
+        &self,
+        secret: SecretRecord,
+        write: SecretWrite,
+    ) -> Result<StoredSecret, StoreError>;
 
     async fn get_secret(
         &self,

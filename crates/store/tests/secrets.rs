@@ -5,7 +5,7 @@ mod common;
 use common::{TestDb, team_id};
 use time::{Duration, OffsetDateTime};
 use warren_core::{KeyId, TeamId};
-use warren_store::{SecretRecord, Store, StoreError};
+use warren_store::{SecretRecord, SecretWrite, Store, StoreError};
 
 fn secret(team: &TeamId, name: &str, ciphertext: &[u8], at: OffsetDateTime) -> SecretRecord {
     let by = KeyId::generate();
@@ -28,7 +28,7 @@ async fn replacing_a_secret_keeps_its_creation_changes_its_ciphertext_and_counts
     let t0 = OffsetDateTime::now_utc();
     let first = db
         .store
-        .put_secret(secret(&team_id(), "gh", b"one", t0))
+        .put_secret(secret(&team_id(), "gh", b"one", t0), SecretWrite::Set)
         .await
         .unwrap();
     assert!(first.created);
@@ -36,7 +36,7 @@ async fn replacing_a_secret_keeps_its_creation_changes_its_ciphertext_and_counts
     let later = t0 + Duration::seconds(5);
     let second = db
         .store
-        .put_secret(secret(&team_id(), "gh", b"two", later))
+        .put_secret(secret(&team_id(), "gh", b"two", later), SecretWrite::Set)
         .await
         .unwrap();
     assert!(!second.created);
@@ -61,7 +61,7 @@ async fn secrets_belong_to_one_team_and_delete_once() {
     let now = OffsetDateTime::now_utc();
     for name in ["b", "a"] {
         db.store
-            .put_secret(secret(&team_id(), name, b"x", now))
+            .put_secret(secret(&team_id(), name, b"x", now), SecretWrite::Set)
             .await
             .unwrap();
     }
@@ -83,7 +83,9 @@ async fn secrets_belong_to_one_team_and_delete_once() {
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        db.store.put_secret(secret(&other, "a", b"x", now)).await,
+        db.store
+            .put_secret(secret(&other, "a", b"x", now), SecretWrite::Set)
+            .await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -99,4 +101,36 @@ async fn secrets_belong_to_one_team_and_delete_once() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test]
+async fn create_only_and_replace_only_writes_decide_in_their_transaction() {
+    let db = TestDb::new().await;
+    let now = OffsetDateTime::now_utc();
+    let put = |name: &'static str, write| {
+        db.store
+            .put_secret(secret(&team_id(), name, b"v", now), write)
+    };
+    assert!(matches!(
+        put("gh", SecretWrite::Replace).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        db.store
+            .get_secret(&team_id(), "gh")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        put("gh", SecretWrite::Create).await.unwrap().record.version,
+        1
+    );
+    assert!(matches!(
+        put("gh", SecretWrite::Create).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let replaced = put("gh", SecretWrite::Replace).await.unwrap();
+    assert!(!replaced.created);
+    assert_eq!(replaced.record.version, 2);
 }

@@ -27,8 +27,8 @@ use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use warren_core::{ErrorKind, WarrenError, rfc3339};
-use warren_store::SecretRecord;
+use warren_core::{WarrenError, rfc3339};
+use warren_store::{SecretRecord, SecretWrite};
 
 use super::control::unsupported;
 use super::error::E2bResult;
@@ -140,14 +140,10 @@ pub async fn create(
     let value = SecretValue::new(value);
     let name = new_name(&name)?;
     no_metadata(metadata.as_ref())?;
-    if state.secrets.get(&caller, &name).await.is_ok() {
-        return Err(WarrenError::new(
-            ErrorKind::AlreadyExists,
-            format!("your team already has a secret '{name}'; update it instead"),
-        )
-        .into());
-    }
-    let stored = state.secrets.set(&caller, &name, value).await?;
+    let stored = state
+        .secrets
+        .write(&caller, &name, value, SecretWrite::Create)
+        .await?;
     Ok((StatusCode::CREATED, Json(info(stored.record))))
 }
 
@@ -161,10 +157,11 @@ pub async fn update(
 ) -> E2bResult<Json<SecretInfo>> {
     let ApiJson(SecretUpdate { value, metadata }) = body?;
     let value = SecretValue::new(value);
-    let name = name_of(&secret_id);
-    state.secrets.get(&caller, name).await?;
     no_metadata(metadata.as_ref())?;
-    let stored = state.secrets.set(&caller, name, value).await?;
+    let stored = state
+        .secrets
+        .write(&caller, name_of(&secret_id), value, SecretWrite::Replace)
+        .await?;
     Ok(Json(info(stored.record)))
 }
 
