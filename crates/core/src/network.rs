@@ -557,6 +557,41 @@ impl SecretInjection {
         self.format.replace("{value}", value)
     }
 
+    /// The injection an E2B header transform asks for: `value` names one
+    /// secret as [`E2B_PLACEHOLDER`]`NAME}` (e.g. `Bearer
+    /// ${e2b.secrets.openai}`), which becomes the format's `{value}`, so
+    /// the proxy sends the text around it with the secret's value in its
+    /// place, exactly as for a native injection. A value naming no secret,
+    /// or more than one, is refused: Warren injects secrets, not fixed
+    /// headers.
+    pub fn from_e2b_header(host: &str, header: &str, value: &str) -> Result<Self, WarrenError> {
+        let bad = |why: &str| {
+            WarrenError::invalid(format!(
+                "network.rules header '{}' for {}: {why}",
+                header.chars().take(80).collect::<String>(),
+                host.chars().take(80).collect::<String>()
+            ))
+        };
+        let (before, rest) = value.split_once(E2B_PLACEHOLDER).ok_or_else(|| {
+            bad("Warren injects secrets only: the value must hold one ${e2b.secrets.NAME}")
+        })?;
+        let (name, after) = rest
+            .split_once('}')
+            .ok_or_else(|| bad("the ${e2b.secrets. placeholder is not closed"))?;
+        if after.contains(E2B_PLACEHOLDER) {
+            return Err(bad("one secret per header"));
+        }
+        let inj = Self {
+            secret: name.to_owned(),
+            host: host.to_owned(),
+            header: header.to_owned(),
+            format: format!("{before}{{value}}{after}"),
+            env: None,
+        };
+        inj.validate()?;
+        Ok(inj)
+    }
+
     fn validate(&self) -> Result<(), WarrenError> {
         validate_secret_name(&self.secret)?;
         let host_ok =
@@ -602,6 +637,10 @@ impl SecretInjection {
     }
 }
 
+/// How E2B's SDKs spell a secret in a header value: `${e2b.secrets.` then
+/// the name and `}` (`Secret.fill(name)`).
+pub const E2B_PLACEHOLDER: &str = "${e2b.secrets.";
+
 /// Secret names: 1–63 characters of `[A-Za-z0-9_.-]`, starting with a
 /// letter or digit.
 pub fn validate_secret_name(name: &str) -> Result<(), WarrenError> {
@@ -624,6 +663,46 @@ pub fn validate_secret_name(name: &str) -> Result<(), WarrenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn e2b_placeholders_become_injections_of_the_value() {
+        let inj = SecretInjection::from_e2b_header(
+            "api.openai.com",
+            "Authorization",
+            "Bearer ${e2b.secrets.openai-key}",
+        )
+        .unwrap();
+        assert_eq!(
+            (inj.secret.as_str(), inj.format.as_str()),
+            ("openai-key", "Bearer {value}")
+        );
+        assert_eq!(inj.header_value("sk-1"), "Bearer sk-1");
+        let bare =
+            SecretInjection::from_e2b_header("h.example", "X-Key", "${e2b.secrets.k}").unwrap();
+        assert_eq!(bare.header_value("v"), "v");
+        let around =
+            SecretInjection::from_e2b_header("h.example", "X-Key", "a ${e2b.secrets.k} z").unwrap();
+        assert_eq!(around.header_value("v"), "a v z");
+        for (host, header, value) in [
+            ("h.example", "X-Key", "no placeholder"),
+            ("h.example", "X-Key", "${e2b.secrets.k"),
+            ("h.example", "X-Key", "${e2b.secrets.}"),
+            ("h.example", "X-Key", "${e2b.secrets.a b}"),
+            ("h.example", "X-Key", "${e2b.secrets.a}${e2b.secrets.b}"),
+            ("h.example", "X-Key", "{value} ${e2b.secrets.a}"),
+            ("h.example", "X-Key", "${e2b.secrets.a}\n"),
+            ("h.example", "Bad Header", "${e2b.secrets.a}"),
+            ("*.example.com", "X-Key", "${e2b.secrets.a}"),
+            ("H.Example", "X-Key", "${e2b.secrets.a}"),
+        ] {
+            let e = SecretInjection::from_e2b_header(host, header, value).unwrap_err();
+            assert_eq!(
+                e.kind,
+                crate::error::ErrorKind::InvalidArgument,
+                "{host} {header} {value}"
+            );
+        }
+    }
 
     /// A validated policy from `internet;allow,…;deny,…`.
     fn policy(spec: &str) -> NetworkPolicy {

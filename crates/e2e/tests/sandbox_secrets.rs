@@ -223,3 +223,89 @@ async fn sandbox_inherited_injections_need_secrets_use() {
         .await;
     assert_eq!(status, 201, "{forked}");
 }
+
+/// E2B's route to the same injection: a secret made with E2B's Secrets API
+/// and named by `${e2b.secrets.NAME}` in a header rule of an E2B create
+/// reaches the server as its value, its update as the new one.
+#[tokio::test]
+async fn sandbox_e2b_secret_placeholder_is_filled_by_the_egress_proxy() {
+    use sha2::{Digest, Sha256};
+    use warren_e2e::internet::Internet;
+
+    let net = Internet::start(&[("api.example.test", 2)])
+        .await
+        .expect("test internet");
+    net.wait_ready().await.expect("test servers");
+    let upstream = net.dns.to_string();
+    let ca = net.ca_cert.to_str().unwrap().to_owned();
+    let d = Daemon::start_with(&["--dns-upstream", &upstream, "--upstream-ca", &ca])
+        .await
+        .expect("daemon starts");
+    d.ensure_template("base").await.expect("base template");
+    let e2b = |path: &str, body: serde_json::Value| {
+        d.http
+            .post(format!("{}{path}", d.url))
+            .header("X-API-KEY", &d.key)
+            .json(&body)
+            .send()
+    };
+
+    let value = format!("wsv-{:032x}", rand_u128());
+    let resp = e2b("/secrets", json!({"name": "openai", "value": value}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    let resp = e2b(
+        "/v2/sandboxes",
+        json!({"templateID": "base", "network": {
+            "allowOut": ["api.example.test"],
+            "rules": {"api.example.test": [{"transform": {"headers": {
+                "Authorization": "Bearer ${e2b.secrets.openai}"
+            }}}]},
+        }}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let created: serde_json::Value = resp.json().await.unwrap();
+    let id = created["sandboxID"].as_str().unwrap().to_owned();
+
+    let ask = "curl -sS -m 10 -H 'Authorization: ${e2b.secrets.openai}' https://api.example.test/";
+    let sent = |v: &str| hex(&Sha256::digest(format!("Bearer {v}").as_bytes()));
+    let out = d.sh(&id, ask).await;
+    assert_eq!(
+        out.stdout_str(),
+        format!(
+            "host=api.example.test\nauthorization-sha256={}\n",
+            sent(&value)
+        ),
+        "stderr: {}\n{}",
+        out.stderr_str(),
+        d.log()
+    );
+    let env = d
+        .sh_root(&id, "cat /proc/*/environ | tr '\\0' '\\n'")
+        .await
+        .stdout_str();
+    assert!(!env.contains(&value));
+
+    // An update is a new version; the next request carries it.
+    let rotated = format!("wsv-{:032x}", rand_u128());
+    let resp = e2b("/secrets/sec_openai", json!({"value": rotated}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let info: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(info["currentVersion"], 2, "{info}");
+    assert!(!info.to_string().contains(&rotated));
+    let out = d.sh(&id, ask).await;
+    assert_eq!(
+        out.stdout_str(),
+        format!(
+            "host=api.example.test\nauthorization-sha256={}\n",
+            sent(&rotated)
+        ),
+        "stderr: {}",
+        out.stderr_str()
+    );
+}

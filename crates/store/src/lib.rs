@@ -307,6 +307,9 @@ pub struct SecretRecord {
     pub created_by: KeyId,
     pub updated_at: OffsetDateTime,
     pub updated_by: KeyId,
+    /// How many values it has had: 1 when created, one more at every
+    /// replacement (set by the store; ignored in [`Store::put_secret`]).
+    pub version: u64,
 }
 
 impl std::fmt::Debug for SecretRecord {
@@ -317,8 +320,20 @@ impl std::fmt::Debug for SecretRecord {
             .field("ciphertext_len", &self.ciphertext.len())
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Store::put_secret`] may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretWrite {
+    /// Create the secret or replace its value.
+    Set,
+    /// Create it; `AlreadyExists` if the team has one of that name.
+    Create,
+    /// Replace its value; `NotFound` if the team has none of that name.
+    Replace,
 }
 
 /// What [`Store::put_secret`] stored.
@@ -557,10 +572,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<NetEventRecord>, StoreError>;
     // ---- Team secrets ----
 
-    /// Creates the secret `(team, name)` or replaces its ciphertext (keeping
-    /// its creation time and creator), in one transaction. `NotFound` if
-    /// the team does not exist.
-    async fn put_secret(&self, secret: SecretRecord) -> Result<StoredSecret, StoreError>;
+    /// Creates the secret `(team, name)` at version 1 or replaces its
+    /// ciphertext, counting one more version (keeping its creation time and
+    /// creator), as `write` allows, in one transaction. `NotFound` if the
+    /// team does not exist.
+    async fn put_secret(
+        &self,
+        secret: SecretRecord,
+        write: SecretWrite,
+    ) -> Result<StoredSecret, StoreError>;
 
     async fn get_secret(
         &self,

@@ -1,5 +1,5 @@
 //! E2B's control plane mapped onto Warren's services: create, connect,
-//! list, get, kill, timeout, refreshes and templates (pause, resume, fork
+//! get, kill, timeout, refreshes and templates (pause, resume, fork
 //! and snapshots are in [`super::persist`], metrics in [`super::metrics`]).
 //!
 //! Every handler here sits behind the same authentication (E2B sends
@@ -8,20 +8,15 @@
 //! found". Fields Warren cannot honour (egress rules, filesystem-only
 //! pauses) are refused with 400 rather than silently ignored.
 
-use std::borrow::Cow;
-
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
 use warren_core::{OnIdle, SandboxState, SnapshotId, WarrenError};
-use warren_store::{GrantKind, SandboxFilter, SandboxRecord};
+use warren_store::{GrantKind, SandboxRecord};
 
 use super::error::{E2bError, E2bResult};
-use super::paging::page;
-use super::query::{self, E2bQuery, Limit, QueryParams};
 use super::wire::{
     ConnectSandbox, CreatedSandbox, Lifecycle, ListedSandbox, NewSandbox, RefreshRequest, Template,
     TimeoutRequest,
@@ -138,7 +133,7 @@ pub(super) async fn created(
     })
 }
 
-fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
+pub(super) fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>) -> ListedSandbox {
     ListedSandbox {
         template_id: rec.template.clone(),
         alias: rec.template,
@@ -163,7 +158,7 @@ fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>) -> Listed
 
 /// E2B knows two states; Warren's transitional ones read as the state they
 /// lead to or come from.
-fn e2b_state(s: SandboxState) -> &'static str {
+pub(super) fn e2b_state(s: SandboxState) -> &'static str {
     match s {
         SandboxState::Paused | SandboxState::Pausing => "paused",
         _ => "running",
@@ -179,7 +174,16 @@ pub async fn create(
 ) -> E2bResult<(StatusCode, Json<CreatedSandbox>)> {
     let ApiJson(req) = body?;
     let snapshot = super::persist::snapshot_named(&state, &caller, &req.template_id).await?;
-    let params = create_params(req, snapshot, &caller, state.sandboxes.default_limits())?;
+    let mut params = create_params(req, snapshot, &caller, state.sandboxes.default_limits())?;
+    if let Some(policy) = &params.network {
+        // As natively: injected secrets must be the team's and the
+        // caller's to use.
+        let placeholders = state
+            .secrets
+            .check_injections(&caller, &caller.team, policy)
+            .await?;
+        params.env.extend(placeholders);
+    }
     let rec = state
         .sandboxes
         .create(params, &AuditActor::from_caller(&caller))
@@ -228,84 +232,6 @@ pub(super) async fn extend(
         .sandboxes
         .set_timeout(&rec.id, seconds, &actor)
         .await?)
-}
-
-/// What a listing asks for.
-#[derive(Debug, Default, PartialEq)]
-pub struct ListQuery {
-    filter: SandboxFilter,
-    limit: Limit,
-    next_token: Option<String>,
-}
-
-/// E2B's list query: `metadata` is itself a URL-encoded `k=v&k2=v2`
-/// string (keys and values percent-encoded once more by the SDK), `state`
-/// is comma-separated `running`/`paused`; both may repeat and add up.
-impl QueryParams for ListQuery {
-    fn take(&mut self, key: &str, value: Cow<'_, str>) -> Result<(), WarrenError> {
-        match key {
-            "metadata" => {
-                for (mk, mv) in url::form_urlencoded::parse(value.as_bytes()) {
-                    self.filter
-                        .metadata
-                        .insert(percent_decode(&mk), percent_decode(&mv));
-                }
-            }
-            "state" => {
-                for s in value.split(',').filter(|s| !s.is_empty()) {
-                    match s {
-                        // As `e2b_state` shows them.
-                        "running" => self
-                            .filter
-                            .states
-                            .extend([SandboxState::Running, SandboxState::Resuming]),
-                        "paused" => self
-                            .filter
-                            .states
-                            .extend([SandboxState::Paused, SandboxState::Pausing]),
-                        other => {
-                            return Err(WarrenError::invalid(format!(
-                                "unknown state '{other}' (expected running or paused)"
-                            )));
-                        }
-                    }
-                }
-            }
-            "limit" => self.limit = value.parse()?,
-            "nextToken" => self.next_token = Some(value.into_owned()),
-            // Accepted and not acted on: ordering is always by start time.
-            "order" | "startedAfter" | "template" => {}
-            other => return Err(query::unknown(other)),
-        }
-        Ok(())
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-/// `GET /sandboxes` (everything at once, as the v1 SDKs expect) and
-/// `GET /v2/sandboxes` (pages of `limit`, the next page's token in
-/// `x-next-token`). Pages are ordered by start time then id; the token is
-/// the id of the last sandbox of the page.
-pub async fn list(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    E2bQuery(q): E2bQuery<ListQuery>,
-) -> E2bResult<impl IntoResponse> {
-    let mut all = state.sandboxes.list(&caller.team, q.filter).await?;
-    all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let (page, headers) = page(&all, |r| r.id.as_str(), q.next_token.as_deref(), q.limit.0)?;
-    let body: Vec<_> = page
-        .iter()
-        .cloned()
-        .map(|r| listed(&state, r, None))
-        .collect();
-    Ok((headers, Json(body)))
 }
 
 /// `GET /sandboxes/{id}`; the access token only for [`may_enter`] callers.
@@ -405,73 +331,4 @@ pub async fn templates(State(state): State<AppState>) -> E2bResult<Json<Vec<Temp
             })
             .collect(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::e2b::paging::DEFAULT_PAGE;
-
-    #[test]
-    fn list_query_reads_what_the_sdk_sends() {
-        // The SDK: urlencode({quote(k): quote(v)}), then the query encoding.
-        let q: ListQuery = query::parse(Some(
-            "metadata=team%3Dx%26my%2520key%3Da%252Fb&state=running,paused&limit=2&nextToken=abc",
-        ))
-        .unwrap();
-        assert_eq!(q.filter.metadata.get("team").map(String::as_str), Some("x"));
-        assert_eq!(
-            q.filter.metadata.get("my key").map(String::as_str),
-            Some("a/b")
-        );
-        assert_eq!(
-            q.filter.states,
-            vec![
-                SandboxState::Running,
-                SandboxState::Resuming,
-                SandboxState::Paused,
-                SandboxState::Pausing
-            ]
-        );
-        assert_eq!(q.limit, Limit(2));
-        assert_eq!(q.next_token.as_deref(), Some("abc"));
-        assert!(query::parse::<ListQuery>(Some("state=zombie")).is_err());
-        assert!(query::parse::<ListQuery>(Some("limit=0")).is_err());
-        assert!(query::parse::<ListQuery>(Some("colour=red")).is_err());
-        assert_eq!(
-            query::parse::<ListQuery>(None).unwrap().limit,
-            Limit(DEFAULT_PAGE)
-        );
-    }
-
-    #[test]
-    fn repeated_metadata_and_state_keys_add_up() {
-        let q: ListQuery = query::parse(Some(
-            "metadata=a%3D1&state=running&metadata=b%3D2%26a%3D3&state=&state=paused&order=asc",
-        ))
-        .unwrap();
-        let metadata: Vec<_> = q
-            .filter
-            .metadata
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        assert_eq!(metadata, [("a", "3"), ("b", "2")]);
-        assert_eq!(
-            q.filter.states,
-            vec![
-                SandboxState::Running,
-                SandboxState::Resuming,
-                SandboxState::Paused,
-                SandboxState::Pausing
-            ]
-        );
-        let q: ListQuery = query::parse(Some("metadata=&state=,")).unwrap();
-        assert!(q.filter.metadata.is_empty() && q.filter.states.is_empty());
-        let e = query::parse::<ListQuery>(Some("state=running,asleep")).unwrap_err();
-        assert_eq!(
-            e.message,
-            "unknown state 'asleep' (expected running or paused)"
-        );
-    }
 }

@@ -14,6 +14,7 @@
 //! Pause, resume, fork and snapshots are Warren's own ([`persist`]), and
 //! so is the egress policy E2B's network settings map onto ([`network`]),
 //! and the lifecycle webhooks and events of `/events/…` ([`webhooks`]).
+//! E2B's secrets are Warren's team secrets ([`secrets`]).
 //! Templates are built by E2B's builder endpoints over Warren's builds
 //! ([`builder`]).
 
@@ -21,12 +22,14 @@ mod builder;
 mod control;
 mod error;
 mod exec_audit;
+mod listing;
 mod metrics;
 mod network;
 mod paging;
 mod persist;
 mod proxy;
 mod query;
+mod secrets;
 mod webhooks;
 mod wire;
 
@@ -52,9 +55,9 @@ pub const CLIENT_ID: &str = "warren";
 macro_rules! e2b_routes {
     ($then:ident $(, $prefix:tt)?) => {
         $then! { $($prefix;)?
-            get "/sandboxes" => control::list, needs(S::SandboxesRead);
+            get "/sandboxes" => listing::list, needs(S::SandboxesRead);
             post "/sandboxes" => control::create, needs(S::SandboxesCreate);
-            get "/v2/sandboxes" => control::list, needs(S::SandboxesRead);
+            get "/v2/sandboxes" => listing::list, needs(S::SandboxesRead);
             post "/v2/sandboxes" => control::create, needs(S::SandboxesCreate);
             get "/sandboxes/{id}" => control::info, needs(S::SandboxesRead);
             delete "/sandboxes/{id}" => control::kill, needs(S::SandboxesManage);
@@ -87,6 +90,12 @@ macro_rules! e2b_routes {
             patch "/events/webhooks/{id}" => webhooks::update, needs(S::WebhooksWrite);
             delete "/events/webhooks/{id}" => webhooks::delete, needs(S::WebhooksWrite);
             get "/events/sandboxes/{id}" => webhooks::sandbox_events, needs(S::SandboxesRead);
+            // As `/v1/secrets`: names to users, values in from managers only.
+            get "/secrets" => secrets::list, needs(S::SecretsUse);
+            post "/secrets" => secrets::create, needs(S::SecretsManage);
+            get "/secrets/{id}" => secrets::get, needs(S::SecretsUse);
+            post "/secrets/{id}" => secrets::update, needs(S::SecretsManage);
+            delete "/secrets/{id}" => secrets::delete, needs(S::SecretsManage);
         }
     };
 }
@@ -109,6 +118,6 @@ mod tests {
             );
             assert!(rule.scope.is_some(), "{method} {route} needs a scope");
         }
-        assert_eq!(ROUTES.len(), 33);
+        assert_eq!(ROUTES.len(), 38);
     }
 }

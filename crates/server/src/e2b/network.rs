@@ -11,15 +11,26 @@
 //! E2B lets through is never denied. One case stays Warren's: a domain of
 //! `allowOut` whose addresses fall inside a narrower `denyOut` range is
 //! refused there (its addresses are known only when it is resolved). With
-//! neither setting given, the daemon's default policy applies. E2B's header transforms, egress SOCKS proxy, DNS server lists,
-//! host masks and HTTPS port lists are refused rather than ignored.
+//! neither setting given, the daemon's default policy applies.
+//!
+//! E2B's header transforms (`rules`: per host, headers to set) are Warren's
+//! secret injections when each header's value holds one
+//! `${e2b.secrets.NAME}` ([`SecretInjection::from_e2b_header`]): the egress
+//! proxy sets the header with the team secret's value in the placeholder's
+//! place. Transforms without a secret, egress SOCKS proxies, DNS server
+//! lists, host masks and HTTPS port lists are refused rather than ignored.
+//! `rules` replaces the policy's injections; an update without it keeps
+//! them. Callers must pass [`Secrets::check_injections`] (scope and the
+//! team's secrets) with the policy, as natively.
+//!
+//! [`Secrets::check_injections`]: crate::service::secrets::Secrets::check_injections
 
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::Value;
 use warren_core::WarrenError;
-use warren_core::network::{Cidr, Internet, NetRule, NetworkPolicy};
+use warren_core::network::{Cidr, Internet, NetRule, NetworkPolicy, SecretInjection};
 
 use super::control::unsupported;
 use super::error::{E2bError, E2bResult};
@@ -31,13 +42,7 @@ use crate::state::AppState;
 
 /// Fields of E2B's network settings Warren has no counterpart for; a
 /// request naming one with a non-empty value is refused.
-const UNSUPPORTED: [&str; 5] = [
-    "rules",
-    "egressProxy",
-    "dnsServers",
-    "maskRequestHost",
-    "httpsPorts",
-];
+const UNSUPPORTED: [&str; 4] = ["egressProxy", "dnsServers", "maskRequestHost", "httpsPorts"];
 
 /// The policy E2B's settings ask for, or `None` to take the daemon's
 /// default. `base` keeps what E2B cannot say (secret injections, public
@@ -88,6 +93,9 @@ pub(super) fn to_policy(
             policy.allow.push(allowed);
         }
         policy.deny = denied.into_iter().map(NetRule::Cidr).collect();
+        if let Some(rules) = map.get("rules").filter(|v| !v.is_null()) {
+            policy.inject = injections(rules)?;
+        }
     }
     policy.internet = if internet {
         Internet::Allow
@@ -96,6 +104,40 @@ pub(super) fn to_policy(
     };
     policy.validate().map_err(E2bError)?;
     Ok(Some(policy))
+}
+
+/// E2B's `rules`: `{host: [{"transform": {"headers": {name: value}}}]}`.
+fn injections(rules: &Value) -> E2bResult<Vec<SecretInjection>> {
+    let shape = || {
+        E2bError(WarrenError::invalid(
+            "network.rules must map hosts to lists of {\"transform\": {\"headers\": {…}}}",
+        ))
+    };
+    let mut out = Vec::new();
+    for (host, list) in rules.as_object().ok_or_else(shape)? {
+        for rule in list.as_array().ok_or_else(shape)? {
+            let rule = rule.as_object().ok_or_else(shape)?;
+            if rule.keys().any(|k| k != "transform") {
+                return Err(unsupported("network.rules other than transform"));
+            }
+            let Some(transform) = rule.get("transform").filter(|t| !t.is_null()) else {
+                continue;
+            };
+            let transform = transform.as_object().ok_or_else(shape)?;
+            if transform.keys().any(|k| k != "headers") {
+                return Err(unsupported("network.rules transforms other than headers"));
+            }
+            let headers = match transform.get("headers") {
+                None | Some(Value::Null) => continue,
+                Some(h) => h.as_object().ok_or_else(shape)?,
+            };
+            for (name, value) in headers {
+                let value = value.as_str().ok_or_else(shape)?;
+                out.push(SecretInjection::from_e2b_header(host, name, value).map_err(E2bError)?);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -151,6 +193,10 @@ pub async fn update(
     };
     let current = state.sandboxes.get(&id).await?.network;
     let policy = to_policy(allow_internet_access, Some(&body), Some(&current))?.unwrap_or(current);
+    state
+        .secrets
+        .check_injections(&caller, &caller.team, &policy)
+        .await?;
     state
         .sandboxes
         .set_network(&id, policy, &AuditActor::from_caller(&caller))
@@ -221,7 +267,10 @@ mod tests {
     #[test]
     fn what_warren_cannot_do_is_refused() {
         for bad in [
-            json!({"rules": {"api.example.com": [{}]}}),
+            json!({"rules": {"api.example.com": [{"transform": {"headers": {"X-Fixed": "v"}}}]}}),
+            json!({"rules": {"api.example.com": [{"match": {}}]}}),
+            json!({"rules": {"api.example.com": {"transform": {}}}}),
+            json!({"rules": {"*.example.com": [{"transform": {"headers": {"A": "${e2b.secrets.k}"}}}]}}),
             json!({"maskRequestHost": "x-{PORT}.example.com"}),
             json!({"denyOut": ["not a cidr"]}),
             json!({"allowOut": "github.com"}),
@@ -230,6 +279,32 @@ mod tests {
             assert!(to_policy(None, Some(&bad), None).is_err(), "{bad}");
         }
         assert!(to_policy(None, Some(&json!({"rules": {}, "dnsServers": []})), None).is_ok());
+    }
+
+    #[test]
+    fn header_transforms_naming_a_secret_are_injections() {
+        let p = policy(
+            None,
+            json!({"allowOut": ["api.openai.com"], "rules": {"api.openai.com": [
+                {"transform": {"headers": {"Authorization": "Bearer ${e2b.secrets.openai}"}}}
+            ]}}),
+        );
+        assert_eq!(p.inject.len(), 1);
+        let inj = &p.inject[0];
+        assert_eq!(
+            (inj.host.as_str(), inj.header.as_str(), inj.secret.as_str()),
+            ("api.openai.com", "Authorization", "openai")
+        );
+        assert_eq!(inj.header_value("sk"), "Bearer sk");
+        // An update with rules replaces the injections; without, keeps them.
+        let kept = to_policy(None, Some(&json!({"allowOut": []})), Some(&p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.inject, p.inject);
+        let cleared = to_policy(None, Some(&json!({"rules": {}})), Some(&p))
+            .unwrap()
+            .unwrap();
+        assert!(cleared.inject.is_empty());
     }
 
     #[test]

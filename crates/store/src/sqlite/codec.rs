@@ -286,6 +286,7 @@ pub(super) fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord, StoreErro
         created_by: r.parse("created_by")?,
         updated_at: r.time("updated_at")?,
         updated_by: r.parse("updated_by")?,
+        version: r.get::<i64>("version")?.try_into().unwrap_or(1),
         name,
     })
 }

@@ -63,8 +63,8 @@ use warren_core::network::NetworkPolicy;
 use crate::{
     AppendedEvent, EventRecord, GrantKind, GrantRecord, HookRecord, InboxRecord, KeyRecord,
     NetEventRecord, NewEvent, NewNetEvent, NewSandbox, NewSnapshot, SandboxFilter, SandboxRecord,
-    SecretRecord, SnapshotRecord, Store, StoreError, StoredSecret, Subscription, TeamRecord,
-    TimerRecord, UserRecord,
+    SecretRecord, SecretWrite, SnapshotRecord, Store, StoreError, StoredSecret, Subscription,
+    TeamRecord, TimerRecord, UserRecord,
 };
 use crate::{AttemptNext, AttemptRecord, DeliveryRecord, LifecycleEventRecord, WebhookRecord};
 
@@ -407,8 +407,12 @@ impl Store for SqliteStore {
         network::list(&self.reader, id, before, limit).await
     }
 
-    async fn put_secret(&self, secret: SecretRecord) -> Result<StoredSecret, StoreError> {
-        secrets::put(&self.writer, &secret).await
+    async fn put_secret(
+        &self,
+        secret: SecretRecord,
+        write: SecretWrite,
+    ) -> Result<StoredSecret, StoreError> {
+        secrets::put(&self.writer, &secret, write).await
     }
 
     async fn get_secret(

@@ -1,17 +1,19 @@
 //! Secret rows: ciphertexts only, keyed by (team, name). Setting a secret
-//! that exists replaces its ciphertext and keeps its creation time and
-//! creator, in one `BEGIN IMMEDIATE` transaction.
+//! that exists replaces its ciphertext, keeps its creation time and creator
+//! and counts one more version, in one `BEGIN IMMEDIATE` transaction, which
+//! also decides whether the [`SecretWrite`] allows what it finds.
 
 use sqlx::SqlitePool;
 use warren_core::TeamId;
 
 use super::codec::{secret_from_row, to_millis};
 use super::teams::insert_error;
-use crate::{SecretRecord, StoreError, StoredSecret};
+use crate::{SecretRecord, SecretWrite, StoreError, StoredSecret};
 
 pub(super) async fn put(
     writer: &SqlitePool,
     new: &SecretRecord,
+    write: SecretWrite,
 ) -> Result<StoredSecret, StoreError> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let select = || {
@@ -20,9 +22,19 @@ pub(super) async fn put(
             .bind(&new.name)
     };
     let exists = select().fetch_optional(&mut *tx).await?.is_some();
+    match (write, exists) {
+        (SecretWrite::Create, true) => {
+            return Err(StoreError::AlreadyExists(format!("secret '{}'", new.name)));
+        }
+        (SecretWrite::Replace, false) => {
+            return Err(StoreError::NotFound(format!("secret '{}'", new.name)));
+        }
+        _ => {}
+    }
     if exists {
         sqlx::query(
-            "UPDATE secrets SET ciphertext = ?3, nonce = ?4, updated_at = ?5, updated_by = ?6
+            "UPDATE secrets SET ciphertext = ?3, nonce = ?4, updated_at = ?5, updated_by = ?6,
+                                version = version + 1
              WHERE team = ?1 AND name = ?2",
         )
         .bind(new.team.as_str())

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use warren_core::network::{NetworkPolicy, SecretInjection, validate_secret_name};
 use warren_core::{ErrorKind, Scope, TeamId, WarrenError};
 use warren_egress::egress::InjectedHeader;
-use warren_store::{SecretRecord, Store, StoredSecret};
+use warren_store::{SecretRecord, SecretWrite, Store, StoredSecret};
 
 use crate::audit::Action;
 use crate::audit::{Audit, AuditActor, Event};
@@ -95,6 +95,22 @@ impl Secrets {
         name: &str,
         value: SecretValue,
     ) -> Result<StoredSecret, WarrenError> {
+        self.write(caller, name, value, SecretWrite::Set).await
+    }
+
+    /// Writes the caller's team's secret `name` as `how` allows: a
+    /// `Create` of a name the team has is 409, a `Replace` of one it lacks
+    /// 404 (decided in the store's transaction).
+    pub async fn write(
+        &self,
+        caller: &Caller,
+        name: &str,
+        value: SecretValue,
+        how: SecretWrite,
+    ) -> Result<StoredSecret, WarrenError> {
+        if how == SecretWrite::Replace {
+            validate_secret_name(name).map_err(|_| not_found(name))?;
+        }
         validate_secret_name(name)?;
         validate_value(&value)?;
         let (ciphertext, nonce) = self.cipher.seal(&caller.team, name, &value);
@@ -102,17 +118,31 @@ impl Secrets {
         let now = OffsetDateTime::now_utc();
         let stored = self
             .store
-            .put_secret(SecretRecord {
-                team: caller.team.clone(),
-                name: name.to_owned(),
-                ciphertext,
-                nonce,
-                created_at: now,
-                created_by: caller.key_id.clone(),
-                updated_at: now,
-                updated_by: caller.key_id.clone(),
-            })
-            .await?;
+            .put_secret(
+                SecretRecord {
+                    team: caller.team.clone(),
+                    name: name.to_owned(),
+                    ciphertext,
+                    nonce,
+                    created_at: now,
+                    created_by: caller.key_id.clone(),
+                    updated_at: now,
+                    updated_by: caller.key_id.clone(),
+                    version: 0,
+                },
+                how,
+            )
+            .await
+            .map_err(|e| match e {
+                warren_store::StoreError::AlreadyExists(_) => WarrenError::new(
+                    ErrorKind::AlreadyExists,
+                    format!("your team already has a secret '{name}'"),
+                ),
+                warren_store::StoreError::NotFound(_) if how == SecretWrite::Replace => {
+                    not_found(name)
+                }
+                other => other.into(),
+            })?;
         let event = Event::new(Action::SecretSet, name.to_owned())
             .with("name", name)
             .with("replaced", !stored.created);
@@ -120,6 +150,16 @@ impl Secrets {
             .record_done(&AuditActor::from_caller(caller), event)
             .await;
         Ok(stored)
+    }
+
+    /// The caller's team's secret `name` (its row: the API shows names,
+    /// times and versions only); "not found" for a name no secret can have.
+    pub async fn get(&self, caller: &Caller, name: &str) -> Result<SecretRecord, WarrenError> {
+        validate_secret_name(name).map_err(|_| not_found(name))?;
+        self.store
+            .get_secret(&caller.team, name)
+            .await?
+            .ok_or_else(|| not_found(name))
     }
 
     /// The caller's team's secrets (rows hold ciphertexts; the API shows
