@@ -20,8 +20,7 @@ use crate::progress::Progress;
 use crate::sources;
 
 const SUITE: &str = "bookworm";
-const PACKAGES: &str =
-    "bash,coreutils,curl,git,python3,python-is-python3,python3-pip,ca-certificates,procps,sudo";
+const PACKAGES: &str = "bash,coreutils,curl,git,python3,python-is-python3,python3-pip,ca-certificates,procps,iproute2,sudo";
 
 pub(crate) async fn build(rootfs: &Path, progress: &Progress) -> Result<(), TemplateError> {
     let mirror = sources::debian_mirror(SUITE)?;

@@ -22,7 +22,7 @@ use crate::{base, code_interpreter, tiny};
 #[serde(rename_all = "snake_case")]
 pub enum Recipe {
     /// Debian bookworm minbase with bash, coreutils, curl, git, python3 (also
-    /// as `python`), pip, ca-certificates, procps and sudo; user `user` with
+    /// as `python`), pip, ca-certificates, procps, iproute2 (`ss`) and sudo; user `user` with
     /// passwordless sudo.
     /// About 300 MB, ~20 s with a nearby mirror.
     Base,

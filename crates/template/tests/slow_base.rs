@@ -39,6 +39,8 @@ async fn slow_base_has_the_tools_agents_expect_and_user_with_sudo() {
         "usr/bin/curl",
         "usr/bin/bash",
         "usr/bin/sudo",
+        // E2B's `wait_for_port` ready check runs `ss`.
+        "usr/bin/ss",
     ] {
         assert!(root.join(tool).exists(), "{tool} missing");
     }
