@@ -4,7 +4,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use warren_envd::http_api::InitRequest;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use warren_envd::http_api::{InitRequest, SANDBOX_TOKEN_FILE};
 use warren_envd::json::Timestamp;
 
 use crate::fs::files::FilesError;
@@ -49,6 +52,15 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
             }
         }
     }
+    if let Some(token) = &req.warren_token
+        && let Err(e) = write_token(Path::new(SANDBOX_TOKEN_FILE), token)
+    {
+        return FilesError::from_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not write {SANDBOX_TOKEN_FILE}: {e}"),
+        )
+        .into_response();
+    }
     let mut d = state.defaults.write().unwrap_or_else(|e| e.into_inner());
     if let Some(env) = req.env_vars {
         d.env.extend(env);
@@ -68,6 +80,16 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// Writes the sandbox token whole: a temporary name beside it, renamed.
+fn write_token(path: &Path, token: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir)?;
+    let temp = dir.join(format!(".token-{}", std::process::id()));
+    std::fs::write(&temp, token)?;
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&temp, path)
+}
+
 fn bad(message: String) -> Response {
     FilesError::from_status(StatusCode::BAD_REQUEST, message).into_response()
 }
@@ -81,5 +103,23 @@ fn set_clock(t: Timestamp) {
     // SAFETY: clock_settime reads one timespec from a valid pointer.
     if unsafe { libc::clock_settime(libc::CLOCK_REALTIME, &ts) } != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "setting the clock failed");
+    }
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_written_whole_and_readable_by_every_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/warren/token");
+        write_token(&path, "first").unwrap();
+        write_token(&path, "second").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left");
     }
 }

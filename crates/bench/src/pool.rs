@@ -134,6 +134,14 @@ pub async fn run(template: &str, creates: usize, concurrent: usize) -> anyhow::R
         kill(&d, &id).await;
         eprintln!("pooled {}/{creates}", i + 1);
     }
+    // Where the pooled creates' time went, as the daemon's laps say.
+    for line in d
+        .log()
+        .lines()
+        .filter(|l| l.contains("sandbox running (pooled)"))
+    {
+        eprintln!("{}", line.rsplit("laps=").next().unwrap_or(line));
+    }
     let hits = pool(&d, template).await?.map(|p| p.hits).unwrap_or(0);
     if hits != creates as u64 {
         bail!("only {hits} of {creates} creates came from the pool");

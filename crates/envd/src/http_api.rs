@@ -49,7 +49,15 @@ pub struct InitRequest {
     /// system's trust store (see `docs/agent.md`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warren_ca_cert: Option<String>,
+    /// Warren's own field: the sandbox's API token, which the agent writes
+    /// (whole, by rename, mode 0644) to [`SANDBOX_TOKEN_FILE`] before it
+    /// answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warren_token: Option<String>,
 }
+
+/// Where a sandbox's token for Warren's API lives inside it.
+pub const SANDBOX_TOKEN_FILE: &str = "/run/warren/token";
 
 /// One written file in the answer to `POST /files`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,8 @@
 //!
 //! At create (and after every restore) the daemon mints a token naming the
 //! sandbox and its dispatcher and writes it, as root, to [`TOKEN_FILE`]
-//! inside the sandbox; processes find the API at `WARREN_API_URL` (the
+//! inside the sandbox (a pooled sandbox's claim hands it to the agent's
+//! `/init`, which writes it); processes find the API at `WARREN_API_URL` (the
 //! host's end of the sandbox's link, on the sandbox listener) and the file
 //! at `WARREN_SANDBOX_TOKEN_FILE`. A rotation worker replaces the token once
 //! half its lifetime has passed, so a reader of the file always finds one
@@ -28,7 +29,7 @@ use crate::audit::{AuditActor, Event};
 use crate::auth::TokenIssuer;
 
 /// Where the sandbox's token lives inside it.
-pub const TOKEN_FILE: &str = "/run/warren/token";
+pub const TOKEN_FILE: &str = warren_envd::http_api::SANDBOX_TOKEN_FILE;
 /// How often the rotation worker looks for tokens past half their life.
 const ROTATE_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -87,6 +88,19 @@ impl SandboxIdentity {
         Ok(token.expires_at)
     }
 
+    /// Mints a token for `rec` to hand over in its agent's `/init`
+    /// (`warren_token`); returns it and its expiry.
+    pub(super) fn mint_for_init(&self, rec: &SandboxRecord) -> (String, OffsetDateTime) {
+        let token = self
+            .issuer
+            .mint(&rec.id, &rec.owner, &rec.created_by, &rec.team);
+        self.minted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rec.id.clone(), token.issued_at);
+        (token.text, token.expires_at)
+    }
+
     pub fn forget(&self, id: &SandboxId) {
         self.minted
             .lock()
@@ -115,13 +129,23 @@ impl Sandboxes {
         why: &'static str,
     ) -> Result<(), WarrenError> {
         let expires_at = self.identity.hand_out(client, rec).await?;
+        self.record_token_issue(rec, why, expires_at).await;
+        Ok(())
+    }
+
+    /// Records `token.issue` for a token of `rec` handed out for `why`.
+    pub(crate) async fn record_token_issue(
+        &self,
+        rec: &SandboxRecord,
+        why: &'static str,
+        expires_at: OffsetDateTime,
+    ) {
         let event = Event::sandbox(Action::TokenIssue, &rec.id, Outcome::Ok)
             .with("reason", why)
             .with("subject", format!("user:{}", rec.owner))
             .with("expires_at", warren_core::rfc3339(expires_at));
         let actor = AuditActor::system("identity").in_team(&rec.team);
         self.audit.record_done(&actor, event).await;
-        Ok(())
     }
 
     /// Replaces running sandboxes' tokens before they expire, until

@@ -100,32 +100,11 @@ impl Sandboxes {
         check: &str,
         deadline: tokio::time::Instant,
     ) -> Result<(), WarrenError> {
-        let client = self.agents.client(&rec.id, Some(&start.user)).await?;
-        let req = StartRequest {
-            process: Some(ProcessConfig {
-                cmd: "/bin/sh".to_owned(),
-                args: vec!["-c".to_owned(), check.to_owned()],
-                envs: Default::default(),
-                cwd: Some(start.cwd.clone()),
-            }),
-            pty: None,
-            tag: None,
-            stdin: Some(false),
-        };
         let mut last = String::from("it never ran");
         loop {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let run = async {
-                let mut events = client.start(&req, None).await.map_err(crate::agent_error)?;
-                while let Some(event) = events.next().await {
-                    if let ProcessEvent::End(end) = event.map_err(crate::agent_error)? {
-                        return Ok::<_, WarrenError>(end);
-                    }
-                }
-                Err(WarrenError::unavailable(
-                    "the ready check's stream ended without an exit",
-                ))
-            };
+            let args = ["-c", check];
+            let run = self.run_to_end(&rec.id, Some(&start.user), "/bin/sh", &args, &start.cwd);
             match tokio::time::timeout(remaining, run).await {
                 Ok(Ok(end)) if end.exited && end.exit_code == 0 => return Ok(()),
                 Ok(Ok(end)) => last = end.status,
@@ -140,6 +119,42 @@ impl Sandboxes {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+impl Sandboxes {
+    /// Runs `cmd args` in the sandbox `id` as `user` (the agent's default
+    /// when `None`) in `cwd`, through the agent alone (no audit entry: for
+    /// the daemon's own checks), and waits for its end.
+    pub(super) async fn run_to_end(
+        &self,
+        id: &warren_core::SandboxId,
+        user: Option<&str>,
+        cmd: &str,
+        args: &[&str],
+        cwd: &str,
+    ) -> Result<warren_envd::process::EndEvent, WarrenError> {
+        let client = self.agents.client(id, user).await?;
+        let req = StartRequest {
+            process: Some(ProcessConfig {
+                cmd: cmd.to_owned(),
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+                envs: Default::default(),
+                cwd: Some(cwd.to_owned()),
+            }),
+            pty: None,
+            tag: None,
+            stdin: Some(false),
+        };
+        let mut events = client.start(&req, None).await.map_err(crate::agent_error)?;
+        while let Some(event) = events.next().await {
+            if let ProcessEvent::End(end) = event.map_err(crate::agent_error)? {
+                return Ok(end);
+            }
+        }
+        Err(WarrenError::unavailable(format!(
+            "the stream of {cmd} ended without an exit"
+        )))
     }
 }
 

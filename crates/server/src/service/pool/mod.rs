@@ -158,7 +158,7 @@ impl Sandboxes {
         expires_at: time::OffsetDateTime,
         actor: &AuditActor,
     ) -> Result<Option<SandboxRecord>, WarrenError> {
-        let has_start = template.recipe.as_ref().and_then(|r| r.start()).is_some();
+        let has_start = template.start().is_some();
         if has_start && !p.env.is_empty() {
             // The start command ran before the claim, without the
             // caller's environment: only a cold create gives it that.
@@ -202,15 +202,14 @@ impl Sandboxes {
         };
         laps.lap("claim");
         let handed = match self.hand_over(&rec, ready.host).await {
-            Ok(client) => {
-                laps.lap("network+init");
-                // The token and the entry are independent; recorded at once
-                // they share the audit log's commit. The entry's details are
-                // a cold create's, marked pooled.
+            Ok(token_expires) => {
+                laps.lap("network+init+token");
+                // Both entries at once share the audit log's commit. The
+                // create's details are a cold create's, marked pooled.
                 let mut details = super::create::create_details(&rec);
                 details.insert("pooled".into(), true.into());
-                let (token, ()) = tokio::join!(
-                    self.issue_token(&client, &rec, "start"),
+                tokio::join!(
+                    self.record_token_issue(&rec, "start", token_expires),
                     self.record_lifecycle(
                         actor,
                         &rec.id,
@@ -219,14 +218,14 @@ impl Sandboxes {
                         details
                     )
                 );
-                token
+                Ok(())
             }
             Err(e) => Err(e),
         };
         match handed {
             Ok(()) => {
                 self.drain_inbox(&rec.id);
-                laps.lap("token+audit");
+                laps.lap("audit");
                 tracing::info!(sandbox = %rec.id, template = %rec.template, %laps, "sandbox running (pooled)");
                 Ok(Some(rec))
             }
@@ -238,22 +237,25 @@ impl Sandboxes {
         }
     }
 
-    /// Gives the claimed sandbox `rec` its caller's policy and
-    /// environment; returns its agent's client.
+    /// Gives the claimed sandbox `rec` its caller's policy, environment
+    /// and sandbox token (written by the agent at its `/init`); returns the
+    /// token's expiry.
     async fn hand_over(
         &self,
         rec: &SandboxRecord,
         host: std::net::IpAddr,
-    ) -> Result<warren_envd::EnvdClient, WarrenError> {
+    ) -> Result<time::OffsetDateTime, WarrenError> {
         let addr = self.network.address_of(&rec.id).ok_or_else(|| {
             WarrenError::internal(format!("pooled sandbox {} has no address", rec.id))
         })?;
         // Warren's own variables win over the caller's, as at a cold create.
         let mut env = rec.env.clone();
         env.extend(self.identity.env(&rec.id, host));
+        let (token, expires_at) = self.identity.mint_for_init(rec);
         let init = InitRequest {
             env_vars: Some(env),
             timestamp: Some(warren_core::rfc3339(time::OffsetDateTime::now_utc())),
+            warren_token: Some(token),
             ..InitRequest::default()
         };
         let client = self.agents.client(&rec.id, None).await?;
@@ -261,6 +263,6 @@ impl Sandboxes {
         let (network, init) = tokio::join!(self.network.rebind(rec, addr), client.init(&init));
         network?;
         init.map_err(crate::agent_error)?;
-        Ok(client)
+        Ok(expires_at)
     }
 }

@@ -287,8 +287,14 @@ impl Sandboxes {
                 ..InitRequest::default()
             };
             client.init(&init).await.map_err(crate::agent_error)?;
-            if let Some(start) = template.recipe.as_ref().and_then(|r| r.start()) {
+            if let Some(start) = template.start() {
                 self.run_start_command(&rec, &instance, &start).await?;
+            }
+            // The first process a sandbox starts pays for cold caches
+            // inside gVisor; pay it here, not in the claimant's first
+            // command. An image without /bin/true just goes unwarmed.
+            if let Err(e) = self.run_to_end(&id, None, "/bin/true", &[], "/").await {
+                tracing::debug!(sandbox = %id, error = %e.message, "could not warm a pooled sandbox");
             }
             self.store
                 .transition(&id, SandboxState::Creating, SandboxState::Running)
