@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv umoci)
+PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv umoci prometheus)
 BACKPORTS_FILE=/etc/apt/sources.list.d/warren-backports.sources
 
 codename() {

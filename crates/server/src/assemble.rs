@@ -227,6 +227,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         sandboxes: sandboxes.clone(),
         hooks: hooks.clone(),
         templates: templates.clone(),
+        metrics: Default::default(),
         e2b_builds: Arc::new(crate::e2b::Builds::new(
             templates,
             p.secrets.upload,

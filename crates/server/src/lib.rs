@@ -18,6 +18,7 @@ pub mod error;
 pub(crate) mod extract;
 mod forward;
 mod listener;
+mod metrics;
 pub mod ports;
 mod route_table;
 pub mod service;

@@ -12,6 +12,8 @@ use crate::templates::TemplateBuilds;
 pub struct AppState {
     pub sandboxes: Arc<Sandboxes>,
     pub templates: Arc<TemplateBuilds>,
+    /// The daemon's Prometheus series (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// E2B's template builds in flight and their uploaded files.
     pub e2b_builds: Arc<crate::e2b::Builds>,
     pub tenancy: Arc<Tenancy>,

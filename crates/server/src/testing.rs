@@ -201,6 +201,21 @@ impl InProcess {
         self.send(req.expect("a well-formed request")).await
     }
 
+    /// A new key of the operators' team with `role`; its secret.
+    pub async fn key(&self, role: &str) -> String {
+        let admin = self.admin_key.clone().expect("the operators' admin key");
+        let (status, body) = self
+            .call(
+                Some(&admin),
+                "POST",
+                "/v1/keys",
+                Some(serde_json::json!({"name": role, "role": role})),
+            )
+            .await;
+        assert_eq!(status, axum::http::StatusCode::CREATED, "{body}");
+        body["secret"].as_str().expect("a secret").to_owned()
+    }
+
     pub async fn serve(&self) -> Result<std::net::SocketAddr, ServeError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

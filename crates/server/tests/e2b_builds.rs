@@ -62,16 +62,7 @@ async fn e2b_builds_refuse_what_they_cannot_build_and_uploads_need_their_signatu
     let w = &w;
 
     // Only operators build: templates are every team's.
-    let (status, body) = w
-        .call(
-            Some(&admin),
-            "POST",
-            "/v1/keys",
-            Some(json!({"name": "m", "role": "member"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let member = body["secret"].as_str().unwrap().to_owned();
+    let member = w.key("member").await;
     let ask = |key: String, body: Value| async move {
         e2b(w, Some(&key), "POST", "/v3/templates", json_body(body)).await
     };

@@ -87,7 +87,11 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
             state.audit.clone(),
             record_requests,
         ))
-        .route_layer(middleware::from_fn_with_state(auth, authenticate));
+        .route_layer(middleware::from_fn_with_state(auth, authenticate))
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ));
     let mut app = Router::new()
         .route("/v1/health", get(health::health))
         .route("/v1/openapi.json", get(openapi::document));

@@ -49,6 +49,7 @@ macro_rules! native_routes {
             post "/v1/sandboxes/{id}/rollback" => snapshots::rollback, needs(S::SandboxesManage);
             // A sandbox may fork itself: the branches act for its dispatcher.
             post "/v1/sandboxes/{id}/fork" => snapshots::fork, needs_or_token(S::SandboxesCreate);
+            get "/metrics" => crate::metrics::scrape, needs(S::TeamsManage);
             get "/v1/templates" => templates::list, needs(S::SandboxesRead);
             get "/v1/templates/{name}" => templates::versions, needs(S::SandboxesRead);
             post "/v1/templates/{name}/build" => templates::build, needs(S::TemplatesBuild);

@@ -171,6 +171,19 @@ impl Sandboxes {
         &self.agents
     }
 
+    /// How many sandboxes (of every team and the pools) are in each
+    /// non-terminal state now.
+    pub(crate) async fn count_by_state(&self) -> Result<Vec<(SandboxState, usize)>, WarrenError> {
+        let all = self
+            .store
+            .list_sandboxes(&warren_store::SandboxFilter::default())
+            .await?;
+        Ok(SandboxState::ALL
+            .iter()
+            .map(|s| (*s, all.iter().filter(|r| r.state == *s).count()))
+            .collect())
+    }
+
     /// Limits of sandboxes created without their own.
     pub(crate) fn default_limits(&self) -> &warren_core::Limits {
         &self.default_limits

@@ -1,0 +1,216 @@
+//! `GET /metrics`: the daemon's signals in the Prometheus/OpenMetrics text
+//! format, for operators (`teams:manage`; Prometheus sends the key as a
+//! Bearer token).
+//!
+//! Series, every label bounded:
+//! - `warren_http_requests_total{method,route,status}` and
+//!   `warren_http_request_duration_seconds{method,route}`: every API call
+//!   that matched a route, by its route template (never a raw path, so
+//!   sandbox ids do not become labels), timed from the request's arrival
+//!   to its answer's head. Create, exec, pause, resume and fork latencies
+//!   are these histograms at their routes (native and E2B).
+//! - `warren_sandboxes{state}`: sandboxes by state, counted at scrape time.
+//! - `warren_pool_ready{template}`, `warren_pool_target{template}` and
+//!   `warren_pool_claims_total{template,outcome}`: warm pools, read at
+//!   scrape time.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use warren_core::WarrenError;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TemplateLabels {
+    template: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClaimLabels {
+    template: String,
+    outcome: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// The registry and the series the daemon updates.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<CallLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    sandboxes: Family<StateLabels, Gauge>,
+    pool_ready: Family<TemplateLabels, Gauge>,
+    pool_target: Family<TemplateLabels, Gauge>,
+    pool_claims: Family<ClaimLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("warren");
+        let requests = Family::<CallLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let sandboxes = Family::<StateLabels, Gauge>::default();
+        let pool_ready = Family::<TemplateLabels, Gauge>::default();
+        let pool_target = Family::<TemplateLabels, Gauge>::default();
+        let pool_claims = Family::<ClaimLabels, Gauge>::default();
+        registry.register(
+            "http_requests",
+            "API calls by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from an API call's arrival to its answer's head, by route template",
+            latency.clone(),
+        );
+        registry.register("sandboxes", "Sandboxes by state", sandboxes.clone());
+        registry.register(
+            "pool_ready",
+            "Ready sandboxes in each warm pool",
+            pool_ready.clone(),
+        );
+        registry.register(
+            "pool_target",
+            "What each warm pool aims for now",
+            pool_target.clone(),
+        );
+        registry.register(
+            "pool_claims",
+            "Creates of each pooled template since the daemon started, served from the pool (hit) or cold (miss)",
+            pool_claims.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            sandboxes,
+            pool_ready,
+            pool_target,
+            pool_claims,
+        }
+    }
+}
+
+impl Metrics {
+    fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
+        self.requests
+            .get_or_create(&CallLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.as_u16(),
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Reads the gauges that are counted, not tracked, from `state`.
+    async fn refresh(&self, state: &AppState) -> Result<(), WarrenError> {
+        for (s, n) in state.sandboxes.count_by_state().await? {
+            self.sandboxes
+                .get_or_create(&StateLabels {
+                    state: s.as_str().to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        for pool in state.sandboxes.pools().await? {
+            let template = TemplateLabels {
+                template: pool.settings.template.clone(),
+            };
+            self.pool_ready
+                .get_or_create(&template)
+                .set(i64::from(pool.ready));
+            self.pool_target
+                .get_or_create(&template)
+                .set(i64::from(pool.target));
+            for (outcome, n) in [("hit", pool.hits), ("miss", pool.misses)] {
+                self.pool_claims
+                    .get_or_create(&ClaimLabels {
+                        template: pool.settings.template.clone(),
+                        outcome,
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts and times every call that matched a route.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    if let Some(route) = route {
+        metrics.observe(
+            &method,
+            &route,
+            resp.status(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    resp
+}
+
+/// The daemon's metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+        (status = 403, body = warren_api_types::ApiError)))]
+pub async fn scrape(State(state): State<AppState>) -> ApiResult<Response> {
+    state.metrics.refresh(&state).await?;
+    let mut text = String::new();
+    encode(&mut text, &state.metrics.registry)
+        .map_err(|e| WarrenError::internal(format!("could not encode the metrics: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
