@@ -20,6 +20,10 @@ pub struct SetPoolRequest {
     pub memory_mb: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_mb: Option<u32>,
+    /// Keep ready sandboxes frozen (no CPU, memory kept) until a create
+    /// claims one; a claim thaws it first.
+    #[serde(default)]
+    pub frozen: bool,
 }
 
 /// One pool: its settings and its state now.
@@ -31,6 +35,9 @@ pub struct Pool {
     pub cpus: u32,
     pub memory_mb: u32,
     pub disk_mb: u32,
+    /// Ready sandboxes are kept frozen until claimed.
+    #[serde(default)]
+    pub frozen: bool,
     /// Sandboxes ready to be claimed.
     pub ready: u32,
     /// Sandboxes being started for the pool.

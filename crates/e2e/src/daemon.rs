@@ -345,8 +345,8 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        // Kill every sandbox this daemon still has, then stop it, so no test
-        // leaves sandboxes behind.
+        // Kill every sandbox this daemon still has (and drain its pools),
+        // then stop it, so no test leaves sandboxes behind.
         if let Some(child) = self.child.as_mut() {
             if let Ok(Some(_)) = child.try_wait() {
                 return;
@@ -437,6 +437,23 @@ fn kill_all(url: &str, key: &str) {
                 .bearer_auth(key)
                 .send()
                 .await;
+        }
+        // Pools' sandboxes are no team's: deleting the pools drains them.
+        let pools = http
+            .get(format!("{url}/v1/pools"))
+            .bearer_auth(key)
+            .send()
+            .await;
+        if let Ok(resp) = pools
+            && let Ok(list) = resp.json::<warren_api_types::PoolList>().await
+        {
+            for pool in list.pools {
+                let _ = http
+                    .delete(format!("{url}/v1/pools/{}", pool.template))
+                    .bearer_auth(key)
+                    .send()
+                    .await;
+            }
         }
     });
 }

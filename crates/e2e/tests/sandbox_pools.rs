@@ -3,7 +3,7 @@
 //! pools refill after claims and shrink when their settings drop; what a
 //! pool cannot honour is created cold; only operators manage pools, and
 //! bad settings are named; settings survive a restart, pooled sandboxes
-//! do not.
+//! do not; a frozen pool's sandboxes stay frozen until claimed.
 
 use std::time::Duration;
 
@@ -379,4 +379,57 @@ async fn sandbox_pooled_sandbox_enforces_its_claimants_network_policy() {
     let body = curl("http://other.example.test/").await;
     assert!(body.starts_with("failed"), "not allowed: {body}");
     drop_pool(&d, "base").await;
+}
+
+/// Ids of the sandboxes whose cgroup the freezer holds frozen now (v1 or v2).
+fn frozen_sandboxes() -> std::collections::HashSet<String> {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let root = if v2 {
+        std::path::PathBuf::from("/sys/fs/cgroup")
+    } else {
+        std::path::PathBuf::from("/sys/fs/cgroup/freezer")
+    };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Default::default();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let id = name.strip_prefix("warren-")?.to_owned();
+            let frozen = if v2 {
+                std::fs::read_to_string(e.path().join("cgroup.freeze")).ok()? == "1\n"
+            } else {
+                std::fs::read_to_string(e.path().join("freezer.state")).ok()? == "FROZEN\n"
+            };
+            frozen.then_some(id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sandbox_a_frozen_pool_keeps_its_sandboxes_frozen_until_a_claim_thaws_one() {
+    let d = Daemon::with_base().await;
+    let before = frozen_sandboxes();
+    let p = set_pool(&d, "base", json!({"min": 1, "max": 1, "frozen": true})).await;
+    assert!(p.frozen);
+    wait_ready(&d, "base", 1).await;
+    let frozen_now: Vec<String> = frozen_sandboxes().difference(&before).cloned().collect();
+
+    let sb = d.create_sandbox(json!({"env": {"WHO": "claimant"}})).await;
+    assert!(
+        frozen_now.contains(&sb.id),
+        "the claimed sandbox {} was one the pool kept frozen: {frozen_now:?}",
+        sb.id
+    );
+    assert!(!frozen_sandboxes().contains(&sb.id), "the claim thawed it");
+    assert_eq!(sh(&d, &sb.id, "echo $WHO").await, "claimant");
+    let hits = pool(&d, "base").await.unwrap().hits;
+    assert_eq!(hits, 1);
+    // Unfreezing the pool's settings replaces its frozen sandboxes.
+    set_pool(&d, "base", json!({"min": 1, "max": 1})).await;
+    wait_ready(&d, "base", 1).await;
+    let again = d.create_sandbox(json!({})).await;
+    assert!(!frozen_now.contains(&again.id));
+    assert_eq!(sh(&d, &again.id, "echo up").await, "up");
 }

@@ -43,6 +43,8 @@ pub struct PoolRecord {
     pub min: u32,
     /// Ready sandboxes never exceeded.
     pub max: u32,
+    /// Ready sandboxes are kept frozen until claimed.
+    pub frozen: bool,
     pub updated_at: OffsetDateTime,
     /// The key that last set it.
     pub updated_by: KeyId,

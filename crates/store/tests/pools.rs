@@ -44,12 +44,14 @@ async fn pool_settings_are_stored_replaced_and_deleted() {
         limits: Limits::default(),
         min: 1,
         max: 4,
+        frozen: false,
         updated_at: millis(OffsetDateTime::now_utc()),
         updated_by: KeyId::generate(),
     };
     assert_eq!(db.store.put_pool(&pool).await.unwrap(), pool);
     let bigger = PoolRecord {
         max: 8,
+        frozen: true,
         ..pool.clone()
     };
     db.store.put_pool(&bigger).await.unwrap();

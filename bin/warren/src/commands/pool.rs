@@ -25,7 +25,8 @@ disk); sizes left out are the daemon's defaults. The pool keeps between
 
 Examples:
   warren pool set base --min 2 --max 20
-  warren pool set code-interpreter --min 1 --max 8 --cpus 2 --memory 1GiB")]
+  warren pool set code-interpreter --min 1 --max 8 --cpus 2 --memory 1GiB
+  warren pool set base --min 4 --max 4 --frozen")]
     Set {
         /// The template.
         template: String,
@@ -44,6 +45,10 @@ Examples:
         /// Disk limit of the pool's sandboxes (a bare number is MiB).
         #[arg(long = "disk", alias = "disk-mb", value_name = "SIZE", value_parser = parse::size_mib)]
         disk_mb: Option<u64>,
+        /// Keep ready sandboxes frozen (no CPU, memory kept) until claimed;
+        /// a claim thaws one first.
+        #[arg(long)]
+        frozen: bool,
     },
     /// List the pools and their state.
     Ls,
@@ -69,6 +74,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
             cpus,
             memory_mb,
             disk_mb,
+            frozen,
         } => {
             let body = SetPoolRequest {
                 min,
@@ -76,6 +82,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
                 cpus,
                 memory_mb: small("--memory", memory_mb)?,
                 disk_mb: small("--disk", disk_mb)?,
+                frozen,
             };
             let pool = client.set_pool(&template, &body).await?;
             if ctx.out.json {
@@ -111,7 +118,11 @@ fn print_pools(ctx: &Ctx, pools: Vec<Pool>) -> anyhow::Result<()> {
                     "{} cpu / {} MiB / {} MiB disk",
                     p.cpus, p.memory_mb, p.disk_mb
                 ),
-                p.ready.to_string(),
+                if p.frozen {
+                    format!("{} frozen", p.ready)
+                } else {
+                    p.ready.to_string()
+                },
                 p.booting.to_string(),
                 p.target.to_string(),
                 format!("{}/{}", p.hits, p.hits + p.misses),

@@ -20,6 +20,7 @@ fn to_api(v: PoolView) -> Pool {
         cpus: v.settings.limits.cpus,
         memory_mb: v.settings.limits.memory_mb,
         disk_mb: v.settings.limits.disk_mb,
+        frozen: v.settings.frozen,
         ready: v.ready,
         booting: v.booting,
         target: v.target,
@@ -58,6 +59,7 @@ pub async fn set(
         cpus: req.cpus,
         memory_mb: req.memory_mb,
         disk_mb: req.disk_mb,
+        frozen: req.frozen,
     };
     let view = state
         .sandboxes

@@ -38,6 +38,7 @@ fn pool_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<PoolRecord, StoreError
         },
         min: small("min_ready")?,
         max: small("max_ready")?,
+        frozen: row.try_get::<i64, _>("frozen")? != 0,
         updated_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(updated_at) * 1_000_000)
             .map_err(|e| corrupt(format!("updated_at {updated_at}: {e}")))?,
         updated_by: updated_by
@@ -56,11 +57,11 @@ pub(super) async fn list(reader: &SqlitePool) -> Result<Vec<PoolRecord>, StoreEr
 pub(super) async fn put(writer: &SqlitePool, pool: &PoolRecord) -> Result<PoolRecord, StoreError> {
     let row = sqlx::query(
         "INSERT INTO pools (template, cpus, memory_mb, disk_mb, min_ready, max_ready,
-                            updated_at, updated_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                            updated_at, updated_by, frozen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (template) DO UPDATE SET
              cpus = ?2, memory_mb = ?3, disk_mb = ?4, min_ready = ?5, max_ready = ?6,
-             updated_at = ?7, updated_by = ?8
+             updated_at = ?7, updated_by = ?8, frozen = ?9
          RETURNING *",
     )
     .bind(&pool.template)
@@ -71,6 +72,7 @@ pub(super) async fn put(writer: &SqlitePool, pool: &PoolRecord) -> Result<PoolRe
     .bind(i64::from(pool.max))
     .bind(to_millis(pool.updated_at))
     .bind(pool.updated_by.as_str())
+    .bind(i64::from(pool.frozen))
     .fetch_one(writer)
     .await?;
     pool_from_row(&row)

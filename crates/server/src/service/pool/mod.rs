@@ -53,6 +53,8 @@ struct Ready {
     limits: Limits,
     /// The host's end of its link (where it reaches the sandbox API).
     host: std::net::IpAddr,
+    /// Kept frozen until claimed.
+    frozen: bool,
 }
 
 /// One template's pool in memory.
@@ -201,7 +203,7 @@ impl Sandboxes {
             }
         };
         laps.lap("claim");
-        let handed = match self.hand_over(&rec, ready.host).await {
+        let handed = match self.hand_over(&rec, ready.host, ready.frozen).await {
             Ok(token_expires) => {
                 laps.lap("network+init+token");
                 // Both entries at once share the audit log's commit. The
@@ -237,14 +239,18 @@ impl Sandboxes {
         }
     }
 
-    /// Gives the claimed sandbox `rec` its caller's policy, environment
-    /// and sandbox token (written by the agent at its `/init`); returns the
-    /// token's expiry.
+    /// Thaws the claimed sandbox `rec` if it was kept `frozen`, then gives
+    /// it its caller's policy, environment and sandbox token (written by
+    /// the agent at its `/init`); returns the token's expiry.
     async fn hand_over(
         &self,
         rec: &SandboxRecord,
         host: std::net::IpAddr,
+        frozen: bool,
     ) -> Result<time::OffsetDateTime, WarrenError> {
+        if frozen {
+            self.runtime.thaw(&rec.id).await?;
+        }
         let addr = self.network.address_of(&rec.id).ok_or_else(|| {
             WarrenError::internal(format!("pooled sandbox {} has no address", rec.id))
         })?;

@@ -18,6 +18,7 @@ pub struct PoolChange {
     pub cpus: Option<u32>,
     pub memory_mb: Option<u32>,
     pub disk_mb: Option<u32>,
+    pub frozen: bool,
 }
 
 /// A pool's settings and its state now.
@@ -97,6 +98,7 @@ impl Sandboxes {
             limits,
             min: change.min,
             max: change.max,
+            frozen: change.frozen,
             updated_at: self.clock.now(),
             updated_by: by.clone(),
         };

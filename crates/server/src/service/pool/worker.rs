@@ -148,10 +148,11 @@ impl Sandboxes {
             };
         };
         let key = template.as_ref().map(template_key);
-        let (keep, stale): (Vec<Ready>, Vec<Ready>) = pool
-            .ready
-            .drain(..)
-            .partition(|r| Some(&r.key) == key.as_ref() && r.limits == settings.limits);
+        let (keep, stale): (Vec<Ready>, Vec<Ready>) = pool.ready.drain(..).partition(|r| {
+            Some(&r.key) == key.as_ref()
+                && r.limits == settings.limits
+                && r.frozen == settings.frozen
+        });
         retire.extend(stale.into_iter().map(|r| r.id));
         pool.ready = keep.into();
         let target = pool.demand.target(t, refill, settings.min, settings.max);
@@ -296,6 +297,9 @@ impl Sandboxes {
             if let Err(e) = self.run_to_end(&id, None, "/bin/true", &[], "/").await {
                 tracing::debug!(sandbox = %id, error = %e.message, "could not warm a pooled sandbox");
             }
+            if settings.frozen {
+                self.runtime.freeze(&id).await?;
+            }
             self.store
                 .transition(&id, SandboxState::Creating, SandboxState::Running)
                 .await?;
@@ -304,6 +308,7 @@ impl Sandboxes {
                 key: String::new(),
                 limits: rec.limits,
                 host: instance.host_addr,
+                frozen: settings.frozen,
             })
         }
         .await;
@@ -316,6 +321,9 @@ impl Sandboxes {
     /// Ends a pooled sandbox without a claim: no team's audit trail or
     /// webhooks hear of it (it was never a team's).
     pub(super) async fn retire(&self, id: &SandboxId) {
+        // A frozen pool's sandbox is let go on first: a frozen agent answers
+        // nothing the kill waits for. One that is not frozen refuses the thaw.
+        let _ = self.runtime.thaw(id).await;
         match self.transition(id, Transition::Kill).await {
             Ok(_) => {}
             Err(e) if e.kind == warren_core::ErrorKind::NotFound => return,
