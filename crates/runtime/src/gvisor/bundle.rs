@@ -13,6 +13,12 @@
 //!   A template without a `/tmp` directory gets runsc's default;
 //! - process: the agent, bind-mounted read-only at [`AGENT_PATH`], as root in
 //!   `/` with the spec's environment (the agent builds its children's);
+//! - volumes: each a read-write bind mount of its host directory. runsc's
+//!   gofer serves it, resolving every path inside the mount (a symlink in
+//!   it never reaches host files outside). A sandbox with volumes is laid
+//!   out [`super::disk::Layout::RootOnly`]: `--overlay2=all` would give
+//!   every writable bind mount an overlay, so the volume's writes would
+//!   land in the sandbox's disk instead of the volume;
 //! - network namespace: the sandbox's named namespace by path, so runsc
 //!   takes `eth0` from it (without a path runsc makes an empty one);
 //! - `linux.cgroupsPath` = `/warren-<id>` with CPU quota, memory and pids
@@ -49,6 +55,8 @@ pub(super) struct BundleParams<'a> {
     pub limits: Limits,
     /// Whether `/tmp` is bind-mounted for the overlay (see `disk::Layout`).
     pub tmp_on_disk: bool,
+    /// Read-write bind mounts of host directories.
+    pub volumes: &'a [crate::VolumeBind],
 }
 
 /// Builds the OCI runtime spec for `p`.
@@ -138,6 +146,22 @@ fn build(p: &BundleParams<'_>) -> Result<Spec, oci_spec::OciSpecError> {
         );
     }
 
+    for volume in p.volumes {
+        mounts.push(
+            MountBuilder::default()
+                .destination(&volume.target)
+                .typ("bind")
+                .source(&volume.source)
+                .options(vec![
+                    "rbind".to_owned(),
+                    "rw".to_owned(),
+                    "nosuid".to_owned(),
+                    "nodev".to_owned(),
+                ])
+                .build()?,
+        );
+    }
+
     let ns = |typ| LinuxNamespaceBuilder::default().typ(typ).build();
     let namespaces = vec![
         ns(LinuxNamespaceType::Pid)?,
@@ -212,6 +236,7 @@ mod tests {
                 disk_mb: 1024,
             },
             tmp_on_disk: true,
+            volumes: &[],
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         assert_eq!(json["root"]["path"], "/templates/base/rootfs");
@@ -262,6 +287,7 @@ mod tests {
             cgroups_path: format!("/warren-{id}"),
             limits: Limits::default(),
             tmp_on_disk: true,
+            volumes: &[],
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         let tmp = json["mounts"]

@@ -31,6 +31,7 @@ mod teams;
 mod templates;
 mod timeline;
 mod timers;
+mod volumes;
 mod webhooks;
 
 use axum::Router;
