@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct CreateVolumeRequest {
-    /// 1-63 lower-case letters, digits, `_`, `.` or `-`, starting with a
-    /// letter or digit; unique in the team.
+    /// 1-63 letters, digits, `_`, `.` or `-`, starting with a letter or
+    /// digit; unique in the team.
     pub name: String,
 }
 

@@ -61,7 +61,7 @@ async fn volumes_are_the_teams_own_and_in_use_ones_stay() {
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    for bad in ["", "Data", "../x", "a/b", "-a"] {
+    for bad in ["", "a b", "../x", "a/b", "-a"] {
         let (status, body) = w
             .call(
                 Some(&admin),
@@ -113,7 +113,7 @@ async fn volumes_are_the_teams_own_and_in_use_ones_stay() {
         json!([{"name": "data", "path": "/.warren/agent"}]),
         json!([{"name": "data", "path": "/run/warren"}]),
         json!([{"name": "data", "path": "/a/../proc"}]),
-        json!([{"name": "Bad", "path": "/data"}]),
+        json!([{"name": "b/ad", "path": "/data"}]),
         json!([{"name": "data", "path": "/data"}, {"name": "data", "path": "/data/sub"}]),
         Value::Array(nine),
     ] {
@@ -260,5 +260,117 @@ async fn volume_files_count_against_the_disk_quota() {
         )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    w.stop().await;
+}
+
+/// `method path` as the E2B SDK sends it (`X-API-KEY`).
+async fn e2b(
+    w: &InProcess,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-api-key", key);
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(b.to_string())),
+        None => req.body(axum::body::Body::empty()),
+    }
+    .unwrap();
+    w.send(req).await
+}
+
+#[tokio::test]
+async fn e2b_volumes_are_warrens_and_mount_at_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
+        .await
+        .unwrap();
+    let admin = w.admin_key.clone().unwrap();
+    let other = other_team(&w, &admin).await;
+    let (status, vol) = e2b(
+        &w,
+        &admin,
+        "POST",
+        "/volumes",
+        Some(json!({"name": "My_vol-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{vol}");
+    let id = vol["volumeID"].as_str().unwrap().to_owned();
+    assert_eq!(vol["name"], "My_vol-1");
+    assert_eq!(vol["token"], "");
+    let (status, _) = e2b(
+        &w,
+        &admin,
+        "POST",
+        "/volumes",
+        Some(json!({"name": "My_vol-1"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = e2b(&w, &admin, "POST", "/volumes", Some(json!({"name": "a/b"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], 400);
+    let (status, list) = e2b(&w, &admin, "GET", "/volumes", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([{"volumeID": id, "name": "My_vol-1"}]));
+    let (_, native) = w
+        .call(Some(&admin), "GET", "/v1/volumes/My_vol-1", None)
+        .await;
+    assert_eq!(native["id"], id.as_str());
+    let (status, got) = e2b(&w, &admin, "GET", &format!("/volumes/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    for (method, path) in [
+        ("GET", format!("/volumes/{id}")),
+        ("DELETE", format!("/volumes/{id}")),
+    ] {
+        let (status, body) = e2b(&w, &other, method, &path, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+    }
+
+    let (status, body) = e2b(
+        &w,
+        &admin,
+        "POST",
+        "/sandboxes",
+        Some(json!({"templateID": "base", "volumeMounts": [{"name": "My_vol-1", "path": "/proc/x"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, sb) = e2b(
+        &w,
+        &admin,
+        "POST",
+        "/sandboxes",
+        Some(
+            json!({"templateID": "base", "volumeMounts": [{"name": "My_vol-1", "path": "/data"}]}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{sb}");
+    let sandbox = sb["sandboxID"].as_str().unwrap().to_owned();
+    let (status, body) = e2b(&w, &admin, "DELETE", &format!("/volumes/{id}"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = e2b(
+        &w,
+        &admin,
+        "POST",
+        &format!("/sandboxes/{sandbox}/pause"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = e2b(&w, &admin, "DELETE", &format!("/sandboxes/{sandbox}"), None).await;
+    assert!(status.is_success());
+    let (status, body) = e2b(&w, &admin, "DELETE", &format!("/volumes/{id}"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = e2b(&w, &admin, "GET", &format!("/volumes/{id}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     w.stop().await;
 }

@@ -23,7 +23,7 @@ enum VolumeCommand {
         after_help = "Examples:\n  warren volume create datasets\n  warren create --volume datasets:/data"
     )]
     Create {
-        /// 1-63 lower-case letters, digits, '_', '.' or '-'.
+        /// 1-63 letters, digits, '_', '.' or '-'.
         name: String,
     },
     /// List the team's volumes with their sizes.

@@ -81,6 +81,7 @@ fn create_params(
         ),
         auto_resume: Some(req.auto_resume.is_some_and(|a| a.enabled)),
         network,
+        volumes: req.volume_mounts.unwrap_or_default(),
         ..CreateSandboxRequest::default()
     };
     Ok(CreateParams::from_request(native, caller.into(), defaults)?)

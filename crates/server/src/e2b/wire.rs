@@ -32,6 +32,9 @@ pub struct NewSandbox {
     pub allow_internet_access: Option<bool>,
     #[serde(default)]
     pub network: Option<serde_json::Value>,
+    /// Team volumes to mount (`name`, `path`), as Warren's `volumes`.
+    #[serde(default, rename = "volumeMounts")]
+    pub volume_mounts: Option<Vec<warren_api_types::VolumeMount>>,
 }
 
 /// `autoResume` in create.

@@ -55,19 +55,20 @@ pub struct MountRequest {
     pub path: String,
 }
 
-/// 1-63 of `[a-z0-9_.-]`, starting with a letter or digit.
+/// 1-63 of `[A-Za-z0-9_.-]`, starting with a letter or digit (E2B's
+/// names are letters, digits, `_` and `-`).
 pub fn validate_name(name: &str) -> Result<(), WarrenError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         && name.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
     } else {
         Err(WarrenError::invalid(format!(
-            "volume name '{}' must be 1-{MAX_NAME} lower-case letters, digits, '_', '.' or '-', starting with a letter or digit",
+            "volume name '{}' must be 1-{MAX_NAME} letters, digits, '_', '.' or '-', starting with a letter or digit",
             name.chars().take(64).collect::<String>()
         )))
     }
@@ -309,6 +310,20 @@ impl Sandboxes {
             .ok_or_else(|| not_found(name))
     }
 
+    /// The team's volume whose id, else whose name, is `which`.
+    pub async fn find_volume(
+        &self,
+        team: &TeamId,
+        which: &str,
+    ) -> Result<VolumeRecord, WarrenError> {
+        let all = self.store.list_volumes(team).await?;
+        let by_id = all.iter().find(|v| v.id.as_str() == which);
+        by_id
+            .or_else(|| all.iter().find(|v| v.name == which))
+            .cloned()
+            .ok_or_else(|| not_found(which))
+    }
+
     pub async fn list_volumes(&self, team: &TeamId) -> Result<Vec<VolumeRecord>, WarrenError> {
         Ok(self.store.list_volumes(team).await?)
     }
@@ -461,10 +476,10 @@ mod tests {
 
     #[test]
     fn names_and_mount_lists_are_checked() {
-        for good in ["a", "data-1", "x.y_z", "0"] {
+        for good in ["a", "data-1", "x.y_z", "0", "Data"] {
             validate_name(good).unwrap();
         }
-        for bad in ["", "-a", "A", "a/b", "..", &"a".repeat(64)] {
+        for bad in ["", "-a", "a b", "a/b", "..", "é", &"a".repeat(64)] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
         let m = |name: &str, path: &str| VolumeMount {
