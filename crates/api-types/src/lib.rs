@@ -155,6 +155,9 @@ pub struct Sandbox {
     #[serde(default)]
     #[schema(value_type = NetworkPolicySchema)]
     pub network: NetworkPolicy,
+    /// The team volumes it mounts (in its creation and its detail).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeMount>,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`

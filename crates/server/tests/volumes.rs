@@ -143,7 +143,15 @@ async fn volumes_are_the_teams_own_and_in_use_ones_stay() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{sb}");
+    assert_eq!(sb["volumes"], json!([{"name": "data", "path": "/data"}]));
     let id = sb["id"].as_str().unwrap().to_owned();
+    let (_, detail) = w
+        .call(Some(&admin), "GET", &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    assert_eq!(
+        detail["volumes"],
+        json!([{"name": "data", "path": "/data"}])
+    );
     let (status, body) = w
         .call(Some(&admin), "DELETE", "/v1/volumes/data", None)
         .await;
@@ -355,6 +363,11 @@ async fn e2b_volumes_are_warrens_and_mount_at_create() {
     .await;
     assert_eq!(status, StatusCode::CREATED, "{sb}");
     let sandbox = sb["sandboxID"].as_str().unwrap().to_owned();
+    let (_, detail) = e2b(&w, &admin, "GET", &format!("/sandboxes/{sandbox}"), None).await;
+    assert_eq!(
+        detail["volumeMounts"],
+        json!([{"name": "My_vol-1", "path": "/data"}])
+    );
     let (status, body) = e2b(&w, &admin, "DELETE", &format!("/volumes/{id}"), None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     let (status, body) = e2b(

@@ -165,6 +165,9 @@ pub struct ListedSandbox {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     pub lifecycle: Lifecycle,
+    /// The volumes it mounts (the detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_mounts: Option<Vec<warren_api_types::VolumeMount>>,
 }
 
 /// What the sandbox's end does and whether calls resume it.
