@@ -89,7 +89,9 @@ async fn sandbox_volume_outlives_its_sandbox_and_is_shared() {
 
     // B and C mount it after A is gone, elsewhere, at the same time.
     let b = mounting(&d, "/mnt/v").await;
-    let c = mounting(&d, "/work").await;
+    let made = d.run_cli(&["create", "--volume", "shared:/work"]);
+    assert!(made.status.success(), "{made:?}");
+    let c = String::from_utf8(made.stdout).unwrap().trim().to_owned();
     let out = d.sh(&b, "cat /mnt/v/note /mnt/v/dir/f").await;
     assert_eq!(
         out.stdout_str(),

@@ -274,6 +274,39 @@ mod tests {
     }
 
     #[test]
+    fn volumes_are_read_write_bind_mounts_without_suid_or_devices() {
+        let id = SandboxId::generate();
+        let volumes = [crate::VolumeBind {
+            source: PathBuf::from("/var/lib/warren/volumes/t/v"),
+            target: "/data".into(),
+        }];
+        let p = BundleParams {
+            id: &id,
+            rootfs: Path::new("/templates/base/rootfs"),
+            env: &crate::RuntimeSpec::agent_env(),
+            agent_binary: Path::new("/usr/lib/warren/warren-agent"),
+            netns_path: PathBuf::from("/run/netns/warren-x"),
+            cgroups_path: format!("/warren-{id}"),
+            limits: Limits::default(),
+            tmp_on_disk: false,
+            volumes: &volumes,
+        };
+        let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
+        let data = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .unwrap();
+        assert_eq!(data["type"], "bind");
+        assert_eq!(data["source"], "/var/lib/warren/volumes/t/v");
+        let options = data["options"].as_array().unwrap();
+        for option in ["rw", "nosuid", "nodev"] {
+            assert!(options.contains(&option.into()), "{option}");
+        }
+    }
+
+    #[test]
     fn tmp_is_the_templates_own_bind_mounted_for_the_overlay() {
         let rootfs = tempfile::tempdir().unwrap();
         std::fs::create_dir(rootfs.path().join("tmp")).unwrap();
