@@ -30,6 +30,7 @@ mod network;
 mod pools;
 mod secrets;
 mod snapshots;
+mod volumes;
 mod webhooks;
 
 use crate::config::Endpoint;

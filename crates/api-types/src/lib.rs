@@ -99,6 +99,9 @@ pub struct CreateSandboxRequest {
     #[serde(default)]
     #[schema(value_type = Option<EventHandlerSchema>)]
     pub on_event: Option<warren_core::inbox::EventHandler>,
+    /// Team volumes mounted read-write at the given paths (at most 8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeMount>,
 }
 
 /// A sandbox as the API shows it.
@@ -152,6 +155,9 @@ pub struct Sandbox {
     #[serde(default)]
     #[schema(value_type = NetworkPolicySchema)]
     pub network: NetworkPolicy,
+    /// The team volumes it mounts (in its creation and its detail).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeMount>,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`
@@ -416,6 +422,8 @@ pub use tenancy::*;
 
 mod secrets;
 pub use secrets::{Secret, SecretList, SetSecretRequest};
+mod volumes;
+pub use volumes::{CreateVolumeRequest, Volume, VolumeList, VolumeMount};
 
 mod events;
 pub use events::{

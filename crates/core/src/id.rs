@@ -90,6 +90,7 @@ fixed_id!(KeyId, 12, "API key");
 fixed_id!(TeamId, 12, "team");
 fixed_id!(UserId, 12, "user");
 fixed_id!(SnapshotId, 16, "snapshot");
+fixed_id!(VolumeId, 16, "volume");
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,7 @@ pub mod timefmt;
 
 pub use authz::{Permissions, Role, Scope};
 pub use error::{ErrorKind, WarrenError};
-pub use id::{KeyId, SandboxId, SnapshotId, TeamId, UserId};
+pub use id::{KeyId, SandboxId, SnapshotId, TeamId, UserId, VolumeId};
 pub use network::{NetworkPolicy, Verdict};
 pub use persist::{OnIdle, Persistence};
 pub use quota::Quota;

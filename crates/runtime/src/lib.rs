@@ -59,6 +59,19 @@ pub struct RuntimeSpec {
     /// network layer (see [`NetworkAttachment`]). The backend connects the
     /// sandbox there and nowhere else.
     pub network: NetworkAttachment,
+    /// Host directories bind-mounted read-write into the sandbox (team
+    /// volumes). Their writes reach the host directory at once, bypass the
+    /// sandbox's disk and survive it.
+    pub volumes: Vec<VolumeBind>,
+}
+
+/// One host directory mounted read-write into a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeBind {
+    /// The host directory; the caller made it and trusts its path.
+    pub source: PathBuf,
+    /// Absolute, normalised path inside the sandbox.
+    pub target: String,
 }
 
 impl RuntimeSpec {

@@ -42,6 +42,7 @@ impl RuntimeFactory for Fake {
         let pool: AddressPool = "10.203.0.0/24".parse().unwrap();
         RuntimeSpec {
             network: NetworkAttachment::new(&pool, &id, slot).unwrap(),
+            volumes: Vec::new(),
             id,
             rootfs: RootFs::TemplateDir(PathBuf::from("/nonexistent/rootfs")),
             agent: PathBuf::from("/nonexistent/agent"),

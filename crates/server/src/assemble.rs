@@ -198,6 +198,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         snapshots: p.snapshots,
         standby: Standby::new(std::time::Duration::from_secs(p.standby_s)),
         network: p.network,
+        volumes: crate::service::volumes::VolumeDirs::new(p.data_dir.join("volumes")),
         disk: DiskReserve::new(p.data_dir, p.disk_reserve_mb),
         default_limits: p.default_limits,
         ca_certificate: p.ca_certificate,

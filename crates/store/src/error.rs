@@ -30,6 +30,9 @@ pub enum StoreError {
         "sandbox {0} still holds its network slot: its network teardown is not confirmed yet, retry once it is"
     )]
     SlotNotReleased(SandboxId),
+    /// The row is still used (a volume mounted by a live sandbox).
+    #[error("{0}")]
+    InUse(String),
     /// Every network slot is held.
     #[error(
         "no free network slot: too many live sandboxes, or dead ones whose network teardown is not confirmed yet"
@@ -75,7 +78,8 @@ impl From<StoreError> for WarrenError {
             StoreError::Conflict { .. }
             | StoreError::IllegalTransition { .. }
             | StoreError::NotTerminal(_)
-            | StoreError::SlotNotReleased(_) => ErrorKind::FailedPrecondition,
+            | StoreError::SlotNotReleased(_)
+            | StoreError::InUse(_) => ErrorKind::FailedPrecondition,
             StoreError::SlotsExhausted => ErrorKind::ResourceExhausted,
             StoreError::QuotaExceeded(_) => ErrorKind::QuotaExceeded,
             StoreError::InvalidSeq { .. } => ErrorKind::InvalidArgument,

@@ -60,6 +60,7 @@ mod hook;
 mod pool;
 mod sqlite;
 mod template_snapshot;
+mod volume;
 mod webhook;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
@@ -70,6 +71,7 @@ pub use hook::{HookKind, HookRecord, Subscription, TimerRecord};
 pub use pool::{PoolClaim, PoolRecord, pool_owner, pool_team};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 pub use template_snapshot::TemplateSnapshotRecord;
+pub use volume::{VolumeMountRecord, VolumeRecord};
 pub use webhook::{
     AttemptNext, AttemptRecord, DeliveryRecord, DeliveryState, EventPage, LifecycleEventRecord,
     WebhookFlavor, WebhookRecord,
@@ -830,6 +832,39 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes lifecycle events from before `before` that no pending
     /// delivery still needs (their deliveries and attempts go with them).
     async fn prune_lifecycle_events(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    // ---- Volumes (see `volume`) ----
+
+    /// Inserts a volume. `AlreadyExists` if the team has one of that name,
+    /// `NotFound` if the team does not exist.
+    async fn create_volume(&self, volume: &VolumeRecord) -> Result<VolumeRecord, StoreError>;
+
+    async fn get_volume(
+        &self,
+        team: &TeamId,
+        name: &str,
+    ) -> Result<Option<VolumeRecord>, StoreError>;
+
+    /// The team's volumes, by name.
+    async fn list_volumes(&self, team: &TeamId) -> Result<Vec<VolumeRecord>, StoreError>;
+
+    /// Deletes the team's volume `name` and returns it. `NotFound` if there
+    /// is none, `InUse` while a live sandbox mounts it.
+    async fn delete_volume(&self, team: &TeamId, name: &str) -> Result<VolumeRecord, StoreError>;
+
+    /// Records that `sandbox` mounts each `(volume, path)`, in one
+    /// transaction. `NotFound` if a volume (or the sandbox) is gone.
+    async fn attach_volumes(
+        &self,
+        sandbox: &SandboxId,
+        mounts: &[(warren_core::VolumeId, String)],
+    ) -> Result<(), StoreError>;
+
+    /// The volumes `sandbox` mounts, by path.
+    async fn sandbox_volumes(
+        &self,
+        sandbox: &SandboxId,
+    ) -> Result<Vec<VolumeMountRecord>, StoreError>;
 
     // ---- Warm pools (see `pool`) ----
 

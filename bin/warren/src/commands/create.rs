@@ -80,6 +80,10 @@ pub struct Args {
     /// JSON on stdin; exit 0 acknowledges it.
     #[arg(long, value_name = "COMMAND")]
     on_event: Option<String>,
+    /// Mount the team's volume NAME read-write at /path (repeatable, at
+    /// most 8; see `warren volume`).
+    #[arg(long, value_name = "NAME:/PATH", value_parser = super::volume::parse_mount)]
+    volume: Vec<warren_api_types::VolumeMount>,
 }
 
 /// `--wake` as a policy: `none` is the empty list.
@@ -127,6 +131,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         on_event: args.on_event.map(|cmd| warren_core::inbox::EventHandler {
             cmd: vec!["sh".to_owned(), "-c".to_owned(), cmd],
         }),
+        volumes: args.volume,
     };
     let sandbox = client.create(&req).await?;
     if ctx.out.json {

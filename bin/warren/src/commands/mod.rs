@@ -30,6 +30,7 @@ pub mod timeline;
 pub mod timeout;
 pub mod timer;
 pub mod user;
+pub mod volume;
 pub mod webhook;
 
 use crate::client::Client;

@@ -92,6 +92,7 @@ fn sandbox(id: &str) -> Sandbox {
         source_snapshot: None,
         traffic_token: None,
         network: Default::default(),
+        volumes: Vec::new(),
     }
 }
 

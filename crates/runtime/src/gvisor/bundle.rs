@@ -13,6 +13,12 @@
 //!   A template without a `/tmp` directory gets runsc's default;
 //! - process: the agent, bind-mounted read-only at [`AGENT_PATH`], as root in
 //!   `/` with the spec's environment (the agent builds its children's);
+//! - volumes: each a read-write bind mount of its host directory. runsc's
+//!   gofer serves it, resolving every path inside the mount (a symlink in
+//!   it never reaches host files outside). A sandbox with volumes is laid
+//!   out [`super::disk::Layout::RootOnly`]: `--overlay2=all` would give
+//!   every writable bind mount an overlay, so the volume's writes would
+//!   land in the sandbox's disk instead of the volume;
 //! - network namespace: the sandbox's named namespace by path, so runsc
 //!   takes `eth0` from it (without a path runsc makes an empty one);
 //! - `linux.cgroupsPath` = `/warren-<id>` with CPU quota, memory and pids
@@ -49,6 +55,8 @@ pub(super) struct BundleParams<'a> {
     pub limits: Limits,
     /// Whether `/tmp` is bind-mounted for the overlay (see `disk::Layout`).
     pub tmp_on_disk: bool,
+    /// Read-write bind mounts of host directories.
+    pub volumes: &'a [crate::VolumeBind],
 }
 
 /// Builds the OCI runtime spec for `p`.
@@ -138,6 +146,22 @@ fn build(p: &BundleParams<'_>) -> Result<Spec, oci_spec::OciSpecError> {
         );
     }
 
+    for volume in p.volumes {
+        mounts.push(
+            MountBuilder::default()
+                .destination(&volume.target)
+                .typ("bind")
+                .source(&volume.source)
+                .options(vec![
+                    "rbind".to_owned(),
+                    "rw".to_owned(),
+                    "nosuid".to_owned(),
+                    "nodev".to_owned(),
+                ])
+                .build()?,
+        );
+    }
+
     let ns = |typ| LinuxNamespaceBuilder::default().typ(typ).build();
     let namespaces = vec![
         ns(LinuxNamespaceType::Pid)?,
@@ -212,6 +236,7 @@ mod tests {
                 disk_mb: 1024,
             },
             tmp_on_disk: true,
+            volumes: &[],
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         assert_eq!(json["root"]["path"], "/templates/base/rootfs");
@@ -249,6 +274,39 @@ mod tests {
     }
 
     #[test]
+    fn volumes_are_read_write_bind_mounts_without_suid_or_devices() {
+        let id = SandboxId::generate();
+        let volumes = [crate::VolumeBind {
+            source: PathBuf::from("/var/lib/warren/volumes/t/v"),
+            target: "/data".into(),
+        }];
+        let p = BundleParams {
+            id: &id,
+            rootfs: Path::new("/templates/base/rootfs"),
+            env: &crate::RuntimeSpec::agent_env(),
+            agent_binary: Path::new("/usr/lib/warren/warren-agent"),
+            netns_path: PathBuf::from("/run/netns/warren-x"),
+            cgroups_path: format!("/warren-{id}"),
+            limits: Limits::default(),
+            tmp_on_disk: false,
+            volumes: &volumes,
+        };
+        let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
+        let data = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/data")
+            .unwrap();
+        assert_eq!(data["type"], "bind");
+        assert_eq!(data["source"], "/var/lib/warren/volumes/t/v");
+        let options = data["options"].as_array().unwrap();
+        for option in ["rw", "nosuid", "nodev"] {
+            assert!(options.contains(&option.into()), "{option}");
+        }
+    }
+
+    #[test]
     fn tmp_is_the_templates_own_bind_mounted_for_the_overlay() {
         let rootfs = tempfile::tempdir().unwrap();
         std::fs::create_dir(rootfs.path().join("tmp")).unwrap();
@@ -262,6 +320,7 @@ mod tests {
             cgroups_path: format!("/warren-{id}"),
             limits: Limits::default(),
             tmp_on_disk: true,
+            volumes: &[],
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         let tmp = json["mounts"]

@@ -176,6 +176,7 @@ impl GvisorRuntime {
                     cgroups_path: cgroup::cgroups_path(&spec.id),
                     limits: spec.limits,
                     tmp_on_disk: layout == Layout::TmpOnDisk,
+                    volumes: &spec.volumes,
                 },
             )?;
             layout.mark(&dir.bundle())?;
@@ -324,6 +325,8 @@ impl Runtime for GvisorRuntime {
 
     async fn create(&self, spec: &RuntimeSpec) -> Result<(), RuntimeError> {
         let layout = match spec.rootfs {
+            // Volumes must not be overlaid (see `bundle`).
+            RootFs::TemplateDir(_) if !spec.volumes.is_empty() => Layout::RootOnly,
             RootFs::TemplateDir(_) => Layout::TmpOnDisk,
             RootFs::WritableDir(_) => Layout::Direct,
         };

@@ -54,6 +54,7 @@ pub fn spec_in(pool: &str, slot: u32, rootfs: &Path, agent: &Path, limits: Limit
     let pool: AddressPool = pool.parse().expect("pool");
     RuntimeSpec {
         network: NetworkAttachment::new(&pool, &id, slot).expect("slot in pool"),
+        volumes: Vec::new(),
         id,
         rootfs: RootFs::TemplateDir(rootfs.to_path_buf()),
         agent: agent.to_path_buf(),

@@ -31,6 +31,7 @@ mod teams;
 mod templates;
 mod timeline;
 mod timers;
+mod volumes;
 mod webhooks;
 
 use axum::Router;
@@ -44,6 +45,7 @@ use crate::auth::{Authenticator, Credentials, authenticate, authorize};
 
 pub use crate::state::AppState;
 pub use routes::ApiDoc;
+pub(crate) use sandboxes::mounts as sandbox_mounts;
 
 pub use crate::extract::JSON_BODY_LIMIT;
 /// Largest file upload through `PUT /v1/sandboxes/{id}/files`.

@@ -17,7 +17,7 @@ use warren_core::Scope as S;
 use super::openapi::BearerAuth;
 use super::{
     UPLOAD_LIMIT, audit, events, exec, files, health, hooks, inbox, keys, network, pools, pty,
-    quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, webhooks,
+    quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, volumes, webhooks,
 };
 use crate::auth::policy::{needs, needs_or_token, token_or_key};
 use crate::route_table::router_and_rules;
@@ -81,6 +81,13 @@ macro_rules! native_routes {
             get "/v1/secrets" => secrets::list, needs(S::SecretsUse);
             post "/v1/secrets" => secrets::set, needs(S::SecretsManage);
             delete "/v1/secrets/{name}" => secrets::delete, needs(S::SecretsManage);
+            // Volumes are the team's: reading them is reading sandboxes,
+            // making one is making room for sandboxes, deleting one
+            // destroys data like killing a sandbox does.
+            get "/v1/volumes" => volumes::list, needs(S::SandboxesRead);
+            post "/v1/volumes" => volumes::create, needs(S::SandboxesCreate);
+            get "/v1/volumes/{name}" => volumes::get, needs(S::SandboxesRead);
+            delete "/v1/volumes/{name}" => volumes::delete, needs(S::SandboxesManage);
             get "/v1/webhooks" => webhooks::list, needs(S::WebhooksRead);
             post "/v1/webhooks" => webhooks::create, needs(S::WebhooksWrite);
             get "/v1/webhooks/{id}" => webhooks::get, needs(S::WebhooksRead);

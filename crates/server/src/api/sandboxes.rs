@@ -15,6 +15,23 @@ use crate::extract::{ApiJson, SandboxPath};
 use crate::service::CreateParams;
 use crate::state::AppState;
 
+/// The volumes sandbox `id` mounts, as the API shows them.
+pub async fn mounts(
+    state: &AppState,
+    id: &warren_core::SandboxId,
+) -> Result<Vec<warren_api_types::VolumeMount>, warren_core::WarrenError> {
+    Ok(state
+        .sandboxes
+        .sandbox_volumes(id)
+        .await?
+        .into_iter()
+        .map(|m| warren_api_types::VolumeMount {
+            name: m.volume.name,
+            path: m.path,
+        })
+        .collect())
+}
+
 pub fn to_api(rec: SandboxRecord) -> Sandbox {
     Sandbox {
         id: rec.id.to_string(),
@@ -36,6 +53,7 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         source_snapshot: rec.source_snapshot.map(|s| s.to_string()),
         traffic_token: None,
         network: rec.network,
+        volumes: Vec::new(),
     }
 }
 
@@ -62,7 +80,14 @@ pub async fn create(
         params.env.extend(placeholders);
     }
     let rec = state.sandboxes.create(params, &actor).await?;
-    Ok((StatusCode::CREATED, Json(to_api(rec))))
+    let volumes = mounts(&state, &rec.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Sandbox {
+            volumes,
+            ..to_api(rec)
+        }),
+    ))
 }
 
 /// Parses `state=S` and `metadata=K=V` pairs (both repeatable).
@@ -119,6 +144,7 @@ pub async fn info(
     SandboxPath(id): SandboxPath,
 ) -> ApiResult<Json<Sandbox>> {
     let mut sandbox = to_api(state.sandboxes.get(&id).await?);
+    sandbox.volumes = mounts(&state, &id).await?;
     // The traffic token opens the sandbox's ports: as much as exec gives.
     if caller.permissions.contains(Scope::SandboxesExec) {
         let grant = state

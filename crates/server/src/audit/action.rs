@@ -33,6 +33,8 @@ pub enum Action {
     TeamQuota,
     SecretSet,
     SecretDelete,
+    VolumeCreate,
+    VolumeDelete,
     /// A state-changing API call, whatever it answered.
     ApiRequest,
     /// An event put in a sandbox's inbox.
@@ -52,7 +54,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 37] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -77,6 +79,8 @@ impl Action {
         Self::TeamQuota,
         Self::SecretSet,
         Self::SecretDelete,
+        Self::VolumeCreate,
+        Self::VolumeDelete,
         Self::ApiRequest,
         Self::EventReceive,
         Self::EventAck,
@@ -117,6 +121,8 @@ impl Action {
             Self::TeamQuota => "team.quota",
             Self::SecretSet => "secret.set",
             Self::SecretDelete => "secret.delete",
+            Self::VolumeCreate => "volume.create",
+            Self::VolumeDelete => "volume.delete",
             Self::ApiRequest => "api.request",
             Self::EventReceive => "event.receive",
             Self::EventAck => "event.ack",

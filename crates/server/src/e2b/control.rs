@@ -81,6 +81,7 @@ fn create_params(
         ),
         auto_resume: Some(req.auto_resume.is_some_and(|a| a.enabled)),
         network,
+        volumes: req.volume_mounts.unwrap_or_default(),
         ..CreateSandboxRequest::default()
     };
     Ok(CreateParams::from_request(native, caller.into(), defaults)?)
@@ -153,6 +154,7 @@ pub(super) fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>
             auto_resume: rec.persistence.auto_resume,
             on_timeout: rec.persistence.on_idle.as_str(),
         },
+        volume_mounts: None,
     }
 }
 
@@ -243,7 +245,11 @@ pub async fn info(
     let SandboxPath(id) = id?;
     let rec = state.sandboxes.get(&id).await?;
     let (token, _) = grants(&state, &rec, &caller).await?;
-    Ok(Json(listed(&state, rec, token)))
+    let mounts = crate::api::sandbox_mounts(&state, &rec.id).await?;
+    Ok(Json(ListedSandbox {
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..listed(&state, rec, token)
+    }))
 }
 
 /// `DELETE /sandboxes/{id}`: 204.

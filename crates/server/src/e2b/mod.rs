@@ -14,7 +14,8 @@
 //! Pause, resume, fork and snapshots are Warren's own ([`persist`]), and
 //! so is the egress policy E2B's network settings map onto ([`network`]),
 //! and the lifecycle webhooks and events of `/events/…` ([`webhooks`]).
-//! E2B's secrets are Warren's team secrets ([`secrets`]).
+//! E2B's secrets are Warren's team secrets ([`secrets`]), its volumes
+//! Warren's team volumes ([`volumes`]).
 //! Templates are built by E2B's builder endpoints over Warren's builds
 //! ([`builder`]).
 
@@ -30,6 +31,7 @@ mod persist;
 mod proxy;
 mod query;
 mod secrets;
+mod volumes;
 mod webhooks;
 mod wire;
 
@@ -96,6 +98,11 @@ macro_rules! e2b_routes {
             get "/secrets/{id}" => secrets::get, needs(S::SecretsUse);
             post "/secrets/{id}" => secrets::update, needs(S::SecretsManage);
             delete "/secrets/{id}" => secrets::delete, needs(S::SecretsManage);
+            // As `/v1/volumes`.
+            get "/volumes" => volumes::list, needs(S::SandboxesRead);
+            post "/volumes" => volumes::create, needs(S::SandboxesCreate);
+            get "/volumes/{id}" => volumes::get, needs(S::SandboxesRead);
+            delete "/volumes/{id}" => volumes::delete, needs(S::SandboxesManage);
         }
     };
 }
@@ -118,6 +125,6 @@ mod tests {
             );
             assert!(rule.scope.is_some(), "{method} {route} needs a scope");
         }
-        assert_eq!(ROUTES.len(), 38);
+        assert_eq!(ROUTES.len(), 42);
     }
 }

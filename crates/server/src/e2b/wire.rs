@@ -32,6 +32,9 @@ pub struct NewSandbox {
     pub allow_internet_access: Option<bool>,
     #[serde(default)]
     pub network: Option<serde_json::Value>,
+    /// Team volumes to mount (`name`, `path`), as Warren's `volumes`.
+    #[serde(default, rename = "volumeMounts")]
+    pub volume_mounts: Option<Vec<warren_api_types::VolumeMount>>,
 }
 
 /// `autoResume` in create.
@@ -162,6 +165,9 @@ pub struct ListedSandbox {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     pub lifecycle: Lifecycle,
+    /// The volumes it mounts (the detail only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_mounts: Option<Vec<warren_api_types::VolumeMount>>,
 }
 
 /// What the sandbox's end does and whether calls resume it.

@@ -93,6 +93,8 @@ pub struct CreateParams {
     pub network: Option<NetworkPolicy>,
     /// How its inbox takes events (`docs/events.md`).
     pub inbox: InboxSettings,
+    /// Team volumes to mount (`service::volumes`).
+    pub volumes: Vec<super::volumes::MountRequest>,
 }
 
 impl CreateParams {
@@ -156,6 +158,17 @@ impl CreateParams {
             handler: req.on_event,
         };
         inbox.validate()?;
+        let volumes = super::volumes::validate_mounts(&req.volumes)?;
+        if !volumes.is_empty() && snapshot.is_some() {
+            return Err(WarrenError::invalid(
+                "a sandbox started from a snapshot cannot mount volumes (see docs/volumes.md)",
+            ));
+        }
+        if !volumes.is_empty() && on_idle == OnIdle::Pause {
+            return Err(WarrenError::invalid(
+                "a sandbox with volumes cannot be paused, so it cannot be persistent or have on_idle 'pause' (see docs/volumes.md)",
+            ));
+        }
         Ok(Self {
             template,
             limits,
@@ -167,6 +180,7 @@ impl CreateParams {
             snapshot,
             network: req.network,
             inbox,
+            volumes,
         })
     }
 }
@@ -238,7 +252,13 @@ impl Sandboxes {
         if let Some(snapshot) = p.snapshot.clone() {
             return self.create_from_snapshot(&snapshot, p, actor).await;
         }
-        if let Some(done) = self.create_from_template_snapshot(&p, actor).await {
+        let mounts = self
+            .resolve_mounts(&p.dispatcher.team, &p.volumes, p.limits.disk_mb)
+            .await?;
+        // Images and pooled sandboxes were started without the volumes.
+        if mounts.is_empty()
+            && let Some(done) = self.create_from_template_snapshot(&p, actor).await
+        {
             return done;
         }
         let mut laps = Laps::start();
@@ -247,9 +267,10 @@ impl Sandboxes {
         // An imported image's Env is the default; the caller's env wins.
         let mut env = template.default_env();
         env.extend(p.env.clone());
-        if let Some(rec) = self
-            .claim_pooled(&p, &template, &env, expires_at, actor)
-            .await?
+        if mounts.is_empty()
+            && let Some(rec) = self
+                .claim_pooled(&p, &template, &env, expires_at, actor)
+                .await?
         {
             return Ok(rec);
         }
@@ -277,7 +298,14 @@ impl Sandboxes {
         laps.lap("row");
         let id = rec.id.clone();
         let start = template.start();
-        let spec = self.runtime_spec(&rec, RootFs::TemplateDir(template.rootfs))?;
+        let mut spec = self.runtime_spec(&rec, RootFs::TemplateDir(template.rootfs))?;
+        match self.attach_mounts(&id, &mounts).await {
+            Ok(binds) => spec.volumes = binds,
+            Err(e) => {
+                self.fail(&id, actor, &e.message).await;
+                return Err(e);
+            }
+        }
         if let Err(e) = self.boot(&spec, &rec, start.as_ref(), &mut laps).await {
             tracing::warn!(sandbox = %id, error = %e.message, "sandbox failed to start");
             self.fail(&id, actor, &e.message).await;
@@ -304,6 +332,7 @@ impl Sandboxes {
             env: RuntimeSpec::agent_env(),
             limits: rec.limits,
             network: self.network.attachment(rec)?,
+            volumes: Vec::new(),
         })
     }
 

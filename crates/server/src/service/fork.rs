@@ -90,6 +90,7 @@ impl Sandboxes {
             )));
         }
         let parent = self.get_running(id).await?;
+        self.refuse_with_volumes(id, "be forked").await?;
         dispatcher.check_secret_use(&parent.network)?;
         self.disk.check()?;
         self.admit_fork(&parent, count).await?;

@@ -40,6 +40,7 @@ mod template_gc;
 mod template_snapshot;
 mod tenancy;
 pub mod timers;
+pub mod volumes;
 pub mod webhooks;
 
 use std::path::PathBuf;
@@ -106,6 +107,8 @@ pub(crate) struct SandboxDeps {
     pub clock: crate::clock::Clock,
     /// Lifecycle webhooks out: every audited lifecycle act is tapped.
     pub webhooks: Arc<webhooks::Webhooks>,
+    /// Where team volumes live (`<data>/volumes`).
+    pub volumes: volumes::VolumeDirs,
 }
 
 /// The sandbox service. Its parts are its own; the routers and proxies
@@ -137,6 +140,8 @@ pub struct Sandboxes {
     template_snapshots: template_snapshot::TemplateSnapshots,
     /// Warm pools of ready sandboxes (`pool`).
     pools: pool::PoolState,
+    /// Team volumes' host directories (`volumes`).
+    volumes: volumes::VolumeDirs,
 }
 
 impl Sandboxes {
@@ -163,6 +168,7 @@ impl Sandboxes {
             webhooks: d.webhooks,
             template_snapshots: template_snapshot::TemplateSnapshots::default(),
             pools: pool::PoolState::default(),
+            volumes: d.volumes,
         }
     }
 

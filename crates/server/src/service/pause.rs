@@ -55,6 +55,7 @@ impl Sandboxes {
                 "sandbox {id} is already paused"
             )));
         }
+        self.refuse_with_volumes(id, "be paused").await?;
         let mut laps = Laps::start();
         let rec = self.transition(id, Transition::BeginPause).await?;
         laps.lap("begin");
@@ -221,6 +222,8 @@ impl Sandboxes {
         id: &SandboxId,
         snapshot: &SnapshotId,
     ) -> Result<u64, WarrenError> {
+        // Every image is taken here: none of a sandbox with volumes.
+        self.refuse_with_volumes(id, "be checkpointed").await?;
         let dir = self.snapshots.stage(snapshot).await?;
         // No new connection may reach the sandbox until the image is taken
         // (the runtime resets the existing ones; see docs/runtime.md).

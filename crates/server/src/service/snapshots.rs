@@ -46,6 +46,7 @@ impl Sandboxes {
     ) -> Result<SnapshotView, WarrenError> {
         validate_name(name)?;
         let rec = self.get_running(id).await?;
+        self.refuse_with_volumes(id, "be snapshotted").await?;
         let _lock = self.locks.lock(id).await;
         let rec = self.get(&rec.id).await?;
         if rec.state != SandboxState::Running {

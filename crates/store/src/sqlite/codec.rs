@@ -291,6 +291,19 @@ pub(super) fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord, StoreErro
     })
 }
 
+pub(super) fn volume_from_row(row: &SqliteRow) -> Result<crate::VolumeRecord, StoreError> {
+    let mut r = RowReader::new(row, "volumes");
+    let id: String = r.get("id")?;
+    r.id = id.clone();
+    Ok(crate::VolumeRecord {
+        id: r.parse("id")?,
+        team: r.parse("team")?,
+        name: r.get("name")?,
+        created_at: r.time("created_at")?,
+        created_by: r.parse("created_by")?,
+    })
+}
+
 pub(super) fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
     let mut r = RowReader::new(row, EVENTS);
     let sandbox: SandboxId = r.parse("sandbox")?;

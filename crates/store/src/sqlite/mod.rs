@@ -42,6 +42,7 @@ mod snapshots;
 mod teams;
 mod template_snapshots;
 mod template_versions;
+mod volumes;
 mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -665,6 +666,48 @@ impl Store for SqliteStore {
 
     async fn prune_lifecycle_events(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         webhooks::prune(&self.writer, before).await
+    }
+
+    async fn create_volume(
+        &self,
+        volume: &crate::VolumeRecord,
+    ) -> Result<crate::VolumeRecord, StoreError> {
+        volumes::create(&self.writer, volume).await
+    }
+
+    async fn get_volume(
+        &self,
+        team: &TeamId,
+        name: &str,
+    ) -> Result<Option<crate::VolumeRecord>, StoreError> {
+        volumes::get(&self.reader, team, name).await
+    }
+
+    async fn list_volumes(&self, team: &TeamId) -> Result<Vec<crate::VolumeRecord>, StoreError> {
+        volumes::list(&self.reader, team).await
+    }
+
+    async fn delete_volume(
+        &self,
+        team: &TeamId,
+        name: &str,
+    ) -> Result<crate::VolumeRecord, StoreError> {
+        volumes::delete(&self.writer, team, name).await
+    }
+
+    async fn attach_volumes(
+        &self,
+        sandbox: &SandboxId,
+        mounts: &[(warren_core::VolumeId, String)],
+    ) -> Result<(), StoreError> {
+        volumes::attach(&self.writer, sandbox, mounts).await
+    }
+
+    async fn sandbox_volumes(
+        &self,
+        sandbox: &SandboxId,
+    ) -> Result<Vec<crate::VolumeMountRecord>, StoreError> {
+        volumes::of_sandbox(&self.reader, sandbox).await
     }
 
     async fn list_pools(&self) -> Result<Vec<crate::PoolRecord>, StoreError> {
