@@ -57,10 +57,16 @@ async fn pool(d: &Daemon, template: &str) -> anyhow::Result<Option<Pool>> {
     Ok(list.pools.into_iter().find(|p| p.template == template))
 }
 
-async fn set_pool(d: &Daemon, template: &str, min: u32, max: u32) -> anyhow::Result<()> {
+async fn set_pool(
+    d: &Daemon,
+    template: &str,
+    min: u32,
+    max: u32,
+    frozen: bool,
+) -> anyhow::Result<()> {
     let resp = d
         .put(&format!("/v1/pools/{template}"))
-        .json(&json!({"min": min, "max": max}))
+        .json(&json!({"min": min, "max": max, "frozen": frozen}))
         .send()
         .await?;
     if !resp.status().is_success() {
@@ -121,18 +127,27 @@ pub async fn run(template: &str, creates: usize, concurrent: usize) -> anyhow::R
         eprintln!("cold {}/{creates}", i + 1);
     }
 
-    // Pooled creates, one at a time, each with a sandbox ready.
-    set_pool(&d, template, 2, 2).await?;
+    // Pooled creates, one at a time, each with a sandbox ready; then the
+    // same from a frozen pool.
     let (mut pooled, mut pooled_done) = (Vec::new(), Vec::new());
-    for i in 0..creates {
-        wait_ready(&d, template, 1).await?;
-        let t = Instant::now();
-        let id = create(&d, template).await?;
-        pooled.push(t.elapsed());
-        exec_true(&d, &id).await?;
-        pooled_done.push(t.elapsed());
-        kill(&d, &id).await;
-        eprintln!("pooled {}/{creates}", i + 1);
+    let (mut frozen, mut frozen_done) = (Vec::new(), Vec::new());
+    for (freeze, samples, done) in [
+        (false, &mut pooled, &mut pooled_done),
+        (true, &mut frozen, &mut frozen_done),
+    ] {
+        set_pool(&d, template, 2, 2, freeze).await?;
+        // The worker replaces ready sandboxes of the other kind first.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for i in 0..creates {
+            wait_ready(&d, template, 1).await?;
+            let t = Instant::now();
+            let id = create(&d, template).await?;
+            samples.push(t.elapsed());
+            exec_true(&d, &id).await?;
+            done.push(t.elapsed());
+            kill(&d, &id).await;
+            eprintln!("pooled (frozen: {freeze}) {}/{creates}", i + 1);
+        }
     }
     // Where the pooled creates' time went, as the daemon's laps say.
     for line in d
@@ -143,14 +158,26 @@ pub async fn run(template: &str, creates: usize, concurrent: usize) -> anyhow::R
         eprintln!("{}", line.rsplit("laps=").next().unwrap_or(line));
     }
     let hits = pool(&d, template).await?.map(|p| p.hits).unwrap_or(0);
-    if hits != creates as u64 {
-        bail!("only {hits} of {creates} creates came from the pool");
+    if hits != 2 * creates as u64 {
+        bail!("only {hits} of {} creates came from the pool", 2 * creates);
     }
     percentiles(
         &mut rows,
         "pooled create (exec-ready)",
         &mut pooled,
         Some(&mut bare),
+    );
+    percentiles(
+        &mut rows,
+        "frozen-pool create (thaw, exec-ready)",
+        &mut frozen,
+        Some(&mut bare),
+    );
+    percentiles(
+        &mut rows,
+        "frozen-pool create → first command done",
+        &mut frozen_done,
+        None,
     );
     percentiles(
         &mut rows,
@@ -183,7 +210,7 @@ pub async fn run(template: &str, creates: usize, concurrent: usize) -> anyhow::R
     if !resp.status().is_success() {
         bail!("raising the quota failed: {}", resp.text().await?);
     }
-    set_pool(&d, template, n, n).await?;
+    set_pool(&d, template, n, n, false).await?;
     wait_ready(&d, template, n).await?;
     let before = pool(&d, template).await?.map(|p| p.hits).unwrap_or(0);
     let tasks = (0..concurrent).map(|_| {
@@ -215,7 +242,7 @@ pub async fn run(template: &str, creates: usize, concurrent: usize) -> anyhow::R
         bail!("deleting the pool failed");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    set_pool(&d, template, 1, 16).await?;
+    set_pool(&d, template, 1, 16, false).await?;
     wait_ready(&d, template, 1).await?;
     for (round, burst) in BURSTS.iter().enumerate() {
         let ids = futures::future::join_all((0..*burst).map(|_| create(&d, template))).await;
