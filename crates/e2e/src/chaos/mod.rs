@@ -72,7 +72,12 @@ impl Config {
             clients: 3,
             max_live: 5,
             round: Duration::from_millis(1500),
-            sandbox: serde_json::json!({"template": "base", "timeout_s": 3600}),
+            sandbox: serde_json::json!({
+                "template": "base",
+                "memory_mb": 256,
+                "disk_mb": 256,
+                "timeout_s": 3600,
+            }),
         })
     }
 }
@@ -92,6 +97,9 @@ pub struct Report {
     /// Bytes of acknowledged uploads that did not read back on a sandbox
     /// that still exists.
     pub bytes_lost: u64,
+    /// Ends (kills, failures) the daemon had committed but not recorded
+    /// when it was killed, recorded by the next start (its log says so).
+    pub recovered_ends: usize,
     /// Every invariant broken, with the round it was found in.
     pub violations: Vec<(usize, Violation)>,
     pub elapsed: Duration,
@@ -142,6 +150,10 @@ pub async fn run(d: &mut Daemon, cfg: &Config) -> anyhow::Result<Report> {
             .extend(found.into_iter().map(|v| (round, v)));
     }
     report.acked = ledger.lock().await.acked.clone();
+    report.recovered_ends = d
+        .log()
+        .matches("recording an end the daemon did not record")
+        .count();
     report.elapsed = started.elapsed();
     println!("chaos: {report:#?}");
     Ok(report)
