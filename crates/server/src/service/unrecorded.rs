@@ -9,7 +9,9 @@
 //! has no entry is always among the unreleased ones, which start-up
 //! reconciliation goes through: for each without an end entry it records
 //! one by `system:reconcile`, saying the end was not recorded in time and
-//! that who ended it is not known.
+//! that who ended it is not known. A sandbox with no entry at all (a warm
+//! pool's, retired before any team claimed it) is left unrecorded, as the
+//! pool intends.
 
 use serde_json::Map;
 use warren_audit::Outcome;
@@ -39,20 +41,14 @@ impl Sandboxes {
             SandboxState::Failed => Action::SandboxFail,
             _ => return false,
         };
+        // A sandbox the log never heard of (a warm pool's, retired
+        // unclaimed) gets no end either.
+        if !self.has_entry(id, None).await {
+            return false;
+        }
         for end in ENDS {
-            let filter = AuditFilter {
-                sandbox: Some(id.to_string()),
-                action: Some(end.as_str().to_owned()),
-                limit: 1,
-                ..AuditFilter::default()
-            };
-            match self.audit().store().entries(&filter).await {
-                Ok(found) if found.is_empty() => {}
-                Ok(_) => return false,
-                Err(e) => {
-                    tracing::warn!(sandbox = %id, error = %e, "could not read the sandbox's audit entries");
-                    return false;
-                }
+            if self.has_entry(id, Some(end)).await {
+                return false;
             }
         }
         let mut details = Map::new();
@@ -74,5 +70,23 @@ impl Sandboxes {
         )
         .await;
         true
+    }
+
+    /// Whether the audit log has an entry about `id` (with `action`); on a
+    /// read error, yes (nothing is recorded then).
+    async fn has_entry(&self, id: &SandboxId, action: Option<Action>) -> bool {
+        let filter = AuditFilter {
+            sandbox: Some(id.to_string()),
+            action: action.map(|a| a.as_str().to_owned()),
+            limit: 1,
+            ..AuditFilter::default()
+        };
+        match self.audit().store().entries(&filter).await {
+            Ok(found) => !found.is_empty(),
+            Err(e) => {
+                tracing::warn!(sandbox = %id, error = %e, "could not read the sandbox's audit entries");
+                true
+            }
+        }
     }
 }
