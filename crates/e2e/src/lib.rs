@@ -10,6 +10,7 @@
 //! - `WARREN_TEST_TEMPLATES`: shared templates directory (default
 //!   `target/test-templates`).
 
+pub mod chaos;
 mod daemon;
 mod http;
 pub mod internet;

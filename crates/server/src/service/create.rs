@@ -482,11 +482,12 @@ impl Sandboxes {
             tracing::warn!(sandbox = %id, error = %e.message, "could not mark sandbox failed");
         }
         self.agents.remove(id);
-        self.teardown.enqueue(id.clone());
         let mut details = Map::new();
         details.insert("error".into(), reason.into());
         self.record_lifecycle(actor, id, Action::SandboxFail, Outcome::Error, details)
             .await;
+        // After the entry, as for a kill (see `unrecorded`).
+        self.teardown.enqueue(id.clone());
     }
 }
 

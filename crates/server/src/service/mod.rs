@@ -40,6 +40,7 @@ mod template_gc;
 mod template_snapshot;
 mod tenancy;
 pub mod timers;
+mod unrecorded;
 pub mod volumes;
 pub mod webhooks;
 
@@ -326,12 +327,15 @@ impl Sandboxes {
         self.forget_standby(id);
         self.identity.forget(id);
         self.locks.forget(id);
-        self.teardown.enqueue(id.clone());
         tracing::info!(sandbox = %id, %action, "sandbox killed");
         let mut details = Map::new();
         details.insert("from_state".into(), from.as_str().into());
         self.record_lifecycle(actor, id, action, Outcome::Ok, details)
             .await;
+        // Only after the entry: a daemon that dies before it leaves the
+        // slot unreleased, and the next start records the end (see
+        // `unrecorded`).
+        self.teardown.enqueue(id.clone());
         Ok(())
     }
 }

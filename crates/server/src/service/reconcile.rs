@@ -11,7 +11,7 @@
 //! | resuming              | either              | stop the instance, back to paused (the image is intact) |
 //! | creating              | either              | mark failed, tear down          |
 //! | killed / failed / —   | yes                 | tear down (a leak otherwise)    |
-//! | killed / failed, slot not released | either | tear down again (it never finished) |
+//! | killed / failed, slot not released | either | tear down again (it never finished); record its end if the audit log has none |
 
 use std::collections::HashSet;
 
@@ -27,6 +27,9 @@ pub struct Report {
     pub reattached: usize,
     pub failed: usize,
     pub torn_down: usize,
+    /// Ends committed but not recorded before the daemon stopped (see
+    /// `unrecorded`).
+    pub recorded: usize,
 }
 
 impl Sandboxes {
@@ -87,6 +90,11 @@ impl Sandboxes {
             }
         }
         let unreleased = self.store.unreleased_sandboxes().await?;
+        for id in &unreleased {
+            if self.record_unrecorded_end(id).await {
+                report.recorded += 1;
+            }
+        }
         for id in live
             .into_iter()
             .map(|i| i.id)
@@ -101,6 +109,7 @@ impl Sandboxes {
             reattached = report.reattached,
             failed = report.failed,
             torn_down = report.torn_down,
+            recorded = report.recorded,
             "reconciled sandboxes with the runtime"
         );
         Ok(report)

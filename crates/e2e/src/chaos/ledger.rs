@@ -1,0 +1,57 @@
+//! What the daemon acknowledged (answered 2xx to): the only things the
+//! invariants hold it to. An operation whose answer was lost with the
+//! daemon may or may not have happened; it is never checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Default, Clone)]
+pub struct Ledger {
+    /// Every sandbox whose create (or fork) was acknowledged, by id.
+    pub sandboxes: BTreeMap<String, Tracked>,
+    /// Acknowledged operations by kind, for the report.
+    pub acked: BTreeMap<&'static str, usize>,
+    /// Completed exec streams with the wrong output (a violation each).
+    pub wrong_execs: Vec<String>,
+    /// Per sandbox: execs hold it shared, snapshots and forks exclusively
+    /// (see `workload`).
+    pub checkpoints: BTreeMap<String, std::sync::Arc<tokio::sync::RwLock<()>>>,
+    next_file: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Tracked {
+    /// Path → (SHA-256 in hex, size) of every acknowledged upload. Each
+    /// upload has a path of its own, so one lost in flight never shadows
+    /// an acknowledged one.
+    pub files: BTreeMap<String, (String, u64)>,
+    /// Ids of acknowledged snapshots (named, and the forks' own).
+    pub snapshots: BTreeSet<String>,
+    /// Its kill was acknowledged, or it was found killed or failed.
+    pub gone: bool,
+}
+
+impl Ledger {
+    pub fn ack(&mut self, kind: &'static str) {
+        *self.acked.entry(kind).or_default() += 1;
+    }
+
+    /// Ids of sandboxes not known to be gone.
+    pub fn live(&self) -> Vec<String> {
+        self.sandboxes
+            .iter()
+            .filter(|(_, t)| !t.gone)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The checkpoint lock of sandbox `id`.
+    pub fn checkpoint_lock(&mut self, id: &str) -> std::sync::Arc<tokio::sync::RwLock<()>> {
+        self.checkpoints.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// A path no upload used before.
+    pub fn new_path(&mut self) -> String {
+        self.next_file += 1;
+        format!("/tmp/chaos/f{}.bin", self.next_file)
+    }
+}
