@@ -29,7 +29,7 @@ async fn populate(d: &Daemon, id: &str) {
     d.sh_root(id, &format!(
         "printf '%s' '{MEMORY_SERVER}' > /opt-server.py; \
          (python3 /opt-server.py >/dev/null 2>&1 &); \
-         (i=0; while true; do echo $i > /tmp/counter; i=$((i+1)); sleep 0.1; done >/dev/null 2>&1 &); \
+         (i=0; while true; do echo $i > /tmp/counter.new; mv /tmp/counter.new /tmp/counter; i=$((i+1)); sleep 0.1; done >/dev/null 2>&1 &); \
          echo root-file > /root-file; echo tmp-file > /tmp/tmp-file; \
          for i in $(seq 50); do curl -fs http://127.0.0.1:7000/ >/dev/null && break; sleep 0.1; done"
     ))
