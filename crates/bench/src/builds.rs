@@ -54,17 +54,8 @@ fn copy_tree(tree: &Path) -> anyhow::Result<Duration> {
 
 pub async fn run(runs: usize, with_base: bool) -> anyhow::Result<Vec<Row>> {
     let work = tempfile::tempdir()?;
-    let templates = work.path().join("templates");
-    std::fs::create_dir(&templates)?;
-    let linked = std::process::Command::new("cp")
-        .arg("-al")
-        .arg(Daemon::templates_dir().join("base"))
-        .arg(templates.join("base"))
-        .status()?;
-    if !linked.success() {
-        bail!("could not link the shared base template");
-    }
-    let d = Daemon::start_in(&templates, &[]).await?;
+    let templates = Daemon::private_templates(&["base"])?;
+    let d = Daemon::start_in(templates.path(), &[]).await?;
     let base_tree = Daemon::template_rootfs("base")?;
     let context = work.path().join("ctx");
     std::fs::create_dir(&context)?;

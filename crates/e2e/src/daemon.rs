@@ -115,6 +115,26 @@ impl Daemon {
         Self::start_in(&Self::templates_dir(), serve_args).await
     }
 
+    /// A templates directory of its own holding hard-linked copies of the
+    /// shared templates `names` (their index copied, so it can be
+    /// rewritten), which a test may build into, rebuild or remove from.
+    pub fn private_templates(names: &[&str]) -> anyhow::Result<tempfile::TempDir> {
+        let dir = tempfile::tempdir()?;
+        let shared = Self::templates_dir();
+        for name in names {
+            let status = Command::new("cp")
+                .arg("-al")
+                .arg(shared.join(name))
+                .arg(dir.path().join(name))
+                .status()?;
+            anyhow::ensure!(status.success(), "could not link the shared {name}");
+            let index = dir.path().join(name).join("index.json");
+            std::fs::remove_file(&index)?;
+            std::fs::copy(shared.join(name).join("index.json"), &index)?;
+        }
+        Ok(dir)
+    }
+
     /// [`Self::start_with`] over the templates directory `templates`
     /// instead of the shared one (for tests that make templates).
     pub async fn start_in(templates: &Path, serve_args: &[&str]) -> anyhow::Result<Self> {

@@ -109,19 +109,9 @@ async fn sandbox_e2b_python_sdk() {
 /// base no registry here has names the bases that exist, and tags move.
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_e2b_template_builds_through_the_sdk() {
-    let work = tempfile::tempdir().unwrap();
-    let templates = work.path().join("templates");
-    std::fs::create_dir(&templates).unwrap();
     // The shared base, linked (a build copies it; nothing writes it).
-    let shared = Daemon::templates_dir().join("base");
-    let linked = std::process::Command::new("cp")
-        .arg("-al")
-        .arg(&shared)
-        .arg(templates.join("base"))
-        .status()
-        .unwrap();
-    assert!(linked.success());
-    let d = Daemon::start_in(&templates, &[])
+    let templates = Daemon::private_templates(&["base"]).unwrap();
+    let d = Daemon::start_in(templates.path(), &[])
         .await
         .expect("daemon starts");
     let out = tokio::task::block_in_place(|| {

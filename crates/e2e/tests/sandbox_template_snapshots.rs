@@ -97,21 +97,7 @@ async fn run_code(d: &Daemon, id: &str, code: &str) -> String {
 /// `base` and `code-interpreter` templates (their metadata copied, so it
 /// can be rewritten), which a test may rebuild or remove.
 fn private_templates() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let shared = Daemon::templates_dir();
-    for name in ["base", "code-interpreter"] {
-        let status = Command::new("cp")
-            .arg("-al")
-            .arg(shared.join(name))
-            .arg(dir.path().join(name))
-            .status()
-            .unwrap();
-        assert!(status.success());
-        // The index is rewritten by `rebuild`: a copy, not a hard link.
-        let index = dir.path().join(name).join("index.json");
-        std::fs::remove_file(&index).unwrap();
-        std::fs::copy(shared.join(name).join("index.json"), &index).unwrap();
-    }
+    let dir = Daemon::private_templates(&["base", "code-interpreter"]).unwrap();
     let path = dir.path().to_path_buf();
     (dir, path)
 }
