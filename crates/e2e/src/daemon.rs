@@ -261,10 +261,24 @@ impl Daemon {
         Ok(())
     }
 
-    /// Starts the daemon again on the same data directory and port.
+    /// Starts the daemon again on the same data directory and ports.
+    ///
+    /// Another test may have taken the API or sandbox-API port while this
+    /// daemon was down (ports are found free by binding and releasing
+    /// them): then it starts again on new ones, and `url` follows.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.spawn()?;
-        self.wait_healthy().await
+        let mut attempt = 1;
+        loop {
+            self.spawn()?;
+            match self.wait_healthy().await {
+                Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => {
+                    attempt += 1;
+                    self.addr = free_port()?;
+                    self.sandbox_api_port = free_port()?.port();
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Makes sure `name` is built in the shared templates directory.
