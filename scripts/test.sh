@@ -20,6 +20,10 @@ cd "$WARREN_ROOT"
 
 bash scripts/deps.sh
 
+# A one-off build gains nothing from incremental caches, which would double
+# the target directory's size.
+export CARGO_INCREMENTAL=0
+
 log "building the workspace (debug)"
 cargo build --workspace --bins
 build_static_agent

@@ -1,7 +1,7 @@
 //! Volumes: per-team names, mounts recorded per sandbox, and no delete of
 //! a volume a live sandbox mounts (nor a mount of a deleted one).
 
-mod common;
+use crate::common;
 
 use common::{TestDb, new_sandbox, running, team_id};
 use time::OffsetDateTime;

@@ -1,6 +1,6 @@
 //! Creating, reading, listing, expiring and deleting sandboxes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! store writes again without a restart. Needs root: the database lives on
 //! a tiny tmpfs of its own, filled for real.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Which template versions the rows name, and filling in rows older than
 //! versions.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, new_sandbox, running};
 use warren_core::SandboxState as S;

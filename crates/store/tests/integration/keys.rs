@@ -1,6 +1,6 @@
 //! API key rows.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, key, millis};
 use time::{Duration, OffsetDateTime};

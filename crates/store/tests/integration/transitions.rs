@@ -1,6 +1,6 @@
 //! Compare-and-set state changes.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, new_sandbox, running};
 use warren_core::{SandboxId, SandboxState as S};

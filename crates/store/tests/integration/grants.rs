@@ -1,7 +1,7 @@
 //! Access grants: reuse of a key's valid grant, expiry, death with the key,
 //! the sandbox's rollback and the sandbox's row.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, key, millis, new_sandbox, running};
 use time::{Duration, OffsetDateTime};

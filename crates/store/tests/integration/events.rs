@@ -1,7 +1,7 @@
 //! Sandboxes' inboxes: consecutive numbers per sandbox, retries found by
 //! their dedupe key, listing after a number, gone with the sandbox.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, millis, new_sandbox, running};
 use time::OffsetDateTime;

@@ -1,7 +1,7 @@
 //! Snapshot rows: the pause commit, names, lineage, garbage collection and
 //! the idle and paused-retention queries.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -4,7 +4,7 @@
 //! or swapped entry, a truncated tree, a rollback — is found at the right
 //! index by `warren_audit::verify_log`.
 
-mod common;
+use crate::common;
 
 use common::TestDb;
 use ct_merkle::{ConsistencyProof, InclusionProof, RootHash};

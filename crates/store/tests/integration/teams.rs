@@ -1,7 +1,7 @@
 //! Teams, users, keys that belong to them, and the upgrade of a data
 //! directory from before tenancy.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, key, millis, new_sandbox, team_id};
 use time::OffsetDateTime;

@@ -1,6 +1,6 @@
 //! Team secrets: create or replace, per-team names, deletion.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, team_id};
 use time::{Duration, OffsetDateTime};

@@ -1,7 +1,7 @@
 //! Warm pools: settings rows, and the claim that hands a pooled sandbox to
 //! a team once, within its quota, out of the expiry scan until then.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, millis, new_sandbox, running, team_id, user_id};
 use time::{Duration, OffsetDateTime};

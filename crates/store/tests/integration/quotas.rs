@@ -1,7 +1,7 @@
 //! Team quotas: the stored row and its defaults, usage, and admission of
 //! new live sandboxes and resumes in the write's own transaction.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,7 @@
 //! until its teardown is confirmed (`release_slot`), unique under
 //! concurrency (within one store and across two stores on one file).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

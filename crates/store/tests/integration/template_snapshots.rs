@@ -1,7 +1,7 @@
 //! Template snapshot rows: one per template, replaced and deleted by
 //! image, kept across reopening, and live for the snapshot store's sweep.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, millis};
 use time::OffsetDateTime;

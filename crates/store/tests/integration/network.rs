@@ -1,6 +1,6 @@
 //! Network policies of sandboxes and their bounded event history.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, new_sandbox, running};
 use time::OffsetDateTime;

@@ -5,7 +5,7 @@
 //! byte, agent failures, directory copies, template builds, tampered audit
 //! logs; and the CLI's own errors, which need no server.
 
-mod mock;
+use crate::mock;
 
 use std::process::{Command, Output, Stdio};
 

@@ -1,7 +1,7 @@
 //! What survives reopening and crashing, and what happens to damaged or
 //! foreign databases.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -66,7 +66,7 @@ async fn a_released_slot_stays_released_after_reopening() {
     );
 }
 
-const CRASH_TEST: &str = "acknowledged_writes_survive_a_killed_process";
+const CRASH_TEST: &str = "durability::acknowledged_writes_survive_a_killed_process";
 const CRASH_DB_ENV: &str = "WARREN_STORE_TEST_CRASH_DB";
 
 /// The child half of the crash test: write, report each acknowledged write

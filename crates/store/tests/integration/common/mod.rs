@@ -1,7 +1,5 @@
 //! Shared helpers: a store in a fresh temporary directory and sample rows.
 
-#![allow(dead_code)] // each test file uses a different subset
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 //! team; seen delivery ids forgotten after their window; pending timers
 //! bounded per sandbox, found when due, gone with their sandbox.
 
-mod common;
+use crate::common;
 
 use common::{TestDb, key, millis, new_sandbox, running, team_id};
 use time::{Duration, OffsetDateTime};

@@ -1,0 +1,16 @@
+//! Service and API tests of the daemon's library, in process, one module per
+//! area. They link into one test binary so a build stays small; nextest still
+//! runs each test in its own process.
+
+mod audit_service;
+mod e2b_builds;
+mod e2b_list;
+mod e2b_secrets;
+mod metrics;
+mod origin;
+mod router;
+mod secrets_service;
+mod sources;
+mod template_import;
+mod volumes;
+mod webhooks;
