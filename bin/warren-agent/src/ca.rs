@@ -9,7 +9,7 @@
 //! - processes started afterwards get `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`
 //!   and `NODE_EXTRA_CA_CERTS` unless the caller set them.
 //!
-//! Paths are under the agent's `--ca-root` (default `/`). Only a
+//! Paths are under the agent's `--root` (default `/`). Only a
 //! certificate is accepted: a PEM holding anything else is refused.
 
 use std::collections::BTreeMap;

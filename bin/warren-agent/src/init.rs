@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use warren_envd::http_api::{InitRequest, SANDBOX_TOKEN_FILE};
+use warren_envd::http_api::{InitRequest, SANDBOX_ENV_FILE, SANDBOX_TOKEN_FILE};
 use warren_envd::json::Timestamp;
 
 use crate::fs::files::FilesError;
@@ -43,7 +43,7 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
         }
     }
     if let Some(pem) = &req.warren_ca_cert {
-        match crate::ca::install(&state.ca_root, pem) {
+        match crate::ca::install(&state.root, pem) {
             Ok(()) => {}
             Err(e @ crate::ca::CaInstallError::NotACertificate) => return bad(e.to_string()),
             Err(e) => {
@@ -53,13 +53,9 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
         }
     }
     if let Some(token) = &req.warren_token
-        && let Err(e) = write_token(Path::new(SANDBOX_TOKEN_FILE), token)
+        && let Err(e) = write_whole(&under(&state.root, SANDBOX_TOKEN_FILE), token.as_bytes())
     {
-        return FilesError::from_status(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("could not write {SANDBOX_TOKEN_FILE}: {e}"),
-        )
-        .into_response();
+        return unwritten(SANDBOX_TOKEN_FILE, e);
     }
     let mut d = state.defaults.write().unwrap_or_else(|e| e.into_inner());
     if let Some(env) = req.env_vars {
@@ -67,6 +63,10 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
     }
     if req.warren_ca_cert.is_some() {
         crate::ca::add_default_env(&mut d.env);
+    }
+    let env = serde_json::to_vec(&d.env).unwrap_or_default();
+    if let Err(e) = write_whole(&under(&state.root, SANDBOX_ENV_FILE), &env) {
+        return unwritten(SANDBOX_ENV_FILE, e);
     }
     if let Some(user) = req.default_user {
         d.user = Some(user);
@@ -80,14 +80,29 @@ pub async fn init(State(state): State<Shared>, body: Bytes) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// Writes the sandbox token whole: a temporary name beside it, renamed.
-fn write_token(path: &Path, token: &str) -> std::io::Result<()> {
+/// `path` (absolute) under `root`.
+fn under(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+/// Writes a file whole, readable by every user: a temporary name beside
+/// it, renamed over it.
+fn write_whole(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir)?;
-    let temp = dir.join(format!(".token-{}", std::process::id()));
-    std::fs::write(&temp, token)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temp = dir.join(format!(".{name}-{}", std::process::id()));
+    std::fs::write(&temp, contents)?;
     std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o644))?;
     std::fs::rename(&temp, path)
+}
+
+fn unwritten(path: &str, e: std::io::Error) -> Response {
+    FilesError::from_status(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("could not write {path}: {e}"),
+    )
+    .into_response()
 }
 
 fn bad(message: String) -> Response {
@@ -107,15 +122,15 @@ fn set_clock(t: Timestamp) {
 }
 
 #[cfg(test)]
-mod token_tests {
+mod write_tests {
     use super::*;
 
     #[test]
-    fn the_token_is_written_whole_and_readable_by_every_user() {
+    fn a_file_is_written_whole_and_readable_by_every_user() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/warren/token");
-        write_token(&path, "first").unwrap();
-        write_token(&path, "second").unwrap();
+        write_whole(&path, b"first").unwrap();
+        write_whole(&path, b"second").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "second");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);

@@ -25,11 +25,12 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use tokio::signal::unix::{SignalKind, signal};
 
-const USAGE: &str = "usage: warren-agent [--port PORT] [--listen ADDR] [--etc DIR] [--ca-root DIR]\n\
+const USAGE: &str = "usage: warren-agent [--port PORT] [--listen ADDR] [--etc DIR] [--root DIR]\n\
   --port PORT    TCP port (default 49983)\n\
   --listen ADDR  IP address to listen on (default 0.0.0.0)\n\
   --etc DIR      directory holding passwd and group (default /etc)\n\
-  --ca-root DIR  where the Warren CA from /init is installed (default /)";
+  --root DIR     the root the agent's files from /init (CA, token, environment)
+                 are written under (default /)";
 
 #[derive(Debug, thiserror::Error)]
 enum AgentError {
@@ -47,14 +48,14 @@ enum AgentError {
 struct Args {
     listen: SocketAddr,
     etc: PathBuf,
-    ca_root: PathBuf,
+    root: PathBuf,
 }
 
 fn parse_args() -> Result<Args, AgentError> {
     let mut port = warren_envd::http_api::DEFAULT_PORT;
     let mut ip = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let mut etc = PathBuf::from("/etc");
-    let mut ca_root = PathBuf::from("/");
+    let mut root = PathBuf::from("/");
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -75,7 +76,7 @@ fn parse_args() -> Result<Args, AgentError> {
                 })?;
             }
             "--etc" => etc = PathBuf::from(value("--etc")?),
-            "--ca-root" => ca_root = PathBuf::from(value("--ca-root")?),
+            "--root" => root = PathBuf::from(value("--root")?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -86,7 +87,7 @@ fn parse_args() -> Result<Args, AgentError> {
     Ok(Args {
         listen: SocketAddr::new(ip, port),
         etc,
-        ca_root,
+        root,
     })
 }
 
@@ -121,7 +122,7 @@ async fn run(args: Args) -> Result<(), AgentError> {
         users::UserDb::new(args.etc),
         reaper.clone(),
         is_pid1,
-        args.ca_root,
+        args.root,
     ));
     tokio::spawn(async move {
         if let Err(e) = reaper.run().await {

@@ -30,14 +30,15 @@ pub struct AppState {
     pub procs: ProcessTable,
     pub watchers: Watchers,
     pub is_pid1: bool,
-    /// Where the Warren CA is installed (`/` in a sandbox).
-    pub ca_root: PathBuf,
+    /// The root the files from `/init` (CA, token, environment) are
+    /// written under (`/` in a sandbox).
+    pub root: PathBuf,
 }
 
 pub type Shared = Arc<AppState>;
 
 impl AppState {
-    pub fn new(users: UserDb, reaper: Arc<Reaper>, is_pid1: bool, ca_root: PathBuf) -> Self {
+    pub fn new(users: UserDb, reaper: Arc<Reaper>, is_pid1: bool, root: PathBuf) -> Self {
         Self {
             users,
             defaults: RwLock::new(Defaults::default()),
@@ -45,7 +46,7 @@ impl AppState {
             procs: ProcessTable::default(),
             watchers: Watchers::default(),
             is_pid1,
-            ca_root,
+            root,
         }
     }
 

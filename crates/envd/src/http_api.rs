@@ -59,6 +59,13 @@ pub struct InitRequest {
 /// Where a sandbox's token for Warren's API lives inside it.
 pub const SANDBOX_TOKEN_FILE: &str = "/run/warren/token";
 
+/// Where the agent keeps the sandbox's environment (`envVars` of every
+/// `/init` so far, merged) as one JSON object, rewritten whole by rename
+/// (mode 0644) after each `/init`. A process that started before the last
+/// `/init` (a template's start command, restored from a template snapshot)
+/// reads the create's variables here.
+pub const SANDBOX_ENV_FILE: &str = "/run/warren/env.json";
+
 /// One written file in the answer to `POST /files`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteInfo {

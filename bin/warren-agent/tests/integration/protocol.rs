@@ -1,6 +1,6 @@
 //! Wire format, authentication and bad input, with raw HTTP requests.
 
-mod common;
+use crate::common;
 
 use warren_envd::Code;
 use warren_envd::envelope::{self, FrameDecoder};

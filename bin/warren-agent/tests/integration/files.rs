@@ -1,6 +1,6 @@
 //! Files through the envd client and raw HTTP: run as root (CI does).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;

@@ -1,8 +1,9 @@
 //! Processes through the envd client: run as root (CI does).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -213,25 +214,36 @@ async fn root_other_user_gets_its_ids_groups_own_session_and_clean_signals() {
 }
 
 #[tokio::test]
-async fn root_init_env_vars_reach_later_processes() {
+async fn root_init_env_vars_reach_later_processes_and_the_environment_file() {
     let agent = Agent::start().await;
     let client = agent.client();
-    let init = warren_envd::http_api::InitRequest {
-        env_vars: Some(BTreeMap::from([(
-            "FROM_INIT".to_string(),
-            "yes".to_string(),
-        )])),
+    let init = |name: &str, value: &str| warren_envd::http_api::InitRequest {
+        env_vars: Some(BTreeMap::from([(name.to_string(), value.to_string())])),
         ..Default::default()
     };
-    client.init(&init).await.unwrap();
+    client.init(&init("FROM_INIT", "yes")).await.unwrap();
     let c = collect(client.start(&bash("echo $FROM_INIT"), None).await.unwrap()).await;
     assert_eq!(c.stdout, b"yes\n");
+
+    // A process started before a later /init (a template's start command
+    // restored from a snapshot) finds every /init's variables in the file.
+    client.init(&init("LATER", "too")).await.unwrap();
+    let file = agent
+        .root
+        .path()
+        .join(warren_envd::http_api::SANDBOX_ENV_FILE.trim_start_matches('/'));
+    let env: BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(env.get("FROM_INIT").map(String::as_str), Some("yes"));
+    assert_eq!(env.get("LATER").map(String::as_str), Some("too"));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "every user in the sandbox reads it");
 }
 
 #[tokio::test]
 async fn root_init_installs_the_warren_ca_and_points_tls_clients_at_it() {
     let root = tempfile::tempdir().unwrap();
-    let agent = Agent::start_with(&["--ca-root", root.path().to_str().unwrap()]).await;
+    let agent = Agent::start_with(&["--root", root.path().to_str().unwrap()]).await;
     let client = agent.client();
     let pem = "-----BEGIN CERTIFICATE-----\nMIIBwarren\n-----END CERTIFICATE-----\n";
     let init = warren_envd::http_api::InitRequest {

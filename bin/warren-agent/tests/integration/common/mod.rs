@@ -1,5 +1,4 @@
 //! Starts the real agent binary on 127.0.0.1 with a free port.
-#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -9,6 +8,9 @@ use warren_envd::EnvdClient;
 pub struct Agent {
     child: Child,
     pub url: String,
+    /// The agent's `--root` (unless the test gave its own): what `/init`
+    /// writes lands here, never on the host's `/run`.
+    pub root: tempfile::TempDir,
 }
 
 impl Agent {
@@ -23,8 +25,13 @@ impl Agent {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_warren-agent"))
-            .args(["--listen", "127.0.0.1", "--port", &port.to_string()])
+        let root = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren-agent"));
+        cmd.args(["--listen", "127.0.0.1", "--port", &port.to_string()]);
+        if !extra.contains(&"--root") {
+            cmd.arg("--root").arg(root.path());
+        }
+        let child = cmd
             .args(extra)
             .env("WARREN_AGENT_LOG", "warn")
             .stdout(Stdio::null())
@@ -33,6 +40,7 @@ impl Agent {
         let agent = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            root,
         };
         let client = agent.client();
         for _ in 0..200 {

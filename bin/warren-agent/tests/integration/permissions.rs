@@ -2,7 +2,7 @@
 //! credentials: run as root (CI does) against an agent whose accounts come
 //! from a test `passwd`/`group`.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The daemon's client keeps its connection to the agent warm between
 //! commands, and dials anew when that connection dies.
 
-mod common;
+use crate::common;
 
 use futures::StreamExt;
 use warren_envd::process::{ProcessConfig, ProcessEvent, StartRequest};
