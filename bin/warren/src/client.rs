@@ -30,6 +30,7 @@ mod network;
 mod pools;
 mod secrets;
 mod snapshots;
+mod template_aliases;
 mod volumes;
 mod webhooks;
 

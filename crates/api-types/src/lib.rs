@@ -353,6 +353,31 @@ pub struct TagTemplateRequest {
     pub target: String,
 }
 
+/// A name that stands for a template (`GET /v1/template-aliases`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TemplateAlias {
+    pub alias: String,
+    /// The template it stands for; the reference's tag carries over.
+    pub target: String,
+    /// Built into Warren (e.g. E2B's `code-interpreter-v1`), not stored;
+    /// a stored alias of the same name overrides it.
+    pub builtin: bool,
+}
+
+/// `GET /v1/template-aliases`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct TemplateAliasList {
+    pub aliases: Vec<TemplateAlias>,
+}
+
+/// `PUT /v1/template-aliases/{alias}`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetTemplateAliasRequest {
+    /// The template the alias stands for (a name, not another alias).
+    pub target: String,
+}
+
 /// `DELETE /v1/templates/{reference}`
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct TemplateRemoved {

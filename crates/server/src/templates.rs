@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use warren_api_types::{
-    BuildEvent, Template as ApiTemplate, TemplateRemoved, TemplateVersion, TemplateVersions,
+    BuildEvent, Template as ApiTemplate, TemplateAlias, TemplateRemoved, TemplateVersion,
+    TemplateVersions,
 };
 use warren_core::{ErrorKind, WarrenError};
 use warren_store::Store;
@@ -211,6 +212,26 @@ impl TemplateBuilds {
             format!("{name}:{target}")
         };
         Ok(to_api(&self.store.tag(&reference, tag).await?))
+    }
+
+    /// Every alias (stored and built in).
+    pub fn aliases(&self) -> Result<Vec<TemplateAlias>, WarrenError> {
+        Ok(self
+            .store
+            .aliases()?
+            .into_iter()
+            .map(to_api_alias)
+            .collect())
+    }
+
+    /// Makes `alias` stand for the template `target`.
+    pub fn set_alias(&self, alias: &str, target: &str) -> Result<TemplateAlias, WarrenError> {
+        Ok(to_api_alias(self.store.set_alias(alias, target)?))
+    }
+
+    /// Removes a stored alias.
+    pub fn remove_alias(&self, alias: &str) -> Result<(), WarrenError> {
+        Ok(self.store.remove_alias(alias)?)
     }
 
     /// Takes away the tags `reference` names (see `TemplateStore::remove`).
@@ -410,4 +431,12 @@ where
         let _ = events_tx.send(last).await;
     });
     events_rx
+}
+
+fn to_api_alias(a: warren_template::aliases::Alias) -> TemplateAlias {
+    TemplateAlias {
+        alias: a.alias,
+        target: a.target,
+        builtin: a.builtin,
+    }
 }

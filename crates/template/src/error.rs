@@ -12,8 +12,20 @@ pub enum TemplateError {
     #[error("{0}")]
     InvalidName(WarrenError),
     /// No template of that name exists (or only leftovers of a crashed build).
-    #[error("template '{name}' not found; build it with `warren template build {name}`")]
+    #[error("template '{name}' not found; {}", how_to_build(name))]
     NotFound { name: String },
+    /// A sandbox asked for a template that does not exist: what exists.
+    #[error(
+        "template '{name}' not found; templates here: {here}; {}",
+        how_to_build(name)
+    )]
+    Unknown { name: String, here: String },
+    /// An alias that cannot be set.
+    #[error("{0}")]
+    Alias(String),
+    /// No stored alias of that name.
+    #[error("no alias '{alias}' is stored (`warren template alias ls` lists them)")]
+    NoAlias { alias: String },
     /// The template exists but cannot be used yet (building) or at all (failed).
     #[error("template '{name}' is {status}, not ready{hint}")]
     NotReady {
@@ -97,6 +109,18 @@ impl TemplateError {
 }
 
 /// `e` and its sources, joined by `: `.
+/// How to make the template `name`: its recipe's build, or the ways to
+/// make any template.
+fn how_to_build(name: &str) -> String {
+    match crate::recipe::Recipe::for_template(name) {
+        Ok(_) => format!("build it with `warren template build {name}`"),
+        Err(_) => format!(
+            "make it from a recipe (`warren template build {}`), a Dockerfile (`warren template build {name} -f Dockerfile`) or an image (`warren template import {name} SOURCE`), or point an alias at one (`warren template alias set {name} TEMPLATE`)",
+            crate::recipe::Recipe::ALL.map(|r| r.name()).join("|")
+        ),
+    }
+}
+
 pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
@@ -114,11 +138,13 @@ impl From<TemplateError> for WarrenError {
             TemplateError::InvalidName(_)
             | TemplateError::BadReference(_)
             | TemplateError::NoRecipe { .. }
-            | TemplateError::Reserved { .. } => ErrorKind::InvalidArgument,
+            | TemplateError::Reserved { .. }
+            | TemplateError::Alias(_) => ErrorKind::InvalidArgument,
             TemplateError::Import(e) if e.is_bad_input() => ErrorKind::InvalidArgument,
-            TemplateError::NotFound { .. } | TemplateError::NoSuchVersion { .. } => {
-                ErrorKind::NotFound
-            }
+            TemplateError::NotFound { .. }
+            | TemplateError::Unknown { .. }
+            | TemplateError::NoSuchVersion { .. }
+            | TemplateError::NoAlias { .. } => ErrorKind::NotFound,
             TemplateError::LatestVersion { .. } => ErrorKind::FailedPrecondition,
             TemplateError::NotReady { .. } => ErrorKind::FailedPrecondition,
             TemplateError::NoMirror

@@ -18,6 +18,7 @@
 //! [`TemplateStore::import`]).
 
 mod accounts;
+pub mod aliases;
 mod base;
 mod code_interpreter;
 mod command;

@@ -96,8 +96,26 @@ impl TemplateStore {
     /// The version `reference` (`NAME`, `NAME:TAG`, `NAME@VERSION`) names,
     /// ready to start sandboxes from; otherwise NotFound or NotReady saying
     /// what to do.
+    ///
+    /// A name that is an alias ([`crate::aliases`]) stands for its target.
     pub fn ready(&self, reference: &str) -> Result<Template, TemplateError> {
-        let r = TemplateRef::parse(reference)?;
+        let mut r = TemplateRef::parse(reference)?;
+        if let Some(target) = self.alias_target(&r.name)? {
+            r.name = target;
+        }
+        match self.ready_ref(r) {
+            Err(TemplateError::NotFound { name }) => Err(TemplateError::Unknown {
+                here: match self.names()?.join(", ") {
+                    none if none.is_empty() => "none".into(),
+                    names => names,
+                },
+                name,
+            }),
+            other => other,
+        }
+    }
+
+    fn ready_ref(&self, r: TemplateRef) -> Result<Template, TemplateError> {
         if !r.is_latest() {
             return self.resolve(&r);
         }
@@ -565,7 +583,7 @@ pub fn check_import_name(name: &str) -> Result<(), TemplateError> {
     }
 }
 
-fn validate(name: &str) -> Result<(), TemplateError> {
+pub(crate) fn validate(name: &str) -> Result<(), TemplateError> {
     validate_template_name(name).map_err(TemplateError::InvalidName)
 }
 

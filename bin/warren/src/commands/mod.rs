@@ -26,6 +26,7 @@ pub mod snapshot;
 pub mod snapshots;
 pub mod team;
 pub mod template;
+pub mod template_alias;
 pub mod timeline;
 pub mod timeout;
 pub mod timer;

@@ -63,6 +63,8 @@ Examples:
         #[arg(value_name = "REFERENCE")]
         reference: String,
     },
+    /// Names that stand for a template (ls, set, rm).
+    Alias(super::template_alias::Args),
     /// Build a template from its recipe (base, tiny, code-interpreter) or
     /// from a Dockerfile (-f), streaming the build log.
     #[command(after_help = "\
@@ -157,6 +159,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         TemplateCommand::Info { name } => info(ctx, &name).await,
         TemplateCommand::Tag { target, tag } => set_tag(ctx, &target, &tag).await,
         TemplateCommand::Rm { reference } => rm(ctx, &reference).await,
+        TemplateCommand::Alias(args) => super::template_alias::run(ctx, args).await,
         TemplateCommand::Build {
             name,
             file: Some(file),

@@ -60,6 +60,9 @@ macro_rules! native_routes {
             // operators only. DELETE takes NAME, NAME:TAG or NAME@VERSION.
             put "/v1/templates/{name}/tags/{tag}" => templates::tag, needs(S::TeamsManage);
             delete "/v1/templates/{name}" => templates::remove, needs(S::TeamsManage);
+            get "/v1/template-aliases" => templates::aliases, needs(S::SandboxesRead);
+            put "/v1/template-aliases/{alias}" => templates::set_alias, needs(S::TeamsManage);
+            delete "/v1/template-aliases/{alias}" => templates::remove_alias, needs(S::TeamsManage);
             // Templates are every team's: only operators put an image there.
             post "/v1/templates/{name}/import" => templates::import, needs(S::TeamsManage),
                 layer(DefaultBodyLimit::disable());

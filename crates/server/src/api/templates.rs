@@ -6,7 +6,8 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use warren_api_types::{
-    TagTemplateRequest, Template, TemplateList, TemplateRemoved, TemplateVersions,
+    SetTemplateAliasRequest, TagTemplateRequest, Template, TemplateAlias, TemplateAliasList,
+    TemplateList, TemplateRemoved, TemplateVersions,
 };
 use warren_core::WarrenError;
 use warren_template::oci::ImageFormat;
@@ -143,6 +144,42 @@ pub async fn tag(
 ) -> ApiResult<Json<Template>> {
     warren_core::spec::validate_template_name(&name)?;
     Ok(Json(state.templates.tag(&name, &tag, &req.target).await?))
+}
+
+/// Every template alias: names that stand for a template (built in, like
+/// E2B's `code-interpreter-v1`, or set by an operator).
+#[utoipa::path(get, path = "/v1/template-aliases", tag = "templates",
+    responses((status = 200, body = TemplateAliasList)))]
+pub async fn aliases(State(state): State<AppState>) -> ApiResult<Json<TemplateAliasList>> {
+    Ok(Json(TemplateAliasList {
+        aliases: state.templates.aliases()?,
+    }))
+}
+
+/// Makes `alias` stand for a template. A template of the alias's own name
+/// always wins; an alias cannot point at another alias.
+#[utoipa::path(put, path = "/v1/template-aliases/{alias}", tag = "templates",
+    params(("alias" = String, Path)),
+    request_body = SetTemplateAliasRequest,
+    responses((status = 200, body = TemplateAlias), (status = 400, body = warren_api_types::ApiError)))]
+pub async fn set_alias(
+    State(state): State<AppState>,
+    Path(alias): Path<String>,
+    crate::extract::ApiJson(req): crate::extract::ApiJson<SetTemplateAliasRequest>,
+) -> ApiResult<Json<TemplateAlias>> {
+    Ok(Json(state.templates.set_alias(&alias, &req.target)?))
+}
+
+/// Removes a stored alias (a built-in one it overrode applies again).
+#[utoipa::path(delete, path = "/v1/template-aliases/{alias}", tag = "templates",
+    params(("alias" = String, Path)),
+    responses((status = 204), (status = 404, body = warren_api_types::ApiError)))]
+pub async fn remove_alias(
+    State(state): State<AppState>,
+    Path(alias): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    state.templates.remove_alias(&alias)?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Removes `NAME` (every tag: the template is gone for new sandboxes),

@@ -11,6 +11,7 @@ mod origin;
 mod router;
 mod secrets_service;
 mod sources;
+mod template_aliases;
 mod template_import;
 mod volumes;
 mod webhooks;
