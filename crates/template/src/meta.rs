@@ -145,6 +145,15 @@ pub struct Template {
 }
 
 impl Template {
+    /// The limits of this template's sandboxes that ask for none (see
+    /// [`Recipe::sandbox_defaults`]); the daemon's for other templates.
+    pub fn sandbox_defaults(&self, daemon: &warren_core::Limits) -> warren_core::Limits {
+        self.recipe
+            .map_or(*daemon, |recipe| recipe.sandbox_defaults(daemon))
+    }
+}
+
+impl Template {
     pub(crate) fn of_version(name: &str, dir: &Path, meta: VersionMeta, index: &Index) -> Self {
         Self {
             name: name.to_owned(),

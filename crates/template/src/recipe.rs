@@ -14,6 +14,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use warren_core::Limits;
+
 use crate::error::TemplateError;
 use crate::progress::Progress;
 use crate::{base, code_interpreter, tiny};
@@ -67,6 +69,21 @@ impl Recipe {
         match self {
             Self::Base | Self::Tiny => None,
             Self::CodeInterpreter => Some(code_interpreter::start()),
+        }
+    }
+
+    /// The limits of this recipe's sandboxes that ask for none: the
+    /// daemon's, raised where the template needs more. The code
+    /// interpreter runs a kernel per language (a Deno kernel alone holds
+    /// ~280 MB), so it gets 2 CPUs and 2 GiB, as E2B gives its own.
+    pub fn sandbox_defaults(self, daemon: &Limits) -> Limits {
+        match self {
+            Self::Base | Self::Tiny => *daemon,
+            Self::CodeInterpreter => Limits {
+                cpus: daemon.cpus.max(2),
+                memory_mb: daemon.memory_mb.max(2048),
+                ..*daemon
+            },
         }
     }
 

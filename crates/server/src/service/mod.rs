@@ -196,6 +196,18 @@ impl Sandboxes {
         &self.default_limits
     }
 
+    /// Limits of sandboxes of `template` (a reference; `base` when none)
+    /// created without their own: the daemon's, raised where the template
+    /// needs more. An unknown template gets the daemon's (the create then
+    /// says it is unknown).
+    pub(crate) fn default_limits_for(&self, template: Option<&str>) -> warren_core::Limits {
+        self.templates
+            .ready(template.unwrap_or("base"))
+            .map_or(self.default_limits, |t| {
+                t.sandbox_defaults(&self.default_limits)
+            })
+    }
+
     /// The time lifetimes are decided against.
     pub(crate) fn now(&self) -> time::OffsetDateTime {
         self.clock.now()

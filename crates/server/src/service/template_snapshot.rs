@@ -331,7 +331,7 @@ impl Sandboxes {
                 id: SandboxId::generate(),
                 template: template.name.clone(),
                 template_version: template.version.clone(),
-                limits: self.default_limits,
+                limits: template.sandbox_defaults(&self.default_limits),
                 env,
                 metadata: BTreeMap::new(),
                 team: TeamId::generate(),

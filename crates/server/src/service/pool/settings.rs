@@ -85,7 +85,7 @@ impl Sandboxes {
                 change.min, change.max
             )));
         }
-        let defaults = self.default_limits;
+        let defaults = self.default_limits_for(Some(template));
         let limits = Limits {
             cpus: change.cpus.unwrap_or(defaults.cpus),
             memory_mb: change.memory_mb.unwrap_or(defaults.memory_mb),
