@@ -9,6 +9,7 @@ mod builds;
 mod e2b;
 mod events;
 mod foundation;
+mod interpreter;
 mod network;
 mod pool;
 mod ports;
@@ -157,6 +158,17 @@ enum Suite {
         #[arg(long, default_value_t = 20)]
         creates: usize,
     },
+    /// The code interpreter through E2B's proxy: create → first
+    /// `run_code` against create → first exec, `run_code("1+1")` round
+    /// trips, and a DataFrame's describe() against plain python3.
+    Interpreter {
+        /// Creates per side.
+        #[arg(long, default_value_t = 10)]
+        creates: usize,
+        /// `run_code("1+1")` calls.
+        #[arg(long, default_value_t = 100)]
+        calls: usize,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -231,6 +243,10 @@ async fn main() -> anyhow::Result<()> {
         Suite::Tsnap { creates } => (
             ("from the template snapshot", "baseline"),
             tsnap::run(creates).await?,
+        ),
+        Suite::Interpreter { creates, calls } => (
+            ("code interpreter", "baseline"),
+            interpreter::run(creates, calls).await?,
         ),
     };
     if cli.json {

@@ -104,13 +104,21 @@ impl TemplateStore {
             r.name = target;
         }
         match self.ready_ref(r) {
-            Err(TemplateError::NotFound { name }) => Err(TemplateError::Unknown {
-                here: match self.names()?.join(", ") {
-                    none if none.is_empty() => "none".into(),
-                    names => names,
-                },
-                name,
-            }),
+            Err(TemplateError::NotFound { name }) => {
+                let ready: Vec<String> = self
+                    .list()?
+                    .into_iter()
+                    .filter(|t| t.status == Status::Ready)
+                    .map(|t| t.name)
+                    .collect();
+                Err(TemplateError::Unknown {
+                    here: match ready.join(", ") {
+                        none if none.is_empty() => "none".into(),
+                        names => names,
+                    },
+                    name,
+                })
+            }
             other => other,
         }
     }

@@ -163,7 +163,7 @@ async fn crash_leftovers_never_look_ready_and_are_cleaned_by_the_next_build() {
     let err = store.ready("tiny").unwrap_err().to_string();
     assert_eq!(
         err,
-        "template 'tiny' not found; build it with `warren template build tiny`"
+        "template 'tiny' not found; templates here: none; build it with `warren template build tiny`"
     );
     assert!(store.list().unwrap().is_empty());
 
