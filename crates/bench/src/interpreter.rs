@@ -3,9 +3,9 @@
 //! the SDKs send.
 //!
 //! - Create → first `run_code` result: an E2B create of `code-interpreter`
-//!   (from its template snapshot) and `run_code("1+1")` until its result,
-//!   against a plain create of `base` and a first `exec true`, alternating
-//!   in the same run.
+//!   (from its template snapshot, then from a warm pool of it) and
+//!   `run_code("1+1")` until its result, against a plain create of `base`
+//!   and a first `exec true`, alternating in the same run.
 //! - `run_code("1+1")` round trip on one sandbox, p50 and p99.
 //! - `df.describe()` of a 1,000 × 1,000 DataFrame through `run_code`
 //!   (round trip), against the same call timed inside a plain `python3`
@@ -138,6 +138,21 @@ pub async fn run(creates: usize, calls: usize) -> anyhow::Result<Vec<Row>> {
         kill(&d, &s.id).await?;
     }
 
+    crate::pool::set_pool(&d, TEMPLATE, 2, 2, false).await?;
+    let mut pooled = Vec::new();
+    for _ in 0..creates {
+        crate::pool::wait_ready(&d, TEMPLATE, 2).await?;
+        let t = Instant::now();
+        let s = e2b_create(&d, TEMPLATE).await?;
+        let lines = run_code(&d, &s, "1+1").await?;
+        pooled.push(t.elapsed());
+        if main_text(&lines) != Some("2") {
+            bail!("run_code(\"1+1\") answered {lines:?}");
+        }
+        kill(&d, &s.id).await?;
+    }
+    d.delete(&format!("/v1/pools/{TEMPLATE}")).send().await?;
+
     let s = e2b_create(&d, TEMPLATE).await?;
     run_code(&d, &s, "1+1").await?;
     let mut round_trips = Vec::new();
@@ -178,6 +193,12 @@ pub async fn run(creates: usize, calls: usize) -> anyhow::Result<Vec<Row>> {
             "ms",
             p(&mut first_result, 90.0),
             Some(p(&mut first_exec, 90.0)),
+        ),
+        Row::new(
+            "create → first run_code result (code-interpreter, warm pool), p50, vs create → first exec (base)",
+            "ms",
+            p(&mut pooled, 50.0),
+            Some(p(&mut first_exec, 50.0)),
         ),
         Row::new(
             "run_code(\"1+1\") round trip, p50",

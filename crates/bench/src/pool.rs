@@ -57,7 +57,7 @@ async fn pool(d: &Daemon, template: &str) -> anyhow::Result<Option<Pool>> {
     Ok(list.pools.into_iter().find(|p| p.template == template))
 }
 
-async fn set_pool(
+pub(crate) async fn set_pool(
     d: &Daemon,
     template: &str,
     min: u32,
@@ -76,7 +76,7 @@ async fn set_pool(
 }
 
 /// Waits until the pool has at least `n` ready.
-async fn wait_ready(d: &Daemon, template: &str, n: u32) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(d: &Daemon, template: &str, n: u32) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline {
         if pool(d, template).await?.is_some_and(|p| p.ready >= n) {

@@ -197,6 +197,42 @@ async fn sandbox_template_snapshot_creates_with_the_server_running() {
     let out = run_code(&d, &other.id, "print(6 * 7)").await;
     assert!(out.contains("42"), "{out}");
 
+    // A warm pool's sandbox is running already: a create takes it before
+    // restoring the image.
+    let out = d.run_cli(&[
+        "pool",
+        "set",
+        "code-interpreter",
+        "--min",
+        "1",
+        "--max",
+        "1",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let pooled = loop {
+        let sb = d
+            .create_sandbox(json!({"template": "code-interpreter"}))
+            .await;
+        let details = create_entry(&d, &sb.id).await;
+        if details.get("pooled") == Some(&json!(true)) {
+            assert!(!from_snapshot(&details), "{details:?}");
+            break sb;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no create was pooled:\n{}",
+            d.log()
+        );
+        d.delete(&format!("/v1/sandboxes/{}", sb.id))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let out = run_code(&d, &pooled.id, "print(6 * 8)").await;
+    assert!(out.contains("48"), "{out}");
+
     // The image is no team's snapshot: not listed, not found by id.
     let image = images(&d)[0].clone();
     let listed = d

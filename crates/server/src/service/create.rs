@@ -255,24 +255,25 @@ impl Sandboxes {
         let mounts = self
             .resolve_mounts(&p.dispatcher.team, &p.volumes, p.limits.disk_mb)
             .await?;
-        // Images and pooled sandboxes were started without the volumes.
-        if mounts.is_empty()
-            && let Some(done) = self.create_from_template_snapshot(&p, actor).await
-        {
-            return done;
-        }
         let mut laps = Laps::start();
         let template = self.templates.ready(&p.template)?;
         let expires_at = deadline(self.clock.now(), p.timeout_s)?;
         // An imported image's Env is the default; the caller's env wins.
         let mut env = template.default_env();
         env.extend(p.env.clone());
-        if mounts.is_empty()
-            && let Some(rec) = self
+        // Pooled sandboxes and images were started without the volumes. A
+        // pooled sandbox is running already: it goes before an image's
+        // restore.
+        if mounts.is_empty() {
+            if let Some(rec) = self
                 .claim_pooled(&p, &template, &env, expires_at, actor)
                 .await?
-        {
-            return Ok(rec);
+            {
+                return Ok(rec);
+            }
+            if let Some(done) = self.create_from_template_snapshot(&p, actor).await {
+                return done;
+            }
         }
         let rec = self
             .store

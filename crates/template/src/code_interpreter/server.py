@@ -374,6 +374,9 @@ class Contexts:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Each output line is its own small write: with Nagle's algorithm the
+    # second would wait for the peer's delayed ACK (~40 ms).
+    disable_nagle_algorithm = True
     contexts = None
 
     def log_message(self, *args):
