@@ -473,6 +473,10 @@ impl Sandboxes {
         };
         self.issue_token(&client, rec, why).await?;
         laps.lap("token");
+        if restored_from.is_some() {
+            self.wait_restored_start_port(rec, instance).await;
+            laps.lap("start_port");
+        }
         tracing::debug!(sandbox = %rec.id, %laps, "agent initialised");
         Ok(())
     }

@@ -25,6 +25,9 @@ use crate::audit::{AuditActor, Event};
 
 /// How long a start command gets to open its port.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a restored sandbox's start command gets to accept on its port
+/// again.
+const RESTORED_PORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Between two connection attempts or ready checks.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -90,6 +93,28 @@ impl Sandboxes {
             self.wait_ready_command(rec, start, check, deadline).await?;
         }
         Ok(())
+    }
+
+    /// After a restore (resume from an image, fork, create from a
+    /// snapshot or a template snapshot), waits until the start command's
+    /// port accepts again: gVisor brings restored listening sockets back a
+    /// moment after the processes run, so the agent may answer while the
+    /// server's port still refuses. At most [`RESTORED_PORT_TIMEOUT`]: a
+    /// start command the user stopped only costs that wait.
+    pub(super) async fn wait_restored_start_port(&self, rec: &SandboxRecord, instance: &Instance) {
+        let Some(port) = self
+            .template_of(rec)
+            .ok()
+            .and_then(|t| t.start())
+            .and_then(|s| s.ready_port)
+        else {
+            return;
+        };
+        let addr = SocketAddr::new(instance.agent_addr.ip(), port);
+        let deadline = tokio::time::Instant::now() + RESTORED_PORT_TIMEOUT;
+        if wait_port(addr, deadline).await.is_err() {
+            tracing::warn!(sandbox = %rec.id, port, "the start command's port did not accept after the restore");
+        }
     }
 
     /// Runs `check` until it exits 0 or `deadline` passes.
