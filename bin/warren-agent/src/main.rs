@@ -9,6 +9,7 @@ mod ca;
 mod epoll_filter;
 mod fs;
 mod init;
+mod logs;
 mod methods;
 mod process;
 mod reaper;

@@ -1,6 +1,7 @@
 //! The HTTP router and the access-token check.
 //!
-//! Routes: `GET /health`, `POST /init`, `GET|POST /files`, and
+//! Routes: `GET /health`, `POST /init`, `GET /logs` (Warren's own: the
+//! start command's output), `GET|POST /files`, and
 //! `POST /<service>/<Method>` for the two Connect services. When `/init` set
 //! an access token, every request but `/health` must carry it in
 //! `X-Access-Token`; `/files` may instead carry a valid `signature`.
@@ -33,6 +34,7 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/health", get(init::health))
         .route("/init", post(init::init))
+        .route("/logs", get(crate::logs::logs))
         .route("/files", files_route)
         .route("/{service}/{method}", post(dispatch))
         .fallback(not_found)

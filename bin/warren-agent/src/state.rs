@@ -33,6 +33,8 @@ pub struct AppState {
     /// The root the files from `/init` (CA, token, environment) are
     /// written under (`/` in a sandbox).
     pub root: PathBuf,
+    /// The start command's output (`crate::logs`).
+    pub logs: crate::logs::LogBook,
 }
 
 pub type Shared = Arc<AppState>;
@@ -47,6 +49,7 @@ impl AppState {
             watchers: Watchers::default(),
             is_pid1,
             root,
+            logs: Default::default(),
         }
     }
 

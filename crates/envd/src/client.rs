@@ -218,6 +218,24 @@ impl EnvdClient {
         check_http(resp).await.map(drop)
     }
 
+    /// `GET /logs?start=MS`: the start command's output lines from
+    /// `start_ms` on (Warren's agent only).
+    pub async fn start_command_logs(
+        &self,
+        start_ms: i64,
+    ) -> Result<Vec<crate::http_api::LogLine>, ClientError> {
+        let mut url = self.url("/logs");
+        url.query_pairs_mut()
+            .append_pair("start", &start_ms.to_string());
+        let resp = self
+            .request(reqwest::Method::GET, url)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        let resp = check_http(resp).await?;
+        resp.json().await.map_err(ClientError::Transport)
+    }
+
     /// A unary call.
     pub async fn unary<Req: Serialize, Resp: DeserializeOwned>(
         &self,

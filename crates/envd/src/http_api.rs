@@ -59,6 +59,21 @@ pub struct InitRequest {
 /// Where a sandbox's token for Warren's API lives inside it.
 pub const SANDBOX_TOKEN_FILE: &str = "/run/warren/token";
 
+/// The tag of a template's start command: the agent keeps the output of
+/// the process started with it for `GET /logs` (Warren's own endpoint).
+pub const START_COMMAND_TAG: &str = "template-start";
+
+/// One line of the start command's output (`GET /logs?start=MS`, oldest
+/// first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Milliseconds since the Unix epoch when the line was read.
+    pub timestamp_ms: i64,
+    /// `stdout`, `stderr` or `pty`.
+    pub stream: String,
+    pub line: String,
+}
+
 /// Where the agent keeps the sandbox's environment (`envVars` of every
 /// `/init` so far, merged) as one JSON object, rewritten whole by rename
 /// (mode 0644) after each `/init`. A process that started before the last

@@ -340,7 +340,17 @@ pub async fn pump(
         }
         tokio::select! {
             chunk = data.recv(), if !readers_done => match chunk {
-                Some(chunk) => proc.broadcast(ProcessEvent::Data(chunk)).await,
+                Some(chunk) => {
+                    if proc.tag.as_deref() == Some(crate::logs::START_COMMAND_TAG) {
+                        let (stream, bytes) = match &chunk {
+                            DataEvent::Stdout(b) => ("stdout", b),
+                            DataEvent::Stderr(b) => ("stderr", b),
+                            DataEvent::Pty(b) => ("pty", b),
+                        };
+                        table.logs.append(stream, bytes);
+                    }
+                    proc.broadcast(ProcessEvent::Data(chunk)).await
+                }
                 None => readers_done = true,
             },
             result = &mut exit, if status.is_none() => {

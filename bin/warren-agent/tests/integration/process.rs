@@ -509,3 +509,36 @@ async fn root_a_command_past_its_connect_deadline_is_killed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_start_commands_output_is_kept_for_logs_and_nothing_else_is() {
+    let agent = Agent::start().await;
+    let client = agent.client();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = StartRequest {
+        tag: Some(warren_envd::http_api::START_COMMAND_TAG.into()),
+        ..bash("echo ready; echo warming >&2; printf 'no newline yet'")
+    };
+    collect(client.start(&start, None).await.unwrap()).await;
+    collect(
+        client
+            .start(&bash("echo not a start command"), None)
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    let lines = client.start_command_logs(0).await.unwrap();
+    let mut seen: Vec<_> = lines
+        .iter()
+        .map(|l| (l.stream.as_str(), l.line.as_str()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, [("stderr", "warming"), ("stdout", "ready")]);
+    assert!(lines.iter().all(|l| l.timestamp_ms >= before));
+    let later = lines.iter().map(|l| l.timestamp_ms).max().unwrap() + 1;
+    assert!(client.start_command_logs(later).await.unwrap().is_empty());
+}

@@ -464,3 +464,114 @@ async fn sandbox_e2b_traffic_wakes_a_paused_sandbox_with_auto_resume() {
         }
     }
 }
+
+/// `GET /v2/sandboxes/{id}/logs` and the older v1: the start command's
+/// output (the code interpreter's server says where it listens, on stderr,
+/// when the template snapshot's maker booted; the agent's log book came
+/// along in the image), filtered and paged; bad parameters are 400s and
+/// another team sees no sandbox.
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_e2b_logs_show_the_start_commands_output() {
+    let d = code_interpreter_daemon().await;
+    let created = d
+        .http
+        .post(format!("{}/v2/sandboxes", d.url))
+        .header("X-API-KEY", &d.key)
+        .json(&json!({"templateID": "code-interpreter", "timeout": 120}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["sandboxID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let logs = |query: &str, key: &str| {
+        d.http
+            .get(format!("{}/{query}", d.url))
+            .header("X-API-KEY", key.to_owned())
+            .send()
+    };
+    let listening = "code interpreter listening on 49999";
+
+    let resp = logs(&format!("v2/sandboxes/{id}/logs"), &d.key)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let entries = body["logs"].as_array().unwrap();
+    let line = entries
+        .iter()
+        .find(|e| e["message"] == listening)
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(line["level"], "info");
+    assert_eq!(line["fields"]["stream"], "stderr");
+    assert!(line["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
+
+    let v1: Value = logs(&format!("sandboxes/{id}/logs?limit=5"), &d.key)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v1["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"] == listening),
+        "{v1}"
+    );
+    assert_eq!(
+        v1["logs"].as_array().unwrap().len(),
+        v1["logEntries"].as_array().unwrap().len()
+    );
+
+    for (query, want) in [
+        ("direction=backward&limit=1", 1),
+        ("search=listening", 1),
+        ("search=nothing-like-this", 0),
+        ("level=error", 0),
+        ("limit=0", 0),
+    ] {
+        let body: Value = logs(&format!("v2/sandboxes/{id}/logs?{query}"), &d.key)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            body["logs"].as_array().unwrap().len(),
+            want,
+            "{query}: {body}"
+        );
+    }
+
+    for query in [
+        "limit=5000",
+        "direction=sideways",
+        "level=loud",
+        "cursor=-1",
+        "page=2",
+    ] {
+        let resp = logs(&format!("v2/sandboxes/{id}/logs?{query}"), &d.key)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{query}");
+    }
+    let other = d
+        .post("/v1/teams")
+        .json(&json!({"name": "team-logs", "admin": "lou"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<TeamCreated>()
+        .await
+        .unwrap()
+        .key
+        .secret;
+    let resp = logs(&format!("v2/sandboxes/{id}/logs"), &other)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

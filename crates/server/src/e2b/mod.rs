@@ -24,6 +24,7 @@ mod control;
 mod error;
 mod exec_audit;
 mod listing;
+mod logs;
 mod metrics;
 mod network;
 mod paging;
@@ -69,6 +70,8 @@ macro_rules! e2b_routes {
             post "/sandboxes/{id}/timeout" => control::set_timeout, needs(S::SandboxesManage);
             post "/sandboxes/{id}/refreshes" => control::refresh, needs(S::SandboxesManage);
             get "/sandboxes/{id}/metrics" => metrics::metrics, needs(S::SandboxesRead);
+            get "/sandboxes/{id}/logs" => logs::logs_v1, needs(S::SandboxesRead);
+            get "/v2/sandboxes/{id}/logs" => logs::logs_v2, needs(S::SandboxesRead);
             put "/sandboxes/{id}/network" => network::update, needs(S::SandboxesManage);
             post "/sandboxes/{id}/pause" => persist::pause, needs(S::SandboxesManage);
             post "/sandboxes/{id}/resume" => persist::resume, needs(S::SandboxesManage);

@@ -49,7 +49,7 @@ impl Sandboxes {
                 cwd: Some(start.cwd.clone()),
             }),
             pty: None,
-            tag: Some("template-start".to_owned()),
+            tag: Some(warren_envd::http_api::START_COMMAND_TAG.to_owned()),
             stdin: Some(false),
         };
         let mut events = client.start(&req, None).await.map_err(crate::agent_error)?;
@@ -115,6 +115,25 @@ impl Sandboxes {
         if wait_port(addr, deadline).await.is_err() {
             tracing::warn!(sandbox = %rec.id, port, "the start command's port did not accept after the restore");
         }
+    }
+
+    /// What the start command of sandbox `id` printed from `start_ms` on
+    /// (Unix ms), oldest first, as its agent keeps it; none while the
+    /// sandbox is not running.
+    pub async fn start_command_logs(
+        &self,
+        id: &warren_core::SandboxId,
+        start_ms: i64,
+    ) -> Result<Vec<warren_envd::http_api::LogLine>, WarrenError> {
+        let rec = self.store.get_sandbox(id).await?;
+        if rec.is_none_or(|r| r.state != warren_core::SandboxState::Running) {
+            return Ok(Vec::new());
+        }
+        let client = self.agents.client(id, None).await?;
+        client
+            .start_command_logs(start_ms)
+            .await
+            .map_err(crate::agent_error)
     }
 
     /// Runs `check` until it exits 0 or `deadline` passes.
