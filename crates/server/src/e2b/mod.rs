@@ -128,6 +128,6 @@ mod tests {
             );
             assert!(rule.scope.is_some(), "{method} {route} needs a scope");
         }
-        assert_eq!(ROUTES.len(), 42);
+        assert_eq!(ROUTES.len(), 44);
     }
 }

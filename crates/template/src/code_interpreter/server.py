@@ -53,10 +53,10 @@ KERNELS = {
     "bash": "warren-bash",
 }
 SHORT_NAMES = {"js": "javascript", "ts": "typescript"}
-# Languages whose kernel may publish a result after it went idle, and how
-# long to wait for one (see Context._late_result).
+# Languages whose kernel may publish output after it went idle, and how
+# long to wait for the barrier that collects it (see Context._late_output).
 LATE_RESULTS = ("javascript", "typescript")
-LATE_GRACE = 0.015
+LATE_GRACE = 5
 # How long an interrupted execution may take to end before its kernel is
 # restarted.
 INTERRUPT_GRACE = 5
@@ -262,8 +262,8 @@ class Context:
                     emit({"type": "number_of_executions",
                           "execution_count": content["execution_count"]})
                 elif kind == "status" and content["execution_state"] == "idle":
-                    if self.language in LATE_RESULTS and "await" in code:
-                        self._late_result(msg_id, emit)
+                    if self.language in LATE_RESULTS:
+                        self._late_output(msg_id, emit)
                     return
         except (BrokenPipeError, ConnectionResetError):
             self.manager.interrupt_kernel()
@@ -273,21 +273,28 @@ class Context:
                 self._restart()
             raise
 
-    def _late_result(self, msg_id, emit):
-        """Deno's kernel may publish the value of a top-level `await` just
-        after it reported itself idle: after its reply, whatever it still
-        publishes within LATE_GRACE seconds belongs to this execution."""
-        try:
-            while self.client.get_shell_msg(timeout=5)["parent_header"].get("msg_id") != msg_id:
-                pass
-            while True:
-                msg = self.client.get_iopub_msg(timeout=LATE_GRACE)
-                if (msg["parent_header"].get("msg_id") == msg_id
-                        and msg["msg_type"] in ("execute_result", "display_data")):
-                    emit(result_line(msg["content"]["data"],
-                                     msg["msg_type"] == "execute_result"))
-        except queue.Empty:
-            pass
+    def _late_output(self, msg_id, emit):
+        """Deno's kernel may publish a cell's value (or output) just after
+        it reported itself idle. A silent, empty execution is a barrier:
+        once it is idle, whatever the cell published has arrived."""
+        barrier = self.client.execute("", silent=True, store_history=False)
+        deadline = time.monotonic() + LATE_GRACE
+        while time.monotonic() < deadline:
+            try:
+                msg = self.client.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            parent = msg["parent_header"].get("msg_id")
+            kind, content = msg["msg_type"], msg["content"]
+            if parent == barrier and kind == "status" and content["execution_state"] == "idle":
+                return
+            if parent != msg_id:
+                continue
+            if kind == "stream":
+                emit({"type": content["name"], "text": content["text"],
+                      "timestamp": time.time_ns()})
+            elif kind in ("execute_result", "display_data"):
+                emit(result_line(content["data"], kind == "execute_result"))
 
     def _drain(self, msg_id, limit=INTERRUPT_GRACE):
         """Waits (at most `limit` seconds) for the interrupted execution to
