@@ -30,8 +30,8 @@ use crate::state::AppState;
 const MAX_LIMIT: usize = 1000;
 const MAX_SEARCH: usize = 256;
 const LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];
-/// The level of a start command's line.
-const LINE_LEVEL: &str = "info";
+/// The level of a start command's line, as an index into [`LEVELS`].
+const LINE_LEVEL: usize = 1;
 
 #[derive(Debug, Default)]
 pub struct V1Query {
@@ -152,7 +152,7 @@ fn timestamp(ms: i64) -> String {
 fn entry(l: LogLine) -> Entry {
     Entry {
         timestamp: timestamp(l.timestamp_ms),
-        level: LINE_LEVEL,
+        level: LEVELS[LINE_LEVEL],
         message: l.line,
         fields: BTreeMap::from([("stream", l.stream), ("source", "start-command".into())]),
     }
@@ -192,9 +192,7 @@ pub async fn logs_v2(
         }
         lines.reverse();
     }
-    let shown = q
-        .level
-        .is_none_or(|lowest| LEVELS.iter().position(|l| *l == LINE_LEVEL) >= Some(lowest));
+    let shown = q.level.is_none_or(|lowest| LINE_LEVEL >= lowest);
     if !shown {
         lines.clear();
     }
