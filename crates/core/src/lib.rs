@@ -11,6 +11,7 @@
 //!   retention, auto-resume).
 //! - [`inbox`]: which events wake a paused sandbox, and its event handler.
 //! - [`quota`]: per-team limits and the decision whether an operation fits.
+//! - [`metering`]: what sandboxes used, and its price.
 //! - [`timefmt`]: how times are written on the wire.
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod id;
 pub mod inbox;
 pub mod laps;
+pub mod metering;
 pub mod network;
 pub mod persist;
 pub mod quota;

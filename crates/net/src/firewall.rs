@@ -38,6 +38,16 @@
 //!   everything else, so the host's other services are unreachable; those
 //!   ports take no connection that does not come from a sandbox veth;
 //! - postrouting: masquerade the pool towards the outside.
+//! - metering (`meter`): every sandbox has two named counters, of the bytes
+//!   it sent to and received from the world beyond the host. Sent: its
+//!   packets forwarded out (postrouting, before masquerade) and its packets
+//!   redirected to the daemon's resolver and proxy (input, `ct status
+//!   dnat`); received: packets to it whose source is not in the pool
+//!   (postrouting, after the proxy's replies got their original source
+//!   back). The daemon's own connections with the sandbox (agent, sandbox
+//!   API, ports) are between pool addresses and never counted. Maps from
+//!   the sandbox's address to its counters select them; a packet the
+//!   firewall drops is never counted.
 //!
 //! Installation is one atomic `nft -f` transaction that replaces the table,
 //! so it is idempotent and safe while sandboxes run (their chains are gone
@@ -232,6 +242,12 @@ table inet {t} {{
   map sandboxes {{
     type ipv4_addr : verdict;
   }}
+  map meter_sent {{
+    type ipv4_addr : counter;
+  }}
+  map meter_received {{
+    type ipv4_addr : counter;
+  }}
   limit blocked_log {{ {LOG_RATE} }}
 {prerouting}  chain forward {{
     type filter hook forward priority filter - 10; policy accept;
@@ -246,6 +262,7 @@ table inet {t} {{
   }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
+    {from_pool} ct status dnat counter name ip saddr map @meter_sent
     {from_pool} ct state established,related accept
     {open_ports}{closed_ports}{from_pool} drop
     iifname {sb} meta nfproto ipv6 drop
@@ -253,6 +270,14 @@ table inet {t} {{
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
     ip saddr {pool} ip daddr != {pool} oifname != {sb} masquerade
+  }}
+  chain meter_forwarded {{
+    type filter hook postrouting priority srcnat - 10; policy accept;
+    {from_pool} oifname != {sb} counter name ip saddr map @meter_sent
+  }}
+  chain meter_received {{
+    type filter hook postrouting priority srcnat + 10; policy accept;
+    oifname {sb} ip daddr {pool} ip saddr != {pool} counter name ip daddr map @meter_received
   }}
 }}
 "

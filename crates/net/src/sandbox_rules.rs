@@ -13,7 +13,11 @@
 //!   one sandbox's flood neither floods the daemon nor silences another
 //!   sandbox's events;
 //! - element `a : jump s<n>` of the `sandboxes` verdict map, which the
-//!   forward chain consults for every new flow from the pool.
+//!   forward chain consults for every new flow from the pool;
+//! - counters `s<n>_sent` and `s<n>_received` and their elements in the
+//!   `meter_sent`/`meter_received` maps (see `meter`). Applying a policy
+//!   again keeps their values: they count for the sandbox's whole life in
+//!   its slot and go with its chain.
 //!
 //! The order of the chain is the order of `NetworkPolicy::decide_resolved`
 //! and `decide_addr`: deny wins, an allow CIDR opens private ranges, a name
@@ -96,6 +100,8 @@ impl Firewall {
   set {c}_allow {{ type ipv4_addr; flags interval; auto-merge; }}
   set {c}_dns {{ type ipv4_addr; flags timeout; }}
   limit {c}_log {{ {LOG_RATE} }}
+  counter {c}_sent {{}}
+  counter {c}_received {{}}
   chain {c} {{}}
 }}
 flush chain inet {t} {c}
@@ -148,6 +154,12 @@ flush set inet {t} {c}_dns
             );
         }
         let _ = writeln!(s, "add element inet {t} sandboxes {{ {addr} : jump {c} }}");
+        for way in ["sent", "received"] {
+            let _ = writeln!(
+                s,
+                "add element inet {t} meter_{way} {{ {addr} : \"{c}_{way}\" }}"
+            );
+        }
         s
     }
 
@@ -181,6 +193,18 @@ delete chain inet {t} {c}
             s,
             "add limit inet {t} {c}_log {{ {LOG_RATE} }}\ndelete limit inet {t} {c}_log\n"
         );
+        // The map element refers to the counter: it goes first.
+        for way in ["sent", "received"] {
+            let _ = write!(
+                s,
+                "add map inet {t} meter_{way} {{ type ipv4_addr : counter; }}
+add counter inet {t} {c}_{way}
+add element inet {t} meter_{way} {{ {addr} : \"{c}_{way}\" }}
+delete element inet {t} meter_{way} {{ {addr} }}
+delete counter inet {t} {c}_{way}
+"
+            );
+        }
         s
     }
 
@@ -316,6 +340,8 @@ mod tests {
                 .unwrap();
             let table = listed();
             assert!(table.contains("10.89.0.6 : jump s1"), "{table}");
+            assert!(table.contains("10.89.0.6 : \"s1_sent\""), "{table}");
+            assert_eq!(fw.traffic().await.unwrap()[&1], crate::Traffic::default());
             assert!(table.contains("198.19.0.9 timeout 1m30s"), "{table}");
             // An update replaces the CIDRs and forgets resolved addresses.
             let other = policy(r#"{"allow":["203.0.113.0/24"]}"#);
@@ -327,6 +353,7 @@ mod tests {
             fw.remove_sandbox(1, addr).await.unwrap();
             let table = listed();
             assert!(!table.contains("s1"), "{table}");
+            assert!(!fw.traffic().await.unwrap().contains_key(&1));
         });
         fw.remove_blocking().unwrap();
     }

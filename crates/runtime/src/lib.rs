@@ -160,6 +160,8 @@ pub struct Stats {
     pub cpu_usage_ns: u64,
     pub memory_bytes: u64,
     pub pids: u64,
+    /// Bytes the sandbox's writable layer holds on the host's disk.
+    pub disk_bytes: u64,
 }
 
 /// A sandbox runtime backend.

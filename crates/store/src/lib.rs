@@ -60,6 +60,7 @@ mod hook;
 mod pool;
 mod sqlite;
 mod template_snapshot;
+mod usage;
 mod volume;
 mod webhook;
 
@@ -71,6 +72,7 @@ pub use hook::{HookKind, HookRecord, Subscription, TimerRecord};
 pub use pool::{PoolClaim, PoolRecord, pool_owner, pool_team};
 pub use sqlite::{SqliteAudit, SqliteConfig, SqliteStore};
 pub use template_snapshot::TemplateSnapshotRecord;
+pub use usage::{MeterMark, UsageGroup, UsageQuery, UsageSample};
 pub use volume::{VolumeMountRecord, VolumeRecord};
 pub use webhook::{
     AttemptNext, AttemptRecord, DeliveryRecord, DeliveryState, EventPage, LifecycleEventRecord,
@@ -886,4 +888,25 @@ pub trait Store: Send + Sync + 'static {
         id: &SandboxId,
         claim: &PoolClaim,
     ) -> Result<Option<SandboxRecord>, StoreError>;
+
+    // ---- Metering (see `usage`) ----
+
+    /// Adds `samples` to the sums, stores `marks` (replacing each
+    /// sandbox's) and deletes the marks of `forget`, in one transaction.
+    async fn record_usage(
+        &self,
+        samples: &[UsageSample],
+        marks: &[MeterMark],
+        forget: &[SandboxId],
+    ) -> Result<(), StoreError>;
+
+    /// Every stored meter mark.
+    async fn meter_marks(&self) -> Result<Vec<MeterMark>, StoreError>;
+
+    /// The stored bytes of live snapshots (pause images included), summed
+    /// by the sandbox they were taken of.
+    async fn snapshot_bytes_by_sandbox(&self) -> Result<Vec<(SandboxId, u64)>, StoreError>;
+
+    /// Usage summed by `query.group_by`, largest CPU time first.
+    async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError>;
 }

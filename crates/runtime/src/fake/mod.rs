@@ -463,6 +463,7 @@ impl Runtime for FakeRuntime {
                     cpu_usage_ns,
                     memory_bytes,
                     pids,
+                    disk_bytes: 0,
                 })
             }
             _ => Err(not_found(id)),

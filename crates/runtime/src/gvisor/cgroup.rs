@@ -44,6 +44,7 @@ pub(super) fn stats(id: &SandboxId) -> Result<Option<Stats>, RuntimeError> {
             cpu_usage_ns: cpu_usec.saturating_mul(1000),
             memory_bytes: read_u64(&dir.join("memory.current"))?,
             pids: read_u64(&dir.join("pids.current"))?,
+            disk_bytes: 0,
         }));
     }
     let Some(memory) = v1_dir(&["memory"], &leaf) else {
@@ -61,6 +62,7 @@ pub(super) fn stats(id: &SandboxId) -> Result<Option<Stats>, RuntimeError> {
             Some(d) => read_u64(&d.join("pids.current"))?,
             None => 0,
         },
+        disk_bytes: 0,
     }))
 }
 

@@ -551,11 +551,16 @@ impl Runtime for GvisorRuntime {
     }
 
     async fn stats(&self, id: &SandboxId) -> Result<Stats, RuntimeError> {
-        let (_, rec) = self.record(id)?;
+        let (dir, rec) = self.record(id)?;
         if !rec.status.is_live() {
             return Err(RuntimeError::NotFound(id.to_string()));
         }
-        cgroup::stats(id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))
+        let mut stats = cgroup::stats(id)?.ok_or_else(|| RuntimeError::NotFound(id.to_string()))?;
+        // The image is sparse: its allocated blocks are what it holds.
+        stats.disk_bytes = std::fs::metadata(disk::image_path(&dir.root))
+            .map(|m| std::os::unix::fs::MetadataExt::blocks(&m).saturating_mul(512))
+            .unwrap_or(0);
+        Ok(stats)
     }
 
     async fn has_exited(&self, id: &SandboxId) -> Result<bool, RuntimeError> {

@@ -42,6 +42,7 @@ mod snapshots;
 mod teams;
 mod template_snapshots;
 mod template_versions;
+mod usage;
 mod volumes;
 mod webhooks;
 
@@ -728,6 +729,30 @@ impl Store for SqliteStore {
         claim: &crate::PoolClaim,
     ) -> Result<Option<SandboxRecord>, StoreError> {
         pools::claim(&self.writer, id, claim).await
+    }
+
+    async fn record_usage(
+        &self,
+        samples: &[crate::UsageSample],
+        marks: &[crate::MeterMark],
+        forget: &[SandboxId],
+    ) -> Result<(), StoreError> {
+        usage::record(&self.writer, samples, marks, forget).await
+    }
+
+    async fn meter_marks(&self) -> Result<Vec<crate::MeterMark>, StoreError> {
+        usage::marks(&self.reader).await
+    }
+
+    async fn snapshot_bytes_by_sandbox(&self) -> Result<Vec<(SandboxId, u64)>, StoreError> {
+        usage::snapshot_bytes(&self.reader).await
+    }
+
+    async fn usage_report(
+        &self,
+        query: &crate::UsageQuery,
+    ) -> Result<Vec<crate::UsageGroup>, StoreError> {
+        usage::report(&self.reader, query).await
     }
 }
 

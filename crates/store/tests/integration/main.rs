@@ -21,4 +21,5 @@ mod teams;
 mod template_snapshots;
 mod template_versions;
 mod transitions;
+mod usage;
 mod volumes;
