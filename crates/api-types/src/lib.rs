@@ -105,7 +105,7 @@ pub struct CreateSandboxRequest {
 }
 
 /// A sandbox as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct Sandbox {
     pub id: String,
     pub template: String,
@@ -158,6 +158,10 @@ pub struct Sandbox {
     /// The team volumes it mounts (in its creation and its detail).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeMount>,
+    /// What it used so far and its cost (in its detail; the meter's last
+    /// sample, at most one interval old).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageTotals>,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`
@@ -218,7 +222,7 @@ pub struct ForkRequest {
 }
 
 /// Response of `POST /v1/sandboxes/{id}/fork`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct ForkResponse {
     /// The snapshot every branch started from.
     pub snapshot: String,
@@ -226,7 +230,7 @@ pub struct ForkResponse {
 }
 
 /// `GET /v1/sandboxes`
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct SandboxList {
     pub sandboxes: Vec<Sandbox>,
 }
@@ -470,3 +474,6 @@ pub use webhooks::{
 
 mod pools;
 pub use pools::{Pool, PoolList, SetPoolRequest};
+
+mod usage;
+pub use usage::{Cost, UsageGroup, UsageReport, UsageTotals};

@@ -24,6 +24,7 @@ use crate::audit::{Audit, AuditTasks};
 use crate::auth::{Authenticator, Credentials, Grants, KeyError, Pepper, TokenIssuer};
 use crate::clock::Clock;
 use crate::ports::{PortProxy, route as route_ports};
+use crate::service::meter::{Meter, MeteredRuntime};
 use crate::service::secrets::SecretsCipher;
 use crate::service::storage::DiskReserve;
 use crate::service::webhooks::{Destinations, Webhooks};
@@ -155,6 +156,8 @@ pub(crate) struct Parts {
     pub webhook_first_retry: std::time::Duration,
     /// Where template builds' RUN steps may reach (`Config::build_allow`).
     pub build_allow: Vec<warren_core::network::NetRule>,
+    pub meter_interval: std::time::Duration,
+    pub prices: warren_core::metering::Prices,
 }
 
 /// The services and the two routers, ready to serve.
@@ -164,6 +167,8 @@ pub(crate) struct Assembled {
     pub hooks: Arc<Hooks>,
     /// Lifecycle webhooks; its worker is started by the caller.
     pub webhooks: Arc<Webhooks>,
+    /// The meter; its worker is started by the caller.
+    pub meter: Arc<Meter>,
     /// Ends once every teardown queued before the services were dropped
     /// has run.
     pub teardown_worker: JoinHandle<()>,
@@ -175,8 +180,17 @@ pub(crate) struct Assembled {
 
 /// Builds the services over `p` and the routers over them.
 pub(crate) fn assemble(p: Parts) -> Assembled {
+    let meter = Arc::new(Meter::new(
+        p.store.clone(),
+        p.runtime.clone(),
+        p.network.clone(),
+        p.clock.clone(),
+        p.prices,
+        p.meter_interval,
+    ));
+    let runtime: Arc<dyn Runtime> = Arc::new(MeteredRuntime::new(p.runtime, meter.clone()));
     let (teardown, teardown_worker) =
-        Teardown::start(p.runtime.clone(), p.store.clone(), p.network.clone());
+        Teardown::start(runtime.clone(), p.store.clone(), p.network.clone());
     let agents = Agents::new(p.secrets.agent);
     let tokens = p.secrets.tokens.with_clock(p.clock.clone());
     let webhooks = Arc::new(Webhooks::new(
@@ -188,7 +202,8 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
     ));
     let sandboxes = Arc::new(Sandboxes::new(SandboxDeps {
         store: p.store.clone(),
-        runtime: p.runtime,
+        runtime,
+        meter: meter.clone(),
         templates: p.templates.clone(),
         agents: agents.clone(),
         agent_binary: p.agent_binary,
@@ -261,6 +276,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         sandboxes,
         hooks,
         webhooks,
+        meter,
         teardown_worker,
         api,
         sandbox_api,

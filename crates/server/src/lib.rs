@@ -111,6 +111,11 @@ pub struct Config {
     /// Destinations every template build's RUN steps may reach besides
     /// the host's Debian mirror (E2B's builds name none of their own).
     pub build_allow: Vec<warren_core::network::NetRule>,
+    /// How often the meter samples every sandbox; default 15 s.
+    pub meter_interval: std::time::Duration,
+    /// What usage costs (`docs/metering.md`); default
+    /// [`warren_core::metering::Prices::default`].
+    pub prices: warren_core::metering::Prices,
 }
 
 /// Why the daemon could not start or stopped with an error.

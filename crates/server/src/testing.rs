@@ -44,6 +44,8 @@ pub struct InProcess {
     /// The time every expiry is decided against.
     pub clock: ManualClock,
     audit_tasks: AuditTasks,
+    /// The meter, sampled only when a test asks ([`InProcess::sample_meter`]).
+    meter: Arc<crate::service::meter::Meter>,
     stop_reaper: tokio::sync::watch::Sender<bool>,
     /// The reaper, the inbox worker, the timers, the hook delivery-id
     /// pruner and the webhooks' outbox.
@@ -130,6 +132,8 @@ impl InProcess {
             webhook_destinations: Destinations::new(webhook_allow, None),
             webhook_first_retry: crate::service::webhooks::backoff::FIRST_RETRY,
             build_allow: Vec::new(),
+            meter_interval: crate::service::meter::DEFAULT_INTERVAL,
+            prices: Default::default(),
         });
         let (stop_reaper, stopped) = tokio::sync::watch::channel(false);
         let workers = vec![
@@ -145,6 +149,7 @@ impl InProcess {
             admin_key,
             clock: manual,
             audit_tasks,
+            meter: assembled.meter.clone(),
             stop_reaper,
             workers,
         })
@@ -199,6 +204,14 @@ impl InProcess {
             None => req.body(axum::body::Body::empty()),
         };
         self.send(req.expect("a well-formed request")).await
+    }
+
+    /// One sample of the meter, written (at the manual clock's time).
+    pub async fn sample_meter(&self) {
+        self.meter
+            .sample()
+            .await
+            .expect("the meter records a sample");
     }
 
     /// A new key of the operators' team with `role`; its secret.

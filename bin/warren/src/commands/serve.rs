@@ -131,6 +131,14 @@ pub struct Args {
     /// `pip_install`); repeat for more.
     #[arg(long = "build-allow", value_name = "DOMAIN|CIDR")]
     build_allow: Vec<warren_core::network::NetRule>,
+    /// How often the meter samples every sandbox's use (1s to 5m).
+    #[arg(long, env = "WARREN_METER_INTERVAL", value_name = "DURATION", default_value = "15s", value_parser = parse_meter_interval)]
+    meter_interval: std::time::Duration,
+    /// A JSON price table (currency, vcpu_second, memory_gib_second,
+    /// disk_gib_hour, snapshot_gib_hour, egress_gb) [default: the prices in
+    /// docs/metering.md].
+    #[arg(long, env = "WARREN_PRICES", value_name = "FILE")]
+    prices: Option<PathBuf>,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -218,6 +226,35 @@ fn parse_standby(raw: &str) -> Result<u64, String> {
     Ok(d.as_secs())
 }
 
+/// A duration from 1 s to 5 min.
+fn parse_meter_interval(raw: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(raw)
+        .map_err(|e| format!("expected a duration like 15s, got '{raw}': {e}"))?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(300) {
+        return Err(format!("the meter samples every 1s to 5m, got '{raw}'"));
+    }
+    Ok(d)
+}
+
+/// The price table in `path`, checked.
+fn load_prices(path: Option<&std::path::Path>) -> anyhow::Result<warren_core::metering::Prices> {
+    let Some(path) = path else {
+        return Ok(warren_core::metering::Prices::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the price table {}", path.display()))?;
+    let prices: warren_core::metering::Prices = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "the price table {} is not valid: expected a JSON object with currency, vcpu_second, memory_gib_second, disk_gib_hour, snapshot_gib_hour and egress_gb",
+            path.display()
+        )
+    })?;
+    prices
+        .validate()
+        .map_err(|e| anyhow::anyhow!("the price table {}: {}", path.display(), e.message))?;
+    Ok(prices)
+}
+
 fn parse_ports_domain(raw: &str) -> Result<String, String> {
     warren_server::ports::parse_domain(raw).map_err(|e| e.message)
 }
@@ -248,6 +285,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         tracing::info!(signal = name, "shutting down");
     };
     let network_default = default_policy(&args)?;
+    let prices = load_prices(args.prices.as_deref())?;
     let config = warren_server::Config {
         listen: args.listen,
         data_dir: args.data_dir,
@@ -275,6 +313,8 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         webhook_first_retry_s: args.webhook_first_retry.max(1),
         template_snapshots: args.template_snapshots,
         build_allow: args.build_allow,
+        meter_interval: args.meter_interval,
+        prices,
     };
     warren_server::serve(config, shutdown)
         .await

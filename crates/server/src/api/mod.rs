@@ -31,6 +31,8 @@ mod teams;
 mod templates;
 mod timeline;
 mod timers;
+mod usage;
+mod usage_csv;
 mod volumes;
 mod webhooks;
 

@@ -17,7 +17,8 @@ use warren_core::Scope as S;
 use super::openapi::BearerAuth;
 use super::{
     UPLOAD_LIMIT, audit, events, exec, files, health, hooks, inbox, keys, network, pools, pty,
-    quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, volumes, webhooks,
+    quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, usage, volumes,
+    webhooks,
 };
 use crate::auth::policy::{needs, needs_or_token, token_or_key};
 use crate::route_table::router_and_rules;
@@ -50,6 +51,8 @@ macro_rules! native_routes {
             // A sandbox may fork itself: the branches act for its dispatcher.
             post "/v1/sandboxes/{id}/fork" => snapshots::fork, needs_or_token(S::SandboxesCreate);
             get "/metrics" => crate::metrics::scrape, needs(S::TeamsManage);
+            // A team's own usage; operators see every team's.
+            get "/v1/usage" => usage::report, needs(S::SandboxesRead);
             get "/v1/templates" => templates::list, needs(S::SandboxesRead);
             get "/v1/templates/{name}" => templates::versions, needs(S::SandboxesRead);
             post "/v1/templates/{name}/build" => templates::build, needs(S::TemplatesBuild);

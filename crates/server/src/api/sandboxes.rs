@@ -54,6 +54,7 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         traffic_token: None,
         network: rec.network,
         volumes: Vec::new(),
+        usage: None,
     }
 }
 
@@ -147,6 +148,8 @@ pub async fn info(
 ) -> ApiResult<Json<Sandbox>> {
     let mut sandbox = to_api(state.sandboxes.get(&id).await?);
     sandbox.volumes = mounts(&state, &id).await?;
+    let usage = state.sandboxes.sandbox_usage(&id).await?;
+    sandbox.usage = Some(super::usage::totals(&usage, state.sandboxes.prices()));
     // The traffic token opens the sandbox's ports: as much as exec gives.
     if caller.permissions.contains(Scope::SandboxesExec) {
         let grant = state

@@ -23,6 +23,7 @@ pub mod inbox;
 mod lifetimes;
 mod liveness;
 mod locks;
+pub mod meter;
 mod network;
 mod pause;
 mod pool;
@@ -41,6 +42,7 @@ mod template_snapshot;
 mod tenancy;
 pub mod timers;
 mod unrecorded;
+mod usage;
 pub mod volumes;
 pub mod webhooks;
 
@@ -88,7 +90,9 @@ pub const DEFAULT_TIMEOUT_S: u64 = warren_core::Persistence::DEFAULT_TIMEOUT_S;
 /// What the sandbox service is built from (`crate::assemble`).
 pub(crate) struct SandboxDeps {
     pub store: Arc<dyn Store>,
+    /// The metered runtime (`meter::MeteredRuntime`).
     pub runtime: Arc<dyn Runtime>,
+    pub meter: Arc<meter::Meter>,
     pub templates: Arc<TemplateStore>,
     pub agents: Agents,
     pub agent_binary: PathBuf,
@@ -117,6 +121,7 @@ pub(crate) struct SandboxDeps {
 pub struct Sandboxes {
     store: Arc<dyn Store>,
     runtime: Arc<dyn Runtime>,
+    meter: Arc<meter::Meter>,
     templates: Arc<TemplateStore>,
     agents: Agents,
     agent_binary: PathBuf,
@@ -150,6 +155,7 @@ impl Sandboxes {
         Self {
             store: d.store,
             runtime: d.runtime,
+            meter: d.meter,
             templates: d.templates,
             agents: d.agents,
             agent_binary: d.agent_binary,

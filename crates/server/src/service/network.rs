@@ -149,6 +149,19 @@ impl Network {
         }
     }
 
+    /// Every sandbox's traffic counters, by network slot (see
+    /// `warren_net::meter`); none without a firewall, or when they cannot
+    /// be read (logged).
+    pub async fn traffic(&self) -> HashMap<u32, warren_net::Traffic> {
+        let Some(fw) = &self.firewall else {
+            return HashMap::new();
+        };
+        fw.traffic().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read the sandboxes' traffic counters");
+            HashMap::new()
+        })
+    }
+
     /// The address the sandbox's instance sends from, while one is known.
     pub fn address_of(&self, id: &SandboxId) -> Option<IpAddr> {
         self.registry.by_id(id.as_str()).map(|n| IpAddr::V4(n.addr))

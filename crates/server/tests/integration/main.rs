@@ -13,5 +13,6 @@ mod secrets_service;
 mod sources;
 mod template_aliases;
 mod template_import;
+mod usage;
 mod volumes;
 mod webhooks;

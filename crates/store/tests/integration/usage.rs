@@ -73,7 +73,7 @@ async fn sums_add_up_and_marks_move_in_the_same_write() {
     assert_eq!(report[0].sandboxes, 1);
 
     db.store
-        .record_usage(&[], &[], &[sb.id.clone()])
+        .record_usage(&[], &[], std::slice::from_ref(&sb.id))
         .await
         .unwrap();
     assert!(db.store.meter_marks().await.unwrap().is_empty());

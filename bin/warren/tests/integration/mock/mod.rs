@@ -93,6 +93,7 @@ fn sandbox(id: &str) -> Sandbox {
         traffic_token: None,
         network: Default::default(),
         volumes: Vec::new(),
+        usage: None,
     }
 }
 

@@ -1,0 +1,369 @@
+//! The meter: what every sandbox uses, measured, summed per minute and
+//! stored (see `warren_core::metering` and `docs/metering.md`).
+//!
+//! Every interval (15 s by default) the meter visits every sandbox that is
+//! not dead, and every dead one that still has snapshots, and adds to its
+//! sums what happened since it last counted it: CPU time (the difference of
+//! the cgroup counter of its instance), memory in use, the memory limit and
+//! its disk's allocated bytes, each times the elapsed time, its traffic
+//! beyond the host (the difference of its firewall counters), its
+//! snapshots' stored bytes times the elapsed time, and the elapsed time as
+//! running, standby (paused, instance kept frozen) or paused.
+//!
+//! Invariants:
+//! - sums and the marks they advance are written in one transaction; a
+//!   counter below its mark is a new counter (a new instance after a
+//!   restore, a firewall table replaced at start), whose whole value is
+//!   new use;
+//! - an instance that ends (stop, destroy, pause without standby) is
+//!   counted just before, by [`runtime::MeteredRuntime`], so a sandbox
+//!   killed between two samples loses nothing; an instance that starts
+//!   (create, restore) counts CPU from zero;
+//! - traffic marks live in memory only: the firewall's counters start
+//!   from zero with the table, which every daemon start replaces;
+//! - wall time of a sandbox that ended between two samples is counted up
+//!   to its end, in the state it was last seen in.
+
+mod runtime;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use warren_core::metering::{Prices, Usage, mib_ms};
+use warren_core::{SandboxId, SandboxState, WarrenError};
+use warren_runtime::{Runtime, Stats};
+use warren_store::{MeterMark, SandboxFilter, Store, UsageSample};
+
+pub use runtime::MeteredRuntime;
+
+use super::Network;
+use crate::clock::Clock;
+
+/// How often the meter samples by default.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+
+const MIB: u64 = 1024 * 1024;
+
+/// What the meter counts a sandbox's wall time as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Running,
+    Standby,
+    Paused,
+}
+
+/// Where the meter stands for one sandbox.
+#[derive(Debug, Clone)]
+struct Mark {
+    cpu_ns: u64,
+    counted_to: OffsetDateTime,
+    sent: u64,
+    received: u64,
+    /// What it was when last counted live; `None` once its end is counted.
+    kind: Option<Kind>,
+}
+
+impl Mark {
+    fn new(counted_to: OffsetDateTime) -> Self {
+        Self {
+            cpu_ns: 0,
+            counted_to,
+            sent: 0,
+            received: 0,
+            kind: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// `None` until the stored marks are loaded.
+    marks: Option<HashMap<SandboxId, Mark>>,
+    /// Counted by [`Meter::settle`], written with the next sample.
+    pending: Vec<UsageSample>,
+}
+
+/// The daemon's meter.
+pub struct Meter {
+    store: Arc<dyn Store>,
+    /// The runtime itself (not the metered one).
+    runtime: Arc<dyn Runtime>,
+    network: Arc<Network>,
+    clock: Clock,
+    prices: Prices,
+    interval: Duration,
+    /// Sandboxes first seen are counted from their creation, but not from
+    /// before this daemon started metering.
+    since: OffsetDateTime,
+    state: Mutex<State>,
+}
+
+/// The difference of a counter from its mark; a counter below its mark
+/// was started again, and all of it is new.
+fn delta(now: u64, mark: u64) -> u64 {
+    if now >= mark { now - mark } else { now }
+}
+
+fn elapsed_ms(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
+    u64::try_from((to - from).whole_milliseconds()).unwrap_or(0)
+}
+
+fn minute_of(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp().div_euclid(60)
+}
+
+impl Meter {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<dyn Runtime>,
+        network: Arc<Network>,
+        clock: Clock,
+        prices: Prices,
+        interval: Duration,
+    ) -> Self {
+        let since = clock.now();
+        Self {
+            store,
+            runtime,
+            network,
+            clock,
+            prices,
+            interval,
+            since,
+            state: Mutex::default(),
+        }
+    }
+
+    pub fn prices(&self) -> &Prices {
+        &self.prices
+    }
+
+    /// The stored marks, loaded once.
+    async fn marks<'a>(
+        &self,
+        state: &'a mut State,
+    ) -> Result<&'a mut HashMap<SandboxId, Mark>, WarrenError> {
+        if state.marks.is_none() {
+            let stored = self.store.meter_marks().await?;
+            state.marks = Some(
+                stored
+                    .into_iter()
+                    .map(|m| {
+                        let mut mark = Mark::new(m.counted_to);
+                        mark.cpu_ns = m.cpu_ns;
+                        (m.sandbox, mark)
+                    })
+                    .collect(),
+            );
+        }
+        Ok(state.marks.get_or_insert_with(HashMap::new))
+    }
+
+    /// Adds what `stats` and `ms` of wall time as `kind` say to `usage`.
+    fn count_instance(
+        usage: &mut Usage,
+        mark: &mut Mark,
+        stats: &Stats,
+        memory_limit_mb: u32,
+        ms: u64,
+    ) {
+        usage.cpu_ns = usage
+            .cpu_ns
+            .saturating_add(delta(stats.cpu_usage_ns, mark.cpu_ns));
+        mark.cpu_ns = stats.cpu_usage_ns;
+        usage.memory_mib_ms += mib_ms(stats.memory_bytes, ms);
+        usage.memory_limit_mib_ms += mib_ms(u64::from(memory_limit_mb) * MIB, ms);
+        usage.disk_mib_ms += mib_ms(stats.disk_bytes, ms);
+    }
+
+    fn count_wall(usage: &mut Usage, kind: Kind, ms: u64) {
+        match kind {
+            Kind::Running => usage.running_ms += ms,
+            Kind::Standby => usage.standby_ms += ms,
+            Kind::Paused => usage.paused_ms += ms,
+        }
+    }
+
+    /// Counts sandbox `id`'s instance now, before it ends.
+    pub(crate) async fn settle(&self, id: &SandboxId, with_traffic: bool) {
+        let Ok(stats) = self.runtime.stats(id).await else {
+            return;
+        };
+        let rec = match self.store.get_sandbox(id).await {
+            Ok(Some(rec)) => rec,
+            _ => return,
+        };
+        let traffic = if with_traffic {
+            self.network.traffic().await.remove(&rec.net_slot)
+        } else {
+            None
+        };
+        let now = self.clock.now();
+        let mut state = self.state.lock().await;
+        let Ok(marks) = self.marks(&mut state).await else {
+            return;
+        };
+        let mark = marks
+            .entry(id.clone())
+            .or_insert_with(|| Mark::new(rec.created_at.max(self.since)));
+        let ms = elapsed_ms(mark.counted_to, now);
+        let kind = if rec.state == SandboxState::Paused {
+            Kind::Standby
+        } else {
+            Kind::Running
+        };
+        let mut usage = Usage::default();
+        Self::count_instance(&mut usage, mark, &stats, rec.limits.memory_mb, ms);
+        Self::count_wall(&mut usage, kind, ms);
+        if let Some(t) = traffic {
+            usage.egress_bytes = delta(t.sent_bytes, mark.sent);
+            usage.ingress_bytes = delta(t.received_bytes, mark.received);
+            mark.sent = t.sent_bytes;
+            mark.received = t.received_bytes;
+        }
+        mark.counted_to = mark.counted_to.max(now);
+        mark.kind = Some(kind);
+        state.pending.push(UsageSample {
+            sandbox: id.clone(),
+            minute: minute_of(now),
+            usage,
+        });
+    }
+
+    /// A new instance of `id` starts: its CPU counter starts from zero.
+    pub(crate) async fn instance_starting(&self, id: &SandboxId) {
+        let mut state = self.state.lock().await;
+        if let Ok(marks) = self.marks(&mut state).await
+            && let Some(mark) = marks.get_mut(id)
+        {
+            mark.cpu_ns = 0;
+        }
+    }
+
+    /// One sample of every sandbox, written.
+    pub async fn sample(&self) -> Result<(), WarrenError> {
+        let live = self.store.list_sandboxes(&SandboxFilter::default()).await?;
+        let snapshots: HashMap<SandboxId, u64> = self
+            .store
+            .snapshot_bytes_by_sandbox()
+            .await?
+            .into_iter()
+            .collect();
+        let traffic = self.network.traffic().await;
+        let now = self.clock.now();
+        let minute = minute_of(now);
+
+        let mut state = self.state.lock().await;
+        let mut samples = std::mem::take(&mut state.pending);
+        let marks = self.marks(&mut state).await?;
+        let mut stored = Vec::new();
+        let mut seen = HashSet::new();
+        for rec in &live {
+            seen.insert(rec.id.clone());
+            let stats = self.runtime.stats(&rec.id).await.ok();
+            let mark = marks
+                .entry(rec.id.clone())
+                .or_insert_with(|| Mark::new(rec.created_at.max(self.since)));
+            let ms = elapsed_ms(mark.counted_to, now);
+            let kind = match (rec.state, &stats) {
+                (SandboxState::Paused, Some(_)) => Kind::Standby,
+                (SandboxState::Paused, None) => Kind::Paused,
+                _ => Kind::Running,
+            };
+            let mut usage = Usage::default();
+            Self::count_wall(&mut usage, kind, ms);
+            if let Some(stats) = &stats {
+                Self::count_instance(&mut usage, mark, stats, rec.limits.memory_mb, ms);
+            }
+            if let Some(t) = traffic.get(&rec.net_slot) {
+                usage.egress_bytes = delta(t.sent_bytes, mark.sent);
+                usage.ingress_bytes = delta(t.received_bytes, mark.received);
+                mark.sent = t.sent_bytes;
+                mark.received = t.received_bytes;
+            }
+            if let Some(bytes) = snapshots.get(&rec.id) {
+                usage.snapshot_mib_ms = mib_ms(*bytes, ms);
+            }
+            mark.counted_to = mark.counted_to.max(now);
+            mark.kind = Some(kind);
+            stored.push(stored_mark(&rec.id, mark));
+            samples.push(UsageSample {
+                sandbox: rec.id.clone(),
+                minute,
+                usage,
+            });
+        }
+
+        // Sandboxes that ended, and dead ones whose snapshots are stored.
+        let gone: Vec<SandboxId> = marks
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
+        let mut forget = Vec::new();
+        for id in gone {
+            let Some(mark) = marks.get_mut(&id) else {
+                continue;
+            };
+            let mut usage = Usage::default();
+            if let Some(kind) = mark.kind.take()
+                && let Ok(Some(rec)) = self.store.get_sandbox(&id).await
+            {
+                let end = rec.state_changed_at.min(now);
+                Self::count_wall(&mut usage, kind, elapsed_ms(mark.counted_to, end));
+            }
+            match snapshots.get(&id) {
+                Some(bytes) => {
+                    usage.snapshot_mib_ms = mib_ms(*bytes, elapsed_ms(mark.counted_to, now));
+                    mark.counted_to = mark.counted_to.max(now);
+                    stored.push(stored_mark(&id, mark));
+                }
+                None => {
+                    marks.remove(&id);
+                    forget.push(id.clone());
+                }
+            }
+            samples.push(UsageSample {
+                sandbox: id,
+                minute,
+                usage,
+            });
+        }
+        samples.retain(|s| !s.usage.is_zero());
+        if let Err(e) = self.store.record_usage(&samples, &stored, &forget).await {
+            // Kept for the next sample; the marks stay advanced in memory.
+            state.pending = samples;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Samples every interval until `shutdown` fires, then once more.
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stop = tokio::select! {
+                _ = tick.tick() => false,
+                _ = shutdown.changed() => true,
+            };
+            if let Err(e) = self.sample().await {
+                tracing::warn!(error = %e, "the meter could not record a sample");
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+}
+
+fn stored_mark(id: &SandboxId, mark: &Mark) -> MeterMark {
+    MeterMark {
+        sandbox: id.clone(),
+        cpu_ns: mark.cpu_ns,
+        counted_to: mark.counted_to,
+    }
+}

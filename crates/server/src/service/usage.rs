@@ -1,0 +1,38 @@
+//! Usage reports over the meter's sums (see `meter`), scoped to what the
+//! caller may see: a team's own sandboxes, every team's for operators.
+
+use warren_core::metering::{Prices, Usage};
+use warren_core::{SandboxId, WarrenError};
+use warren_store::{UsageGroup, UsageQuery};
+
+use super::Sandboxes;
+
+impl Sandboxes {
+    /// The price table usage is costed with.
+    pub fn prices(&self) -> &Prices {
+        self.meter.prices()
+    }
+
+    /// Usage summed as `query` says.
+    pub async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, WarrenError> {
+        Ok(self.store.usage_report(query).await?)
+    }
+
+    /// Everything sandbox `id` used since it was created.
+    pub async fn sandbox_usage(&self, id: &SandboxId) -> Result<Usage, WarrenError> {
+        let rec = self.get(id).await?;
+        let query = UsageQuery {
+            group_by: warren_core::metering::GroupBy::Sandbox,
+            team: Some(rec.team),
+            sandbox: Some(rec.id),
+            since: rec.created_at,
+            until: self.clock.now(),
+        };
+        let groups = self.store.usage_report(&query).await?;
+        Ok(groups
+            .into_iter()
+            .next()
+            .map(|g| g.usage)
+            .unwrap_or_default())
+    }
+}
