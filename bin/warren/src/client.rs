@@ -31,6 +31,7 @@ mod pools;
 mod secrets;
 mod snapshots;
 mod template_aliases;
+mod usage;
 mod volumes;
 mod webhooks;
 

@@ -54,5 +54,20 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
         ),
         ("metadata", metadata),
     ])?;
+    if let Some(u) = &s.usage {
+        ctx.out.fields(&[
+            (
+                "used",
+                format!(
+                    "{:.2} CPU-s, {:.2} GiB-s of memory, running {}, paused {}",
+                    u.cpu_seconds,
+                    u.memory_gib_seconds,
+                    super::usage::duration(u.running_seconds),
+                    super::usage::duration(u.standby_seconds + u.paused_seconds)
+                ),
+            ),
+            ("cost", super::usage::money(u.cost.total, &u.cost.currency)),
+        ])?;
+    }
     Ok(exit::OK)
 }

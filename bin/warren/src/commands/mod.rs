@@ -30,6 +30,7 @@ pub mod template_alias;
 pub mod timeline;
 pub mod timeout;
 pub mod timer;
+pub mod usage;
 pub mod user;
 pub mod volume;
 pub mod webhook;

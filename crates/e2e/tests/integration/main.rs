@@ -24,6 +24,7 @@ mod sandbox_grants;
 mod sandbox_inbox;
 mod sandbox_lifecycle;
 mod sandbox_listeners;
+mod sandbox_metering;
 mod sandbox_network;
 mod sandbox_pools;
 mod sandbox_ports;

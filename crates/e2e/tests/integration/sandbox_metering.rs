@@ -1,0 +1,225 @@
+//! The meter against real gVisor sandboxes (docs/metering.md): CPU burnt
+//! inside is metered as the sandbox's own clock counts it, a download is
+//! counted as ingress, a paused sandbox accrues paused time and no CPU,
+//! the sums survive a daemon restart without counting twice, and a task's
+//! cost adds up across its forks.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use warren_e2e::Daemon;
+use warren_e2e::internet::Internet;
+
+const NAMES: &[(&str, u8)] = &[("files.example.test", 2)];
+
+/// Spins on one CPU for `{s}` seconds of wall time, and prints the CPU
+/// time the sandbox's kernel counted for it.
+const BURN: &str = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass\nprint(time.process_time())";
+
+async fn usage(d: &Daemon, id: &str) -> Value {
+    let info: Value = d.get_json(&format!("/v1/sandboxes/{id}")).await;
+    info["usage"].clone()
+}
+
+fn f(v: &Value, field: &str) -> f64 {
+    v[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
+}
+
+/// The CPU time the host's cgroup accounting gives sandbox `id`'s cgroup
+/// (v2 or v1), read directly: what the meter must agree with.
+fn host_cpu_seconds(id: &str) -> f64 {
+    let v2 = format!("/sys/fs/cgroup/warren-{id}/cpu.stat");
+    if let Ok(text) = std::fs::read_to_string(&v2) {
+        let usec: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("usage_usec in cpu.stat");
+        return usec / 1e6;
+    }
+    for hierarchy in ["cpuacct", "cpu,cpuacct", "cpuacct,cpu"] {
+        let v1 = format!("/sys/fs/cgroup/{hierarchy}/warren-{id}/cpuacct.usage");
+        if let Ok(text) = std::fs::read_to_string(&v1) {
+            return text.trim().parse::<f64>().expect("cpuacct.usage") / 1e9;
+        }
+    }
+    panic!("no cgroup for sandbox {id}");
+}
+
+fn wall(u: &Value) -> f64 {
+    f(u, "running_seconds") + f(u, "standby_seconds") + f(u, "paused_seconds")
+}
+
+/// The sandbox's usage once the meter (sampling every second here) has
+/// counted at least 3 s more of its wall time than when this was called:
+/// a sample taken after everything that happened before the call.
+async fn settled(d: &Daemon, id: &str) -> Value {
+    let start = wall(&usage(d, id).await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = usage(d, id).await;
+        if wall(&now) >= start + 3.0 {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the meter took no sample in a minute: {now}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sandbox_metering_counts_what_sandboxes_use() {
+    let net = Internet::start(NAMES).await.expect("test internet");
+    net.wait_ready().await.expect("test servers");
+    let upstream = net.dns.to_string();
+    let mut d = Daemon::start_with(&["--dns-upstream", &upstream, "--meter-interval", "1s"])
+        .await
+        .expect("daemon starts");
+    d.ensure_template("base").await.expect("base template");
+    let sb = d
+        .create_sandbox(json!({
+            "metadata": {"task": "t-42"},
+            "network": {"allow": ["files.example.test"]},
+        }))
+        .await;
+    let id = sb.id.as_str();
+
+    // CPU: spinning for 8 s is metered as the host's cgroup accounting
+    // counts it (gVisor's own clock counts the time the host preempted
+    // it too), and at most 8 s and a little: its one CPU cannot do more.
+    let host_before = host_cpu_seconds(id);
+    let before = settled(&d, id).await;
+    let out = d
+        .sh(id, &format!("python3 -c '{}'", BURN.replace("{s}", "8")))
+        .await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr_str());
+    let inside: f64 = out.stdout_str().trim().parse().unwrap();
+    let host = host_cpu_seconds(id) - host_before;
+    let after = settled(&d, id).await;
+    let metered = f(&after, "cpu_seconds") - f(&before, "cpu_seconds");
+    assert!(
+        (metered - host).abs() <= 0.5 && metered > 1.0 && metered <= 9.0,
+        "metered {metered} CPU-s for 8 s spinning; the host counted {host}, gVisor {inside}"
+    );
+    assert!(f(&after, "running_seconds") > 5.0, "{after}");
+    assert!(f(&after, "memory_gib_seconds") > 0.0, "{after}");
+    assert!(f(&after, "disk_gib_hours") > 0.0, "{after}");
+
+    // Traffic: a 20 MB download is counted within 5 % (headers included).
+    let out = d
+        .sh(
+            id,
+            "curl -sS -m 60 -o /tmp/blob http://files.example.test/bytes/20000000 && stat -c %s /tmp/blob",
+        )
+        .await;
+    assert_eq!(out.stdout_str().trim(), "20000000", "{}", out.stderr_str());
+    let traffic = settled(&d, id).await;
+    let received = traffic["ingress_bytes"].as_u64().unwrap() as f64;
+    assert!(
+        (received - 20e6).abs() <= 0.05 * 20e6,
+        "20 MB downloaded, {received} bytes metered"
+    );
+    assert!(traffic["egress_bytes"].as_u64().unwrap() > 0, "{traffic}");
+
+    // A daemon restart keeps the sums and does not count CPU twice.
+    let cpu_before_restart = f(&traffic, "cpu_seconds");
+    d.restart().await.expect("daemon restarts");
+    let restarted = settled(&d, id).await;
+    let cpu = f(&restarted, "cpu_seconds");
+    assert!(
+        cpu >= cpu_before_restart && cpu < cpu_before_restart + 1.0,
+        "{cpu_before_restart} CPU-s before the restart, {cpu} after"
+    );
+
+    // Paused: time accrues as paused (or standby), CPU does not.
+    let (status, body) = d
+        .call(&d.key, "POST", &format!("/v1/sandboxes/{id}/pause"), None)
+        .await;
+    assert!((200..300).contains(&status), "{body}");
+    let paused_at = settled(&d, id).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = settled(&d, id).await;
+    let asleep = |u: &Value| f(u, "paused_seconds") + f(u, "standby_seconds");
+    assert!(
+        asleep(&later) - asleep(&paused_at) >= 3.0,
+        "{paused_at} then {later}"
+    );
+    assert!(
+        (f(&later, "cpu_seconds") - f(&paused_at, "cpu_seconds")).abs() < 0.05,
+        "{paused_at} then {later}"
+    );
+    assert!(f(&later, "snapshot_gib_hours") > 0.0, "{later}");
+    let (status, body) = d
+        .call(&d.key, "POST", &format!("/v1/sandboxes/{id}/resume"), None)
+        .await;
+    assert!((200..300).contains(&status), "{body}");
+
+    // Forks meter on their own; the task's cost is the sum of its sandboxes'.
+    let (status, forked) = d
+        .call(
+            &d.key,
+            "POST",
+            &format!("/v1/sandboxes/{id}/fork"),
+            Some(json!({"count": 2})),
+        )
+        .await;
+    assert!((200..300).contains(&status), "{forked}");
+    let branches: Vec<String> = forked["sandboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    let out = d
+        .sh(
+            &branches[0],
+            &format!("python3 -c '{}'", BURN.replace("{s}", "2")),
+        )
+        .await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr_str());
+    let branch = settled(&d, &branches[0]).await;
+    assert!(f(&branch, "cpu_seconds") >= 1.5, "{branch}");
+    let mut all = vec![id.to_owned()];
+    all.extend(branches);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let by_task: Value = d
+        .get_json("/v1/usage?group_by=metadata.task&since=1h")
+        .await;
+    let by_sandbox: Value = d.get_json("/v1/usage?group_by=sandbox&since=1h").await;
+    let task = by_task["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "t-42")
+        .unwrap_or_else(|| panic!("no t-42 in {by_task}"));
+    assert_eq!(task["sandboxes"], 3, "{by_task}");
+    let (mut cpu_sum, mut cost_sum) = (0.0, 0.0);
+    for g in by_sandbox["groups"].as_array().unwrap() {
+        if all.iter().any(|id| g["key"] == id.as_str()) {
+            cpu_sum += f(&g["usage"], "cpu_seconds");
+            cost_sum += f(&g["usage"]["cost"], "total");
+        }
+    }
+    // The meter may take a sample between the two reports: a little slack.
+    let task_cpu = f(&task["usage"], "cpu_seconds");
+    assert!((task_cpu - cpu_sum).abs() < 0.3, "{task_cpu} vs {cpu_sum}");
+    let task_cost = f(&task["usage"]["cost"], "total");
+    assert!(
+        (task_cost - cost_sum).abs() <= 0.02 * cost_sum,
+        "{task_cost} vs {cost_sum}"
+    );
+
+    // The CLI prints the same report as a table.
+    let out = d.run_cli(&["usage", "--by", "metadata.task", "--since", "1h"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("t-42") && text.contains("USD"), "{text}");
+}
