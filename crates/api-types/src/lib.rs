@@ -477,3 +477,8 @@ pub use pools::{Pool, PoolList, SetPoolRequest};
 
 mod usage;
 pub use usage::{Cost, UsageGroup, UsageReport, UsageTotals};
+
+mod budgets;
+pub use budgets::{
+    Budget, BudgetList, CreateBudgetRequest, OverrideBudgetRequest, UpdateBudgetRequest,
+};

@@ -25,6 +25,9 @@ pub enum ErrorKind {
     /// The team's quota would be exceeded (429); the message names the
     /// limit and the team's usage of it.
     QuotaExceeded,
+    /// A budget of the team is spent (402); the message names the budget
+    /// and its spend.
+    BudgetExceeded,
     /// A dependency (runtime, agent, store) is not available right now (503).
     Unavailable,
     /// The operation did not finish in time (504).
@@ -48,6 +51,7 @@ impl ErrorKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::ResourceExhausted => "resource_exhausted",
             Self::QuotaExceeded => "quota_exceeded",
+            Self::BudgetExceeded => "budget_exceeded",
             Self::Unavailable => "unavailable",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::InsufficientStorage => "insufficient_storage",

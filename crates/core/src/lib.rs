@@ -12,11 +12,13 @@
 //! - [`inbox`]: which events wake a paused sandbox, and its event handler.
 //! - [`quota`]: per-team limits and the decision whether an operation fits.
 //! - [`metering`]: what sandboxes used, and its price.
+//! - [`budget`]: spending limits per team, user or key.
 //! - [`timefmt`]: how times are written on the wire.
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
 
 pub mod authz;
+pub mod budget;
 pub mod error;
 pub mod id;
 pub mod inbox;

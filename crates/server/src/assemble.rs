@@ -167,8 +167,6 @@ pub(crate) struct Assembled {
     pub hooks: Arc<Hooks>,
     /// Lifecycle webhooks; its worker is started by the caller.
     pub webhooks: Arc<Webhooks>,
-    /// The meter; its worker is started by the caller.
-    pub meter: Arc<Meter>,
     /// Ends once every teardown queued before the services were dropped
     /// has run.
     pub teardown_worker: JoinHandle<()>,
@@ -276,7 +274,6 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         sandboxes,
         hooks,
         webhooks,
-        meter,
         teardown_worker,
         api,
         sandbox_api,

@@ -187,7 +187,7 @@ pub async fn run(
         tokio::spawn(sandboxes.clone().run_pools(stop_rx.clone())),
         tokio::spawn(hooks.clone().run_pruner(stop_rx.clone())),
         tokio::spawn(assembled.webhooks.clone().run(stop_rx.clone())),
-        tokio::spawn(assembled.meter.clone().run(stop_rx.clone())),
+        tokio::spawn(sandboxes.clone().run_metering(stop_rx.clone())),
     ];
     if config.template_snapshots {
         workers.push(tokio::spawn(

@@ -44,8 +44,9 @@ pub struct InProcess {
     /// The time every expiry is decided against.
     pub clock: ManualClock,
     audit_tasks: AuditTasks,
-    /// The meter, sampled only when a test asks ([`InProcess::sample_meter`]).
-    meter: Arc<crate::service::meter::Meter>,
+    /// The services: the meter is sampled only when a test asks
+    /// ([`InProcess::sample_meter`]).
+    sandboxes: Arc<crate::service::Sandboxes>,
     stop_reaper: tokio::sync::watch::Sender<bool>,
     /// The reaper, the inbox worker, the timers, the hook delivery-id
     /// pruner and the webhooks' outbox.
@@ -149,7 +150,7 @@ impl InProcess {
             admin_key,
             clock: manual,
             audit_tasks,
-            meter: assembled.meter.clone(),
+            sandboxes: assembled.sandboxes.clone(),
             stop_reaper,
             workers,
         })
@@ -206,10 +207,11 @@ impl InProcess {
         self.send(req.expect("a well-formed request")).await
     }
 
-    /// One sample of the meter, written (at the manual clock's time).
+    /// One sample of the meter, written (at the manual clock's time), and
+    /// the budgets checked against it.
     pub async fn sample_meter(&self) {
-        self.meter
-            .sample()
+        self.sandboxes
+            .meter_tick()
             .await
             .expect("the meter records a sample");
     }

@@ -53,6 +53,7 @@ use warren_core::{
 };
 
 mod audit;
+mod budget;
 mod error;
 mod event;
 mod grant;
@@ -65,6 +66,7 @@ mod volume;
 mod webhook;
 
 pub use audit::{AuditAppend, AuditFilter, AuditStoreError};
+pub use budget::{BudgetMark, BudgetRecord};
 pub use error::StoreError;
 pub use event::{AppendedEvent, EventRecord, InboxRecord, NewEvent};
 pub use grant::{GrantKind, GrantRecord};
@@ -909,4 +911,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Usage summed by `query.group_by`, largest CPU time first.
     async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError>;
+
+    // ---- Budgets (see `budget`) ----
+
+    /// Inserts `budget`, or replaces its amount, action and marks when its
+    /// id exists in its team (`NotFound` when it exists in another).
+    async fn put_budget(&self, budget: &BudgetRecord) -> Result<BudgetRecord, StoreError>;
+
+    async fn get_budget(&self, id: &str) -> Result<Option<BudgetRecord>, StoreError>;
+
+    /// The team's budgets, or every team's.
+    async fn list_budgets(&self, team: Option<&TeamId>) -> Result<Vec<BudgetRecord>, StoreError>;
+
+    /// `NotFound` unless the team has it.
+    async fn delete_budget(&self, team: &TeamId, id: &str) -> Result<(), StoreError>;
+
+    /// Sets one of the budget's once-per-period marks to `period`; whether
+    /// this call set it (false: it already named that period).
+    async fn mark_budget(
+        &self,
+        id: &str,
+        which: BudgetMark,
+        period: &str,
+    ) -> Result<bool, StoreError>;
 }

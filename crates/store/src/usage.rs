@@ -11,7 +11,7 @@
 
 use time::OffsetDateTime;
 use warren_core::metering::{GroupBy, Usage};
-use warren_core::{SandboxId, TeamId};
+use warren_core::{KeyId, SandboxId, TeamId, UserId};
 
 /// Usage to add to a sandbox's sums for one minute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,10 @@ pub struct UsageQuery {
     pub team: Option<TeamId>,
     /// Only this sandbox.
     pub sandbox: Option<SandboxId>,
+    /// Only sandboxes this user dispatched.
+    pub owner: Option<UserId>,
+    /// Only sandboxes this key created.
+    pub key: Option<KeyId>,
     /// Minutes from `since` (inclusive) to `until` (exclusive).
     pub since: OffsetDateTime,
     pub until: OffsetDateTime,

@@ -10,6 +10,7 @@
 //! file uploads up to [`UPLOAD_LIMIT`].
 
 mod audit;
+mod budgets;
 mod events;
 mod exec;
 mod files;

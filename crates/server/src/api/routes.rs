@@ -16,8 +16,8 @@ use warren_core::Scope as S;
 
 use super::openapi::BearerAuth;
 use super::{
-    UPLOAD_LIMIT, audit, events, exec, files, health, hooks, inbox, keys, network, pools, pty,
-    quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, usage, volumes,
+    UPLOAD_LIMIT, audit, budgets, events, exec, files, health, hooks, inbox, keys, network, pools,
+    pty, quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, usage, volumes,
     webhooks,
 };
 use crate::auth::policy::{needs, needs_or_token, token_or_key};
@@ -53,6 +53,13 @@ macro_rules! native_routes {
             get "/metrics" => crate::metrics::scrape, needs(S::TeamsManage);
             // A team's own usage; operators see every team's.
             get "/v1/usage" => usage::report, needs(S::SandboxesRead);
+            // Budgets: members read them, team admins set them, operators
+            // lift one for its period.
+            get "/v1/budgets" => budgets::list, needs(S::SandboxesRead);
+            post "/v1/budgets" => budgets::create, needs(S::KeysManage);
+            put "/v1/budgets/{id}" => budgets::update, needs(S::KeysManage);
+            delete "/v1/budgets/{id}" => budgets::delete, needs(S::KeysManage);
+            put "/v1/budgets/{id}/override" => budgets::set_override, needs(S::TeamsManage);
             get "/v1/templates" => templates::list, needs(S::SandboxesRead);
             get "/v1/templates/{name}" => templates::versions, needs(S::SandboxesRead);
             post "/v1/templates/{name}/build" => templates::build, needs(S::TemplatesBuild);

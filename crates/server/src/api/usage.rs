@@ -110,6 +110,8 @@ fn query(
         group_by,
         team,
         sandbox: None,
+        owner: None,
+        key: None,
         since,
         until,
     })

@@ -51,10 +51,19 @@ pub enum Action {
     HookDeliver,
     TimerCreate,
     TimerDelete,
+    /// A budget created or changed.
+    BudgetSet,
+    BudgetDelete,
+    /// An operator lifted a budget for its period, or put it back.
+    BudgetOverride,
+    /// A budget's spend passed its warning share (once per period).
+    BudgetWarning,
+    /// A budget's spend reached its amount (once per period).
+    BudgetExceeded,
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 42] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -92,6 +101,11 @@ impl Action {
         Self::HookDeliver,
         Self::TimerCreate,
         Self::TimerDelete,
+        Self::BudgetSet,
+        Self::BudgetDelete,
+        Self::BudgetOverride,
+        Self::BudgetWarning,
+        Self::BudgetExceeded,
     ];
 
     /// The name the log stores.
@@ -134,6 +148,11 @@ impl Action {
             Self::HookDeliver => "hook.deliver",
             Self::TimerCreate => "timer.create",
             Self::TimerDelete => "timer.delete",
+            Self::BudgetSet => "budget.set",
+            Self::BudgetDelete => "budget.delete",
+            Self::BudgetOverride => "budget.override",
+            Self::BudgetWarning => "budget.warning",
+            Self::BudgetExceeded => "budget.exceeded",
         }
     }
 

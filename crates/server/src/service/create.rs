@@ -249,6 +249,8 @@ impl Sandboxes {
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
         self.disk.check()?;
+        let d = &p.dispatcher;
+        self.admit_spend(&d.team, &d.user, &d.key).await?;
         if let Some(snapshot) = p.snapshot.clone() {
             return self.create_from_snapshot(&snapshot, p, actor).await;
         }

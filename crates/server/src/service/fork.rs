@@ -93,6 +93,8 @@ impl Sandboxes {
         self.refuse_with_volumes(id, "be forked").await?;
         dispatcher.check_secret_use(&parent.network)?;
         self.disk.check()?;
+        self.admit_spend(&dispatcher.team, &dispatcher.user, &dispatcher.key)
+            .await?;
         self.admit_fork(&parent, count).await?;
         let (snapshot, upto) = {
             let _lock = self.locks.lock(id).await;

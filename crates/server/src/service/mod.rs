@@ -9,6 +9,7 @@
 //!   it goes to the [`teardown`] queue.
 //! - After a restart, [`reconcile`] makes the store and the runtime agree.
 
+pub mod budgets;
 pub mod build;
 mod create;
 pub mod events;

@@ -120,6 +120,8 @@ impl Sandboxes {
                 )));
             }
         }
+        self.admit_spend(&rec.team, &rec.owner, &rec.created_by)
+            .await?;
         let mut laps = Laps::start();
         let snapshot = self.paused_image(&rec).await?;
         // Paused → resuming only if it fits its team's quota again.

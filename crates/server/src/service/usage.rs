@@ -1,6 +1,8 @@
 //! Usage reports over the meter's sums (see `meter`), scoped to what the
 //! caller may see: a team's own sandboxes, every team's for operators.
 
+use std::sync::Arc;
+
 use warren_core::metering::{Prices, Usage};
 use warren_core::{SandboxId, WarrenError};
 use warren_store::{UsageGroup, UsageQuery};
@@ -8,6 +10,32 @@ use warren_store::{UsageGroup, UsageQuery};
 use super::Sandboxes;
 
 impl Sandboxes {
+    /// One meter sample, then the budgets checked against it.
+    pub async fn meter_tick(&self) -> Result<(), WarrenError> {
+        let sampled = self.meter.sample().await;
+        self.enforce_budgets().await;
+        sampled
+    }
+
+    /// Samples and checks budgets every meter interval until `shutdown`
+    /// fires, then samples once more.
+    pub async fn run_metering(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.meter.interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let stop = tokio::select! {
+                _ = tick.tick() => false,
+                _ = shutdown.changed() => true,
+            };
+            if let Err(e) = self.meter_tick().await {
+                tracing::warn!(error = %e, "the meter could not record a sample");
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
     /// The price table usage is costed with.
     pub fn prices(&self) -> &Prices {
         self.meter.prices()
@@ -25,6 +53,8 @@ impl Sandboxes {
             group_by: warren_core::metering::GroupBy::Sandbox,
             team: Some(rec.team),
             sandbox: Some(rec.id),
+            owner: None,
+            key: None,
             since: rec.created_at,
             until: self.clock.now(),
         };

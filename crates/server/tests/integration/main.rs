@@ -3,6 +3,7 @@
 //! runs each test in its own process.
 
 mod audit_service;
+mod budgets;
 mod e2b_builds;
 mod e2b_list;
 mod e2b_secrets;

@@ -28,6 +28,7 @@
 //! carry secrets.
 
 mod audit;
+mod budgets;
 mod codec;
 mod events;
 mod grants;
@@ -753,6 +754,37 @@ impl Store for SqliteStore {
         query: &crate::UsageQuery,
     ) -> Result<Vec<crate::UsageGroup>, StoreError> {
         usage::report(&self.reader, query).await
+    }
+
+    async fn put_budget(
+        &self,
+        budget: &crate::BudgetRecord,
+    ) -> Result<crate::BudgetRecord, StoreError> {
+        budgets::put(&self.writer, budget).await
+    }
+
+    async fn get_budget(&self, id: &str) -> Result<Option<crate::BudgetRecord>, StoreError> {
+        budgets::get(&self.reader, id).await
+    }
+
+    async fn list_budgets(
+        &self,
+        team: Option<&TeamId>,
+    ) -> Result<Vec<crate::BudgetRecord>, StoreError> {
+        budgets::list(&self.reader, team).await
+    }
+
+    async fn delete_budget(&self, team: &TeamId, id: &str) -> Result<(), StoreError> {
+        budgets::delete(&self.writer, team, id).await
+    }
+
+    async fn mark_budget(
+        &self,
+        id: &str,
+        which: crate::BudgetMark,
+        period: &str,
+    ) -> Result<bool, StoreError> {
+        budgets::mark(&self.writer, id, which, period).await
     }
 }
 

@@ -127,7 +127,7 @@ pub(super) async fn snapshot_bytes(
 }
 
 /// The SQL expression a report groups by; a metadata key is bound as the
-/// JSON path `?5`, never written into the statement.
+/// JSON path `?7`, never written into the statement.
 fn group_expression(group: &GroupBy) -> &'static str {
     match group {
         GroupBy::Team => "s.team",
@@ -135,7 +135,7 @@ fn group_expression(group: &GroupBy) -> &'static str {
         GroupBy::Key => "s.created_by",
         GroupBy::Sandbox => "s.id",
         GroupBy::Template => "s.template",
-        GroupBy::Metadata(_) => "json_extract(s.metadata, ?5)",
+        GroupBy::Metadata(_) => "json_extract(s.metadata, ?7)",
     }
 }
 
@@ -156,6 +156,7 @@ pub(super) async fn report(
          FROM usage_minutes u JOIN sandboxes s ON s.id = u.sandbox_id
          WHERE u.minute >= ?1 AND u.minute <= ?2 AND u.minute >= s.created_at / 60000
            AND (?3 IS NULL OR s.team = ?3) AND (?4 IS NULL OR s.id = ?4)
+           AND (?5 IS NULL OR s.owner = ?5) AND (?6 IS NULL OR s.created_by = ?6)
          GROUP BY k ORDER BY SUM(u.cpu_ns) DESC, k"
     );
     // Safe: `key` is one of `group_expression`'s fixed strings.
@@ -163,7 +164,9 @@ pub(super) async fn report(
         .bind(to_millis(q.since).div_euclid(60_000))
         .bind(to_millis(q.until).div_euclid(60_000))
         .bind(q.team.as_ref().map(|t| t.as_str().to_owned()))
-        .bind(q.sandbox.as_ref().map(|s| s.as_str().to_owned()));
+        .bind(q.sandbox.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(q.owner.as_ref().map(|u| u.as_str().to_owned()))
+        .bind(q.key.as_ref().map(|k| k.as_str().to_owned()));
     if let Some(path) = path {
         query = query.bind(path);
     }

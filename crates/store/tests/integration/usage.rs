@@ -31,6 +31,8 @@ fn query(group_by: GroupBy) -> UsageQuery {
         group_by,
         team: None,
         sandbox: None,
+        owner: None,
+        key: None,
         since: now - Duration::hours(1),
         until: now + Duration::minutes(5),
     }

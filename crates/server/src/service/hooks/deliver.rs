@@ -230,6 +230,7 @@ impl Hooks {
                         ErrorKind::NotFound
                             | ErrorKind::FailedPrecondition
                             | ErrorKind::QuotaExceeded
+                            | ErrorKind::BudgetExceeded
                     ) =>
                 {
                     tracing::info!(hook = %hook.id, %sandbox, reason = %e, "delivery skipped a sandbox");

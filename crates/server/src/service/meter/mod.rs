@@ -341,22 +341,8 @@ impl Meter {
         Ok(())
     }
 
-    /// Samples every interval until `shutdown` fires, then once more.
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let stop = tokio::select! {
-                _ = tick.tick() => false,
-                _ = shutdown.changed() => true,
-            };
-            if let Err(e) = self.sample().await {
-                tracing::warn!(error = %e, "the meter could not record a sample");
-            }
-            if stop {
-                return;
-            }
-        }
+    pub fn interval(&self) -> Duration {
+        self.interval
     }
 }
 

@@ -319,6 +319,29 @@ impl Webhooks {
         }
     }
 
+    /// Records the team-wide event `kind` (a budget's warning or excess,
+    /// which no one sandbox is the subject of) with a delivery for every
+    /// registration of `team` that wants it; `sandbox` is empty. A failure
+    /// is logged.
+    pub(crate) async fn emit_team(&self, team: &TeamId, kind: &str, data: Value) {
+        let event = LifecycleEventRecord {
+            id: new_id(),
+            team: team.clone(),
+            sandbox: String::new(),
+            kind: kind.to_owned(),
+            data: data.to_string(),
+            at: self.clock.now(),
+        };
+        if let Err(e) = self.store.record_lifecycle_event(event).await {
+            tracing::warn!(
+                %team,
+                kind,
+                error = %warren_core::error::chain(&e),
+                "a team event could not be recorded; its webhooks are not sent"
+            );
+        }
+    }
+
     /// The registration's secret, opened.
     fn secret(&self, rec: &WebhookRecord) -> Result<String, String> {
         self.cipher

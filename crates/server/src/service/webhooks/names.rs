@@ -7,7 +7,7 @@ use warren_core::WarrenError;
 use crate::audit::Action;
 
 /// Every event a registration may name (besides `*`).
-pub const KNOWN: [&str; 8] = [
+pub const KNOWN: [&str; 10] = [
     "sandbox.created",
     "sandbox.paused",
     "sandbox.resumed",
@@ -16,6 +16,8 @@ pub const KNOWN: [&str; 8] = [
     "sandbox.forked",
     "snapshot.created",
     "event.delivered",
+    "budget.warning",
+    "budget.exceeded",
 ];
 
 /// Most event names one registration lists.
