@@ -9,6 +9,7 @@
 //! caller can stream them.
 
 mod audit;
+mod budgets;
 mod events;
 mod hooks;
 

@@ -2,6 +2,7 @@
 //! examples) and an async `run` returning the process exit code.
 
 pub mod audit;
+pub mod budget;
 pub mod cp;
 pub mod create;
 pub mod env;

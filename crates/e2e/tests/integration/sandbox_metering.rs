@@ -2,7 +2,8 @@
 //! inside is metered as the sandbox's own clock counts it, a download is
 //! counted as ingress, a paused sandbox accrues paused time and no CPU,
 //! the sums survive a daemon restart without counting twice, and a task's
-//! cost adds up across its forks.
+//! cost adds up across its forks, and a spent budget pauses the team's
+//! sandboxes and refuses new ones.
 
 use std::time::{Duration, Instant};
 
@@ -222,4 +223,32 @@ async fn sandbox_metering_counts_what_sandboxes_use() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(text.contains("t-42") && text.contains("USD"), "{text}");
+
+    // A budget already spent, set with the CLI: the meter's next sample
+    // pauses the team's running sandboxes, and a create is refused (402).
+    let out = d.run_cli(&[
+        "budget", "create", "--period", "day", "--amount", "0.000001", "--action", "pause",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let running: Value = d.get_json("/v1/sandboxes?state=running").await;
+        if running["sandboxes"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running: {running}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, body) = d
+        .call(&d.key, "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["code"], "budget_exceeded", "{body}");
+    let out = d.run_cli(&["budget", "ls"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("EXCEEDED"), "{text}");
 }
