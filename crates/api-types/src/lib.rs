@@ -482,3 +482,6 @@ mod budgets;
 pub use budgets::{
     Budget, BudgetList, CreateBudgetRequest, OverrideBudgetRequest, UpdateBudgetRequest,
 };
+
+mod rules;
+pub use rules::{RuleSet, RuleSpec, SetRulesRequest};

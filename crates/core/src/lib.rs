@@ -13,6 +13,7 @@
 //! - [`quota`]: per-team limits and the decision whether an operation fits.
 //! - [`metering`]: what sandboxes used, and its price.
 //! - [`budget`]: spending limits per team, user or key.
+//! - [`rules`]: anomaly rules on a sandbox's measurements.
 //! - [`timefmt`]: how times are written on the wire.
 //! - [`error`]: the error vocabulary shared by every layer, mapped to wire codes
 //!   once, in the server.
@@ -27,6 +28,7 @@ pub mod metering;
 pub mod network;
 pub mod persist;
 pub mod quota;
+pub mod rules;
 pub mod spec;
 pub mod state;
 pub mod timefmt;

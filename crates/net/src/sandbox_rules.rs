@@ -293,8 +293,8 @@ mod tests {
         assert!(closed.contains("log prefix \"deny not_allowed\""));
         assert_eq!(
             closed.matches("add element").count(),
-            1,
-            "only the map entry"
+            3,
+            "only the verdict map's and the two meters' entries"
         );
     }
 

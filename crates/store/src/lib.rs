@@ -934,4 +934,17 @@ pub trait Store: Send + Sync + 'static {
         which: BudgetMark,
         period: &str,
     ) -> Result<bool, StoreError>;
+
+    // ---- Anomaly rules ----
+
+    /// Every stored rule with its scope (a team id, or `*`).
+    async fn rules(&self) -> Result<Vec<(String, warren_core::rules::Rule)>, StoreError>;
+
+    /// Replaces the rules of `scope` (one per kind, checked by the caller).
+    async fn replace_rules(
+        &self,
+        scope: &str,
+        rules: &[warren_core::rules::Rule],
+        by: &KeyId,
+    ) -> Result<(), StoreError>;
 }

@@ -20,6 +20,7 @@ pub mod pool;
 pub mod port;
 pub mod resume;
 pub mod rollback;
+pub mod rules;
 pub mod secret;
 pub mod serve;
 pub mod shell;

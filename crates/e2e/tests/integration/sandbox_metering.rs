@@ -252,3 +252,52 @@ async fn sandbox_metering_counts_what_sandboxes_use() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("EXCEEDED"), "{text}");
 }
+
+#[tokio::test]
+async fn sandbox_rules_pause_a_sandbox_that_pegs_its_cpu() {
+    let d = Daemon::start_with(&["--meter-interval", "1s"])
+        .await
+        .expect("daemon starts");
+    d.ensure_template("base").await.expect("base template");
+    let out = d.run_cli(&["rules", "set", "--rule", "cpu:0.5:3:pause"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calm = d.create_sandbox(json!({})).await;
+    let busy = d.create_sandbox(json!({})).await;
+    let spin = "nohup python3 -c 'while True: pass' >/dev/null 2>&1 &";
+    let out = d.sh(busy.id.as_str(), spin).await;
+    assert_eq!(out.exit_code, Some(0), "{}", out.stderr_str());
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info: Value = d.get_json(&format!("/v1/sandboxes/{}", busy.id)).await;
+        if info["state"] == "paused" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not paused: {info}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let timeline: Value = d
+        .get_json(&format!("/v1/sandboxes/{}/timeline", busy.id))
+        .await;
+    let fired: Vec<&Value> = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rule")
+        .collect();
+    assert_eq!(fired.len(), 1, "{timeline}");
+    assert!(
+        fired[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("rule cpu fired"),
+        "{timeline}"
+    );
+    // The idle sandbox is left alone.
+    let info: Value = d.get_json(&format!("/v1/sandboxes/{}", calm.id)).await;
+    assert_eq!(info["state"], "running", "{info}");
+}

@@ -24,6 +24,7 @@ mod pools;
 mod pty;
 mod quotas;
 mod routes;
+mod rules;
 mod sandboxes;
 mod secrets;
 mod snapshots;

@@ -17,8 +17,8 @@ use warren_core::Scope as S;
 use super::openapi::BearerAuth;
 use super::{
     UPLOAD_LIMIT, audit, budgets, events, exec, files, health, hooks, inbox, keys, network, pools,
-    pty, quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, usage, volumes,
-    webhooks,
+    pty, quotas, rules, sandboxes, secrets, snapshots, teams, templates, timeline, timers, usage,
+    volumes, webhooks,
 };
 use crate::auth::policy::{needs, needs_or_token, token_or_key};
 use crate::route_table::router_and_rules;
@@ -60,6 +60,10 @@ macro_rules! native_routes {
             put "/v1/budgets/{id}" => budgets::update, needs(S::KeysManage);
             delete "/v1/budgets/{id}" => budgets::delete, needs(S::KeysManage);
             put "/v1/budgets/{id}/override" => budgets::set_override, needs(S::TeamsManage);
+            // Anomaly rules: members read them, team admins set their
+            // team's, operators every team's (checked in the handler).
+            get "/v1/rules" => rules::list, needs(S::SandboxesRead);
+            put "/v1/rules" => rules::set, needs(S::KeysManage);
             get "/v1/templates" => templates::list, needs(S::SandboxesRead);
             get "/v1/templates/{name}" => templates::versions, needs(S::SandboxesRead);
             post "/v1/templates/{name}/build" => templates::build, needs(S::TemplatesBuild);

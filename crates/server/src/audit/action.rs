@@ -60,10 +60,14 @@ pub enum Action {
     BudgetWarning,
     /// A budget's spend reached its amount (once per period).
     BudgetExceeded,
+    /// A team's or the operator's anomaly rules replaced.
+    RulesSet,
+    /// An anomaly rule fired on a sandbox.
+    RuleFire,
 }
 
 impl Action {
-    pub const ALL: [Action; 42] = [
+    pub const ALL: [Action; 44] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -106,6 +110,8 @@ impl Action {
         Self::BudgetOverride,
         Self::BudgetWarning,
         Self::BudgetExceeded,
+        Self::RulesSet,
+        Self::RuleFire,
     ];
 
     /// The name the log stores.
@@ -153,6 +159,8 @@ impl Action {
             Self::BudgetOverride => "budget.override",
             Self::BudgetWarning => "budget.warning",
             Self::BudgetExceeded => "budget.exceeded",
+            Self::RulesSet => "rules.set",
+            Self::RuleFire => "rule.fire",
         }
     }
 

@@ -131,6 +131,16 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
             ),
         ),
         Some(Action::SandboxExpire) => ("expired", "reached its timeout and was killed".to_owned()),
+        Some(Action::RuleFire) => (
+            "rule",
+            format!(
+                "rule {} fired: {} at or above {}; {}",
+                text(d, "rule").unwrap_or("?"),
+                text(d, "value").unwrap_or("?"),
+                text(d, "threshold").unwrap_or("?"),
+                text(d, "action").unwrap_or("?")
+            ),
+        ),
         Some(Action::SandboxFail) => ("failed", format!("failed{}", failure(d))),
         Some(Action::ApiRequest) if e.outcome != warren_audit::Outcome::Ok => (
             "request",

@@ -32,6 +32,7 @@ mod pty;
 mod quotas;
 pub mod reconcile;
 mod record;
+pub mod rules;
 pub mod secrets;
 mod snapshots;
 mod standby;
@@ -149,6 +150,8 @@ pub struct Sandboxes {
     pools: pool::PoolState,
     /// Team volumes' host directories (`volumes`).
     volumes: volumes::VolumeDirs,
+    /// How long each anomaly rule's condition has held (`rules`).
+    rule_state: rules::RuleState,
 }
 
 impl Sandboxes {
@@ -177,6 +180,7 @@ impl Sandboxes {
             template_snapshots: template_snapshot::TemplateSnapshots::default(),
             pools: pool::PoolState::default(),
             volumes: d.volumes,
+            rule_state: Default::default(),
         }
     }
 

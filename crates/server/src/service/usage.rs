@@ -12,9 +12,10 @@ use super::Sandboxes;
 impl Sandboxes {
     /// One meter sample, then the budgets checked against it.
     pub async fn meter_tick(&self) -> Result<(), WarrenError> {
-        let sampled = self.meter.sample().await;
+        let observed = self.meter.sample().await?;
         self.enforce_budgets().await;
-        sampled
+        self.evaluate_rules(&observed).await;
+        Ok(())
     }
 
     /// Samples and checks budgets every meter interval until `shutdown`

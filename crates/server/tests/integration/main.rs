@@ -10,6 +10,7 @@ mod e2b_secrets;
 mod metrics;
 mod origin;
 mod router;
+mod rules;
 mod secrets_service;
 mod sources;
 mod template_aliases;

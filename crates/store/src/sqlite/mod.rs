@@ -37,6 +37,7 @@ mod keys;
 mod network;
 mod pools;
 mod quotas;
+mod rules;
 mod sandboxes;
 mod secrets;
 mod snapshots;
@@ -785,6 +786,19 @@ impl Store for SqliteStore {
         period: &str,
     ) -> Result<bool, StoreError> {
         budgets::mark(&self.writer, id, which, period).await
+    }
+
+    async fn rules(&self) -> Result<Vec<(String, warren_core::rules::Rule)>, StoreError> {
+        rules::all(&self.reader).await
+    }
+
+    async fn replace_rules(
+        &self,
+        scope: &str,
+        rules: &[warren_core::rules::Rule],
+        by: &KeyId,
+    ) -> Result<(), StoreError> {
+        rules::replace(&self.writer, scope, rules, by).await
     }
 }
 

@@ -33,7 +33,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 use warren_core::metering::{Prices, Usage, mib_ms};
-use warren_core::{SandboxId, SandboxState, WarrenError};
+use warren_core::rules::Reading;
+use warren_core::{Limits, SandboxId, SandboxState, TeamId, WarrenError};
 use warren_runtime::{Runtime, Stats};
 use warren_store::{MeterMark, SandboxFilter, Store, UsageSample};
 
@@ -41,6 +42,15 @@ pub use runtime::MeteredRuntime;
 
 use super::Network;
 use crate::clock::Clock;
+
+/// One running sandbox's measurements from a sample, for the anomaly
+/// rules.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub sandbox: SandboxId,
+    pub team: TeamId,
+    pub reading: Reading,
+}
 
 /// How often the meter samples by default.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
@@ -243,8 +253,9 @@ impl Meter {
         }
     }
 
-    /// One sample of every sandbox, written.
-    pub async fn sample(&self) -> Result<(), WarrenError> {
+    /// One sample of every sandbox, written; the running ones'
+    /// measurements.
+    pub async fn sample(&self) -> Result<Vec<Observed>, WarrenError> {
         let live = self.store.list_sandboxes(&SandboxFilter::default()).await?;
         let snapshots: HashMap<SandboxId, u64> = self
             .store
@@ -261,6 +272,7 @@ impl Meter {
         let marks = self.marks(&mut state).await?;
         let mut stored = Vec::new();
         let mut seen = HashSet::new();
+        let mut observed = Vec::new();
         for rec in &live {
             seen.insert(rec.id.clone());
             let stats = self.runtime.stats(&rec.id).await.ok();
@@ -286,6 +298,13 @@ impl Meter {
             }
             if let Some(bytes) = snapshots.get(&rec.id) {
                 usage.snapshot_mib_ms = mib_ms(*bytes, ms);
+            }
+            if let (Kind::Running, Some(stats)) = (kind, &stats) {
+                observed.push(Observed {
+                    sandbox: rec.id.clone(),
+                    team: rec.team.clone(),
+                    reading: self.reading(&usage, stats, &rec.limits, ms),
+                });
             }
             mark.counted_to = mark.counted_to.max(now);
             mark.kind = Some(kind);
@@ -338,7 +357,35 @@ impl Meter {
             state.pending = samples;
             return Err(e.into());
         }
-        Ok(())
+        Ok(observed)
+    }
+
+    /// Shares of its limits and the spend rate, over `ms` (CPU and spend
+    /// are 0 over no time).
+    fn reading(&self, usage: &Usage, stats: &Stats, limits: &Limits, ms: u64) -> Reading {
+        let share = |used: f64, limit: f64| {
+            if limit > 0.0 {
+                (used / limit).clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        };
+        Reading {
+            cpu: share(
+                usage.cpu_ns as f64,
+                ms as f64 * 1e6 * f64::from(limits.cpus),
+            ),
+            memory: share(
+                stats.memory_bytes as f64,
+                f64::from(limits.memory_mb) * MIB as f64,
+            ),
+            pids: share(stats.pids as f64, f64::from(limits.pids)),
+            spend_per_hour: if ms > 0 {
+                self.prices.cost(usage).total * 3_600_000.0 / ms as f64
+            } else {
+                0.0
+            },
+        }
     }
 
     pub fn interval(&self) -> Duration {

@@ -7,7 +7,7 @@ use warren_core::WarrenError;
 use crate::audit::Action;
 
 /// Every event a registration may name (besides `*`).
-pub const KNOWN: [&str; 10] = [
+pub const KNOWN: [&str; 11] = [
     "sandbox.created",
     "sandbox.paused",
     "sandbox.resumed",
@@ -18,6 +18,7 @@ pub const KNOWN: [&str; 10] = [
     "event.delivered",
     "budget.warning",
     "budget.exceeded",
+    "rule.fired",
 ];
 
 /// Most event names one registration lists.
@@ -41,6 +42,7 @@ pub fn for_action(action: Action, outcome: Outcome) -> Option<&'static str> {
         Action::SandboxFork => "sandbox.forked",
         Action::SnapshotCreate => "snapshot.created",
         Action::EventAck => "event.delivered",
+        Action::RuleFire => "rule.fired",
         _ => return None,
     })
 }
