@@ -10,6 +10,7 @@ mod e2b;
 mod events;
 mod foundation;
 mod interpreter;
+mod metering;
 mod network;
 mod pool;
 mod ports;
@@ -169,6 +170,22 @@ enum Suite {
         #[arg(long, default_value_t = 100)]
         calls: usize,
     },
+    /// What metering costs: create and exec with metering on and off, the
+    /// meter's CPU with many idle sandboxes, `/metrics` scrape time.
+    Metering {
+        /// Creates per side.
+        #[arg(long, default_value_t = 20)]
+        creates: usize,
+        /// Exec calls per side.
+        #[arg(long, default_value_t = 100)]
+        execs: usize,
+        /// Idle sandboxes on each daemon for the sampling figures.
+        #[arg(long, default_value_t = 100)]
+        idle: usize,
+        /// Seconds the daemons' CPU is measured.
+        #[arg(long, default_value_t = 60)]
+        window: u64,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -247,6 +264,15 @@ async fn main() -> anyhow::Result<()> {
         Suite::Interpreter { creates, calls } => (
             ("code interpreter", "baseline"),
             interpreter::run(creates, calls).await?,
+        ),
+        Suite::Metering {
+            creates,
+            execs,
+            idle,
+            window,
+        } => (
+            ("metering on", "metering off"),
+            metering::run(creates, execs, idle, window).await?,
         ),
     };
     if cli.json {

@@ -177,6 +177,11 @@ impl Daemon {
         Ok(d)
     }
 
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data.path()
     }

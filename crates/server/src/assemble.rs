@@ -157,6 +157,8 @@ pub(crate) struct Parts {
     /// Where template builds' RUN steps may reach (`Config::build_allow`).
     pub build_allow: Vec<warren_core::network::NetRule>,
     pub meter_interval: std::time::Duration,
+    /// Whether the runtime is metered (see `Config::metering`).
+    pub metering: bool,
     pub prices: warren_core::metering::Prices,
 }
 
@@ -186,7 +188,11 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         p.prices,
         p.meter_interval,
     ));
-    let runtime: Arc<dyn Runtime> = Arc::new(MeteredRuntime::new(p.runtime, meter.clone()));
+    let runtime: Arc<dyn Runtime> = if p.metering {
+        Arc::new(MeteredRuntime::new(p.runtime, meter.clone()))
+    } else {
+        p.runtime
+    };
     let (teardown, teardown_worker) =
         Teardown::start(runtime.clone(), p.store.clone(), p.network.clone());
     let agents = Agents::new(p.secrets.agent);

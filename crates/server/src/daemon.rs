@@ -160,6 +160,7 @@ pub async fn run(
         webhook_first_retry: Duration::from_secs(config.webhook_first_retry_s),
         build_allow: config.build_allow.clone(),
         meter_interval: config.meter_interval,
+        metering: config.metering,
         prices: config.prices.clone(),
     });
     let sandboxes = assembled.sandboxes;
@@ -187,8 +188,12 @@ pub async fn run(
         tokio::spawn(sandboxes.clone().run_pools(stop_rx.clone())),
         tokio::spawn(hooks.clone().run_pruner(stop_rx.clone())),
         tokio::spawn(assembled.webhooks.clone().run(stop_rx.clone())),
-        tokio::spawn(sandboxes.clone().run_metering(stop_rx.clone())),
     ];
+    if config.metering {
+        workers.push(tokio::spawn(
+            sandboxes.clone().run_metering(stop_rx.clone()),
+        ));
+    }
     if config.template_snapshots {
         workers.push(tokio::spawn(
             sandboxes.clone().run_template_snapshots(stop_rx.clone()),

@@ -113,6 +113,9 @@ pub struct Config {
     pub build_allow: Vec<warren_core::network::NetRule>,
     /// How often the meter samples every sandbox; default 15 s.
     pub meter_interval: std::time::Duration,
+    /// Whether the meter runs; without it nothing is metered, and budgets
+    /// and anomaly rules are not enforced (for benchmarks); default on.
+    pub metering: bool,
     /// What usage costs (`docs/metering.md`); default
     /// [`warren_core::metering::Prices::default`].
     pub prices: warren_core::metering::Prices,

@@ -134,6 +134,7 @@ impl InProcess {
             webhook_first_retry: crate::service::webhooks::backoff::FIRST_RETRY,
             build_allow: Vec::new(),
             meter_interval: crate::service::meter::DEFAULT_INTERVAL,
+            metering: true,
             prices: Default::default(),
         });
         let (stop_reaper, stopped) = tokio::sync::watch::channel(false);

@@ -134,6 +134,10 @@ pub struct Args {
     /// How often the meter samples every sandbox's use (1s to 5m).
     #[arg(long, env = "WARREN_METER_INTERVAL", value_name = "DURATION", default_value = "15s", value_parser = parse_meter_interval)]
     meter_interval: std::time::Duration,
+    /// Run the meter (`true` or `false`). Without it nothing is metered and
+    /// budgets and anomaly rules are not enforced.
+    #[arg(long, env = "WARREN_METERING", value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    metering: bool,
     /// A JSON price table (currency, vcpu_second, memory_gib_second,
     /// disk_gib_hour, snapshot_gib_hour, egress_gb) [default: the prices in
     /// docs/metering.md].
@@ -314,6 +318,7 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         template_snapshots: args.template_snapshots,
         build_allow: args.build_allow,
         meter_interval: args.meter_interval,
+        metering: args.metering,
         prices,
     };
     warren_server::serve(config, shutdown)
