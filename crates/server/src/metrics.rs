@@ -13,8 +13,14 @@
 //! - `warren_pool_ready{template}`, `warren_pool_target{template}` and
 //!   `warren_pool_claims_total{template,outcome}`: warm pools, read at
 //!   scrape time.
+//! - `warren_team_cpu_seconds{team}`, `warren_team_memory_gib_seconds{team}`,
+//!   `warren_team_egress_bytes{team}` and `warren_team_cost{team,currency}`:
+//!   what each team's sandboxes used since the daemon started, as the meter
+//!   counted it (`docs/metering.md`); one series per team, never per
+//!   sandbox.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -57,6 +63,19 @@ struct TemplateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TeamLabels {
+    team: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CostLabels {
+    team: String,
+    currency: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ClaimLabels {
     template: String,
     outcome: &'static str,
@@ -76,6 +95,10 @@ pub struct Metrics {
     pool_ready: Family<TemplateLabels, Gauge>,
     pool_target: Family<TemplateLabels, Gauge>,
     pool_claims: Family<ClaimLabels, Gauge>,
+    team_cpu: Family<TeamLabels, FloatGauge>,
+    team_memory: Family<TeamLabels, FloatGauge>,
+    team_egress: Family<TeamLabels, Gauge>,
+    team_cost: Family<CostLabels, FloatGauge>,
 }
 
 impl Default for Metrics {
@@ -115,6 +138,30 @@ impl Default for Metrics {
             "Creates of each pooled template since the daemon started, served from the pool (hit) or cold (miss)",
             pool_claims.clone(),
         );
+        let team_cpu = Family::<TeamLabels, FloatGauge>::default();
+        let team_memory = Family::<TeamLabels, FloatGauge>::default();
+        let team_egress = Family::<TeamLabels, Gauge>::default();
+        let team_cost = Family::<CostLabels, FloatGauge>::default();
+        registry.register(
+            "team_cpu_seconds",
+            "CPU time each team's sandboxes used since the daemon started",
+            team_cpu.clone(),
+        );
+        registry.register(
+            "team_memory_gib_seconds",
+            "Memory in use by each team's sandboxes, integrated since the daemon started",
+            team_memory.clone(),
+        );
+        registry.register(
+            "team_egress_bytes",
+            "Bytes each team's sandboxes sent beyond the host since the daemon started",
+            team_egress.clone(),
+        );
+        registry.register(
+            "team_cost",
+            "What each team's usage since the daemon started costs, by the price table",
+            team_cost.clone(),
+        );
         Self {
             registry,
             requests,
@@ -123,6 +170,10 @@ impl Default for Metrics {
             pool_ready,
             pool_target,
             pool_claims,
+            team_cpu,
+            team_memory,
+            team_egress,
+            team_cost,
         }
     }
 }
@@ -171,6 +222,26 @@ impl Metrics {
                     })
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
+        }
+        let prices = state.sandboxes.prices();
+        for (team, usage) in state.sandboxes.usage_since_start().await {
+            let team = team.to_string();
+            let labels = TeamLabels { team: team.clone() };
+            self.team_cpu
+                .get_or_create(&labels)
+                .set(usage.cpu_seconds());
+            self.team_memory
+                .get_or_create(&labels)
+                .set(usage.memory_gib_seconds());
+            self.team_egress
+                .get_or_create(&labels)
+                .set(i64::try_from(usage.egress_bytes).unwrap_or(i64::MAX));
+            self.team_cost
+                .get_or_create(&CostLabels {
+                    team,
+                    currency: prices.currency.clone(),
+                })
+                .set(prices.cost(&usage).total);
         }
         Ok(())
     }

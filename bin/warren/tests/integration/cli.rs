@@ -258,6 +258,23 @@ fn serve_rejects_bad_arguments_before_starting() {
     let o = run(warren("").args(["serve", "--sandbox-cidr", "10.0.0.0/31"]));
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("10.77.0.0/16"), "{}", stderr(&o));
+    let o = run(warren("").args(["serve", "--meter-interval", "10h"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("1s to 5m"), "{}", stderr(&o));
+
+    // A price table that is not one stops the start and says why.
+    let dir = tempfile::tempdir().unwrap();
+    for (text, says) in [
+        (r#"{"vcpu_second": -1}"#, "vcpu_second"),
+        (r#"{"cpu": 1}"#, "not valid"),
+        ("not json", "not valid"),
+    ] {
+        let file = dir.path().join("prices.json");
+        std::fs::write(&file, text).unwrap();
+        let o = run(warren("").args(["serve", "--prices"]).arg(&file));
+        assert_ne!(o.status.code(), Some(0), "{text}");
+        assert!(stderr(&o).contains(says), "{text}: {}", stderr(&o));
+    }
 }
 
 /// A log of `n` entries with heads at the sizes in `at`, signed by `seed`'s key.

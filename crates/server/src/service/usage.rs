@@ -37,6 +37,11 @@ impl Sandboxes {
         }
     }
 
+    /// What each team's sandboxes used since the daemon started.
+    pub async fn usage_since_start(&self) -> Vec<(warren_core::TeamId, Usage)> {
+        self.meter.team_totals().await
+    }
+
     /// The price table usage is costed with.
     pub fn prices(&self) -> &Prices {
         self.meter.prices()

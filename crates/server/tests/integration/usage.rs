@@ -202,3 +202,33 @@ async fn teams_read_their_own_usage_and_bad_queries_are_refused() {
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains(&format!("\"{mine}\",1,0.001,")), "{csv}");
 }
+
+#[tokio::test]
+async fn metrics_show_each_teams_usage_since_the_start() {
+    let (w, _dir) = start().await;
+    let admin = w.admin_key.clone().unwrap();
+    let id = create(&w, &admin, "m").await;
+    for _ in 0..5 {
+        exec_true(&w, &admin, &id).await;
+    }
+    w.sample_meter().await;
+    w.clock.advance(Duration::seconds(30));
+    w.sample_meter().await;
+    let (status, text) = w.call(Some(&admin), "GET", "/metrics", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    let (_, me) = w.call(Some(&admin), "GET", "/v1/whoami", None).await;
+    let team = me["team"].as_str().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("warren_team_cpu_seconds{{team=\"{team}\"}}")))
+        .unwrap_or_else(|| panic!("no team CPU series in:\n{text}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((value - 0.005).abs() < 1e-9, "{line}");
+    assert!(
+        text.lines().any(|l| l.starts_with("warren_team_cost{")
+            && l.contains(&format!("team=\"{team}\""))
+            && l.contains("currency=\"USD\"")),
+        "{text}"
+    );
+}

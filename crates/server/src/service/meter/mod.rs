@@ -35,6 +35,7 @@ use tokio::sync::Mutex;
 use warren_core::metering::{Prices, Usage, mib_ms};
 use warren_core::rules::Reading;
 use warren_core::{Limits, SandboxId, SandboxState, TeamId, WarrenError};
+use warren_net::Traffic;
 use warren_runtime::{Runtime, Stats};
 use warren_store::{MeterMark, SandboxFilter, Store, UsageSample};
 
@@ -94,6 +95,11 @@ struct State {
     marks: Option<HashMap<SandboxId, Mark>>,
     /// Counted by [`Meter::settle`], written with the next sample.
     pending: Vec<UsageSample>,
+    /// The team of each sandbox the meter counts.
+    team_of: HashMap<SandboxId, TeamId>,
+    /// What each team's sandboxes used since the daemon started (for
+    /// `/metrics`).
+    team_totals: HashMap<TeamId, Usage>,
 }
 
 /// The daemon's meter.
@@ -172,7 +178,7 @@ impl Meter {
         Ok(state.marks.get_or_insert_with(HashMap::new))
     }
 
-    /// Adds what `stats` and `ms` of wall time as `kind` say to `usage`.
+    /// Adds what an instance's `stats` say over `ms` to `usage`.
     fn count_instance(
         usage: &mut Usage,
         mark: &mut Mark,
@@ -187,6 +193,13 @@ impl Meter {
         usage.memory_mib_ms += mib_ms(stats.memory_bytes, ms);
         usage.memory_limit_mib_ms += mib_ms(u64::from(memory_limit_mb) * MIB, ms);
         usage.disk_mib_ms += mib_ms(stats.disk_bytes, ms);
+    }
+
+    fn count_traffic(usage: &mut Usage, mark: &mut Mark, t: &Traffic) {
+        usage.egress_bytes = delta(t.sent_bytes, mark.sent);
+        usage.ingress_bytes = delta(t.received_bytes, mark.received);
+        mark.sent = t.sent_bytes;
+        mark.received = t.received_bytes;
     }
 
     fn count_wall(usage: &mut Usage, kind: Kind, ms: u64) {
@@ -213,6 +226,7 @@ impl Meter {
         };
         let now = self.clock.now();
         let mut state = self.state.lock().await;
+        state.team_of.insert(id.clone(), rec.team.clone());
         let Ok(marks) = self.marks(&mut state).await else {
             return;
         };
@@ -229,10 +243,7 @@ impl Meter {
         Self::count_instance(&mut usage, mark, &stats, rec.limits.memory_mb, ms);
         Self::count_wall(&mut usage, kind, ms);
         if let Some(t) = traffic {
-            usage.egress_bytes = delta(t.sent_bytes, mark.sent);
-            usage.ingress_bytes = delta(t.received_bytes, mark.received);
-            mark.sent = t.sent_bytes;
-            mark.received = t.received_bytes;
+            Self::count_traffic(&mut usage, mark, &t);
         }
         mark.counted_to = mark.counted_to.max(now);
         mark.kind = Some(kind);
@@ -269,6 +280,9 @@ impl Meter {
 
         let mut state = self.state.lock().await;
         let mut samples = std::mem::take(&mut state.pending);
+        for rec in &live {
+            state.team_of.insert(rec.id.clone(), rec.team.clone());
+        }
         let marks = self.marks(&mut state).await?;
         let mut stored = Vec::new();
         let mut seen = HashSet::new();
@@ -291,10 +305,7 @@ impl Meter {
                 Self::count_instance(&mut usage, mark, stats, rec.limits.memory_mb, ms);
             }
             if let Some(t) = traffic.get(&rec.net_slot) {
-                usage.egress_bytes = delta(t.sent_bytes, mark.sent);
-                usage.ingress_bytes = delta(t.received_bytes, mark.received);
-                mark.sent = t.sent_bytes;
-                mark.received = t.received_bytes;
+                Self::count_traffic(&mut usage, mark, t);
             }
             if let Some(bytes) = snapshots.get(&rec.id) {
                 usage.snapshot_mib_ms = mib_ms(*bytes, ms);
@@ -357,6 +368,19 @@ impl Meter {
             state.pending = samples;
             return Err(e.into());
         }
+        let State {
+            team_of,
+            team_totals,
+            ..
+        } = &mut *state;
+        for s in &samples {
+            if let Some(team) = team_of.get(&s.sandbox) {
+                team_totals.entry(team.clone()).or_default().add(&s.usage);
+            }
+        }
+        for id in &forget {
+            team_of.remove(id);
+        }
         Ok(observed)
     }
 
@@ -386,6 +410,18 @@ impl Meter {
                 0.0
             },
         }
+    }
+
+    /// What each team's sandboxes used since the daemon started.
+    pub async fn team_totals(&self) -> Vec<(TeamId, Usage)> {
+        let state = self.state.lock().await;
+        let mut totals: Vec<(TeamId, Usage)> = state
+            .team_totals
+            .iter()
+            .map(|(t, u)| (t.clone(), *u))
+            .collect();
+        totals.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        totals
     }
 
     pub fn interval(&self) -> Duration {
