@@ -6,8 +6,8 @@
 //! optional tokens of its format. [`Target::run`] first replays every corpus
 //! file, then feeds the parser inputs made by mutating corpus entries
 //! (bit flips, interesting integers, inserted tokens, deletions,
-//! duplications, splices of two entries, random bytes) until its budget is
-//! spent. The property checked is the one the closure asserts; a panic is
+//! duplications, splices of two entries, random bytes, and for inputs that
+//! are JSON, edits of one value) until its budget is spent. The property checked is the one the closure asserts; a panic is
 //! always a failure. A failing input is shrunk (fewer and smaller
 //! mutations), written to a file under the system's temporary directory and
 //! reported; it belongs in the corpus and in a named regression test.
@@ -24,6 +24,7 @@
 //!
 //! Each run prints `fuzz <target>: <n> executions …` to standard error.
 
+mod json;
 mod mutate;
 mod watchdog;
 

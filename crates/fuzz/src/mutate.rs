@@ -68,6 +68,12 @@ pub enum Mutation {
     Truncate(Index),
     /// Replaces the input with random bytes.
     Replace(Vec<u8>),
+    /// Edits one value of an input that is JSON ([`crate::json`]).
+    Json {
+        node: u16,
+        action: u8,
+        pick: u16,
+    },
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -87,6 +93,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
             .prop_map(|(token, at, overwrite)| Mutation::Token { token, at, overwrite }),
         1 => any::<Index>().prop_map(Mutation::Truncate),
         1 => vec(any::<u8>(), 0..256).prop_map(Mutation::Replace),
+        4 => (any::<u16>(), any::<u8>(), any::<u16>())
+            .prop_map(|(node, action, pick)| Mutation::Json { node, action, pick }),
     ]
 }
 
@@ -181,6 +189,14 @@ fn apply(m: &Mutation, input: &mut Vec<u8>, entries: &[Vec<u8>], tokens: &[Vec<u
         }
         Mutation::Truncate(i) => input.truncate(pos(i, len)),
         Mutation::Replace(bytes) => *input = bytes.clone(),
+        Mutation::Json { node, action, pick } => crate::json::edit(
+            input,
+            usize::from(*node),
+            *action,
+            usize::from(*pick),
+            entries,
+            tokens,
+        ),
         _ => {}
     }
 }
