@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
+pub use json::has_float;
 pub use mutate::Mutation;
 
 /// Longest input a mutation produces unless a target says otherwise.

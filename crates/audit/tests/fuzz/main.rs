@@ -205,8 +205,12 @@ fn checkpoints(key: &warren_audit::VerifyingKey, bytes: &[u8]) {
         } else if let Ok(entry) = serde_json::from_slice::<ExportedEntry>(line) {
             let again: ExportedEntry =
                 serde_json::from_slice(&serde_json::to_vec(&entry).unwrap()).unwrap();
-            assert_eq!(again, entry);
-            let _ = entry.entry.canonical_bytes();
+            // Only integers are hashable (floats are refused, and serde_json
+            // may read a float back one unit in the last place off).
+            if let Ok(bytes) = entry.entry.canonical_bytes() {
+                assert_eq!(again, entry);
+                assert_eq!(again.entry.canonical_bytes().unwrap(), bytes);
+            }
             entries.push(entry);
         } else {
             let _ = serde_json::from_slice::<TreeHead>(line);
