@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use warren_api_types::CreateSandboxRequest;
-use warren_core::network::NetworkPolicy;
+use warren_core::network::{Cidr, NetRule, NetworkPolicy};
 use warren_core::{KeyId, Limits, Role, TeamId, UserId};
 use warren_fuzz::{Target, corpus_dir};
 
@@ -52,12 +52,28 @@ fn caller() -> Caller {
     }
 }
 
+fn cidrs(rules: &[NetRule]) -> impl Iterator<Item = &Cidr> {
+    rules.iter().filter_map(|r| match r {
+        NetRule::Cidr(c) => Some(c),
+        _ => None,
+    })
+}
+
 /// Every E2B body, parsed and taken as far as the daemon takes it before
 /// anything runs.
 fn e2b_bodies(caller: &Caller, bytes: &[u8]) {
     if let Ok(req) = serde_json::from_slice::<wire::NewSandbox>(bytes) {
         if let Ok(Some(policy)) = to_policy(req.allow_internet_access, req.network.as_ref(), None) {
             policy.validate().expect("a mapped policy is valid");
+            // E2B's allow wins: no denied range overlaps an allowed one.
+            for allowed in cidrs(&policy.allow) {
+                for denied in cidrs(&policy.deny) {
+                    assert!(
+                        !denied.contains(allowed.addr()) && !allowed.contains(denied.addr()),
+                        "{denied:?} is denied inside the allowed {allowed:?}"
+                    );
+                }
+            }
         }
         let _ = create_params(req, None, caller, &Limits::default());
     }
