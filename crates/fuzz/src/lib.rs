@@ -341,6 +341,44 @@ mod tests {
         assert!(report.executions > 0);
     }
 
+    /// Run in a child process (a hang can only end the process): the
+    /// parent checks the child died and named the input.
+    #[test]
+    fn a_hanging_parser_ends_the_process_with_its_input() {
+        if std::env::var_os("WARREN_FUZZ_HANG_CHILD").is_some() {
+            Target::new("selftest-hang", "/nonexistent")
+                .seed(b"hello".to_vec())
+                .run(|input| {
+                    while input.contains(&b'!') {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                });
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "tests::a_hanging_parser_ends_the_process_with_its_input",
+                "--nocapture",
+            ])
+            .env("WARREN_FUZZ_HANG_CHILD", "1")
+            .env("WARREN_FUZZ_HANG_SECONDS", "1")
+            .env("WARREN_FUZZ_SECONDS", "30")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !out.status.success(),
+            "{:?}\n{stdout}\n{stderr}",
+            out.status
+        );
+        assert!(
+            stderr.contains("(a hang)") && stderr.contains('!'),
+            "{stderr}"
+        );
+    }
+
     #[test]
     fn previews_are_byte_string_literals() {
         assert_eq!(preview(b"a\"\\\x00\xff"), "b\"a\\\"\\\\\\x00\\xff\"");
