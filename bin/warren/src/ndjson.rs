@@ -146,6 +146,9 @@ impl<T: DeserializeOwned> EventStream<T> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use serde::Deserialize;
 

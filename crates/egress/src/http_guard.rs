@@ -434,6 +434,9 @@ fn framing(head: &[u8]) -> io::Result<Framing> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use std::time::Duration;
 

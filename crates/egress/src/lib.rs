@@ -10,6 +10,8 @@
 pub mod dns;
 pub mod egress;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod http_guard;
 pub mod intercept;
 mod nflog;

@@ -18,7 +18,10 @@
 //! (`name_mismatch`). A target naming a host with no Host header names the
 //! request by the target's host. A request head longer than
 //! [`SNIFF_LIMIT`] is malformed too: its Host could come after the part
-//! read.
+//! read. Bytes that do not start with an upper-case method token of at
+//! most 16 letters and a space are not HTTP ([`Sniff::Other`]), decided on
+//! the first bytes that show it, so the verdict never depends on how the
+//! stream was cut into segments.
 
 use warren_core::network::DenyReason;
 
@@ -171,6 +174,13 @@ fn server_name(body: &[u8]) -> Result<Option<String>, Ambiguous> {
 }
 
 fn http(buf: &[u8]) -> Sniff {
+    // A request line starts with a method token (upper-case letters) and
+    // a space. Checked first, so the verdict on bytes that are not one is
+    // `Other` however many of them have arrived.
+    let token = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    if token < buf.len() && buf[token] != b' ' || token > 16 {
+        return Sniff::Other;
+    }
     let Some(end) = find(buf, b"\r\n\r\n") else {
         if buf.len() >= SNIFF_LIMIT {
             // A request head too large to read whole could name any host
@@ -182,13 +192,7 @@ fn http(buf: &[u8]) -> Sniff {
                 Sniff::Other
             };
         }
-        // A request line is a token, a space: tell early when it is not.
-        let token = buf.iter().take_while(|b| b.is_ascii_uppercase()).count();
-        return if token < buf.len() && buf[token] != b' ' || token > 16 {
-            Sniff::Other
-        } else {
-            Sniff::NeedMore
-        };
+        return Sniff::NeedMore;
     };
     let head = String::from_utf8_lossy(&buf[..end]);
     let mut lines = head.split("\r\n");
@@ -470,5 +474,27 @@ mod tests {
         assert_eq!(sniff(b"SSH-2.0-OpenSSH\r\n"), Sniff::Other);
         assert_eq!(sniff(b"\x00\x01binary"), Sniff::Other);
         assert_eq!(sniff(b""), Sniff::NeedMore);
+    }
+
+    #[test]
+    fn fuzz_regression_the_verdict_on_a_request_line_does_not_depend_on_how_it_arrives() {
+        // The first bytes already show a method that is not upper case; the
+        // whole head must not be judged otherwise.
+        for head in [
+            &b"GeT / HTTP/1.1\r\nHost: a.example\r\n\r\n"[..],
+            b"OsT /a HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+            b"GET\t/ HTTP/1.1\r\nHost: a.example\r\n\r\n",
+        ] {
+            assert_eq!(sniff(&head[..4]), Sniff::Other);
+            assert_eq!(
+                sniff(head),
+                Sniff::Other,
+                "{}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        let mut long = b"GeT / HTTP/1.1\r\n".to_vec();
+        long.resize(SNIFF_LIMIT, b'a');
+        assert_eq!(sniff(&long), Sniff::Other);
     }
 }

@@ -70,10 +70,11 @@ pub fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// The errno of an `NLMSG_ERROR` body: 0 for an acknowledgement.
+/// The errno of an `NLMSG_ERROR` body: 0 for an acknowledgement. A value
+/// no errno negates to (`i32::MIN`) is `EPROTO`.
 pub fn errno_of(error_body: &[u8]) -> Option<i32> {
     let error = i32::from_ne_bytes(error_body.get(0..4)?.try_into().ok()?);
-    Some(-error)
+    Some(error.checked_neg().unwrap_or(libc::EPROTO))
 }
 
 /// The errno of the acknowledgement for `seq` in a datagram: `Some(0)` for
@@ -190,6 +191,15 @@ mod tests {
         assert_eq!(ack_of(&ack, 9), Some(libc::EPERM));
         assert_eq!(ack_of(&ack, 8), None);
         assert_eq!(ack_of(&ack[..10], 9), None);
+    }
+
+    #[test]
+    fn fuzz_regression_an_errno_of_i32_min_is_a_protocol_error() {
+        let mut body = i32::MIN.to_ne_bytes().to_vec();
+        body.extend_from_slice(&message(1, NLM_F_REQUEST, 9, &[]));
+        let ack = message(NLMSG_ERROR, 0, 9, &body);
+        assert_eq!(errno_of(&body), Some(libc::EPROTO));
+        assert_eq!(ack_of(&ack, 9), Some(libc::EPROTO));
     }
 
     #[test]

@@ -217,6 +217,9 @@ fn request_for_states(states: u32, id: &[u8; SOCKID_LEN]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
@@ -224,7 +227,7 @@ mod tests {
     use super::*;
 
     /// An `inet_diag_msg` of a socket from 10.0.0.1:40000 to `dst`:80.
-    fn diag_msg(dst: [u8; 4]) -> Vec<u8> {
+    pub(super) fn diag_msg(dst: [u8; 4]) -> Vec<u8> {
         let mut m = vec![libc::AF_INET as u8, TCP_ESTABLISHED as u8, 0, 0];
         m.extend_from_slice(&40000u16.to_be_bytes());
         m.extend_from_slice(&80u16.to_be_bytes());

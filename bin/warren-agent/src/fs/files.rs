@@ -348,3 +348,6 @@ where
         metadata: metadata::read(path),
     })
 }
+
+#[cfg(test)]
+mod fuzz;

@@ -442,6 +442,9 @@ async fn write_framed(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use hickory_proto::op::Query;
     use hickory_proto::rr::rdata::{A, TXT};

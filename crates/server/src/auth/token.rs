@@ -146,6 +146,9 @@ fn millis(t: OffsetDateTime) -> i64 {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -52,7 +52,7 @@ pub(super) fn unsupported(what: &str) -> E2bError {
 /// pause` with the same lifetime and no idle timeout (the reaper applies
 /// `on_idle` when the lifetime runs out). `autoResume.enabled` is
 /// Warren's `auto_resume` (off unless asked for, as on E2B).
-fn create_params(
+pub(super) fn create_params(
     req: NewSandbox,
     snapshot: Option<SnapshotId>,
     caller: &Caller,

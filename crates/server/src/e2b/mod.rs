@@ -23,6 +23,8 @@ mod builder;
 mod control;
 mod error;
 mod exec_audit;
+#[cfg(test)]
+mod fuzz;
 mod listing;
 mod logs;
 mod metrics;

@@ -228,4 +228,6 @@ pub fn decompress(
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;

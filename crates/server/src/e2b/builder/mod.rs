@@ -23,7 +23,7 @@
 
 mod files;
 mod registry;
-mod steps;
+pub(super) mod steps;
 mod tags;
 
 use std::sync::Arc;
