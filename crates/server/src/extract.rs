@@ -46,6 +46,26 @@ fn json_rejection(r: JsonRejection) -> WarrenError {
     WarrenError::invalid(message)
 }
 
+/// A query string; malformed values and unknown parameters are API errors
+/// (400, JSON) like a bad body, not axum's plain-text rejection.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|r| {
+                AppError(WarrenError::invalid(format!(
+                    "invalid query: {}",
+                    r.body_text()
+                )))
+            })
+    }
+}
+
 /// The `{id}` path segment as a sandbox the caller may address: one of its
 /// team's, and for a sandbox token only the token's own sandbox. Anything
 /// else — a malformed id, an unknown one, another team's — is the same

@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,9 +10,11 @@ use super::{AppState, UPLOAD_LIMIT};
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiQuery;
 use crate::extract::SandboxPath;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FileQuery {
     /// Path inside the sandbox; relative paths start at the user's home.
     #[serde(default)]
@@ -30,7 +32,7 @@ pub struct FileQuery {
 pub async fn download(
     State(state): State<AppState>,
     SandboxPath(id): SandboxPath,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
 ) -> ApiResult<Response> {
     let stream = state
         .sandboxes
@@ -53,7 +55,7 @@ pub async fn upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
     body: Body,
 ) -> ApiResult<Json<FileWritten>> {
     let size = state

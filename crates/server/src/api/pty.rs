@@ -1,5 +1,5 @@
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -9,11 +9,13 @@ use warren_envd::process::{DataEvent, ProcessEvent};
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiQuery;
 use crate::extract::SandboxPath;
 use crate::service::{PtyEvents, PtySession};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PtyQuery {
     #[serde(default = "default_cols")]
     pub cols: u16,
@@ -43,7 +45,7 @@ pub async fn pty(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
-    Query(q): Query<PtyQuery>,
+    ApiQuery(q): ApiQuery<PtyQuery>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let (session, events) = state

@@ -38,3 +38,24 @@ async fn metrics_errors_are_the_native_apis() {
     assert_api_error(status, &body, StatusCode::FORBIDDEN, "permission_denied");
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_query_string_that_does_not_decode_is_an_api_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, admin) = start(&dir).await;
+    for path in [
+        "/v1/audit/heads?all=maybe",
+        "/v1/audit/entries?limit=-1",
+        "/v1/audit/consistency?from=0&nope=1",
+        "/v1/templates/base/build?rebuild=2",
+    ] {
+        let method = if path.contains("/build") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, body) = w.call(Some(&admin), method, path, None).await;
+        assert_api_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
+    }
+    w.stop().await;
+}
