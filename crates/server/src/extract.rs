@@ -16,17 +16,26 @@ use crate::state::AppState;
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// A JSON body; malformed input, unknown fields and oversized bodies are
-/// reported precisely.
+/// reported precisely. Every request body of the API is a JSON object:
+/// anything else (an array, which serde would otherwise take for a
+/// struct's fields in order, a string, a number) is refused.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(AppError(json_rejection(rejection))),
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(|r| AppError(json_rejection(r)))?;
+        if !value.is_object() {
+            return Err(AppError(WarrenError::invalid(
+                "invalid JSON body: expected a JSON object",
+            )));
         }
+        serde_json::from_value(value)
+            .map(ApiJson)
+            .map_err(|e| AppError(WarrenError::invalid(format!("invalid JSON body: {e}"))))
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
@@ -57,5 +57,43 @@ async fn a_query_string_that_does_not_decode_is_an_api_error() {
         let (status, body) = w.call(Some(&admin), method, path, None).await;
         assert_api_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
     }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_json_body_that_is_no_object_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, admin) = start(&dir).await;
+    let (status, me) = w.call(Some(&admin), "GET", "/v1/whoami", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let quota = format!("/v1/teams/{}/quota", me["team"].as_str().unwrap());
+    // serde takes an array for a struct's fields in order: `[null, null]`
+    // was a sandbox created with every default.
+    for (method, path) in [
+        ("POST", "/v1/sandboxes"),
+        ("PUT", quota.as_str()),
+        ("POST", "/v1/keys"),
+    ] {
+        for bad in [json!([null, null]), json!([]), json!("x"), json!(1)] {
+            let (status, body) = w.call(Some(&admin), method, path, Some(bad.clone())).await;
+            assert_api_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
+        }
+    }
+    let (_, list) = w.call(Some(&admin), "GET", "/v1/sandboxes", None).await;
+    assert_eq!(list["sandboxes"], json!([]), "{list}");
+    // Objects still decode, unknown fields still refused.
+    let (status, body) = w
+        .call(
+            Some(&admin),
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"nope": 1})),
+        )
+        .await;
+    assert_api_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
+    let (status, body) = w
+        .call(Some(&admin), "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     w.stop().await;
 }
