@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use http::StatusCode;
+use axum::body::Body;
+use http::{Request, StatusCode};
 use serde_json::{Value, json};
 use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
@@ -95,5 +96,22 @@ async fn a_json_body_that_is_no_object_is_refused() {
         .call(Some(&admin), "POST", "/v1/sandboxes", Some(json!({})))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_terminal_request_without_a_websocket_handshake_is_an_api_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, admin) = start(&dir).await;
+    let (status, sb) = w
+        .call(Some(&admin), "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{sb}");
+    let req = Request::get(format!("/v1/sandboxes/{}/pty", sb["id"].as_str().unwrap()))
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = w.send(req).await;
+    assert_api_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
     w.stop().await;
 }
