@@ -50,7 +50,8 @@ pub async fn download(
 #[utoipa::path(put, path = "/v1/sandboxes/{id}/files", tag = "files",
     params(("id" = String, Path), FileQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = FileWritten), (status = 413, body = warren_api_types::ApiError)))]
+    responses((status = 200, body = FileWritten), (status = 404, body = warren_api_types::ApiError),
+        (status = 413, body = warren_api_types::ApiError)))]
 pub async fn upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -21,6 +21,126 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Documents the error answers every operation can give besides its own:
+/// any may answer 429 (the listener refuses a connection over the per-source
+/// or total cap with `too_many_connections`; a sandbox route may also meet
+/// the team's quota when it resumes a paused sandbox); a route behind the
+/// key check answers 401 (no or bad credentials) and 403 (the key lacks the
+/// route's scope, or a sandbox token calls a route not open to it); an
+/// operation taking parameters or a body answers 400 for input it cannot
+/// decode; one taking a JSON body answers 413 past
+/// [`crate::extract::JSON_BODY_LIMIT`]. All are `ApiError` bodies. An
+/// operation that declares its own security (the public ones: `security:
+/// [{}]`) gets no 401/403 from here; it documents what it answers. An
+/// operation's own description of a status wins.
+pub(super) struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                add_common_errors(op);
+            }
+        }
+    }
+}
+
+fn add_common_errors(op: &mut utoipa::openapi::path::Operation) {
+    let public = op.security.is_some();
+    let takes_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let (has_body, json_body) = match &op.request_body {
+        Some(utoipa::openapi::RefOr::T(body)) => {
+            (true, body.content.contains_key("application/json"))
+        }
+        Some(utoipa::openapi::RefOr::Ref(_)) => (true, false),
+        None => (false, false),
+    };
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(description).into());
+    };
+    add(
+        "429",
+        "too many connections from this address, or a quota or host limit reached",
+    );
+    if !public {
+        add("401", "no valid API key or sandbox token");
+        add("403", "the credentials do not grant this operation");
+    }
+    if takes_input || has_body {
+        add(
+            "400",
+            "a parameter or the body is malformed or out of range",
+        );
+    }
+    if json_body {
+        add("413", "the JSON body is larger than 1 MiB");
+    }
+}
+
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ApiError")))
+                .build(),
+        )
+        .build()
+}
+
+/// Spells unsigned integers as the document's readers know them: utoipa
+/// writes a `u32` as format `u-int32` with only `minimum: 0`; this makes
+/// it `uint32` with `maximum` the type's largest value (`uint8` to
+/// `uint64`), so a client or a fuzzer knows 2^32 is out of range. Runs
+/// over the serialized document (every schema, parameter and component).
+pub(super) struct UnsignedFormats;
+
+impl utoipa::Modify for UnsignedFormats {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Ok(mut doc) = serde_json::to_value(&*openapi) else {
+            return;
+        };
+        spell_unsigned(&mut doc);
+        if let Ok(fixed) = serde_json::from_value(doc) {
+            *openapi = fixed;
+        }
+    }
+}
+
+fn spell_unsigned(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let bits = match map.get("format").and_then(|f| f.as_str()) {
+                Some("u-int8") => Some(8),
+                Some("u-int16") => Some(16),
+                Some("u-int32") => Some(32),
+                Some("u-int64") => Some(64),
+                _ => None,
+            };
+            if let Some(bits) = bits {
+                map.insert("format".into(), format!("uint{bits}").into());
+                map.entry("maximum")
+                    .or_insert_with(|| (u64::MAX >> (64 - bits)).into());
+            }
+            map.values_mut().for_each(spell_unsigned);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(spell_unsigned),
+        _ => {}
+    }
+}
+
 /// Serves the OpenAPI document; needs no key.
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
@@ -54,5 +174,87 @@ mod tests {
                 "{schema} missing"
             );
         }
+    }
+
+    fn operations(doc: &serde_json::Value) -> Vec<(String, String, &serde_json::Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                ops.push((method.clone(), path.clone(), op));
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_operation_documents_the_errors_any_route_can_give() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let public = [("get", "/v1/health"), ("post", "/v1/hooks/{id}/deliver")];
+        for (method, path, op) in operations(&doc) {
+            let is_public = public.contains(&(method.as_str(), path.as_str()));
+            assert_eq!(
+                op.get("security"),
+                is_public.then(|| serde_json::json!([{}])).as_ref(),
+                "{method} {path}: only the public routes waive the key"
+            );
+            let mut want = vec!["429"];
+            if !is_public {
+                want.extend(["401", "403"]);
+            }
+            let takes_input = op["parameters"].as_array().is_some_and(|p| !p.is_empty())
+                || op.get("requestBody").is_some();
+            if takes_input {
+                want.push("400");
+            }
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                want.push("413");
+            }
+            for status in want {
+                let schema = &op["responses"][status]["content"]["application/json"]["schema"];
+                assert_eq!(
+                    schema["$ref"], "#/components/schemas/ApiError",
+                    "{method} {path} does not document {status}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn parameters_are_where_the_handlers_read_them() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        for (method, path, op) in operations(&doc) {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().unwrap();
+                let in_template = path.contains(&format!("{{{name}}}"));
+                let want = if in_template { "path" } else { "query" };
+                assert_eq!(p["in"], want, "{method} {path}: parameter {name}");
+            }
+        }
+        let heads = &doc["paths"]["/v1/audit/heads"]["get"]["parameters"][0];
+        assert_eq!(heads["required"], false, "{heads}");
+    }
+
+    #[test]
+    fn unsigned_integers_state_their_range() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        assert!(!doc.to_string().contains("u-int"));
+        let quota = &doc["components"]["schemas"]["QuotaLimits"]["properties"];
+        assert_eq!(quota["max_sandboxes"]["format"], "uint32");
+        assert_eq!(quota["max_sandboxes"]["maximum"], u64::from(u32::MAX));
+        assert_eq!(quota["max_snapshot_bytes"]["format"], "uint64");
+        assert_eq!(quota["max_snapshot_bytes"]["maximum"], u64::MAX);
+    }
+
+    #[test]
+    fn a_network_policy_may_leave_out_any_field_and_takes_no_other() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schema = &doc["components"]["schemas"]["NetworkPolicySchema"];
+        assert!(schema.get("required").is_none(), "{schema}");
+        assert_eq!(schema["additionalProperties"], false, "{schema}");
+        let internet = &doc["components"]["schemas"]["InternetSchema"];
+        assert_eq!(internet["enum"], serde_json::json!(["deny", "allow"]));
     }
 }

@@ -14,7 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use warren_core::Scope as S;
 
-use super::openapi::BearerAuth;
+use super::openapi::{BearerAuth, CommonErrors, UnsignedFormats};
 use super::{
     UPLOAD_LIMIT, audit, events, exec, files, health, hooks, inbox, keys, network, pools, pty,
     quotas, sandboxes, secrets, snapshots, teams, templates, timeline, timers, volumes, webhooks,
@@ -135,7 +135,7 @@ macro_rules! openapi_doc {
         #[openapi(
             info(title = "Warren API", description = "Sandboxes for AI agents: the native /v1 API."),
             paths(health::health, hooks::deliver, $($handler),*),
-            modifiers(&BearerAuth),
+            modifiers(&BearerAuth, &CommonErrors, &UnsignedFormats),
         )]
         pub struct ApiDoc;
     };
