@@ -103,40 +103,88 @@ fn error_response(description: &str) -> utoipa::openapi::Response {
 /// Spells unsigned integers as the document's readers know them: utoipa
 /// writes a `u32` as format `u-int32` with only `minimum: 0`; this makes
 /// it `uint32` with `maximum` the type's largest value (`uint8` to
-/// `uint64`), so a client or a fuzzer knows 2^32 is out of range. Runs
-/// over the serialized document (every schema, parameter and component).
+/// `uint64`), so a client or a fuzzer knows 2^32 is out of range. Walks
+/// every schema: components, parameters, request and response bodies.
 pub(super) struct UnsignedFormats;
 
 impl utoipa::Modify for UnsignedFormats {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let Ok(mut doc) = serde_json::to_value(&*openapi) else {
-            return;
-        };
-        spell_unsigned(&mut doc);
-        if let Ok(fixed) = serde_json::from_value(doc) {
-            *openapi = fixed;
+        use utoipa::openapi::RefOr;
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.values_mut().for_each(spell_unsigned);
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                for param in op.parameters.iter_mut().flatten() {
+                    if let RefOr::T(param) = param {
+                        param.schema.iter_mut().for_each(spell_unsigned);
+                    }
+                }
+                if let Some(RefOr::T(body)) = op.request_body.as_mut() {
+                    for content in body.content.values_mut() {
+                        if let RefOr::T(content) = content {
+                            content.schema.iter_mut().for_each(spell_unsigned);
+                        }
+                    }
+                }
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        for content in response.content.values_mut() {
+                            if let RefOr::T(content) = content {
+                                content.schema.iter_mut().for_each(spell_unsigned);
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
 
-fn spell_unsigned(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let bits = match map.get("format").and_then(|f| f.as_str()) {
-                Some("u-int8") => Some(8),
-                Some("u-int16") => Some(16),
-                Some("u-int32") => Some(32),
-                Some("u-int64") => Some(64),
+fn spell_unsigned(schema: &mut utoipa::openapi::RefOr<utoipa::openapi::Schema>) {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, KnownFormat, SchemaFormat};
+    use utoipa::openapi::{RefOr, Schema};
+    let RefOr::T(schema) = schema else {
+        return;
+    };
+    match schema {
+        Schema::Object(object) => {
+            let bits = match &object.format {
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt8)) => Some(8),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt16)) => Some(16),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt32)) => Some(32),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt64)) => Some(64),
                 _ => None,
             };
             if let Some(bits) = bits {
-                map.insert("format".into(), format!("uint{bits}").into());
-                map.entry("maximum")
-                    .or_insert_with(|| (u64::MAX >> (64 - bits)).into());
+                object.format = Some(SchemaFormat::Custom(format!("uint{bits}")));
+                let largest = u64::MAX >> (64 - bits);
+                object.maximum.get_or_insert(utoipa::Number::UInt(
+                    usize::try_from(largest).unwrap_or(usize::MAX),
+                ));
             }
-            map.values_mut().for_each(spell_unsigned);
+            object.properties.values_mut().for_each(spell_unsigned);
+            if let Some(AdditionalProperties::RefOr(values)) =
+                object.additional_properties.as_deref_mut()
+            {
+                spell_unsigned(values);
+            }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(spell_unsigned),
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                spell_unsigned(items);
+            }
+        }
+        Schema::OneOf(one) => one.items.iter_mut().for_each(spell_unsigned),
+        Schema::AllOf(all) => all.items.iter_mut().for_each(spell_unsigned),
+        Schema::AnyOf(any) => any.items.iter_mut().for_each(spell_unsigned),
         _ => {}
     }
 }
@@ -256,5 +304,35 @@ mod tests {
         assert_eq!(schema["additionalProperties"], false, "{schema}");
         let internet = &doc["components"]["schemas"]["InternetSchema"];
         assert_eq!(internet["enum"], serde_json::json!(["deny", "allow"]));
+    }
+
+    #[test]
+    fn event_data_is_any_json_value_and_a_timers_after_seconds_or_text() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        // `data` defaults to null and takes any value (a sent null came
+        // back against a documented `type: object`).
+        for (schema, field) in [
+            ("SendEventRequest", "data"),
+            ("Event", "data"),
+            ("TimerEvent", "data"),
+            ("Timer", "data"),
+        ] {
+            let data = &schemas[schema]["properties"][field];
+            assert!(data.get("type").is_none(), "{schema}.{field}: {data}");
+        }
+        let after =
+            serde_json::to_string(&schemas["CreateTimerRequest"]["properties"]["after"]).unwrap();
+        assert!(after.contains("TimerAfterSchema"), "{after}");
+        let kinds: Vec<_> = schemas["TimerAfterSchema"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["type"].clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            [serde_json::json!("integer"), serde_json::json!("string")]
+        );
     }
 }
