@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use warren_api_types::{TeamCreated, WhoAmI};
 use warren_e2e::{Daemon, workspace_target};
 
@@ -53,6 +53,15 @@ async fn sandbox_api_fuzz_every_documented_operation() {
             json!({"name": "fuzzed", "admin": "fuzzed-admin"}),
         )
         .await;
+    // A hook, a volume and a webhook for their routes, each twice (the
+    // second to delete).
+    let mut fixtures = Vec::new();
+    for suffix in ["", "_TO_DELETE"] {
+        let (hook, volume, webhook) = hook_volume_webhook(&d, &sandboxes[0], suffix).await;
+        fixtures.push((format!("WARREN_FUZZ_HOOK{suffix}"), hook));
+        fixtures.push((format!("WARREN_FUZZ_VOLUME{suffix}"), volume));
+        fixtures.push((format!("WARREN_FUZZ_WEBHOOK{suffix}"), webhook));
+    }
 
     let schemathesis = workspace_target().join("api-fuzz-venv/bin/schemathesis");
     assert!(
@@ -78,6 +87,7 @@ async fn sandbox_api_fuzz_every_documented_operation() {
         .env("WARREN_FUZZ_KILL_SANDBOX", &sandboxes[2])
         .env("WARREN_FUZZ_TEAM", &other.team.id)
         .env("HYPOTHESIS_STORAGE_DIRECTORY", scratch.path())
+        .envs(fixtures)
         .env("PYTHONDONTWRITEBYTECODE", "1");
     if let Ok(seed) = std::env::var("WARREN_API_FUZZ_SEED") {
         cmd.args(["--seed", &seed]);
@@ -100,6 +110,39 @@ async fn sandbox_api_fuzz_every_documented_operation() {
     // The run kept its credentials and the daemon still serves.
     let (status, body) = d.call(&d.key, "GET", "/v1/whoami", None).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// A hook (standard kind, subscribed by `sandbox`), a volume and a
+/// lifecycle webhook (its address never resolves); their ids (the volume's
+/// name).
+async fn hook_volume_webhook(d: &Daemon, sandbox: &str, suffix: &str) -> (String, String, String) {
+    let hook: Value = d
+        .created_as(
+            &d.key,
+            "/v1/hooks",
+            json!({"kind": "standard", "subscriptions": [{"sandbox": sandbox}]}),
+        )
+        .await;
+    let volume: Value = d
+        .created_as(
+            &d.key,
+            "/v1/volumes",
+            json!({"name": format!("fuzz{suffix}")}),
+        )
+        .await;
+    let webhook: Value = d
+        .created_as(
+            &d.key,
+            "/v1/webhooks",
+            json!({"url": "https://warren-fuzz.invalid/hook", "events": ["*"]}),
+        )
+        .await;
+    let id = |v: &Value| v.as_str().unwrap().to_owned();
+    (
+        id(&hook["hook"]["id"]),
+        id(&volume["name"]),
+        id(&webhook["id"]),
+    )
 }
 
 fn tail(text: &str, lines: usize) -> String {
