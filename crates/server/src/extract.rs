@@ -1,10 +1,12 @@
 //! Extractors whose rejections are API errors (JSON `{code, message}`), not
 //! axum's plain-text defaults.
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use warren_core::{ErrorKind, SandboxId, WarrenError};
 
@@ -25,18 +27,39 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+        if !json_content_type(req.headers()) {
+            return Err(AppError(WarrenError::invalid(
+                "expected a JSON body with `Content-Type: application/json`",
+            )));
+        }
+        let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|r| AppError(json_rejection(r)))?;
-        if !value.is_object() {
+            .map_err(|r| AppError(json_rejection(r.into())))?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(AppError(WarrenError::invalid(
                 "invalid JSON body: expected a JSON object",
             )));
         }
-        serde_json::from_value(value)
-            .map(ApiJson)
-            .map_err(|e| AppError(WarrenError::invalid(format!("invalid JSON body: {e}"))))
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| ApiJson(v))
+            .map_err(|r| AppError(json_rejection(r)))
     }
+}
+
+/// `application/json` or any `application/*+json`, parameters aside: what
+/// axum's `Json` takes.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_rejection(r: JsonRejection) -> WarrenError {
@@ -46,13 +69,7 @@ fn json_rejection(r: JsonRejection) -> WarrenError {
             format!("request body is larger than {} bytes", JSON_BODY_LIMIT),
         );
     }
-    let message = match &r {
-        JsonRejection::MissingJsonContentType(_) => {
-            "expected a JSON body with `Content-Type: application/json`".to_owned()
-        }
-        other => format!("invalid JSON body: {}", other.body_text()),
-    };
-    WarrenError::invalid(message)
+    WarrenError::invalid(format!("invalid JSON body: {}", r.body_text()))
 }
 
 /// A query string; malformed values and unknown parameters are API errors

@@ -82,7 +82,7 @@ async fn a_json_body_that_is_no_object_is_refused() {
     }
     let (_, list) = w.call(Some(&admin), "GET", "/v1/sandboxes", None).await;
     assert_eq!(list["sandboxes"], json!([]), "{list}");
-    // Objects still decode, unknown fields still refused.
+    // Objects decode as before: unknown and duplicate fields are refused.
     let (status, body) = w
         .call(
             Some(&admin),
@@ -91,6 +91,13 @@ async fn a_json_body_that_is_no_object_is_refused() {
             Some(json!({"nope": 1})),
         )
         .await;
+    assert_api_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
+    let twice = Request::post("/v1/sandboxes")
+        .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "application/json")
+        .body(Body::from(r#" {"cpus": 1, "cpus": 2}"#))
+        .unwrap();
+    let (status, body) = w.send(twice).await;
     assert_api_error(status, &body, StatusCode::BAD_REQUEST, "invalid_argument");
     let (status, body) = w
         .call(Some(&admin), "POST", "/v1/sandboxes", Some(json!({})))
