@@ -1,5 +1,5 @@
 //! Schemathesis over every operation of `/v1/openapi.json`, against a real
-//! daemon with the operator key: no 5xx, no hang (20 s per request), every
+//! daemon with the operator key: no 5xx, no hang (30 s per request), every
 //! response's status, content type, headers and body as documented, input
 //! the schema forbids refused with a 4xx, no answer without a key. The
 //! checks, the hooks and the one fixture are in `tests/api-fuzz/`; the
