@@ -10,7 +10,9 @@
 # - cargo-nextest, if missing;
 # - the E2B SDK test environments under target/ (pinned Python venvs for
 #   e2b 2.63.0 with e2b-code-interpreter 2.11.5, and e2b 2.45.1; the npm
-#   `e2b` package), see tests/e2b/.
+#   `e2b` package), see tests/e2b/;
+# - the API fuzzer's environment (a pinned Python venv of schemathesis
+#   under target/api-fuzz-venv), see tests/api-fuzz/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
@@ -127,6 +129,11 @@ e2b_sdks() {
     node_modules
 }
 
+api_fuzz_env() {
+    mkdir -p "$WARREN_ROOT/target"
+    python_venv "$WARREN_ROOT/target/api-fuzz-venv" "$WARREN_ROOT/tests/api-fuzz/requirements.txt"
+}
+
 main() {
     local release need_update=0 missing=()
     release="$(codename)"
@@ -162,6 +169,7 @@ main() {
     fi
     command -v runsc >/dev/null || die "runsc is not on PATH after installation"
     e2b_sdks
+    api_fuzz_env
     log "dependencies ready (runsc $(runsc --version 2>/dev/null | head -n1 | awk '{print $3}'))"
 }
 

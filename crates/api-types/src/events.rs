@@ -14,7 +14,7 @@ pub struct SendEventRequest {
     pub source: String,
     /// Any JSON value, at most 256 KiB once serialized; default null.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: serde_json::Value,
     /// A sender's retry with the same key gets the first event's number
     /// back instead of a second event; 1-256 printable characters.
@@ -38,7 +38,7 @@ pub struct Event {
     #[serde(rename = "type")]
     pub kind: String,
     pub source: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: serde_json::Value,
     pub dedupe_key: Option<String>,
     pub received_at: String,

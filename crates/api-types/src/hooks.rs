@@ -113,7 +113,7 @@ pub struct TimerEvent {
     #[serde(default)]
     pub source: Option<String>,
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: serde_json::Value,
 }
 
@@ -127,9 +127,20 @@ pub struct CreateTimerRequest {
     /// Seconds (a number) or a duration such as `"90s"`, `"15m"`, `"1h30m"`,
     /// `"2d"`.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<TimerAfterSchema>)]
     pub after: Option<serde_json::Value>,
     pub event: TimerEvent,
+}
+
+/// `after` of a timer as the document describes it: whole seconds, or a
+/// duration text. The request keeps the raw value and reports either
+/// form's errors itself.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum TimerAfterSchema {
+    Seconds(u64),
+    Duration(String),
 }
 
 /// A pending timer.
@@ -140,7 +151,7 @@ pub struct Timer {
     #[serde(rename = "type")]
     pub kind: String,
     pub source: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub data: serde_json::Value,
     pub created_at: String,
 }

@@ -12,13 +12,15 @@ pub use warren_core::network::NetworkPolicy;
 /// A sandbox's network policy. Deny wins over allow; private ranges are
 /// reached only when an `allow` CIDR names them; link-local (cloud
 /// metadata), other sandboxes and the host's services are never reachable.
+/// Every field may be left out (its default applies); no other field is
+/// taken.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct NetworkPolicySchema {
     /// `deny` (default): only what `allow` names; `allow`: every public
     /// destination `deny` does not name.
-    #[schema(example = "deny")]
-    pub internet: Option<String>,
+    pub internet: InternetSchema,
     /// CIDRs (`203.0.113.0/24`, a bare address is a /32) and domain
     /// patterns (`github.com`, `*.pypi.org`).
     pub allow: Vec<String>,
@@ -29,6 +31,16 @@ pub struct NetworkPolicySchema {
     pub inject: Vec<serde_json::Value>,
     /// Exposed ports reachable without an access token.
     pub public_ports: Vec<u16>,
+}
+
+/// `internet` of a [`NetworkPolicySchema`].
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum InternetSchema {
+    #[default]
+    Deny,
+    Allow,
 }
 
 /// `PUT /v1/sandboxes/{id}/network` answers with the sandbox; the body is

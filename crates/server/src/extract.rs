@@ -1,10 +1,12 @@
 //! Extractors whose rejections are API errors (JSON `{code, message}`), not
 //! axum's plain-text defaults.
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use warren_core::{ErrorKind, SandboxId, WarrenError};
 
@@ -16,18 +18,48 @@ use crate::state::AppState;
 pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 
 /// A JSON body; malformed input, unknown fields and oversized bodies are
-/// reported precisely.
+/// reported precisely. Every request body of the API is a JSON object:
+/// anything else (an array, which serde would otherwise take for a
+/// struct's fields in order, a string, a number) is refused.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(AppError(json_rejection(rejection))),
+        if !json_content_type(req.headers()) {
+            return Err(AppError(WarrenError::invalid(
+                "expected a JSON body with `Content-Type: application/json`",
+            )));
         }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| AppError(json_rejection(r.into())))?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(AppError(WarrenError::invalid(
+                "invalid JSON body: expected a JSON object",
+            )));
+        }
+        axum::Json::<T>::from_bytes(&bytes)
+            .map(|axum::Json(v)| ApiJson(v))
+            .map_err(|r| AppError(json_rejection(r)))
     }
+}
+
+/// `application/json` or any `application/*+json`, parameters aside: what
+/// axum's `Json` takes.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn json_rejection(r: JsonRejection) -> WarrenError {
@@ -37,30 +69,26 @@ fn json_rejection(r: JsonRejection) -> WarrenError {
             format!("request body is larger than {} bytes", JSON_BODY_LIMIT),
         );
     }
-    let message = match &r {
-        JsonRejection::MissingJsonContentType(_) => {
-            "expected a JSON body with `Content-Type: application/json`".to_owned()
-        }
-        other => format!("invalid JSON body: {}", other.body_text()),
-    };
-    WarrenError::invalid(message)
+    WarrenError::invalid(format!("invalid JSON body: {}", r.body_text()))
 }
 
-/// A query string decoded into `T`; unknown or malformed parameters are
-/// an API error naming them.
+/// A query string; malformed values and unknown parameters are API errors
+/// (400, JSON) like a bad body, not axum's plain-text rejection.
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(r) => Err(AppError(WarrenError::invalid(format!(
-                "invalid query: {}",
-                r.body_text()
-            )))),
-        }
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|r| {
+                AppError(WarrenError::invalid(format!(
+                    "invalid query: {}",
+                    r.body_text()
+                )))
+            })
     }
 }
 

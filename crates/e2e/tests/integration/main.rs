@@ -4,6 +4,7 @@
 
 mod root_secrets;
 mod sandbox_api;
+mod sandbox_api_fuzz;
 mod sandbox_audit;
 mod sandbox_bootstrap;
 mod sandbox_chaos;

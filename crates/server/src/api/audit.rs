@@ -3,7 +3,7 @@
 //! Everything here reads; the log is written only by the audit service.
 
 use axum::Json;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -18,6 +18,7 @@ use warren_store::{AuditFilter, SqliteAudit};
 use super::stream::ndjson;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiQuery;
 use crate::state::AppState;
 
 /// Entries per page when the caller names no `limit`.
@@ -28,6 +29,7 @@ const MAX_LIMIT: u64 = 1000;
 const EXPORT_PAGE: u64 = 5000;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EntriesQuery {
     /// Only entries about this sandbox.
@@ -148,7 +150,7 @@ pub async fn entries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    Query(q): Query<EntriesQuery>,
+    ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> ApiResult<Response> {
     let jsonl = wants_jsonl(&q, &headers)?;
     let filter = AuditFilter {
@@ -279,6 +281,7 @@ pub async fn proof(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
     /// The older size (e.g. a checkpoint's).
@@ -292,7 +295,7 @@ pub struct ConsistencyQuery {
     responses((status = 200, body = api::ConsistencyProof), (status = 400, body = api::ApiError)))]
 pub async fn consistency(
     State(state): State<AppState>,
-    Query(q): Query<ConsistencyQuery>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult<Json<api::ConsistencyProof>> {
     let store = state.audit.store();
     let to = match q.to {
@@ -322,6 +325,7 @@ pub async fn consistency(
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HeadsQuery {
     /// Every head instead of the latest only.
@@ -334,7 +338,7 @@ pub struct HeadsQuery {
     responses((status = 200, body = api::AuditHeads)))]
 pub async fn heads(
     State(state): State<AppState>,
-    Query(q): Query<HeadsQuery>,
+    ApiQuery(q): ApiQuery<HeadsQuery>,
 ) -> ApiResult<Json<api::AuditHeads>> {
     let store = state.audit.store();
     let heads = if q.all {

@@ -42,6 +42,7 @@ fn action(text: Option<&str>) -> Result<Option<BudgetAction>, WarrenError> {
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetParams {
     /// Operators only: one team's budgets (its id); default every team's.

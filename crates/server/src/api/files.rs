@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,9 +10,11 @@ use super::{AppState, UPLOAD_LIMIT};
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiQuery;
 use crate::extract::SandboxPath;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FileQuery {
     /// Path inside the sandbox; relative paths start at the user's home.
     #[serde(default)]
@@ -30,7 +32,7 @@ pub struct FileQuery {
 pub async fn download(
     State(state): State<AppState>,
     SandboxPath(id): SandboxPath,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
 ) -> ApiResult<Response> {
     let stream = state
         .sandboxes
@@ -48,12 +50,13 @@ pub async fn download(
 #[utoipa::path(put, path = "/v1/sandboxes/{id}/files", tag = "files",
     params(("id" = String, Path), FileQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = FileWritten), (status = 413, body = warren_api_types::ApiError)))]
+    responses((status = 200, body = FileWritten), (status = 404, body = warren_api_types::ApiError),
+        (status = 413, body = warren_api_types::ApiError)))]
 pub async fn upload(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
     body: Body,
 ) -> ApiResult<Json<FileWritten>> {
     let size = state

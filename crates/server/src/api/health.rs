@@ -5,7 +5,7 @@ use warren_api_types::Health;
 use crate::state::AppState;
 
 /// Liveness of the daemon; needs no key.
-#[utoipa::path(get, path = "/v1/health", tag = "system",
+#[utoipa::path(get, path = "/v1/health", tag = "system", security(()),
     responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {

@@ -67,7 +67,8 @@ fn parse_request(req: CreateKeyRequest) -> Result<KeyRequest, WarrenError> {
 
 /// Mints a key for a user of the caller's team; the secret is shown once.
 #[utoipa::path(post, path = "/v1/keys", tag = "tenancy", request_body = CreateKeyRequest,
-    responses((status = 201, body = NewKey), (status = 403, body = warren_api_types::ApiError)))]
+    responses((status = 201, body = NewKey), (status = 403, body = warren_api_types::ApiError),
+        (status = 404, description = "no such user in the caller's team", body = warren_api_types::ApiError)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -1,19 +1,23 @@
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use warren_api_types::{PtyClientMessage, PtyServerMessage};
+use warren_core::WarrenError;
 use warren_envd::process::{DataEvent, ProcessEvent};
 
 use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiQuery;
 use crate::extract::SandboxPath;
 use crate::service::{PtyEvents, PtySession};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PtyQuery {
     #[serde(default = "default_cols")]
     pub cols: u16,
@@ -38,14 +42,21 @@ fn default_rows() -> u16 {
 /// to resize; the server ends with a `PtyServerMessage` exit frame.
 #[utoipa::path(get, path = "/v1/sandboxes/{id}/pty", tag = "sandboxes",
     params(("id" = String, Path), PtyQuery),
-    responses((status = 101, description = "WebSocket upgrade"), (status = 404, body = warren_api_types::ApiError)))]
+    responses((status = 101, description = "WebSocket upgrade"),
+        (status = 400, description = "not a WebSocket handshake, or a bad parameter", body = warren_api_types::ApiError),
+        (status = 404, body = warren_api_types::ApiError)))]
 pub async fn pty(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
-    Query(q): Query<PtyQuery>,
-    ws: WebSocketUpgrade,
+    ApiQuery(q): ApiQuery<PtyQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    // A request that is no WebSocket handshake is bad input like any other
+    // (an API error, not axum's plain-text rejection); no terminal opens.
+    let ws = ws.map_err(|r| {
+        WarrenError::invalid(format!("expected a WebSocket handshake: {}", r.body_text()))
+    })?;
     let (session, events) = state
         .sandboxes
         .open_pty(

@@ -14,7 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use warren_core::Scope as S;
 
-use super::openapi::BearerAuth;
+use super::openapi::{BearerAuth, CommonErrors, UnsignedFormats};
 use super::{
     UPLOAD_LIMIT, audit, budgets, events, exec, files, health, hooks, inbox, keys, network, pools,
     pty, quotas, rules, sandboxes, secrets, snapshots, teams, templates, timeline, timers, usage,
@@ -149,7 +149,7 @@ macro_rules! openapi_doc {
         #[openapi(
             info(title = "Warren API", description = "Sandboxes for AI agents: the native /v1 API."),
             paths(health::health, hooks::deliver, $($handler),*),
-            modifiers(&BearerAuth),
+            modifiers(&BearerAuth, &CommonErrors, &UnsignedFormats),
         )]
         pub struct ApiDoc;
     };

@@ -3,7 +3,7 @@ use axum::body::Body;
 use std::collections::BTreeMap;
 
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use warren_api_types::{
     SetTemplateAliasRequest, TagTemplateRequest, Template, TemplateAlias, TemplateAliasList,
@@ -17,6 +17,7 @@ use warren_core::network::NetRule;
 use super::stream::ndjson;
 use crate::auth::Caller;
 use crate::error::ApiResult;
+use crate::extract::ApiQuery;
 use crate::state::AppState;
 use crate::templates::DockerfileRequest;
 
@@ -41,6 +42,7 @@ pub async fn versions(
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BuildQuery {
     /// Build again even if the template is ready: a new version (the same
@@ -58,13 +60,14 @@ pub struct BuildQuery {
 pub async fn build(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<BuildQuery>,
+    ApiQuery(q): ApiQuery<BuildQuery>,
 ) -> ApiResult<Response> {
     let events = state.templates.build(name, q.rebuild)?;
     Ok(ndjson(tokio_stream::wrappers::ReceiverStream::new(events)))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DockerfileQuery {
     /// The Dockerfile's path inside the context (default `Dockerfile`).
@@ -95,7 +98,7 @@ pub async fn build_dockerfile(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    Query(q): Query<DockerfileQuery>,
+    ApiQuery(q): ApiQuery<DockerfileQuery>,
     body: Body,
 ) -> ApiResult<Response> {
     let mut args = BTreeMap::new();
@@ -198,6 +201,7 @@ pub async fn remove(
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// `oci-archive` (a tar of an OCI image layout) or `docker-archive`
     /// (`docker save` output).
@@ -214,7 +218,7 @@ pub struct ImportQuery {
 pub async fn import(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<ImportQuery>,
+    ApiQuery(q): ApiQuery<ImportQuery>,
     body: Body,
 ) -> ApiResult<Response> {
     let format: ImageFormat = q

@@ -24,6 +24,7 @@ const MAX_SPAN: Duration = Duration::days(400);
 const DEFAULT_SPAN: Duration = Duration::days(30);
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     /// `team`, `user`, `key`, `sandbox` (default), `template` or `metadata.KEY`.

@@ -122,9 +122,11 @@ pub async fn route_by_header(
         *req.uri_mut() = uri;
         return proxy.forward(target, req).await;
     }
-    // Everything outside the native API's `/v1` is E2B's: its errors are
-    // spelled E2B's way, including those of authentication and routing.
-    let native = req.uri().path().starts_with("/v1/");
+    // Everything outside the native API's `/v1` (and its `/metrics`) is
+    // E2B's: its errors are spelled E2B's way, including those of
+    // authentication and routing.
+    let path = req.uri().path();
+    let native = path.starts_with("/v1/") || path == "/metrics";
     let resp = next.run(req).await;
     if native {
         resp

@@ -2,6 +2,7 @@
 //! area. They link into one test binary so a build stays small; nextest still
 //! runs each test in its own process.
 
+mod api_conformance;
 mod audit_service;
 mod budgets;
 mod e2b_builds;

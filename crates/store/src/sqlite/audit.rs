@@ -48,6 +48,13 @@ fn to_i64(what: &'static str, value: u64) -> Result<i64, AuditStoreError> {
     i64::try_from(value).map_err(|_| AuditStoreError::OutOfRange { what, value })
 }
 
+/// A filter bound as SQLite compares it. No stored index or time exceeds
+/// `i64::MAX`, so a larger bound (a caller's `after=2^64-2`) selects
+/// exactly what `i64::MAX` does instead of failing the query.
+fn query_bound(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 fn encode<T: serde::Serialize>(what: &'static str, value: &T) -> Result<String, AuditStoreError> {
     serde_json::to_string(value).map_err(|source| AuditStoreError::Encode { what, source })
 }
@@ -223,18 +230,16 @@ impl SqliteAudit {
             q.push(" AND e.action = ").push_bind(action.clone());
         }
         if let Some(since) = filter.since_ms {
-            q.push(" AND e.time_ms >= ")
-                .push_bind(to_i64("since", since)?);
+            q.push(" AND e.time_ms >= ").push_bind(query_bound(since));
         }
         if let Some(until) = filter.until_ms {
-            q.push(" AND e.time_ms < ")
-                .push_bind(to_i64("until", until)?);
+            q.push(" AND e.time_ms < ").push_bind(query_bound(until));
         }
         if let Some(after) = filter.after {
-            q.push(" AND e.idx > ").push_bind(to_i64("after", after)?);
+            q.push(" AND e.idx > ").push_bind(query_bound(after));
         }
         q.push(" ORDER BY e.idx LIMIT ")
-            .push_bind(to_i64("limit", filter.limit)?);
+            .push_bind(query_bound(filter.limit));
         q.build()
             .fetch_all(&self.reader)
             .await?
