@@ -53,14 +53,18 @@ async fn kill(d: &Daemon, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU time (user + system) the process has used.
+/// CPU time (user + system) the process and its waited-for children (the
+/// `nft` it runs) have used.
 fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command's closing parenthesis; utime and stime are
-    // the 14th and 15th fields of the line.
+    // Fields after the command's closing parenthesis; utime, stime, cutime
+    // and cstime are the 14th to 17th fields of the line.
     let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    let mut ticks = 0u64;
+    for field in &fields[11..15] {
+        ticks += field.parse::<u64>()?;
+    }
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
         .and_then(|v| u64::try_from(v).ok())
         .unwrap_or(100);
@@ -112,6 +116,17 @@ pub async fn run(
         ));
     }
 
+    // The default quota holds 32 vCPUs: room for the idle sandboxes.
+    for d in [&on, &off] {
+        let resp = d
+            .put("/v1/teams/default/quota")
+            .json(&json!({"max_sandboxes": idle + 10, "max_vcpus": idle + 10, "max_memory_mb": (idle + 10) * 512}))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("raising the quota failed: {}", resp.text().await?);
+        }
+    }
     for i in 0..idle {
         create(&on).await?;
         create(&off).await?;
