@@ -40,11 +40,9 @@
 //! - postrouting: masquerade the pool towards the outside.
 //! - metering (`meter`): every sandbox has two named counters, of the bytes
 //!   it sent to and received from the world beyond the host. Sent: its
-//!   packets forwarded out (postrouting, before masquerade) and its packets
-//!   redirected to the daemon's resolver and proxy (input, `ct status
-//!   dnat`); received: packets to it whose source is not in the pool
-//!   (postrouting, after the proxy's replies got their original source
-//!   back). The daemon's own connections with the sandbox (agent, sandbox
+//!   packets forwarded out (postrouting, before masquerade); received:
+//!   packets to it whose source is not in the pool (postrouting, after the
+//!   proxy's replies got their original source back). The daemon's own connections with the sandbox (agent, sandbox
 //!   API, ports) are between pool addresses and never counted. Maps from
 //!   the sandbox's address to its counters select them; a packet the
 //!   firewall drops is never counted.
@@ -262,7 +260,6 @@ table inet {t} {{
   }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
-    {from_pool} ct status dnat counter name ip saddr map @meter_sent
     {from_pool} ct state established,related accept
     {open_ports}{closed_ports}{from_pool} drop
     iifname {sb} meta nfproto ipv6 drop

@@ -124,7 +124,6 @@ async fn sandbox_metering_counts_what_sandboxes_use() {
         (received - 20e6).abs() <= 0.05 * 20e6,
         "20 MB downloaded, {received} bytes metered"
     );
-    assert!(traffic["egress_bytes"].as_u64().unwrap() > 0, "{traffic}");
 
     // A daemon restart keeps the sums and does not count CPU twice.
     let cpu_before_restart = f(&traffic, "cpu_seconds");
