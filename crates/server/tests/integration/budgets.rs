@@ -3,21 +3,12 @@
 //! are refused with 402 and running sandboxes are paused, an operator's
 //! lift lets work go on, and who may read and set which budgets.
 
-use std::sync::Arc;
-
 use http::StatusCode;
 use serde_json::{Value, json};
 use time::Duration;
-use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
-async fn start() -> (InProcess, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
-        .await
-        .unwrap();
-    (server, dir)
-}
+use crate::fixtures::{rival_team, start};
 
 async fn create(w: &InProcess, key: &str) -> (StatusCode, Value) {
     w.call(Some(key), "POST", "/v1/sandboxes", Some(json!({})))
@@ -205,16 +196,7 @@ async fn budgets_belong_to_their_team_and_bad_ones_are_refused() {
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["budgets"].as_array().unwrap().len(), 1);
 
-    let (status, body) = w
-        .call(
-            Some(&admin),
-            "POST",
-            "/v1/teams",
-            Some(json!({"name": "rivals", "admin": "eve"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let rival = body["key"]["secret"].as_str().unwrap().to_owned();
+    let (rival, _) = rival_team(&w, &admin).await;
     let (_, theirs) = w.call(Some(&rival), "GET", "/v1/budgets", None).await;
     assert_eq!(theirs["budgets"], json!([]), "{theirs}");
     for (method, path, body) in [

@@ -8,6 +8,7 @@ mod budgets;
 mod e2b_builds;
 mod e2b_list;
 mod e2b_secrets;
+mod fixtures;
 mod metrics;
 mod origin;
 mod router;

@@ -4,21 +4,12 @@
 //! sandbox's timeline; team rules replace the operator's and the defaults;
 //! who may set which.
 
-use std::sync::Arc;
-
 use http::StatusCode;
 use serde_json::{Value, json};
 use time::Duration;
-use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
-async fn start() -> (InProcess, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
-        .await
-        .unwrap();
-    (server, dir)
-}
+use crate::fixtures::{rival_team, start};
 
 async fn state(w: &InProcess, key: &str, id: &str) -> String {
     let (_, info) = w
@@ -117,16 +108,7 @@ async fn rules_are_set_by_team_admins_and_operators_and_checked() {
         .call(Some(&admin), "PUT", "/v1/rules", Some(operator.clone()))
         .await;
     assert_eq!(status, StatusCode::OK, "{set}");
-    let (status, created) = w
-        .call(
-            Some(&admin),
-            "POST",
-            "/v1/teams",
-            Some(json!({"name": "rivals", "admin": "eve"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let rival = created["key"]["secret"].as_str().unwrap().to_owned();
+    let (rival, _) = rival_team(&w, &admin).await;
     let (_, theirs) = w.call(Some(&rival), "GET", "/v1/rules", None).await;
     let cpu = |set: &Value| {
         set["effective"]

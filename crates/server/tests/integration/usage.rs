@@ -4,21 +4,12 @@
 //! wall time by state, costs under the default prices, a sandbox's own
 //! usage, and who may read which team's usage.
 
-use std::sync::Arc;
-
 use http::StatusCode;
 use serde_json::{Value, json};
 use time::Duration;
-use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
-async fn start() -> (InProcess, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
-        .await
-        .unwrap();
-    (server, dir)
-}
+use crate::fixtures::{rival_team, start};
 
 async fn create(w: &InProcess, key: &str, task: &str) -> String {
     let (status, body) = w
@@ -137,17 +128,7 @@ async fn teams_read_their_own_usage_and_bad_queries_are_refused() {
     let admin = w.admin_key.clone().unwrap();
     let mine = create(&w, &admin, "x").await;
     exec_true(&w, &admin, &mine).await;
-    let (status, body) = w
-        .call(
-            Some(&admin),
-            "POST",
-            "/v1/teams",
-            Some(json!({"name": "rivals", "admin": "eve"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let rival = body["key"]["secret"].as_str().unwrap().to_owned();
-    let rival_team = body["team"]["id"].as_str().unwrap().to_owned();
+    let (rival, rival_team) = rival_team(&w, &admin).await;
     let theirs = create(&w, &rival, "y").await;
     w.clock.advance(Duration::seconds(5));
     w.sample_meter().await;
