@@ -146,9 +146,10 @@ pub async fn info(
     Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
 ) -> ApiResult<Json<Sandbox>> {
-    let mut sandbox = to_api(state.sandboxes.get(&id).await?);
+    let rec = state.sandboxes.get(&id).await?;
+    let usage = state.sandboxes.sandbox_usage(&rec).await?;
+    let mut sandbox = to_api(rec);
     sandbox.volumes = mounts(&state, &id).await?;
-    let usage = state.sandboxes.sandbox_usage(&id).await?;
     sandbox.usage = Some(super::usage::totals(&usage, state.sandboxes.prices()));
     // The traffic token opens the sandbox's ports: as much as exec gives.
     if caller.permissions.contains(Scope::SandboxesExec) {

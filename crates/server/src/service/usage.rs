@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use warren_core::WarrenError;
 use warren_core::metering::{Prices, Usage};
-use warren_core::{SandboxId, WarrenError};
-use warren_store::{UsageGroup, UsageQuery};
+use warren_store::{SandboxRecord, UsageGroup, UsageQuery};
 
 use super::Sandboxes;
 
@@ -52,13 +52,12 @@ impl Sandboxes {
         Ok(self.store.usage_report(query).await?)
     }
 
-    /// Everything sandbox `id` used since it was created.
-    pub async fn sandbox_usage(&self, id: &SandboxId) -> Result<Usage, WarrenError> {
-        let rec = self.get(id).await?;
+    /// Everything sandbox `rec` used since it was created.
+    pub async fn sandbox_usage(&self, rec: &SandboxRecord) -> Result<Usage, WarrenError> {
         let query = UsageQuery {
             group_by: warren_core::metering::GroupBy::Sandbox,
-            team: Some(rec.team),
-            sandbox: Some(rec.id),
+            team: Some(rec.team.clone()),
+            sandbox: Some(rec.id.clone()),
             owner: None,
             key: None,
             since: rec.created_at,
