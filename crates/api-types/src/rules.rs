@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
-    /// `cpu`, `memory`, `pids` (shares of the sandbox's limits, 0-1) or
-    /// `spend_rate` (cost per hour).
+    /// `cpu`, `memory`, `pids` (shares of the sandbox's limits, 0-1),
+    /// `spend_rate` (cost per hour), `egress_denials` (refusals per
+    /// minute), `process_age` (seconds) or `forks` (branches per minute).
     pub kind: String,
     pub threshold: f64,
     /// Seconds the condition must hold (0: the first sample), at most a week.

@@ -30,10 +30,26 @@ pub enum RuleKind {
     Pids,
     /// What it cost over the last interval, per hour.
     SpendRate,
+    /// Connections and DNS queries its egress policy refused over the last
+    /// interval, per minute.
+    EgressDenials,
+    /// Seconds the oldest command started in it through the API (other
+    /// than the template's start command) has been running.
+    ProcessAge,
+    /// Forks of it over the last interval, per minute.
+    Forks,
 }
 
 impl RuleKind {
-    pub const ALL: [RuleKind; 4] = [Self::Cpu, Self::Memory, Self::Pids, Self::SpendRate];
+    pub const ALL: [RuleKind; 7] = [
+        Self::Cpu,
+        Self::Memory,
+        Self::Pids,
+        Self::SpendRate,
+        Self::EgressDenials,
+        Self::ProcessAge,
+        Self::Forks,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,12 +57,15 @@ impl RuleKind {
             Self::Memory => "memory",
             Self::Pids => "pids",
             Self::SpendRate => "spend_rate",
+            Self::EgressDenials => "egress_denials",
+            Self::ProcessAge => "process_age",
+            Self::Forks => "forks",
         }
     }
 
     /// Whether its threshold is a share (0-1) rather than an amount.
     fn is_share(self) -> bool {
-        !matches!(self, Self::SpendRate)
+        matches!(self, Self::Cpu | Self::Memory | Self::Pids)
     }
 }
 
@@ -64,7 +83,7 @@ impl FromStr for RuleKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 WarrenError::invalid(format!(
-                    "rule kind must be cpu, memory, pids or spend_rate, not {s:?}"
+                    "rule kind must be cpu, memory, pids, spend_rate, egress_denials, process_age or forks, not {s:?}"
                 ))
             })
     }
@@ -145,6 +164,9 @@ impl Rule {
             RuleKind::Memory => reading.memory,
             RuleKind::Pids => reading.pids,
             RuleKind::SpendRate => reading.spend_per_hour,
+            RuleKind::EgressDenials => reading.egress_denials_per_minute,
+            RuleKind::ProcessAge => reading.oldest_process_s,
+            RuleKind::Forks => reading.forks_per_minute,
         }
     }
 }
@@ -170,6 +192,18 @@ pub fn defaults() -> Vec<Rule> {
             for_s: 60,
             action: RuleAction::Notify,
         },
+        Rule {
+            kind: RuleKind::EgressDenials,
+            threshold: 60.0,
+            for_s: 60,
+            action: RuleAction::Notify,
+        },
+        Rule {
+            kind: RuleKind::Forks,
+            threshold: 30.0,
+            for_s: 0,
+            action: RuleAction::Notify,
+        },
     ]
 }
 
@@ -180,6 +214,10 @@ pub struct Reading {
     pub memory: f64,
     pub pids: f64,
     pub spend_per_hour: f64,
+    pub egress_denials_per_minute: f64,
+    /// Filled in only while a `process_age` rule is in force for it.
+    pub oldest_process_s: f64,
+    pub forks_per_minute: f64,
 }
 
 /// The rules in force: for each kind the first of `team`, `operator`,
@@ -217,7 +255,9 @@ mod tests {
             rule(RuleKind::SpendRate, 2.0, RuleAction::Notify),
         ];
         let rules = effective(&team, &operator);
-        assert_eq!(rules.len(), 4);
+        // No default watches process ages.
+        assert_eq!(rules.len(), 6);
+        assert!(rules.iter().all(|r| r.kind != RuleKind::ProcessAge));
         assert_eq!(rules[0], team[0]);
         assert_eq!(rules[1].kind, RuleKind::Memory);
         assert_eq!(rules[1].threshold, 0.95);
@@ -232,10 +272,18 @@ mod tests {
         rule(RuleKind::SpendRate, 5.0, RuleAction::Kill)
             .validate()
             .unwrap();
+        // Counts and ages are amounts, not shares.
+        rule(RuleKind::EgressDenials, 120.0, RuleAction::Pause)
+            .validate()
+            .unwrap();
+        rule(RuleKind::ProcessAge, 3600.0, RuleAction::Kill)
+            .validate()
+            .unwrap();
         for bad in [
             rule(RuleKind::Cpu, 1.5, RuleAction::Pause),
             rule(RuleKind::Memory, 0.0, RuleAction::Pause),
             rule(RuleKind::Pids, f64::NAN, RuleAction::Pause),
+            rule(RuleKind::Forks, -1.0, RuleAction::Pause),
             Rule {
                 for_s: MAX_FOR_S + 1,
                 ..rule(RuleKind::Cpu, 0.5, RuleAction::Notify)
@@ -244,9 +292,8 @@ mod tests {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
         assert!("disk".parse::<RuleKind>().is_err());
-        assert_eq!(
-            "spend_rate".parse::<RuleKind>().unwrap(),
-            RuleKind::SpendRate
-        );
+        for kind in RuleKind::ALL {
+            assert_eq!(kind.as_str().parse::<RuleKind>().unwrap(), kind);
+        }
     }
 }

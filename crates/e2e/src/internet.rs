@@ -4,9 +4,10 @@
 //! a certificate for every test name from a test CA made with openssl,
 //! [`Internet::ca_cert`]) servers answering under every address with
 //! `host=<Host header>` (and `authorization-sha256=<hex>` of an
-//! `Authorization` header, never the header itself), and `GET /bytes/N`
-//! with N bytes; plus an upstream DNS server on the host end of the veth that
-//! answers the test names and records every query it sees.
+//! `Authorization` header, never the header itself), `GET /bytes/N` with
+//! N bytes, and `POST` of any body answered with `received=<bytes>`; plus
+//! an upstream DNS server on the host end of the veth that answers the
+//! test names and records every query it sees.
 //!
 //! Each fixture takes its own /24 (198.18.N.0/24, N from the process id
 //! and a counter), so parallel test processes do not collide. The
@@ -50,6 +51,18 @@ class H(http.server.BaseHTTPRequestHandler):
         if auth is not None:
             body += "authorization-sha256=%s\n" % hashlib.sha256(auth.encode()).hexdigest()
         body = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        while n > 0:
+            k = len(self.rfile.read(min(n, 65536)))
+            if k == 0:
+                break
+            n -= k
+        body = ("received=%d\n" % (int(self.headers.get("Content-Length", "0")) - n)).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

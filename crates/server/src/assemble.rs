@@ -23,6 +23,7 @@ use crate::api::router;
 use crate::audit::{Audit, AuditTasks};
 use crate::auth::{Authenticator, Credentials, Grants, KeyError, Pepper, TokenIssuer};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 use crate::ports::{PortProxy, route as route_ports};
 use crate::service::meter::{Meter, MeteredRuntime};
 use crate::service::secrets::SecretsCipher;
@@ -160,6 +161,8 @@ pub(crate) struct Parts {
     /// Whether the runtime is metered (see `Config::metering`).
     pub metering: bool,
     pub prices: warren_core::metering::Prices,
+    /// `Config::metrics_per_sandbox`.
+    pub metrics_per_sandbox: bool,
 }
 
 /// The services and the two routers, ready to serve.
@@ -247,7 +250,11 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         sandboxes: sandboxes.clone(),
         hooks: hooks.clone(),
         templates: templates.clone(),
-        metrics: Default::default(),
+        metrics: Arc::new(Metrics::new(
+            sandboxes.signals(),
+            &p.audit,
+            p.metrics_per_sandbox,
+        )),
         e2b_builds: Arc::new(crate::e2b::Builds::new(
             templates,
             p.secrets.upload,

@@ -162,6 +162,7 @@ pub async fn run(
         meter_interval: config.meter_interval,
         metering: config.metering,
         prices: config.prices.clone(),
+        metrics_per_sandbox: config.metrics_per_sandbox,
     });
     let sandboxes = assembled.sandboxes;
     let hooks = assembled.hooks;

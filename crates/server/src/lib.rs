@@ -22,6 +22,7 @@ mod metrics;
 pub mod ports;
 mod route_table;
 pub mod service;
+mod signals;
 pub mod signature;
 mod state;
 mod templates;
@@ -119,6 +120,10 @@ pub struct Config {
     /// What usage costs (`docs/metering.md`); default
     /// [`warren_core::metering::Prices::default`].
     pub prices: warren_core::metering::Prices,
+    /// Whether `/metrics` also has one series per live sandbox (its use
+    /// since the daemon started); default off, as every sandbox id becomes
+    /// a label value.
+    pub metrics_per_sandbox: bool,
 }
 
 /// Why the daemon could not start or stopped with an error.

@@ -16,8 +16,14 @@
 //! - `warren_team_cpu_seconds{team}`, `warren_team_memory_gib_seconds{team}`,
 //!   `warren_team_egress_bytes{team}` and `warren_team_cost{team,currency}`:
 //!   what each team's sandboxes used since the daemon started, as the meter
-//!   counted it (`docs/metering.md`); one series per team, never per
-//!   sandbox.
+//!   counted it (`docs/metering.md`); one series per team.
+//! - With `--metrics-per-sandbox` only: the same four per live sandbox,
+//!   `warren_sandbox_*{sandbox,team}` (a label value per sandbox id).
+//! - `warren_audit_append_seconds`: from handing an entry to the audit
+//!   writer to its commit.
+//! - `warren_egress_decisions_total{kind,verdict,reason}` and
+//!   `warren_egress_relayed_bytes_total{kind,direction}`: the resolver's,
+//!   the egress proxy's and the packet log's decisions (`crate::signals`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -34,9 +40,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use warren_core::WarrenError;
+use tracing::Instrument;
+use warren_core::metering::{Prices, Usage};
+use warren_core::{SandboxId, TeamId, WarrenError};
 
+use crate::audit::Audit;
 use crate::error::ApiResult;
+use crate::signals::Signals;
 use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -73,6 +83,81 @@ struct CostLabels {
     currency: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SandboxLabels {
+    sandbox: String,
+    team: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SandboxCostLabels {
+    sandbox: String,
+    team: String,
+    currency: String,
+}
+
+/// Use since the daemon started, one series per live sandbox.
+#[derive(Default)]
+struct PerSandbox {
+    cpu: Family<SandboxLabels, FloatGauge>,
+    memory: Family<SandboxLabels, FloatGauge>,
+    egress: Family<SandboxLabels, Gauge>,
+    cost: Family<SandboxCostLabels, FloatGauge>,
+}
+
+impl PerSandbox {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "sandbox_cpu_seconds",
+            "CPU time each live sandbox used since the daemon started",
+            self.cpu.clone(),
+        );
+        registry.register(
+            "sandbox_memory_gib_seconds",
+            "Memory in use by each live sandbox, integrated since the daemon started",
+            self.memory.clone(),
+        );
+        registry.register(
+            "sandbox_egress_bytes",
+            "Bytes each live sandbox sent beyond the host since the daemon started",
+            self.egress.clone(),
+        );
+        registry.register(
+            "sandbox_cost",
+            "What each live sandbox's use since the daemon started costs",
+            self.cost.clone(),
+        );
+    }
+
+    /// Replaces every series with those of `totals`.
+    fn set(&self, totals: &[(SandboxId, TeamId, Usage)], prices: &Prices) {
+        self.cpu.clear();
+        self.memory.clear();
+        self.egress.clear();
+        self.cost.clear();
+        for (sandbox, team, usage) in totals {
+            let labels = SandboxLabels {
+                sandbox: sandbox.to_string(),
+                team: team.to_string(),
+            };
+            self.cpu.get_or_create(&labels).set(usage.cpu_seconds());
+            self.memory
+                .get_or_create(&labels)
+                .set(usage.memory_gib_seconds());
+            self.egress
+                .get_or_create(&labels)
+                .set(i64::try_from(usage.egress_bytes).unwrap_or(i64::MAX));
+            self.cost
+                .get_or_create(&SandboxCostLabels {
+                    sandbox: labels.sandbox,
+                    team: labels.team,
+                    currency: prices.currency.clone(),
+                })
+                .set(prices.cost(usage).total);
+        }
+    }
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,11 +184,24 @@ pub struct Metrics {
     team_memory: Family<TeamLabels, FloatGauge>,
     team_egress: Family<TeamLabels, Gauge>,
     team_cost: Family<CostLabels, FloatGauge>,
+    per_sandbox: Option<PerSandbox>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The registry, with the counters `signals` and `audit` keep, and
+    /// per-sandbox series if `per_sandbox`.
+    pub fn new(signals: &Signals, audit: &Audit, per_sandbox: bool) -> Self {
         let mut registry = Registry::with_prefix("warren");
+        signals.register(&mut registry);
+        registry.register(
+            "audit_append_seconds",
+            "Time from handing an entry to the audit writer to its commit",
+            audit.append_latency(),
+        );
+        let per_sandbox = per_sandbox.then(PerSandbox::default);
+        if let Some(p) = &per_sandbox {
+            p.register(&mut registry);
+        }
         let requests = Family::<CallLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
@@ -174,11 +272,10 @@ impl Default for Metrics {
             team_memory,
             team_egress,
             team_cost,
+            per_sandbox,
         }
     }
-}
 
-impl Metrics {
     fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
         self.requests
             .get_or_create(&CallLabels {
@@ -243,11 +340,18 @@ impl Metrics {
                 })
                 .set(prices.cost(&usage).total);
         }
+        if let Some(p) = &self.per_sandbox {
+            p.set(
+                &state.sandboxes.usage_by_sandbox_since_start().await,
+                prices,
+            );
+        }
         Ok(())
     }
 }
 
-/// Counts and times every call that matched a route.
+/// Counts and times every call that matched a route; a call carrying a
+/// W3C `traceparent` header runs in that trace (`warren_otlp`).
 pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
@@ -255,7 +359,18 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let resp = next.run(req).await;
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let resp = match traceparent {
+        Some(tp) => {
+            let context = tracing::info_span!(target: warren_otlp::CONTEXT_TARGET, "request", traceparent = tp.as_str());
+            next.run(req).instrument(context).await
+        }
+        None => next.run(req).await,
+    };
     if let Some(route) = route {
         metrics.observe(
             &method,

@@ -136,6 +136,7 @@ impl InProcess {
             meter_interval: crate::service::meter::DEFAULT_INTERVAL,
             metering: true,
             prices: Default::default(),
+            metrics_per_sandbox: true,
         });
         let (stop_reaper, stopped) = tokio::sync::watch::channel(false);
         let workers = vec![

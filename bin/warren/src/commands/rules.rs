@@ -23,12 +23,16 @@ enum RulesCommand {
     /// --operator (operators). No --rule goes back to what is in force above.
     #[command(after_help = "\
 A rule is KIND:THRESHOLD:SECONDS:ACTION. KIND is cpu, memory or pids (a
-share of the sandbox's limit, 0-1) or spend_rate (cost per hour); it fires
-once the measurement has stayed at or above THRESHOLD for SECONDS, and
-ACTION is notify (audit entry and rule.fired webhook), pause or kill.
+share of the sandbox's limit, 0-1), spend_rate (cost per hour),
+egress_denials (refused connections and lookups per minute), process_age
+(seconds the oldest command started through the API has run) or forks
+(branches per minute); it fires once the measurement has stayed at or
+above THRESHOLD for SECONDS, and ACTION is notify (audit entry and
+rule.fired webhook), pause or kill.
 
 Examples:
   warren rules set --rule cpu:0.9:600:pause --rule memory:0.95:120:notify
+  warren rules set --rule egress_denials:100:60:kill --rule process_age:7200:0:notify
   warren rules set --operator --rule spend_rate:2:300:kill")]
     Set {
         /// KIND:THRESHOLD:SECONDS:ACTION; repeat for more kinds.

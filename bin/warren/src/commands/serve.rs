@@ -6,7 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use warren_core::network::{Internet, NetworkPolicy};
 
@@ -143,9 +147,35 @@ pub struct Args {
     /// docs/metering.md].
     #[arg(long, env = "WARREN_PRICES", value_name = "FILE")]
     prices: Option<PathBuf>,
+    /// Also give `/metrics` one series per live sandbox (labels `sandbox`,
+    /// `team`): CPU, memory, egress and cost since the daemon started.
+    #[arg(long, env = "WARREN_METRICS_PER_SANDBOX")]
+    metrics_per_sandbox: bool,
     /// Log line format.
     #[arg(long, env = "WARREN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Send traces of creates, execs, pauses, resumes and forks to this
+    /// OpenTelemetry collector over OTLP/HTTP (e.g. http://127.0.0.1:4318;
+    /// spans are posted to its /v1/traces).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// A header sent with every OTLP post, NAME=VALUE (repeat, or
+    /// comma-separate in the variable).
+    #[arg(
+        long = "otlp-header",
+        env = "OTEL_EXPORTER_OTLP_HEADERS",
+        value_name = "NAME=VALUE",
+        value_delimiter = ','
+    )]
+    otlp_headers: Vec<String>,
+    /// The `service.name` of the exported traces.
+    #[arg(
+        long,
+        env = "OTEL_SERVICE_NAME",
+        value_name = "NAME",
+        default_value = "warren"
+    )]
+    otlp_service_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -277,7 +307,7 @@ fn parse_cidr(raw: &str) -> Result<String, String> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<i32> {
-    init_logging(args.log_format)?;
+    let exporter = init_logging(&args)?;
     // Register the handlers before starting so an early signal is not lost.
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
@@ -319,30 +349,52 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         build_allow: args.build_allow,
         meter_interval: args.meter_interval,
         metering: args.metering,
+        metrics_per_sandbox: args.metrics_per_sandbox,
         prices,
     };
-    warren_server::serve(config, shutdown)
-        .await
-        .context("warren serve failed")?;
+    let served = warren_server::serve(config, shutdown).await;
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
+    }
+    served.context("warren serve failed")?;
     Ok(exit::OK)
 }
 
-fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+/// Log lines to stderr as `WARREN_LOG` filters them, and the operation
+/// spans to the OTLP collector if one is named (whatever the log filter).
+fn init_logging(args: &Args) -> anyhow::Result<Option<warren_otlp::Exporter>> {
     let filter = match std::env::var("WARREN_LOG") {
         Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).with_context(|| {
             format!("WARREN_LOG='{spec}' is not a valid log filter (try info or debug)")
         })?,
         _ => EnvFilter::new("info"),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let lines = match args.log_format {
+        LogFormat::Text => lines.boxed(),
+        LogFormat::Json => lines.json().boxed(),
     };
-    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+    let (exporter, spans) = match &args.otlp_endpoint {
+        Some(endpoint) => {
+            let config = warren_otlp::ExporterConfig::new(
+                endpoint,
+                &args.otlp_headers,
+                &args.otlp_service_name,
+            )?;
+            let (exporter, layer) = warren_otlp::Exporter::start(config)?;
+            let only_operations = Targets::new().with_target(warren_otlp::TARGET, Level::TRACE);
+            (Some(exporter), Some(layer.with_filter(only_operations)))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(spans)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
+    Ok(exporter)
 }
 
 #[cfg(test)]

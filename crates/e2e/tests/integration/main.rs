@@ -38,6 +38,7 @@ mod sandbox_template_import;
 mod sandbox_template_snapshots;
 mod sandbox_tenancy;
 mod sandbox_terminal;
+mod sandbox_traces;
 mod sandbox_unrecorded_end;
 mod sandbox_volumes;
 mod sandbox_webhooks;

@@ -1,6 +1,7 @@
 //! The meter against real gVisor sandboxes (docs/metering.md): CPU burnt
 //! inside is metered as the sandbox's own clock counts it, a download is
-//! counted as ingress, a paused sandbox accrues paused time and no CPU,
+//! counted as ingress and an upload as egress, a paused sandbox accrues
+//! paused time and no CPU,
 //! the sums survive a daemon restart without counting twice, and a task's
 //! cost adds up across its forks, and a spent budget pauses the team's
 //! sandboxes and refuses new ones.
@@ -123,6 +124,28 @@ async fn sandbox_metering_counts_what_sandboxes_use() {
     assert!(
         (received - 20e6).abs() <= 0.05 * 20e6,
         "20 MB downloaded, {received} bytes metered"
+    );
+
+    // An upload goes through the egress proxy: its bytes are counted as
+    // egress when the connection ends (payload only, no headers).
+    let sent_before = traffic["egress_bytes"].as_u64().unwrap() as f64;
+    let out = d
+        .sh(
+            id,
+            "head -c 10000000 /dev/zero > /tmp/up && curl -sS -m 60 --data-binary @/tmp/up http://files.example.test/upload",
+        )
+        .await;
+    assert_eq!(
+        out.stdout_str().trim(),
+        "received=10000000",
+        "{}",
+        out.stderr_str()
+    );
+    let traffic = settled(&d, id).await;
+    let sent = traffic["egress_bytes"].as_u64().unwrap() as f64 - sent_before;
+    assert!(
+        (sent - 10e6).abs() <= 0.05 * 10e6,
+        "10 MB uploaded, {sent} bytes metered"
     );
 
     // A daemon restart keeps the sums and does not count CPU twice.
@@ -252,13 +275,57 @@ async fn sandbox_metering_counts_what_sandboxes_use() {
     assert!(text.contains("EXCEEDED"), "{text}");
 }
 
+/// The rules that fired on sandbox `id`, as its timeline tells them.
+async fn fired(d: &Daemon, id: &str) -> Vec<String> {
+    let timeline: Value = d.get_json(&format!("/v1/sandboxes/{id}/timeline")).await;
+    timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rule")
+        .map(|e| e["summary"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until sandbox `id` is in `state` (`gone` once it is killed: the
+/// API no longer lists it).
+async fn reaches(d: &Daemon, id: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, info) = d
+            .call(&d.key, "GET", &format!("/v1/sandboxes/{id}"), None)
+            .await;
+        let now = if status == 404 {
+            "gone"
+        } else {
+            info["state"].as_str().unwrap_or("?")
+        };
+        if now == state {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not {state}: {status} {info}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test]
-async fn sandbox_rules_pause_a_sandbox_that_pegs_its_cpu() {
+async fn sandbox_rules_act_on_cpu_denials_process_age_and_forks() {
     let d = Daemon::start_with(&["--meter-interval", "1s"])
         .await
         .expect("daemon starts");
     d.ensure_template("base").await.expect("base template");
-    let out = d.run_cli(&["rules", "set", "--rule", "cpu:0.5:3:pause"]);
+    let out = d.run_cli(&[
+        "rules",
+        "set",
+        "--rule",
+        "cpu:0.5:3:pause",
+        "--rule",
+        "egress_denials:20:0:kill",
+        "--rule",
+        "process_age:4:0:notify",
+        "--rule",
+        "forks:2:0:notify",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -266,37 +333,80 @@ async fn sandbox_rules_pause_a_sandbox_that_pegs_its_cpu() {
     );
     let calm = d.create_sandbox(json!({})).await;
     let busy = d.create_sandbox(json!({})).await;
+    let noisy = d.create_sandbox(json!({})).await;
+    let sleeper = d.create_sandbox(json!({})).await;
     let spin = "nohup python3 -c 'while True: pass' >/dev/null 2>&1 &";
     let out = d.sh(busy.id.as_str(), spin).await;
     assert_eq!(out.exit_code, Some(0), "{}", out.stderr_str());
+    // Names the default policy refuses, asked for again and again.
+    let knock =
+        "for i in $(seq 200); do curl -s -m 1 http://blocked$i.example.test/ >/dev/null; done";
+    let _ = d
+        .exec(
+            noisy.id.as_str(),
+            json!({"cmd": ["bash", "-c", format!("nohup bash -c '{knock}' >/dev/null 2>&1 &")]}),
+        )
+        .await;
+    // A command that runs on (its exec call waits in the background).
+    let long = d
+        .post(&format!("/v1/sandboxes/{}/exec", sleeper.id))
+        .json(&json!({"cmd": ["sleep", "600"]}))
+        .send();
+    let _long = tokio::spawn(long);
 
+    // CPU pegged for 3 s: paused.
+    reaches(&d, busy.id.as_str(), "paused").await;
+    let busy_fired = fired(&d, busy.id.as_str()).await;
+    assert_eq!(
+        busy_fired
+            .iter()
+            .filter(|s| s.starts_with("rule cpu fired"))
+            .count(),
+        1,
+        "{busy_fired:?}"
+    );
+    // Refused lookups at more than 20 a minute: killed.
+    reaches(&d, noisy.id.as_str(), "gone").await;
+    let noisy_fired = fired(&d, noisy.id.as_str()).await;
+    assert!(
+        noisy_fired
+            .iter()
+            .any(|s| s.starts_with("rule egress_denials fired")),
+        "{noisy_fired:?}"
+    );
+    // A command running for more than 4 s: noticed, left running; then a
+    // burst of forks of the same sandbox.
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let info: Value = d.get_json(&format!("/v1/sandboxes/{}", busy.id)).await;
-        if info["state"] == "paused" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not paused: {info}");
+    while !fired(&d, sleeper.id.as_str())
+        .await
+        .iter()
+        .any(|s| s.starts_with("rule process_age fired"))
+    {
+        assert!(Instant::now() < deadline, "process_age never fired");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let timeline: Value = d
-        .get_json(&format!("/v1/sandboxes/{}/timeline", busy.id))
+    let (status, forked) = d
+        .call(
+            &d.key,
+            "POST",
+            &format!("/v1/sandboxes/{}/fork", sleeper.id),
+            Some(json!({"count": 3})),
+        )
         .await;
-    let fired: Vec<&Value> = timeline["events"]
-        .as_array()
-        .unwrap()
+    assert_eq!(status, 201, "{forked}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fired(&d, sleeper.id.as_str())
+        .await
         .iter()
-        .filter(|e| e["kind"] == "rule")
-        .collect();
-    assert_eq!(fired.len(), 1, "{timeline}");
-    assert!(
-        fired[0]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("rule cpu fired"),
-        "{timeline}"
-    );
+        .any(|s| s.starts_with("rule forks fired"))
+    {
+        assert!(Instant::now() < deadline, "forks never fired");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let info: Value = d.get_json(&format!("/v1/sandboxes/{}", sleeper.id)).await;
+    assert_eq!(info["state"], "running", "notify leaves it running: {info}");
     // The idle sandbox is left alone.
     let info: Value = d.get_json(&format!("/v1/sandboxes/{}", calm.id)).await;
     assert_eq!(info["state"], "running", "{info}");
+    assert_eq!(fired(&d, calm.id.as_str()).await, Vec::<String>::new());
 }

@@ -34,8 +34,9 @@ pub mod timeline;
 pub mod writer;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -127,6 +128,8 @@ pub struct Audit {
     tx: mpsc::Sender<Pending>,
     store: SqliteAudit,
     public_key: VerifyingKey,
+    /// Seconds from handing an entry to the writer to its commit.
+    append_seconds: Histogram,
 }
 
 fn now_ms() -> u64 {
@@ -175,6 +178,8 @@ impl Audit {
             tx,
             store,
             public_key,
+            // 100 µs to ~6.5 s.
+            append_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 17)),
         };
         Ok((audit, AuditTasks { stop, signer }))
     }
@@ -191,6 +196,7 @@ impl Audit {
             outcome: event.outcome,
             details: event.details,
         };
+        let started = Instant::now();
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             entry,
@@ -201,7 +207,14 @@ impl Audit {
             .send(pending)
             .await
             .map_err(|_| AuditError::Stopped)?;
-        answer.await.map_err(|_| AuditError::Stopped)?
+        let index = answer.await.map_err(|_| AuditError::Stopped)??;
+        self.append_seconds.observe(started.elapsed().as_secs_f64());
+        Ok(index)
+    }
+
+    /// How long appends waited for their commit (for `/metrics`).
+    pub fn append_latency(&self) -> Histogram {
+        self.append_seconds.clone()
     }
 
     /// Records an act that has already happened: a failure is logged at

@@ -25,6 +25,7 @@ use warren_runtime::{Instance, RootFs, RuntimeSpec};
 use warren_store::{NewSandbox, SandboxRecord, StoreError};
 use warren_template::{StartCommand, TemplateRef};
 
+use super::traced::{op_span, traced};
 use super::{DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, Sandboxes};
 use crate::agents::Agents;
 use crate::audit::Action;
@@ -243,7 +244,21 @@ fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<(), WarrenEr
 }
 
 impl Sandboxes {
+    /// Creates a sandbox from a template, a snapshot or a warm pool.
     pub async fn create(
+        &self,
+        p: CreateParams,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let span = op_span!("sandbox.create", p.dispatcher.team, template = %p.template);
+        let created = traced(&span, self.create_untraced(p, actor)).await;
+        if let Ok(rec) = &created {
+            span.record("sandbox.id", rec.id.as_str());
+        }
+        created
+    }
+
+    async fn create_untraced(
         &self,
         p: CreateParams,
         actor: &AuditActor,

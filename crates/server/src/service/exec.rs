@@ -39,6 +39,7 @@ use warren_envd::client::RpcStream;
 use warren_store::Store;
 
 use super::Sandboxes;
+use super::traced::{op_span, traced};
 use crate::agents::Agents;
 use crate::audit::Action;
 use crate::audit::{Audit, AuditActor, Event};
@@ -169,6 +170,8 @@ struct ExecRecord {
     /// The entry without its end: argv, user, cwd.
     started: Event,
     at: Instant,
+    /// The exec's span: open until the stream is dropped.
+    span: tracing::Span,
 }
 
 impl ExecRecord {
@@ -184,6 +187,10 @@ impl ExecRecord {
         let mut event = self.started.clone();
         if error.is_some() {
             event.outcome = Outcome::Error;
+        }
+        self.span.record("exit_code", *exit_code);
+        if let Some(e) = error {
+            self.span.record("error", e.as_str());
         }
         let event = event
             .with("exit_code", *exit_code)
@@ -209,13 +216,21 @@ impl Sandboxes {
                 req.user.clone().unwrap_or_else(|| "user".to_owned()),
             )
             .with("cwd", req.cwd.clone());
+        let at = Instant::now();
+        let span = op_span!(
+            "sandbox.exec",
+            actor.team,
+            exit_code = tracing::field::Empty
+        );
+        span.record("sandbox.id", id.as_str());
+        let events = traced(&span, self.start_exec(id, req)).await?;
         let record = Arc::new(ExecRecord {
             audit: self.audit.clone(),
             actor,
             started,
-            at: Instant::now(),
+            at,
+            span,
         });
-        let events = self.start_exec(id, req).await?;
         Ok(events
             .then(move |ev| {
                 let record = record.clone();

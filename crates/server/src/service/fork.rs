@@ -41,6 +41,7 @@ use warren_core::{SandboxId, SnapshotId, WarrenError};
 use warren_store::{NewSandbox, SandboxRecord, SnapshotKind, SnapshotRecord};
 
 use super::record::details;
+use super::traced::{op_span, traced};
 use super::{CreateParams, Dispatcher, Sandboxes};
 use crate::audit::Action;
 use crate::audit::AuditActor;
@@ -78,6 +79,28 @@ impl Sandboxes {
     /// Forks a running sandbox into `count` new ones; returns the fork
     /// image's id and the branches.
     pub async fn fork(
+        &self,
+        id: &SandboxId,
+        count: u32,
+        dispatcher: &Dispatcher,
+        actor: &AuditActor,
+    ) -> Result<(SnapshotId, Vec<SandboxRecord>), WarrenError> {
+        let span = op_span!(
+            "sandbox.fork",
+            dispatcher.team,
+            count,
+            branches = tracing::field::Empty
+        );
+        span.record("sandbox.id", id.as_str());
+        let forked = traced(&span, self.fork_untraced(id, count, dispatcher, actor)).await;
+        if let Ok((_, branches)) = &forked {
+            let ids: Vec<&str> = branches.iter().map(|b| b.id.as_str()).collect();
+            span.record("branches", ids.join(",").as_str());
+        }
+        forked
+    }
+
+    async fn fork_untraced(
         &self,
         id: &SandboxId,
         count: u32,
@@ -145,6 +168,7 @@ impl Sandboxes {
             }
         }
         tracing::info!(sandbox = %id, snapshot = %snapshot.id, count, "sandbox forked");
+        self.meter.activity().forked(id, u64::from(count));
         let branches: Vec<String> = out.iter().map(|b| b.id.to_string()).collect();
         let details = details([
             ("snapshot", snapshot.id.to_string().into()),

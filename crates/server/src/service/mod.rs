@@ -43,6 +43,7 @@ mod template_gc;
 mod template_snapshot;
 mod tenancy;
 pub mod timers;
+mod traced;
 mod unrecorded;
 mod usage;
 pub mod volumes;
@@ -152,6 +153,8 @@ pub struct Sandboxes {
     volumes: volumes::VolumeDirs,
     /// How long each anomaly rule's condition has held (`rules`).
     rule_state: rules::RuleState,
+    /// Counters for `/metrics`.
+    signals: crate::signals::Signals,
 }
 
 impl Sandboxes {
@@ -181,7 +184,13 @@ impl Sandboxes {
             pools: pool::PoolState::default(),
             volumes: d.volumes,
             rule_state: Default::default(),
+            signals: Default::default(),
         }
+    }
+
+    /// The counters this service keeps for `/metrics`.
+    pub(crate) fn signals(&self) -> &crate::signals::Signals {
+        &self.signals
     }
 
     /// The connections to the live sandboxes' agents.

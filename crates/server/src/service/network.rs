@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use warren_audit::Outcome;
 use warren_core::network::{NetworkPolicy, Verdict};
 use warren_core::{SandboxId, SandboxState, WarrenError};
-use warren_egress::egress::NetEvent;
+use warren_egress::egress::{NetEvent, NetEventKind};
 use warren_egress::registry::{Registry, SandboxNet};
 use warren_net::{AddressPool, Firewall, NetworkAttachment};
 use warren_store::{NewNetEvent, SandboxRecord};
@@ -236,12 +236,14 @@ impl Sandboxes {
         while rx.recv_many(&mut batch, EVENT_BATCH).await > 0 {
             let mut rows = Vec::with_capacity(batch.len());
             for event in batch.drain(..) {
+                self.signals.net_event(&event);
                 let Some(sandbox) = registry.get(event.source) else {
                     continue;
                 };
                 let Ok(id) = sandbox.id.parse::<SandboxId>() else {
                     continue;
                 };
+                self.meter_net_event(&id, &event);
                 if let Verdict::Deny(_) = event.verdict {
                     let target = event
                         .name
@@ -266,6 +268,18 @@ impl Sandboxes {
             if let Err(e) = self.store.append_network_events(&rows).await {
                 tracing::warn!(error = %e, count = rows.len(), "could not store network events");
             }
+        }
+    }
+
+    /// Notes what the firewall's counters do not see: bytes relayed by the
+    /// resolver and the proxy (forwarded packets are counted by the
+    /// firewall), and refusals.
+    fn meter_net_event(&self, id: &SandboxId, e: &NetEvent) {
+        let activity = self.meter.activity();
+        match e.verdict {
+            Verdict::Deny(_) => activity.denied(id),
+            Verdict::Allow if e.kind != NetEventKind::Packet => activity.proxied(id, e.bytes_out),
+            Verdict::Allow => {}
         }
     }
 

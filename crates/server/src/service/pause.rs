@@ -31,6 +31,7 @@ use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, SnapshotRecord, Sto
 
 use super::Sandboxes;
 use super::record::details;
+use super::traced::{op_span, traced};
 use crate::audit::Action;
 use crate::audit::AuditActor;
 
@@ -44,6 +45,16 @@ const RESTORE_ATTEMPTS: u32 = 3;
 impl Sandboxes {
     /// Pauses a running sandbox; returns it paused.
     pub async fn pause(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let span = op_span!("sandbox.pause", actor.team);
+        span.record("sandbox.id", id.as_str());
+        traced(&span, self.pause_untraced(id, actor)).await
+    }
+
+    async fn pause_untraced(
         &self,
         id: &SandboxId,
         actor: &AuditActor,
@@ -105,6 +116,16 @@ impl Sandboxes {
     /// Resumes a paused sandbox (also one that is pausing or resuming: the
     /// call waits for that to finish); a running one is returned as is.
     pub async fn resume(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let span = op_span!("sandbox.resume", actor.team);
+        span.record("sandbox.id", id.as_str());
+        traced(&span, self.resume_untraced(id, actor)).await
+    }
+
+    async fn resume_untraced(
         &self,
         id: &SandboxId,
         actor: &AuditActor,

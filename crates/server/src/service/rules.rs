@@ -7,14 +7,23 @@
 //! lifecycle webhook, and then the rule's action by `system:rules`. The
 //! engine's memory of how long a condition has held is in memory only: a
 //! daemon restart starts every `for_s` again.
+//!
+//! Process ages are the time since the engine first saw a command in the
+//! agent's list of the commands it runs (those started through the API;
+//! asked only of sandboxes a `process_age` rule watches, once per sample), so they are as fine as the meter's interval
+//! and start again when a sandbox stops running (a pause, a restart of the
+//! daemon).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use warren_audit::Outcome;
 use warren_core::rules::{Rule, RuleAction, RuleKind, effective};
 use warren_core::{KeyId, SandboxId, TeamId, WarrenError};
+
+use warren_envd::http_api::START_COMMAND_TAG;
 
 use super::Sandboxes;
 use super::meter::Observed;
@@ -24,10 +33,16 @@ use crate::audit::{Action, AuditActor, Event};
 /// The scope of the operator's rules in the store.
 const OPERATOR_SCOPE: &str = "*";
 
+/// How long the agent may take to list a sandbox's processes.
+const PROCESS_LIST_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Since when each rule's condition has held for each sandbox, and
-/// whether it fired since.
+/// whether it fired since; when each sandbox's processes were first seen.
 #[derive(Default)]
-pub struct RuleState(Mutex<HashMap<(SandboxId, RuleKind), (OffsetDateTime, bool)>>);
+pub struct RuleState {
+    held: Mutex<HashMap<(SandboxId, RuleKind), (OffsetDateTime, bool)>>,
+    processes: Mutex<HashMap<SandboxId, HashMap<u32, OffsetDateTime>>>,
+}
 
 /// A team's own rules, the operator's, and those in force for the team.
 pub struct TeamRules {
@@ -104,9 +119,37 @@ impl Sandboxes {
         Ok(())
     }
 
+    /// Seconds since the oldest process of `id` (not the template's start
+    /// command) was first seen; 0 when the agent cannot say.
+    async fn oldest_process_s(&self, id: &SandboxId, now: OffsetDateTime) -> f64 {
+        let listed = tokio::time::timeout(PROCESS_LIST_TIMEOUT, async {
+            let client = self.agents.client(id, None).await.ok()?;
+            client.list().await.ok()
+        });
+        let Ok(Some(listed)) = listed.await else {
+            return 0.0;
+        };
+        let mut all = self
+            .rule_state
+            .processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let seen = all.entry(id.clone()).or_default();
+        let pids: Vec<u32> = listed
+            .iter()
+            .filter(|p| p.tag.as_deref() != Some(START_COMMAND_TAG))
+            .map(|p| p.pid)
+            .collect();
+        seen.retain(|pid, _| pids.contains(pid));
+        pids.iter()
+            .map(|pid| *seen.entry(*pid).or_insert(now))
+            .map(|first| (now - first).as_seconds_f64())
+            .fold(0.0, f64::max)
+    }
+
     /// Checks `observed` (one meter sample) against the rules in force and
     /// fires those whose condition has held long enough.
-    pub(crate) async fn evaluate_rules(&self, observed: &[Observed]) {
+    pub(crate) async fn evaluate_rules(&self, mut observed: Vec<Observed>) {
         let stored = match self.stored_rules().await {
             Ok(s) => s,
             Err(e) => {
@@ -117,11 +160,29 @@ impl Sandboxes {
         let none = Vec::new();
         let operator = stored.get(OPERATOR_SCOPE).unwrap_or(&none);
         let now = self.clock.now();
+        self.rule_state
+            .processes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| observed.iter().any(|o| o.sandbox == *id));
+        for o in &mut observed {
+            let own = stored.get(o.team.as_str()).unwrap_or(&none);
+            if effective(own, operator)
+                .iter()
+                .any(|r| r.kind == RuleKind::ProcessAge)
+            {
+                o.reading.oldest_process_s = self.oldest_process_s(&o.sandbox, now).await;
+            }
+        }
         let mut due = Vec::new();
         {
-            let mut held = self.rule_state.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut held = self
+                .rule_state
+                .held
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             held.retain(|(id, _), _| observed.iter().any(|o| o.sandbox == *id));
-            for o in observed {
+            for o in &observed {
                 let own = stored.get(o.team.as_str()).unwrap_or(&none);
                 for rule in effective(own, operator) {
                     let key = (o.sandbox.clone(), rule.kind);

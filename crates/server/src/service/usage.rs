@@ -14,7 +14,7 @@ impl Sandboxes {
     pub async fn meter_tick(&self) -> Result<(), WarrenError> {
         let observed = self.meter.sample().await?;
         self.enforce_budgets().await;
-        self.evaluate_rules(&observed).await;
+        self.evaluate_rules(observed).await;
         Ok(())
     }
 
@@ -40,6 +40,13 @@ impl Sandboxes {
     /// What each team's sandboxes used since the daemon started.
     pub async fn usage_since_start(&self) -> Vec<(warren_core::TeamId, Usage)> {
         self.meter.team_totals().await
+    }
+
+    /// What each live sandbox used since the daemon started, with its team.
+    pub async fn usage_by_sandbox_since_start(
+        &self,
+    ) -> Vec<(warren_core::SandboxId, warren_core::TeamId, Usage)> {
+        self.meter.sandbox_totals().await
     }
 
     /// The price table usage is costed with.

@@ -18,21 +18,30 @@ async fn state(w: &InProcess, key: &str, id: &str) -> String {
     info["state"].as_str().unwrap().to_owned()
 }
 
+/// Replaces the team's rules with `rules`; the answer.
+async fn set_rules(w: &InProcess, key: &str, rules: Value) -> Value {
+    let (status, set) = w
+        .call(
+            Some(key),
+            "PUT",
+            "/v1/rules",
+            Some(json!({ "rules": rules })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    set
+}
+
 #[tokio::test]
 async fn a_rule_fires_after_its_condition_held_and_pauses_the_sandbox() {
     let (w, _dir) = start().await;
     let admin = w.admin_key.clone().unwrap();
-    let (status, set) = w
-        .call(
-            Some(&admin),
-            "PUT",
-            "/v1/rules",
-            Some(json!({"rules": [
-                {"kind": "memory", "threshold": 0.01, "for_s": 120, "action": "pause"}
-            ]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{set}");
+    let set = set_rules(
+        &w,
+        &admin,
+        json!([{"kind": "memory", "threshold": 0.01, "for_s": 120, "action": "pause"}]),
+    )
+    .await;
     let effective = set["effective"].as_array().unwrap();
     let memory = effective.iter().find(|r| r["kind"] == "memory").unwrap();
     assert_eq!(memory["threshold"], 0.01, "{set}");
@@ -97,7 +106,7 @@ async fn rules_are_set_by_team_admins_and_operators_and_checked() {
     assert_eq!(status, StatusCode::OK, "{read}");
     assert_eq!(
         read["effective"].as_array().unwrap().len(),
-        3,
+        5,
         "defaults: {read}"
     );
 
@@ -162,4 +171,66 @@ async fn rules_are_set_by_team_admins_and_operators_and_checked() {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
+}
+
+#[tokio::test]
+async fn a_burst_of_forks_fires_the_forks_rule_on_the_forked_sandbox() {
+    let (w, _dir) = start().await;
+    let admin = w.admin_key.clone().unwrap();
+    set_rules(
+        &w,
+        &admin,
+        json!([{"kind": "forks", "threshold": 4, "for_s": 0, "action": "pause"}]),
+    )
+    .await;
+    let (_, body) = w
+        .call(Some(&admin), "POST", "/v1/sandboxes", Some(json!({})))
+        .await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    let fork = format!("/v1/sandboxes/{id}/fork");
+
+    // Two branches in a minute: under four a minute.
+    w.sample_meter().await;
+    w.clock.advance(Duration::seconds(60));
+    let (status, forked) = w
+        .call(Some(&admin), "POST", &fork, Some(json!({"count": 2})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{forked}");
+    w.sample_meter().await;
+    assert_eq!(state(&w, &admin, &id).await, "running");
+
+    // Five more within the next minute: the rule pauses the forking one.
+    w.clock.advance(Duration::seconds(60));
+    let (status, forked) = w
+        .call(Some(&admin), "POST", &fork, Some(json!({"count": 5})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{forked}");
+    w.sample_meter().await;
+    assert_eq!(state(&w, &admin, &id).await, "paused");
+    let branch = forked["sandboxes"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        state(&w, &admin, branch).await,
+        "running",
+        "branches are left"
+    );
+    let (_, timeline) = w
+        .call(
+            Some(&admin),
+            "GET",
+            &format!("/v1/sandboxes/{id}/timeline"),
+            None,
+        )
+        .await;
+    let summaries: Vec<&str> = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "rule")
+        .filter_map(|e| e["summary"].as_str())
+        .collect();
+    assert_eq!(summaries.len(), 1, "{timeline}");
+    assert!(
+        summaries[0].starts_with("rule forks fired: 5.0000 at or above 4"),
+        "{summaries:?}"
+    );
 }

@@ -151,3 +151,32 @@ async fn reports_group_by_metadata_and_keep_to_the_interval_and_team() {
     assert_eq!(only_b.len(), 1);
     assert_eq!(only_b[0].usage.cpu_ns, 50);
 }
+
+#[tokio::test]
+async fn rules_of_every_kind_are_kept() {
+    use warren_core::rules::{Rule, RuleAction, RuleKind};
+    let db = TestDb::new().await;
+    let rules: Vec<Rule> = RuleKind::ALL
+        .into_iter()
+        .map(|kind| Rule {
+            kind,
+            threshold: 0.5,
+            for_s: 30,
+            action: RuleAction::Notify,
+        })
+        .collect();
+    let by = warren_core::KeyId::generate();
+    db.store.replace_rules("*", &rules, &by).await.unwrap();
+    let stored: Vec<Rule> = db
+        .store
+        .rules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(stored.len(), RuleKind::ALL.len());
+    for rule in &rules {
+        assert!(stored.contains(rule), "{rule:?} was not kept");
+    }
+}

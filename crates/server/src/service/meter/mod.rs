@@ -24,6 +24,7 @@
 //! - wall time of a sandbox that ended between two samples is counted up
 //!   to its end, in the state it was last seen in.
 
+mod activity;
 mod runtime;
 
 use std::collections::{HashMap, HashSet};
@@ -39,6 +40,7 @@ use warren_net::Traffic;
 use warren_runtime::{Runtime, Stats};
 use warren_store::{MeterMark, SandboxFilter, Store, UsageSample};
 
+pub use activity::{Activity, ActivityLog};
 pub use runtime::MeteredRuntime;
 
 use super::Network;
@@ -100,6 +102,8 @@ struct State {
     /// What each team's sandboxes used since the daemon started (for
     /// `/metrics`).
     team_totals: HashMap<TeamId, Usage>,
+    /// What each live sandbox used since the daemon started.
+    sandbox_totals: HashMap<SandboxId, Usage>,
 }
 
 /// The daemon's meter.
@@ -115,6 +119,7 @@ pub struct Meter {
     /// before this daemon started metering.
     since: OffsetDateTime,
     state: Mutex<State>,
+    activity: ActivityLog,
 }
 
 /// The difference of a counter from its mark; a counter below its mark
@@ -150,11 +155,17 @@ impl Meter {
             interval,
             since,
             state: Mutex::default(),
+            activity: ActivityLog::default(),
         }
     }
 
     pub fn prices(&self) -> &Prices {
         &self.prices
+    }
+
+    /// Where what the host's counters miss is noted between samples.
+    pub fn activity(&self) -> &ActivityLog {
+        &self.activity
     }
 
     /// The stored marks, loaded once.
@@ -275,6 +286,7 @@ impl Meter {
             .into_iter()
             .collect();
         let traffic = self.network.traffic().await;
+        let mut activity = self.activity.take();
         let now = self.clock.now();
         let minute = minute_of(now);
 
@@ -307,6 +319,8 @@ impl Meter {
             if let Some(t) = traffic.get(&rec.net_slot) {
                 Self::count_traffic(&mut usage, mark, t);
             }
+            let act = activity.remove(&rec.id).unwrap_or_default();
+            usage.egress_bytes += act.proxied_sent;
             if let Some(bytes) = snapshots.get(&rec.id) {
                 usage.snapshot_mib_ms = mib_ms(*bytes, ms);
             }
@@ -314,7 +328,7 @@ impl Meter {
                 observed.push(Observed {
                     sandbox: rec.id.clone(),
                     team: rec.team.clone(),
-                    reading: self.reading(&usage, stats, &rec.limits, ms),
+                    reading: self.reading(&usage, &act, stats, &rec.limits, ms),
                 });
             }
             mark.counted_to = mark.counted_to.max(now);
@@ -338,7 +352,10 @@ impl Meter {
             let Some(mark) = marks.get_mut(&id) else {
                 continue;
             };
-            let mut usage = Usage::default();
+            let mut usage = Usage {
+                egress_bytes: activity.remove(&id).map_or(0, |a| a.proxied_sent),
+                ..Usage::default()
+            };
             if let Some(kind) = mark.kind.take()
                 && let Ok(Some(rec)) = self.store.get_sandbox(&id).await
             {
@@ -362,6 +379,17 @@ impl Meter {
                 usage,
             });
         }
+        // Proxied bytes of sandboxes the meter had already let go of.
+        for (id, act) in activity {
+            samples.push(UsageSample {
+                sandbox: id,
+                minute,
+                usage: Usage {
+                    egress_bytes: act.proxied_sent,
+                    ..Usage::default()
+                },
+            });
+        }
         samples.retain(|s| !s.usage.is_zero());
         if let Err(e) = self.store.record_usage(&samples, &stored, &forget).await {
             // Kept for the next sample; the marks stay advanced in memory.
@@ -371,13 +399,21 @@ impl Meter {
         let State {
             team_of,
             team_totals,
+            sandbox_totals,
             ..
         } = &mut *state;
         for s in &samples {
             if let Some(team) = team_of.get(&s.sandbox) {
                 team_totals.entry(team.clone()).or_default().add(&s.usage);
             }
+            if seen.contains(&s.sandbox) {
+                sandbox_totals
+                    .entry(s.sandbox.clone())
+                    .or_default()
+                    .add(&s.usage);
+            }
         }
+        sandbox_totals.retain(|id, _| seen.contains(id));
         for id in &forget {
             team_of.remove(id);
         }
@@ -386,7 +422,21 @@ impl Meter {
 
     /// Shares of its limits and the spend rate, over `ms` (CPU and spend
     /// are 0 over no time).
-    fn reading(&self, usage: &Usage, stats: &Stats, limits: &Limits, ms: u64) -> Reading {
+    fn reading(
+        &self,
+        usage: &Usage,
+        act: &Activity,
+        stats: &Stats,
+        limits: &Limits,
+        ms: u64,
+    ) -> Reading {
+        let per_minute = |n: u64| {
+            if ms > 0 {
+                n as f64 * 60_000.0 / ms as f64
+            } else {
+                0.0
+            }
+        };
         let share = |used: f64, limit: f64| {
             if limit > 0.0 {
                 (used / limit).clamp(0.0, 1.0)
@@ -409,6 +459,9 @@ impl Meter {
             } else {
                 0.0
             },
+            egress_denials_per_minute: per_minute(act.denials),
+            oldest_process_s: 0.0,
+            forks_per_minute: per_minute(act.forks),
         }
     }
 
@@ -419,6 +472,19 @@ impl Meter {
             .team_totals
             .iter()
             .map(|(t, u)| (t.clone(), *u))
+            .collect();
+        totals.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        totals
+    }
+
+    /// What each live sandbox used since the daemon started, with its
+    /// team, as of the last sample.
+    pub async fn sandbox_totals(&self) -> Vec<(SandboxId, TeamId, Usage)> {
+        let state = self.state.lock().await;
+        let mut totals: Vec<_> = state
+            .sandbox_totals
+            .iter()
+            .filter_map(|(id, u)| Some((id.clone(), state.team_of.get(id)?.clone(), *u)))
             .collect();
         totals.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         totals
