@@ -148,7 +148,8 @@ pub struct Sandbox {
     pub source_snapshot: Option<String>,
     /// Opens the sandbox's exposed ports (header `X-Warren-Traffic-Token`
     /// or `?warren_token=`); in the detail, for callers with
-    /// `sandboxes:exec` only.
+    /// `sandboxes:exec` only, and left out while the host's disk is too
+    /// full to record a new one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_token: Option<String>,
     /// The effective network policy.

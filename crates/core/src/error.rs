@@ -103,6 +103,41 @@ impl WarrenError {
     }
 }
 
+/// Whether `e` says a filesystem is full (`ENOSPC`, or `EDQUOT` for a
+/// quota): the operation needs disk the host does not have, a 507.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Whether an error text from outside the daemon (a helper's output, a
+/// library's message) says a filesystem is full: the `ENOSPC` and
+/// `EDQUOT` texts of libc and Go, and SQLite's `SQLITE_FULL`.
+pub fn says_no_space(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "no space left on device",
+        "disk quota exceeded",
+        "database or disk is full",
+    ]
+    .iter()
+    .any(|s| text.contains(s))
+}
+
+/// A 507 for an operation that failed because the data directory's disk
+/// is full; `what` names what could not be written. The failure itself
+/// names host paths: the caller logs it for the operator.
+pub fn disk_full(what: &str) -> WarrenError {
+    WarrenError::new(
+        ErrorKind::InsufficientStorage,
+        format!(
+            "the host's disk is full: {what} could not be written; free space (kill sandboxes, delete snapshots) and retry"
+        ),
+    )
+}
+
 /// `e` and its causes, joined with ": ".
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
@@ -122,6 +157,21 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("reading the config failed")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_full_disk_is_recognised_by_kind_and_by_text() {
+        assert!(is_no_space(&std::io::Error::from_raw_os_error(28)));
+        assert!(is_no_space(&std::io::Error::from_raw_os_error(122)));
+        assert!(!is_no_space(&std::io::Error::from_raw_os_error(5)));
+        assert!(says_no_space(
+            "checkpoint failed: write /x/pages.img: no space left on device"
+        ));
+        assert!(says_no_space("(code: 13) database or disk is full"));
+        assert!(!says_no_space("permission denied"));
+        let e = disk_full("the snapshot image");
+        assert_eq!(e.kind, ErrorKind::InsufficientStorage);
+        assert!(e.message.contains("disk is full"), "{}", e.message);
+    }
 
     #[test]
     fn chain_names_every_cause_once() {

@@ -33,6 +33,10 @@ pub struct Daemon {
     pub dns_port: u16,
     pub proxy_port: u16,
     data: TempDir,
+    /// The daemon's output: `daemon.log` in the data directory, or beside
+    /// it in the system's temporary directory when the data directory is
+    /// on a filesystem of the test's own (which may fill up).
+    log_path: PathBuf,
     child: Option<Child>,
     /// Extra `warren serve` flags, kept across restarts.
     serve_args: Vec<String>,
@@ -138,9 +142,19 @@ impl Daemon {
     /// [`Self::start_with`] over the templates directory `templates`
     /// instead of the shared one (for tests that make templates).
     pub async fn start_in(templates: &Path, serve_args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_under(&std::env::temp_dir(), templates, serve_args).await
+    }
+
+    /// [`Self::start_in`] with the data directory made inside `parent`
+    /// (for a test that puts it on a filesystem of its own).
+    pub async fn start_under(
+        parent: &Path,
+        templates: &Path,
+        serve_args: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut attempt = 1;
         loop {
-            match Self::start_once(templates, serve_args).await {
+            match Self::start_once(parent, templates, serve_args).await {
                 Err(e) if attempt < 5 && format!("{e:#}").contains("Address already in use") => {
                     attempt += 1;
                 }
@@ -149,9 +163,25 @@ impl Daemon {
         }
     }
 
-    async fn start_once(templates: &Path, serve_args: &[&str]) -> anyhow::Result<Self> {
-        let data = tempfile::Builder::new().prefix("warren-e2e-").tempdir()?;
+    async fn start_once(
+        parent: &Path,
+        templates: &Path,
+        serve_args: &[&str],
+    ) -> anyhow::Result<Self> {
+        let data = tempfile::Builder::new()
+            .prefix("warren-e2e-")
+            .tempdir_in(parent)?;
         let (cidr, cidr_lock) = unique_cidr()?;
+        let log_path = match parent == std::env::temp_dir() {
+            true => data.path().join("daemon.log"),
+            false => std::env::temp_dir().join(format!(
+                "{}.log",
+                data.path()
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            )),
+        };
         let mut d = Self {
             url: String::new(),
             key: String::new(),
@@ -163,6 +193,7 @@ impl Daemon {
             dns_port: free_port()?.port(),
             proxy_port: free_port()?.port(),
             data,
+            log_path,
             child: None,
             serve_args: serve_args.iter().map(|a| a.to_string()).collect(),
             templates: templates.to_path_buf(),
@@ -190,7 +221,7 @@ impl Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.data.path().join("daemon.log"))?;
+            .open(&self.log_path)?;
         let child = Command::new(Self::warren_bin())
             .arg("serve")
             .arg("--listen")
@@ -254,7 +285,7 @@ impl Daemon {
 
     /// The daemon's log so far (for failure messages).
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data.path().join("daemon.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// Sends `signal` to the daemon and waits for it to exit.
@@ -264,6 +295,12 @@ impl Daemon {
             child.wait()?;
         }
         Ok(())
+    }
+
+    /// Replaces the extra `warren serve` flags the next [`Self::restart`]
+    /// starts the daemon with.
+    pub fn set_serve_args(&mut self, serve_args: &[&str]) {
+        self.serve_args = serve_args.iter().map(|a| a.to_string()).collect();
     }
 
     /// Starts the daemon again on the same data directory and ports.
@@ -388,6 +425,8 @@ impl Drop for Daemon {
         // then stop it, so no test leaves sandboxes behind.
         if let Some(child) = self.child.as_mut() {
             if let Ok(Some(_)) = child.try_wait() {
+                // Died under the test: nothing kills its sandboxes now.
+                force_delete_containers(&self.data.path().join("runtime/runsc"));
                 return;
             }
             let url = self.url.clone();
@@ -402,8 +441,14 @@ impl Drop for Daemon {
                 nix::sys::signal::Signal::SIGTERM,
             );
             let _ = child.wait();
+            // What the kills could not end (a daemon that cannot write its
+            // store refuses them).
+            force_delete_containers(&self.data.path().join("runtime/runsc"));
         }
-        keep_log(&self.data.path().join("daemon.log"));
+        keep_log(&self.log_path);
+        if !self.log_path.starts_with(self.data.path()) {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
     }
 }
 
@@ -446,6 +491,26 @@ fn wait_for_no_containers(root: &Path) {
             // Empty, or no runsc state at all (the daemon never got that far).
             _ => return,
         }
+    }
+}
+
+/// Stops every runsc container under `root` (a dead daemon's), so no
+/// sandbox process outlives its test.
+fn force_delete_containers(root: &Path) {
+    let Ok(out) = Command::new("runsc")
+        .arg("--root")
+        .arg(root)
+        .args(["list", "-quiet"])
+        .output()
+    else {
+        return;
+    };
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("runsc")
+            .arg("--root")
+            .arg(root)
+            .args(["delete", "-force", id])
+            .output();
     }
 }
 

@@ -13,7 +13,10 @@
 pub mod chaos;
 mod daemon;
 mod http;
+pub mod integrity;
 pub mod internet;
+pub mod loopfs;
+pub mod memcg;
 
 pub use daemon::{Daemon, workspace_target};
 pub use http::{ExecOutput, decode_exec};

@@ -28,6 +28,21 @@ pub enum RuntimeError {
 
 impl From<RuntimeError> for WarrenError {
     fn from(e: RuntimeError) -> Self {
+        let no_space = match &e {
+            RuntimeError::Io { source, .. } => warren_core::error::is_no_space(source),
+            RuntimeError::Command { detail, .. } => warren_core::error::says_no_space(detail),
+            _ => false,
+        };
+        if no_space {
+            // A checkpoint image or a disk image the data directory had no
+            // room for: 507; the detail names host paths.
+            tracing::warn!(error = %warren_core::error::chain(&e), "the runtime ran out of disk");
+            let what = match &e {
+                RuntimeError::Io { op, .. } | RuntimeError::Command { op, .. } => op.as_str(),
+                _ => "the sandbox's state",
+            };
+            return warren_core::error::disk_full(&format!("the output of {what}"));
+        }
         let kind = match &e {
             RuntimeError::Unavailable(_) => ErrorKind::Unavailable,
             RuntimeError::NotFound(_) => ErrorKind::NotFound,

@@ -27,6 +27,10 @@ impl From<SnapshotError> for WarrenError {
         let kind = match &e {
             SnapshotError::NotFound(_) => ErrorKind::NotFound,
             SnapshotError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            SnapshotError::Io { source, .. } if warren_core::error::is_no_space(source) => {
+                tracing::warn!(error = %warren_core::error::chain(&e), "the snapshot store ran out of disk");
+                return warren_core::error::disk_full("the snapshot image");
+            }
             SnapshotError::Io { .. } => ErrorKind::Internal,
         };
         WarrenError::with_chain(kind, &e)

@@ -88,6 +88,10 @@ impl From<AuditStoreError> for WarrenError {
             AuditStoreError::Database(sqlx::Error::PoolTimedOut) => {
                 WarrenError::new(ErrorKind::Unavailable, e.to_string())
             }
+            AuditStoreError::Database(db) if crate::error::is_disk_full(&db) => {
+                tracing::warn!(error = %db, "the audit log could not be written: the disk is full");
+                warren_core::error::disk_full("the audit log")
+            }
             other => WarrenError::internal(warren_core::error::chain(&other)),
         }
     }

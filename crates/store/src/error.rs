@@ -70,6 +70,20 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Whether SQLite failed for want of disk (`SQLITE_FULL`, or an I/O error
+/// that says so): the caller gets a 507, not a 500.
+pub(crate) fn is_disk_full(e: &sqlx::Error) -> bool {
+    const SQLITE_FULL: &str = "13";
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some(SQLITE_FULL)
+                || warren_core::error::says_no_space(db.message())
+        }
+        sqlx::Error::Io(io) => warren_core::error::is_no_space(io),
+        _ => false,
+    }
+}
+
 impl From<StoreError> for WarrenError {
     fn from(e: StoreError) -> Self {
         let kind = match &e {
@@ -85,6 +99,10 @@ impl From<StoreError> for WarrenError {
             StoreError::InvalidSeq { .. } => ErrorKind::InvalidArgument,
             // Every connection is busy: the caller may retry later.
             StoreError::Database(sqlx::Error::PoolTimedOut) => ErrorKind::Unavailable,
+            StoreError::Database(db) if is_disk_full(db) => {
+                tracing::warn!(error = %db, "the database could not be written: the disk is full");
+                return warren_core::error::disk_full("the daemon's database");
+            }
             _ => {
                 let detail = std::error::Error::source(&e)
                     .map(|s| format!(": {s}"))

@@ -152,12 +152,20 @@ pub async fn info(
     sandbox.volumes = mounts(&state, &id).await?;
     sandbox.usage = Some(super::usage::totals(&usage, state.sandboxes.prices()));
     // The traffic token opens the sandbox's ports: as much as exec gives.
+    // Issuing one may write a grant; on a full disk the detail is still
+    // answered, without it (the caller's key opens the ports as well).
     if caller.permissions.contains(Scope::SandboxesExec) {
-        let grant = state
+        match state
             .grants
             .issue(&id, &caller.key_id, GrantKind::Traffic)
-            .await?;
-        sandbox.traffic_token = Some(grant);
+            .await
+        {
+            Ok(grant) => sandbox.traffic_token = Some(grant),
+            Err(e) if e.kind == warren_core::ErrorKind::InsufficientStorage => {
+                tracing::warn!(sandbox = %id, "no traffic token in the detail: {}", e.message);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(Json(sandbox))
 }
