@@ -18,6 +18,10 @@
 //!   what each team's sandboxes used since the daemon started, as the meter
 //!   counted it (`docs/metering.md`); one series per team, never per
 //!   sandbox.
+//! - `warren_creates_starting`, `warren_creates_waiting` and
+//!   `warren_creates_refused`: the create gate (`service::gate`): turns
+//!   held and callers queued at scrape time, and creates refused as busy
+//!   since the daemon started.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -99,6 +103,9 @@ pub struct Metrics {
     team_memory: Family<TeamLabels, FloatGauge>,
     team_egress: Family<TeamLabels, Gauge>,
     team_cost: Family<CostLabels, FloatGauge>,
+    creates_starting: Gauge,
+    creates_waiting: Gauge,
+    creates_refused: Gauge,
 }
 
 impl Default for Metrics {
@@ -162,6 +169,23 @@ impl Default for Metrics {
             "What each team's usage since the daemon started costs, by the price table",
             team_cost.clone(),
         );
+        let (creates_starting, creates_waiting, creates_refused) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "creates_starting",
+            "Sandboxes being created now (turns held at the create gate)",
+            creates_starting.clone(),
+        );
+        registry.register(
+            "creates_waiting",
+            "Creates waiting for a turn at the create gate",
+            creates_waiting.clone(),
+        );
+        registry.register(
+            "creates_refused",
+            "Creates refused as busy (503) since the daemon started",
+            creates_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -174,6 +198,9 @@ impl Default for Metrics {
             team_memory,
             team_egress,
             team_cost,
+            creates_starting,
+            creates_waiting,
+            creates_refused,
         }
     }
 }
@@ -223,6 +250,12 @@ impl Metrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
+        let gate = state.sandboxes.create_gate_load();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.creates_starting.set(count(gate.in_flight));
+        self.creates_waiting.set(count(gate.waiting));
+        self.creates_refused
+            .set(i64::try_from(gate.refused).unwrap_or(i64::MAX));
         let prices = state.sandboxes.prices();
         for (team, usage) in state.sandboxes.usage_since_start().await {
             let team = team.to_string();

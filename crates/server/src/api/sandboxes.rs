@@ -62,7 +62,8 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
 #[utoipa::path(post, path = "/v1/sandboxes", tag = "sandboxes",
     request_body = CreateSandboxRequest,
     responses((status = 201, body = Sandbox), (status = 400, body = warren_api_types::ApiError),
-        (status = 404, description = "unknown template", body = warren_api_types::ApiError)))]
+        (status = 404, description = "unknown template", body = warren_api_types::ApiError),
+        (status = 503, description = "the host is busy creating sandboxes or short of memory: try again after `retry_after_s`", body = warren_api_types::ApiError)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

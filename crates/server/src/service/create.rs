@@ -273,9 +273,14 @@ impl Sandboxes {
             {
                 return Ok(rec);
             }
-            if let Some(done) = self.create_from_template_snapshot(&p, actor).await {
-                return done;
-            }
+        }
+        // A pooled sandbox was running already; anything else starts one.
+        let _turn = self.admit_start().await?;
+        laps.lap("turn");
+        if mounts.is_empty()
+            && let Some(done) = self.create_from_template_snapshot(&p, actor).await
+        {
+            return done;
         }
         let rec = self
             .store
@@ -318,6 +323,18 @@ impl Sandboxes {
         laps.lap("finish");
         tracing::debug!(sandbox = %id, %laps, "sandbox created");
         rec
+    }
+
+    /// Admits the start of a sandbox: the host has memory to spare
+    /// (`service::memory`) and a turn to start is free or comes soon
+    /// (`service::gate`); a refusal is `503` with a retry hint. The turn is
+    /// held until the returned value is dropped. Memory is checked again
+    /// once the turn comes: it may have run short meanwhile.
+    pub(super) async fn admit_start(&self) -> Result<super::gate::Turn, WarrenError> {
+        self.memory.check()?;
+        let turn = self.gate.enter().await?;
+        self.memory.check()?;
+        Ok(turn)
     }
 
     /// What the runtime needs to start (or restore) the sandbox `rec`: its

@@ -16,6 +16,7 @@ pub mod events;
 mod exec;
 mod files;
 mod fork;
+pub mod gate;
 mod gc;
 pub mod hooks;
 mod identity;
@@ -24,6 +25,7 @@ pub mod inbox;
 mod lifetimes;
 mod liveness;
 mod locks;
+pub mod memory;
 pub mod meter;
 mod network;
 mod pause;
@@ -105,6 +107,9 @@ pub(crate) struct SandboxDeps {
     pub standby: Standby,
     pub network: Arc<Network>,
     pub disk: storage::DiskReserve,
+    pub memory: memory::MemoryReserve,
+    /// Turns to start sandboxes (creates, forks).
+    pub gate: gate::CreateGate,
     /// Limits of sandboxes created without their own (the disk's from
     /// `--default-disk-mb`).
     pub default_limits: warren_core::Limits,
@@ -135,6 +140,8 @@ pub struct Sandboxes {
     standby: Standby,
     network: Arc<Network>,
     disk: storage::DiskReserve,
+    memory: memory::MemoryReserve,
+    gate: gate::CreateGate,
     default_limits: warren_core::Limits,
     /// The Warren CA certificate (PEM) every agent installs at init.
     ca_certificate: String,
@@ -172,6 +179,8 @@ impl Sandboxes {
             standby: d.standby,
             network: d.network,
             disk: d.disk,
+            memory: d.memory,
+            gate: d.gate,
             default_limits: d.default_limits,
             ca_certificate: d.ca_certificate,
             clock: d.clock,
@@ -200,6 +209,11 @@ impl Sandboxes {
             .iter()
             .map(|s| (*s, all.iter().filter(|r| r.state == *s).count()))
             .collect())
+    }
+
+    /// What the create gate holds now.
+    pub(crate) fn create_gate_load(&self) -> gate::GateLoad {
+        self.gate.load()
     }
 
     /// Limits of sandboxes created without their own.
