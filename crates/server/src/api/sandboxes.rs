@@ -12,7 +12,7 @@ use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, SandboxPath};
-use crate::service::CreateParams;
+use crate::service::{CreateParams, to_completion};
 use crate::state::AppState;
 
 /// The volumes sandbox `id` mounts, as the API shows them.
@@ -83,7 +83,8 @@ pub async fn create(
             .await?;
         params.env.extend(placeholders);
     }
-    let rec = state.sandboxes.create(params, &actor).await?;
+    let sandboxes = state.sandboxes.clone();
+    let rec = to_completion(async move { sandboxes.create(params, &actor).await }).await?;
     let volumes = mounts(&state, &rec.id).await?;
     Ok((
         StatusCode::CREATED,
@@ -173,7 +174,8 @@ pub async fn kill(
     SandboxPath(id): SandboxPath,
 ) -> ApiResult<StatusCode> {
     let actor = AuditActor::from_caller(&caller);
-    state.sandboxes.kill(&id, &actor).await?;
+    let sandboxes = state.sandboxes.clone();
+    to_completion(async move { sandboxes.kill(&id, &actor).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

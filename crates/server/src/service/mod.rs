@@ -86,6 +86,22 @@ pub fn template_key(t: &warren_template::Template) -> String {
     t.reference()
 }
 
+/// Runs `work` on a task of its own and waits for it. Dropping the returned
+/// future (a client that goes away drops its request's handler) leaves the
+/// work running to its end: a create or a kill commits in steps (a kill
+/// commits the state, records it, then queues the teardown), and one cut
+/// between them would leave a killed sandbox running until the next
+/// start, or a sandbox `creating` for good.
+pub async fn to_completion<T, F>(work: F) -> Result<T, WarrenError>
+where
+    F: std::future::Future<Output = Result<T, WarrenError>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|e| Err(WarrenError::internal(format!("the operation failed: {e}"))))
+}
+
 /// Longest lifetime a sandbox can be given, in seconds.
 pub const MAX_TIMEOUT_S: u64 = warren_core::Persistence::MAX_TIMEOUT_S;
 /// Lifetime when the caller names none, in seconds.
@@ -397,5 +413,30 @@ impl Sandboxes {
             ..filter
         };
         Ok(self.store.list_sandboxes(&filter).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_carried_to_completion_ends_although_its_caller_goes_away() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let caller = tokio::spawn(to_completion(async move {
+            let _ = started_tx.send(());
+            let _ = go_rx.await;
+            let _ = done_tx.send("the rest ran");
+            Ok(())
+        }));
+        started_rx.await.unwrap();
+        // The caller goes away half-way, as a disconnected client's
+        // handler does.
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        go_tx.send(()).unwrap();
+        assert_eq!(done_rx.await.unwrap(), "the rest ran");
     }
 }
