@@ -266,6 +266,12 @@ impl Daemon {
         Ok(())
     }
 
+    /// Replaces the extra `warren serve` flags from the next
+    /// [`Self::restart`] on.
+    pub fn set_serve_args(&mut self, serve_args: &[&str]) {
+        self.serve_args = serve_args.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Starts the daemon again on the same data directory and ports.
     ///
     /// Another test may have taken the API or sandbox-API port while this

@@ -14,6 +14,7 @@ pub mod chaos;
 mod daemon;
 mod http;
 pub mod internet;
+pub mod load;
 
 pub use daemon::{Daemon, workspace_target};
 pub use http::{ExecOutput, decode_exec};

@@ -25,6 +25,7 @@ mod sandbox_grants;
 mod sandbox_inbox;
 mod sandbox_lifecycle;
 mod sandbox_listeners;
+mod sandbox_load;
 mod sandbox_metering;
 mod sandbox_network;
 mod sandbox_pools;
