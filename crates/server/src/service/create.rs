@@ -266,13 +266,12 @@ impl Sandboxes {
         // Pooled sandboxes and images were started without the volumes. A
         // pooled sandbox is running already: it goes before an image's
         // restore.
-        if mounts.is_empty() {
-            if let Some(rec) = self
+        if mounts.is_empty()
+            && let Some(rec) = self
                 .claim_pooled(&p, &template, &env, expires_at, actor)
                 .await?
-            {
-                return Ok(rec);
-            }
+        {
+            return Ok(rec);
         }
         // A pooled sandbox was running already; anything else starts one.
         let _turn = self.admit_start().await?;
