@@ -483,8 +483,13 @@ fn parse_api_error(status: u16, reason: Option<&str>, body: &[u8]) -> ApiError {
         ApiError {
             code: format!("http_{status}"),
             message,
+            retry_after_s: None,
         }
     });
+    if let Some(seconds) = err.retry_after_s {
+        err.message
+            .push_str(&format!(" (try again in {seconds} s)"));
+    }
     if status == StatusCode::UNAUTHORIZED.as_u16() {
         err.message
             .push_str(" (check --api-key, WARREN_API_KEY or the client config)");
@@ -566,5 +571,11 @@ mod tests {
             br#"{"code":"unauthenticated","message":"bad key"}"#,
         );
         assert!(e.message.contains("WARREN_API_KEY"), "{}", e.message);
+        let e = parse_api_error(
+            503,
+            None,
+            br#"{"code":"unavailable","message":"the host is busy","retry_after_s":4}"#,
+        );
+        assert_eq!(e.message, "the host is busy (try again in 4 s)");
     }
 }

@@ -32,6 +32,11 @@ pub struct ApiError {
     pub code: String,
     /// What went wrong and what to do, for people.
     pub message: String,
+    /// On a refusal that should clear by itself (503 `unavailable`: too
+    /// many creates at once, the host short of memory): seconds to wait
+    /// before trying again, also sent as the `Retry-After` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u32>,
 }
 
 /// `POST /v1/sandboxes`

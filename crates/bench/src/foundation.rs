@@ -45,30 +45,6 @@ async fn kill(d: &Daemon, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Proportional set size (kB) of every host process whose cgroup names one of
-/// `ids`.
-fn pss_kb(ids: &HashSet<String>) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc")? {
-        let path = entry?.path();
-        let Ok(cgroup) = std::fs::read_to_string(path.join("cgroup")) else {
-            continue;
-        };
-        if !ids.iter().any(|id| cgroup.contains(id.as_str())) {
-            continue;
-        }
-        let Ok(rollup) = std::fs::read_to_string(path.join("smaps_rollup")) else {
-            continue;
-        };
-        total += rollup
-            .lines()
-            .find_map(|l| l.strip_prefix("Pss:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
-    }
-    Ok(total)
-}
-
 pub async fn run(
     template: &str,
     creates: usize,
@@ -148,7 +124,7 @@ pub async fn run(
         );
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let per_sandbox = pss_kb(&ids)? as f64 / 1024.0 / idle.max(1) as f64;
+    let per_sandbox = crate::host::pss_kb(&ids)? as f64 / 1024.0 / idle.max(1) as f64;
     rows.push(Row::new(
         format!("memory per idle sandbox ({idle} running, PSS)"),
         "MiB",

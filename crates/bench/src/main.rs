@@ -9,7 +9,9 @@ mod builds;
 mod e2b;
 mod events;
 mod foundation;
+mod host;
 mod interpreter;
+mod load;
 mod metering;
 mod network;
 mod pool;
@@ -17,6 +19,7 @@ mod ports;
 mod raw;
 mod secrets;
 mod snapshots;
+mod soak;
 mod stats;
 mod tsnap;
 
@@ -186,6 +189,42 @@ enum Suite {
         #[arg(long, default_value_t = 60)]
         window: u64,
     },
+    /// Load and admission: a burst of concurrent creates (served, or
+    /// refused with a retry hint; health during it), then the host's
+    /// capacity for idle sandboxes up to the memory reserve.
+    Load {
+        /// Creates sent at once.
+        #[arg(long, default_value_t = 100)]
+        creates: usize,
+        /// GiB of the host's available memory the capacity probe may fill
+        /// (the reserve is set that far below what is available at its
+        /// start); 0 skips the probe.
+        #[arg(long, default_value_t = 8)]
+        probe_gib: u64,
+        /// Most idle sandboxes the probe creates.
+        #[arg(long, default_value_t = 900)]
+        probe_max: usize,
+    },
+    /// Soak: the crash-chaos workload without kills for a long time,
+    /// sampling the daemon's memory, descriptors, threads and the
+    /// operations' latencies per interval; prints the drift.
+    Soak {
+        /// Minutes the workload runs.
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 300)]
+        interval: u64,
+        /// Concurrent workload clients.
+        #[arg(long, default_value_t = 3)]
+        clients: usize,
+        /// Sandboxes alive at most at once.
+        #[arg(long, default_value_t = 5)]
+        max_live: usize,
+        /// The workload's seed [default: from the clock].
+        #[arg(long)]
+        seed: Option<u64>,
+    },
 }
 
 /// The columns of suites that measure Warren against the bare engine.
@@ -273,6 +312,24 @@ async fn main() -> anyhow::Result<()> {
         } => (
             ("metering on", "metering off"),
             metering::run(creates, execs, idle, window).await?,
+        ),
+        Suite::Load {
+            creates,
+            probe_gib,
+            probe_max,
+        } => (
+            ("Warren", "of / published"),
+            load::run(creates, probe_gib, probe_max).await?,
+        ),
+        Suite::Soak {
+            minutes,
+            interval,
+            clients,
+            max_live,
+            seed,
+        } => (
+            ("last / after", "first / before"),
+            soak::run(minutes, interval, clients, max_live, seed).await?,
         ),
     };
     if cli.json {

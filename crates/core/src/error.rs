@@ -65,6 +65,9 @@ impl ErrorKind {
 pub struct WarrenError {
     pub kind: ErrorKind,
     pub message: String,
+    /// For a refusal that should clear by itself (the host is busy or
+    /// short of memory): seconds after which the same call may succeed.
+    pub retry_after_s: Option<u32>,
 }
 
 impl fmt::Display for WarrenError {
@@ -78,7 +81,14 @@ impl WarrenError {
         Self {
             kind,
             message: message.into(),
+            retry_after_s: None,
         }
+    }
+
+    /// This error with a hint to retry after `seconds` (at least 1).
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_s = Some(seconds.max(1));
+        self
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)

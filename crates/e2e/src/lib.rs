@@ -15,6 +15,7 @@ mod daemon;
 mod http;
 pub mod integrity;
 pub mod internet;
+pub mod load;
 pub mod loopfs;
 pub mod memcg;
 

@@ -25,6 +25,8 @@ use crate::auth::{Authenticator, Credentials, Grants, KeyError, Pepper, TokenIss
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::ports::{PortProxy, route as route_ports};
+use crate::service::gate::CreateGate;
+use crate::service::memory::MemoryReserve;
 use crate::service::meter::{Meter, MeteredRuntime};
 use crate::service::secrets::SecretsCipher;
 use crate::service::storage::DiskReserve;
@@ -146,6 +148,9 @@ pub(crate) struct Parts {
     pub sandbox_api_port: u16,
     pub standby_s: u64,
     pub disk_reserve_mb: u64,
+    pub memory_reserve_mb: u64,
+    pub max_creating: usize,
+    pub create_queue: usize,
     pub grant_ttl_s: u64,
     /// Normalized (`ports::parse_domain`).
     pub ports_domain: String,
@@ -222,6 +227,8 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         network: p.network,
         volumes: crate::service::volumes::VolumeDirs::new(p.data_dir.join("volumes")),
         disk: DiskReserve::new(p.data_dir, p.disk_reserve_mb),
+        memory: MemoryReserve::new(p.memory_reserve_mb),
+        gate: CreateGate::new(p.max_creating, p.create_queue),
         default_limits: p.default_limits,
         ca_certificate: p.ca_certificate,
         clock: p.clock.clone(),

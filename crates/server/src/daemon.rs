@@ -145,6 +145,9 @@ pub async fn run(
         sandbox_api_port,
         standby_s: config.standby_s,
         disk_reserve_mb: config.disk_reserve_mb,
+        memory_reserve_mb: config.memory_reserve_mb,
+        max_creating: config.max_creating,
+        create_queue: config.create_queue,
         grant_ttl_s: config.grant_ttl_s,
         e2b_domain: config
             .e2b_domain

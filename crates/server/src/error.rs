@@ -47,15 +47,31 @@ pub fn public_message(kind: ErrorKind, message: String) -> String {
     }
 }
 
+/// Adds `Retry-After` to `resp` when the error carries a retry hint.
+pub fn add_retry_after(resp: &mut Response, retry_after_s: Option<u32>) {
+    if let Some(seconds) = retry_after_s {
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(seconds),
+        );
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let WarrenError { kind, message } = self.0;
+        let WarrenError {
+            kind,
+            message,
+            retry_after_s,
+        } = self.0;
         let message = public_message(kind, message);
         let body = ApiError {
             code: kind.code().to_owned(),
             message,
+            retry_after_s,
         };
         let mut resp = (status_of(kind), Json(body)).into_response();
+        add_retry_after(&mut resp, retry_after_s);
         if kind == ErrorKind::PayloadTooLarge {
             // The unread rest of the body is still on the connection: tell
             // the client not to reuse it.

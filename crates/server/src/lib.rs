@@ -84,6 +84,16 @@ pub struct Config {
     /// Free space (MiB) the data directory's filesystem keeps: below it new
     /// sandboxes are refused with 507; default 2048.
     pub disk_reserve_mb: u64,
+    /// Memory (MiB) the host keeps available: below it new and resumed
+    /// sandboxes are refused with 503 and a retry hint; default 1024
+    /// (`service::memory`). 0 turns the check off.
+    pub memory_reserve_mb: u64,
+    /// Sandboxes starting at once; default twice the CPUs
+    /// (`service::gate`).
+    pub max_creating: usize,
+    /// Creates that may wait for a turn to start; more are refused with
+    /// 503 and a retry hint; default 32.
+    pub create_queue: usize,
     /// Disk limit (MiB) of sandboxes created without `disk_mb`; default
     /// 10240 ([`warren_core::Limits::DEFAULT_DISK_MB`]).
     pub default_disk_mb: u32,

@@ -24,6 +24,10 @@
 //! - `warren_egress_decisions_total{kind,verdict,reason}` and
 //!   `warren_egress_relayed_bytes_total{kind,direction}`: the resolver's,
 //!   the egress proxy's and the packet log's decisions (`crate::signals`).
+//! - `warren_creates_starting`, `warren_creates_waiting` and
+//!   `warren_creates_refused`: the create gate (`service::gate`): turns
+//!   held and callers queued at scrape time, and creates refused as busy
+//!   since the daemon started.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -185,6 +189,9 @@ pub struct Metrics {
     team_egress: Family<TeamLabels, Gauge>,
     team_cost: Family<CostLabels, FloatGauge>,
     per_sandbox: Option<PerSandbox>,
+    creates_starting: Gauge,
+    creates_waiting: Gauge,
+    creates_refused: Gauge,
 }
 
 impl Metrics {
@@ -260,6 +267,23 @@ impl Metrics {
             "What each team's usage since the daemon started costs, by the price table",
             team_cost.clone(),
         );
+        let (creates_starting, creates_waiting, creates_refused) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "creates_starting",
+            "Sandboxes being created now (turns held at the create gate)",
+            creates_starting.clone(),
+        );
+        registry.register(
+            "creates_waiting",
+            "Creates waiting for a turn at the create gate",
+            creates_waiting.clone(),
+        );
+        registry.register(
+            "creates_refused",
+            "Creates refused as busy (503) since the daemon started",
+            creates_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -273,6 +297,9 @@ impl Metrics {
             team_egress,
             team_cost,
             per_sandbox,
+            creates_starting,
+            creates_waiting,
+            creates_refused,
         }
     }
 
@@ -320,6 +347,12 @@ impl Metrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
+        let gate = state.sandboxes.create_gate_load();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.creates_starting.set(count(gate.in_flight));
+        self.creates_waiting.set(count(gate.waiting));
+        self.creates_refused
+            .set(i64::try_from(gate.refused).unwrap_or(i64::MAX));
         let prices = state.sandboxes.prices();
         for (team, usage) in state.sandboxes.usage_since_start().await {
             let team = team.to_string();

@@ -83,6 +83,20 @@ pub struct Args {
     /// new sandboxes (creates, forks) are refused with 507.
     #[arg(long, env = "WARREN_DISK_RESERVE_MB", value_name = "MIB", default_value_t = warren_server::service::storage::DEFAULT_RESERVE_MB)]
     disk_reserve_mb: u64,
+    /// Memory, in MiB, the host keeps available: below it new sandboxes
+    /// (creates, forks) and resumes from an image are refused with 503 and
+    /// a retry hint, so the kernel never has to kill running ones; 0 turns
+    /// the check off.
+    #[arg(long, env = "WARREN_MEMORY_RESERVE_MB", value_name = "MIB", default_value_t = warren_server::service::memory::DEFAULT_RESERVE_MB)]
+    memory_reserve_mb: u64,
+    /// Sandboxes being created at once (creates and forks); more wait for
+    /// a turn [default: twice the CPUs].
+    #[arg(long, env = "WARREN_MAX_CREATING", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_creating: Option<u32>,
+    /// Creates that may wait for a turn; beyond it, or when the wait would
+    /// pass 30 s, a create is refused at once with 503 and a retry hint.
+    #[arg(long, env = "WARREN_CREATE_QUEUE", value_name = "N", default_value_t = warren_server::service::gate::DEFAULT_QUEUE as u32)]
+    create_queue: u32,
     /// Disk limit, in MiB, of sandboxes created without one: what a
     /// sandbox may write (root filesystem and /tmp) before writes fail with
     /// "no space left on device"; 64 to 1048576.
@@ -334,6 +348,13 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         max_connections_per_source: args.max_connections_per_source as usize,
         e2b_domain: args.e2b_domain,
         disk_reserve_mb: args.disk_reserve_mb,
+        memory_reserve_mb: args.memory_reserve_mb,
+        max_creating: args
+            .max_creating
+            .map_or_else(warren_server::service::gate::default_in_flight, |n| {
+                n as usize
+            }),
+        create_queue: args.create_queue as usize,
         default_disk_mb: args.default_disk_mb,
         runtime: match args.runtime {
             RuntimeChoice::Gvisor => warren_server::RuntimeKind::Gvisor,

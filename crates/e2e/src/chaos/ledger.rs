@@ -3,6 +3,7 @@
 //! daemon may or may not have happened; it is never checked.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
@@ -15,6 +16,14 @@ pub struct Ledger {
     /// Per sandbox: execs hold it shared, snapshots and forks exclusively
     /// (see `workload`).
     pub checkpoints: BTreeMap<String, std::sync::Arc<tokio::sync::RwLock<()>>>,
+    /// How long each acknowledged operation took, by kind, since the
+    /// last [`Ledger::take_latencies`].
+    pub latencies: BTreeMap<&'static str, Vec<Duration>>,
+    /// Operations not acknowledged, by kind and answer (the status, or
+    /// `no answer`).
+    pub missed: BTreeMap<(&'static str, String), usize>,
+    /// Set to stop the clients after their current operation.
+    pub stop: bool,
     next_file: u64,
 }
 
@@ -31,8 +40,20 @@ pub struct Tracked {
 }
 
 impl Ledger {
-    pub fn ack(&mut self, kind: &'static str) {
+    /// Records an acknowledged operation of `kind` that took `took`.
+    pub fn ack(&mut self, kind: &'static str, took: Duration) {
         *self.acked.entry(kind).or_default() += 1;
+        self.latencies.entry(kind).or_default().push(took);
+    }
+
+    /// Records an operation of `kind` the daemon did not acknowledge.
+    pub fn miss(&mut self, kind: &'static str, answer: String) {
+        *self.missed.entry((kind, answer)).or_default() += 1;
+    }
+
+    /// The latencies recorded since the last call.
+    pub fn take_latencies(&mut self) -> BTreeMap<&'static str, Vec<Duration>> {
+        std::mem::take(&mut self.latencies)
     }
 
     /// Ids of sandboxes not known to be gone.

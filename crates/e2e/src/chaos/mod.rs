@@ -10,6 +10,10 @@
 //! `/v1/health` (start-up reconciliation has run by then) the invariants
 //! are checked against what the daemon acknowledged so far ([`Ledger`]).
 //!
+//! The workload and the invariants serve other drivers too: the soak
+//! benchmark (`warren-bench soak`) runs the same clients for an hour
+//! without killing the daemon and checks the invariants at its end.
+//!
 //! Everything random comes from one seed, printed at the start, so a
 //! failing run is replayed with `WARREN_CHAOS_SEED`. The timing of a real
 //! daemon is not replayed exactly; the choices of delays and operations
@@ -27,9 +31,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::Mutex;
 
-pub use invariants::Violation;
+pub use invariants::{Violation, check as check_invariants};
 pub use ledger::Ledger;
 pub use rng::Rng;
+pub use workload::{Target, client};
 
 use crate::Daemon;
 

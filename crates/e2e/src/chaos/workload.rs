@@ -15,7 +15,7 @@
 //! the exec contract says: such a stream is counted as interrupted.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -51,21 +51,51 @@ impl Target {
             .bearer_auth(&self.key)
     }
 
-    /// The answer's JSON when the call was acknowledged.
-    async fn acked(&self, req: reqwest::RequestBuilder) -> Option<Value> {
-        let resp = req.send().await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let text = resp.text().await.ok()?;
-        Some(serde_json::from_str(&text).unwrap_or(Value::Null))
+    /// The answer's JSON when the call was acknowledged; otherwise the
+    /// answer's status, or `no answer`.
+    async fn acked(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
+        let resp = send(req).await?;
+        let text = resp.text().await.map_err(|_| NO_ANSWER.to_owned())?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 }
 
-/// Runs until aborted.
+const NO_ANSWER: &str = "no answer";
+
+/// The answer when it is a 2xx; otherwise its status, or `no answer`.
+async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, String> {
+    let resp = req.send().await.map_err(|_| NO_ANSWER.to_owned())?;
+    if !resp.status().is_success() {
+        return Err(resp.status().as_u16().to_string());
+    }
+    Ok(resp)
+}
+
+/// Records the end of an operation of `kind` started at `t`.
+async fn record<T>(
+    ledger: &Mutex<Ledger>,
+    kind: &'static str,
+    t: Instant,
+    answer: &Result<T, String>,
+) {
+    let mut l = ledger.lock().await;
+    match answer {
+        Ok(_) => l.ack(kind, t.elapsed()),
+        Err(why) => l.miss(kind, why.clone()),
+    }
+}
+
+/// Runs until aborted, or until the ledger says stop (after the operation
+/// under way).
 pub async fn client(t: Target, cfg: Config, mut rng: Rng, ledger: Arc<Mutex<Ledger>>) {
     loop {
-        let live = ledger.lock().await.live();
+        let (live, stop) = {
+            let l = ledger.lock().await;
+            (l.live(), l.stop)
+        };
+        if stop {
+            return;
+        }
         let pick = if live.is_empty() { 0 } else { rng.below(100) };
         let id = (!live.is_empty()).then(|| live[rng.below(live.len())].clone());
         match (pick, id) {
@@ -94,13 +124,19 @@ async fn create(t: &Target, cfg: &Config, ledger: &Mutex<Ledger>) {
     let req = t
         .req(reqwest::Method::POST, "/v1/sandboxes")
         .json(&cfg.sandbox);
-    if let Some(sb) = t.acked(req).await
+    let started = Instant::now();
+    let answer = t.acked(req).await;
+    if let Ok(sb) = &answer
         && let Some(id) = sb["id"].as_str()
     {
-        let mut l = ledger.lock().await;
-        l.sandboxes.entry(id.to_owned()).or_default();
-        l.ack("create");
+        ledger
+            .lock()
+            .await
+            .sandboxes
+            .entry(id.to_owned())
+            .or_default();
     }
+    record(ledger, "create", started, &answer).await;
 }
 
 async fn exec(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
@@ -109,21 +145,29 @@ async fn exec(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
     let req = t
         .req(reqwest::Method::POST, &format!("/v1/sandboxes/{id}/exec"))
         .json(&json!({"cmd": ["bash", "-c", "for i in 1 2 3; do echo line$i; sleep 0.05; done"]}));
-    let Ok(resp) = req.send().await else { return };
-    if !resp.status().is_success() {
-        return;
-    }
-    let Ok(body) = resp.text().await else { return };
+    let started = Instant::now();
+    let resp = match send(req).await {
+        Ok(resp) => resp,
+        Err(why) => return ledger.lock().await.miss("exec", why),
+    };
+    let Ok(body) = resp.text().await else {
+        return ledger.lock().await.miss("exec", NO_ANSWER.to_owned());
+    };
     let Ok(out) = crate::decode_exec(&body) else {
-        return;
+        return ledger.lock().await.miss("exec", "undecodable".to_owned());
     };
     // A stream cut by the daemon's death has no exit event; one that has
     // it is complete and must be right.
     if out.exit_code == Some(-1) {
-        ledger.lock().await.ack("exec_interrupted");
-    } else if out.exit_code.is_some() {
+        ledger
+            .lock()
+            .await
+            .ack("exec_interrupted", started.elapsed());
+    } else if out.exit_code.is_none() {
+        ledger.lock().await.miss("exec", "cut".to_owned());
+    } else {
         let mut l = ledger.lock().await;
-        l.ack("exec");
+        l.ack("exec", started.elapsed());
         if out.exit_code != Some(0) || out.stdout_str() != "line1\nline2\nline3\n" {
             l.wrong_execs.push(format!(
                 "{id}: exit {:?}, stdout {:?}, stderr {:?}",
@@ -146,27 +190,28 @@ async fn upload(t: &Target, id: &str, rng: &mut Rng, ledger: &Mutex<Ledger>) {
             &format!("/v1/sandboxes/{id}/files?path={path}"),
         )
         .body(data);
-    if t.acked(req).await.is_some() {
-        let mut l = ledger.lock().await;
-        if let Some(tracked) = l.sandboxes.get_mut(id) {
-            tracked.files.insert(path, (sha, size as u64));
-        }
-        l.ack("upload");
+    let started = Instant::now();
+    let answer = t.acked(req).await;
+    if answer.is_ok()
+        && let Some(tracked) = ledger.lock().await.sandboxes.get_mut(id)
+    {
+        tracked.files.insert(path, (sha, size as u64));
     }
+    record(ledger, "upload", started, &answer).await;
 }
 
 async fn pause(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
     let req = t.req(reqwest::Method::POST, &format!("/v1/sandboxes/{id}/pause"));
-    if t.acked(req).await.is_some() {
-        ledger.lock().await.ack("pause");
-    }
+    let started = Instant::now();
+    let answer = t.acked(req).await;
+    record(ledger, "pause", started, &answer).await;
 }
 
 async fn resume(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
     let req = t.req(reqwest::Method::POST, &format!("/v1/sandboxes/{id}/resume"));
-    if t.acked(req).await.is_some() {
-        ledger.lock().await.ack("resume");
-    }
+    let started = Instant::now();
+    let answer = t.acked(req).await;
+    record(ledger, "resume", started, &answer).await;
 }
 
 async fn snapshot(t: &Target, id: &str, rng: &mut Rng, ledger: &Mutex<Ledger>) {
@@ -179,15 +224,15 @@ async fn snapshot(t: &Target, id: &str, rng: &mut Rng, ledger: &Mutex<Ledger>) {
             &format!("/v1/sandboxes/{id}/snapshots"),
         )
         .json(&json!({ "name": name }));
-    if let Some(snap) = t.acked(req).await
+    let started = Instant::now();
+    let answer = t.acked(req).await;
+    if let Ok(snap) = &answer
         && let Some(snap_id) = snap["id"].as_str()
+        && let Some(tracked) = ledger.lock().await.sandboxes.get_mut(id)
     {
-        let mut l = ledger.lock().await;
-        if let Some(tracked) = l.sandboxes.get_mut(id) {
-            tracked.snapshots.insert(snap_id.to_owned());
-        }
-        l.ack("snapshot");
+        tracked.snapshots.insert(snap_id.to_owned());
     }
+    record(ledger, "snapshot", started, &answer).await;
 }
 
 async fn fork(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
@@ -201,7 +246,10 @@ async fn fork(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
     let req = t
         .req(reqwest::Method::POST, &format!("/v1/sandboxes/{id}/fork"))
         .json(&json!({"count": 1}));
-    let Some(answer) = t.acked(req).await else {
+    let started = Instant::now();
+    let answer = t.acked(req).await;
+    record(ledger, "fork", started, &answer).await;
+    let Ok(answer) = answer else {
         return;
     };
     let mut l = ledger.lock().await;
@@ -215,17 +263,16 @@ async fn fork(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
             l.sandboxes.entry(branch.to_owned()).or_default().files = inherited.clone();
         }
     }
-    l.ack("fork");
 }
 
 async fn kill(t: &Target, id: &str, ledger: &Mutex<Ledger>) {
     let req = t.req(reqwest::Method::DELETE, &format!("/v1/sandboxes/{id}"));
-    let Ok(resp) = req.send().await else { return };
-    if resp.status().is_success() {
-        let mut l = ledger.lock().await;
-        if let Some(tracked) = l.sandboxes.get_mut(id) {
-            tracked.gone = true;
-        }
-        l.ack("kill");
+    let started = Instant::now();
+    let answer = send(req).await;
+    if answer.is_ok()
+        && let Some(tracked) = ledger.lock().await.sandboxes.get_mut(id)
+    {
+        tracked.gone = true;
     }
+    record(ledger, "kill", started, &answer).await;
 }

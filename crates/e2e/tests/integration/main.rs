@@ -28,6 +28,7 @@ mod sandbox_inbox;
 mod sandbox_integrity;
 mod sandbox_lifecycle;
 mod sandbox_listeners;
+mod sandbox_load;
 mod sandbox_metering;
 mod sandbox_network;
 mod sandbox_pools;

@@ -12,7 +12,7 @@ use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, SandboxPath};
-use crate::service::CreateParams;
+use crate::service::{CreateParams, to_completion};
 use crate::state::AppState;
 
 /// The volumes sandbox `id` mounts, as the API shows them.
@@ -62,7 +62,8 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
 #[utoipa::path(post, path = "/v1/sandboxes", tag = "sandboxes",
     request_body = CreateSandboxRequest,
     responses((status = 201, body = Sandbox), (status = 400, body = warren_api_types::ApiError),
-        (status = 404, description = "unknown template", body = warren_api_types::ApiError)))]
+        (status = 404, description = "unknown template", body = warren_api_types::ApiError),
+        (status = 503, description = "the host is busy creating sandboxes or short of memory: try again after `retry_after_s`", body = warren_api_types::ApiError)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -82,7 +83,8 @@ pub async fn create(
             .await?;
         params.env.extend(placeholders);
     }
-    let rec = state.sandboxes.create(params, &actor).await?;
+    let sandboxes = state.sandboxes.clone();
+    let rec = to_completion(async move { sandboxes.create(params, &actor).await }).await?;
     let volumes = mounts(&state, &rec.id).await?;
     Ok((
         StatusCode::CREATED,
@@ -180,7 +182,8 @@ pub async fn kill(
     SandboxPath(id): SandboxPath,
 ) -> ApiResult<StatusCode> {
     let actor = AuditActor::from_caller(&caller);
-    state.sandboxes.kill(&id, &actor).await?;
+    let sandboxes = state.sandboxes.clone();
+    to_completion(async move { sandboxes.kill(&id, &actor).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

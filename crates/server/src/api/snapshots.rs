@@ -52,7 +52,8 @@ pub async fn pause(
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/resume", tag = "snapshots",
     params(("id" = String, Path)),
     responses((status = 200, body = Sandbox), (status = 404, body = ApiError),
-        (status = 409, body = ApiError)))]
+        (status = 409, body = ApiError),
+        (status = 503, description = "the host is short of memory: try again after `retry_after_s`", body = ApiError)))]
 pub async fn resume(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -141,7 +142,8 @@ pub async fn rollback(
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/fork", tag = "snapshots",
     params(("id" = String, Path)), request_body = ForkRequest,
     responses((status = 201, body = ForkResponse), (status = 400, body = ApiError),
-        (status = 404, body = ApiError), (status = 409, body = ApiError)))]
+        (status = 404, body = ApiError), (status = 409, body = ApiError),
+        (status = 503, description = "the host is busy creating sandboxes or short of memory: try again after `retry_after_s`", body = ApiError)))]
 pub async fn fork(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

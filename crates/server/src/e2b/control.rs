@@ -26,7 +26,7 @@ use crate::audit::AuditActor;
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::extract::{ApiJson, SandboxPath};
-use crate::service::CreateParams;
+use crate::service::{CreateParams, to_completion};
 use crate::state::AppState;
 use warren_core::rfc3339;
 
@@ -190,10 +190,8 @@ pub async fn create(
             .await?;
         params.env.extend(placeholders);
     }
-    let rec = state
-        .sandboxes
-        .create(params, &AuditActor::from_caller(&caller))
-        .await?;
+    let (sandboxes, actor) = (state.sandboxes.clone(), AuditActor::from_caller(&caller));
+    let rec = to_completion(async move { sandboxes.create(params, &actor).await }).await?;
     Ok((
         StatusCode::CREATED,
         Json(created(&state, &rec, &caller).await?),
@@ -263,10 +261,8 @@ pub async fn kill(
     id: Id,
 ) -> E2bResult<StatusCode> {
     let SandboxPath(id) = id?;
-    state
-        .sandboxes
-        .kill(&id, &AuditActor::from_caller(&caller))
-        .await?;
+    let (sandboxes, actor) = (state.sandboxes.clone(), AuditActor::from_caller(&caller));
+    to_completion(async move { sandboxes.kill(&id, &actor).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use warren_core::WarrenError;
 
-use crate::error::{AppError, public_message, status_of};
+use crate::error::{AppError, add_retry_after, public_message, status_of};
 
 #[derive(Debug)]
 pub struct E2bError(pub WarrenError);
@@ -38,17 +38,23 @@ struct E2bBody {
 
 impl IntoResponse for E2bError {
     fn into_response(self) -> Response {
-        let WarrenError { kind, message } = self.0;
+        let WarrenError {
+            kind,
+            message,
+            retry_after_s,
+        } = self.0;
         let message = public_message(kind, message);
         let status = status_of(kind);
-        (
+        let mut resp = (
             status,
             Json(E2bBody {
                 code: status.as_u16(),
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        add_retry_after(&mut resp, retry_after_s);
+        resp
     }
 }
 

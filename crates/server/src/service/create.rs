@@ -281,16 +281,20 @@ impl Sandboxes {
         // Pooled sandboxes and images were started without the volumes. A
         // pooled sandbox is running already: it goes before an image's
         // restore.
-        if mounts.is_empty() {
-            if let Some(rec) = self
+        if mounts.is_empty()
+            && let Some(rec) = self
                 .claim_pooled(&p, &template, &env, expires_at, actor)
                 .await?
-            {
-                return Ok(rec);
-            }
-            if let Some(done) = self.create_from_template_snapshot(&p, actor).await {
-                return done;
-            }
+        {
+            return Ok(rec);
+        }
+        // A pooled sandbox was running already; anything else starts one.
+        let _turn = self.admit_start().await?;
+        laps.lap("turn");
+        if mounts.is_empty()
+            && let Some(done) = self.create_from_template_snapshot(&p, actor).await
+        {
+            return done;
         }
         let rec = self
             .store
@@ -333,6 +337,18 @@ impl Sandboxes {
         laps.lap("finish");
         tracing::debug!(sandbox = %id, %laps, "sandbox created");
         rec
+    }
+
+    /// Admits the start of a sandbox: the host has memory to spare
+    /// (`service::memory`) and a turn to start is free or comes soon
+    /// (`service::gate`); a refusal is `503` with a retry hint. The turn is
+    /// held until the returned value is dropped. Memory is checked again
+    /// once the turn comes: it may have run short meanwhile.
+    pub(super) async fn admit_start(&self) -> Result<super::gate::Turn, WarrenError> {
+        self.memory.check()?;
+        let turn = self.gate.enter().await?;
+        self.memory.check()?;
+        Ok(turn)
     }
 
     /// What the runtime needs to start (or restore) the sandbox `rec`: its

@@ -119,6 +119,7 @@ impl Sandboxes {
         self.admit_spend(&dispatcher.team, &dispatcher.user, &dispatcher.key)
             .await?;
         self.admit_fork(&parent, count).await?;
+        let _turn = self.admit_start().await?;
         let (snapshot, upto) = {
             let _lock = self.locks.lock(id).await;
             let snapshot = SnapshotId::generate();
@@ -195,6 +196,7 @@ impl Sandboxes {
         }
         p.dispatcher
             .check_secret_use(p.network.as_ref().unwrap_or(&snapshot.network))?;
+        let _turn = self.admit_start().await?;
         self.spawn_branch(
             &snapshot,
             Branch {

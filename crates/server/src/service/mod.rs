@@ -16,6 +16,7 @@ pub mod events;
 mod exec;
 mod files;
 mod fork;
+pub mod gate;
 mod gc;
 pub mod hooks;
 mod identity;
@@ -24,6 +25,7 @@ pub mod inbox;
 mod lifetimes;
 mod liveness;
 mod locks;
+pub mod memory;
 pub mod meter;
 mod network;
 mod pause;
@@ -85,6 +87,22 @@ pub fn template_key(t: &warren_template::Template) -> String {
     t.reference()
 }
 
+/// Runs `work` on a task of its own and waits for it. Dropping the returned
+/// future (a client that goes away drops its request's handler) leaves the
+/// work running to its end: a create or a kill commits in steps (a kill
+/// commits the state, records it, then queues the teardown), and one cut
+/// between them would leave a killed sandbox running until the next
+/// start, or a sandbox `creating` for good.
+pub async fn to_completion<T, F>(work: F) -> Result<T, WarrenError>
+where
+    F: std::future::Future<Output = Result<T, WarrenError>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(work)
+        .await
+        .unwrap_or_else(|e| Err(WarrenError::internal(format!("the operation failed: {e}"))))
+}
+
 /// Longest lifetime a sandbox can be given, in seconds.
 pub const MAX_TIMEOUT_S: u64 = warren_core::Persistence::MAX_TIMEOUT_S;
 /// Lifetime when the caller names none, in seconds.
@@ -106,6 +124,9 @@ pub(crate) struct SandboxDeps {
     pub standby: Standby,
     pub network: Arc<Network>,
     pub disk: storage::DiskReserve,
+    pub memory: memory::MemoryReserve,
+    /// Turns to start sandboxes (creates, forks).
+    pub gate: gate::CreateGate,
     /// Limits of sandboxes created without their own (the disk's from
     /// `--default-disk-mb`).
     pub default_limits: warren_core::Limits,
@@ -136,6 +157,8 @@ pub struct Sandboxes {
     standby: Standby,
     network: Arc<Network>,
     disk: storage::DiskReserve,
+    memory: memory::MemoryReserve,
+    gate: gate::CreateGate,
     default_limits: warren_core::Limits,
     /// The Warren CA certificate (PEM) every agent installs at init.
     ca_certificate: String,
@@ -175,6 +198,8 @@ impl Sandboxes {
             standby: d.standby,
             network: d.network,
             disk: d.disk,
+            memory: d.memory,
+            gate: d.gate,
             default_limits: d.default_limits,
             ca_certificate: d.ca_certificate,
             clock: d.clock,
@@ -209,6 +234,11 @@ impl Sandboxes {
             .iter()
             .map(|s| (*s, all.iter().filter(|r| r.state == *s).count()))
             .collect())
+    }
+
+    /// What the create gate holds now.
+    pub(crate) fn create_gate_load(&self) -> gate::GateLoad {
+        self.gate.load()
     }
 
     /// Limits of sandboxes created without their own.
@@ -392,5 +422,30 @@ impl Sandboxes {
             ..filter
         };
         Ok(self.store.list_sandboxes(&filter).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_carried_to_completion_ends_although_its_caller_goes_away() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let caller = tokio::spawn(to_completion(async move {
+            let _ = started_tx.send(());
+            let _ = go_rx.await;
+            let _ = done_tx.send("the rest ran");
+            Ok(())
+        }));
+        started_rx.await.unwrap();
+        // The caller goes away half-way, as a disconnected client's
+        // handler does.
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        go_tx.send(()).unwrap();
+        assert_eq!(done_rx.await.unwrap(), "the rest ran");
     }
 }

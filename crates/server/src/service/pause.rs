@@ -143,6 +143,11 @@ impl Sandboxes {
         }
         self.admit_spend(&rec.team, &rec.owner, &rec.created_by)
             .await?;
+        // A sandbox frozen in standby holds its memory still; one restored
+        // from its image needs it again.
+        if !self.standby.holds(id) {
+            self.memory.check()?;
+        }
         let mut laps = Laps::start();
         let snapshot = self.paused_image(&rec).await?;
         // Paused → resuming only if it fits its team's quota again.

@@ -44,6 +44,11 @@ impl Standby {
         self.frozen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether `id`'s instance is frozen now (its memory still held).
+    pub(super) fn holds(&self, id: &SandboxId) -> bool {
+        self.map().contains_key(id)
+    }
+
     /// Removes `id`; whether it was frozen.
     fn take(&self, id: &SandboxId) -> bool {
         self.map().remove(id).is_some()

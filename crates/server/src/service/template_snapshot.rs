@@ -323,6 +323,7 @@ impl Sandboxes {
             WarrenError::invalid(format!("template {} has no start command", template.name))
         })?;
         self.disk.check()?;
+        self.memory.check()?;
         let actor = AuditActor::system(ACTOR);
         let env = template.default_env();
         let maker = self

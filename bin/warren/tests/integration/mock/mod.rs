@@ -103,6 +103,7 @@ fn api_error(status: StatusCode, code: &str, message: String) -> Response {
         Json(ApiError {
             code: code.into(),
             message,
+            retry_after_s: None,
         }),
     )
         .into_response()

@@ -168,7 +168,12 @@ impl Sandboxes {
         }
         let waiting = pool.backoff_until.is_some_and(|u| Instant::now() < u);
         let mut boot = 0;
-        if template.is_some() && !waiting && have < target && self.disk.check().is_ok() {
+        if template.is_some()
+            && !waiting
+            && have < target
+            && self.disk.check().is_ok()
+            && self.memory.check().is_ok()
+        {
             boot = (target - have).min(MAX_BOOTS.saturating_sub(in_flight));
             pool.booting += boot;
         }
