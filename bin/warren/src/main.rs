@@ -62,7 +62,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Serve(commands::serve::Args),
+    Serve(Box<commands::serve::Args>),
     Create(commands::create::Args),
     Ls(commands::ls::Args),
     Info(commands::info::Args),
@@ -133,7 +133,7 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         },
     );
     match cli.command {
-        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Serve(args) => commands::serve::run(*args).await,
         Command::Create(args) => commands::create::run(&ctx, args).await,
         Command::Ls(args) => commands::ls::run(&ctx, args).await,
         Command::Info(args) => commands::info::run(&ctx, args).await,

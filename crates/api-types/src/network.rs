@@ -31,6 +31,12 @@ pub struct NetworkPolicySchema {
     pub inject: Vec<serde_json::Value>,
     /// Exposed ports reachable without an access token.
     pub public_ports: Vec<u16>,
+    /// The `Host` requests to its exposed ports carry instead of the
+    /// client's, `${PORT}` standing for the port (e.g.
+    /// `localhost:${PORT}`, for dev servers that accept only the names
+    /// they know).
+    #[schema(nullable = false)]
+    pub request_host: Option<String>,
 }
 
 /// `internet` of a [`NetworkPolicySchema`].

@@ -11,8 +11,13 @@
 //!   "inject": [{"secret": "gh", "host": "api.github.com",
 //!               "header": "Authorization", "format": "Bearer {value}",
 //!               "env": "GITHUB_TOKEN"}],
-//!   "public_ports": [8080] }
+//!   "public_ports": [8080],
+//!   "request_host": "localhost:${PORT}" }
 //! ```
+//!
+//! `request_host` is about traffic in, not out: requests reaching the
+//! sandbox's exposed ports carry it as their `Host` (`${PORT}` replaced by
+//! the port), for servers that accept only the names they know.
 //!
 //! Invariants of the decisions:
 //! - deny wins over allow, for names and for addresses;
@@ -66,7 +71,17 @@ pub struct NetworkPolicy {
     /// Ports whose exposed URL needs no access token.
     #[serde(default)]
     pub public_ports: Vec<u16>,
+    /// The `Host` requests to its exposed ports carry instead of the
+    /// client's; `${PORT}` stands for the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_host: Option<String>,
 }
+
+/// The placeholder of the port in [`NetworkPolicy::request_host`].
+pub const PORT_PLACEHOLDER: &str = "${PORT}";
+
+/// Longest [`NetworkPolicy::request_host`].
+const MAX_REQUEST_HOST: usize = 255;
 
 /// What a policy decided, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,6 +145,28 @@ impl Verdict {
     }
 }
 
+/// A request host is a host name or address, optionally with a port, in
+/// which `${PORT}` may stand for the exposed port.
+fn check_request_host(template: &str) -> Result<(), WarrenError> {
+    let expanded = template.replace(PORT_PLACEHOLDER, "8080");
+    let (host, port) = match expanded.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, Some(p)),
+        _ => (expanded.as_str(), None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if template.len() > MAX_REQUEST_HOST || !host_ok || !port_ok {
+        return Err(WarrenError::invalid(format!(
+            "network.request_host must be a host name or address with an optional port, where ${{PORT}} stands for the port (e.g. localhost:${{PORT}}), at most {MAX_REQUEST_HOST} characters; not {:?}",
+            template.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
 impl NetworkPolicy {
     /// Checks limits and the consistency of injections; run at the edge.
     pub fn validate(&self) -> Result<(), WarrenError> {
@@ -161,7 +198,18 @@ impl NetworkPolicy {
                 "network.public_ports must hold ports between 1 and 65535",
             ));
         }
+        if let Some(host) = &self.request_host {
+            check_request_host(host)?;
+        }
         Ok(())
+    }
+
+    /// The `Host` a request to exposed port `port` carries, if the policy
+    /// replaces the client's.
+    pub fn request_host_for(&self, port: u16) -> Option<String> {
+        self.request_host
+            .as_ref()
+            .map(|h| h.replace(PORT_PLACEHOLDER, &port.to_string()))
     }
 
     /// The verdict on a DNS name or an HTTP Host / TLS SNI.
@@ -663,6 +711,42 @@ pub fn validate_secret_name(name: &str) -> Result<(), WarrenError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_hosts_are_host_names_with_a_port_placeholder() {
+        let with = |h: &str| NetworkPolicy {
+            request_host: Some(h.to_owned()),
+            ..NetworkPolicy::default()
+        };
+        for good in [
+            "localhost:${PORT}",
+            "${PORT}-app.example.com",
+            "example.com",
+            "127.0.0.1:3000",
+            "[::1]:${PORT}",
+        ] {
+            with(good)
+                .validate()
+                .unwrap_or_else(|e| panic!("{good}: {e:?}"));
+        }
+        for bad in [
+            "",
+            "evil.com\r\nX-Injected: 1",
+            "a b",
+            "host:0",
+            "host:99999",
+            "host:${PORT}x",
+            "user@host",
+            &"a".repeat(300),
+        ] {
+            assert!(with(bad).validate().is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            with("localhost:${PORT}").request_host_for(5173).as_deref(),
+            Some("localhost:5173")
+        );
+        assert_eq!(NetworkPolicy::default().request_host_for(80), None);
+    }
 
     #[test]
     fn e2b_placeholders_become_injections_of_the_value() {

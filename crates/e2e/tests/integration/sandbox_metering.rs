@@ -148,6 +148,23 @@ async fn sandbox_metering_counts_what_sandboxes_use() {
         "10 MB uploaded, {sent} bytes metered"
     );
 
+    // The proxy's decisions and relayed bytes are in /metrics.
+    let metrics = d.get_text("/metrics").await;
+    let relayed_sent: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("warren_egress_relayed_bytes_total{kind=\"http\",direction=\"sent\"} ")
+        })
+        .unwrap_or_else(|| panic!("no relayed bytes in {metrics}"))
+        .parse()
+        .unwrap();
+    assert!(relayed_sent >= 10e6, "{relayed_sent}");
+    assert!(
+        metrics
+            .contains("warren_egress_decisions_total{kind=\"http\",verdict=\"allow\",reason=\"\"}"),
+        "{metrics}"
+    );
+
     // A daemon restart keeps the sums and does not count CPU twice.
     let cpu_before_restart = f(&traffic, "cpu_seconds");
     d.restart().await.expect("daemon restarts");

@@ -471,3 +471,55 @@ async fn sandbox_ports_public_port_needs_no_token() {
         (Some(true), Some(false))
     );
 }
+
+/// E2B's `maskRequestHost` (and the native `request_host`): requests to
+/// the exposed port carry the configured Host, `${PORT}` replaced, for
+/// dev servers that refuse names they do not know; a malformed one is
+/// refused at create.
+#[tokio::test]
+async fn sandbox_ports_carry_the_policys_request_host() {
+    let d = Daemon::with_base().await;
+    let resp = d
+        .http
+        .post(format!("{}/v2/sandboxes", d.url))
+        .header("X-API-KEY", &d.key)
+        .json(&json!({"templateID": "base", "timeout": 120,
+                      "network": {"maskRequestHost": "localhost:${PORT}"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    let id = body["sandboxID"].as_str().unwrap().to_owned();
+    d.start_python_server(&id, SERVER, 8000).await;
+    let seen: Value = d
+        .get(&format!("/v1/sandboxes/{id}/ports/8000/headers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["host"], "localhost:8000", "{seen}");
+    // The client's own host is still told.
+    assert!(seen["headers"]["x-forwarded-host"].is_string(), "{seen}");
+
+    let info: Value = d.get_json(&format!("/v1/sandboxes/{id}")).await;
+    assert_eq!(
+        info["network"]["request_host"], "localhost:${PORT}",
+        "{info}"
+    );
+    let (status, err) = d
+        .call(
+            &d.key,
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"network": {"request_host": "evil.example\r\nX-Injected: 1"}})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("request_host"),
+        "{err}"
+    );
+}

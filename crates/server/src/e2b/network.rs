@@ -42,7 +42,7 @@ use crate::state::AppState;
 
 /// Fields of E2B's network settings Warren has no counterpart for; a
 /// request naming one with a non-empty value is refused.
-const UNSUPPORTED: [&str; 4] = ["egressProxy", "dnsServers", "maskRequestHost", "httpsPorts"];
+const UNSUPPORTED: [&str; 3] = ["egressProxy", "dnsServers", "httpsPorts"];
 
 /// The policy E2B's settings ask for, or `None` to take the daemon's
 /// default. `base` keeps what E2B cannot say (secret injections, public
@@ -95,6 +95,16 @@ pub(super) fn to_policy(
         policy.deny = denied.into_iter().map(NetRule::Cidr).collect();
         if let Some(rules) = map.get("rules").filter(|v| !v.is_null()) {
             policy.inject = injections(rules)?;
+        }
+        match map.get("maskRequestHost") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(host)) if host.is_empty() => policy.request_host = None,
+            Some(Value::String(host)) => policy.request_host = Some(host.clone()),
+            Some(_) => {
+                return Err(E2bError(WarrenError::invalid(
+                    "network.maskRequestHost must be a string such as localhost:${PORT}",
+                )));
+            }
         }
     }
     policy.internet = if internet {
@@ -271,7 +281,8 @@ mod tests {
             json!({"rules": {"api.example.com": [{"match": {}}]}}),
             json!({"rules": {"api.example.com": {"transform": {}}}}),
             json!({"rules": {"*.example.com": [{"transform": {"headers": {"A": "${e2b.secrets.k}"}}}]}}),
-            json!({"maskRequestHost": "x-{PORT}.example.com"}),
+            json!({"maskRequestHost": "evil.example.com\r\nX-Injected: 1"}),
+            json!({"maskRequestHost": 8080}),
             json!({"denyOut": ["not a cidr"]}),
             json!({"allowOut": "github.com"}),
             json!([]),
@@ -279,6 +290,21 @@ mod tests {
             assert!(to_policy(None, Some(&bad), None).is_err(), "{bad}");
         }
         assert!(to_policy(None, Some(&json!({"rules": {}, "dnsServers": []})), None).is_ok());
+    }
+
+    #[test]
+    fn a_masked_request_host_is_the_policys_request_host() {
+        let p = policy(None, json!({"maskRequestHost": "localhost:${PORT}"}));
+        assert_eq!(p.request_host_for(3000).as_deref(), Some("localhost:3000"));
+        // An update that does not name it keeps it; an empty one clears it.
+        let kept = to_policy(None, Some(&json!({"allowOut": []})), Some(&p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.request_host, p.request_host);
+        let cleared = to_policy(None, Some(&json!({"maskRequestHost": ""})), Some(&p))
+            .unwrap()
+            .unwrap();
+        assert_eq!(cleared.request_host, None);
     }
 
     #[test]

@@ -27,7 +27,8 @@
 //!   path (no `Domain`, `Path` under the prefix), so one sandbox's page
 //!   cannot plant cookies that another sandbox's URLs would send. It sees
 //!   `X-Forwarded-For/Proto/Host` (and `X-Forwarded-Prefix` for paths), the
-//!   client's own `Host`, and its own headers.
+//!   client's own `Host` (or the policy's `request_host`, with `${PORT}`
+//!   replaced by the port), and its own headers.
 //! - Nothing listening (or a server bound to 127.0.0.1 only): 502 with a
 //!   body saying so. Bodies stream both ways and upgrades are spliced
 //!   ([`crate::forward`]).
@@ -142,9 +143,10 @@ impl PortProxy {
                 return e.into_response();
             }
         };
-        if let Err(e) = self.sandboxes.get_running(&id).await {
-            return AppError(e).into_response();
-        }
+        let rec = match self.sandboxes.get_running(&id).await {
+            Ok(rec) => rec,
+            Err(e) => return AppError(e).into_response(),
+        };
         let Some((ip, upstream)) = self.sandboxes.agents().upstream(&id).await else {
             return bad_gateway(format!("sandbox {id} is not reachable right now"));
         };
@@ -154,6 +156,11 @@ impl PortProxy {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
         prepare(&addr, req.headers_mut(), peer);
+        if let Some(host) = rec.network.request_host_for(addr.port)
+            && let Ok(host) = HeaderValue::try_from(host)
+        {
+            req.headers_mut().insert(header::HOST, host);
+        }
         match addr.upstream.parse() {
             Ok(uri) => *req.uri_mut() = uri,
             Err(_) => return refused(ErrorKind::InvalidArgument, "malformed request path"),

@@ -107,9 +107,24 @@ async fn prometheus_scrapes_warrens_series() {
         text.contains("warren_sandboxes{state=\"running\"} 1"),
         "{text}"
     );
+    let id = body["id"].as_str().unwrap();
     assert!(
-        !text.contains(body["id"].as_str().unwrap()),
-        "no sandbox id becomes a label"
+        !text.contains(id),
+        "no sandbox id becomes a label of the fixed series"
+    );
+    // Audit appends are timed (the create was audited).
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warren_audit_append_seconds_count ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+    // This daemon runs with per-sandbox series: a sampled sandbox has its own.
+    w.sample_meter().await;
+    let (_, text) = w.call(Some(&admin), "GET", "/metrics", None).await;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains(&format!("warren_sandbox_cpu_seconds{{sandbox=\"{id}\"")),
+        "{text}"
     );
 
     let addr = w.serve().await.unwrap();
