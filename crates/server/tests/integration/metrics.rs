@@ -118,7 +118,9 @@ async fn prometheus_scrapes_warrens_series() {
             .any(|l| l.starts_with("warren_audit_append_seconds_count ") && !l.ends_with(" 0")),
         "{text}"
     );
-    // This daemon runs with per-sandbox series: a sampled sandbox has its own.
+    // This daemon runs with per-sandbox series: a sandbox the meter counted
+    // has its own.
+    w.clock.advance(time::Duration::seconds(30));
     w.sample_meter().await;
     let (_, text) = w.call(Some(&admin), "GET", "/metrics", None).await;
     let text = text.as_str().unwrap();
