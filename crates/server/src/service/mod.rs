@@ -98,7 +98,8 @@ where
     F: std::future::Future<Output = Result<T, WarrenError>> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::spawn(work)
+    // The task runs in the caller's span, so its trace is the caller's.
+    tokio::spawn(tracing::Instrument::in_current_span(work))
         .await
         .unwrap_or_else(|e| Err(WarrenError::internal(format!("the operation failed: {e}"))))
 }
