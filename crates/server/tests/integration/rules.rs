@@ -18,6 +18,19 @@ async fn state(w: &InProcess, key: &str, id: &str) -> String {
     info["state"].as_str().unwrap().to_owned()
 }
 
+/// Sandbox `id`'s timeline.
+async fn timeline(w: &InProcess, key: &str, id: &str) -> Value {
+    let (_, timeline) = w
+        .call(
+            Some(key),
+            "GET",
+            &format!("/v1/sandboxes/{id}/timeline"),
+            None,
+        )
+        .await;
+    timeline
+}
+
 /// Replaces the team's rules with `rules`; the answer.
 async fn set_rules(w: &InProcess, key: &str, rules: Value) -> Value {
     let (status, set) = w
@@ -72,14 +85,7 @@ async fn a_rule_fires_after_its_condition_held_and_pauses_the_sandbox() {
     w.sample_meter().await;
     assert_eq!(state(&w, &admin, &id).await, "paused");
 
-    let (_, timeline) = w
-        .call(
-            Some(&admin),
-            "GET",
-            &format!("/v1/sandboxes/{id}/timeline"),
-            None,
-        )
-        .await;
+    let timeline = timeline(&w, &admin, &id).await;
     let events = timeline["events"].as_array().unwrap();
     let fired: Vec<&Value> = events.iter().filter(|e| e["kind"] == "rule").collect();
     assert_eq!(fired.len(), 1, "{timeline}");
@@ -213,14 +219,7 @@ async fn a_burst_of_forks_fires_the_forks_rule_on_the_forked_sandbox() {
         "running",
         "branches are left"
     );
-    let (_, timeline) = w
-        .call(
-            Some(&admin),
-            "GET",
-            &format!("/v1/sandboxes/{id}/timeline"),
-            None,
-        )
-        .await;
+    let timeline = timeline(&w, &admin, &id).await;
     let summaries: Vec<&str> = timeline["events"]
         .as_array()
         .unwrap()
