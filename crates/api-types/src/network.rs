@@ -34,8 +34,7 @@ pub struct NetworkPolicySchema {
     /// The `Host` requests to its exposed ports carry instead of the
     /// client's, `${PORT}` standing for the port (e.g.
     /// `localhost:${PORT}`, for dev servers that accept only the names
-    /// they know).
-    #[schema(nullable = false)]
+    /// they know). `null` is the same as leaving it out.
     pub request_host: Option<String>,
 }
 

@@ -425,8 +425,10 @@ impl Drop for Daemon {
         // then stop it, so no test leaves sandboxes behind.
         if let Some(child) = self.child.as_mut() {
             if let Ok(Some(_)) = child.try_wait() {
-                // Died under the test: nothing kills its sandboxes now.
+                // Died under the test: nothing kills its sandboxes now, or
+                // takes its host network away.
                 force_delete_containers(&self.data.path().join("runtime/runsc"));
+                remove_host_network(&self.data.path().join("runtime"), &self.cidr);
                 return;
             }
             let url = self.url.clone();
@@ -444,6 +446,7 @@ impl Drop for Daemon {
             // What the kills could not end (a daemon that cannot write its
             // store refuses them).
             force_delete_containers(&self.data.path().join("runtime/runsc"));
+            remove_host_network(&self.data.path().join("runtime"), &self.cidr);
         }
         keep_log(&self.log_path);
         if !self.log_path.starts_with(self.data.path()) {
@@ -510,6 +513,40 @@ fn force_delete_containers(root: &Path) {
             .arg("--root")
             .arg(root)
             .args(["delete", "-force", id])
+            .output();
+    }
+}
+
+/// Removes what a daemon whose state lives in `runtime` left of the host's
+/// network once it is gone: its firewall table (its rules close the
+/// daemon's port numbers, which later tests may be given) and each
+/// sandbox's namespace and source guard. A daemon that stopped cleanly
+/// left none of them.
+fn remove_host_network(runtime: &Path, cidr: &str) {
+    if let (Ok(state_dir), Ok(pool)) = (runtime.canonicalize(), cidr.parse()) {
+        let _ = warren_net::Firewall::new(&state_dir, pool).remove_blocking();
+    }
+    let Ok(sandboxes) = std::fs::read_dir(runtime.join("sandboxes")) else {
+        return;
+    };
+    for entry in sandboxes.flatten() {
+        let Ok(id) = entry
+            .file_name()
+            .to_string_lossy()
+            .parse::<warren_core::SandboxId>()
+        else {
+            continue;
+        };
+        let netns = warren_net::SandboxNames::new(&id, "").netns;
+        if Path::new(warren_net::NETNS_DIR).join(&netns).exists() {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &netns])
+                .output();
+        }
+        let guard = warren_net::source_guard_table(&warren_net::host_iface_name(&id));
+        let _ = Command::new("nft")
+            .args(["delete", "table", "netdev", &guard])
+            .stderr(Stdio::null())
             .output();
     }
 }

@@ -36,7 +36,10 @@
 //!   opened (the daemon dials the agent) and new connections to the
 //!   daemon's sandbox API, resolver and proxy ports, if set, and drop
 //!   everything else, so the host's other services are unreachable; those
-//!   ports take no connection that does not come from a sandbox veth;
+//!   ports take no connection from another machine (one that comes
+//!   neither from a sandbox veth nor over loopback: the daemon listens on
+//!   every address, and a rule for the port alone would also cut another
+//!   local service that shares the number on a loopback address);
 //! - postrouting: masquerade the pool towards the outside.
 //! - metering (`meter`): every sandbox has two named counters, of the bytes
 //!   it sent to and received from the world beyond the host. Sent: its
@@ -205,11 +208,15 @@ impl Firewall {
             self.log_new_flow("blocked_log", Verdict::Deny(DenyReason::AlwaysBlocked));
         let sb = format!("\"{HOST_IFACE_PREFIX}*\"");
         let from_pool = format!("iifname {sb} ip saddr {pool}");
+        // Traffic from other machines: neither a sandbox veth nor loopback
+        // (the host's own processes, among them services that share a port
+        // number on a loopback address).
+        let from_outside = format!("iifname != {sb} iifname != \"lo\"");
         let mut open_ports = String::new();
         let mut closed_ports = String::new();
         if let Some(port) = self.sandbox_api_port {
             open_ports += &format!("{from_pool} tcp dport {port} accept\n    ");
-            closed_ports += &format!("iifname != {sb} tcp dport {port} drop\n    ");
+            closed_ports += &format!("{from_outside} tcp dport {port} drop\n    ");
         }
         let mut prerouting = String::new();
         if let Some(EgressPorts { dns, proxy }) = self.egress {
@@ -217,7 +224,7 @@ impl Firewall {
                 "{from_pool} udp dport {dns} accept\n    {from_pool} tcp dport {{ {dns}, {proxy} }} accept\n    "
             );
             closed_ports += &format!(
-                "iifname != {sb} udp dport {dns} drop\n    iifname != {sb} tcp dport {{ {dns}, {proxy} }} drop\n    "
+                "{from_outside} udp dport {dns} drop\n    {from_outside} tcp dport {{ {dns}, {proxy} }} drop\n    "
             );
             prerouting = format!(
                 "  chain prerouting {{
@@ -342,7 +349,7 @@ mod tests {
             .find("ip saddr 10.88.0.0/20 tcp dport 8701 accept")
             .expect("accept rule");
         let outside = rules
-            .find("iifname != \"wv*\" tcp dport 8701 drop")
+            .find("iifname != \"wv*\" iifname != \"lo\" tcp dport 8701 drop")
             .expect("outside drop");
         let drop = rules.find("ip saddr 10.88.0.0/20 drop").expect("pool drop");
         assert!(accept < drop && outside < drop, "{rules}");
