@@ -1,4 +1,5 @@
-//! The start command's output, kept for `GET /logs?start=MS`.
+//! The start command's output, kept for `GET /logs?start=MS` (which also
+//! serves the agent's own lines, `crate::agent_log`).
 //!
 //! The process started with the tag [`START_COMMAND_TAG`] (a template's
 //! start command) has its output split into lines and kept here, newest
@@ -79,11 +80,12 @@ impl Book {
             timestamp_ms: now_ms(),
             stream: stream.to_owned(),
             line: line.trim_end_matches('\r').to_owned(),
+            level: "info".to_owned(),
         });
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -96,9 +98,13 @@ pub struct LogsQuery {
     start: i64,
 }
 
-/// `GET /logs?start=MS`.
+/// `GET /logs?start=MS`: the start command's lines and the agent's own
+/// (`crate::agent_log`), oldest first.
 pub async fn logs(State(state): State<Shared>, Query(q): Query<LogsQuery>) -> Json<Vec<LogLine>> {
-    Json(state.logs.since(q.start))
+    let mut lines = state.logs.since(q.start);
+    lines.extend(crate::agent_log::since(q.start));
+    lines.sort_by_key(|l| l.timestamp_ms);
+    Json(lines)
 }
 
 #[cfg(test)]

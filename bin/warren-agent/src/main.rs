@@ -5,6 +5,7 @@
 //! signal to the process groups it started, waits briefly for them and
 //! exits. It runs the same way as an ordinary process (for tests).
 
+mod agent_log;
 mod ca;
 mod epoll_filter;
 mod fs;
@@ -150,12 +151,18 @@ async fn run(args: Args) -> Result<(), AgentError> {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_env_filter(
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("WARREN_AGENT_LOG")
                 .unwrap_or_else(|_| "info".into()),
-        )
+        );
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(agent_log::AgentLog)
         .init();
     let result = parse_args().and_then(|args| {
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -63,15 +63,28 @@ pub const SANDBOX_TOKEN_FILE: &str = "/run/warren/token";
 /// the process started with it for `GET /logs` (Warren's own endpoint).
 pub const START_COMMAND_TAG: &str = "template-start";
 
-/// One line of the start command's output (`GET /logs?start=MS`, oldest
-/// first).
+/// One line of `GET /logs?start=MS` (oldest first): the start command's
+/// output, or one of the agent's own log lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     /// Milliseconds since the Unix epoch when the line was read.
     pub timestamp_ms: i64,
-    /// `stdout`, `stderr` or `pty`.
+    /// `stdout`, `stderr` or `pty` for the start command's output;
+    /// [`AGENT_STREAM`] for the agent's own lines.
     pub stream: String,
     pub line: String,
+    /// `info` for the start command's output; the agent's own lines carry
+    /// theirs (`info`, `warn` or `error`). Agents before levels existed
+    /// sent none.
+    #[serde(default = "info_level")]
+    pub level: String,
+}
+
+/// The `stream` of the agent's own log lines.
+pub const AGENT_STREAM: &str = "agent";
+
+fn info_level() -> String {
+    "info".to_owned()
 }
 
 /// Where the agent keeps the sandbox's environment (`envVars` of every

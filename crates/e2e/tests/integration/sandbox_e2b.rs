@@ -468,8 +468,9 @@ async fn sandbox_e2b_traffic_wakes_a_paused_sandbox_with_auto_resume() {
 /// `GET /v2/sandboxes/{id}/logs` and the older v1: the start command's
 /// output (the code interpreter's server says where it listens, on stderr,
 /// when the template snapshot's maker booted; the agent's log book came
-/// along in the image), filtered and paged; bad parameters are 400s and
-/// another team sees no sandbox.
+/// along in the image) and the agent's own lines, filtered and paged, also
+/// while the sandbox is paused; bad parameters are 400s and another team
+/// sees no sandbox.
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_e2b_logs_show_the_start_commands_output() {
     let d = code_interpreter_daemon().await;
@@ -546,6 +547,51 @@ async fn sandbox_e2b_logs_show_the_start_commands_output() {
             "{query}: {body}"
         );
     }
+
+    // The agent's own lines come along, with their levels.
+    assert!(
+        entries.iter().any(|e| e["fields"]["source"] == "agent"
+            && e["message"].as_str().unwrap().starts_with("serving envd")),
+        "{body}"
+    );
+    let warnings: Value = logs(&format!("v2/sandboxes/{id}/logs?level=warn"), &d.key)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        warnings["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["level"] == "warn" || e["level"] == "error"),
+        "{warnings}"
+    );
+
+    // A paused sandbox shows what it had when it was paused.
+    let paused = d
+        .post(&format!("/v1/sandboxes/{id}/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 200, "{}", paused.text().await.unwrap());
+    let asleep: Value = logs(&format!("v2/sandboxes/{id}/logs"), &d.key)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(asleep, body, "a paused sandbox's logs differ from before");
+    let info: Value = d
+        .get(&format!("/v1/sandboxes/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["state"], "paused", "reading the logs woke the sandbox");
 
     for query in [
         "limit=5000",

@@ -1,8 +1,10 @@
 //! `GET /sandboxes/{id}/logs` and `GET /v2/sandboxes/{id}/logs`: what the
-//! template's start command printed, from the agent's log book
-//! (`docs/agent.md`), one entry per line at level `info` with the stream in
-//! `fields`. A sandbox that is not running shows none (its agent is
-//! asleep); one without a start command has none.
+//! template's start command printed and the agent's own log lines, from the
+//! agent's log book (`docs/agent.md`), one entry per line with `stream` and
+//! `source` (`start-command` or `agent`) in `fields`; the start command's
+//! lines are at level `info`, the agent's carry their own. A paused
+//! sandbox shows the lines it had when it was paused (kept with its
+//! image); a sandbox neither running nor paused shows none.
 //!
 //! v1 takes `start` (Unix ms) and `limit` (default 1000), oldest first. v2
 //! takes `cursor` (Unix ms), `limit` (1000 at most), `direction`
@@ -18,7 +20,7 @@ use axum::extract::State;
 use serde::Serialize;
 use time::OffsetDateTime;
 use warren_core::{WarrenError, rfc3339};
-use warren_envd::http_api::LogLine;
+use warren_envd::http_api::{AGENT_STREAM, LogLine};
 
 use super::error::E2bResult;
 use super::query::{self, E2bQuery, QueryParams};
@@ -30,8 +32,8 @@ use crate::state::AppState;
 const MAX_LIMIT: usize = 1000;
 const MAX_SEARCH: usize = 256;
 const LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];
-/// The level of a start command's line, as an index into [`LEVELS`].
-const LINE_LEVEL: usize = 1;
+/// `info`, as an index into [`LEVELS`].
+const INFO: usize = 1;
 
 #[derive(Debug, Default)]
 pub struct V1Query {
@@ -149,12 +151,24 @@ fn timestamp(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A line's level as an index into [`LEVELS`]; an unknown one is `info`.
+fn level_of(l: &LogLine) -> usize {
+    LEVELS
+        .iter()
+        .position(|level| *level == l.level)
+        .unwrap_or(INFO)
+}
+
 fn entry(l: LogLine) -> Entry {
+    let source = match l.stream.as_str() {
+        AGENT_STREAM => "agent",
+        _ => "start-command",
+    };
     Entry {
         timestamp: timestamp(l.timestamp_ms),
-        level: LEVELS[LINE_LEVEL],
+        level: LEVELS[level_of(&l)],
         message: l.line,
-        fields: BTreeMap::from([("stream", l.stream), ("source", "start-command".into())]),
+        fields: BTreeMap::from([("stream", l.stream), ("source", source.into())]),
     }
 }
 
@@ -164,7 +178,7 @@ pub async fn logs_v1(
     E2bQuery(q): E2bQuery<V1Query>,
 ) -> E2bResult<Json<V1Logs>> {
     let SandboxPath(id) = id?;
-    let mut lines = state.sandboxes.start_command_logs(&id, q.start).await?;
+    let mut lines = state.sandboxes.sandbox_logs(&id, q.start).await?;
     lines.truncate(q.limit.unwrap_or(MAX_LIMIT));
     Ok(Json(V1Logs {
         logs: lines
@@ -185,16 +199,15 @@ pub async fn logs_v2(
 ) -> E2bResult<Json<V2Logs>> {
     let SandboxPath(id) = id?;
     let from = if q.backward { 0 } else { q.cursor.unwrap_or(0) };
-    let mut lines = state.sandboxes.start_command_logs(&id, from).await?;
+    let mut lines = state.sandboxes.sandbox_logs(&id, from).await?;
     if q.backward {
         if let Some(cursor) = q.cursor {
             lines.retain(|l| l.timestamp_ms <= cursor);
         }
         lines.reverse();
     }
-    let shown = q.level.is_none_or(|lowest| LINE_LEVEL >= lowest);
-    if !shown {
-        lines.clear();
+    if let Some(lowest) = q.level {
+        lines.retain(|l| level_of(l) >= lowest);
     }
     if let Some(needle) = &q.search {
         lines.retain(|l| l.line.contains(needle.as_str()));

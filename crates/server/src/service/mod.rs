@@ -25,6 +25,7 @@ pub mod inbox;
 mod lifetimes;
 mod liveness;
 mod locks;
+mod logs;
 pub mod memory;
 pub mod meter;
 mod network;

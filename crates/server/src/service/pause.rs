@@ -6,7 +6,8 @@
 //! Pause protocol (crash-safe at every step):
 //! 1. compare-and-set running → pausing;
 //! 2. checkpoint into a staged image, leaving the sandbox running;
-//! 3. commit the image (flushed, renamed to its final name);
+//! 3. commit the image (flushed, renamed to its final name), then keep
+//!    the agent's log lines, asked for before step 2, in it (`logs`);
 //! 4. one store transaction: the snapshot row, pausing → paused;
 //! 5. answer, and release the instance in the background with the
 //!    sandbox's lifecycle lock held (so the next pause, resume, fork … of
@@ -71,6 +72,7 @@ impl Sandboxes {
         let rec = self.transition(id, Transition::BeginPause).await?;
         laps.lap("begin");
         let snapshot = SnapshotId::generate();
+        let logs = self.logs_to_keep(id).await;
         let size = match self.capture(id, &snapshot).await {
             Ok(size) => size,
             Err(e) => {
@@ -89,6 +91,9 @@ impl Sandboxes {
             size,
             &rec.created_by,
         );
+        if let Some(lines) = logs {
+            self.keep_logs(&snapshot, lines).await;
+        }
         laps.lap("capture");
         let paused = match self.store.commit_pause(id, row).await {
             Ok(paused) => paused,

@@ -117,25 +117,6 @@ impl Sandboxes {
         }
     }
 
-    /// What the start command of sandbox `id` printed from `start_ms` on
-    /// (Unix ms), oldest first, as its agent keeps it; none while the
-    /// sandbox is not running.
-    pub async fn start_command_logs(
-        &self,
-        id: &warren_core::SandboxId,
-        start_ms: i64,
-    ) -> Result<Vec<warren_envd::http_api::LogLine>, WarrenError> {
-        let rec = self.store.get_sandbox(id).await?;
-        if rec.is_none_or(|r| r.state != warren_core::SandboxState::Running) {
-            return Ok(Vec::new());
-        }
-        let client = self.agents.client(id, None).await?;
-        client
-            .start_command_logs(start_ms)
-            .await
-            .map_err(crate::agent_error)
-    }
-
     /// Runs `check` until it exits 0 or `deadline` passes.
     async fn wait_ready_command(
         &self,
