@@ -11,6 +11,7 @@ mod sandbox_chaos;
 mod sandbox_cli;
 mod sandbox_clock;
 mod sandbox_credentials;
+mod sandbox_cut_calls;
 mod sandbox_daemon_memory;
 mod sandbox_dead;
 mod sandbox_disk;

@@ -1,4 +1,6 @@
-//! Pause, resume, named snapshots, rollback and fork.
+//! Pause, resume, named snapshots, rollback and fork. Each runs to its
+//! end should the client go away (the service carries it, see
+//! `service::carried`).
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -153,13 +155,11 @@ pub async fn fork(
     let actor = AuditActor::from_caller(&caller);
     let dispatcher = (&caller).into();
     // A sandbox forking itself loses this very connection at the
-    // checkpoint: the fork runs on in its own task, whatever happens to the
-    // request.
-    let sandboxes = state.sandboxes.clone();
-    let (snapshot, branches) =
-        tokio::spawn(async move { sandboxes.fork(&id, req.count, &dispatcher, &actor).await })
-            .await
-            .map_err(|e| warren_core::WarrenError::internal(format!("fork task failed: {e}")))??;
+    // checkpoint: the fork runs to its end whatever happens to the request.
+    let (snapshot, branches) = state
+        .sandboxes
+        .fork(&id, req.count, &dispatcher, &actor)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(ForkResponse {

@@ -43,7 +43,8 @@ const ACTIVITY_GRANULARITY: time::Duration = time::Duration::seconds(1);
 const RESTORE_ATTEMPTS: u32 = 3;
 
 impl Sandboxes {
-    /// Pauses a running sandbox; returns it paused.
+    /// Pauses a running sandbox; returns it paused. The pause runs to its
+    /// end should the caller go away (`carried`).
     pub async fn pause(
         &self,
         id: &SandboxId,
@@ -51,7 +52,9 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         let span = op_span!("sandbox.pause", actor.team);
         span.record("sandbox.id", id.as_str());
-        traced(&span, self.pause_untraced(id, actor)).await
+        let (id, actor) = (id.clone(), actor.clone());
+        let work = self.carried(|s| async move { s.pause_untraced(&id, &actor).await });
+        traced(&span, work).await
     }
 
     async fn pause_untraced(
@@ -115,6 +118,7 @@ impl Sandboxes {
 
     /// Resumes a paused sandbox (also one that is pausing or resuming: the
     /// call waits for that to finish); a running one is returned as is.
+    /// The resume runs to its end should the caller go away (`carried`).
     pub async fn resume(
         &self,
         id: &SandboxId,
@@ -122,7 +126,9 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         let span = op_span!("sandbox.resume", actor.team);
         span.record("sandbox.id", id.as_str());
-        traced(&span, self.resume_untraced(id, actor)).await
+        let (id, actor) = (id.clone(), actor.clone());
+        let work = self.carried(|s| async move { s.resume_untraced(&id, &actor).await });
+        traced(&span, work).await
     }
 
     async fn resume_untraced(

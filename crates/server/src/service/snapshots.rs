@@ -1,15 +1,22 @@
 //! Named snapshots and rollback.
 //!
 //! A named snapshot is a checkpoint taken while the sandbox keeps running
-//! (its connections are reset, its processes go on). Rollback restores one
-//! of the sandbox's own named snapshots in place: same id, address and
-//! token; everything after the snapshot (files, processes, memory) is gone.
-//! It goes through `resuming` like a resume; if it fails the sandbox is
-//! failed (its instance is already gone), except a paused one, which stays
-//! paused.
+//! (its connections are reset, its processes go on). Taking one runs to
+//! its end should the caller go away (`carried`): the image is committed
+//! and its row written, or the image is discarded; a snapshot the caller
+//! never heard of shows in the list.
+//!
+//! Rollback restores one of the sandbox's own named snapshots in place:
+//! same id, address and token; everything after the snapshot (files,
+//! processes, memory) is gone. It goes through `resuming` like a resume;
+//! if it fails the sandbox is failed (its instance is already gone),
+//! except a paused one, which stays paused. It too runs to its end should
+//! the caller go away.
 //!
 //! Snapshots belong to the sandbox they were taken from: they are deleted
 //! with it (killed, or past its paused retention). Rows stay for lineage.
+
+use std::sync::Arc;
 
 use warren_core::spec::validate_template_name;
 use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, Transition, WarrenError};
@@ -45,6 +52,19 @@ impl Sandboxes {
         actor: &AuditActor,
     ) -> Result<SnapshotView, WarrenError> {
         validate_name(name)?;
+        let (id, name, by, actor) = (id.clone(), name.to_owned(), by.clone(), actor.clone());
+        self.carried(|s| s.take_snapshot_carried(id, name, by, actor))
+            .await
+    }
+
+    async fn take_snapshot_carried(
+        self: Arc<Self>,
+        id: SandboxId,
+        name: String,
+        by: KeyId,
+        actor: AuditActor,
+    ) -> Result<SnapshotView, WarrenError> {
+        let (id, name, by, actor) = (&id, name.as_str(), &by, &actor);
         let rec = self.get_running(id).await?;
         self.refuse_with_volumes(id, "be snapshotted").await?;
         let _lock = self.locks.lock(id).await;
@@ -143,6 +163,17 @@ impl Sandboxes {
         which: &str,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
+        let (id, which, actor) = (id.clone(), which.to_owned(), actor.clone());
+        self.carried(|s| s.rollback_carried(id, which, actor)).await
+    }
+
+    async fn rollback_carried(
+        self: Arc<Self>,
+        id: SandboxId,
+        which: String,
+        actor: AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        let (id, which, actor) = (&id, which.as_str(), &actor);
         let _lock = self.locks.lock(id).await;
         let snapshot = self.named(id, which).await?;
         let before = self.get(id).await?;
