@@ -35,6 +35,7 @@ mod sandbox_network;
 mod sandbox_pools;
 mod sandbox_ports;
 mod sandbox_quotas;
+mod sandbox_rollback_failures;
 mod sandbox_secrets;
 mod sandbox_snapshot_cli;
 mod sandbox_snapshots;

@@ -122,11 +122,15 @@ pub async fn delete(
 }
 
 /// Puts the sandbox back into the state of one of its named snapshots;
-/// later changes (files, processes, memory) are gone.
+/// later changes (files, processes, memory) are gone. A restore that fails
+/// leaves a paused sandbox paused and a running one failed, with the
+/// reason in its timeline.
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/rollback", tag = "snapshots",
     params(("id" = String, Path)), request_body = RollbackRequest,
-    responses((status = 200, body = Sandbox), (status = 404, body = ApiError),
-        (status = 409, body = ApiError)))]
+    responses((status = 200, body = Sandbox),
+        (status = 404, description = "no such sandbox or snapshot, or the snapshot's image is gone (the sandbox is unchanged)", body = ApiError),
+        (status = 409, body = ApiError),
+        (status = 500, description = "the restore failed: a paused sandbox stays paused, a running one is now failed", body = ApiError)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

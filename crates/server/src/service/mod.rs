@@ -35,6 +35,7 @@ mod pty;
 mod quotas;
 pub mod reconcile;
 mod record;
+mod rollback;
 pub mod rules;
 pub mod secrets;
 mod snapshots;

@@ -1,4 +1,4 @@
-//! Named snapshots and rollback.
+//! Named snapshots (rollback to one is `rollback`).
 //!
 //! A named snapshot is a checkpoint taken while the sandbox keeps running
 //! (its connections are reset, its processes go on). Taking one runs to
@@ -6,20 +6,13 @@
 //! and its row written, or the image is discarded; a snapshot the caller
 //! never heard of shows in the list.
 //!
-//! Rollback restores one of the sandbox's own named snapshots in place:
-//! same id, address and token; everything after the snapshot (files,
-//! processes, memory) is gone. It goes through `resuming` like a resume;
-//! if it fails the sandbox is failed (its instance is already gone),
-//! except a paused one, which stays paused. It too runs to its end should
-//! the caller go away.
-//!
 //! Snapshots belong to the sandbox they were taken from: they are deleted
 //! with it (killed, or past its paused retention). Rows stay for lineage.
 
 use std::sync::Arc;
 
 use warren_core::spec::validate_template_name;
-use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, Transition, WarrenError};
+use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, WarrenError};
 use warren_store::{SnapshotKind, SnapshotRecord};
 
 use warren_audit::Outcome;
@@ -156,71 +149,6 @@ impl Sandboxes {
         Ok(())
     }
 
-    /// Puts the sandbox back into the state of one of its named snapshots.
-    pub async fn rollback(
-        &self,
-        id: &SandboxId,
-        which: &str,
-        actor: &AuditActor,
-    ) -> Result<SandboxRecord, WarrenError> {
-        let (id, which, actor) = (id.clone(), which.to_owned(), actor.clone());
-        self.carried(|s| s.rollback_carried(id, which, actor)).await
-    }
-
-    async fn rollback_carried(
-        self: Arc<Self>,
-        id: SandboxId,
-        which: String,
-        actor: AuditActor,
-    ) -> Result<SandboxRecord, WarrenError> {
-        let (id, which, actor) = (&id, which.as_str(), &actor);
-        let _lock = self.locks.lock(id).await;
-        let snapshot = self.named(id, which).await?;
-        let before = self.get(id).await?;
-        if before.state == SandboxState::Paused {
-            // Rolling back a paused sandbox runs it again: as a resume.
-            self.store.begin_resume_in_quota(id).await?;
-        } else {
-            self.transition(id, Transition::BeginRollback).await?;
-        }
-        self.note_activity(&before).await;
-        self.agents.remove(id);
-        // What opened the sandbox before opens it no more.
-        self.withdraw_grants(id).await;
-        if before.state == SandboxState::Running
-            && let Err(e) = self.runtime.stop(id).await
-        {
-            tracing::warn!(sandbox = %id, error = %e, "could not stop the instance before a rollback");
-        }
-        if let Err(e) = self.restore_instance(&before, &snapshot).await {
-            tracing::warn!(sandbox = %id, error = %e.message, "rollback failed");
-            self.agents.remove(id);
-            let back = if before.state == SandboxState::Paused {
-                Transition::Paused
-            } else {
-                Transition::Fail
-            };
-            if back == Transition::Paused
-                && let Err(e) = self.runtime.stop(id).await
-            {
-                tracing::debug!(sandbox = %id, error = %e, "stopping a failed restore");
-            }
-            if let Err(e) = self.transition(id, back).await {
-                tracing::warn!(sandbox = %id, error = %e.message, "could not record the failed rollback");
-            }
-            if back == Transition::Fail {
-                self.teardown.enqueue(id.clone());
-            }
-            return Err(e);
-        }
-        let rec = self.finish_restore(id).await?;
-        tracing::info!(sandbox = %id, snapshot = %snapshot.id, "sandbox rolled back");
-        let details = details([("snapshot", snapshot.id.to_string().into())]);
-        self.record_lifecycle(actor, id, Action::SandboxRollback, Outcome::Ok, details)
-            .await;
-        Ok(rec)
-    }
-
     /// A live snapshot any sandbox may be started from.
     pub(super) async fn live_snapshot(
         &self,
@@ -246,7 +174,11 @@ impl Sandboxes {
     }
 
     /// One of the sandbox's live named snapshots, by name or id.
-    async fn named(&self, id: &SandboxId, which: &str) -> Result<SnapshotRecord, WarrenError> {
+    pub(super) async fn named(
+        &self,
+        id: &SandboxId,
+        which: &str,
+    ) -> Result<SnapshotRecord, WarrenError> {
         self.find_named(id, which).await?.ok_or_else(|| {
             WarrenError::not_found(format!(
                 "sandbox {id} has no snapshot '{}'; list them with GET /v1/sandboxes/{id}/snapshots",
@@ -255,5 +187,3 @@ impl Sandboxes {
         })
     }
 }
-
-use warren_store::SandboxRecord;
