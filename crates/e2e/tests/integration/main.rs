@@ -27,6 +27,7 @@ mod sandbox_first_call;
 mod sandbox_grants;
 mod sandbox_inbox;
 mod sandbox_integrity;
+mod sandbox_kill_races;
 mod sandbox_lifecycle;
 mod sandbox_listeners;
 mod sandbox_load;

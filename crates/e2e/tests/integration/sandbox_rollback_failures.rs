@@ -64,19 +64,6 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     out
 }
 
-/// Ids of the runsc containers the daemon's runtime has.
-fn containers(d: &Daemon) -> String {
-    let out = std::process::Command::new("timeout")
-        .arg("5")
-        .arg("runsc")
-        .arg("--root")
-        .arg(d.data_dir().join("runtime/runsc"))
-        .args(["list", "-quiet"])
-        .output()
-        .expect("runsc runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn sandbox_rollback_to_a_snapshot_whose_image_is_gone_changes_nothing() {
     let d = Daemon::with_base().await;
@@ -148,8 +135,8 @@ async fn sandbox_rollback_whose_restore_fails_fails_a_running_one_and_keeps_a_pa
         .to_string();
     assert!(failed.contains("back to snapshot"), "{failed}");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while containers(&d).contains(&running.id) {
-        assert!(Instant::now() < deadline, "{}", containers(&d));
+    while d.runsc_containers().contains(&running.id) {
+        assert!(Instant::now() < deadline, "{:?}", d.runsc_containers());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (status, _) = post(

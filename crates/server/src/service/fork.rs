@@ -142,6 +142,12 @@ impl Sandboxes {
                 }
             }
         };
+        // A kill of the parent committed before the fork image's row wins
+        // (`raced`): no branch starts.
+        if let Err(e) = self.outlived_by_kill(id, "forked").await {
+            self.drop_fork_image(&snapshot.id).await;
+            return Err(e.into());
+        }
         let branches = join_all((0..count).map(|_| {
             self.spawn_branch(
                 &snapshot,

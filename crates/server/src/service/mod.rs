@@ -33,6 +33,7 @@ mod pause;
 mod pool;
 mod pty;
 mod quotas;
+mod raced;
 pub mod reconcile;
 mod record;
 mod rollback;

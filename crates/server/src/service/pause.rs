@@ -278,6 +278,10 @@ impl Sandboxes {
             tracing::warn!(snapshot = %snapshot, error = %e, "could not drop a failed checkpoint");
         }
         drop(hold);
+        if result.is_err() {
+            // A kill that tore the instance down wins (`raced`).
+            self.outlived_by_kill(id, "checkpointed").await?;
+        }
         result
     }
 

@@ -87,7 +87,20 @@ impl Sandboxes {
             size,
             by,
         );
-        match self.store.insert_snapshot(row).await {
+        let inserted = match self.store.insert_snapshot(row).await {
+            // A kill committed before the row wins (`raced`).
+            Ok(snapshot) => match self.outlived_by_kill(id, "snapshotted").await {
+                Ok(()) => Ok(snapshot),
+                Err(e) => {
+                    if let Err(e) = self.store.mark_snapshot_deleted(&snapshot.id).await {
+                        tracing::warn!(snapshot = %snapshot.id, error = %e, "could not mark a lost snapshot deleted");
+                    }
+                    Err(WarrenError::from(e))
+                }
+            },
+            Err(e) => Err(WarrenError::from(e)),
+        };
+        match inserted {
             Ok(snapshot) => {
                 tracing::info!(sandbox = %id, snapshot = %snapshot.id, name, size, "snapshot taken");
                 let details = details([
@@ -104,7 +117,7 @@ impl Sandboxes {
             }
             Err(e) => {
                 self.discard_image(&snapshot).await;
-                Err(e.into())
+                Err(e)
             }
         }
     }
