@@ -690,6 +690,21 @@ impl Daemon {
         );
     }
 
+    /// Ids of the runsc containers this daemon's runtime has (`runsc list`,
+    /// given 5 s: it waits while a sandbox is frozen).
+    pub fn runsc_containers(&self) -> Vec<String> {
+        let out = Command::new("timeout")
+            .args(["5", "runsc", "--root"])
+            .arg(self.data_dir().join("runtime/runsc"))
+            .args(["list", "-quiet"])
+            .output()
+            .expect("runsc runs");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Runs a bash script as root.
     pub async fn sh_root(&self, id: &str, script: &str) -> crate::ExecOutput {
         self.exec(

@@ -212,7 +212,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         p.webhook_destinations,
         p.webhook_first_retry,
     ));
-    let sandboxes = Arc::new(Sandboxes::new(SandboxDeps {
+    let sandboxes = Sandboxes::new(SandboxDeps {
         store: p.store.clone(),
         runtime,
         meter: meter.clone(),
@@ -233,7 +233,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         ca_certificate: p.ca_certificate,
         clock: p.clock.clone(),
         webhooks: webhooks.clone(),
-    }));
+    });
     let grants = Grants::new(
         p.store.clone(),
         p.secrets.grant,

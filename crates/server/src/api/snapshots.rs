@@ -1,4 +1,6 @@
-//! Pause, resume, named snapshots, rollback and fork.
+//! Pause, resume, named snapshots, rollback and fork. Each runs to its
+//! end should the client go away (the service carries it, see
+//! `service::carried`).
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -120,11 +122,15 @@ pub async fn delete(
 }
 
 /// Puts the sandbox back into the state of one of its named snapshots;
-/// later changes (files, processes, memory) are gone.
+/// later changes (files, processes, memory) are gone. A restore that fails
+/// leaves a paused sandbox paused and a running one failed, with the
+/// reason in its timeline.
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/rollback", tag = "snapshots",
     params(("id" = String, Path)), request_body = RollbackRequest,
-    responses((status = 200, body = Sandbox), (status = 404, body = ApiError),
-        (status = 409, body = ApiError)))]
+    responses((status = 200, body = Sandbox),
+        (status = 404, description = "no such sandbox or snapshot, or the snapshot's image is gone (the sandbox is unchanged)", body = ApiError),
+        (status = 409, body = ApiError),
+        (status = 500, description = "the restore failed: a paused sandbox stays paused, a running one is now failed", body = ApiError)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -153,13 +159,11 @@ pub async fn fork(
     let actor = AuditActor::from_caller(&caller);
     let dispatcher = (&caller).into();
     // A sandbox forking itself loses this very connection at the
-    // checkpoint: the fork runs on in its own task, whatever happens to the
-    // request.
-    let sandboxes = state.sandboxes.clone();
-    let (snapshot, branches) =
-        tokio::spawn(async move { sandboxes.fork(&id, req.count, &dispatcher, &actor).await })
-            .await
-            .map_err(|e| warren_core::WarrenError::internal(format!("fork task failed: {e}")))??;
+    // checkpoint: the fork runs to its end whatever happens to the request.
+    let (snapshot, branches) = state
+        .sandboxes
+        .fork(&id, req.count, &dispatcher, &actor)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(ForkResponse {

@@ -95,8 +95,9 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
         Some(Action::SandboxRollback) => (
             "rolled_back",
             format!(
-                "rolled back by {by} to snapshot {}",
-                text(d, "snapshot").unwrap_or("?")
+                "rolled back by {by} to snapshot {}{}",
+                text(d, "snapshot").unwrap_or("?"),
+                failure(d)
             ),
         ),
         Some(Action::SandboxFork) => (

@@ -137,14 +137,12 @@ pub async fn fork(
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let actor = AuditActor::from_caller(&caller);
     let dispatcher = (&caller).into();
-    // The fork goes on in its own task should the client let go.
-    let sandboxes = state.sandboxes.clone();
+    // The fork goes on to its end should the client let go.
     let count = req.count.unwrap_or(1);
-    let fork_actor = actor.clone();
-    let (_, branches) =
-        tokio::spawn(async move { sandboxes.fork(&id, count, &dispatcher, &fork_actor).await })
-            .await
-            .map_err(|e| WarrenError::internal(format!("fork task failed: {e}")))??;
+    let (_, branches) = state
+        .sandboxes
+        .fork(&id, count, &dispatcher, &actor)
+        .await?;
     let mut out = Vec::with_capacity(branches.len());
     for branch in branches {
         let branch = match req.timeout {

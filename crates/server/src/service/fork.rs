@@ -77,7 +77,9 @@ enum BranchInbox {
 
 impl Sandboxes {
     /// Forks a running sandbox into `count` new ones; returns the fork
-    /// image's id and the branches.
+    /// image's id and the branches. The fork runs to its end should the
+    /// caller go away (`carried`): a sandbox forking itself loses its own
+    /// connection at the checkpoint.
     pub async fn fork(
         &self,
         id: &SandboxId,
@@ -92,7 +94,12 @@ impl Sandboxes {
             branches = tracing::field::Empty
         );
         span.record("sandbox.id", id.as_str());
-        let forked = traced(&span, self.fork_untraced(id, count, dispatcher, actor)).await;
+        let (id, dispatcher, actor) = (id.clone(), dispatcher.clone(), actor.clone());
+        let work =
+            self.carried(
+                move |s| async move { s.fork_untraced(&id, count, &dispatcher, &actor).await },
+            );
+        let forked = traced(&span, work).await;
         if let Ok((_, branches)) = &forked {
             let ids: Vec<&str> = branches.iter().map(|b| b.id.as_str()).collect();
             span.record("branches", ids.join(",").as_str());
@@ -135,6 +142,12 @@ impl Sandboxes {
                 }
             }
         };
+        // A kill of the parent committed before the fork image's row wins
+        // (`raced`): no branch starts.
+        if let Err(e) = self.outlived_by_kill(id, "forked").await {
+            self.drop_fork_image(&snapshot.id).await;
+            return Err(e.into());
+        }
         let branches = join_all((0..count).map(|_| {
             self.spawn_branch(
                 &snapshot,

@@ -11,6 +11,7 @@
 
 pub mod budgets;
 pub mod build;
+mod carried;
 mod create;
 pub mod events;
 mod exec;
@@ -33,8 +34,10 @@ mod pause;
 mod pool;
 mod pty;
 mod quotas;
+mod raced;
 pub mod reconcile;
 mod record;
+mod rollback;
 pub mod rules;
 pub mod secrets;
 mod snapshots;
@@ -67,6 +70,7 @@ use crate::agents::Agents;
 use crate::audit::Action;
 use crate::audit::{Audit, AuditActor};
 
+pub use carried::to_completion;
 pub use create::{CreateParams, Dispatcher, deadline};
 pub use exec::ExecStream;
 pub use fork::MAX_FORK;
@@ -86,23 +90,6 @@ pub use tenancy::{KeyRequest, MintedKey, Tenancy};
 /// what was made from one version is never used for another.
 pub fn template_key(t: &warren_template::Template) -> String {
     t.reference()
-}
-
-/// Runs `work` on a task of its own and waits for it. Dropping the returned
-/// future (a client that goes away drops its request's handler) leaves the
-/// work running to its end: a create or a kill commits in steps (a kill
-/// commits the state, records it, then queues the teardown), and one cut
-/// between them would leave a killed sandbox running until the next
-/// start, or a sandbox `creating` for good.
-pub async fn to_completion<T, F>(work: F) -> Result<T, WarrenError>
-where
-    F: std::future::Future<Output = Result<T, WarrenError>> + Send + 'static,
-    T: Send + 'static,
-{
-    // The task runs in the caller's span, so its trace is the caller's.
-    tokio::spawn(tracing::Instrument::in_current_span(work))
-        .await
-        .unwrap_or_else(|e| Err(WarrenError::internal(format!("the operation failed: {e}"))))
 }
 
 /// Longest lifetime a sandbox can be given, in seconds.
@@ -180,11 +167,14 @@ pub struct Sandboxes {
     rule_state: rules::RuleState,
     /// Counters for `/metrics`.
     signals: crate::signals::Signals,
+    /// Its own handle, for the work it carries to its end (`carried`).
+    itself: carried::Itself,
 }
 
 impl Sandboxes {
-    pub(crate) fn new(d: SandboxDeps) -> Self {
-        Self {
+    pub(crate) fn new(d: SandboxDeps) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            itself: carried::Itself::new(this),
             store: d.store,
             runtime: d.runtime,
             meter: d.meter,
@@ -212,7 +202,7 @@ impl Sandboxes {
             volumes: d.volumes,
             rule_state: Default::default(),
             signals: Default::default(),
-        }
+        })
     }
 
     /// The counters this service keeps for `/metrics`.
@@ -424,30 +414,5 @@ impl Sandboxes {
             ..filter
         };
         Ok(self.store.list_sandboxes(&filter).await?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn work_carried_to_completion_ends_although_its_caller_goes_away() {
-        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let caller = tokio::spawn(to_completion(async move {
-            let _ = started_tx.send(());
-            let _ = go_rx.await;
-            let _ = done_tx.send("the rest ran");
-            Ok(())
-        }));
-        started_rx.await.unwrap();
-        // The caller goes away half-way, as a disconnected client's
-        // handler does.
-        caller.abort();
-        assert!(caller.await.unwrap_err().is_cancelled());
-        go_tx.send(()).unwrap();
-        assert_eq!(done_rx.await.unwrap(), "the rest ran");
     }
 }

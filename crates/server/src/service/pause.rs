@@ -44,7 +44,8 @@ const ACTIVITY_GRANULARITY: time::Duration = time::Duration::seconds(1);
 const RESTORE_ATTEMPTS: u32 = 3;
 
 impl Sandboxes {
-    /// Pauses a running sandbox; returns it paused.
+    /// Pauses a running sandbox; returns it paused. The pause runs to its
+    /// end should the caller go away (`carried`).
     pub async fn pause(
         &self,
         id: &SandboxId,
@@ -52,7 +53,9 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         let span = op_span!("sandbox.pause", actor.team);
         span.record("sandbox.id", id.as_str());
-        traced(&span, self.pause_untraced(id, actor)).await
+        let (id, actor) = (id.clone(), actor.clone());
+        let work = self.carried(|s| async move { s.pause_untraced(&id, &actor).await });
+        traced(&span, work).await
     }
 
     async fn pause_untraced(
@@ -120,6 +123,7 @@ impl Sandboxes {
 
     /// Resumes a paused sandbox (also one that is pausing or resuming: the
     /// call waits for that to finish); a running one is returned as is.
+    /// The resume runs to its end should the caller go away (`carried`).
     pub async fn resume(
         &self,
         id: &SandboxId,
@@ -127,7 +131,9 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         let span = op_span!("sandbox.resume", actor.team);
         span.record("sandbox.id", id.as_str());
-        traced(&span, self.resume_untraced(id, actor)).await
+        let (id, actor) = (id.clone(), actor.clone());
+        let work = self.carried(|s| async move { s.resume_untraced(&id, &actor).await });
+        traced(&span, work).await
     }
 
     async fn resume_untraced(
@@ -277,6 +283,10 @@ impl Sandboxes {
             tracing::warn!(snapshot = %snapshot, error = %e, "could not drop a failed checkpoint");
         }
         drop(hold);
+        if result.is_err() {
+            // A kill that tore the instance down wins (`raced`).
+            self.outlived_by_kill(id, "checkpointed").await?;
+        }
         result
     }
 

@@ -1,18 +1,18 @@
-//! Named snapshots and rollback.
+//! Named snapshots (rollback to one is `rollback`).
 //!
 //! A named snapshot is a checkpoint taken while the sandbox keeps running
-//! (its connections are reset, its processes go on). Rollback restores one
-//! of the sandbox's own named snapshots in place: same id, address and
-//! token; everything after the snapshot (files, processes, memory) is gone.
-//! It goes through `resuming` like a resume; if it fails the sandbox is
-//! failed (its instance is already gone), except a paused one, which stays
-//! paused.
+//! (its connections are reset, its processes go on). Taking one runs to
+//! its end should the caller go away (`carried`): the image is committed
+//! and its row written, or the image is discarded; a snapshot the caller
+//! never heard of shows in the list.
 //!
 //! Snapshots belong to the sandbox they were taken from: they are deleted
 //! with it (killed, or past its paused retention). Rows stay for lineage.
 
+use std::sync::Arc;
+
 use warren_core::spec::validate_template_name;
-use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, Transition, WarrenError};
+use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, WarrenError};
 use warren_store::{SnapshotKind, SnapshotRecord};
 
 use warren_audit::Outcome;
@@ -45,6 +45,19 @@ impl Sandboxes {
         actor: &AuditActor,
     ) -> Result<SnapshotView, WarrenError> {
         validate_name(name)?;
+        let (id, name, by, actor) = (id.clone(), name.to_owned(), by.clone(), actor.clone());
+        self.carried(|s| s.take_snapshot_carried(id, name, by, actor))
+            .await
+    }
+
+    async fn take_snapshot_carried(
+        self: Arc<Self>,
+        id: SandboxId,
+        name: String,
+        by: KeyId,
+        actor: AuditActor,
+    ) -> Result<SnapshotView, WarrenError> {
+        let (id, name, by, actor) = (&id, name.as_str(), &by, &actor);
         let rec = self.get_running(id).await?;
         self.refuse_with_volumes(id, "be snapshotted").await?;
         let _lock = self.locks.lock(id).await;
@@ -74,7 +87,20 @@ impl Sandboxes {
             size,
             by,
         );
-        match self.store.insert_snapshot(row).await {
+        let inserted = match self.store.insert_snapshot(row).await {
+            // A kill committed before the row wins (`raced`).
+            Ok(snapshot) => match self.outlived_by_kill(id, "snapshotted").await {
+                Ok(()) => Ok(snapshot),
+                Err(e) => {
+                    if let Err(e) = self.store.mark_snapshot_deleted(&snapshot.id).await {
+                        tracing::warn!(snapshot = %snapshot.id, error = %e, "could not mark a lost snapshot deleted");
+                    }
+                    Err(WarrenError::from(e))
+                }
+            },
+            Err(e) => Err(WarrenError::from(e)),
+        };
+        match inserted {
             Ok(snapshot) => {
                 tracing::info!(sandbox = %id, snapshot = %snapshot.id, name, size, "snapshot taken");
                 let details = details([
@@ -91,7 +117,7 @@ impl Sandboxes {
             }
             Err(e) => {
                 self.discard_image(&snapshot).await;
-                Err(e.into())
+                Err(e)
             }
         }
     }
@@ -136,60 +162,6 @@ impl Sandboxes {
         Ok(())
     }
 
-    /// Puts the sandbox back into the state of one of its named snapshots.
-    pub async fn rollback(
-        &self,
-        id: &SandboxId,
-        which: &str,
-        actor: &AuditActor,
-    ) -> Result<SandboxRecord, WarrenError> {
-        let _lock = self.locks.lock(id).await;
-        let snapshot = self.named(id, which).await?;
-        let before = self.get(id).await?;
-        if before.state == SandboxState::Paused {
-            // Rolling back a paused sandbox runs it again: as a resume.
-            self.store.begin_resume_in_quota(id).await?;
-        } else {
-            self.transition(id, Transition::BeginRollback).await?;
-        }
-        self.note_activity(&before).await;
-        self.agents.remove(id);
-        // What opened the sandbox before opens it no more.
-        self.withdraw_grants(id).await;
-        if before.state == SandboxState::Running
-            && let Err(e) = self.runtime.stop(id).await
-        {
-            tracing::warn!(sandbox = %id, error = %e, "could not stop the instance before a rollback");
-        }
-        if let Err(e) = self.restore_instance(&before, &snapshot).await {
-            tracing::warn!(sandbox = %id, error = %e.message, "rollback failed");
-            self.agents.remove(id);
-            let back = if before.state == SandboxState::Paused {
-                Transition::Paused
-            } else {
-                Transition::Fail
-            };
-            if back == Transition::Paused
-                && let Err(e) = self.runtime.stop(id).await
-            {
-                tracing::debug!(sandbox = %id, error = %e, "stopping a failed restore");
-            }
-            if let Err(e) = self.transition(id, back).await {
-                tracing::warn!(sandbox = %id, error = %e.message, "could not record the failed rollback");
-            }
-            if back == Transition::Fail {
-                self.teardown.enqueue(id.clone());
-            }
-            return Err(e);
-        }
-        let rec = self.finish_restore(id).await?;
-        tracing::info!(sandbox = %id, snapshot = %snapshot.id, "sandbox rolled back");
-        let details = details([("snapshot", snapshot.id.to_string().into())]);
-        self.record_lifecycle(actor, id, Action::SandboxRollback, Outcome::Ok, details)
-            .await;
-        Ok(rec)
-    }
-
     /// A live snapshot any sandbox may be started from.
     pub(super) async fn live_snapshot(
         &self,
@@ -215,7 +187,11 @@ impl Sandboxes {
     }
 
     /// One of the sandbox's live named snapshots, by name or id.
-    async fn named(&self, id: &SandboxId, which: &str) -> Result<SnapshotRecord, WarrenError> {
+    pub(super) async fn named(
+        &self,
+        id: &SandboxId,
+        which: &str,
+    ) -> Result<SnapshotRecord, WarrenError> {
         self.find_named(id, which).await?.ok_or_else(|| {
             WarrenError::not_found(format!(
                 "sandbox {id} has no snapshot '{}'; list them with GET /v1/sandboxes/{id}/snapshots",
@@ -224,5 +200,3 @@ impl Sandboxes {
         })
     }
 }
-
-use warren_store::SandboxRecord;
