@@ -98,6 +98,40 @@ def test_fork_branches_diverge_and_snapshots_start_sandboxes(run_id):
             s.kill()
 
 
+def test_a_timeout_of_zero_ends_it_now_by_its_lifecycle(run_id):
+    """`set_timeout(0)` ends the sandbox at once: one made to pause at its
+    end is paused with its processes (their memory restored, not a cold
+    boot), one made to die is killed."""
+    pausing = Sandbox.create(
+        TEMPLATE,
+        timeout=120,
+        metadata={"run": run_id, "case": "timeout-zero"},
+        lifecycle={"on_timeout": "pause"},
+    )
+    dying = Sandbox.create(
+        TEMPLATE, timeout=120, metadata={"run": run_id, "case": "timeout-zero"}
+    )
+    try:
+        pausing.commands.run(COUNTER, background=True)
+        boot = pausing.files.read("/proc/sys/kernel/random/boot_id")
+        pausing.set_timeout(0)
+        dying.set_timeout(0)
+        deadline = time.monotonic() + 30
+        while (pausing.is_running() or dying.is_running()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pausing.get_info().state == SandboxState.PAUSED
+        with pytest.raises(NotFoundException):
+            dying.get_info()
+        back = Sandbox.connect(pausing.sandbox_id, timeout=120)
+        assert back.files.read("/proc/sys/kernel/random/boot_id") == boot
+        before = count(back)
+        time.sleep(0.5)
+        assert count(back) > before, "the counter did not survive"
+    finally:
+        pausing.kill()
+        dying.kill()
+
+
 def test_auto_pause_pauses_at_the_timeout_and_connect_resumes(run_id):
     s = Sandbox.create(
         TEMPLATE,

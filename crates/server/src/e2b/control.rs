@@ -277,10 +277,10 @@ pub async fn set_timeout(
     let SandboxPath(id) = id?;
     let ApiJson(req) = body?;
     let actor = AuditActor::from_caller(&caller);
-    state
-        .sandboxes
-        .set_timeout(&id, req.timeout, &actor)
-        .await?;
+    match req.timeout {
+        0 => state.sandboxes.expire_now(&id, &actor).await?,
+        timeout => state.sandboxes.set_timeout(&id, timeout, &actor).await?,
+    };
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -26,6 +26,27 @@ impl Sandboxes {
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
         let at = deadline(self.clock.now(), timeout_s)?;
+        self.expire_at(id, at, timeout_s, actor).await
+    }
+
+    /// Makes the sandbox expire now (E2B's timeout of 0): the reaper then
+    /// does what its expiry does (a kill, or a pause) within
+    /// [`REAP_INTERVAL`]. Recorded as `sandbox.timeout` with `timeout_s` 0.
+    pub async fn expire_now(
+        &self,
+        id: &SandboxId,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
+        self.expire_at(id, self.clock.now(), 0, actor).await
+    }
+
+    async fn expire_at(
+        &self,
+        id: &SandboxId,
+        at: time::OffsetDateTime,
+        timeout_s: u64,
+        actor: &AuditActor,
+    ) -> Result<SandboxRecord, WarrenError> {
         let rec = self.get(id).await?;
         if rec.state.is_terminal() {
             return Err(WarrenError::precondition(format!(
