@@ -11,6 +11,7 @@
 
 pub mod budgets;
 pub mod build;
+pub mod changes;
 mod create;
 pub mod events;
 mod exec;
@@ -179,6 +180,8 @@ pub struct Sandboxes {
     rule_state: rules::RuleState,
     /// Counters for `/metrics`.
     signals: crate::signals::Signals,
+    /// Rows written, for live views (`changes`).
+    changes: changes::Changes,
 }
 
 impl Sandboxes {
@@ -211,7 +214,13 @@ impl Sandboxes {
             volumes: d.volumes,
             rule_state: Default::default(),
             signals: Default::default(),
+            changes: Default::default(),
         }
+    }
+
+    /// Sandbox rows as they are written, for live views.
+    pub(crate) fn changes(&self) -> &changes::Changes {
+        &self.changes
     }
 
     /// The counters this service keeps for `/metrics`.
@@ -360,7 +369,10 @@ impl Sandboxes {
                 .ok_or_else(|| WarrenError::not_found(format!("sandbox {id} not found")))?;
             let next = rec.state.apply(t)?;
             match self.store.transition(id, rec.state, next).await {
-                Ok(rec) => return Ok(rec),
+                Ok(rec) => {
+                    self.changes.publish(&rec);
+                    return Ok(rec);
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

@@ -148,7 +148,8 @@ impl Sandboxes {
         let before = self.get(id).await?;
         if before.state == SandboxState::Paused {
             // Rolling back a paused sandbox runs it again: as a resume.
-            self.store.begin_resume_in_quota(id).await?;
+            let resuming = self.store.begin_resume_in_quota(id).await?;
+            self.changes.publish(&resuming);
         } else {
             self.transition(id, Transition::BeginRollback).await?;
         }
