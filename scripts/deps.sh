@@ -12,13 +12,16 @@
 #   e2b 2.63.0 with e2b-code-interpreter 2.11.5, and e2b 2.45.1; the npm
 #   `e2b` package), see tests/e2b/;
 # - the API fuzzer's environment (a pinned Python venv of schemathesis
-#   under target/api-fuzz-venv), see tests/api-fuzz/.
+#   under target/api-fuzz-venv), see tests/api-fuzz/;
+# - the dashboard's browser tests: Debian's chromium and a pinned Python
+#   venv of playwright under target/dashboard-venv (it drives
+#   /usr/bin/chromium; no browser is downloaded), see tests/dashboard/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv umoci prometheus)
+PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv umoci prometheus chromium)
 BACKPORTS_FILE=/etc/apt/sources.list.d/warren-backports.sources
 
 codename() {
@@ -134,6 +137,11 @@ api_fuzz_env() {
     python_venv "$WARREN_ROOT/target/api-fuzz-venv" "$WARREN_ROOT/tests/api-fuzz/requirements.txt"
 }
 
+dashboard_env() {
+    mkdir -p "$WARREN_ROOT/target"
+    python_venv "$WARREN_ROOT/target/dashboard-venv" "$WARREN_ROOT/tests/dashboard/requirements.txt"
+}
+
 main() {
     local release need_update=0 missing=()
     release="$(codename)"
@@ -170,6 +178,7 @@ main() {
     command -v runsc >/dev/null || die "runsc is not on PATH after installation"
     e2b_sdks
     api_fuzz_env
+    dashboard_env
     log "dependencies ready (runsc $(runsc --version 2>/dev/null | head -n1 | awk '{print $3}'))"
 }
 

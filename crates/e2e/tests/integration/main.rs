@@ -12,6 +12,7 @@ mod sandbox_cli;
 mod sandbox_clock;
 mod sandbox_credentials;
 mod sandbox_daemon_memory;
+mod sandbox_dashboard;
 mod sandbox_dead;
 mod sandbox_disk;
 mod sandbox_disk_full;
