@@ -113,13 +113,16 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
     if e2b.is_some() {
         // The dashboard and its sessions are for people, on the API
         // listener only.
-        let sessions: MethodRouter<Authenticator> = get(session::current)
+        let sessions: MethodRouter<session::SessionApi> = get(session::current)
             .post(session::login)
             .delete(session::logout);
         app = app.merge(crate::dashboard::router()).merge(
             Router::new()
                 .route(SESSION, sessions)
-                .with_state(auth_for_sessions.clone()),
+                .with_state(session::SessionApi {
+                    auth: auth_for_sessions.clone(),
+                    audit: state.audit.clone(),
+                }),
         );
         // Deliveries come from the internet, signed, without an API key;
         // the sandbox listener does not take them.

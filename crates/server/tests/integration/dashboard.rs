@@ -66,6 +66,17 @@ impl Warren {
         (parts.status, parts.headers, value)
     }
 
+    /// The audit log's entries of `action`.
+    async fn audit(&self, action: &str) -> Vec<Value> {
+        let path = format!("/v1/audit/entries?action={action}");
+        let (status, body) = self
+            .server
+            .call(Some(&self.admin()), "GET", &path, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["entries"].as_array().unwrap().clone()
+    }
+
     /// Opens `GET /v1/sandboxes/watch` with one credential header.
     async fn watch(&self, credential: (&str, &str)) -> Response<Body> {
         self.raw(request("GET", "/v1/sandboxes/watch", &[credential], None))
@@ -315,6 +326,14 @@ async fn dashboard_session_acts_as_its_key_and_changes_nothing_without_the_csrf_
         .with_cookie(&other, false, "GET", "/v1/whoami", None)
         .await;
     assert_eq!(status, StatusCode::OK);
+
+    // Logins and the logout are in the audit log, by the key's user.
+    assert_eq!(w.audit("session.open").await.len(), 4);
+    let closed = w.audit("session.close").await;
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!(closed[0]["entry"]["target"], page.key.as_str());
+    let user = format!("user:{}", me["user"].as_str().unwrap());
+    assert_eq!(closed[0]["entry"]["actor"][0], user.as_str());
 }
 
 #[tokio::test]
