@@ -270,8 +270,43 @@ function render() {
   const shown = all
     .filter((s) => (!state || s.state === state) && (!template || s.template === template))
     .sort((a, b) => b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id));
-  $("sandboxes").tBodies[0].replaceChildren(...shown.map(row));
+  place(shown);
   show("empty", shown.length === 0);
+}
+
+// The table's rows by sandbox id, with what each shows: a row is rebuilt
+// only when that changes, and moved only when the order does, so that an
+// update elsewhere in the fleet leaves the focus where it is.
+const rows = new Map();
+
+function place(shown) {
+  const tbody = $("sandboxes").tBodies[0];
+  const wanted = new Set(shown.map((s) => s.id));
+  for (const [id, entry] of rows) {
+    if (!wanted.has(id)) {
+      entry.tr.remove();
+      rows.delete(id);
+    }
+  }
+  shown.forEach((sandbox, index) => {
+    const shape = JSON.stringify([
+      sandbox.state,
+      sandbox.template,
+      sandbox.owner,
+      sandbox.created_at,
+      sandbox.metadata,
+      actionsFor(sandbox),
+    ]);
+    let entry = rows.get(sandbox.id);
+    if (!entry || entry.shape !== shape) {
+      const tr = row(sandbox);
+      if (entry) entry.tr.replaceWith(tr);
+      entry = { tr, shape };
+      rows.set(sandbox.id, entry);
+    }
+    const here = tbody.children[index] || null;
+    if (here !== entry.tr) tbody.insertBefore(entry.tr, here);
+  });
 }
 
 function refreshAges() {
