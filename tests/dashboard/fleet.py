@@ -2,8 +2,14 @@
 against a real daemon (see crates/e2e/tests/integration/sandbox_dashboard.rs).
 
 Environment: WARREN_URL, WARREN_ADMIN_KEY, WARREN_VIEWER_KEY (a viewer of
-the admin's team), DASHBOARD_ARTIFACTS (a directory for screenshots),
-CHROMIUM (default /usr/bin/chromium). No browser is downloaded.
+the admin's team), DASHBOARD_ARTIFACTS (a directory for screenshots and
+accessibility reports), AXE_JS (axe-core's axe.min.js), CHROMIUM (default
+/usr/bin/chromium). No browser is downloaded.
+
+The pages under test run under the daemon's Content-Security-Policy, and
+must not break it. axe-core is injected into a page of its own context,
+which lets it past that policy; it must find no serious or critical
+violation on the login page or the fleet.
 
 Every wait is for something to appear or go, bounded only so that a broken
 page fails instead of hanging; nothing is timed.
@@ -23,6 +29,7 @@ ADMIN = os.environ["WARREN_ADMIN_KEY"]
 VIEWER = os.environ["WARREN_VIEWER_KEY"]
 ARTIFACTS = Path(os.environ["DASHBOARD_ARTIFACTS"])
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+AXE = Path(os.environ["AXE_JS"])
 # A bound on each wait, in milliseconds: a sandbox starts in seconds.
 WAIT = 60_000
 
@@ -55,6 +62,33 @@ def login(page, key):
     expect(page.locator("#live")).to_have_text("live", timeout=WAIT)
 
 
+def watch_policy(page, violations):
+    """Collects the page's Content-Security-Policy violations."""
+    page.on(
+        "console",
+        lambda m: violations.append(m.text)
+        if "Content Security Policy" in m.text
+        else None,
+    )
+
+
+def check_accessibility(page, name):
+    """Runs axe-core on the page; fails on serious or critical findings."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ["violations"]});
+            return r.violations.map((v) => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map((n) => n.target.join(" ")),
+            }));
+        }"""
+    )
+    (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(found, indent=2))
+    bad = [v for v in found if v["impact"] in ("serious", "critical")]
+    assert not bad, f"accessibility of {name}: {bad}"
+
+
 def fetch_status(page, method, path, csrf):
     """`method path` from the page with its cookie; with the CSRF token
     unless `csrf` is None. Answers [status, body]."""
@@ -81,8 +115,10 @@ def main():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
+        violations = []
         admin = browser.new_context().new_page()
         admin.on("dialog", lambda dialog: dialog.accept())
+        watch_policy(admin, violations)
         login(admin, ADMIN)
         shot(admin, "1-fleet-logged-in")
 
@@ -110,6 +146,16 @@ def main():
         expect(row).to_be_visible()
         shot(admin, "2-fleet-with-sandbox")
 
+        # Accessibility of the login page and of the fleet with a sandbox.
+        a11y = browser.new_context(bypass_csp=True).new_page()
+        a11y.goto(URL + "/")
+        expect(a11y.get_by_role("heading", name="Log in")).to_be_visible(timeout=WAIT)
+        check_accessibility(a11y, "login")
+        login(a11y, ADMIN)
+        expect(a11y.locator(f'tr[data-id="{sid}"]')).to_be_visible(timeout=WAIT)
+        check_accessibility(a11y, "fleet")
+        a11y.context.close()
+
         # The page's own calls without the CSRF token are refused.
         status, body = fetch_status(admin, "POST", "/v1/sandboxes", None)
         assert status == 403 and body["code"] == "permission_denied", (status, body)
@@ -119,6 +165,7 @@ def main():
         # A viewer sees the sandbox live, with no actions, and the API
         # refuses the kill it may try with its cookie and token anyway.
         viewer = browser.new_context().new_page()
+        watch_policy(viewer, violations)
         login(viewer, VIEWER)
         vrow = viewer.locator(f'tr[data-id="{sid}"]')
         expect(vrow).to_be_visible(timeout=WAIT)
@@ -162,6 +209,7 @@ def main():
         status, body = fetch_status(admin, "GET", "/v1/whoami", None)
         assert status == 401, (status, body)
         shot(admin, "6-logged-out")
+        assert not violations, f"the pages broke their own policy: {violations}"
         browser.close()
     print(json.dumps({"ok": True, "sandbox": sid}))
 

@@ -4,7 +4,9 @@
 //! It logs in with the admin key, sees a sandbox created through the API
 //! appear live, kills it with the page's button, checks that a viewer gets
 //! no kill button and a 403 from the API, that the page's calls without
-//! the CSRF token are refused, and logs out. Screenshots go to
+//! the CSRF token are refused, and logs out; the pages keep to their
+//! Content-Security-Policy, and axe-core finds no serious or critical
+//! accessibility violation. Screenshots and axe's reports go to
 //! `target/dashboard-artifacts/`.
 
 use std::path::{Path, PathBuf};
@@ -22,10 +24,12 @@ fn suite_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_dashboard_fleet_in_a_browser() {
     let python = workspace_target().join("dashboard-venv/bin/python");
+    let axe = workspace_target().join("dashboard-node/node_modules/axe-core/axe.min.js");
     assert!(
-        python.exists() && Path::new(CHROMIUM).exists(),
-        "{} or {CHROMIUM} is missing: run scripts/deps.sh",
-        python.display()
+        python.exists() && axe.exists() && Path::new(CHROMIUM).exists(),
+        "{}, {} or {CHROMIUM} is missing: run scripts/deps.sh",
+        python.display(),
+        axe.display()
     );
     let d = Daemon::with_base().await;
     let viewer = d
@@ -45,6 +49,7 @@ async fn sandbox_dashboard_fleet_in_a_browser() {
             .env("WARREN_VIEWER_KEY", &viewer)
             .env("DASHBOARD_ARTIFACTS", &artifacts)
             .env("CHROMIUM", CHROMIUM)
+            .env("AXE_JS", &axe)
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .output()
             .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()))
