@@ -10,7 +10,11 @@
 //! proxies keep the connection open.
 //!
 //! Bounds: at most [`MAX_WATCHES_PER_KEY`] streams per key at once (more
-//! answer 429); a stream ends when its client goes away.
+//! answer 429); a stream ends when its client goes away, and at the
+//! latest [`LIFETIME`] after it opened. Credentials are checked when a
+//! stream opens, so the end makes a browser's `EventSource` reconnect
+//! (after [`RETRY`]) and authenticate again: a revoked key or an ended
+//! session stops receiving within [`LIFETIME`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -36,6 +40,10 @@ use crate::state::AppState;
 pub const MAX_WATCHES_PER_KEY: usize = 8;
 /// How often an idle stream sends a comment.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How long one stream lasts at most.
+pub const LIFETIME: Duration = Duration::from_secs(300);
+/// How long a browser waits before it reconnects a stream that ended.
+pub const RETRY: Duration = Duration::from_secs(1);
 
 /// Open streams per key.
 #[derive(Debug, Clone, Default)]
@@ -149,12 +157,15 @@ async fn forward(
     tx: mpsc::Sender<Result<Event, Infallible>>,
     _slot: WatchSlot,
 ) {
-    if tx.send(Ok(first)).await.is_err() {
+    if tx.send(Ok(first.retry(RETRY))).await.is_err() {
         return;
     }
+    let end = tokio::time::sleep(LIFETIME);
+    tokio::pin!(end);
     loop {
         let change = tokio::select! {
             () = tx.closed() => return,
+            () = &mut end => return,
             change = changes.recv() => change,
         };
         let event = match change {

@@ -453,6 +453,13 @@ async fn dashboard_watch_sends_the_teams_list_then_its_changes_only() {
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = resp.into_body();
     let mut pending = String::new();
+    // The first event tells the browser to reconnect a second after the
+    // stream ends (it does, after `LIFETIME`).
+    while !pending.contains("\n\n") {
+        let frame = body.frame().await.unwrap().unwrap();
+        pending.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap()));
+    }
+    assert!(pending.contains("retry: 1000\n"), "{pending}");
     let (name, list) = next_event(&mut body, &mut pending).await;
     assert_eq!(name, "sandboxes");
     assert_eq!(list["sandboxes"].as_array().unwrap().len(), 1, "{list}");
