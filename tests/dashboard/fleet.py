@@ -106,9 +106,8 @@ def fetch_status(page, method, path, csrf):
 
 
 def csrf_of(page):
-    return page.evaluate(
-        "fetch('/v1/session').then((r) => r.json()).then((s) => s.csrf_token)"
-    )
+    """The session token the dashboard keeps in its tab."""
+    return page.evaluate("sessionStorage.getItem('warren.session-token')")
 
 
 def main():
@@ -120,6 +119,9 @@ def main():
         admin.on("dialog", lambda dialog: dialog.accept())
         watch_policy(admin, violations)
         login(admin, ADMIN)
+        # A reload keeps the session (the tab keeps the token).
+        admin.reload()
+        expect(admin.locator("#live")).to_have_text("live", timeout=WAIT)
         shot(admin, "1-fleet-logged-in")
 
         # Created through the API, shown without a reload.
@@ -156,9 +158,15 @@ def main():
         check_accessibility(a11y, "fleet")
         a11y.context.close()
 
-        # The page's own calls without the CSRF token are refused.
+        # Calls with the cookie but without the token are refused, reads
+        # too: another page on this origin has the cookie, never the token.
         status, body = fetch_status(admin, "POST", "/v1/sandboxes", None)
         assert status == 403 and body["code"] == "permission_denied", (status, body)
+        for path in ("/v1/sandboxes", "/v1/session", "/v1/sandboxes/watch"):
+            status, body = fetch_status(admin, "GET", path, None)
+            assert status == 403, (path, status, body)
+        status, body = fetch_status(admin, "GET", "/v1/whoami", csrf_of(admin))
+        assert status == 200 and body["role"] == "admin", (status, body)
         status, body = fetch_status(admin, "DELETE", f"/v1/sandboxes/{sid}", "wrong")
         assert status == 403, (status, body)
 

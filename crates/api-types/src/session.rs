@@ -16,8 +16,8 @@ pub struct SessionRequest {
 /// A dashboard session: the cookie `warren_session` carries its id.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 pub struct Session {
-    /// Sent as `X-CSRF-Token` on every call but GET and HEAD made with
-    /// the cookie.
+    /// Sent as `X-CSRF-Token` on every call made with the cookie (a GET
+    /// may send it as the query parameter `csrf_token`).
     pub csrf_token: String,
     /// The id of the key the session acts with.
     pub key: String,

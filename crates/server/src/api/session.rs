@@ -50,9 +50,9 @@ fn answer(id: Option<&str>, open: &session::Session, headers: &HeaderMap) -> Res
 }
 
 /// Exchanges an API key for a dashboard session: sets the `warren_session`
-/// cookie (HttpOnly, SameSite=Strict) and answers the CSRF token that
-/// calls made with the cookie send as `X-CSRF-Token` (all but GET and
-/// HEAD). The session acts with the key's role and scopes for 12 hours,
+/// cookie (HttpOnly, SameSite=Strict) and answers the token that every
+/// call made with the cookie sends as `X-CSRF-Token` (a GET may send it as
+/// the query parameter `csrf_token` instead). The session acts with the key's role and scopes for 12 hours,
 /// or until the key is revoked or expires.
 #[utoipa::path(post, path = "/v1/session", tag = "dashboard", security(()),
     request_body = SessionRequest,
@@ -73,15 +73,17 @@ pub async fn login(
     Ok(answer(Some(&id), &open, &headers))
 }
 
-/// The session the `warren_session` cookie names, with its CSRF token (a
-/// reloaded page reads it here).
+/// The session the `warren_session` cookie names, if the call carries its
+/// token (a reloaded page checks its session here).
 #[utoipa::path(get, path = "/v1/session", tag = "dashboard", security(()),
     responses((status = 200, body = Session),
-        (status = 401, description = "no cookie, or its session ended", body = warren_api_types::ApiError)))]
+        (status = 401, description = "no cookie, or its session ended", body = warren_api_types::ApiError),
+        (status = 403, description = "the cookie without its session's token", body = warren_api_types::ApiError)))]
 pub async fn current(State(api): State<SessionApi>, headers: HeaderMap) -> ApiResult<Response> {
     let auth = &api.auth;
     let id = session::cookie(&headers).ok_or(SessionError::Unknown)?;
-    auth.session_caller(id, &Method::GET, &headers).await?;
+    auth.session_caller(id, &Method::GET, &headers, None)
+        .await?;
     let open = auth.sessions.get(id, auth.clock.now())?;
     Ok(answer(None, &open, &headers))
 }
@@ -96,9 +98,11 @@ pub async fn logout(State(api): State<SessionApi>, headers: HeaderMap) -> ApiRes
     if let Some(id) = session::cookie(&headers)
         && let Ok(open) = auth.sessions.get(id, auth.clock.now())
     {
-        session::check_csrf(&open, &Method::DELETE, &headers)?;
+        session::check_token(&open, &Method::DELETE, &headers, None)?;
         // A session whose key is no longer usable is ended by the lookup.
-        let caller = auth.session_caller(id, &Method::DELETE, &headers).await;
+        let caller = auth
+            .session_caller(id, &Method::DELETE, &headers, None)
+            .await;
         auth.sessions.close(id);
         if let Ok(caller) = caller {
             record(&api.audit, &caller, Action::SessionClose, &open).await;

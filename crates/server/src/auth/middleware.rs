@@ -141,14 +141,15 @@ impl Authenticator {
     }
 
     /// The caller behind dashboard session `id` (the cookie), for a
-    /// request with `method`: the session's key as it is now, if the
-    /// session lives, the key is usable and, for a call that changes
-    /// anything, the CSRF token is the session's.
+    /// request with `method`, `headers` and the query string `query`: the
+    /// session's key as it is now, if the session lives, the key is usable
+    /// and the request carries the session's token.
     pub async fn session_caller(
         &self,
         id: &str,
         method: &axum::http::Method,
         headers: &HeaderMap,
+        query: Option<&str>,
     ) -> Result<Caller, AppError> {
         let now = self.clock.now();
         let open = self.sessions.get(id, now).map_err(WarrenError::from)?;
@@ -159,7 +160,7 @@ impl Authenticator {
                 return Err(WarrenError::from(session::SessionError::KeyUnusable).into());
             }
         };
-        session::check_csrf(&open, method, headers).map_err(WarrenError::from)?;
+        session::check_token(&open, method, headers, query).map_err(WarrenError::from)?;
         self.caller_for(key, None).await
     }
 
@@ -258,7 +259,10 @@ pub async fn authenticate(
         .filter(|_| auth.accepts == Credentials::ApiKeys)
         .filter(|_| presented_credential(req.headers()).is_none());
     let caller = match cookie {
-        Some(id) => auth.session_caller(id, req.method(), req.headers()).await?,
+        Some(id) => {
+            auth.session_caller(id, req.method(), req.headers(), req.uri().query())
+                .await?
+        }
         None => auth.authenticate(req.headers(), peer).await?,
     };
     req.extensions_mut().insert(caller);

@@ -3,11 +3,19 @@
 //! Protocol: `POST /v1/session` with a valid key opens a session: a
 //! random id (32 bytes, hex) sent as the cookie [`COOKIE`] (HttpOnly,
 //! SameSite=Strict, Path=/, Secure when the page came over https), and a
-//! second random value, the CSRF token, answered in the body only. A
-//! request carrying the cookie (and no key of its own) acts as the key the
-//! session was opened with; one whose method changes anything (all but
-//! GET, HEAD and OPTIONS) must also carry the CSRF token in
-//! [`CSRF_HEADER`], compared in constant time.
+//! second random value, the session's token, answered in the body only. A
+//! request acts as the key the session was opened with when it carries the
+//! cookie (and no key of its own) and the token: in [`CSRF_HEADER`], or,
+//! for a GET (a browser's `EventSource` cannot set headers), in the query
+//! parameter [`TOKEN_PARAM`]. Tokens are compared in constant time.
+//!
+//! Why every request, reads too: the cookie is sent by the browser to
+//! anything on the API's origin, and pages a sandbox serves through the
+//! path-style port proxy (`/v1/sandboxes/{id}/ports/…`) are on that
+//! origin. The token lives only in the dashboard's tab (its
+//! `sessionStorage`), which such a page cannot read (the dashboard may not
+//! be framed, and it isolates its window), so the cookie alone opens
+//! nothing, not even a read.
 //!
 //! Invariants: sessions live in the daemon's memory (a restart logs every
 //! dashboard out); each holds only its key's id, so the key's role, scopes,
@@ -27,8 +35,10 @@ use warren_core::{ErrorKind, KeyId, WarrenError};
 
 /// The cookie that carries the session id.
 pub const COOKIE: &str = "warren_session";
-/// The header that carries the CSRF token.
+/// The header that carries the session's token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The query parameter that carries it on a GET.
+pub const TOKEN_PARAM: &str = "csrf_token";
 /// How long a session lasts.
 pub const LIFETIME: Duration = Duration::hours(12);
 /// Sessions open at once, across every key.
@@ -137,26 +147,25 @@ impl Sessions {
     }
 }
 
-/// Whether `method` may change anything, and so needs the CSRF token.
-pub fn is_unsafe(method: &Method) -> bool {
-    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
-}
-
-/// Refuses a call with `method` that needs the CSRF token and lacks the
-/// session's.
-pub fn check_csrf(
+/// Refuses a request that lacks the session's token: in the header, or
+/// on a GET in the query string `query`.
+pub fn check_token(
     session: &Session,
     method: &Method,
     headers: &HeaderMap,
+    query: Option<&str>,
 ) -> Result<(), SessionError> {
-    if !is_unsafe(method) {
-        return Ok(());
-    }
-    let sent = headers
-        .get(CSRF_HEADER)
-        .ok_or(SessionError::CsrfMissing)?
-        .as_bytes();
-    if bool::from(sent.ct_eq(session.csrf_token.as_bytes())) {
+    let in_query = || {
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .find(|(name, _)| name == TOKEN_PARAM)
+            .map(|(_, value)| value.into_owned())
+    };
+    let sent = match headers.get(CSRF_HEADER) {
+        Some(value) => value.as_bytes().to_vec(),
+        None if *method == Method::GET => in_query().ok_or(SessionError::CsrfMissing)?.into_bytes(),
+        None => return Err(SessionError::CsrfMissing),
+    };
+    if bool::from(sent.as_slice().ct_eq(session.csrf_token.as_bytes())) {
         Ok(())
     } else {
         Err(SessionError::CsrfMismatch)
@@ -262,31 +271,53 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_methods_need_the_sessions_own_token() {
+    fn every_call_needs_the_sessions_own_token() {
         let sessions = Sessions::default();
         let (_, session) = sessions.open(key(), now()).unwrap();
         let (_, other) = sessions.open(key(), now()).unwrap();
-        for method in [Method::GET, Method::HEAD, Method::OPTIONS] {
-            assert_eq!(check_csrf(&session, &method, &HeaderMap::new()), Ok(()));
-        }
-        for method in [Method::POST, Method::PUT, Method::DELETE, Method::PATCH] {
-            assert_eq!(
-                check_csrf(&session, &method, &HeaderMap::new()),
-                Err(SessionError::CsrfMissing)
-            );
+        let all = [
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ];
+        for method in all {
+            let check = |headers: &HeaderMap| check_token(&session, &method, headers, None);
+            assert_eq!(check(&HeaderMap::new()), Err(SessionError::CsrfMissing));
             let wrong = headers(&[(CSRF_HEADER, &other.csrf_token)]);
-            assert_eq!(
-                check_csrf(&session, &method, &wrong),
-                Err(SessionError::CsrfMismatch)
-            );
+            assert_eq!(check(&wrong), Err(SessionError::CsrfMismatch));
             let empty = headers(&[(CSRF_HEADER, "")]);
-            assert_eq!(
-                check_csrf(&session, &method, &empty),
-                Err(SessionError::CsrfMismatch)
-            );
+            assert_eq!(check(&empty), Err(SessionError::CsrfMismatch));
             let right = headers(&[(CSRF_HEADER, &session.csrf_token)]);
-            assert_eq!(check_csrf(&session, &method, &right), Ok(()));
+            assert_eq!(check(&right), Ok(()));
         }
+    }
+
+    #[test]
+    fn a_get_may_carry_the_token_in_its_query_and_nothing_else_may() {
+        let sessions = Sessions::default();
+        let (_, session) = sessions.open(key(), now()).unwrap();
+        let query = format!("a=1&csrf_token={}", session.csrf_token);
+        let none = HeaderMap::new();
+        assert_eq!(
+            check_token(&session, &Method::GET, &none, Some(&query)),
+            Ok(())
+        );
+        assert_eq!(
+            check_token(&session, &Method::POST, &none, Some(&query)),
+            Err(SessionError::CsrfMissing)
+        );
+        assert_eq!(
+            check_token(&session, &Method::GET, &none, Some("csrf_token=nope")),
+            Err(SessionError::CsrfMismatch)
+        );
+        assert_eq!(
+            check_token(&session, &Method::GET, &none, Some("a=1")),
+            Err(SessionError::CsrfMissing)
+        );
     }
 
     #[test]

@@ -236,18 +236,20 @@ async fn dashboard_session_acts_as_its_key_and_changes_nothing_without_the_csrf_
     );
 
     let page = w.login(&w.admin()).await;
-    let (status, me) = w.with_cookie(&page, false, "GET", "/v1/whoami", None).await;
+    let (status, me) = w.with_cookie(&page, true, "GET", "/v1/whoami", None).await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["role"], "admin");
     assert_eq!(me["key"], page.key.as_str());
-    let (status, session) = w
-        .with_cookie(&page, false, "GET", "/v1/session", None)
-        .await;
+    let (status, session) = w.with_cookie(&page, true, "GET", "/v1/session", None).await;
     assert_eq!(status, StatusCode::OK, "{session}");
     assert_eq!(session["csrf_token"], page.csrf.as_str());
 
-    // Changing anything needs the token: without it, or with another
+    // Every call needs the token, reads too: without it, or with another
     // session's, 403 before the route runs.
+    for path in ["/v1/whoami", "/v1/sandboxes", "/v1/session"] {
+        let (status, refused) = w.with_cookie(&page, false, "GET", path, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {refused}");
+    }
     let other = w.login(&w.admin()).await;
     let (status, refused) = w
         .with_cookie(&page, false, "POST", "/v1/sandboxes", Some("{}"))
@@ -270,7 +272,7 @@ async fn dashboard_session_acts_as_its_key_and_changes_nothing_without_the_csrf_
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, listed) = w
-        .with_cookie(&page, false, "GET", "/v1/sandboxes", None)
+        .with_cookie(&page, true, "GET", "/v1/sandboxes", None)
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(listed["sandboxes"], json!([]), "nothing was created");
@@ -322,9 +324,7 @@ async fn dashboard_session_acts_as_its_key_and_changes_nothing_without_the_csrf_
     let (status, gone) = w.with_cookie(&page, false, "GET", "/v1/whoami", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{gone}");
     // The other session is its own.
-    let (status, _) = w
-        .with_cookie(&other, false, "GET", "/v1/whoami", None)
-        .await;
+    let (status, _) = w.with_cookie(&other, true, "GET", "/v1/whoami", None).await;
     assert_eq!(status, StatusCode::OK);
 
     // Logins and the logout are in the audit log, by the key's user.
@@ -342,7 +342,7 @@ async fn dashboard_session_has_its_keys_role_and_ends_with_the_key_or_its_lifeti
     let viewer = w.server.key("viewer").await;
     let page = w.login(&viewer).await;
     let (status, listed) = w
-        .with_cookie(&page, false, "GET", "/v1/sandboxes", None)
+        .with_cookie(&page, true, "GET", "/v1/sandboxes", None)
         .await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     let (status, refused) = w
@@ -448,7 +448,14 @@ async fn dashboard_watch_sends_the_teams_list_then_its_changes_only() {
     assert_eq!(status, StatusCode::CREATED, "{before}");
 
     let page = w.login(&admin).await;
-    let resp = w.watch(("cookie", &page.cookie)).await;
+    // A browser's EventSource cannot set headers: the token comes in the
+    // query. Without it the cookie opens nothing.
+    let refused = w.watch(("cookie", &page.cookie)).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let path = format!("/v1/sandboxes/watch?csrf_token={}", page.csrf);
+    let resp = w
+        .raw(request("GET", &path, &[("cookie", &page.cookie)], None))
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = resp.into_body();

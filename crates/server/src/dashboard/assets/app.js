@@ -1,12 +1,17 @@
 // Warren's dashboard: the fleet of the caller's team, live.
 //
 // The page holds no key: it logs in once (POST /v1/session), and from then
-// on the browser sends the HttpOnly session cookie. Every call that changes
-// anything carries the session's CSRF token in X-CSRF-Token. What the page
-// offers follows the caller's scopes (GET /v1/whoami); the API decides.
-// The fleet comes from GET /v1/sandboxes/watch (server-sent events): a full
-// list first, then one event per change. Nothing is polled.
+// on the browser sends the HttpOnly session cookie. Every call also carries
+// the session's token (X-CSRF-Token; the watch stream, opened by an
+// EventSource that cannot set headers, in its query): the cookie alone
+// opens nothing. The token is kept in this tab's sessionStorage, so a
+// reload keeps the session and another tab logs in on its own. What the
+// page offers follows the caller's scopes (GET /v1/whoami); the API
+// decides. The fleet comes from GET /v1/sandboxes/watch (server-sent
+// events): a full list first, then one event per change. Nothing is
+// polled.
 
+const TOKEN = "warren.session-token";
 const STATES = ["creating", "running", "pausing", "paused", "resuming", "failed"];
 
 const page = {
@@ -28,12 +33,11 @@ function notify(message) {
   notice.hidden = !message;
 }
 
-// A call to the API with the session cookie; non-GET calls carry the CSRF
-// token. Answers the parsed body (or null), throws the API's message.
+// A call to the API with the session cookie and token. Answers the parsed body (or null), throws the API's message.
 async function api(method, path, body) {
   const headers = {};
-  if (method !== "GET") {
-    headers["X-CSRF-Token"] = page.csrf || "";
+  if (page.csrf) {
+    headers["X-CSRF-Token"] = page.csrf;
   }
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -65,9 +69,13 @@ async function api(method, path, body) {
 // ---- session ---------------------------------------------------------------
 
 async function resumeSession() {
+  page.csrf = window.sessionStorage.getItem(TOKEN);
+  if (!page.csrf) {
+    showLogin();
+    return;
+  }
   try {
-    const session = await api("GET", "/v1/session");
-    await enter(session);
+    await enter(await api("GET", "/v1/session"));
   } catch {
     showLogin();
   }
@@ -76,6 +84,7 @@ async function resumeSession() {
 function showLogin() {
   stopWatch();
   page.csrf = null;
+  window.sessionStorage.removeItem(TOKEN);
   show("fleet", false);
   show("who", false);
   show("logout", false);
@@ -111,6 +120,7 @@ async function logout() {
 
 async function enter(session) {
   page.csrf = session.csrf_token;
+  window.sessionStorage.setItem(TOKEN, page.csrf);
   const me = await api("GET", "/v1/whoami");
   page.scopes = new Set(me.scopes);
   const who = $("who");
@@ -133,7 +143,8 @@ function setLive(state, text) {
 function startWatch() {
   stopWatch();
   setLive("connecting", "connecting…");
-  const source = new EventSource("/v1/sandboxes/watch");
+  const token = encodeURIComponent(page.csrf || "");
+  const source = new EventSource(`/v1/sandboxes/watch?csrf_token=${token}`);
   page.watch = source;
   source.addEventListener("open", () => setLive("live", "live"));
   source.addEventListener("sandboxes", (event) => {
