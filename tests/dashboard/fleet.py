@@ -134,6 +134,7 @@ def main():
         expect(row).to_be_visible(timeout=WAIT)
         expect(row.locator("td.state")).to_have_text("running", timeout=WAIT)
         expect(row.locator("td.meta")).to_have_text("from=dashboard-test")
+        expect(row.locator("td.owner")).to_have_text("you")
         expect(admin.locator('#counts li[data-state="running"]')).to_have_text(
             "running 1"
         )
@@ -178,6 +179,8 @@ def main():
         vrow = viewer.locator(f'tr[data-id="{sid}"]')
         expect(vrow).to_be_visible(timeout=WAIT)
         expect(vrow.locator("button")).to_have_count(0)
+        # The viewer key is the admin user's own (a second key): still "you".
+        expect(vrow.locator("td.owner")).to_have_text("you")
         status, body = fetch_status(
             viewer, "DELETE", f"/v1/sandboxes/{sid}", csrf_of(viewer)
         )

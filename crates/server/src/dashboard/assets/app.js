@@ -17,6 +17,7 @@ const STATES = ["creating", "running", "pausing", "paused", "resuming", "failed"
 const page = {
   csrf: null,
   scopes: new Set(),
+  user: null,
   sandboxes: new Map(),
   watch: null,
 };
@@ -123,6 +124,7 @@ async function enter(session) {
   window.sessionStorage.setItem(TOKEN, page.csrf);
   const me = await api("GET", "/v1/whoami");
   page.scopes = new Set(me.scopes);
+  page.user = me.user;
   const who = $("who");
   who.textContent = `${me.user_name} · ${me.team_name} · ${me.role}`;
   show("login", false);
@@ -220,7 +222,9 @@ function row(sandbox) {
   tr.appendChild(cell(sandbox.id, "id"));
   tr.appendChild(cell(sandbox.template));
   tr.appendChild(cell(sandbox.state, "state"));
-  tr.appendChild(cell(sandbox.owner));
+  const owner = cell(sandbox.owner === page.user ? "you" : sandbox.owner, "owner");
+  owner.title = sandbox.owner;
+  tr.appendChild(owner);
   const when = cell(age(sandbox.created_at), "age");
   when.dataset.created = sandbox.created_at;
   when.title = sandbox.created_at;
@@ -304,6 +308,7 @@ function place(shown) {
       sandbox.state,
       sandbox.template,
       sandbox.owner,
+      page.user,
       sandbox.created_at,
       sandbox.metadata,
       actionsFor(sandbox),
