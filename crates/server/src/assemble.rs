@@ -274,6 +274,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         ports_domain: p.ports_domain.as_str().into(),
         grants: grants.clone(),
         webhooks: webhooks.clone(),
+        watchers: Default::default(),
     };
     let auth = Authenticator {
         store: p.store,
@@ -282,6 +283,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         sources: Arc::new(agents),
         accepts: Credentials::ApiKeys,
         clock: p.clock,
+        sessions: Default::default(),
     };
     let sandbox_auth = Authenticator {
         accepts: Credentials::SandboxTokens,

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 mod credentials;
 mod daemon;
+pub mod dashboard;
 pub mod e2b;
 pub mod error;
 pub(crate) mod extract;

@@ -30,4 +30,6 @@ pub struct AppState {
     pub grants: Grants,
     /// Lifecycle webhooks out.
     pub webhooks: Arc<crate::service::webhooks::Webhooks>,
+    /// Open live sandbox lists (`GET /v1/sandboxes/watch`), per key.
+    pub watchers: crate::api::Watchers,
 }

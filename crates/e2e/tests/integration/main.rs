@@ -13,6 +13,7 @@ mod sandbox_clock;
 mod sandbox_credentials;
 mod sandbox_cut_calls;
 mod sandbox_daemon_memory;
+mod sandbox_dashboard;
 mod sandbox_dead;
 mod sandbox_disk;
 mod sandbox_disk_full;

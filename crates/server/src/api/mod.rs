@@ -27,6 +27,7 @@ mod routes;
 mod rules;
 mod sandboxes;
 mod secrets;
+mod session;
 mod snapshots;
 mod stream;
 mod teams;
@@ -36,11 +37,13 @@ mod timers;
 mod usage;
 mod usage_csv;
 mod volumes;
+mod watch;
 mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
+use axum::routing::MethodRouter;
 use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
@@ -50,6 +53,7 @@ use crate::auth::{Authenticator, Credentials, authenticate, authorize};
 pub use crate::state::AppState;
 pub use routes::ApiDoc;
 pub(crate) use sandboxes::mounts as sandbox_mounts;
+pub use watch::Watchers;
 
 pub use crate::extract::JSON_BODY_LIMIT;
 /// Largest file upload through `PUT /v1/sandboxes/{id}/files`.
@@ -58,6 +62,10 @@ pub const UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
 /// Where hooks take deliveries: the one route authenticated by a
 /// signature instead of a key (`api::hooks`).
 pub const HOOK_DELIVERY: &str = "/v1/hooks/{id}/deliver";
+
+/// The dashboard's login, session and logout (`session`): outside the
+/// key check, they read the key or the cookie themselves.
+pub const SESSION: &str = "/v1/session";
 
 /// The rule of a native or E2B route, `None` for one not listed.
 pub fn rule_for(method: &axum::http::Method, route: &str) -> Option<crate::auth::policy::Rule> {
@@ -77,6 +85,7 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
     let e2b = (auth.accepts == Credentials::ApiKeys).then(|| {
         crate::e2b::SandboxProxy::new(state.sandboxes.clone(), auth.clone(), state.grants.clone())
     });
+    let auth_for_sessions = auth.clone();
     let mut protected = routes::protected_routes();
     if e2b.is_some() {
         protected = protected.merge(crate::e2b::routes());
@@ -102,6 +111,19 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .route("/v1/health", get(health::health))
         .route("/v1/openapi.json", get(openapi::document));
     if e2b.is_some() {
+        // The dashboard and its sessions are for people, on the API
+        // listener only.
+        let sessions: MethodRouter<session::SessionApi> = get(session::current)
+            .post(session::login)
+            .delete(session::logout);
+        app = app.merge(crate::dashboard::router()).merge(
+            Router::new()
+                .route(SESSION, sessions)
+                .with_state(session::SessionApi {
+                    auth: auth_for_sessions.clone(),
+                    audit: state.audit.clone(),
+                }),
+        );
         // Deliveries come from the internet, signed, without an API key;
         // the sandbox listener does not take them.
         app = app.route(HOOK_DELIVERY, post(hooks::deliver));

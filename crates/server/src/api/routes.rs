@@ -17,8 +17,8 @@ use warren_core::Scope as S;
 use super::openapi::{BearerAuth, CommonErrors, UnsignedFormats};
 use super::{
     UPLOAD_LIMIT, audit, budgets, events, exec, files, health, hooks, inbox, keys, network, pools,
-    pty, quotas, rules, sandboxes, secrets, snapshots, teams, templates, timeline, timers, usage,
-    volumes, webhooks,
+    pty, quotas, rules, sandboxes, secrets, session, snapshots, teams, templates, timeline, timers,
+    usage, volumes, watch, webhooks,
 };
 use crate::auth::policy::{needs, needs_or_token, token_or_key};
 use crate::route_table::router_and_rules;
@@ -30,6 +30,7 @@ macro_rules! native_routes {
     ($then:ident $(, $prefix:tt)?) => {
         $then! { $($prefix;)?
             get "/v1/sandboxes" => sandboxes::list, needs(S::SandboxesRead);
+            get "/v1/sandboxes/watch" => watch::watch, needs(S::SandboxesRead);
             post "/v1/sandboxes" => sandboxes::create, needs(S::SandboxesCreate);
             get "/v1/sandboxes/{id}" => sandboxes::info, needs_or_token(S::SandboxesRead);
             delete "/v1/sandboxes/{id}" => sandboxes::kill, needs(S::SandboxesManage);
@@ -148,7 +149,7 @@ macro_rules! openapi_doc {
         #[derive(utoipa::OpenApi)]
         #[openapi(
             info(title = "Warren API", description = "Sandboxes for AI agents: the native /v1 API."),
-            paths(health::health, hooks::deliver, $($handler),*),
+            paths(health::health, hooks::deliver, session::login, session::current, session::logout, $($handler),*),
             modifiers(&BearerAuth, &CommonErrors, &UnsignedFormats),
         )]
         pub struct ApiDoc;
@@ -184,7 +185,13 @@ mod tests {
                 }
             }
         }
-        let public = [("get", "/v1/health"), ("post", super::super::HOOK_DELIVERY)];
+        let public = [
+            ("get", "/v1/health"),
+            ("post", super::super::HOOK_DELIVERY),
+            ("get", super::super::SESSION),
+            ("post", super::super::SESSION),
+            ("delete", super::super::SESSION),
+        ];
         for (m, p) in public {
             assert!(documented.remove(&(m.to_owned(), p.to_owned())), "{m} {p}");
         }

@@ -28,6 +28,10 @@ pub enum Action {
     NetworkDeny,
     KeyCreate,
     KeyRevoke,
+    /// A key was exchanged for a dashboard session.
+    SessionOpen,
+    /// A dashboard session was logged out.
+    SessionClose,
     UserCreate,
     TeamCreate,
     TeamQuota,
@@ -67,7 +71,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 44] = [
+    pub const ALL: [Action; 46] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -87,6 +91,8 @@ impl Action {
         Self::NetworkDeny,
         Self::KeyCreate,
         Self::KeyRevoke,
+        Self::SessionOpen,
+        Self::SessionClose,
         Self::UserCreate,
         Self::TeamCreate,
         Self::TeamQuota,
@@ -136,6 +142,8 @@ impl Action {
             Self::NetworkDeny => "network.deny",
             Self::KeyCreate => "key.create",
             Self::KeyRevoke => "key.revoke",
+            Self::SessionOpen => "session.open",
+            Self::SessionClose => "session.close",
             Self::UserCreate => "user.create",
             Self::TeamCreate => "team.create",
             Self::TeamQuota => "team.quota",

@@ -18,6 +18,7 @@ use super::keys::{ApiKey, Pepper};
 use super::policy::Rule;
 use super::token::{TokenIssuer, is_sandbox_token};
 use crate::clock::Clock;
+use crate::dashboard::session::{self, Sessions};
 use crate::error::AppError;
 
 /// Who is calling; inserted into request extensions by [`authenticate`].
@@ -77,6 +78,8 @@ pub struct Authenticator {
     pub accepts: Credentials,
     /// Decides whether keys and tokens have expired.
     pub clock: Clock,
+    /// Dashboard sessions, taken in place of a key on the API listener.
+    pub sessions: Sessions,
 }
 
 fn unauthenticated(message: impl Into<String>) -> AppError {
@@ -124,6 +127,41 @@ impl Authenticator {
                 "this listener takes sandbox tokens only; API keys go to the main API address",
             )),
         }
+    }
+
+    /// The caller behind an API key presented in a body (a dashboard
+    /// login), refusing sandbox tokens.
+    pub async fn caller_for_key(&self, text: &str) -> Result<Caller, AppError> {
+        if is_sandbox_token(text) {
+            return Err(unauthenticated(
+                "a sandbox token cannot open a dashboard session",
+            ));
+        }
+        self.api_key(text).await
+    }
+
+    /// The caller behind dashboard session `id` (the cookie), for a
+    /// request with `method`, `headers` and the query string `query`: the
+    /// session's key as it is now, if the session lives, the key is usable
+    /// and the request carries the session's token.
+    pub async fn session_caller(
+        &self,
+        id: &str,
+        method: &axum::http::Method,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Caller, AppError> {
+        let now = self.clock.now();
+        let open = self.sessions.get(id, now).map_err(WarrenError::from)?;
+        let key = match self.store.get_key(&open.key).await? {
+            Some(key) if usable(&key, now).is_ok() => key,
+            _ => {
+                self.sessions.close(id);
+                return Err(WarrenError::from(session::SessionError::KeyUnusable).into());
+            }
+        };
+        session::check_token(&open, method, headers, query).map_err(WarrenError::from)?;
+        self.caller_for(key, None).await
     }
 
     async fn api_key(&self, text: &str) -> Result<Caller, AppError> {
@@ -203,8 +241,9 @@ impl Authenticator {
     }
 }
 
-/// Middleware: rejects requests without valid credentials, else records the
-/// caller.
+/// Middleware: rejects requests without valid credentials (an API key or
+/// sandbox token, or on the API listener a dashboard session cookie), else
+/// records the caller.
 pub async fn authenticate(
     State(auth): State<Authenticator>,
     mut req: Request,
@@ -214,7 +253,18 @@ pub async fn authenticate(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let caller = auth.authenticate(req.headers(), peer).await?;
+    // A request with a key of its own is the key's; the session cookie
+    // counts only without one, and only on the API listener.
+    let cookie = session::cookie(req.headers())
+        .filter(|_| auth.accepts == Credentials::ApiKeys)
+        .filter(|_| presented_credential(req.headers()).is_none());
+    let caller = match cookie {
+        Some(id) => {
+            auth.session_caller(id, req.method(), req.headers(), req.uri().query())
+                .await?
+        }
+        None => auth.authenticate(req.headers(), peer).await?,
+    };
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
 }

@@ -96,6 +96,14 @@ pub fn confine_cookies(headers: &mut HeaderMap, prefix: &str) {
     }
 }
 
+/// Drops `Service-Worker-Allowed` from a path-style answer: a service
+/// worker the sandbox's page registers then controls at most the URLs
+/// under its script's own path, inside the port's prefix, and never the
+/// dashboard's or another sandbox's pages on the API's origin.
+pub fn confine_service_workers(headers: &mut HeaderMap) {
+    headers.remove("service-worker-allowed");
+}
+
 fn confine_cookie(set_cookie: &str, prefix: &str) -> String {
     let mut parts = set_cookie.split(';').map(str::trim);
     let mut out = parts.next().unwrap_or_default().to_owned();
@@ -175,6 +183,17 @@ mod tests {
                 "x=2; Path=/v1/sandboxes/s/ports/80/app",
             ]
         );
+    }
+
+    #[test]
+    fn path_style_service_workers_cannot_widen_their_scope() {
+        let mut h = headers(&[
+            ("service-worker-allowed", "/"),
+            ("content-type", "text/javascript"),
+        ]);
+        confine_service_workers(&mut h);
+        assert!(h.get("service-worker-allowed").is_none());
+        assert_eq!(h["content-type"], "text/javascript");
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //!   and it cannot set Warren's cookies. Under the path style, which shares
 //!   the API's origin, the sandbox's own cookies are confined to its port's
 //!   path (no `Domain`, `Path` under the prefix), so one sandbox's page
-//!   cannot plant cookies that another sandbox's URLs would send. It sees
+//!   cannot plant cookies that another sandbox's URLs would send, and its
+//!   `Service-Worker-Allowed` is dropped, so its service workers stay
+//!   under that path too (away from the dashboard at `/`). It sees
 //!   `X-Forwarded-For/Proto/Host` (and `X-Forwarded-Prefix` for paths), the
 //!   client's own `Host` (or the policy's `request_host`, with `${PORT}`
 //!   replaced by the port), and its own headers.
@@ -187,6 +189,7 @@ impl PortProxy {
         };
         if addr.style == Style::Path {
             access::confine_cookies(resp.headers_mut(), &addr.cookie_path());
+            access::confine_service_workers(resp.headers_mut());
         }
         if let Some(cookie) = cookie.and_then(|t| access::set_cookie(&t, &addr.cookie_path())) {
             resp.headers_mut().append(header::SET_COOKIE, cookie);

@@ -317,6 +317,7 @@ impl Sandboxes {
                 inbox: p.inbox,
             })
             .await?;
+        self.changes.publish(&rec);
         laps.lap("row");
         let id = rec.id.clone();
         let start = template.start();
@@ -394,6 +395,7 @@ impl Sandboxes {
             .await
         {
             Ok(rec) => {
+                self.changes.publish(&rec);
                 tracing::info!(sandbox = %id, template = %rec.template, "sandbox running");
                 self.drain_inbox(&id);
                 let mut details = create_details(&rec);

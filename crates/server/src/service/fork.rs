@@ -258,6 +258,7 @@ impl Sandboxes {
                 },
             })
             .await?;
+        self.changes.publish(&rec);
         if let BranchInbox::Forked { parent, upto } = &b.inbox
             && let Err(e) = self.store.fork_inbox(parent, &rec.id, *upto).await
         {

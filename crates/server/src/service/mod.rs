@@ -12,6 +12,7 @@
 pub mod budgets;
 pub mod build;
 mod carried;
+pub mod changes;
 mod create;
 pub mod events;
 mod exec;
@@ -169,6 +170,8 @@ pub struct Sandboxes {
     signals: crate::signals::Signals,
     /// Its own handle, for the work it carries to its end (`carried`).
     itself: carried::Itself,
+    /// Rows written, for live views (`changes`).
+    changes: changes::Changes,
 }
 
 impl Sandboxes {
@@ -202,7 +205,13 @@ impl Sandboxes {
             volumes: d.volumes,
             rule_state: Default::default(),
             signals: Default::default(),
+            changes: Default::default(),
         })
+    }
+
+    /// Sandbox rows as they are written, for live views.
+    pub(crate) fn changes(&self) -> &changes::Changes {
+        &self.changes
     }
 
     /// The counters this service keeps for `/metrics`.
@@ -351,7 +360,10 @@ impl Sandboxes {
                 .ok_or_else(|| WarrenError::not_found(format!("sandbox {id} not found")))?;
             let next = rec.state.apply(t)?;
             match self.store.transition(id, rec.state, next).await {
-                Ok(rec) => return Ok(rec),
+                Ok(rec) => {
+                    self.changes.publish(&rec);
+                    return Ok(rec);
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }

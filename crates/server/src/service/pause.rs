@@ -99,7 +99,10 @@ impl Sandboxes {
         }
         laps.lap("capture");
         let paused = match self.store.commit_pause(id, row).await {
-            Ok(paused) => paused,
+            Ok(paused) => {
+                self.changes.publish(&paused);
+                paused
+            }
             Err(e) => {
                 // Killed meanwhile (or the store failed): the image is
                 // nobody's; the sandbox's fate is whatever its row says.
@@ -162,7 +165,8 @@ impl Sandboxes {
         let mut laps = Laps::start();
         let snapshot = self.paused_image(&rec).await?;
         // Paused → resuming only if it fits its team's quota again.
-        self.store.begin_resume_in_quota(id).await?;
+        let resuming = self.store.begin_resume_in_quota(id).await?;
+        self.changes.publish(&resuming);
         laps.lap("begin");
         let thawed = self.thaw_standby(&rec).await;
         let restored = match thawed {
@@ -223,6 +227,7 @@ impl Sandboxes {
     ) -> Result<SandboxRecord, WarrenError> {
         match self.store.finish_resume(id).await {
             Ok(rec) => {
+                self.changes.publish(&rec);
                 self.drain_inbox(id);
                 Ok(rec)
             }

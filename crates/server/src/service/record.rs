@@ -1,7 +1,8 @@
 //! Lifecycle entries of the audit log: the one function every sandbox state
 //! change is recorded through (create, kill, expire, fail, pause, resume,
 //! fork, snapshot). It is also where lifecycle webhooks are tapped
-//! (`webhooks::Webhooks::emit`), after the entry. Commands, file writes and
+//! (`webhooks::Webhooks::emit`), after the entry, and live views told
+//! (`changes`). Commands, file writes and
 //! terminals are recorded where they end (`exec.rs`, `files.rs`, `pty.rs`).
 
 use serde_json::{Map, Value};
@@ -40,6 +41,7 @@ impl Sandboxes {
         let details = event.details.clone();
         self.audit.record_done(&actor, event).await;
         if let Some(rec) = rec {
+            self.changes.publish(&rec);
             self.webhooks.emit(&rec, action, outcome, &details).await;
         }
     }

@@ -114,7 +114,8 @@ impl Sandboxes {
         self.check_image(id, &snapshot).await?;
         if before.state == SandboxState::Paused {
             // Rolling back a paused sandbox runs it again: as a resume.
-            self.store.begin_resume_in_quota(id).await?;
+            let resuming = self.store.begin_resume_in_quota(id).await?;
+            self.changes.publish(&resuming);
         } else {
             self.transition(id, Transition::BeginRollback).await?;
         }

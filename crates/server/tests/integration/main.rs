@@ -5,6 +5,7 @@
 mod api_conformance;
 mod audit_service;
 mod budgets;
+mod dashboard;
 mod e2b_builds;
 mod e2b_list;
 mod e2b_secrets;

@@ -1,0 +1,370 @@
+// Warren's dashboard: the fleet of the caller's team, live.
+//
+// The page holds no key: it logs in once (POST /v1/session), and from then
+// on the browser sends the HttpOnly session cookie. Every call also carries
+// the session's token (X-CSRF-Token; the watch stream, opened by an
+// EventSource that cannot set headers, in its query): the cookie alone
+// opens nothing. The token is kept in this tab's sessionStorage, so a
+// reload keeps the session and another tab logs in on its own. What the
+// page offers follows the caller's scopes (GET /v1/whoami); the API
+// decides. The fleet comes from GET /v1/sandboxes/watch (server-sent
+// events): a full list first, then one event per change. Nothing is
+// polled.
+
+const TOKEN = "warren.session-token";
+const STATES = ["creating", "running", "pausing", "paused", "resuming", "failed"];
+
+const page = {
+  csrf: null,
+  scopes: new Set(),
+  user: null,
+  sandboxes: new Map(),
+  watch: null,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function show(id, visible) {
+  $(id).hidden = !visible;
+}
+
+function notify(message) {
+  const notice = $("notice");
+  notice.textContent = message || "";
+  notice.hidden = !message;
+}
+
+// A call to the API with the session cookie and token. Answers the parsed body (or null), throws the API's message.
+async function api(method, path, body) {
+  const headers = {};
+  if (page.csrf) {
+    headers["X-CSRF-Token"] = page.csrf;
+  }
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+  }
+  const resp = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+    cache: "no-store",
+  });
+  const text = await resp.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!resp.ok) {
+    const error = new Error((data && data.message) || `${method} ${path}: ${resp.status}`);
+    error.status = resp.status;
+    throw error;
+  }
+  return data;
+}
+
+// ---- session ---------------------------------------------------------------
+
+async function resumeSession() {
+  page.csrf = window.sessionStorage.getItem(TOKEN);
+  if (!page.csrf) {
+    showLogin();
+    return;
+  }
+  try {
+    await enter(await api("GET", "/v1/session"));
+  } catch {
+    showLogin();
+  }
+}
+
+function showLogin() {
+  stopWatch();
+  page.csrf = null;
+  window.sessionStorage.removeItem(TOKEN);
+  show("fleet", false);
+  show("who", false);
+  show("logout", false);
+  show("login", true);
+  $("api-key").focus();
+}
+
+async function login(event) {
+  event.preventDefault();
+  const input = $("api-key");
+  const key = input.value.trim();
+  input.value = "";
+  try {
+    const session = await api("POST", "/v1/session", { api_key: key });
+    notify("");
+    await enter(session);
+  } catch (error) {
+    notify(`Login failed: ${error.message}`);
+  }
+}
+
+async function logout() {
+  try {
+    await api("DELETE", "/v1/session");
+  } catch (error) {
+    notify(`Logout failed: ${error.message}`);
+    return;
+  }
+  page.sandboxes.clear();
+  render();
+  showLogin();
+}
+
+async function enter(session) {
+  page.csrf = session.csrf_token;
+  window.sessionStorage.setItem(TOKEN, page.csrf);
+  const me = await api("GET", "/v1/whoami");
+  page.scopes = new Set(me.scopes);
+  page.user = me.user;
+  const who = $("who");
+  who.textContent = `${me.user_name} · ${me.team_name} · ${me.role}`;
+  show("login", false);
+  show("who", true);
+  show("logout", true);
+  show("fleet", true);
+  startWatch();
+}
+
+// ---- the live list ---------------------------------------------------------
+
+function setLive(state, text) {
+  const live = $("live");
+  live.dataset.state = state;
+  live.textContent = text;
+}
+
+function startWatch() {
+  stopWatch();
+  setLive("connecting", "connecting…");
+  const token = encodeURIComponent(page.csrf || "");
+  const source = new EventSource(`/v1/sandboxes/watch?csrf_token=${token}`);
+  page.watch = source;
+  source.addEventListener("open", () => setLive("live", "live"));
+  source.addEventListener("sandboxes", (event) => {
+    const list = JSON.parse(event.data);
+    page.sandboxes.clear();
+    for (const sandbox of list.sandboxes) {
+      page.sandboxes.set(sandbox.id, sandbox);
+    }
+    render();
+  });
+  source.addEventListener("sandbox", (event) => {
+    const sandbox = JSON.parse(event.data);
+    page.sandboxes.set(sandbox.id, sandbox);
+    render();
+  });
+  source.addEventListener("removed", (event) => {
+    page.sandboxes.delete(JSON.parse(event.data).id);
+    render();
+  });
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      // Refused (the session ended, or too many watches): see which.
+      setLive("down", "disconnected");
+      resumeSession();
+    } else {
+      setLive("connecting", "reconnecting…");
+    }
+  });
+}
+
+function stopWatch() {
+  if (page.watch) {
+    page.watch.close();
+    page.watch = null;
+  }
+}
+
+// ---- rendering -------------------------------------------------------------
+
+function age(createdAt) {
+  const seconds = Math.max(0, Math.floor((Date.now() - Date.parse(createdAt)) / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+  return `${Math.floor(seconds / 86400)}d ${Math.floor((seconds % 86400) / 3600)}h`;
+}
+
+function cell(text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+// The actions the caller's scopes allow on a sandbox in its state.
+function actionsFor(sandbox) {
+  const manage = page.scopes.has("sandboxes:manage");
+  const create = page.scopes.has("sandboxes:create");
+  const actions = [];
+  if (manage && sandbox.state === "running") actions.push("pause");
+  if (manage && sandbox.state === "paused") actions.push("resume");
+  if (create && (sandbox.state === "running" || sandbox.state === "paused")) actions.push("fork");
+  if (manage) actions.push("kill");
+  return actions;
+}
+
+const LABELS = { pause: "Pause", resume: "Resume", fork: "Fork", kill: "Kill" };
+
+function row(sandbox) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = sandbox.id;
+  tr.dataset.state = sandbox.state;
+  tr.appendChild(cell(sandbox.id, "id"));
+  tr.appendChild(cell(sandbox.template));
+  tr.appendChild(cell(sandbox.state, "state"));
+  const owner = cell(sandbox.owner === page.user ? "you" : sandbox.owner, "owner");
+  owner.title = sandbox.owner;
+  tr.appendChild(owner);
+  const when = cell(age(sandbox.created_at), "age");
+  when.dataset.created = sandbox.created_at;
+  when.title = sandbox.created_at;
+  tr.appendChild(when);
+  const meta = Object.entries(sandbox.metadata || {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
+  tr.appendChild(cell(meta, "meta"));
+  const actions = document.createElement("td");
+  actions.className = "actions";
+  for (const action of actionsFor(sandbox)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = LABELS[action];
+    button.dataset.action = action;
+    button.dataset.id = sandbox.id;
+    button.setAttribute("aria-label", `${LABELS[action]} ${sandbox.id}`);
+    if (action === "kill") button.className = "danger";
+    actions.appendChild(button);
+  }
+  tr.appendChild(actions);
+  return tr;
+}
+
+function fillSelect(select, values) {
+  const chosen = select.value;
+  const wanted = ["", ...values];
+  const have = [...select.options].map((o) => o.value);
+  if (have.join("\n") === wanted.join("\n")) return;
+  select.replaceChildren();
+  for (const value of wanted) {
+    const option = document.createElement("option");
+    option.value = value;
+    option.textContent = value || "all";
+    select.appendChild(option);
+  }
+  select.value = wanted.includes(chosen) ? chosen : "";
+}
+
+function render() {
+  const all = [...page.sandboxes.values()];
+  const templates = [...new Set(all.map((s) => s.template))].sort();
+  fillSelect($("filter-template"), templates);
+
+  const counts = $("counts");
+  counts.replaceChildren();
+  for (const state of STATES) {
+    const n = all.filter((s) => s.state === state).length;
+    if (n === 0 && state !== "running") continue;
+    const li = document.createElement("li");
+    li.dataset.state = state;
+    li.textContent = `${state} ${n}`;
+    counts.appendChild(li);
+  }
+
+  const state = $("filter-state").value;
+  const template = $("filter-template").value;
+  const shown = all
+    .filter((s) => (!state || s.state === state) && (!template || s.template === template))
+    .sort((a, b) => b.created_at.localeCompare(a.created_at) || a.id.localeCompare(b.id));
+  place(shown);
+  show("empty", shown.length === 0);
+}
+
+// The table's rows by sandbox id, with what each shows: a row is rebuilt
+// only when that changes, and moved only when the order does, so that an
+// update elsewhere in the fleet leaves the focus where it is.
+const rows = new Map();
+
+function place(shown) {
+  const tbody = $("sandboxes").tBodies[0];
+  const wanted = new Set(shown.map((s) => s.id));
+  for (const [id, entry] of rows) {
+    if (!wanted.has(id)) {
+      entry.tr.remove();
+      rows.delete(id);
+    }
+  }
+  shown.forEach((sandbox, index) => {
+    const shape = JSON.stringify([
+      sandbox.state,
+      sandbox.template,
+      sandbox.owner,
+      page.user,
+      sandbox.created_at,
+      sandbox.metadata,
+      actionsFor(sandbox),
+    ]);
+    let entry = rows.get(sandbox.id);
+    if (!entry || entry.shape !== shape) {
+      const tr = row(sandbox);
+      if (entry) entry.tr.replaceWith(tr);
+      entry = { tr, shape };
+      rows.set(sandbox.id, entry);
+    }
+    const here = tbody.children[index] || null;
+    if (here !== entry.tr) tbody.insertBefore(entry.tr, here);
+  });
+}
+
+function refreshAges() {
+  for (const td of document.querySelectorAll("td.age")) {
+    td.textContent = age(td.dataset.created);
+  }
+}
+
+// ---- actions ---------------------------------------------------------------
+
+async function act(event) {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const { action, id } = button.dataset;
+  if (action === "kill" && !window.confirm(`Kill ${id}? Its files and state are lost.`)) return;
+  const path = `/v1/sandboxes/${encodeURIComponent(id)}`;
+  button.disabled = true;
+  try {
+    if (action === "kill") await api("DELETE", path);
+    if (action === "pause") await api("POST", `${path}/pause`);
+    if (action === "resume") await api("POST", `${path}/resume`);
+    if (action === "fork") await api("POST", `${path}/fork`, { count: 1 });
+    notify("");
+  } catch (error) {
+    notify(`${LABELS[action]} ${id} failed: ${error.message}`);
+    if (error.status === 401) showLogin();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- start -----------------------------------------------------------------
+
+function init() {
+  fillSelect($("filter-state"), STATES);
+  $("login-form").addEventListener("submit", login);
+  $("logout").addEventListener("click", logout);
+  $("filters").addEventListener("change", render);
+  $("filters").addEventListener("submit", (event) => event.preventDefault());
+  $("sandboxes").addEventListener("click", act);
+  window.setInterval(refreshAges, 10000);
+  resumeSession();
+}
+
+init();

@@ -1,0 +1,233 @@
+"""The dashboard's fleet page in Debian's Chromium, driven by Playwright,
+against a real daemon (see crates/e2e/tests/integration/sandbox_dashboard.rs).
+
+Environment: WARREN_URL, WARREN_ADMIN_KEY, WARREN_VIEWER_KEY (a viewer of
+the admin's team), DASHBOARD_ARTIFACTS (a directory for screenshots and
+accessibility reports), AXE_JS (axe-core's axe.min.js), CHROMIUM (default
+/usr/bin/chromium). No browser is downloaded.
+
+The pages under test run under the daemon's Content-Security-Policy, and
+must not break it. axe-core is injected into a page of its own context,
+which lets it past that policy; it must find no serious or critical
+violation on the login page or the fleet.
+
+Every wait is for something to appear or go, bounded only so that a broken
+page fails instead of hanging; nothing is timed.
+"""
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+
+URL = os.environ["WARREN_URL"].rstrip("/")
+ADMIN = os.environ["WARREN_ADMIN_KEY"]
+VIEWER = os.environ["WARREN_VIEWER_KEY"]
+ARTIFACTS = Path(os.environ["DASHBOARD_ARTIFACTS"])
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+AXE = Path(os.environ["AXE_JS"])
+# A bound on each wait, in milliseconds: a sandbox starts in seconds.
+WAIT = 60_000
+
+
+def api(method, path, key, body=None):
+    """Calls the API with a key; answers (status, parsed body)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(URL + path, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            text = resp.read()
+            return resp.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        return e.code, json.loads(text) if text else None
+
+
+def shot(page, name):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def login(page, key):
+    page.goto(URL + "/")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=WAIT)
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#live")).to_have_text("live", timeout=WAIT)
+
+
+def watch_policy(page, violations):
+    """Collects the page's Content-Security-Policy violations."""
+    page.on(
+        "console",
+        lambda m: violations.append(m.text)
+        if "Content Security Policy" in m.text
+        else None,
+    )
+
+
+def check_accessibility(page, name):
+    """Runs axe-core on the page; fails on serious or critical findings."""
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ["violations"]});
+            return r.violations.map((v) => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map((n) => n.target.join(" ")),
+            }));
+        }"""
+    )
+    (ARTIFACTS / f"axe-{name}.json").write_text(json.dumps(found, indent=2))
+    bad = [v for v in found if v["impact"] in ("serious", "critical")]
+    assert not bad, f"accessibility of {name}: {bad}"
+
+
+def fetch_status(page, method, path, csrf):
+    """`method path` from the page with its cookie; with the CSRF token
+    unless `csrf` is None. Answers [status, body]."""
+    return page.evaluate(
+        """async ([method, path, csrf]) => {
+            const headers = {"Content-Type": "application/json"};
+            if (csrf !== null) headers["X-CSRF-Token"] = csrf;
+            const body = method === "POST" ? "{}" : undefined;
+            const r = await fetch(path, {method, headers, body});
+            const text = await r.text();
+            return [r.status, text ? JSON.parse(text) : null];
+        }""",
+        [method, path, csrf],
+    )
+
+
+def csrf_of(page):
+    """The session token the dashboard keeps in its tab."""
+    return page.evaluate("sessionStorage.getItem('warren.session-token')")
+
+
+def main():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        violations = []
+        admin = browser.new_context().new_page()
+        admin.on("dialog", lambda dialog: dialog.accept())
+        watch_policy(admin, violations)
+        login(admin, ADMIN)
+        # A reload keeps the session (the tab keeps the token).
+        admin.reload()
+        expect(admin.locator("#live")).to_have_text("live", timeout=WAIT)
+        shot(admin, "1-fleet-logged-in")
+
+        # Created through the API, shown without a reload.
+        status, sandbox = api(
+            "POST", "/v1/sandboxes", ADMIN, {"metadata": {"from": "dashboard-test"}}
+        )
+        assert status == 201, (status, sandbox)
+        sid = sandbox["id"]
+        row = admin.locator(f'tr[data-id="{sid}"]')
+        expect(row).to_be_visible(timeout=WAIT)
+        expect(row.locator("td.state")).to_have_text("running", timeout=WAIT)
+        expect(row.locator("td.meta")).to_have_text("from=dashboard-test")
+        expect(row.locator("td.owner")).to_have_text("you")
+        expect(admin.locator('#counts li[data-state="running"]')).to_have_text(
+            "running 1"
+        )
+        for action in ("pause", "fork", "kill"):
+            expect(row.locator(f'button[data-action="{action}"]')).to_have_count(1)
+        # Filters hide and show it.
+        admin.get_by_label("State", exact=True).select_option("paused")
+        expect(row).to_have_count(0)
+        expect(admin.locator("#empty")).to_be_visible()
+        admin.get_by_label("State", exact=True).select_option("")
+        admin.get_by_label("Template", exact=True).select_option(sandbox["template"])
+        expect(row).to_be_visible()
+        shot(admin, "2-fleet-with-sandbox")
+
+        # Accessibility of the login page and of the fleet with a sandbox.
+        a11y = browser.new_context(bypass_csp=True).new_page()
+        a11y.goto(URL + "/")
+        expect(a11y.get_by_role("heading", name="Log in")).to_be_visible(timeout=WAIT)
+        check_accessibility(a11y, "login")
+        login(a11y, ADMIN)
+        expect(a11y.locator(f'tr[data-id="{sid}"]')).to_be_visible(timeout=WAIT)
+        check_accessibility(a11y, "fleet")
+        a11y.context.close()
+
+        # Calls with the cookie but without the token are refused, reads
+        # too: another page on this origin has the cookie, never the token.
+        status, body = fetch_status(admin, "POST", "/v1/sandboxes", None)
+        assert status == 403 and body["code"] == "permission_denied", (status, body)
+        for path in ("/v1/sandboxes", "/v1/session", "/v1/sandboxes/watch"):
+            status, body = fetch_status(admin, "GET", path, None)
+            assert status == 403, (path, status, body)
+        status, body = fetch_status(admin, "GET", "/v1/whoami", csrf_of(admin))
+        assert status == 200 and body["role"] == "admin", (status, body)
+        status, body = fetch_status(admin, "DELETE", f"/v1/sandboxes/{sid}", "wrong")
+        assert status == 403, (status, body)
+
+        # A viewer sees the sandbox live, with no actions, and the API
+        # refuses the kill it may try with its cookie and token anyway.
+        viewer = browser.new_context().new_page()
+        watch_policy(viewer, violations)
+        login(viewer, VIEWER)
+        vrow = viewer.locator(f'tr[data-id="{sid}"]')
+        expect(vrow).to_be_visible(timeout=WAIT)
+        expect(vrow.locator("button")).to_have_count(0)
+        # The viewer key is the admin user's own (a second key): still "you".
+        expect(vrow.locator("td.owner")).to_have_text("you")
+        status, body = fetch_status(
+            viewer, "DELETE", f"/v1/sandboxes/{sid}", csrf_of(viewer)
+        )
+        assert status == 403 and body["code"] == "permission_denied", (status, body)
+        shot(viewer, "3-fleet-as-viewer")
+
+        # Pause, resume and fork from the page; each change shows live.
+        row.locator('button[data-action="pause"]').click()
+        expect(row.locator("td.state")).to_have_text("paused", timeout=WAIT)
+        expect(vrow.locator("td.state")).to_have_text("paused", timeout=WAIT)
+        row.locator('button[data-action="resume"]').click()
+        expect(row.locator("td.state")).to_have_text("running", timeout=WAIT)
+        row.locator('button[data-action="fork"]').click()
+        branch = admin.locator("tbody tr").filter(has_not=admin.locator(f'td:text-is("{sid}")'))
+        expect(branch).to_have_count(1, timeout=WAIT)
+        expect(branch.locator("td.state")).to_have_text("running", timeout=WAIT)
+        bid = branch.get_attribute("data-id")
+        expect(admin.locator('#counts li[data-state="running"]')).to_have_text(
+            "running 2"
+        )
+        shot(admin, "4-fleet-with-branch")
+        branch.locator('button[data-action="kill"]').click()
+        expect(admin.locator(f'tr[data-id="{bid}"]')).to_have_count(0, timeout=WAIT)
+        assert not admin.locator("#notice").is_visible(), admin.locator("#notice").text_content()
+
+        # The kill button kills it: gone from both pages, without a reload.
+        row.locator('button[data-action="kill"]').click()
+        expect(row).to_have_count(0, timeout=WAIT)
+        expect(vrow).to_have_count(0, timeout=WAIT)
+        status, body = api("GET", f"/v1/sandboxes/{sid}", ADMIN)
+        assert status == 404, (status, body)
+        shot(admin, "5-fleet-after-kill")
+
+        # Logging out ends the session: the page asks for a key again.
+        admin.get_by_role("button", name="Log out").click()
+        expect(admin.get_by_role("heading", name="Log in")).to_be_visible(timeout=WAIT)
+        status, body = fetch_status(admin, "GET", "/v1/whoami", None)
+        assert status == 401, (status, body)
+        shot(admin, "6-logged-out")
+        assert not violations, f"the pages broke their own policy: {violations}"
+        browser.close()
+    print(json.dumps({"ok": True, "sandbox": sid}))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"dashboard check failed: {e}", file=sys.stderr)
+        raise
