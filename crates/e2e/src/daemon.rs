@@ -46,32 +46,17 @@ pub struct Daemon {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// A /20 out of 10.96.0.0/11 unique to this test process and daemon, so tests
-/// running in parallel (nextest runs each in its own process) never share
-/// addresses.
 /// A sandbox range no other test daemon on this host uses while the
-/// returned lock file is held: 512 /20s of 10.96.0.0/11, each claimed with
-/// an exclusive `flock` (released when the file closes, also if the test
-/// process dies), so parallel tests and test runs never share addresses.
+/// returned lock file is held: one of 512 /20s of 10.96.0.0/11 (see
+/// [`crate::slot`]), so parallel tests and test runs never share addresses.
 fn unique_cidr() -> anyhow::Result<(String, std::fs::File)> {
-    use std::os::fd::AsRawFd;
     let start = std::process::id() * 8 + NEXT.fetch_add(1, Ordering::Relaxed);
-    for i in 0..512 {
-        let n = (start + i) % 512;
-        let path = std::env::temp_dir().join(format!("warren-e2e-cidr-{n}.lock"));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            let second = 96 + (n / 16);
-            let third = (n % 16) * 16;
-            return Ok((format!("10.{second}.{third}.0/20"), file));
-        }
-    }
-    bail!("every test sandbox range is in use")
+    let Some((n, lock)) = crate::slot::claim("cidr", 512, start)? else {
+        bail!("every test sandbox range is in use");
+    };
+    let second = 96 + (n / 16);
+    let third = (n % 16) * 16;
+    Ok((format!("10.{second}.{third}.0/20"), lock))
 }
 
 fn free_port() -> anyhow::Result<SocketAddr> {

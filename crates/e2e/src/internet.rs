@@ -99,6 +99,8 @@ pub struct Internet {
     server: Option<Child>,
     dns_task: tokio::task::JoinHandle<()>,
     _dir: TempDir,
+    /// Keeps the network this one's alone (see `crate::slot`).
+    _slot: std::fs::File,
 }
 
 fn run(cmd: &str, args: &[&str]) -> anyhow::Result<()> {
@@ -120,12 +122,17 @@ impl Internet {
     /// Sets the namespace up with addresses .2 to .9 of its /24 and the
     /// given names (each mapped to one of those addresses).
     pub async fn start(names: &[(&str, u8)]) -> anyhow::Result<Self> {
-        let n = (std::process::id() * 4 + NEXT.fetch_add(1, Ordering::Relaxed)) % 250 + 2;
+        // One of 250 networks (198.18.2.0/24 to 198.18.251.0/24), held
+        // while this lives: another test's is never taken over.
+        let start = std::process::id() * 4 + NEXT.fetch_add(1, Ordering::Relaxed);
+        let (slot, slot_lock) =
+            crate::slot::claim("inet", 250, start)?.context("every test internet is in use")?;
+        let n = slot + 2;
         let netns = format!("warren-inet-{n}");
         let host_veth = format!("wi{n}");
         let host_ip = Ipv4Addr::new(198, 18, n as u8, 1);
         let dir = tempfile::tempdir()?;
-        // A leftover from a crashed run of the same process id goes first.
+        // A leftover of a crashed test that held the slot goes first.
         let _ = Command::new("ip").args(["netns", "del", &netns]).output();
         let _ = Command::new("ip")
             .args(["link", "del", &host_veth])
@@ -144,6 +151,7 @@ impl Internet {
             server: None,
             dns_task: tokio::spawn(async {}),
             _dir: dir,
+            _slot: slot_lock,
         };
         run("ip", &["netns", "add", &netns])?;
         run(

@@ -18,6 +18,7 @@ pub mod internet;
 pub mod load;
 pub mod loopfs;
 pub mod memcg;
+pub mod slot;
 
 pub use daemon::{Daemon, workspace_target};
 pub use http::{ExecOutput, decode_exec};

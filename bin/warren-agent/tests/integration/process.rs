@@ -511,7 +511,7 @@ async fn root_a_command_past_its_connect_deadline_is_killed() {
 }
 
 #[tokio::test]
-async fn the_start_commands_output_is_kept_for_logs_and_nothing_else_is() {
+async fn the_start_commands_output_and_the_agents_own_lines_are_kept_for_logs() {
     let agent = Agent::start().await;
     let client = agent.client();
     let before = std::time::SystemTime::now()
@@ -532,13 +532,25 @@ async fn the_start_commands_output_is_kept_for_logs_and_nothing_else_is() {
     .await;
 
     let lines = client.start_command_logs(0).await.unwrap();
-    let mut seen: Vec<_> = lines
+    let (own, started): (Vec<_>, Vec<_>) = lines
         .iter()
-        .map(|l| (l.stream.as_str(), l.line.as_str()))
+        .partition(|l| l.stream == warren_envd::http_api::AGENT_STREAM);
+    let mut seen: Vec<_> = started
+        .iter()
+        .map(|l| (l.stream.as_str(), l.line.as_str(), l.level.as_str()))
         .collect();
     seen.sort();
-    assert_eq!(seen, [("stderr", "warming"), ("stdout", "ready")]);
-    assert!(lines.iter().all(|l| l.timestamp_ms >= before));
+    assert_eq!(
+        seen,
+        [("stderr", "warming", "info"), ("stdout", "ready", "info")]
+    );
+    // The agent's own lines come along, apart from the command's.
+    assert!(
+        own.iter()
+            .any(|l| l.line.starts_with("serving envd") && l.level == "info"),
+        "{own:?}"
+    );
+    assert!(started.iter().all(|l| l.timestamp_ms >= before));
     let later = lines.iter().map(|l| l.timestamp_ms).max().unwrap() + 1;
     assert!(client.start_command_logs(later).await.unwrap().is_empty());
 }

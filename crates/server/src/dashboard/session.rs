@@ -54,7 +54,7 @@ pub enum SessionError {
     #[error("the session's API key was revoked or expired: log in again")]
     KeyUnusable,
     #[error(
-        "missing X-CSRF-Token: calls made with the session cookie that change anything must carry the token the login answered"
+        "missing X-CSRF-Token: every call made with the session cookie must carry the token the login answered (on a GET, the csrf_token parameter will do)"
     )]
     CsrfMissing,
     #[error("wrong X-CSRF-Token for this session")]
