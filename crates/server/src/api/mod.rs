@@ -137,7 +137,10 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         .merge(protected)
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        // Request spans name the path, never the query: a query may carry
+        // a credential (the dashboard's watch stream sends its session
+        // token there, and signed URLs their signature).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state);
     match e2b {
         Some(proxy) => app.layer(middleware::from_fn_with_state(
@@ -146,4 +149,9 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         )),
         None => app,
     }
+}
+
+/// The span of one API request: its method and path.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
 }
