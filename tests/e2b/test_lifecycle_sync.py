@@ -3,7 +3,7 @@
 import datetime
 
 import pytest
-from e2b import NotFoundException, Sandbox, SandboxException, SandboxQuery, SandboxState
+from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState, TimeoutException
 
 from conftest import TEMPLATE
 
@@ -145,6 +145,18 @@ def test_a_command_of_a_killed_sandbox_ends_saying_so(run_id):
     s = Sandbox.create(TEMPLATE, timeout=120, metadata={"run": run_id, "case": "killed-run"})
     cmd = s.commands.run("sleep 60", background=True)
     s.kill()
-    with pytest.raises(SandboxException) as e:
+    with pytest.raises(TimeoutException) as e:
         cmd.wait()
     assert "sandbox was killed or reached its end of life" in str(e.value)
+
+
+def test_a_command_of_a_paused_sandbox_ends_saying_so(run_id):
+    s = Sandbox.create(TEMPLATE, timeout=120, metadata={"run": run_id, "case": "paused-run"})
+    try:
+        cmd = s.commands.run("sleep 60", background=True)
+        s.pause()
+        with pytest.raises(TimeoutException) as e:
+            cmd.wait()
+        assert "the sandbox was paused" in str(e.value)
+    finally:
+        s.kill()

@@ -21,6 +21,7 @@
 
 mod builder;
 mod control;
+mod cut_streams;
 mod error;
 mod exec_audit;
 #[cfg(test)]

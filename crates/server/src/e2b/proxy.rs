@@ -44,7 +44,7 @@ use warren_envd::http_api::DEFAULT_PORT as ENVD_PORT;
 use warren_store::GrantKind;
 
 use super::error::E2bError;
-use super::exec_audit;
+use super::{cut_streams, exec_audit};
 use crate::auth::grant::GrantError;
 use crate::auth::{Authenticator, Grants};
 use crate::credentials::ACCESS_TOKEN;
@@ -323,9 +323,14 @@ impl SandboxProxy {
                 ))));
             }
         };
-        match exec {
+        let resp = match exec {
             Some(record) => exec_audit::watch(resp, record),
             None => resp,
+        };
+        if target.port == ENVD_PORT {
+            cut_streams::explain(resp, self.sandboxes.clone(), target.id)
+        } else {
+            resp
         }
     }
 }
