@@ -337,8 +337,20 @@ impl EnvdClient {
         process: ProcessSelector,
         keepalive: Option<Duration>,
     ) -> Result<RpcStream<ProcessEvent>, ClientError> {
+        self.connect_from(process, None, keepalive).await
+    }
+
+    /// `connect` that first replays the process's kept data events from
+    /// number `replay_from` on (Warren's agent only; see its fan-out).
+    pub async fn connect_from(
+        &self,
+        process: ProcessSelector,
+        replay_from: Option<u64>,
+        keepalive: Option<Duration>,
+    ) -> Result<RpcStream<ProcessEvent>, ClientError> {
         let req = proc::ConnectRequest {
             process: Some(process),
+            replay_from,
         };
         let stream = self
             .server_stream::<_, proc::ConnectResponse>("process.Process/Connect", &req, keepalive)

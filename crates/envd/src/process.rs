@@ -120,6 +120,14 @@ pub struct UpdateResponse {}
 pub struct StartEvent {
     #[serde(with = "json::int32")]
     pub pid: u32,
+    /// Warren's: data events before a re-attach's `replayFrom` that were
+    /// no longer kept (0, and absent, otherwise).
+    #[serde(rename = "replayLost", skip_serializing_if = "is_zero")]
+    pub replay_lost: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A chunk of output.
@@ -181,6 +189,10 @@ pub struct ConnectResponse {
 pub struct ConnectRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process: Option<ProcessSelector>,
+    /// Warren's: replay the kept data events from this number on (the
+    /// count of data events the caller received) before the live ones.
+    #[serde(rename = "replayFrom", skip_serializing_if = "Option::is_none")]
+    pub replay_from: Option<u64>,
 }
 
 /// Input for a process: stdin bytes, or keystrokes for its PTY.
@@ -291,7 +303,10 @@ mod tests {
     #[test]
     fn events_are_single_field_oneofs() {
         let start = StartResponse {
-            event: Some(ProcessEvent::Start(StartEvent { pid: 42 })),
+            event: Some(ProcessEvent::Start(StartEvent {
+                pid: 42,
+                replay_lost: 0,
+            })),
         };
         assert_eq!(
             serde_json::to_value(&start).unwrap(),

@@ -4,11 +4,14 @@
 //! PTY master), forwards `data` events to every subscriber in order and,
 //! once the reaper reports the exit and the output is drained (or a short
 //! grace period passed, for background children holding the pipes), sends
-//! `end` and drops the process from the table. A subscriber is a bounded
-//! channel: a slow client slows the process down instead of growing memory;
-//! a client that went away is dropped. Subscribers joining later
-//! (`Connect`) get output from that moment on.
+//! `end` and moves the process to the table's ended ones, kept
+//! [`ENDED_KEPT`] for a re-attach. A subscriber is a bounded channel: a
+//! slow client slows the process down instead of growing memory; a client
+//! that went away is dropped. Subscribers joining later (`Connect`) get
+//! output from that moment on, or, asking for a replay, the kept output
+//! they missed first ([`fanout`]).
 
+pub mod fanout;
 pub mod service;
 pub mod spawn;
 pub mod vfork;
@@ -16,7 +19,7 @@ pub mod vfork;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,10 +32,11 @@ use warren_envd::{Code, ConnectError};
 
 use crate::reaper::Exit;
 
-const SUBSCRIBER_QUEUE: usize = 256;
 const READ_CHUNK: usize = 32 * 1024;
 /// How long output is still forwarded after the process exited.
 const DRAIN_GRACE: Duration = Duration::from_millis(200);
+/// How long an ended process's kept output and end stay for a re-attach.
+pub const ENDED_KEPT: Duration = Duration::from_secs(60);
 
 /// A PTY master, non-blocking.
 pub struct PtyMaster {
@@ -97,26 +101,22 @@ pub struct Proc {
     pub config: ProcessConfig,
     pub tag: Option<String>,
     pub input: Input,
-    subscribers: Mutex<Vec<mpsc::Sender<ProcessEvent>>>,
+    fanout: Mutex<fanout::Fanout>,
 }
 
 impl Proc {
-    /// Adds a subscriber; it receives events from now on.
-    pub fn subscribe(&self) -> mpsc::Receiver<ProcessEvent> {
-        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tx);
-        rx
+    fn fanout(&self) -> std::sync::MutexGuard<'_, fanout::Fanout> {
+        self.fanout.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a subscriber: events from now on, or with `replay_from` the
+    /// kept ones from that data event on first (see [`fanout`]).
+    pub fn subscribe(&self, replay_from: Option<u64>) -> fanout::Subscription {
+        self.fanout().subscribe(replay_from)
     }
 
     async fn broadcast(&self, event: ProcessEvent) {
-        let subs: Vec<_> = self
-            .subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let subs = self.fanout().publish(&event);
         let mut gone = Vec::new();
         for tx in &subs {
             if tx.send(event.clone()).await.is_err() {
@@ -124,10 +124,7 @@ impl Proc {
             }
         }
         if !gone.is_empty() {
-            self.subscribers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|s| !gone.iter().any(|g| g.same_channel(s)));
+            self.fanout().forget(&gone);
         }
     }
 
@@ -162,10 +159,12 @@ pub enum Output {
     Pty(Arc<PtyMaster>),
 }
 
-/// All processes the agent started that have not ended yet.
+/// All processes the agent started that have not ended yet, and those
+/// that ended within [`ENDED_KEPT`] (for a re-attach's replay only).
 #[derive(Default)]
 pub struct ProcessTable {
     procs: Mutex<HashMap<u32, Arc<Proc>>>,
+    ended: Mutex<HashMap<u32, (Arc<Proc>, Instant)>>,
 }
 
 impl ProcessTable {
@@ -220,8 +219,26 @@ impl ProcessTable {
         self.lock().is_empty()
     }
 
+    /// A live process by pid, or one that ended within [`ENDED_KEPT`].
+    pub fn find_for_replay(&self, pid: u32) -> Result<Arc<Proc>, ConnectError> {
+        if let Some(live) = self.lock().get(&pid).cloned() {
+            return Ok(live);
+        }
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        ended
+            .get(&pid)
+            .map(|(proc, _)| proc.clone())
+            .ok_or_else(|| ConnectError::not_found(format!("process with pid {pid} not found")))
+    }
+
     fn remove(&self, pid: u32) {
-        self.lock().remove(&pid);
+        let Some(proc) = self.lock().remove(&pid) else {
+            return;
+        };
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        ended.retain(|_, (_, at)| now.duration_since(*at) < ENDED_KEPT);
+        ended.insert(pid, (proc, now));
     }
 }
 
@@ -232,7 +249,7 @@ impl Proc {
             config,
             tag,
             input,
-            subscribers: Mutex::new(Vec::new()),
+            fanout: Mutex::new(fanout::Fanout::default()),
         }
     }
 }
@@ -374,10 +391,7 @@ pub async fn pump(
     table.procs.remove(proc.pid);
     proc.broadcast(ProcessEvent::End(end_event(status.flatten())))
         .await;
-    proc.subscribers
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
+    proc.fanout().close();
 }
 
 /// Writes to a process's stdin pipe.

@@ -247,20 +247,27 @@ fn start(
         }
     };
     let proc = Arc::new(Proc::new(pid, config, req.tag, input));
-    let rx = subscribe_with_start(&proc);
+    let rx = subscribe_with_start(&proc, None);
     state.procs.insert(proc.clone());
     tokio::spawn(pump(state.clone(), proc, output, exit, deadline));
     Ok(rx)
 }
 
-/// Subscribes and queues the `start` event first.
-fn subscribe_with_start(proc: &Proc) -> tokio::sync::mpsc::Receiver<ProcessEvent> {
+/// Subscribes and queues the `start` event first (with how many events
+/// before `replay_from` are no longer kept).
+fn subscribe_with_start(
+    proc: &Proc,
+    replay_from: Option<u64>,
+) -> tokio::sync::mpsc::Receiver<ProcessEvent> {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let mut sub = proc.subscribe(replay_from);
     // The channel is new and empty, so this first send cannot fail for lack of room.
-    let _ = tx.try_send(ProcessEvent::Start(StartEvent { pid: proc.pid }));
-    let mut sub = proc.subscribe();
+    let _ = tx.try_send(ProcessEvent::Start(StartEvent {
+        pid: proc.pid,
+        replay_lost: sub.lost,
+    }));
     tokio::spawn(async move {
-        while let Some(event) = sub.recv().await {
+        while let Some(event) = sub.events.recv().await {
             if tx.send(event).await.is_err() {
                 return;
             }
@@ -269,12 +276,18 @@ fn subscribe_with_start(proc: &Proc) -> tokio::sync::mpsc::Receiver<ProcessEvent
     rx
 }
 
+/// `Connect`: from now on, or, with Warren's `replayFrom` and a pid, the
+/// kept events from that data event on, of a process that may have ended
+/// meanwhile (see [`super::fanout`]).
 fn connect(
     state: &Shared,
     req: p::ConnectRequest,
 ) -> RpcResult<tokio::sync::mpsc::Receiver<ProcessEvent>> {
-    let proc = state.procs.find(req.process.as_ref())?;
-    Ok(subscribe_with_start(&proc))
+    let proc = match (&req.process, req.replay_from) {
+        (Some(p::ProcessSelector::Pid(pid)), Some(_)) => state.procs.find_for_replay(*pid)?,
+        _ => state.procs.find(req.process.as_ref())?,
+    };
+    Ok(subscribe_with_start(&proc, req.replay_from))
 }
 
 async fn send_input(proc: &Proc, input: ProcessInput) -> RpcResult<()> {

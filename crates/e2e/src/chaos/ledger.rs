@@ -13,9 +13,6 @@ pub struct Ledger {
     pub acked: BTreeMap<&'static str, usize>,
     /// Completed exec streams with the wrong output (a violation each).
     pub wrong_execs: Vec<String>,
-    /// Per sandbox: execs hold it shared, snapshots and forks exclusively
-    /// (see `workload`).
-    pub checkpoints: BTreeMap<String, std::sync::Arc<tokio::sync::RwLock<()>>>,
     /// How long each acknowledged operation took, by kind, since the
     /// last [`Ledger::take_latencies`].
     pub latencies: BTreeMap<&'static str, Vec<Duration>>,
@@ -63,11 +60,6 @@ impl Ledger {
             .filter(|(_, t)| !t.gone)
             .map(|(id, _)| id.clone())
             .collect()
-    }
-
-    /// The checkpoint lock of sandbox `id`.
-    pub fn checkpoint_lock(&mut self, id: &str) -> std::sync::Arc<tokio::sync::RwLock<()>> {
-        self.checkpoints.entry(id.to_owned()).or_default().clone()
     }
 
     /// A path no upload used before.

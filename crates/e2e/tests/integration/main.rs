@@ -22,6 +22,7 @@ mod sandbox_dockerfile;
 mod sandbox_dockerfile_cache;
 mod sandbox_e2b;
 mod sandbox_exec;
+mod sandbox_exec_checkpoints;
 mod sandbox_files_permissions;
 mod sandbox_firewall;
 mod sandbox_first_call;

@@ -505,34 +505,6 @@ async fn sandbox_checkpoints_with_an_exec_stream_open_keep_the_agent_answering()
 }
 
 #[tokio::test]
-async fn sandbox_exec_stream_follows_its_command_across_a_snapshot() {
-    let d = Daemon::with_base().await;
-    let sb = d.create_sandbox(json!({})).await;
-    let mut resp = d
-        .post(&format!("/v1/sandboxes/{}/exec", sb.id))
-        .json(&json!({"cmd": ["bash", "-c", "echo early; sleep 3; echo late; exit 3"]}))
-        .send()
-        .await
-        .unwrap();
-    let mut body = String::new();
-    while !body.contains("\"stdout\"") {
-        let chunk = resp.chunk().await.unwrap().expect("output before the end");
-        body.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let (status, text) = post_json(
-        &d,
-        &format!("/v1/sandboxes/{}/snapshots", sb.id),
-        json!({"name": "mid-command"}),
-    )
-    .await;
-    assert_eq!(status, 201, "snapshot: {text}\n{}", d.log());
-    body.push_str(&resp.text().await.unwrap());
-    let out = warren_e2e::decode_exec(&body).unwrap();
-    assert_eq!(out.stdout_str(), "early\nlate\n", "{body}");
-    assert_eq!(out.exit_code, Some(3), "{body}");
-}
-
-#[tokio::test]
 async fn sandbox_restores_after_pauses_taken_mid_stream_keep_the_agent_answering() {
     // Every resume restores the image (no standby), and each image is taken
     // while a command's exec stream is open: the stream's connection is reset

@@ -433,7 +433,10 @@ fn start(state: Arc<AgentState>, body: &[u8], user: Option<&str>) -> Response {
         memory.next_pid += 1;
         pid
     };
-    let started = event(ProcessEvent::Start(StartEvent { pid }));
+    let started = event(ProcessEvent::Start(StartEvent {
+        pid,
+        replay_lost: 0,
+    }));
     let handled = state
         .handler
         .read()

@@ -10,8 +10,11 @@
 //! A checkpoint (snapshot, fork) resets every connection to the sandbox
 //! while the command runs on: the stream then follows the process by
 //! re-attaching to it (`process.Process/Connect` with its pid) once the
-//! checkpoint is over. Output the command wrote in the moment between the
-//! reset and the re-attach is not delivered. A pause ends the stream with an
+//! checkpoint is over, asking the agent to replay the output events after
+//! the last one received: none is lost or repeated while the agent still
+//! keeps it (the newest 1 MiB of a process's output, and a process that
+//! ended meanwhile for a minute). Output past that is reported in the
+//! `exit`'s error, never silently dropped. A pause ends the stream with an
 //! `exit` whose error says so; the command itself is paused with the
 //! sandbox and continues at resume.
 //!
@@ -78,16 +81,27 @@ fn validate(req: &ExecRequest) -> Result<(), WarrenError> {
 }
 
 /// The exit event for an envd `end` event. envd reports a signal death as
-/// exit code -1 with a status like `signal: killed`.
-fn exit_event(end: EndEvent) -> ExecEvent {
+/// exit code -1 with a status like `signal: killed`. `lost` output events
+/// (see the module docs) are named in the error.
+fn exit_event(end: EndEvent, lost: u64) -> ExecEvent {
     let signal = end
         .status
         .strip_prefix("signal: ")
         .map(|s| s.trim().to_owned());
+    let lost = (lost > 0).then(|| {
+        format!(
+            "{lost} chunks of output written while the sandbox was checkpointed were lost \
+             (the agent keeps the newest 1 MiB); the command itself ran on"
+        )
+    });
+    let error = match (end.error.filter(|e| !e.is_empty()), lost) {
+        (Some(e), Some(l)) => Some(format!("{e}; {l}")),
+        (e, l) => e.or(l),
+    };
     ExecEvent::Exit {
         exit_code: end.exit_code,
         signal,
-        error: end.error.filter(|e| !e.is_empty()),
+        error,
     }
 }
 
@@ -120,6 +134,15 @@ fn lost(detail: impl std::fmt::Display) -> ExecEvent {
     }
 }
 
+/// A command's event stream and what it has delivered.
+struct Following {
+    events: RpcStream<ProcessEvent>,
+    /// Data events received (and replayed ones counted as received).
+    received: u64,
+    /// Data events a re-attach could no longer replay.
+    lost: u64,
+}
+
 /// A running command whose stream may have to be picked up again.
 struct Follow {
     store: Arc<dyn Store>,
@@ -130,9 +153,11 @@ struct Follow {
 }
 
 impl Follow {
-    /// The process's events again after its stream broke, if the sandbox
-    /// still runs it (see the module docs); otherwise why not.
-    async fn reattach(&self) -> Result<RpcStream<ProcessEvent>, String> {
+    /// The process's events again, from data event `received` on, after
+    /// its stream broke, if the sandbox still runs it (see the module
+    /// docs), with how many of the missed events are no longer kept;
+    /// otherwise why not.
+    async fn reattach(&self, received: u64) -> Result<(RpcStream<ProcessEvent>, u64), String> {
         // Waits for a checkpoint in progress to end.
         let client = self
             .agents
@@ -152,12 +177,12 @@ impl Follow {
             _ => return Err("the sandbox is no longer running".to_owned()),
         }
         let mut events = client
-            .connect(ProcessSelector::Pid(self.pid), None)
+            .connect_from(ProcessSelector::Pid(self.pid), Some(received), None)
             .await
             .map_err(|e| format!("could not re-attach to pid {}: {e}", self.pid))?;
         // Connect answers with the process's start event first.
         match events.next().await {
-            Some(Ok(ProcessEvent::Start(_))) => Ok(events),
+            Some(Ok(ProcessEvent::Start(start))) => Ok((events, start.replay_lost)),
             _ => Err(format!("could not re-attach to pid {}", self.pid)),
         }
     }
@@ -304,26 +329,38 @@ impl Sandboxes {
             pid,
         });
         // `None` state: the terminal event has been sent.
-        let body = futures::stream::unfold(Some(events), move |events| {
+        let following = Following {
+            events,
+            received: 0,
+            lost: 0,
+        };
+        let body = futures::stream::unfold(Some(following), move |following| {
             let follow = follow.clone();
             async move {
-                let mut events = events?;
+                let mut f = following?;
                 let b64 = base64::engine::general_purpose::STANDARD;
                 loop {
-                    let ev = match events.next().await {
-                        Some(Ok(ProcessEvent::Data(DataEvent::Stdout(b) | DataEvent::Pty(b)))) => {
-                            ExecEvent::Stdout {
-                                data: b64.encode(b),
+                    let ev = match f.events.next().await {
+                        Some(Ok(ProcessEvent::Data(data))) => {
+                            f.received += 1;
+                            match data {
+                                DataEvent::Stdout(b) | DataEvent::Pty(b) => ExecEvent::Stdout {
+                                    data: b64.encode(b),
+                                },
+                                DataEvent::Stderr(b) => ExecEvent::Stderr {
+                                    data: b64.encode(b),
+                                },
                             }
                         }
-                        Some(Ok(ProcessEvent::Data(DataEvent::Stderr(b)))) => ExecEvent::Stderr {
-                            data: b64.encode(b),
-                        },
-                        Some(Ok(ProcessEvent::End(end))) => return Some((exit_event(end), None)),
+                        Some(Ok(ProcessEvent::End(end))) => {
+                            return Some((exit_event(end, f.lost), None));
+                        }
                         Some(Ok(ProcessEvent::Start(_) | ProcessEvent::Keepalive(_))) => continue,
-                        broken => match follow.reattach().await {
-                            Ok(again) => {
-                                events = again;
+                        broken => match follow.reattach(f.received).await {
+                            Ok((again, lost)) => {
+                                f.events = again;
+                                f.received += lost;
+                                f.lost += lost;
                                 continue;
                             }
                             Err(why) => {
@@ -335,7 +372,7 @@ impl Sandboxes {
                             }
                         },
                     };
-                    return Some((ev, Some(events)));
+                    return Some((ev, Some(f)));
                 }
             }
         });
@@ -379,12 +416,15 @@ mod tests {
 
     #[test]
     fn signal_deaths_are_named() {
-        let ev = exit_event(EndEvent {
-            exit_code: -1,
-            exited: false,
-            status: "signal: killed".into(),
-            error: None,
-        });
+        let ev = exit_event(
+            EndEvent {
+                exit_code: -1,
+                exited: false,
+                status: "signal: killed".into(),
+                error: None,
+            },
+            0,
+        );
         assert_eq!(
             ev,
             ExecEvent::Exit {
