@@ -1,4 +1,4 @@
-"""The dashboard's fleet page in Debian's Chromium, driven by Playwright,
+"""The dashboard's fleet and sandbox pages in Debian's Chromium, driven by Playwright,
 against a real daemon (see crates/e2e/tests/integration/sandbox_dashboard.rs).
 
 Environment: WARREN_URL, WARREN_ADMIN_KEY, WARREN_VIEWER_KEY (a viewer of
@@ -15,8 +15,10 @@ Every wait is for something to appear or go, bounded only so that a broken
 page fails instead of hanging; nothing is timed.
 """
 
+import base64
 import json
 import os
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -48,6 +50,64 @@ def api(method, path, key, body=None):
     except urllib.error.HTTPError as e:
         text = e.read()
         return e.code, json.loads(text) if text else None
+
+
+def exec_stdout(sid, argv):
+    """Runs argv in the sandbox through the API; answers its stdout."""
+    req = urllib.request.Request(
+        f"{URL}/v1/sandboxes/{sid}/exec",
+        data=json.dumps({"cmd": argv}).encode(),
+        method="POST",
+    )
+    req.add_header("Authorization", f"Bearer {ADMIN}")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        lines = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+    out = b"".join(base64.b64decode(e["data"]) for e in lines if e["type"] == "stdout")
+    return out.decode()
+
+
+def check_sandbox_page(page, sid):
+    """A sandbox's page: facts, a terminal that runs a command, an upload
+    read back inside, a download, and the timeline."""
+    page.locator(f'tr[data-id="{sid}"] td.id a').click()
+    expect(page.locator("#sandbox-id")).to_have_text(sid, timeout=WAIT)
+    expect(page.locator("#sandbox-state")).to_have_text("running", timeout=WAIT)
+
+    page.get_by_role("button", name="Open terminal").click()
+    expect(page.locator("#terminal-status")).to_have_text("connected", timeout=WAIT)
+    terminal = page.get_by_role("application", name=re.compile("Terminal"))
+    expect(terminal).to_be_focused()
+    # The shell's prompt first, then the command typed key by key.
+    expect(terminal).to_contain_text("$", timeout=WAIT)
+    page.keyboard.type("echo hi-from-the-$((6*7))")
+    page.keyboard.press("Enter")
+    answer = terminal.locator(".term-row").filter(has_text=re.compile(r"^hi-from-the-42\s*$"))
+    expect(answer).to_have_count(1, timeout=WAIT)
+    shot(page, "7-sandbox-terminal")
+    page.get_by_role("button", name="Close terminal").click()
+    expect(terminal).to_be_hidden()
+
+    content = "written from the dashboard\n"
+    page.get_by_label("File", exact=True).set_input_files(
+        files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": content.encode()}]
+    )
+    page.get_by_role("button", name="Upload").click()
+    expect(page.locator("#timeline li[data-kind='file_written']")).to_have_count(1, timeout=WAIT)
+    assert exec_stdout(sid, ["cat", "/home/user/note.txt"]) == content
+    assert not page.locator("#notice").is_visible(), page.locator("#notice").text_content()
+
+    page.get_by_label("Download", exact=True).fill("/home/user/note.txt")
+    with page.expect_download(timeout=WAIT) as download:
+        page.get_by_role("button", name="Download", exact=True).click()
+    assert Path(download.value.path()).read_text() == content
+    assert download.value.suggested_filename == "note.txt"
+
+    expect(page.locator("#timeline li[data-kind='created']")).to_have_count(1)
+    expect(page.locator("#timeline li[data-kind='terminal']")).not_to_have_count(0)
+    shot(page, "8-sandbox-page")
+    page.get_by_role("link", name="← Fleet").click()
+    expect(page.locator(f'tr[data-id="{sid}"]')).to_be_visible(timeout=WAIT)
 
 
 def shot(page, name):
@@ -157,7 +217,13 @@ def main():
         login(a11y, ADMIN)
         expect(a11y.locator(f'tr[data-id="{sid}"]')).to_be_visible(timeout=WAIT)
         check_accessibility(a11y, "fleet")
+        a11y.goto(f"{URL}/#/sandbox/{sid}")
+        expect(a11y.locator("#sandbox-state")).to_have_text("running", timeout=WAIT)
+        expect(a11y.locator("#timeline li").first).to_be_visible(timeout=WAIT)
+        check_accessibility(a11y, "sandbox")
         a11y.context.close()
+
+        check_sandbox_page(admin, sid)
 
         # Calls with the cookie but without the token are refused, reads
         # too: another page on this origin has the cookie, never the token.
@@ -194,7 +260,7 @@ def main():
         row.locator('button[data-action="resume"]').click()
         expect(row.locator("td.state")).to_have_text("running", timeout=WAIT)
         row.locator('button[data-action="fork"]').click()
-        branch = admin.locator("tbody tr").filter(has_not=admin.locator(f'td:text-is("{sid}")'))
+        branch = admin.locator(f'tbody tr:not([data-id="{sid}"])')
         expect(branch).to_have_count(1, timeout=WAIT)
         expect(branch.locator("td.state")).to_have_text("running", timeout=WAIT)
         bid = branch.get_attribute("data-id")

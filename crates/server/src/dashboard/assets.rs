@@ -45,10 +45,16 @@ pub const STYLE: Asset = Asset {
     body: include_str!("assets/app.css"),
 };
 
-/// Every file, in the order of [`ETAGS`].
-pub const ALL: [&Asset; 3] = [&INDEX, &SCRIPT, &STYLE];
+pub const TERMINAL: Asset = Asset {
+    path: "/assets/term.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/term.js"),
+};
 
-static ETAGS: OnceLock<[String; 3]> = OnceLock::new();
+/// Every file, in the order of [`ETAGS`].
+pub const ALL: [&Asset; 4] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL];
+
+static ETAGS: OnceLock<[String; 4]> = OnceLock::new();
 
 fn etag(asset: &Asset) -> &'static str {
     let tags = ETAGS.get_or_init(|| {

@@ -1,4 +1,6 @@
-// Warren's dashboard: the fleet of the caller's team, live.
+// Warren's dashboard: the fleet of the caller's team, live, and one
+// sandbox's page (#/sandbox/ID): its facts, a terminal, file transfers and
+// its timeline.
 //
 // The page holds no key: it logs in once (POST /v1/session), and from then
 // on the browser sends the HttpOnly session cookie. Every call also carries
@@ -9,7 +11,10 @@
 // page offers follows the caller's scopes (GET /v1/whoami); the API
 // decides. The fleet comes from GET /v1/sandboxes/watch (server-sent
 // events): a full list first, then one event per change. Nothing is
-// polled.
+// polled. The terminal is the PTY WebSocket (GET /v1/sandboxes/ID/pty,
+// the token in its query as for the watch stream) drawn by term.js.
+
+import { Terminal } from "./term.js";
 
 const TOKEN = "warren.session-token";
 const STATES = ["creating", "running", "pausing", "paused", "resuming", "failed"];
@@ -20,6 +25,9 @@ const page = {
   user: null,
   sandboxes: new Map(),
   watch: null,
+  // The sandbox whose page is shown, and its open terminal.
+  current: null,
+  terminal: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -40,13 +48,14 @@ async function api(method, path, body) {
   if (page.csrf) {
     headers["X-CSRF-Token"] = page.csrf;
   }
-  if (body !== undefined) {
+  const raw = body instanceof Blob;
+  if (body !== undefined && !raw) {
     headers["Content-Type"] = "application/json";
   }
   const resp = await fetch(path, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined || raw ? body : JSON.stringify(body),
     credentials: "same-origin",
     cache: "no-store",
   });
@@ -84,9 +93,11 @@ async function resumeSession() {
 
 function showLogin() {
   stopWatch();
+  closeTerminal();
   page.csrf = null;
   window.sessionStorage.removeItem(TOKEN);
   show("fleet", false);
+  show("sandbox", false);
   show("who", false);
   show("logout", false);
   show("login", true);
@@ -130,8 +141,185 @@ async function enter(session) {
   show("login", false);
   show("who", true);
   show("logout", true);
-  show("fleet", true);
   startWatch();
+  route();
+}
+
+// ---- pages -----------------------------------------------------------------
+
+// The page the address names: a sandbox's (#/sandbox/ID) or the fleet.
+function route() {
+  if (!page.csrf) return;
+  const match = /^#\/sandbox\/([A-Za-z0-9]+)$/.exec(window.location.hash);
+  const id = match ? match[1] : null;
+  if (id !== page.current) closeTerminal();
+  page.current = id;
+  show("fleet", !id);
+  show("sandbox", Boolean(id));
+  if (id) openSandbox(id);
+}
+
+async function openSandbox(id) {
+  $("sandbox-id").textContent = id;
+  renderFacts();
+  if (!page.sandboxes.has(id)) {
+    try {
+      page.sandboxes.set(id, await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}`));
+      renderFacts();
+    } catch (error) {
+      notify(`Sandbox ${id}: ${error.message}`);
+    }
+  }
+  loadTimeline();
+}
+
+function renderFacts() {
+  const sandbox = page.sandboxes.get(page.current);
+  const facts = $("sandbox-facts");
+  facts.replaceChildren();
+  if (!sandbox) return;
+  const meta = Object.entries(sandbox.metadata || {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  const rows = [
+    ["State", sandbox.state],
+    ["Template", sandbox.template],
+    ["Owner", sandbox.owner],
+    ["Created", sandbox.created_at],
+    ["Metadata", meta || "none"],
+  ];
+  for (const [name, value] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    if (name === "State") dd.id = "sandbox-state";
+    facts.append(dt, dd);
+  }
+  $("terminal-toggle").disabled = sandbox.state !== "running" && !page.terminal;
+}
+
+async function loadTimeline() {
+  const id = page.current;
+  const list = $("timeline");
+  try {
+    const timeline = await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}/timeline`);
+    if (id !== page.current) return;
+    list.replaceChildren();
+    for (const event of timeline.events) {
+      const li = document.createElement("li");
+      li.dataset.kind = event.kind;
+      li.dataset.outcome = event.outcome;
+      const time = document.createElement("time");
+      time.dateTime = event.time;
+      time.textContent = new Date(event.time).toLocaleTimeString();
+      li.append(time, event.summary);
+      list.appendChild(li);
+    }
+  } catch (error) {
+    list.replaceChildren();
+    notify(`Timeline of ${id}: ${error.message}`);
+  }
+}
+
+// ---- terminal --------------------------------------------------------------
+
+function toggleTerminal() {
+  if (page.terminal) closeTerminal();
+  else openTerminal();
+}
+
+function openTerminal() {
+  const id = page.current;
+  const element = $("terminal");
+  const cols = 100;
+  const rows = 30;
+  const term = new Terminal(element, { cols, rows });
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const query = `cols=${cols}&rows=${rows}&csrf_token=${encodeURIComponent(page.csrf || "")}`;
+  const socket = new WebSocket(`${scheme}://${window.location.host}/v1/sandboxes/${encodeURIComponent(id)}/pty?${query}`);
+  socket.binaryType = "arraybuffer";
+  const encoder = new TextEncoder();
+  term.onInput((text) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(encoder.encode(text));
+  });
+  const status = $("terminal-status");
+  status.textContent = "connecting…";
+  socket.addEventListener("open", () => {
+    status.textContent = "connected";
+    element.focus();
+  });
+  socket.addEventListener("message", (event) => {
+    if (typeof event.data === "string") {
+      const message = JSON.parse(event.data);
+      if (message.type === "exit") status.textContent = `exited with code ${message.exit_code}`;
+    } else {
+      term.write(new Uint8Array(event.data));
+    }
+  });
+  socket.addEventListener("close", () => {
+    // An exit already said how it ended.
+    if (!status.textContent.startsWith("exited")) status.textContent = "closed";
+  });
+  page.terminal = { socket, term };
+  element.hidden = false;
+  $("terminal-toggle").textContent = "Close terminal";
+}
+
+function closeTerminal() {
+  if (!page.terminal) return;
+  page.terminal.socket.close();
+  page.terminal = null;
+  $("terminal").hidden = true;
+  $("terminal").replaceChildren();
+  $("terminal-status").textContent = "";
+  $("terminal-toggle").textContent = "Open terminal";
+}
+
+// ---- files -----------------------------------------------------------------
+
+function filesPath(path) {
+  return `/v1/sandboxes/${encodeURIComponent(page.current)}/files?path=${encodeURIComponent(path)}`;
+}
+
+async function upload(event) {
+  event.preventDefault();
+  const file = $("upload-file").files[0];
+  let path = $("upload-path").value.trim();
+  if (!file || !path) return;
+  if (path.endsWith("/")) path += file.name;
+  try {
+    await api("PUT", filesPath(path), file);
+    notify("");
+    loadTimeline();
+  } catch (error) {
+    notify(`Upload to ${path} failed: ${error.message}`);
+  }
+}
+
+async function download(event) {
+  event.preventDefault();
+  const path = $("download-path").value.trim();
+  try {
+    const resp = await fetch(filesPath(path), {
+      headers: { "X-CSRF-Token": page.csrf || "" },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => null);
+      throw new Error((body && body.message) || `status ${resp.status}`);
+    }
+    const url = URL.createObjectURL(await resp.blob());
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = path.split("/").pop() || "download";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    URL.revokeObjectURL(url);
+    notify("");
+  } catch (error) {
+    notify(`Download of ${path} failed: ${error.message}`);
+  }
 }
 
 // ---- the live list ---------------------------------------------------------
@@ -161,6 +349,7 @@ function startWatch() {
     const sandbox = JSON.parse(event.data);
     page.sandboxes.set(sandbox.id, sandbox);
     render();
+    if (sandbox.id === page.current) renderFacts();
   });
   source.addEventListener("removed", (event) => {
     page.sandboxes.delete(JSON.parse(event.data).id);
@@ -219,7 +408,12 @@ function row(sandbox) {
   const tr = document.createElement("tr");
   tr.dataset.id = sandbox.id;
   tr.dataset.state = sandbox.state;
-  tr.appendChild(cell(sandbox.id, "id"));
+  const id = cell("", "id");
+  const link = document.createElement("a");
+  link.href = `#/sandbox/${sandbox.id}`;
+  link.textContent = sandbox.id;
+  id.appendChild(link);
+  tr.appendChild(id);
   tr.appendChild(cell(sandbox.template));
   tr.appendChild(cell(sandbox.state, "state"));
   const owner = cell(sandbox.owner === page.user ? "you" : sandbox.owner, "owner");
@@ -363,6 +557,11 @@ function init() {
   $("filters").addEventListener("change", render);
   $("filters").addEventListener("submit", (event) => event.preventDefault());
   $("sandboxes").addEventListener("click", act);
+  $("terminal-toggle").addEventListener("click", toggleTerminal);
+  $("upload-form").addEventListener("submit", upload);
+  $("download-form").addEventListener("submit", download);
+  $("timeline-refresh").addEventListener("click", loadTimeline);
+  window.addEventListener("hashchange", route);
   window.setInterval(refreshAges, 10000);
   resumeSession();
 }
