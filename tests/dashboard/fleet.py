@@ -103,6 +103,32 @@ def check_sandbox_page(page, sid):
     assert Path(download.value.path()).read_text() == content
     assert download.value.suggested_filename == "note.txt"
 
+    # A named snapshot, a file written after it, a fork: the tree shows
+    # the snapshot and the branch; a rollback to the snapshot drops the file.
+    page.get_by_label("Snapshot name").fill("before-change")
+    page.get_by_role("button", name="Take snapshot").click()
+    named = page.locator("#lineage li[data-kind='named']")
+    expect(named).to_contain_text("before-change", timeout=WAIT)
+    exec_stdout(sid, ["touch", "/home/user/after-snapshot"])
+    page.get_by_role("button", name="Fork", exact=True).click()
+    branch = page.locator("#lineage li[data-kind='fork'] li.branch")
+    expect(branch).to_have_count(1, timeout=WAIT)
+    bid = branch.get_attribute("data-id")
+    expect(branch).to_contain_text("running", timeout=WAIT)
+    shot(page, "9-sandbox-lineage")
+    page.get_by_role("button", name="Roll back to before-change").click()
+    status = page.locator("#lineage-status")
+    expect(status).to_have_text("Rollback to before-change: done", timeout=WAIT)
+    gone = exec_stdout(sid, ["sh", "-c", "test -e /home/user/after-snapshot && echo kept || echo gone"])
+    assert gone == "gone\n", gone
+    # The branch is a sandbox of its own, reached from the tree.
+    branch.locator("a").click()
+    expect(page.locator("#sandbox-id")).to_have_text(bid, timeout=WAIT)
+    expect(page.locator("#lineage-parent")).to_contain_text("Started from snapshot")
+    api("DELETE", f"/v1/sandboxes/{bid}", ADMIN)
+    page.go_back()
+    expect(page.locator("#sandbox-id")).to_have_text(sid, timeout=WAIT)
+
     expect(page.locator("#timeline li[data-kind='created']")).to_have_count(1)
     expect(page.locator("#timeline li[data-kind='terminal']")).not_to_have_count(0)
     shot(page, "8-sandbox-page")

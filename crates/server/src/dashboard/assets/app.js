@@ -1,6 +1,6 @@
 // Warren's dashboard: the fleet of the caller's team, live, and one
-// sandbox's page (#/sandbox/ID): its facts, a terminal, file transfers and
-// its timeline.
+// sandbox's page (#/sandbox/ID): its facts, a terminal, its snapshots and
+// the branches started from them, file transfers and its timeline.
 //
 // The page holds no key: it logs in once (POST /v1/session), and from then
 // on the browser sends the HttpOnly session cookie. Every call also carries
@@ -28,6 +28,7 @@ const page = {
   // The sandbox whose page is shown, and its open terminal.
   current: null,
   terminal: null,
+  snapshots: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -171,6 +172,7 @@ async function openSandbox(id) {
     }
   }
   loadTimeline();
+  loadLineage();
 }
 
 function renderFacts() {
@@ -195,6 +197,10 @@ function renderFacts() {
     facts.append(dt, dd);
   }
   $("terminal-toggle").disabled = sandbox.state !== "running" && !page.terminal;
+  // What the key may do here; the API decides either way.
+  $("terminal-toggle").hidden = !page.scopes.has("sandboxes:exec");
+  $("fork-here").hidden = !page.scopes.has("sandboxes:create");
+  $("snapshot-form").hidden = !page.scopes.has("sandboxes:exec");
 }
 
 async function loadTimeline() {
@@ -218,6 +224,104 @@ async function loadTimeline() {
     list.replaceChildren();
     notify(`Timeline of ${id}: ${error.message}`);
   }
+}
+
+// ---- snapshots and branches ------------------------------------------------
+
+// The snapshots of the page's sandbox, each with the sandboxes started from
+// it (forks, creates from a snapshot); the ids of those snapshots are kept
+// so that a new branch appearing in the fleet redraws the tree.
+async function loadLineage() {
+  const id = page.current;
+  let list;
+  try {
+    list = await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}/snapshots`);
+  } catch (error) {
+    notify(`Snapshots of ${id}: ${error.message}`);
+    return;
+  }
+  if (id !== page.current) return;
+  page.snapshots = new Set(list.snapshots.map((snap) => snap.id));
+  const sandbox = page.sandboxes.get(id);
+  const parent = $("lineage-parent");
+  parent.hidden = !(sandbox && sandbox.source_snapshot);
+  parent.textContent = sandbox && sandbox.source_snapshot ? `Started from snapshot ${sandbox.source_snapshot}.` : "";
+  const tree = $("lineage");
+  tree.replaceChildren();
+  for (const snap of list.snapshots) {
+    const li = document.createElement("li");
+    li.dataset.snapshot = snap.id;
+    li.dataset.kind = snap.kind;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = snap.kind;
+    li.append(kind, snap.name || snap.id, ` · ${new Date(snap.created_at).toLocaleTimeString()}`);
+    if (snap.kind === "named" && snap.available && page.scopes.has("sandboxes:manage")) {
+      const back = document.createElement("button");
+      back.type = "button";
+      back.textContent = "Roll back";
+      back.dataset.rollback = snap.name || snap.id;
+      back.setAttribute("aria-label", `Roll back to ${snap.name || snap.id}`);
+      li.appendChild(back);
+    }
+    if (snap.children.length > 0) {
+      const branches = document.createElement("ul");
+      for (const child of snap.children) {
+        const item = document.createElement("li");
+        item.className = "branch";
+        item.dataset.id = child;
+        const link = document.createElement("a");
+        link.href = `#/sandbox/${child}`;
+        link.textContent = child;
+        const known = page.sandboxes.get(child);
+        item.append(link, ` ${known ? known.state : "killed"}`);
+        branches.appendChild(item);
+      }
+      li.appendChild(branches);
+    }
+    tree.appendChild(li);
+  }
+}
+
+async function lineageAction(what, call) {
+  const status = $("lineage-status");
+  status.textContent = `${what}…`;
+  try {
+    await call();
+    status.textContent = `${what}: done`;
+    notify("");
+  } catch (error) {
+    status.textContent = "";
+    notify(`${what} failed: ${error.message}`);
+  }
+  loadLineage();
+  loadTimeline();
+}
+
+function forkHere() {
+  const path = `/v1/sandboxes/${encodeURIComponent(page.current)}/fork`;
+  lineageAction("Fork", () => api("POST", path, { count: 1 }));
+}
+
+function takeSnapshot(event) {
+  event.preventDefault();
+  const input = $("snapshot-name");
+  const name = input.value.trim();
+  const path = `/v1/sandboxes/${encodeURIComponent(page.current)}/snapshots`;
+  lineageAction(`Snapshot ${name}`, async () => {
+    await api("POST", path, { name });
+    input.value = "";
+  });
+}
+
+function rollBack(event) {
+  const button = event.target.closest("button[data-rollback]");
+  if (!button) return;
+  const snapshot = button.dataset.rollback;
+  if (!window.confirm(`Roll back to ${snapshot}? What changed since is lost.`)) return;
+  const path = `/v1/sandboxes/${encodeURIComponent(page.current)}/rollback`;
+  closeTerminal();
+  lineageAction(`Rollback to ${snapshot}`, () => api("POST", path, { snapshot }));
 }
 
 // ---- terminal --------------------------------------------------------------
@@ -350,6 +454,7 @@ function startWatch() {
     page.sandboxes.set(sandbox.id, sandbox);
     render();
     if (sandbox.id === page.current) renderFacts();
+    if (page.snapshots && page.snapshots.has(sandbox.source_snapshot)) loadLineage();
   });
   source.addEventListener("removed", (event) => {
     page.sandboxes.delete(JSON.parse(event.data).id);
@@ -561,6 +666,9 @@ function init() {
   $("upload-form").addEventListener("submit", upload);
   $("download-form").addEventListener("submit", download);
   $("timeline-refresh").addEventListener("click", loadTimeline);
+  $("fork-here").addEventListener("click", forkHere);
+  $("snapshot-form").addEventListener("submit", takeSnapshot);
+  $("lineage").addEventListener("click", rollBack);
   window.addEventListener("hashchange", route);
   window.setInterval(refreshAges, 10000);
   resumeSession();
