@@ -7,6 +7,9 @@ import time
 import urllib.parse
 
 import httpx
+from e2b import Sandbox
+
+from conftest import TEMPLATE
 
 ECHO_SERVER = r"""
 import socket
@@ -114,3 +117,30 @@ def test_upgraded_connection_is_spliced(sbx):
             assert got == word.upper()
     finally:
         c.close()
+
+
+def test_allow_public_traffic_opens_every_port_without_a_token(run_id):
+    # E2B's allowPublicTraffic: true makes the sandbox's ports public; with
+    # false (as by default here) each needs the traffic token.
+    url = os.environ["E2B_SANDBOX_URL"] + "/hello.txt"
+    for public in (True, False):
+        sbx = Sandbox.create(
+            TEMPLATE,
+            metadata={"run": run_id},
+            network={"allow_public_traffic": public},
+        )
+        try:
+            sbx.files.write("/tmp/www3/hello.txt", "public" if public else "private")
+            sbx.commands.run("python3 -m http.server 8083 --directory /tmp/www3", background=True)
+            host = {"Host": sbx.get_host(8083)}
+            token = {**host, "E2B-Traffic-Access-Token": sbx.traffic_access_token}
+            r = wait_for(lambda: httpx.get(url, headers=token).raise_for_status())
+            assert r.text == ("public" if public else "private")
+            bare = httpx.get(url, headers=host)
+            if public:
+                assert bare.status_code == 200 and bare.text == "public"
+            else:
+                assert bare.status_code == 401
+        finally:
+            sbx.kill()
+
