@@ -144,3 +144,29 @@ def test_allow_public_traffic_opens_every_port_without_a_token(run_id):
         finally:
             sbx.kill()
 
+
+HEADER_ECHO = r"""
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = "".join(k + ": " + v + "\n" for k, v in self.headers.items()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("", 8084), H).serve_forever()
+"""
+
+
+def test_header_names_reach_the_sandbox_title_cased(sbx):
+    # A server reading raw header names sees `Host`, as behind E2B's proxy,
+    # whatever case the client used.
+    sbx.files.write("/tmp/header_echo.py", HEADER_ECHO)
+    sbx.commands.run("python3 /tmp/header_echo.py", background=True)
+    url = os.environ["E2B_SANDBOX_URL"] + "/"
+    sent = {**headers(sbx, 8084), "x-lower-case": "1"}
+    r = wait_for(lambda: httpx.get(url, headers=sent).raise_for_status())
+    names = [line.split(":", 1)[0] for line in r.text.splitlines()]
+    assert "Host" in names and "X-Lower-Case" in names, names
