@@ -7,6 +7,9 @@ import time
 import urllib.parse
 
 import httpx
+from e2b import Sandbox
+
+from conftest import TEMPLATE
 
 ECHO_SERVER = r"""
 import socket
@@ -114,3 +117,56 @@ def test_upgraded_connection_is_spliced(sbx):
             assert got == word.upper()
     finally:
         c.close()
+
+
+def test_allow_public_traffic_opens_every_port_without_a_token(run_id):
+    # E2B's allowPublicTraffic: true makes the sandbox's ports public; with
+    # false (as by default here) each needs the traffic token.
+    url = os.environ["E2B_SANDBOX_URL"] + "/hello.txt"
+    for public in (True, False):
+        sbx = Sandbox.create(
+            TEMPLATE,
+            metadata={"run": run_id},
+            network={"allow_public_traffic": public},
+        )
+        try:
+            sbx.files.write("/tmp/www3/hello.txt", "public" if public else "private")
+            sbx.commands.run("python3 -m http.server 8083 --directory /tmp/www3", background=True)
+            host = {"Host": sbx.get_host(8083)}
+            token = {**host, "E2B-Traffic-Access-Token": sbx.traffic_access_token}
+            r = wait_for(lambda: httpx.get(url, headers=token).raise_for_status())
+            assert r.text == ("public" if public else "private")
+            bare = httpx.get(url, headers=host)
+            if public:
+                assert bare.status_code == 200 and bare.text == "public"
+            else:
+                assert bare.status_code == 401
+        finally:
+            sbx.kill()
+
+
+HEADER_ECHO = r"""
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = "".join(k + ": " + v + "\n" for k, v in self.headers.items()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("", 8084), H).serve_forever()
+"""
+
+
+def test_header_names_reach_the_sandbox_title_cased(sbx):
+    # A server reading raw header names sees `Host`, as behind E2B's proxy,
+    # whatever case the client used.
+    sbx.files.write("/tmp/header_echo.py", HEADER_ECHO)
+    sbx.commands.run("python3 /tmp/header_echo.py", background=True)
+    url = os.environ["E2B_SANDBOX_URL"] + "/"
+    sent = {**headers(sbx, 8084), "x-lower-case": "1"}
+    r = wait_for(lambda: httpx.get(url, headers=sent).raise_for_status())
+    names = [line.split(":", 1)[0] for line in r.text.splitlines()]
+    assert "Host" in names and "X-Lower-Case" in names, names

@@ -31,6 +31,9 @@ pub struct NetworkPolicySchema {
     pub inject: Vec<serde_json::Value>,
     /// Exposed ports reachable without an access token.
     pub public_ports: Vec<u16>,
+    /// Every exposed port reachable without an access token (what E2B's
+    /// `allowPublicTraffic` asks for).
+    pub all_ports_public: bool,
     /// The `Host` requests to its exposed ports carry instead of the
     /// client's, `${PORT}` standing for the port (e.g.
     /// `localhost:${PORT}`, for dev servers that accept only the names

@@ -12,8 +12,13 @@
 //!               "header": "Authorization", "format": "Bearer {value}",
 //!               "env": "GITHUB_TOKEN"}],
 //!   "public_ports": [8080],
+//!   "all_ports_public": false,
 //!   "request_host": "localhost:${PORT}" }
 //! ```
+//!
+//! A port is public (its exposed URL needs no access token) when
+//! `public_ports` lists it or `all_ports_public` is set (E2B's
+//! `allowPublicTraffic`, E2B's default).
 //!
 //! `request_host` is about traffic in, not out: requests reaching the
 //! sandbox's exposed ports carry it as their `Host` (`${PORT}` replaced by
@@ -71,10 +76,17 @@ pub struct NetworkPolicy {
     /// Ports whose exposed URL needs no access token.
     #[serde(default)]
     pub public_ports: Vec<u16>,
+    /// Every port's exposed URL needs no access token.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub all_ports_public: bool,
     /// The `Host` requests to its exposed ports carry instead of the
     /// client's; `${PORT}` stands for the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_host: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The placeholder of the port in [`NetworkPolicy::request_host`].
@@ -202,6 +214,11 @@ impl NetworkPolicy {
             check_request_host(host)?;
         }
         Ok(())
+    }
+
+    /// Whether exposed port `port` is reachable without an access token.
+    pub fn is_public(&self, port: u16) -> bool {
+        self.all_ports_public || self.public_ports.contains(&port)
     }
 
     /// The `Host` a request to exposed port `port` carries, if the policy
@@ -926,6 +943,27 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<NetworkPolicy>("{}").unwrap(),
             NetworkPolicy::default()
+        );
+    }
+
+    #[test]
+    fn public_ports_are_the_listed_ones_or_all() {
+        let listed: NetworkPolicy = serde_json::from_str(r#"{"public_ports":[8080]}"#).unwrap();
+        assert!(listed.is_public(8080));
+        assert!(!listed.is_public(8081));
+        assert!(!NetworkPolicy::default().is_public(8080));
+        // Left out when off, so stored policies keep their form.
+        assert!(
+            serde_json::to_value(&listed)
+                .unwrap()
+                .get("all_ports_public")
+                .is_none()
+        );
+        let all: NetworkPolicy = serde_json::from_str(r#"{"all_ports_public":true}"#).unwrap();
+        assert!(all.is_public(1) && all.is_public(65535));
+        assert_eq!(
+            serde_json::to_value(&all).unwrap()["all_ports_public"],
+            true
         );
     }
 

@@ -14,6 +14,11 @@
 //! agent's port only), whichever proxy calls it; the caller prepares the
 //! rest of the headers (`Host`, forwarding headers) and the path.
 //!
+//! Header names reach the sandbox title-cased (`Host`, `Content-Type`), as
+//! E2B's proxy sends them: servers that read the raw names (Python's
+//! `http.server` hands them over as received) see what they would behind
+//! E2B.
+//!
 //! A pool belongs to one instance of one sandbox
 //! ([`crate::agents::Agents::upstream`]): connections are never carried
 //! from a sandbox to the next one given its address.
@@ -63,6 +68,7 @@ impl Upstream {
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .http1_title_case_headers(true)
             .build(connector);
         Self { client }
     }

@@ -83,7 +83,7 @@ fn urls(base: &Url, domain: &str, sandbox: &Sandbox, port: u16) -> PortUrls {
     } else {
         domain
     };
-    let public = sandbox.network.public_ports.contains(&port);
+    let public = sandbox.network.is_public(port);
     let token = sandbox.traffic_token.as_deref().filter(|_| !public);
     let query = token
         .map(|t| format!("?warren_token={t}"))

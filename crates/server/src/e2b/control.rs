@@ -13,6 +13,7 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use time::OffsetDateTime;
 use warren_api_types::CreateSandboxRequest;
+use warren_core::network::NetworkPolicy;
 use warren_core::{OnIdle, SandboxState, SnapshotId, WarrenError};
 use warren_store::{GrantKind, SandboxRecord};
 
@@ -51,19 +52,31 @@ pub(super) fn unsupported(what: &str) -> E2bError {
 /// what its end does: pause instead of kill. That is Warren's `on_idle:
 /// pause` with the same lifetime and no idle timeout (the reaper applies
 /// `on_idle` when the lifetime runs out). `autoResume.enabled` is
-/// Warren's `auto_resume` (off unless asked for, as on E2B).
+/// Warren's `auto_resume` (off unless asked for, as on E2B). Network
+/// settings that do not say whether ports are public leave them as
+/// `default_network` (the daemon's default policy) has them.
 pub(super) fn create_params(
     req: NewSandbox,
     snapshot: Option<SnapshotId>,
     caller: &Caller,
     defaults: &warren_core::Limits,
+    default_network: &NetworkPolicy,
 ) -> E2bResult<CreateParams> {
     if req.auto_pause_memory == Some(false) {
         return Err(unsupported(
             "autoPauseMemory=false (a pause always keeps memory)",
         ));
     }
-    let network = super::network::to_policy(req.allow_internet_access, req.network.as_ref(), None)?;
+    let exposure = NetworkPolicy {
+        public_ports: default_network.public_ports.clone(),
+        all_ports_public: default_network.all_ports_public,
+        ..NetworkPolicy::default()
+    };
+    let network = super::network::to_policy(
+        req.allow_internet_access,
+        req.network.as_ref(),
+        Some(&exposure),
+    )?;
     let auto_pause = req.auto_pause == Some(true);
     let native = CreateSandboxRequest {
         template: snapshot.is_none().then_some(req.template_id),
@@ -180,7 +193,8 @@ pub async fn create(
         None => state.sandboxes.default_limits_for(Some(&req.template_id)),
         Some(_) => *state.sandboxes.default_limits(),
     };
-    let mut params = create_params(req, snapshot, &caller, &defaults)?;
+    let default_network = state.sandboxes.default_network();
+    let mut params = create_params(req, snapshot, &caller, &defaults, default_network)?;
     if let Some(policy) = &params.network {
         // As natively: injected secrets must be the team's and the
         // caller's to use.

@@ -75,7 +75,7 @@ fn e2b_bodies(caller: &Caller, bytes: &[u8]) {
                 }
             }
         }
-        let _ = create_params(req, None, caller, &Limits::default());
+        let _ = create_params(req, None, caller, &Limits::default(), &Default::default());
     }
     let _ = serde_json::from_slice::<wire::ConnectSandbox>(bytes);
     let _ = serde_json::from_slice::<wire::PauseRequest>(bytes);

@@ -18,9 +18,14 @@
 //! `${e2b.secrets.NAME}` ([`SecretInjection::from_e2b_header`]): the egress
 //! proxy sets the header with the team secret's value in the placeholder's
 //! place. Transforms without a secret, egress SOCKS proxies, DNS server
-//! lists, host masks and HTTPS port lists are refused rather than ignored.
+//! lists and HTTPS port lists are refused rather than ignored.
 //! `rules` replaces the policy's injections; an update without it keeps
-//! them. Callers must pass [`Secrets::check_injections`] (scope and the
+//! them.
+//!
+//! Traffic in: `allowPublicTraffic: true` makes every exposed port public
+//! (`all_ports_public`), `false` makes none public, so each needs the
+//! traffic token. Left out, a create takes the daemon default policy's
+//! public ports and an update keeps the sandbox's. Callers must pass [`Secrets::check_injections`] (scope and the
 //! team's secrets) with the policy, as natively.
 //!
 //! [`Secrets::check_injections`]: crate::service::secrets::Secrets::check_injections
@@ -46,7 +51,8 @@ const UNSUPPORTED: [&str; 3] = ["egressProxy", "dnsServers", "httpsPorts"];
 
 /// The policy E2B's settings ask for, or `None` to take the daemon's
 /// default. `base` keeps what E2B cannot say (secret injections, public
-/// ports) when a live sandbox's policy is replaced.
+/// ports) when a live sandbox's policy is replaced; at create, it holds
+/// the daemon default's public ports.
 pub(super) fn to_policy(
     allow_internet_access: Option<bool>,
     network: Option<&Value>,
@@ -95,6 +101,20 @@ pub(super) fn to_policy(
         policy.deny = denied.into_iter().map(NetRule::Cidr).collect();
         if let Some(rules) = map.get("rules").filter(|v| !v.is_null()) {
             policy.inject = injections(rules)?;
+        }
+        match map.get("allowPublicTraffic") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(public)) => {
+                policy.all_ports_public = *public;
+                if !public {
+                    policy.public_ports.clear();
+                }
+            }
+            Some(_) => {
+                return Err(E2bError(WarrenError::invalid(
+                    "network.allowPublicTraffic must be a boolean",
+                )));
+            }
         }
         match map.get("maskRequestHost") {
             None | Some(Value::Null) => {}
@@ -331,6 +351,32 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(cleared.inject.is_empty());
+    }
+
+    #[test]
+    fn allow_public_traffic_opens_every_port_or_none() {
+        let public = policy(None, json!({"allowPublicTraffic": true}));
+        assert!(public.is_public(8080) && public.is_public(3000));
+        let base = NetworkPolicy {
+            public_ports: vec![8080],
+            ..NetworkPolicy::default()
+        };
+        let private = to_policy(
+            None,
+            Some(&json!({"allowPublicTraffic": false})),
+            Some(&base),
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!private.is_public(8080));
+        // Left out, the base's ports stay as they were.
+        let kept = to_policy(None, Some(&json!({"allowOut": []})), Some(&public))
+            .unwrap()
+            .unwrap();
+        assert!(kept.all_ports_public);
+        let kept = to_policy(Some(false), None, Some(&base)).unwrap().unwrap();
+        assert_eq!(kept.public_ports, vec![8080]);
+        assert!(to_policy(None, Some(&json!({"allowPublicTraffic": "yes"})), None).is_err());
     }
 
     #[test]

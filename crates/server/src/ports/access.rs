@@ -1,10 +1,11 @@
 //! Who may reach a sandbox's port, and the cookies it may set.
 //!
 //! A request is let in when the port is public (the sandbox's policy lists
-//! it in `public_ports`), or it shows the sandbox's traffic token — as
-//! `X-Warren-Traffic-Token`, E2B's `E2B-Traffic-Access-Token`, the
-//! `warren_token` query parameter or the [`COOKIE`] cookie — or an API key
-//! of the sandbox's team with `sandboxes:exec` (checked by the caller).
+//! it in `public_ports` or sets `all_ports_public`), or it shows the
+//! sandbox's traffic token — as `X-Warren-Traffic-Token`, E2B's
+//! `E2B-Traffic-Access-Token`, the `warren_token` query parameter or the
+//! [`COOKIE`] cookie — or an API key of the sandbox's team with
+//! `sandboxes:exec` (checked by the caller).
 //! A public port ignores credentials altogether; on a protected port a
 //! token that is shown is decisive (a wrong one is refused without looking
 //! for a key). The cookie is only ever set to the sandbox's own token, after
@@ -17,10 +18,10 @@ use warren_store::SandboxRecord;
 pub const COOKIE: &str = "warren_traffic_token";
 const TOKEN_HEADERS: [&str; 2] = ["x-warren-traffic-token", "e2b-traffic-access-token"];
 
-/// The ports of `rec` open to anyone who knows the URL: its network
-/// policy's `public_ports`.
-pub fn public_ports(rec: &SandboxRecord) -> &[u16] {
-    &rec.network.public_ports
+/// Whether `port` of `rec` is open to anyone who knows the URL: its
+/// network policy lists it in `public_ports` or makes every port public.
+pub fn is_public(rec: &SandboxRecord, port: u16) -> bool {
+    rec.network.is_public(port)
 }
 
 /// The credential a request shows for a sandbox port.

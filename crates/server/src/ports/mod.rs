@@ -222,7 +222,7 @@ impl PortProxy {
             None => None,
         };
         if let Some(rec) = &rec
-            && access::public_ports(rec).contains(&addr.port)
+            && access::is_public(rec, addr.port)
         {
             return Ok((rec.id.clone(), None));
         }

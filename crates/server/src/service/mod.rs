@@ -242,6 +242,11 @@ impl Sandboxes {
         self.gate.load()
     }
 
+    /// The network policy of sandboxes created without their own.
+    pub(crate) fn default_network(&self) -> &warren_core::network::NetworkPolicy {
+        self.network.default_policy()
+    }
+
     /// Limits of sandboxes created without their own.
     pub(crate) fn default_limits(&self) -> &warren_core::Limits {
         &self.default_limits
