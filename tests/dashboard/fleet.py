@@ -2,7 +2,8 @@
 against a real daemon (see crates/e2e/tests/integration/sandbox_dashboard.rs).
 
 Environment: WARREN_URL, WARREN_ADMIN_KEY, WARREN_VIEWER_KEY (a viewer of
-the admin's team), DASHBOARD_ARTIFACTS (a directory for screenshots and
+the admin's team), WARREN_DB (the daemon's SQLite store, edited to tamper
+with an audit entry), DASHBOARD_ARTIFACTS (a directory for screenshots and
 accessibility reports), AXE_JS (axe-core's axe.min.js), CHROMIUM (default
 /usr/bin/chromium). No browser is downloaded.
 
@@ -19,6 +20,7 @@ import base64
 import json
 import os
 import re
+import sqlite3
 import sys
 import urllib.error
 import urllib.request
@@ -29,6 +31,7 @@ from playwright.sync_api import expect, sync_playwright
 URL = os.environ["WARREN_URL"].rstrip("/")
 ADMIN = os.environ["WARREN_ADMIN_KEY"]
 VIEWER = os.environ["WARREN_VIEWER_KEY"]
+DB = os.environ["WARREN_DB"]
 ARTIFACTS = Path(os.environ["DASHBOARD_ARTIFACTS"])
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 AXE = Path(os.environ["AXE_JS"])
@@ -133,6 +136,42 @@ def check_sandbox_page(page, sid):
     expect(page.locator("#timeline li[data-kind='terminal']")).not_to_have_count(0)
     shot(page, "8-sandbox-page")
     page.get_by_role("link", name="← Fleet").click()
+    expect(page.locator(f'tr[data-id="{sid}"]')).to_be_visible(timeout=WAIT)
+
+
+def check_audit_page(page, sid):
+    """The audit page proves an entry in the browser, and shows an entry
+    edited in the daemon's database as changed."""
+    page.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible(timeout=WAIT)
+    page.get_by_label("Sandbox", exact=True).fill(sid)
+    page.get_by_role("button", name="Show").click()
+    create = page.locator("#audit-entries tbody tr").filter(
+        has=page.locator("td.action", has_text=re.compile("^sandbox.create$"))
+    )
+    expect(create).to_have_count(1, timeout=WAIT)
+    index = int(create.get_attribute("data-index"))
+    create.get_by_role("button", name=f"Verify entry {index}").click()
+    verdict = create.locator("td.proof")
+    expect(verdict).to_contain_text("✓ in the signed log", timeout=WAIT)
+    shot(page, "10-audit-verified")
+
+    # Someone with the database edits the entry: the page, which hashes
+    # what it is shown, finds it is not the entry the signed tree holds.
+    with sqlite3.connect(DB, timeout=30) as db:
+        changed = db.execute(
+            "UPDATE audit_entries SET target = 'someone-else' WHERE idx = ?", (index,)
+        ).rowcount
+    assert changed == 1, changed
+    page.get_by_role("button", name="Show").click()
+    create = page.locator(f'#audit-entries tbody tr[data-index="{index}"]')
+    expect(create).to_contain_text("someone-else", timeout=WAIT)
+    create.get_by_role("button", name=f"Verify entry {index}").click()
+    verdict = create.locator("td.proof")
+    expect(verdict).to_contain_text("✗", timeout=WAIT)
+    expect(verdict).to_contain_text("it was changed")
+    shot(page, "11-audit-tampered")
+    page.get_by_role("link", name="Fleet").click()
     expect(page.locator(f'tr[data-id="{sid}"]')).to_be_visible(timeout=WAIT)
 
 
@@ -247,9 +286,13 @@ def main():
         expect(a11y.locator("#sandbox-state")).to_have_text("running", timeout=WAIT)
         expect(a11y.locator("#timeline li").first).to_be_visible(timeout=WAIT)
         check_accessibility(a11y, "sandbox")
+        a11y.goto(f"{URL}/#/audit")
+        expect(a11y.locator("#audit-entries tbody tr").first).to_be_visible(timeout=WAIT)
+        check_accessibility(a11y, "audit")
         a11y.context.close()
 
         check_sandbox_page(admin, sid)
+        check_audit_page(admin, sid)
 
         # Calls with the cookie but without the token are refused, reads
         # too: another page on this origin has the cookie, never the token.
@@ -286,7 +329,7 @@ def main():
         row.locator('button[data-action="resume"]').click()
         expect(row.locator("td.state")).to_have_text("running", timeout=WAIT)
         row.locator('button[data-action="fork"]').click()
-        branch = admin.locator(f'tbody tr:not([data-id="{sid}"])')
+        branch = admin.locator(f'#sandboxes tbody tr:not([data-id="{sid}"])')
         expect(branch).to_have_count(1, timeout=WAIT)
         expect(branch.locator("td.state")).to_have_text("running", timeout=WAIT)
         bid = branch.get_attribute("data-id")

@@ -47,6 +47,7 @@ async fn sandbox_dashboard_fleet_in_a_browser() {
             .env("WARREN_URL", &d.url)
             .env("WARREN_ADMIN_KEY", &d.key)
             .env("WARREN_VIEWER_KEY", &viewer)
+            .env("WARREN_DB", d.data_dir().join("warren.db"))
             .env("DASHBOARD_ARTIFACTS", &artifacts)
             .env("CHROMIUM", CHROMIUM)
             .env("AXE_JS", &axe)

@@ -51,10 +51,16 @@ pub const TERMINAL: Asset = Asset {
     body: include_str!("assets/term.js"),
 };
 
-/// Every file, in the order of [`ETAGS`].
-pub const ALL: [&Asset; 4] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL];
+pub const VERIFIER: Asset = Asset {
+    path: "/assets/verify.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/verify.js"),
+};
 
-static ETAGS: OnceLock<[String; 4]> = OnceLock::new();
+/// Every file, in the order of [`ETAGS`].
+pub const ALL: [&Asset; 5] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL, &VERIFIER];
+
+static ETAGS: OnceLock<[String; 5]> = OnceLock::new();
 
 fn etag(asset: &Asset) -> &'static str {
     let tags = ETAGS.get_or_init(|| {

@@ -1,6 +1,7 @@
 // Warren's dashboard: the fleet of the caller's team, live, and one
 // sandbox's page (#/sandbox/ID): its facts, a terminal, its snapshots and
-// the branches started from them, file transfers and its timeline.
+// the branches started from them, file transfers and its timeline; and the
+// audit log (#/audit), each entry checked in the browser (verify.js).
 //
 // The page holds no key: it logs in once (POST /v1/session), and from then
 // on the browser sends the HttpOnly session cookie. Every call also carries
@@ -15,6 +16,7 @@
 // the token in its query as for the watch stream) drawn by term.js.
 
 import { Terminal } from "./term.js";
+import { parseExact, plain, verifyEntry } from "./verify.js";
 
 const TOKEN = "warren.session-token";
 const STATES = ["creating", "running", "pausing", "paused", "resuming", "failed"];
@@ -29,6 +31,8 @@ const page = {
   current: null,
   terminal: null,
   snapshots: null,
+  auditKey: null,
+  auditNext: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -99,6 +103,8 @@ function showLogin() {
   window.sessionStorage.removeItem(TOKEN);
   show("fleet", false);
   show("sandbox", false);
+  show("audit", false);
+  show("nav", false);
   show("who", false);
   show("logout", false);
   show("login", true);
@@ -142,6 +148,8 @@ async function enter(session) {
   show("login", false);
   show("who", true);
   show("logout", true);
+  show("nav", true);
+  show("nav-audit", page.scopes.has("audit:read"));
   startWatch();
   route();
 }
@@ -153,11 +161,14 @@ function route() {
   if (!page.csrf) return;
   const match = /^#\/sandbox\/([A-Za-z0-9]+)$/.exec(window.location.hash);
   const id = match ? match[1] : null;
+  const audit = window.location.hash === "#/audit";
   if (id !== page.current) closeTerminal();
   page.current = id;
-  show("fleet", !id);
+  show("fleet", !id && !audit);
   show("sandbox", Boolean(id));
+  show("audit", audit);
   if (id) openSandbox(id);
+  if (audit) loadAudit(null);
 }
 
 async function openSandbox(id) {
@@ -322,6 +333,103 @@ function rollBack(event) {
   const path = `/v1/sandboxes/${encodeURIComponent(page.current)}/rollback`;
   closeTerminal();
   lineageAction(`Rollback to ${snapshot}`, () => api("POST", path, { snapshot }));
+}
+
+// ---- audit -----------------------------------------------------------------
+
+// Entries are read as text and parsed exactly (verify.js): their numbers
+// must reach the hash as they were sent, not through floating point.
+async function fetchExact(path) {
+  const resp = await fetch(path, {
+    headers: { "X-CSRF-Token": page.csrf || "" },
+    credentials: "same-origin",
+    cache: "no-store",
+  });
+  const text = await resp.text();
+  if (!resp.ok) {
+    let message = `status ${resp.status}`;
+    try {
+      message = JSON.parse(text).message || message;
+    } catch {
+      // not JSON: keep the status
+    }
+    const error = new Error(message);
+    error.status = resp.status;
+    throw error;
+  }
+  return parseExact(text);
+}
+
+// Shows the entries matching the filters from the start, or the next page.
+async function loadAudit(after) {
+  const tbody = $("audit-entries").tBodies[0];
+  if (after === null) tbody.replaceChildren();
+  const params = new URLSearchParams({ limit: "100" });
+  for (const name of ["sandbox", "action"]) {
+    const value = $(`audit-${name}`).value.trim();
+    if (value) params.set(name, value);
+  }
+  if (after !== null) params.set("after", String(after));
+  try {
+    if (!page.auditKey) {
+      page.auditKey = (await api("GET", "/v1/audit/heads")).public_key;
+      $("audit-key").textContent = `${page.auditKey.slice(0, 16)}…`;
+      $("audit-key").title = page.auditKey;
+    }
+    const list = await fetchExact(`/v1/audit/entries?${params}`);
+    for (const line of list.entries) tbody.appendChild(auditRow(line.entry));
+    const next = list.next_after ? plain(list.next_after) : null;
+    page.auditNext = next;
+    show("audit-more", next !== null);
+    notify("");
+  } catch (error) {
+    notify(`Audit log: ${error.message}`);
+  }
+}
+
+function auditRow(entry) {
+  const shown = plain(entry);
+  const tr = document.createElement("tr");
+  tr.dataset.index = String(shown.index);
+  tr.appendChild(cell(String(shown.index)));
+  tr.appendChild(cell(new Date(shown.time_ms).toISOString().replace("T", " ").slice(0, 19)));
+  tr.appendChild(cell(shown.actor.join(" → ")));
+  tr.appendChild(cell(shown.action, "action"));
+  tr.appendChild(cell(shown.target));
+  tr.appendChild(cell(shown.outcome));
+  const proof = cell("", "proof");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.textContent = "Verify";
+  button.setAttribute("aria-label", `Verify entry ${shown.index}`);
+  button.addEventListener("click", () => verifyRow(entry, proof));
+  proof.appendChild(button);
+  tr.appendChild(proof);
+  return tr;
+}
+
+async function verifyRow(entry, proofCell) {
+  const index = plain(entry.index);
+  const result = document.createElement("span");
+  result.setAttribute("role", "status");
+  proofCell.replaceChildren(result);
+  result.textContent = "checking…";
+  let proof;
+  try {
+    proof = await fetchExact(`/v1/audit/entries/${index}/proof`);
+  } catch (error) {
+    result.textContent = error.status === 409 ? "not signed yet: try again in a second" : `no proof: ${error.message}`;
+    return;
+  }
+  const verdict = await verifyEntry(entry, proof, page.auditKey);
+  if (verdict.ok) {
+    result.className = "verified";
+    result.textContent = `✓ in the signed log of ${verdict.size}`;
+    result.title = `root ${verdict.root}`;
+  } else {
+    result.className = "tampered";
+    result.textContent = `✗ ${verdict.why}`;
+  }
 }
 
 // ---- terminal --------------------------------------------------------------
@@ -669,6 +777,11 @@ function init() {
   $("fork-here").addEventListener("click", forkHere);
   $("snapshot-form").addEventListener("submit", takeSnapshot);
   $("lineage").addEventListener("click", rollBack);
+  $("audit-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadAudit(null);
+  });
+  $("audit-more").addEventListener("click", () => loadAudit(page.auditNext));
   window.addEventListener("hashchange", route);
   window.setInterval(refreshAges, 10000);
   resumeSession();
