@@ -175,6 +175,39 @@ def check_audit_page(page, sid):
     expect(page.locator(f'tr[data-id="{sid}"]')).to_be_visible(timeout=WAIT)
 
 
+def check_usage_page(page):
+    """Usage by template with its cost, and keys made and revoked by an
+    admin from the page."""
+    page.get_by_role("link", name="Usage").click()
+    expect(page.get_by_role("heading", name="Usage and costs")).to_be_visible(timeout=WAIT)
+    page.get_by_label("By", exact=True).select_option("template")
+    base = page.locator('#usage-groups tbody tr[data-group="base"]')
+    # The meter samples every second; a row appears once one has counted.
+    for _ in range(30):
+        page.get_by_role("button", name="Show").click()
+        if base.count() == 1:
+            break
+        page.wait_for_timeout(1000)
+    expect(base).to_have_count(1)
+    expect(base.locator("td.cost")).to_contain_text("USD")
+    shot(page, "12-usage")
+
+    page.get_by_label("Name", exact=True).fill("made-in-the-page")
+    page.get_by_label("Role", exact=True).select_option("viewer")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#key-secret")
+    expect(secret).to_contain_text("wrn_", timeout=WAIT)
+    key = re.search(r"(wrn_\S+)$", secret.text_content()).group(1)
+    status, me = api("GET", "/v1/whoami", key)
+    assert status == 200 and me["role"] == "viewer", (status, me)
+    page.get_by_role("button", name="Revoke key made-in-the-page").click()
+    row = page.locator("#keys tbody tr").filter(has_text="made-in-the-page")
+    expect(row.locator("td.key-state")).to_have_text("revoked", timeout=WAIT)
+    status, _ = api("GET", "/v1/whoami", key)
+    assert status == 401, status
+    page.get_by_role("link", name="Fleet").click()
+
+
 def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -182,7 +215,7 @@ def shot(page, name):
 def login(page, key):
     page.goto(URL + "/")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=WAIT)
-    page.get_by_label("API key").fill(key)
+    page.get_by_label("API key", exact=True).fill(key)
     page.get_by_role("button", name="Log in").click()
     expect(page.locator("#live")).to_have_text("live", timeout=WAIT)
 
@@ -293,6 +326,7 @@ def main():
 
         check_sandbox_page(admin, sid)
         check_audit_page(admin, sid)
+        check_usage_page(admin)
 
         # Calls with the cookie but without the token are refused, reads
         # too: another page on this origin has the cookie, never the token.

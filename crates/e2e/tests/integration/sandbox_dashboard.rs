@@ -31,7 +31,8 @@ async fn sandbox_dashboard_fleet_in_a_browser() {
         python.display(),
         axe.display()
     );
-    let d = Daemon::with_base().await;
+    // A meter sampling every second, so the usage page has figures.
+    let d = Daemon::with_base_and(&["--meter-interval", "1s"]).await;
     let viewer = d
         .mint(
             &d.key,

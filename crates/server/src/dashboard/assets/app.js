@@ -1,7 +1,8 @@
 // Warren's dashboard: the fleet of the caller's team, live, and one
 // sandbox's page (#/sandbox/ID): its facts, a terminal, its snapshots and
 // the branches started from them, file transfers and its timeline; and the
-// audit log (#/audit), each entry checked in the browser (verify.js).
+// audit log (#/audit), each entry checked in the browser (verify.js); and
+// usage, costs, budgets and, for admins, keys (#/usage).
 //
 // The page holds no key: it logs in once (POST /v1/session), and from then
 // on the browser sends the HttpOnly session cookie. Every call also carries
@@ -104,6 +105,7 @@ function showLogin() {
   show("fleet", false);
   show("sandbox", false);
   show("audit", false);
+  show("usage", false);
   show("nav", false);
   show("who", false);
   show("logout", false);
@@ -162,13 +164,16 @@ function route() {
   const match = /^#\/sandbox\/([A-Za-z0-9]+)$/.exec(window.location.hash);
   const id = match ? match[1] : null;
   const audit = window.location.hash === "#/audit";
+  const usage = window.location.hash === "#/usage";
   if (id !== page.current) closeTerminal();
   page.current = id;
-  show("fleet", !id && !audit);
+  show("fleet", !id && !audit && !usage);
   show("sandbox", Boolean(id));
   show("audit", audit);
+  show("usage", usage);
   if (id) openSandbox(id);
   if (audit) loadAudit(null);
+  if (usage) loadUsage();
 }
 
 async function openSandbox(id) {
@@ -333,6 +338,153 @@ function rollBack(event) {
   const path = `/v1/sandboxes/${encodeURIComponent(page.current)}/rollback`;
   closeTerminal();
   lineageAction(`Rollback to ${snapshot}`, () => api("POST", path, { snapshot }));
+}
+
+// ---- usage, budgets, keys --------------------------------------------------
+
+function money(amount, currency) {
+  return `${amount.toFixed(amount < 1 ? 4 : 2)} ${currency}`;
+}
+
+function duration(seconds) {
+  if (seconds < 120) return `${seconds.toFixed(1)} s`;
+  if (seconds < 7200) return `${(seconds / 60).toFixed(1)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+// A bar `fraction` wide (0-1), drawn through the CSS object model.
+function bar(fraction, over) {
+  const td = document.createElement("td");
+  td.className = "bar-cell";
+  const div = document.createElement("div");
+  div.className = over ? "share over" : "share";
+  div.style.width = `${Math.round(Math.min(1, Math.max(0, fraction)) * 100)}%`;
+  td.appendChild(div);
+  return td;
+}
+
+async function loadUsage() {
+  const meta = $("usage-meta").value.trim();
+  const params = new URLSearchParams({
+    group_by: meta ? `metadata.${meta}` : $("usage-group").value,
+    since: $("usage-since").value,
+  });
+  try {
+    const report = await api("GET", `/v1/usage?${params}`);
+    const tbody = $("usage-groups").tBodies[0];
+    tbody.replaceChildren();
+    const total = report.total.cost.total;
+    for (const group of report.groups) {
+      const u = group.usage;
+      const tr = document.createElement("tr");
+      tr.dataset.group = group.key === null ? "" : group.key;
+      tr.appendChild(cell(group.key === null ? "(none)" : group.key, "group"));
+      tr.appendChild(cell(String(group.sandboxes)));
+      tr.appendChild(cell(duration(u.cpu_seconds)));
+      tr.appendChild(cell(`${u.memory_gib_seconds.toFixed(2)} GiB·s`));
+      tr.appendChild(cell(duration(u.running_seconds)));
+      tr.appendChild(cell(bytes(u.egress_bytes)));
+      tr.appendChild(cell(money(u.cost.total, u.cost.currency), "cost"));
+      tr.appendChild(bar(total > 0 ? u.cost.total / total : 0, false));
+      tbody.appendChild(tr);
+    }
+    $("usage-total").textContent = `${report.groups.length} groups, ${money(total, report.total.cost.currency)} in all, ${report.since} to ${report.until}.`;
+    notify("");
+  } catch (error) {
+    notify(`Usage: ${error.message}`);
+  }
+  loadBudgets();
+  show("keys-panel", page.scopes.has("keys:manage"));
+  if (page.scopes.has("keys:manage")) loadKeys();
+}
+
+async function loadBudgets() {
+  try {
+    const list = await api("GET", "/v1/budgets");
+    const tbody = $("budgets").tBodies[0];
+    tbody.replaceChildren();
+    for (const b of list.budgets) {
+      const tr = document.createElement("tr");
+      const who = b.key ? `key ${b.key}` : b.user ? `user ${b.user}` : `team ${b.team}`;
+      tr.appendChild(cell(who));
+      tr.appendChild(cell(b.period));
+      tr.appendChild(cell(money(b.spend, b.currency)));
+      tr.appendChild(cell(money(b.amount, b.currency)));
+      const state = b.exceeded ? (b.lifted ? "exceeded, lifted" : `exceeded: ${b.action}`) : b.warned ? "warned" : "within";
+      tr.appendChild(cell(state));
+      tbody.appendChild(tr);
+    }
+    show("budgets-empty", list.budgets.length === 0);
+  } catch (error) {
+    notify(`Budgets: ${error.message}`);
+  }
+}
+
+async function loadKeys() {
+  try {
+    const list = await api("GET", "/v1/keys");
+    const tbody = $("keys").tBodies[0];
+    tbody.replaceChildren();
+    for (const key of list.keys) {
+      const tr = document.createElement("tr");
+      tr.dataset.key = key.id;
+      tr.appendChild(cell(key.name, "name"));
+      tr.appendChild(cell(key.user));
+      tr.appendChild(cell(key.role));
+      tr.appendChild(cell(key.created_at.slice(0, 19).replace("T", " ")));
+      tr.appendChild(cell(key.revoked_at ? "revoked" : "active", "key-state"));
+      const actions = document.createElement("td");
+      if (!key.revoked_at) {
+        const revoke = document.createElement("button");
+        revoke.type = "button";
+        revoke.className = "danger";
+        revoke.textContent = "Revoke";
+        revoke.setAttribute("aria-label", `Revoke key ${key.name}`);
+        revoke.addEventListener("click", () => revokeKey(key));
+        actions.appendChild(revoke);
+      }
+      tr.appendChild(actions);
+      tbody.appendChild(tr);
+    }
+  } catch (error) {
+    notify(`Keys: ${error.message}`);
+  }
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const name = $("key-name").value.trim();
+  try {
+    const made = await api("POST", "/v1/keys", { name, role: $("key-role").value });
+    const secret = $("key-secret");
+    secret.textContent = `New key ${made.name} (shown once, copy it now): ${made.secret}`;
+    secret.hidden = false;
+    $("key-name").value = "";
+    loadKeys();
+  } catch (error) {
+    notify(`Creating key ${name} failed: ${error.message}`);
+  }
+}
+
+async function revokeKey(key) {
+  if (!window.confirm(`Revoke key ${key.name}? Whatever uses it stops working.`)) return;
+  try {
+    await api("DELETE", `/v1/keys/${encodeURIComponent(key.id)}`);
+    loadKeys();
+  } catch (error) {
+    notify(`Revoking ${key.name} failed: ${error.message}`);
+  }
 }
 
 // ---- audit -----------------------------------------------------------------
@@ -782,6 +934,11 @@ function init() {
     loadAudit(null);
   });
   $("audit-more").addEventListener("click", () => loadAudit(page.auditNext));
+  $("usage-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadUsage();
+  });
+  $("key-form").addEventListener("submit", createKey);
   window.addEventListener("hashchange", route);
   window.setInterval(refreshAges, 10000);
   resumeSession();
