@@ -18,7 +18,17 @@ use tower::ServiceExt as _;
 use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
-/// `method path` of E2B's control plane with an API key.
+const OK: StatusCode = StatusCode::OK;
+const CREATED: StatusCode = StatusCode::CREATED;
+const GONE: StatusCode = StatusCode::NO_CONTENT;
+const BAD: StatusCode = StatusCode::BAD_REQUEST;
+const UNAUTH: StatusCode = StatusCode::UNAUTHORIZED;
+const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
+const MISSING: StatusCode = StatusCode::NOT_FOUND;
+const CONFLICT: StatusCode = StatusCode::CONFLICT;
+const FULL: StatusCode = StatusCode::INSUFFICIENT_STORAGE;
+
+/// `method path` of E2B's control plane with an API key and `body`.
 async fn control(
     w: &InProcess,
     key: &str,
@@ -39,61 +49,67 @@ async fn control(
     w.send(req.unwrap()).await
 }
 
-/// `method uri` of the content API with `token` as a Bearer (none: no
-/// header): the status and the raw answer.
-async fn content(
-    w: &InProcess,
-    token: Option<&str>,
-    method: &str,
-    uri: &str,
-    body: Body,
-) -> (StatusCode, Vec<u8>) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    if method == "PATCH" {
-        req = req.header("content-type", "application/json");
-    }
-    let resp = w
-        .api
-        .clone()
-        .oneshot(req.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, bytes)
-}
-
-/// As [`content`], the answer read as JSON.
-async fn call(
-    w: &InProcess,
-    token: &str,
-    method: &str,
-    uri: &str,
-    body: Body,
-) -> (StatusCode, Value) {
-    let (status, bytes) = content(w, Some(token), method, uri, body).await;
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 /// A new volume of the key's team: its id and token.
 async fn volume(w: &InProcess, key: &str, name: &str) -> (String, String) {
     let (status, v) = control(w, key, "POST", "/volumes", Some(json!({"name": name}))).await;
-    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(status, CREATED, "{v}");
     let token = v["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("wvt_"), "{v}");
     (v["volumeID"].as_str().unwrap().to_owned(), token)
+}
+
+/// One volume seen through the content API with one token.
+struct Client<'a> {
+    w: &'a InProcess,
+    token: Option<String>,
+    volume: String,
+}
+
+impl Client<'_> {
+    /// `method /volumecontent/{volume}/{rest}`: the status and the raw answer.
+    async fn raw(&self, method: &str, rest: &str, body: impl Into<Body>) -> (StatusCode, Vec<u8>) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("/volumecontent/{}/{rest}", self.volume));
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if method == "PATCH" {
+            req = req.header("content-type", "application/json");
+        }
+        let resp = self
+            .w
+            .api
+            .clone()
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, bytes.to_vec())
+    }
+
+    /// As [`Self::raw`], asserting the status; the answer as JSON.
+    async fn expect(
+        &self,
+        method: &str,
+        rest: &str,
+        body: impl Into<Body>,
+        want: StatusCode,
+    ) -> Value {
+        let (status, bytes) = self.raw(method, rest, body).await;
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(status, want, "{method} {rest}: {text}");
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+}
+
+fn client<'a>(w: &'a InProcess, token: Option<&str>, volume: &str) -> Client<'a> {
+    Client {
+        w,
+        token: token.map(str::to_owned),
+        volume: volume.to_owned(),
+    }
 }
 
 async fn team_of(w: &InProcess, key: &str) -> String {
@@ -106,30 +122,13 @@ fn host_dir(dir: &Path, team: &str, id: &str) -> PathBuf {
 }
 
 async fn other_team(w: &InProcess, admin: &str, name: &str) -> String {
-    let (status, team) = w
-        .call(
-            Some(admin),
-            "POST",
-            "/v1/teams",
-            Some(json!({"name": name, "admin": "eve"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{team}");
+    let body = json!({"name": name, "admin": "eve"});
+    let (status, team) = w.call(Some(admin), "POST", "/v1/teams", Some(body)).await;
+    assert_eq!(status, CREATED, "{team}");
     team["key"]["secret"].as_str().unwrap().to_owned()
 }
 
-/// Names in `dir` that an upload would have left.
-fn leftovers(dir: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in walk(dir) {
-        let name = entry.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with(".warren-upload-") {
-            found.push(entry.display().to_string());
-        }
-    }
-    found
-}
-
+/// Every path below `dir`, links not followed.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -142,16 +141,33 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Temporary files an upload would have left below `dir`.
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    walk(dir)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".warren-upload-")
+        })
+        .collect()
+}
+
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").unwrap().uid() == 0
 }
 
-fn names(list: &Value) -> Vec<String> {
+fn paths(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
         .iter()
         .map(|e| e["path"].as_str().unwrap().to_owned())
         .collect()
+}
+
+fn owner(entry: &Value) -> (Option<u64>, Option<u64>) {
+    (entry["uid"].as_u64(), entry["gid"].as_u64())
 }
 
 #[tokio::test]
@@ -163,18 +179,10 @@ async fn files_round_trip_with_the_sdks_shapes_and_are_audited() {
     let admin = w.admin_key.clone().unwrap();
     let (id, token) = volume(&w, &admin, "data").await;
     let host = host_dir(dir.path(), &team_of(&w, &admin).await, &id);
-    let base = format!("/volumecontent/{id}");
+    let v = client(&w, Some(&token), &id);
 
     // Write, then read back; the entry is E2B's VolumeEntryStat.
-    let (status, entry) = call(
-        &w,
-        &token,
-        "PUT",
-        &format!("{base}/file?path=/a.txt"),
-        Body::from("hello"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{entry}");
+    let entry = v.expect("PUT", "file?path=/a.txt", "hello", CREATED).await;
     assert_eq!(entry["name"], "a.txt");
     assert_eq!(entry["type"], "file");
     assert_eq!(entry["path"], "/a.txt");
@@ -184,227 +192,83 @@ async fn files_round_trip_with_the_sdks_shapes_and_are_audited() {
         assert!(entry[t].as_str().unwrap().contains('T'), "{entry}");
     }
     if is_root() {
-        assert_eq!(
-            (entry["uid"].as_u64(), entry["gid"].as_u64()),
-            (Some(1000), Some(1000))
-        );
+        assert_eq!(owner(&entry), (Some(1000), Some(1000)));
         assert_eq!(std::fs::metadata(host.join("a.txt")).unwrap().uid(), 1000);
     }
-    let (status, body) = content(
-        &w,
-        Some(&token),
-        "GET",
-        &format!("{base}/file?path=a.txt"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"hello"[..]));
+    let (status, body) = v.raw("GET", "file?path=a.txt", Body::empty()).await;
+    assert_eq!((status, body.as_slice()), (OK, &b"hello"[..]));
     assert_eq!(std::fs::read(host.join("a.txt")).unwrap(), b"hello");
 
     // Replacing: by default and with force; force=false refuses.
-    let (status, _) = call(
-        &w,
-        &token,
-        "PUT",
-        &format!("{base}/file?path=/a.txt&force=false"),
-        Body::from("no"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = call(
-        &w,
-        &token,
-        "PUT",
-        &format!("{base}/file?path=/a.txt&force=true"),
-        Body::from("again"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    v.expect("PUT", "file?path=/a.txt&force=false", "no", CONFLICT)
+        .await;
+    v.expect("PUT", "file?path=/a.txt&force=true", "again", CREATED)
+        .await;
     assert_eq!(std::fs::read(host.join("a.txt")).unwrap(), b"again");
 
     // Directories: parents need force; an existing one is 409 without it.
-    let (status, _) = call(
-        &w,
-        &token,
-        "POST",
-        &format!("{base}/dir?path=/d/e/f"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, made) = call(
-        &w,
-        &token,
-        "POST",
-        &format!("{base}/dir?path=/d/e/f&force=true"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{made}");
-    assert_eq!(
-        (
-            made["type"].as_str(),
-            made["path"].as_str(),
-            made["mode"].as_u64()
-        ),
-        (Some("directory"), Some("/d/e/f"), Some(0o755))
-    );
-    let (status, _) = call(
-        &w,
-        &token,
-        "POST",
-        &format!("{base}/dir?path=/d"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT);
-    let (status, _) = call(
-        &w,
-        &token,
-        "POST",
-        &format!("{base}/dir?path=/d&force=true"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    v.expect("POST", "dir?path=/d/e/f", Body::empty(), MISSING)
+        .await;
+    let made = v
+        .expect("POST", "dir?path=/d/e/f&force=true", Body::empty(), CREATED)
+        .await;
+    assert_eq!(made["type"], "directory");
+    assert_eq!(made["path"], "/d/e/f");
+    assert_eq!(made["mode"], 0o755);
+    v.expect("POST", "dir?path=/d", Body::empty(), CONFLICT)
+        .await;
+    v.expect("POST", "dir?path=/d&force=true", Body::empty(), CREATED)
+        .await;
 
     // Owner and mode asked for.
-    let (status, g) = call(
-        &w,
-        &token,
-        "PUT",
-        &format!("{base}/file?path=/d/e/f/g.bin&mode=384&uid=1001&gid=1002"),
-        Body::from(vec![7u8; 4096]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{g}");
+    let asked = "file?path=/d/e/f/g.bin&mode=384&uid=1001&gid=1002";
+    let g = v.expect("PUT", asked, vec![7u8; 4096], CREATED).await;
     assert_eq!(g["mode"], 0o600);
     if is_root() {
-        assert_eq!(
-            (g["uid"].as_u64(), g["gid"].as_u64()),
-            (Some(1001), Some(1002))
-        );
+        assert_eq!(owner(&g), (Some(1001), Some(1002)));
     }
 
     // Listing, one level and deeper; stat.
-    let (status, list) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/dir?path=/"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{list}");
-    assert_eq!(names(&list), ["/a.txt", "/d"]);
-    let (_, deep) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/dir?path=/&depth=4"),
-        Body::empty(),
-    )
-    .await;
+    let list = v.expect("GET", "dir?path=/", Body::empty(), OK).await;
+    assert_eq!(paths(&list), ["/a.txt", "/d"]);
+    let deep = v
+        .expect("GET", "dir?path=/&depth=4", Body::empty(), OK)
+        .await;
     assert_eq!(
-        names(&deep),
+        paths(&deep),
         ["/a.txt", "/d", "/d/e", "/d/e/f", "/d/e/f/g.bin"]
     );
-    let (status, _) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/dir?path=/&depth=17"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/dir?path=/a.txt"),
-        Body::empty(),
-    )
-    .await;
+    v.expect("GET", "dir?path=/&depth=17", Body::empty(), BAD)
+        .await;
+    v.expect("GET", "dir?path=/a.txt", Body::empty(), BAD).await;
+    let st = v
+        .expect("GET", "path?path=/d/e/f/g.bin", Body::empty(), OK)
+        .await;
     assert_eq!(
-        status,
-        StatusCode::BAD_REQUEST,
-        "a file is no directory to list"
+        (st["size"].as_u64(), st["name"].as_str()),
+        (Some(4096), Some("g.bin"))
     );
-    let (status, st) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/path?path=/d/e/f/g.bin"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(
-        (status, st["size"].as_u64(), st["name"].as_str()),
-        (StatusCode::OK, Some(4096), Some("g.bin"))
-    );
-    let (status, _) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/path?path=/nope"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, root) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/path?path=/"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(
-        (status, root["type"].as_str()),
-        (StatusCode::OK, Some("directory"))
-    );
+    v.expect("GET", "path?path=/nope", Body::empty(), MISSING)
+        .await;
+    let root = v.expect("GET", "path?path=/", Body::empty(), OK).await;
+    assert_eq!(root["type"], "directory");
 
     // Metadata: permission bits and ids in range only.
-    let patch = |b: Value| Body::from(b.to_string());
-    let (status, up) = call(
-        &w,
-        &token,
-        "PATCH",
-        &format!("{base}/path?path=/a.txt"),
-        patch(json!({"mode": 0o700})),
-    )
-    .await;
-    assert_eq!(
-        (status, up["mode"].as_u64()),
-        (StatusCode::OK, Some(0o700)),
-        "{up}"
-    );
+    let up = v
+        .expect("PATCH", "path?path=/a.txt", r#"{"mode": 448}"#, OK)
+        .await;
+    assert_eq!(up["mode"], 0o700);
     for bad in [
         json!({"mode": 0o4755}),
         json!({"uid": 70000}),
         json!({"gid": -1}),
         json!({"owner": 1}),
     ] {
-        let (status, body) = call(
-            &w,
-            &token,
-            "PATCH",
-            &format!("{base}/path?path=/a.txt"),
-            patch(bad.clone()),
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        v.expect("PATCH", "path?path=/a.txt", bad.to_string(), BAD)
+            .await;
     }
-    let (status, _) = call(
-        &w,
-        &token,
-        "PATCH",
-        &format!("{base}/path?path=/none"),
-        patch(json!({"mode": 0o600})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    v.expect("PATCH", "path?path=/none", r#"{"mode": 384}"#, MISSING)
+        .await;
     for q in [
         "uid=4294967295",
         "mode=2048",
@@ -412,47 +276,18 @@ async fn files_round_trip_with_the_sdks_shapes_and_are_audited() {
         "force=maybe",
         "colour=red",
     ] {
-        let (status, body) = call(
-            &w,
-            &token,
-            "PUT",
-            &format!("{base}/file?path=/b.txt&{q}"),
-            Body::from("x"),
-        )
-        .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+        v.expect("PUT", &format!("file?path=/b.txt&{q}"), "x", BAD)
+            .await;
     }
     assert!(!host.join("b.txt").exists());
 
     // Remove: a directory with all below it; the root is not removed.
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "DELETE",
-        &format!("{base}/path?path=/d"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    v.expect("DELETE", "path?path=/d", Body::empty(), GONE)
+        .await;
     assert!(!host.join("d").exists());
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "DELETE",
-        &format!("{base}/path?path=/d"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "DELETE",
-        &format!("{base}/path?path=/"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    v.expect("DELETE", "path?path=/d", Body::empty(), MISSING)
+        .await;
+    v.expect("DELETE", "path?path=/", Body::empty(), BAD).await;
     assert!(host.is_dir());
     assert!(leftovers(&host).is_empty(), "{:?}", leftovers(&host));
 
@@ -461,6 +296,7 @@ async fn files_round_trip_with_the_sdks_shapes_and_are_audited() {
         .call(Some(&admin), "GET", "/v1/audit/entries?limit=1000", None)
         .await;
     let me = w.call(Some(&admin), "GET", "/v1/whoami", None).await.1;
+    let user = format!("user:{}", me["user"].as_str().unwrap());
     let entries: Vec<&Value> = audit["entries"]
         .as_array()
         .unwrap()
@@ -474,15 +310,9 @@ async fn files_round_trip_with_the_sdks_shapes_and_are_audited() {
         "volume.update",
         "volume.remove",
     ] {
-        let e = entries
-            .iter()
-            .find(|e| e["action"] == action)
-            .unwrap_or_else(|| panic!("no {action} in {entries:?}"));
-        assert_eq!(
-            e["actor"][0],
-            format!("user:{}", me["user"].as_str().unwrap()),
-            "{e}"
-        );
+        let e = entries.iter().find(|e| e["action"] == action);
+        let e = e.unwrap_or_else(|| panic!("no {action} in {entries:?}"));
+        assert_eq!(e["actor"][0], user.as_str(), "{e}");
     }
     w.stop().await;
 }
@@ -498,128 +328,78 @@ async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
     let (a, token_a) = volume(&w, &admin, "a").await;
     let (b, _) = volume(&w, &admin, "b").await;
     let (_, token_c) = volume(&w, &other, "c").await;
-    let stat = |vol: &str| format!("/volumecontent/{vol}/path?path=/");
+    let stat = "path?path=/";
 
-    assert_eq!(
-        content(&w, Some(&token_a), "GET", &stat(&a), Body::empty())
-            .await
-            .0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        content(&w, Some(&token_a), "GET", &stat("a"), Body::empty())
-            .await
-            .0,
-        StatusCode::OK,
-        "by name"
-    );
+    client(&w, Some(&token_a), &a)
+        .expect("GET", stat, Body::empty(), OK)
+        .await;
+    client(&w, Some(&token_a), "a")
+        .expect("GET", stat, Body::empty(), OK)
+        .await;
     // GET /volumes/{id} hands out a token too.
     let (_, again) = control(&w, &admin, "GET", &format!("/volumes/{a}"), None).await;
-    let token_again = again["token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        content(&w, Some(&token_again), "GET", &stat(&a), Body::empty())
-            .await
-            .0,
-        StatusCode::OK
-    );
+    let token_again = again["token"].as_str().unwrap();
+    client(&w, Some(token_again), &a)
+        .expect("GET", stat, Body::empty(), OK)
+        .await;
 
     let mut forged = token_a.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
     let retargeted = token_a.replacen(&a, &b, 1);
     for (token, want) in [
-        (None, StatusCode::UNAUTHORIZED),
-        (Some(""), StatusCode::UNAUTHORIZED),
-        (Some("garbage"), StatusCode::UNAUTHORIZED),
-        (Some(admin.as_str()), StatusCode::UNAUTHORIZED),
-        (Some(forged.as_str()), StatusCode::UNAUTHORIZED),
-        (Some(retargeted.as_str()), StatusCode::UNAUTHORIZED),
-        (Some(token_c.as_str()), StatusCode::FORBIDDEN),
+        (None, UNAUTH),
+        (Some(""), UNAUTH),
+        (Some("garbage"), UNAUTH),
+        (Some(admin.as_str()), UNAUTH),
+        (Some(forged.as_str()), UNAUTH),
+        (Some(retargeted.as_str()), UNAUTH),
+        (Some(token_c.as_str()), FORBIDDEN),
     ] {
-        let (status, body) = content(&w, token, "GET", &stat(&a), Body::empty()).await;
-        assert_eq!(
-            status,
-            want,
-            "{token:?}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        let err: Value = serde_json::from_slice(&body).unwrap();
+        let err = client(&w, token, &a)
+            .expect("GET", stat, Body::empty(), want)
+            .await;
         assert_eq!(err["code"], want.as_u16(), "E2B's error body: {err}");
     }
-    assert_eq!(
-        content(&w, Some(&token_a), "GET", &stat(&b), Body::empty())
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
+    client(&w, Some(&token_a), &b)
+        .expect("GET", stat, Body::empty(), FORBIDDEN)
+        .await;
     // An API key is refused however it is sent.
     let req = Request::builder()
-        .uri(stat(&a))
+        .uri(format!("/volumecontent/{a}/{stat}"))
         .header("x-api-key", &admin)
         .body(Body::empty())
         .unwrap();
-    assert_eq!(w.send(req).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(w.send(req).await.0, UNAUTH);
 
     // A viewer's token reads and does not write; revoking the key kills it.
-    let (status, viewer) = w
-        .call(
-            Some(&admin),
-            "POST",
-            "/v1/keys",
-            Some(json!({"name": "v", "role": "viewer"})),
-        )
+    let body = json!({"name": "v", "role": "viewer"});
+    let (status, viewer) = w.call(Some(&admin), "POST", "/v1/keys", Some(body)).await;
+    assert_eq!(status, CREATED, "{viewer}");
+    let viewer_key = viewer["secret"].as_str().unwrap();
+    let (_, got) = control(&w, viewer_key, "GET", &format!("/volumes/{a}"), None).await;
+    let as_viewer = client(&w, got["token"].as_str(), &a);
+    as_viewer.expect("GET", stat, Body::empty(), OK).await;
+    as_viewer
+        .expect("PUT", "file?path=/v.txt", "x", FORBIDDEN)
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{viewer}");
-    let (_, got) = control(
-        &w,
-        viewer["secret"].as_str().unwrap(),
-        "GET",
-        &format!("/volumes/{a}"),
-        None,
-    )
-    .await;
-    let token_v = got["token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        content(&w, Some(&token_v), "GET", &stat(&a), Body::empty())
+    let revoke = format!("/v1/keys/{}", viewer["id"].as_str().unwrap());
+    assert!(
+        w.call(Some(&admin), "DELETE", &revoke, None)
             .await
-            .0,
-        StatusCode::OK
+            .0
+            .is_success()
     );
-    let put = format!("/volumecontent/{a}/file?path=/v.txt");
-    assert_eq!(
-        content(&w, Some(&token_v), "PUT", &put, Body::from("x"))
-            .await
-            .0,
-        StatusCode::FORBIDDEN
-    );
-    let (status, _) = w
-        .call(
-            Some(&admin),
-            "DELETE",
-            &format!("/v1/keys/{}", viewer["id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    assert!(status.is_success());
-    assert_eq!(
-        content(&w, Some(&token_v), "GET", &stat(&a), Body::empty())
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+    as_viewer.expect("GET", stat, Body::empty(), UNAUTH).await;
 
     // A deleted volume's token is dead, even for a new volume of its name.
     let (status, _) = control(&w, &admin, "DELETE", &format!("/volumes/{a}"), None).await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(status, GONE);
     let (new_a, _) = volume(&w, &admin, "a").await;
     for target in [a.as_str(), "a", new_a.as_str()] {
-        assert_eq!(
-            content(&w, Some(&token_a), "GET", &stat(target), Body::empty())
-                .await
-                .0,
-            StatusCode::UNAUTHORIZED,
-            "{target}"
-        );
+        client(&w, Some(&token_a), target)
+            .expect("GET", stat, Body::empty(), UNAUTH)
+            .await;
     }
     w.stop().await;
 }
@@ -633,7 +413,7 @@ async fn hostile_paths_and_planted_symlinks_are_refused_and_nothing_outside_is_t
     let admin = w.admin_key.clone().unwrap();
     let (id, token) = volume(&w, &admin, "data").await;
     let host = host_dir(dir.path(), &team_of(&w, &admin).await, &id);
-    let base = format!("/volumecontent/{id}");
+    let v = client(&w, Some(&token), &id);
 
     // What a sandbox mounting the volume might plant.
     let outside = tempfile::tempdir().unwrap();
@@ -641,10 +421,12 @@ async fn hostile_paths_and_planted_symlinks_are_refused_and_nothing_outside_is_t
     std::fs::write(&secret, "host secret").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::create_dir(host.join("sub")).unwrap();
-    std::os::unix::fs::symlink(outside.path(), host.join("link")).unwrap();
-    std::os::unix::fs::symlink(&secret, host.join("flink")).unwrap();
-    std::os::unix::fs::symlink("../../..", host.join("sub/up")).unwrap();
-    std::os::unix::fs::symlink("/proc/self/root", host.join("magic")).unwrap();
+    let plant =
+        |target: &Path, name: &str| std::os::unix::fs::symlink(target, host.join(name)).unwrap();
+    plant(outside.path(), "link");
+    plant(&secret, "flink");
+    plant(Path::new("../../.."), "sub/up");
+    plant(Path::new("/proc/self/root"), "magic");
 
     let q = |p: &str| url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>();
     for path in [
@@ -656,117 +438,70 @@ async fn hostile_paths_and_planted_symlinks_are_refused_and_nothing_outside_is_t
     ] {
         let p = q(path);
         let tries = [
-            ("GET", format!("{base}/file?path={p}"), Body::empty()),
-            ("GET", format!("{base}/path?path={p}/x"), Body::empty()),
-            ("GET", format!("{base}/dir?path={p}"), Body::empty()),
-            (
-                "PUT",
-                format!("{base}/file?path={p}/new"),
-                Body::from("planted"),
-            ),
-            (
-                "PUT",
-                format!("{base}/file?path={p}"),
-                Body::from("planted"),
-            ),
-            (
-                "POST",
-                format!("{base}/dir?path={p}/made&force=true"),
-                Body::empty(),
-            ),
-            (
-                "PATCH",
-                format!("{base}/path?path={p}"),
-                Body::from(r#"{"mode":511}"#),
-            ),
-            ("DELETE", format!("{base}/path?path={p}/x"), Body::empty()),
+            ("GET", format!("file?path={p}")),
+            ("GET", format!("path?path={p}/x")),
+            ("GET", format!("dir?path={p}")),
+            ("PUT", format!("file?path={p}/new")),
+            ("PUT", format!("file?path={p}")),
+            ("POST", format!("dir?path={p}/made&force=true")),
+            ("PATCH", format!("path?path={p}")),
+            ("DELETE", format!("path?path={p}/x")),
         ];
-        for (method, uri, body) in tries {
-            let (status, body) = content(&w, Some(&token), method, &uri, body).await;
-            // A PUT to a link's own name replaces the link (a new file in
-            // the volume); everything else through a link is refused.
-            let own_name = ["flink", "link/"].contains(&path);
-            if method == "PUT" && own_name && !uri.contains("%2Fnew") && !uri.contains("/new") {
-                assert_eq!(status, StatusCode::CREATED, "{method} {uri}");
-                let name = path.trim_end_matches('/');
-                std::fs::remove_file(host.join(name)).unwrap();
-                let target = if name == "flink" {
-                    secret.clone()
-                } else {
-                    outside.path().to_owned()
-                };
-                std::os::unix::fs::symlink(target, host.join(name)).unwrap();
-                continue;
-            }
-            assert!(
-                status == StatusCode::BAD_REQUEST
-                    || (status == StatusCode::CONFLICT && method == "PUT"),
-                "{method} {uri}: {status} {}",
-                String::from_utf8_lossy(&body)
-            );
-            let text = String::from_utf8_lossy(&body);
+        for (method, rest) in tries {
+            let body = if method == "PATCH" {
+                r#"{"mode":511}"#
+            } else {
+                "planted"
+            };
+            let (status, answer) = v.raw(method, &rest, body).await;
+            let text = String::from_utf8_lossy(&answer);
             assert!(
                 !text.contains("host secret") && !text.contains("root:"),
                 "{text}"
             );
+            // A PUT to a link's own name replaces the link (a new file in
+            // the volume); everything else through a link is refused.
+            let name = path.trim_end_matches('/');
+            if method == "PUT"
+                && rest == format!("file?path={p}")
+                && ["flink", "link"].contains(&name)
+            {
+                assert_eq!(status, CREATED, "{method} {rest}: {text}");
+                std::fs::remove_file(host.join(name)).unwrap();
+                plant(
+                    if name == "flink" {
+                        &secret
+                    } else {
+                        outside.path()
+                    },
+                    name,
+                );
+                continue;
+            }
+            assert_eq!(status, BAD, "{method} {rest}: {text}");
         }
     }
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host secret");
     assert_eq!(std::fs::metadata(&secret).unwrap().mode() & 0o777, 0o600);
-    let outside_names: Vec<_> = std::fs::read_dir(outside.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name())
-        .collect();
-    assert_eq!(outside_names, ["secret"]);
+    assert_eq!(walk(outside.path()), [secret.clone()]);
 
     // A link is described and removed as itself, never followed.
-    let (status, st) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/path?path=/link"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(
-        (status, st["type"].as_str()),
-        (StatusCode::OK, Some("symlink")),
-        "{st}"
-    );
+    let st = v.expect("GET", "path?path=/link", Body::empty(), OK).await;
+    assert_eq!(st["type"], "symlink");
     assert_eq!(st["target"], outside.path().display().to_string());
-    let (_, list) = call(
-        &w,
-        &token,
-        "GET",
-        &format!("{base}/dir?path=/&depth=5"),
-        Body::empty(),
-    )
-    .await;
+    let list = v
+        .expect("GET", "dir?path=/&depth=5", Body::empty(), OK)
+        .await;
     assert_eq!(
-        names(&list),
+        paths(&list),
         ["/flink", "/link", "/magic", "/sub", "/sub/up"]
     );
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "DELETE",
-        &format!("{base}/path?path=/link"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    v.expect("DELETE", "path?path=/link", Body::empty(), GONE)
+        .await;
     assert!(secret.exists() && !host.join("link").exists());
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "DELETE",
-        &format!("{base}/path?path=/sub"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(outside.path().exists() && secret.exists());
+    v.expect("DELETE", "path?path=/sub", Body::empty(), GONE)
+        .await;
+    assert_eq!(walk(outside.path()), [secret.clone()]);
 
     // `..`, NUL and overlong paths are 400; absolute ones stay inside.
     let long = format!("/{}", "d/".repeat(2100));
@@ -780,44 +515,14 @@ async fn hostile_paths_and_planted_symlinks_are_refused_and_nothing_outside_is_t
         &long_name,
         "",
     ] {
-        let uri = format!("{base}/file?path={}", q(path));
-        let (status, body) = content(&w, Some(&token), "GET", &uri, Body::empty()).await;
-        assert_eq!(
-            status,
-            StatusCode::BAD_REQUEST,
-            "{path:?}: {}",
-            String::from_utf8_lossy(&body)
-        );
-        let (status, _) = content(&w, Some(&token), "PUT", &uri, Body::from("x")).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "PUT {path:?}");
+        let rest = format!("file?path={}", q(path));
+        v.expect("GET", &rest, Body::empty(), BAD).await;
+        v.expect("PUT", &rest, "x", BAD).await;
     }
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "GET",
-        &format!("{base}/file"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "path is required");
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "GET",
-        &format!("{base}/file?path=/etc/passwd"),
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "/ is the volume's");
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "PUT",
-        &format!("{base}/file?path=/etc/passwd"),
-        Body::from("x"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    v.expect("GET", "file", Body::empty(), BAD).await;
+    v.expect("GET", "file?path=/etc/passwd", Body::empty(), MISSING)
+        .await;
+    v.expect("PUT", "file?path=/etc/passwd", "x", MISSING).await;
     assert!(leftovers(&host).is_empty(), "{:?}", leftovers(&host));
     w.stop().await;
 }
@@ -830,61 +535,41 @@ async fn an_upload_over_the_disk_headroom_is_507_and_leaves_nothing() {
         .unwrap();
     let admin = w.admin_key.clone().unwrap();
     let other = other_team(&w, &admin, "small").await;
+    let quota = json!({"max_disk_mb": 2});
     let (status, body) = w
-        .call(
-            Some(&admin),
-            "PUT",
-            "/v1/teams/small/quota",
-            Some(json!({"max_disk_mb": 2})),
-        )
+        .call(Some(&admin), "PUT", "/v1/teams/small/quota", Some(quota))
         .await;
     assert!(status.is_success(), "{body}");
     let (id, token) = volume(&w, &other, "v").await;
     let host = host_dir(dir.path(), &team_of(&w, &other).await, &id);
-    let uri = format!("/volumecontent/{id}/file?path=/big");
+    let v = client(&w, Some(&token), &id);
 
     // Streamed without a length: refused once past the headroom.
     let chunks = (0..12).map(|_| Ok::<_, std::io::Error>(vec![1u8; 256 * 1024]));
-    let (status, body) = content(
-        &w,
-        Some(&token),
-        "PUT",
-        &uri,
-        Body::from_stream(futures::stream::iter(chunks)),
-    )
-    .await;
-    assert_eq!(
-        status,
-        StatusCode::INSUFFICIENT_STORAGE,
-        "{}",
-        String::from_utf8_lossy(&body)
+    let streamed = Body::from_stream(futures::stream::iter(chunks));
+    let err = v.expect("PUT", "file?path=/big", streamed, FULL).await;
+    assert!(
+        err["message"].as_str().unwrap().contains("max_disk_mb"),
+        "{err}"
     );
-    assert!(String::from_utf8_lossy(&body).contains("max_disk_mb"));
     // Declared too long: refused before a byte is written.
     let req = Request::builder()
         .method("PUT")
-        .uri(&uri)
+        .uri(format!("/volumecontent/{id}/file?path=/big"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-length", (3u64 << 20).to_string())
         .body(Body::from(vec![1u8; 3 << 20]))
         .unwrap();
-    assert_eq!(w.send(req).await.0, StatusCode::INSUFFICIENT_STORAGE);
+    assert_eq!(w.send(req).await.0, FULL);
     // A body that breaks mid-way.
     let broken = futures::stream::iter([Ok(vec![1u8; 1024]), Err(std::io::Error::other("gone"))]);
-    let (status, _) = content(&w, Some(&token), "PUT", &uri, Body::from_stream(broken)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    v.expect("PUT", "file?path=/big", Body::from_stream(broken), BAD)
+        .await;
     assert_eq!(walk(&host), Vec::<PathBuf>::new(), "nothing left behind");
 
     // Within the headroom it is written.
-    let (status, _) = content(
-        &w,
-        Some(&token),
-        "PUT",
-        &uri,
-        Body::from(vec![1u8; 512 * 1024]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED);
+    v.expect("PUT", "file?path=/big", vec![1u8; 512 * 1024], CREATED)
+        .await;
     assert_eq!(
         std::fs::metadata(host.join("big")).unwrap().len(),
         512 * 1024
