@@ -1,5 +1,5 @@
 //! E2B's volume content API in process: a volume token opens its own
-//! volume only (another volume's or team's is 403, a missing, forged,
+//! volume only (another volume's or team's is 403, a missing, forged, expired,
 //! deleted volume's or revoked key's token 401, an API key is no token);
 //! files written and read back with the shapes the SDK reads; hostile
 //! paths and symlinks planted in the volume by a sandbox are refused with
@@ -401,6 +401,14 @@ async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
             .expect("GET", stat, Body::empty(), UNAUTH)
             .await;
     }
+
+    // A token lives as long as an access grant, a day by default.
+    let (_, fresh) = control(&w, &admin, "GET", &format!("/volumes/{b}"), None).await;
+    let as_b = client(&w, fresh["token"].as_str(), &b);
+    w.clock.advance(time::Duration::hours(23));
+    as_b.expect("GET", stat, Body::empty(), OK).await;
+    w.clock.advance(time::Duration::hours(2));
+    as_b.expect("GET", stat, Body::empty(), UNAUTH).await;
     w.stop().await;
 }
 
