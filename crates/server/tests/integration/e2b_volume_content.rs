@@ -8,15 +8,15 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
-use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
+
+use crate::fixtures::{rival_team, start};
 
 const OK: StatusCode = StatusCode::OK;
 const CREATED: StatusCode = StatusCode::CREATED;
@@ -121,13 +121,6 @@ fn host_dir(dir: &Path, team: &str, id: &str) -> PathBuf {
     dir.join("volumes").join(team).join(id)
 }
 
-async fn other_team(w: &InProcess, admin: &str, name: &str) -> String {
-    let body = json!({"name": name, "admin": "eve"});
-    let (status, team) = w.call(Some(admin), "POST", "/v1/teams", Some(body)).await;
-    assert_eq!(status, CREATED, "{team}");
-    team["key"]["secret"].as_str().unwrap().to_owned()
-}
-
 /// Every path below `dir`, links not followed.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -172,10 +165,7 @@ fn owner(entry: &Value) -> (Option<u64>, Option<u64>) {
 
 #[tokio::test]
 async fn files_round_trip_with_the_sdks_shapes_and_are_audited() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
-        .await
-        .unwrap();
+    let (w, dir) = start().await;
     let admin = w.admin_key.clone().unwrap();
     let (id, token) = volume(&w, &admin, "data").await;
     let host = host_dir(dir.path(), &team_of(&w, &admin).await, &id);
@@ -319,12 +309,9 @@ async fn files_round_trip_with_the_sdks_shapes_and_are_audited() {
 
 #[tokio::test]
 async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
-        .await
-        .unwrap();
+    let (w, _dir) = start().await;
     let admin = w.admin_key.clone().unwrap();
-    let other = other_team(&w, &admin, "other").await;
+    let (other, _) = rival_team(&w, &admin).await;
     let (a, token_a) = volume(&w, &admin, "a").await;
     let (b, _) = volume(&w, &admin, "b").await;
     let (_, token_c) = volume(&w, &other, "c").await;
@@ -414,10 +401,7 @@ async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
 
 #[tokio::test]
 async fn hostile_paths_and_planted_symlinks_are_refused_and_nothing_outside_is_touched() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
-        .await
-        .unwrap();
+    let (w, dir) = start().await;
     let admin = w.admin_key.clone().unwrap();
     let (id, token) = volume(&w, &admin, "data").await;
     let host = host_dir(dir.path(), &team_of(&w, &admin).await, &id);
@@ -537,19 +521,21 @@ async fn hostile_paths_and_planted_symlinks_are_refused_and_nothing_outside_is_t
 
 #[tokio::test]
 async fn an_upload_over_the_disk_headroom_is_507_and_leaves_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = InProcess::start(dir.path(), Arc::new(FakeRuntime::new()))
-        .await
-        .unwrap();
+    let (w, dir) = start().await;
     let admin = w.admin_key.clone().unwrap();
-    let other = other_team(&w, &admin, "small").await;
+    let (other, team) = rival_team(&w, &admin).await;
     let quota = json!({"max_disk_mb": 2});
     let (status, body) = w
-        .call(Some(&admin), "PUT", "/v1/teams/small/quota", Some(quota))
+        .call(
+            Some(&admin),
+            "PUT",
+            &format!("/v1/teams/{team}/quota"),
+            Some(quota),
+        )
         .await;
     assert!(status.is_success(), "{body}");
     let (id, token) = volume(&w, &other, "v").await;
-    let host = host_dir(dir.path(), &team_of(&w, &other).await, &id);
+    let host = host_dir(dir.path(), &team, &id);
     let v = client(&w, Some(&token), &id);
 
     // Streamed without a length: refused once past the headroom.
