@@ -8,6 +8,8 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -568,5 +570,51 @@ async fn an_upload_over_the_disk_headroom_is_507_and_leaves_nothing() {
         std::fs::metadata(host.join("big")).unwrap().len(),
         512 * 1024
     );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_link_swapped_in_while_requests_run_is_never_followed() {
+    let (w, dir) = start().await;
+    let admin = w.admin_key.clone().unwrap();
+    let (id, token) = volume(&w, &admin, "racy").await;
+    let host = host_dir(dir.path(), &team_of(&w, &admin).await, &id);
+    let v = client(&w, Some(&token), &id);
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("f");
+    std::fs::write(&secret, "host file").unwrap();
+
+    // A sandbox flipping `d` between a directory and a link out, as fast
+    // as it can, while the API writes, reads, lists and removes below it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let (d, link_to, stop) = (host.join("d"), outside.path().to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::fs::create_dir(&d);
+                let _ = std::fs::write(d.join("f"), "inside");
+                let _ = std::fs::remove_dir_all(&d);
+                let _ = std::os::unix::fs::symlink(&link_to, &d);
+                let _ = std::fs::remove_file(&d);
+            }
+        })
+    };
+    for _ in 0..50 {
+        let (_, read) = v.raw("GET", "file?path=/d/f", Body::empty()).await;
+        assert_ne!(read, b"host file");
+        v.raw("PUT", "file?path=/d/f", "from the API").await;
+        v.raw("PATCH", "path?path=/d/f", r#"{"mode": 511}"#).await;
+        v.raw("POST", "dir?path=/d/made&force=true", Body::empty())
+            .await;
+        v.raw("DELETE", "path?path=/d/f", Body::empty()).await;
+        let (_, list) = v.raw("GET", "dir?path=/d", Body::empty()).await;
+        assert!(!String::from_utf8_lossy(&list).contains("host file"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert_eq!(walk(outside.path()), std::slice::from_ref(&secret));
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host file");
+    assert_eq!(std::fs::metadata(&secret).unwrap().mode() & 0o777, 0o644);
+    assert!(leftovers(&host).is_empty(), "{:?}", leftovers(&host));
     w.stop().await;
 }
