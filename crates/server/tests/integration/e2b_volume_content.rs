@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use warren_server::testing::InProcess;
 
-use crate::fixtures::{rival_team, start};
+use crate::fixtures::{e2b, rival_team, start};
 
 const OK: StatusCode = StatusCode::OK;
 const CREATED: StatusCode = StatusCode::CREATED;
@@ -30,30 +30,9 @@ const MISSING: StatusCode = StatusCode::NOT_FOUND;
 const CONFLICT: StatusCode = StatusCode::CONFLICT;
 const FULL: StatusCode = StatusCode::INSUFFICIENT_STORAGE;
 
-/// `method path` of E2B's control plane with an API key and `body`.
-async fn control(
-    w: &InProcess,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", key);
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    };
-    w.send(req.unwrap()).await
-}
-
 /// A new volume of the key's team: its id and token.
 async fn volume(w: &InProcess, key: &str, name: &str) -> (String, String) {
-    let (status, v) = control(w, key, "POST", "/volumes", Some(json!({"name": name}))).await;
+    let (status, v) = e2b(w, key, "POST", "/volumes", Some(json!({"name": name}))).await;
     assert_eq!(status, CREATED, "{v}");
     let token = v["token"].as_str().unwrap().to_owned();
     assert!(token.starts_with("wvt_"), "{v}");
@@ -326,7 +305,7 @@ async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
         .expect("GET", stat, Body::empty(), OK)
         .await;
     // GET /volumes/{id} hands out a token too.
-    let (_, again) = control(&w, &admin, "GET", &format!("/volumes/{a}"), None).await;
+    let (_, again) = e2b(&w, &admin, "GET", &format!("/volumes/{a}"), None).await;
     let token_again = again["token"].as_str().unwrap();
     client(&w, Some(token_again), &a)
         .expect("GET", stat, Body::empty(), OK)
@@ -366,7 +345,7 @@ async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
     let (status, viewer) = w.call(Some(&admin), "POST", "/v1/keys", Some(body)).await;
     assert_eq!(status, CREATED, "{viewer}");
     let viewer_key = viewer["secret"].as_str().unwrap();
-    let (_, got) = control(&w, viewer_key, "GET", &format!("/volumes/{a}"), None).await;
+    let (_, got) = e2b(&w, viewer_key, "GET", &format!("/volumes/{a}"), None).await;
     let as_viewer = client(&w, got["token"].as_str(), &a);
     as_viewer.expect("GET", stat, Body::empty(), OK).await;
     as_viewer
@@ -382,7 +361,7 @@ async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
     as_viewer.expect("GET", stat, Body::empty(), UNAUTH).await;
 
     // A deleted volume's token is dead, even for a new volume of its name.
-    let (status, _) = control(&w, &admin, "DELETE", &format!("/volumes/{a}"), None).await;
+    let (status, _) = e2b(&w, &admin, "DELETE", &format!("/volumes/{a}"), None).await;
     assert_eq!(status, GONE);
     let (new_a, _) = volume(&w, &admin, "a").await;
     for target in [a.as_str(), "a", new_a.as_str()] {
@@ -392,7 +371,7 @@ async fn a_token_opens_its_own_volume_while_it_and_its_key_live() {
     }
 
     // A token lives as long as an access grant, a day by default.
-    let (_, fresh) = control(&w, &admin, "GET", &format!("/volumes/{b}"), None).await;
+    let (_, fresh) = e2b(&w, &admin, "GET", &format!("/volumes/{b}"), None).await;
     let as_b = client(&w, fresh["token"].as_str(), &b);
     w.clock.advance(time::Duration::hours(23));
     as_b.expect("GET", stat, Body::empty(), OK).await;
