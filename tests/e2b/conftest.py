@@ -1,8 +1,8 @@
 """Shared fixtures for the E2B SDK suite.
 
 The suite talks to Warren only through the official `e2b` SDK, configured by
-the environment the Rust driver sets: E2B_API_URL, E2B_SANDBOX_URL and
-E2B_API_KEY (nothing else). One sandbox per module is shared by the checks
+the environment the Rust driver sets: E2B_API_URL, E2B_SANDBOX_URL,
+E2B_VOLUME_API_URL and E2B_API_KEY (nothing else). One sandbox per module is shared by the checks
 that only run commands or touch files in it; lifecycle checks make their own.
 """
 

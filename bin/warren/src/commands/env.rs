@@ -15,14 +15,15 @@ use crate::exit;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 With --e2b the key is given in E2B's spelling (`e2b_` + hex), which E2B's
-SDKs insist on; it is the same key. API and sandbox traffic share the
-daemon's port.
+SDKs insist on; it is the same key. API, sandbox and volume content
+traffic share the daemon's port.
 
 Examples:
   eval \"$(warren env --e2b)\"      then run code written for E2B's SDKs
   warren env --e2b --json")]
 pub struct Args {
-    /// The variables of E2B's SDKs: E2B_API_KEY, E2B_API_URL, E2B_SANDBOX_URL.
+    /// The variables of E2B's SDKs: E2B_API_KEY, E2B_API_URL, E2B_SANDBOX_URL,
+    /// E2B_VOLUME_API_URL.
     #[arg(long)]
     e2b: bool,
 }
@@ -52,7 +53,8 @@ fn variables(endpoint: &Endpoint, e2b: bool) -> BTreeMap<&'static str, String> {
         BTreeMap::from([
             ("E2B_API_KEY", key),
             ("E2B_API_URL", url.clone()),
-            ("E2B_SANDBOX_URL", url),
+            ("E2B_SANDBOX_URL", url.clone()),
+            ("E2B_VOLUME_API_URL", url),
         ])
     } else {
         BTreeMap::from([("WARREN_API_KEY", key.clone()), ("WARREN_URL", url)])
@@ -90,7 +92,8 @@ mod tests {
         assert_eq!(vars["E2B_API_KEY"], e2b);
         assert_eq!(vars["E2B_API_URL"], "http://10.0.0.5:8700");
         assert_eq!(vars["E2B_SANDBOX_URL"], "http://10.0.0.5:8700");
-        assert_eq!(vars.len(), 3);
+        assert_eq!(vars["E2B_VOLUME_API_URL"], "http://10.0.0.5:8700");
+        assert_eq!(vars.len(), 4);
         // A key already in E2B's spelling is kept as it is.
         assert_eq!(variables(&endpoint(&e2b), true)["E2B_API_KEY"], e2b);
         let native = variables(&endpoint(key), false);

@@ -35,6 +35,7 @@ fn run_sdk(d: &Daemon, mut cmd: Command) -> String {
     let out = cmd
         .env("E2B_API_URL", &d.url)
         .env("E2B_SANDBOX_URL", &d.url)
+        .env("E2B_VOLUME_API_URL", &d.url)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env_remove("E2B_DEBUG")
         .env_remove("E2B_DOMAIN")
@@ -182,7 +183,7 @@ async fn sandbox_e2b_sdk_runs_with_a_key_minted_in_e2b_spelling() {
     assert_eq!(
         exports,
         format!(
-            "export E2B_API_KEY={key}\nexport E2B_API_URL={url}\nexport E2B_SANDBOX_URL={url}\n",
+            "export E2B_API_KEY={key}\nexport E2B_API_URL={url}\nexport E2B_SANDBOX_URL={url}\nexport E2B_VOLUME_API_URL={url}\n",
             url = d.url
         )
     );

@@ -127,6 +127,8 @@ pub fn router(state: AppState, auth: Authenticator) -> Router {
         // Deliveries come from the internet, signed, without an API key;
         // the sandbox listener does not take them.
         app = app.route(HOOK_DELIVERY, post(hooks::deliver));
+        // E2B's volume content API takes a volume token, not a key.
+        app = app.merge(crate::e2b::volume_content_routes());
         // E2B's SDKs upload build files without a key, to a signed URL.
         app = app.route(
             crate::e2b::UPLOAD_ROUTE,

@@ -39,6 +39,14 @@ pub enum Action {
     SecretDelete,
     VolumeCreate,
     VolumeDelete,
+    /// A file written through the volume content API.
+    VolumeWrite,
+    /// A directory made through the volume content API.
+    VolumeMakeDir,
+    /// Owner or mode changed through the volume content API.
+    VolumeUpdate,
+    /// A file or directory removed through the volume content API.
+    VolumeRemove,
     /// A state-changing API call, whatever it answered.
     ApiRequest,
     /// An event put in a sandbox's inbox.
@@ -71,7 +79,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 46] = [
+    pub const ALL: [Action; 50] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -100,6 +108,10 @@ impl Action {
         Self::SecretDelete,
         Self::VolumeCreate,
         Self::VolumeDelete,
+        Self::VolumeWrite,
+        Self::VolumeMakeDir,
+        Self::VolumeUpdate,
+        Self::VolumeRemove,
         Self::ApiRequest,
         Self::EventReceive,
         Self::EventAck,
@@ -151,6 +163,10 @@ impl Action {
             Self::SecretDelete => "secret.delete",
             Self::VolumeCreate => "volume.create",
             Self::VolumeDelete => "volume.delete",
+            Self::VolumeWrite => "volume.write",
+            Self::VolumeMakeDir => "volume.mkdir",
+            Self::VolumeUpdate => "volume.update",
+            Self::VolumeRemove => "volume.remove",
             Self::ApiRequest => "api.request",
             Self::EventReceive => "event.receive",
             Self::EventAck => "event.ack",

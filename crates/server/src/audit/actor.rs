@@ -26,6 +26,15 @@ impl AuditActor {
         }
     }
 
+    /// The holder of a volume token (E2B's volume content API): the user
+    /// of the key the token was handed to, in the volume's team.
+    pub fn volume_token(team: &warren_core::TeamId, user: &warren_core::UserId) -> Self {
+        Self {
+            team: team.to_string(),
+            chain: vec![format!("user:{user}")],
+        }
+    }
+
     /// A part of the daemon acting on its own, e.g. `system("reaper")`.
     pub fn system(component: &str) -> Self {
         Self {

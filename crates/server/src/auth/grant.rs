@@ -23,9 +23,14 @@
 //! ones). A fork or a sandbox made from a snapshot is a new id: nothing
 //! granted for the source opens it.
 //!
+//! Volume tokens ([`volume`]) are signed under the same secret, for one
+//! volume instead of one sandbox.
+//!
 //! The agent inside never sees a grant. Its own token is known to the
 //! daemon alone (`crate::agents::Agents::token`): the proxies check the grant and
 //! put the agent's token in its place, and re-sign E2B's signed file URLs.
+
+mod volume;
 
 use std::sync::Arc;
 
@@ -38,6 +43,8 @@ use warren_store::{GrantKind, GrantRecord, Store};
 use super::keys::Pepper;
 use super::middleware::usable;
 use crate::clock::Clock;
+
+pub use volume::{VolumeHolder, VolumeTokenError};
 
 const PREFIX: &str = "wgr_";
 

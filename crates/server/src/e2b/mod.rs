@@ -15,7 +15,9 @@
 //! so is the egress policy E2B's network settings map onto ([`network`]),
 //! and the lifecycle webhooks and events of `/events/…` ([`webhooks`]).
 //! E2B's secrets are Warren's team secrets ([`secrets`]), its volumes
-//! Warren's team volumes ([`volumes`]).
+//! Warren's team volumes ([`volumes`]), whose files its volume content API
+//! reads and writes with a volume token instead of an API key
+//! ([`volume_content`]).
 //! Templates are built by E2B's builder endpoints over Warren's builds
 //! ([`builder`]).
 
@@ -35,6 +37,8 @@ mod persist;
 mod proxy;
 mod query;
 mod secrets;
+mod volume_content;
+mod volume_wire;
 mod volumes;
 mod webhooks;
 mod wire;
@@ -45,6 +49,7 @@ use warren_core::Scope as S;
 
 pub use builder::{Builds, UPLOAD_ROUTE, upload as upload_build_files};
 pub use proxy::{SandboxProxy, route_by_header};
+pub use volume_content::routes as volume_content_routes;
 
 use crate::auth::policy::needs;
 use crate::route_table::router_and_rules;

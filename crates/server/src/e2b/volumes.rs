@@ -8,9 +8,11 @@
 //! - `POST /volumes` creates (201; 409 when the name is taken). Names
 //!   follow Warren's rule, which admits E2B's (letters, digits, `_`, `-`)
 //!   up to 63 characters.
-//! - `token` is empty and `domain` absent: the volume content API (files
-//!   read and written without a sandbox) is not served. A sandbox that
-//!   mounts the volume reads and writes it.
+//! - `token` (in the answers of `POST` and `GET /volumes/{id}`) is a
+//!   volume token for the caller's key (`crate::auth::grant::VolumeHolder`):
+//!   it opens this volume's files on the volume content API
+//!   (`volume_content`), served on the same listener; `domain` is absent,
+//!   so the SDKs send it to `E2B_VOLUME_API_URL`.
 //! - `DELETE` while a live sandbox mounts the volume is 409.
 
 use axum::Json;
@@ -43,12 +45,17 @@ pub struct VolumeInfo {
     token: Option<String>,
 }
 
-fn info(v: VolumeRecord, with_token: bool) -> VolumeInfo {
+fn info(v: VolumeRecord, token: Option<String>) -> VolumeInfo {
     VolumeInfo {
         volume_id: v.id.to_string(),
         name: v.name,
-        token: with_token.then(String::new),
+        token,
     }
+}
+
+/// A volume token for `v` to the caller's key.
+fn token(state: &AppState, caller: &Caller, v: &VolumeRecord) -> Option<String> {
+    Some(state.grants.issue_volume(&v.team, &v.id, &caller.key_id))
 }
 
 pub async fn list(
@@ -56,7 +63,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> E2bResult<Json<Vec<VolumeInfo>>> {
     let all = state.sandboxes.list_volumes(&caller.team).await?;
-    Ok(Json(all.into_iter().map(|v| info(v, false)).collect()))
+    Ok(Json(all.into_iter().map(|v| info(v, None)).collect()))
 }
 
 pub async fn create(
@@ -70,7 +77,8 @@ pub async fn create(
         .sandboxes
         .create_volume(&caller.team, &caller.key_id, &req.name, &actor)
         .await?;
-    Ok((StatusCode::CREATED, Json(info(v, true))))
+    let token = token(&state, &caller, &v);
+    Ok((StatusCode::CREATED, Json(info(v, token))))
 }
 
 pub async fn get(
@@ -79,7 +87,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> E2bResult<Json<VolumeInfo>> {
     let v = state.sandboxes.find_volume(&caller.team, &id).await?;
-    Ok(Json(info(v, true)))
+    let token = token(&state, &caller, &v);
+    Ok(Json(info(v, token)))
 }
 
 pub async fn delete(

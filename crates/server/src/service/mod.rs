@@ -53,6 +53,7 @@ pub mod timers;
 mod traced;
 mod unrecorded;
 mod usage;
+pub mod volume_content;
 pub mod volumes;
 pub mod webhooks;
 

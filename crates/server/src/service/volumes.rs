@@ -233,13 +233,36 @@ impl Sandboxes {
             .unwrap_or(0)
     }
 
-    /// MiB the team's volumes take now.
-    async fn volumes_mib(&self, team: &TeamId) -> Result<u64, WarrenError> {
+    /// Bytes the team's volumes take now.
+    async fn volumes_bytes(&self, team: &TeamId) -> Result<u64, WarrenError> {
         let mut total = 0u64;
         for v in self.store.list_volumes(team).await? {
             total = total.saturating_add(self.volume_size(&v).await);
         }
-        Ok(mib(total))
+        Ok(total)
+    }
+
+    /// MiB the team's volumes take now.
+    async fn volumes_mib(&self, team: &TeamId) -> Result<u64, WarrenError> {
+        Ok(mib(self.volumes_bytes(team).await?))
+    }
+
+    /// Bytes the team may still write to its volumes: `max_disk_mb` less
+    /// its live sandboxes' disks and its volumes' files (an upload to the
+    /// volume content API is bounded by it). 507 when the host's disk is
+    /// short.
+    pub async fn volume_headroom(&self, team: &TeamId) -> Result<u64, WarrenError> {
+        self.disk.check()?;
+        let quota = self.store.get_quota(team).await?.unwrap_or_default();
+        let usage = self.store.team_usage(team).await?;
+        let used = usage
+            .disk_mb
+            .saturating_mul(1024 * 1024)
+            .saturating_add(self.volumes_bytes(team).await?);
+        Ok(quota
+            .max_disk_mb
+            .saturating_mul(1024 * 1024)
+            .saturating_sub(used))
     }
 
     /// Whether `demand` fits the team's quota with its volumes counted as

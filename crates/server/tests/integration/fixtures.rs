@@ -1,9 +1,9 @@
-//! Set-up the in-process tests of metering, budgets and rules share.
+//! Set-up the in-process tests share (metering, budgets, rules, volumes).
 
 use std::sync::Arc;
 
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
@@ -31,4 +31,26 @@ pub async fn rival_team(w: &InProcess, admin: &str) -> (String, String) {
         body["key"]["secret"].as_str().unwrap().to_owned(),
         body["team"]["id"].as_str().unwrap().to_owned(),
     )
+}
+
+/// `method path` as the E2B SDK sends it (`X-API-KEY`).
+pub async fn e2b(
+    w: &InProcess,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-api-key", key);
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(b.to_string())),
+        None => req.body(axum::body::Body::empty()),
+    }
+    .unwrap();
+    w.send(req).await
 }

@@ -9,6 +9,7 @@ mod dashboard;
 mod e2b_builds;
 mod e2b_list;
 mod e2b_secrets;
+mod e2b_volume_content;
 mod fixtures;
 mod metrics;
 mod origin;
