@@ -10,6 +10,7 @@ mod e2b_builds;
 mod e2b_list;
 mod e2b_secrets;
 mod fixtures;
+mod fs_pause;
 mod metrics;
 mod origin;
 mod router;
