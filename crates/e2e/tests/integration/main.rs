@@ -25,6 +25,7 @@ mod sandbox_exec;
 mod sandbox_files_permissions;
 mod sandbox_firewall;
 mod sandbox_first_call;
+mod sandbox_fs_pause;
 mod sandbox_grants;
 mod sandbox_inbox;
 mod sandbox_integrity;
