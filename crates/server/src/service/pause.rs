@@ -90,6 +90,9 @@ impl Sandboxes {
         };
         laps.lap("quiesce");
         let logs = self.logs_to_keep(id).await;
+        // Whether the processes were ended (a failure from here on starts
+        // the start command again; a failed quiesce leaves them be).
+        let ended = mode == PauseMode::Filesystem && quiesced.is_ok();
         let captured = match quiesced {
             Ok(()) => self.capture(id, &snapshot).await,
             Err(e) => Err(e),
@@ -100,8 +103,8 @@ impl Sandboxes {
                 tracing::warn!(sandbox = %id, error = %e.message, "pause failed; the sandbox keeps running");
                 if let Err(e) = self.transition(id, Transition::Started).await {
                     tracing::warn!(sandbox = %id, error = %e.message, "could not mark the sandbox running again");
-                } else if mode == PauseMode::Filesystem {
-                    // Its processes may be gone: it runs as after a resume.
+                } else if ended {
+                    // Its processes are gone: it runs as after a resume.
                     self.boot_again(&rec).await;
                 }
                 return Err(e);

@@ -8,6 +8,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use serde_json::{Value, json};
 use time::Duration;
+use warren_runtime::fake::{FakeRuntime, Op};
 use warren_server::testing::InProcess;
 
 use crate::fixtures::start;
@@ -224,4 +225,23 @@ async fn e2b_pauses_without_memory_and_auto_pauses_keep_only_the_filesystem() {
     .await;
     assert!(status.is_success(), "{status}");
     assert_eq!(info(&w, &key, &id).await["state"], "running");
+}
+
+#[tokio::test]
+async fn a_failed_checkpoint_leaves_the_sandbox_running_with_no_pause_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = std::sync::Arc::new(FakeRuntime::new());
+    let w = InProcess::start(dir.path(), runtime.clone()).await.unwrap();
+    let key = w.admin_key.clone().unwrap();
+    let id = create(&w, &key, json!({"template": "base"})).await;
+    runtime.fail_next(Op::Checkpoint);
+    let (status, err) = pause(&w, &key, &id, Some(json!({"mode": "filesystem"}))).await;
+    assert!(status.is_server_error(), "{status}: {err}");
+    let after = info(&w, &key, &id).await;
+    assert_eq!(after["state"], "running", "{after}");
+    assert_eq!(after["pause_mode"], Value::Null);
+    // And it can be paused again.
+    let (status, paused) = pause(&w, &key, &id, Some(json!({"mode": "filesystem"}))).await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["pause_mode"], "filesystem");
 }
