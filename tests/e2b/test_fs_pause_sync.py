@@ -6,14 +6,7 @@ import time
 
 from e2b import Sandbox, SandboxState
 
-from conftest import TEMPLATE
-
-# A background process that keeps counting while it runs.
-COUNTER = "i=0; while true; do echo $i > /tmp/count; i=$((i+1)); sleep 0.1; done"
-
-
-def count(s):
-    return int(s.files.read("/tmp/count").strip() or "0")
+from conftest import COUNTER, TEMPLATE, count, wait_paused
 
 
 def assert_stopped(s, pid):
@@ -57,10 +50,7 @@ def test_filesystem_auto_pause_at_the_timeout_and_connect_boots_it_again(run_id)
         assert s.get_info().lifecycle == {"on_timeout": "pause", "auto_resume": False}
         counter = s.commands.run(COUNTER, background=True)
         s.files.write("/home/user/auto.txt", "kept")
-        deadline = time.monotonic() + 30
-        while s.get_info().state != SandboxState.PAUSED and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert s.get_info().state == SandboxState.PAUSED, "paused, not killed, at its end"
+        wait_paused(s)
         back = Sandbox.connect(s.sandbox_id, timeout=120)
         assert back.files.read("/home/user/auto.txt") == "kept"
         assert_stopped(back, counter.pid)

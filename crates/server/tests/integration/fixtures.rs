@@ -32,3 +32,25 @@ pub async fn rival_team(w: &InProcess, admin: &str) -> (String, String) {
         body["team"]["id"].as_str().unwrap().to_owned(),
     )
 }
+
+/// `method path` on the E2B API with `key` (`X-API-KEY`) and a JSON body.
+pub async fn e2b(
+    w: &InProcess,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value) {
+    let req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("x-api-key", key);
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(b.to_string())),
+        None => req.body(axum::body::Body::empty()),
+    }
+    .unwrap();
+    w.send(req).await
+}

@@ -11,7 +11,7 @@ use time::Duration;
 use warren_runtime::fake::{FakeRuntime, Op};
 use warren_server::testing::InProcess;
 
-use crate::fixtures::start;
+use crate::fixtures::{e2b, start};
 
 async fn create(w: &InProcess, key: &str, body: Value) -> String {
     let (status, created) = w.call(Some(key), "POST", "/v1/sandboxes", Some(body)).await;
@@ -35,27 +35,6 @@ async fn pause(w: &InProcess, key: &str, id: &str, body: Option<Value>) -> (Stat
         body,
     )
     .await
-}
-
-/// `method path` on the E2B API with `key`.
-async fn e2b(
-    w: &InProcess,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", key);
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(Body::from(b.to_string())),
-        None => req.body(Body::empty()),
-    };
-    w.send(req.unwrap()).await
 }
 
 #[tokio::test]

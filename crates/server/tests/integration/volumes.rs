@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use warren_runtime::fake::FakeRuntime;
 use warren_server::testing::InProcess;
 
+use crate::fixtures::e2b;
+
 async fn other_team(w: &InProcess, admin: &str) -> String {
     let (status, team) = w
         .call(
@@ -269,28 +271,6 @@ async fn volume_files_count_against_the_disk_quota() {
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     w.stop().await;
-}
-
-/// `method path` as the E2B SDK sends it (`X-API-KEY`).
-async fn e2b(
-    w: &InProcess,
-    key: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", key);
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(b.to_string())),
-        None => req.body(axum::body::Body::empty()),
-    }
-    .unwrap();
-    w.send(req).await
 }
 
 #[tokio::test]
