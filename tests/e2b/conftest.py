@@ -7,13 +7,32 @@ that only run commands or touch files in it; lifecycle checks make their own.
 """
 
 import os
+import time
 import uuid
 
 import pytest
 import pytest_asyncio
-from e2b import AsyncSandbox, Sandbox
+from e2b import AsyncSandbox, Sandbox, SandboxState
 
 TEMPLATE = os.environ.get("E2B_TEST_TEMPLATE", "base")
+
+# A background process that keeps counting while it runs: it survives a
+# pause only if the whole sandbox (memory and processes) does.
+COUNTER = "i=0; while true; do echo $i > /tmp/count; i=$((i+1)); sleep 0.1; done"
+
+
+def count(s):
+    """The counter's last number."""
+    return int(s.files.read("/tmp/count").strip() or "0")
+
+
+def wait_paused(s, seconds=30):
+    """Waits up to `seconds` for `s` to be paused (by its lifecycle), then
+    checks it is."""
+    deadline = time.monotonic() + seconds
+    while s.get_info().state != SandboxState.PAUSED and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert s.get_info().state == SandboxState.PAUSED, "paused, not killed, at its end"
 
 
 @pytest.fixture(scope="session")

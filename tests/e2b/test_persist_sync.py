@@ -5,15 +5,7 @@ import time
 import pytest
 from e2b import NotFoundException, Sandbox, SandboxQuery, SandboxState
 
-from conftest import TEMPLATE
-
-# A background process that keeps counting: it survives a pause only if the
-# whole sandbox (memory and processes) does.
-COUNTER = "i=0; while true; do echo $i > /tmp/count; i=$((i+1)); sleep 0.1; done"
-
-
-def count(s):
-    return int(s.files.read("/tmp/count").strip() or "0")
+from conftest import COUNTER, TEMPLATE, count, wait_paused
 
 
 def ids(query):
@@ -142,10 +134,7 @@ def test_auto_pause_pauses_at_the_timeout_and_connect_resumes(run_id):
     try:
         assert s.get_info().lifecycle == {"on_timeout": "pause", "auto_resume": False}
         s.files.write("/home/user/auto.txt", "kept")
-        deadline = time.monotonic() + 30
-        while s.get_info().state != SandboxState.PAUSED and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert s.get_info().state == SandboxState.PAUSED, "paused, not killed, at its end"
+        wait_paused(s)
         back = Sandbox.connect(s.sandbox_id, timeout=120)
         assert back.files.read("/home/user/auto.txt") == "kept"
     finally:

@@ -13,6 +13,7 @@ mod init;
 mod logs;
 mod methods;
 mod process;
+mod quiesce;
 mod reaper;
 mod rpc;
 mod server;

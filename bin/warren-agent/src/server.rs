@@ -1,7 +1,8 @@
 //! The HTTP router and the access-token check.
 //!
 //! Routes: `GET /health`, `POST /init`, `GET /logs` (Warren's own: the
-//! start command's output), `GET|POST /files`, and
+//! start command's output), `POST /quiesce` (Warren's own: ends every
+//! process but the agent, see `crate::quiesce`), `GET|POST /files`, and
 //! `POST /<service>/<Method>` for the two Connect services. When `/init` set
 //! an access token, every request but `/health` must carry it in
 //! `X-Access-Token`; `/files` may instead carry a valid `signature`.
@@ -35,6 +36,7 @@ pub fn router(state: Shared) -> Router {
         .route("/health", get(init::health))
         .route("/init", post(init::init))
         .route("/logs", get(crate::logs::logs))
+        .route("/quiesce", post(crate::quiesce::quiesce))
         .route("/files", files_route)
         .route("/{service}/{method}", post(dispatch))
         .fallback(not_found)

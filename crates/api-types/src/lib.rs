@@ -78,7 +78,9 @@ pub struct CreateSandboxRequest {
     /// Seconds without API activity before `on_idle` applies; default none.
     #[serde(default)]
     pub idle_timeout_s: Option<u64>,
-    /// `kill` or `pause`; default `pause` if `persistent`, else `kill`.
+    /// `kill`, `pause` or `pause_filesystem` (a pause keeping only the
+    /// files; see `PauseRequest`); default `pause` if `persistent`, else
+    /// `kill`.
     #[serde(default)]
     pub on_idle: Option<String>,
     /// Seconds a paused sandbox is kept before it and its snapshots are
@@ -138,10 +140,15 @@ pub struct Sandbox {
     /// Whether exec and files calls on it resume it when paused.
     #[serde(default)]
     pub auto_resume: bool,
-    /// `kill` or `pause`: what happens after `idle_timeout_s` without API
-    /// activity.
+    /// `kill`, `pause` or `pause_filesystem` (a pause keeping only the
+    /// files): what happens after `idle_timeout_s` without API activity or
+    /// at the end of its lifetime.
     #[serde(default)]
     pub on_idle: String,
+    /// While paused (or resuming): what its pause kept, `full` or
+    /// `filesystem` (its resume boots it again).
+    #[serde(default)]
+    pub pause_mode: Option<String>,
     #[serde(default)]
     pub idle_timeout_s: Option<u64>,
     /// Seconds a paused sandbox is kept.
@@ -168,6 +175,18 @@ pub struct Sandbox {
     /// sample, at most one interval old).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageTotals>,
+}
+
+/// `POST /v1/sandboxes/{id}/pause` (the body may be left out).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PauseRequest {
+    /// What the pause keeps: `full` (memory, processes and files; the
+    /// default) or `filesystem` (files only: every process is ended, and
+    /// the resume boots the sandbox again, its template's start command
+    /// running again as at create).
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// `POST /v1/sandboxes/{id}/snapshots`

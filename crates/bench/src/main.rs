@@ -9,6 +9,7 @@ mod builds;
 mod e2b;
 mod events;
 mod foundation;
+mod fs_pause;
 mod host;
 mod interpreter;
 mod load;

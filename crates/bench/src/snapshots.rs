@@ -26,6 +26,8 @@
 //! sandbox runs on, the image is deleted, and an `exec true` opens the
 //! daemon's connection to the agent again, as a pause usually finds it.
 //!
+//! Filesystem-only pauses are set against the full ones (`fs_pause`).
+//!
 //! Standby: a second daemon keeps paused instances frozen; its
 //! resume-to-exec (thaw, agent init, first exec) is measured against
 //! `runsc resume` plus `runsc exec true` of a paused raw container.
@@ -43,13 +45,17 @@ use crate::stats::{Row, ms, percentile};
 
 /// The gap before each pause and each resume, on both sides: it lets
 /// Warren's background `runsc delete` (~1.7 s) finish before a resume.
-const SETTLE: Duration = Duration::from_secs(3);
+pub(crate) const SETTLE: Duration = Duration::from_secs(3);
 
 fn hold_memory(mib: u64) -> String {
     format!("import time; b = b'x' * ({mib} << 20); time.sleep(10**7)")
 }
 
-async fn post(d: &Daemon, path: &str, body: serde_json::Value) -> anyhow::Result<String> {
+pub(crate) async fn post(
+    d: &Daemon,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<String> {
     let resp = d.post(path).json(&body).send().await?;
     let status = resp.status();
     let text = resp.text().await?;
@@ -59,7 +65,7 @@ async fn post(d: &Daemon, path: &str, body: serde_json::Value) -> anyhow::Result
     Ok(text)
 }
 
-async fn exec_true(d: &Daemon, id: &str) -> anyhow::Result<()> {
+pub(crate) async fn exec_true(d: &Daemon, id: &str) -> anyhow::Result<()> {
     let body = post(
         d,
         &format!("/v1/sandboxes/{id}/exec"),
@@ -72,7 +78,7 @@ async fn exec_true(d: &Daemon, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sandbox_holding(d: &Daemon, mib: u64) -> anyhow::Result<String> {
+pub(crate) async fn sandbox_holding(d: &Daemon, mib: u64) -> anyhow::Result<String> {
     let memory_mb = 512 + mib;
     let body = post(
         d,
@@ -242,6 +248,9 @@ pub async fn run(sizes: &[u64], cycles: usize, forks: &[usize]) -> anyhow::Resul
             Some(r_size as f64 / 1048576.0),
         ));
         rows.push(standby(&rootfs, mib, cycles).await?);
+        let fs_only =
+            crate::fs_pause::rows(&d, mib, cycles, &mut w_pause, &mut w_resume, w_size).await?;
+        rows.extend(fs_only);
         eprintln!("snapshots: {mib} MiB done");
     }
 

@@ -37,7 +37,7 @@ pub use authz::{Permissions, Role, Scope};
 pub use error::{ErrorKind, WarrenError};
 pub use id::{KeyId, SandboxId, SnapshotId, TeamId, UserId, VolumeId};
 pub use network::{NetworkPolicy, Verdict};
-pub use persist::{OnIdle, Persistence};
+pub use persist::{OnIdle, PauseMode, Persistence};
 pub use quota::Quota;
 pub use spec::{Limits, SandboxSpec};
 pub use state::{SandboxState, Transition};

@@ -18,6 +18,8 @@ pub enum OnIdle {
     Kill,
     /// Paused: checkpointed to the snapshot store, resumable.
     Pause,
+    /// Paused keeping only its filesystem ([`PauseMode::Filesystem`]).
+    PauseFilesystem,
 }
 
 impl OnIdle {
@@ -25,6 +27,16 @@ impl OnIdle {
         match self {
             Self::Kill => "kill",
             Self::Pause => "pause",
+            Self::PauseFilesystem => "pause_filesystem",
+        }
+    }
+
+    /// How the sandbox is paused, or `None` when it is killed.
+    pub fn pause_mode(self) -> Option<PauseMode> {
+        match self {
+            Self::Kill => None,
+            Self::Pause => Some(PauseMode::Full),
+            Self::PauseFilesystem => Some(PauseMode::Filesystem),
         }
     }
 }
@@ -41,8 +53,51 @@ impl FromStr for OnIdle {
         match s {
             "kill" => Ok(Self::Kill),
             "pause" => Ok(Self::Pause),
+            "pause_filesystem" => Ok(Self::PauseFilesystem),
             other => Err(WarrenError::invalid(format!(
-                "on_idle must be 'kill' or 'pause', got '{}'",
+                "on_idle must be 'kill', 'pause' or 'pause_filesystem', got '{}'",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+}
+
+/// What a pause keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseMode {
+    /// Memory, processes and files: a resume goes on where it stopped.
+    #[default]
+    Full,
+    /// Files only: every process is ended first, and a resume boots the
+    /// sandbox again from its files (its template's start command runs
+    /// again, as at create).
+    Filesystem,
+}
+
+impl PauseMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Filesystem => "filesystem",
+        }
+    }
+}
+
+impl fmt::Display for PauseMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for PauseMode {
+    type Err = WarrenError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Self::Full),
+            "filesystem" => Ok(Self::Filesystem),
+            other => Err(WarrenError::invalid(format!(
+                "pause mode must be 'full' or 'filesystem', got '{}'",
                 other.chars().take(40).collect::<String>()
             ))),
         }
@@ -144,9 +199,13 @@ mod tests {
 
     #[test]
     fn on_idle_round_trips() {
-        for o in [OnIdle::Kill, OnIdle::Pause] {
+        for o in [OnIdle::Kill, OnIdle::Pause, OnIdle::PauseFilesystem] {
             assert_eq!(o.as_str().parse::<OnIdle>().unwrap(), o);
         }
         assert!("sleep".parse::<OnIdle>().is_err());
+        for m in [PauseMode::Full, PauseMode::Filesystem] {
+            assert_eq!(m.as_str().parse::<PauseMode>().unwrap(), m);
+        }
+        assert!("memory".parse::<PauseMode>().is_err());
     }
 }

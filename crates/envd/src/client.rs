@@ -218,6 +218,17 @@ impl EnvdClient {
         check_http(resp).await.map(drop)
     }
 
+    /// `POST /quiesce`: ends every process but the agent (Warren's agent
+    /// only); returns once none is left.
+    pub async fn quiesce(&self) -> Result<(), ClientError> {
+        let resp = self
+            .request(reqwest::Method::POST, self.url("/quiesce"))
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        check_http(resp).await.map(drop)
+    }
+
     /// `GET /logs?start=MS`: the start command's output lines from
     /// `start_ms` on (Warren's agent only).
     pub async fn start_command_logs(

@@ -221,6 +221,16 @@ impl Agents {
             .map(|a| a.origin)
     }
 
+    /// The sandbox's agent's address, once no checkpoint holds it.
+    pub async fn address(&self, id: &SandboxId) -> Option<IpAddr> {
+        self.unheld(id).await.ok()?;
+        self.agents
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .map(|a| a.addr.ip())
+    }
+
     /// The sandbox's address and this instance's own connection pool, once
     /// no checkpoint holds it.
     pub(crate) async fn upstream(&self, id: &SandboxId) -> Option<(IpAddr, Upstream)> {

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -20,30 +20,59 @@ pub const JSON_BODY_LIMIT: usize = 1024 * 1024;
 /// A JSON body; malformed input, unknown fields and oversized bodies are
 /// reported precisely. Every request body of the API is a JSON object:
 /// anything else (an array, which serde would otherwise take for a
-/// struct's fields in order, a string, a number) is refused.
+/// struct's fields in order, a string, a number) is refused. As
+/// `Option<ApiJson<T>>` a body may be left out (empty or blank): `None`.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !json_content_type(req.headers()) {
-            return Err(AppError(WarrenError::invalid(
-                "expected a JSON body with `Content-Type: application/json`",
-            )));
+        let json = json_content_type(req.headers());
+        if !json {
+            return Err(not_json());
         }
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|r| AppError(json_rejection(r.into())))?;
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(AppError(WarrenError::invalid(
-                "invalid JSON body: expected a JSON object",
-            )));
-        }
-        axum::Json::<T>::from_bytes(&bytes)
-            .map(|axum::Json(v)| ApiJson(v))
-            .map_err(|r| AppError(json_rejection(r)))
+        decode(json, &bytes)
     }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let json = json_content_type(req.headers());
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| AppError(json_rejection(r.into())))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        decode(json, &bytes).map(Some)
+    }
+}
+
+fn not_json() -> AppError {
+    AppError(WarrenError::invalid(
+        "expected a JSON body with `Content-Type: application/json`",
+    ))
+}
+
+/// The JSON object `bytes`, sent with a JSON content type if `json`.
+fn decode<T: DeserializeOwned>(json: bool, bytes: &Bytes) -> Result<ApiJson<T>, AppError> {
+    if !json {
+        return Err(not_json());
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError(WarrenError::invalid(
+            "invalid JSON body: expected a JSON object",
+        )));
+    }
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(v)| ApiJson(v))
+        .map_err(|r| AppError(json_rejection(r)))
 }
 
 /// `application/json` or any `application/*+json`, parameters aside: what

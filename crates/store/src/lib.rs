@@ -49,7 +49,8 @@ use warren_core::inbox::InboxSettings;
 use warren_core::network::NetworkPolicy;
 use warren_core::quota::{Quota, Usage};
 use warren_core::{
-    KeyId, Limits, Persistence, Role, SandboxId, SandboxState, Scope, SnapshotId, TeamId, UserId,
+    KeyId, Limits, PauseMode, Persistence, Role, SandboxId, SandboxState, Scope, SnapshotId,
+    TeamId, UserId,
 };
 
 mod audit;
@@ -115,6 +116,9 @@ pub struct SandboxRecord {
     pub source_snapshot: Option<SnapshotId>,
     /// The image it resumes from while pausing, paused or resuming.
     pub paused_snapshot: Option<SnapshotId>,
+    /// What its pause kept, while paused or resuming (`None` otherwise,
+    /// and on rows paused before it was recorded: those were full pauses).
+    pub pause_mode: Option<PauseMode>,
     /// Its effective network policy.
     pub network: NetworkPolicy,
 }
@@ -469,16 +473,18 @@ pub trait Store: Send + Sync + 'static {
     // ---- Snapshots, pause/resume and idle handling ----
 
     /// Records the complete pause image `snapshot` and moves `id` from
-    /// pausing to paused, in one transaction: either both happen or
-    /// neither. `Conflict` if the sandbox is no longer pausing.
+    /// pausing to paused with `mode`, in one transaction: either both
+    /// happen or neither. `Conflict` if the sandbox is no longer pausing.
     async fn commit_pause(
         &self,
         id: &SandboxId,
         snapshot: NewSnapshot,
+        mode: PauseMode,
     ) -> Result<SandboxRecord, StoreError>;
 
     /// Moves `id` from resuming to running, counting its running lifetime
-    /// and its idleness from now. `Conflict` if it is no longer resuming.
+    /// and its idleness from now, and forgets its pause mode. `Conflict`
+    /// if it is no longer resuming.
     async fn finish_resume(&self, id: &SandboxId) -> Result<SandboxRecord, StoreError>;
 
     /// Records a complete named or fork snapshot. `AlreadyExists` if the

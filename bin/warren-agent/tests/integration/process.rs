@@ -554,3 +554,36 @@ async fn the_start_commands_output_and_the_agents_own_lines_are_kept_for_logs() 
     let later = lines.iter().map(|l| l.timestamp_ms).max().unwrap() + 1;
     assert!(client.start_command_logs(later).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn quiesce_ends_every_process_it_started_one_that_ignores_sigterm_too() {
+    let agent = Agent::start().await;
+    let client = agent.client();
+    let mut polite = client.start(&bash("sleep 60"), None).await.unwrap();
+    // Ignores SIGTERM: it ends only by the SIGKILL after the grace.
+    let mut stubborn = client
+        .start(&bash("trap '' TERM; sleep 60 & wait; sleep 60"), None)
+        .await
+        .unwrap();
+    for stream in [&mut polite, &mut stubborn] {
+        let Some(Ok(ProcessEvent::Start(_))) = stream.next().await else {
+            panic!("no start")
+        };
+    }
+    assert_eq!(client.list().await.unwrap().len(), 2);
+    client.quiesce().await.unwrap();
+    assert!(client.list().await.unwrap().is_empty());
+    for mut stream in [polite, stubborn] {
+        let mut end = None;
+        while let Some(ev) = stream.next().await {
+            if let ProcessEvent::End(e) = ev.unwrap() {
+                end = Some(e);
+            }
+        }
+        let end = end.expect("an end event");
+        assert!(!end.exited, "killed by a signal: {end:?}");
+    }
+    // The agent still answers, and starts processes again.
+    let out = collect(client.start(&bash("echo again"), None).await.unwrap()).await;
+    assert_eq!(out.end.unwrap().exit_code, 0);
+}

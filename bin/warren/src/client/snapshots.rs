@@ -2,18 +2,24 @@
 
 use reqwest::Method;
 use warren_api_types::{
-    CreateSnapshotRequest, ForkRequest, ForkResponse, RollbackRequest, Sandbox, Snapshot,
-    SnapshotList,
+    CreateSnapshotRequest, ForkRequest, ForkResponse, PauseRequest, RollbackRequest, Sandbox,
+    Snapshot, SnapshotList,
 };
-use warren_core::SandboxId;
+use warren_core::{PauseMode, SandboxId};
 
 use super::{CALL_TIMEOUT, Client, ClientError};
 
 impl Client {
-    pub async fn pause(&self, id: &SandboxId) -> Result<Sandbox, ClientError> {
+    /// Pauses `id`, keeping only its files if `fs_only`.
+    pub async fn pause(&self, id: &SandboxId, fs_only: bool) -> Result<Sandbox, ClientError> {
         let url = self.url(&["sandboxes", id.as_str(), "pause"]);
-        self.json(self.request(Method::POST, url), "pausing the sandbox")
-            .await
+        let mut req = self.request(Method::POST, url);
+        if fs_only {
+            req = req.json(&PauseRequest {
+                mode: Some(PauseMode::Filesystem.to_string()),
+            });
+        }
+        self.json(req, "pausing the sandbox").await
     }
 
     pub async fn resume(&self, id: &SandboxId) -> Result<Sandbox, ClientError> {

@@ -40,7 +40,13 @@ pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
     ctx.out.fields(&[
         ("id", s.id.clone()),
         ("template", s.template.clone()),
-        ("state", s.state.clone()),
+        (
+            "state",
+            match &s.pause_mode {
+                Some(mode) => format!("{} ({mode})", s.state),
+                None => s.state.clone(),
+            },
+        ),
         ("cpus", s.cpus.to_string()),
         ("memory", human_mib(s.memory_mb)),
         ("disk", human_mib(s.disk_mb)),

@@ -13,17 +13,25 @@ use crate::{exit, parse};
 Exec and file calls on a paused sandbox resume it first (unless it was created
 with auto-resume off); `warren resume` does it explicitly.
 
+With --fs-only every process of the sandbox is ended and only its files are
+kept: the image is smaller, and the resume boots the sandbox again (its
+template's start command runs again, as at create).
+
 Examples:
   warren pause $ID
-  warren pause $ID --json | jq -r .state")]
+  warren pause --fs-only $ID
+  warren pause $ID --json | jq -r .pause_mode")]
 pub struct Args {
     /// The sandbox id.
     #[arg(value_name = "ID", value_parser = parse::sandbox_id)]
     id: SandboxId,
+    /// Keep only the files: end every process; the resume boots it again.
+    #[arg(long)]
+    fs_only: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: Args) -> anyhow::Result<i32> {
-    let s = ctx.client()?.pause(&args.id).await?;
+    let s = ctx.client()?.pause(&args.id, args.fs_only).await?;
     print_state(ctx, &s)?;
     Ok(exit::OK)
 }

@@ -159,6 +159,22 @@ fn api_errors_print_the_message_and_exit_1() {
 }
 
 #[test]
+fn pause_fs_only_asks_for_a_filesystem_pause_and_info_shows_it() {
+    let (url, _m) = mock::start();
+    let o = run(warren(&url).args(["pause", "--fs-only", ID, "--json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["state"], "paused");
+    assert_eq!(v["pause_mode"], "filesystem");
+    let o = run(warren(&url).args(["info", ID]));
+    assert!(stdout(&o).contains("paused (filesystem)"), "{}", stdout(&o));
+    let o = run(warren(&url).args(["pause", ID]));
+    assert_eq!(stdout(&o), format!("{ID} paused\n"));
+    let o = run(warren(&url).args(["info", ID]));
+    assert!(stdout(&o).contains("paused (full)"), "{}", stdout(&o));
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let (url, _m) = mock::start();
     let o = run(warren(&url).args(["info", "not-an-id"]));

@@ -26,6 +26,7 @@ mod sandbox_exec_checkpoints;
 mod sandbox_files_permissions;
 mod sandbox_firewall;
 mod sandbox_first_call;
+mod sandbox_fs_pause;
 mod sandbox_grants;
 mod sandbox_inbox;
 mod sandbox_integrity;

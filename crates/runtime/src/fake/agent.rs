@@ -6,7 +6,8 @@
 //! `/proc/meminfo` shows the memory limit); `process.Process/Start`
 //! (streamed, see [`super::commands`]; with stdin or a PTY see
 //! [`super::interactive`]), `List`, `SendSignal`, `SendInput`,
-//! `CloseStdin` and `Update` (a PTY's size). Anything else is
+//! `CloseStdin` and `Update` (a PTY's size); `POST /quiesce` (every
+//! process ends). Anything else is
 //! `unimplemented`. Once `/init` set a token every call but
 //! `/health` must carry it, as with the real agent.
 //!
@@ -221,6 +222,7 @@ fn router(state: Arc<AgentState>) -> Router {
         .route("/health", get(|| async { StatusCode::NO_CONTENT }))
         .route("/init", post(init))
         .route("/files", get(download).post(upload))
+        .route("/quiesce", post(quiesce))
         .route("/{service}/{method}", post(rpc))
         .fallback(|| async { http_error(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
@@ -389,6 +391,17 @@ fn to_process(state: &AgentState, selector: Option<&ProcessSelector>, input: Inp
             format!("process {pid} takes no input"),
         ))
     }
+}
+
+/// `POST /quiesce`: every process ends, as if killed.
+async fn quiesce(State(state): State<Arc<AgentState>>) -> Response {
+    let pids: Vec<u32> = std::mem::take(&mut state.memory().processes)
+        .into_keys()
+        .collect();
+    for pid in pids {
+        state.signal(pid).notify_one();
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn send_signal(state: &AgentState, selector: Option<ProcessSelector>) -> Response {

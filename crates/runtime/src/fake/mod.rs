@@ -7,10 +7,10 @@
 //! restart). Each running instance's agent is an in-process HTTP server on
 //! `127.0.0.1` (see `agent`) speaking the envd calls the daemon makes most:
 //! health, init, files (in memory), process start, list, signal, input,
-//! stdin's end and a PTY's size, with a tiny command set, a terminal, or a
-//! test's own [`CommandHandler`]. The address is kept per attachment
-//! address, so a restore into the same slot answers where the original
-//! did.
+//! stdin's end, a PTY's size and the end of every process (quiesce), with
+//! a tiny command set, a terminal, or a test's own [`CommandHandler`]. The
+//! address is kept per attachment address, so a restore into the same slot
+//! answers where the original did.
 //!
 //! Checkpoints copy the agent's memory (files, processes, token,
 //! environment) into `fake-image.json` in the image directory; a restore

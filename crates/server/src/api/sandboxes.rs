@@ -33,6 +33,7 @@ pub async fn mounts(
 }
 
 pub fn to_api(rec: SandboxRecord) -> Sandbox {
+    let pause_mode = pause_mode(&rec).map(|m| m.to_string());
     Sandbox {
         id: rec.id.to_string(),
         template: rec.template,
@@ -48,6 +49,7 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         expires_at: rfc3339(rec.expires_at),
         auto_resume: rec.persistence.auto_resume,
         on_idle: rec.persistence.on_idle.to_string(),
+        pause_mode,
         idle_timeout_s: rec.persistence.idle_timeout_s,
         paused_ttl_s: rec.persistence.paused_ttl_s,
         source_snapshot: rec.source_snapshot.map(|s| s.to_string()),
@@ -56,6 +58,15 @@ pub fn to_api(rec: SandboxRecord) -> Sandbox {
         volumes: Vec::new(),
         usage: None,
     }
+}
+
+/// What the pause of `rec` kept, while it is paused (or on its way back).
+fn pause_mode(rec: &SandboxRecord) -> Option<warren_core::PauseMode> {
+    let asleep = matches!(
+        rec.state,
+        warren_core::SandboxState::Paused | warren_core::SandboxState::Resuming
+    );
+    asleep.then(|| rec.pause_mode.unwrap_or_default())
 }
 
 /// Creates a sandbox and returns once its agent answers.

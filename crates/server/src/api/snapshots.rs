@@ -6,8 +6,8 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use warren_api_types::{
-    ApiError, CreateSnapshotRequest, ForkRequest, ForkResponse, RollbackRequest, Sandbox, Snapshot,
-    SnapshotList,
+    ApiError, CreateSnapshotRequest, ForkRequest, ForkResponse, PauseRequest, RollbackRequest,
+    Sandbox, Snapshot, SnapshotList,
 };
 
 use super::sandboxes::to_api;
@@ -17,7 +17,7 @@ use crate::error::ApiResult;
 use crate::extract::{ApiJson, SandboxPath, SandboxSnapshotPath};
 use crate::service::SnapshotView;
 use crate::state::AppState;
-use warren_core::rfc3339;
+use warren_core::{PauseMode, rfc3339};
 
 fn snapshot_to_api(v: SnapshotView) -> Snapshot {
     let s = v.snapshot;
@@ -35,18 +35,28 @@ fn snapshot_to_api(v: SnapshotView) -> Snapshot {
 }
 
 /// Checkpoints the whole sandbox to the snapshot store and releases its
-/// CPU and memory.
+/// CPU and memory; with `mode: filesystem` every process is ended first and
+/// only the files are kept (the resume boots the sandbox again). The body
+/// may be left out.
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/pause", tag = "snapshots",
-    params(("id" = String, Path)),
-    responses((status = 200, body = Sandbox), (status = 404, body = ApiError),
+    params(("id" = String, Path)), request_body(content = Option<PauseRequest>),
+    responses((status = 200, body = Sandbox), (status = 400, body = ApiError),
+        (status = 404, body = ApiError),
         (status = 409, description = "not running (e.g. already paused)", body = ApiError)))]
 pub async fn pause(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     SandboxPath(id): SandboxPath,
+    body: Option<ApiJson<PauseRequest>>,
 ) -> ApiResult<Json<Sandbox>> {
+    let mode = match body.and_then(|ApiJson(b)| b.mode) {
+        Some(mode) => mode.parse()?,
+        None => PauseMode::Full,
+    };
     let actor = AuditActor::from_caller(&caller);
-    Ok(Json(to_api(state.sandboxes.pause(&id, &actor).await?)))
+    Ok(Json(to_api(
+        state.sandboxes.pause(&id, mode, &actor).await?,
+    )))
 }
 
 /// Restores a paused sandbox exactly as it was; a running one is returned

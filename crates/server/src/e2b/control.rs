@@ -6,7 +6,7 @@
 //! `X-API-KEY`) and the same permission table as the native API, and takes
 //! sandbox ids through [`SandboxPath`], so another team's sandbox is "not
 //! found". Fields Warren cannot honour (egress rules, filesystem-only
-//! pauses) are refused with 400 rather than silently ignored.
+//! snapshots) are refused with 400 rather than silently ignored.
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -52,8 +52,11 @@ pub(super) fn unsupported(what: &str) -> E2bError {
 /// what its end does: pause instead of kill. That is Warren's `on_idle:
 /// pause` with the same lifetime and no idle timeout (the reaper applies
 /// `on_idle` when the lifetime runs out). `autoResume.enabled` is
-/// Warren's `auto_resume` (off unless asked for, as on E2B). Network
-/// settings that do not say whether ports are public leave them as
+/// Warren's `auto_resume` (off unless asked for, as on E2B).
+/// `autoPauseMemory: false` makes that pause keep only the filesystem
+/// (`on_idle: pause_filesystem`); as on E2B it cannot be combined with
+/// `autoResume`, and says nothing without `autoPause`. Network settings
+/// that do not say whether ports are public leave them as
 /// `default_network` (the daemon's default policy) has them.
 pub(super) fn create_params(
     req: NewSandbox,
@@ -62,11 +65,6 @@ pub(super) fn create_params(
     defaults: &warren_core::Limits,
     default_network: &NetworkPolicy,
 ) -> E2bResult<CreateParams> {
-    if req.auto_pause_memory == Some(false) {
-        return Err(unsupported(
-            "autoPauseMemory=false (a pause always keeps memory)",
-        ));
-    }
     let exposure = NetworkPolicy {
         public_ports: default_network.public_ports.clone(),
         all_ports_public: default_network.all_ports_public,
@@ -78,6 +76,14 @@ pub(super) fn create_params(
         Some(&exposure),
     )?;
     let auto_pause = req.auto_pause == Some(true);
+    let auto_resume = req.auto_resume.is_some_and(|a| a.enabled);
+    let fs_only = auto_pause && req.auto_pause_memory == Some(false);
+    if fs_only && auto_resume {
+        return Err(WarrenError::invalid(
+            "autoResume cannot be combined with autoPauseMemory=false: a filesystem-only pause is resumed with connect",
+        )
+        .into());
+    }
     let native = CreateSandboxRequest {
         template: snapshot.is_none().then_some(req.template_id),
         snapshot: snapshot.map(|s| s.to_string()),
@@ -85,14 +91,14 @@ pub(super) fn create_params(
         env: req.env_vars.unwrap_or_default(),
         metadata: req.metadata.unwrap_or_default(),
         on_idle: Some(
-            if auto_pause {
-                OnIdle::Pause
-            } else {
-                OnIdle::Kill
+            match (auto_pause, fs_only) {
+                (true, true) => OnIdle::PauseFilesystem,
+                (true, false) => OnIdle::Pause,
+                (false, _) => OnIdle::Kill,
             }
             .to_string(),
         ),
-        auto_resume: Some(req.auto_resume.is_some_and(|a| a.enabled)),
+        auto_resume: Some(auto_resume),
         network,
         volumes: req.volume_mounts.unwrap_or_default(),
         ..CreateSandboxRequest::default()
@@ -165,8 +171,13 @@ pub(super) fn listed(state: &AppState, rec: SandboxRecord, token: Option<String>
         domain: Some(state.e2b_domain.to_string()),
         lifecycle: Lifecycle {
             auto_resume: rec.persistence.auto_resume,
-            on_timeout: rec.persistence.on_idle.as_str(),
+            on_timeout: match rec.persistence.on_idle.pause_mode() {
+                Some(_) => OnIdle::Pause.as_str(),
+                None => OnIdle::Kill.as_str(),
+            },
         },
+        pause_mode: (rec.state == SandboxState::Paused)
+            .then(|| rec.pause_mode.unwrap_or_default().as_str()),
         volume_mounts: None,
     }
 }

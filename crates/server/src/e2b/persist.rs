@@ -4,10 +4,14 @@
 //!
 //! Mapping:
 //! - `POST /sandboxes/{id}/pause` is Warren's pause (memory, processes and
-//!   files); 204, 409 when already paused. A filesystem-only pause
-//!   (`memory: false`) is refused with 400.
+//!   files); 204, 409 when already paused. `memory: false` is Warren's
+//!   filesystem-only pause (`PauseMode::Filesystem`): every process ends,
+//!   and the resume boots the sandbox again.
 //! - `connect` (in `control`) and the older `POST /sandboxes/{id}/resume`
-//!   resume a paused sandbox under the same id and tokens.
+//!   resume a paused sandbox under the same id and tokens. `memory: false`
+//!   (`on_resume="reboot"`) is taken for a sandbox paused with its
+//!   filesystem alone, which boots again anyway, and refused (400) for one
+//!   paused whole.
 //! - `POST /sandboxes/{id}/fork` is Warren's fork; `timeout` becomes each
 //!   branch's lifetime. Warren's forks are all or nothing, so every entry
 //!   of a 201 is a sandbox.
@@ -22,7 +26,7 @@ use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use warren_core::{SandboxId, SandboxState, SnapshotId, WarrenError};
+use warren_core::{PauseMode, SandboxId, SandboxState, SnapshotId, WarrenError};
 use warren_store::{SandboxFilter, SnapshotKind, SnapshotRecord};
 
 use super::control::{created, extend, unsupported};
@@ -49,14 +53,13 @@ pub async fn pause(
     body: Option<Json<PauseRequest>>,
 ) -> E2bResult<StatusCode> {
     let SandboxPath(id) = id?;
-    if body.is_some_and(|Json(b)| b.memory == Some(false)) {
-        return Err(unsupported(
-            "a filesystem-only pause (memory=false); a pause always keeps memory",
-        ));
-    }
+    let mode = match body.is_some_and(|Json(b)| b.memory == Some(false)) {
+        true => PauseMode::Filesystem,
+        false => PauseMode::Full,
+    };
     state
         .sandboxes
-        .pause(&id, &AuditActor::from_caller(&caller))
+        .pause(&id, mode, &AuditActor::from_caller(&caller))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -65,7 +68,8 @@ pub async fn pause(
 /// extends its lifetime to `timeout` from now if that is later; whether it
 /// was paused, and its connection details. A running sandbox is taken as
 /// is, unless `only_paused` (then 409). `memory: false` (a cold boot from
-/// disk) is refused: a resume always restores memory.
+/// disk) is what the resume of a filesystem-only pause does anyway, and is
+/// refused for a sandbox paused whole.
 pub(super) async fn connect_or_resume(
     state: &AppState,
     caller: &Caller,
@@ -76,13 +80,13 @@ pub(super) async fn connect_or_resume(
     let rec = state.sandboxes.get(id).await?;
     let paused = matches!(rec.state, SandboxState::Paused | SandboxState::Pausing);
     let rec = if paused {
-        if req.memory == Some(false) {
+        if req.memory == Some(false) && rec.pause_mode != Some(PauseMode::Filesystem) {
             return Err(unsupported(
-                "resuming with memory=false (a reboot); a resume always restores memory",
+                "resuming a sandbox paused with its memory with memory=false (a reboot); pause it with memory=false instead",
             ));
         }
         if let Some(auto_pause) = req.auto_pause
-            && auto_pause != (rec.persistence.on_idle == warren_core::OnIdle::Pause)
+            && auto_pause != rec.persistence.on_idle.pause_mode().is_some()
         {
             return Err(unsupported(
                 "changing autoPause on resume; it is set at create",

@@ -22,8 +22,8 @@ pub struct NewSandbox {
     pub env_vars: Option<BTreeMap<String, String>>,
     #[serde(default, rename = "autoPause")]
     pub auto_pause: Option<bool>,
-    /// `false` asks for filesystem-only auto-pauses (refused: a Warren
-    /// pause always keeps memory).
+    /// `false` asks for filesystem-only auto-pauses (Warren's `on_idle:
+    /// pause_filesystem`).
     #[serde(default, rename = "autoPauseMemory")]
     pub auto_pause_memory: Option<bool>,
     #[serde(default, rename = "autoResume")]
@@ -165,6 +165,9 @@ pub struct ListedSandbox {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     pub lifecycle: Lifecycle,
+    /// What a paused sandbox's pause kept: `full` or `filesystem`.
+    #[serde(rename = "pauseMode", skip_serializing_if = "Option::is_none")]
+    pub pause_mode: Option<&'static str>,
     /// The volumes it mounts (the detail only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_mounts: Option<Vec<warren_api_types::VolumeMount>>,

@@ -391,7 +391,10 @@ impl Sandboxes {
         {
             let actor = system.in_team(&rec.team);
             let done = match b.action {
-                BudgetAction::Pause => self.pause(&rec.id, &actor).await.map(drop),
+                BudgetAction::Pause => self
+                    .pause(&rec.id, warren_core::PauseMode::Full, &actor)
+                    .await
+                    .map(drop),
                 BudgetAction::Kill => self.kill(&rec.id, &actor).await,
                 BudgetAction::Notify => Ok(()),
             };

@@ -165,9 +165,9 @@ impl CreateParams {
                 "a sandbox started from a snapshot cannot mount volumes (see docs/volumes.md)",
             ));
         }
-        if !volumes.is_empty() && on_idle == OnIdle::Pause {
+        if !volumes.is_empty() && on_idle.pause_mode().is_some() {
             return Err(WarrenError::invalid(
-                "a sandbox with volumes cannot be paused, so it cannot be persistent or have on_idle 'pause' (see docs/volumes.md)",
+                "a sandbox with volumes cannot be paused, so it cannot be persistent or have on_idle 'pause' or 'pause_filesystem' (see docs/volumes.md)",
             ));
         }
         Ok(Self {
@@ -435,7 +435,10 @@ impl Sandboxes {
         self.init_agent(rec, &instance, None).await?;
         laps.lap("agent");
         match start {
-            Some(start) => self.run_start_command(rec, &instance, start).await,
+            Some(start) => {
+                self.run_start_command(rec, instance.agent_addr.ip(), start)
+                    .await
+            }
             None => Ok(()),
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! - A running sandbox whose last API activity is `idle_timeout_s` old, or
 //!   whose running lifetime ran out, is paused if its `on_idle` is `pause`
-//!   and killed otherwise. (Sandboxes past their lifetime with `on_idle:
+//!   (keeping only its filesystem with `pause_filesystem`) and killed
+//!   otherwise. (Sandboxes past their lifetime with `on_idle:
 //!   kill` are the reaper's.)
 //! - A sandbox paused for its `paused_ttl_s` is killed; its snapshots then
 //!   have no referent and garbage collection deletes them.
@@ -50,9 +51,9 @@ impl Sandboxes {
     /// Pauses or kills a sandbox that is idle or past its lifetime.
     pub(super) async fn settle_idle(&self, id: &SandboxId, on_idle: OnIdle) {
         let reaper = AuditActor::system("reaper");
-        let result = match on_idle {
-            OnIdle::Pause => self.pause(id, &reaper).await.map(drop),
-            OnIdle::Kill => self.end(id, &reaper, Action::SandboxExpire).await,
+        let result = match on_idle.pause_mode() {
+            Some(mode) => self.pause(id, mode, &reaper).await.map(drop),
+            None => self.end(id, &reaper, Action::SandboxExpire).await,
         };
         if let Err(e) = result {
             tracing::warn!(sandbox = %id, error = %e.message, "could not {on_idle} an idle sandbox");

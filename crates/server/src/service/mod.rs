@@ -18,6 +18,7 @@ pub mod events;
 mod exec;
 mod files;
 mod fork;
+mod fs_pause;
 pub mod gate;
 mod gc;
 pub mod hooks;

@@ -24,10 +24,16 @@
 //!
 //! A failed checkpoint (step 2 or 3) puts the sandbox back to running. A
 //! failed restore puts it back to paused: the image is still there.
+//!
+//! A pause may keep the filesystem alone ([`PauseMode::Filesystem`]):
+//! every process but the agent is ended between steps 1 and 2, and the
+//! resume boots the sandbox again (`service::fs_pause`).
 
 use warren_audit::Outcome;
 use warren_core::laps::Laps;
-use warren_core::{ErrorKind, SandboxId, SandboxState, SnapshotId, Transition, WarrenError};
+use warren_core::{
+    ErrorKind, PauseMode, SandboxId, SandboxState, SnapshotId, Transition, WarrenError,
+};
 use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, SnapshotRecord, StoreError};
 
 use super::Sandboxes;
@@ -44,23 +50,26 @@ const ACTIVITY_GRANULARITY: time::Duration = time::Duration::seconds(1);
 const RESTORE_ATTEMPTS: u32 = 3;
 
 impl Sandboxes {
-    /// Pauses a running sandbox; returns it paused. The pause runs to its
-    /// end should the caller go away (`carried`).
+    /// Pauses a running sandbox, keeping what `mode` says; returns it
+    /// paused. The pause runs to its end should the caller go away
+    /// (`carried`).
     pub async fn pause(
         &self,
         id: &SandboxId,
+        mode: PauseMode,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
         let span = op_span!("sandbox.pause", actor.team);
         span.record("sandbox.id", id.as_str());
         let (id, actor) = (id.clone(), actor.clone());
-        let work = self.carried(|s| async move { s.pause_untraced(&id, &actor).await });
+        let work = self.carried(|s| async move { s.pause_untraced(&id, mode, &actor).await });
         traced(&span, work).await
     }
 
     async fn pause_untraced(
         &self,
         id: &SandboxId,
+        mode: PauseMode,
         actor: &AuditActor,
     ) -> Result<SandboxRecord, WarrenError> {
         let lock = self.locks.lock(id).await;
@@ -75,13 +84,28 @@ impl Sandboxes {
         let rec = self.transition(id, Transition::BeginPause).await?;
         laps.lap("begin");
         let snapshot = SnapshotId::generate();
+        let quiesced = match mode {
+            PauseMode::Full => Ok(()),
+            PauseMode::Filesystem => self.quiesce(id).await,
+        };
+        laps.lap("quiesce");
         let logs = self.logs_to_keep(id).await;
-        let size = match self.capture(id, &snapshot).await {
+        // Whether the processes were ended (a failure from here on starts
+        // the start command again; a failed quiesce leaves them be).
+        let ended = mode == PauseMode::Filesystem && quiesced.is_ok();
+        let captured = match quiesced {
+            Ok(()) => self.capture(id, &snapshot).await,
+            Err(e) => Err(e),
+        };
+        let size = match captured {
             Ok(size) => size,
             Err(e) => {
                 tracing::warn!(sandbox = %id, error = %e.message, "pause failed; the sandbox keeps running");
                 if let Err(e) = self.transition(id, Transition::Started).await {
                     tracing::warn!(sandbox = %id, error = %e.message, "could not mark the sandbox running again");
+                } else if ended {
+                    // Its processes are gone: it runs as after a resume.
+                    self.boot_again(&rec).await;
                 }
                 return Err(e);
             }
@@ -98,7 +122,7 @@ impl Sandboxes {
             self.keep_logs(&snapshot, lines).await;
         }
         laps.lap("capture");
-        let paused = match self.store.commit_pause(id, row).await {
+        let paused = match self.store.commit_pause(id, row, mode).await {
             Ok(paused) => {
                 self.changes.publish(&paused);
                 paused
@@ -114,10 +138,11 @@ impl Sandboxes {
         laps.lap("commit");
         self.agents.remove(id);
         self.release_paused(id, lock);
-        tracing::info!(sandbox = %id, snapshot = %snapshot, size, %laps, "sandbox paused");
+        tracing::info!(sandbox = %id, snapshot = %snapshot, size, %mode, %laps, "sandbox paused");
         let details = details([
             ("snapshot", snapshot.to_string().into()),
             ("size_bytes", size.into()),
+            ("mode", mode.as_str().into()),
         ]);
         self.record_lifecycle(actor, id, Action::SandboxPause, Outcome::Ok, details)
             .await;
@@ -185,12 +210,18 @@ impl Sandboxes {
             }
             return Err(e);
         }
+        let booted = super::fs_pause::boots_again(&rec);
+        if booted {
+            self.boot_again(&rec).await;
+            laps.lap("boot");
+        }
         let resumed = self.finish_restore(id).await?;
         laps.lap("finish");
-        tracing::info!(sandbox = %id, from_standby = thawed, %laps, "sandbox resumed");
+        tracing::info!(sandbox = %id, from_standby = thawed, booted, %laps, "sandbox resumed");
         let details = details([
             ("snapshot", snapshot.id.to_string().into()),
             ("from_standby", thawed.into()),
+            ("booted", booted.into()),
         ]);
         self.record_lifecycle(actor, id, Action::SandboxResume, Outcome::Ok, details)
             .await;

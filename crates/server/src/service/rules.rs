@@ -220,7 +220,10 @@ impl Sandboxes {
             .await;
         let done = match rule.action {
             RuleAction::Notify => Ok(()),
-            RuleAction::Pause => self.pause(id, &actor).await.map(drop),
+            RuleAction::Pause => self
+                .pause(id, warren_core::PauseMode::Full, &actor)
+                .await
+                .map(drop),
             RuleAction::Kill => self.kill(id, &actor).await,
         };
         if let Err(e) = done {

@@ -5,15 +5,17 @@
 //! check: a shell command run every [`POLL`] until it exits 0) succeeds. The command is detached from the
 //! daemon (the agent keeps it running with no client attached), so a
 //! snapshot holds it and a restored sandbox (resume, fork, create from a
-//! snapshot) never starts it again. It is recorded in the audit log like
+//! snapshot) never starts it again, except after a pause that kept only
+//! the filesystem (`service::fs_pause`), whose resume boots the sandbox
+//! again. It is recorded in the audit log like
 //! any exec, with the system actor `template-start`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::StreamExt;
 use warren_audit::Outcome;
-use warren_core::WarrenError;
+use warren_core::{PauseMode, WarrenError};
 use warren_envd::process::{ProcessConfig, ProcessEvent, StartRequest};
 use warren_runtime::Instance;
 use warren_store::SandboxRecord;
@@ -32,11 +34,12 @@ const RESTORED_PORT_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(50);
 
 impl Sandboxes {
-    /// Starts `start` in the sandbox `rec` and waits until its port answers.
+    /// Starts `start` in the sandbox `rec`, whose agent listens on
+    /// `agent_ip`, and waits until its port answers.
     pub(super) async fn run_start_command(
         &self,
         rec: &SandboxRecord,
-        instance: &Instance,
+        agent_ip: IpAddr,
         start: &StartCommand,
     ) -> Result<(), WarrenError> {
         let client = self.agents.client(&rec.id, Some(&start.user)).await?;
@@ -80,7 +83,7 @@ impl Sandboxes {
             .await;
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         if let Some(port) = start.ready_port {
-            let addr = SocketAddr::new(instance.agent_addr.ip(), port);
+            let addr = SocketAddr::new(agent_ip, port);
             wait_port(addr, deadline).await.map_err(|()| {
                 WarrenError::unavailable(format!(
                     "the template's start command ({}) did not open port {port} within {}s",
@@ -100,8 +103,12 @@ impl Sandboxes {
     /// port accepts again: gVisor brings restored listening sockets back a
     /// moment after the processes run, so the agent may answer while the
     /// server's port still refuses. At most [`RESTORED_PORT_TIMEOUT`]: a
-    /// start command the user stopped only costs that wait.
+    /// start command the user stopped only costs that wait. A sandbox
+    /// paused with its filesystem alone has none to wait for.
     pub(super) async fn wait_restored_start_port(&self, rec: &SandboxRecord, instance: &Instance) {
+        if rec.pause_mode == Some(PauseMode::Filesystem) {
+            return;
+        }
         let Some(port) = self
             .template_of(rec)
             .ok()

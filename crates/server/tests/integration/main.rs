@@ -11,6 +11,7 @@ mod e2b_list;
 mod e2b_secrets;
 mod e2b_volume_content;
 mod fixtures;
+mod fs_pause;
 mod metrics;
 mod origin;
 mod router;

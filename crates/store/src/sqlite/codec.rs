@@ -202,6 +202,7 @@ pub(super) fn sandbox_from_row(row: &SqliteRow) -> Result<SandboxRecord, StoreEr
         last_activity: r.optional_time("last_activity")?.unwrap_or(created_at),
         source_snapshot: r.optional_parse("source_snapshot")?,
         paused_snapshot: r.optional_parse("paused_snapshot")?,
+        pause_mode: r.optional_parse("pause_mode")?,
         network: r.network()?,
         id,
     })

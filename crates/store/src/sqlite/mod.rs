@@ -57,7 +57,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use time::OffsetDateTime;
 use warren_core::quota::{Quota, Usage};
-use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
+use warren_core::{KeyId, PauseMode, SandboxId, SandboxState, SnapshotId, TeamId, UserId};
 
 pub use audit::SqliteAudit;
 
@@ -305,8 +305,9 @@ impl Store for SqliteStore {
         &self,
         id: &SandboxId,
         snapshot: NewSnapshot,
+        mode: PauseMode,
     ) -> Result<SandboxRecord, StoreError> {
-        snapshots::commit_pause(&self.writer, id, snapshot).await
+        snapshots::commit_pause(&self.writer, id, snapshot, mode).await
     }
 
     async fn finish_resume(&self, id: &SandboxId) -> Result<SandboxRecord, StoreError> {

@@ -10,7 +10,7 @@
 
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
-use warren_core::{SandboxId, SandboxState, SnapshotId};
+use warren_core::{PauseMode, SandboxId, SandboxState, SnapshotId};
 
 use super::codec::{
     encode_map, encode_network, parse_state, sandbox_from_row, snapshot_from_row, to_i64, to_millis,
@@ -102,18 +102,21 @@ pub(super) async fn commit_pause(
     writer: &SqlitePool,
     id: &SandboxId,
     s: NewSnapshot,
+    mode: PauseMode,
 ) -> Result<SandboxRecord, StoreError> {
     let now = to_millis(OffsetDateTime::now_utc());
     let snapshot = s.id.clone();
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let updated = sqlx::query(
-        "UPDATE sandboxes SET state = 'paused', state_changed_at = ?1, paused_snapshot = ?2
+        "UPDATE sandboxes SET state = 'paused', state_changed_at = ?1, paused_snapshot = ?2,
+                              pause_mode = ?4
          WHERE id = ?3 AND state = 'pausing'
          RETURNING *",
     )
     .bind(now)
     .bind(snapshot.as_str())
     .bind(id.as_str())
+    .bind(mode.as_str())
     .fetch_optional(&mut *tx)
     .await?;
     let Some(row) = updated else {
@@ -133,7 +136,7 @@ pub(super) async fn finish_resume(
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let updated = sqlx::query(
         "UPDATE sandboxes SET state = 'running', state_changed_at = ?1, last_activity = ?1,
-                              expires_at = ?1 + timeout_s * 1000
+                              expires_at = ?1 + timeout_s * 1000, pause_mode = NULL
          WHERE id = ?2 AND state = 'resuming'
          RETURNING *",
     )

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use common::{TestDb, new_sandbox, running, team_id};
 use warren_core::quota::{Quota, Usage};
-use warren_core::{KeyId, Limits, SandboxState as S, SnapshotId, TeamId};
+use warren_core::{KeyId, Limits, PauseMode, SandboxState as S, SnapshotId, TeamId};
 use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, Store, StoreError};
 
 fn two_sandboxes() -> Quota {
@@ -98,7 +98,7 @@ async fn usage_counts_live_sandboxes_and_paused_ones_only_by_their_image() {
         .await
         .unwrap();
     db.store
-        .commit_pause(&b.id, pause_image(&b, 5000))
+        .commit_pause(&b.id, pause_image(&b, 5000), PauseMode::Full)
         .await
         .unwrap();
     assert_eq!(
@@ -237,7 +237,7 @@ async fn a_resume_must_fit_the_quota_again() {
         .await
         .unwrap();
     db.store
-        .commit_pause(&sb.id, pause_image(&sb, 10))
+        .commit_pause(&sb.id, pause_image(&sb, 10), PauseMode::Full)
         .await
         .unwrap();
     // While it is paused, the team fills its quota.

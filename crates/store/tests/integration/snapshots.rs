@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use common::{TestDb, new_sandbox, running};
 use time::{Duration, OffsetDateTime};
-use warren_core::{KeyId, Limits, Persistence, SandboxState as S, SnapshotId};
+use warren_core::{KeyId, Limits, PauseMode, Persistence, SandboxState as S, SnapshotId};
 use warren_store::{NewSnapshot, SandboxRecord, SnapshotKind, Store, StoreError};
 
 fn snapshot(of: &SandboxRecord, kind: SnapshotKind, name: Option<&str>) -> NewSnapshot {
@@ -41,7 +41,7 @@ async fn pause_commits_the_row_and_the_state_together() {
     // Not pausing: nothing is written.
     let err = db
         .store
-        .commit_pause(&sb.id, snap.clone())
+        .commit_pause(&sb.id, snap.clone(), PauseMode::Full)
         .await
         .unwrap_err();
     assert!(
@@ -60,18 +60,31 @@ async fn pause_commits_the_row_and_the_state_together() {
         .transition(&sb.id, S::Running, S::Pausing)
         .await
         .unwrap();
-    let paused = db.store.commit_pause(&sb.id, snap.clone()).await.unwrap();
+    assert_eq!(
+        db.store
+            .get_sandbox(&sb.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pause_mode,
+        None
+    );
+    let paused = db
+        .store
+        .commit_pause(&sb.id, snap.clone(), PauseMode::Filesystem)
+        .await
+        .unwrap();
     assert_eq!(paused.state, S::Paused);
+    assert_eq!(paused.pause_mode, Some(PauseMode::Filesystem));
     assert_eq!(paused.paused_snapshot.as_ref(), Some(&snap.id));
     let row = db.store.get_snapshot(&snap.id).await.unwrap().unwrap();
     assert_eq!(row.size_bytes, 4096);
     assert_eq!(row.env.get("A").map(String::as_str), Some("1"));
     // Survives a reopen (another process, or a restarted daemon).
     let again = db.reopen().await;
-    assert_eq!(
-        again.get_sandbox(&sb.id).await.unwrap().unwrap().state,
-        S::Paused
-    );
+    let reread = again.get_sandbox(&sb.id).await.unwrap().unwrap();
+    assert_eq!(reread.state, S::Paused);
+    assert_eq!(reread.pause_mode, Some(PauseMode::Filesystem));
     assert!(
         unreferenced(&db).await.is_empty(),
         "a paused sandbox's image is in use"
@@ -83,6 +96,10 @@ async fn pause_commits_the_row_and_the_state_together() {
         .unwrap();
     let resumed = db.store.finish_resume(&sb.id).await.unwrap();
     assert_eq!(resumed.state, S::Running);
+    assert_eq!(
+        resumed.pause_mode, None,
+        "a running sandbox has no pause mode"
+    );
     assert!(resumed.expires_at > OffsetDateTime::now_utc() + Duration::seconds(200));
     assert_eq!(unreferenced(&db).await, vec![snap.id.clone()]);
     db.store.mark_snapshot_deleted(&snap.id).await.unwrap();
@@ -194,7 +211,11 @@ async fn idle_and_paused_retention() {
         .await
         .unwrap();
     db.store
-        .commit_pause(&idle.id, snapshot(&idle, SnapshotKind::Pause, None))
+        .commit_pause(
+            &idle.id,
+            snapshot(&idle, SnapshotKind::Pause, None),
+            PauseMode::Full,
+        )
         .await
         .unwrap();
     let far = now + Duration::hours(1);

@@ -87,6 +87,7 @@ fn sandbox(id: &str) -> Sandbox {
         expires_at: "2099-01-01T12:05:00Z".into(),
         auto_resume: true,
         on_idle: "kill".into(),
+        pause_mode: None,
         idle_timeout_s: None,
         paused_ttl_s: 604800,
         source_snapshot: None,
@@ -148,6 +149,7 @@ fn router(mock: Mock) -> Router {
         .route("/v1/sandboxes", post(create).get(list))
         .route("/v1/sandboxes/{id}", get(info).delete(kill))
         .route("/v1/sandboxes/{id}/timeout", post(set_timeout))
+        .route("/v1/sandboxes/{id}/pause", post(pause))
         .route("/v1/sandboxes/{id}/exec", post(exec))
         .route("/v1/sandboxes/{id}/files", get(read_file).put(write_file))
         .route("/v1/templates", get(templates))
@@ -218,6 +220,26 @@ async fn set_timeout(
         return not_found(&id);
     };
     s.expires_at = format!("2099-01-01T00:00:{:02}Z", req.timeout_s % 60);
+    Json(s.clone()).into_response()
+}
+
+/// Pauses with the body's `mode` (`full` without a body); any other
+/// body is refused as the daemon refuses it.
+async fn pause(State(m): State<Mock>, Path(id): Path<String>, body: axum::body::Bytes) -> Response {
+    let mode = if body.is_empty() {
+        "full".to_owned()
+    } else {
+        match serde_json::from_slice::<warren_api_types::PauseRequest>(&body) {
+            Ok(req) => req.mode.unwrap_or_else(|| "full".into()),
+            Err(e) => return api_error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+        }
+    };
+    let mut inner = m.0.lock().unwrap();
+    let Some(s) = inner.sandboxes.get_mut(&id) else {
+        return not_found(&id);
+    };
+    s.state = "paused".into();
+    s.pause_mode = Some(mode);
     Json(s.clone()).into_response()
 }
 

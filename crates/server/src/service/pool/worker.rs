@@ -294,7 +294,7 @@ impl Sandboxes {
             };
             client.init(&init).await.map_err(crate::agent_error)?;
             if let Some(start) = template.start() {
-                self.run_start_command(&rec, &instance, &start).await?;
+                self.run_start_command(&rec, instance.agent_addr.ip(), &start).await?;
             }
             // The first process a sandbox starts pays for cold caches
             // inside gVisor; pay it here, not in the claimant's first
