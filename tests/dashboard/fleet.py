@@ -22,6 +22,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -57,6 +58,13 @@ def api(method, path, key, body=None):
 
 def exec_stdout(sid, argv):
     """Runs argv in the sandbox through the API; answers its stdout."""
+    events = exec_events(sid, argv)
+    out = b"".join(base64.b64decode(e["data"]) for e in events if e["type"] == "stdout")
+    return out.decode()
+
+
+def exec_events(sid, argv):
+    """Runs argv in the sandbox through the API; answers its events."""
     req = urllib.request.Request(
         f"{URL}/v1/sandboxes/{sid}/exec",
         data=json.dumps({"cmd": argv}).encode(),
@@ -64,10 +72,8 @@ def exec_stdout(sid, argv):
     )
     req.add_header("Authorization", f"Bearer {ADMIN}")
     req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        lines = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
-    out = b"".join(base64.b64decode(e["data"]) for e in lines if e["type"] == "stdout")
-    return out.decode()
+    with urllib.request.urlopen(req, timeout=400) as resp:
+        return [json.loads(line) for line in resp.read().splitlines() if line.strip()]
 
 
 def check_sandbox_page(page, sid):
@@ -90,6 +96,27 @@ def check_sandbox_page(page, sid):
     shot(page, "7-sandbox-terminal")
     page.get_by_role("button", name="Close terminal").click()
     expect(terminal).to_be_hidden()
+
+    # A command started through the API shows in the processes, and the
+    # page ends it: its exec stream ends killed.
+    ended = {}
+    runner = threading.Thread(
+        target=lambda: ended.update(out=exec_events(sid, ["sleep", "300"])), daemon=True
+    )
+    runner.start()
+    sleeper = page.locator("#processes tbody tr").filter(has_text="sleep 300")
+    for _ in range(30):
+        page.locator("#processes-refresh").click()
+        if sleeper.count() == 1:
+            break
+        page.wait_for_timeout(500)
+    expect(sleeper).to_have_count(1)
+    pid = sleeper.get_attribute("data-pid")
+    page.get_by_role("button", name=f"End process {pid}").click()
+    runner.join(timeout=60)
+    exit_event = [e for e in ended["out"] if e["type"] == "exit"][0]
+    assert exit_event.get("signal") == "killed", ended["out"]
+    expect(sleeper).to_have_count(0, timeout=WAIT)
 
     content = "written from the dashboard\n"
     page.get_by_label("File", exact=True).set_input_files(
@@ -133,6 +160,7 @@ def check_sandbox_page(page, sid):
     expect(page.locator("#sandbox-id")).to_have_text(sid, timeout=WAIT)
 
     expect(page.locator("#timeline li[data-kind='created']")).to_have_count(1)
+    expect(page.locator("#timeline li[data-kind='command_ended']")).to_have_count(1)
     expect(page.locator("#timeline li[data-kind='terminal']")).not_to_have_count(0)
     shot(page, "8-sandbox-page")
     page.get_by_role("link", name="← Fleet").click()

@@ -110,7 +110,7 @@ pub struct TimelineEvent {
     pub time: String,
     /// Who acted, outermost first.
     pub actor: Vec<String>,
-    /// `created`, `command`, `file_written`, `terminal`, `timeout`, `killed`,
+    /// `created`, `command`, `command_ended`, `file_written`, `terminal`, `timeout`, `killed`,
     /// `expired`, `failed` or `request` (a refused or failed API call).
     pub kind: String,
     /// `ok`, `denied` or `error`.

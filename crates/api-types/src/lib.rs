@@ -268,6 +268,28 @@ pub struct SetTimeoutRequest {
     pub timeout_s: u64,
 }
 
+/// A command the sandbox's agent started that is still running (an exec,
+/// a terminal, the template's start command), as
+/// `GET /v1/sandboxes/{id}/processes` lists it. Its environment is never
+/// shown: it may hold what the caller passed in confidence.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProcessSummary {
+    pub pid: u32,
+    /// The program.
+    pub cmd: String,
+    pub args: Vec<String>,
+    /// The working directory it was started in, if one was given.
+    pub cwd: Option<String>,
+    /// The tag it was started with (the start command's is `start-command`).
+    pub tag: Option<String>,
+}
+
+/// `GET /v1/sandboxes/{id}/processes`, by pid.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct ProcessList {
+    pub processes: Vec<ProcessSummary>,
+}
+
 /// `POST /v1/sandboxes/{id}/exec`: runs `cmd[0]` with arguments `cmd[1..]`
 /// directly (no shell unless the caller asks for one, e.g. `["bash", "-lc", "..."]`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]

@@ -21,6 +21,7 @@ mod keys;
 mod network;
 mod openapi;
 mod pools;
+mod processes;
 mod pty;
 mod quotas;
 mod routes;

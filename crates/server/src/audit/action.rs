@@ -20,6 +20,8 @@ pub enum Action {
     SnapshotCreate,
     SnapshotDelete,
     ProcessExec,
+    /// A running command ended on request.
+    ProcessKill,
     FileWrite,
     PtyOpen,
     /// A sandbox token handed to the sandbox.
@@ -79,7 +81,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 50] = [
+    pub const ALL: [Action; 51] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -92,6 +94,7 @@ impl Action {
         Self::SnapshotCreate,
         Self::SnapshotDelete,
         Self::ProcessExec,
+        Self::ProcessKill,
         Self::FileWrite,
         Self::PtyOpen,
         Self::TokenIssue,
@@ -147,6 +150,7 @@ impl Action {
             Self::SnapshotCreate => "snapshot.create",
             Self::SnapshotDelete => "snapshot.delete",
             Self::ProcessExec => "process.exec",
+            Self::ProcessKill => "process.kill",
             Self::FileWrite => "file.write",
             Self::PtyOpen => "pty.open",
             Self::TokenIssue => "token.issue",

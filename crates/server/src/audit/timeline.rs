@@ -64,6 +64,14 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 ),
             )
         }
+        Some(Action::ProcessKill) => (
+            "command_ended",
+            format!(
+                "ended process {} on request of {by}{}",
+                d.get("pid").and_then(Value::as_u64).unwrap_or(0),
+                failure(d)
+            ),
+        ),
         Some(Action::FileWrite) => (
             "file_written",
             format!(

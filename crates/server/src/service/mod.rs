@@ -34,6 +34,7 @@ pub mod meter;
 mod network;
 mod pause;
 mod pool;
+mod processes;
 mod pty;
 mod quotas;
 mod raced;

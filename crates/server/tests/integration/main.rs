@@ -14,6 +14,7 @@ mod fixtures;
 mod fs_pause;
 mod metrics;
 mod origin;
+mod processes;
 mod router;
 mod rules;
 mod secrets_service;

@@ -1,5 +1,5 @@
 // Warren's dashboard: the fleet of the caller's team, live, and one
-// sandbox's page (#/sandbox/ID): its facts, a terminal, its snapshots and
+// sandbox's page (#/sandbox/ID): its facts, a terminal, its processes, its snapshots and
 // the branches started from them, file transfers and its timeline; and the
 // audit log (#/audit), each entry checked in the browser (verify.js); and
 // usage, costs, budgets and, for admins, keys (#/usage).
@@ -189,6 +189,7 @@ async function openSandbox(id) {
   }
   loadTimeline();
   loadLineage();
+  loadProcesses();
 }
 
 function renderFacts() {
@@ -240,6 +241,53 @@ async function loadTimeline() {
     list.replaceChildren();
     notify(`Timeline of ${id}: ${error.message}`);
   }
+}
+
+// ---- processes -------------------------------------------------------------
+
+async function loadProcesses() {
+  const id = page.current;
+  const tbody = $("processes").tBodies[0];
+  if (!page.scopes.has("sandboxes:exec")) {
+    tbody.replaceChildren();
+    return;
+  }
+  try {
+    const list = await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}/processes`);
+    if (id !== page.current) return;
+    tbody.replaceChildren();
+    for (const proc of list.processes) {
+      const tr = document.createElement("tr");
+      tr.dataset.pid = String(proc.pid);
+      tr.appendChild(cell(String(proc.pid)));
+      tr.appendChild(cell([proc.cmd, ...proc.args].join(" "), "command"));
+      tr.appendChild(cell(proc.tag || ""));
+      const actions = document.createElement("td");
+      const end = document.createElement("button");
+      end.type = "button";
+      end.className = "danger";
+      end.textContent = "End";
+      end.setAttribute("aria-label", `End process ${proc.pid}`);
+      end.addEventListener("click", () => endProcess(proc.pid));
+      actions.appendChild(end);
+      tr.appendChild(actions);
+      tbody.appendChild(tr);
+    }
+  } catch (error) {
+    tbody.replaceChildren();
+    if (error.status !== 409) notify(`Processes of ${id}: ${error.message}`);
+  }
+}
+
+async function endProcess(pid) {
+  const path = `/v1/sandboxes/${encodeURIComponent(page.current)}/processes/${pid}`;
+  try {
+    await api("DELETE", path);
+    notify("");
+  } catch (error) {
+    notify(`Ending process ${pid} failed: ${error.message}`);
+  }
+  loadProcesses();
 }
 
 // ---- snapshots and branches ------------------------------------------------
@@ -927,6 +975,7 @@ function init() {
   $("download-form").addEventListener("submit", download);
   $("timeline-refresh").addEventListener("click", loadTimeline);
   $("fork-here").addEventListener("click", forkHere);
+  $("processes-refresh").addEventListener("click", loadProcesses);
   $("snapshot-form").addEventListener("submit", takeSnapshot);
   $("lineage").addEventListener("click", rollBack);
   $("audit-filters").addEventListener("submit", (event) => {
