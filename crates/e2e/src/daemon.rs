@@ -294,6 +294,13 @@ impl Daemon {
     /// daemon was down (ports are found free by binding and releasing
     /// them): then it starts again on new ones, and `url` follows.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        // A daemon still running is stopped first: two on one data
+        // directory are refused, and the first would be left behind.
+        if let Some(child) = self.child.as_mut()
+            && child.try_wait()?.is_none()
+        {
+            self.stop_with(nix::sys::signal::Signal::SIGTERM)?;
+        }
         let mut attempt = 1;
         loop {
             self.spawn()?;

@@ -14,6 +14,7 @@ pub mod clock;
 mod credentials;
 mod daemon;
 pub mod dashboard;
+mod data_lock;
 pub mod e2b;
 pub mod error;
 pub(crate) mod extract;

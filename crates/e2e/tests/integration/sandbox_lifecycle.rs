@@ -252,3 +252,22 @@ async fn sandbox_fork_bomb_stays_inside() {
     let ids = BTreeSet::from([bombed.id.clone()]);
     wait_until_clean(&ids, Duration::from_secs(60)).await;
 }
+
+#[tokio::test]
+async fn sandbox_a_second_daemon_on_one_data_directory_is_refused() {
+    let d = Daemon::start().await.expect("daemon starts");
+    let out = std::process::Command::new(Daemon::warren_bin())
+        .args(["serve", "--listen", "127.0.0.1:1", "--data-dir"])
+        .arg(d.data_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("another warren daemon") && text.contains(&d.pid().unwrap().to_string()),
+        "{text}"
+    );
+    // The first one is untouched.
+    let health = d.get("/v1/health").send().await.unwrap();
+    assert!(health.status().is_success());
+}
