@@ -37,6 +37,16 @@ async fn pause(w: &InProcess, key: &str, id: &str, body: Option<Value>) -> (Stat
     .await
 }
 
+async fn resume(w: &InProcess, key: &str, id: &str) -> (StatusCode, Value) {
+    w.call(
+        Some(key),
+        "POST",
+        &format!("/v1/sandboxes/{id}/resume"),
+        None,
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_pause_mode_is_recorded_shown_while_paused_and_forgotten_at_resume() {
     let (w, _dir) = start().await;
@@ -53,14 +63,7 @@ async fn the_pause_mode_is_recorded_shown_while_paused_and_forgotten_at_resume()
     let (status, again) = pause(&w, &key, &id, Some(json!({"mode": "filesystem"}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{again}");
 
-    let (status, resumed) = w
-        .call(
-            Some(&key),
-            "POST",
-            &format!("/v1/sandboxes/{id}/resume"),
-            None,
-        )
-        .await;
+    let (status, resumed) = resume(&w, &key, &id).await;
     assert_eq!(status, StatusCode::OK, "{resumed}");
     assert_eq!(resumed["state"], "running");
     assert_eq!(resumed["pause_mode"], Value::Null);
@@ -70,14 +73,7 @@ async fn the_pause_mode_is_recorded_shown_while_paused_and_forgotten_at_resume()
         let (status, paused) = pause(&w, &key, &id, body.clone()).await;
         assert_eq!(status, StatusCode::OK, "{body:?}: {paused}");
         assert_eq!(paused["pause_mode"], "full", "{body:?}");
-        let (status, _) = w
-            .call(
-                Some(&key),
-                "POST",
-                &format!("/v1/sandboxes/{id}/resume"),
-                None,
-            )
-            .await;
+        let (status, _) = resume(&w, &key, &id).await;
         assert_eq!(status, StatusCode::OK);
     }
 }

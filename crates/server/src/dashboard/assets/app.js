@@ -48,8 +48,10 @@ function notify(message) {
   notice.hidden = !message;
 }
 
-// A call to the API with the session cookie and token. Answers the parsed body (or null), throws the API's message.
-async function api(method, path, body) {
+// A call to the API with the session cookie and token: the answer when it
+// succeeded, else an Error with the API's message and the status. A Blob
+// body is sent as it is, anything else as JSON.
+async function send(method, path, body) {
   const headers = {};
   if (page.csrf) {
     headers["X-CSRF-Token"] = page.csrf;
@@ -65,21 +67,24 @@ async function api(method, path, body) {
     credentials: "same-origin",
     cache: "no-store",
   });
-  const text = await resp.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
   if (!resp.ok) {
-    const error = new Error((data && data.message) || `${method} ${path}: ${resp.status}`);
+    const answer = await resp.json().catch(() => null);
+    const error = new Error((answer && answer.message) || `${method} ${path}: ${resp.status}`);
     error.status = resp.status;
     throw error;
   }
-  return data;
+  return resp;
+}
+
+// `send`, answering the parsed body (or null).
+async function api(method, path, body) {
+  const text = await (await send(method, path, body)).text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 // ---- session ---------------------------------------------------------------
@@ -540,24 +545,7 @@ async function revokeKey(key) {
 // Entries are read as text and parsed exactly (verify.js): their numbers
 // must reach the hash as they were sent, not through floating point.
 async function fetchExact(path) {
-  const resp = await fetch(path, {
-    headers: { "X-CSRF-Token": page.csrf || "" },
-    credentials: "same-origin",
-    cache: "no-store",
-  });
-  const text = await resp.text();
-  if (!resp.ok) {
-    let message = `status ${resp.status}`;
-    try {
-      message = JSON.parse(text).message || message;
-    } catch {
-      // not JSON: keep the status
-    }
-    const error = new Error(message);
-    error.status = resp.status;
-    throw error;
-  }
-  return parseExact(text);
+  return parseExact(await (await send("GET", path)).text());
 }
 
 // Shows the entries matching the filters from the start, or the next page.
@@ -711,15 +699,7 @@ async function download(event) {
   event.preventDefault();
   const path = $("download-path").value.trim();
   try {
-    const resp = await fetch(filesPath(path), {
-      headers: { "X-CSRF-Token": page.csrf || "" },
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-    if (!resp.ok) {
-      const body = await resp.json().catch(() => null);
-      throw new Error((body && body.message) || `status ${resp.status}`);
-    }
+    const resp = await send("GET", filesPath(path));
     const url = URL.createObjectURL(await resp.blob());
     const link = document.createElement("a");
     link.href = url;
