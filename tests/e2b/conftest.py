@@ -22,8 +22,14 @@ COUNTER = "i=0; while true; do echo $i > /tmp/count; i=$((i+1)); sleep 0.1; done
 
 
 def count(s):
-    """The counter's last number."""
-    return int(s.files.read("/tmp/count").strip() or "0")
+    """The counter's last number. The counter truncates its file before each
+    write, so an empty read is retried rather than taken for zero."""
+    for _ in range(50):
+        text = s.files.read("/tmp/count").strip()
+        if text:
+            return int(text)
+        time.sleep(0.02)
+    return 0
 
 
 def wait_paused(s, seconds=30):
