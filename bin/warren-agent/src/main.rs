@@ -18,6 +18,7 @@ mod reaper;
 mod rpc;
 mod server;
 mod state;
+mod sudo;
 mod users;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -132,6 +133,14 @@ async fn run(args: Args) -> Result<(), AgentError> {
             tracing::error!(error = %e, "the reaper stopped");
         }
     });
+    if nix::unistd::geteuid().is_root() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sudo::relay::serve(state).await {
+                tracing::warn!(error = %e, "the sudo relay stopped");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|source| AgentError::Listen {
@@ -151,7 +160,18 @@ async fn run(args: Args) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Whether this binary was run as `sudo` (the runtime mounts it there).
+fn invoked_as_sudo() -> bool {
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .is_some_and(|p| p.file_name().is_some_and(|n| n == "sudo"))
+}
+
 fn main() {
+    if invoked_as_sudo() {
+        sudo::client::main(std::env::args().skip(1).collect());
+    }
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +174,11 @@ impl UserDb {
     }
 
     /// Maps of uid → user name and gid → group name.
+    /// The directory the accounts are read from.
+    pub fn etc(&self) -> &Path {
+        &self.etc
+    }
+
     pub fn names(&self) -> Names {
         let passwd = self.read("passwd").unwrap_or_else(|_| Arc::from(""));
         let group = self.read("group").unwrap_or_else(|_| Arc::from(""));

@@ -261,13 +261,13 @@ async fn sandbox_timeout_expires() {
 }
 
 /// `user` has passwordless sudo in `base`, as on E2B's base image, so agent
-/// scripts that run `sudo apt-get …` work wherever runsc honours set-user-ID
-/// bits (`--allow-suid`, gVisor 20250818 and later; the daemon passes it
-/// when runsc has it). An older runsc ignores those bits and acts as if
-/// no_new_privs were set: there sudo fails with exactly that, and nothing
-/// else stands in its way.
+/// scripts that run `sudo apt-get …` work: through set-user-ID bits where
+/// runsc honours them (`--allow-suid`, gVisor 20250818 and later), through
+/// the agent's relay where it does not (the agent mounted as
+/// `/usr/local/bin/sudo`). Either way, a user no sudoers rule lets run
+/// everything without a password gets nothing.
 #[tokio::test]
-async fn sandbox_user_sudo_works_where_runsc_honours_setuid() {
+async fn sandbox_user_sudo_works_and_only_for_users_sudoers_allows() {
     let flags = std::process::Command::new("runsc")
         .arg("flags")
         .output()
@@ -281,25 +281,70 @@ async fn sandbox_user_sudo_works_where_runsc_honours_setuid() {
     let out = d
         .sh(
             &sb.id,
-            "sudo -n true && sudo -n id -un && sudo -n apt-get --version | head -1",
+            "set -e; sudo -n true; sudo -n id -un; sudo apt-get --version | head -1; \
+             sudo -u user id -un; echo piped | sudo tee /root/owned >/dev/null; sudo cat /root/owned; \
+             sudo env | grep -E '^(HOME|SUDO_USER)=' | sort; \
+             cd /tmp && sudo pwd; set +e; sudo sh -c 'exit 7'; echo code=$?",
         )
         .await;
     let (stdout, stderr) = (out.stdout_str(), out.stderr_str());
-    if allow_suid {
-        assert_eq!(out.exit_code, Some(0), "{stdout}{stderr}");
-        assert!(stdout.starts_with("root\napt "), "{stdout}");
-    } else {
-        assert_eq!(out.exit_code, Some(1), "{stdout}{stderr}");
-        assert!(
-            stderr.contains("\"no new privileges\" flag is set"),
-            "{stderr}"
+    assert_eq!(out.exit_code, Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "root", "{stdout}");
+    assert!(lines[1].starts_with("apt "), "{stdout}");
+    assert_eq!(
+        lines[2..],
+        [
+            "user",
+            "piped",
+            "HOME=/root",
+            "SUDO_USER=user",
+            "/tmp",
+            "code=7"
+        ],
+        "{stdout}"
+    );
+
+    // Nobody else: a user no rule names, one the Debian default would ask
+    // a password of, and `nobody`.
+    let made = d
+        .sh_root(&sb.id, "useradd -m guest && useradd -m -G sudo admin")
+        .await;
+    assert_eq!(made.exit_code, Some(0), "{}", made.stderr_str());
+    for who in ["guest", "admin", "nobody"] {
+        let refused = d
+            .exec(
+                &sb.id,
+                json!({"cmd": ["bash", "-c", "sudo -n id -un"], "user": who, "cwd": "/"}),
+            )
+            .await;
+        assert_eq!(
+            refused.exit_code,
+            Some(1),
+            "{who}: {}",
+            refused.stdout_str()
         );
-        // The rule sudo would follow is there: root reads it as `user`'s.
-        let rule = d.sh_root(&sb.id, "sudo -n -l -U user").await;
+        assert!(!refused.stdout_str().contains("root"), "{who}");
+    }
+
+    if !allow_suid {
+        // The relay's command goes with its caller: a killed `sudo` leaves
+        // nothing running as root.
+        let killed = d
+            .sh(
+                &sb.id,
+                "sudo sleep 300 & pid=$!; sleep 1; kill -9 $pid; sleep 1; \
+                 for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done \
+                 | grep -c '^sleep 300' || true",
+            )
+            .await;
+        assert_eq!(killed.stdout_str().trim(), "0", "{}", killed.stderr_str());
+        // `sudo -l` shows the rule that grants it.
+        let listed = d.sh(&sb.id, "sudo -l").await;
         assert!(
-            rule.stdout_str().contains("(ALL : ALL) NOPASSWD: ALL"),
+            listed.stdout_str().contains("(ALL : ALL) NOPASSWD: ALL"),
             "{}",
-            rule.stdout_str()
+            listed.stdout_str()
         );
     }
 }

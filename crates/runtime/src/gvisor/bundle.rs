@@ -13,6 +13,13 @@
 //!   A template without a `/tmp` directory gets runsc's default;
 //! - process: the agent, bind-mounted read-only at [`AGENT_PATH`], as root in
 //!   `/` with the spec's environment (the agent builds its children's);
+//! - `sudo`: where runsc ignores set-user-ID bits, the agent binary again,
+//!   read-only at [`SUDO_RELAY_PATH`], so `sudo` goes through the agent's
+//!   relay (`bin/warren-agent/src/sudo`). Only for templates that have a
+//!   `/usr/bin/sudo` and roots under an overlay (not a build's directory,
+//!   which would keep the mount point). A checkpoint restores only into
+//!   the mounts it was taken with, so the bundle and every image taken of
+//!   it carry [`SUDO_RELAY_MARKER`] when the mount is there;
 //! - volumes: each a read-write bind mount of its host directory. runsc's
 //!   gofer serves it, resolving every path inside the mount (a symlink in
 //!   it never reaches host files outside). A sandbox with volumes is laid
@@ -38,6 +45,26 @@ use crate::RuntimeError;
 
 /// Where the agent binary appears inside every sandbox.
 pub const AGENT_PATH: &str = "/.warren/agent";
+/// Where the agent binary is mounted to serve as `sudo` (ahead of
+/// `/usr/bin` in `PATH`).
+pub const SUDO_RELAY_PATH: &str = "/usr/local/bin/sudo";
+/// Marks a bundle or checkpoint image whose sandbox has the `sudo` mount.
+pub(super) const SUDO_RELAY_MARKER: &str = "warren-sudo-relay";
+
+/// Whether `dir` (a bundle or checkpoint image) is marked as having the
+/// `sudo` mount.
+pub(super) fn has_sudo_relay(dir: &Path) -> bool {
+    dir.join(SUDO_RELAY_MARKER).exists()
+}
+
+/// Marks `dir` (a bundle or checkpoint image) as having the `sudo` mount.
+pub(super) fn mark_sudo_relay(dir: &Path) -> Result<(), RuntimeError> {
+    let path = dir.join(SUDO_RELAY_MARKER);
+    std::fs::write(&path, b"").map_err(|e| RuntimeError::Command {
+        op: format!("writing {}", path.display()),
+        detail: e.to_string(),
+    })
+}
 
 const CPU_PERIOD_US: u64 = 100_000;
 const MIB: i64 = 1024 * 1024;
@@ -57,6 +84,8 @@ pub(super) struct BundleParams<'a> {
     pub tmp_on_disk: bool,
     /// Read-write bind mounts of host directories.
     pub volumes: &'a [crate::VolumeBind],
+    /// Whether the agent is mounted at [`SUDO_RELAY_PATH`].
+    pub sudo_relay: bool,
 }
 
 /// Builds the OCI runtime spec for `p`.
@@ -134,6 +163,16 @@ fn build(p: &BundleParams<'_>) -> Result<Spec, oci_spec::OciSpecError> {
             .options(vec!["rbind".to_owned(), "ro".to_owned()])
             .build()?,
     );
+    if p.sudo_relay {
+        mounts.push(
+            MountBuilder::default()
+                .destination(SUDO_RELAY_PATH)
+                .typ("bind")
+                .source(p.agent_binary)
+                .options(vec!["rbind".to_owned(), "ro".to_owned()])
+                .build()?,
+        );
+    }
     let tmp = p.rootfs.join("tmp");
     if p.tmp_on_disk && std::fs::symlink_metadata(&tmp).is_ok_and(|m| m.is_dir()) {
         mounts.push(
@@ -237,6 +276,7 @@ mod tests {
             },
             tmp_on_disk: true,
             volumes: &[],
+            sudo_relay: false,
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         assert_eq!(json["root"]["path"], "/templates/base/rootfs");
@@ -290,8 +330,17 @@ mod tests {
             limits: Limits::default(),
             tmp_on_disk: false,
             volumes: &volumes,
+            sudo_relay: true,
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
+        let sudo = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == SUDO_RELAY_PATH)
+            .unwrap();
+        assert_eq!(sudo["source"], "/usr/lib/warren/warren-agent");
+        assert!(sudo["options"].as_array().unwrap().contains(&"ro".into()));
         let data = json["mounts"]
             .as_array()
             .unwrap()
@@ -321,6 +370,7 @@ mod tests {
             limits: Limits::default(),
             tmp_on_disk: true,
             volumes: &[],
+            sudo_relay: false,
         };
         let json = serde_json::to_value(spec(&p).unwrap()).unwrap();
         let tmp = json["mounts"]

@@ -147,6 +147,7 @@ impl GvisorRuntime {
         spec: &RuntimeSpec,
         keep_network: bool,
         layout: Layout,
+        sudo_relay: bool,
     ) -> Result<(SandboxDir, Record, bool), RuntimeError> {
         let names = SandboxNames::new(&spec.id, &spec.network.host_iface);
         let dir = self.dir(&spec.id);
@@ -177,9 +178,13 @@ impl GvisorRuntime {
                     limits: spec.limits,
                     tmp_on_disk: layout == Layout::TmpOnDisk,
                     volumes: &spec.volumes,
+                    sudo_relay,
                 },
             )?;
             layout.mark(&dir.bundle())?;
+            if sudo_relay {
+                bundle::mark_sudo_relay(&dir.bundle())?;
+            }
             self.disks.start_attach(
                 &spec.id,
                 disk::image_path(&dir.root),
@@ -330,7 +335,14 @@ impl Runtime for GvisorRuntime {
             RootFs::TemplateDir(_) => Layout::TmpOnDisk,
             RootFs::WritableDir(_) => Layout::Direct,
         };
-        self.prepare(spec, false, layout).await.map(drop)
+        // `sudo` through the agent where set-user-ID bits do nothing (see
+        // `bundle`).
+        let sudo_relay = !self.runsc.allow_suid()
+            && layout != Layout::Direct
+            && spec.rootfs.path().join("usr/bin/sudo").exists();
+        self.prepare(spec, false, layout, sudo_relay)
+            .await
+            .map(drop)
     }
 
     async fn start(&self, id: &SandboxId) -> Result<Instance, RuntimeError> {
@@ -364,6 +376,9 @@ impl Runtime for GvisorRuntime {
             .await?;
         // The image restores only into the mounts it was taken with.
         Layout::of(&dir.bundle()).mark(dest)?;
+        if bundle::has_sudo_relay(&dir.bundle()) {
+            bundle::mark_sudo_relay(dest)?;
+        }
         laps.lap("runsc");
         tracing::debug!(sandbox = %id, severed, %laps, "checkpointed");
         if !leave_running {
@@ -402,7 +417,8 @@ impl Runtime for GvisorRuntime {
         };
         laps.lap("clear");
         let layout = Layout::of(snapshot);
-        let (dir, mut rec, kept) = self.prepare(spec, keep_network, layout).await?;
+        let sudo_relay = bundle::has_sudo_relay(snapshot);
+        let (dir, mut rec, kept) = self.prepare(spec, keep_network, layout, sudo_relay).await?;
         laps.lap("prepare");
         match self
             .launch(

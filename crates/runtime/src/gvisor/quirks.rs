@@ -20,6 +20,8 @@
 //! - `runsc.rs`, `ALLOW_SUID`: set-user-ID bits are honoured (and `sudo`
 //!   works inside) only with `--allow-suid`, which 0.0~20240729 lacks: the
 //!   flag is passed when `runsc flags` lists it (gVisor 20250818 and later);
+//!   without it `bundle.rs` mounts the agent as `sudo`, which relays the
+//!   command to the agent (`bin/warren-agent/src/sudo`);
 //! - `runsc.rs`, `Runsc::status`: `runsc list` waits for ever while any
 //!   sandbox of the root is frozen by the cgroup freezer, so containers are
 //!   asked about one at a time with `runsc state` (any version: a frozen

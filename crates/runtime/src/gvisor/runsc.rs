@@ -102,7 +102,7 @@ impl Runsc {
             tracing::info!("runsc honours set-user-ID bits: sudo works inside sandboxes");
         } else {
             tracing::info!(
-                "this runsc has no --allow-suid (gVisor before 20250818): set-user-ID bits are ignored inside sandboxes, so sudo does not work there"
+                "this runsc has no --allow-suid (gVisor before 20250818): set-user-ID bits are ignored inside sandboxes, so sudo goes through the agent there"
             );
         }
         Self {
@@ -110,6 +110,11 @@ impl Runsc {
             root,
             allow_suid,
         }
+    }
+
+    /// Whether `run` and `restore` get `--allow-suid`.
+    pub fn allow_suid(&self) -> bool {
+        self.allow_suid
     }
 
     fn command(&self) -> Command {
