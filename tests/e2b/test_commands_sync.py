@@ -21,6 +21,18 @@ def test_env_cwd_and_user(sbx):
     assert sbx.commands.run("pwd").stdout == "/home/user\n"
 
 
+def test_sudo_runs_as_root_without_the_callers_variables(sbx):
+    """As in E2B's own `test_bash_command_scoped_env_vars`: `user` has
+    passwordless sudo, and sudo resets the environment."""
+    r = sbx.commands.run('sudo -n whoami; sudo echo "[$FOO]"', envs={"FOO": "bar"})
+    assert r.stdout == "root\n[bar]\n"
+    r = sbx.commands.run("sudo sh -c 'echo \"[$FOO]\"'", envs={"FOO": "bar"})
+    assert r.stdout == "[]\n"
+    with pytest.raises(CommandExitException) as e:
+        sbx.commands.run("sudo sh -c 'exit 4'")
+    assert e.value.exit_code == 4
+
+
 def test_streaming_callbacks(sbx):
     seen = []
     sbx.commands.run("for i in 1 2 3; do echo $i; done", on_stdout=seen.append)
