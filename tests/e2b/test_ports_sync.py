@@ -140,9 +140,17 @@ def test_allow_public_traffic_opens_every_port_without_a_token(run_id):
             if public:
                 assert bare.status_code == 200 and bare.text == "public"
             else:
-                assert bare.status_code == 401
+                assert bare.status_code == 403
         finally:
             sbx.kill()
+        # As on E2B: a killed sandbox's port answers 502, whoever asks.
+        gone = httpx.get(url, headers=host)
+        assert gone.status_code == 502
+        assert gone.json() == {
+            "code": 502,
+            "message": "The sandbox was not found",
+            "sandboxId": sbx.sandbox_id,
+        }
 
 
 HEADER_ECHO = r"""

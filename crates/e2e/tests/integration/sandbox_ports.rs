@@ -114,10 +114,11 @@ async fn sandbox_ports_reach_http_servers_by_path_and_host() {
     let path = |rest: &str| format!("{}/v1/sandboxes/{id}/ports/8000{rest}", d.url);
     let anon = reqwest::Client::new();
 
-    // By path: nothing or a wrong token is 401; a key, the traffic token
-    // in either header, or the query parameter let the request through.
+    // By path: nothing is 403 (as on E2B), a wrong token 401; a key, the
+    // traffic token in either header, or the query parameter let the
+    // request through.
     let (status, body) = status_and_text(anon.get(path("/"))).await;
-    assert_eq!(status, 401, "{body}");
+    assert_eq!(status, 403, "{body}");
     assert!(body.contains("traffic token"), "{body}");
     let wrong = anon
         .get(path("/"))
@@ -193,7 +194,7 @@ async fn sandbox_ports_reach_http_servers_by_path_and_host() {
     let port = d.addr.port();
     let url = |rest: &str| format!("http://{host}:{port}{rest}");
     let (status, _) = status_and_text(browser.get(url("/"))).await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
     let resp = browser
         .get(url(&format!("/headers?warren_token={token}")))
         .send()
@@ -279,8 +280,9 @@ async fn sandbox_ports_reach_http_servers_by_path_and_host() {
     .await;
     assert_eq!(status, 400);
 
-    // Another team's key, or an unknown sandbox: 404, as on every route. A
-    // viewer of the team lacks sandboxes:exec (403) and gets no token.
+    // Another team's key: 403. An unknown sandbox: 502 in E2B's shape,
+    // whoever asks. A viewer of the team lacks sandboxes:exec (403) and
+    // gets no token.
     let team: TeamCreated = d
         .created_as(
             &d.key,
@@ -290,14 +292,17 @@ async fn sandbox_ports_reach_http_servers_by_path_and_host() {
         .await;
     let other = team.key.secret;
     let (status, body) = status_and_text(anon.get(path("/")).bearer_auth(&other)).await;
-    assert_eq!(status, 404, "{body}");
+    assert_eq!(status, 403, "{body}");
     let unknown = format!("{}/v1/sandboxes/zzzzzzzzzzzzzzzzzzzz/ports/8000/", d.url);
-    assert_eq!(
-        status_and_text(anon.get(&unknown).bearer_auth(&d.key))
-            .await
-            .0,
-        404
-    );
+    for req in [anon.get(&unknown).bearer_auth(&d.key), anon.get(&unknown)] {
+        let (status, body) = status_and_text(req).await;
+        assert_eq!(status, 502, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"code": 502, "message": "The sandbox was not found", "sandboxId": "zzzzzzzzzzzzzzzzzzzz"})
+        );
+    }
     let viewer = d
         .created_as::<NewKey>(&d.key, "/v1/keys", json!({"name": "v", "role": "viewer"}))
         .await
@@ -328,7 +333,7 @@ async fn sandbox_ports_reach_http_servers_by_path_and_host() {
         status_and_text(anon.get(path("/")).header("x-warren-traffic-token", &token)).await;
     assert_eq!((status, body.as_str()), (200, "hello from the sandbox"));
 
-    // Once killed, the token opens nothing.
+    // Once killed, the token opens nothing: the sandbox is not found.
     assert_eq!(
         d.delete(&format!("/v1/sandboxes/{id}"))
             .send()
@@ -338,7 +343,7 @@ async fn sandbox_ports_reach_http_servers_by_path_and_host() {
         204
     );
     let req = anon.get(path("/")).header("x-warren-traffic-token", &token);
-    assert_eq!(status_and_text(req).await.0, 404);
+    assert_eq!(status_and_text(req).await.0, 502);
 }
 
 #[tokio::test]
@@ -398,7 +403,7 @@ async fn sandbox_ports_stream_responses_and_splice_websockets() {
     ws.close(None).await.unwrap();
 
     // WebSocket by Host: without a credential the handshake is refused
-    // with 401; with the cookie a browser holds it goes through.
+    // with 403; with the cookie a browser holds it goes through.
     let host = format!("8000-{id}.localhost:{}", d.addr.port());
     let ws_by_host = |cookie: Option<String>| {
         let mut req = format!("ws://{host}/ws").into_client_request().unwrap();
@@ -409,9 +414,9 @@ async fn sandbox_ports_stream_responses_and_splice_websockets() {
     };
     match ws_by_host(None).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
-            assert_eq!(resp.status(), 401);
+            assert_eq!(resp.status(), 403);
         }
-        other => panic!("expected 401, got {:?}", other.map(|(_, r)| r.status())),
+        other => panic!("expected 403, got {:?}", other.map(|(_, r)| r.status())),
     }
     let (mut ws, _) = ws_by_host(Some(format!("warren_traffic_token={token}")))
         .await
@@ -455,7 +460,7 @@ async fn sandbox_ports_public_port_needs_no_token() {
         status_and_text(anon.get(url(8000))).await,
         (200, "hello from the sandbox".to_owned())
     );
-    assert_eq!(status_and_text(anon.get(url(8001))).await.0, 401);
+    assert_eq!(status_and_text(anon.get(url(8001))).await.0, 403);
     // Any `warren_token` on a public port is ignored: no cookie comes back.
     let resp = anon
         .get(format!("{}?warren_token=guess", url(8000)))

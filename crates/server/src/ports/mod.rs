@@ -12,13 +12,15 @@
 //! Protocol and invariants:
 //! - Port 49983 (the agent) is never reachable this way (403); ports are
 //!   1–65535.
-//! - Access: a public port is open; otherwise a grant for the sandbox (its
-//!   traffic token, [`crate::auth::grant`]) or an API key of its team with
-//!   `sandboxes:exec`. No credentials, or a
-//!   wrong token: 401. A key of another team, or an unknown or killed
-//!   sandbox once the caller is authenticated: 404, as everywhere. Denied
-//!   attempts are traced at debug level, never audited (port traffic is not
-//!   a state change).
+//! - Access: an unknown or killed sandbox answers 502 with E2B's body
+//!   (`{"code":502,"message":"The sandbox was not found","sandboxId":…}`),
+//!   whoever asks: a sandbox's id is in every URL of its ports, so whether
+//!   it lives is no secret. A public port is open; otherwise a grant for
+//!   the sandbox (its traffic token, [`crate::auth::grant`]) or an API key
+//!   of its team with `sandboxes:exec`. No credentials: 403, as on E2B; a
+//!   wrong token or key: 401; a key of another team or without the scope:
+//!   403. Denied attempts are traced at debug level, never audited (port
+//!   traffic is not a state change).
 //! - A paused sandbox with `auto_resume` is resumed first (the resume path
 //!   exec and files use); without it the answer is 409.
 //! - Warren's credentials never reach the sandbox ([`crate::credentials`]),
@@ -117,6 +119,17 @@ fn refused(kind: ErrorKind, message: impl Into<String>) -> Response {
     AppError(WarrenError::new(kind, message)).into_response()
 }
 
+/// 502 for a sandbox that is not there (unknown or killed), in E2B's
+/// words and shape, which its SDKs and users read.
+fn sandbox_not_found(sandbox: &str) -> Response {
+    let body = serde_json::json!({
+        "code": 502,
+        "message": "The sandbox was not found",
+        "sandboxId": sandbox.chars().take(64).collect::<String>(),
+    });
+    (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
+}
+
 /// 502: the sandbox is there but the port did not answer.
 fn bad_gateway(message: String) -> Response {
     let mut resp = refused(ErrorKind::Unavailable, message);
@@ -134,6 +147,7 @@ impl PortProxy {
         }
         let (id, cookie) = match self.admit(&addr, req.headers()).await {
             Ok(admitted) => admitted,
+            Err(e) if e.0.kind == ErrorKind::NotFound => return sandbox_not_found(&addr.sandbox),
             Err(e) => {
                 if matches!(
                     e.0.kind,
@@ -205,41 +219,39 @@ impl PortProxy {
         addr: &PortAddress,
         headers: &HeaderMap,
     ) -> Result<(SandboxId, Option<String>), AppError> {
-        let unauthenticated = |m: &str| AppError(WarrenError::new(ErrorKind::Unauthenticated, m));
-        let not_found = || {
-            AppError(WarrenError::not_found(format!(
-                "sandbox '{}' not found",
-                addr.sandbox.chars().take(64).collect::<String>()
-            )))
-        };
-        let id = addr.sandbox.parse::<SandboxId>().ok();
-        let rec = match &id {
-            Some(id) => self
+        let denied = |m: String| AppError(WarrenError::new(ErrorKind::PermissionDenied, m));
+        let rec = match addr.sandbox.parse::<SandboxId>() {
+            Ok(id) => self
                 .sandboxes
-                .lookup(id)
+                .lookup(&id)
                 .await?
                 .filter(|r| r.state != SandboxState::Killed),
-            None => None,
+            Err(_) => None,
         };
-        if let Some(rec) = &rec
-            && access::is_public(rec, addr.port)
-        {
-            return Ok((rec.id.clone(), None));
+        let Some(rec) = rec else {
+            return Err(AppError(WarrenError::not_found(
+                "the sandbox was not found",
+            )));
+        };
+        if access::is_public(&rec, addr.port) {
+            return Ok((rec.id, None));
         }
         match access::presented(headers, addr.query_token.as_deref()) {
             Presented::Token { token, from_query } => {
                 let kinds = [GrantKind::Traffic, GrantKind::Envd];
-                if let Err(e) = self.grants.check(&token, id.as_ref(), &kinds).await {
+                if let Err(e) = self.grants.check(&token, Some(&rec.id), &kinds).await {
                     return Err(AppError(e.into()));
                 }
-                let cookie = from_query.then_some(token);
-                rec.map(|r| (r.id, cookie)).ok_or_else(not_found)
+                Ok((rec.id, from_query.then_some(token)))
             }
             Presented::ApiKey => {
                 let caller = self.auth.authenticate(headers, None).await?;
-                let rec = rec
-                    .filter(|r| r.team == caller.team)
-                    .ok_or_else(not_found)?;
+                if rec.team != caller.team {
+                    return Err(denied(format!(
+                        "port {} of sandbox {} is not public, and this key's team does not own the sandbox",
+                        addr.port, rec.id
+                    )));
+                }
                 if !caller.permissions.contains(Scope::SandboxesExec) {
                     return Err(AppError(WarrenError::new(
                         ErrorKind::PermissionDenied,
@@ -251,8 +263,8 @@ impl PortProxy {
                 }
                 Ok((rec.id, None))
             }
-            Presented::Nothing => Err(unauthenticated(
-                "this port is not public: send the sandbox's traffic token (X-Warren-Traffic-Token, or ?warren_token= in a browser) or an API key with sandboxes:exec",
+            Presented::Nothing => Err(denied(
+                "this port is not public: send the sandbox's traffic token (X-Warren-Traffic-Token, or ?warren_token= in a browser) or an API key with sandboxes:exec".into(),
             )),
         }
     }
