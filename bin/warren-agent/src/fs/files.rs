@@ -122,6 +122,9 @@ fn target(
     Ok((user, resolved))
 }
 
+/// The most read of a file whose length reads 0 (see [`download`]).
+const PSEUDO_FILE_LIMIT: u64 = 64 << 20;
+
 /// `GET /files?path=`: the file's bytes.
 pub async fn download(
     State(state): State<Shared>,
@@ -157,15 +160,28 @@ pub async fn download(
             path.display()
         )));
     }
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, meta.len().to_string()),
-        ],
-        Body::from_stream(stream),
-    )
-        .into_response())
+    // A file of length 0 may still have content: the kernel's files under
+    // `/proc` and `/sys` say 0 and are read to their end (chunked, up to
+    // `PSEUDO_FILE_LIMIT`). Any other file is sent as long as it was when
+    // opened, so one growing meanwhile still matches its Content-Length.
+    let (limit, length) = match meta.len() {
+        0 => (PSEUDO_FILE_LIMIT, None),
+        len => (len, Some(len)),
+    };
+    let stream = tokio_util::io::ReaderStream::with_capacity(
+        tokio::io::AsyncReadExt::take(file, limit),
+        64 * 1024,
+    );
+    let mut resp = Body::from_stream(stream).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Some(len) = length {
+        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+    }
+    Ok(resp)
 }
 
 /// `POST /files?path=`: octet-stream or multipart upload.

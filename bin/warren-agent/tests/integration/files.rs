@@ -412,3 +412,36 @@ async fn root_fifos_and_devices_are_not_downloaded() {
         b"still here"
     );
 }
+
+/// The kernel's files say their length is 0 and still have content: they
+/// are read to their end, as `cat` would (the agent runs on the host here,
+/// so these are the host's, with the same property as the Sentry's).
+#[tokio::test]
+async fn root_kernel_files_of_length_zero_are_read_whole() {
+    let agent = Agent::start().await;
+    let client = agent.client();
+    for path in ["/proc/sys/kernel/random/boot_id", "/proc/self/status"] {
+        assert_eq!(std::fs::metadata(path).unwrap().len(), 0, "{path}");
+        let bytes = client.read_file_to_vec(path).await.unwrap();
+        assert!(!bytes.is_empty(), "{path} read empty");
+    }
+    let boot_id = client
+        .read_file_to_vec("/proc/sys/kernel/random/boot_id")
+        .await
+        .unwrap();
+    assert_eq!(
+        boot_id,
+        std::fs::read("/proc/sys/kernel/random/boot_id").unwrap()
+    );
+    // An empty regular file stays empty.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    assert!(
+        client
+            .read_file_to_vec(empty.to_str().unwrap())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
