@@ -29,6 +29,7 @@ use warren_core::SandboxId;
 
 mod network;
 mod pools;
+mod recordings;
 mod rules;
 mod secrets;
 mod snapshots;

@@ -34,6 +34,7 @@ Examples:
   warren kill $ID
   warren port $ID 8000                   URLs of a server inside
   warren timeline $ID                    what happened in it
+  warren replay $ID                      its story and recorded terminal sessions
   warren audit verify                    check the audit log locally
 
 The daemon is found through --url/--api-key, then WARREN_URL/WARREN_API_KEY,
@@ -94,6 +95,7 @@ enum Command {
     Env(commands::env::Args),
     Audit(commands::audit::Args),
     Timeline(commands::timeline::Args),
+    Replay(commands::replay::Args),
     Events(commands::events::Args),
     Hook(commands::hook::Args),
     Timer(commands::timer::Args),
@@ -166,6 +168,7 @@ async fn dispatch(cli: Cli, out: Output) -> anyhow::Result<i32> {
         Command::Env(args) => commands::env::run(&ctx, args).await,
         Command::Audit(args) => commands::audit::run(&ctx, args).await,
         Command::Timeline(args) => commands::timeline::run(&ctx, args).await,
+        Command::Replay(args) => commands::replay::run(&ctx, args).await,
         Command::Hook(args) => commands::hook::run(&ctx, args).await,
         Command::Timer(args) => commands::timer::run(&ctx, args).await,
     }

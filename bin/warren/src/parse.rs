@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use warren_core::SandboxId;
+use warren_core::{RecordingId, SandboxId};
 
 /// Why a command-line value was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub enum ParseError {
     KeyValue(String),
     #[error("{0}")]
     SandboxId(String),
+    #[error("{0}")]
+    RecordingId(String),
+    #[error("expected a positive number (2 = twice as fast), got '{0}'")]
+    Speed(String),
 }
 
 /// Parses `300` (seconds) or a humantime duration such as `5m`, `1h30m`,
@@ -131,6 +135,19 @@ pub fn into_map(pairs: &[(String, String)]) -> BTreeMap<String, String> {
 pub fn sandbox_id(raw: &str) -> Result<SandboxId, ParseError> {
     raw.parse::<SandboxId>()
         .map_err(|e| ParseError::SandboxId(e.message))
+}
+
+pub fn recording_id(raw: &str) -> Result<RecordingId, ParseError> {
+    raw.parse::<RecordingId>()
+        .map_err(|e| ParseError::RecordingId(e.message))
+}
+
+/// A playback speed: a finite number above 0.
+pub fn speed(raw: &str) -> Result<f64, ParseError> {
+    raw.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| ParseError::Speed(raw.to_owned()))
 }
 
 #[cfg(test)]

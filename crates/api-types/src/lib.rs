@@ -535,3 +535,6 @@ pub use rules::{RuleSet, RuleSpec, SetRulesRequest};
 
 mod session;
 pub use session::{SandboxRemoved, Session, SessionRequest};
+
+mod recordings;
+pub use recordings::{Recording, RecordingList};

@@ -91,6 +91,7 @@ fixed_id!(TeamId, 12, "team");
 fixed_id!(UserId, 12, "user");
 fixed_id!(SnapshotId, 16, "snapshot");
 fixed_id!(VolumeId, 16, "volume");
+fixed_id!(RecordingId, 16, "terminal recording");
 
 #[cfg(test)]
 mod tests {

@@ -35,7 +35,7 @@ pub mod timefmt;
 
 pub use authz::{Permissions, Role, Scope};
 pub use error::{ErrorKind, WarrenError};
-pub use id::{KeyId, SandboxId, SnapshotId, TeamId, UserId, VolumeId};
+pub use id::{KeyId, RecordingId, SandboxId, SnapshotId, TeamId, UserId, VolumeId};
 pub use network::{NetworkPolicy, Verdict};
 pub use persist::{OnIdle, PauseMode, Persistence};
 pub use quota::Quota;

@@ -226,6 +226,7 @@ pub(crate) fn assemble(p: Parts) -> Assembled {
         standby: Standby::new(std::time::Duration::from_secs(p.standby_s)),
         network: p.network,
         volumes: crate::service::volumes::VolumeDirs::new(p.data_dir.join("volumes")),
+        recordings: crate::service::recordings::Recordings::new(p.data_dir.join("recordings")),
         disk: DiskReserve::new(p.data_dir, p.disk_reserve_mb),
         memory: MemoryReserve::new(p.memory_reserve_mb),
         gate: CreateGate::new(p.max_creating, p.create_queue),

@@ -18,6 +18,7 @@ pub mod network;
 pub mod pause;
 pub mod pool;
 pub mod port;
+pub mod replay;
 pub mod resume;
 pub mod rollback;
 pub mod rules;

@@ -24,6 +24,7 @@ mod pools;
 mod processes;
 mod pty;
 mod quotas;
+mod recordings;
 mod routes;
 mod rules;
 mod sandboxes;

@@ -5,14 +5,15 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use warren_api_types::{PtyClientMessage, PtyServerMessage};
-use warren_core::WarrenError;
+use warren_core::{RecordingId, SandboxId, WarrenError};
 use warren_envd::process::{DataEvent, ProcessEvent};
 
-use crate::audit::AuditActor;
+use crate::audit::{Action, AuditActor, Event};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 use crate::extract::SandboxPath;
+use crate::service::recordings::CastWriter;
 use crate::service::{PtyEvents, PtySession};
 use crate::state::AppState;
 
@@ -57,23 +58,97 @@ pub async fn pty(
     let ws = ws.map_err(|r| {
         WarrenError::invalid(format!("expected a WebSocket handshake: {}", r.body_text()))
     })?;
+    let actor = AuditActor::from_caller(&caller);
+    let title = q.cmd.clone().unwrap_or_else(|| "bash -l".to_owned());
     let (session, events) = state
         .sandboxes
-        .open_pty(
-            &id,
-            q.cmd,
-            q.user.as_deref(),
-            q.cols,
-            q.rows,
-            &AuditActor::from_caller(&caller),
-        )
+        .open_pty(&id, q.cmd, q.user.as_deref(), q.cols, q.rows, &actor)
         .await?;
-    Ok(ws.on_upgrade(move |socket| bridge(socket, session, events)))
+    // A terminal that cannot be recorded still opens; the log says why.
+    let recording = match state
+        .sandboxes
+        .recordings()
+        .start(&id, q.cols, q.rows, &title)
+        .await
+    {
+        Ok(recording) => Some(recording),
+        Err(e) => {
+            tracing::warn!(sandbox = %id, error = %e, "this terminal is not recorded");
+            None
+        }
+    };
+    Ok(ws.on_upgrade(move |socket| async move {
+        let recorder = Recorder::new(recording);
+        bridge(socket, session, events, &recorder).await;
+        recorder.keep(&state, &id, &actor).await;
+    }))
 }
 
-/// Copies keyboard input to the process and its output to the client until
-/// either side ends; a client that leaves hangs the process up.
-async fn bridge(socket: WebSocket, session: PtySession, mut events: PtyEvents) {
+/// The terminal's recording while it is open: output and resizes go in;
+/// a write that fails ends the recording, never the terminal.
+struct Recorder {
+    id: Option<RecordingId>,
+    writer: tokio::sync::Mutex<Option<CastWriter>>,
+}
+
+impl Recorder {
+    fn new(recording: Option<(RecordingId, CastWriter)>) -> Self {
+        let (id, writer) = recording.unzip();
+        Self {
+            id,
+            writer: tokio::sync::Mutex::new(writer),
+        }
+    }
+
+    async fn output(&self, bytes: &[u8]) {
+        let mut writer = self.writer.lock().await;
+        if let Some(w) = writer.as_mut()
+            && let Err(e) = w.output(bytes).await
+        {
+            tracing::warn!(error = %e, "the terminal's recording stopped");
+            *writer = None;
+        }
+    }
+
+    async fn resize(&self, cols: u16, rows: u16) {
+        let mut writer = self.writer.lock().await;
+        if let Some(w) = writer.as_mut()
+            && w.resize(cols, rows).await.is_err()
+        {
+            *writer = None;
+        }
+    }
+
+    /// Puts the recording in place and audits its digest.
+    async fn keep(self, state: &AppState, sandbox: &SandboxId, actor: &AuditActor) {
+        let (Some(id), Some(writer)) = (self.id, self.writer.into_inner()) else {
+            return;
+        };
+        match writer.finish().await {
+            Ok(written) => {
+                let event = Event::sandbox(Action::PtyRecord, sandbox, warren_audit::Outcome::Ok)
+                    .with("recording", id.as_str())
+                    .with("bytes", written.bytes)
+                    .with("sha256", written.sha256)
+                    .with("truncated", written.truncated);
+                state.audit.record_done(actor, event).await;
+            }
+            Err(e) => {
+                tracing::warn!(sandbox = %sandbox, error = %e, "a terminal recording was lost")
+            }
+        }
+    }
+}
+
+/// Copies keyboard input to the process and its output to the client (and
+/// the recording) until either side ends; a client that leaves hangs the
+/// process up.
+async fn bridge(
+    socket: WebSocket,
+    session: PtySession,
+    mut events: PtyEvents,
+    recorder: &Recorder,
+) {
     let (mut to_client, mut from_client) = socket.split();
     let session = std::sync::Arc::new(session);
     let input = {
@@ -84,6 +159,7 @@ async fn bridge(socket: WebSocket, session: PtySession, mut events: PtyEvents) {
                     Message::Binary(bytes) => session.input(bytes.to_vec()).await.is_ok(),
                     Message::Text(text) => match serde_json::from_str::<PtyClientMessage>(&text) {
                         Ok(PtyClientMessage::Resize { cols, rows }) => {
+                            recorder.resize(cols, rows).await;
                             session.resize(cols, rows).await.is_ok()
                         }
                         Err(_) => true,
@@ -104,6 +180,7 @@ async fn bridge(socket: WebSocket, session: PtySession, mut events: PtyEvents) {
                 Ok(ProcessEvent::Data(
                     DataEvent::Pty(b) | DataEvent::Stdout(b) | DataEvent::Stderr(b),
                 )) => {
+                    recorder.output(&b).await;
                     if to_client.send(Message::Binary(b.into())).await.is_err() {
                         return None;
                     }

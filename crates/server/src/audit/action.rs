@@ -24,6 +24,8 @@ pub enum Action {
     ProcessKill,
     FileWrite,
     PtyOpen,
+    /// A terminal's recording was kept (its size and SHA-256).
+    PtyRecord,
     /// A sandbox token handed to the sandbox.
     TokenIssue,
     NetworkUpdate,
@@ -81,7 +83,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 51] = [
+    pub const ALL: [Action; 52] = [
         Self::SandboxCreate,
         Self::SandboxKill,
         Self::SandboxExpire,
@@ -97,6 +99,7 @@ impl Action {
         Self::ProcessKill,
         Self::FileWrite,
         Self::PtyOpen,
+        Self::PtyRecord,
         Self::TokenIssue,
         Self::NetworkUpdate,
         Self::NetworkDeny,
@@ -153,6 +156,7 @@ impl Action {
             Self::ProcessKill => "process.kill",
             Self::FileWrite => "file.write",
             Self::PtyOpen => "pty.open",
+            Self::PtyRecord => "pty.record",
             Self::TokenIssue => "token.issue",
             Self::NetworkUpdate => "network.update",
             Self::NetworkDeny => "network.deny",

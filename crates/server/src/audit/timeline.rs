@@ -90,6 +90,20 @@ fn event(line: &ExportedEntry) -> Option<TimelineEvent> {
                 text(d, "user").unwrap_or("user")
             ),
         ),
+        Some(Action::PtyRecord) => (
+            "recording",
+            format!(
+                "kept the terminal's recording {} ({} bytes, sha256 {}{})",
+                text(d, "recording").unwrap_or("?"),
+                d.get("bytes").and_then(Value::as_u64).unwrap_or(0),
+                text(d, "sha256").unwrap_or("?"),
+                if d.get("truncated").and_then(Value::as_bool) == Some(true) {
+                    ", stopped at its size limit"
+                } else {
+                    ""
+                }
+            ),
+        ),
         Some(Action::SandboxTimeout) => (
             "timeout",
             format!(

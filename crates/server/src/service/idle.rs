@@ -43,6 +43,8 @@ impl Sandboxes {
         if let Err(e) = self.collect_garbage().await {
             tracing::warn!(error = %e.message, "snapshot garbage collection failed");
         }
+        let expired = std::time::SystemTime::now() - super::recordings::RETENTION;
+        self.recordings.collect(expired).await;
         if let Err(e) = self.collect_templates().await {
             tracing::warn!(error = %e.message, "template version collection failed");
         }

@@ -40,6 +40,7 @@ mod quotas;
 mod raced;
 pub mod reconcile;
 mod record;
+pub mod recordings;
 mod rollback;
 pub mod rules;
 pub mod secrets;
@@ -131,6 +132,8 @@ pub(crate) struct SandboxDeps {
     pub webhooks: Arc<webhooks::Webhooks>,
     /// Where team volumes live (`<data>/volumes`).
     pub volumes: volumes::VolumeDirs,
+    /// Where terminal recordings live (`<data>/recordings`).
+    pub recordings: recordings::Recordings,
 }
 
 /// The sandbox service. Its parts are its own; the routers and proxies
@@ -167,6 +170,8 @@ pub struct Sandboxes {
     pools: pool::PoolState,
     /// Team volumes' host directories (`volumes`).
     volumes: volumes::VolumeDirs,
+    /// Terminal recordings (`recordings`).
+    recordings: recordings::Recordings,
     /// How long each anomaly rule's condition has held (`rules`).
     rule_state: rules::RuleState,
     /// Counters for `/metrics`.
@@ -206,6 +211,7 @@ impl Sandboxes {
             template_snapshots: template_snapshot::TemplateSnapshots::default(),
             pools: pool::PoolState::default(),
             volumes: d.volumes,
+            recordings: d.recordings,
             rule_state: Default::default(),
             signals: Default::default(),
             changes: Default::default(),
@@ -220,6 +226,11 @@ impl Sandboxes {
     /// The counters this service keeps for `/metrics`.
     pub(crate) fn signals(&self) -> &crate::signals::Signals {
         &self.signals
+    }
+
+    /// Terminal recordings.
+    pub(crate) fn recordings(&self) -> &recordings::Recordings {
+        &self.recordings
     }
 
     /// The connections to the live sandboxes' agents.
