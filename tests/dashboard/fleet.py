@@ -97,6 +97,16 @@ def check_sandbox_page(page, sid):
     page.get_by_role("button", name="Close terminal").click()
     expect(terminal).to_be_hidden()
 
+    # The session was recorded, and the page plays it back.
+    recorded = page.locator("#recordings tbody tr")
+    expect(recorded).to_have_count(1, timeout=WAIT)
+    recorded.get_by_role("button", name=re.compile("^Replay")).click()
+    replay = page.get_by_role("img", name=re.compile("Replay of a recorded"))
+    replayed = replay.locator(".term-row").filter(has_text=re.compile(r"^hi-from-the-42\s*$"))
+    expect(replayed).to_have_count(1, timeout=WAIT)
+    expect(page.locator("#replay-status")).to_have_text("replay ended", timeout=WAIT)
+    shot(page, "7b-sandbox-replay")
+
     # A command started through the API shows in the processes, and the
     # page ends it: its exec stream ends killed.
     ended = {}

@@ -57,10 +57,16 @@ pub const VERIFIER: Asset = Asset {
     body: include_str!("assets/verify.js"),
 };
 
-/// Every file, in the order of [`ETAGS`].
-pub const ALL: [&Asset; 5] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL, &VERIFIER];
+pub const PLAYER: Asset = Asset {
+    path: "/assets/replay.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/replay.js"),
+};
 
-static ETAGS: OnceLock<[String; 5]> = OnceLock::new();
+/// Every file, in the order of [`ETAGS`].
+pub const ALL: [&Asset; 6] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL, &VERIFIER, &PLAYER];
+
+static ETAGS: OnceLock<[String; 6]> = OnceLock::new();
 
 fn etag(asset: &Asset) -> &'static str {
     let tags = ETAGS.get_or_init(|| {

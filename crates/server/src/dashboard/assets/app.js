@@ -18,6 +18,7 @@
 
 import { Terminal } from "./term.js";
 import { parseExact, plain, verifyEntry } from "./verify.js";
+import { play } from "./replay.js";
 
 const TOKEN = "warren.session-token";
 const STATES = ["creating", "running", "pausing", "paused", "resuming", "failed"];
@@ -31,6 +32,8 @@ const page = {
   // The sandbox whose page is shown, and its open terminal.
   current: null,
   terminal: null,
+  // The recorded session playing (an AbortController).
+  replay: null,
   snapshots: null,
   auditKey: null,
   auditNext: null,
@@ -170,7 +173,11 @@ function route() {
   const id = match ? match[1] : null;
   const audit = window.location.hash === "#/audit";
   const usage = window.location.hash === "#/usage";
-  if (id !== page.current) closeTerminal();
+  if (id !== page.current) {
+    closeTerminal();
+    stopReplay();
+    $("replay").hidden = true;
+  }
   page.current = id;
   show("fleet", !id && !audit && !usage);
   show("sandbox", Boolean(id));
@@ -195,6 +202,7 @@ async function openSandbox(id) {
   loadTimeline();
   loadLineage();
   loadProcesses();
+  loadRecordings();
 }
 
 function renderFacts() {
@@ -293,6 +301,74 @@ async function endProcess(pid) {
     notify(`Ending process ${pid} failed: ${error.message}`);
   }
   loadProcesses();
+}
+
+// ---- recorded sessions -----------------------------------------------------
+
+async function loadRecordings() {
+  const id = page.current;
+  const tbody = $("recordings").tBodies[0];
+  if (!page.scopes.has("sandboxes:exec")) {
+    tbody.replaceChildren();
+    return;
+  }
+  try {
+    const list = await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}/recordings`);
+    if (id !== page.current) return;
+    tbody.replaceChildren();
+    for (const rec of list.recordings) {
+      const tr = document.createElement("tr");
+      tr.dataset.recording = rec.id;
+      tr.appendChild(cell(new Date(rec.started_at).toLocaleString()));
+      tr.appendChild(cell(rec.title, "command"));
+      tr.appendChild(cell(duration(Math.round(rec.duration_s))));
+      tr.appendChild(cell(`${bytes(rec.size_bytes)}${rec.truncated ? " (cut at its limit)" : ""}`));
+      const actions = document.createElement("td");
+      const replay = document.createElement("button");
+      replay.type = "button";
+      replay.textContent = "Replay";
+      replay.setAttribute("aria-label", `Replay the session started ${rec.started_at}`);
+      replay.addEventListener("click", () => replaySession(rec));
+      actions.appendChild(replay);
+      tr.appendChild(actions);
+      tbody.appendChild(tr);
+    }
+  } catch (error) {
+    tbody.replaceChildren();
+    notify(`Recorded sessions of ${id}: ${error.message}`);
+  }
+}
+
+async function replaySession(rec) {
+  stopReplay();
+  const path = `/v1/sandboxes/${encodeURIComponent(page.current)}/recordings/${encodeURIComponent(rec.id)}`;
+  const status = $("replay-status");
+  try {
+    const cast = await (await send("GET", path)).text();
+    const controller = new AbortController();
+    page.replay = controller;
+    $("replay").hidden = false;
+    $("replay-stop").hidden = false;
+    status.textContent = `replaying ${rec.title}…`;
+    await play($("replay"), cast, {
+      signal: controller.signal,
+      onNote: (note) => (status.textContent = note),
+    });
+    if (page.replay === controller) {
+      status.textContent = controller.signal.aborted ? "replay stopped" : "replay ended";
+      $("replay-stop").hidden = true;
+      page.replay = null;
+    }
+  } catch (error) {
+    status.textContent = "";
+    notify(`Replay of ${rec.id} failed: ${error.message}`);
+  }
+}
+
+function stopReplay() {
+  if (page.replay) page.replay.abort();
+  page.replay = null;
+  $("replay-stop").hidden = true;
 }
 
 // ---- snapshots and branches ------------------------------------------------
@@ -658,6 +734,8 @@ function openTerminal() {
   socket.addEventListener("close", () => {
     // An exit already said how it ended.
     if (!status.textContent.startsWith("exited")) status.textContent = "closed";
+    // The session's recording is kept as it closes.
+    if (page.current === id) window.setTimeout(loadRecordings, 500);
   });
   page.terminal = { socket, term };
   element.hidden = false;
@@ -956,6 +1034,8 @@ function init() {
   $("timeline-refresh").addEventListener("click", loadTimeline);
   $("fork-here").addEventListener("click", forkHere);
   $("processes-refresh").addEventListener("click", loadProcesses);
+  $("recordings-refresh").addEventListener("click", loadRecordings);
+  $("replay-stop").addEventListener("click", stopReplay);
   $("snapshot-form").addEventListener("submit", takeSnapshot);
   $("lineage").addEventListener("click", rollBack);
   $("audit-filters").addEventListener("submit", (event) => {
