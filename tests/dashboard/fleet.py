@@ -128,6 +128,38 @@ def check_sandbox_page(page, sid):
     assert exit_event.get("signal") == "killed", ended["out"]
     expect(sleeper).to_have_count(0, timeout=WAIT)
 
+    # Network: the policy shown and changed live from the page; a refused
+    # lookup among the events; a port's link reaching a server inside.
+    expect(page.locator("#network-policy")).to_contain_text("deny", timeout=WAIT)
+    page.get_by_label("Allow (one domain or CIDR a line)").fill("example.com")
+    page.get_by_label("Public ports (comma-separated)").fill("8000")
+    page.get_by_role("button", name="Apply policy").click()
+    expect(page.locator("#network-status")).to_have_text("policy applied", timeout=WAIT)
+    status, detail = api("GET", f"/v1/sandboxes/{sid}", ADMIN)
+    policy = detail["network"]
+    assert status == 200 and policy["allow"] == ["example.com"] and policy["public_ports"] == [8000], policy
+    exec_stdout(sid, ["sh", "-c", "getent hosts refused.example.org || true"])
+    refused = page.locator("#network-events tr[data-verdict='deny']").filter(
+        has_text="refused.example.org"
+    )
+    for _ in range(30):
+        page.locator("#network-refresh").click()
+        if refused.count() > 0:
+            break
+        page.wait_for_timeout(500)
+    expect(refused.first).to_be_visible()
+    exec_stdout(
+        sid,
+        ["sh", "-c", "(python3 -m http.server 8000 >/dev/null 2>&1 &); "
+         "for i in $(seq 50); do curl -sf localhost:8000/ >/dev/null && exit 0; sleep 0.1; done"],
+    )
+    page.get_by_label("Open port").fill("8000")
+    page.get_by_role("button", name="Get link").click()
+    link = page.locator("#port-link")
+    expect(link).to_have_text("port 8000 (public)")
+    assert page.request.get(link.get_attribute("href")).status == 200
+    shot(page, "7c-sandbox-network")
+
     content = "written from the dashboard\n"
     page.get_by_label("File", exact=True).set_input_files(
         files=[{"name": "note.txt", "mimeType": "text/plain", "buffer": content.encode()}]

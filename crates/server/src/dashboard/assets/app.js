@@ -203,6 +203,7 @@ async function openSandbox(id) {
   loadLineage();
   loadProcesses();
   loadRecordings();
+  loadNetwork();
 }
 
 function renderFacts() {
@@ -369,6 +370,113 @@ function stopReplay() {
   if (page.replay) page.replay.abort();
   page.replay = null;
   $("replay-stop").hidden = true;
+}
+
+// ---- network and ports -----------------------------------------------------
+
+function sandboxPath(suffix = "") {
+  return `/v1/sandboxes/${encodeURIComponent(page.current)}${suffix}`;
+}
+
+function renderPolicy(policy) {
+  const facts = $("network-policy");
+  facts.replaceChildren();
+  const list = (items) => (items && items.length ? items.join(", ") : "none");
+  const rows = [
+    ["Internet", policy.internet],
+    ["Allowed", list(policy.allow)],
+    ["Denied", list(policy.deny)],
+    ["Credentials added for", list((policy.inject || []).map((i) => `${i.host} (${i.secret})`))],
+    ["Public ports", policy.all_ports_public ? "all" : list((policy.public_ports || []).map(String))],
+  ];
+  for (const [name, value] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    facts.append(dt, dd);
+  }
+  $("network-internet").value = policy.internet;
+  $("network-allow").value = (policy.allow || []).join("\n");
+  $("network-deny").value = (policy.deny || []).join("\n");
+  $("network-public").value = (policy.public_ports || []).join(", ");
+  // The API decides either way; the form is for keys that may change it.
+  $("network-form").hidden = !page.scopes.has("sandboxes:manage");
+  $("port-form").hidden = !page.scopes.has("sandboxes:exec") && !(policy.public_ports || []).length;
+}
+
+async function loadNetwork() {
+  const id = page.current;
+  try {
+    const sandbox = await api("GET", sandboxPath());
+    if (id !== page.current) return;
+    page.sandboxes.set(id, { ...page.sandboxes.get(id), ...sandbox });
+    renderPolicy(sandbox.network);
+    const events = await api("GET", sandboxPath("/network/events?limit=20"));
+    if (id !== page.current) return;
+    const tbody = $("network-events").tBodies[0];
+    tbody.replaceChildren();
+    for (const event of events.events) {
+      const tr = document.createElement("tr");
+      tr.dataset.verdict = event.verdict;
+      const where = [event.name, event.dest && `${event.dest}${event.port ? `:${event.port}` : ""}`]
+        .filter(Boolean)
+        .join(" → ");
+      tr.append(
+        cell(new Date(event.at).toLocaleTimeString()),
+        cell(event.kind),
+        cell(where, "command"),
+        cell(event.reason ? `${event.verdict} (${event.reason})` : event.verdict),
+      );
+      tbody.appendChild(tr);
+    }
+  } catch (error) {
+    notify(`Network of ${id}: ${error.message}`);
+  }
+}
+
+function lines(text) {
+  return text.split("\n").map((l) => l.trim()).filter(Boolean);
+}
+
+async function applyPolicy(event) {
+  event.preventDefault();
+  const current = page.sandboxes.get(page.current)?.network || {};
+  const ports = $("network-public").value.split(",").map((p) => p.trim()).filter(Boolean);
+  const policy = {
+    ...current,
+    internet: $("network-internet").value,
+    allow: lines($("network-allow").value),
+    deny: lines($("network-deny").value),
+    public_ports: ports.map(Number),
+  };
+  const status = $("network-status");
+  try {
+    const sandbox = await api("PUT", sandboxPath("/network"), policy);
+    page.sandboxes.set(page.current, sandbox);
+    renderPolicy(sandbox.network);
+    status.textContent = "policy applied";
+    notify("");
+  } catch (error) {
+    status.textContent = "";
+    notify(`The policy was not applied: ${error.message}`);
+  }
+}
+
+// A link to a port: path style on this origin, with the sandbox's
+// traffic token unless the port is public.
+function portLink(event) {
+  event.preventDefault();
+  const port = Number($("port-number").value);
+  const sandbox = page.sandboxes.get(page.current) || {};
+  const policy = sandbox.network || {};
+  const open = policy.all_ports_public || (policy.public_ports || []).includes(port);
+  let href = `${window.location.origin}${sandboxPath(`/ports/${port}/`)}`;
+  if (!open && sandbox.traffic_token) href += `?warren_token=${encodeURIComponent(sandbox.traffic_token)}`;
+  const link = $("port-link");
+  link.href = href;
+  link.textContent = `port ${port}${open ? " (public)" : ""}`;
+  link.hidden = false;
 }
 
 // ---- snapshots and branches ------------------------------------------------
@@ -1035,6 +1143,9 @@ function init() {
   $("fork-here").addEventListener("click", forkHere);
   $("processes-refresh").addEventListener("click", loadProcesses);
   $("recordings-refresh").addEventListener("click", loadRecordings);
+  $("network-refresh").addEventListener("click", loadNetwork);
+  $("network-form").addEventListener("submit", applyPolicy);
+  $("port-form").addEventListener("submit", portLink);
   $("replay-stop").addEventListener("click", stopReplay);
   $("snapshot-form").addEventListener("submit", takeSnapshot);
   $("lineage").addEventListener("click", rollBack);
