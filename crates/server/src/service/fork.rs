@@ -129,6 +129,7 @@ impl Sandboxes {
         let _turn = self.admit_start().await?;
         let (snapshot, upto) = {
             let _lock = self.locks.lock(id).await;
+            self.still_running(id).await?;
             let snapshot = SnapshotId::generate();
             let size = self.capture(&parent.id, &snapshot).await?;
             let inbox = self.store.inbox(&parent.id).await?;

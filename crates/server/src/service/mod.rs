@@ -364,6 +364,20 @@ impl Sandboxes {
         }
     }
 
+    /// The sandbox if it is running now, for a caller holding its lock: a
+    /// pause or kill may have taken the lock first, and nothing is resumed
+    /// here (a resume takes the lock).
+    pub(crate) async fn still_running(&self, id: &SandboxId) -> Result<SandboxRecord, WarrenError> {
+        let rec = self.get(id).await?;
+        if rec.state != SandboxState::Running {
+            return Err(WarrenError::precondition(format!(
+                "sandbox {id} is {}, not running",
+                rec.state
+            )));
+        }
+        Ok(rec)
+    }
+
     /// Applies `t` to the sandbox's current state with compare-and-set,
     /// retrying if another writer moved it in between.
     pub(crate) async fn transition(

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use warren_core::spec::validate_template_name;
-use warren_core::{KeyId, SandboxId, SandboxState, SnapshotId, WarrenError};
+use warren_core::{KeyId, SandboxId, SnapshotId, WarrenError};
 use warren_store::{SnapshotKind, SnapshotRecord};
 
 use warren_audit::Outcome;
@@ -61,13 +61,7 @@ impl Sandboxes {
         let rec = self.get_running(id).await?;
         self.refuse_with_volumes(id, "be snapshotted").await?;
         let _lock = self.locks.lock(id).await;
-        let rec = self.get(&rec.id).await?;
-        if rec.state != SandboxState::Running {
-            return Err(WarrenError::precondition(format!(
-                "sandbox {id} is {}, not running",
-                rec.state
-            )));
-        }
+        let rec = self.still_running(&rec.id).await?;
         if self.find_named(id, name).await?.is_some() {
             return Err(WarrenError::new(
                 warren_core::ErrorKind::AlreadyExists,

@@ -15,6 +15,7 @@ mod fs_pause;
 mod metrics;
 mod origin;
 mod processes;
+mod races;
 mod router;
 mod rules;
 mod secrets_service;
