@@ -16,6 +16,20 @@ pub async fn start() -> (InProcess, tempfile::TempDir) {
     (server, dir)
 }
 
+/// A running sandbox made with `key` that does not resume by itself: its id.
+pub async fn sandbox(w: &InProcess, key: &str) -> String {
+    let (status, created) = w
+        .call(
+            Some(key),
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"auto_resume": false})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created["id"].as_str().unwrap().to_owned()
+}
+
 /// A second team, made by the operator `admin`: its admin key and its id.
 pub async fn rival_team(w: &InProcess, admin: &str) -> (String, String) {
     let (status, body) = w

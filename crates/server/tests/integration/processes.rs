@@ -5,22 +5,13 @@
 use http::StatusCode;
 use serde_json::json;
 
-use crate::fixtures::{rival_team, start};
+use crate::fixtures::{rival_team, sandbox, start};
 
 #[tokio::test]
 async fn processes_are_listed_and_ended_only_by_who_may_exec_and_bad_pids_are_refused() {
     let (w, _dir) = start().await;
     let key = w.admin_key.clone().unwrap();
-    let (status, created) = w
-        .call(
-            Some(&key),
-            "POST",
-            "/v1/sandboxes",
-            Some(json!({"auto_resume": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap();
+    let id = sandbox(&w, &key).await;
     let list = format!("/v1/sandboxes/{id}/processes");
 
     let (status, body) = w.call(Some(&key), "GET", &list, None).await;

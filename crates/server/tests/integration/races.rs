@@ -9,6 +9,8 @@ use serde_json::json;
 use warren_runtime::fake::{FakeRuntime, Op};
 use warren_server::testing::InProcess;
 
+use crate::fixtures::sandbox;
+
 /// A fork that found the sandbox running, then waited for its lock while a
 /// pause took it, must see the pause: 409, and the sandbox stays paused and
 /// resumable. (It answered 500, "checkpointing … it is not running", under
@@ -19,16 +21,7 @@ async fn a_fork_queued_behind_a_pause_answers_409_not_500() {
     let runtime = Arc::new(FakeRuntime::new());
     let w = InProcess::start(dir.path(), runtime.clone()).await.unwrap();
     let key = w.admin_key.clone().unwrap();
-    let (status, created) = w
-        .call(
-            Some(&key),
-            "POST",
-            "/v1/sandboxes",
-            Some(json!({"auto_resume": false})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = sandbox(&w, &key).await;
     let fork = format!("/v1/sandboxes/{id}/fork");
     let pause = format!("/v1/sandboxes/{id}/pause");
 
