@@ -128,6 +128,17 @@ def check_sandbox_page(page, sid):
     assert exit_event.get("signal") == "killed", ended["out"]
     expect(sleeper).to_have_count(0, timeout=WAIT)
 
+    # Use over time: the meter's minutes drawn as charts.
+    cpu = page.locator("#chart-cpu")
+    for _ in range(30):
+        page.locator("#charts-refresh").click()
+        page.wait_for_timeout(500)
+        if cpu.locator("polyline").count() == 1 and not page.locator("#charts-status").text_content():
+            break
+    expect(cpu.locator("figcaption")).to_contain_text(re.compile(r"CPU: [0-9.]+ cores now"))
+    expect(page.locator("#chart-memory polyline")).to_have_count(2)
+    expect(page.locator("#charts-status")).to_have_text("")
+
     # Network: the policy shown and changed live from the page; a refused
     # lookup among the events; a port's link reaching a server inside.
     expect(page.locator("#network-policy")).to_contain_text("deny", timeout=WAIT)

@@ -523,7 +523,7 @@ mod pools;
 pub use pools::{Pool, PoolList, SetPoolRequest};
 
 mod usage;
-pub use usage::{Cost, UsageGroup, UsageReport, UsageTotals};
+pub use usage::{Cost, MetricMinute, SandboxMetrics, UsageGroup, UsageReport, UsageTotals};
 
 mod budgets;
 pub use budgets::{

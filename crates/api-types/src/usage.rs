@@ -69,3 +69,29 @@ pub struct UsageReport {
     /// Every group summed.
     pub total: UsageTotals,
 }
+
+/// One metered minute of a sandbox: averages over the minute.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct MetricMinute {
+    /// The minute's start, RFC 3339.
+    pub minute: String,
+    /// CPU cores in use on average (1.0 = one core the whole minute).
+    pub cpu_cores: f64,
+    /// Memory in use on average while it ran.
+    pub memory_mib: f64,
+    /// Its memory limit while it ran.
+    pub memory_limit_mib: f64,
+    /// Bytes sent beyond the host, and received from there.
+    pub egress_bytes: u64,
+    pub ingress_bytes: u64,
+    /// Seconds of the minute it was running.
+    pub running_s: f64,
+}
+
+/// `GET /v1/sandboxes/{id}/metrics`: the sandbox's metered minutes, oldest
+/// first; a minute with nothing metered (before it existed, or the meter
+/// had not reached it yet) is absent.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct SandboxMetrics {
+    pub minutes: Vec<MetricMinute>,
+}

@@ -918,6 +918,14 @@ pub trait Store: Send + Sync + 'static {
     /// Usage summed by `query.group_by`, largest CPU time first.
     async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError>;
 
+    /// The metered minutes of sandbox `id` from Unix minute `since` on,
+    /// oldest first (minutes with nothing metered are absent).
+    async fn usage_minutes(
+        &self,
+        id: &SandboxId,
+        since: i64,
+    ) -> Result<Vec<UsageSample>, StoreError>;
+
     // ---- Budgets (see `budget`) ----
 
     /// Inserts `budget`, or replaces its amount, action and marks when its

@@ -27,6 +27,7 @@ mod quotas;
 mod recordings;
 mod routes;
 mod rules;
+mod sandbox_metrics;
 mod sandboxes;
 mod secrets;
 mod session;

@@ -17,8 +17,8 @@ use warren_core::Scope as S;
 use super::openapi::{BearerAuth, CommonErrors, UnsignedFormats};
 use super::{
     UPLOAD_LIMIT, audit, budgets, events, exec, files, health, hooks, inbox, keys, network, pools,
-    processes, pty, quotas, recordings, rules, sandboxes, secrets, session, snapshots, teams,
-    templates, timeline, timers, usage, volumes, watch, webhooks,
+    processes, pty, quotas, recordings, rules, sandbox_metrics, sandboxes, secrets, session,
+    snapshots, teams, templates, timeline, timers, usage, volumes, watch, webhooks,
 };
 use crate::auth::policy::{needs, needs_or_token, token_or_key};
 use crate::route_table::router_and_rules;
@@ -43,6 +43,7 @@ macro_rules! native_routes {
             // What runs and with which arguments: as much as exec shows.
             get "/v1/sandboxes/{id}/processes" => processes::list, needs(S::SandboxesExec);
             delete "/v1/sandboxes/{id}/processes/{pid}" => processes::kill, needs(S::SandboxesExec);
+            get "/v1/sandboxes/{id}/metrics" => sandbox_metrics::metrics, needs(S::SandboxesRead);
             // A terminal's output: as much as exec shows.
             get "/v1/sandboxes/{id}/recordings" => recordings::list, needs(S::SandboxesExec);
             get "/v1/sandboxes/{id}/recordings/{recording}" => recordings::download,

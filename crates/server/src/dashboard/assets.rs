@@ -63,10 +63,16 @@ pub const PLAYER: Asset = Asset {
     body: include_str!("assets/replay.js"),
 };
 
-/// Every file, in the order of [`ETAGS`].
-pub const ALL: [&Asset; 6] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL, &VERIFIER, &PLAYER];
+pub const CHARTS: Asset = Asset {
+    path: "/assets/chart.js",
+    content_type: "text/javascript; charset=utf-8",
+    body: include_str!("assets/chart.js"),
+};
 
-static ETAGS: OnceLock<[String; 6]> = OnceLock::new();
+/// Every file, in the order of [`ETAGS`].
+pub const ALL: [&Asset; 7] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL, &VERIFIER, &PLAYER, &CHARTS];
+
+static ETAGS: OnceLock<[String; 7]> = OnceLock::new();
 
 fn etag(asset: &Asset) -> &'static str {
     let tags = ETAGS.get_or_init(|| {

@@ -55,6 +55,20 @@ impl Sandboxes {
     }
 
     /// Usage summed as `query` says.
+    /// The metered minutes of sandbox `id` over the last `minutes`, oldest
+    /// first.
+    pub async fn usage_minutes(
+        &self,
+        id: &warren_core::SandboxId,
+        minutes: u32,
+    ) -> Result<Vec<warren_store::UsageSample>, WarrenError> {
+        let now = self.clock.now().unix_timestamp() / 60;
+        Ok(self
+            .store
+            .usage_minutes(id, now - i64::from(minutes) + 1)
+            .await?)
+    }
+
     pub async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageGroup>, WarrenError> {
         Ok(self.store.usage_report(query).await?)
     }

@@ -213,3 +213,51 @@ async fn metrics_show_each_teams_usage_since_the_start() {
         "{text}"
     );
 }
+
+/// `GET /v1/sandboxes/{id}/metrics`: the sandbox's metered minutes, the CPU
+/// its commands took and its memory while it ran; bad windows are 400,
+/// another team's sandbox 404.
+#[tokio::test]
+async fn a_sandboxs_minutes_are_charted_from_the_meter() {
+    let (w, _dir) = start().await;
+    let admin = w.admin_key.clone().unwrap();
+    let id = create(&w, &admin, "chart").await;
+    w.sample_meter().await;
+    for _ in 0..3 {
+        exec_true(&w, &admin, &id).await;
+    }
+    w.clock.advance(Duration::seconds(61));
+    w.sample_meter().await;
+    let path = format!("/v1/sandboxes/{id}/metrics");
+    let (status, body) = w.call(Some(&admin), "GET", &path, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let minutes = body["minutes"].as_array().unwrap();
+    assert!(!minutes.is_empty(), "{body}");
+    let cpu: f64 = minutes
+        .iter()
+        .map(|m| m["cpu_cores"].as_f64().unwrap())
+        .sum();
+    // 3 commands of 1 ms each, over minutes of 60 s.
+    assert!((cpu - 0.003 / 60.0).abs() < 1e-9, "{body}");
+    assert!(
+        minutes
+            .iter()
+            .any(|m| m["memory_mib"].as_f64().unwrap() > 0.0),
+        "{body}"
+    );
+    let times: Vec<&str> = minutes
+        .iter()
+        .map(|m| m["minute"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+
+    for bad in ["minutes=0", "minutes=1441", "minutes=x", "since=1h"] {
+        let (status, body) = w
+            .call(Some(&admin), "GET", &format!("{path}?{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (rival, _) = rival_team(&w, &admin).await;
+    let (status, _) = w.call(Some(&rival), "GET", &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -758,6 +758,14 @@ impl Store for SqliteStore {
         usage::report(&self.reader, query).await
     }
 
+    async fn usage_minutes(
+        &self,
+        id: &SandboxId,
+        since: i64,
+    ) -> Result<Vec<crate::UsageSample>, StoreError> {
+        usage::minutes(&self.reader, id, since).await
+    }
+
     async fn put_budget(
         &self,
         budget: &crate::BudgetRecord,

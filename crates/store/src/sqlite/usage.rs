@@ -128,6 +128,42 @@ pub(super) async fn snapshot_bytes(
 
 /// The SQL expression a report groups by; a metadata key is bound as the
 /// JSON path `?7`, never written into the statement.
+pub(super) async fn minutes(
+    reader: &SqlitePool,
+    id: &SandboxId,
+    since: i64,
+) -> Result<Vec<UsageSample>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT minute, cpu_ns, memory_mib_ms, memory_limit_mib_ms, disk_mib_ms,
+                snapshot_mib_ms, egress_bytes, ingress_bytes, running_ms, standby_ms,
+                paused_ms
+         FROM usage_minutes WHERE sandbox_id = ? AND minute >= ? ORDER BY minute",
+    )
+    .bind(id.as_str())
+    .bind(since)
+    .fetch_all(reader)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| UsageSample {
+            sandbox: id.clone(),
+            minute: r.get(0),
+            usage: Usage {
+                cpu_ns: to_u64(r.get(1)),
+                memory_mib_ms: to_u64(r.get(2)),
+                memory_limit_mib_ms: to_u64(r.get(3)),
+                disk_mib_ms: to_u64(r.get(4)),
+                snapshot_mib_ms: to_u64(r.get(5)),
+                egress_bytes: to_u64(r.get(6)),
+                ingress_bytes: to_u64(r.get(7)),
+                running_ms: to_u64(r.get(8)),
+                standby_ms: to_u64(r.get(9)),
+                paused_ms: to_u64(r.get(10)),
+            },
+        })
+        .collect())
+}
+
 fn group_expression(group: &GroupBy) -> &'static str {
     match group {
         GroupBy::Team => "s.team",

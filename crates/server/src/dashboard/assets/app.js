@@ -19,6 +19,7 @@
 import { Terminal } from "./term.js";
 import { parseExact, plain, verifyEntry } from "./verify.js";
 import { play } from "./replay.js";
+import { lineChart } from "./chart.js";
 
 const TOKEN = "warren.session-token";
 const STATES = ["creating", "running", "pausing", "paused", "resuming", "failed"];
@@ -204,6 +205,7 @@ async function openSandbox(id) {
   loadProcesses();
   loadRecordings();
   loadNetwork();
+  loadCharts();
 }
 
 function renderFacts() {
@@ -370,6 +372,48 @@ function stopReplay() {
   if (page.replay) page.replay.abort();
   page.replay = null;
   $("replay-stop").hidden = true;
+}
+
+// ---- use over time ---------------------------------------------------------
+
+async function loadCharts() {
+  const id = page.current;
+  const status = $("charts-status");
+  try {
+    const metrics = await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}/metrics?minutes=60`);
+    if (id !== page.current) return;
+    const minutes = metrics.minutes;
+    status.textContent = minutes.length ? "" : "nothing metered yet";
+    const times = minutes.map((m) => new Date(m.minute));
+    const pick = (key) => minutes.map((m) => m[key]);
+    lineChart($("chart-cpu"), {
+      title: "CPU",
+      times,
+      series: [{ name: "cores", values: pick("cpu_cores"), className: "chart-main" }],
+      format: (v) => `${v.toFixed(2)} cores`,
+    });
+    lineChart($("chart-memory"), {
+      title: "Memory",
+      times,
+      series: [
+        { name: "in use", values: pick("memory_mib"), className: "chart-main" },
+        { name: "limit", values: pick("memory_limit_mib"), className: "chart-second" },
+      ],
+      format: (v) => `${Math.round(v)} MiB`,
+    });
+    lineChart($("chart-network"), {
+      title: "Network",
+      times,
+      series: [
+        { name: "out", values: pick("egress_bytes"), className: "chart-main" },
+        { name: "in", values: pick("ingress_bytes"), className: "chart-second" },
+      ],
+      format: (v) => `${bytes(v)}/min`,
+    });
+  } catch (error) {
+    status.textContent = "";
+    notify(`Use of ${id}: ${error.message}`);
+  }
 }
 
 // ---- network and ports -----------------------------------------------------
@@ -1144,6 +1188,7 @@ function init() {
   $("processes-refresh").addEventListener("click", loadProcesses);
   $("recordings-refresh").addEventListener("click", loadRecordings);
   $("network-refresh").addEventListener("click", loadNetwork);
+  $("charts-refresh").addEventListener("click", loadCharts);
   $("network-form").addEventListener("submit", applyPolicy);
   $("port-form").addEventListener("submit", portLink);
   $("replay-stop").addEventListener("click", stopReplay);
