@@ -70,7 +70,9 @@ pub const CHARTS: Asset = Asset {
 };
 
 /// Every file, in the order of [`ETAGS`].
-pub const ALL: [&Asset; 7] = [&INDEX, &SCRIPT, &STYLE, &TERMINAL, &VERIFIER, &PLAYER, &CHARTS];
+pub const ALL: [&Asset; 7] = [
+    &INDEX, &SCRIPT, &STYLE, &TERMINAL, &VERIFIER, &PLAYER, &CHARTS,
+];
 
 static ETAGS: OnceLock<[String; 7]> = OnceLock::new();
 
