@@ -58,8 +58,8 @@ pub async fn run(
     let data = &absolute(&config.data_dir)?;
     let secrets_dir = prepare_data_dir(data)?;
     // Held until the daemon returns: one daemon per data directory.
-    let _data_lock =
-        crate::data_lock::lock(data).map_err(|e| ServeError::Startup(e.to_string()))?;
+    let _data_lock = crate::data_lock::lock(data, crate::data_lock::ENDING_GRACE)
+        .map_err(|e| ServeError::Startup(e.to_string()))?;
     check_lifetimes(&config)?;
     let ports_domain = parse_domain(&config.ports_domain)
         .map_err(|e| ServeError::Startup(format!("--ports-domain: {}", e.message)))?;

@@ -6,12 +6,15 @@
 //! daemon takes an exclusive `flock` on `<data>/daemon.lock`, writes its
 //! pid there, and holds the lock for its whole life; the kernel drops the
 //! lock when the process ends, however it ends, so a killed daemon never
-//! leaves a stale lock behind. A second daemon is refused with the first
-//! one's pid.
+//! leaves a stale lock behind. A daemon that finds the lock held tries
+//! again for [`ENDING_GRACE`] (a daemon just killed may hold it a moment
+//! longer: its last references to the file are dropped as it ends), then
+//! is refused with the holder's pid.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::{Flock, FlockArg};
 
@@ -35,8 +38,26 @@ pub enum DataLockError {
     Lock { path: String, source: nix::Error },
 }
 
-/// Takes `data`'s lock, or says which daemon holds it.
-pub fn lock(data: &Path) -> Result<DataLock, DataLockError> {
+/// How long a held lock is waited for.
+pub const ENDING_GRACE: Duration = Duration::from_secs(5);
+/// Between two tries.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// Takes `data`'s lock, waiting up to `grace` for a daemon that is ending,
+/// or says which daemon holds it.
+pub fn lock(data: &Path, grace: Duration) -> Result<DataLock, DataLockError> {
+    let deadline = Instant::now() + grace;
+    loop {
+        match try_lock(data) {
+            Err(DataLockError::InUse { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(RETRY);
+            }
+            result => return result,
+        }
+    }
+}
+
+fn try_lock(data: &Path) -> Result<DataLock, DataLockError> {
     let path = data.join("daemon.lock");
     let shown = path.display().to_string();
     let file = std::fs::OpenOptions::new()
@@ -80,15 +101,20 @@ mod tests {
     #[test]
     fn a_second_holder_is_refused_until_the_first_lets_go() {
         let dir = tempfile::tempdir().unwrap();
-        let first = lock(dir.path()).unwrap();
-        match lock(dir.path()) {
+        let first = lock(dir.path(), Duration::ZERO).unwrap();
+        match lock(dir.path(), Duration::from_millis(300)) {
             Err(DataLockError::InUse { pid, .. }) => {
                 assert_eq!(pid, std::process::id().to_string());
             }
             Err(other) => panic!("unexpected error: {other}"),
             Ok(_) => panic!("a second lock of one data directory was granted"),
         }
-        drop(first);
-        assert!(lock(dir.path()).is_ok());
+        // A holder that lets go while the next one waits hands it over.
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(first);
+        });
+        assert!(lock(dir.path(), Duration::from_secs(5)).is_ok());
+        release.join().unwrap();
     }
 }

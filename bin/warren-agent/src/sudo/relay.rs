@@ -63,7 +63,16 @@ pub async fn serve(state: Shared) -> std::io::Result<()> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
     let slots = Arc::new(Semaphore::new(MAX_RELAYED));
     loop {
-        let (mut stream, _) = listener.accept().await?;
+        // A failed accept (no descriptor left, say) is waited out: the
+        // relay must outlive whatever exhausted the sandbox for a moment.
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "the sudo relay could not accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         if let Err(e) = setsockopt(&stream, sockopt::PassCred, &true) {
             tracing::debug!(error = %e, "a sudo connection without credentials passing");
             continue;
