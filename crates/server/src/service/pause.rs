@@ -323,7 +323,13 @@ impl Sandboxes {
             // A kill that tore the instance down wins (`raced`).
             self.outlived_by_kill(id, "checkpointed").await?;
         }
-        result
+        match result {
+            Err(e) if e.kind != ErrorKind::InsufficientStorage && self.disk.nearly_full() => {
+                tracing::warn!(sandbox = %id, error = %e.message, "a checkpoint failed on a full disk");
+                Err(warren_core::error::disk_full("the sandbox's image"))
+            }
+            other => other,
+        }
     }
 
     /// The row for an image of `rec` taken by `by`.

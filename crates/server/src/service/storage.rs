@@ -52,6 +52,18 @@ impl DiskReserve {
     }
 }
 
+/// Below this much free space the disk is taken as full: no image fits.
+const FULL_BELOW_BYTES: u64 = 64 * 1024 * 1024;
+
+impl DiskReserve {
+    /// Whether the filesystem is all but full, so that a write that just
+    /// failed most likely failed for want of space, whatever its error
+    /// said (runsc has crashed instead of saying `ENOSPC`).
+    pub fn nearly_full(&self) -> bool {
+        free_bytes(&self.dir).is_ok_and(|free| free < FULL_BELOW_BYTES)
+    }
+}
+
 /// Bytes an unprivileged writer may still use on `dir`'s filesystem.
 fn free_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
     let path = CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
