@@ -36,6 +36,8 @@ pub const MAX_PER_SANDBOX: usize = 50;
 pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 const FINISHED: &str = "cast";
+/// The most of a recording's head or tail read to describe it.
+const EDGE: u64 = 1024 * 1024;
 const PARTIAL: &str = "cast.partial";
 
 #[derive(Debug, thiserror::Error)]
@@ -220,13 +222,27 @@ fn list_blocking(dir: &Path) -> Result<Vec<Recording>, RecordingError> {
 }
 
 /// A recording's entry from its header and its last event.
+/// Only the file's head and tail are read (a recording is up to 8 MiB and
+/// a listing names up to 50): no header or event line is longer than
+/// [`EDGE`].
 fn describe(path: &Path, id: &str) -> Option<Recording> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty());
-    let header: serde_json::Value = serde_json::from_slice(lines.next()?).ok()?;
-    let last: Option<serde_json::Value> = lines
-        .next_back()
-        .and_then(|l| serde_json::from_slice(l).ok());
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mut first = Vec::new();
+    std::io::BufReader::new(&mut file)
+        .take(EDGE)
+        .read_until(b'\n', &mut first)
+        .ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&first).ok()?;
+    file.seek(SeekFrom::Start(size.saturating_sub(EDGE))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let last: Option<serde_json::Value> = tail
+        .split(|b| *b == b'\n')
+        .rfind(|l| !l.is_empty())
+        .and_then(|l| serde_json::from_slice(l).ok())
+        .filter(|e: &serde_json::Value| e.is_array());
     let number = |key: &str| header.get(key).and_then(serde_json::Value::as_u64);
     let started = number("timestamp")
         .and_then(|t| OffsetDateTime::from_unix_timestamp(t as i64).ok())
@@ -242,7 +258,7 @@ fn describe(path: &Path, id: &str) -> Option<Recording> {
             .and_then(serde_json::Value::as_str)
             .unwrap_or_default()
             .to_owned(),
-        size_bytes: bytes.len() as u64,
+        size_bytes: size,
         duration_s: last
             .as_ref()
             .and_then(|e| e.get(0))
